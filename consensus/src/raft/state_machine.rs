@@ -1,0 +1,219 @@
+//! The Raft state machine: [`ClusterState`] in memory, snapshots in redb.
+//!
+//! The state lives in memory behind a [`StateHandle`] that the rest of the node reads
+//! (and subscribes to for changes). Durability comes from the log plus snapshots: on
+//! restart the last snapshot is loaded and openraft re-applies the committed entries
+//! after it (the log store persists the commit index for that).
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use fleetmesh_transport::NodeId;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use redb::Database;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::log_store::{read_meta, read_raw, write_snapshot};
+use super::TypeConfig;
+use crate::state::{ClusterState, ProposalResponse};
+
+const SNAPSHOT_META: &str = "snapshot_meta";
+const SNAPSHOT_DATA: &str = "snapshot_data";
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+/// What a snapshot holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StateMachineData {
+    last_applied: Option<LogId<NodeId>>,
+    last_membership: StoredMembership<NodeId, BasicNode>,
+    state: ClusterState,
+}
+
+/// Shared, read-mostly access to the applied cluster state.
+pub struct StateHandle {
+    data: RwLock<StateMachineData>,
+    changed: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for StateHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("StateHandle").finish_non_exhaustive()
+    }
+}
+
+impl StateHandle {
+    fn new(data: StateMachineData) -> Arc<Self> {
+        let index = data.last_applied.map_or(0, |log_id| log_id.index);
+        Arc::new(Self { data: RwLock::new(data), changed: watch::channel(index).0 })
+    }
+
+    fn read_data<T>(&self, read: impl FnOnce(&StateMachineData) -> T) -> T {
+        read(&self.data.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Runs `read` on the applied state.
+    pub fn read<T>(&self, read: impl FnOnce(&ClusterState) -> T) -> T {
+        self.read_data(|data| read(&data.state))
+    }
+
+    /// A copy of the applied state.
+    pub fn snapshot(&self) -> ClusterState {
+        self.read(Clone::clone)
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.read_data(|data| data.last_applied.map_or(0, |log_id| log_id.index))
+    }
+
+    /// The last applied membership: who the voters are.
+    pub fn membership(&self) -> StoredMembership<NodeId, BasicNode> {
+        self.read_data(|data| data.last_membership.clone())
+    }
+
+    /// Voter ids in the last applied membership.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.read_data(|data| data.last_membership.membership().voter_ids().collect())
+    }
+
+    /// A receiver that sees the applied index after every apply.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn replace(&self, data: StateMachineData) {
+        let index = data.last_applied.map_or(0, |log_id| log_id.index);
+        *self.data.write().unwrap_or_else(std::sync::PoisonError::into_inner) = data;
+        self.changed.send_replace(index);
+    }
+}
+
+/// The Raft state machine store.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    handle: Arc<StateHandle>,
+    snapshots_built: u64,
+}
+
+impl std::fmt::Debug for StateMachineStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("StateMachineStore").finish_non_exhaustive()
+    }
+}
+
+fn read_error(error: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageIOError::read_state_machine(&error).into()
+}
+
+impl StateMachineStore {
+    /// Opens the state machine, starting from the last snapshot in `db` if any.
+    ///
+    /// # Errors
+    /// The stored snapshot cannot be read.
+    pub fn open(db: Arc<Database>) -> StorageResult<Self> {
+        let data = match read_raw(&db, SNAPSHOT_DATA).map_err(read_error)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(read_error)?,
+            None => StateMachineData::default(),
+        };
+        Ok(Self { db, handle: StateHandle::new(data), snapshots_built: 0 })
+    }
+
+    /// The shared read handle.
+    pub fn handle(&self) -> Arc<StateHandle> {
+        self.handle.clone()
+    }
+
+    fn persist_snapshot(&self, meta: &SnapshotMeta<NodeId, BasicNode>, bytes: &[u8]) -> StorageResult<()> {
+        let write = |error: std::io::Error| -> StorageError<NodeId> {
+            StorageIOError::write_snapshot(Some(meta.signature()), &error).into()
+        };
+        write_snapshot(&self.db, SNAPSHOT_META, meta, SNAPSHOT_DATA, bytes).map_err(write)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let (bytes, last_applied, last_membership) = self.handle.read_data(|data| {
+            (serde_json::to_vec(data), data.last_applied, data.last_membership.clone())
+        });
+        let bytes = bytes.map_err(|error| StorageIOError::read_state_machine(&error))?;
+        self.snapshots_built += 1;
+        let snapshot_id = format!(
+            "{}-{}",
+            last_applied.map_or(0, |log_id| log_id.index),
+            self.snapshots_built
+        );
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership, snapshot_id };
+        self.persist_snapshot(&meta, &bytes)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+        Ok(self.handle.read_data(|data| (data.last_applied, data.last_membership.clone())))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<ProposalResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let last_index = {
+            let mut data = self.handle.data.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for entry in entries {
+                data.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => ProposalResponse::default(),
+                    EntryPayload::Normal(proposal) => data.state.apply(&proposal),
+                    EntryPayload::Membership(membership) => {
+                        data.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                        ProposalResponse::default()
+                    }
+                };
+                responses.push(response);
+            }
+            data.last_applied.map_or(0, |log_id| log_id.index)
+        };
+        self.handle.changed.send_replace(last_index);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let bytes = snapshot.into_inner();
+        let data: StateMachineData = serde_json::from_slice(&bytes)
+            .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
+        self.persist_snapshot(meta, &bytes)?;
+        self.handle.replace(data);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let meta: Option<SnapshotMeta<NodeId, BasicNode>> = read_meta(&self.db, SNAPSHOT_META).map_err(read_error)?;
+        let Some(meta) = meta else { return Ok(None) };
+        let bytes = read_raw(&self.db, SNAPSHOT_DATA).map_err(read_error)?.unwrap_or_default();
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}

@@ -1,0 +1,268 @@
+//! The production [`Transport`]: QUIC (quinn) with mutual TLS under the cluster CA.
+//!
+//! One UDP socket per node both accepts and connects. Connections are cached per peer
+//! and re-established on failure; every request runs on its own bidirectional stream.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::pki_types::CertificateDer;
+use tracing::{debug, warn};
+
+use crate::frame::{self, FrameError, FrameKind, PREFIX_BYTES};
+use crate::pki::{self, CaFingerprint, TlsIdentity, CLUSTER_SERVER_NAME};
+use crate::tls::{self, TlsError, ALPN_CLUSTER, ALPN_JOIN};
+use crate::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport, TransportError};
+
+/// QUIC application error code sent when a connection is refused after the handshake.
+const REFUSED_CODE: u32 = 1;
+
+/// Why the QUIC endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
+
+/// A node's QUIC endpoint: answers peers through a [`Handler`] and sends requests as a
+/// [`Transport`].
+pub struct QuicTransport {
+    endpoint: quinn::Endpoint,
+    connections: Mutex<HashMap<NodeId, ConnectionSlot>>,
+}
+
+impl std::fmt::Debug for QuicTransport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("QuicTransport").finish_non_exhaustive()
+    }
+}
+
+impl QuicTransport {
+    /// Binds `addr`, starts answering peers with `handler`, and returns the endpoint.
+    ///
+    /// # Errors
+    /// The address cannot be bound or the identity is not a valid TLS configuration.
+    pub fn bind(addr: SocketAddr, identity: &TlsIdentity, handler: Arc<dyn Handler>) -> Result<Arc<Self>, QuicError> {
+        let server = tls::server_config(identity)?;
+        let mut endpoint =
+            quinn::Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
+        endpoint.set_default_client_config(tls::client_config(identity)?);
+        let transport = Arc::new(Self { endpoint: endpoint.clone(), connections: Mutex::new(HashMap::new()) });
+        tokio::spawn(accept_loop(endpoint, handler));
+        Ok(transport)
+    }
+
+    /// The bound address (useful when binding port 0).
+    ///
+    /// # Errors
+    /// The socket is gone.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Closes every connection and stops accepting.
+    pub async fn close(&self) {
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"node shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+
+    fn slot(&self, peer: NodeId) -> ConnectionSlot {
+        let mut connections = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        connections.entry(peer).or_default().clone()
+    }
+
+    async fn connection(&self, peer: Peer) -> Result<quinn::Connection, TransportError> {
+        let slot = self.slot(peer.id);
+        let mut guard = slot.lock().await;
+        if let Some(connection) = guard.as_ref() {
+            if connection.close_reason().is_none() && connection.remote_address() == peer.addr {
+                return Ok(connection.clone());
+            }
+        }
+        let unreachable = |reason: String| TransportError::Unreachable { peer: peer.id, addr: peer.addr, reason };
+        let connecting = self
+            .endpoint
+            .connect(peer.addr, &peer.id.server_name())
+            .map_err(|error| unreachable(error.to_string()))?;
+        let connection = connecting.await.map_err(|error| unreachable(error.to_string()))?;
+        *guard = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn request_inner(&self, peer: Peer, message: Message) -> Result<Message, TransportError> {
+        let connection = self.connection(peer).await?;
+        match exchange(&connection, peer.id, message).await {
+            Err(error @ TransportError::Broken { .. }) => {
+                // Forget a broken connection so the next request reconnects.
+                connection.close(quinn::VarInt::from_u32(0), b"broken");
+                Err(error)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Transport for QuicTransport {
+    fn request(&self, peer: Peer, message: Message, timeout: Duration) -> BoxFuture<'_, Result<Message, TransportError>> {
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, self.request_inner(peer, message)).await {
+                Ok(result) => result,
+                Err(_) => Err(TransportError::Timeout { peer: peer.id, timeout }),
+            }
+        })
+    }
+}
+
+/// Sends one request on a new stream of `connection` and reads the answer.
+async fn exchange(connection: &quinn::Connection, peer: NodeId, message: Message) -> Result<Message, TransportError> {
+    let broken = |reason: String| TransportError::Broken { peer, reason };
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|error| broken(error.to_string()))?;
+    write_frame(&mut send, FrameKind::Message, message).await.map_err(broken)?;
+    let (kind, answer) = read_frame(&mut recv).await.map_err(|error| match error {
+        ReadError::Frame(frame) => TransportError::Refused { peer, reason: frame.to_string() },
+        ReadError::Stream(reason) => broken(reason),
+    })?;
+    match kind {
+        FrameKind::Message => Ok(answer),
+        FrameKind::TransportError => {
+            Err(TransportError::Refused { peer, reason: String::from_utf8_lossy(&answer.header).into_owned() })
+        }
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, message: Message) -> Result<(), String> {
+    let prefix = frame::encode_prefix(kind, message.header.len(), message.payload.len());
+    let mut chunks = [Bytes::copy_from_slice(&prefix), message.header, message.payload];
+    send.write_all_chunks(&mut chunks).await.map_err(|error| error.to_string())?;
+    send.finish().map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+enum ReadError {
+    Frame(FrameError),
+    Stream(String),
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(FrameKind, Message), ReadError> {
+    let mut prefix_bytes = [0u8; PREFIX_BYTES];
+    recv.read_exact(&mut prefix_bytes).await.map_err(|error| ReadError::Stream(error.to_string()))?;
+    let prefix = frame::decode_prefix(&prefix_bytes).map_err(ReadError::Frame)?;
+    let mut header = vec![0u8; prefix.header_len];
+    recv.read_exact(&mut header).await.map_err(|error| ReadError::Stream(error.to_string()))?;
+    let mut payload = vec![0u8; prefix.payload_len];
+    recv.read_exact(&mut payload).await.map_err(|error| ReadError::Stream(error.to_string()))?;
+    Ok((prefix.kind, Message { header: header.into(), payload: payload.into() }))
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn Handler>) {
+    // Bounded by the endpoint's life: accept() returns None once it is closed.
+    while let Some(incoming) = endpoint.accept().await {
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(connection) => serve_connection(connection, handler).await,
+                Err(error) => debug!(%remote, %error, "incoming connection failed its handshake"),
+            }
+        });
+    }
+}
+
+fn caller_of(connection: &quinn::Connection) -> Result<Caller, &'static str> {
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    let certificates = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    match alpn.as_deref() {
+        Some(ALPN_JOIN) => Ok(Caller::Joiner),
+        Some(ALPN_CLUSTER) => {
+            let Some(leaf) = certificates.as_ref().and_then(|certs| certs.first()) else {
+                return Err("a cluster certificate is required");
+            };
+            pki::node_id_of(leaf).map(Caller::Node).ok_or("the certificate names no node")
+        }
+        _ => Err("unknown protocol"),
+    }
+}
+
+async fn serve_connection(connection: quinn::Connection, handler: Arc<dyn Handler>) {
+    let caller = match caller_of(&connection) {
+        Ok(caller) => caller,
+        Err(reason) => {
+            warn!(remote = %connection.remote_address(), reason, "refusing connection");
+            connection.close(quinn::VarInt::from_u32(REFUSED_CODE), reason.as_bytes());
+            return;
+        }
+    };
+    // Bounded by the connection's life and by max_concurrent_bidi_streams.
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        let handler = handler.clone();
+        tokio::spawn(serve_stream(caller, send, recv, handler));
+    }
+}
+
+async fn serve_stream(caller: Caller, mut send: quinn::SendStream, mut recv: quinn::RecvStream, handler: Arc<dyn Handler>) {
+    let (kind, answer) = match read_frame(&mut recv).await {
+        Ok((FrameKind::Message, request)) => match handler.handle(caller, request).await {
+            Ok(answer) => (FrameKind::Message, answer),
+            Err(reason) => (FrameKind::TransportError, Message::new(reason)),
+        },
+        Ok((FrameKind::TransportError, _)) => {
+            (FrameKind::TransportError, Message::new("a request cannot be a transport error"))
+        }
+        Err(ReadError::Frame(error)) => (FrameKind::TransportError, Message::new(error.to_string())),
+        Err(ReadError::Stream(reason)) => {
+            debug!(?caller, reason, "request stream broke");
+            return;
+        }
+    };
+    if let Err(reason) = write_frame(&mut send, kind, answer).await {
+        debug!(?caller, reason, "could not send the answer");
+    }
+}
+
+/// Sends one request to a seed as a joining node: no certificate, the seed's CA must
+/// match `pin`. Used once, before the node has an identity.
+///
+/// # Errors
+/// The seed is unreachable, its CA does not match the pin, or it refused the request.
+pub async fn join_request(seed: SocketAddr, pin: CaFingerprint, message: Message, timeout: Duration) -> Result<Message, TransportError> {
+    let peer = NodeId(0);
+    let unreachable = |reason: String| TransportError::Unreachable { peer, addr: seed, reason };
+    let bind: SocketAddr = if seed.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| unreachable("bad bind address".to_string()))?;
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|error| unreachable(error.to_string()))?;
+    endpoint.set_default_client_config(tls::join_client_config(pin).map_err(|error| unreachable(error.to_string()))?);
+    let result = tokio::time::timeout(timeout, async {
+        let connection = endpoint
+            .connect(seed, CLUSTER_SERVER_NAME)
+            .map_err(|error| unreachable(error.to_string()))?
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        let answer = exchange(&connection, peer, message).await;
+        connection.close(quinn::VarInt::from_u32(0), b"done");
+        answer
+    })
+    .await
+    .unwrap_or(Err(TransportError::Timeout { peer, timeout }));
+    endpoint.close(quinn::VarInt::from_u32(0), b"done");
+    result
+}
