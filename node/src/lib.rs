@@ -1,1 +1,11 @@
-//! placeholder
+//! What a fleetmesh member does.
+//!
+//! Every host runs the same node: it joins the cluster, keeps its membership and
+//! health, stores and spreads revision chunks, runs CodeDeploy lifecycle hooks for
+//! its deployments (the host agent), and, on the Raft leader, drives rollouts (the
+//! rollout engine). It also serves the HTTP API and holds the CLI.
+//!
+//! Decision-making modules are sans-I/O (the rollout planner, the swarm piece picker,
+//! the appspec interpreter); I/O sits at the edges so the simulator runs the same code.
+
+// Modules are added here as they land (one line each, alphabetical).
