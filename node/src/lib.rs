@@ -9,3 +9,13 @@
 //! the appspec interpreter); I/O sits at the edges so the simulator runs the same code.
 
 // Modules are added here as they land (one line each, alphabetical).
+pub mod agent_runtime;
+pub mod api;
+pub mod assignments;
+pub mod cli;
+pub mod clock;
+pub mod identity;
+pub mod protocol;
+pub mod rollout_engine;
+pub mod runtime;
+pub mod swarm_service;

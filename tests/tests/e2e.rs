@@ -1,1 +1,6 @@
-//! e2e
+//! End-to-end tests: real `fleetmesh` processes on loopback, real QUIC and mutual TLS,
+//! real files and hooks. One test binary; each test builds its own cluster.
+
+mod e2e {
+    pub mod cluster;
+}

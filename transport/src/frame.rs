@@ -148,11 +148,7 @@ pub fn decode_prefix(prefix: &[u8; PREFIX_BYTES]) -> Result<Prefix, FrameError> 
         return Err(FrameError::TooLarge { field: "header", len: header_len, max: HEADER_BYTES_MAX });
     }
     if payload_len > PAYLOAD_BYTES_MAX {
-        return Err(FrameError::TooLarge {
-            field: "payload",
-            len: payload_len,
-            max: PAYLOAD_BYTES_MAX,
-        });
+        return Err(FrameError::TooLarge { field: "payload", len: payload_len, max: PAYLOAD_BYTES_MAX });
     }
     Ok(Prefix { version, kind, header_len, payload_len })
 }
@@ -201,10 +197,7 @@ mod tests {
     fn other_versions_are_named() {
         let mut bytes = encode(FrameKind::Message, &Message::new(&b"{}"[..])).to_vec();
         bytes[3] = 9;
-        assert_eq!(
-            decode(&Bytes::from(bytes)),
-            Err(FrameError::Version { theirs: 9, ours: WIRE_VERSION })
-        );
+        assert_eq!(decode(&Bytes::from(bytes)), Err(FrameError::Version { theirs: 9, ours: WIRE_VERSION }));
     }
 
     #[test]

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Assigned by the leader when a node joins (the first node is 1), written into the
 /// node's certificate as the DNS name `node-<id>.fleetmesh`, and never reused.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub u64);
 

@@ -87,8 +87,8 @@ pub fn server_config(identity: &TlsIdentity) -> Result<quinn::ServerConfig, TlsE
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![identity.cert.clone(), identity.ca_cert.clone()], identity.private_key())?;
     config.alpn_protocols = vec![ALPN_CLUSTER.to_vec(), ALPN_JOIN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(config)
-        .map_err(|error| TlsError::Quic(error.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(config).map_err(|error| TlsError::Quic(error.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(transport_config());
     Ok(server)
@@ -125,8 +125,8 @@ pub fn join_client_config(pin: CaFingerprint) -> Result<quinn::ClientConfig, Tls
 }
 
 fn quic_client(config: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(config)
-        .map_err(|error| TlsError::Quic(error.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(config).map_err(|error| TlsError::Quic(error.to_string()))?;
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
     client.transport_config(transport_config());
     Ok(client)
@@ -161,8 +161,8 @@ impl ServerCertVerifier for PinnedCaVerifier {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
             .map_err(|error| rustls::Error::General(error.to_string()))?;
-        let name = ServerName::try_from(CLUSTER_SERVER_NAME)
-            .map_err(|error| rustls::Error::General(error.to_string()))?;
+        let name =
+            ServerName::try_from(CLUSTER_SERVER_NAME).map_err(|error| rustls::Error::General(error.to_string()))?;
         inner.verify_server_cert(end_entity, &[], &name, ocsp_response, now)
     }
 

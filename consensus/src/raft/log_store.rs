@@ -65,7 +65,13 @@ pub(super) fn read_raw(db: &Database, key: &str) -> Result<Option<Vec<u8>>, std:
 }
 
 /// Writes a snapshot's meta (JSON) and data (raw bytes) in one durable transaction.
-pub(super) fn write_snapshot<T: Serialize>(db: &Database, meta_key: &str, meta: &T, data_key: &str, data: &[u8]) -> Result<(), std::io::Error> {
+pub(super) fn write_snapshot<T: Serialize>(
+    db: &Database,
+    meta_key: &str,
+    meta: &T,
+    data_key: &str,
+    data: &[u8],
+) -> Result<(), std::io::Error> {
     let meta_bytes = serde_json::to_vec(meta).map_err(io_error)?;
     let write = db.begin_write().map_err(io_error)?;
     {

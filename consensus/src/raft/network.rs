@@ -4,13 +4,11 @@
 use std::time::Duration;
 
 use fleetmesh_transport::{BoxFuture, NodeId, TransportError};
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
@@ -57,9 +55,7 @@ pub async fn serve(raft: &Raft, request: RaftRequest) -> RaftResponse {
     match request {
         RaftRequest::AppendEntries(request) => RaftResponse::AppendEntries(raft.append_entries(request).await),
         RaftRequest::Vote(request) => RaftResponse::Vote(raft.vote(request).await),
-        RaftRequest::InstallSnapshot(request) => {
-            RaftResponse::InstallSnapshot(raft.install_snapshot(request).await)
-        }
+        RaftRequest::InstallSnapshot(request) => RaftResponse::InstallSnapshot(raft.install_snapshot(request).await),
     }
 }
 
@@ -93,7 +89,11 @@ pub struct Network {
 type Rpc<E> = RPCError<NodeId, BasicNode, E>;
 
 impl Network {
-    async fn call<E: std::error::Error>(&self, request: RaftRequest, option: &RPCOption) -> Result<RaftResponse, Rpc<E>> {
+    async fn call<E: std::error::Error>(
+        &self,
+        request: RaftRequest,
+        option: &RPCOption,
+    ) -> Result<RaftResponse, Rpc<E>> {
         self.transport.send(self.target, &self.addr, request, option.hard_ttl()).await.map_err(|error| match error {
             // Unreachable makes openraft back off instead of retrying at once.
             TransportError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&error)),

@@ -140,16 +140,11 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
-        let (bytes, last_applied, last_membership) = self.handle.read_data(|data| {
-            (serde_json::to_vec(data), data.last_applied, data.last_membership.clone())
-        });
+        let (bytes, last_applied, last_membership) =
+            self.handle.read_data(|data| (serde_json::to_vec(data), data.last_applied, data.last_membership.clone()));
         let bytes = bytes.map_err(|error| StorageIOError::read_state_machine(&error))?;
         self.snapshots_built += 1;
-        let snapshot_id = format!(
-            "{}-{}",
-            last_applied.map_or(0, |log_id| log_id.index),
-            self.snapshots_built
-        );
+        let snapshot_id = format!("{}-{}", last_applied.map_or(0, |log_id| log_id.index), self.snapshots_built);
         let meta = SnapshotMeta { last_log_id: last_applied, last_membership, snapshot_id };
         self.persist_snapshot(&meta, &bytes)?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })

@@ -7,8 +7,8 @@ use super::ClusterState;
 use crate::model::ids::UnixMillis;
 use crate::model::members::Member;
 use crate::model::resources::{
-    validate_name, Application, DeploymentConfig, DeploymentGroup, MinimumHealthyHostsType,
-    PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
+    validate_name, Application, DeploymentConfig, DeploymentGroup, MinimumHealthyHostsType, PREDEFINED_PREFIX,
+    TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
 };
 use crate::model::revision::RevisionRecord;
 
@@ -52,12 +52,15 @@ impl ClusterState {
                 }
                 let id = NodeId(self.next_node_id);
                 self.next_node_id += 1;
-                self.members
-                    .insert(id, Member { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at: at });
+                self.members.insert(
+                    id,
+                    Member { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at: at },
+                );
                 Ok(Outcome::MemberAdded(id))
             }
             Command::UpdateMember { id, spec } => {
-                let member = self.members.get_mut(id).ok_or_else(|| ApplyError::not_found(format!("no member {id}")))?;
+                let member =
+                    self.members.get_mut(id).ok_or_else(|| ApplyError::not_found(format!("no member {id}")))?;
                 member.listen = spec.listen;
                 member.api = spec.api;
                 member.tags = spec.tags.clone();
@@ -96,7 +99,8 @@ impl ClusterState {
                 if !self.applications.contains_key(name) {
                     return Err(ApplyError::not_found(format!("application {name} does not exist")));
                 }
-                if let Some(active) = self.active_deployments().find(|deployment| &deployment.application_name == name) {
+                if let Some(active) = self.active_deployments().find(|deployment| &deployment.application_name == name)
+                {
                     return Err(ApplyError::conflict(format!(
                         "application {name} has deployment {} in progress; stop it first",
                         active.deployment_id
@@ -126,12 +130,7 @@ impl ClusterState {
                 }
                 Ok(Outcome::Done)
             }
-            Command::CreateDeploymentConfig {
-                name,
-                deployment_config_id,
-                compute_platform,
-                minimum_healthy_hosts,
-            } => {
+            Command::CreateDeploymentConfig { name, deployment_config_id, compute_platform, minimum_healthy_hosts } => {
                 validate_name("deployment configuration name", name).map_err(ApplyError::invalid)?;
                 if name.starts_with(PREDEFINED_PREFIX) {
                     return Err(ApplyError::invalid(format!(
@@ -146,7 +145,9 @@ impl ClusterState {
                         )))
                     }
                     MinimumHealthyHostsType::MostConcurrency => {
-                        return Err(ApplyError::invalid("minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT"))
+                        return Err(ApplyError::invalid(
+                            "minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT",
+                        ))
                     }
                     _ => {}
                 }
@@ -172,9 +173,11 @@ impl ClusterState {
                 if !self.deployment_configs.contains_key(name) {
                     return Err(ApplyError::not_found(format!("deployment configuration {name} does not exist")));
                 }
-                let in_use = self.deployment_groups.values().flat_map(|groups| groups.values()).find(|group| {
-                    &group.deployment_config_name == name
-                });
+                let in_use = self
+                    .deployment_groups
+                    .values()
+                    .flat_map(|groups| groups.values())
+                    .find(|group| &group.deployment_config_name == name);
                 if let Some(group) = in_use {
                     return Err(ApplyError::conflict(format!(
                         "deployment configuration {name} is used by deployment group {}",
@@ -190,6 +193,27 @@ impl ClusterState {
                     return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
                 }
                 self.revision_holders.entry(*revision_id).or_default().insert(*node);
+                if let Some(waiting) = self.prefetch_requests.get_mut(revision_id) {
+                    waiting.remove(node);
+                    if waiting.is_empty() {
+                        self.prefetch_requests.remove(revision_id);
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Command::RequestPrefetch { revision_id, targets } => {
+                if !self.revisions.contains_key(revision_id) {
+                    return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
+                }
+                let holders = self.revision_holders.get(revision_id).cloned().unwrap_or_default();
+                let waiting: Vec<NodeId> = targets
+                    .iter()
+                    .copied()
+                    .filter(|id| self.members.contains_key(id) && !holders.contains(id))
+                    .collect();
+                if !waiting.is_empty() {
+                    self.prefetch_requests.entry(*revision_id).or_default().extend(waiting);
+                }
                 Ok(Outcome::Done)
             }
             Command::CreateDeployment { spec, deployment_id } => self.create_deployment(spec, deployment_id, at),

@@ -6,14 +6,11 @@
 use fleetmesh_transport::NodeId;
 use serde::{Deserialize, Serialize};
 
-use crate::model::deployment::{
-    DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus,
-};
+use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts,
-    TargetSelector,
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
 
@@ -177,6 +174,13 @@ pub enum Command {
         revision_id: RevisionId,
         /// Node.
         node: NodeId,
+    },
+    /// `prefetch`: these nodes should fetch this revision ahead of a deployment.
+    RequestPrefetch {
+        /// Revision.
+        revision_id: RevisionId,
+        /// Nodes.
+        targets: Vec<NodeId>,
     },
     /// `create-deployment`.
     CreateDeployment {

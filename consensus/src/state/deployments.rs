@@ -5,8 +5,8 @@ use fleetmesh_transport::NodeId;
 use super::command::{ApplyError, DeploymentSpec, Finish, Outcome, TargetReport};
 use super::ClusterState;
 use crate::model::deployment::{
-    Deployment, DeploymentCreator, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
-    LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
+    Deployment, DeploymentCreator, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation, LifecycleErrorCode,
+    LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, InstanceRecord};
@@ -19,10 +19,7 @@ impl ClusterState {
     fn active_deployment_mut(&mut self, id: &DeploymentId) -> Result<&mut Deployment, ApplyError> {
         let deployment = self.deployment_mut(id)?;
         if deployment.status.is_terminal() {
-            return Err(ApplyError::conflict(format!(
-                "deployment {id} already finished ({:?})",
-                deployment.status
-            )));
+            return Err(ApplyError::conflict(format!("deployment {id} already finished ({:?})", deployment.status)));
         }
         Ok(deployment)
     }
@@ -166,10 +163,9 @@ impl ClusterState {
         target.lifecycle_events = report.lifecycle_events.clone();
         target.last_updated_at = at;
         if report.status.is_terminal() {
-            let installed = target
-                .lifecycle_events
-                .iter()
-                .any(|event| event.lifecycle_event_name == "Install" && event.status == LifecycleEventStatus::Succeeded);
+            let installed = target.lifecycle_events.iter().any(|event| {
+                event.lifecycle_event_name == "Install" && event.status == LifecycleEventStatus::Succeeded
+            });
             let succeeded = report.status == TargetStatus::Succeeded;
             self.record_instance(&report.deployment_id, report.target_id, succeeded, installed);
         }
@@ -268,8 +264,10 @@ impl ClusterState {
         }
         skip_pending(deployment, at);
         deployment.status = DeploymentStatus::Stopped;
-        deployment.error_information =
-            Some(ErrorInformation { code: ErrorCode::ManualStop, message: "the deployment was stopped by request".into() });
+        deployment.error_information = Some(ErrorInformation {
+            code: ErrorCode::ManualStop,
+            message: "the deployment was stopped by request".into(),
+        });
         deployment.complete_time = Some(at);
         let (application, group_name) = (deployment.application_name.clone(), deployment.deployment_group_name.clone());
         if let Some(group) = self.deployment_group_mut(&application, &group_name) {

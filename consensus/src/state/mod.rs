@@ -14,8 +14,8 @@ use fleetmesh_transport::NodeId;
 use serde::{Deserialize, Serialize};
 
 pub use command::{
-    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome,
-    Proposal, ProposalResponse, TargetReport,
+    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, Proposal,
+    ProposalResponse, TargetReport,
 };
 
 use crate::model::deployment::Deployment;
@@ -45,6 +45,8 @@ pub struct ClusterState {
     pub revisions: BTreeMap<RevisionId, RevisionRecord>,
     /// Nodes known to hold every chunk of a revision.
     pub revision_holders: BTreeMap<RevisionId, BTreeSet<NodeId>>,
+    /// Nodes asked to prefetch a revision that do not hold it yet.
+    pub prefetch_requests: BTreeMap<RevisionId, BTreeSet<NodeId>>,
     /// Deployments by id.
     pub deployments: BTreeMap<DeploymentId, Deployment>,
     /// Deployment ids in creation order.
@@ -103,8 +105,10 @@ impl ClusterState {
         for deployment in self.deployments.values() {
             if deployment.status.is_terminal() {
                 assert!(
-                    deployment.targets.values().all(|target| target.status
-                        != crate::model::deployment::TargetStatus::Pending),
+                    deployment
+                        .targets
+                        .values()
+                        .all(|target| target.status != crate::model::deployment::TargetStatus::Pending),
                     "finished deployment {} has pending targets",
                     deployment.deployment_id
                 );

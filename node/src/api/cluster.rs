@@ -1,0 +1,56 @@
+//! `GET /v1/cluster` and join-token minting.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fleetmesh_consensus::model::ids::UnixMillis;
+use fleetmesh_consensus::model::members::JoinTokenRecord;
+use fleetmesh_consensus::state::{Command, Outcome};
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::identity::{secret_hash, JoinToken};
+use crate::runtime::ClusterView;
+use crate::runtime::Node;
+
+pub(super) fn router() -> Router<Arc<Node>> {
+    Router::new().route("/v1/cluster", get(cluster)).route("/v1/join-tokens", post(create_join_token))
+}
+
+async fn cluster(State(node): State<Arc<Node>>) -> Result<Json<ClusterView>, ApiError> {
+    let view = node.cluster_view();
+    if view.nodes.is_empty() {
+        return Err(ApiError::unavailable("the cluster is still bootstrapping"));
+    }
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinTokenRequest {
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_join_token(
+    State(node): State<Arc<Node>>,
+    Json(request): Json<JoinTokenRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let fingerprint = node
+        .state()
+        .read(|state| state.cluster.as_ref().map(|info| info.ca.fingerprint()))
+        .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?
+        .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
+    let token = JoinToken::generate(fingerprint);
+    let expires_at = request.ttl_seconds.map(|ttl| UnixMillis(node.clock().now().0 + ttl.saturating_mul(1000)));
+    let record =
+        JoinTokenRecord { secret_hash: secret_hash(&token.secret), expires_at, description: request.description };
+    match node.propose_one(Command::AddJoinToken { record }).await? {
+        Outcome::Rejected(error) => Err(error.into()),
+        _ => Ok(Json(serde_json::json!({ "token": token.to_string(), "expiresAt": expires_at }))),
+    }
+}

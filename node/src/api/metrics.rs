@@ -1,0 +1,51 @@
+//! `GET /metrics`: Prometheus text format, this node's view.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+
+use crate::runtime::Node;
+
+pub(super) async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let metrics = node.raft().metrics().borrow().clone();
+    let id = node.id();
+    let is_leader = node.is_leader();
+    let peers_alive = if is_leader {
+        node.cluster_view().nodes.iter().filter(|view| view.health == crate::runtime::liveness::Health::Alive).count()
+    } else {
+        node.directory().members.len()
+    };
+    let mut text = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{id}\"}} {value}");
+    };
+    gauge("fleetmesh_raft_term", "Current Raft term.", "gauge", metrics.current_term);
+    gauge(
+        "fleetmesh_raft_leader_changes_total",
+        "Leader changes this node has seen since it started.",
+        "counter",
+        node.leader_changes(),
+    );
+    gauge(
+        "fleetmesh_raft_commit_index",
+        "Index of the last committed and applied Raft entry.",
+        "gauge",
+        metrics.last_applied.map_or(0, |log_id| log_id.index),
+    );
+    gauge(
+        "fleetmesh_raft_last_log_index",
+        "Index of the last entry in this node's log.",
+        "gauge",
+        metrics.last_log_index.unwrap_or(0),
+    );
+    gauge("fleetmesh_is_leader", "1 if this node is the Raft leader.", "gauge", u64::from(is_leader));
+    gauge(
+        "fleetmesh_peers_alive",
+        "Members alive in the leader's view (members known, on other nodes).",
+        "gauge",
+        peers_alive as u64,
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}

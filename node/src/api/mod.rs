@@ -1,0 +1,156 @@
+//! The HTTP/JSON API every node serves.
+//!
+//! Every endpoint but `/healthz` needs `Authorization: Bearer <admin token>`. A node
+//! answers `/healthz`, `/metrics` and chunk uploads itself; every other call is
+//! handled by the leader: a follower forwards it over the cluster's mutual-TLS
+//! transport and relays the answer, so a client never has to find the leader.
+//!
+//! ```text
+//!  client ──HTTP──▶ any node ──auth──┬─ /healthz, /metrics, /v1/uploads/* (local)
+//!                                    └─ everything else ──▶ leader_router (here, or on the leader via Request::Api)
+//! ```
+
+mod cluster;
+pub mod deploy;
+mod error;
+mod metrics;
+mod uploads;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+pub use error::ApiError;
+use tower::ServiceExt;
+use tracing::warn;
+
+use crate::identity::{hashes_equal, secret_hash};
+use crate::protocol::{self, ApiRequest, ApiResponse, Request as NodeRequest, Response as NodeResponse};
+use crate::runtime::Node;
+
+/// Largest request body accepted for forwarding (chunk uploads are not forwarded).
+pub const FORWARD_BODY_BYTES_MAX: usize = 64 << 20;
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = public_router(node);
+    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        warn!(%error, "API server stopped");
+    }
+}
+
+fn public_router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .merge(uploads::router())
+        .fallback(forward_or_handle)
+        .layer(middleware::from_fn_with_state(node.clone(), require_token))
+        .route("/healthz", get(healthz))
+        .with_state(node)
+}
+
+/// Routes handled by the leader (directly, or for a forwarded request).
+fn leader_router(node: Arc<Node>) -> Router {
+    Router::new().merge(cluster::router()).merge(deploy::router()).with_state(node)
+}
+
+async fn healthz(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "node": node.id(),
+        "leader": node.leader_hint().map(|hint| hint.id),
+    }))
+}
+
+async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    let offered = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let expected = node.admin_token_hash();
+    if expected.is_empty() {
+        return ApiError::unavailable("this node has not learned the cluster's admin token yet; retry in a moment")
+            .into_response();
+    }
+    match offered {
+        Some(token) if hashes_equal(&secret_hash(token), &expected) => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong").into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <admin token>").into_response(),
+    }
+}
+
+/// Handles a request on the leader, or forwards it there.
+async fn forward_or_handle(State(node): State<Arc<Node>>, request: Request) -> Response {
+    if node.is_leader() {
+        return run_leader_router(node, request).await;
+    }
+    let method = request.method().to_string();
+    let uri = request.uri().path_and_query().map(ToString::to_string).unwrap_or_else(|| "/".to_string());
+    let body = match to_bytes(request.into_body(), FORWARD_BODY_BYTES_MAX).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(error) => return ApiError::bad_request(format!("cannot read the request body: {error}")).into_response(),
+    };
+    let api_request = ApiRequest { method, uri, body };
+    // Bounded: one retry after a NotLeader hint.
+    let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
+    for _ in 0..2 {
+        let Some(leader) = hint else { break };
+        let call = protocol::call(
+            node.transport().as_ref(),
+            leader.peer(),
+            &NodeRequest::Api(api_request.clone()),
+            Duration::from_secs(120),
+        )
+        .await;
+        match call {
+            Ok((NodeResponse::Api(answer), _)) => return api_response(answer),
+            Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
+            Ok((other, _)) => return ApiError::unavailable(format!("the leader answered {other:?}")).into_response(),
+            Err(error) => {
+                return ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id))
+                    .into_response()
+            }
+        }
+    }
+    ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later").into_response()
+}
+
+async fn run_leader_router(node: Arc<Node>, request: Request) -> Response {
+    match leader_router(node).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn api_response(answer: ApiResponse) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.body).into_response()
+}
+
+/// Runs a forwarded API call on this node (the leader).
+pub async fn handle_forwarded(node: Arc<Node>, request: ApiRequest) -> ApiResponse {
+    let built = axum::http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.uri.as_str())
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(request.body));
+    let Ok(http_request) = built else {
+        return ApiResponse { status: 400, body: ApiError::bad_request("malformed forwarded request").body() };
+    };
+    let response = run_leader_router(node, http_request).await;
+    let status = response.status().as_u16();
+    let body = to_bytes(response.into_body(), FORWARD_BODY_BYTES_MAX).await.unwrap_or_default();
+    ApiResponse { status, body: String::from_utf8_lossy(&body).into_owned() }
+}

@@ -1,0 +1,312 @@
+//! The node-to-node protocol: what travels in a transport [`Message`] header.
+//!
+//! One request enum, one response enum, JSON-encoded. Unknown fields are ignored and
+//! new fields carry `#[serde(default)]`, so a node of the next release can add to a
+//! message without breaking this one; a request this release does not know is answered
+//! with [`Response::Error`] naming it. Bulk bytes (chunks) travel in the message
+//! payload, never in JSON.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleetmesh_consensus::model::ids::{ChunkHash, DeploymentId, RevisionId};
+use fleetmesh_consensus::model::members::MemberSpec;
+use fleetmesh_consensus::raft::{RaftRequest, RaftResponse};
+use fleetmesh_consensus::state::TargetReport;
+use fleetmesh_transport::{Message, NodeId, Peer, Transport, TransportError};
+use serde::{Deserialize, Serialize};
+
+/// A request from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Raft replication and elections (voters only).
+    Raft(RaftRequest),
+    /// A node asks to join (from a joiner, or forwarded by a member to the leader).
+    Join(JoinRequest),
+    /// An agent asks the leader for its assignments (long poll; also its heartbeat).
+    Poll(PollRequest),
+    /// An agent reports lifecycle progress to the leader.
+    Report(Vec<TargetReport>),
+    /// An HTTP API call forwarded to the leader.
+    Api(ApiRequest),
+    /// A revision's manifest (any node holding it answers).
+    GetManifest {
+        /// Revision.
+        revision_id: RevisionId,
+    },
+    /// Chunks of one piece of a revision, from a peer that holds them.
+    GetPiece {
+        /// Revision.
+        revision_id: RevisionId,
+        /// Piece index in the revision's piece map.
+        piece: u32,
+        /// The chunks wanted (only those the asker lacks).
+        chunks: Vec<ChunkHash>,
+    },
+    /// Which pieces of a revision the peer holds.
+    GetHave {
+        /// Revision.
+        revision_id: RevisionId,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Raft`].
+    Raft(RaftResponse),
+    /// Answer to [`Request::Join`].
+    Join(JoinResponse),
+    /// Answer to [`Request::Poll`].
+    Poll(Box<PollResponse>),
+    /// The request was handled.
+    Ack,
+    /// Answer to [`Request::Api`].
+    Api(ApiResponse),
+    /// A manifest as canonical JSON bytes, in the message payload.
+    Manifest,
+    /// Piece chunks in the payload, concatenated in the asked order; `have` is the
+    /// sender's have-set (hex bitfield) so the asker learns it for free.
+    Piece {
+        /// Sender's have-set.
+        have: String,
+    },
+    /// The peer has too many uploads in flight; ask another.
+    Busy,
+    /// Have-set as a hex bitfield.
+    Have {
+        /// Bitfield.
+        have: String,
+    },
+    /// This node is not the leader; try the hinted one.
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<LeaderHint>,
+    },
+    /// The request failed; the text says why.
+    Error(String),
+}
+
+/// Where the leader is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    /// Leader id.
+    pub id: NodeId,
+    /// Its QUIC address.
+    pub listen: SocketAddr,
+}
+
+impl LeaderHint {
+    /// As a transport peer.
+    pub fn peer(self) -> Peer {
+        Peer { id: self.id, addr: self.listen }
+    }
+}
+
+/// A node asking to join.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The secret part of the join token.
+    pub secret: String,
+    /// The joiner's Ed25519 public key (32 bytes, hex).
+    pub public_key: String,
+    /// Its addresses and tags.
+    pub spec: MemberSpec,
+}
+
+/// What a joiner gets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum JoinResponse {
+    /// Admitted.
+    Admitted {
+        /// Its new id.
+        node_id: NodeId,
+        /// Cluster id.
+        cluster_id: String,
+        /// Cluster CA certificate, PEM.
+        ca_pem: String,
+        /// Its certificate, PEM.
+        cert_pem: String,
+        /// Admin token hash, for checking API calls.
+        admin_token_hash: String,
+        /// Current members' addresses.
+        members: Vec<MemberAddress>,
+    },
+    /// Refused; the text says why (bad or expired token, no quorum).
+    Refused(String),
+}
+
+/// A member's addresses, as agents learn them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddress {
+    /// Member.
+    pub id: NodeId,
+    /// QUIC.
+    pub listen: SocketAddr,
+    /// HTTP API.
+    pub api: SocketAddr,
+}
+
+/// A node's role as the leader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Replicates the Raft log and votes.
+    Voter,
+    /// Everything else: runs deployments, does not replicate the log.
+    Agent,
+}
+
+/// Download progress of one revision on the polling node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionProgress {
+    /// Revision.
+    pub revision_id: RevisionId,
+    /// Bytes of distinct chunks held.
+    pub bytes_held: u64,
+    /// Every chunk held and verified.
+    pub complete: bool,
+}
+
+/// An agent's long poll.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PollRequest {
+    /// The polling node.
+    pub node: NodeId,
+    /// Digest of the assignments it already has; the leader answers at once if its
+    /// view differs, else holds the poll until something changes or `hold_ms` passes.
+    #[serde(default)]
+    pub assignments_digest: String,
+    /// Version of the member list it has.
+    #[serde(default)]
+    pub members_version: u64,
+    /// How long the leader may hold the poll.
+    pub hold_ms: u64,
+    /// Download progress of revisions it is fetching or holds.
+    #[serde(default)]
+    pub revisions: Vec<RevisionProgress>,
+}
+
+/// What one agent must do for one deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAssignment {
+    /// Deployment.
+    pub deployment_id: DeploymentId,
+    /// Application.
+    pub application_name: String,
+    /// Group name.
+    pub deployment_group_name: String,
+    /// Group id.
+    pub deployment_group_id: String,
+    /// Revision to install.
+    pub revision_id: RevisionId,
+    /// Continue past ApplicationStop failures.
+    pub ignore_application_stop_failures: bool,
+    /// Install's existing-file behaviour (the appspec's wins).
+    pub file_exists_behavior: fleetmesh_consensus::model::resources::FileExistsBehavior,
+}
+
+/// The agent's whole to-do list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// Deployments in which this host is an in-progress target.
+    pub deployments: Vec<DeploymentAssignment>,
+    /// Revisions to fetch ahead of deployment.
+    pub prefetch: Vec<RevisionId>,
+}
+
+impl Assignments {
+    /// A digest that changes whenever the content does.
+    pub fn digest(&self) -> String {
+        let bytes = serde_json::to_vec(self).expect("assignments always serialize");
+        blake3::hash(&bytes).to_hex()[..16].to_string()
+    }
+}
+
+/// The leader's answer to a poll.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PollResponse {
+    /// The leader.
+    pub leader: LeaderHint,
+    /// Its Raft term.
+    pub term: u64,
+    /// The poller's role.
+    pub role: Role,
+    /// Members, when the poller's version is out of date.
+    #[serde(default)]
+    pub members: Option<(u64, Vec<MemberAddress>)>,
+    /// Admin token hash, so every node can check API calls.
+    pub admin_token_hash: String,
+    /// Assignments and their digest.
+    pub assignments: Assignments,
+    /// [`Assignments::digest`] of the above.
+    pub assignments_digest: String,
+    /// Peers to fetch each prefetched or assigned revision from (the swarm view).
+    #[serde(default)]
+    pub swarm_peers: BTreeMap<RevisionId, Vec<MemberAddress>>,
+}
+
+/// An HTTP request forwarded to the leader.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Request body (JSON).
+    pub body: String,
+}
+
+/// The leader's HTTP answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response body.
+    pub body: String,
+}
+
+/// Why a typed request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The answer was not valid.
+    #[error("node {peer} sent an invalid answer: {reason}")]
+    Decode {
+        /// Peer.
+        peer: NodeId,
+        /// Parser message.
+        reason: String,
+    },
+}
+
+/// Encodes a request.
+pub fn encode_request(request: &Request, payload: Bytes) -> Message {
+    Message::with_payload(serde_json::to_vec(request).expect("requests always serialize"), payload)
+}
+
+/// Encodes a response.
+pub fn encode_response(response: &Response, payload: Bytes) -> Message {
+    Message::with_payload(serde_json::to_vec(response).expect("responses always serialize"), payload)
+}
+
+/// Sends a typed request and decodes the answer; the payload comes back beside it.
+///
+/// # Errors
+/// Transport failure or an undecodable answer.
+pub async fn call(
+    transport: &dyn Transport,
+    peer: Peer,
+    request: &Request,
+    timeout: Duration,
+) -> Result<(Response, Bytes), RpcError> {
+    let answer = transport.request(peer, encode_request(request, Bytes::new()), timeout).await?;
+    let response = serde_json::from_slice(&answer.header)
+        .map_err(|error| RpcError::Decode { peer: peer.id, reason: error.to_string() })?;
+    Ok((response, answer.payload))
+}

@@ -1,0 +1,346 @@
+//! What the leader does besides Raft: tracks liveness from polls, answers polls with
+//! assignments (long poll), batches agent reports into proposals, commits the
+//! bootstrap entry, keeps the voter count (autopilot), and runs the rollout engine.
+//!
+//! None of this state is replicated: it is rebuilt from scratch whenever a node becomes
+//! leader (liveness starts at "heard now"; assignments are derived from the replicated
+//! deployments), which is what lets a new leader resume a rollout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetmesh_consensus::model::ids::RevisionId;
+use fleetmesh_consensus::state::{Command, TargetReport};
+use fleetmesh_transport::NodeId;
+use openraft::BasicNode;
+use serde::Serialize;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::autopilot::{self, AutopilotInput};
+use super::liveness::{Health, Liveness};
+use super::{Node, Timing};
+use crate::protocol::{LeaderHint, MemberAddress, PollRequest, PollResponse, Response, RevisionProgress, Role};
+
+/// Longest hold the leader grants a poll, whatever the agent asks.
+const POLL_HOLD_MAX: Duration = Duration::from_secs(5);
+
+/// Period of the leader loop.
+const LEADER_TICK: Duration = Duration::from_millis(100);
+
+/// Leader-only soft state.
+pub(super) struct LeaderDuties {
+    timing: Timing,
+    view: Mutex<Option<LeaderView>>,
+    /// Nodes whose membership change is under way (autopilot runs one at a time).
+    autopilot_busy: Mutex<bool>,
+}
+
+struct LeaderView {
+    term: u64,
+    liveness: Liveness,
+    /// Download progress per revision per node, as reported in polls.
+    progress: BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
+}
+
+impl LeaderDuties {
+    pub(super) fn new(timing: &Timing) -> Self {
+        Self { timing: *timing, view: Mutex::new(None), autopilot_busy: Mutex::new(false) }
+    }
+
+    fn with_view<T>(&self, term: u64, now: Instant, update: impl FnOnce(&mut LeaderView) -> T) -> T {
+        let mut guard = self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.as_ref().is_none_or(|view| view.term != term) {
+            *guard = Some(LeaderView {
+                term,
+                liveness: Liveness::new(now, self.timing.suspect_after, self.timing.dead_after),
+                progress: BTreeMap::new(),
+            });
+        }
+        update(guard.as_mut().expect("set above"))
+    }
+
+    fn clear(&self) {
+        *self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+/// One node as `cluster status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeView {
+    /// Id.
+    pub id: NodeId,
+    /// QUIC address.
+    pub address: String,
+    /// HTTP API address.
+    pub api: String,
+    /// voter or agent.
+    pub role: Role,
+    /// alive, suspect or dead.
+    pub health: Health,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The cluster as the leader sees it (`GET /v1/cluster`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterView {
+    /// The leader.
+    pub leader: Option<NodeId>,
+    /// Raft term.
+    pub term: u64,
+    /// The cluster id.
+    pub cluster_id: String,
+    /// Voters the leader keeps.
+    pub voters_desired: u32,
+    /// Members, by id.
+    pub nodes: Vec<NodeView>,
+}
+
+impl Node {
+    fn term(&self) -> u64 {
+        self.raft().metrics().borrow().current_term
+    }
+
+    /// The leader's liveness verdict on `node` (Alive when this node is not the leader
+    /// or has no view yet).
+    pub fn leader_health(&self, node: NodeId) -> Health {
+        if node == self.id() {
+            return Health::Alive;
+        }
+        let now = Instant::now();
+        self.leader.with_view(self.term(), now, |view| view.liveness.health(node, now))
+    }
+
+    /// How long `node` has been dead in the leader's view.
+    pub fn leader_dead_for(&self, node: NodeId) -> Option<Duration> {
+        let now = Instant::now();
+        self.leader.with_view(self.term(), now, |view| view.liveness.dead_for(node, now))
+    }
+
+    /// Member addresses from the replicated state.
+    pub fn member_addresses(&self) -> Vec<MemberAddress> {
+        self.state().read(|state| {
+            state
+                .members
+                .values()
+                .map(|member| MemberAddress { id: member.id, listen: member.listen, api: member.api })
+                .collect()
+        })
+    }
+
+    /// The cluster view (meaningful on the leader).
+    pub fn cluster_view(&self) -> ClusterView {
+        let voters = self.voters();
+        let leader = self.raft().metrics().borrow().current_leader;
+        let (members, cluster_id, voters_desired) = self.state().read(|state| {
+            (
+                state.members.values().cloned().collect::<Vec<_>>(),
+                state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()).unwrap_or_default(),
+                state.cluster.as_ref().map_or(0, |info| info.voters_desired),
+            )
+        });
+        let nodes = members
+            .into_iter()
+            .map(|member| NodeView {
+                id: member.id,
+                address: member.listen.to_string(),
+                api: member.api.to_string(),
+                role: if voters.contains(&member.id) { Role::Voter } else { Role::Agent },
+                health: self.leader_health(member.id),
+                tags: member.tags,
+            })
+            .collect();
+        ClusterView { leader, term: self.term(), cluster_id, voters_desired, nodes }
+    }
+
+    /// Per-node download progress of a revision, as reported in polls.
+    pub fn revision_progress(&self, revision: RevisionId) -> BTreeMap<NodeId, RevisionProgress> {
+        let now = Instant::now();
+        self.leader.with_view(self.term(), now, |view| view.progress.get(&revision).cloned().unwrap_or_default())
+    }
+
+    fn members_version(&self) -> u64 {
+        let addresses = self.member_addresses();
+        let bytes = serde_json::to_vec(&addresses).expect("addresses serialize");
+        let hash = blake3::hash(&bytes);
+        u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+
+    /// Builds the answer to a poll from `node`.
+    pub(super) fn poll_answer(&self, poller: NodeId, members_version: u64) -> Option<PollResponse> {
+        let leader = LeaderHint { id: self.id(), listen: self.settings().listen };
+        let assignments = crate::assignments::for_node(self, poller);
+        let version = self.members_version();
+        let role = if self.voters().contains(&poller) { Role::Voter } else { Role::Agent };
+        let swarm_peers = crate::assignments::swarm_peers(self, poller, &assignments);
+        Some(PollResponse {
+            leader,
+            term: self.term(),
+            role,
+            members: (version != members_version).then(|| (version, self.member_addresses())),
+            admin_token_hash: self.admin_token_hash(),
+            assignments_digest: assignments.digest(),
+            assignments,
+            swarm_peers,
+        })
+    }
+}
+
+/// Answers an agent's long poll.
+pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response {
+    if !node.is_leader() {
+        return Response::NotLeader { leader: node.leader_hint() };
+    }
+    let term = node.term();
+    let arrived = Instant::now();
+    node.leader.with_view(term, arrived, |view| {
+        view.liveness.heard(poll.node, arrived);
+        for progress in &poll.revisions {
+            view.progress.entry(progress.revision_id).or_default().insert(poll.node, progress.clone());
+        }
+    });
+    let deadline = arrived + Duration::from_millis(poll.hold_ms).min(POLL_HOLD_MAX);
+    let mut changes = node.state().subscribe();
+    // Bounded by the deadline: at most one iteration per applied state change.
+    loop {
+        let Some(answer) = node.poll_answer(poll.node, poll.members_version) else {
+            return Response::NotLeader { leader: node.leader_hint() };
+        };
+        let changed = answer.assignments_digest != poll.assignments_digest || answer.members.is_some();
+        if changed || Instant::now() >= deadline || !node.is_leader() {
+            return Response::Poll(Box::new(answer));
+        }
+        tokio::select! {
+            biased;
+            result = changes.changed() => if result.is_err() { return Response::Poll(Box::new(answer)) },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// Commits agents' lifecycle reports.
+pub(super) async fn handle_report(node: &Arc<Node>, reports: Vec<TargetReport>) -> Response {
+    match node.propose_one(Command::ReportTargets { reports }).await {
+        Ok(_) => Response::Ack,
+        Err(super::ProposeError::NotLeader { leader }) => Response::NotLeader { leader },
+        Err(error) => Response::Error(error.to_string()),
+    }
+}
+
+/// The leader loop: runs on every node, acts only while it leads.
+pub(super) async fn run(node: Arc<Node>) {
+    let mut shutdown = node.shutdown_signal();
+    let mut last_autopilot = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(LEADER_TICK) => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if !node.is_leader() {
+            node.leader.clear();
+            continue;
+        }
+        let now = Instant::now();
+        node.leader.with_view(node.term(), now, |view| view.liveness.heard(node.id(), now));
+        commit_bootstrap(&node).await;
+        crate::rollout_engine::tick(&node).await;
+        if now.duration_since(last_autopilot) >= Duration::from_millis(500) {
+            last_autopilot = now;
+            start_autopilot(&node);
+        }
+    }
+}
+
+async fn commit_bootstrap(node: &Arc<Node>) {
+    if node.state().read(|state| state.cluster.is_some()) {
+        return;
+    }
+    let pending = node.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let Some((info, first)) = pending else { return };
+    match node.propose_one(Command::Bootstrap { info, first }).await {
+        Ok(_) => {
+            info!("cluster bootstrapped");
+            node.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        }
+        Err(error) => warn!(%error, "could not commit the bootstrap entry yet"),
+    }
+}
+
+fn start_autopilot(node: &Arc<Node>) {
+    let Some(voters_desired) = node.state().read(|state| state.cluster.as_ref().map(|info| info.voters_desired)) else {
+        return;
+    };
+    let members: Vec<NodeId> = node.state().read(|state| state.members.keys().copied().collect());
+    let voters: BTreeSet<NodeId> = node.voters();
+    let now = Instant::now();
+    let health = node.leader.with_view(node.term(), now, |view| {
+        members.iter().map(|id| (*id, view.liveness.health(*id, now), view.liveness.dead_for(*id, now))).collect()
+    });
+    let input = AutopilotInput {
+        leader: node.id(),
+        members,
+        voters: voters.clone(),
+        health,
+        voters_desired: voters_desired as usize,
+        grace: node.settings().timing.voter_grace,
+    };
+    let Some(change) = autopilot::decide(&input) else { return };
+    {
+        let mut busy = node.leader.autopilot_busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *busy {
+            return;
+        }
+        *busy = true;
+    }
+    let node = node.clone();
+    tokio::spawn(async move {
+        if let Err(error) = change_voters(&node, &change, &voters).await {
+            warn!(?change, %error, "voter change failed; will retry");
+        }
+        *node.leader.autopilot_busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+    });
+}
+
+async fn change_voters(
+    node: &Arc<Node>,
+    change: &autopilot::VoterChange,
+    voters: &BTreeSet<NodeId>,
+) -> anyhow::Result<()> {
+    let raft = node.raft();
+    if let Some(promote) = change.promote {
+        let listen = node
+            .state()
+            .read(|state| state.members.get(&promote).map(|member| member.listen))
+            .ok_or_else(|| anyhow::anyhow!("node {promote} is not a member"))?;
+        info!(node = %promote, "adding a learner to restore the voter count");
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            raft.add_learner(promote, BasicNode { addr: listen.to_string() }, true),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("node {promote} did not catch up within 20 s"))??;
+    }
+    let next = change.apply(voters);
+    // Right after a leader change the previous membership entry may not be committed
+    // yet (openraft answers InProgress): retry briefly.
+    for attempt in 0..20u32 {
+        match tokio::time::timeout(Duration::from_secs(10), raft.change_membership(next.clone(), false)).await {
+            Ok(Ok(_)) => {
+                info!(voters = ?next, "voter set changed");
+                return Ok(());
+            }
+            Ok(Err(error)) if error.to_string().contains("in progress") && attempt < 19 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => anyhow::bail!("membership change timed out"),
+        }
+    }
+    anyhow::bail!("membership change kept conflicting with one in progress")
+}

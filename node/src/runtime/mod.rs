@@ -1,0 +1,423 @@
+//! The running node: Raft, the address book, the leader's duties and the agent's poll
+//! loop, wired to a [`Transport`] and a [`Clock`] so the same code runs over QUIC in
+//! production and over the simulated network in `fleetmesh-sim`.
+//!
+//! ```text
+//!  transport ─▶ handler ─┬─ Raft RPCs ──────────▶ openraft
+//!                        ├─ Join / Poll / Report ▶ leader duties (leader.rs)
+//!                        └─ forwarded API calls ─▶ api::leader_router
+//!  poll loop (every node) ──Poll──▶ leader ──▶ assignments, members, leader hint
+//!  leader loop ──▶ bootstrap entry, autopilot (voters), rollout engine ──▶ Raft proposals
+//! ```
+
+pub mod autopilot;
+pub mod boot;
+mod handler;
+pub mod join;
+mod leader;
+pub mod liveness;
+mod poll;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use fleetmesh_consensus::model::members::ClusterInfo;
+use fleetmesh_consensus::raft::{
+    raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport, StateHandle,
+    StateMachineStore,
+};
+use fleetmesh_consensus::state::{Command, Outcome, Proposal};
+use fleetmesh_transport::{BoxFuture, NodeId, Peer, Transport, TransportError};
+pub use handler::NodeHandler;
+pub use leader::{ClusterView, NodeView};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::protocol::{self, LeaderHint, MemberAddress, Request, Response, Role};
+
+/// Timing knobs; the defaults suit a LAN.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Raft heartbeat and election timeouts.
+    pub raft: RaftTiming,
+    /// How long the leader holds an agent's poll when nothing changes.
+    pub poll_hold: Duration,
+    /// Silence after which a node is suspect.
+    pub suspect_after: Duration,
+    /// Silence after which a node is dead.
+    pub dead_after: Duration,
+    /// How long a voter may be dead before an agent replaces it.
+    pub voter_grace: Duration,
+    /// How long a write may wait for a quorum before it fails with "no quorum".
+    pub propose_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            raft: RaftTiming::default(),
+            poll_hold: Duration::from_millis(1000),
+            suspect_after: Duration::from_millis(2500),
+            dead_after: Duration::from_millis(5000),
+            voter_grace: Duration::from_secs(30),
+            propose_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a node is started with.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// This node.
+    pub id: NodeId,
+    /// QUIC address.
+    pub listen: SocketAddr,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Data directory (`None` in simulation).
+    pub data_dir: Option<PathBuf>,
+    /// Where appspec destinations resolve.
+    pub install_root: PathBuf,
+    /// Timing.
+    pub timing: Timing,
+    /// Seed for this node's RNG (ids it generates); random in production.
+    pub rng_seed: u64,
+}
+
+/// What the node knows about the cluster outside Raft: where the leader and members
+/// are, and the admin token hash. Filled from Raft on voters and from poll answers on
+/// agents.
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    /// The leader as last learned.
+    pub leader: Option<LeaderHint>,
+    /// Member addresses by id.
+    pub members: BTreeMap<NodeId, MemberAddress>,
+    /// Version of `members` as the leader numbered it.
+    pub members_version: u64,
+    /// Admin token hash for API checks.
+    pub admin_token_hash: String,
+    /// This node's role as the leader last said.
+    pub role: Option<Role>,
+    /// The leader's term as last learned.
+    pub term: u64,
+}
+
+/// Why a proposal failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes.
+    #[error("this node is not the leader")]
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<LeaderHint>,
+    },
+    /// No quorum acknowledged the write in time.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// Raft stopped.
+    #[error("raft failed: {0}")]
+    Fatal(String),
+}
+
+/// A running node.
+pub struct Node {
+    settings: NodeSettings,
+    raft: RwLock<Raft>,
+    state: Arc<StateHandle>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    directory: RwLock<Directory>,
+    leader: leader::LeaderDuties,
+    rng: Mutex<ChaCha8Rng>,
+    /// Cluster facts of a bootstrap not yet committed (first node only).
+    pending_bootstrap: Mutex<Option<(ClusterInfo, fleetmesh_consensus::model::members::MemberSpec)>>,
+    shutdown: watch::Sender<bool>,
+    leader_changes: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Node").field("id", &self.settings.id).finish_non_exhaustive()
+    }
+}
+
+/// Sends Raft RPCs through the node's transport in the node protocol's envelope.
+struct RaftOverTransport {
+    transport: Arc<dyn Transport>,
+}
+
+impl RaftTransport for RaftOverTransport {
+    fn send(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: RaftRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<RaftResponse, TransportError>> {
+        let transport = self.transport.clone();
+        let addr = addr.parse::<SocketAddr>();
+        Box::pin(async move {
+            let addr = addr.map_err(|error| TransportError::Unreachable {
+                peer: target,
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                reason: format!("bad raft address: {error}"),
+            })?;
+            let peer = Peer { id: target, addr };
+            match protocol::call(transport.as_ref(), peer, &Request::Raft(request), timeout).await {
+                Ok((Response::Raft(response), _)) => Ok(response),
+                Ok((other, _)) => {
+                    Err(TransportError::Refused { peer: target, reason: format!("unexpected answer {other:?}") })
+                }
+                Err(protocol::RpcError::Transport(error)) => Err(error),
+                Err(error) => Err(TransportError::Refused { peer: target, reason: error.to_string() }),
+            }
+        })
+    }
+}
+
+impl Node {
+    /// Creates a node: opens Raft on `db` (file-backed or in-memory redb) and wires it
+    /// to `transport`. Nothing runs until [`Node::spawn`].
+    ///
+    /// # Errors
+    /// The stored Raft state cannot be read, or the timing is invalid.
+    pub async fn new(
+        settings: NodeSettings,
+        db: Arc<redb::Database>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let raft = Self::open_raft(&settings, db, transport.clone()).await?;
+        let (raft, state) = raft;
+        let leader = leader::LeaderDuties::new(&settings.timing);
+        let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
+        Ok(Arc::new(Self {
+            settings,
+            raft: RwLock::new(raft),
+            state,
+            transport,
+            clock,
+            directory: RwLock::new(Directory::default()),
+            leader,
+            rng: Mutex::new(rng),
+            pending_bootstrap: Mutex::new(None),
+            shutdown: watch::channel(false).0,
+            leader_changes: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    async fn open_raft(
+        settings: &NodeSettings,
+        db: Arc<redb::Database>,
+        transport: Arc<dyn Transport>,
+    ) -> anyhow::Result<(Raft, Arc<StateHandle>)> {
+        let config = Arc::new(raft_config(settings.timing.raft)?);
+        let log_store = LogStore::new(db.clone());
+        let state_machine = StateMachineStore::open(db)?;
+        let state = state_machine.handle();
+        let network = NetworkFactory::new(Arc::new(RaftOverTransport { transport }));
+        let raft = Raft::new(settings.id, config, network, log_store, state_machine).await?;
+        Ok((raft, state))
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.settings.id
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &NodeSettings {
+        &self.settings
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> Raft {
+        self.raft.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The applied cluster state (complete on voters; agents hold no replica and see an
+    /// empty state: they ask the leader).
+    pub fn state(&self) -> &Arc<StateHandle> {
+        &self.state
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// The wall clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// A copy of the directory.
+    pub fn directory(&self) -> Directory {
+        self.directory.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn update_directory(&self, update: impl FnOnce(&mut Directory)) {
+        update(&mut self.directory.write().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Draws random bytes from the node's seeded RNG (ids it generates).
+    pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        use rand::RngCore;
+        let mut bytes = [0u8; N];
+        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).fill_bytes(&mut bytes);
+        bytes
+    }
+
+    /// Fills the directory from what the data directory remembers, so the poll loop
+    /// can find the cluster before the first poll answer.
+    pub fn seed_directory(&self, members: Vec<MemberAddress>, admin_token_hash: String) {
+        self.update_directory(|directory| {
+            directory.members = members.into_iter().map(|member| (member.id, member)).collect();
+            directory.admin_token_hash = admin_token_hash;
+        });
+    }
+
+    /// Records the bootstrap entry to propose once this node leads (first node only).
+    pub fn set_pending_bootstrap(&self, info: ClusterInfo, first: fleetmesh_consensus::model::members::MemberSpec) {
+        *self.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((info, first));
+    }
+
+    /// True when this node is the Raft leader.
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft().metrics().borrow().clone();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.settings.id)
+    }
+
+    /// Voter ids in the applied membership (empty on agents).
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.state.voters().into_iter().collect()
+    }
+
+    /// Where the leader is, as far as this node knows: Raft's view on voters, the last
+    /// poll answer on agents.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let metrics = self.raft().metrics().borrow().clone();
+        if let Some(leader) = metrics.current_leader {
+            let node = metrics.membership_config.membership().get_node(&leader).cloned();
+            if let Some(listen) = node.and_then(|node| node.addr.parse().ok()) {
+                return Some(LeaderHint { id: leader, listen });
+            }
+        }
+        self.directory().leader
+    }
+
+    /// The admin token hash the API checks against.
+    pub fn admin_token_hash(&self) -> String {
+        let from_state = self.state.read(|state| state.cluster.as_ref().map(|info| info.admin_token_hash.clone()));
+        from_state.unwrap_or_else(|| self.directory().admin_token_hash)
+    }
+
+    /// A receiver that flips to `true` when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Proposes commands through Raft (leader only) and returns one outcome per command.
+    ///
+    /// # Errors
+    /// Not the leader, no quorum within the propose timeout, or Raft has stopped.
+    pub async fn propose(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader { leader: self.leader_hint() });
+        }
+        let raft = self.raft();
+        // Fail fast when the leader has not heard from a quorum for several election
+        // timeouts: it is partitioned, and the write would only wait and time out.
+        let quorum_ack_ms = raft.metrics().borrow().millis_since_quorum_ack;
+        let stale_after_ms = 3 * self.settings.timing.raft.election_timeout_max.as_millis() as u64;
+        if quorum_ack_ms.is_some_and(|ms| ms > stale_after_ms) {
+            return Err(ProposeError::NoQuorum(format!(
+                "the leader has not heard from a majority of voters for {} ms; writes are refused until a quorum is reachable",
+                quorum_ack_ms.unwrap_or_default()
+            )));
+        }
+        let proposal = Proposal { at: self.clock.now(), commands };
+        let timeout = self.settings.timing.propose_timeout;
+        match tokio::time::timeout(timeout, raft.client_write(proposal)).await {
+            Err(_) => Err(ProposeError::NoQuorum(format!(
+                "the write was not committed within {timeout:?}; a majority of voters is unreachable"
+            ))),
+            Ok(Ok(response)) => Ok(response.data.outcomes),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                let leader = forward
+                    .leader_id
+                    .zip(forward.leader_node)
+                    .and_then(|(id, node)| node.addr.parse().ok().map(|listen| LeaderHint { id, listen }));
+                Err(ProposeError::NotLeader { leader })
+            }
+            Ok(Err(error)) => Err(ProposeError::Fatal(error.to_string())),
+        }
+    }
+
+    /// Proposes one command and returns its outcome.
+    ///
+    /// # Errors
+    /// As [`Node::propose`].
+    pub async fn propose_one(&self, command: Command) -> Result<Outcome, ProposeError> {
+        let mut outcomes = self.propose(vec![command]).await?;
+        outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
+    }
+
+    /// The node's role as far as it knows.
+    pub fn role(&self) -> Role {
+        if self.voters().contains(&self.settings.id) {
+            Role::Voter
+        } else {
+            self.directory().role.unwrap_or(Role::Agent)
+        }
+    }
+
+    /// Leader changes this node has observed since it started.
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts the node's background loops (poll loop, leader duties). They stop when
+    /// [`Node::shutdown`] is called.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinSet<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(poll::run(self.clone()));
+        tasks.spawn(leader::run(self.clone()));
+        tasks.spawn(count_leader_changes(self.clone()));
+        tasks
+    }
+
+    /// Stops the loops and Raft.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let _ = self.raft().shutdown().await;
+    }
+}
+
+async fn count_leader_changes(node: Arc<Node>) {
+    let mut metrics = node.raft().metrics();
+    let mut shutdown = node.shutdown_signal();
+    let mut leader = metrics.borrow().current_leader;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
+        let now = metrics.borrow().current_leader;
+        if now != leader && now.is_some() {
+            node.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        leader = now;
+    }
+}

@@ -1,0 +1,125 @@
+//! The poll loop every node runs: a long poll to the leader that doubles as its
+//! heartbeat, and brings back the leader's address, the member list, the admin token
+//! hash and this node's assignments.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetmesh_transport::Peer;
+use tracing::debug;
+
+use super::Node;
+use crate::protocol::{self, PollRequest, Request, Response};
+
+/// Pause after a failed poll before trying the next candidate.
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// Runs until shutdown.
+pub(super) async fn run(node: Arc<Node>) {
+    let mut shutdown = node.shutdown_signal();
+    let mut digest = String::new();
+    let mut members_version = 0u64;
+    let mut rotation = 0usize;
+    let hold = node.settings().timing.poll_hold;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let revisions = crate::agent_runtime::revision_progress(&node);
+        let request = PollRequest {
+            node: node.id(),
+            assignments_digest: digest.clone(),
+            members_version,
+            hold_ms: hold.as_millis() as u64,
+            revisions,
+        };
+        let answer = if node.is_leader() {
+            // The leader is a host too: answer its own poll without the network.
+            super::leader::handle_poll(&node, request).await
+        } else {
+            let Some(target) = candidate(&node, &mut rotation) else {
+                pause(&mut shutdown, RETRY_DELAY).await;
+                continue;
+            };
+            match protocol::call(
+                node.transport().as_ref(),
+                target,
+                &Request::Poll(request),
+                hold + Duration::from_secs(3),
+            )
+            .await
+            {
+                Ok((response, _)) => response,
+                Err(error) => {
+                    debug!(peer = %target.id, %error, "poll failed");
+                    node.update_directory(|directory| {
+                        if directory.leader.is_some_and(|leader| leader.id == target.id) {
+                            directory.leader = None;
+                        }
+                    });
+                    rotation += 1;
+                    pause(&mut shutdown, RETRY_DELAY).await;
+                    continue;
+                }
+            }
+        };
+        match answer {
+            Response::Poll(poll) => {
+                digest = poll.assignments_digest.clone();
+                node.update_directory(|directory| {
+                    directory.leader = Some(poll.leader);
+                    directory.term = poll.term;
+                    directory.role = Some(poll.role);
+                    directory.admin_token_hash = poll.admin_token_hash.clone();
+                    if let Some((version, members)) = &poll.members {
+                        directory.members = members.iter().map(|member| (member.id, member.clone())).collect();
+                        directory.members_version = *version;
+                    }
+                });
+                if let Some((version, _)) = &poll.members {
+                    members_version = *version;
+                }
+                crate::agent_runtime::on_assignments(&node, &poll);
+            }
+            Response::NotLeader { leader } => {
+                node.update_directory(|directory| directory.leader = leader.filter(|hint| hint.id != node.id()));
+                if leader.is_none() {
+                    rotation += 1;
+                    pause(&mut shutdown, RETRY_DELAY).await;
+                }
+            }
+            other => {
+                debug!(?other, "unexpected poll answer");
+                rotation += 1;
+                pause(&mut shutdown, RETRY_DELAY).await;
+            }
+        }
+    }
+}
+
+/// The node to poll: the known leader, else the known members in turn.
+fn candidate(node: &Node, rotation: &mut usize) -> Option<Peer> {
+    if let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) {
+        return Some(leader.peer());
+    }
+    let directory = node.directory();
+    let others: Vec<Peer> = directory
+        .members
+        .values()
+        .filter(|member| member.id != node.id())
+        .map(|member| Peer { id: member.id, addr: member.listen })
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    *rotation %= others.len();
+    Some(others[*rotation])
+}
+
+async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => {}
+        () = tokio::time::sleep(delay) => {}
+    }
+}

@@ -1,0 +1,164 @@
+//! `fleetmesh sim`: runs one seed or a sweep, prints the result (JSON or text), and on
+//! failure the violated invariant, the last events and a one-line replay command.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use fleetmesh_node::cli::SimArgs;
+use serde_json::{json, Map, Value};
+
+use crate::cluster::SimConfig;
+use crate::scenarios::{self, ScenarioOutcome};
+
+/// One finished run.
+#[derive(Debug)]
+pub struct Report {
+    /// The JSON document `sim --json` prints.
+    pub json: Value,
+    /// True when every invariant held.
+    pub passed: bool,
+    /// Last events, for failure output.
+    pub recent: Vec<String>,
+}
+
+/// Runs one scenario for one seed on a fresh paused, single-threaded runtime.
+///
+/// # Errors
+/// Unknown scenario, or a setup failure.
+pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
+    let wall = Instant::now();
+    let outcome: ScenarioOutcome = match args.scenario.as_str() {
+        "leader-partition" => {
+            let runtime = runtime(seed)?;
+            let config = SimConfig::new(seed, args.nodes);
+            runtime.block_on(scenarios::leader_partition::run(config))?
+        }
+        other => anyhow::bail!("unknown scenario {other:?}; known: {}", scenarios::SCENARIOS.join(", ")),
+    };
+    let passed = outcome.verdicts.all_ok();
+    let mut json = Map::new();
+    json.insert("scenario".into(), json!(args.scenario));
+    json.insert("seed".into(), json!(seed));
+    json.insert("nodes".into(), json!(args.nodes));
+    json.insert("virtual_secs".into(), json!(round3(outcome.virtual_secs)));
+    json.insert("wall_secs".into(), json!(round3(wall.elapsed().as_secs_f64())));
+    json.insert("trace_hash".into(), json!(outcome.trace_hash));
+    json.insert("events".into(), json!(outcome.events));
+    json.insert("passed".into(), json!(passed));
+    json.insert("invariants".into(), json!(outcome.verdicts.clone().into_map()));
+    for (key, value) in outcome.figures {
+        json.insert(key, value);
+    }
+    Ok(Report { json: Value::Object(json), passed, recent: outcome.recent })
+}
+
+/// A paused, single-threaded runtime whose internal randomness comes from `seed`.
+///
+/// # Errors
+/// The runtime cannot be built.
+pub fn runtime(seed: u64) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    #[cfg(not(tokio_unstable))]
+    let _ = seed;
+    builder.build()
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// The command that replays one seed.
+pub fn replay_command(args: &SimArgs, seed: u64) -> String {
+    format!("fleetmesh sim --scenario {} --nodes {} --seed {seed}", args.scenario, args.nodes)
+}
+
+fn parse_range(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
+    let (start, end) =
+        text.split_once("..").ok_or_else(|| anyhow::anyhow!("--seeds must look like 1..50, got {text:?}"))?;
+    let start: u64 = start.trim().parse().map_err(|_| anyhow::anyhow!("--seeds start {start:?} is not a number"))?;
+    let end: u64 = end.trim().parse().map_err(|_| anyhow::anyhow!("--seeds end {end:?} is not a number"))?;
+    anyhow::ensure!(start < end, "--seeds range {text:?} is empty");
+    Ok(start..end)
+}
+
+fn print_failure(args: &SimArgs, report: &Report, seed: u64) {
+    let violated = report.json["invariants"]
+        .as_object()
+        .and_then(|map| map.iter().find(|(_, verdict)| *verdict != "ok"))
+        .map(|(name, verdict)| format!("{name}: {}", verdict.as_str().unwrap_or_default()))
+        .unwrap_or_default();
+    eprintln!("FAILED seed {seed}: {violated}");
+    eprintln!("last events:");
+    for line in &report.recent {
+        eprintln!("  {line}");
+    }
+    eprintln!("replay: {}", replay_command(args, seed));
+}
+
+fn print_report(args: &SimArgs, report: &Report) {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json).unwrap_or_default());
+        return;
+    }
+    let json = &report.json;
+    println!(
+        "{} seed {} nodes {}: {} in {}s virtual / {}s wall, trace {}",
+        json["scenario"].as_str().unwrap_or_default(),
+        json["seed"],
+        json["nodes"],
+        if report.passed { "passed" } else { "FAILED" },
+        json["virtual_secs"],
+        json["wall_secs"],
+        json["trace_hash"].as_str().unwrap_or_default()
+    );
+    for (name, verdict) in json["invariants"].as_object().into_iter().flatten() {
+        println!("  {name}: {}", verdict.as_str().unwrap_or_default());
+    }
+    for (key, value) in json.as_object().into_iter().flatten() {
+        if !matches!(
+            key.as_str(),
+            "scenario" | "seed" | "nodes" | "virtual_secs" | "wall_secs" | "trace_hash" | "invariants" | "passed"
+        ) {
+            println!("  {key} = {value}");
+        }
+    }
+}
+
+/// Runs `fleetmesh sim`.
+pub fn run(args: &SimArgs) -> ExitCode {
+    let result = (|| -> anyhow::Result<ExitCode> {
+        match &args.seeds {
+            None => {
+                let report = run_seed(args, args.seed)?;
+                print_report(args, &report);
+                if !report.passed {
+                    print_failure(args, &report, args.seed);
+                    return Ok(ExitCode::FAILURE);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(range) => {
+                let range = parse_range(range)?;
+                let total = range.end - range.start;
+                for seed in range {
+                    let report = run_seed(args, seed)?;
+                    if !report.passed {
+                        print_report(args, &report);
+                        print_failure(args, &report, seed);
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    eprintln!("seed {seed}: passed (trace {})", report.json["trace_hash"].as_str().unwrap_or_default());
+                }
+                println!("{total} seeds passed");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })();
+    result.unwrap_or_else(|error| {
+        eprintln!("fleetmesh: error: {}", fleetmesh_node::cli::one_line(&error));
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,217 @@
+//! The simulated network: every node's [`Transport`] is a handle on one shared router
+//! that delivers messages after seeded latencies, drops them on partitions, loss or
+//! crashed nodes, and hashes every delivery into the trace.
+//!
+//! Delivery uses tokio timers on a paused, single-threaded runtime, so virtual time
+//! advances only when every task waits: the same seed replays the same schedule.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport, TransportError};
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::trace::Trace;
+
+/// Link behaviour.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkModel {
+    /// Minimum one-way latency.
+    pub latency_min: Duration,
+    /// Maximum one-way latency (uniform between min and max).
+    pub latency_max: Duration,
+    /// Probability a message (request or answer) is lost.
+    pub loss: f64,
+    /// Probability a request is delivered twice (the duplicate's answer is dropped).
+    pub duplication: f64,
+}
+
+impl Default for LinkModel {
+    fn default() -> Self {
+        Self {
+            latency_min: Duration::from_micros(200),
+            latency_max: Duration::from_micros(2000),
+            loss: 0.0,
+            duplication: 0.0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct NetState {
+    handlers: BTreeMap<NodeId, Arc<dyn Handler>>,
+    down: BTreeSet<NodeId>,
+    /// One-way cuts: (from, to) drops messages from `from` to `to`.
+    cuts: BTreeSet<(NodeId, NodeId)>,
+    /// Extra latency on a link (clogging).
+    clogs: BTreeMap<(NodeId, NodeId), Duration>,
+}
+
+/// The shared router.
+pub struct SimNet {
+    state: Mutex<NetState>,
+    rng: Mutex<ChaCha8Rng>,
+    model: LinkModel,
+    trace: Arc<Trace>,
+}
+
+impl std::fmt::Debug for SimNet {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SimNet").finish_non_exhaustive()
+    }
+}
+
+impl SimNet {
+    /// A network whose randomness comes from `seed`.
+    pub fn new(seed: u64, model: LinkModel, trace: Arc<Trace>) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(NetState::default()),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00)),
+            model,
+            trace,
+        })
+    }
+
+    fn with<T>(&self, update: impl FnOnce(&mut NetState) -> T) -> T {
+        update(&mut self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The transport handle of node `id`.
+    pub fn transport(self: &Arc<Self>, id: NodeId) -> Arc<dyn Transport> {
+        Arc::new(SimTransport { me: id, net: self.clone() })
+    }
+
+    /// Attaches (or replaces, after a restart) node `id`'s handler and marks it up.
+    pub fn attach(&self, id: NodeId, handler: Arc<dyn Handler>) {
+        self.with(|state| {
+            state.handlers.insert(id, handler);
+            state.down.remove(&id);
+        });
+    }
+
+    /// Marks a node crashed: nothing reaches it or leaves it.
+    pub fn crash(&self, id: NodeId) {
+        self.with(|state| {
+            state.down.insert(id);
+        });
+    }
+
+    /// Cuts both directions between every node of `side` and every other node.
+    pub fn partition(&self, side: &[NodeId], all: &[NodeId]) {
+        self.with(|state| {
+            for a in side {
+                for b in all.iter().filter(|b| !side.contains(b)) {
+                    state.cuts.insert((*a, *b));
+                    state.cuts.insert((*b, *a));
+                }
+            }
+        });
+    }
+
+    /// Cuts one direction only: `from` can no longer reach `to`.
+    pub fn cut_one_way(&self, from: NodeId, to: NodeId) {
+        self.with(|state| {
+            state.cuts.insert((from, to));
+        });
+    }
+
+    /// Adds `delay` to every message from `from` to `to`.
+    pub fn clog(&self, from: NodeId, to: NodeId, delay: Duration) {
+        self.with(|state| {
+            state.clogs.insert((from, to), delay);
+        });
+    }
+
+    /// Removes every cut and clog.
+    pub fn heal(&self) {
+        self.with(|state| {
+            state.cuts.clear();
+            state.clogs.clear();
+        });
+    }
+
+    fn latency(&self, from: NodeId, to: NodeId) -> Duration {
+        let extra = self.with(|state| state.clogs.get(&(from, to)).copied().unwrap_or_default());
+        let (min, max) = (self.model.latency_min.as_nanos() as u64, self.model.latency_max.as_nanos() as u64);
+        let nanos = if max > min { self.rng_lock().gen_range(min..=max) } else { min };
+        Duration::from_nanos(nanos) + extra
+    }
+
+    fn rng_lock(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
+        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lost(&self) -> bool {
+        self.model.loss > 0.0 && self.rng_lock().gen_bool(self.model.loss)
+    }
+
+    fn duplicated(&self) -> bool {
+        self.model.duplication > 0.0 && self.rng_lock().gen_bool(self.model.duplication)
+    }
+
+    /// True when a message from `from` to `to` would be delivered now.
+    fn passes(&self, from: NodeId, to: NodeId) -> bool {
+        self.with(|state| {
+            !state.down.contains(&from)
+                && !state.down.contains(&to)
+                && !state.cuts.contains(&(from, to))
+                && state.handlers.contains_key(&to)
+        })
+    }
+
+    async fn deliver(self: Arc<Self>, from: NodeId, to: NodeId, message: Message) -> Option<Message> {
+        tokio::time::sleep(self.latency(from, to)).await;
+        if !self.passes(from, to) || self.lost() {
+            return None;
+        }
+        self.trace.record(from, to, &message.header, message.wire_len());
+        let handler = self.with(|state| state.handlers.get(&to).cloned())?;
+        if self.duplicated() {
+            // A duplicate delivery: handled, its answer dropped (as a retransmission would be).
+            let copy = message.clone();
+            let duplicate = handler.clone();
+            tokio::spawn(async move {
+                let _ = duplicate.handle(Caller::Node(from), copy).await;
+            });
+        }
+        let answer = handler.handle(Caller::Node(from), message).await.ok()?;
+        tokio::time::sleep(self.latency(to, from)).await;
+        if !self.passes(to, from) || self.lost() {
+            return None;
+        }
+        self.trace.record(to, from, &answer.header, answer.wire_len());
+        Some(answer)
+    }
+}
+
+struct SimTransport {
+    me: NodeId,
+    net: Arc<SimNet>,
+}
+
+impl Transport for SimTransport {
+    fn request(
+        &self,
+        peer: Peer,
+        message: Message,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Message, TransportError>> {
+        let net = self.net.clone();
+        let me = self.me;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, net.deliver(me, peer.id, message)).await {
+                Ok(Some(answer)) => Ok(answer),
+                // A lost message looks like silence: the caller waits out its timeout,
+                // as it would on a real network.
+                Ok(None) => {
+                    tokio::time::sleep(timeout).await;
+                    Err(TransportError::Timeout { peer: peer.id, timeout })
+                }
+                Err(_) => Err(TransportError::Timeout { peer: peer.id, timeout }),
+            }
+        })
+    }
+}

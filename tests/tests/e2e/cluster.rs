@@ -1,0 +1,209 @@
+//! The cluster foundation: formation, failover, voter replacement, and who gets in.
+
+use std::time::Duration;
+
+use fleetmesh_tests::{wait_until, Options, TestCluster};
+use serde_json::Value;
+
+fn voters(status: &Value) -> usize {
+    status["nodes"].as_array().map_or(0, |nodes| nodes.iter().filter(|node| node["role"] == "voter").count())
+}
+
+fn health_of(status: &Value, address: &str) -> Option<String> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|node| node["address"] == address)
+        .map(|node| node["health"].as_str().unwrap_or("").to_string())
+}
+
+/// Five nodes form one cluster: every node's `cluster status --json` names the same
+/// leader, and exactly three nodes are voters.
+#[test]
+fn five_nodes_agree_on_one_leader_and_three_voters() {
+    let cluster = TestCluster::start(5, Options::default());
+    let status =
+        wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(5));
+    let leader = status["leader"].clone();
+    for via in 1..=5 {
+        let seen = wait_until("status through every node", Duration::from_secs(30), || cluster.status(via));
+        assert_eq!(seen["leader"], leader, "node {via} names another leader");
+        assert_eq!(voters(&seen), 3);
+        for node in seen["nodes"].as_array().expect("nodes") {
+            for field in ["id", "address", "role", "health", "tags"] {
+                assert!(node.get(field).is_some(), "node entry lacks {field}: {node}");
+            }
+        }
+    }
+    let table = cluster.cli(3, &["cluster", "status"]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("ROLE") && text.contains("voter") && text.contains("agent"), "{text}");
+}
+
+/// `kill -9` the leader: a new leader is elected, the survivors' API answers, the dead
+/// node shows as dead; restarted with the same data directory it is alive again with
+/// the same id.
+#[test]
+fn leader_kill9_fails_over_and_the_node_comes_back_with_its_id() {
+    let mut cluster = TestCluster::start(5, Options::default());
+    wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
+    let old_index = wait_until("a leader", Duration::from_secs(30), || cluster.leader_index(1));
+    let old_address = cluster.nodes[&old_index].listen.to_string();
+    let old_status = cluster.status(old_index).expect("status");
+    let old_id = old_status["leader"].clone();
+    cluster.kill9(old_index);
+    let survivor = if old_index == 1 { 2 } else { 1 };
+    let status = wait_until("a new leader that reports the old one dead", Duration::from_secs(60), || {
+        let status = cluster.status(survivor)?;
+        (status["leader"] != old_id
+            && !status["leader"].is_null()
+            && health_of(&status, &old_address).as_deref() == Some("dead"))
+        .then_some(status)
+    });
+    assert_ne!(status["leader"], old_id);
+    for via in cluster.live_indices() {
+        assert!(cluster.status(via).is_some(), "node {via}'s API does not answer");
+    }
+    cluster.restart(old_index);
+    let status = wait_until("the old leader alive again", Duration::from_secs(60), || {
+        let status = cluster.status(survivor)?;
+        (health_of(&status, &old_address).as_deref() == Some("alive")).then_some(status)
+    });
+    let entry = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|node| node["address"] == old_address.as_str())
+        .cloned()
+        .expect("entry");
+    assert_eq!(entry["id"], old_id, "the restarted node must keep its id");
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(5), "no ghost member after the restart");
+}
+
+/// A voter dead for longer than the grace period is replaced by an agent: voters are
+/// three again, and the dead node is no longer a voter.
+#[test]
+fn a_voter_dead_past_the_grace_period_is_replaced_by_an_agent() {
+    let options = Options { node_flags: vec!["--voter-grace-secs".into(), "3".into()], ..Options::default() };
+    let mut cluster = TestCluster::start(5, options);
+    let status =
+        wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
+    let leader = status["leader"].clone();
+    let victim = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|node| node["role"] == "voter" && node["id"] != leader)
+        .cloned()
+        .expect("a non-leader voter");
+    let victim_address = victim["address"].as_str().expect("address").to_string();
+    let victim_index = cluster.index_of_address(&victim_address).expect("index");
+    cluster.kill9(victim_index);
+    let via = cluster.live_indices()[0];
+    let status = wait_until("a replacement voter", Duration::from_secs(60), || {
+        let status = cluster.status(via)?;
+        let victim_now =
+            status["nodes"].as_array()?.iter().find(|node| node["address"] == victim_address.as_str())?.clone();
+        (voters(&status) == 3 && victim_now["role"] == "agent").then_some(status)
+    });
+    let alive_voters = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|node| node["role"] == "voter" && node["health"] == "alive")
+        .count();
+    assert_eq!(alive_voters, 3);
+}
+
+/// Who gets in: no token or a wrong one gets 401 and a non-zero CLI exit; a join with a
+/// wrong secret or another cluster's token exits non-zero with a clear message and
+/// leaves the membership unchanged.
+#[test]
+fn bad_tokens_and_foreign_clusters_are_refused() {
+    let mut cluster = TestCluster::start(2, Options::default());
+    let api = format!("http://{}/v1/cluster", cluster.nodes[&1].api);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let no_token = agent.get(&api).call().expect("request");
+    assert_eq!(no_token.status().as_u16(), 401);
+    let wrong = agent.get(&api).header("Authorization", "Bearer nope").call().expect("request");
+    assert_eq!(wrong.status().as_u16(), 401);
+    let healthz = agent.get(&format!("http://{}/healthz", cluster.nodes[&1].api)).call().expect("request");
+    assert_eq!(healthz.status().as_u16(), 200);
+    let output = std::process::Command::new(fleetmesh_tests::binary())
+        .args(["cluster", "status"])
+        .env("FLEETMESH_API", format!("http://{}", cluster.nodes[&1].api))
+        .env("FLEETMESH_TOKEN", "wrong")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("admin token"));
+
+    // A wrong secret with the right CA pin.
+    let (pin, _) = cluster.join_token.rsplit_once('.').expect("token shape");
+    let bad_secret = format!("{pin}.{}", "0".repeat(32));
+    let seed = cluster.nodes[&1].listen.to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let join = |token: &str| {
+        std::process::Command::new(fleetmesh_tests::binary())
+            .args(["node", "--listen", &format!("{}:7400", cluster.ip(9)), "--api", &format!("{}:7480", cluster.ip(9))])
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("x{}", token.len())))
+            .args(["--join", &seed, "--token", token])
+            .output()
+            .expect("run")
+    };
+    let refused = join(&bad_secret);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("join token is not valid"), "{message}");
+    assert_eq!(message.trim().lines().filter(|line| line.contains("error")).count(), 1, "one clear line: {message}");
+
+    // Another cluster's token: the CA pin does not match the seed.
+    let other = TestCluster::start(1, Options::default());
+    let foreign = join(&other.join_token);
+    assert!(!foreign.status.success());
+    let message = String::from_utf8_lossy(&foreign.stderr);
+    assert!(message.contains("another cluster"), "{message}");
+
+    // A malformed token.
+    let malformed = join("garbage");
+    assert!(!malformed.status.success());
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("malformed"));
+
+    let status = cluster.status(1).expect("status");
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(2), "membership must be unchanged");
+    cluster.kill9(2);
+}
+
+/// A node presenting a certificate from another CA is refused during the handshake:
+/// its request never reaches the cluster.
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    use fleetmesh_transport::pki::{ClusterCa, NodeKey, TlsIdentity};
+    use fleetmesh_transport::quic::QuicTransport;
+    use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport};
+
+    struct Silent;
+    impl Handler for Silent {
+        fn handle(&self, _: Caller, _: Message) -> BoxFuture<'static, Result<Message, String>> {
+            Box::pin(async { Err("no".to_string()) })
+        }
+    }
+
+    let cluster = TestCluster::start(1, Options::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let foreign = ClusterCa::generate("intruder").expect("ca");
+        let key = NodeKey::generate().expect("key");
+        let cert = foreign.sign_node(NodeId(1), &key.public_key).expect("cert");
+        let identity = TlsIdentity::from_pem(NodeId(1), &foreign.cert_pem, &cert, &key.key_pem).expect("identity");
+        let bind = std::net::SocketAddr::new(cluster.ip(77), 0);
+        let transport = QuicTransport::bind(bind, &identity, std::sync::Arc::new(Silent)).expect("bind");
+        let peer = Peer { id: NodeId(1), addr: cluster.nodes[&1].listen };
+        let answer = transport.request(peer, Message::new(&b"{}"[..]), Duration::from_secs(5)).await;
+        assert!(answer.is_err(), "a foreign certificate must be refused, got {answer:?}");
+        transport.close().await;
+    });
+}
