@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod identity;
 pub mod protocol;
+pub mod rollout;
 pub mod rollout_engine;
 pub mod runtime;
 pub mod swarm_service;
