@@ -9,8 +9,10 @@
 //! the appspec interpreter); I/O sits at the edges so the simulator runs the same code.
 
 // Modules are added here as they land (one line each, alphabetical).
+pub mod agent;
 pub mod agent_runtime;
 pub mod api;
+pub mod appspec;
 pub mod assignments;
 pub mod cli;
 pub mod clock;

@@ -1,0 +1,178 @@
+//! The per-deployment script log, `<deployment dir>/logs/scripts.log` (`codedeploy.md`
+//! §1.5, §8.3): every line a hook script prints, stamped and tagged with its stream, so
+//! an operator can read what happened on a host after the fact.
+//!
+//! Lines are written as `[2026-11-26T10:00:00.123Z] [stdout] text`. Each line is one
+//! unbuffered `write`, so a crash loses at most the line being written. A failure to
+//! write the log never fails a lifecycle event (the scripts' own success is what
+//! counts); the first write error is kept and logged once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    /// The script's standard output.
+    Stdout,
+    /// The script's standard error.
+    Stderr,
+    /// fleetmesh itself (script started, killed, output left open).
+    Agent,
+}
+
+impl LogStream {
+    /// The tag written in brackets.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+/// An append-only script log file.
+#[derive(Debug)]
+pub struct ScriptLog {
+    path: PathBuf,
+    file: File,
+    write_error: Option<String>,
+}
+
+impl ScriptLog {
+    /// Opens (creating it and its directories) the log of the deployment whose
+    /// directory is `deployment_dir`: `<deployment_dir>/logs/scripts.log`.
+    ///
+    /// # Errors
+    /// The directory or file cannot be created.
+    pub fn for_deployment(deployment_dir: &Path) -> io::Result<Self> {
+        Self::open(&deployment_dir.join("logs").join("scripts.log"))
+    }
+
+    /// Opens `path` for appending, creating it and its parent directories.
+    ///
+    /// # Errors
+    /// The directory or file cannot be created.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            write_error: None,
+        })
+    }
+
+    /// The log file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The first write error, if writing ever failed.
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
+    }
+
+    /// Appends one stamped line. `text` must not contain a newline (the hook runner
+    /// splits output into lines first).
+    pub fn write_line(&mut self, stream: LogStream, text: &str) {
+        let line = format!(
+            "[{}] [{}] {text}\n",
+            rfc3339_utc(SystemTime::now()),
+            stream.tag()
+        );
+        if let Err(error) = self.file.write_all(line.as_bytes()) {
+            if self.write_error.is_none() {
+                tracing::warn!(path = %self.path.display(), %error, "cannot write the script log");
+                self.write_error = Some(error.to_string());
+            }
+        }
+    }
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T10:00:00.123Z`.
+pub(crate) fn rfc3339_utc(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
+    let second_of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (the well-known
+/// era-based conversion: 400-year eras of 146 097 days).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + 719_468; // days since 0000-03-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // 0 = March
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        // Formats the epoch, a leap day and a date past 2038; asserts the exact text.
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap_day = UNIX_EPOCH + Duration::from_millis(951_782_400_123 + 3_723_000);
+        assert_eq!(rfc3339_utc(leap_day), "2000-02-29T01:02:03.123Z");
+        let later = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+        assert_eq!(rfc3339_utc(later), "2100-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn lines_are_appended_with_stamp_and_stream() {
+        // Opens a log in a fresh deployment dir, writes two lines, reopens and writes a
+        // third; asserts all three lines, their tags and that reopening appends.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut log = ScriptLog::for_deployment(dir.path()).expect("open log");
+        log.write_line(LogStream::Stdout, "hello");
+        log.write_line(LogStream::Stderr, "oops");
+        drop(log);
+        let mut log = ScriptLog::for_deployment(dir.path()).expect("reopen log");
+        log.write_line(LogStream::Agent, "done");
+        let text = std::fs::read_to_string(dir.path().join("logs/scripts.log")).expect("read log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        for (line, suffix) in
+            lines
+                .iter()
+                .zip(["] [stdout] hello", "] [stderr] oops", "] [agent] done"])
+        {
+            assert!(line.starts_with('[') && line.ends_with(suffix), "{line}");
+            assert_eq!(&line[24..26], "Z]", "{line}");
+        }
+        assert!(log.write_error().is_none());
+    }
+}
