@@ -111,15 +111,8 @@ pub async fn run_event(
     vars.extend(env.vars.iter().cloned());
     let mut tail = OutputTail::new(LOG_TAIL_BYTES_MAX);
     for script in scripts {
-        let runas = script
-            .runas
-            .as_ref()
-            .map_or(String::new(), |user| format!(" as {user}"));
-        let started = format!(
-            "{event}: running {}{runas} (timeout {} s)",
-            script.location,
-            script.timeout.as_secs()
-        );
+        let runas = script.runas.as_ref().map_or(String::new(), |user| format!(" as {user}"));
+        let started = format!("{event}: running {}{runas} (timeout {} s)", script.location, script.timeout.as_secs());
         log.write_line(LogStream::Agent, &started);
         if let Err(failure) = run_script(script, bundle_root, &vars, log, &mut tail).await {
             log.write_line(LogStream::Agent, &format!("{event}: {}", failure.message));
@@ -162,20 +155,13 @@ async fn run_script(
     let path = bundle_root.join(name);
     ensure_executable(name, &path, log)?;
     let runas = match &script.runas {
-        Some(user) => Some(RunAs::lookup(user).map_err(|why| {
-            ScriptFailure::new(
-                LifecycleErrorCode::ScriptFailed,
-                format!("script {name}: {why}"),
-            )
-        })?),
+        Some(user) => Some(
+            RunAs::lookup(user)
+                .map_err(|why| ScriptFailure::new(LifecycleErrorCode::ScriptFailed, format!("script {name}: {why}")))?,
+        ),
         None => None,
     };
-    let launch = Launch {
-        script: &path,
-        working_dir: bundle_root,
-        env: vars,
-        runas: runas.as_ref(),
-    };
+    let launch = Launch { script: &path, working_dir: bundle_root, env: vars, runas: runas.as_ref() };
     let mut child = process::spawn(&launch).await.map_err(|error| {
         let code = if error.kind() == std::io::ErrorKind::PermissionDenied {
             LifecycleErrorCode::ScriptNotExecutable
@@ -188,10 +174,7 @@ async fn run_script(
     match ending {
         Ending::TimedOut => Err(ScriptFailure::new(
             LifecycleErrorCode::ScriptTimedOut,
-            format!(
-                "script {name} failed to complete in {} seconds",
-                script.timeout.as_secs()
-            ),
+            format!("script {name} failed to complete in {} seconds", script.timeout.as_secs()),
         )),
         Ending::Exited(status) => match (status.code(), status.signal()) {
             (Some(0), _) => Ok(()),
@@ -201,10 +184,7 @@ async fn run_script(
             )),
             (None, signal) => Err(ScriptFailure::new(
                 LifecycleErrorCode::ScriptFailed,
-                format!(
-                    "script {name} was killed by signal {}",
-                    signal.unwrap_or_default()
-                ),
+                format!("script {name} was killed by signal {}", signal.unwrap_or_default()),
             )),
         },
         Ending::WaitFailed(error) => Err(ScriptFailure::new(
@@ -221,19 +201,13 @@ fn ensure_executable(name: &str, path: &Path, log: &mut ScriptLog) -> Result<(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(ScriptFailure::new(
                 LifecycleErrorCode::ScriptMissing,
-                format!(
-                    "script {name} does not exist in the revision (looked for {})",
-                    path.display()
-                ),
+                format!("script {name} does not exist in the revision (looked for {})", path.display()),
             ));
         }
         Err(error) => {
             return Err(ScriptFailure::new(
                 LifecycleErrorCode::ScriptMissing,
-                format!(
-                    "script {name} cannot be read at {}: {error}",
-                    path.display()
-                ),
+                format!("script {name} cannot be read at {}: {error}", path.display()),
             ));
         }
     };
@@ -245,18 +219,13 @@ fn ensure_executable(name: &str, path: &Path, log: &mut ScriptLog) -> Result<(),
     }
     let mode = metadata.permissions().mode();
     if mode & 0o111 == 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111)).map_err(
-            |error| {
-                ScriptFailure::new(
-                    LifecycleErrorCode::ScriptNotExecutable,
-                    format!("script {name} is not executable and chmod +x failed: {error}"),
-                )
-            },
-        )?;
-        log.write_line(
-            LogStream::Agent,
-            &format!("script {name} was not executable; ran chmod +x"),
-        );
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111)).map_err(|error| {
+            ScriptFailure::new(
+                LifecycleErrorCode::ScriptNotExecutable,
+                format!("script {name} is not executable and chmod +x failed: {error}"),
+            )
+        })?;
+        log.write_line(LogStream::Agent, &format!("script {name} was not executable; ran chmod +x"));
     }
     Ok(())
 }
@@ -271,16 +240,8 @@ enum Ending {
 /// Pumps the script's output into the log and tail until it exits (then at most
 /// [`OUTPUT_DRAIN_GRACE`] more) or its timeout passes (then its group is ended and
 /// what it printed is collected for at most the same grace).
-async fn supervise(
-    child: &mut Child,
-    timeout: Duration,
-    log: &mut ScriptLog,
-    tail: &mut OutputTail,
-) -> Ending {
-    let pgid = child
-        .id()
-        .and_then(|pid| i32::try_from(pid).ok())
-        .map(Pid::from_raw);
+async fn supervise(child: &mut Child, timeout: Duration, log: &mut ScriptLog, tail: &mut OutputTail) -> Ending {
+    let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Ending::WaitFailed(std::io::Error::other("stdout/stderr were not piped"));
     };
@@ -312,14 +273,7 @@ async fn supervise(
             line = stderr.next_line(), if !stderr.is_closed() => record(line, LogStream::Stderr, log, tail),
         }
     };
-    drain(
-        &mut stdout,
-        &mut stderr,
-        Instant::now() + OUTPUT_DRAIN_GRACE,
-        log,
-        tail,
-    )
-    .await;
+    drain(&mut stdout, &mut stderr, Instant::now() + OUTPUT_DRAIN_GRACE, log, tail).await;
     if !(stdout.is_closed() && stderr.is_closed()) {
         log.write_line(
             LogStream::Agent,

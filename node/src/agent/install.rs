@@ -31,8 +31,7 @@ use serde::Serialize;
 
 pub use error::InstallError;
 pub use records::{
-    last_successful_install, most_recent_install, record_last_successful_install,
-    record_most_recent_install,
+    last_successful_install, most_recent_install, record_last_successful_install, record_most_recent_install,
 };
 
 use crate::appspec::{AppSpec, FileExistsBehavior};
@@ -90,46 +89,27 @@ struct InstallFile<'a> {
 pub fn install(plan: &InstallPlan<'_>) -> Result<InstallReport, InstallError> {
     records::check_deployment_group_id(plan.deployment_group_id)?;
     if !plan.install_root.is_dir() {
-        return Err(InstallError::InstallRootMissing {
-            path: plan.install_root.to_path_buf(),
-        });
+        return Err(InstallError::InstallRootMissing { path: plan.install_root.to_path_buf() });
     }
     let ownerships = permissions::check_permissions(&plan.appspec.permissions)?;
     std::fs::create_dir_all(plan.instructions_dir)
         .map_err(|error| InstallError::io("create directory", plan.instructions_dir, error))?;
-    let cleanup_path = plan
-        .instructions_dir
-        .join(format!("{}-cleanup", plan.deployment_group_id));
-    let install_path = plan
-        .instructions_dir
-        .join(format!("{}-install.json", plan.deployment_group_id));
+    let cleanup_path = plan.instructions_dir.join(format!("{}-cleanup", plan.deployment_group_id));
+    let install_path = plan.instructions_dir.join(format!("{}-install.json", plan.deployment_group_id));
 
-    let mut report = InstallReport {
-        cleaned_up: cleanup::run_cleanup(&cleanup_path)?,
-        ..InstallReport::default()
-    };
+    let mut report = InstallReport { cleaned_up: cleanup::run_cleanup(&cleanup_path)?, ..InstallReport::default() };
 
-    let behavior = plan
-        .appspec
-        .file_exists_behavior
-        .unwrap_or(plan.file_exists_behavior);
+    let behavior = plan.appspec.file_exists_behavior.unwrap_or(plan.file_exists_behavior);
     let mut planner = FilePlanner::new(plan.archive_root, plan.install_root, behavior);
     for (entry, mapping) in plan.appspec.files.iter().enumerate() {
         planner.add(entry, mapping)?;
     }
     let mut steps = planner.finish();
-    permissions::add_permissions(
-        &mut steps,
-        &plan.appspec.permissions,
-        &ownerships,
-        plan.install_root,
-    )?;
+    permissions::add_permissions(&mut steps, &plan.appspec.permissions, &ownerships, plan.install_root)?;
     report.retained = steps.retained.clone();
 
-    let json = serde_json::to_vec(&InstallFile {
-        instructions: &steps.instructions,
-    })
-    .map_err(|error| InstallError::io("encode", &install_path, std::io::Error::other(error)))?;
+    let json = serde_json::to_vec(&InstallFile { instructions: &steps.instructions })
+        .map_err(|error| InstallError::io("encode", &install_path, std::io::Error::other(error)))?;
     records::write_atomically(&install_path, &json)?;
 
     let mut writer = cleanup::CleanupWriter::create(&cleanup_path)?;

@@ -61,11 +61,7 @@ impl ScriptLog {
             std::fs::create_dir_all(parent)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            write_error: None,
-        })
+        Ok(Self { path: path.to_path_buf(), file, write_error: None })
     }
 
     /// The log file's path.
@@ -81,11 +77,7 @@ impl ScriptLog {
     /// Appends one stamped line. `text` must not contain a newline (the hook runner
     /// splits output into lines first).
     pub fn write_line(&mut self, stream: LogStream, text: &str) {
-        let line = format!(
-            "[{}] [{}] {text}\n",
-            rfc3339_utc(SystemTime::now()),
-            stream.tag()
-        );
+        let line = format!("[{}] [{}] {text}\n", rfc3339_utc(SystemTime::now()), stream.tag());
         if let Err(error) = self.file.write_all(line.as_bytes()) {
             if self.write_error.is_none() {
                 tracing::warn!(path = %self.path.display(), %error, "cannot write the script log");
@@ -117,22 +109,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468; // days since 0000-03-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153; // 0 = March
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -165,11 +148,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("logs/scripts.log")).expect("read log");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        for (line, suffix) in
-            lines
-                .iter()
-                .zip(["] [stdout] hello", "] [stderr] oops", "] [agent] done"])
-        {
+        for (line, suffix) in lines.iter().zip(["] [stdout] hello", "] [stderr] oops", "] [agent] done"]) {
             assert!(line.starts_with('[') && line.ends_with(suffix), "{line}");
             assert_eq!(&line[24..26], "Z]", "{line}");
         }

@@ -48,14 +48,7 @@ impl fmt::Display for AclEntry {
         };
         let [read, write, execute] = self.permissions;
         let bit = |on: bool, letter: char| if on { letter } else { '-' };
-        write!(
-            f,
-            "{tag}:{}:{}{}{}",
-            self.qualifier,
-            bit(read, 'r'),
-            bit(write, 'w'),
-            bit(execute, 'x')
-        )
+        write!(f, "{tag}:{}:{}{}{}", self.qualifier, bit(read, 'r'), bit(write, 'w'), bit(execute, 'x'))
     }
 }
 
@@ -66,11 +59,7 @@ pub(crate) fn read_acls(value: &Value, path: &FieldPath) -> Result<Vec<AclEntry>
         .iter()
         .enumerate()
         .map(|(index, entry)| {
-            let at = if is_list {
-                path.index(index)
-            } else {
-                path.clone()
-            };
+            let at = if is_list { path.index(index) } else { path.clone() };
             parse_acl_entry(entry).map_err(|message| Problem::new(&at, message))
         })
         .collect()
@@ -82,17 +71,13 @@ pub(crate) fn read_acls(value: &Value, path: &FieldPath) -> Result<Vec<AclEntry>
 pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
     let parts: Vec<&str> = entry.split(':').collect();
     if !(2..=4).contains(&parts.len()) {
-        return Err(format!(
-            "{entry:?} is not an ACL entry; write it like \"u:alice:rw\" or \"d:g:web:rx\""
-        ));
+        return Err(format!("{entry:?} is not an ACL entry; write it like \"u:alice:rw\" or \"d:g:web:rx\""));
     }
     let is_default_word = |part: &str| part == "d" || part == "default";
     let (is_default, rest) = match parts.as_slice() {
         [first, rest @ ..] if parts.len() == 4 => {
             if !is_default_word(first) {
-                return Err(format!(
-                    "{entry:?} has four parts, so the first must be d or default"
-                ));
+                return Err(format!("{entry:?} has four parts, so the first must be d or default"));
             }
             (true, rest)
         }
@@ -109,9 +94,7 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
     let (tag, qualifier, permissions) = match rest {
         [tag, qualifier, permissions] => {
             let Some(tag) = tag_of(tag) else {
-                return Err(format!(
-                    "{entry:?} has an unknown entry type {tag:?}; use u, g, m or o"
-                ));
+                return Err(format!("{entry:?} has an unknown entry type {tag:?}; use u, g, m or o"));
             };
             (tag, *qualifier, *permissions)
         }
@@ -120,11 +103,7 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
             Some(tag @ (AclTag::Mask | AclTag::Other)) => (tag, "", *permissions),
             _ => (AclTag::User, *name, *permissions),
         },
-        _ => {
-            return Err(format!(
-                "{entry:?} is not an ACL entry; write it like \"u:alice:rw\""
-            ))
-        }
+        _ => return Err(format!("{entry:?} is not an ACL entry; write it like \"u:alice:rw\"")),
     };
     if matches!(tag, AclTag::Mask | AclTag::Other) && !qualifier.is_empty() {
         return Err(format!("{entry:?}: mask and other entries take no name"));
@@ -135,18 +114,10 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
         AclTag::Mask => false,
     };
     if is_base && !is_default {
-        return Err(format!(
-            "{entry:?} is a base entry; set owner, group and other permissions with mode instead"
-        ));
+        return Err(format!("{entry:?} is a base entry; set owner, group and other permissions with mode instead"));
     }
-    let permissions =
-        parse_acl_permissions(permissions).map_err(|message| format!("{entry:?}: {message}"))?;
-    Ok(AclEntry {
-        is_default,
-        tag,
-        qualifier: qualifier.to_string(),
-        permissions,
-    })
+    let permissions = parse_acl_permissions(permissions).map_err(|message| format!("{entry:?}: {message}"))?;
+    Ok(AclEntry { is_default, tag, qualifier: qualifier.to_string(), permissions })
 }
 
 fn parse_acl_permissions(text: &str) -> Result<[bool; 3], String> {
@@ -161,11 +132,7 @@ fn parse_acl_permissions(text: &str) -> Result<[bool; 3], String> {
             'w' => permissions[1] = true,
             'x' => permissions[2] = true,
             '-' => {}
-            other => {
-                return Err(format!(
-                    "{other:?} is not a permission; use r, w, x, - or one octal digit"
-                ))
-            }
+            other => return Err(format!("{other:?} is not a permission; use r, w, x, - or one octal digit")),
         }
     }
     Ok(permissions)
@@ -183,10 +150,7 @@ mod tests {
         assert_eq!(render("alice:5"), Ok("user:alice:r-x".to_string()));
         assert_eq!(render("g:web:r-x"), Ok("group:web:r-x".to_string()));
         assert_eq!(render("m::rx"), Ok("mask::r-x".to_string()));
-        assert_eq!(
-            render("d:u:bob:rwx"),
-            Ok("default:user:bob:rwx".to_string())
-        );
+        assert_eq!(render("d:u:bob:rwx"), Ok("default:user:bob:rwx".to_string()));
         assert_eq!(render("d:u::rwx"), Ok("default:user::rwx".to_string()));
         assert_eq!(render("default:o::r"), Ok("default:other::r--".to_string()));
     }
@@ -201,10 +165,7 @@ mod tests {
         assert_eq!(parse_acl_entry("o:r"), Err(format!("\"o:r\" {base}")));
         assert_eq!(
             parse_acl_entry("u:alice:rwz"),
-            Err(
-                "\"u:alice:rwz\": 'z' is not a permission; use r, w, x, - or one octal digit"
-                    .to_string()
-            )
+            Err("\"u:alice:rwz\": 'z' is not a permission; use r, w, x, - or one octal digit".to_string())
         );
         assert!(parse_acl_entry("x:y:z:w:v").is_err());
         assert!(parse_acl_entry("q:alice:rw:x").is_err());

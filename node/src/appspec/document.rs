@@ -14,10 +14,7 @@ use super::error::{FieldPath, Problem};
 use super::fields::{describe, mapping, optional, required, sequence, text, untagged};
 use super::locate::Locator;
 use super::permission::read_permission;
-use super::{
-    AppSpec, FileMapping, HookScript, Os, DEFAULT_HOOK_TIMEOUT, EVENT_TIMEOUT_MAX,
-    SCRIPTABLE_EVENTS,
-};
+use super::{AppSpec, FileMapping, HookScript, Os, DEFAULT_HOOK_TIMEOUT, EVENT_TIMEOUT_MAX, SCRIPTABLE_EVENTS};
 
 /// Reads the whole document. Non-fatal findings go to `warnings`.
 pub(crate) fn read_document(
@@ -39,12 +36,7 @@ pub(crate) fn read_document(
             let items = sequence(value, &list_path, "a list of permission entries")?;
             let mut permissions = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                permissions.push(read_permission(
-                    item,
-                    &list_path.index(index),
-                    locator,
-                    warnings,
-                )?);
+                permissions.push(read_permission(item, &list_path.index(index), locator, warnings)?);
             }
             permissions
         }
@@ -55,20 +47,10 @@ pub(crate) fn read_document(
         None => BTreeMap::new(),
     };
     let file_exists_behavior = match optional(map, "file_exists_behavior") {
-        Some(value) => Some(read_file_exists_behavior(
-            value,
-            &path.key("file_exists_behavior"),
-        )?),
+        Some(value) => Some(read_file_exists_behavior(value, &path.key("file_exists_behavior"))?),
         None => None,
     };
-    Ok(AppSpec {
-        os,
-        files,
-        permissions,
-        hooks,
-        file_exists_behavior,
-        warnings: Vec::new(),
-    })
+    Ok(AppSpec { os, files, permissions, hooks, file_exists_behavior, warnings: Vec::new() })
 }
 
 /// `version` must be 0.0. The agent compares with the number 0.0 and the docs ask for
@@ -76,10 +58,7 @@ pub(crate) fn read_document(
 /// 0.0 in the agent's comparison.
 fn check_version(map: &Mapping, path: &FieldPath) -> Result<(), Problem> {
     let Some(value) = optional(map, "version") else {
-        return Err(Problem::new(
-            path,
-            "missing \"version\"; write \"version: 0.0\"",
-        ));
+        return Err(Problem::new(path, "missing \"version\"; write \"version: 0.0\""));
     };
     let is_zero = match untagged(value) {
         Value::Number(number) => number.as_f64() == Some(0.0),
@@ -91,10 +70,7 @@ fn check_version(map: &Mapping, path: &FieldPath) -> Result<(), Problem> {
     } else {
         Err(Problem::new(
             &path.key("version"),
-            format!(
-                "unsupported version {}; the only appspec version is 0.0",
-                describe(value)
-            ),
+            format!("unsupported version {}; the only appspec version is 0.0", describe(value)),
         ))
     }
 }
@@ -116,17 +92,10 @@ fn read_os(map: &Mapping, path: &FieldPath) -> Result<Os, Problem> {
     }
 }
 
-fn read_file_exists_behavior(
-    value: &Value,
-    path: &FieldPath,
-) -> Result<FileExistsBehavior, Problem> {
+fn read_file_exists_behavior(value: &Value, path: &FieldPath) -> Result<FileExistsBehavior, Problem> {
     let written = text(value, path)?;
-    FileExistsBehavior::parse(&written.trim().to_ascii_uppercase()).ok_or_else(|| {
-        Problem::new(
-            path,
-            format!("unknown value {written:?}; use DISALLOW, OVERWRITE or RETAIN"),
-        )
-    })
+    FileExistsBehavior::parse(&written.trim().to_ascii_uppercase())
+        .ok_or_else(|| Problem::new(path, format!("unknown value {written:?}; use DISALLOW, OVERWRITE or RETAIN")))
 }
 
 fn read_files(value: &Value, path: &FieldPath) -> Result<Vec<FileMapping>, Problem> {
@@ -134,19 +103,9 @@ fn read_files(value: &Value, path: &FieldPath) -> Result<Vec<FileMapping>, Probl
     let mut files = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let item_path = path.index(index);
-        let map = mapping(
-            item,
-            &item_path,
-            "a mapping with \"source\" and \"destination\"",
-        )?;
-        let source = text(
-            required(map, "source", &item_path)?,
-            &item_path.key("source"),
-        )?;
-        let destination = text(
-            required(map, "destination", &item_path)?,
-            &item_path.key("destination"),
-        )?;
+        let map = mapping(item, &item_path, "a mapping with \"source\" and \"destination\"")?;
+        let source = text(required(map, "source", &item_path)?, &item_path.key("source"))?;
+        let destination = text(required(map, "destination", &item_path)?, &item_path.key("destination"))?;
         if escapes(&source) {
             return Err(Problem::new(
                 &item_path.key("source"),
@@ -159,10 +118,7 @@ fn read_files(value: &Value, path: &FieldPath) -> Result<Vec<FileMapping>, Probl
                 format!("must be an absolute path, found {destination:?}"),
             ));
         }
-        files.push(FileMapping {
-            source,
-            destination,
-        });
+        files.push(FileMapping { source, destination });
     }
     Ok(files)
 }
@@ -176,20 +132,13 @@ fn read_hooks(
     let mut hooks = BTreeMap::new();
     for (key, scripts) in map {
         let Some(event) = untagged(key).as_str() else {
-            return Err(Problem::new(
-                path,
-                format!("event names are text, found {}", describe(key)),
-            ));
+            return Err(Problem::new(path, format!("event names are text, found {}", describe(key))));
         };
         let event_path = path.key(event);
         if untagged(scripts).is_null() {
             continue; // §1.5: an event key with nothing under it is ignored.
         }
-        let items = sequence(
-            scripts,
-            &event_path,
-            "a list of scripts, each with \"location\"",
-        )?;
+        let items = sequence(scripts, &event_path, "a list of scripts, each with \"location\"")?;
         let mut event_scripts = Vec::with_capacity(items.len());
         // Only timeouts the author wrote count toward the per-event limit: two scripts
         // left at the 3600 s default are common and run fine in CodeDeploy.
@@ -207,9 +156,7 @@ fn read_hooks(
         if !SCRIPTABLE_EVENTS.contains(&event) {
             warnings.push(Problem::new(
                 &event_path,
-                format!(
-                    "{event:?} is not a scriptable lifecycle event, so these scripts never run"
-                ),
+                format!("{event:?} is not a scriptable lifecycle event, so these scripts never run"),
             ));
         }
         if explicit_total > EVENT_TIMEOUT_MAX {
@@ -228,15 +175,9 @@ fn read_hooks(
 }
 
 /// One script, and whether its timeout was written (not defaulted).
-fn read_script(
-    value: &Value,
-    path: &FieldPath,
-    warnings: &mut Vec<Problem>,
-) -> Result<(HookScript, bool), Problem> {
+fn read_script(value: &Value, path: &FieldPath, warnings: &mut Vec<Problem>) -> Result<(HookScript, bool), Problem> {
     let map = mapping(value, path, "a mapping with \"location\"")?;
-    let location = text(required(map, "location", path)?, &path.key("location"))?
-        .trim()
-        .to_string();
+    let location = text(required(map, "location", path)?, &path.key("location"))?.trim().to_string();
     if location.is_empty() {
         return Err(Problem::new(&path.key("location"), "must not be empty"));
     }
@@ -263,58 +204,34 @@ fn read_script(
         None => (DEFAULT_HOOK_TIMEOUT, false),
     };
     let runas = match optional(map, "runas") {
-        Some(value) => Some(text(value, &path.key("runas"))?.trim().to_string())
-            .filter(|user| !user.is_empty()),
+        Some(value) => Some(text(value, &path.key("runas"))?.trim().to_string()).filter(|user| !user.is_empty()),
         None => None,
     };
     if optional(map, "sudo").is_some_and(|sudo| untagged(sudo).as_bool() == Some(true)) {
-        warnings.push(Problem::new(
-            &path.key("sudo"),
-            "sudo is ignored: scripts run as the fleetmesh user, or as runas",
-        ));
+        warnings
+            .push(Problem::new(&path.key("sudo"), "sudo is ignored: scripts run as the fleetmesh user, or as runas"));
     }
-    Ok((
-        HookScript {
-            location,
-            timeout,
-            runas,
-        },
-        is_explicit,
-    ))
+    Ok((HookScript { location, timeout, runas }, is_explicit))
 }
 
 /// `timeout`: a positive whole number of seconds, as a number or as text (§1.5).
 fn read_timeout(value: &Value, path: &FieldPath) -> Result<Duration, Problem> {
-    let non_positive = |shown: &str| {
-        Problem::new(
-            path,
-            format!("must be a positive number of seconds, found {shown}"),
-        )
-    };
+    let non_positive = |shown: &str| Problem::new(path, format!("must be a positive number of seconds, found {shown}"));
     match untagged(value) {
         Value::Number(number) => match number.as_u64() {
             Some(0) => Err(non_positive("0")),
             Some(seconds) => Ok(Duration::from_secs(seconds)),
             None if number.as_i64().is_some() => Err(non_positive(&number.to_string())),
-            None => Err(Problem::new(
-                path,
-                format!("must be a whole number of seconds, found {number}"),
-            )),
+            None => Err(Problem::new(path, format!("must be a whole number of seconds, found {number}"))),
         },
         Value::String(written) => match written.trim().parse::<i128>() {
             Ok(seconds) if seconds <= 0 => Err(non_positive(&format!("{written:?}"))),
             Ok(seconds) => u64::try_from(seconds)
                 .map(Duration::from_secs)
                 .map_err(|_| Problem::new(path, format!("{written:?} seconds is too long"))),
-            Err(_) => Err(Problem::new(
-                path,
-                format!("must be a number of seconds, found {written:?}"),
-            )),
+            Err(_) => Err(Problem::new(path, format!("must be a number of seconds, found {written:?}"))),
         },
-        other => Err(Problem::new(
-            path,
-            format!("must be a number of seconds, found {}", describe(other)),
-        )),
+        other => Err(Problem::new(path, format!("must be a number of seconds, found {}", describe(other)))),
     }
 }
 

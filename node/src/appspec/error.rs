@@ -72,10 +72,7 @@ pub(crate) struct Problem {
 impl Problem {
     /// A finding at `path`.
     pub(crate) fn new(path: &FieldPath, message: impl Into<String>) -> Self {
-        Self {
-            path: path.clone(),
-            message: message.into(),
-        }
+        Self { path: path.clone(), message: message.into() }
     }
 }
 
@@ -86,17 +83,13 @@ impl Problem {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AppSpecError {
     /// The file holds nothing but blanks or comments.
-    #[error(
-        "{file}: the file is empty; an appspec needs at least \"version: 0.0\" and \"os: linux\""
-    )]
+    #[error("{file}: the file is empty; an appspec needs at least \"version: 0.0\" and \"os: linux\"")]
     Empty {
         /// The file name as given to [`parse`](super::parse).
         file: String,
     },
     /// The file is larger than any appspec has a reason to be.
-    #[error(
-        "{file}: the file is {bytes} bytes, more than the {bytes_max} bytes an appspec may have"
-    )]
+    #[error("{file}: the file is {bytes} bytes, more than the {bytes_max} bytes an appspec may have")]
     TooLarge {
         /// The file name.
         file: String,
@@ -152,17 +145,10 @@ mod tests {
     #[test]
     fn paths_render_like_the_yaml_they_point_into() {
         // Builds a nested path and a root path; asserts the dotted/indexed rendering.
-        let path = FieldPath::root()
-            .key("hooks")
-            .key("AfterInstall")
-            .index(0)
-            .key("timeout");
+        let path = FieldPath::root().key("hooks").key("AfterInstall").index(0).key("timeout");
         assert_eq!(path.to_string(), "hooks.AfterInstall[0].timeout");
         assert_eq!(FieldPath::root().to_string(), "");
-        assert_eq!(
-            FieldPath::root().key("files").index(2).to_string(),
-            "files[2]"
-        );
+        assert_eq!(FieldPath::root().key("files").index(2).to_string(), "files[2]");
     }
 
     #[test]

@@ -25,41 +25,23 @@ pub(crate) fn optional<'v>(map: &'v Mapping, key: &str) -> Option<&'v Value> {
 }
 
 /// The value of `key`, or a "missing" problem naming the mapping at `path`.
-pub(crate) fn required<'v>(
-    map: &'v Mapping,
-    key: &str,
-    path: &FieldPath,
-) -> Result<&'v Value, Problem> {
+pub(crate) fn required<'v>(map: &'v Mapping, key: &str, path: &FieldPath) -> Result<&'v Value, Problem> {
     optional(map, key).ok_or_else(|| Problem::new(path, format!("missing \"{key}\"")))
 }
 
 /// A mapping, or a problem saying what was found instead.
-pub(crate) fn mapping<'v>(
-    value: &'v Value,
-    path: &FieldPath,
-    what: &str,
-) -> Result<&'v Mapping, Problem> {
+pub(crate) fn mapping<'v>(value: &'v Value, path: &FieldPath, what: &str) -> Result<&'v Mapping, Problem> {
     match untagged(value) {
         Value::Mapping(map) => Ok(map),
-        other => Err(Problem::new(
-            path,
-            format!("expected {what}, found {}", describe(other)),
-        )),
+        other => Err(Problem::new(path, format!("expected {what}, found {}", describe(other)))),
     }
 }
 
 /// A list, or a problem saying what was found instead.
-pub(crate) fn sequence<'v>(
-    value: &'v Value,
-    path: &FieldPath,
-    what: &str,
-) -> Result<&'v [Value], Problem> {
+pub(crate) fn sequence<'v>(value: &'v Value, path: &FieldPath, what: &str) -> Result<&'v [Value], Problem> {
     match untagged(value) {
         Value::Sequence(items) => Ok(items),
-        other => Err(Problem::new(
-            path,
-            format!("expected {what}, found {}", describe(other)),
-        )),
+        other => Err(Problem::new(path, format!("expected {what}, found {}", describe(other)))),
     }
 }
 
@@ -70,21 +52,16 @@ pub(crate) fn text(value: &Value, path: &FieldPath) -> Result<String, Problem> {
         Value::String(text) => Ok(text.clone()),
         Value::Number(number) => Ok(number.to_string()),
         Value::Bool(flag) => Ok(flag.to_string()),
-        other => Err(Problem::new(
-            path,
-            format!("expected text, found {}", describe(other)),
-        )),
+        other => Err(Problem::new(path, format!("expected text, found {}", describe(other)))),
     }
 }
 
 /// A list of texts; a single text is accepted as a list of one.
 pub(crate) fn text_list(value: &Value, path: &FieldPath) -> Result<Vec<String>, Problem> {
     match untagged(value) {
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| text(item, &path.index(index)))
-            .collect(),
+        Value::Sequence(items) => {
+            items.iter().enumerate().map(|(index, item)| text(item, &path.index(index))).collect()
+        }
         single => Ok(vec![text(single, path)?]),
     }
 }
@@ -131,10 +108,7 @@ mod tests {
         // leniency, and that a mapping is refused with what was found.
         let path = FieldPath::root();
         assert_eq!(text(&yaml("1000"), &path).expect("number as text"), "1000");
-        assert_eq!(
-            text_list(&yaml("x"), &path).expect("single"),
-            vec!["x".to_string()]
-        );
+        assert_eq!(text_list(&yaml("x"), &path).expect("single"), vec!["x".to_string()]);
         let problem = text(&yaml("{a: 1}"), &path.key("owner")).expect_err("mapping is not text");
         assert_eq!(problem.message, "expected text, found a mapping");
     }

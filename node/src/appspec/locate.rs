@@ -41,11 +41,7 @@ impl<'text> Locator<'text> {
     /// example a key that came from a YAML merge `<<:`).
     pub(crate) fn position(&self, path: &FieldPath) -> Option<Position> {
         let deserializer = serde_norway::Deserializer::from_str(self.text);
-        let error = match (Probe {
-            rest: path.segments(),
-        })
-        .deserialize(deserializer)
-        {
+        let error = match (Probe { rest: path.segments() }).deserialize(deserializer) {
             Ok(()) => return None,
             Err(error) => error,
         };
@@ -53,10 +49,7 @@ impl<'text> Locator<'text> {
             return None;
         }
         let location = error.location()?;
-        Some(Position {
-            line: location.line(),
-            index: location.index(),
-        })
+        Some(Position { line: location.line(), index: location.index() })
     }
 
     /// 1-based line of the value at `path`.
@@ -228,14 +221,8 @@ permissions:
         // Asks for a key and an index that do not exist; asserts None rather than a wrong line.
         let locator = Locator::new(TEXT);
         assert_eq!(locator.line(&FieldPath::root().key("files")), None);
-        assert_eq!(
-            locator.line(&FieldPath::root().key("hooks").key("AfterInstall").index(5)),
-            None
-        );
-        assert_eq!(
-            locator.line(&FieldPath::root().key("os").key("deeper")),
-            None
-        );
+        assert_eq!(locator.line(&FieldPath::root().key("hooks").key("AfterInstall").index(5)), None);
+        assert_eq!(locator.line(&FieldPath::root().key("os").key("deeper")), None);
     }
 
     #[test]

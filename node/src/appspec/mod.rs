@@ -123,21 +123,13 @@ pub struct HookScript {
 pub fn parse(file_name: &str, text: &str) -> Result<AppSpec, AppSpecError> {
     let file = file_name.to_string();
     if text.len() > APPSPEC_BYTES_MAX {
-        return Err(AppSpecError::TooLarge {
-            file,
-            bytes: text.len(),
-            bytes_max: APPSPEC_BYTES_MAX,
-        });
+        return Err(AppSpecError::TooLarge { file, bytes: text.len(), bytes_max: APPSPEC_BYTES_MAX });
     }
     let mut root: serde_norway::Value = match serde_norway::from_str(text) {
         Ok(root) => root,
         Err(error) => {
             let line = error.location().map(|location| location.line());
-            return Err(AppSpecError::Syntax {
-                file,
-                line,
-                message: syntax_message(&error),
-            });
+            return Err(AppSpecError::Syntax { file, line, message: syntax_message(&error) });
         }
     };
     if root.is_null() {
@@ -145,20 +137,13 @@ pub fn parse(file_name: &str, text: &str) -> Result<AppSpec, AppSpecError> {
     }
     // The agent's Ruby YAML applies `<<:` merge keys; do the same.
     if let Err(error) = root.apply_merge() {
-        return Err(AppSpecError::Syntax {
-            file,
-            line: None,
-            message: syntax_message(&error),
-        });
+        return Err(AppSpecError::Syntax { file, line: None, message: syntax_message(&error) });
     }
     let locator = Locator::new(text);
     let mut problems = Vec::new();
     match document::read_document(&root, &locator, &mut problems) {
         Ok(mut spec) => {
-            spec.warnings = problems
-                .iter()
-                .map(|problem| render_warning(file_name, problem, &locator))
-                .collect();
+            spec.warnings = problems.iter().map(|problem| render_warning(file_name, problem, &locator)).collect();
             Ok(spec)
         }
         Err(problem) => Err(AppSpecError::Invalid {
@@ -171,12 +156,7 @@ pub fn parse(file_name: &str, text: &str) -> Result<AppSpec, AppSpecError> {
 }
 
 fn render_warning(file_name: &str, problem: &Problem, locator: &Locator<'_>) -> String {
-    format!(
-        "{}: {}: {}",
-        place(file_name, locator.line(&problem.path)),
-        problem.path,
-        problem.message
-    )
+    format!("{}: {}: {}", place(file_name, locator.line(&problem.path)), problem.path, problem.message)
 }
 
 /// The parser's message without its trailing " at line L column C" (the line is
@@ -187,18 +167,13 @@ fn syntax_message(error: &serde_norway::Error) -> String {
         return message;
     };
     let suffix = format!(" at line {} column {}", location.line(), location.column());
-    message
-        .strip_suffix(&suffix)
-        .map_or(message.clone(), str::to_string)
+    message.strip_suffix(&suffix).map_or(message.clone(), str::to_string)
 }
 
 /// The appspec at the root of an unpacked revision: `appspec.yml`, else `appspec.yaml`
 /// (§1.1: the agent looks for `.yml` first, so it wins when both exist).
 pub fn find_appspec(root: &Path) -> Option<PathBuf> {
-    ["appspec.yml", "appspec.yaml"]
-        .iter()
-        .map(|name| root.join(name))
-        .find(|path| path.is_file())
+    ["appspec.yml", "appspec.yaml"].iter().map(|name| root.join(name)).find(|path| path.is_file())
 }
 
 #[cfg(test)]

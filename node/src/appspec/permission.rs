@@ -72,17 +72,12 @@ pub(crate) fn read_permission(
     warnings: &mut Vec<Problem>,
 ) -> Result<Permission, Problem> {
     let map = mapping(value, path, "a mapping with \"object\"")?;
-    let object = text(required(map, "object", path)?, &path.key("object"))?
-        .trim()
-        .to_string();
+    let object = text(required(map, "object", path)?, &path.key("object"))?.trim().to_string();
     if object.is_empty() {
         return Err(Problem::new(&path.key("object"), "must not be empty"));
     }
     if !object.starts_with('/') {
-        return Err(Problem::new(
-            &path.key("object"),
-            format!("must be an absolute path, found {object:?}"),
-        ));
+        return Err(Problem::new(&path.key("object"), format!("must be an absolute path, found {object:?}")));
     }
     let pattern = match optional(map, "pattern") {
         Some(value) => text(value, &path.key("pattern"))?,
@@ -102,12 +97,8 @@ pub(crate) fn read_permission(
         Some(value) => read_types(value, &path.key("type"))?,
         None => vec![ObjectType::File, ObjectType::Directory],
     };
-    let owner = optional(map, "owner")
-        .map(|value| text(value, &path.key("owner")))
-        .transpose()?;
-    let group = optional(map, "group")
-        .map(|value| text(value, &path.key("group")))
-        .transpose()?;
+    let owner = optional(map, "owner").map(|value| text(value, &path.key("owner"))).transpose()?;
+    let group = optional(map, "group").map(|value| text(value, &path.key("group"))).transpose()?;
     let mode = match optional(map, "mode") {
         Some(value) => Some(read_mode(value, &path.key("mode"), locator, warnings)?),
         None => None,
@@ -122,20 +113,8 @@ pub(crate) fn read_permission(
             "default (d:) entries apply to directories only, but type excludes directory",
         ));
     }
-    let context = optional(map, "context")
-        .map(|value| read_context(value, &path.key("context")))
-        .transpose()?;
-    Ok(Permission {
-        object,
-        pattern,
-        except,
-        types,
-        owner,
-        group,
-        mode,
-        acls,
-        context,
-    })
+    let context = optional(map, "context").map(|value| read_context(value, &path.key("context"))).transpose()?;
+    Ok(Permission { object, pattern, except, types, owner, group, mode, acls, context })
 }
 
 fn read_types(value: &Value, path: &FieldPath) -> Result<Vec<ObjectType>, Problem> {
@@ -147,15 +126,8 @@ fn read_types(value: &Value, path: &FieldPath) -> Result<Vec<ObjectType>, Proble
             "file" => ObjectType::File,
             "directory" => ObjectType::Directory,
             other => {
-                let at = if is_list {
-                    path.index(index)
-                } else {
-                    path.clone()
-                };
-                return Err(Problem::new(
-                    &at,
-                    format!("unknown object type {other:?}; use file or directory"),
-                ));
+                let at = if is_list { path.index(index) } else { path.clone() };
+                return Err(Problem::new(&at, format!("unknown object type {other:?}; use file or directory")));
             }
         };
         if !types.contains(&kind) {
@@ -176,14 +148,8 @@ pub(crate) fn read_mode(
     let digits = match untagged(value) {
         Value::String(text) => {
             let digits = text.trim().to_string();
-            let is_bare = locator
-                .raw_scalar(path)
-                .is_some_and(|raw| !raw.starts_with(['"', '\'']));
-            if is_bare
-                && digits.len() > 1
-                && digits.starts_with('0')
-                && digits.bytes().all(|b| b.is_ascii_digit())
-            {
+            let is_bare = locator.raw_scalar(path).is_some_and(|raw| !raw.starts_with(['"', '\'']));
+            if is_bare && digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit()) {
                 warnings.push(Problem::new(
                     path,
                     format!(
@@ -198,10 +164,7 @@ pub(crate) fn read_mode(
         Value::Number(number) => {
             // YAML already turned the text into a number; take the digits as written so
             // `644` stays "644" and `0o644`/`0x1a4` are refused instead of reinterpreted.
-            let raw = locator
-                .raw_scalar(path)
-                .map(str::to_string)
-                .unwrap_or_else(|| number.to_string());
+            let raw = locator.raw_scalar(path).map(str::to_string).unwrap_or_else(|| number.to_string());
             if !raw.bytes().all(|b| b.is_ascii_digit()) || raw.is_empty() {
                 return Err(Problem::new(
                     path,
@@ -211,13 +174,7 @@ pub(crate) fn read_mode(
             raw
         }
         other => {
-            return Err(Problem::new(
-                path,
-                format!(
-                    "expected octal digits such as \"644\", found {}",
-                    describe(other)
-                ),
-            ))
+            return Err(Problem::new(path, format!("expected octal digits such as \"644\", found {}", describe(other))))
         }
     };
     parse_mode_digits(&digits).map_err(|message| Problem::new(path, message))
@@ -229,16 +186,14 @@ pub(crate) fn parse_mode_digits(digits: &str) -> Result<u32, String> {
         return Err("must not be empty; write octal digits such as \"644\"".to_string());
     }
     if digits.len() > 4 {
-        return Err(format!(
-            "{digits:?} has {} digits; a mode has 1 to 4 octal digits",
-            digits.len()
-        ));
+        return Err(format!("{digits:?} has {} digits; a mode has 1 to 4 octal digits", digits.len()));
     }
     if let Some(bad) = digits.chars().find(|c| !('0'..='7').contains(c)) {
-        return Err(format!("{digits:?} is not an octal mode: {bad:?} is not a digit 0-7 (symbolic modes are not supported)"));
+        return Err(format!(
+            "{digits:?} is not an octal mode: {bad:?} is not a digit 0-7 (symbolic modes are not supported)"
+        ));
     }
-    u32::from_str_radix(digits, 8)
-        .map_err(|error| format!("{digits:?} is not an octal mode: {error}"))
+    u32::from_str_radix(digits, 8).map_err(|error| format!("{digits:?} is not an octal mode: {error}"))
 }
 
 #[cfg(test)]

@@ -21,17 +21,10 @@ pub struct SeLinuxContext {
 pub(crate) fn read_context(value: &Value, path: &FieldPath) -> Result<SeLinuxContext, Problem> {
     let map = mapping(value, path, "a mapping with \"type\"")?;
     if optional(map, "role").is_some() {
-        return Err(Problem::new(
-            &path.key("role"),
-            "SELinux roles are not supported; remove role",
-        ));
+        return Err(Problem::new(&path.key("role"), "SELinux roles are not supported; remove role"));
     }
-    let name = optional(map, "name")
-        .map(|value| text(value, &path.key("name")))
-        .transpose()?;
-    let user = optional(map, "user")
-        .map(|value| text(value, &path.key("user")))
-        .transpose()?;
+    let name = optional(map, "name").map(|value| text(value, &path.key("name"))).transpose()?;
+    let user = optional(map, "user").map(|value| text(value, &path.key("user"))).transpose()?;
     let user = match (name, user) {
         (Some(name), Some(user)) if name != user => {
             return Err(Problem::new(
@@ -42,9 +35,7 @@ pub(crate) fn read_context(value: &Value, path: &FieldPath) -> Result<SeLinuxCon
         (name, user) => name.or(user),
     };
     let kind = text(required(map, "type", path)?, &path.key("type"))?;
-    let range = optional(map, "range")
-        .map(|value| text(value, &path.key("range")))
-        .transpose()?;
+    let range = optional(map, "range").map(|value| text(value, &path.key("range"))).transpose()?;
     if let Some(range) = &range {
         check_range(range).map_err(|message| Problem::new(&path.key("range"), message))?;
     }
@@ -54,9 +45,7 @@ pub(crate) fn read_context(value: &Value, path: &FieldPath) -> Result<SeLinuxCon
 /// Checks an MLS/MCS range: `s<low>[-s<high>][:<categories>]` where categories are
 /// `c<n>` or `c<n>.c<m>` separated by commas, `n <= 1023`, ranges ascending.
 fn check_range(range: &str) -> Result<(), String> {
-    let invalid = |why: &str| {
-        format!("{range:?} is not an SELinux range ({why}); write it like \"s0-s3:c0.c5,c7\"")
-    };
+    let invalid = |why: &str| format!("{range:?} is not an SELinux range ({why}); write it like \"s0-s3:c0.c5,c7\"");
     let number = |part: &str, prefix: char| -> Option<u32> {
         let digits = part.strip_prefix(prefix)?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -68,9 +57,7 @@ fn check_range(range: &str) -> Result<(), String> {
         Some((sensitivity, categories)) => (sensitivity, Some(categories)),
         None => (range, None),
     };
-    let (low, high) = sensitivity
-        .split_once('-')
-        .unwrap_or((sensitivity, sensitivity));
+    let (low, high) = sensitivity.split_once('-').unwrap_or((sensitivity, sensitivity));
     let (Some(low), Some(high)) = (number(low, 's'), number(high, 's')) else {
         return Err(invalid("bad sensitivity"));
     };

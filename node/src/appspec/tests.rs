@@ -66,20 +66,11 @@ fn a_complete_appspec_parses() {
     assert_eq!(
         spec.files,
         vec![
-            FileMapping {
-                source: "/".into(),
-                destination: "/srv/app".into()
-            },
-            FileMapping {
-                source: "config/app.conf".into(),
-                destination: "/etc/app".into()
-            },
+            FileMapping { source: "/".into(), destination: "/srv/app".into() },
+            FileMapping { source: "config/app.conf".into(), destination: "/etc/app".into() },
         ]
     );
-    assert_eq!(
-        spec.file_exists_behavior,
-        Some(FileExistsBehavior::Overwrite)
-    );
+    assert_eq!(spec.file_exists_behavior, Some(FileExistsBehavior::Overwrite));
     let first = &spec.permissions[0];
     assert_eq!(first.pattern, "*.sh");
     assert_eq!(first.except, vec!["skip.sh".to_string()]);
@@ -90,11 +81,7 @@ fn a_complete_appspec_parses() {
     assert_eq!(second.pattern, "**");
     assert_eq!(second.types, vec![ObjectType::File, ObjectType::Directory]);
     assert_eq!(
-        second
-            .acls
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
+        second.acls.iter().map(ToString::to_string).collect::<Vec<_>>(),
         ["user:alice:rw-", "default:group:web:r-x"]
     );
     assert_eq!(
@@ -106,10 +93,7 @@ fn a_complete_appspec_parses() {
         })
     );
     // Null and empty events are dropped (§1.5).
-    assert_eq!(
-        spec.hooks.keys().collect::<Vec<_>>(),
-        ["AfterInstall", "ApplicationStart"]
-    );
+    assert_eq!(spec.hooks.keys().collect::<Vec<_>>(), ["AfterInstall", "ApplicationStart"]);
     assert_eq!(
         spec.scripts("AfterInstall"),
         [
@@ -118,17 +102,10 @@ fn a_complete_appspec_parses() {
                 timeout: Duration::from_secs(300),
                 runas: Some("app".into())
             },
-            HookScript {
-                location: "scripts/second.sh".into(),
-                timeout: DEFAULT_HOOK_TIMEOUT,
-                runas: None
-            },
+            HookScript { location: "scripts/second.sh".into(), timeout: DEFAULT_HOOK_TIMEOUT, runas: None },
         ]
     );
-    assert_eq!(
-        spec.scripts("ApplicationStart")[0].timeout,
-        Duration::from_secs(60)
-    );
+    assert_eq!(spec.scripts("ApplicationStart")[0].timeout, Duration::from_secs(60));
     assert!(spec.scripts("ValidateService").is_empty());
     assert!(spec.warnings.is_empty(), "{:?}", spec.warnings);
 }
@@ -145,9 +122,7 @@ fn version_is_accepted_as_number_or_string() {
 #[test]
 fn json_text_is_yaml_too() {
     // Parses an appspec written as JSON (valid YAML, §1.1); asserts the hook is read.
-    let spec = parse_ok(
-        r#"{"version": 0.0, "os": "linux", "hooks": {"AfterInstall": [{"location": "a.sh"}]}}"#,
-    );
+    let spec = parse_ok(r#"{"version": 0.0, "os": "linux", "hooks": {"AfterInstall": [{"location": "a.sh"}]}}"#);
     assert_eq!(spec.scripts("AfterInstall")[0].location, "a.sh");
 }
 
@@ -162,10 +137,7 @@ fn empty_file_is_refused() {
 #[test]
 fn missing_or_wrong_version_is_refused() {
     // Leaves version out, then sets it to 1.0 and to text; asserts each exact message.
-    assert_eq!(
-        parse_err("os: linux\n"),
-        "appspec.yml line 1: missing \"version\"; write \"version: 0.0\""
-    );
+    assert_eq!(parse_err("os: linux\n"), "appspec.yml line 1: missing \"version\"; write \"version: 0.0\"");
     assert_eq!(
         parse_err("os: linux\nversion: 1.0\n"),
         "appspec.yml line 2: version: unsupported version 1.0; the only appspec version is 0.0"
@@ -179,10 +151,7 @@ fn missing_or_wrong_version_is_refused() {
 #[test]
 fn missing_or_wrong_os_is_refused() {
     // Leaves os out, sets windows, sets an unknown os; asserts each exact message.
-    assert_eq!(
-        parse_err("version: 0.0\n"),
-        "appspec.yml line 1: missing \"os\"; write \"os: linux\""
-    );
+    assert_eq!(parse_err("version: 0.0\n"), "appspec.yml line 1: missing \"os\"; write \"os: linux\"");
     assert_eq!(
         parse_err("version: 0.0\nos: windows\n"),
         "appspec.yml line 2: os: the appspec is for windows, but this host runs linux; \
@@ -210,15 +179,9 @@ fn hook_without_location_is_refused() {
     // Writes a hook entry with only a timeout, then one with an empty location; asserts
     // the messages name the list element and its line.
     let text = "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: ok.sh\n  AfterInstall:\n    - timeout: 30\n";
-    assert_eq!(
-        parse_err(text),
-        "appspec.yml line 7: hooks.AfterInstall[0]: missing \"location\""
-    );
+    assert_eq!(parse_err(text), "appspec.yml line 7: hooks.AfterInstall[0]: missing \"location\"");
     let text = "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: \"  \"\n";
-    assert_eq!(
-        parse_err(text),
-        "appspec.yml line 5: hooks.AfterInstall[0].location: must not be empty"
-    );
+    assert_eq!(parse_err(text), "appspec.yml line 5: hooks.AfterInstall[0].location: must not be empty");
     let text = "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - scripts/a.sh\n";
     assert_eq!(
         parse_err(text),
@@ -233,26 +196,11 @@ fn non_positive_or_non_numeric_timeout_is_refused() {
         format!("version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: {timeout}\n")
     };
     let prefix = "appspec.yml line 6: hooks.AfterInstall[0].timeout: ";
-    assert_eq!(
-        parse_err(&with_timeout("0")),
-        format!("{prefix}must be a positive number of seconds, found 0")
-    );
-    assert_eq!(
-        parse_err(&with_timeout("-5")),
-        format!("{prefix}must be a positive number of seconds, found -5")
-    );
-    assert_eq!(
-        parse_err(&with_timeout("\"0\"")),
-        format!("{prefix}must be a positive number of seconds, found \"0\"")
-    );
-    assert_eq!(
-        parse_err(&with_timeout("abc")),
-        format!("{prefix}must be a number of seconds, found \"abc\"")
-    );
-    assert_eq!(
-        parse_err(&with_timeout("1.5")),
-        format!("{prefix}must be a whole number of seconds, found 1.5")
-    );
+    assert_eq!(parse_err(&with_timeout("0")), format!("{prefix}must be a positive number of seconds, found 0"));
+    assert_eq!(parse_err(&with_timeout("-5")), format!("{prefix}must be a positive number of seconds, found -5"));
+    assert_eq!(parse_err(&with_timeout("\"0\"")), format!("{prefix}must be a positive number of seconds, found \"0\""));
+    assert_eq!(parse_err(&with_timeout("abc")), format!("{prefix}must be a number of seconds, found \"abc\""));
+    assert_eq!(parse_err(&with_timeout("1.5")), format!("{prefix}must be a whole number of seconds, found 1.5"));
 }
 
 #[test]
@@ -260,14 +208,8 @@ fn files_entry_needs_source_and_absolute_destination() {
     // Writes files entries missing source, missing destination, with a relative
     // destination and with a source leaving the bundle; asserts each exact message.
     let with_files = |entry: &str| format!("version: 0.0\nos: linux\nfiles:\n  - {entry}\n");
-    assert_eq!(
-        parse_err(&with_files("destination: /srv")),
-        "appspec.yml line 4: files[0]: missing \"source\""
-    );
-    assert_eq!(
-        parse_err(&with_files("source: app")),
-        "appspec.yml line 4: files[0]: missing \"destination\""
-    );
+    assert_eq!(parse_err(&with_files("destination: /srv")), "appspec.yml line 4: files[0]: missing \"source\"");
+    assert_eq!(parse_err(&with_files("source: app")), "appspec.yml line 4: files[0]: missing \"destination\"");
     assert_eq!(
         parse_err(&with_files("{source: app, destination: srv/app}")),
         "appspec.yml line 4: files[0].destination: must be an absolute path, found \"srv/app\""
@@ -317,24 +259,16 @@ fn bad_modes_are_refused() {
         refused("0958"),
         format!("{prefix}\"0958\" is not an octal mode: '9' is not a digit 0-7 (symbolic modes are not supported)")
     );
-    assert_eq!(
-        refused("77777"),
-        format!("{prefix}\"77777\" has 5 digits; a mode has 1 to 4 octal digits")
-    );
+    assert_eq!(refused("77777"), format!("{prefix}\"77777\" has 5 digits; a mode has 1 to 4 octal digits"));
     assert_eq!(
         refused("0o644"),
-        format!(
-            "{prefix}0o644 is not a mode; write the octal digits, for example \"644\" or \"0755\""
-        )
+        format!("{prefix}0o644 is not a mode; write the octal digits, for example \"644\" or \"0755\"")
     );
     assert_eq!(
         refused("u+x"),
         format!("{prefix}\"u+x\" is not an octal mode: 'u' is not a digit 0-7 (symbolic modes are not supported)")
     );
-    assert_eq!(
-        refused("[6, 4, 4]"),
-        format!("{prefix}expected octal digits such as \"644\", found a list")
-    );
+    assert_eq!(refused("[6, 4, 4]"), format!("{prefix}expected octal digits such as \"644\", found a list"));
 }
 
 #[test]
@@ -381,13 +315,7 @@ fn permission_fields_are_checked() {
         "appspec.yml line 5: permissions[0].context.role: SELinux roles are not supported; remove role"
     );
     let spec = parse_ok(&with_permission("    context: {name: u, type: t}\n"));
-    assert_eq!(
-        spec.permissions[0]
-            .context
-            .as_ref()
-            .and_then(|context| context.user.as_deref()),
-        Some("u")
-    );
+    assert_eq!(spec.permissions[0].context.as_ref().and_then(|context| context.user.as_deref()), Some("u"));
 }
 
 #[test]
@@ -395,10 +323,7 @@ fn yaml_syntax_errors_name_the_line() {
     // Parses text with a bad indentation on line 3; asserts the message starts with the
     // file and line and says it is not YAML.
     let message = parse_err("version: 0.0\nos: linux\n  bad: [\n");
-    assert!(
-        message.starts_with("appspec.yml line 3: not valid YAML: "),
-        "{message}"
-    );
+    assert!(message.starts_with("appspec.yml line 3: not valid YAML: "), "{message}");
 }
 
 #[test]
@@ -437,21 +362,14 @@ fn merge_keys_are_applied() {
     let spec = parse_ok(text);
     assert_eq!(
         spec.scripts("AfterInstall")[0],
-        HookScript {
-            location: "a.sh".into(),
-            timeout: Duration::from_secs(10),
-            runas: Some("app".into())
-        }
+        HookScript { location: "a.sh".into(), timeout: Duration::from_secs(10), runas: Some("app".into()) }
     );
 }
 
 #[test]
 fn too_large_files_are_refused() {
     // Parses a text one byte over the cap; asserts the size error.
-    let text = format!(
-        "version: 0.0\nos: linux\n#{}",
-        "x".repeat(APPSPEC_BYTES_MAX)
-    );
+    let text = format!("version: 0.0\nos: linux\n#{}", "x".repeat(APPSPEC_BYTES_MAX));
     assert!(parse_err(&text).starts_with("appspec.yml: the file is "));
 }
 
@@ -461,15 +379,9 @@ fn yml_wins_over_yaml() {
     let root = tempfile::tempdir().expect("temp dir");
     assert_eq!(find_appspec(root.path()), None);
     std::fs::write(root.path().join("appspec.yaml"), "version: 0.0\n").expect("write yaml");
-    assert_eq!(
-        find_appspec(root.path()),
-        Some(root.path().join("appspec.yaml"))
-    );
+    assert_eq!(find_appspec(root.path()), Some(root.path().join("appspec.yaml")));
     std::fs::write(root.path().join("appspec.yml"), "version: 0.0\n").expect("write yml");
-    assert_eq!(
-        find_appspec(root.path()),
-        Some(root.path().join("appspec.yml"))
-    );
+    assert_eq!(find_appspec(root.path()), Some(root.path().join("appspec.yml")));
 }
 
 /// YAML-ish fragments, so generated documents reach deep into the walker, not only the
@@ -529,10 +441,6 @@ fn modes_behind_anchors_aliases_and_tags_keep_their_digits() {
     let spec = parse_ok(
         "version: 0.0\nos: linux\npermissions:\n  - object: /a\n    mode: &m 644\n  - object: /b\n    mode: *m\n  - object: /c\n    mode: !!int 755\n",
     );
-    let modes: Vec<Option<u32>> = spec
-        .permissions
-        .iter()
-        .map(|permission| permission.mode)
-        .collect();
+    let modes: Vec<Option<u32>> = spec.permissions.iter().map(|permission| permission.mode).collect();
     assert_eq!(modes, [Some(0o644), Some(0o644), Some(0o755)]);
 }

@@ -33,27 +33,14 @@ impl Action {
     /// `rollback_id` is the id the leader drew for a rollback deployment; only a
     /// `Finish` uses it, and `apply` creates the rollback only when the deployment
     /// failed and its configuration asks for one (§7.1).
-    pub fn into_command(
-        self,
-        deployment_id: &DeploymentId,
-        rollback_id: Option<DeploymentId>,
-    ) -> Command {
+    pub fn into_command(self, deployment_id: &DeploymentId, rollback_id: Option<DeploymentId>) -> Command {
         let deployment_id = deployment_id.clone();
         match self {
-            Self::Start(targets) => Command::StartTargets {
-                deployment_id,
-                targets,
-            },
-            Self::FailTargets(targets) => Command::FailTargets {
-                deployment_id,
-                targets,
-            },
-            Self::Finish { succeeded, error } => Command::FinishDeployment(Finish {
-                deployment_id,
-                succeeded,
-                error,
-                rollback_id,
-            }),
+            Self::Start(targets) => Command::StartTargets { deployment_id, targets },
+            Self::FailTargets(targets) => Command::FailTargets { deployment_id, targets },
+            Self::Finish { succeeded, error } => {
+                Command::FinishDeployment(Finish { deployment_id, succeeded, error, rollback_id })
+            }
         }
     }
 }
@@ -71,39 +58,14 @@ mod tests {
         let id = DeploymentId("d-AAAAAAAAA".into());
         let rollback = Some(DeploymentId("d-BBBBBBBBB".into()));
         let start = Action::Start(vec![NodeId(2)]).into_command(&id, rollback.clone());
-        assert_eq!(
-            start,
-            Command::StartTargets {
-                deployment_id: id.clone(),
-                targets: vec![NodeId(2)]
-            }
-        );
+        assert_eq!(start, Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(2)] });
         let reason = (NodeId(3), "host lost".to_string());
         let fail = Action::FailTargets(vec![reason.clone()]).into_command(&id, rollback.clone());
-        assert_eq!(
-            fail,
-            Command::FailTargets {
-                deployment_id: id.clone(),
-                targets: vec![reason]
-            }
-        );
-        let error = ErrorInformation {
-            code: ErrorCode::Timeout,
-            message: "late".into(),
-        };
-        let finish = Action::Finish {
-            succeeded: false,
-            error: Some(error.clone()),
-        };
-        let expected = Finish {
-            deployment_id: id.clone(),
-            succeeded: false,
-            error: Some(error),
-            rollback_id: rollback.clone(),
-        };
-        assert_eq!(
-            finish.into_command(&id, rollback),
-            Command::FinishDeployment(expected)
-        );
+        assert_eq!(fail, Command::FailTargets { deployment_id: id.clone(), targets: vec![reason] });
+        let error = ErrorInformation { code: ErrorCode::Timeout, message: "late".into() };
+        let finish = Action::Finish { succeeded: false, error: Some(error.clone()) };
+        let expected =
+            Finish { deployment_id: id.clone(), succeeded: false, error: Some(error), rollback_id: rollback.clone() };
+        assert_eq!(finish.into_command(&id, rollback), Command::FinishDeployment(expected));
     }
 }

@@ -7,9 +7,7 @@
 //! clock: `now` comes in, and [`next_deadline`] tells the leader when calling
 //! [`plan`](super::plan) again could change the answer with no other input.
 
-use fleetmesh_consensus::model::deployment::{
-    Deployment, ErrorCode, ErrorInformation, Target, TargetStatus,
-};
+use fleetmesh_consensus::model::deployment::{Deployment, ErrorCode, ErrorInformation, Target, TargetStatus};
 use fleetmesh_consensus::model::ids::UnixMillis;
 use fleetmesh_transport::NodeId;
 
@@ -29,17 +27,11 @@ pub const IN_PLACE_DEPLOYMENT_TIMEOUT_MS: u64 = 8 * 60 * 60 * 1000;
 /// for a finished deployment, or before it started (only a plan can start it).
 ///
 /// The leader's shell sleeps until the earlier of this deadline and the next event.
-pub fn next_deadline(
-    deployment: &Deployment,
-    fleet: &FleetView,
-    settings: &PlannerSettings,
-) -> Option<UnixMillis> {
+pub fn next_deadline(deployment: &Deployment, fleet: &FleetView, settings: &PlannerSettings) -> Option<UnixMillis> {
     if deployment.status.is_terminal() {
         return None;
     }
-    let timeout = deployment
-        .start_time
-        .map(|start| UnixMillis(start.0.saturating_add(settings.deployment_timeout_ms)));
+    let timeout = deployment.start_time.map(|start| UnixMillis(start.0.saturating_add(settings.deployment_timeout_ms)));
     let host_lost = deployment
         .targets
         .values()
@@ -52,11 +44,7 @@ pub fn next_deadline(
 
 /// Fails every in-flight target and the deployment once it ran past its timeout
 /// (§6.3); `None` while time remains or before it started.
-pub(super) fn time_out(
-    deployment: &Deployment,
-    now: UnixMillis,
-    settings: &PlannerSettings,
-) -> Option<Vec<Action>> {
+pub(super) fn time_out(deployment: &Deployment, now: UnixMillis, settings: &PlannerSettings) -> Option<Vec<Action>> {
     let elapsed_ms = now.millis_since(deployment.start_time?);
     if elapsed_ms < settings.deployment_timeout_ms {
         return None;
@@ -83,13 +71,8 @@ pub(super) fn time_out(
     if !in_flight.is_empty() {
         actions.push(Action::FailTargets(in_flight));
     }
-    actions.push(Action::Finish {
-        succeeded: false,
-        error: Some(ErrorInformation {
-            code: ErrorCode::Timeout,
-            message,
-        }),
-    });
+    actions
+        .push(Action::Finish { succeeded: false, error: Some(ErrorInformation { code: ErrorCode::Timeout, message }) });
     Some(actions)
 }
 
@@ -120,9 +103,7 @@ fn dead_spell_start(target: &Target, fleet: &FleetView) -> Option<UnixMillis> {
     if fleet.liveness(target.target_id) != Liveness::Dead {
         return None;
     }
-    let since = fleet
-        .dead_since(target.target_id)
-        .unwrap_or(target.last_updated_at);
+    let since = fleet.dead_since(target.target_id).unwrap_or(target.last_updated_at);
     Some(since.max(target.last_updated_at))
 }
 
@@ -148,24 +129,12 @@ mod tests {
         harness.advance(1);
         let actions = harness.step();
         assert_eq!(failed_hosts(&actions), vec![2]);
-        let Some(Action::FailTargets(failed)) = actions.first() else {
-            panic!("{actions:?}")
-        };
-        assert!(
-            failed[0].1.contains("host lost") && failed[0].1.contains("60000 ms"),
-            "{}",
-            failed[0].1
-        );
+        let Some(Action::FailTargets(failed)) = actions.first() else { panic!("{actions:?}") };
+        assert!(failed[0].1.contains("host lost") && failed[0].1.contains("60000 ms"), "{}", failed[0].1);
         assert_eq!(actions.len(), 1, "{actions:?}");
         harness.report(NodeId(1), true);
         harness.report(NodeId(3), true);
-        assert_eq!(
-            harness.step(),
-            vec![Action::Finish {
-                succeeded: true,
-                error: None
-            }]
-        );
+        assert_eq!(harness.step(), vec![Action::Finish { succeeded: true, error: None }]);
     }
 
     #[test]
@@ -182,10 +151,7 @@ mod tests {
         harness.advance(1);
         let actions = harness.step();
         assert_eq!(failed_hosts(&actions), vec![1]);
-        assert_eq!(
-            finish_code(&actions),
-            Some(Some(ErrorCode::HealthConstraints))
-        );
+        assert_eq!(finish_code(&actions), Some(Some(ErrorCode::HealthConstraints)));
     }
 
     #[test]
@@ -203,11 +169,7 @@ mod tests {
         assert_eq!(finish_code(&actions), Some(Some(ErrorCode::Timeout)));
         let deployment = harness.deployment();
         assert_eq!(deployment.status, DeploymentStatus::Failed);
-        let message = &deployment
-            .error_information
-            .as_ref()
-            .expect("error")
-            .message;
+        let message = &deployment.error_information.as_ref().expect("error").message;
         assert!(message.contains("28800000 ms"), "{message}");
         assert_eq!(harness.status(1), TargetStatus::Failed);
         assert_eq!(harness.status(2), TargetStatus::Skipped);
@@ -221,25 +183,16 @@ mod tests {
         // acts.
         let mut harness = Harness::new(2, Config::Predefined(ALL_AT_ONCE));
         let created = harness.deployment().clone();
-        assert_eq!(
-            next_deadline(&created, &harness.fleet, &harness.settings),
-            None
-        );
+        assert_eq!(next_deadline(&created, &harness.fleet, &harness.settings), None);
         harness.step();
         let started = harness.now;
         let deadline = next_deadline(harness.deployment(), &harness.fleet, &harness.settings);
-        assert_eq!(
-            deadline,
-            Some(UnixMillis(started.0 + IN_PLACE_DEPLOYMENT_TIMEOUT_MS))
-        );
+        assert_eq!(deadline, Some(UnixMillis(started.0 + IN_PLACE_DEPLOYMENT_TIMEOUT_MS)));
         harness.advance(5_000);
         harness.kill(2);
         let deadline = next_deadline(harness.deployment(), &harness.fleet, &harness.settings)
             .expect("a dead in-flight host sets a deadline");
-        assert_eq!(
-            deadline,
-            UnixMillis(harness.now.0 + HOST_LOST_AFTER_MS_DEFAULT)
-        );
+        assert_eq!(deadline, UnixMillis(harness.now.0 + HOST_LOST_AFTER_MS_DEFAULT));
         harness.now = deadline;
         assert_eq!(failed_hosts(&harness.plan()), vec![2]);
     }

@@ -34,26 +34,17 @@ pub struct HostView {
 impl HostView {
     /// An alive host.
     pub fn alive() -> Self {
-        Self {
-            liveness: Liveness::Alive,
-            dead_since: None,
-        }
+        Self { liveness: Liveness::Alive, dead_since: None }
     }
 
     /// A suspect host.
     pub fn suspect() -> Self {
-        Self {
-            liveness: Liveness::Suspect,
-            dead_since: None,
-        }
+        Self { liveness: Liveness::Suspect, dead_since: None }
     }
 
     /// A host dead since `since`.
     pub fn dead_since(since: UnixMillis) -> Self {
-        Self {
-            liveness: Liveness::Dead,
-            dead_since: Some(since),
-        }
+        Self { liveness: Liveness::Dead, dead_since: Some(since) }
     }
 }
 
@@ -72,28 +63,18 @@ pub struct FleetView {
 impl FleetView {
     /// A view in which every host of `hosts` is alive.
     pub fn all_alive(hosts: impl IntoIterator<Item = NodeId>) -> Self {
-        Self {
-            hosts: hosts
-                .into_iter()
-                .map(|id| (id, HostView::alive()))
-                .collect(),
-        }
+        Self { hosts: hosts.into_iter().map(|id| (id, HostView::alive())).collect() }
     }
 
     /// The liveness of `host`; [`Liveness::Dead`] when the view does not list it.
     pub fn liveness(&self, host: NodeId) -> Liveness {
-        self.hosts
-            .get(&host)
-            .map_or(Liveness::Dead, |view| view.liveness)
+        self.hosts.get(&host).map_or(Liveness::Dead, |view| view.liveness)
     }
 
     /// When `host`'s current dead spell began, if it is dead and the view knows since
     /// when.
     pub fn dead_since(&self, host: NodeId) -> Option<UnixMillis> {
-        self.hosts
-            .get(&host)
-            .filter(|view| view.liveness == Liveness::Dead)
-            .and_then(|view| view.dead_since)
+        self.hosts.get(&host).filter(|view| view.liveness == Liveness::Dead).and_then(|view| view.dead_since)
     }
 }
 
@@ -108,8 +89,7 @@ mod tests {
         // known start, as the planner's contract says.
         let mut view = FleetView::all_alive([NodeId(1)]);
         view.hosts.insert(NodeId(2), HostView::suspect());
-        view.hosts
-            .insert(NodeId(3), HostView::dead_since(UnixMillis(50)));
+        view.hosts.insert(NodeId(3), HostView::dead_since(UnixMillis(50)));
         assert_eq!(view.liveness(NodeId(1)), Liveness::Alive);
         assert_eq!(view.liveness(NodeId(2)), Liveness::Suspect);
         assert_eq!(view.liveness(NodeId(3)), Liveness::Dead);

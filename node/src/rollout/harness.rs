@@ -10,14 +10,13 @@
 use std::collections::BTreeMap;
 
 use fleetmesh_consensus::model::deployment::{
-    Deployment, DeploymentCreator, ErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus,
-    IN_PLACE_EVENTS,
+    Deployment, DeploymentCreator, ErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
 use fleetmesh_consensus::model::ids::{DeploymentId, Hash32, RevisionId, UnixMillis};
 use fleetmesh_consensus::model::members::Member;
 use fleetmesh_consensus::model::resources::{
-    ComputePlatform, DeploymentGroup, FileExistsBehavior, InstanceRecord, MinimumHealthyHosts,
-    MinimumHealthyHostsType, TagFilter, TagFilterType, TargetSelector,
+    ComputePlatform, DeploymentGroup, FileExistsBehavior, InstanceRecord, MinimumHealthyHosts, MinimumHealthyHostsType,
+    TagFilter, TagFilterType, TargetSelector,
 };
 use fleetmesh_consensus::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
@@ -62,11 +61,7 @@ impl Harness {
 
     /// `hosts` alive members; the deployment targets only `targets`.
     pub(super) fn with_targets(hosts: u64, targets: &[u64], config: Config) -> Self {
-        Self::build(
-            hosts,
-            Some(targets.iter().copied().map(NodeId).collect()),
-            config,
-        )
+        Self::build(hosts, Some(targets.iter().copied().map(NodeId).collect()), config)
     }
 
     fn build(hosts: u64, targets: Option<Vec<NodeId>>, config: Config) -> Self {
@@ -75,16 +70,7 @@ impl Harness {
             let id = NodeId(id);
             let address = "127.0.0.1:7400".parse().expect("literal address");
             let tags = BTreeMap::from([("role".to_string(), "web".to_string())]);
-            state.members.insert(
-                id,
-                Member {
-                    id,
-                    listen: address,
-                    api: address,
-                    tags,
-                    joined_at: UnixMillis(0),
-                },
-            );
+            state.members.insert(id, Member { id, listen: address, api: address, tags, joined_at: UnixMillis(0) });
         }
         state.next_node_id = hosts + 1;
         let mut harness = Self {
@@ -122,9 +108,7 @@ impl Harness {
                 application_id: "app-1".into(),
                 compute_platform: ComputePlatform::Server,
             },
-            Command::RegisterRevision {
-                record: Box::new(revision.clone()),
-            },
+            Command::RegisterRevision { record: Box::new(revision.clone()) },
             Command::CreateDeploymentGroup {
                 spec: DeploymentGroupSpec {
                     application_name: APPLICATION.into(),
@@ -157,16 +141,10 @@ impl Harness {
 
     /// Applies `commands` at the current time; every one must be accepted.
     fn commit(&mut self, commands: Vec<Command>) {
-        let proposal = Proposal {
-            at: self.now,
-            commands,
-        };
+        let proposal = Proposal { at: self.now, commands };
         let response = self.state.apply(&proposal);
         for (command, outcome) in proposal.commands.iter().zip(&response.outcomes) {
-            assert!(
-                !matches!(outcome, Outcome::Rejected(_)),
-                "apply refused {command:?}: {outcome:?}"
-            );
+            assert!(!matches!(outcome, Outcome::Rejected(_)), "apply refused {command:?}: {outcome:?}");
         }
         self.state.check_invariants();
     }
@@ -176,9 +154,7 @@ impl Harness {
     }
 
     pub(super) fn group(&self) -> &DeploymentGroup {
-        self.state
-            .deployment_group(APPLICATION, GROUP)
-            .expect("the harness group exists")
+        self.state.deployment_group(APPLICATION, GROUP).expect("the harness group exists")
     }
 
     pub(super) fn group_mut(&mut self) -> &mut DeploymentGroup {
@@ -195,34 +171,19 @@ impl Harness {
 
     /// Sets the group's record of `host` as if an earlier deployment left it so.
     pub(super) fn set_record(&mut self, host: u64, revision_id: Option<RevisionId>, healthy: bool) {
-        let record = InstanceRecord {
-            revision_id,
-            healthy,
-            last_deployment_id: DeploymentId("d-EARLIER01".into()),
-        };
+        let record = InstanceRecord { revision_id, healthy, last_deployment_id: DeploymentId("d-EARLIER01".into()) };
         self.group_mut().instances.insert(NodeId(host), record);
     }
 
     /// What the planner says now.
     pub(super) fn plan(&self) -> Vec<Action> {
-        plan(
-            self.deployment(),
-            self.group(),
-            &self.fleet,
-            self.now,
-            &self.settings,
-        )
+        plan(self.deployment(), self.group(), &self.fleet, self.now, &self.settings)
     }
 
     /// Commits `actions` through the real apply.
     pub(super) fn apply(&mut self, actions: Vec<Action>) {
         let id = self.deployment_id.clone();
-        self.commit(
-            actions
-                .into_iter()
-                .map(|action| action.into_command(&id, None))
-                .collect(),
-        );
+        self.commit(actions.into_iter().map(|action| action.into_command(&id, None)).collect());
     }
 
     /// Plans and commits; returns what was planned.
@@ -236,11 +197,7 @@ impl Harness {
     /// the group's record keeps the host's previous revision.
     pub(super) fn report(&mut self, host: NodeId, succeeded: bool) {
         self.report_seq += 1;
-        let failing = if succeeded {
-            None
-        } else {
-            Some("BeforeInstall")
-        };
+        let failing = if succeeded { None } else { Some("BeforeInstall") };
         let mut reached_failure = false;
         let lifecycle_events = IN_PLACE_EVENTS
             .iter()
@@ -253,17 +210,10 @@ impl Harness {
                 } else {
                     LifecycleEventStatus::Succeeded
                 };
-                LifecycleEvent {
-                    status,
-                    ..LifecycleEvent::pending(name)
-                }
+                LifecycleEvent { status, ..LifecycleEvent::pending(name) }
             })
             .collect();
-        let status = if succeeded {
-            TargetStatus::Succeeded
-        } else {
-            TargetStatus::Failed
-        };
+        let status = if succeeded { TargetStatus::Succeeded } else { TargetStatus::Failed };
         let report = TargetReport {
             deployment_id: self.deployment_id.clone(),
             target_id: host,
@@ -271,14 +221,8 @@ impl Harness {
             status,
             lifecycle_events,
         };
-        self.commit(vec![Command::ReportTargets {
-            reports: vec![report],
-        }]);
-        assert_eq!(
-            self.status(host.0),
-            status,
-            "report for {host} was not applied"
-        );
+        self.commit(vec![Command::ReportTargets { reports: vec![report] }]);
+        assert_eq!(self.status(host.0), status, "report for {host} was not applied");
     }
 
     pub(super) fn status(&self, host: u64) -> TargetStatus {
@@ -287,10 +231,7 @@ impl Harness {
 
     pub(super) fn in_flight(&self) -> Vec<NodeId> {
         let targets = self.deployment().targets.values();
-        targets
-            .filter(|target| target.status == TargetStatus::InProgress)
-            .map(|target| target.target_id)
-            .collect()
+        targets.filter(|target| target.status == TargetStatus::InProgress).map(|target| target.target_id).collect()
     }
 
     pub(super) fn advance(&mut self, ms: u64) {
@@ -299,9 +240,7 @@ impl Harness {
 
     /// The host stops answering now.
     pub(super) fn kill(&mut self, host: u64) {
-        self.fleet
-            .hosts
-            .insert(NodeId(host), HostView::dead_since(self.now));
+        self.fleet.hosts.insert(NodeId(host), HostView::dead_since(self.now));
     }
 
     /// Plays the deployment to its end: each round plans, commits, then every
@@ -327,10 +266,7 @@ impl Harness {
             }
             self.advance(1_000);
         }
-        panic!(
-            "deployment did not end within {rounds_max} rounds: {:?}",
-            self.deployment().overview()
-        );
+        panic!("deployment did not end within {rounds_max} rounds: {:?}", self.deployment().overview());
     }
 }
 
@@ -339,19 +275,11 @@ fn revision_record() -> RevisionRecord {
     let chunk = ChunkRef(Hash32::of(b"version: 0.0\nos: linux\n"), 22);
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
-        chunking: ChunkingParams {
-            algorithm: "fastcdc-v2020".into(),
-            min_bytes: 16,
-            avg_bytes: 64,
-            max_bytes: 256,
-        },
+        chunking: ChunkingParams { algorithm: "fastcdc-v2020".into(), min_bytes: 16, avg_bytes: 64, max_bytes: 256 },
         entries: vec![ManifestEntry {
             path: "appspec.yml".into(),
             mode: 0o644,
-            kind: EntryKind::File {
-                size: 22,
-                chunks: vec![chunk],
-            },
+            kind: EntryKind::File { size: 22, chunks: vec![chunk] },
         }],
     };
     RevisionRecord {
@@ -395,8 +323,5 @@ pub(super) fn finish_code(actions: &[Action]) -> Option<Option<ErrorCode>> {
 
 /// A custom HOST_COUNT configuration.
 pub(super) fn host_count(value: u32) -> Config {
-    Config::Custom(MinimumHealthyHosts {
-        kind: MinimumHealthyHostsType::HostCount,
-        value,
-    })
+    Config::Custom(MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value })
 }

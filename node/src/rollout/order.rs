@@ -28,11 +28,7 @@ pub(crate) enum Priority {
 }
 
 /// Ranks one pending target whose health is `health`.
-pub(crate) fn priority(
-    health: Health,
-    record: Option<&InstanceRecord>,
-    revision: RevisionId,
-) -> Priority {
+pub(crate) fn priority(health: Health, record: Option<&InstanceRecord>, revision: RevisionId) -> Priority {
     if health != Health::Healthy {
         return Priority::Unhealthy;
     }
@@ -85,26 +81,11 @@ mod tests {
         let on_current = record(Some(current), true);
         let on_old = record(Some(old), true);
         let attempted = record(None, true);
-        assert_eq!(
-            priority(Health::Unhealthy, Some(&on_current), current),
-            Priority::Unhealthy
-        );
-        assert_eq!(
-            priority(Health::Healthy, None, current),
-            Priority::RevisionUnknown
-        );
-        assert_eq!(
-            priority(Health::Healthy, Some(&attempted), current),
-            Priority::RevisionUnknown
-        );
-        assert_eq!(
-            priority(Health::Healthy, Some(&on_old), current),
-            Priority::RevisionOld
-        );
-        assert_eq!(
-            priority(Health::Healthy, Some(&on_current), current),
-            Priority::RevisionCurrent
-        );
+        assert_eq!(priority(Health::Unhealthy, Some(&on_current), current), Priority::Unhealthy);
+        assert_eq!(priority(Health::Healthy, None, current), Priority::RevisionUnknown);
+        assert_eq!(priority(Health::Healthy, Some(&attempted), current), Priority::RevisionUnknown);
+        assert_eq!(priority(Health::Healthy, Some(&on_old), current), Priority::RevisionOld);
+        assert_eq!(priority(Health::Healthy, Some(&on_current), current), Priority::RevisionCurrent);
         assert!(Priority::Unhealthy < Priority::RevisionUnknown);
         assert!(Priority::RevisionUnknown < Priority::RevisionOld);
         assert!(Priority::RevisionOld < Priority::RevisionCurrent);

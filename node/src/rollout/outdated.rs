@@ -43,8 +43,7 @@ pub fn outdated_hosts(
         .filter(|id| match group.instances.get(id) {
             None => true,
             Some(record) => {
-                record.revision_id != Some(target_revision)
-                    && !failed_on(record, target_revision, deployments)
+                record.revision_id != Some(target_revision) && !failed_on(record, target_revision, deployments)
             }
         })
         .collect()
@@ -52,15 +51,8 @@ pub fn outdated_hosts(
 
 /// True when the record's last deployment was of `revision` and left the host
 /// unhealthy.
-fn failed_on(
-    record: &InstanceRecord,
-    revision: RevisionId,
-    deployments: &BTreeMap<DeploymentId, Deployment>,
-) -> bool {
-    !record.healthy
-        && deployments
-            .get(&record.last_deployment_id)
-            .is_some_and(|last| last.revision_id == revision)
+fn failed_on(record: &InstanceRecord, revision: RevisionId, deployments: &BTreeMap<DeploymentId, Deployment>) -> bool {
+    !record.healthy && deployments.get(&record.last_deployment_id).is_some_and(|last| last.revision_id == revision)
 }
 
 #[cfg(test)]
@@ -90,18 +82,10 @@ mod tests {
         let older = Hash32::of(b"older revision");
         let group = harness.group_mut();
         assert_eq!(group.target_revision, Some(revision));
-        assert_eq!(
-            group.instances[&NodeId(3)].revision_id,
-            None,
-            "host 3 failed before Install"
-        );
+        assert_eq!(group.instances[&NodeId(3)].revision_id, None, "host 3 failed before Install");
         group.update_outdated_instances = true;
-        group
-            .instances
-            .insert(NodeId(4), record(Some(older), true, &earlier));
-        group
-            .instances
-            .insert(NodeId(5), record(Some(older), false, &other));
+        group.instances.insert(NodeId(4), record(Some(older), true, &earlier));
+        group.instances.insert(NodeId(5), record(Some(older), false, &other));
         let mut deployments = harness.state.deployments.clone();
         let mut older_deployment = deployments[&earlier].clone();
         older_deployment.deployment_id = other.clone();
@@ -130,23 +114,12 @@ mod tests {
         assert!(outdated_hosts(harness.group(), &members, &harness.fleet, &deployments).is_empty());
 
         harness.group_mut().active_deployment_id = None;
-        assert_eq!(
-            outdated_hosts(harness.group(), &members, &harness.fleet, &deployments),
-            members
-        );
+        assert_eq!(outdated_hosts(harness.group(), &members, &harness.fleet, &deployments), members);
         harness.group_mut().update_outdated_instances = false;
         assert!(outdated_hosts(harness.group(), &members, &harness.fleet, &deployments).is_empty());
     }
 
-    fn record(
-        revision_id: Option<RevisionId>,
-        healthy: bool,
-        last: &DeploymentId,
-    ) -> InstanceRecord {
-        InstanceRecord {
-            revision_id,
-            healthy,
-            last_deployment_id: last.clone(),
-        }
+    fn record(revision_id: Option<RevisionId>, healthy: bool, last: &DeploymentId) -> InstanceRecord {
+        InstanceRecord { revision_id, healthy, last_deployment_id: last.clone() }
     }
 }

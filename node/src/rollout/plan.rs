@@ -22,22 +22,16 @@
 
 use std::collections::BTreeMap;
 
-use fleetmesh_consensus::model::deployment::{
-    Deployment, DeploymentStatus, ErrorCode, ErrorInformation, TargetStatus,
-};
+use fleetmesh_consensus::model::deployment::{Deployment, DeploymentStatus, ErrorCode, ErrorInformation, TargetStatus};
 use fleetmesh_consensus::model::ids::UnixMillis;
 use fleetmesh_consensus::model::resources::DeploymentGroup;
 use fleetmesh_transport::NodeId;
 
 use super::action::Action;
-use super::deadlines::{
-    lost_in_flight, time_out, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS,
-};
+use super::deadlines::{lost_in_flight, time_out, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS};
 use super::fleet::{FleetView, Liveness};
 use super::order::pending_in_priority_order;
-use super::rule::{
-    is_success, is_unsatisfiable, may_take_out, minimum_healthy_count, target_health, Health,
-};
+use super::rule::{is_success, is_unsatisfiable, may_take_out, minimum_healthy_count, target_health, Health};
 
 /// Knobs of the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,10 +130,7 @@ fn refuse_at_start(deployment: &Deployment, minimum: usize) -> Option<Action> {
     } else {
         return None;
     };
-    Some(Action::Finish {
-        succeeded: false,
-        error: Some(error),
-    })
+    Some(Action::Finish { succeeded: false, error: Some(error) })
 }
 
 /// One planning round: the deployment's target statuses as they will be once this
@@ -153,47 +144,22 @@ struct Round<'a> {
 }
 
 impl<'a> Round<'a> {
-    fn new(
-        deployment: &'a Deployment,
-        group: &'a DeploymentGroup,
-        fleet: &'a FleetView,
-        minimum: usize,
-    ) -> Self {
-        let statuses = deployment
-            .targets
-            .iter()
-            .map(|(id, target)| (*id, target.status))
-            .collect();
-        Self {
-            deployment,
-            group,
-            fleet,
-            minimum,
-            statuses,
-        }
+    fn new(deployment: &'a Deployment, group: &'a DeploymentGroup, fleet: &'a FleetView, minimum: usize) -> Self {
+        let statuses = deployment.targets.iter().map(|(id, target)| (*id, target.status)).collect();
+        Self { deployment, group, fleet, minimum, statuses }
     }
 
     fn health(&self, id: NodeId, status: TargetStatus) -> Health {
-        target_health(
-            status,
-            self.fleet.liveness(id),
-            self.group.instances.get(&id),
-        )
+        target_health(status, self.fleet.liveness(id), self.group.instances.get(&id))
     }
 
     /// `H`: targets counted healthy and not in flight.
     fn healthy_idle(&self) -> usize {
-        self.statuses
-            .iter()
-            .filter(|(id, status)| self.health(**id, **status) == Health::Healthy)
-            .count()
+        self.statuses.iter().filter(|(id, status)| self.health(**id, **status) == Health::Healthy).count()
     }
 
     fn count(&self, wanted: TargetStatus) -> usize {
-        self.statuses
-            .values()
-            .filter(|status| **status == wanted)
-            .count()
+        self.statuses.values().filter(|status| **status == wanted).count()
     }
 
     fn decide(mut self, now: UnixMillis, settings: &PlannerSettings) -> Vec<Action> {
@@ -276,9 +242,9 @@ impl<'a> Round<'a> {
                 wave.push(id);
             }
         }
-        let is_waiting = suspects.iter().any(|(_, health)| {
-            *health == Health::Unhealthy || may_take_out(healthy, self.minimum, extra)
-        });
+        let is_waiting = suspects
+            .iter()
+            .any(|(_, health)| *health == Health::Unhealthy || may_take_out(healthy, self.minimum, extra));
         (wave, is_waiting)
     }
 
@@ -298,8 +264,7 @@ impl<'a> Round<'a> {
                 .statuses
                 .iter()
                 .filter(|(id, status)| {
-                    **status == TargetStatus::Succeeded
-                        && self.fleet.liveness(**id) == Liveness::Dead
+                    **status == TargetStatus::Succeeded && self.fleet.liveness(**id) == Liveness::Dead
                 })
                 .count();
             let lost_note = if lost > 0 {
@@ -316,10 +281,7 @@ impl<'a> Round<'a> {
                  hosts, the minimum of deployment configuration {config}{lost_note}"
             )
         } else if is_success(succeeded, minimum) {
-            return Some(Action::Finish {
-                succeeded: true,
-                error: None,
-            });
+            return Some(Action::Finish { succeeded: true, error: None });
         } else {
             format!(
                 "{succeeded} of {targets} targets succeeded and {failed} failed; deployment \
@@ -329,10 +291,7 @@ impl<'a> Round<'a> {
         };
         Some(Action::Finish {
             succeeded: false,
-            error: Some(ErrorInformation {
-                code: ErrorCode::HealthConstraints,
-                message,
-            }),
+            error: Some(ErrorInformation { code: ErrorCode::HealthConstraints, message }),
         })
     }
 }
@@ -354,9 +313,7 @@ mod tests {
         let mut harness = Harness::new(3, Config::Predefined(ALL_AT_ONCE));
         harness.kill(2);
         let actions = harness.plan();
-        let Some(Action::FailTargets(failed)) = actions.first() else {
-            panic!("{actions:?}")
-        };
+        let Some(Action::FailTargets(failed)) = actions.first() else { panic!("{actions:?}") };
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].0, NodeId(2));
         assert!(failed[0].1.contains("host unreachable"), "{}", failed[0].1);
@@ -377,10 +334,7 @@ mod tests {
         harness.kill(2);
         let actions = harness.step();
         assert_eq!(failed_hosts(&actions), vec![1, 2]);
-        assert_eq!(
-            finish_code(&actions),
-            Some(Some(ErrorCode::HealthConstraints))
-        );
+        assert_eq!(finish_code(&actions), Some(Some(ErrorCode::HealthConstraints)));
         assert_eq!(harness.deployment().status, DeploymentStatus::Failed);
         assert_eq!(harness.status(3), TargetStatus::Skipped);
     }
@@ -427,20 +381,9 @@ mod tests {
         harness.report(NodeId(1), true);
         harness.kill(1);
         let actions = harness.step();
-        assert_eq!(
-            finish_code(&actions),
-            Some(Some(ErrorCode::HealthConstraints))
-        );
-        let message = &harness
-            .deployment()
-            .error_information
-            .as_ref()
-            .expect("error")
-            .message;
-        assert!(
-            message.contains("1 of the succeeded hosts are unreachable"),
-            "{message}"
-        );
+        assert_eq!(finish_code(&actions), Some(Some(ErrorCode::HealthConstraints)));
+        let message = &harness.deployment().error_information.as_ref().expect("error").message;
+        assert!(message.contains("1 of the succeeded hosts are unreachable"), "{message}");
         assert_eq!(harness.status(2), TargetStatus::Skipped);
     }
 
@@ -450,10 +393,7 @@ mod tests {
         // that moves the deployment to InProgress with a start time.
         let mut harness = Harness::new(2, Config::Predefined(ALL_AT_ONCE));
         for host in 1..=2 {
-            harness
-                .fleet
-                .hosts
-                .insert(NodeId(host), HostView::suspect());
+            harness.fleet.hosts.insert(NodeId(host), HostView::suspect());
         }
         assert_eq!(harness.step(), vec![Action::Start(vec![])]);
         assert_eq!(harness.deployment().status, DeploymentStatus::InProgress);
@@ -471,10 +411,7 @@ mod tests {
         assert_eq!(finish_code(&actions), Some(Some(ErrorCode::NoInstances)));
         assert_eq!(harness.deployment().status, DeploymentStatus::Failed);
         assert_eq!(harness.plan(), vec![]);
-        assert_eq!(
-            next_deadline(harness.deployment(), &harness.fleet, &harness.settings),
-            None
-        );
+        assert_eq!(next_deadline(harness.deployment(), &harness.fleet, &harness.settings), None);
     }
 
     #[test]
@@ -485,11 +422,7 @@ mod tests {
         let mut harness = Harness::new(4, host_count(3));
         let current = harness.revision_id();
         harness.set_record(1, Some(current), true);
-        harness.set_record(
-            2,
-            Some(fleetmesh_consensus::model::ids::Hash32::of(b"old")),
-            true,
-        );
+        harness.set_record(2, Some(fleetmesh_consensus::model::ids::Hash32::of(b"old")), true);
         harness.set_record(4, Some(current), false);
         let waves = harness.run_to_end(&[]);
         assert_eq!(waves, vec![vec![4], vec![3], vec![2], vec![1]]);
@@ -515,13 +448,7 @@ mod tests {
         assert_eq!(old_leader, vec![Action::Start(ids(&[6]))]);
         let deployment = &restored.deployments[&harness.deployment_id];
         let group = restored.deployment_group("web", "fleet").expect("group");
-        let new_leader = plan(
-            deployment,
-            group,
-            &harness.fleet,
-            harness.now,
-            &harness.settings,
-        );
+        let new_leader = plan(deployment, group, &harness.fleet, harness.now, &harness.settings);
         assert_eq!(new_leader, old_leader);
         assert_eq!(harness.plan(), old_leader);
     }

@@ -20,9 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use fleetmesh_consensus::model::deployment::{DeploymentStatus, ErrorCode, TargetStatus};
-use fleetmesh_consensus::model::resources::{
-    MinimumHealthyHosts, MinimumHealthyHostsType, ONE_AT_A_TIME,
-};
+use fleetmesh_consensus::model::resources::{MinimumHealthyHosts, MinimumHealthyHostsType, ONE_AT_A_TIME};
 use fleetmesh_transport::NodeId;
 
 use super::fleet::Liveness;
@@ -57,18 +55,9 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     (1usize..=40).prop_flat_map(|hosts| {
         let count = u32::try_from(hosts).expect("at most 40 hosts");
         let rule = prop_oneof![
-            (0..=count + 1).prop_map(|value| MinimumHealthyHosts {
-                kind: MinimumHealthyHostsType::HostCount,
-                value
-            }),
-            (0u32..=99).prop_map(|value| MinimumHealthyHosts {
-                kind: MinimumHealthyHostsType::FleetPercent,
-                value
-            }),
-            Just(MinimumHealthyHosts {
-                kind: MinimumHealthyHostsType::MostConcurrency,
-                value: 1
-            }),
+            (0..=count + 1).prop_map(|value| MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value }),
+            (0u32..=99).prop_map(|value| MinimumHealthyHosts { kind: MinimumHealthyHostsType::FleetPercent, value }),
+            Just(MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 }),
         ];
         let outcome = prop_oneof![
             6 => Just(Outcome::Succeed),
@@ -82,15 +71,13 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             proptest::collection::vec(proptest::bool::weighted(0.1), hosts),
             any::<u64>(),
         )
-            .prop_map(
-                |(rule, outcomes, dead_at_start, unhealthy_record, seed)| Case {
-                    rule,
-                    outcomes,
-                    dead_at_start,
-                    unhealthy_record,
-                    seed,
-                },
-            )
+            .prop_map(|(rule, outcomes, dead_at_start, unhealthy_record, seed)| Case {
+                rule,
+                outcomes,
+                dead_at_start,
+                unhealthy_record,
+                seed,
+            })
     })
 }
 
@@ -140,10 +127,7 @@ fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
     let mut rounds = 0;
     while !harness.deployment().status.is_terminal() {
         rounds += 1;
-        prop_assert!(
-            rounds <= rounds_max,
-            "(b) not finished after {rounds_max} rounds"
-        );
+        prop_assert!(rounds <= rounds_max, "(b) not finished after {rounds_max} rounds");
         let healthy_before = healthy_not_in_flight(&harness);
         let actions = harness.step();
         let healthy_after = healthy_not_in_flight(&harness);
@@ -172,26 +156,12 @@ fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
         .count();
     let is_blocked_by_lost_successes = lost_successes > 0 && deployment.overview().Skipped > 0;
     if is_succeeded || !is_blocked_by_lost_successes {
-        prop_assert_eq!(
-            is_succeeded,
-            is_success,
-            "(c) {} succeeded, M = {}",
-            succeeded,
-            minimum
-        );
+        prop_assert_eq!(is_succeeded, is_success, "(c) {} succeeded, M = {}", succeeded, minimum);
     }
     if deployment.status == DeploymentStatus::Failed {
-        let code = deployment
-            .error_information
-            .as_ref()
-            .map(|error| error.code);
-        let unsatisfiable =
-            case.rule.kind != MinimumHealthyHostsType::MostConcurrency && minimum >= hosts;
-        let expected = if unsatisfiable {
-            ErrorCode::HealthConstraintsInvalid
-        } else {
-            ErrorCode::HealthConstraints
-        };
+        let code = deployment.error_information.as_ref().map(|error| error.code);
+        let unsatisfiable = case.rule.kind != MinimumHealthyHostsType::MostConcurrency && minimum >= hosts;
+        let expected = if unsatisfiable { ErrorCode::HealthConstraintsInvalid } else { ErrorCode::HealthConstraints };
         prop_assert_eq!(code, Some(expected));
         if unsatisfiable {
             prop_assert_eq!(deployment.waves, 0, "an unsatisfiable rule touched a host");
@@ -204,17 +174,10 @@ fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
 /// live hosts ends as its case says, and now and then a live host dies (pending, in
 /// flight or already succeeded).
 fn play_agents(harness: &mut Harness, case: &Case, rng: &mut ChaCha8Rng) {
-    let mut running: Vec<NodeId> = harness
-        .in_flight()
-        .into_iter()
-        .filter(|id| harness.fleet.liveness(*id) == Liveness::Alive)
-        .collect();
+    let mut running: Vec<NodeId> =
+        harness.in_flight().into_iter().filter(|id| harness.fleet.liveness(*id) == Liveness::Alive).collect();
     running.shuffle(rng);
-    let ending = if running.is_empty() {
-        0
-    } else {
-        rng.gen_range(1..=running.len())
-    };
+    let ending = if running.is_empty() { 0 } else { rng.gen_range(1..=running.len()) };
     for id in running.into_iter().take(ending) {
         match case.outcomes[id.0 as usize - 1] {
             Outcome::Succeed => harness.report(id, true),
@@ -245,28 +208,16 @@ proptest! {
 fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
     // (d) The same random cases with the planted bug extra_out_of_service = 1:
     // asserts the runner finds a failing case and that the failure is property (a).
-    let settings = PlannerSettings {
-        extra_out_of_service: 1,
-        ..PlannerSettings::default()
-    };
-    let config = RunnerConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..RunnerConfig::default()
-    };
+    let settings = PlannerSettings { extra_out_of_service: 1, ..PlannerSettings::default() };
+    let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
     let mut runner = TestRunner::new_with_rng(
         config,
-        proptest::test_runner::TestRng::deterministic_rng(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-        ),
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
     let result = runner.run(&case_strategy(), |case| check(&case, settings));
     match result {
         Err(TestError::Fail(reason, case)) => {
-            assert!(
-                reason.message().contains("(a)"),
-                "failed for another reason: {reason} on {case:?}"
-            );
+            assert!(reason.message().contains("(a)"), "failed for another reason: {reason} on {case:?}");
         }
         other => panic!("the planted bug went unnoticed: {other:?}"),
     }

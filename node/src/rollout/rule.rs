@@ -6,9 +6,7 @@
 //! composes them, and the tests pin every documented example.
 
 use fleetmesh_consensus::model::deployment::TargetStatus;
-use fleetmesh_consensus::model::resources::{
-    InstanceRecord, MinimumHealthyHosts, MinimumHealthyHostsType,
-};
+use fleetmesh_consensus::model::resources::{InstanceRecord, MinimumHealthyHosts, MinimumHealthyHostsType};
 
 use super::fleet::Liveness;
 
@@ -39,10 +37,7 @@ pub fn minimum_healthy_count(rule: MinimumHealthyHosts, targets: usize) -> usize
 /// `HEALTH_CONSTRAINTS_INVALID`): a count or percentage that keeps every target in
 /// service. `MOST_CONCURRENCY` is always satisfiable.
 pub(crate) fn is_unsatisfiable(rule: MinimumHealthyHosts, targets: usize) -> bool {
-    let counted = matches!(
-        rule.kind,
-        MinimumHealthyHostsType::HostCount | MinimumHealthyHostsType::FleetPercent
-    );
+    let counted = matches!(rule.kind, MinimumHealthyHostsType::HostCount | MinimumHealthyHostsType::FleetPercent);
     counted && targets > 0 && minimum_healthy_count(rule, targets) >= targets
 }
 
@@ -68,18 +63,12 @@ pub(crate) enum Health {
 ///   would let every first deployment go all at once whatever the configuration;
 ///   fleetmesh deliberately counts a running, never-deployed host as healthy so that a
 ///   first rollout respects the configured batch size too.
-pub(crate) fn target_health(
-    status: TargetStatus,
-    liveness: Liveness,
-    record: Option<&InstanceRecord>,
-) -> Health {
+pub(crate) fn target_health(status: TargetStatus, liveness: Liveness, record: Option<&InstanceRecord>) -> Health {
     let is_dead = liveness == Liveness::Dead;
     match status {
         TargetStatus::InProgress => Health::OutOfService,
         TargetStatus::Succeeded if !is_dead => Health::Healthy,
-        TargetStatus::Pending if !is_dead && record.is_none_or(|record| record.healthy) => {
-            Health::Healthy
-        }
+        TargetStatus::Pending if !is_dead && record.is_none_or(|record| record.healthy) => Health::Healthy,
         TargetStatus::Succeeded
         | TargetStatus::Pending
         | TargetStatus::Failed
@@ -139,11 +128,7 @@ mod tests {
         for (rule, targets, minimum, batch) in cases {
             let got = minimum_healthy_count(rule, targets);
             assert_eq!(got, minimum, "{rule:?} over {targets} targets");
-            assert_eq!(
-                targets.saturating_sub(got),
-                batch,
-                "{rule:?} over {targets} targets"
-            );
+            assert_eq!(targets.saturating_sub(got), batch, "{rule:?} over {targets} targets");
         }
     }
 
@@ -171,10 +156,7 @@ mod tests {
         assert!(is_unsatisfiable(rule(HostCount, 11), 10));
         assert!(!is_unsatisfiable(rule(HostCount, 9), 10));
         assert!(!is_unsatisfiable(rule(HostCount, 0), 1));
-        assert!(
-            !is_unsatisfiable(rule(HostCount, 3), 0),
-            "no targets is NO_INSTANCES instead"
-        );
+        assert!(!is_unsatisfiable(rule(HostCount, 3), 0), "no targets is NO_INSTANCES instead");
         assert!(!is_unsatisfiable(rule(MostConcurrency, 1), 1));
         assert!(!is_unsatisfiable(rule(MostConcurrency, 1), 40));
     }

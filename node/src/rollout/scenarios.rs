@@ -10,17 +10,11 @@ use fleetmesh_consensus::model::resources::{
 use super::harness::{Config, Harness};
 
 fn host_count(value: u32) -> Config {
-    Config::Custom(MinimumHealthyHosts {
-        kind: MinimumHealthyHostsType::HostCount,
-        value,
-    })
+    Config::Custom(MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value })
 }
 
 fn fleet_percent(value: u32) -> Config {
-    Config::Custom(MinimumHealthyHosts {
-        kind: MinimumHealthyHostsType::FleetPercent,
-        value,
-    })
+    Config::Custom(MinimumHealthyHosts { kind: MinimumHealthyHostsType::FleetPercent, value })
 }
 
 /// Plays a deployment of `hosts` hosts under `config` where `failing` fail; returns
@@ -33,12 +27,7 @@ fn play(hosts: u64, config: Config, failing: &[u64]) -> (Harness, Vec<Vec<u64>>)
 
 fn assert_succeeded(harness: &Harness) {
     let deployment = harness.deployment();
-    assert_eq!(
-        deployment.status,
-        DeploymentStatus::Succeeded,
-        "{:?}",
-        deployment.error_information
-    );
+    assert_eq!(deployment.status, DeploymentStatus::Succeeded, "{:?}", deployment.error_information);
     assert_eq!(deployment.error_information, None);
 }
 
@@ -46,10 +35,7 @@ fn assert_succeeded(harness: &Harness) {
 fn assert_failed(harness: &Harness, code: ErrorCode) -> String {
     let deployment = harness.deployment();
     assert_eq!(deployment.status, DeploymentStatus::Failed);
-    let error = deployment
-        .error_information
-        .clone()
-        .expect("a failed deployment says why");
+    let error = deployment.error_information.clone().expect("a failed deployment says why");
     assert_eq!(error.code, code, "{}", error.message);
     error.message
 }
@@ -58,11 +44,7 @@ fn assert_failed(harness: &Harness, code: ErrorCode) -> String {
 fn assert_skipped(harness: &Harness, hosts: &[u64]) {
     for host in hosts {
         assert_eq!(harness.status(*host), TargetStatus::Skipped, "host {host}");
-        assert_eq!(
-            harness.deployment().targets[&fleetmesh_transport::NodeId(*host)].wave,
-            0,
-            "host {host}"
-        );
+        assert_eq!(harness.deployment().targets[&fleetmesh_transport::NodeId(*host)].wave, 0, "host {host}");
     }
 }
 
@@ -92,10 +74,7 @@ fn nine_hosts_host_count_six_needs_six_successes() {
     assert_eq!(waves, vec![vec![1, 2, 3], vec![4, 5], vec![6], vec![7]]);
     let message = assert_failed(&harness, ErrorCode::HealthConstraints);
     assert!(message.contains("fewer than 6 healthy"), "{message}");
-    assert!(
-        message.contains("4 of 9 targets succeeded and 3 failed"),
-        "{message}"
-    );
+    assert!(message.contains("4 of 9 targets succeeded and 3 failed"), "{message}");
     assert_skipped(&harness, &[8, 9]);
 }
 
@@ -177,10 +156,7 @@ fn ninety_five_percent_of_ten_is_refused_without_touching_a_host() {
     let waves = harness.run_to_end(&[]);
     assert!(waves.is_empty());
     let message = assert_failed(&harness, ErrorCode::HealthConstraintsInvalid);
-    assert!(
-        message.contains("at least 10 healthy") && message.contains("only 10 targets"),
-        "{message}"
-    );
+    assert!(message.contains("at least 10 healthy") && message.contains("only 10 targets"), "{message}");
     assert_skipped(&harness, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(harness.deployment().waves, 0);
 }

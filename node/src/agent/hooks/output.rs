@@ -24,11 +24,7 @@ pub(crate) struct LineReader<R> {
 impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Reads lines from `reader`.
     pub(crate) fn new(reader: R) -> Self {
-        Self {
-            reader: BufReader::new(reader),
-            partial: Vec::new(),
-            is_closed: false,
-        }
+        Self { reader: BufReader::new(reader), partial: Vec::new(), is_closed: false }
     }
 
     /// True once the stream ended (or failed) and the last line was returned.
@@ -48,8 +44,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 // End of stream, or a read error (the pipe broke): either way no more output.
                 Ok(_) | Err(_) => {
                     self.is_closed = true;
-                    return (!self.partial.is_empty())
-                        .then(|| finish(mem::take(&mut self.partial)));
+                    return (!self.partial.is_empty()).then(|| finish(mem::take(&mut self.partial)));
                 }
             };
             let newline = available.iter().position(|byte| *byte == b'\n');
@@ -87,10 +82,7 @@ pub(crate) struct OutputTail {
 impl OutputTail {
     /// A tail keeping the last `bytes_max` bytes.
     pub(crate) fn new(bytes_max: usize) -> Self {
-        Self {
-            text: String::new(),
-            bytes_max,
-        }
+        Self { text: String::new(), bytes_max }
     }
 
     /// Appends `line` and a newline.
@@ -135,10 +127,7 @@ mod tests {
         let mut reader = LineReader::new(input.as_slice());
         assert_eq!(reader.next_line().await, Some(b"one".to_vec()));
         assert_eq!(reader.next_line().await, Some(b"two".to_vec()));
-        assert_eq!(
-            reader.next_line().await.map(|line| line.len()),
-            Some(LINE_BYTES_MAX)
-        );
+        assert_eq!(reader.next_line().await.map(|line| line.len()), Some(LINE_BYTES_MAX));
         assert_eq!(reader.next_line().await, Some(vec![b'a'; 10]));
         assert_eq!(reader.next_line().await, Some(b"last".to_vec()));
         assert!(!reader.is_closed() || reader.next_line().await.is_none());

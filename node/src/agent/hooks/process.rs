@@ -63,19 +63,10 @@ impl RunAs {
         let groups = if is_self {
             Vec::new()
         } else {
-            let c_name = CString::new(name)
-                .map_err(|_| format!("runas user {name:?} contains a NUL byte"))?;
-            getgrouplist(&c_name, user.gid)
-                .map_err(|error| format!("cannot list the groups of {name:?}: {error}"))?
+            let c_name = CString::new(name).map_err(|_| format!("runas user {name:?} contains a NUL byte"))?;
+            getgrouplist(&c_name, user.gid).map_err(|error| format!("cannot list the groups of {name:?}: {error}"))?
         };
-        Ok(Self {
-            name: name.to_string(),
-            uid: user.uid,
-            gid: user.gid,
-            groups,
-            home: user.dir,
-            shell: user.shell,
-        })
+        Ok(Self { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir, shell: user.shell })
     }
 }
 
@@ -110,10 +101,7 @@ async fn spawn_retrying(launch: &Launch<'_>, interpreter: Option<&Path>) -> io::
     let mut attempt = 0;
     loop {
         match command(launch, interpreter).spawn() {
-            Err(error)
-                if error.raw_os_error() == Some(Errno::ETXTBSY as i32)
-                    && attempt < TEXT_BUSY_RETRIES =>
-            {
+            Err(error) if error.raw_os_error() == Some(Errno::ETXTBSY as i32) && attempt < TEXT_BUSY_RETRIES => {
                 attempt += 1;
                 tokio::time::sleep(TEXT_BUSY_WAIT).await;
             }

@@ -18,12 +18,8 @@ impl Bundle {
     fn new() -> Self {
         let root = tempfile::tempdir().expect("bundle dir");
         // Readable by other users, for the runas test.
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod bundle");
-        Self {
-            root,
-            deployment: tempfile::tempdir().expect("deployment dir"),
-        }
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod bundle");
+        Self { root, deployment: tempfile::tempdir().expect("deployment dir") }
     }
 
     fn path(&self) -> &Path {
@@ -34,19 +30,10 @@ impl Bundle {
     fn script(&self, name: &str, body: &str, mode: u32) -> HookScript {
         let path = self.path().join("scripts").join(name);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("scripts dir");
-        std::fs::set_permissions(
-            self.path().join("scripts"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(self.path().join("scripts"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::write(&path, body).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .expect("chmod script");
-        HookScript {
-            location: format!("scripts/{name}"),
-            timeout: Duration::from_secs(30),
-            runas: None,
-        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod script");
+        HookScript { location: format!("scripts/{name}"), timeout: Duration::from_secs(30), runas: None }
     }
 
     fn log(&self) -> ScriptLog {
@@ -67,9 +54,7 @@ impl Bundle {
 fn is_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesized command name.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -82,11 +67,7 @@ fn read_pid(path: &PathBuf) -> i32 {
                 return pid;
             }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "pid file {} never appeared",
-            path.display()
-        );
+        assert!(started.elapsed() < Duration::from_secs(5), "pid file {} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -101,35 +82,16 @@ async fn successful_scripts_log_their_output() {
     let outcome = bundle.run(&[first, second], &HookEnv::default()).await;
     assert!(outcome.succeeded, "{outcome:?}");
     assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::Success);
-    assert!(
-        outcome.diagnostics.log_tail.contains("[stdout] hello\n"),
-        "{outcome:?}"
-    );
-    assert!(
-        outcome.diagnostics.log_tail.contains("[stderr] warn\n"),
-        "{outcome:?}"
-    );
-    assert!(
-        outcome.diagnostics.log_tail.ends_with("[stdout] second\n"),
-        "{outcome:?}"
-    );
+    assert!(outcome.diagnostics.log_tail.contains("[stdout] hello\n"), "{outcome:?}");
+    assert!(outcome.diagnostics.log_tail.contains("[stderr] warn\n"), "{outcome:?}");
+    assert!(outcome.diagnostics.log_tail.ends_with("[stdout] second\n"), "{outcome:?}");
     let log = bundle.log_text();
-    let output: Vec<&str> = log
-        .lines()
-        .filter(|line| !line.contains("] [agent] "))
-        .collect();
+    let output: Vec<&str> = log.lines().filter(|line| !line.contains("] [agent] ")).collect();
     assert_eq!(output.len(), 3, "{log}");
-    for (line, suffix) in
-        output
-            .iter()
-            .zip(["] [stdout] hello", "] [stderr] warn", "] [stdout] second"])
-    {
+    for (line, suffix) in output.iter().zip(["] [stdout] hello", "] [stderr] warn", "] [stdout] second"]) {
         // `[2026-11-26T10:00:00.123Z] [stdout] hello`
         assert_eq!(line.len(), 25 + suffix.len(), "{line}");
-        assert!(
-            line.starts_with('[') && line[1..25].ends_with('Z') && line.ends_with(suffix),
-            "{line}"
-        );
+        assert!(line.starts_with('[') && line[1..25].ends_with('Z') && line.ends_with(suffix), "{line}");
     }
 }
 
@@ -140,22 +102,12 @@ async fn non_zero_exit_fails_the_event_and_stops_it() {
     let bundle = Bundle::new();
     let failing = bundle.script("fail.sh", "#!/bin/sh\necho about to fail\nexit 3\n", 0o755);
     let marker = bundle.path().join("marker");
-    let after = bundle.script(
-        "after.sh",
-        &format!("#!/bin/sh\ntouch {}\n", marker.display()),
-        0o755,
-    );
+    let after = bundle.script("after.sh", &format!("#!/bin/sh\ntouch {}\n", marker.display()), 0o755);
     let outcome = bundle.run(&[failing, after], &HookEnv::default()).await;
     assert!(!outcome.succeeded);
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptFailed
-    );
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptFailed);
     assert_eq!(outcome.diagnostics.script_name, "scripts/fail.sh");
-    assert_eq!(
-        outcome.diagnostics.message,
-        "script scripts/fail.sh failed with exit code 3"
-    );
+    assert_eq!(outcome.diagnostics.message, "script scripts/fail.sh failed with exit code 3");
     assert_eq!(outcome.diagnostics.log_tail, "[stdout] about to fail\n");
     assert!(!marker.exists());
 }
@@ -164,21 +116,11 @@ async fn non_zero_exit_fails_the_event_and_stops_it() {
 async fn missing_script_is_script_missing() {
     // Names a script that is not in the bundle; asserts ScriptMissing naming it.
     let bundle = Bundle::new();
-    let script = HookScript {
-        location: "scripts/nope.sh".into(),
-        timeout: Duration::from_secs(5),
-        runas: None,
-    };
+    let script = HookScript { location: "scripts/nope.sh".into(), timeout: Duration::from_secs(5), runas: None };
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
     assert!(!outcome.succeeded);
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptMissing
-    );
-    assert!(outcome
-        .diagnostics
-        .message
-        .starts_with("script scripts/nope.sh does not exist in the revision"));
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptMissing);
+    assert!(outcome.diagnostics.message.starts_with("script scripts/nope.sh does not exist in the revision"));
 }
 
 #[tokio::test]
@@ -189,14 +131,9 @@ async fn non_executable_script_is_fixed_with_chmod() {
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
     assert!(outcome.succeeded, "{outcome:?}");
     assert!(outcome.diagnostics.log_tail.contains("[stdout] ran"));
-    let mode = std::fs::metadata(bundle.path().join("scripts/plain.sh"))
-        .expect("stat")
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(bundle.path().join("scripts/plain.sh")).expect("stat").permissions().mode();
     assert_eq!(mode & 0o111, 0o111);
-    assert!(bundle
-        .log_text()
-        .contains("was not executable; ran chmod +x"));
+    assert!(bundle.log_text().contains("was not executable; ran chmod +x"));
 }
 
 #[tokio::test]
@@ -216,24 +153,15 @@ async fn timeout_kills_the_whole_process_group() {
     // that it took about the timeout, not the sleep.
     let bundle = Bundle::new();
     let pid_file = bundle.path().join("child.pid");
-    let body = format!(
-        "#!/bin/sh\nsleep 60 &\necho $! > {}\necho started\nsleep 60\n",
-        pid_file.display()
-    );
+    let body = format!("#!/bin/sh\nsleep 60 &\necho $! > {}\necho started\nsleep 60\n", pid_file.display());
     let mut script = bundle.script("slow.sh", &body, 0o755);
     script.timeout = Duration::from_secs(1);
     let started = Instant::now();
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
     let elapsed = started.elapsed();
     assert!(!outcome.succeeded);
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptTimedOut
-    );
-    assert_eq!(
-        outcome.diagnostics.message,
-        "script scripts/slow.sh failed to complete in 1 seconds"
-    );
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
+    assert_eq!(outcome.diagnostics.message, "script scripts/slow.sh failed to complete in 1 seconds");
     assert!(outcome.diagnostics.log_tail.contains("[stdout] started"));
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     let child = read_pid(&pid_file);
@@ -241,10 +169,7 @@ async fn timeout_kills_the_whole_process_group() {
     while is_alive(child) && Instant::now() < gone_by {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        !is_alive(child),
-        "background child {child} survived the timeout"
-    );
+    assert!(!is_alive(child), "background child {child} survived the timeout");
 }
 
 #[tokio::test]
@@ -253,23 +178,14 @@ async fn timeout_escalates_to_sigkill_when_sigterm_is_ignored() {
     // after the 5 s grace (SIGKILL), and the script is gone.
     let bundle = Bundle::new();
     let pid_file = bundle.path().join("self.pid");
-    let body = format!(
-        "#!/bin/sh\ntrap '' TERM\necho $$ > {}\nwhile true; do sleep 0.1; done\n",
-        pid_file.display()
-    );
+    let body = format!("#!/bin/sh\ntrap '' TERM\necho $$ > {}\nwhile true; do sleep 0.1; done\n", pid_file.display());
     let mut script = bundle.script("stubborn.sh", &body, 0o755);
     script.timeout = Duration::from_secs(1);
     let started = Instant::now();
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
     let elapsed = started.elapsed();
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptTimedOut
-    );
-    assert!(
-        elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(9),
-        "took {elapsed:?}"
-    );
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
+    assert!(elapsed >= Duration::from_secs(5) && elapsed < Duration::from_secs(9), "took {elapsed:?}");
     assert!(!is_alive(read_pid(&pid_file)));
 }
 
@@ -279,10 +195,7 @@ async fn background_child_holding_stdout_does_not_hang_the_event() {
     // the event succeeds in well under 3 s and the log notes the open output.
     let bundle = Bundle::new();
     let pid_file = bundle.path().join("daemon.pid");
-    let body = format!(
-        "#!/bin/sh\nsleep 30 &\necho $! > {}\necho launched\nexit 0\n",
-        pid_file.display()
-    );
+    let body = format!("#!/bin/sh\nsleep 30 &\necho $! > {}\necho launched\nexit 0\n", pid_file.display());
     let script = bundle.script("daemon.sh", &body, 0o755);
     let started = Instant::now();
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
@@ -290,14 +203,9 @@ async fn background_child_holding_stdout_does_not_hang_the_event() {
     assert!(outcome.succeeded, "{outcome:?}");
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     assert!(outcome.diagnostics.log_tail.contains("[stdout] launched"));
-    assert!(bundle
-        .log_text()
-        .contains("still holds its stdout/stderr open"));
+    assert!(bundle.log_text().contains("still holds its stdout/stderr open"));
     let daemon = read_pid(&pid_file);
-    assert!(
-        is_alive(daemon),
-        "the background process should survive the event"
-    );
+    assert!(is_alive(daemon), "the background process should survive the event");
     let _ = nix::sys::signal::kill(Pid::from_raw(daemon), nix::sys::signal::Signal::SIGKILL);
 }
 
@@ -306,21 +214,15 @@ async fn environment_and_working_directory_reach_the_script() {
     // Passes CodeDeploy variables; asserts the script sees them, LIFECYCLE_EVENT and
     // the bundle root as its working directory.
     let bundle = Bundle::new();
-    let body =
-        "#!/bin/sh\necho \"$LIFECYCLE_EVENT $DEPLOYMENT_ID $DEPLOYMENT_GROUP_NAME\"\npwd -P\n";
+    let body = "#!/bin/sh\necho \"$LIFECYCLE_EVENT $DEPLOYMENT_ID $DEPLOYMENT_GROUP_NAME\"\npwd -P\n";
     let script = bundle.script("env.sh", body, 0o755);
-    let env = HookEnv::default()
-        .with("DEPLOYMENT_ID", "d-ABCDEFGHI")
-        .with("DEPLOYMENT_GROUP_NAME", "web");
+    let env = HookEnv::default().with("DEPLOYMENT_ID", "d-ABCDEFGHI").with("DEPLOYMENT_GROUP_NAME", "web");
     let outcome = bundle.run(&[script], &env).await;
     assert!(outcome.succeeded, "{outcome:?}");
     let root = std::fs::canonicalize(bundle.path()).expect("canonical root");
     assert_eq!(
         outcome.diagnostics.log_tail,
-        format!(
-            "[stdout] AfterInstall d-ABCDEFGHI web\n[stdout] {}\n",
-            root.display()
-        )
+        format!("[stdout] AfterInstall d-ABCDEFGHI web\n[stdout] {}\n", root.display())
     );
 }
 
@@ -330,18 +232,11 @@ async fn runas_unknown_user_fails_clearly() {
     // the script never ran.
     let bundle = Bundle::new();
     let marker = bundle.path().join("ran");
-    let mut script = bundle.script(
-        "as.sh",
-        &format!("#!/bin/sh\ntouch {}\n", marker.display()),
-        0o755,
-    );
+    let mut script = bundle.script("as.sh", &format!("#!/bin/sh\ntouch {}\n", marker.display()), 0o755);
     script.runas = Some("fleetmesh-no-such-user".into());
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
     assert!(!outcome.succeeded);
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptFailed
-    );
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptFailed);
     assert_eq!(
         outcome.diagnostics.message,
         "script scripts/as.sh: runas user \"fleetmesh-no-such-user\" does not exist on this host"
@@ -355,32 +250,16 @@ async fn runas_switches_user_and_login_environment() {
     // passwd entry. Without root there is no other user to become: the scenario needs
     // root, so it only checks that the refusal says so.
     let bundle = Bundle::new();
-    let mut script = bundle.script(
-        "who.sh",
-        "#!/bin/sh\necho \"$(id -u) $USER $LOGNAME $HOME\"\n",
-        0o755,
-    );
+    let mut script = bundle.script("who.sh", "#!/bin/sh\necho \"$(id -u) $USER $LOGNAME $HOME\"\n", 0o755);
     script.runas = Some("nobody".into());
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("lookup")
-        .expect("nobody exists");
+    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody exists");
     if nix::unistd::geteuid().is_root() {
         assert!(outcome.succeeded, "{outcome:?}");
-        let expected = format!(
-            "[stdout] {} nobody nobody {}\n",
-            nobody.uid,
-            nobody.dir.display()
-        );
+        let expected = format!("[stdout] {} nobody nobody {}\n", nobody.uid, nobody.dir.display());
         assert_eq!(outcome.diagnostics.log_tail, expected);
     } else {
-        assert!(
-            outcome
-                .diagnostics
-                .message
-                .contains("only root can switch users"),
-            "{outcome:?}"
-        );
+        assert!(outcome.diagnostics.message.contains("only root can switch users"), "{outcome:?}");
     }
 }
 
@@ -398,23 +277,12 @@ async fn endless_output_does_not_starve_the_timeout() {
     // Runs a script printing without pause, with a 1 s timeout; asserts ScriptTimedOut
     // well before the grace period would have been exceeded, and a bounded tail.
     let bundle = Bundle::new();
-    let mut script = bundle.script(
-        "chatty.sh",
-        "#!/bin/sh\nwhile true; do echo chatter; done\n",
-        0o755,
-    );
+    let mut script = bundle.script("chatty.sh", "#!/bin/sh\nwhile true; do echo chatter; done\n", 0o755);
     script.timeout = Duration::from_secs(1);
     let started = Instant::now();
     let outcome = bundle.run(&[script], &HookEnv::default()).await;
-    assert_eq!(
-        outcome.diagnostics.error_code,
-        LifecycleErrorCode::ScriptTimedOut
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(outcome.diagnostics.log_tail.len() <= LOG_TAIL_BYTES_MAX);
     assert!(outcome.diagnostics.log_tail.ends_with("[stdout] chatter\n"));
 }

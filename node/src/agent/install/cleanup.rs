@@ -30,10 +30,7 @@ impl CleanupWriter {
     /// Creates (truncating) the cleanup file at `path`.
     pub(crate) fn create(path: &Path) -> Result<Self, InstallError> {
         let file = File::create(path).map_err(|error| InstallError::io("create", path, error))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(Self { path: path.to_path_buf(), file })
     }
 
     /// Records a file, symlink or directory about to be created.
@@ -49,24 +46,18 @@ impl CleanupWriter {
     fn append(&mut self, prefix: &[u8], path: &Path) -> Result<(), InstallError> {
         let bytes = path.as_os_str().as_bytes();
         if bytes.contains(&b'\n') {
-            return Err(InstallError::NewlineInPath {
-                path: path.to_path_buf(),
-            });
+            return Err(InstallError::NewlineInPath { path: path.to_path_buf() });
         }
         let mut line = Vec::with_capacity(prefix.len() + bytes.len() + 1);
         line.extend_from_slice(prefix);
         line.extend_from_slice(bytes);
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .map_err(|error| InstallError::io("write", &self.path, error))
+        self.file.write_all(&line).map_err(|error| InstallError::io("write", &self.path, error))
     }
 
     /// Flushes the list to disk.
     pub(crate) fn finish(self) -> Result<(), InstallError> {
-        self.file
-            .sync_all()
-            .map_err(|error| InstallError::io("fsync", &self.path, error))
+        self.file.sync_all().map_err(|error| InstallError::io("fsync", &self.path, error))
     }
 }
 
@@ -115,11 +106,7 @@ pub(crate) fn run_cleanup(path: &Path) -> Result<usize, InstallError> {
             CleanupEntry::Context(labelled) => {
                 // Best effort: the label registration is harmless if it lingers.
                 let _ = std::process::Command::new("semanage")
-                    .args([
-                        OsStr::new("fcontext"),
-                        OsStr::new("-d"),
-                        labelled.as_os_str(),
-                    ])
+                    .args([OsStr::new("fcontext"), OsStr::new("-d"), labelled.as_os_str()])
                     .output();
             }
         }
@@ -134,18 +121,12 @@ fn remove_created(path: &Path) -> Result<(), InstallError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(InstallError::io("inspect", path, error)),
     };
-    let result = if metadata.is_dir() {
-        std::fs::remove_dir(path)
-    } else {
-        std::fs::remove_file(path)
-    };
+    let result = if metadata.is_dir() { std::fs::remove_dir(path) } else { std::fs::remove_file(path) };
     match result {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         // Someone put files in a directory we created: keep it (and them).
-        Err(error) if metadata.is_dir() && error.kind() == io::ErrorKind::DirectoryNotEmpty => {
-            Ok(())
-        }
+        Err(error) if metadata.is_dir() && error.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
         Err(error) => Err(InstallError::io("remove", path, error)),
     }
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The deployment group id cannot name files in the instructions directory.
-    #[error("deployment group id {id:?} cannot name a file; it must be non-empty, not '.' or '..', without '/' or NUL")]
+    #[error(
+        "deployment group id {id:?} cannot name a file; it must be non-empty, not '.' or '..', without '/' or NUL"
+    )]
     BadDeploymentGroupId {
         /// The id as given.
         id: String,
@@ -173,10 +175,6 @@ pub enum InstallError {
 impl InstallError {
     /// An [`InstallError::Io`] for `action` on `path`.
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, error: io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            error,
-        }
+        Self::Io { action, path: path.into(), error }
     }
 }

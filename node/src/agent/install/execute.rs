@@ -37,12 +37,7 @@ pub(crate) fn execute(
                     .map_err(|error| InstallError::io("create directory", directory, error))?;
                 report.created_directories.push(directory.clone());
             }
-            Instruction::Copy {
-                source,
-                destination,
-                is_symlink,
-                is_overwrite,
-            } => {
+            Instruction::Copy { source, destination, is_symlink, is_overwrite } => {
                 cleanup.record(destination)?;
                 if *is_overwrite {
                     remove_existing(destination)?;
@@ -65,15 +60,13 @@ pub(crate) fn execute(
                 report.permissions_applied += 1;
             }
             Instruction::Semanage { file, context } => {
-                let real = std::fs::canonicalize(file)
-                    .map_err(|error| InstallError::io("resolve", file, error))?;
+                let real = std::fs::canonicalize(file).map_err(|error| InstallError::io("resolve", file, error))?;
                 set_context(&real, context)?;
                 cleanup.record_context(&real)?;
                 report.permissions_applied += 1;
             }
             Instruction::Chown { file, uid, gid, .. } => {
-                std::os::unix::fs::chown(file, *uid, *gid)
-                    .map_err(|error| InstallError::io("chown", file, error))?;
+                std::os::unix::fs::chown(file, *uid, *gid).map_err(|error| InstallError::io("chown", file, error))?;
                 report.permissions_applied += 1;
             }
         }
@@ -90,22 +83,12 @@ fn remove_existing(path: &Path) -> Result<(), InstallError> {
 }
 
 fn copy_file(source: &Path, destination: &Path, is_root: bool) -> Result<(), InstallError> {
-    let metadata =
-        std::fs::metadata(source).map_err(|error| InstallError::io("inspect", source, error))?;
+    let metadata = std::fs::metadata(source).map_err(|error| InstallError::io("inspect", source, error))?;
     // std::fs::copy also copies the permission bits.
-    std::fs::copy(source, destination)
-        .map_err(|error| InstallError::io("copy to", destination, error))?;
+    std::fs::copy(source, destination).map_err(|error| InstallError::io("copy to", destination, error))?;
     let times = FileTimes::new()
-        .set_modified(
-            metadata
-                .modified()
-                .map_err(|error| InstallError::io("inspect", source, error))?,
-        )
-        .set_accessed(
-            metadata
-                .accessed()
-                .map_err(|error| InstallError::io("inspect", source, error))?,
-        );
+        .set_modified(metadata.modified().map_err(|error| InstallError::io("inspect", source, error))?)
+        .set_accessed(metadata.accessed().map_err(|error| InstallError::io("inspect", source, error))?);
     File::options()
         .write(true)
         .open(destination)
@@ -119,13 +102,11 @@ fn copy_file(source: &Path, destination: &Path, is_root: bool) -> Result<(), Ins
 }
 
 fn copy_symlink(source: &Path, destination: &Path, is_root: bool) -> Result<(), InstallError> {
-    let target =
-        std::fs::read_link(source).map_err(|error| InstallError::io("read link", source, error))?;
+    let target = std::fs::read_link(source).map_err(|error| InstallError::io("read link", source, error))?;
     std::os::unix::fs::symlink(&target, destination)
         .map_err(|error| InstallError::io("create link", destination, error))?;
     if is_root {
-        let metadata = std::fs::symlink_metadata(source)
-            .map_err(|error| InstallError::io("inspect", source, error))?;
+        let metadata = std::fs::symlink_metadata(source).map_err(|error| InstallError::io("inspect", source, error))?;
         std::os::unix::fs::lchown(destination, Some(metadata.uid()), Some(metadata.gid()))
             .map_err(|error| InstallError::io("chown", destination, error))?;
     }
@@ -134,9 +115,7 @@ fn copy_symlink(source: &Path, destination: &Path, is_root: bool) -> Result<(), 
 
 /// `setfacl --set <entries + base entries from the current mode> <file>`.
 fn set_acl(file: &Path, entries: &[AclEntry]) -> Result<(), InstallError> {
-    let mode = std::fs::metadata(file)
-        .map_err(|error| InstallError::io("inspect", file, error))?
-        .mode();
+    let mode = std::fs::metadata(file).map_err(|error| InstallError::io("inspect", file, error))?.mode();
     let full = full_acl(entries, mode).join(",");
     run_tool("setfacl", vec!["--set".into(), full.into(), file.into()])
 }
@@ -165,15 +144,11 @@ fn run_tool(tool: &str, args: Vec<OsString>) -> Result<(), InstallError> {
         }
         line
     };
-    let output =
-        Command::new(tool)
-            .args(&args)
-            .output()
-            .map_err(|error| InstallError::ToolFailed {
-                command: command_line(),
-                status: "not started".to_string(),
-                stderr: error.to_string(),
-            })?;
+    let output = Command::new(tool).args(&args).output().map_err(|error| InstallError::ToolFailed {
+        command: command_line(),
+        status: "not started".to_string(),
+        stderr: error.to_string(),
+    })?;
     if output.status.success() {
         return Ok(());
     }

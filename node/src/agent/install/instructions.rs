@@ -129,17 +129,8 @@ pub(crate) struct FilePlanner<'a> {
 
 impl<'a> FilePlanner<'a> {
     /// A planner copying from `archive_root` to destinations under `install_root`.
-    pub(crate) fn new(
-        archive_root: &'a Path,
-        install_root: &'a Path,
-        behavior: FileExistsBehavior,
-    ) -> Self {
-        Self {
-            archive_root,
-            install_root,
-            behavior,
-            plan: Plan::default(),
-        }
+    pub(crate) fn new(archive_root: &'a Path, install_root: &'a Path, behavior: FileExistsBehavior) -> Self {
+        Self { archive_root, install_root, behavior, plan: Plan::default() }
     }
 
     /// Plans one `files` entry (§1.3): a file source goes to `destination/<name>`, a
@@ -148,11 +139,9 @@ impl<'a> FilePlanner<'a> {
     pub(crate) fn add(&mut self, entry: usize, mapping: &FileMapping) -> Result<(), InstallError> {
         let source = under_root(self.archive_root, &mapping.source);
         let metadata = std::fs::symlink_metadata(&source).map_err(|error| match error.kind() {
-            io::ErrorKind::NotFound => InstallError::SourceMissing {
-                entry,
-                source_path: mapping.source.clone(),
-                resolved: source.clone(),
-            },
+            io::ErrorKind::NotFound => {
+                InstallError::SourceMissing { entry, source_path: mapping.source.clone(), resolved: source.clone() }
+            }
             _ => InstallError::io("inspect", &source, error),
         })?;
         let destination = under_root(self.install_root, &mapping.destination);
@@ -161,10 +150,7 @@ impl<'a> FilePlanner<'a> {
             self.add_directory(entry, &source, &destination)
         } else {
             let Some(name) = source.file_name() else {
-                return Err(InstallError::UnsupportedFileType {
-                    entry,
-                    path: source,
-                });
+                return Err(InstallError::UnsupportedFileType { entry, path: source });
             };
             let target = destination.join(name);
             self.add_missing_ancestors(&target)?;
@@ -206,22 +192,15 @@ impl<'a> FilePlanner<'a> {
             return Ok(true);
         }
         if let Some(from) = self.plan.claimed.get(directory) {
-            return Err(InstallError::FileOverDirectory {
-                destination: directory.to_path_buf(),
-                from: from.clone(),
-            });
+            return Err(InstallError::FileOverDirectory { destination: directory.to_path_buf(), from: from.clone() });
         }
         match std::fs::metadata(directory) {
             Ok(metadata) if metadata.is_dir() => Ok(true),
-            Ok(_) => Err(InstallError::NotADirectory {
-                path: directory.to_path_buf(),
-            }),
+            Ok(_) => Err(InstallError::NotADirectory { path: directory.to_path_buf() }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 // A dangling symlink is "missing" to metadata() but still blocks mkdir.
                 match std::fs::symlink_metadata(directory) {
-                    Ok(_) => Err(InstallError::NotADirectory {
-                        path: directory.to_path_buf(),
-                    }),
+                    Ok(_) => Err(InstallError::NotADirectory { path: directory.to_path_buf() }),
                     Err(_) => Ok(false),
                 }
             }
@@ -232,26 +211,18 @@ impl<'a> FilePlanner<'a> {
     fn add_mkdir(&mut self, directory: PathBuf) -> Result<(), InstallError> {
         check_newline(&directory)?;
         if self.plan.mkdir_targets.insert(directory.clone()) {
-            self.plan
-                .instructions
-                .push(Instruction::Mkdir { directory });
+            self.plan.instructions.push(Instruction::Mkdir { directory });
         }
         Ok(())
     }
 
     /// Copies the contents of the revision directory `source` into `destination`, in
     /// name order (deterministic plans).
-    fn add_directory(
-        &mut self,
-        entry: usize,
-        source: &Path,
-        destination: &Path,
-    ) -> Result<(), InstallError> {
+    fn add_directory(&mut self, entry: usize, source: &Path, destination: &Path) -> Result<(), InstallError> {
         if !self.is_planned_or_existing_dir(destination)? {
             self.add_mkdir(destination.to_path_buf())?;
         }
-        let listing =
-            std::fs::read_dir(source).map_err(|error| InstallError::io("list", source, error))?;
+        let listing = std::fs::read_dir(source).map_err(|error| InstallError::io("list", source, error))?;
         let mut children = Vec::new();
         for child in listing {
             let child = child.map_err(|error| InstallError::io("list", source, error))?;
@@ -287,10 +258,7 @@ impl<'a> FilePlanner<'a> {
         } else if metadata.is_file() {
             CopyKind::File
         } else {
-            return Err(InstallError::UnsupportedFileType {
-                entry,
-                path: source.to_path_buf(),
-            });
+            return Err(InstallError::UnsupportedFileType { entry, path: source.to_path_buf() });
         };
         check_newline(destination)?;
         if let Some(first) = self.plan.claimed.get(destination) {
@@ -306,9 +274,7 @@ impl<'a> FilePlanner<'a> {
                 from: source.to_path_buf(),
             });
         }
-        self.plan
-            .claimed
-            .insert(destination.to_path_buf(), source.to_path_buf());
+        self.plan.claimed.insert(destination.to_path_buf(), source.to_path_buf());
         let existing = match std::fs::symlink_metadata(destination) {
             Ok(existing) => Some(existing),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
@@ -317,9 +283,7 @@ impl<'a> FilePlanner<'a> {
         let is_overwrite = match (existing, self.behavior) {
             (None, _) => false,
             (Some(_), FileExistsBehavior::Disallow) => {
-                return Err(InstallError::FileExists {
-                    path: destination.to_path_buf(),
-                });
+                return Err(InstallError::FileExists { path: destination.to_path_buf() });
             }
             (Some(_), FileExistsBehavior::Retain) => {
                 self.plan.retained.push(destination.to_path_buf());
@@ -333,9 +297,7 @@ impl<'a> FilePlanner<'a> {
             }
             (Some(_), FileExistsBehavior::Overwrite) => true,
         };
-        self.plan
-            .copy_targets
-            .insert(destination.to_path_buf(), kind);
+        self.plan.copy_targets.insert(destination.to_path_buf(), kind);
         self.plan.instructions.push(Instruction::Copy {
             source: source.to_path_buf(),
             destination: destination.to_path_buf(),
@@ -348,9 +310,7 @@ impl<'a> FilePlanner<'a> {
 
 fn check_newline(path: &Path) -> Result<(), InstallError> {
     if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
-        return Err(InstallError::NewlineInPath {
-            path: path.to_path_buf(),
-        });
+        return Err(InstallError::NewlineInPath { path: path.to_path_buf() });
     }
     Ok(())
 }
@@ -363,23 +323,16 @@ mod tests {
     fn instructions_serialize_in_the_agent_shape() {
         // Serializes a copy, a mkdir and a chmod; asserts the JSON the agent writes.
         let instructions = vec![
-            Instruction::Mkdir {
-                directory: "/srv".into(),
-            },
+            Instruction::Mkdir { directory: "/srv".into() },
             Instruction::Copy {
                 source: "/b/a".into(),
                 destination: "/srv/a".into(),
                 is_symlink: false,
                 is_overwrite: true,
             },
-            Instruction::Chmod {
-                file: "/srv/a".into(),
-                mode: "0644".into(),
-                bits: 0o644,
-            },
+            Instruction::Chmod { file: "/srv/a".into(), mode: "0644".into(), bits: 0o644 },
         ];
-        let json = serde_json::to_string(&serde_json::json!({ "instructions": instructions }))
-            .expect("json");
+        let json = serde_json::to_string(&serde_json::json!({ "instructions": instructions })).expect("json");
         assert_eq!(
             json,
             r#"{"instructions":[{"directory":"/srv","type":"mkdir"},{"destination":"/srv/a","source":"/b/a","type":"copy"},{"file":"/srv/a","mode":"0644","type":"chmod"}]}"#

@@ -36,32 +36,20 @@ pub(crate) struct Ownership {
 /// Looks up owners and groups and checks the needed commands exist, one result per
 /// entry, so an install that cannot finish fails before the previous install is
 /// cleaned up.
-pub(crate) fn check_permissions(
-    permissions: &[Permission],
-) -> Result<Vec<Ownership>, InstallError> {
+pub(crate) fn check_permissions(permissions: &[Permission]) -> Result<Vec<Ownership>, InstallError> {
     let mut ownerships = Vec::with_capacity(permissions.len());
     for (entry, permission) in permissions.iter().enumerate() {
         let uid = match &permission.owner {
             Some(name) => match User::from_name(name) {
                 Ok(Some(user)) => Some(user.uid.as_raw()),
-                Ok(None) | Err(_) => {
-                    return Err(InstallError::UnknownUser {
-                        entry,
-                        name: name.clone(),
-                    })
-                }
+                Ok(None) | Err(_) => return Err(InstallError::UnknownUser { entry, name: name.clone() }),
             },
             None => None,
         };
         let gid = match &permission.group {
             Some(name) => match Group::from_name(name) {
                 Ok(Some(group)) => Some(group.gid.as_raw()),
-                Ok(None) | Err(_) => {
-                    return Err(InstallError::UnknownGroup {
-                        entry,
-                        name: name.clone(),
-                    })
-                }
+                Ok(None) | Err(_) => return Err(InstallError::UnknownGroup { entry, name: name.clone() }),
             },
             None => None,
         };
@@ -124,39 +112,21 @@ pub(crate) fn add_permissions(
             }
         } else if plan.mkdir_targets.contains(&object) || object.is_dir() {
             if permission.applies_to(ObjectType::File) {
-                let files = plan
-                    .copy_targets
-                    .iter()
-                    .filter(|(_, kind)| **kind == CopyKind::File);
-                targets.extend(
-                    files
-                        .map(|(path, _)| path)
-                        .filter(|path| matches(permission, &object, path))
-                        .cloned(),
-                );
+                let files = plan.copy_targets.iter().filter(|(_, kind)| **kind == CopyKind::File);
+                targets.extend(files.map(|(path, _)| path).filter(|path| matches(permission, &object, path)).cloned());
             }
             if permission.applies_to(ObjectType::Directory) {
-                let directories = plan
-                    .mkdir_targets
-                    .iter()
-                    .filter(|path| matches(permission, &object, path));
+                let directories = plan.mkdir_targets.iter().filter(|path| matches(permission, &object, path));
                 targets.extend(directories.cloned());
             }
         }
         let ownership = ownerships.get(entry).copied().unwrap_or_default();
         for target in targets {
             if let Some(first) = assigned.insert(target.clone(), entry) {
-                return Err(InstallError::PermissionsTwice {
-                    path: target,
-                    first,
-                    second: entry,
-                });
+                return Err(InstallError::PermissionsTwice { path: target, first, second: entry });
             }
             if permission.has_default_acl() && plan.copy_targets.contains_key(&target) {
-                return Err(InstallError::DefaultAclOnFile {
-                    entry,
-                    path: target,
-                });
+                return Err(InstallError::DefaultAclOnFile { entry, path: target });
             }
             push_instructions(&mut plan.instructions, permission, ownership, target);
         }
@@ -171,30 +141,16 @@ fn push_instructions(
     file: PathBuf,
 ) {
     if let Some(bits) = permission.mode {
-        instructions.push(Instruction::Chmod {
-            file: file.clone(),
-            mode: format!("{bits:04o}"),
-            bits,
-        });
+        instructions.push(Instruction::Chmod { file: file.clone(), mode: format!("{bits:04o}"), bits });
     }
     if !permission.acls.is_empty() {
         let acl = permission.acls.iter().map(ToString::to_string).collect();
-        instructions.push(Instruction::Setfacl {
-            file: file.clone(),
-            acl,
-            entries: permission.acls.clone(),
-        });
+        instructions.push(Instruction::Setfacl { file: file.clone(), acl, entries: permission.acls.clone() });
     }
     if let Some(context) = &permission.context {
-        let context = ContextInstruction {
-            user: context.user.clone(),
-            kind: context.kind.clone(),
-            range: context.range.clone(),
-        };
-        instructions.push(Instruction::Semanage {
-            file: file.clone(),
-            context,
-        });
+        let context =
+            ContextInstruction { user: context.user.clone(), kind: context.kind.clone(), range: context.range.clone() };
+        instructions.push(Instruction::Semanage { file: file.clone(), context });
     }
     if permission.owner.is_some() || permission.group.is_some() {
         instructions.push(Instruction::Chown {
@@ -217,20 +173,11 @@ fn matches(permission: &Permission, object: &Path, path: &Path) -> bool {
     let Some(first) = components.next() else {
         return false; // the object itself
     };
-    let single_name = components
-        .next()
-        .is_none()
-        .then(|| first.as_os_str().to_string_lossy());
+    let single_name = components.next().is_none().then(|| first.as_os_str().to_string_lossy());
     let is_selected = permission.pattern == "**"
-        || single_name
-            .as_deref()
-            .is_some_and(|name| glob_matches(&permission.pattern, name));
-    let is_excepted = single_name.as_deref().is_some_and(|name| {
-        permission
-            .except
-            .iter()
-            .any(|pattern| glob_matches(pattern, name))
-    });
+        || single_name.as_deref().is_some_and(|name| glob_matches(&permission.pattern, name));
+    let is_excepted =
+        single_name.as_deref().is_some_and(|name| permission.except.iter().any(|pattern| glob_matches(pattern, name)));
     is_selected && !is_excepted
 }
 
@@ -281,8 +228,7 @@ pub(crate) fn full_acl(entries: &[AclEntry], mode: u32) -> Vec<String> {
     acl.push(base(false, AclTag::Group, group));
     acl.push(base(false, AclTag::Other, other));
     let has = |acl: &[AclEntry], is_default: bool, test: &dyn Fn(&AclEntry) -> bool| {
-        acl.iter()
-            .any(|entry| entry.is_default == is_default && test(entry))
+        acl.iter().any(|entry| entry.is_default == is_default && test(entry))
     };
     let is_named = |entry: &AclEntry| !entry.qualifier.is_empty();
     let is_mask = |entry: &AclEntry| entry.tag == AclTag::Mask;
@@ -290,13 +236,8 @@ pub(crate) fn full_acl(entries: &[AclEntry], mode: u32) -> Vec<String> {
         acl.push(base(false, AclTag::Mask, group));
     }
     if acl.iter().any(|entry| entry.is_default) {
-        let is_base_of =
-            |tag: AclTag| move |entry: &AclEntry| entry.tag == tag && entry.qualifier.is_empty();
-        for (tag, permissions) in [
-            (AclTag::User, owner),
-            (AclTag::Group, group),
-            (AclTag::Other, other),
-        ] {
+        let is_base_of = |tag: AclTag| move |entry: &AclEntry| entry.tag == tag && entry.qualifier.is_empty();
+        for (tag, permissions) in [(AclTag::User, owner), (AclTag::Group, group), (AclTag::Other, other)] {
             if !has(&acl, true, &is_base_of(tag)) {
                 acl.push(base(true, tag, permissions));
             }
@@ -304,9 +245,7 @@ pub(crate) fn full_acl(entries: &[AclEntry], mode: u32) -> Vec<String> {
         if has(&acl, true, &is_named) && !has(&acl, true, &is_mask) {
             let default_group = acl
                 .iter()
-                .find(|entry| {
-                    entry.is_default && entry.tag == AclTag::Group && entry.qualifier.is_empty()
-                })
+                .find(|entry| entry.is_default && entry.tag == AclTag::Group && entry.qualifier.is_empty())
                 .map_or(group, |entry| entry.permissions);
             acl.push(base(true, AclTag::Mask, default_group));
         }

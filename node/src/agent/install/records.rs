@@ -29,10 +29,7 @@ pub(crate) fn check_deployment_group_id(id: &str) -> Result<(), InstallError> {
 /// The deployment directory of the group's last finished Install step on this host,
 /// or `None` when there is none (first deployment of this group here). The directory
 /// may since have been removed; the caller checks.
-pub fn last_successful_install(
-    instructions_dir: &Path,
-    deployment_group_id: &str,
-) -> Option<PathBuf> {
+pub fn last_successful_install(instructions_dir: &Path, deployment_group_id: &str) -> Option<PathBuf> {
     read_record(instructions_dir, deployment_group_id, LAST_SUCCESSFUL)
 }
 
@@ -51,12 +48,7 @@ pub fn record_last_successful_install(
     deployment_group_id: &str,
     deployment_dir: &Path,
 ) -> Result<(), InstallError> {
-    write_record(
-        instructions_dir,
-        deployment_group_id,
-        LAST_SUCCESSFUL,
-        deployment_dir,
-    )
+    write_record(instructions_dir, deployment_group_id, LAST_SUCCESSFUL, deployment_dir)
 }
 
 /// Records `deployment_dir` as the group's most recent install; call it after
@@ -69,22 +61,12 @@ pub fn record_most_recent_install(
     deployment_group_id: &str,
     deployment_dir: &Path,
 ) -> Result<(), InstallError> {
-    write_record(
-        instructions_dir,
-        deployment_group_id,
-        MOST_RECENT,
-        deployment_dir,
-    )
+    write_record(instructions_dir, deployment_group_id, MOST_RECENT, deployment_dir)
 }
 
-fn read_record(
-    instructions_dir: &Path,
-    deployment_group_id: &str,
-    suffix: &str,
-) -> Option<PathBuf> {
+fn read_record(instructions_dir: &Path, deployment_group_id: &str, suffix: &str) -> Option<PathBuf> {
     check_deployment_group_id(deployment_group_id).ok()?;
-    let contents =
-        std::fs::read(instructions_dir.join(format!("{deployment_group_id}{suffix}"))).ok()?;
+    let contents = std::fs::read(instructions_dir.join(format!("{deployment_group_id}{suffix}"))).ok()?;
     let path = contents.strip_suffix(b"\n").unwrap_or(&contents);
     (!path.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(path)))
 }
@@ -133,27 +115,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let instructions = dir.path().join("deployment-instructions");
         assert_eq!(last_successful_install(&instructions, "dg-1"), None);
-        record_most_recent_install(&instructions, "dg-1", Path::new("/root/dg-1/d-A"))
-            .expect("write");
-        record_last_successful_install(&instructions, "dg-1", Path::new("/root/dg-1/d-A"))
-            .expect("write");
-        record_last_successful_install(&instructions, "dg-1", Path::new("/root/dg-1/d-B"))
-            .expect("overwrite");
-        assert_eq!(
-            last_successful_install(&instructions, "dg-1"),
-            Some(PathBuf::from("/root/dg-1/d-B"))
-        );
-        assert_eq!(
-            most_recent_install(&instructions, "dg-1"),
-            Some(PathBuf::from("/root/dg-1/d-A"))
-        );
+        record_most_recent_install(&instructions, "dg-1", Path::new("/root/dg-1/d-A")).expect("write");
+        record_last_successful_install(&instructions, "dg-1", Path::new("/root/dg-1/d-A")).expect("write");
+        record_last_successful_install(&instructions, "dg-1", Path::new("/root/dg-1/d-B")).expect("overwrite");
+        assert_eq!(last_successful_install(&instructions, "dg-1"), Some(PathBuf::from("/root/dg-1/d-B")));
+        assert_eq!(most_recent_install(&instructions, "dg-1"), Some(PathBuf::from("/root/dg-1/d-A")));
         assert_eq!(last_successful_install(&instructions, "dg-2"), None);
-        let raw = std::fs::read_to_string(instructions.join("dg-1_last_successful_install"))
-            .expect("read");
+        let raw = std::fs::read_to_string(instructions.join("dg-1_last_successful_install")).expect("read");
         assert_eq!(raw, "/root/dg-1/d-B");
-        assert!(!instructions
-            .join("dg-1_last_successful_install.tmp")
-            .exists());
+        assert!(!instructions.join("dg-1_last_successful_install.tmp").exists());
     }
 
     #[test]
@@ -162,10 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         for id in ["", ".", "..", "a/b", "../x", "a\0b"] {
             let result = record_last_successful_install(dir.path(), id, Path::new("/x"));
-            assert!(
-                matches!(result, Err(InstallError::BadDeploymentGroupId { .. })),
-                "{id:?}"
-            );
+            assert!(matches!(result, Err(InstallError::BadDeploymentGroupId { .. })), "{id:?}");
             assert_eq!(last_successful_install(dir.path(), id), None);
         }
     }

@@ -40,30 +40,12 @@ mod tests {
         // Resolves destinations under a test root and under `/`; asserts the joined
         // paths, dropped `.`/trailing slashes, and `..` clamped at the root.
         let root = Path::new("/tmp/n1/root");
-        assert_eq!(
-            under_root(root, "/srv/app"),
-            PathBuf::from("/tmp/n1/root/srv/app")
-        );
-        assert_eq!(
-            under_root(root, "/srv/./app/"),
-            PathBuf::from("/tmp/n1/root/srv/app")
-        );
-        assert_eq!(
-            under_root(root, "/srv/../etc"),
-            PathBuf::from("/tmp/n1/root/etc")
-        );
-        assert_eq!(
-            under_root(root, "/../../etc/passwd"),
-            PathBuf::from("/tmp/n1/root/etc/passwd")
-        );
+        assert_eq!(under_root(root, "/srv/app"), PathBuf::from("/tmp/n1/root/srv/app"));
+        assert_eq!(under_root(root, "/srv/./app/"), PathBuf::from("/tmp/n1/root/srv/app"));
+        assert_eq!(under_root(root, "/srv/../etc"), PathBuf::from("/tmp/n1/root/etc"));
+        assert_eq!(under_root(root, "/../../etc/passwd"), PathBuf::from("/tmp/n1/root/etc/passwd"));
         assert_eq!(under_root(root, "/"), PathBuf::from("/tmp/n1/root"));
-        assert_eq!(
-            under_root(Path::new("/"), "/srv/app"),
-            PathBuf::from("/srv/app")
-        );
-        assert_eq!(
-            under_root(Path::new("/bundle"), "config/app.conf"),
-            PathBuf::from("/bundle/config/app.conf")
-        );
+        assert_eq!(under_root(Path::new("/"), "/srv/app"), PathBuf::from("/srv/app"));
+        assert_eq!(under_root(Path::new("/bundle"), "config/app.conf"), PathBuf::from("/bundle/config/app.conf"));
     }
 }

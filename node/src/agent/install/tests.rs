@@ -14,9 +14,7 @@ struct Host {
 
 impl Host {
     fn new() -> Self {
-        let host = Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
+        let host = Self { dir: tempfile::tempdir().expect("temp dir") };
         std::fs::create_dir_all(host.root()).expect("install root");
         std::fs::create_dir_all(host.archive()).expect("archive");
         host
@@ -52,11 +50,7 @@ impl Host {
         std::fs::create_dir_all(self.archive()).expect("archive");
     }
 
-    fn install_with(
-        &self,
-        appspec: &str,
-        behavior: FileExistsBehavior,
-    ) -> Result<InstallReport, InstallError> {
+    fn install_with(&self, appspec: &str, behavior: FileExistsBehavior) -> Result<InstallReport, InstallError> {
         let spec = parse("appspec.yml", appspec).expect("test appspec parses");
         let archive = self.archive();
         let root = self.root();
@@ -86,8 +80,7 @@ impl Host {
     }
 
     fn cleanup_list(&self) -> Vec<PathBuf> {
-        let text = std::fs::read_to_string(self.instructions().join("dg-1-cleanup"))
-            .expect("cleanup file");
+        let text = std::fs::read_to_string(self.instructions().join("dg-1-cleanup")).expect("cleanup file");
         text.lines().map(PathBuf::from).collect()
     }
 
@@ -96,11 +89,7 @@ impl Host {
     }
 
     fn mode(&self, path: &str) -> u32 {
-        std::fs::symlink_metadata(self.at(path))
-            .expect("stat")
-            .permissions()
-            .mode()
-            & 0o7777
+        std::fs::symlink_metadata(self.at(path)).expect("stat").permissions().mode() & 0o7777
     }
 }
 
@@ -115,29 +104,13 @@ fn file_source_goes_into_destination_directory() {
     // the file), and install.json written.
     let host = Host::new();
     host.bundle_file("config/app.conf", "port=80\n");
-    let report = host.install(&appspec(
-        "files:\n  - source: config/app.conf\n    destination: /etc/app\n",
-    ));
+    let report = host.install(&appspec("files:\n  - source: config/app.conf\n    destination: /etc/app\n"));
     assert_eq!(host.read("/etc/app/app.conf"), "port=80\n");
-    assert_eq!(
-        report.created_directories,
-        vec![host.at("/etc"), host.at("/etc/app")]
-    );
+    assert_eq!(report.created_directories, vec![host.at("/etc"), host.at("/etc/app")]);
     assert_eq!(report.copied, vec![host.at("/etc/app/app.conf")]);
-    assert_eq!(
-        host.cleanup_list(),
-        vec![
-            host.at("/etc"),
-            host.at("/etc/app"),
-            host.at("/etc/app/app.conf")
-        ]
-    );
-    let json = std::fs::read_to_string(host.instructions().join("dg-1-install.json"))
-        .expect("install.json");
-    assert!(
-        json.starts_with(r#"{"instructions":[{"type":"mkdir","directory":"#),
-        "{json}"
-    );
+    assert_eq!(host.cleanup_list(), vec![host.at("/etc"), host.at("/etc/app"), host.at("/etc/app/app.conf")]);
+    let json = std::fs::read_to_string(host.instructions().join("dg-1-install.json")).expect("install.json");
+    assert!(json.starts_with(r#"{"instructions":[{"type":"mkdir","directory":"#), "{json}");
     assert!(json.contains(r#""type":"copy""#), "{json}");
 }
 
@@ -150,29 +123,17 @@ fn directory_source_copies_its_contents_and_keeps_modes_and_links() {
     host.bundle_file("web/index.html", "<h1>hi</h1>");
     host.bundle_file("web/css/site.css", "body{}");
     host.bundle_file("web/bin/run", "#!/bin/sh\n");
-    std::fs::set_permissions(
-        host.archive().join("web/bin/run"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .expect("chmod");
-    std::os::unix::fs::symlink("index.html", host.archive().join("web/home.html"))
-        .expect("symlink");
+    std::fs::set_permissions(host.archive().join("web/bin/run"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::os::unix::fs::symlink("index.html", host.archive().join("web/home.html")).expect("symlink");
     std::fs::create_dir_all(host.at("/srv/www")).expect("existing destination");
-    let report = host.install(&appspec(
-        "files:\n  - source: web\n    destination: /srv/www\n",
-    ));
+    let report = host.install(&appspec("files:\n  - source: web\n    destination: /srv/www\n"));
     assert_eq!(host.read("/srv/www/index.html"), "<h1>hi</h1>");
     assert_eq!(host.read("/srv/www/css/site.css"), "body{}");
     assert_eq!(host.mode("/srv/www/bin/run"), 0o755);
-    assert_eq!(
-        std::fs::read_link(host.at("/srv/www/home.html")).expect("link"),
-        PathBuf::from("index.html")
-    );
+    assert_eq!(std::fs::read_link(host.at("/srv/www/home.html")).expect("link"), PathBuf::from("index.html"));
     assert!(!host.at("/srv/www/web").exists());
-    assert_eq!(
-        report.created_directories,
-        vec![host.at("/srv/www/bin"), host.at("/srv/www/css")]
-    );
+    assert_eq!(report.created_directories, vec![host.at("/srv/www/bin"), host.at("/srv/www/css")]);
     assert!(!host.cleanup_list().contains(&host.at("/srv/www")));
 }
 
@@ -182,9 +143,7 @@ fn root_source_installs_the_whole_bundle_with_the_appspec() {
     let host = Host::new();
     host.bundle_file("appspec.yml", "version: 0.0\n");
     host.bundle_file("scripts/start.sh", "echo\n");
-    host.install(&appspec(
-        "files:\n  - source: /\n    destination: /opt/app\n",
-    ));
+    host.install(&appspec("files:\n  - source: /\n    destination: /opt/app\n"));
     assert_eq!(host.read("/opt/app/appspec.yml"), "version: 0.0\n");
     assert_eq!(host.read("/opt/app/scripts/start.sh"), "echo\n");
 }
@@ -212,16 +171,12 @@ fn existing_files_follow_file_exists_behavior() {
     assert_eq!(host.read("/etc/app/app.conf"), "old");
 
     let retain = format!("{files}file_exists_behavior: RETAIN\n");
-    let report = host
-        .install_with(&appspec(&retain), FileExistsBehavior::Disallow)
-        .expect("retain");
+    let report = host.install_with(&appspec(&retain), FileExistsBehavior::Disallow).expect("retain");
     assert_eq!(report.retained, vec![host.at("/etc/app/app.conf")]);
     assert_eq!(host.read("/etc/app/app.conf"), "old");
     assert!(host.cleanup_list().is_empty());
 
-    let report = host
-        .install_with(&appspec(files), FileExistsBehavior::Overwrite)
-        .expect("overwrite");
+    let report = host.install_with(&appspec(files), FileExistsBehavior::Overwrite).expect("overwrite");
     assert_eq!(report.overwritten, vec![host.at("/etc/app/app.conf")]);
     assert_eq!(host.read("/etc/app/app.conf"), "new");
     assert_eq!(host.cleanup_list(), vec![host.at("/etc/app/app.conf")]);
@@ -236,17 +191,13 @@ fn second_install_removes_the_first_but_keeps_foreign_files() {
     let host = Host::new();
     host.bundle_file("one/a.txt", "a");
     host.bundle_file("one/logs/b.txt", "b");
-    let first = host.install(&appspec(
-        "files:\n  - source: one\n    destination: /srv/app\n",
-    ));
+    let first = host.install(&appspec("files:\n  - source: one\n    destination: /srv/app\n"));
     assert_eq!(first.copied.len(), 2);
     std::fs::write(host.at("/srv/app/foreign.txt"), "mine").expect("foreign");
 
     host.new_revision();
     host.bundle_file("two/c.txt", "c");
-    let second = host.install(&appspec(
-        "files:\n  - source: two\n    destination: /srv/app2\n",
-    ));
+    let second = host.install(&appspec("files:\n  - source: two\n    destination: /srv/app2\n"));
     assert_eq!(second.cleaned_up, 5); // /srv, /srv/app, a.txt, logs, logs/b.txt
     assert!(!host.at("/srv/app/a.txt").exists());
     assert!(!host.at("/srv/app/logs").exists());
@@ -264,11 +215,7 @@ fn modes_and_owners_are_applied_to_installed_paths() {
     let host = Host::new();
     host.bundle_file("app/run.sh", "#!/bin/sh\n");
     host.bundle_file("app/data/x", "x");
-    let owner = if nix::unistd::geteuid().is_root() {
-        "    owner: nobody\n"
-    } else {
-        ""
-    };
+    let owner = if nix::unistd::geteuid().is_root() { "    owner: nobody\n" } else { "" };
     let spec = appspec(&format!(
         "files:\n  - source: app\n    destination: /opt/app\npermissions:\n  - object: /opt/app/run.sh\n    mode: 750\n{owner}  - object: /opt/app\n    mode: 0700\n    type: [directory]\n"
     ));
@@ -278,15 +225,8 @@ fn modes_and_owners_are_applied_to_installed_paths() {
     // The object itself is never matched by its own entry.
     assert_ne!(host.mode("/opt/app"), 0o700);
     if nix::unistd::geteuid().is_root() {
-        let nobody = nix::unistd::User::from_name("nobody")
-            .expect("lookup")
-            .expect("nobody");
-        assert_eq!(
-            std::fs::metadata(host.at("/opt/app/run.sh"))
-                .expect("stat")
-                .uid(),
-            nobody.uid.as_raw()
-        );
+        let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody");
+        assert_eq!(std::fs::metadata(host.at("/opt/app/run.sh")).expect("stat").uid(), nobody.uid.as_raw());
         assert_eq!(report.permissions_applied, 3);
     } else {
         assert_eq!(report.permissions_applied, 2);
@@ -301,11 +241,8 @@ fn pattern_except_and_type_select_paths() {
     let host = Host::new();
     for name in ["index.html", "skip.html", "notes.txt", "sub/deep.html"] {
         host.bundle_file(&format!("site/{name}"), name);
-        std::fs::set_permissions(
-            host.archive().join("site").join(name),
-            std::fs::Permissions::from_mode(0o644),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(host.archive().join("site").join(name), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
     }
     let spec = appspec(
         "files:\n  - source: site\n    destination: /www\npermissions:\n  - object: /www\n    pattern: \"*.html\"\n    except: [skip.html]\n    type: [file]\n    mode: 600\n",
@@ -326,7 +263,9 @@ fn conflicting_appspecs_are_refused_before_copying() {
     host.bundle_file("a/app.conf", "a");
     host.bundle_file("b/app.conf", "b");
     let message = host.install_err(
-        &appspec("files:\n  - source: a/app.conf\n    destination: /etc\n  - source: b/app.conf\n    destination: /etc\n"),
+        &appspec(
+            "files:\n  - source: a/app.conf\n    destination: /etc\n  - source: b/app.conf\n    destination: /etc\n",
+        ),
         FileExistsBehavior::Overwrite,
     );
     assert_eq!(
@@ -347,10 +286,7 @@ fn conflicting_appspecs_are_refused_before_copying() {
         FileExistsBehavior::Disallow,
     );
     assert!(
-        message.ends_with(&format!(
-            "{}, where this install also creates a directory",
-            host.at("/opt/conf").display()
-        )),
+        message.ends_with(&format!("{}, where this install also creates a directory", host.at("/opt/conf").display())),
         "{message}"
     );
     assert!(!host.at("/opt").exists());
@@ -373,9 +309,7 @@ fn permission_errors_name_the_entry() {
             host.at("/opt/app/x.sh").display()
         )
     );
-    let pattern = appspec(&format!(
-        "{files}permissions:\n  - object: /opt/app/x.sh\n    pattern: \"*.sh\"\n"
-    ));
+    let pattern = appspec(&format!("{files}permissions:\n  - object: /opt/app/x.sh\n    pattern: \"*.sh\"\n"));
     assert_eq!(
         host.install_err(&pattern, FileExistsBehavior::Disallow),
         format!(
@@ -383,9 +317,7 @@ fn permission_errors_name_the_entry() {
             host.at("/opt/app/x.sh").display()
         )
     );
-    let owner = appspec(&format!(
-        "{files}permissions:\n  - object: /opt/app\n    owner: fleetmesh-no-such-user\n"
-    ));
+    let owner = appspec(&format!("{files}permissions:\n  - object: /opt/app\n    owner: fleetmesh-no-such-user\n"));
     assert_eq!(
         host.install_err(&owner, FileExistsBehavior::Disallow),
         "permissions[0].owner: user \"fleetmesh-no-such-user\" does not exist on this host"
@@ -398,9 +330,7 @@ fn unknown_owner_fails_before_the_previous_install_is_cleaned_up() {
     // asserts the second fails and the first install's files are still there.
     let host = Host::new();
     host.bundle_file("one.txt", "1");
-    host.install(&appspec(
-        "files:\n  - source: one.txt\n    destination: /srv\n",
-    ));
+    host.install(&appspec("files:\n  - source: one.txt\n    destination: /srv\n"));
     let bad = appspec("files:\n  - source: one.txt\n    destination: /srv2\npermissions:\n  - object: /srv2\n    group: fleetmesh-no-such-group\n");
     assert_eq!(
         host.install_err(&bad, FileExistsBehavior::Disallow),
@@ -418,10 +348,7 @@ fn acls_need_setfacl() {
     let spec = appspec("files:\n  - source: a.txt\n    destination: /d\npermissions:\n  - object: /d/a.txt\n    acls: [\"u:root:rw\"]\n");
     if permissions::is_installed("setfacl") {
         host.install(&spec);
-        let output = std::process::Command::new("getfacl")
-            .arg(host.at("/d/a.txt"))
-            .output()
-            .expect("getfacl");
+        let output = std::process::Command::new("getfacl").arg(host.at("/d/a.txt")).output().expect("getfacl");
         assert!(String::from_utf8_lossy(&output.stdout).contains("user:root:rw-"));
     } else {
         assert_eq!(
@@ -441,16 +368,10 @@ fn crash_truncated_cleanup_line_is_dropped() {
     std::fs::create_dir_all(host.instructions()).expect("instructions dir");
     std::fs::write(host.at("installed.txt"), "ours").expect("installed file");
     std::fs::write(host.at("fore"), "foreign").expect("foreign file");
-    let list = format!(
-        "{}\n{}",
-        host.at("installed.txt").display(),
-        host.at("fore").display()
-    );
+    let list = format!("{}\n{}", host.at("installed.txt").display(), host.at("fore").display());
     std::fs::write(host.instructions().join("dg-1-cleanup"), list).expect("torn list");
     host.bundle_file("new.txt", "new");
-    let report = host.install(&appspec(
-        "files:\n  - source: new.txt\n    destination: /\n",
-    ));
+    let report = host.install(&appspec("files:\n  - source: new.txt\n    destination: /\n"));
     assert_eq!(report.cleaned_up, 1);
     assert!(!host.at("installed.txt").exists());
     assert_eq!(host.read("/fore"), "foreign");
@@ -461,10 +382,8 @@ fn crash_truncated_cleanup_line_is_dropped() {
 fn missing_source_names_the_entry() {
     // Points a files entry at a path the revision lacks; asserts the message.
     let host = Host::new();
-    let message = host.install_err(
-        &appspec("files:\n  - source: nope\n    destination: /x\n"),
-        FileExistsBehavior::Disallow,
-    );
+    let message =
+        host.install_err(&appspec("files:\n  - source: nope\n    destination: /x\n"), FileExistsBehavior::Disallow);
     assert_eq!(
         message,
         format!(
@@ -479,9 +398,7 @@ fn destinations_cannot_escape_the_install_root() {
     // Installs to a destination full of `..`; asserts the file lands inside the root.
     let host = Host::new();
     host.bundle_file("f", "f");
-    host.install(&appspec(
-        "files:\n  - source: f\n    destination: /../../../escape\n",
-    ));
+    host.install(&appspec("files:\n  - source: f\n    destination: /../../../escape\n"));
     assert_eq!(host.read("/escape/f"), "f");
     assert!(!host.dir.path().join("escape").exists());
 }
