@@ -1,8 +1,94 @@
-//! The rollout engine's shell on the leader (placeholder until the planner lands).
+//! The rollout engine's shell on the leader: every tick (and after every applied
+//! change) it plans each active deployment from the replicated state, the leader's
+//! liveness view and the time, and commits the decisions in one proposal. It also
+//! starts deployments for hosts that joined a group after its last success (§5.1), and
+//! records which nodes hold a complete copy of a revision.
+//!
+//! No rollout progress lives here: a new leader runs the same code on the same
+//! replicated state and continues where the old one stopped.
 
 use std::sync::Arc;
 
+use fleetmesh_consensus::model::deployment::{Deployment, DeploymentCreator};
+use fleetmesh_consensus::model::ids::DeploymentId;
+use fleetmesh_consensus::model::resources::AutoRollbackConfiguration;
+use fleetmesh_consensus::state::{ClusterState, Command, DeploymentSpec, Outcome};
+use tracing::{debug, info, warn};
+
+use crate::rollout::{self, Action, FleetView};
 use crate::runtime::Node;
 
-/// One pass of the rollout engine.
-pub(crate) async fn tick(_node: &Arc<Node>) {}
+fn plan_deployments(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
+    let now = node.clock().now();
+    let settings = node.settings().planner;
+    for deployment in state.active_deployments() {
+        let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name) else {
+            continue;
+        };
+        for action in rollout::plan(deployment, group, fleet, now, &settings) {
+            let rollback = matches!(action, Action::Finish { succeeded: false, .. })
+                .then(|| DeploymentId::from_random(node.random_bytes()));
+            commands.push(action.into_command(&deployment.deployment_id, rollback));
+        }
+    }
+}
+
+fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
+    for groups in state.deployment_groups.values() {
+        for group in groups.values() {
+            let Some(revision) = group.target_revision else { continue };
+            let matching = state.group_targets(group);
+            let hosts = rollout::outdated_hosts(group, &matching, fleet, &state.deployments);
+            if hosts.is_empty() {
+                continue;
+            }
+            let file_exists_behavior = group
+                .last_successful_deployment_id
+                .as_ref()
+                .and_then(|id| state.deployments.get(id))
+                .map(|deployment: &Deployment| deployment.file_exists_behavior)
+                .unwrap_or_default();
+            info!(group = %group.deployment_group_name, ?hosts, "hosts joined the group since its last success: deploying its revision to them");
+            commands.push(Command::CreateDeployment {
+                spec: DeploymentSpec {
+                    application_name: group.application_name.clone(),
+                    deployment_group_name: group.deployment_group_name.clone(),
+                    revision_id: revision,
+                    deployment_config_name: None,
+                    description: "hosts that joined after the group's last successful deployment".to_string(),
+                    ignore_application_stop_failures: false,
+                    file_exists_behavior,
+                    auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
+                    creator: DeploymentCreator::Autoscaling,
+                    targets: Some(hosts),
+                },
+                deployment_id: DeploymentId::from_random(node.random_bytes()),
+            });
+        }
+    }
+}
+
+/// One pass of the rollout engine (leader only).
+pub(crate) async fn tick(node: &Arc<Node>) {
+    let fleet = node.fleet_view();
+    let mut commands = node.state().read(|state| {
+        let mut commands = Vec::new();
+        plan_deployments(node, state, &fleet, &mut commands);
+        late_joiners(node, state, &fleet, &mut commands);
+        commands
+    });
+    commands.extend(node.new_revision_holders());
+    if commands.is_empty() {
+        return;
+    }
+    match node.propose(commands).await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                if let Outcome::Rejected(error) = outcome {
+                    debug!(%error, "a rollout decision was refused by apply (the state moved on)");
+                }
+            }
+        }
+        Err(error) => warn!(%error, "rollout decisions not committed; retrying on the next tick"),
+    }
+}

@@ -178,6 +178,8 @@ impl SimCluster {
             install_root: "/sim".into(),
             timing: self.config.timing,
             rng_seed: self.config.seed.wrapping_mul(1_000_003).wrapping_add(id.0),
+            max_revision_bytes: u64::MAX,
+            planner: fleetmesh_node::rollout::PlannerSettings::default(),
         };
         let handler = NodeHandler::new();
         let node = Node::new(settings, disk, self.net.transport(id), Arc::new(VirtualClock::new(SIM_EPOCH))).await?;

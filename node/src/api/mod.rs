@@ -127,6 +127,35 @@ async fn forward_or_handle(State(node): State<Arc<Node>>, request: Request) -> R
     ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later").into_response()
 }
 
+/// Calls the leader's API from this node (locally when it is the leader) and returns
+/// its JSON answer.
+///
+/// # Errors
+/// No leader, or the leader's error answer.
+pub(crate) async fn call_leader(node: &Arc<Node>, method: &str, uri: &str, body: String) -> Result<serde_json::Value, ApiError> {
+    let request = ApiRequest { method: method.to_string(), uri: uri.to_string(), body };
+    let answer = if node.is_leader() {
+        handle_forwarded(node.clone(), request).await
+    } else {
+        let leader = node
+            .leader_hint()
+            .filter(|hint| hint.id != node.id())
+            .ok_or_else(|| ApiError::unavailable("no leader is elected; retry later"))?;
+        match protocol::call(node.transport().as_ref(), leader.peer(), &NodeRequest::Api(request), Duration::from_secs(120)).await {
+            Ok((NodeResponse::Api(answer), _)) => answer,
+            Ok((other, _)) => return Err(ApiError::unavailable(format!("the leader answered {other:?}"))),
+            Err(error) => return Err(ApiError::unavailable(format!("cannot reach the leader: {error}"))),
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+    if (200..300).contains(&answer.status) {
+        Ok(value)
+    } else {
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        Err(ApiError::new(status, value["error"].as_str().unwrap_or("the leader refused the request").to_string()))
+    }
+}
+
 async fn run_leader_router(node: Arc<Node>, request: Request) -> Response {
     match leader_router(node).oneshot(request).await {
         Ok(response) => response,

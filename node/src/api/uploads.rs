@@ -1,11 +1,83 @@
-//! Chunk uploads from `fleetmesh deploy push` (placeholder until the chunk store lands).
+//! Chunk uploads from `fleetmesh deploy push`, handled by the node the CLI talks to
+//! (it becomes the revision's first seed; chunks are never forwarded to the leader).
+//!
+//! ```text
+//!  POST /v1/uploads                      {applicationName, totalBytes} → {uploadId}   (size limit checked here)
+//!  POST /v1/uploads/{id}/missing         {chunks: [hash…]}             → {missing: [hash…]}
+//!  POST /v1/uploads/{id}/chunks          [hash 32][len u32][bytes]…    → {stored}      (each chunk verified)
+//!  POST /v1/uploads/{id}/finish          {manifest, description}       → the revision record (registered via the leader)
+//! ```
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use fleetmesh_consensus::model::ids::ChunkHash;
+use fleetmesh_consensus::model::revision::Manifest;
+use serde_json::{json, Value};
 
+use super::ApiError;
+use crate::revision_service::RevisionService;
 use crate::runtime::Node;
+
+/// Largest chunk batch in one upload request.
+pub const UPLOAD_BATCH_BYTES_MAX: usize = 32 << 20;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
+        .route("/v1/uploads", post(begin))
+        .route("/v1/uploads/{id}/missing", post(missing))
+        .route("/v1/uploads/{id}/chunks", post(chunks))
+        .route("/v1/uploads/{id}/finish", post(finish))
+        .layer(DefaultBodyLimit::max(UPLOAD_BATCH_BYTES_MAX + (1 << 20)))
+}
+
+fn service(node: &Node) -> Result<Arc<RevisionService>, ApiError> {
+    node.agent
+        .get()
+        .and_then(|agent| agent.revisions().cloned())
+        .ok_or_else(|| ApiError::unavailable("this node stores no chunks (its host agent is not running)"))
+}
+
+async fn begin(State(node): State<Arc<Node>>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+    let application = body["applicationName"].as_str().filter(|name| !name.is_empty()).ok_or_else(|| ApiError::bad_request("missing applicationName"))?;
+    let total = body["totalBytes"].as_u64().ok_or_else(|| ApiError::bad_request("missing totalBytes"))?;
+    let service = service(&node)?;
+    let id = hex::encode(node.random_bytes::<12>());
+    service
+        .begin_upload(id.clone(), application, total, node.settings().max_revision_bytes)
+        .map_err(|message| ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, message))?;
+    Ok(Json(json!({ "uploadId": id, "seed": node.id() })))
+}
+
+async fn missing(State(node): State<Arc<Node>>, Path(_id): Path<String>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+    let hashes: Vec<ChunkHash> = serde_json::from_value(body["chunks"].clone()).map_err(|error| ApiError::bad_request(format!("invalid chunks: {error}")))?;
+    let missing = service(&node)?.missing_chunks(&hashes);
+    Ok(Json(json!({ "missing": missing })))
+}
+
+async fn chunks(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let service = service(&node)?;
+    let stored = tokio::task::spawn_blocking(move || service.receive_chunks(&id, &body))
+        .await
+        .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
+        .map_err(ApiError::bad_request)?;
+    Ok(Json(json!({ "stored": stored })))
+}
+
+async fn finish(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+    let manifest: Manifest = serde_json::from_value(body["manifest"].clone()).map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
+    let (revision, application) = service(&node)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
+    let register = json!({
+        "applicationName": application,
+        "manifest": manifest,
+        "description": body["description"],
+        "registeredBy": format!("push via node {}", node.id()),
+        "seeds": [node.id()],
+    });
+    let answer = super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string()).await?;
+    let _ = revision;
+    Ok(Json(answer))
 }

@@ -88,6 +88,9 @@ pub struct NodeArgs {
     /// Root under which appspec destinations and permission objects resolve.
     #[arg(long, default_value = "/", value_name = "DIR")]
     pub install_root: PathBuf,
+    /// Largest revision (total bytes of files) a push to this node may carry.
+    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    pub max_revision_bytes: u64,
     /// Seconds a voter may be dead before an agent replaces it.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub voter_grace_secs: u64,

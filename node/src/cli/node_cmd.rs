@@ -22,6 +22,7 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         tags: tag_map(&args.tags),
         voters: args.voters,
         install_root: args.install_root,
+        max_revision_bytes: args.max_revision_bytes,
         timing,
     };
     let runtime =

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     pub voters: u32,
     /// `--install-root`.
     pub install_root: PathBuf,
+    /// `--max-revision-bytes`.
+    pub max_revision_bytes: u64,
     /// Timing.
     pub timing: Timing,
 }
@@ -165,6 +167,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         install_root: config.install_root.clone(),
         timing: config.timing,
         rng_seed: u64::from_le_bytes(seed),
+        max_revision_bytes: config.max_revision_bytes,
+        planner: crate::rollout::PlannerSettings::default(),
     };
     let node = Node::new(settings, db, transport.clone(), clock::system()).await?;
     handler.bind(node.clone());

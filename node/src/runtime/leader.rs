@@ -161,6 +161,54 @@ impl Node {
         self.leader.with_view(self.term(), now, |view| view.progress.get(&revision).cloned().unwrap_or_default())
     }
 
+    /// The planner's view of the fleet: every member's liveness, and since when dead.
+    pub fn fleet_view(&self) -> crate::rollout::FleetView {
+        use crate::rollout::{HostView, Liveness as PlannerLiveness};
+        let members: Vec<NodeId> = self.state().read(|state| state.members.keys().copied().collect());
+        let now = Instant::now();
+        let wall = self.clock().now();
+        let hosts = self.leader.with_view(self.term(), now, |view| {
+            members
+                .iter()
+                .map(|id| {
+                    let health = if *id == self.id() { Health::Alive } else { view.liveness.health(*id, now) };
+                    let host = match health {
+                        Health::Alive => HostView::alive(),
+                        Health::Suspect => HostView::suspect(),
+                        Health::Dead => {
+                            let dead_for = view.liveness.dead_for(*id, now).unwrap_or_default().as_millis() as u64;
+                            HostView::dead_since(fleetmesh_consensus::model::ids::UnixMillis(wall.0.saturating_sub(dead_for)))
+                        }
+                    };
+                    let _ = PlannerLiveness::Alive;
+                    (*id, host)
+                })
+                .collect()
+        });
+        crate::rollout::FleetView { hosts }
+    }
+
+    /// `RecordRevisionHolder` commands for nodes whose polls report a complete revision
+    /// the replicated state does not list them as holding.
+    pub(crate) fn new_revision_holders(&self) -> Vec<Command> {
+        let now = Instant::now();
+        let complete: Vec<(RevisionId, NodeId)> = self.leader.with_view(self.term(), now, |view| {
+            view.progress
+                .iter()
+                .flat_map(|(revision, nodes)| nodes.values().filter(|progress| progress.complete).map(move |_| *revision).zip(nodes.keys().copied()))
+                .collect()
+        });
+        self.state().read(|state| {
+            complete
+                .into_iter()
+                .filter(|(revision, node)| {
+                    state.revisions.contains_key(revision) && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
+                })
+                .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
+                .collect()
+        })
+    }
+
     fn members_version(&self) -> u64 {
         let addresses = self.member_addresses();
         let bytes = serde_json::to_vec(&addresses).expect("addresses serialize");
@@ -232,11 +280,16 @@ pub(super) async fn handle_report(node: &Arc<Node>, reports: Vec<TargetReport>) 
 /// The leader loop: runs on every node, acts only while it leads.
 pub(super) async fn run(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
+    let mut changes = node.state().subscribe();
     let mut last_autopilot = Instant::now();
     loop {
+        // Wake on every applied change (a report, a new deployment) so a wave starts
+        // within one commit of the previous one ending, and at least every tick for
+        // time-based decisions (liveness, timeouts).
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
+            _ = changes.changed() => {}
             () = tokio::time::sleep(LEADER_TICK) => {}
         }
         if *shutdown.borrow() {

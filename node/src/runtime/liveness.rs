@@ -56,12 +56,14 @@ impl Liveness {
         now.saturating_duration_since(last)
     }
 
-    /// The node's health now.
+    /// The node's health now. A node not heard from since this view started is
+    /// suspect (not alive) until it polls: a new leader must not start work on a host it
+    /// has not heard from, nor declare it dead before the dead threshold.
     pub fn health(&self, node: NodeId, now: Instant) -> Health {
         let silent = self.silent_for(node, now);
         if silent >= self.dead_after {
             Health::Dead
-        } else if silent >= self.suspect_after {
+        } else if silent >= self.suspect_after || !self.last_heard.contains_key(&node) {
             Health::Suspect
         } else {
             Health::Alive
@@ -92,7 +94,8 @@ mod tests {
         assert_eq!(view.dead_for(NodeId(2), late), Some(Duration::from_secs(3)));
         view.heard(NodeId(2), late);
         assert_eq!(view.health(NodeId(2), late), Health::Alive);
-        // Never heard: counted from the start of the view.
-        assert_eq!(view.health(NodeId(9), start + Duration::from_secs(1)), Health::Alive);
+        // Never heard: suspect, then dead counted from the start of the view.
+        assert_eq!(view.health(NodeId(9), start + Duration::from_secs(1)), Health::Suspect);
+        assert_eq!(view.health(NodeId(9), start + Duration::from_secs(6)), Health::Dead);
     }
 }

@@ -91,6 +91,10 @@ pub struct NodeSettings {
     pub timing: Timing,
     /// Seed for this node's RNG (ids it generates); random in production.
     pub rng_seed: u64,
+    /// Largest revision (bytes of files) this node accepts in a push.
+    pub max_revision_bytes: u64,
+    /// The rollout planner's settings (defaults in production).
+    pub planner: crate::rollout::PlannerSettings,
 }
 
 /// What the node knows about the cluster outside Raft: where the leader and members
@@ -143,6 +147,8 @@ pub struct Node {
     pending_bootstrap: Mutex<Option<(ClusterInfo, fleetmesh_consensus::model::members::MemberSpec)>>,
     shutdown: watch::Sender<bool>,
     leader_changes: std::sync::atomic::AtomicU64,
+    /// The host agent, once started.
+    pub(crate) agent: std::sync::OnceLock<Arc<crate::agent_runtime::AgentRuntime>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -213,6 +219,7 @@ impl Node {
             pending_bootstrap: Mutex::new(None),
             shutdown: watch::channel(false).0,
             leader_changes: std::sync::atomic::AtomicU64::new(0),
+            agent: std::sync::OnceLock::new(),
         }))
     }
 
@@ -380,6 +387,11 @@ impl Node {
         } else {
             self.directory().role.unwrap_or(Role::Agent)
         }
+    }
+
+    /// Commits agents' reports (on the leader); the answer is `Ack` once committed.
+    pub async fn submit_reports(self: &Arc<Self>, reports: Vec<fleetmesh_consensus::state::TargetReport>) -> Response {
+        leader::handle_report(self, reports).await
     }
 
     /// Leader changes this node has observed since it started.

@@ -1,0 +1,88 @@
+//! Reports to the leader: the latest report per deployment is kept until the leader has
+//! committed it; sending is retried, and an older report never overtakes a newer one
+//! (reports carry increasing sequence numbers and the leader ignores stale ones).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fleetmesh_consensus::model::ids::DeploymentId;
+use fleetmesh_consensus::state::TargetReport;
+use tokio::sync::Notify;
+use tracing::debug;
+
+use super::AgentRuntime;
+use crate::protocol::{self, Request, Response};
+use crate::runtime::Node;
+
+/// Pause after a failed send.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Reports waiting to be committed.
+#[derive(Debug, Default)]
+pub(super) struct ReportQueue {
+    pending: Mutex<BTreeMap<DeploymentId, TargetReport>>,
+    ready: Notify,
+}
+
+impl ReportQueue {
+    /// Queues a report, replacing an older one for the same deployment.
+    pub(super) fn push(&self, report: TargetReport) {
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = pending.get(&report.deployment_id).is_none_or(|queued| queued.seq < report.seq);
+        if newer {
+            pending.insert(report.deployment_id.clone(), report);
+        }
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    fn snapshot(&self) -> Vec<TargetReport> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect()
+    }
+
+    fn acknowledge(&self, sent: &[TargetReport]) {
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for report in sent {
+            if pending.get(&report.deployment_id).is_some_and(|queued| queued.seq <= report.seq) {
+                pending.remove(&report.deployment_id);
+            }
+        }
+    }
+}
+
+/// Sends queued reports to the leader until the node shuts down.
+pub(super) async fn send_loop(node: Arc<Node>, agent: Arc<AgentRuntime>) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        let batch = agent.reports.snapshot();
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                () = agent.reports.ready.notified() => continue,
+            }
+        }
+        let answer = if node.is_leader() {
+            node.submit_reports(batch.clone()).await
+        } else if let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) {
+            match protocol::call(node.transport().as_ref(), leader.peer(), &Request::Report(batch.clone()), Duration::from_secs(10)).await {
+                Ok((response, _)) => response,
+                Err(error) => Response::Error(error.to_string()),
+            }
+        } else {
+            Response::Error("no leader known".to_string())
+        };
+        match answer {
+            Response::Ack => agent.reports.acknowledge(&batch),
+            other => {
+                debug!(?other, "reports not committed yet; retrying");
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return,
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                }
+            }
+        }
+    }
+}

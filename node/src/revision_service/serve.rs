@@ -1,0 +1,173 @@
+//! Serving revision content: manifests, pieces and have-sets to peers, and chunk
+//! uploads from `fleetmesh deploy push`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
+use fleetmesh_transport::NodeId;
+
+use super::RevisionService;
+use crate::protocol::Response;
+use crate::swarm::{Bitfield, UploadDecision};
+
+/// Chunks one piece request may name (a piece is about 1 MiB of ≥16 KiB chunks).
+pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
+
+/// One push in progress.
+#[derive(Debug)]
+pub(crate) struct UploadSession {
+    /// Bytes the CLI declared.
+    pub(crate) declared_bytes: u64,
+    /// Bytes of chunks received so far.
+    pub(crate) received_bytes: u64,
+    /// Application it is for.
+    pub(crate) application: String,
+}
+
+impl RevisionService {
+    /// Answers a manifest request.
+    pub(crate) fn serve_manifest(&self, revision: RevisionId) -> (Response, Bytes) {
+        match self.manifest(revision) {
+            Some(manifest) => (Response::Manifest, Bytes::from(manifest.canonical_bytes())),
+            None => (Response::Error(format!("this node has no manifest for {revision}")), Bytes::new()),
+        }
+    }
+
+    /// The have-set of a revision: pieces whose chunks are all held.
+    pub(crate) fn have(&self, revision: RevisionId) -> Option<Bitfield> {
+        let manifest = self.manifest(revision)?;
+        let tracked = self.track(&manifest);
+        if tracked.complete {
+            return Some(Bitfield::full(tracked.map.len()));
+        }
+        let mut have = Bitfield::new(tracked.map.len());
+        for index in 0..tracked.map.len() {
+            if tracked.map.piece(index).iter().all(|chunk| self.store.has(chunk.hash())) {
+                have.set(index);
+            }
+        }
+        Some(have)
+    }
+
+    /// Answers a have-set request.
+    pub(crate) fn serve_have(&self, revision: RevisionId) -> (Response, Bytes) {
+        match self.have(revision) {
+            Some(have) => (Response::Have { have: have.to_string() }, Bytes::new()),
+            None => (Response::Error(format!("this node does not know revision {revision}")), Bytes::new()),
+        }
+    }
+
+    /// Answers a piece request: the named chunks, verified as they are read, in the
+    /// order asked; `Busy` when every upload slot is taken.
+    pub(crate) async fn serve_piece(&self, requester: NodeId, revision: RevisionId, chunks: Vec<ChunkHash>) -> (Response, Bytes) {
+        if chunks.len() > PIECE_CHUNKS_MAX {
+            return (Response::Error(format!("a piece request names at most {PIECE_CHUNKS_MAX} chunks")), Bytes::new());
+        }
+        if self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(requester) == UploadDecision::Busy {
+            return (Response::Busy, Bytes::new());
+        }
+        let mut payload = BytesMut::new();
+        let mut failure = None;
+        let corrupt = super::fetch::corrupt_uploads();
+        for hash in &chunks {
+            match self.store.get(*hash) {
+                Ok(bytes) => {
+                    let start = payload.len();
+                    payload.extend_from_slice(&bytes);
+                    if corrupt && payload.len() > start {
+                        payload[start] ^= 0x01;
+                    }
+                }
+                Err(error) => {
+                    failure = Some(format!("chunk {hash} is not available here: {error}"));
+                    break;
+                }
+            }
+        }
+        self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+        if let Some(reason) = failure {
+            return (Response::Error(reason), Bytes::new());
+        }
+        self.bytes_served.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let have = self.have(revision).map(|have| have.to_string()).unwrap_or_default();
+        (Response::Piece { have }, payload.freeze())
+    }
+
+    /// Opens a push of `declared_bytes`, refused when over `limit`.
+    ///
+    /// # Errors
+    /// The bundle is larger than the limit.
+    pub fn begin_upload(&self, id: String, application: &str, declared_bytes: u64, limit: u64) -> Result<(), String> {
+        if declared_bytes > limit {
+            return Err(format!(
+                "the bundle holds {declared_bytes} bytes of files; this node accepts revisions of at most {limit} bytes (node flag --max-revision-bytes)"
+            ));
+        }
+        self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(
+            id,
+            UploadSession { declared_bytes, received_bytes: 0, application: application.to_string() },
+        );
+        Ok(())
+    }
+
+    /// Which of `hashes` this node lacks.
+    pub fn missing_chunks(&self, hashes: &[ChunkHash]) -> Vec<ChunkHash> {
+        let mut seen = BTreeSet::new();
+        hashes.iter().copied().filter(|hash| seen.insert(*hash) && !self.store.has(*hash)).collect()
+    }
+
+    /// Stores uploaded chunks (`[hash 32][len u32 BE][bytes]` frames), each verified.
+    ///
+    /// # Errors
+    /// Unknown session, a malformed frame, a chunk that does not hash to its name, or
+    /// more bytes than the push declared.
+    pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, String> {
+        let mut offset = 0;
+        let mut stored = 0;
+        while offset < body.len() {
+            let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
+            let hash = ChunkHash(header[..32].try_into().map_err(|_| "bad hash")?);
+            let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
+            let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
+            {
+                let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+                session.received_bytes += len as u64;
+                // The declared size counts file bytes; distinct chunks can never exceed it.
+                if session.received_bytes > session.declared_bytes {
+                    return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
+                }
+            }
+            self.store.put(hash, bytes).map_err(|error| error.to_string())?;
+            stored += 1;
+            offset += 36 + len;
+        }
+        Ok(stored)
+    }
+
+    /// Closes a push: checks every chunk of `manifest` is held and saves the manifest.
+    ///
+    /// # Errors
+    /// Unknown session, missing chunks, or an invalid manifest.
+    pub fn finish_upload(&self, id: &str, manifest: fleetmesh_consensus::model::revision::Manifest) -> Result<(RevisionId, String), String> {
+        let application = self
+            .upload_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id)
+            .map(|session| session.application)
+            .ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+        let missing = self.store.missing(&manifest.unique_chunks());
+        if !missing.is_empty() {
+            return Err(format!("{} chunks of the revision never arrived; push again", missing.len()));
+        }
+        let manifest = self.save_manifest(manifest)?;
+        let revision = manifest.revision_id();
+        self.track(&manifest);
+        self.set_progress(revision, manifest.unique_chunks().iter().map(|chunk| u64::from(chunk.len())).sum(), true);
+        self.record_push(&application, revision);
+        Ok((revision, application))
+    }
+}
