@@ -84,12 +84,12 @@ fn visit_tar_entries<R: Read>(
             }
             EntryType::Directory => BundleEntryKind::Dir,
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|target| utf8(&target))
-                    .transpose()?;
+                let target = entry.link_name_bytes().unwrap_or_default();
+                let Ok(target) = std::str::from_utf8(&target) else {
+                    return Err(BundleError::InvalidName { entry: raw });
+                };
                 BundleEntryKind::Symlink {
-                    target: target.unwrap_or_default(),
+                    target: target.to_string(),
                 }
             }
             EntryType::Link => {
@@ -215,9 +215,10 @@ pub(super) fn visit_zip(
                     .take(SYMLINK_TARGET_BYTES_MAX)
                     .read_to_end(&mut target)
                     .map_err(read_error)?;
-                let kind = BundleEntryKind::Symlink {
-                    target: utf8(&target)?,
+                let Ok(target) = String::from_utf8(target) else {
+                    return Err(BundleError::InvalidName { entry: raw });
                 };
+                let kind = BundleEntryKind::Symlink { target };
                 visit(BundleEntry { path, mode, kind }, None)?;
             }
             BundleEntryKind::File { .. } if content == Content::Read => {

@@ -75,8 +75,11 @@ pub enum BundleError {
         /// The entry.
         entry: String,
     },
-    /// A name that is not UTF-8 or holds a NUL byte (manifest paths are UTF-8 text).
-    #[error("bundle entry {entry:?} has a name that is not UTF-8 or holds a NUL byte; rename it")]
+    /// A name or symlink target that is not UTF-8 or holds a NUL byte (manifest paths
+    /// and targets are UTF-8 text).
+    #[error(
+        "bundle entry {entry:?} has a name or link target that is not UTF-8 or holds a NUL byte"
+    )]
     InvalidName {
         /// The entry, lossily decoded.
         entry: String,
