@@ -18,6 +18,8 @@ pub mod cli;
 pub mod clock;
 pub mod identity;
 pub mod protocol;
+pub mod revision;
+pub mod revision_service;
 pub mod rollout;
 pub mod rollout_engine;
 pub mod runtime;

@@ -1,0 +1,197 @@
+//! Scenarios for the chunk store on a temp directory.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::sync::Arc;
+
+use fleetmesh_consensus::model::ids::ChunkHash;
+use fleetmesh_consensus::model::revision::ChunkRef;
+
+use super::*;
+
+fn chunk(seed: u8, len: usize) -> (ChunkRef, Vec<u8>) {
+    let bytes: Vec<u8> = (0..len)
+        .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    (ChunkRef(ChunkHash::of(&bytes), len as u32), bytes)
+}
+
+fn open() -> (tempfile::TempDir, ChunkStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ChunkStore::open(&dir.path().join("chunks")).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    // Asserts at compile time that one store can be shared between threads.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<ChunkStore>();
+}
+
+#[test]
+fn put_then_get_round_trips_under_the_hash_path() {
+    // Puts a chunk; asserts it lands at <dir>/<2 hex>/<64 hex>, reads back equal, counts
+    // its bytes once, and that a second put reports it was already held.
+    let (_dir, store) = open();
+    let (reference, bytes) = chunk(1, 1000);
+    assert!(store.put(reference.hash(), &bytes).expect("put"));
+    let hex = reference.hash().to_hex();
+    assert!(store.dir().join(&hex[..2]).join(&hex).is_file());
+    assert_eq!(
+        store.get(reference.hash()).expect("get").as_ref(),
+        bytes.as_slice()
+    );
+    assert!(!store.put(reference.hash(), &bytes).expect("put again"));
+    assert_eq!(store.total_bytes(), 1000);
+    assert!(store.has(reference.hash()));
+}
+
+#[test]
+fn put_refuses_bytes_that_do_not_match_the_hash() {
+    // Announces chunk A but hands over chunk B's bytes; asserts a typed mismatch naming
+    // both hashes, and that nothing was written.
+    let (_dir, store) = open();
+    let (announced, _) = chunk(1, 100);
+    let (_, wrong) = chunk(2, 100);
+    match store.put(announced.hash(), &wrong) {
+        Err(StoreError::HashMismatch { expected, actual }) => {
+            assert_eq!(expected, announced.hash());
+            assert_eq!(actual, ChunkHash::of(&wrong));
+        }
+        other => panic!("expected a hash mismatch, got {other:?}"),
+    }
+    assert!(!store.has(announced.hash()));
+    assert_eq!(store.total_bytes(), 0);
+}
+
+#[test]
+fn a_corrupted_chunk_file_is_deleted_and_reported_missing() {
+    // Stores two chunks, flips a byte in one file and truncates the other; asserts each
+    // read reports Missing, the files are gone and the byte count drops accordingly.
+    let (_dir, store) = open();
+    let (first, first_bytes) = chunk(1, 4096);
+    let (second, second_bytes) = chunk(2, 4096);
+    store.put(first.hash(), &first_bytes).expect("put");
+    store.put(second.hash(), &second_bytes).expect("put");
+    let path = |reference: ChunkRef| {
+        let hex = reference.hash().to_hex();
+        store.dir().join(&hex[..2]).join(hex)
+    };
+    let mut flipped = first_bytes.clone();
+    flipped[100] ^= 0x01;
+    fs::write(path(first), &flipped).expect("corrupt");
+    fs::write(path(second), &second_bytes[..10]).expect("truncate");
+    assert!(
+        matches!(store.get(first.hash()), Err(StoreError::Missing(hash)) if hash == first.hash())
+    );
+    assert!(matches!(
+        store.get(second.hash()),
+        Err(StoreError::Missing(_))
+    ));
+    assert!(!path(first).exists() && !path(second).exists());
+    // The truncated file held 10 bytes when deleted; the accounting follows the files.
+    assert_eq!(store.total_bytes(), 4096 + 4096 - 4096 - 10);
+    assert!(store.missing(&[first, second]).len() == 2);
+}
+
+#[test]
+fn retain_removes_unreferenced_chunks_only() {
+    // Stores three chunks and keeps one; asserts the other two are deleted, the freed
+    // bytes are returned, and the kept chunk still reads back.
+    let (_dir, store) = open();
+    let chunks: Vec<_> = (1..=3)
+        .map(|seed| chunk(seed, 500 * usize::from(seed)))
+        .collect();
+    for (reference, bytes) in &chunks {
+        store.put(reference.hash(), bytes).expect("put");
+    }
+    let keep: BTreeSet<ChunkHash> = [chunks[1].0.hash()].into();
+    assert_eq!(store.retain(&keep).expect("retain"), 500 + 1500);
+    assert_eq!(store.total_bytes(), 1000);
+    assert!(!store.has(chunks[0].0.hash()) && !store.has(chunks[2].0.hash()));
+    assert_eq!(store.get(chunks[1].0.hash()).expect("kept").len(), 1000);
+}
+
+#[test]
+fn held_and_missing_count_distinct_chunks() {
+    // Holds one of two chunks and asks about a list repeating both; asserts held bytes
+    // count the held chunk once and missing lists the other once.
+    let (_dir, store) = open();
+    let (held, held_bytes) = chunk(1, 300);
+    let (absent, _) = chunk(2, 700);
+    store.put(held.hash(), &held_bytes).expect("put");
+    let list = [held, absent, held, absent];
+    assert_eq!(store.held_bytes(&list), 300);
+    assert_eq!(store.missing(&list), vec![absent]);
+}
+
+#[test]
+fn reopening_removes_temp_files_and_recounts() {
+    // Stores a chunk, leaves a temp file (as a crash mid-put would) and a foreign file;
+    // asserts reopening deletes the temp file, keeps the foreign file, and counts only
+    // the chunk.
+    let (dir, store) = open();
+    let (reference, bytes) = chunk(1, 2048);
+    store.put(reference.hash(), &bytes).expect("put");
+    let hex = reference.hash().to_hex();
+    let temp = store
+        .dir()
+        .join(&hex[..2])
+        .join(format!("{TEMP_PREFIX}{hex}-1-0"));
+    fs::write(&temp, b"half a chunk").expect("temp");
+    let foreign = store.dir().join(&hex[..2]).join("README");
+    fs::write(&foreign, b"not a chunk").expect("foreign");
+    drop(store);
+    let reopened = ChunkStore::open(&dir.path().join("chunks")).expect("reopen");
+    assert!(!temp.exists());
+    assert!(foreign.exists());
+    assert_eq!(reopened.total_bytes(), 2048);
+    assert_eq!(reopened.get(reference.hash()).expect("get").len(), 2048);
+}
+
+#[test]
+fn concurrent_puts_of_the_same_chunks_count_each_once() {
+    // Four threads put the same 32 chunks at once; asserts every chunk reads back, the
+    // byte count equals the distinct bytes exactly, and no temp file is left.
+    let (_dir, store) = open();
+    let store = Arc::new(store);
+    let chunks: Arc<Vec<_>> = Arc::new(
+        (0..32)
+            .map(|seed| chunk(seed, 1000 + usize::from(seed)))
+            .collect(),
+    );
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, chunks) = (Arc::clone(&store), Arc::clone(&chunks));
+            std::thread::spawn(move || {
+                let mut stored = 0;
+                for (reference, bytes) in chunks.iter() {
+                    stored += usize::from(store.put(reference.hash(), bytes).expect("put"));
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: usize = writers
+        .into_iter()
+        .map(|writer| writer.join().expect("writer"))
+        .sum();
+    assert_eq!(
+        stored, 32,
+        "each chunk is reported stored by exactly one writer"
+    );
+    let expected: u64 = chunks
+        .iter()
+        .map(|(reference, _)| u64::from(reference.len()))
+        .sum();
+    assert_eq!(store.total_bytes(), expected);
+    let mut leftovers = 0;
+    store
+        .scan(|_, name, _| {
+            leftovers += usize::from(name.starts_with(TEMP_PREFIX));
+            Ok(())
+        })
+        .expect("scan");
+    assert_eq!(leftovers, 0);
+}
