@@ -23,4 +23,5 @@ pub mod revision_service;
 pub mod rollout;
 pub mod rollout_engine;
 pub mod runtime;
+pub mod swarm;
 pub mod swarm_service;

@@ -22,7 +22,8 @@ fn plan_deployments(node: &Node, state: &ClusterState, fleet: &FleetView, comman
     let now = node.clock().now();
     let settings = node.settings().planner;
     for deployment in state.active_deployments() {
-        let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name) else {
+        let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name)
+        else {
             continue;
         };
         for action in rollout::plan(deployment, group, fleet, now, &settings) {

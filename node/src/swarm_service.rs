@@ -20,7 +20,9 @@ pub(crate) async fn handle(node: &Arc<Node>, peer: NodeId, request: Request) -> 
                 }
             }
             // Voters hold every manifest in the replicated state.
-            let manifest = node.state().read(|state| state.revisions.get(&revision_id).map(|record| record.manifest.canonical_bytes()));
+            let manifest = node
+                .state()
+                .read(|state| state.revisions.get(&revision_id).map(|record| record.manifest.canonical_bytes()));
             Ok(match manifest {
                 Some(bytes) => (Response::Manifest, Bytes::from(bytes)),
                 None => (Response::Error(format!("no manifest for {revision_id} here")), Bytes::new()),

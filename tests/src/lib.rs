@@ -290,3 +290,89 @@ impl Drop for TestCluster {
 fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|text| text.trim().to_string()).filter(|text| !text.is_empty())
 }
+
+/// Writes a bundle: `(path, contents, mode)` triples under `dir`.
+pub fn write_bundle(dir: &Path, files: &[(&str, &str, u32)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, contents, mode) in files {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&target, contents).expect("write bundle file");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode)).expect("chmod");
+    }
+}
+
+impl TestCluster {
+    /// Runs a CLI command that must succeed; returns stdout.
+    ///
+    /// # Panics
+    /// If the command fails (its stderr in the message).
+    pub fn ok(&self, via: u32, args: &[&str]) -> String {
+        let output = self.cli(via, args);
+        assert!(
+            output.status.success(),
+            "fleetmesh {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Pushes a bundle and returns the revision id.
+    pub fn push(&self, via: u32, application: &str, source: &Path) -> String {
+        let out =
+            self.ok(via, &["deploy", "push", "--application-name", application, "--source", &source.to_string_lossy()]);
+        out.trim().lines().last().expect("revision id").trim().to_string()
+    }
+
+    /// Creates a deployment, waits for it to end, and returns `get-deployment --json`.
+    pub fn deploy_and_wait(&self, via: u32, application: &str, group: &str, revision: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "deploy",
+            "create-deployment",
+            "--application-name",
+            application,
+            "--deployment-group-name",
+            group,
+            "--revision",
+            revision,
+            "--wait",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let output = self.cli(via, &args);
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!("create-deployment --wait printed no JSON: {}", String::from_utf8_lossy(&output.stderr))
+        })
+    }
+
+    /// `get-deployment --json` of a deployment.
+    pub fn deployment(&self, via: u32, id: &str) -> Option<Value> {
+        self.cli_json(via, &["deploy", "get-deployment", "--deployment-id", id, "--json"])
+    }
+
+    /// Waits until a deployment has ended; returns its `get-deployment --json`.
+    pub fn wait_deployment(&self, id: &str, timeout: Duration) -> Value {
+        wait_until(&format!("deployment {id} to end"), timeout, || {
+            self.live_indices().into_iter().find_map(|via| {
+                let info = self.deployment(via, id)?;
+                matches!(info["deploymentInfo"]["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped"))
+                    .then_some(info)
+            })
+        })
+    }
+
+    /// The id node `index` was given (from `cluster status`).
+    pub fn node_id(&self, index: u32) -> u64 {
+        let address = self.nodes[&index].listen.to_string();
+        let status = self.status(self.live_indices()[0]).expect("status");
+        status["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|node| node["address"] == address.as_str())
+            .and_then(|node| node["id"].as_u64())
+            .expect("node id")
+    }
+}

@@ -3,4 +3,5 @@
 
 mod e2e {
     pub mod cluster;
+    pub mod deploy;
 }

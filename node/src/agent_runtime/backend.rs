@@ -82,7 +82,12 @@ pub trait LifecycleBackend: Send + Sync + 'static {
 
     /// Runs the scripts of a scriptable `event` (ApplicationStop uses the last
     /// successful install's scripts, §2.4; the others the current revision's).
-    fn run_hooks<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext, event: &'a str) -> BoxFuture<'a, EventOutcome>;
+    fn run_hooks<'a>(
+        &'a self,
+        node: &'a Arc<Node>,
+        context: &'a TargetContext,
+        event: &'a str,
+    ) -> BoxFuture<'a, EventOutcome>;
 
     /// DownloadBundle: waits until the revision is held and verified locally, and
     /// unpacks it for this deployment.
@@ -95,7 +100,12 @@ pub trait LifecycleBackend: Send + Sync + 'static {
     fn finished(&self, _context: &TargetContext, _status: TargetStatus) {}
 
     /// New assignments: start fetching the revisions to prefetch from these peers.
-    fn on_assignments(&self, node: &Arc<Node>, assignments: &Assignments, peers: &BTreeMap<RevisionId, Vec<MemberAddress>>);
+    fn on_assignments(
+        &self,
+        node: &Arc<Node>,
+        assignments: &Assignments,
+        peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
+    );
 
     /// Download progress of revisions being fetched or held.
     fn revision_progress(&self) -> Vec<RevisionProgress>;

@@ -78,7 +78,12 @@ impl std::fmt::Debug for HostBackend {
 fn failure(code: LifecycleErrorCode, message: impl Into<String>) -> EventOutcome {
     EventOutcome {
         succeeded: false,
-        diagnostics: Diagnostics { error_code: code, script_name: String::new(), message: message.into(), log_tail: String::new() },
+        diagnostics: Diagnostics {
+            error_code: code,
+            script_name: String::new(),
+            message: message.into(),
+            log_tail: String::new(),
+        },
     }
 }
 
@@ -95,7 +100,8 @@ fn success(message: impl Into<String>) -> EventOutcome {
 }
 
 fn read_appspec(archive: &Path) -> Result<AppSpec, String> {
-    let path = appspec::find_appspec(archive).ok_or_else(|| "the revision has no appspec.yml or appspec.yaml".to_string())?;
+    let path =
+        appspec::find_appspec(archive).ok_or_else(|| "the revision has no appspec.yml or appspec.yaml".to_string())?;
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let text = std::fs::read_to_string(&path).map_err(|error| format!("{name}: {error}"))?;
     appspec::parse(&name, &text).map_err(|error| error.to_string())
@@ -107,7 +113,8 @@ impl HostBackend {
     /// # Errors
     /// The node has no data directory, or its directories cannot be created.
     pub fn open(node: &Node) -> anyhow::Result<Self> {
-        let data_dir = node.settings().data_dir.clone().ok_or_else(|| anyhow::anyhow!("the node has no data directory"))?;
+        let data_dir =
+            node.settings().data_dir.clone().ok_or_else(|| anyhow::anyhow!("the node has no data directory"))?;
         let root = data_dir.join("deployment-root");
         let journal = FileJournal { dir: data_dir.join("agent").join("journal") };
         std::fs::create_dir_all(&journal.dir)?;
@@ -146,7 +153,8 @@ impl HostBackend {
     /// chunks no kept revision references.
     fn prune(&self, context: &TargetContext) {
         let group_dir = self.root.join(&context.assignment.deployment_group_id);
-        let protected = install::last_successful_install(&self.instructions_dir(), &context.assignment.deployment_group_id);
+        let protected =
+            install::last_successful_install(&self.instructions_dir(), &context.assignment.deployment_group_id);
         let Ok(entries) = std::fs::read_dir(&group_dir) else { return };
         let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
             .filter_map(Result::ok)
@@ -168,7 +176,10 @@ impl HostBackend {
             .load_all()
             .into_iter()
             .filter(|record| {
-                self.root.join(&record.assignment.deployment_group_id).join(record.assignment.deployment_id.to_string()).is_dir()
+                self.root
+                    .join(&record.assignment.deployment_group_id)
+                    .join(record.assignment.deployment_id.to_string())
+                    .is_dir()
             })
             .map(|record| record.assignment.revision_id)
             .collect();
@@ -181,19 +192,29 @@ impl LifecycleBackend for HostBackend {
         &self.journal
     }
 
-    fn run_hooks<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext, event: &'a str) -> BoxFuture<'a, EventOutcome> {
+    fn run_hooks<'a>(
+        &'a self,
+        node: &'a Arc<Node>,
+        context: &'a TargetContext,
+        event: &'a str,
+    ) -> BoxFuture<'a, EventOutcome> {
         Box::pin(async move {
             let deployment_dir = self.deployment_dir(context);
             // ApplicationStop (and the block-traffic events) run the scripts of the last
             // successful install on this host, not the new revision's (§2.4).
             let previous = matches!(event, "ApplicationStop" | "BeforeBlockTraffic" | "AfterBlockTraffic");
             let archive = if previous {
-                let Some(last) = install::last_successful_install(&self.instructions_dir(), &context.assignment.deployment_group_id) else {
+                let Some(last) =
+                    install::last_successful_install(&self.instructions_dir(), &context.assignment.deployment_group_id)
+                else {
                     return success("no earlier install of this deployment group on this host: nothing to stop");
                 };
                 let archive = last.join("deployment-archive");
                 if !archive.is_dir() {
-                    return success(format!("the previous install's files are gone ({}): nothing to stop", archive.display()));
+                    return success(format!(
+                        "the previous install's files are gone ({}): nothing to stop",
+                        archive.display()
+                    ));
                 }
                 archive
             } else {
@@ -206,7 +227,9 @@ impl LifecycleBackend for HostBackend {
             let scripts = appspec.scripts(event).to_vec();
             let mut log = match ScriptLog::for_deployment(&deployment_dir) {
                 Ok(log) => log,
-                Err(error) => return failure(LifecycleErrorCode::UnknownError, format!("cannot open the script log: {error}")),
+                Err(error) => {
+                    return failure(LifecycleErrorCode::UnknownError, format!("cannot open the script log: {error}"))
+                }
             };
             hooks::run_event(event, &scripts, &archive, &self.env(node, context), &mut log).await
         })
@@ -234,11 +257,16 @@ impl LifecycleBackend for HostBackend {
             .await
             .unwrap_or_else(|error| Err(error.to_string()));
             if let Err(message) = unpacked {
-                return failure(LifecycleErrorCode::UnknownError, format!("cannot unpack revision {revision}: {message}"));
+                return failure(
+                    LifecycleErrorCode::UnknownError,
+                    format!("cannot unpack revision {revision}: {message}"),
+                );
             }
-            if let Err(error) =
-                install::record_most_recent_install(&self.instructions_dir(), &context.assignment.deployment_group_id, &deployment_dir)
-            {
+            if let Err(error) = install::record_most_recent_install(
+                &self.instructions_dir(),
+                &context.assignment.deployment_group_id,
+                &deployment_dir,
+            ) {
                 return failure(LifecycleErrorCode::UnknownError, error.to_string());
             }
             match read_appspec(&archive) {
@@ -294,7 +322,12 @@ impl LifecycleBackend for HostBackend {
         self.prune(context);
     }
 
-    fn on_assignments(&self, node: &Arc<Node>, assignments: &Assignments, peers: &BTreeMap<RevisionId, Vec<MemberAddress>>) {
+    fn on_assignments(
+        &self,
+        node: &Arc<Node>,
+        assignments: &Assignments,
+        peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
+    ) {
         self.revisions.on_assignments(node, assignments, peers);
     }
 

@@ -61,7 +61,11 @@ pub fn agent_of(node: &Node) -> Option<Arc<AgentRuntime>> {
 /// Starts the agent of `node` with `backend`: recovers interrupted runs from the
 /// journal, then spawns the report sender.
 pub fn start_with(node: &Arc<Node>, backend: Arc<dyn LifecycleBackend>, tasks: &mut tokio::task::JoinSet<()>) {
-    let agent = Arc::new(AgentRuntime { backend, running: Mutex::new(BTreeMap::new()), reports: reports::ReportQueue::default() });
+    let agent = Arc::new(AgentRuntime {
+        backend,
+        running: Mutex::new(BTreeMap::new()),
+        reports: reports::ReportQueue::default(),
+    });
     if node.agent.set(agent.clone()).is_err() {
         tracing::error!("the host agent was started twice");
         return;

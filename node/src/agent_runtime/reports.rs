@@ -66,7 +66,14 @@ pub(super) async fn send_loop(node: Arc<Node>, agent: Arc<AgentRuntime>) {
         let answer = if node.is_leader() {
             node.submit_reports(batch.clone()).await
         } else if let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) {
-            match protocol::call(node.transport().as_ref(), leader.peer(), &Request::Report(batch.clone()), Duration::from_secs(10)).await {
+            match protocol::call(
+                node.transport().as_ref(),
+                leader.peer(),
+                &Request::Report(batch.clone()),
+                Duration::from_secs(10),
+            )
+            .await
+            {
                 Ok((response, _)) => response,
                 Err(error) => Response::Error(error.to_string()),
             }

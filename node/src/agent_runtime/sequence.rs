@@ -35,7 +35,12 @@ fn skip_rest(events: &mut [LifecycleEvent]) {
 }
 
 fn unknown_error(message: String) -> Diagnostics {
-    Diagnostics { error_code: LifecycleErrorCode::UnknownError, script_name: String::new(), message, log_tail: String::new() }
+    Diagnostics {
+        error_code: LifecycleErrorCode::UnknownError,
+        script_name: String::new(),
+        message,
+        log_tail: String::new(),
+    }
 }
 
 /// Fails the events that were running when the agent died, and returns the reports to
@@ -66,7 +71,12 @@ pub(super) fn recover(node: &Node, backend: &dyn LifecycleBackend) -> Vec<Target
 }
 
 /// Runs (or resumes, or re-reports) one target.
-pub(super) async fn run(node: &Arc<Node>, agent: &Arc<AgentRuntime>, context: TargetContext, mut cancelled: watch::Receiver<bool>) {
+pub(super) async fn run(
+    node: &Arc<Node>,
+    agent: &Arc<AgentRuntime>,
+    context: TargetContext,
+    mut cancelled: watch::Receiver<bool>,
+) {
     let backend = agent.backend.as_ref();
     let deployment = context.assignment.deployment_id.clone();
     let mut record = backend.journal().load(&deployment).unwrap_or_else(|| JournalRecord {
@@ -119,12 +129,14 @@ pub(super) async fn run(node: &Arc<Node>, agent: &Arc<AgentRuntime>, context: Ta
         let event = &mut record.events[index];
         event.end_time = Some(node.clock().now());
         record.running = None;
-        let ignored = !outcome.succeeded && name == "ApplicationStop" && context.assignment.ignore_application_stop_failures;
+        let ignored =
+            !outcome.succeeded && name == "ApplicationStop" && context.assignment.ignore_application_stop_failures;
         if outcome.succeeded || ignored {
             event.status = LifecycleEventStatus::Succeeded;
             let mut diagnostics = outcome.diagnostics;
             if ignored {
-                diagnostics.message = format!("failure ignored (--ignore-application-stop-failures): {}", diagnostics.message);
+                diagnostics.message =
+                    format!("failure ignored (--ignore-application-stop-failures): {}", diagnostics.message);
             }
             event.diagnostics = Some(diagnostics);
         } else {

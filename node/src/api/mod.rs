@@ -132,7 +132,12 @@ async fn forward_or_handle(State(node): State<Arc<Node>>, request: Request) -> R
 ///
 /// # Errors
 /// No leader, or the leader's error answer.
-pub(crate) async fn call_leader(node: &Arc<Node>, method: &str, uri: &str, body: String) -> Result<serde_json::Value, ApiError> {
+pub(crate) async fn call_leader(
+    node: &Arc<Node>,
+    method: &str,
+    uri: &str,
+    body: String,
+) -> Result<serde_json::Value, ApiError> {
     let request = ApiRequest { method: method.to_string(), uri: uri.to_string(), body };
     let answer = if node.is_leader() {
         handle_forwarded(node.clone(), request).await
@@ -141,7 +146,14 @@ pub(crate) async fn call_leader(node: &Arc<Node>, method: &str, uri: &str, body:
             .leader_hint()
             .filter(|hint| hint.id != node.id())
             .ok_or_else(|| ApiError::unavailable("no leader is elected; retry later"))?;
-        match protocol::call(node.transport().as_ref(), leader.peer(), &NodeRequest::Api(request), Duration::from_secs(120)).await {
+        match protocol::call(
+            node.transport().as_ref(),
+            leader.peer(),
+            &NodeRequest::Api(request),
+            Duration::from_secs(120),
+        )
+        .await
+        {
             Ok((NodeResponse::Api(answer), _)) => answer,
             Ok((other, _)) => return Err(ApiError::unavailable(format!("the leader answered {other:?}"))),
             Err(error) => return Err(ApiError::unavailable(format!("cannot reach the leader: {error}"))),

@@ -23,7 +23,7 @@ use crate::revision_service::RevisionService;
 use crate::runtime::Node;
 
 /// Largest chunk batch in one upload request.
-pub const UPLOAD_BATCH_BYTES_MAX: usize = 32 << 20;
+pub(super) const UPLOAD_BATCH_BYTES_MAX: usize = 32 << 20;
 
 pub(super) fn router() -> Router<Arc<Node>> {
     Router::new()
@@ -42,7 +42,10 @@ fn service(node: &Node) -> Result<Arc<RevisionService>, ApiError> {
 }
 
 async fn begin(State(node): State<Arc<Node>>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
-    let application = body["applicationName"].as_str().filter(|name| !name.is_empty()).ok_or_else(|| ApiError::bad_request("missing applicationName"))?;
+    let application = body["applicationName"]
+        .as_str()
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing applicationName"))?;
     let total = body["totalBytes"].as_u64().ok_or_else(|| ApiError::bad_request("missing totalBytes"))?;
     let service = service(&node)?;
     let id = hex::encode(node.random_bytes::<12>());
@@ -52,8 +55,13 @@ async fn begin(State(node): State<Arc<Node>>, Json(body): Json<Value>) -> Result
     Ok(Json(json!({ "uploadId": id, "seed": node.id() })))
 }
 
-async fn missing(State(node): State<Arc<Node>>, Path(_id): Path<String>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
-    let hashes: Vec<ChunkHash> = serde_json::from_value(body["chunks"].clone()).map_err(|error| ApiError::bad_request(format!("invalid chunks: {error}")))?;
+async fn missing(
+    State(node): State<Arc<Node>>,
+    Path(_id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let hashes: Vec<ChunkHash> = serde_json::from_value(body["chunks"].clone())
+        .map_err(|error| ApiError::bad_request(format!("invalid chunks: {error}")))?;
     let missing = service(&node)?.missing_chunks(&hashes);
     Ok(Json(json!({ "missing": missing })))
 }
@@ -67,9 +75,15 @@ async fn chunks(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Byt
     Ok(Json(json!({ "stored": stored })))
 }
 
-async fn finish(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
-    let manifest: Manifest = serde_json::from_value(body["manifest"].clone()).map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
-    let (revision, application) = service(&node)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
+async fn finish(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
+        .map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
+    let (revision, application) =
+        service(&node)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
     let register = json!({
         "applicationName": application,
         "manifest": manifest,
@@ -77,7 +91,8 @@ async fn finish(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(body
         "registeredBy": format!("push via node {}", node.id()),
         "seeds": [node.id()],
     });
-    let answer = super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string()).await?;
+    let answer =
+        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string()).await?;
     let _ = revision;
     Ok(Json(answer))
 }

@@ -65,7 +65,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7400")]
     pub listen: SocketAddr,
     /// HTTP API address.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:7480")]
+    #[arg(long = "api", id = "node_api", value_name = "IP:PORT", default_value = "127.0.0.1:7480")]
     pub api: SocketAddr,
     /// A node of the cluster to join (only needed once; a restart resumes from DIR).
     #[arg(long, value_name = "IP:PORT", requires = "join_token")]

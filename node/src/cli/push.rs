@@ -52,8 +52,10 @@ impl Uploader<'_> {
             return Ok(());
         }
         let hashes: Vec<ChunkHash> = self.batch.iter().map(|(chunk, _)| chunk.hash()).collect();
-        let answer = self.client.post(&format!("/v1/uploads/{}/missing", self.upload_id), &json!({ "chunks": hashes }))?;
-        let missing: HashSet<ChunkHash> = serde_json::from_value(answer["missing"].clone()).context("invalid answer to missing")?;
+        let answer =
+            self.client.post(&format!("/v1/uploads/{}/missing", self.upload_id), &json!({ "chunks": hashes }))?;
+        let missing: HashSet<ChunkHash> =
+            serde_json::from_value(answer["missing"].clone()).context("invalid answer to missing")?;
         let mut body = Vec::with_capacity(self.batch_bytes + 36 * self.batch.len());
         for (chunk, bytes) in self.batch.drain(..) {
             if missing.contains(&chunk.hash()) {
@@ -80,7 +82,8 @@ pub(super) fn run(client: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     // chunk is stored anywhere.
     let total = revision::bundle_size(source)?;
     client.post("/v1/deploy/GetApplication", &json!({ "applicationName": args.application_name }))?;
-    let begin = client.post("/v1/uploads", &json!({ "applicationName": args.application_name, "totalBytes": total }))?;
+    let begin =
+        client.post("/v1/uploads", &json!({ "applicationName": args.application_name, "totalBytes": total }))?;
     let upload_id = begin["uploadId"].as_str().unwrap_or_default().to_string();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -150,7 +153,13 @@ pub(super) fn prefetch(client: &ApiClient, args: &PrefetchArgs) -> anyhow::Resul
         let nodes = distribution["nodes"].as_array().cloned().unwrap_or_default();
         let held: u64 = targets
             .iter()
-            .map(|id| nodes.iter().find(|node| node["id"].as_u64() == Some(*id)).and_then(|node| node["bytesHeld"].as_u64()).unwrap_or(0))
+            .map(|id| {
+                nodes
+                    .iter()
+                    .find(|node| node["id"].as_u64() == Some(*id))
+                    .and_then(|node| node["bytesHeld"].as_u64())
+                    .unwrap_or(0)
+            })
             .sum();
         let complete = targets
             .iter()
@@ -163,7 +172,9 @@ pub(super) fn prefetch(client: &ApiClient, args: &PrefetchArgs) -> anyhow::Resul
                 bar.set_position(held);
                 bar.set_message(line.clone());
             }
-            None if line != last_line => println!("{line} ({} of {})", human_bytes(held), human_bytes(size * targets.len() as u64)),
+            None if line != last_line => {
+                println!("{line} ({} of {})", human_bytes(held), human_bytes(size * targets.len() as u64))
+            }
             None => {}
         }
         last_line = line;

@@ -11,9 +11,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::bundle::{
-    normalize_path, BundleEntry, BundleEntryKind, BundleError, Content, Visitor, SYMLINK_MODE,
-};
+use super::bundle::{normalize_path, BundleEntry, BundleEntryKind, BundleError, Content, Visitor, SYMLINK_MODE};
 
 /// Longest symlink target accepted from a zip entry (Linux `PATH_MAX`); the target is
 /// the entry's content, so this bounds what is read into memory for it.
@@ -25,10 +23,7 @@ const ZIP_DEFAULT_FILE_MODE: u32 = 0o644;
 const ZIP_DEFAULT_DIR_MODE: u32 = 0o755;
 
 fn archive_error(source: &Path) -> impl Fn(std::io::Error) -> BundleError + '_ {
-    move |error| BundleError::Archive {
-        path: source.to_path_buf(),
-        detail: error.to_string(),
-    }
+    move |error| BundleError::Archive { path: source.to_path_buf(), detail: error.to_string() }
 }
 
 /// Visits an uncompressed tar file; when content is skipped, seeks over it.
@@ -88,42 +83,18 @@ fn visit_tar_entries<R: Read>(
                 let Ok(target) = std::str::from_utf8(&target) else {
                     return Err(BundleError::InvalidName { entry: raw });
                 };
-                BundleEntryKind::Symlink {
-                    target: target.to_string(),
-                }
+                BundleEntryKind::Symlink { target: target.to_string() }
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|target| String::from_utf8_lossy(&target).into_owned());
-                return Err(BundleError::HardLink {
-                    entry: raw,
-                    target: target.unwrap_or_default(),
-                });
+                let target = entry.link_name_bytes().map(|target| String::from_utf8_lossy(&target).into_owned());
+                return Err(BundleError::HardLink { entry: raw, target: target.unwrap_or_default() });
             }
-            EntryType::Char => {
-                return Err(BundleError::SpecialFile {
-                    entry: raw,
-                    kind: "character device",
-                })
-            }
-            EntryType::Block => {
-                return Err(BundleError::SpecialFile {
-                    entry: raw,
-                    kind: "block device",
-                })
-            }
-            EntryType::Fifo => {
-                return Err(BundleError::SpecialFile {
-                    entry: raw,
-                    kind: "fifo",
-                })
-            }
+            EntryType::Char => return Err(BundleError::SpecialFile { entry: raw, kind: "character device" }),
+            EntryType::Block => return Err(BundleError::SpecialFile { entry: raw, kind: "block device" }),
+            EntryType::Fifo => return Err(BundleError::SpecialFile { entry: raw, kind: "fifo" }),
             other => {
-                let detail = format!(
-                    "tar entry type {:?} is not a directory, file or symlink",
-                    other.as_byte() as char
-                );
+                let detail =
+                    format!("tar entry type {:?} is not a directory, file or symlink", other.as_byte() as char);
                 return Err(BundleError::Unsupported { entry: raw, detail });
             }
         };
@@ -137,14 +108,7 @@ fn visit_tar_entries<R: Read>(
         let mode = match kind {
             BundleEntryKind::Symlink { .. } => SYMLINK_MODE,
             _ => {
-                entry
-                    .header()
-                    .mode()
-                    .map_err(|source| BundleError::EntryRead {
-                        entry: raw.clone(),
-                        source,
-                    })?
-                    & 0o7777
+                entry.header().mode().map_err(|source| BundleError::EntryRead { entry: raw.clone(), source })? & 0o7777
             }
         };
         let reader: Option<&mut dyn Read> = match (&kind, content) {
@@ -163,10 +127,8 @@ pub(super) fn visit_zip(
     content: Content,
     visit: &mut Visitor<'_>,
 ) -> Result<(), BundleError> {
-    let zip_error = |error: zip::result::ZipError| BundleError::Archive {
-        path: source.to_path_buf(),
-        detail: error.to_string(),
-    };
+    let zip_error =
+        |error: zip::result::ZipError| BundleError::Archive { path: source.to_path_buf(), detail: error.to_string() };
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
     for index in 0..archive.len() {
         let (raw, kind, mode) = {
@@ -201,20 +163,12 @@ pub(super) fn visit_zip(
             }
             return Err(BundleError::InvalidName { entry: raw });
         };
-        let read_error = |source| BundleError::EntryRead {
-            entry: raw.clone(),
-            source,
-        };
+        let read_error = |source| BundleError::EntryRead { entry: raw.clone(), source };
         match kind {
             BundleEntryKind::Symlink { .. } => {
-                let mut file = archive
-                    .by_index(index)
-                    .map_err(|error| read_error(error.into()))?;
+                let mut file = archive.by_index(index).map_err(|error| read_error(error.into()))?;
                 let mut target = Vec::new();
-                (&mut file)
-                    .take(SYMLINK_TARGET_BYTES_MAX)
-                    .read_to_end(&mut target)
-                    .map_err(read_error)?;
+                (&mut file).take(SYMLINK_TARGET_BYTES_MAX).read_to_end(&mut target).map_err(read_error)?;
                 let Ok(target) = String::from_utf8(target) else {
                     return Err(BundleError::InvalidName { entry: raw });
                 };
@@ -222,9 +176,7 @@ pub(super) fn visit_zip(
                 visit(BundleEntry { path, mode, kind }, None)?;
             }
             BundleEntryKind::File { .. } if content == Content::Read => {
-                let mut file = archive
-                    .by_index(index)
-                    .map_err(|error| read_error(error.into()))?;
+                let mut file = archive.by_index(index).map_err(|error| read_error(error.into()))?;
                 visit(BundleEntry { path, mode, kind }, Some(&mut file))?;
             }
             _ => visit(BundleEntry { path, mode, kind }, None)?,
@@ -239,25 +191,16 @@ fn zip_kind(raw: &str, unix_mode: Option<u32>, size: u64) -> Result<BundleEntryK
     if raw.ends_with('/') {
         return Ok(BundleEntryKind::Dir);
     }
-    let special = |kind| {
-        Err(BundleError::SpecialFile {
-            entry: raw.to_string(),
-            kind,
-        })
-    };
+    let special = |kind| Err(BundleError::SpecialFile { entry: raw.to_string(), kind });
     match unix_mode.map(|mode| mode & TYPE_MASK) {
         None | Some(0) | Some(0o100000) => Ok(BundleEntryKind::File { size }),
         Some(0o040000) => Ok(BundleEntryKind::Dir),
         Some(0o120000) if size > SYMLINK_TARGET_BYTES_MAX => Err(BundleError::Unsupported {
             entry: raw.to_string(),
-            detail: format!(
-                "symlink target of {size} bytes is longer than {SYMLINK_TARGET_BYTES_MAX}"
-            ),
+            detail: format!("symlink target of {size} bytes is longer than {SYMLINK_TARGET_BYTES_MAX}"),
         }),
         // The target is read from the content by the caller.
-        Some(0o120000) => Ok(BundleEntryKind::Symlink {
-            target: String::new(),
-        }),
+        Some(0o120000) => Ok(BundleEntryKind::Symlink { target: String::new() }),
         Some(0o020000) => special("character device"),
         Some(0o060000) => special("block device"),
         Some(0o010000) => special("fifo"),
@@ -273,7 +216,5 @@ fn zip_kind(raw: &str, unix_mode: Option<u32>, size: u64) -> Result<BundleEntryK
 fn utf8(bytes: &[u8]) -> Result<String, BundleError> {
     std::str::from_utf8(bytes)
         .map(str::to_string)
-        .map_err(|_| BundleError::InvalidName {
-            entry: String::from_utf8_lossy(bytes).into_owned(),
-        })
+        .map_err(|_| BundleError::InvalidName { entry: String::from_utf8_lossy(bytes).into_owned() })
 }

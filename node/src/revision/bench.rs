@@ -64,15 +64,9 @@ pub fn bench_pipeline(path: &Path) -> io::Result<PipelineFigures> {
         let (mut bytes, mut count) = (0, 0);
         pipeline::run(
             |feed| {
-                let file = File::open(path).map_err(|source| BundleError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let file = File::open(path).map_err(|source| BundleError::Io { path: path.to_path_buf(), source })?;
                 for chunk in Chunker::new(file, &params)? {
-                    let chunk = chunk.map_err(|source| BundleError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                    let chunk = chunk.map_err(|source| BundleError::Io { path: path.to_path_buf(), source })?;
                     feed.send(Piece::Chunk(chunk))?;
                 }
                 Ok(())
@@ -90,8 +84,7 @@ pub fn bench_pipeline(path: &Path) -> io::Result<PipelineFigures> {
         Ok((bytes, count))
     })?;
     let (file_bytes, chunk_count) = chunk_only.0;
-    let rate =
-        |elapsed: Duration| file_bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9);
+    let rate = |elapsed: Duration| file_bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9);
     Ok(PipelineFigures {
         file_bytes,
         chunk_count,
@@ -137,8 +130,7 @@ mod tests {
         // Benchmarks the file named by FLEETMESH_BENCH_FILE, then pushes a bundle holding
         // it (hard-linked next to an appspec) through build_manifest with a no-op sink and
         // with a ChunkStore sink; prints every rate, asserts the byte counts match the file.
-        let Some(path) = std::env::var_os("FLEETMESH_BENCH_FILE").map(std::path::PathBuf::from)
-        else {
+        let Some(path) = std::env::var_os("FLEETMESH_BENCH_FILE").map(std::path::PathBuf::from) else {
             eprintln!("FLEETMESH_BENCH_FILE is not set; nothing measured");
             return;
         };
@@ -154,30 +146,20 @@ mod tests {
         std::fs::write(bundle.join("appspec.yml"), "version: 0.0\nos: linux\n").expect("appspec");
         std::fs::hard_link(&path, bundle.join("payload.bin")).expect("hard link");
         let ((built, _), elapsed) = timed(|| {
-            let built = crate::revision::build_manifest(&bundle, &mut |_, _| {
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .map_err(io::Error::other)?;
+            let built = crate::revision::build_manifest(&bundle, &mut |_, _| Ok::<(), std::convert::Infallible>(()))
+                .map_err(io::Error::other)?;
             Ok((built, ()))
         })
         .expect("build");
         assert!(built.total_bytes >= file_bytes);
-        eprintln!(
-            "build_manifest, no-op sink: {:.0} MiB/s",
-            mib / elapsed.as_secs_f64()
-        );
+        eprintln!("build_manifest, no-op sink: {:.0} MiB/s", mib / elapsed.as_secs_f64());
         let store = crate::revision::ChunkStore::open(&work.path().join("chunks")).expect("store");
         let (_, elapsed) = timed(|| {
-            crate::revision::build_manifest(&bundle, &mut |chunk, bytes| {
-                store.put(chunk.hash(), bytes).map(|_| ())
-            })
-            .map_err(io::Error::other)
+            crate::revision::build_manifest(&bundle, &mut |chunk, bytes| store.put(chunk.hash(), bytes).map(|_| ()))
+                .map_err(io::Error::other)
         })
         .expect("build into store");
-        eprintln!(
-            "build_manifest into ChunkStore: {:.0} MiB/s",
-            mib / elapsed.as_secs_f64()
-        );
+        eprintln!("build_manifest into ChunkStore: {:.0} MiB/s", mib / elapsed.as_secs_f64());
         assert_eq!(store.total_bytes(), built.unique_bytes);
     }
 }

@@ -8,9 +8,7 @@
 use std::path::Path;
 
 use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::{
-    ChunkRef, ChunkingParams, EntryKind, Manifest, MANIFEST_FORMAT,
-};
+use fleetmesh_consensus::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, MANIFEST_FORMAT};
 
 use super::bundle::{visit_entries, BundleEntry, BundleEntryKind, BundleError, Content};
 use super::chunker::{chunking, Chunker};
@@ -51,36 +49,21 @@ pub struct BuiltRevision {
 /// # Errors
 /// [`BundleError`] naming the offending entry or file; [`BundleError::Sink`] when the sink
 /// fails, which stops the build.
-pub fn build_manifest<E>(
-    source: &Path,
-    sink: &mut ChunkSink<'_, E>,
-) -> Result<BuiltRevision, BundleError>
+pub fn build_manifest<E>(source: &Path, sink: &mut ChunkSink<'_, E>) -> Result<BuiltRevision, BundleError>
 where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let params = chunking();
     let mut layout = Layout::default();
     let mut assembly = FileAssembly::default();
-    pipeline::run(
-        |feed| produce(source, &params, feed),
-        |piece| assembly.consume(piece, &mut layout, sink),
-    )?;
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT,
-        chunking: params,
-        entries: layout.finish()?,
-    };
+    pipeline::run(|feed| produce(source, &params, feed), |piece| assembly.consume(piece, &mut layout, sink))?;
+    let manifest = Manifest { format: MANIFEST_FORMAT, chunking: params, entries: layout.finish()? };
     // Paired check: the layout already enforces these rules, and the manifest is checked
     // again by every node that receives it.
     manifest.validate()?;
     let unique = manifest.unique_chunks();
     let unique_bytes = unique.iter().map(|chunk| u64::from(chunk.len())).sum();
-    Ok(BuiltRevision {
-        total_bytes: manifest.total_bytes(),
-        unique_bytes,
-        chunk_count: unique.len() as u64,
-        manifest,
-    })
+    Ok(BuiltRevision { total_bytes: manifest.total_bytes(), unique_bytes, chunk_count: unique.len() as u64, manifest })
 }
 
 /// Sums the file sizes of the bundle at `source` without chunking anything.
@@ -96,10 +79,7 @@ pub fn bundle_size(source: &Path) -> Result<u64, BundleError> {
     visit_entries(source, Content::Skip, &mut |entry, _| {
         let kind = match entry.kind {
             BundleEntryKind::Dir => EntryKind::Dir,
-            BundleEntryKind::File { size } => EntryKind::File {
-                size,
-                chunks: Vec::new(),
-            },
+            BundleEntryKind::File { size } => EntryKind::File { size, chunks: Vec::new() },
             BundleEntryKind::Symlink { target } => EntryKind::Symlink { target },
         };
         layout.insert(entry.path, entry.mode, kind)
@@ -128,19 +108,12 @@ fn produce(source: &Path, params: &ChunkingParams, feed: &Feed) -> Result<(), Bu
         };
         let mut actual: u64 = 0;
         for chunk in Chunker::new(reader, params)? {
-            let chunk = chunk.map_err(|source| BundleError::EntryRead {
-                entry: path.clone(),
-                source,
-            })?;
+            let chunk = chunk.map_err(|source| BundleError::EntryRead { entry: path.clone(), source })?;
             actual += chunk.len() as u64;
             feed.send(Piece::Chunk(chunk))?;
         }
         if actual != expected {
-            return Err(BundleError::SizeMismatch {
-                entry: path,
-                expected,
-                actual,
-            });
+            return Err(BundleError::SizeMismatch { entry: path, expected, actual });
         }
         feed.send(Piece::FileEnd)
     })
@@ -159,41 +132,26 @@ struct FileAssembly {
 
 impl FileAssembly {
     /// Hashes chunks, feeds the sink and records entries in the layout.
-    fn consume<E>(
-        &mut self,
-        piece: Piece,
-        layout: &mut Layout,
-        sink: &mut ChunkSink<'_, E>,
-    ) -> Result<(), BundleError>
+    fn consume<E>(&mut self, piece: Piece, layout: &mut Layout, sink: &mut ChunkSink<'_, E>) -> Result<(), BundleError>
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         match piece {
             Piece::Entry(entry) => {
-                assert!(
-                    self.path.is_none(),
-                    "the producer ends a file before the next entry"
-                );
+                assert!(self.path.is_none(), "the producer ends a file before the next entry");
                 let kind = match entry.kind {
                     BundleEntryKind::Dir => EntryKind::Dir,
                     BundleEntryKind::Symlink { target } => EntryKind::Symlink { target },
                     BundleEntryKind::File { .. } => {
                         self.path = Some(entry.path.clone());
-                        EntryKind::File {
-                            size: 0,
-                            chunks: Vec::new(),
-                        }
+                        EntryKind::File { size: 0, chunks: Vec::new() }
                     }
                 };
                 layout.insert(entry.path, entry.mode, kind)
             }
             Piece::Chunk(bytes) => {
-                assert!(
-                    self.path.is_some(),
-                    "the producer sends chunks only inside a file"
-                );
-                let length = u32::try_from(bytes.len())
-                    .expect("a chunk is at most the chunker's max, far below 4 GiB");
+                assert!(self.path.is_some(), "the producer sends chunks only inside a file");
+                let length = u32::try_from(bytes.len()).expect("a chunk is at most the chunker's max, far below 4 GiB");
                 let chunk = ChunkRef(ChunkHash::of(&bytes), length);
                 sink(chunk, &bytes).map_err(|error| BundleError::Sink(error.into()))?;
                 self.chunks.push(chunk);
@@ -201,17 +159,10 @@ impl FileAssembly {
                 Ok(())
             }
             Piece::FileEnd => {
-                let path = self
-                    .path
-                    .take()
-                    .expect("the producer ends only a file it started");
-                let kind = layout
-                    .kind_mut(&path)
-                    .expect("the file's entry was inserted when it started");
-                *kind = EntryKind::File {
-                    size: std::mem::take(&mut self.size),
-                    chunks: std::mem::take(&mut self.chunks),
-                };
+                let path = self.path.take().expect("the producer ends only a file it started");
+                let kind = layout.kind_mut(&path).expect("the file's entry was inserted when it started");
+                *kind =
+                    EntryKind::File { size: std::mem::take(&mut self.size), chunks: std::mem::take(&mut self.chunks) };
                 Ok(())
             }
         }

@@ -77,9 +77,7 @@ pub enum BundleError {
     },
     /// A name or symlink target that is not UTF-8 or holds a NUL byte (manifest paths
     /// and targets are UTF-8 text).
-    #[error(
-        "bundle entry {entry:?} has a name or link target that is not UTF-8 or holds a NUL byte"
-    )]
+    #[error("bundle entry {entry:?} has a name or link target that is not UTF-8 or holds a NUL byte")]
     InvalidName {
         /// The entry, lossily decoded.
         entry: String,
@@ -130,9 +128,7 @@ pub enum BundleError {
         parent: String,
     },
     /// A symlink that resolves outside the bundle (or is absolute).
-    #[error(
-        "bundle entry {entry:?} is a symlink to {target:?}, which resolves outside the bundle"
-    )]
+    #[error("bundle entry {entry:?} is a symlink to {target:?}, which resolves outside the bundle")]
     SymlinkEscape {
         /// The link.
         entry: String,
@@ -214,8 +210,7 @@ pub(crate) enum Content {
 }
 
 /// The visitor called once per entry, with a content reader for files when asked.
-pub(crate) type Visitor<'v> =
-    dyn FnMut(BundleEntry, Option<&mut dyn Read>) -> Result<(), BundleError> + 'v;
+pub(crate) type Visitor<'v> = dyn FnMut(BundleEntry, Option<&mut dyn Read>) -> Result<(), BundleError> + 'v;
 
 /// Mode given to symlinks whatever the source says: Linux ignores symlink modes, and a
 /// fixed value keeps manifests equal across source formats.
@@ -243,38 +238,24 @@ impl BundleFormat {
         // `metadata` follows a symlink the user passed as the source itself; entries
         // inside the bundle are never followed.
         let metadata = fs::metadata(source).map_err(|error| match error.kind() {
-            io::ErrorKind::NotFound => BundleError::Missing {
-                path: source.to_path_buf(),
-            },
-            _ => BundleError::Io {
-                path: source.to_path_buf(),
-                source: error,
-            },
+            io::ErrorKind::NotFound => BundleError::Missing { path: source.to_path_buf() },
+            _ => BundleError::Io { path: source.to_path_buf(), source: error },
         })?;
         if metadata.is_dir() {
             return Ok(Self::Directory);
         }
-        let name = source
-            .file_name()
-            .map(|name| name.to_string_lossy().to_lowercase());
+        let name = source.file_name().map(|name| name.to_string_lossy().to_lowercase());
         match name.as_deref() {
             Some(name) if name.ends_with(".tar") => return Ok(Self::Tar),
-            Some(name) if name.ends_with(".tar.gz") || name.ends_with(".tgz") => {
-                return Ok(Self::TarGz)
-            }
+            Some(name) if name.ends_with(".tar.gz") || name.ends_with(".tgz") => return Ok(Self::TarGz),
             Some(name) if name.ends_with(".zip") => return Ok(Self::Zip),
             _ => {}
         }
         let mut head = Vec::with_capacity(512);
         File::open(source)
             .and_then(|file| file.take(512).read_to_end(&mut head))
-            .map_err(|error| BundleError::Io {
-                path: source.to_path_buf(),
-                source: error,
-            })?;
-        Self::sniff(&head).ok_or_else(|| BundleError::Format {
-            path: source.to_path_buf(),
-        })
+            .map_err(|error| BundleError::Io { path: source.to_path_buf(), source: error })?;
+        Self::sniff(&head).ok_or_else(|| BundleError::Format { path: source.to_path_buf() })
     }
 
     /// The format from the first bytes of a file, if they are recognizable.
@@ -297,17 +278,8 @@ impl BundleFormat {
 /// # Errors
 /// The first entry refused (naming it), an I/O error naming the file, or the visitor's
 /// own error, which stops the walk.
-pub(crate) fn visit_entries(
-    source: &Path,
-    content: Content,
-    visit: &mut Visitor<'_>,
-) -> Result<(), BundleError> {
-    let open = || {
-        File::open(source).map_err(|error| BundleError::Io {
-            path: source.to_path_buf(),
-            source: error,
-        })
-    };
+pub(crate) fn visit_entries(source: &Path, content: Content, visit: &mut Visitor<'_>) -> Result<(), BundleError> {
+    let open = || File::open(source).map_err(|error| BundleError::Io { path: source.to_path_buf(), source: error });
     match BundleFormat::detect(source)? {
         BundleFormat::Directory => directory::visit_directory(source, content, visit),
         BundleFormat::Tar => archive::visit_tar(source, open()?, content, visit),
@@ -327,24 +299,16 @@ pub(crate) fn visit_entries(
 /// Absolute paths, `..` components and NUL bytes, naming the entry.
 pub(crate) fn normalize_path(raw: &str) -> Result<Option<String>, BundleError> {
     if raw.starts_with('/') {
-        return Err(BundleError::AbsolutePath {
-            entry: raw.to_string(),
-        });
+        return Err(BundleError::AbsolutePath { entry: raw.to_string() });
     }
     if raw.contains('\0') {
-        return Err(BundleError::InvalidName {
-            entry: raw.to_string(),
-        });
+        return Err(BundleError::InvalidName { entry: raw.to_string() });
     }
     let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
-                return Err(BundleError::ParentComponent {
-                    entry: raw.to_string(),
-                })
-            }
+            ".." => return Err(BundleError::ParentComponent { entry: raw.to_string() }),
             other => parts.push(other),
         }
     }
@@ -359,10 +323,7 @@ mod tests {
     fn paths_normalize_or_are_refused_by_name() {
         // Feeds archive-style paths; asserts `.`/empty components are dropped, the root
         // disappears, and absolute, `..` and NUL paths are refused naming the entry.
-        assert_eq!(
-            normalize_path("./a//b/").expect("clean").as_deref(),
-            Some("a/b")
-        );
+        assert_eq!(normalize_path("./a//b/").expect("clean").as_deref(), Some("a/b"));
         assert_eq!(normalize_path("./").expect("root"), None);
         assert!(
             matches!(normalize_path("/etc/passwd"), Err(BundleError::AbsolutePath { entry }) if entry == "/etc/passwd")
@@ -370,10 +331,7 @@ mod tests {
         assert!(
             matches!(normalize_path("a/../../b"), Err(BundleError::ParentComponent { entry }) if entry == "a/../../b")
         );
-        assert!(matches!(
-            normalize_path("a\0b"),
-            Err(BundleError::InvalidName { .. })
-        ));
+        assert!(matches!(normalize_path("a\0b"), Err(BundleError::InvalidName { .. })));
     }
 
     #[test]
@@ -388,41 +346,14 @@ mod tests {
         };
         let mut ustar = vec![0u8; 512];
         ustar[257..262].copy_from_slice(b"ustar");
-        assert_eq!(
-            BundleFormat::detect(&write("b.TGZ", b"")).ok(),
-            Some(BundleFormat::TarGz)
-        );
-        assert_eq!(
-            BundleFormat::detect(&write("b.tar", b"")).ok(),
-            Some(BundleFormat::Tar)
-        );
-        assert_eq!(
-            BundleFormat::detect(&write("b.zip", b"")).ok(),
-            Some(BundleFormat::Zip)
-        );
-        assert_eq!(
-            BundleFormat::detect(&write("g", &[0x1f, 0x8b, 8])).ok(),
-            Some(BundleFormat::TarGz)
-        );
-        assert_eq!(
-            BundleFormat::detect(&write("z", b"PK\x03\x04rest")).ok(),
-            Some(BundleFormat::Zip)
-        );
-        assert_eq!(
-            BundleFormat::detect(&write("t", &ustar)).ok(),
-            Some(BundleFormat::Tar)
-        );
-        assert_eq!(
-            BundleFormat::detect(dir.path()).ok(),
-            Some(BundleFormat::Directory)
-        );
-        assert!(matches!(
-            BundleFormat::detect(&write("n.txt", b"hello")),
-            Err(BundleError::Format { .. })
-        ));
-        assert!(matches!(
-            BundleFormat::detect(&dir.path().join("absent")),
-            Err(BundleError::Missing { .. })
-        ));
+        assert_eq!(BundleFormat::detect(&write("b.TGZ", b"")).ok(), Some(BundleFormat::TarGz));
+        assert_eq!(BundleFormat::detect(&write("b.tar", b"")).ok(), Some(BundleFormat::Tar));
+        assert_eq!(BundleFormat::detect(&write("b.zip", b"")).ok(), Some(BundleFormat::Zip));
+        assert_eq!(BundleFormat::detect(&write("g", &[0x1f, 0x8b, 8])).ok(), Some(BundleFormat::TarGz));
+        assert_eq!(BundleFormat::detect(&write("z", b"PK\x03\x04rest")).ok(), Some(BundleFormat::Zip));
+        assert_eq!(BundleFormat::detect(&write("t", &ustar)).ok(), Some(BundleFormat::Tar));
+        assert_eq!(BundleFormat::detect(dir.path()).ok(), Some(BundleFormat::Directory));
+        assert!(matches!(BundleFormat::detect(&write("n.txt", b"hello")), Err(BundleError::Format { .. })));
+        assert!(matches!(BundleFormat::detect(&dir.path().join("absent")), Err(BundleError::Missing { .. })));
     }
 }

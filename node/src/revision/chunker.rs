@@ -48,9 +48,7 @@ pub fn chunking() -> ChunkingParams {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkingError {
     /// The manifest names an algorithm this release does not implement.
-    #[error(
-        "chunking algorithm {0:?} is not supported (this node chunks with {CHUNKING_ALGORITHM:?})"
-    )]
+    #[error("chunking algorithm {0:?} is not supported (this node chunks with {CHUNKING_ALGORITHM:?})")]
     Algorithm(String),
     /// Sizes out of fastcdc's ranges, odd, or not ordered min <= avg <= max.
     #[error(
@@ -97,11 +95,7 @@ impl<R: Read> Chunker<R> {
             && avg <= max
             && [min, avg, max].iter().all(|size| size % 2 == 0);
         if !usable {
-            return Err(ChunkingError::Sizes {
-                min_bytes: min,
-                avg_bytes: avg,
-                max_bytes: max,
-            });
+            return Err(ChunkingError::Sizes { min_bytes: min, avg_bytes: avg, max_bytes: max });
         }
         // The casts cannot truncate: each size was just checked to fit fastcdc's usize ranges.
         let inner = StreamCDC::new(reader, min as usize, avg as usize, max as usize);
@@ -113,9 +107,7 @@ impl<R: Read> Iterator for Chunker<R> {
     type Item = io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner
-            .next()
-            .map(|chunk| chunk.map(|chunk| chunk.data).map_err(io::Error::from))
+        self.inner.next().map(|chunk| chunk.map(|chunk| chunk.data).map_err(io::Error::from))
     }
 }
 
@@ -145,35 +137,14 @@ mod tests {
         // Builds the default parameters; asserts the fastcdc 5 rules hold and that the
         // constructor accepts them while refusing an odd size and a foreign algorithm.
         let params = chunking();
-        assert_eq!(
-            (params.min_bytes, params.avg_bytes, params.max_bytes),
-            (16384, 65536, 262144)
-        );
+        assert_eq!((params.min_bytes, params.avg_bytes, params.max_bytes), (16384, 65536, 262144));
         assert!(Chunker::new(&b""[..], &params).is_ok());
-        let odd = ChunkingParams {
-            max_bytes: 262_143,
-            ..chunking()
-        };
-        assert!(matches!(
-            Chunker::new(&b""[..], &odd),
-            Err(ChunkingError::Sizes { .. })
-        ));
-        let disordered = ChunkingParams {
-            min_bytes: 131_072,
-            ..chunking()
-        };
-        assert!(matches!(
-            Chunker::new(&b""[..], &disordered),
-            Err(ChunkingError::Sizes { .. })
-        ));
-        let other = ChunkingParams {
-            algorithm: "rabin".into(),
-            ..chunking()
-        };
-        assert_eq!(
-            Chunker::new(&b""[..], &other).err(),
-            Some(ChunkingError::Algorithm("rabin".into()))
-        );
+        let odd = ChunkingParams { max_bytes: 262_143, ..chunking() };
+        assert!(matches!(Chunker::new(&b""[..], &odd), Err(ChunkingError::Sizes { .. })));
+        let disordered = ChunkingParams { min_bytes: 131_072, ..chunking() };
+        assert!(matches!(Chunker::new(&b""[..], &disordered), Err(ChunkingError::Sizes { .. })));
+        let other = ChunkingParams { algorithm: "rabin".into(), ..chunking() };
+        assert_eq!(Chunker::new(&b""[..], &other).err(), Some(ChunkingError::Algorithm("rabin".into())));
     }
 
     #[test]
@@ -192,16 +163,9 @@ mod tests {
         edited[2_500_000] ^= 0x55;
         let before: std::collections::BTreeSet<Vec<u8>> = cut(&original).into_iter().collect();
         let after = cut(&edited);
-        let changed = after
-            .iter()
-            .filter(|chunk| !before.contains(*chunk))
-            .count();
+        let changed = after.iter().filter(|chunk| !before.contains(*chunk)).count();
         assert!(after.len() > 40, "expected ~80 chunks, got {}", after.len());
-        assert!(
-            (1..=2).contains(&changed),
-            "{changed} of {} chunks changed",
-            after.len()
-        );
+        assert!((1..=2).contains(&changed), "{changed} of {} chunks changed", after.len());
     }
 
     proptest! {

@@ -34,12 +34,7 @@ impl Layout {
     ///
     /// # Errors
     /// [`BundleError::Duplicate`] when the path is already listed.
-    pub(crate) fn insert(
-        &mut self,
-        path: String,
-        mode: u32,
-        kind: EntryKind,
-    ) -> Result<(), BundleError> {
+    pub(crate) fn insert(&mut self, path: String, mode: u32, kind: EntryKind) -> Result<(), BundleError> {
         if self.entries.contains_key(&path) {
             return Err(BundleError::Duplicate { entry: path });
         }
@@ -60,9 +55,8 @@ impl Layout {
         let mut entries = self.entries;
         add_implied_parents(&mut entries)?;
         let entries = strip_single_top_dir(entries);
-        let has_appspec = APPSPEC_NAMES
-            .iter()
-            .any(|name| matches!(entries.get(*name), Some((_, EntryKind::File { .. }))));
+        let has_appspec =
+            APPSPEC_NAMES.iter().any(|name| matches!(entries.get(*name), Some((_, EntryKind::File { .. }))));
         if !has_appspec {
             return Err(BundleError::NoAppSpec);
         }
@@ -71,17 +65,12 @@ impl Layout {
                 check_symlink(&entries, path, target)?;
             }
         }
-        Ok(entries
-            .into_iter()
-            .map(|(path, (mode, kind))| ManifestEntry { path, mode, kind })
-            .collect())
+        Ok(entries.into_iter().map(|(path, (mode, kind))| ManifestEntry { path, mode, kind }).collect())
     }
 }
 
 /// Adds a directory for every parent not listed; refuses a parent that is not a directory.
-fn add_implied_parents(
-    entries: &mut BTreeMap<String, (u32, EntryKind)>,
-) -> Result<(), BundleError> {
+fn add_implied_parents(entries: &mut BTreeMap<String, (u32, EntryKind)>) -> Result<(), BundleError> {
     let mut implied = BTreeSet::new();
     for path in entries.keys() {
         let mut rest = path.as_str();
@@ -89,10 +78,7 @@ fn add_implied_parents(
             match entries.get(parent) {
                 Some((_, EntryKind::Dir)) => {}
                 Some(_) => {
-                    return Err(BundleError::ParentNotDirectory {
-                        entry: path.clone(),
-                        parent: parent.to_string(),
-                    })
+                    return Err(BundleError::ParentNotDirectory { entry: path.clone(), parent: parent.to_string() })
                 }
                 None => {
                     implied.insert(parent.to_string());
@@ -109,29 +95,21 @@ fn add_implied_parents(
 
 /// Drops the top level when it is exactly one directory holding the appspec, as the
 /// CodeDeploy agent does for archives that wrap their content in one folder (§1.1).
-fn strip_single_top_dir(
-    entries: BTreeMap<String, (u32, EntryKind)>,
-) -> BTreeMap<String, (u32, EntryKind)> {
+fn strip_single_top_dir(entries: BTreeMap<String, (u32, EntryKind)>) -> BTreeMap<String, (u32, EntryKind)> {
     let mut top_level = entries.iter().filter(|(path, _)| !path.contains('/'));
     let (Some((top, (_, EntryKind::Dir))), None) = (top_level.next(), top_level.next()) else {
         return entries;
     };
-    let holds_appspec = APPSPEC_NAMES.iter().any(|name| {
-        matches!(
-            entries.get(&format!("{top}/{name}")),
-            Some((_, EntryKind::File { .. }))
-        )
-    });
+    let holds_appspec = APPSPEC_NAMES
+        .iter()
+        .any(|name| matches!(entries.get(&format!("{top}/{name}")), Some((_, EntryKind::File { .. }))));
     if !holds_appspec {
         return entries;
     }
     let prefix = format!("{top}/");
     entries
         .into_iter()
-        .filter_map(|(path, value)| {
-            path.strip_prefix(&prefix)
-                .map(|rest| (rest.to_string(), value))
-        })
+        .filter_map(|(path, value)| path.strip_prefix(&prefix).map(|rest| (rest.to_string(), value)))
         .collect()
 }
 
@@ -140,15 +118,8 @@ fn strip_single_top_dir(
 ///
 /// A purely lexical check is not enough: with `a/up -> ..`, the target `a/up/../x` looks
 /// inside the bundle but `a/up/..` is the bundle's parent.
-fn check_symlink(
-    entries: &BTreeMap<String, (u32, EntryKind)>,
-    link: &str,
-    target: &str,
-) -> Result<(), BundleError> {
-    let escape = || BundleError::SymlinkEscape {
-        entry: link.to_string(),
-        target: target.to_string(),
-    };
+fn check_symlink(entries: &BTreeMap<String, (u32, EntryKind)>, link: &str, target: &str) -> Result<(), BundleError> {
+    let escape = || BundleError::SymlinkEscape { entry: link.to_string(), target: target.to_string() };
     if target.starts_with('/') || target.is_empty() {
         return Err(escape());
     }
@@ -167,15 +138,10 @@ fn check_symlink(
             }
             name => {
                 resolved.push(name.to_string());
-                if let Some((_, EntryKind::Symlink { target: next })) =
-                    entries.get(&resolved.join("/"))
-                {
+                if let Some((_, EntryKind::Symlink { target: next })) = entries.get(&resolved.join("/")) {
                     hops += 1;
                     if hops > SYMLINK_HOPS_MAX {
-                        return Err(BundleError::SymlinkLoop {
-                            entry: link.to_string(),
-                            target: target.to_string(),
-                        });
+                        return Err(BundleError::SymlinkLoop { entry: link.to_string(), target: target.to_string() });
                     }
                     if next.starts_with('/') {
                         return Err(escape());
@@ -194,24 +160,17 @@ mod tests {
     use super::*;
 
     fn file() -> EntryKind {
-        EntryKind::File {
-            size: 0,
-            chunks: Vec::new(),
-        }
+        EntryKind::File { size: 0, chunks: Vec::new() }
     }
 
     fn link(target: &str) -> EntryKind {
-        EntryKind::Symlink {
-            target: target.to_string(),
-        }
+        EntryKind::Symlink { target: target.to_string() }
     }
 
     fn layout(entries: &[(&str, EntryKind)]) -> Layout {
         let mut layout = Layout::default();
         for (path, kind) in entries {
-            layout
-                .insert((*path).to_string(), 0o644, kind.clone())
-                .expect("distinct paths");
+            layout.insert((*path).to_string(), 0o644, kind.clone()).expect("distinct paths");
         }
         layout
     }
@@ -224,13 +183,8 @@ mod tests {
     fn parents_are_implied_and_output_is_byte_sorted() {
         // Lists only deep files in archive order; asserts implied parent directories are
         // added (mode 0755) and the result is in path byte order ("a-b" before "a/b").
-        let finished = layout(&[("a/b/c", file()), ("a-b", file()), ("appspec.yml", file())])
-            .finish()
-            .expect("valid");
-        assert_eq!(
-            paths(&finished),
-            ["a", "a-b", "a/b", "a/b/c", "appspec.yml"]
-        );
+        let finished = layout(&[("a/b/c", file()), ("a-b", file()), ("appspec.yml", file())]).finish().expect("valid");
+        assert_eq!(paths(&finished), ["a", "a-b", "a/b", "a/b/c", "appspec.yml"]);
         assert_eq!(finished[0].mode, IMPLIED_DIR_MODE);
         assert_eq!(finished[0].kind, EntryKind::Dir);
     }
@@ -243,33 +197,21 @@ mod tests {
         assert!(
             matches!(twice.insert("appspec.yml".into(), 0o644, file()), Err(BundleError::Duplicate { entry }) if entry == "appspec.yml")
         );
-        let under_file =
-            layout(&[("appspec.yml", file()), ("f", file()), ("f/x", file())]).finish();
+        let under_file = layout(&[("appspec.yml", file()), ("f", file()), ("f/x", file())]).finish();
         assert!(
             matches!(under_file, Err(BundleError::ParentNotDirectory { entry, parent }) if entry == "f/x" && parent == "f")
         );
-        let under_link = layout(&[
-            ("appspec.yml", file()),
-            ("l", link("/etc")),
-            ("l/passwd", file()),
-        ])
-        .finish();
-        assert!(
-            matches!(under_link, Err(BundleError::ParentNotDirectory { entry, .. }) if entry == "l/passwd")
-        );
+        let under_link = layout(&[("appspec.yml", file()), ("l", link("/etc")), ("l/passwd", file())]).finish();
+        assert!(matches!(under_link, Err(BundleError::ParentNotDirectory { entry, .. }) if entry == "l/passwd"));
     }
 
     #[test]
     fn single_top_directory_with_appspec_is_stripped() {
         // Wraps a bundle in one top directory; asserts that level is removed. Then asserts
         // nothing is stripped when the top directory lacks the appspec or has a sibling.
-        let wrapped = layout(&[
-            ("app", EntryKind::Dir),
-            ("app/appspec.yml", file()),
-            ("app/bin/run", file()),
-        ])
-        .finish()
-        .expect("valid");
+        let wrapped = layout(&[("app", EntryKind::Dir), ("app/appspec.yml", file()), ("app/bin/run", file())])
+            .finish()
+            .expect("valid");
         assert_eq!(paths(&wrapped), ["appspec.yml", "bin", "bin/run"]);
         let no_appspec = layout(&[("app/x", file())]).finish();
         assert!(matches!(no_appspec, Err(BundleError::NoAppSpec)));
@@ -281,14 +223,8 @@ mod tests {
     fn appspec_must_be_a_root_file() {
         // Offers an appspec that is a directory, then one that is a symlink; asserts both
         // are refused, and that appspec.yaml alone is accepted.
-        assert!(matches!(
-            layout(&[("appspec.yml", EntryKind::Dir)]).finish(),
-            Err(BundleError::NoAppSpec)
-        ));
-        assert!(matches!(
-            layout(&[("x", file()), ("appspec.yml", link("x"))]).finish(),
-            Err(BundleError::NoAppSpec)
-        ));
+        assert!(matches!(layout(&[("appspec.yml", EntryKind::Dir)]).finish(), Err(BundleError::NoAppSpec)));
+        assert!(matches!(layout(&[("x", file()), ("appspec.yml", link("x"))]).finish(), Err(BundleError::NoAppSpec)));
         assert!(layout(&[("appspec.yaml", file())]).finish().is_ok());
     }
 
@@ -305,28 +241,17 @@ mod tests {
             ("cur", link("a/dot/sib")),
         ]);
         assert!(inside.finish().is_ok());
-        let cases = [
-            ("abs", link("/etc/passwd")),
-            ("up", link("../outside")),
-            ("deep", link("a/../../outside")),
-        ];
+        let cases = [("abs", link("/etc/passwd")), ("up", link("../outside")), ("deep", link("a/../../outside"))];
         for (name, kind) in cases {
-            let refused =
-                layout(&[("appspec.yml", file()), ("a", EntryKind::Dir), (name, kind)]).finish();
+            let refused = layout(&[("appspec.yml", file()), ("a", EntryKind::Dir), (name, kind)]).finish();
             assert!(
                 matches!(refused, Err(BundleError::SymlinkEscape { ref entry, .. }) if entry == name),
                 "{name}: {refused:?}"
             );
         }
-        let through = layout(&[
-            ("appspec.yml", file()),
-            ("a/root", link("..")),
-            ("x", link("a/root/../etc")),
-        ])
-        .finish();
+        let through = layout(&[("appspec.yml", file()), ("a/root", link("..")), ("x", link("a/root/../etc"))]).finish();
         assert!(matches!(through, Err(BundleError::SymlinkEscape { entry, .. }) if entry == "x"));
-        let looped =
-            layout(&[("appspec.yml", file()), ("p", link("q")), ("q", link("p"))]).finish();
+        let looped = layout(&[("appspec.yml", file()), ("p", link("q")), ("q", link("p"))]).finish();
         assert!(matches!(looped, Err(BundleError::SymlinkLoop { .. })));
     }
 }

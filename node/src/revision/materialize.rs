@@ -41,9 +41,7 @@ pub enum MaterializeError {
         source: StoreError,
     },
     /// A chunk's bytes have another length than the manifest says.
-    #[error(
-        "bundle entry {entry:?}: chunk {hash} holds {actual} bytes, the manifest says {expected}"
-    )]
+    #[error("bundle entry {entry:?}: chunk {hash} holds {actual} bytes, the manifest says {expected}")]
     ChunkLength {
         /// The file being written.
         entry: String,
@@ -75,10 +73,7 @@ pub enum MaterializeError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> MaterializeError + '_ {
-    move |source| MaterializeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| MaterializeError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes the tree `manifest` describes, with content from `store`, at `dest_dir`.
@@ -90,19 +85,13 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> MaterializeError + '_ {
 ///
 /// # Errors
 /// [`MaterializeError`], naming the entry or path at fault.
-pub fn materialize(
-    manifest: &Manifest,
-    store: &ChunkStore,
-    dest_dir: &Path,
-) -> Result<(), MaterializeError> {
+pub fn materialize(manifest: &Manifest, store: &ChunkStore, dest_dir: &Path) -> Result<(), MaterializeError> {
     // Paired check: the manifest was validated when it was built and when it was
     // committed; validation here is what makes the joins below stay inside the staging
     // directory (clean relative paths, parents are directories, not symlinks).
     manifest.validate()?;
     if fs::symlink_metadata(dest_dir).is_ok() {
-        return Err(MaterializeError::DestinationExists {
-            path: dest_dir.to_path_buf(),
-        });
+        return Err(MaterializeError::DestinationExists { path: dest_dir.to_path_buf() });
     }
     let staging = staging_path(dest_dir)?;
     if fs::symlink_metadata(&staging).is_ok() {
@@ -112,10 +101,8 @@ pub fn materialize(
     let written = write_tree(manifest, store, &staging).and_then(|()| {
         // Everything must be on disk before the rename makes it visible.
         let directory = File::open(&staging).map_err(io_error(&staging))?;
-        nix::unistd::syncfs(&directory).map_err(|errno| MaterializeError::Io {
-            path: staging.clone(),
-            source: errno.into(),
-        })?;
+        nix::unistd::syncfs(&directory)
+            .map_err(|errno| MaterializeError::Io { path: staging.clone(), source: errno.into() })?;
         fs::rename(&staging, dest_dir).map_err(io_error(dest_dir))
     });
     if let Err(error) = written {
@@ -125,22 +112,14 @@ pub fn materialize(
         return Err(error);
     }
     let parent = dest_dir.parent().unwrap_or(Path::new("."));
-    File::open(parent)
-        .and_then(|directory| directory.sync_all())
-        .map_err(io_error(parent))
+    File::open(parent).and_then(|directory| directory.sync_all()).map_err(io_error(parent))
 }
 
 /// `.<name>.partial` beside the destination.
 fn staging_path(dest_dir: &Path) -> Result<PathBuf, MaterializeError> {
     let Some(name) = dest_dir.file_name() else {
-        let source = io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the destination has no final name component",
-        );
-        return Err(MaterializeError::Io {
-            path: dest_dir.to_path_buf(),
-            source,
-        });
+        let source = io::Error::new(io::ErrorKind::InvalidInput, "the destination has no final name component");
+        return Err(MaterializeError::Io { path: dest_dir.to_path_buf(), source });
     };
     let mut staging = std::ffi::OsString::from(".");
     staging.push(name);
@@ -149,20 +128,14 @@ fn staging_path(dest_dir: &Path) -> Result<PathBuf, MaterializeError> {
 }
 
 /// Writes every entry under `root` (which exists and is empty).
-fn write_tree(
-    manifest: &Manifest,
-    store: &ChunkStore,
-    root: &Path,
-) -> Result<(), MaterializeError> {
+fn write_tree(manifest: &Manifest, store: &ChunkStore, root: &Path) -> Result<(), MaterializeError> {
     // Entries are sorted, so a directory comes before everything inside it.
     for entry in &manifest.entries {
         let path = root.join(&entry.path);
         match &entry.kind {
             EntryKind::Dir => fs::create_dir(&path).map_err(io_error(&path))?,
             EntryKind::File { .. } => write_file(entry, store, &path)?,
-            EntryKind::Symlink { target } => {
-                std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?
-            }
+            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &path).map_err(io_error(&path))?,
         }
     }
     // Directory modes last, deepest first, so a read-only directory does not block the
@@ -170,37 +143,23 @@ fn write_tree(
     for entry in manifest.entries.iter().rev() {
         if entry.kind == EntryKind::Dir {
             let path = root.join(&entry.path);
-            fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode))
-                .map_err(io_error(&path))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode)).map_err(io_error(&path))?;
         }
     }
     fs::set_permissions(root, fs::Permissions::from_mode(ROOT_DIR_MODE)).map_err(io_error(root))
 }
 
 /// Writes one file chunk by chunk, checking lengths, then sets its mode.
-fn write_file(
-    entry: &ManifestEntry,
-    store: &ChunkStore,
-    path: &Path,
-) -> Result<(), MaterializeError> {
+fn write_file(entry: &ManifestEntry, store: &ChunkStore, path: &Path) -> Result<(), MaterializeError> {
     let EntryKind::File { size, chunks } = &entry.kind else {
         unreachable!("write_file is called for files only");
     };
     // Owner-only until complete; `create_new` never follows or reuses an existing path.
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_error(path))?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_error(path))?;
     let mut written: u64 = 0;
     for chunk in chunks {
-        let bytes = store
-            .get(chunk.hash())
-            .map_err(|source| MaterializeError::Chunk {
-                entry: entry.path.clone(),
-                source,
-            })?;
+        let bytes =
+            store.get(chunk.hash()).map_err(|source| MaterializeError::Chunk { entry: entry.path.clone(), source })?;
         if bytes.len() != chunk.len() as usize {
             return Err(MaterializeError::ChunkLength {
                 entry: entry.path.clone(),
@@ -213,14 +172,9 @@ fn write_file(
         written += bytes.len() as u64;
     }
     if written != *size {
-        return Err(MaterializeError::FileSize {
-            entry: entry.path.clone(),
-            expected: *size,
-            actual: written,
-        });
+        return Err(MaterializeError::FileSize { entry: entry.path.clone(), expected: *size, actual: written });
     }
-    file.set_permissions(fs::Permissions::from_mode(entry.mode))
-        .map_err(io_error(path))
+    file.set_permissions(fs::Permissions::from_mode(entry.mode)).map_err(io_error(path))
 }
 
 /// Removes a tree that may hold directories without write permission (a staging tree

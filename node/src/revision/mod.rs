@@ -39,8 +39,7 @@ pub use bench::{bench_pipeline, PipelineFigures};
 pub use build::{build_manifest, bundle_size, BuiltRevision, ChunkSink};
 pub use bundle::BundleError;
 pub use chunker::{
-    chunking, Chunker, ChunkingError, CHUNKING_ALGORITHM, CHUNK_AVG_BYTES, CHUNK_MAX_BYTES,
-    CHUNK_MIN_BYTES,
+    chunking, Chunker, ChunkingError, CHUNKING_ALGORITHM, CHUNK_AVG_BYTES, CHUNK_MAX_BYTES, CHUNK_MIN_BYTES,
 };
 pub use materialize::{materialize, MaterializeError};
 pub use store::{ChunkStore, StoreError, CHUNK_FILE_BYTES_MAX};

@@ -39,9 +39,7 @@ impl Feed {
     /// # Errors
     /// [`BundleError::Interrupted`] when the consumer has stopped (its error wins).
     pub(crate) fn send(&self, piece: Piece) -> Result<(), BundleError> {
-        self.sender
-            .send(piece)
-            .map_err(|_| BundleError::Interrupted)
+        self.sender.send(piece).map_err(|_| BundleError::Interrupted)
     }
 }
 
@@ -65,9 +63,7 @@ where
         let consumed = receiver.iter().try_for_each(&mut consume);
         // Dropping the receiver first unblocks a producer waiting on a full channel.
         drop(receiver);
-        let produced = producer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let produced = producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         consumed.and(produced)
     })
 }

@@ -62,10 +62,7 @@ pub enum StoreError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 /// Chunks on disk under one directory. See the module doc for the layout and guarantees.
@@ -89,11 +86,7 @@ impl ChunkStore {
     /// [`StoreError::Io`] when the directory cannot be created or listed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let store = Self {
-            dir: dir.to_path_buf(),
-            total_bytes: AtomicU64::new(0),
-            temp_sequence: AtomicU64::new(0),
-        };
+        let store = Self { dir: dir.to_path_buf(), total_bytes: AtomicU64::new(0), temp_sequence: AtomicU64::new(0) };
         let mut total = 0;
         store.scan(|path, name, length| {
             if name.starts_with(TEMP_PREFIX) {
@@ -125,31 +118,20 @@ impl ChunkStore {
     pub fn put(&self, hash: ChunkHash, bytes: &[u8]) -> Result<bool, StoreError> {
         let length = bytes.len() as u64;
         if length > CHUNK_FILE_BYTES_MAX {
-            return Err(StoreError::TooLarge {
-                hash,
-                bytes: length,
-            });
+            return Err(StoreError::TooLarge { hash, bytes: length });
         }
         let actual = ChunkHash::of(bytes);
         if actual != hash {
-            return Err(StoreError::HashMismatch {
-                expected: hash,
-                actual,
-            });
+            return Err(StoreError::HashMismatch { expected: hash, actual });
         }
         let path = self.chunk_path(hash);
         if path.exists() {
             return Ok(false);
         }
-        let parent = path
-            .parent()
-            .expect("a chunk path always has its prefix directory");
+        let parent = path.parent().expect("a chunk path always has its prefix directory");
         fs::create_dir_all(parent).map_err(io_error(parent))?;
         let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
-        let temp = parent.join(format!(
-            "{TEMP_PREFIX}{hash}-{}-{sequence}",
-            std::process::id()
-        ));
+        let temp = parent.join(format!("{TEMP_PREFIX}{hash}-{}-{sequence}", std::process::id()));
         let written = File::create_new(&temp).and_then(|mut file| file.write_all(bytes));
         let linked = written.and_then(|()| match fs::hard_link(&temp, &path) {
             Ok(()) => Ok(true),
@@ -178,24 +160,13 @@ impl ChunkStore {
         let path = self.chunk_path(hash);
         let mut file = match File::open(&path) {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing(hash))
-            }
-            Err(error) => {
-                return Err(StoreError::Io {
-                    path,
-                    source: error,
-                })
-            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(hash)),
+            Err(error) => return Err(StoreError::Io { path, source: error }),
         };
         let length = file.metadata().map_err(io_error(&path))?.len();
-        let mut bytes =
-            Vec::with_capacity(usize::try_from(length.min(CHUNK_FILE_BYTES_MAX)).unwrap_or(0));
+        let mut bytes = Vec::with_capacity(usize::try_from(length.min(CHUNK_FILE_BYTES_MAX)).unwrap_or(0));
         // One byte past the limit is enough to tell an oversized file from a full one.
-        (&mut file)
-            .take(CHUNK_FILE_BYTES_MAX + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_error(&path))?;
+        (&mut file).take(CHUNK_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(io_error(&path))?;
         if bytes.len() as u64 <= CHUNK_FILE_BYTES_MAX && ChunkHash::of(&bytes) == hash {
             return Ok(Bytes::from(bytes));
         }
@@ -223,11 +194,7 @@ impl ChunkStore {
     /// The distinct chunks of `chunks` the store lacks, in first-appearance order.
     pub fn missing(&self, chunks: &[ChunkRef]) -> Vec<ChunkRef> {
         let mut seen = BTreeSet::new();
-        chunks
-            .iter()
-            .filter(|chunk| seen.insert(chunk.hash()) && !self.has(chunk.hash()))
-            .copied()
-            .collect()
+        chunks.iter().filter(|chunk| seen.insert(chunk.hash()) && !self.has(chunk.hash())).copied().collect()
     }
 
     /// Deletes every chunk not in `keep` (garbage collection) and returns the bytes freed.
@@ -242,9 +209,7 @@ impl ChunkStore {
     pub fn retain(&self, keep: &BTreeSet<ChunkHash>) -> Result<u64, StoreError> {
         let mut removed = 0;
         self.scan(|path, name, length| {
-            if parse_chunk_name(name).is_some_and(|hash| !keep.contains(&hash))
-                && self.delete(path, length)?
-            {
+            if parse_chunk_name(name).is_some_and(|hash| !keep.contains(&hash)) && self.delete(path, length)? {
                 removed += length;
             }
             Ok(())
@@ -268,33 +233,22 @@ impl ChunkStore {
         match fs::remove_file(path) {
             Ok(()) => {
                 // Saturating: a file changed behind the store's back must not wrap the count.
-                let _ =
-                    self.total_bytes
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
-                            Some(total.saturating_sub(length))
-                        });
+                let _ = self
+                    .total_bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| Some(total.saturating_sub(length)));
                 Ok(true)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(StoreError::Io {
-                path: path.to_path_buf(),
-                source: error,
-            }),
+            Err(error) => Err(StoreError::Io { path: path.to_path_buf(), source: error }),
         }
     }
 
     /// Calls `each(path, file name, length)` for every file in the prefix directories.
-    fn scan(
-        &self,
-        mut each: impl FnMut(&Path, &str, u64) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, mut each: impl FnMut(&Path, &str, u64) -> Result<(), StoreError>) -> Result<(), StoreError> {
         let listing = fs::read_dir(&self.dir).map_err(io_error(&self.dir))?;
         for prefix in listing {
             let prefix = prefix.map_err(io_error(&self.dir))?;
-            let is_prefix_dir = prefix
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.len() == 2)
+            let is_prefix_dir = prefix.file_name().to_str().is_some_and(|name| name.len() == 2)
                 && prefix.file_type().is_ok_and(|file_type| file_type.is_dir());
             if !is_prefix_dir {
                 continue;
@@ -310,12 +264,7 @@ impl ChunkStore {
                     Ok(metadata) => metadata.len(),
                     // Deleted between listing and stat: nothing to do for it.
                     Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                    Err(error) => {
-                        return Err(StoreError::Io {
-                            path,
-                            source: error,
-                        })
-                    }
+                    Err(error) => return Err(StoreError::Io { path, source: error }),
                 };
                 each(&path, &name, length)?;
             }
@@ -326,9 +275,7 @@ impl ChunkStore {
 
 /// The hash a chunk file name stands for, if it is one (64 lowercase hex digits).
 fn parse_chunk_name(name: &str) -> Option<ChunkHash> {
-    let is_lower_hex = name
-        .bytes()
-        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    let is_lower_hex = name.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
     if is_lower_hex {
         name.parse().ok()
     } else {

@@ -32,34 +32,18 @@ pub(crate) fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 pub(crate) fn sample_tree() -> Tree {
     let big = random_bytes(11, 700 * 1024);
     vec![
-        (
-            "appspec.yml".into(),
-            0o644,
-            Node::File(b"version: 0.0\nos: linux\n".to_vec()),
-        ),
+        ("appspec.yml".into(), 0o644, Node::File(b"version: 0.0\nos: linux\n".to_vec())),
         ("logs".into(), 0o750, Node::Dir),
         ("scripts".into(), 0o755, Node::Dir),
-        (
-            "scripts/start.sh".into(),
-            0o755,
-            Node::File(b"#!/bin/sh\necho started\n".to_vec()),
-        ),
+        ("scripts/start.sh".into(), 0o755, Node::File(b"#!/bin/sh\necho started\n".to_vec())),
         ("scripts/www".into(), 0o777, Node::Symlink("../www".into())),
         ("secret.txt".into(), 0o600, Node::File(b"hunter2".to_vec())),
         ("www".into(), 0o755, Node::Dir),
         ("www/big.bin".into(), 0o644, Node::File(big.clone())),
         ("www/copy.bin".into(), 0o644, Node::File(big)),
-        (
-            "www/current".into(),
-            0o777,
-            Node::Symlink("index.html".into()),
-        ),
+        ("www/current".into(), 0o777, Node::Symlink("index.html".into())),
         ("www/empty".into(), 0o644, Node::File(Vec::new())),
-        (
-            "www/index.html".into(),
-            0o644,
-            Node::File(b"<h1>hello</h1>".to_vec()),
-        ),
+        ("www/index.html".into(), 0o644, Node::File(b"<h1>hello</h1>".to_vec())),
     ]
 }
 
@@ -85,14 +69,8 @@ pub(crate) fn write_dir(tree: &Tree, root: &Path) {
 /// (empty, or a top directory name ending in `/`).
 pub(crate) fn write_tar(tree: &Tree, archive: &Path, gzip: bool, prefix: &str) {
     let file = File::create(archive).expect("create archive");
-    let writer: Box<dyn Write> = if gzip {
-        Box::new(flate2::write::GzEncoder::new(
-            file,
-            flate2::Compression::fast(),
-        ))
-    } else {
-        Box::new(file)
-    };
+    let writer: Box<dyn Write> =
+        if gzip { Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast())) } else { Box::new(file) };
     let mut builder = tar::Builder::new(writer);
     if let Some(top) = prefix.strip_suffix('/') {
         append_tar(&mut builder, top, 0o755, &Node::Dir);
@@ -100,20 +78,11 @@ pub(crate) fn write_tar(tree: &Tree, archive: &Path, gzip: bool, prefix: &str) {
     for (path, mode, node) in tree {
         append_tar(&mut builder, &format!("{prefix}{path}"), *mode, node);
     }
-    builder
-        .into_inner()
-        .expect("finish tar")
-        .flush()
-        .expect("flush");
+    builder.into_inner().expect("finish tar").flush().expect("flush");
 }
 
 /// Appends one well-formed entry.
-pub(crate) fn append_tar<W: Write>(
-    builder: &mut tar::Builder<W>,
-    path: &str,
-    mode: u32,
-    node: &Node,
-) {
+pub(crate) fn append_tar<W: Write>(builder: &mut tar::Builder<W>, path: &str, mode: u32, node: &Node) {
     let mut header = tar::Header::new_gnu();
     header.set_mode(mode);
     let data: &[u8] = match node {
@@ -175,16 +144,12 @@ pub(crate) fn write_zip(tree: &Tree, archive: &Path, prefix: &str) {
     for (path, mode, node) in tree {
         let name = format!("{prefix}{path}");
         match node {
-            Node::Dir => zip
-                .add_directory(format!("{name}/"), options(*mode))
-                .expect("zip dir"),
+            Node::Dir => zip.add_directory(format!("{name}/"), options(*mode)).expect("zip dir"),
             Node::File(bytes) => {
                 zip.start_file(name, options(*mode)).expect("zip file");
                 zip.write_all(bytes).expect("zip write");
             }
-            Node::Symlink(to) => zip
-                .add_symlink(name, to, options(*mode))
-                .expect("zip symlink"),
+            Node::Symlink(to) => zip.add_symlink(name, to, options(*mode)).expect("zip symlink"),
         }
     }
     zip.finish().expect("finish zip");
@@ -199,19 +164,12 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, (u32, Node)> {
         for child in fs::read_dir(&dir).expect("list") {
             let child = child.expect("entry");
             let name = child.file_name().into_string().expect("utf-8 name");
-            let path = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             let metadata = fs::symlink_metadata(child.path()).expect("stat");
             let mode = metadata.permissions().mode() & 0o7777;
             let node = if metadata.file_type().is_symlink() {
                 let target = fs::read_link(child.path()).expect("readlink");
-                (
-                    0o777,
-                    Node::Symlink(target.to_str().expect("utf-8").to_string()),
-                )
+                (0o777, Node::Symlink(target.to_str().expect("utf-8").to_string()))
             } else if metadata.is_dir() {
                 pending.push((child.path(), path.clone()));
                 (mode, Node::Dir)

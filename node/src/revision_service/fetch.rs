@@ -77,7 +77,12 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
         return Ok(());
     }
     let store_service = service.clone();
-    let mut download = Download::new(tracked.map.clone(), move |hash| store_service.store.has(hash), DownloadParams::default(), seed_of(node.id(), revision));
+    let mut download = Download::new(
+        tracked.map.clone(),
+        move |hash| store_service.store.has(hash),
+        DownloadParams::default(),
+        seed_of(node.id(), revision),
+    );
     let started = Instant::now();
     let (events, mut inbox) = mpsc::channel::<Event>(256);
     let mut peers: BTreeMap<NodeId, Peer> = BTreeMap::new();
@@ -104,7 +109,13 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                 last_have.insert(*id, now);
                 let (node, events, peer) = (node.clone(), events.clone(), *peer);
                 tokio::spawn(async move {
-                    let answer = protocol::call(node.transport().as_ref(), peer, &Request::GetHave { revision_id: revision }, Duration::from_secs(10)).await;
+                    let answer = protocol::call(
+                        node.transport().as_ref(),
+                        peer,
+                        &Request::GetHave { revision_id: revision },
+                        Duration::from_secs(10),
+                    )
+                    .await;
                     let have = match answer {
                         Ok((Response::Have { have }, _)) => have.parse::<Bitfield>().ok(),
                         _ => None,
@@ -115,7 +126,7 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
         }
         for request in download.next_requests(started.elapsed()) {
             let Some(peer) = peers.get(&request.peer).copied() else {
-                download.piece_received(request.peer, request.piece, Received::Failed).ok();
+                download.piece_received(request.peer, request.piece, Received::Failed, started.elapsed()).ok();
                 continue;
             };
             let (node, events, service) = (node.clone(), events.clone(), service.clone());
@@ -149,7 +160,9 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                 let _ = events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes }).await;
             });
         }
-        let wake = download.next_deadline(started.elapsed()).map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(started.elapsed()).min(HAVE_REFRESH));
+        let wake = download
+            .next_deadline(started.elapsed())
+            .map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(started.elapsed()).min(HAVE_REFRESH));
         tokio::select! {
             biased;
             _ = shutdown.changed() => return Err("node shutting down".into()),
@@ -167,7 +180,7 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                         if let Received::Corrupt { chunk } = received {
                             tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
                         }
-                        let _ = download.piece_received(peer, piece, received);
+                        let _ = download.piece_received(peer, piece, received, started.elapsed());
                     }
                     Event::Have { peer, have } => {
                         have_pending.insert(peer, false);

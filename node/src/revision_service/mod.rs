@@ -70,7 +70,8 @@ impl RevisionService {
     pub fn open(data_dir: &Path) -> Result<Arc<Self>, StoreError> {
         let store = ChunkStore::open(&data_dir.join("chunks"))?;
         let manifests_dir = data_dir.join("manifests");
-        std::fs::create_dir_all(&manifests_dir).map_err(|source| StoreError::Io { path: manifests_dir.clone(), source })?;
+        std::fs::create_dir_all(&manifests_dir)
+            .map_err(|source| StoreError::Io { path: manifests_dir.clone(), source })?;
         Ok(Arc::new(Self {
             store,
             manifests_dir,
@@ -106,7 +107,8 @@ impl RevisionService {
 
     /// A manifest this node has, checked against its id.
     pub fn manifest(&self, revision: RevisionId) -> Option<Arc<Manifest>> {
-        if let Some(manifest) = self.manifests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision) {
+        if let Some(manifest) = self.manifests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision)
+        {
             return Some(manifest.clone());
         }
         let bytes = std::fs::read(self.manifest_path(revision)).ok()?;
@@ -144,7 +146,9 @@ impl RevisionService {
         if let Some(manifest) = self.manifest(revision) {
             return Ok(manifest);
         }
-        if let Some(manifest) = node.state().read(|state| state.revisions.get(&revision).map(|record| record.manifest.clone())) {
+        if let Some(manifest) =
+            node.state().read(|state| state.revisions.get(&revision).map(|record| record.manifest.clone()))
+        {
             return self.save_manifest(manifest);
         }
         let leader = node.leader_hint().ok_or_else(|| "no leader known to ask for the manifest".to_string())?;
@@ -159,8 +163,8 @@ impl RevisionService {
         if !matches!(response, Response::Manifest) {
             return Err(format!("the leader has no manifest for {revision}: {response:?}"));
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&payload).map_err(|error| format!("the manifest of {revision} is malformed: {error}"))?;
+        let manifest: Manifest = serde_json::from_slice(&payload)
+            .map_err(|error| format!("the manifest of {revision} is malformed: {error}"))?;
         if manifest.revision_id() != revision {
             return Err(format!("the manifest sent for {revision} does not hash to it"));
         }
@@ -187,7 +191,8 @@ impl RevisionService {
     }
 
     pub(crate) fn set_progress(&self, revision: RevisionId, bytes_held: u64, complete: bool) {
-        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision) {
+        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision)
+        {
             tracked.bytes_held = bytes_held;
             tracked.complete = complete;
             if complete {
@@ -199,7 +204,11 @@ impl RevisionService {
 
     /// True when every chunk of `revision` is held and verified.
     pub fn is_complete(&self, revision: RevisionId) -> bool {
-        self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision).is_some_and(|tracked| tracked.complete)
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&revision)
+            .is_some_and(|tracked| tracked.complete)
     }
 
     /// Progress of tracked revisions, for the poll.
@@ -208,12 +217,21 @@ impl RevisionService {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(revision, tracked)| RevisionProgress { revision_id: *revision, bytes_held: tracked.bytes_held, complete: tracked.complete })
+            .map(|(revision, tracked)| RevisionProgress {
+                revision_id: *revision,
+                bytes_held: tracked.bytes_held,
+                complete: tracked.complete,
+            })
             .collect()
     }
 
     /// Starts fetching what the leader assigned (prefetch and deployments).
-    pub fn on_assignments(self: &Arc<Self>, node: &Arc<Node>, assignments: &Assignments, peers: &BTreeMap<RevisionId, Vec<MemberAddress>>) {
+    pub fn on_assignments(
+        self: &Arc<Self>,
+        node: &Arc<Node>,
+        assignments: &Assignments,
+        peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
+    ) {
         {
             let mut known = self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for (revision, list) in peers {
@@ -248,7 +266,9 @@ impl RevisionService {
             if let Err(error) = fetch::run(&node, &service, revision).await {
                 warn!(%revision, %error, "fetch stopped; it restarts with the next assignment");
             }
-            if let Some(entry) = service.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision) {
+            if let Some(entry) =
+                service.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision)
+            {
                 entry.fetching = false;
             }
             service.bump();
@@ -264,7 +284,12 @@ impl RevisionService {
     ///
     /// # Errors
     /// The manifest cannot be found or the download does not finish in `timeout`.
-    pub async fn wait_complete(self: &Arc<Self>, node: &Arc<Node>, revision: RevisionId, timeout: Duration) -> Result<Arc<Manifest>, String> {
+    pub async fn wait_complete(
+        self: &Arc<Self>,
+        node: &Arc<Node>,
+        revision: RevisionId,
+        timeout: Duration,
+    ) -> Result<Arc<Manifest>, String> {
         let manifest = self.fetch_manifest(node, revision).await?;
         self.track(&manifest);
         let deadline = tokio::time::Instant::now() + timeout;

@@ -61,11 +61,18 @@ impl RevisionService {
 
     /// Answers a piece request: the named chunks, verified as they are read, in the
     /// order asked; `Busy` when every upload slot is taken.
-    pub(crate) async fn serve_piece(&self, requester: NodeId, revision: RevisionId, chunks: Vec<ChunkHash>) -> (Response, Bytes) {
+    pub(crate) async fn serve_piece(
+        &self,
+        requester: NodeId,
+        revision: RevisionId,
+        chunks: Vec<ChunkHash>,
+    ) -> (Response, Bytes) {
         if chunks.len() > PIECE_CHUNKS_MAX {
             return (Response::Error(format!("a piece request names at most {PIECE_CHUNKS_MAX} chunks")), Bytes::new());
         }
-        if self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(requester) == UploadDecision::Busy {
+        if self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(requester)
+            == UploadDecision::Busy
+        {
             return (Response::Busy, Bytes::new());
         }
         let mut payload = BytesMut::new();
@@ -105,10 +112,10 @@ impl RevisionService {
                 "the bundle holds {declared_bytes} bytes of files; this node accepts revisions of at most {limit} bytes (node flag --max-revision-bytes)"
             ));
         }
-        self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(
-            id,
-            UploadSession { declared_bytes, received_bytes: 0, application: application.to_string() },
-        );
+        self.upload_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, UploadSession { declared_bytes, received_bytes: 0, application: application.to_string() });
         Ok(())
     }
 
@@ -128,7 +135,7 @@ impl RevisionService {
         let mut stored = 0;
         while offset < body.len() {
             let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
-            let hash = ChunkHash(header[..32].try_into().map_err(|_| "bad hash")?);
+            let hash = fleetmesh_consensus::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
             let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
             let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
             {
@@ -151,7 +158,11 @@ impl RevisionService {
     ///
     /// # Errors
     /// Unknown session, missing chunks, or an invalid manifest.
-    pub fn finish_upload(&self, id: &str, manifest: fleetmesh_consensus::model::revision::Manifest) -> Result<(RevisionId, String), String> {
+    pub fn finish_upload(
+        &self,
+        id: &str,
+        manifest: fleetmesh_consensus::model::revision::Manifest,
+    ) -> Result<(RevisionId, String), String> {
         let application = self
             .upload_sessions
             .lock()

@@ -74,8 +74,8 @@ async fn dispatch(
             Ok((Response::Api(crate::api::handle_forwarded(node.clone(), api_request).await), none))
         }
         (
-            Caller::Node(_),
+            Caller::Node(peer),
             request @ (Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. }),
-        ) => crate::swarm_service::handle(node, request).await,
+        ) => crate::swarm_service::handle(node, peer, request).await,
     }
 }

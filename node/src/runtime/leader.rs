@@ -177,7 +177,9 @@ impl Node {
                         Health::Suspect => HostView::suspect(),
                         Health::Dead => {
                             let dead_for = view.liveness.dead_for(*id, now).unwrap_or_default().as_millis() as u64;
-                            HostView::dead_since(fleetmesh_consensus::model::ids::UnixMillis(wall.0.saturating_sub(dead_for)))
+                            HostView::dead_since(fleetmesh_consensus::model::ids::UnixMillis(
+                                wall.0.saturating_sub(dead_for),
+                            ))
                         }
                     };
                     let _ = PlannerLiveness::Alive;
@@ -195,14 +197,21 @@ impl Node {
         let complete: Vec<(RevisionId, NodeId)> = self.leader.with_view(self.term(), now, |view| {
             view.progress
                 .iter()
-                .flat_map(|(revision, nodes)| nodes.values().filter(|progress| progress.complete).map(move |_| *revision).zip(nodes.keys().copied()))
+                .flat_map(|(revision, nodes)| {
+                    nodes
+                        .values()
+                        .filter(|progress| progress.complete)
+                        .map(move |_| *revision)
+                        .zip(nodes.keys().copied())
+                })
                 .collect()
         });
         self.state().read(|state| {
             complete
                 .into_iter()
                 .filter(|(revision, node)| {
-                    state.revisions.contains_key(revision) && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
+                    state.revisions.contains_key(revision)
+                        && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
                 })
                 .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
                 .collect()

@@ -10,9 +10,7 @@ use fleetmesh_consensus::model::revision::ChunkRef;
 use super::*;
 
 fn chunk(seed: u8, len: usize) -> (ChunkRef, Vec<u8>) {
-    let bytes: Vec<u8> = (0..len)
-        .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
+    let bytes: Vec<u8> = (0..len).map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed)).collect();
     (ChunkRef(ChunkHash::of(&bytes), len as u32), bytes)
 }
 
@@ -38,10 +36,7 @@ fn put_then_get_round_trips_under_the_hash_path() {
     assert!(store.put(reference.hash(), &bytes).expect("put"));
     let hex = reference.hash().to_hex();
     assert!(store.dir().join(&hex[..2]).join(&hex).is_file());
-    assert_eq!(
-        store.get(reference.hash()).expect("get").as_ref(),
-        bytes.as_slice()
-    );
+    assert_eq!(store.get(reference.hash()).expect("get").as_ref(), bytes.as_slice());
     assert!(!store.put(reference.hash(), &bytes).expect("put again"));
     assert_eq!(store.total_bytes(), 1000);
     assert!(store.has(reference.hash()));
@@ -82,13 +77,8 @@ fn a_corrupted_chunk_file_is_deleted_and_reported_missing() {
     flipped[100] ^= 0x01;
     fs::write(path(first), &flipped).expect("corrupt");
     fs::write(path(second), &second_bytes[..10]).expect("truncate");
-    assert!(
-        matches!(store.get(first.hash()), Err(StoreError::Missing(hash)) if hash == first.hash())
-    );
-    assert!(matches!(
-        store.get(second.hash()),
-        Err(StoreError::Missing(_))
-    ));
+    assert!(matches!(store.get(first.hash()), Err(StoreError::Missing(hash)) if hash == first.hash()));
+    assert!(matches!(store.get(second.hash()), Err(StoreError::Missing(_))));
     assert!(!path(first).exists() && !path(second).exists());
     // The truncated file held 10 bytes when deleted; the accounting follows the files.
     assert_eq!(store.total_bytes(), 4096 + 4096 - 4096 - 10);
@@ -100,9 +90,7 @@ fn retain_removes_unreferenced_chunks_only() {
     // Stores three chunks and keeps one; asserts the other two are deleted, the freed
     // bytes are returned, and the kept chunk still reads back.
     let (_dir, store) = open();
-    let chunks: Vec<_> = (1..=3)
-        .map(|seed| chunk(seed, 500 * usize::from(seed)))
-        .collect();
+    let chunks: Vec<_> = (1..=3).map(|seed| chunk(seed, 500 * usize::from(seed))).collect();
     for (reference, bytes) in &chunks {
         store.put(reference.hash(), bytes).expect("put");
     }
@@ -135,10 +123,7 @@ fn reopening_removes_temp_files_and_recounts() {
     let (reference, bytes) = chunk(1, 2048);
     store.put(reference.hash(), &bytes).expect("put");
     let hex = reference.hash().to_hex();
-    let temp = store
-        .dir()
-        .join(&hex[..2])
-        .join(format!("{TEMP_PREFIX}{hex}-1-0"));
+    let temp = store.dir().join(&hex[..2]).join(format!("{TEMP_PREFIX}{hex}-1-0"));
     fs::write(&temp, b"half a chunk").expect("temp");
     let foreign = store.dir().join(&hex[..2]).join("README");
     fs::write(&foreign, b"not a chunk").expect("foreign");
@@ -156,11 +141,7 @@ fn concurrent_puts_of_the_same_chunks_count_each_once() {
     // byte count equals the distinct bytes exactly, and no temp file is left.
     let (_dir, store) = open();
     let store = Arc::new(store);
-    let chunks: Arc<Vec<_>> = Arc::new(
-        (0..32)
-            .map(|seed| chunk(seed, 1000 + usize::from(seed)))
-            .collect(),
-    );
+    let chunks: Arc<Vec<_>> = Arc::new((0..32).map(|seed| chunk(seed, 1000 + usize::from(seed))).collect());
     let writers: Vec<_> = (0..4)
         .map(|_| {
             let (store, chunks) = (Arc::clone(&store), Arc::clone(&chunks));
@@ -173,18 +154,9 @@ fn concurrent_puts_of_the_same_chunks_count_each_once() {
             })
         })
         .collect();
-    let stored: usize = writers
-        .into_iter()
-        .map(|writer| writer.join().expect("writer"))
-        .sum();
-    assert_eq!(
-        stored, 32,
-        "each chunk is reported stored by exactly one writer"
-    );
-    let expected: u64 = chunks
-        .iter()
-        .map(|(reference, _)| u64::from(reference.len()))
-        .sum();
+    let stored: usize = writers.into_iter().map(|writer| writer.join().expect("writer")).sum();
+    assert_eq!(stored, 32, "each chunk is reported stored by exactly one writer");
+    let expected: u64 = chunks.iter().map(|(reference, _)| u64::from(reference.len())).sum();
     assert_eq!(store.total_bytes(), expected);
     let mut leftovers = 0;
     store

@@ -1,0 +1,569 @@
+//! In-place deployments of real bundles on real hosts (processes), as CodeDeploy runs
+//! them: lifecycle order and environment, files and modes, waves under the
+//! minimum-healthy-hosts rule, failure, rollback, leader loss, hook timeouts.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
+use serde_json::Value;
+
+/// A hook that appends one line per event to the host's `events` file:
+/// event, deployment id, application, group name, group id, and the bundle's version.
+const RECORD: &str = r#"#!/bin/sh
+ROOT="${FLEETMESH_INSTALL_ROOT%/}"
+mkdir -p "$ROOT/var/log/app"
+echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $(cat "$(dirname "$0")/../VERSION")" >> "$ROOT/var/log/app/events"
+"#;
+
+fn appspec(extra_hooks: &str) -> String {
+    format!(
+        "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n  - source: VERSION\n    destination: /srv/app\npermissions:\n  - object: /srv/app\n    pattern: \"*.sh\"\n    mode: \"0750\"\n    type: [file]\nhooks:\n{}{extra_hooks}",
+        ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"]
+            .iter()
+            .map(|event| format!("  {event}:\n    - location: hooks/record.sh\n      timeout: 30\n"))
+            .collect::<String>()
+    )
+}
+
+fn bundle(dir: &Path, version: &str, appspec_text: &str, extra: &[(&str, &str, u32)]) {
+    let mut files = vec![
+        ("appspec.yml", appspec_text, 0o644),
+        ("VERSION", version, 0o644),
+        ("site/index.html", "<p>hello</p>\n", 0o644),
+        ("site/run.sh", "#!/bin/sh\necho run\n", 0o644),
+        ("hooks/record.sh", RECORD, 0o755),
+    ];
+    files.extend_from_slice(extra);
+    write_bundle(dir, &files);
+}
+
+fn events(cluster: &TestCluster, index: u32) -> Vec<Vec<String>> {
+    std::fs::read_to_string(cluster.nodes[&index].install_root.join("var/log/app/events"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+fn setup(cluster: &TestCluster, group: &str, config: &str, extra: &[&str]) {
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
+    let mut args = vec![
+        "deploy",
+        "create-deployment-group",
+        "--application-name",
+        "app",
+        "--deployment-group-name",
+        group,
+        "--tag",
+        "role=web",
+        "--deployment-config-name",
+        config,
+    ];
+    args.extend_from_slice(extra);
+    cluster.ok(1, &args);
+}
+
+fn info(value: &Value) -> &Value {
+    &value["deploymentInfo"]
+}
+
+/// Five hosts: every host runs the events of §2.2 in order with CodeDeploy's variables;
+/// files land with their content and modes; a second deployment runs ApplicationStop
+/// from the first revision and replaces the files.
+#[test]
+fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revision() {
+    let cluster = TestCluster::start(5, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.AllAtOnce", &[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
+    bundle(&v1, "1\n", &appspec(""), &[]);
+    bundle(&v2, "2\n", &appspec(""), &[("site/new.txt", "second\n", 0o644)]);
+    let rev1 = cluster.push(1, "app", &v1);
+    let first = cluster.deploy_and_wait(2, "app", "web", &rev1, &[]);
+    assert_eq!(info(&first)["status"], "Succeeded", "{first}");
+    assert_eq!(info(&first)["deploymentOverview"]["Succeeded"], 5);
+    let group: Value = serde_json::from_str(
+        &cluster
+            .ok(1, &["deploy", "get-deployment-group", "--application-name", "app", "--deployment-group-name", "web"]),
+    )
+    .expect("json");
+    let group_id = group["deploymentGroupInfo"]["deploymentGroupId"].as_str().expect("group id").to_string();
+    let first_id = info(&first)["deploymentId"].as_str().expect("id").to_string();
+
+    let rev2 = cluster.push(3, "app", &v2);
+    let second = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
+    assert_eq!(info(&second)["status"], "Succeeded", "{second}");
+    let second_id = info(&second)["deploymentId"].as_str().expect("id").to_string();
+
+    for index in 1..=5 {
+        let lines = events(&cluster, index);
+        let names: Vec<&str> = lines.iter().map(|line| line[0].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "BeforeInstall",
+                "AfterInstall",
+                "ApplicationStart",
+                "ValidateService",
+                "ApplicationStop",
+                "BeforeInstall",
+                "AfterInstall",
+                "ApplicationStart",
+                "ValidateService"
+            ],
+            "host {index}: first deployment has no ApplicationStop (no previous install), the second runs all five"
+        );
+        for line in &lines[..4] {
+            assert_eq!(
+                line[1..6],
+                [first_id.clone(), "app".into(), "web".into(), group_id.clone(), "1".into()],
+                "host {index}"
+            );
+        }
+        // ApplicationStop of the second deployment ran the FIRST revision's script (§2.4).
+        assert_eq!(
+            lines[4][1..6],
+            [second_id.clone(), "app".into(), "web".into(), group_id.clone(), "1".into()],
+            "host {index}"
+        );
+        for line in &lines[5..] {
+            assert_eq!(line[5], "2", "host {index}: new-revision events run new scripts");
+        }
+        let root = &cluster.nodes[&index].install_root;
+        assert_eq!(std::fs::read_to_string(root.join("srv/app/VERSION")).expect("VERSION"), "2\n");
+        assert_eq!(std::fs::read_to_string(root.join("srv/app/new.txt")).expect("new file"), "second\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("srv/app/run.sh")).expect("run.sh").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o750, "permissions applied on host {index}");
+    }
+    let target = cluster.ok(
+        4,
+        &[
+            "deploy",
+            "get-deployment-target",
+            "--deployment-id",
+            &second_id,
+            "--target-id",
+            &cluster.node_id(4).to_string(),
+            "--json",
+        ],
+    );
+    let target: Value = serde_json::from_str(&target).expect("json");
+    let events: Vec<&str> = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["lifecycleEventName"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "ApplicationStop",
+            "DownloadBundle",
+            "BeforeInstall",
+            "Install",
+            "AfterInstall",
+            "ApplicationStart",
+            "ValidateService"
+        ]
+    );
+}
+
+/// OneAtATime with a hook that fails on the third host: the deployment fails with
+/// HEALTH_CONSTRAINTS, hosts 4–5 are skipped, and the automatic rollback puts the
+/// previous revision back on the three hosts that changed.
+#[test]
+fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
+    let cluster = TestCluster::start(5, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.OneAtATime", &["--auto-rollback"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let shared = work.path().join("attempts");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
+    bundle(&v1, "1\n", &appspec(""), &[]);
+    let failing = format!(
+        "#!/bin/sh\nn=$(ls {dir} | wc -l)\ntouch {dir}/$FLEETMESH_NODE_ID\nif [ \"$n\" -eq 2 ]; then echo \"failing on purpose on node $FLEETMESH_NODE_ID\"; exit 7; fi\n",
+        dir = shared.display()
+    );
+    let spec = appspec("").replace(
+        "  ValidateService:\n    - location: hooks/record.sh\n      timeout: 30\n",
+        "  ValidateService:\n    - location: hooks/record.sh\n      timeout: 30\n    - location: hooks/fail_third.sh\n      timeout: 30\n",
+    );
+    bundle(&v2, "2\n", &spec, &[("hooks/fail_third.sh", &failing, 0o755)]);
+    let rev1 = cluster.push(1, "app", &v1);
+    assert_eq!(info(&cluster.deploy_and_wait(1, "app", "web", &rev1, &[]))["status"], "Succeeded");
+    let rev2 = cluster.push(1, "app", &v2);
+    let failed = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
+    let failed = info(&failed);
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert_eq!(failed["errorInformation"]["code"], "HEALTH_CONSTRAINTS");
+    let overview = &failed["deploymentOverview"];
+    assert_eq!(
+        (overview["Succeeded"].as_u64(), overview["Failed"].as_u64(), overview["Skipped"].as_u64()),
+        (Some(2), Some(1), Some(2)),
+        "{overview}"
+    );
+    let waves = failed["targetWaves"].as_array().expect("waves");
+    let failed_target = waves.iter().find(|target| target["status"] == "Failed").expect("failed target");
+    assert_eq!(failed_target["wave"], 3, "the third host started failed");
+    let target = cluster.ok(
+        1,
+        &[
+            "deploy",
+            "get-deployment-target",
+            "--deployment-id",
+            failed["deploymentId"].as_str().expect("id"),
+            "--target-id",
+            failed_target["targetId"].as_str().expect("target"),
+            "--json",
+        ],
+    );
+    let target: Value = serde_json::from_str(&target).expect("json");
+    let validate = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|event| event["lifecycleEventName"] == "ValidateService")
+        .cloned()
+        .expect("ValidateService");
+    assert_eq!(validate["status"], "Failed");
+    assert_eq!(validate["diagnostics"]["errorCode"], "ScriptFailed");
+    assert!(validate["diagnostics"]["logTail"].as_str().unwrap_or("").contains("failing on purpose"), "{validate}");
+
+    let rollback_id =
+        failed["rollbackInfo"]["rollbackDeploymentId"].as_str().expect("a rollback deployment").to_string();
+    let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(120));
+    assert_eq!(info(&rollback)["status"], "Succeeded", "{rollback}");
+    assert_eq!(info(&rollback)["creator"], "codeDeployRollback");
+    assert_eq!(info(&rollback)["rollbackInfo"]["rollbackTriggeringDeploymentId"], failed["deploymentId"]);
+    let changed: Vec<u64> = waves
+        .iter()
+        .filter(|target| target["status"] != "Skipped")
+        .map(|target| target["targetId"].as_str().expect("id").parse().expect("number"))
+        .collect();
+    assert_eq!(changed.len(), 3);
+    for index in 1..=5 {
+        let root = &cluster.nodes[&index].install_root;
+        assert_eq!(
+            std::fs::read_to_string(root.join("srv/app/VERSION")).expect("VERSION"),
+            "1\n",
+            "host {index} runs the previous revision"
+        );
+        let id = cluster.node_id(index);
+        let ran_rollback = events(&cluster, index).iter().any(|line| line[1] == rollback_id);
+        assert_eq!(ran_rollback, changed.contains(&id), "host {index}: only changed hosts are rolled back");
+    }
+}
+
+fn intervals(cluster: &TestCluster, deployment: &Value) -> Vec<(u64, u64)> {
+    let id = info(deployment)["deploymentId"].as_str().expect("id").to_string();
+    info(deployment)["targetWaves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|target| {
+            let answer = cluster.ok(
+                1,
+                &[
+                    "deploy",
+                    "get-deployment-target",
+                    "--deployment-id",
+                    &id,
+                    "--target-id",
+                    target["targetId"].as_str().expect("target"),
+                    "--json",
+                ],
+            );
+            let answer: Value = serde_json::from_str(&answer).expect("json");
+            let events =
+                answer["deploymentTarget"]["instanceTarget"]["lifecycleEvents"].as_array().expect("events").clone();
+            let start = events.iter().filter_map(|event| event["startTime"].as_u64()).min().expect("start");
+            let end = events.iter().filter_map(|event| event["endTime"].as_u64()).max().expect("end");
+            (start, end)
+        })
+        .collect()
+}
+
+fn max_overlap(intervals: &[(u64, u64)]) -> usize {
+    intervals
+        .iter()
+        .map(|(start, _)| {
+            intervals.iter().filter(|(other_start, other_end)| other_start <= start && start < other_end).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// HalfAtATime and a custom HOST_COUNT configuration on five hosts: from the recorded
+/// event times, never more targets in flight than the rule allows.
+#[test]
+fn half_at_a_time_and_host_count_never_exceed_the_rule() {
+    let cluster = TestCluster::start(5, Options::default());
+    setup(&cluster, "half", "CodeDeployDefault.HalfAtATime", &[]);
+    cluster.ok(
+        1,
+        &[
+            "deploy",
+            "create-deployment-config",
+            "--deployment-config-name",
+            "two-healthy",
+            "--minimum-healthy-hosts",
+            "type=HOST_COUNT,value=2",
+        ],
+    );
+    cluster.ok(
+        1,
+        &[
+            "deploy",
+            "create-deployment-group",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "count",
+            "--tag",
+            "role=web",
+            "--deployment-config-name",
+            "two-healthy",
+        ],
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let spec = appspec("").replace(
+        "  ApplicationStart:\n    - location: hooks/record.sh\n",
+        "  ApplicationStart:\n    - location: hooks/slow.sh\n      timeout: 30\n    - location: hooks/record.sh\n",
+    );
+    bundle(work.path(), "1\n", &spec, &[("hooks/slow.sh", "#!/bin/sh\nsleep 1\n", 0o755)]);
+    let revision = cluster.push(1, "app", work.path());
+    let half = cluster.deploy_and_wait(1, "app", "half", &revision, &[]);
+    assert_eq!(info(&half)["status"], "Succeeded", "{half}");
+    let overlap = max_overlap(&intervals(&cluster, &half));
+    // 5 hosts, 50 % → M = ceil(2.5) = 3 healthy → at most 2 out of service.
+    assert!((1..=2).contains(&overlap), "HalfAtATime had {overlap} targets in flight at once");
+    let count = cluster.deploy_and_wait(1, "app", "count", &revision, &[]);
+    assert_eq!(info(&count)["status"], "Succeeded", "{count}");
+    let overlap = max_overlap(&intervals(&cluster, &count));
+    assert!((1..=3).contains(&overlap), "HOST_COUNT 2 of 5 had {overlap} targets in flight at once");
+    assert!(info(&count)["waves"].as_u64().expect("waves") >= 2);
+}
+
+/// `kill -9` the leader in the middle of a OneAtATime deployment (and bring it back as
+/// systemd would): the deployment still ends Succeeded, and no host ran a lifecycle
+/// event twice for it.
+#[test]
+fn leader_kill9_mid_rollout_still_succeeds_without_repeating_events() {
+    let mut cluster = TestCluster::start(5, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.OneAtATime", &[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let spec = appspec("").replace(
+        "  ApplicationStart:\n    - location: hooks/record.sh\n",
+        "  ApplicationStart:\n    - location: hooks/slow.sh\n      timeout: 30\n    - location: hooks/record.sh\n",
+    );
+    bundle(work.path(), "1\n", &spec, &[("hooks/slow.sh", "#!/bin/sh\nsleep 1\n", 0o755)]);
+    let revision = cluster.push(1, "app", work.path());
+    let created = cluster.ok(
+        1,
+        &[
+            "deploy",
+            "create-deployment",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "web",
+            "--revision",
+            &revision,
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).expect("json")["deploymentId"].as_str().expect("id").to_string();
+    let leader = wait_until("a leader", Duration::from_secs(10), || cluster.leader_index(1));
+    let leader_id = cluster.node_id(leader);
+    // Wait until the leader's own target is done and at least two hosts finished.
+    wait_until("two hosts done, the leader's among them", Duration::from_secs(120), || {
+        let deployment = cluster.deployment(1, &id)?;
+        let waves = info(&deployment)["targetWaves"].as_array()?.clone();
+        let done = waves.iter().filter(|target| target["status"] == "Succeeded").count();
+        let leader_done =
+            waves.iter().any(|target| target["targetId"] == leader_id.to_string() && target["status"] == "Succeeded");
+        (done >= 2 && leader_done && info(&deployment)["status"] == "InProgress").then_some(())
+    });
+    cluster.kill9(leader);
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.restart(leader);
+    let end = cluster.wait_deployment(&id, Duration::from_secs(180));
+    assert_eq!(info(&end)["status"], "Succeeded", "{end}");
+    for index in 1..=5 {
+        let lines: Vec<Vec<String>> = events(&cluster, index).into_iter().filter(|line| line[1] == id).collect();
+        let names: Vec<&str> = lines.iter().map(|line| line[0].as_str()).collect();
+        assert_eq!(
+            names,
+            ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"],
+            "host {index} ran each event once"
+        );
+    }
+}
+
+/// A hook past its timeout is killed with its process group and reported
+/// ScriptTimedOut; a hook that leaves a background child holding stdout does not hang
+/// the event.
+#[test]
+fn hook_timeouts_kill_the_process_group_and_background_children_do_not_hang() {
+    let cluster = TestCluster::start(1, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.AllAtOnce", &[]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let pid_file = work.path().join("child.pid");
+    let detached = work.path().join("detached");
+    let background = "#!/bin/sh\nsleep 60 &\necho started a background child\nexit 0\n";
+    let hang = format!("#!/bin/sh\nsleep 120 &\necho $! > {}\nsleep 120\n", pid_file.display());
+    let spec = "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: background.sh\n      timeout: 30\n  ValidateService:\n    - location: hang.sh\n      timeout: 2\n";
+    write_bundle(
+        &detached,
+        &[("appspec.yml", spec, 0o644), ("background.sh", background, 0o755), ("hang.sh", &hang, 0o755)],
+    );
+    let revision = cluster.push(1, "app", &detached);
+    let started = std::time::Instant::now();
+    let result = cluster.deploy_and_wait(1, "app", "web", &revision, &[]);
+    assert_eq!(info(&result)["status"], "Failed", "{result}");
+    assert!(started.elapsed() < Duration::from_secs(40), "the deployment took {:?}", started.elapsed());
+    let id = info(&result)["deploymentId"].as_str().expect("id").to_string();
+    let target =
+        cluster.ok(1, &["deploy", "get-deployment-target", "--deployment-id", &id, "--target-id", "1", "--json"]);
+    let target: Value = serde_json::from_str(&target).expect("json");
+    let events = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"].as_array().expect("events").clone();
+    let after = events.iter().find(|event| event["lifecycleEventName"] == "AfterInstall").expect("AfterInstall");
+    assert_eq!(after["status"], "Succeeded", "a background child holding stdout must not hang: {after}");
+    let duration = after["endTime"].as_u64().unwrap_or(0) - after["startTime"].as_u64().unwrap_or(0);
+    assert!(duration < 5000, "AfterInstall took {duration} ms");
+    let validate =
+        events.iter().find(|event| event["lifecycleEventName"] == "ValidateService").expect("ValidateService");
+    assert_eq!(validate["diagnostics"]["errorCode"], "ScriptTimedOut", "{validate}");
+    let pid = std::fs::read_to_string(&pid_file).expect("pid").trim().to_string();
+    wait_until("the hung script's child to be gone", Duration::from_secs(10), || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+}
+
+/// Bad input gets a clear error and changes nothing: unknown group, configuration and
+/// revision; a group matching no host fails with NO_INSTANCES; a malformed appspec
+/// fails the target with a diagnostic naming the file and field instead of hanging.
+#[test]
+fn bad_input_is_refused_clearly() {
+    let cluster = TestCluster::start(1, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.AllAtOnce", &[]);
+    cluster.ok(
+        1,
+        &[
+            "deploy",
+            "create-deployment-group",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "nobody",
+            "--tag",
+            "role=db",
+        ],
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    bundle(work.path(), "1\n", &appspec(""), &[]);
+    let revision = cluster.push(1, "app", work.path());
+    let refuse = |args: &[&str], needle: &str| {
+        let output = cluster.cli(1, args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let text = String::from_utf8_lossy(&output.stderr);
+        assert!(text.contains(needle), "{args:?}: {text}");
+    };
+    refuse(
+        &[
+            "deploy",
+            "create-deployment",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "nope",
+            "--revision",
+            &revision,
+        ],
+        "deployment group nope",
+    );
+    refuse(
+        &[
+            "deploy",
+            "create-deployment",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "web",
+            "--revision",
+            &revision,
+            "--deployment-config-name",
+            "Nope",
+        ],
+        "deployment configuration Nope",
+    );
+    refuse(
+        &[
+            "deploy",
+            "create-deployment",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "web",
+            "--revision",
+            &"ab".repeat(32),
+        ],
+        "does not exist",
+    );
+    refuse(
+        &[
+            "deploy",
+            "create-deployment-group",
+            "--application-name",
+            "app",
+            "--deployment-group-name",
+            "bad name",
+            "--tag",
+            "a=b",
+        ],
+        "deployment group name",
+    );
+    refuse(
+        &[
+            "deploy",
+            "create-deployment-config",
+            "--deployment-config-name",
+            "CodeDeployDefault.Mine",
+            "--minimum-healthy-hosts",
+            "type=HOST_COUNT,value=1",
+        ],
+        "reserved",
+    );
+    let none = cluster.deploy_and_wait(1, "app", "nobody", &revision, &[]);
+    assert_eq!(info(&none)["status"], "Failed");
+    assert_eq!(info(&none)["errorInformation"]["code"], "NO_INSTANCES");
+    let deployments = cluster.ok(1, &["deploy", "list-deployments", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&deployments).expect("json")["deployments"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let broken = work.path().join("broken");
+    write_bundle(
+        &broken,
+        &[("appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - timeout: 30\n", 0o644)],
+    );
+    let revision = cluster.push(1, "app", &broken);
+    let result = cluster.deploy_and_wait(1, "app", "web", &revision, &[]);
+    assert_eq!(info(&result)["status"], "Failed");
+    let id = info(&result)["deploymentId"].as_str().expect("id").to_string();
+    let target =
+        cluster.ok(1, &["deploy", "get-deployment-target", "--deployment-id", &id, "--target-id", "1", "--json"]);
+    let target: Value = serde_json::from_str(&target).expect("json");
+    let failed = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|event| event["status"] == "Failed")
+        .cloned()
+        .expect("a failed event");
+    let message = failed["diagnostics"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("appspec.yml") && message.contains("location"), "{message}");
+}
