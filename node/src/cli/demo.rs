@@ -191,15 +191,16 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("\n{}", super::cluster::render_status(&cluster.status()?));
     let outcome = super::demo_deploy::run(&cluster).and_then(|inner| inner);
     let api = cluster.api_of(1).map(|api| api.to_string()).unwrap_or_default();
+    if args.once {
+        cluster.stop();
+        println!("\nstopped the {} nodes (--once); their data and logs are in {}", args.nodes, dir.display());
+        return outcome;
+    }
     println!(
         "\nThe cluster keeps running. In another terminal:\n  export FLEETMESH_API=http://{api} FLEETMESH_TOKEN=$(cat {}/n1/admin-token)\n  fleetmesh cluster status\n  fleetmesh deploy list-deployments\nNode logs: {}/n*.log",
         dir.display(),
         dir.display()
     );
-    if args.once {
-        cluster.stop();
-        return outcome;
-    }
     println!("Press Ctrl-C to stop the cluster.");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {

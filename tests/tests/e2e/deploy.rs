@@ -339,7 +339,9 @@ fn half_at_a_time_and_host_count_never_exceed_the_rule() {
     let overlap = max_overlap(&intervals(&cluster, &half));
     // 5 hosts, 50 % → M = ceil(2.5) = 3 healthy → at most 2 out of service.
     assert!((1..=2).contains(&overlap), "HalfAtATime had {overlap} targets in flight at once");
-    let count = cluster.deploy_and_wait(1, "app", "count", &revision, &[]);
+    // Another group installs to the same paths: as with CodeDeploy, that needs OVERWRITE
+    // (DISALLOW, the default, refuses files another group installed).
+    let count = cluster.deploy_and_wait(1, "app", "count", &revision, &["--file-exists-behavior", "OVERWRITE"]);
     assert_eq!(info(&count)["status"], "Succeeded", "{count}");
     let overlap = max_overlap(&intervals(&cluster, &count));
     assert!((1..=3).contains(&overlap), "HOST_COUNT 2 of 5 had {overlap} targets in flight at once");
