@@ -9,3 +9,4 @@
 //! the appspec interpreter); I/O sits at the edges so the simulator runs the same code.
 
 // Modules are added here as they land (one line each, alphabetical).
+pub mod swarm;
