@@ -1,21 +1,34 @@
 //! Many fleetmesh nodes, one process, one seed.
 //!
-//! The simulator runs the production node code — Raft with its redb stores (on
-//! redb's in-memory backend), the leader's duties, the poll loops — on a simulated
-//! network ([`net::SimNet`]) and tokio's paused clock, in one single-threaded runtime.
-//! A seed decides every latency, loss, fault and timer, and the trace of every
-//! delivery is hashed, so a failing seed replays exactly. Scenarios run a safety phase
-//! with faults, then a liveness phase without, and report invariant verdicts.
+//! This crate owns the deterministic simulations that run the node crate's real code
+//! against simulated networks, clocks and faults, and checks invariants on the outcome.
+//! A run is a function of its parameters and seed: it reads no wall clock, draws every
+//! random number from a seeded `ChaCha8Rng` (tokio's own randomness included, through
+//! `--cfg tokio_unstable` and `Builder::rng_seed`), iterates only ordered collections,
+//! and hashes its ordered event log, so a failing seed replays exactly.
+//!
+//! Two engines:
+//! - [`cluster`]: production [`fleetmesh_node::runtime::Node`]s — Raft on redb's
+//!   in-memory backend, the leader's duties, the rollout engine, the host agent with
+//!   simulated hooks — on [`net::SimNet`] and tokio's paused clock, one single-threaded
+//!   runtime. Scenarios: `leader-partition`, and the deployment chaos scenarios.
+//! - [`swarm`]: a discrete-event simulation (no tokio timers) that drives the real
+//!   swarm state machines (`fleetmesh_node::swarm`) with phantom payloads over a
+//!   bandwidth model, fast enough for a thousand nodes and a GiB.
 //!
 //! ```text
-//!  scenario ──builds──▶ SimCluster ──nodes──▶ fleetmesh_node::runtime::Node × N
-//!     │ faults (partition, crash, restart, clog)      │ Transport = SimNet handle
-//!     └──verdicts◀── invariants (one file each) ◀─────┘ trace ──▶ trace_hash
+//!  scenario ──builds──▶ SimCluster ──nodes──▶ Node × N  (Transport = SimNet handle)
+//!     │ faults (partition, crash, restart, clog)         │
+//!     └──verdicts◀── invariants (one file each) ◀────────┘ trace ──▶ trace_hash
 //! ```
+//!
+//! It deliberately does not own node logic (that lives in `fleetmesh-node`) nor real
+//! I/O (no sockets, no files).
 
 pub mod cli;
 pub mod cluster;
 pub mod invariants;
 pub mod net;
 pub mod scenarios;
+pub mod swarm;
 pub mod trace;
