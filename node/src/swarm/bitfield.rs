@@ -49,18 +49,12 @@ pub enum BitfieldParseError {
 impl Bitfield {
     /// An empty set over `0..len`.
     pub fn new(len: usize) -> Self {
-        Self {
-            len,
-            words: vec![0; len.div_ceil(WORD_BITS)],
-        }
+        Self { len, words: vec![0; len.div_ceil(WORD_BITS)] }
     }
 
     /// The full set `0..len` (what a seed advertises).
     pub fn full(len: usize) -> Self {
-        let mut bitfield = Self {
-            len,
-            words: vec![u64::MAX; len.div_ceil(WORD_BITS)],
-        };
+        let mut bitfield = Self { len, words: vec![u64::MAX; len.div_ceil(WORD_BITS)] };
         bitfield.clear_tail();
         bitfield
     }
@@ -85,11 +79,7 @@ impl Bitfield {
     /// # Panics
     /// When `index >= len`: callers validate indices that come from the network.
     pub fn set(&mut self, index: usize) {
-        assert!(
-            index < self.len,
-            "bit {index} is past the end of a {}-bit field",
-            self.len
-        );
+        assert!(index < self.len, "bit {index} is past the end of a {}-bit field", self.len);
         self.words[index / WORD_BITS] |= 1 << (index % WORD_BITS);
     }
 
@@ -98,20 +88,13 @@ impl Bitfield {
     /// # Panics
     /// When `index >= len`.
     pub fn clear(&mut self, index: usize) {
-        assert!(
-            index < self.len,
-            "bit {index} is past the end of a {}-bit field",
-            self.len
-        );
+        assert!(index < self.len, "bit {index} is past the end of a {}-bit field", self.len);
         self.words[index / WORD_BITS] &= !(1 << (index % WORD_BITS));
     }
 
     /// Number of members.
     pub fn count(&self) -> usize {
-        self.words
-            .iter()
-            .map(|word| word.count_ones() as usize)
-            .sum()
+        self.words.iter().map(|word| word.count_ones() as usize).sum()
     }
 
     /// True when every index in `0..len` is a member.
@@ -121,20 +104,17 @@ impl Bitfield {
 
     /// Members in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words
-            .iter()
-            .enumerate()
-            .flat_map(|(word_index, &word)| {
-                let mut rest = word;
-                std::iter::from_fn(move || {
-                    if rest == 0 {
-                        return None;
-                    }
-                    let bit = rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    Some(word_index * WORD_BITS + bit)
-                })
+        self.words.iter().enumerate().flat_map(|(word_index, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                Some(word_index * WORD_BITS + bit)
             })
+        })
     }
 
     /// The words, for set algebra inside the swarm (bits past `len` are zero).
@@ -159,11 +139,7 @@ impl Bitfield {
 /// The `n`-th member (0-based) of the set whose words are produced by `word_at`, if the
 /// set has more than `n` members. Used to pick a uniformly random member of an
 /// intersection without building it.
-pub(crate) fn nth_member(
-    words: usize,
-    word_at: impl Fn(usize) -> u64,
-    mut n: usize,
-) -> Option<usize> {
+pub(crate) fn nth_member(words: usize, word_at: impl Fn(usize) -> u64, mut n: usize) -> Option<usize> {
     for index in 0..words {
         let mut word = word_at(index);
         let ones = word.count_ones() as usize;
@@ -181,12 +157,7 @@ pub(crate) fn nth_member(
 
 impl fmt::Display for Bitfield {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes: Vec<u8> = self
-            .words
-            .iter()
-            .flat_map(|word| word.to_le_bytes())
-            .take(self.byte_len())
-            .collect();
+        let bytes: Vec<u8> = self.words.iter().flat_map(|word| word.to_le_bytes()).take(self.byte_len()).collect();
         write!(formatter, "{}:{}", self.len, hex::encode(bytes))
     }
 }
@@ -206,11 +177,7 @@ impl FromStr for Bitfield {
         let len: usize = len_text.parse().map_err(|_| shape())?;
         let mut bitfield = Self::new(len);
         let expected = bitfield.byte_len() * 2;
-        let hex_error = || BitfieldParseError::Hex {
-            len,
-            expected,
-            text: hex_text.chars().take(40).collect(),
-        };
+        let hex_error = || BitfieldParseError::Hex { len, expected, text: hex_text.chars().take(40).collect() };
         if hex_text.len() != expected {
             return Err(hex_error());
         }
@@ -273,30 +240,12 @@ mod tests {
         bits.set(9);
         let json = serde_json::to_string(&bits).expect("serializes");
         assert_eq!(json, "\"12:0102\"");
-        assert_eq!(
-            serde_json::from_str::<Bitfield>(&json).expect("parses"),
-            bits
-        );
-        assert!(matches!(
-            "12".parse::<Bitfield>(),
-            Err(BitfieldParseError::Shape(_))
-        ));
-        assert!(matches!(
-            "12:01".parse::<Bitfield>(),
-            Err(BitfieldParseError::Hex { .. })
-        ));
-        assert!(matches!(
-            "12:zz02".parse::<Bitfield>(),
-            Err(BitfieldParseError::Hex { .. })
-        ));
-        assert_eq!(
-            "12:0110".parse::<Bitfield>(),
-            Err(BitfieldParseError::TrailingBits { len: 12 })
-        );
-        assert_eq!(
-            "0:".parse::<Bitfield>().expect("empty field"),
-            Bitfield::new(0)
-        );
+        assert_eq!(serde_json::from_str::<Bitfield>(&json).expect("parses"), bits);
+        assert!(matches!("12".parse::<Bitfield>(), Err(BitfieldParseError::Shape(_))));
+        assert!(matches!("12:01".parse::<Bitfield>(), Err(BitfieldParseError::Hex { .. })));
+        assert!(matches!("12:zz02".parse::<Bitfield>(), Err(BitfieldParseError::Hex { .. })));
+        assert_eq!("12:0110".parse::<Bitfield>(), Err(BitfieldParseError::TrailingBits { len: 12 }));
+        assert_eq!("0:".parse::<Bitfield>().expect("empty field"), Bitfield::new(0));
     }
 
     #[test]
@@ -308,9 +257,7 @@ mod tests {
             bits.set(index);
         }
         let words = bits.words();
-        let found: Vec<_> = (0..4)
-            .map(|n| nth_member(words.len(), |i| words[i], n))
-            .collect();
+        let found: Vec<_> = (0..4).map(|n| nth_member(words.len(), |i| words[i], n)).collect();
         assert_eq!(found, vec![Some(3), Some(70), Some(128), None]);
     }
 }

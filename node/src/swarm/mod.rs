@@ -35,8 +35,7 @@ mod upload;
 pub use bitfield::{Bitfield, BitfieldParseError};
 pub use download::{
     Download, DownloadError, DownloadParams, InvariantViolation, PieceRequest, Received,
-    ENDGAME_REQUESTS_PER_PIECE_MAX, PEERS_WANTED_MIN, REQUESTS_IN_FLIGHT_MAX,
-    REQUESTS_PER_PEER_MAX,
+    ENDGAME_REQUESTS_PER_PIECE_MAX, PEERS_WANTED_MIN, REQUESTS_IN_FLIGHT_MAX, REQUESTS_PER_PEER_MAX,
 };
 pub use pieces::{PieceMap, PIECE_BYTES_TARGET};
 pub use seeding::SeedAdvertisement;

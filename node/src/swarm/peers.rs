@@ -44,13 +44,7 @@ pub(crate) struct PeerTable {
 impl PeerTable {
     /// An empty table for a revision of `pieces` pieces.
     pub(crate) fn new(pieces: usize) -> Self {
-        Self {
-            pieces,
-            words: pieces.div_ceil(64),
-            ids: Vec::new(),
-            states: Vec::new(),
-            haves: Vec::new(),
-        }
+        Self { pieces, words: pieces.div_ceil(64), ids: Vec::new(), states: Vec::new(), haves: Vec::new() }
     }
 
     /// Number of known peers.
@@ -72,8 +66,7 @@ impl PeerTable {
                 self.ids.insert(position, peer);
                 self.states.insert(position, PeerState::default());
                 let at = position * self.words;
-                self.haves
-                    .splice(at..at, std::iter::repeat_n(0, self.words));
+                self.haves.splice(at..at, std::iter::repeat_n(0, self.words));
                 position
             }
         }
@@ -167,11 +160,7 @@ mod tests {
             assert!(table.add_piece(position, id as usize * 10));
         }
         assert_eq!(table.ids(), &[NodeId(1), NodeId(3), NodeId(5)]);
-        assert_eq!(
-            table.insert(NodeId(3)),
-            1,
-            "existing peer keeps its position"
-        );
+        assert_eq!(table.insert(NodeId(3)), 1, "existing peer keeps its position");
         assert!(!table.add_piece(1, 30), "already there");
         assert!(table.has(2, 50) && !table.has(2, 10));
         let (state, have) = table.remove(NodeId(3)).expect("known");

@@ -62,11 +62,7 @@ impl PieceMap {
             starts.push(unique_chunks.len());
             offsets.push(total);
         }
-        Self {
-            chunks: unique_chunks.to_vec(),
-            starts,
-            offsets,
-        }
+        Self { chunks: unique_chunks.to_vec(), starts, offsets }
     }
 
     /// Number of pieces.
@@ -126,11 +122,7 @@ mod tests {
     use super::*;
 
     fn chunks(sizes: &[u32]) -> Vec<ChunkRef> {
-        sizes
-            .iter()
-            .enumerate()
-            .map(|(index, &size)| ChunkRef(ChunkHash::of(&index.to_le_bytes()), size))
-            .collect()
+        sizes.iter().enumerate().map(|(index, &size)| ChunkRef(ChunkHash::of(&index.to_le_bytes()), size)).collect()
     }
 
     #[test]
@@ -139,14 +131,8 @@ mod tests {
         // before they would pass 100 bytes, keep chunk order and cover every chunk once.
         let map = PieceMap::with_target(&chunks(&[40, 40, 30, 50, 10]), 100);
         assert_eq!(map.len(), 2);
-        assert_eq!(
-            map.piece(0).iter().map(ChunkRef::len).collect::<Vec<_>>(),
-            vec![40, 40]
-        );
-        assert_eq!(
-            map.piece(1).iter().map(ChunkRef::len).collect::<Vec<_>>(),
-            vec![30, 50, 10]
-        );
+        assert_eq!(map.piece(0).iter().map(ChunkRef::len).collect::<Vec<_>>(), vec![40, 40]);
+        assert_eq!(map.piece(1).iter().map(ChunkRef::len).collect::<Vec<_>>(), vec![30, 50, 10]);
         assert_eq!((map.piece_bytes(0), map.piece_bytes(1)), (80, 90));
         assert_eq!(map.total_bytes(), 170);
         assert_eq!(map.chunk_range(1), 2..5);

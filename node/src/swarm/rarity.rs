@@ -74,10 +74,7 @@ impl Rarity {
     /// When no peer was counted for `piece` (a bookkeeping bug in the caller).
     pub(crate) fn decrement(&mut self, piece: usize) {
         let before = self.availability[piece];
-        assert!(
-            before > 0,
-            "piece {piece} availability would drop below zero"
-        );
+        assert!(before > 0, "piece {piece} availability would drop below zero");
         self.availability[piece] = before - 1;
         self.move_level(piece, before, before - 1);
     }
@@ -115,26 +112,14 @@ impl Rarity {
     /// The rarest wanted piece among `offered` (the union of the eligible peers'
     /// have-sets) that is not in `excluded` (pieces already in flight), ties broken
     /// uniformly at random. `None` when no such piece exists.
-    pub(crate) fn pick_rarest(
-        &self,
-        offered: &[u64],
-        excluded: &Bitfield,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<usize> {
+    pub(crate) fn pick_rarest(&self, offered: &[u64], excluded: &Bitfield, rng: &mut ChaCha8Rng) -> Option<usize> {
         let excluded = excluded.words();
-        for (level, words) in self
-            .levels
-            .chunks_exact(self.words.max(1))
-            .enumerate()
-            .skip(1)
-        {
+        for (level, words) in self.levels.chunks_exact(self.words.max(1)).enumerate().skip(1) {
             if self.level_counts[level] == 0 {
                 continue;
             }
             let word_at = |index: usize| words[index] & offered[index] & !excluded[index];
-            let candidates: usize = (0..self.words)
-                .map(|index| word_at(index).count_ones() as usize)
-                .sum();
+            let candidates: usize = (0..self.words).map(|index| word_at(index).count_ones() as usize).sum();
             if candidates > 0 {
                 return nth_member(self.words, word_at, rng.gen_range(0..candidates));
             }
@@ -149,9 +134,7 @@ impl Rarity {
     pub(crate) fn check(&self, recomputed: &[u32], held: &Bitfield) -> Result<(), String> {
         for (piece, (&counted, &actual)) in self.availability.iter().zip(recomputed).enumerate() {
             if counted != actual {
-                return Err(format!(
-                    "piece {piece}: availability {counted}, peers hold {actual}"
-                ));
+                return Err(format!("piece {piece}: availability {counted}, peers hold {actual}"));
             }
             if self.wanted.get(piece) == held.get(piece) {
                 return Err(format!("piece {piece}: wanted and held disagree"));
@@ -159,19 +142,14 @@ impl Rarity {
             for level in 0..self.level_counts.len() {
                 let expected = self.wanted.get(piece) && level == counted as usize;
                 if self.level_has(level, piece) != expected {
-                    return Err(format!(
-                        "piece {piece}: misfiled at availability level {level}"
-                    ));
+                    return Err(format!("piece {piece}: misfiled at availability level {level}"));
                 }
             }
         }
         for (level, words) in self.levels.chunks_exact(self.words.max(1)).enumerate() {
             let members: usize = words.iter().map(|word| word.count_ones() as usize).sum();
             if members != self.level_counts[level] {
-                return Err(format!(
-                    "availability level {level}: count {} is stale",
-                    self.level_counts[level]
-                ));
+                return Err(format!("availability level {level}: count {} is stale", self.level_counts[level]));
             }
         }
         Ok(())
@@ -224,18 +202,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let everything = field(4, &[0, 1, 2, 3]);
         let nothing = Bitfield::new(4);
-        assert_eq!(
-            rarity.pick_rarest(everything.words(), &nothing, &mut rng),
-            Some(2)
-        );
+        assert_eq!(rarity.pick_rarest(everything.words(), &nothing, &mut rng), Some(2));
         let picked = rarity.pick_rarest(everything.words(), &field(4, &[2]), &mut rng);
         assert!(matches!(picked, Some(0 | 1)), "{picked:?}");
         let only_b = field(4, &[0, 1]);
         for _ in 0..20 {
-            assert_ne!(
-                rarity.pick_rarest(only_b.words(), &nothing, &mut rng),
-                Some(2)
-            );
+            assert_ne!(rarity.pick_rarest(only_b.words(), &nothing, &mut rng), Some(2));
         }
         let recomputed = [2, 2, 1, 1];
         assert_eq!(rarity.check(&recomputed, &held), Ok(()));
@@ -249,13 +221,7 @@ mod tests {
         rarity.apply_change(Bitfield::new(64).words(), Bitfield::full(64).words());
         let offered = Bitfield::full(64);
         let picks: std::collections::BTreeSet<_> = (0..8)
-            .map(|seed| {
-                rarity.pick_rarest(
-                    offered.words(),
-                    &Bitfield::new(64),
-                    &mut ChaCha8Rng::seed_from_u64(seed),
-                )
-            })
+            .map(|seed| rarity.pick_rarest(offered.words(), &Bitfield::new(64), &mut ChaCha8Rng::seed_from_u64(seed)))
             .collect();
         assert!(picks.len() > 1, "{picks:?}");
     }
@@ -270,10 +236,7 @@ mod tests {
         rarity.mark_held(0);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..10 {
-            assert_eq!(
-                rarity.pick_rarest(peer.words(), &Bitfield::new(2), &mut rng),
-                Some(1)
-            );
+            assert_eq!(rarity.pick_rarest(peer.words(), &Bitfield::new(2), &mut rng), Some(1));
         }
         rarity.apply_change(peer.words(), Bitfield::new(2).words());
         assert_eq!(rarity.availability(0), 0);

@@ -111,10 +111,7 @@ mod tests {
         seed.sending(2);
         assert_eq!(seed.advertised().iter().collect::<Vec<_>>(), vec![1]);
         assert_eq!(seed.unsent(), 1);
-        assert!(
-            !seed.accepts(0),
-            "a second copy while piece 1 was never sent"
-        );
+        assert!(!seed.accepts(0), "a second copy while piece 1 was never sent");
         assert!(seed.accepts(1));
         seed.sending(1);
         assert!(seed.advertised().is_full());

@@ -148,14 +148,10 @@ impl UploadSlots {
                 self.in_flight, self.in_flight_max
             )));
         }
-        if let Some((requester, count)) = self
-            .by_requester
-            .iter()
-            .find(|(_, &count)| count == 0 || count > self.per_requester_max)
+        if let Some((requester, count)) =
+            self.by_requester.iter().find(|(_, &count)| count == 0 || count > self.per_requester_max)
         {
-            return Err(InvariantViolation(format!(
-                "upload slots: requester {requester} holds {count}"
-            )));
+            return Err(InvariantViolation(format!("upload slots: requester {requester} holds {count}")));
         }
         Ok(())
     }
@@ -185,26 +181,14 @@ mod tests {
     fn fresher_pieces_are_sent_first_and_the_origin_before_all() {
         // Ranks order sends: the 9th completed piece before the 2nd, both before pieces
         // held from the start, and an origin seed's pieces before everything.
-        let mut order = [
-            SendPriority::completed(2),
-            SendPriority::ORIGIN,
-            SendPriority::completed(0),
-            SendPriority::completed(9),
-        ];
+        let mut order =
+            [SendPriority::completed(2), SendPriority::ORIGIN, SendPriority::completed(0), SendPriority::completed(9)];
         order.sort_by(|a, b| b.cmp(a));
         assert_eq!(
             order,
-            [
-                SendPriority::ORIGIN,
-                SendPriority::completed(9),
-                SendPriority::completed(2),
-                SendPriority::completed(0)
-            ]
+            [SendPriority::ORIGIN, SendPriority::completed(9), SendPriority::completed(2), SendPriority::completed(0)]
         );
-        assert_eq!(
-            UploadSlots::for_origin_seed().in_flight_max,
-            SEED_UPLOADS_IN_FLIGHT_MAX
-        );
+        assert_eq!(UploadSlots::for_origin_seed().in_flight_max, SEED_UPLOADS_IN_FLIGHT_MAX);
     }
 
     #[test]

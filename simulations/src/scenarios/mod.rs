@@ -27,4 +27,4 @@ pub struct ScenarioOutcome {
 }
 
 /// Names of the scenarios this build runs.
-pub const SCENARIOS: &[&str] = &["leader-partition", "swarm"];
+pub const SCENARIOS: &[&str] = &["leader-partition", "swarm", "byzantine-peer"];

@@ -43,24 +43,9 @@ pub(crate) struct Transfer {
 
 impl Transfer {
     /// A transfer of `chunks` of `piece`.
-    pub(crate) fn new(
-        uploader: usize,
-        requester: usize,
-        piece: usize,
-        chunks: Vec<ChunkRef>,
-        forged: bool,
-    ) -> Self {
+    pub(crate) fn new(uploader: usize, requester: usize, piece: usize, chunks: Vec<ChunkRef>, forged: bool) -> Self {
         let bytes = chunks.iter().map(|chunk| u64::from(chunk.len())).sum();
-        Self {
-            uploader,
-            requester,
-            piece,
-            chunks,
-            bytes,
-            forged,
-            priority: SendPriority::completed(0),
-            sequence: 0,
-        }
+        Self { uploader, requester, piece, chunks, bytes, forged, priority: SendPriority::completed(0), sequence: 0 }
     }
 }
 
@@ -120,10 +105,7 @@ impl Links {
         );
         self.uplink_busy[uploader] = false;
         self.downlink_busy[requester] = false;
-        self.start_at_uploader(uploader)
-            .into_iter()
-            .chain(self.start_for_requester(requester))
-            .collect()
+        self.start_at_uploader(uploader).into_iter().chain(self.start_for_requester(requester)).collect()
     }
 
     /// Transfers accepted but not started, over all uploaders.
@@ -160,9 +142,7 @@ impl Links {
             }
             for (position, transfer) in self.queued[uploader].iter().enumerate() {
                 let key = (transfer.priority, std::cmp::Reverse(transfer.sequence));
-                if transfer.requester == requester
-                    && best.is_none_or(|(best_key, _, _)| key > best_key)
-                {
+                if transfer.requester == requester && best.is_none_or(|(best_key, _, _)| key > best_key) {
                     best = Some((key, uploader, position));
                 }
             }
@@ -174,21 +154,15 @@ impl Links {
     fn start(&mut self, uploader: usize, position: usize) -> Started {
         let transfer = self.queued[uploader].remove(position);
         let waiting = &mut self.waiting_at[transfer.requester];
-        let entry = waiting
-            .iter()
-            .position(|&at| at == uploader)
-            .expect("a queued transfer is listed at its requester");
+        let entry =
+            waiting.iter().position(|&at| at == uploader).expect("a queued transfer is listed at its requester");
         waiting.swap_remove(entry);
         self.uplink_busy[uploader] = true;
         self.downlink_busy[transfer.requester] = true;
-        let duration_ns = u64::try_from(
-            (u128::from(transfer.bytes) * 8 * 1_000_000_000).div_ceil(u128::from(self.rate_bps)),
-        )
-        .unwrap_or(u64::MAX);
-        Started {
-            transfer,
-            duration_ns,
-        }
+        let duration_ns =
+            u64::try_from((u128::from(transfer.bytes) * 8 * 1_000_000_000).div_ceil(u128::from(self.rate_bps)))
+                .unwrap_or(u64::MAX);
+        Started { transfer, duration_ns }
     }
 }
 
@@ -199,13 +173,7 @@ mod tests {
     use super::*;
 
     fn transfer(uploader: usize, requester: usize, bytes: u32) -> Transfer {
-        Transfer::new(
-            uploader,
-            requester,
-            0,
-            vec![ChunkRef(ChunkHash::of(b"c"), bytes)],
-            false,
-        )
+        Transfer::new(uploader, requester, 0, vec![ChunkRef(ChunkHash::of(b"c"), bytes)], false)
     }
 
     #[test]
@@ -214,21 +182,13 @@ mod tests {
         // from another uploader waits for the requester's downlink, then starts as soon
         // as the first finishes; the uploader of the first is free for others meanwhile.
         let mut links = Links::new(4, 1_000_000_000, 1_000_000_000);
-        let first = links
-            .enqueue(transfer(0, 1, 125_000))
-            .expect("both ends free");
+        let first = links.enqueue(transfer(0, 1, 125_000)).expect("both ends free");
         assert_eq!(first.duration_ns, 1_000_000);
-        assert!(
-            links.enqueue(transfer(2, 1, 125_000)).is_none(),
-            "requester 1 is receiving"
-        );
+        assert!(links.enqueue(transfer(2, 1, 125_000)).is_none(), "requester 1 is receiving");
         let to_three = links.enqueue(transfer(0, 3, 125_000));
         assert!(to_three.is_none(), "uploader 0 is sending");
         let started = links.finish(0, 1);
-        let pairs: Vec<_> = started
-            .iter()
-            .map(|s| (s.transfer.uploader, s.transfer.requester))
-            .collect();
+        let pairs: Vec<_> = started.iter().map(|s| (s.transfer.uploader, s.transfer.requester)).collect();
         assert_eq!(pairs, vec![(0, 3), (2, 1)]);
         assert_eq!(links.queued(), 0);
     }

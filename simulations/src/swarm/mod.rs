@@ -212,8 +212,7 @@ impl SwarmReport {
 pub fn lower_bound_secs(params: &SwarmParams) -> f64 {
     let bits = params.revision_bytes as f64 * 8.0;
     let seed_uplink = params.uplink_bps as f64;
-    let all_uplinks =
-        seed_uplink + params.uplink_bps as f64 * params.nodes.saturating_sub(1) as f64;
+    let all_uplinks = seed_uplink + params.uplink_bps as f64 * params.nodes.saturating_sub(1) as f64;
     (bits / seed_uplink).max(params.nodes as f64 * bits / all_uplinks)
 }
 
@@ -224,11 +223,7 @@ pub fn run(params: &SwarmParams) -> SwarmReport {
     // report, not something to wait for.
     let limit_ns = ((lower_bound_secs * 50.0 + 60.0) * 1e9) as u64;
     let outcome = world::World::new(params).run(limit_ns);
-    let mut finished: Vec<u64> = outcome
-        .completion_ns
-        .iter()
-        .map(|at| at.unwrap_or(outcome.end_ns))
-        .collect();
+    let mut finished: Vec<u64> = outcome.completion_ns.iter().map(|at| at.unwrap_or(outcome.end_ns)).collect();
     finished.sort_unstable();
     let secs = |ns: u64| ns as f64 / 1e9;
     let last_node_secs = finished.last().copied().map_or(0.0, secs);
@@ -241,11 +236,7 @@ pub fn run(params: &SwarmParams) -> SwarmReport {
     SwarmReport {
         last_node_secs,
         lower_bound_secs,
-        ratio: if lower_bound_secs > 0.0 {
-            last_node_secs / lower_bound_secs
-        } else {
-            0.0
-        },
+        ratio: if lower_bound_secs > 0.0 { last_node_secs / lower_bound_secs } else { 0.0 },
         seed_bytes_served: outcome.seed_bytes_served,
         p50_node_secs,
         p99_node_secs,

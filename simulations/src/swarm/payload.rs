@@ -31,14 +31,10 @@ pub(crate) fn synthetic_manifest(total_bytes: u64, rng: &mut ChaCha8Rng) -> Mani
     let mut left = total_bytes;
     while left > 0 {
         // Even sizes, as fastcdc 5 produces.
-        let size =
-            u64::from(rng.gen_range(CHUNK_BYTES_MIN / 2..=CHUNK_BYTES_MAX / 2) * 2).min(left);
+        let size = u64::from(rng.gen_range(CHUNK_BYTES_MIN / 2..=CHUNK_BYTES_MAX / 2) * 2).min(left);
         let mut hash = [0u8; 32];
         rng.fill(&mut hash);
-        chunks.push(ChunkRef(
-            Hash32(hash),
-            u32::try_from(size).expect("a chunk is at most 112 KiB"),
-        ));
+        chunks.push(ChunkRef(Hash32(hash), u32::try_from(size).expect("a chunk is at most 112 KiB")));
         left -= size;
     }
     Manifest {
@@ -52,10 +48,7 @@ pub(crate) fn synthetic_manifest(total_bytes: u64, rng: &mut ChaCha8Rng) -> Mani
         entries: vec![ManifestEntry {
             path: "payload.bin".into(),
             mode: 0o644,
-            kind: EntryKind::File {
-                size: total_bytes,
-                chunks,
-            },
+            kind: EntryKind::File { size: total_bytes, chunks },
         }],
     }
 }
@@ -88,9 +81,7 @@ fn fingerprint(hash: &ChunkHash) -> u64 {
 
 /// The fingerprint a node holding exactly `map`'s chunks has.
 pub(crate) fn expected_fingerprint(map: &PieceMap) -> u64 {
-    map.chunks().iter().fold(0u64, |sum, chunk| {
-        sum.wrapping_add(fingerprint(&chunk.hash()))
-    })
+    map.chunks().iter().fold(0u64, |sum, chunk| sum.wrapping_add(fingerprint(&chunk.hash())))
 }
 
 /// One node's chunk store, without bytes.
@@ -114,18 +105,12 @@ pub(crate) enum Verified {
 impl PhantomStore {
     /// An empty store for `map`'s chunks.
     pub(crate) fn empty(map: &PieceMap) -> Self {
-        Self {
-            stored: Bitfield::new(map.chunk_count()),
-            fingerprint: 0,
-        }
+        Self { stored: Bitfield::new(map.chunk_count()), fingerprint: 0 }
     }
 
     /// A store holding every chunk (the seed).
     pub(crate) fn full(map: &PieceMap) -> Self {
-        Self {
-            stored: Bitfield::full(map.chunk_count()),
-            fingerprint: expected_fingerprint(map),
-        }
+        Self { stored: Bitfield::full(map.chunk_count()), fingerprint: expected_fingerprint(map) }
     }
 
     /// True when the store holds every chunk of `piece`.
@@ -144,10 +129,7 @@ impl PhantomStore {
         chunks: &[ChunkRef],
         forged: bool,
     ) -> Verified {
-        if let Some(chunk) = chunks
-            .iter()
-            .find(|chunk| bytes_hash(chunk, forged) != chunk.hash())
-        {
+        if let Some(chunk) = chunks.iter().find(|chunk| bytes_hash(chunk, forged) != chunk.hash()) {
             return Verified::Corrupt(chunk.hash());
         }
         // Requests list a piece's missing chunks in piece order, so one forward walk
@@ -157,9 +139,7 @@ impl PhantomStore {
             if let Some(index) = positions.find(|&index| map.chunks()[index] == *chunk) {
                 if !self.stored.get(index) {
                     self.stored.set(index);
-                    self.fingerprint = self
-                        .fingerprint
-                        .wrapping_add(fingerprint(&bytes_hash(chunk, forged)));
+                    self.fingerprint = self.fingerprint.wrapping_add(fingerprint(&bytes_hash(chunk, forged)));
                 }
             }
         }
@@ -173,10 +153,7 @@ impl PhantomStore {
 
     /// Bytes of the chunks stored.
     pub(crate) fn bytes(&self, map: &PieceMap) -> u64 {
-        self.stored
-            .iter()
-            .map(|index| u64::from(map.chunks()[index].len()))
-            .sum()
+        self.stored.iter().map(|index| u64::from(map.chunks()[index].len())).sum()
     }
 
     /// The store's fingerprint (see [`expected_fingerprint`]).
@@ -199,14 +176,8 @@ mod tests {
         let chunks = manifest.unique_chunks();
         assert_eq!(manifest.total_bytes(), 64 << 20);
         let average = (64u64 << 20) / chunks.len() as u64;
-        assert!(
-            (56 * 1024..72 * 1024).contains(&average),
-            "average chunk {average} bytes"
-        );
-        assert_eq!(
-            manifest,
-            synthetic_manifest(64 << 20, &mut ChaCha8Rng::seed_from_u64(5))
-        );
+        assert!((56 * 1024..72 * 1024).contains(&average), "average chunk {average} bytes");
+        assert_eq!(manifest, synthetic_manifest(64 << 20, &mut ChaCha8Rng::seed_from_u64(5)));
     }
 
     #[test]
@@ -216,23 +187,14 @@ mod tests {
         let manifest = synthetic_manifest(3 << 20, &mut ChaCha8Rng::seed_from_u64(9));
         let map = piece_map(&manifest);
         let mut store = PhantomStore::empty(&map);
-        assert_eq!(
-            store.verify_and_store(&map, 0, map.piece(0), true),
-            Verified::Corrupt(map.piece(0)[0].hash())
-        );
+        assert_eq!(store.verify_and_store(&map, 0, map.piece(0), true), Verified::Corrupt(map.piece(0)[0].hash()));
         assert_eq!(store.chunk_count(), 0);
         for piece in 0..map.len() {
-            assert_eq!(
-                store.verify_and_store(&map, piece, map.piece(piece), false),
-                Verified::Stored
-            );
+            assert_eq!(store.verify_and_store(&map, piece, map.piece(piece), false), Verified::Stored);
             assert!(store.holds_piece(&map, piece));
         }
         assert_eq!(store.chunk_count(), map.chunk_count());
         assert_eq!(store.fingerprint(), expected_fingerprint(&map));
-        assert_eq!(
-            PhantomStore::full(&map).fingerprint(),
-            expected_fingerprint(&map)
-        );
+        assert_eq!(PhantomStore::full(&map).fingerprint(), expected_fingerprint(&map));
     }
 }

@@ -19,10 +19,7 @@ pub(crate) struct EventQueue<E> {
 impl<E> EventQueue<E> {
     /// An empty queue.
     pub(crate) fn new() -> Self {
-        Self {
-            pending: BTreeMap::new(),
-            next_sequence: 0,
-        }
+        Self { pending: BTreeMap::new(), next_sequence: 0 }
     }
 
     /// Schedules `event` at virtual time `at_ns`.
@@ -33,9 +30,7 @@ impl<E> EventQueue<E> {
 
     /// The earliest event and its time; among equal times, the first scheduled.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        self.pending
-            .pop_first()
-            .map(|((at_ns, _), event)| (at_ns, event))
+        self.pending.pop_first().map(|((at_ns, _), event)| (at_ns, event))
     }
 }
 
@@ -67,21 +62,11 @@ pub(crate) struct Trace {
 impl Trace {
     /// An empty trace.
     pub(crate) fn new() -> Self {
-        Self {
-            hasher: blake3::Hasher::new(),
-            events: 0,
-        }
+        Self { hasher: blake3::Hasher::new(), events: 0 }
     }
 
     /// Appends one event: when, between whom, what, about which piece.
-    pub(crate) fn record(
-        &mut self,
-        at_ns: u64,
-        from: usize,
-        to: usize,
-        kind: TraceKind,
-        piece: usize,
-    ) {
+    pub(crate) fn record(&mut self, at_ns: u64, from: usize, to: usize, kind: TraceKind, piece: usize) {
         let mut record = [0u8; 25];
         record[..8].copy_from_slice(&at_ns.to_le_bytes());
         record[8..12].copy_from_slice(&(from as u32).to_le_bytes());
@@ -130,15 +115,9 @@ mod tests {
             }
             trace.hash_hex()
         };
-        let base = [
-            (1, 2, 3, TraceKind::Request, 4),
-            (2, 3, 2, TraceKind::Sent, 4),
-        ];
+        let base = [(1, 2, 3, TraceKind::Request, 4), (2, 3, 2, TraceKind::Sent, 4)];
         assert_eq!(hash(&base), hash(&base));
-        assert_ne!(
-            hash(&base),
-            hash(&[(1, 2, 3, TraceKind::Request, 5), base[1]])
-        );
+        assert_ne!(hash(&base), hash(&[(1, 2, 3, TraceKind::Request, 5), base[1]]));
         assert_ne!(hash(&base), hash(&[base[1], base[0]]));
     }
 }

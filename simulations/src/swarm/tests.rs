@@ -10,10 +10,7 @@ fn small(nodes: usize, seed: u64) -> SwarmParams {
         nodes,
         seed,
         revision_bytes: 64 << 20,
-        tuning: SwarmTuning {
-            check_every_event: true,
-            ..SwarmTuning::default()
-        },
+        tuning: SwarmTuning { check_every_event: true, ..SwarmTuning::default() },
         ..SwarmParams::default()
     }
 }
@@ -35,15 +32,8 @@ fn a_small_swarm_completes_close_to_the_bound() {
     let report = run(&small(10, 7));
     assert!(report.is_ok(), "{:?}", report.invariants);
     assert!(report.ratio < 2.0, "ratio {}", report.ratio);
-    assert!(
-        report.ratio >= 1.0,
-        "faster than the lower bound: {}",
-        report.ratio
-    );
-    assert!(
-        report.seed_bytes_served >= 64 << 20,
-        "the seed must send every byte at least once"
-    );
+    assert!(report.ratio >= 1.0, "faster than the lower bound: {}", report.ratio);
+    assert!(report.seed_bytes_served >= 64 << 20, "the seed must send every byte at least once");
 }
 
 #[test]
@@ -51,16 +41,9 @@ fn corrupt_peers_are_banned_and_everyone_still_gets_verified_chunks() {
     // 30 nodes of which 3 are byzantine (they advertise every piece and serve garbage):
     // every honest receiver completes with exactly the manifest's chunks, every node
     // that received garbage banned its sender and never asked it again.
-    let report = run(&SwarmParams {
-        corrupt_peers: 3,
-        ..small(30, 11)
-    });
+    let report = run(&SwarmParams { corrupt_peers: 3, ..small(30, 11) });
     assert!(report.is_ok(), "{:?}", report.invariants);
-    for name in [
-        "receivers_complete",
-        "stored_chunks_verified",
-        "corrupt_peers_banned",
-    ] {
+    for name in ["receivers_complete", "stored_chunks_verified", "corrupt_peers_banned"] {
         assert_eq!(report.invariants[name], "ok");
     }
 }
@@ -69,10 +52,7 @@ fn corrupt_peers_are_banned_and_everyone_still_gets_verified_chunks() {
 fn a_lossy_network_still_completes() {
     // 10 % of piece responses lost: the requesters time out, back off, re-fetch
     // elsewhere, and every receiver still completes with verified chunks.
-    let report = run(&SwarmParams {
-        loss: 0.1,
-        ..small(15, 5)
-    });
+    let report = run(&SwarmParams { loss: 0.1, ..small(15, 5) });
     assert!(report.is_ok(), "{:?}", report.invariants);
     assert!(report.ratio > 1.0);
 }
@@ -81,17 +61,10 @@ fn a_lossy_network_still_completes() {
 fn the_lower_bound_is_s_over_u_for_equal_links() {
     // 1 GiB at 1 Gbit/s: 8.589934592 s whatever N, since every node uploads equally.
     for nodes in [2, 10, 1000] {
-        let bound = lower_bound_secs(&SwarmParams {
-            nodes,
-            ..SwarmParams::default()
-        });
+        let bound = lower_bound_secs(&SwarmParams { nodes, ..SwarmParams::default() });
         assert!((bound - 8.589934592).abs() < 1e-9, "{nodes}: {bound}");
     }
-    let slow_seed = SwarmParams {
-        nodes: 1,
-        uplink_bps: 500_000_000,
-        ..SwarmParams::default()
-    };
+    let slow_seed = SwarmParams { nodes: 1, uplink_bps: 500_000_000, ..SwarmParams::default() };
     assert!((lower_bound_secs(&slow_seed) - 17.179869184).abs() < 1e-9);
 }
 
@@ -102,10 +75,7 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 /// The defaults, overridden by `SWARM_*` variables (tuning sweeps only).
 fn params_from_env(nodes: usize) -> SwarmParams {
-    let mut params = SwarmParams {
-        nodes,
-        ..SwarmParams::default()
-    };
+    let mut params = SwarmParams { nodes, ..SwarmParams::default() };
     let tuning = &mut params.tuning;
     let download = &mut tuning.download;
     if let Some(mib) = env_number::<u64>("SWARM_MIB") {
@@ -169,11 +139,7 @@ fn params_from_env(nodes: usize) -> SwarmParams {
 fn measure() {
     let nodes_list: Vec<usize> = std::env::var("SWARM_NODES")
         .ok()
-        .map(|text| {
-            text.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
+        .map(|text| text.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10, 100, 1000]);
     let mut times = Vec::new();
     for nodes in nodes_list {

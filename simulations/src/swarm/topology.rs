@@ -59,10 +59,7 @@ pub(crate) fn neighbour_lists(
             lists[SEED].insert(node);
         }
     }
-    lists
-        .into_iter()
-        .map(|list| list.into_iter().collect())
-        .collect()
+    lists.into_iter().map(|list| list.into_iter().collect()).collect()
 }
 
 /// A random node that `node` does not list yet and is not in `refused`, as the leader
@@ -77,9 +74,7 @@ pub(crate) fn fresh_neighbour(
     let start = rng.gen_range(0..nodes);
     (0..nodes)
         .map(|offset| (start + offset) % nodes)
-        .find(|&candidate| {
-            candidate != node && known.binary_search(&candidate).is_err() && !refused(candidate)
-        })
+        .find(|&candidate| candidate != node && known.binary_search(&candidate).is_err() && !refused(candidate))
 }
 
 #[cfg(test)]
@@ -102,10 +97,7 @@ mod tests {
         }
         let short = lists.iter().skip(1).filter(|list| list.len() < 20).count();
         assert!(short <= 5, "{short} nodes below 20 neighbours");
-        assert!(lists
-            .iter()
-            .skip(1)
-            .all(|list| (16..=21).contains(&list.len())));
+        assert!(lists.iter().skip(1).all(|list| (16..=21).contains(&list.len())));
         assert_eq!(lists[SEED].len(), 20);
     }
 
@@ -116,13 +108,7 @@ mod tests {
         let lists = neighbour_lists(5, 20, true, &mut ChaCha8Rng::seed_from_u64(2));
         assert_eq!(lists[SEED], vec![1, 2, 3, 4]);
         assert!(lists.iter().skip(1).all(|list| list.len() == 4));
-        let extra = fresh_neighbour(
-            1,
-            &lists[1],
-            |_| false,
-            5,
-            &mut ChaCha8Rng::seed_from_u64(3),
-        );
+        let extra = fresh_neighbour(1, &lists[1], |_| false, 5, &mut ChaCha8Rng::seed_from_u64(3));
         assert_eq!(extra, None, "node 1 already knows everyone");
     }
 }

@@ -21,8 +21,7 @@ impl Download {
                 .iter()
                 .enumerate()
                 .filter(|(_, state)| {
-                    state.backoff_until <= now
-                        && (state.in_flight as usize) < self.params.requests_per_peer_max
+                    state.backoff_until <= now && (state.in_flight as usize) < self.params.requests_per_peer_max
                 })
                 .map(|(position, _)| position),
         );
@@ -45,25 +44,14 @@ impl Download {
     /// have the fewest requests with, then at random. Returns a table position.
     pub(super) fn choose_peer(&mut self, piece: usize, eligible: &[usize]) -> Option<usize> {
         let peers = &self.peers;
-        let holders: Vec<usize> = eligible
-            .iter()
-            .copied()
-            .filter(|&position| peers.has(position, piece))
-            .collect();
+        let holders: Vec<usize> = eligible.iter().copied().filter(|&position| peers.has(position, piece)).collect();
         let relays_exist = holders.iter().any(|&position| !peers.is_seed(position));
         let rank = |position: usize| {
             let state = peers.state(position);
-            (
-                state.failures,
-                relays_exist && peers.is_seed(position),
-                state.in_flight,
-            )
+            (state.failures, relays_exist && peers.is_seed(position), state.in_flight)
         };
         let best = holders.iter().map(|&position| rank(position)).min()?;
-        let tied: Vec<usize> = holders
-            .into_iter()
-            .filter(|&position| rank(position) == best)
-            .collect();
+        let tied: Vec<usize> = holders.into_iter().filter(|&position| rank(position) == best).collect();
         tied.choose(&mut self.rng).copied()
     }
 
@@ -75,9 +63,7 @@ impl Download {
         }
         let mut candidates = Vec::new();
         for piece in self.in_flight.iter() {
-            if usize::from(self.requests_per_piece[piece])
-                >= self.params.endgame_requests_per_piece_max
-            {
+            if usize::from(self.requests_per_piece[piece]) >= self.params.endgame_requests_per_piece_max {
                 continue;
             }
             for &position in eligible {

@@ -46,9 +46,7 @@ pub enum DownloadError {
         expected: usize,
     },
     /// A piece index past the end.
-    #[error(
-        "peer {peer} named piece {piece} but this revision has {pieces} pieces; drop the peer"
-    )]
+    #[error("peer {peer} named piece {piece} but this revision has {pieces} pieces; drop the peer")]
     PieceOutOfRange {
         /// Who named it.
         peer: NodeId,

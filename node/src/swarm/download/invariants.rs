@@ -35,14 +35,10 @@ impl Download {
         }
         for &(piece, peer) in &self.outstanding {
             if self.banned.contains(&peer) {
-                return fail(format!(
-                    "request for piece {piece} outstanding to banned peer {peer}"
-                ));
+                return fail(format!("request for piece {piece} outstanding to banned peer {peer}"));
             }
             if self.peers.position(peer).is_none() {
-                return fail(format!(
-                    "request for piece {piece} outstanding to unknown peer {peer}"
-                ));
+                return fail(format!("request for piece {piece} outstanding to unknown peer {peer}"));
             }
             *per_peer.entry(peer).or_insert(0) += 1;
             per_piece[piece] += 1;
@@ -54,70 +50,37 @@ impl Download {
                 self.params.requests_in_flight_max
             ));
         }
-        for (position, (&peer, state)) in
-            self.peers.ids().iter().zip(self.peers.states()).enumerate()
-        {
+        for (position, (&peer, state)) in self.peers.ids().iter().zip(self.peers.states()).enumerate() {
             let counted = per_peer.get(&peer).copied().unwrap_or(0);
             if state.in_flight as usize != counted || counted > self.params.requests_per_peer_max {
-                return fail(format!(
-                    "peer {peer}: {} in flight, {counted} outstanding",
-                    state.in_flight
-                ));
+                return fail(format!("peer {peer}: {} in flight, {counted} outstanding", state.in_flight));
             }
             if self.banned.contains(&peer) {
                 return fail(format!("banned peer {peer} is still known"));
             }
-            let counted_pieces: u32 = self
-                .peers
-                .have(position)
-                .iter()
-                .map(|word| word.count_ones())
-                .sum();
+            let counted_pieces: u32 = self.peers.have(position).iter().map(|word| word.count_ones()).sum();
             if state.have_count != counted_pieces {
-                return fail(format!(
-                    "peer {peer}: have count {} is stale",
-                    state.have_count
-                ));
+                return fail(format!("peer {peer}: have count {} is stale", state.have_count));
             }
         }
-        for (piece, (&outstanding, &counted)) in
-            per_piece.iter().zip(&self.requests_per_piece).enumerate()
-        {
+        for (piece, (&outstanding, &counted)) in per_piece.iter().zip(&self.requests_per_piece).enumerate() {
             if outstanding != usize::from(counted) {
-                return fail(format!(
-                    "piece {piece}: {counted} requests counted, {outstanding} outstanding"
-                ));
+                return fail(format!("piece {piece}: {counted} requests counted, {outstanding} outstanding"));
             }
             if self.in_flight.get(piece) != (outstanding > 0 && !self.have.get(piece)) {
                 return fail(format!("piece {piece}: in-flight mark is stale"));
             }
-            let all_chunks = self
-                .map
-                .chunk_range(piece)
-                .all(|index| self.chunk_held.get(index));
+            let all_chunks = self.map.chunk_range(piece).all(|index| self.chunk_held.get(index));
             if self.have.get(piece) != all_chunks {
-                return fail(format!(
-                    "piece {piece}: have-set disagrees with held chunks"
-                ));
+                return fail(format!("piece {piece}: have-set disagrees with held chunks"));
             }
         }
         if self.pieces_held != self.have.count() {
-            return fail(format!(
-                "{} pieces counted as held, have-set has {}",
-                self.pieces_held,
-                self.have.count()
-            ));
+            return fail(format!("{} pieces counted as held, have-set has {}", self.pieces_held, self.have.count()));
         }
-        let held_bytes: u64 = self
-            .chunk_held
-            .iter()
-            .map(|index| u64::from(self.map.chunks()[index].len()))
-            .sum();
+        let held_bytes: u64 = self.chunk_held.iter().map(|index| u64::from(self.map.chunks()[index].len())).sum();
         if held_bytes != self.bytes_held {
-            return fail(format!(
-                "bytes held {} but held chunks sum to {held_bytes}",
-                self.bytes_held
-            ));
+            return fail(format!("bytes held {} but held chunks sum to {held_bytes}", self.bytes_held));
         }
         let mut recomputed = vec![0u32; self.map.len()];
         for position in 0..self.peers.len() {
@@ -127,9 +90,7 @@ impl Download {
                 }
             }
         }
-        self.rarity
-            .check(&recomputed, &self.have)
-            .map_err(InvariantViolation)
+        self.rarity.check(&recomputed, &self.have).map_err(InvariantViolation)
     }
 
     pub(super) fn debug_check(&self) {

@@ -56,8 +56,7 @@ mod params;
 pub use interface::{DownloadError, PieceRequest, Received};
 pub use invariants::InvariantViolation;
 pub use params::{
-    DownloadParams, ENDGAME_REQUESTS_PER_PIECE_MAX, PEERS_WANTED_MIN, REQUESTS_IN_FLIGHT_MAX,
-    REQUESTS_PER_PEER_MAX,
+    DownloadParams, ENDGAME_REQUESTS_PER_PIECE_MAX, PEERS_WANTED_MIN, REQUESTS_IN_FLIGHT_MAX, REQUESTS_PER_PEER_MAX,
 };
 
 /// One node fetching one revision; see the module docs for the rules.
@@ -107,12 +106,7 @@ pub struct Download {
 impl Download {
     /// Starts fetching the revision `map` describes. `held` answers whether a chunk is
     /// already in the local store; such chunks are never requested.
-    pub fn new(
-        map: Arc<PieceMap>,
-        held: impl Fn(ChunkHash) -> bool,
-        params: DownloadParams,
-        rng_seed: u64,
-    ) -> Self {
+    pub fn new(map: Arc<PieceMap>, held: impl Fn(ChunkHash) -> bool, params: DownloadParams, rng_seed: u64) -> Self {
         let pieces = map.len();
         let mut chunk_held = Bitfield::new(map.chunk_count());
         let mut bytes_held = 0;
@@ -136,9 +130,7 @@ impl Download {
             params: DownloadParams {
                 requests_per_peer_max: params.requests_per_peer_max.max(1),
                 requests_in_flight_max: params.requests_in_flight_max.max(1),
-                endgame_requests_per_piece_max: params
-                    .endgame_requests_per_piece_max
-                    .clamp(1, usize::from(u16::MAX)),
+                endgame_requests_per_piece_max: params.endgame_requests_per_piece_max.clamp(1, usize::from(u16::MAX)),
                 ..params
             },
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
@@ -164,17 +156,9 @@ impl Download {
     ///
     /// # Errors
     /// [`DownloadError::BitfieldLength`] when the set does not match this revision.
-    pub fn peer_bitfield(
-        &mut self,
-        peer: NodeId,
-        bitfield: &Bitfield,
-    ) -> Result<(), DownloadError> {
+    pub fn peer_bitfield(&mut self, peer: NodeId, bitfield: &Bitfield) -> Result<(), DownloadError> {
         if bitfield.len() != self.map.len() {
-            return Err(DownloadError::BitfieldLength {
-                peer,
-                got: bitfield.len(),
-                expected: self.map.len(),
-            });
+            return Err(DownloadError::BitfieldLength { peer, got: bitfield.len(), expected: self.map.len() });
         }
         if self.banned.contains(&peer) {
             return Ok(());
@@ -186,14 +170,10 @@ impl Download {
             // Only a gained piece we want and have not asked for can give a starved
             // download something new to do (or any gain in the endgame).
             let endgame = self.is_endgame();
-            let useful = old
-                .iter()
-                .zip(bitfield.words())
-                .zip(self.have.words())
-                .zip(self.in_flight.words())
-                .any(|(((old, new), held), asked)| {
-                    new & !old & !held & (if endgame { u64::MAX } else { !asked }) != 0
-                });
+            let useful =
+                old.iter().zip(bitfield.words()).zip(self.have.words()).zip(self.in_flight.words()).any(
+                    |(((old, new), held), asked)| new & !old & !held & (if endgame { u64::MAX } else { !asked }) != 0,
+                );
             if useful {
                 self.idle_until = None;
             }
@@ -249,11 +229,7 @@ impl Download {
     ) -> Result<(), DownloadError> {
         self.check_piece(peer, piece)?;
         self.idle_until = None;
-        if let Some(index) = self
-            .outstanding
-            .iter()
-            .position(|entry| *entry == (piece, peer))
-        {
+        if let Some(index) = self.outstanding.iter().position(|entry| *entry == (piece, peer)) {
             self.outstanding.remove(index);
             self.settle(piece, peer);
         }
@@ -306,13 +282,8 @@ impl Download {
         self.eligible_peers(now, &mut eligible);
         self.offered_by(&eligible, &mut offered);
         while self.outstanding.len() < self.params.requests_in_flight_max {
-            let choice = match self
-                .rarity
-                .pick_rarest(&offered, &self.in_flight, &mut self.rng)
-            {
-                Some(piece) => self
-                    .choose_peer(piece, &eligible)
-                    .map(|position| (piece, position)),
+            let choice = match self.rarity.pick_rarest(&offered, &self.in_flight, &mut self.rng) {
+                Some(piece) => self.choose_peer(piece, &eligible).map(|position| (piece, position)),
                 None => self.choose_endgame(&eligible),
             };
             let Some((piece, position)) = choice else {
@@ -398,10 +369,7 @@ impl Download {
         if self.is_complete() {
             return 0;
         }
-        let shortfall = self
-            .params
-            .peers_wanted_min
-            .saturating_sub(self.peers.len());
+        let shortfall = self.params.peers_wanted_min.saturating_sub(self.peers.len());
         let stalled = self.outstanding.is_empty() && !self.rarity.any_available();
         shortfall.max(usize::from(stalled))
     }
@@ -413,38 +381,20 @@ impl Download {
 
     /// The earliest end of a back-off after `now`.
     fn next_backoff_end(&self, now: Duration) -> Option<Duration> {
-        self.peers
-            .states()
-            .iter()
-            .map(|state| state.backoff_until)
-            .filter(|&until| until > now)
-            .min()
+        self.peers.states().iter().map(|state| state.backoff_until).filter(|&until| until > now).min()
     }
 
     fn check_piece(&self, peer: NodeId, piece: usize) -> Result<(), DownloadError> {
         if piece >= self.map.len() {
-            return Err(DownloadError::PieceOutOfRange {
-                peer,
-                piece,
-                pieces: self.map.len(),
-            });
+            return Err(DownloadError::PieceOutOfRange { peer, piece, pieces: self.map.len() });
         }
         Ok(())
     }
 
     fn register(&mut self, piece: usize, peer: NodeId) -> PieceRequest {
-        assert!(
-            !self.have.get(piece),
-            "piece {piece} is held and must not be requested"
-        );
-        assert!(
-            !self.banned.contains(&peer),
-            "peer {peer} is banned and must not be asked"
-        );
-        assert!(
-            !self.outstanding.contains(&(piece, peer)),
-            "piece {piece} requested twice from peer {peer}"
-        );
+        assert!(!self.have.get(piece), "piece {piece} is held and must not be requested");
+        assert!(!self.banned.contains(&peer), "peer {peer} is banned and must not be asked");
+        assert!(!self.outstanding.contains(&(piece, peer)), "piece {piece} requested twice from peer {peer}");
         self.outstanding.push((piece, peer));
         self.requests_per_piece[piece] += 1;
         self.in_flight.set(piece);
@@ -458,11 +408,7 @@ impl Download {
             .filter(|(_, index)| !self.chunk_held.get(*index))
             .map(|(chunk, _)| *chunk)
             .collect();
-        PieceRequest {
-            peer,
-            piece,
-            chunks,
-        }
+        PieceRequest { peer, piece, chunks }
     }
 
     /// Bookkeeping for an outstanding (piece, peer) that was just removed.
@@ -499,14 +445,9 @@ impl Download {
         let Some((_, have)) = self.peers.remove(peer) else {
             return;
         };
-        self.rarity
-            .apply_change(&have, Bitfield::new(self.map.len()).words());
-        let theirs: Vec<usize> = self
-            .outstanding
-            .iter()
-            .filter(|(_, to)| *to == peer)
-            .map(|(piece, _)| *piece)
-            .collect();
+        self.rarity.apply_change(&have, Bitfield::new(self.map.len()).words());
+        let theirs: Vec<usize> =
+            self.outstanding.iter().filter(|(_, to)| *to == peer).map(|(piece, _)| *piece).collect();
         self.outstanding.retain(|(_, to)| *to != peer);
         for piece in theirs {
             self.settle(piece, peer);

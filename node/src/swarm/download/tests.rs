@@ -16,10 +16,7 @@ fn map(pieces: usize, chunks_per_piece: usize) -> Arc<PieceMap> {
     let chunks: Vec<ChunkRef> = (0..pieces * chunks_per_piece)
         .map(|index| ChunkRef(ChunkHash::of(&(index as u64).to_le_bytes()), 100))
         .collect();
-    Arc::new(PieceMap::with_target(
-        &chunks,
-        100 * chunks_per_piece as u64,
-    ))
+    Arc::new(PieceMap::with_target(&chunks, 100 * chunks_per_piece as u64))
 }
 
 fn empty(map: &Arc<PieceMap>, params: DownloadParams) -> Download {
@@ -35,10 +32,7 @@ fn field(len: usize, members: impl IntoIterator<Item = usize>) -> Bitfield {
 }
 
 fn one_at_a_time() -> DownloadParams {
-    DownloadParams {
-        requests_in_flight_max: 1,
-        ..DownloadParams::default()
-    }
+    DownloadParams { requests_in_flight_max: 1, ..DownloadParams::default() }
 }
 
 #[test]
@@ -50,12 +44,8 @@ fn fetches_rarest_pieces_first_and_relays_before_the_seed() {
     let map = map(4, 2);
     let mut download = empty(&map, one_at_a_time());
     let (a, b, c, d) = (NodeId(1), NodeId(2), NodeId(3), NodeId(4));
-    download
-        .peer_bitfield(a, &Bitfield::full(4))
-        .expect("valid");
-    download
-        .peer_bitfield(b, &field(4, [0, 1, 2]))
-        .expect("valid");
+    download.peer_bitfield(a, &Bitfield::full(4)).expect("valid");
+    download.peer_bitfield(b, &field(4, [0, 1, 2])).expect("valid");
     download.peer_bitfield(c, &field(4, [0, 1])).expect("valid");
     download.peer_bitfield(d, &field(4, [0])).expect("valid");
     let mut order = Vec::new();
@@ -63,15 +53,9 @@ fn fetches_rarest_pieces_first_and_relays_before_the_seed() {
         let requests = download.next_requests(step * MS);
         assert_eq!(requests.len(), 1, "one at a time");
         let request = &requests[0];
-        assert_eq!(
-            request.peer == a,
-            request.piece == 3,
-            "seed asked only for the piece only it has"
-        );
+        assert_eq!(request.peer == a, request.piece == 3, "seed asked only for the piece only it has");
         order.push(request.piece);
-        download
-            .piece_received(request.peer, request.piece, Received::Ok, step * MS)
-            .expect("valid");
+        download.piece_received(request.peer, request.piece, Received::Ok, step * MS).expect("valid");
     }
     assert_eq!(order, vec![3, 2, 1, 0]);
     assert!(download.is_complete());
@@ -84,38 +68,21 @@ fn respects_the_per_peer_and_total_caps() {
     // answer frees a slot, after which exactly one more request goes out.
     let map = map(20, 1);
     let mut download = empty(&map, DownloadParams::default());
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(20))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(20)).expect("valid");
     let first = download.next_requests(Duration::ZERO);
     assert_eq!(first.len(), REQUESTS_PER_PEER_MAX);
     assert!(first.iter().all(|request| request.peer == NodeId(1)));
-    download
-        .peer_bitfield(NodeId(2), &Bitfield::full(20))
-        .expect("valid");
+    download.peer_bitfield(NodeId(2), &Bitfield::full(20)).expect("valid");
     let second = download.next_requests(Duration::ZERO);
     assert_eq!(second.len(), REQUESTS_IN_FLIGHT_MAX - REQUESTS_PER_PEER_MAX);
-    download
-        .peer_bitfield(NodeId(3), &Bitfield::full(20))
-        .expect("valid");
+    download.peer_bitfield(NodeId(3), &Bitfield::full(20)).expect("valid");
     assert!(download.next_requests(Duration::ZERO).is_empty());
     assert_eq!(download.requests_in_flight(), REQUESTS_IN_FLIGHT_MAX);
-    download
-        .piece_received(first[0].peer, first[0].piece, Received::Ok, MS)
-        .expect("valid");
+    download.piece_received(first[0].peer, first[0].piece, Received::Ok, MS).expect("valid");
     let third = download.next_requests(MS);
     assert_eq!(third.len(), 1);
-    let pieces: BTreeSet<usize> = first
-        .iter()
-        .chain(&second)
-        .chain(&third)
-        .map(|request| request.piece)
-        .collect();
-    assert_eq!(
-        pieces.len(),
-        REQUESTS_IN_FLIGHT_MAX + 1,
-        "no piece requested twice outside the endgame"
-    );
+    let pieces: BTreeSet<usize> = first.iter().chain(&second).chain(&third).map(|request| request.piece).collect();
+    assert_eq!(pieces.len(), REQUESTS_IN_FLIGHT_MAX + 1, "no piece requested twice outside the endgame");
 }
 
 #[test]
@@ -124,45 +91,21 @@ fn a_corrupt_peer_is_banned_and_the_piece_fetched_elsewhere() {
     // Corrupt: it is banned, the same piece goes to the other seed, and the banned peer
     // is never asked again even after it re-advertises everything.
     let map = map(1, 3);
-    let params = DownloadParams {
-        endgame_requests_per_piece_max: 1,
-        ..DownloadParams::default()
-    };
+    let params = DownloadParams { endgame_requests_per_piece_max: 1, ..DownloadParams::default() };
     let mut download = empty(&map, params);
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(1))
-        .expect("valid");
-    download
-        .peer_bitfield(NodeId(2), &Bitfield::full(1))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(1)).expect("valid");
+    download.peer_bitfield(NodeId(2), &Bitfield::full(1)).expect("valid");
     let first = download.next_requests(Duration::ZERO);
     assert_eq!(first.len(), 1);
     let liar = first[0].peer;
-    let honest = if liar == NodeId(1) {
-        NodeId(2)
-    } else {
-        NodeId(1)
-    };
+    let honest = if liar == NodeId(1) { NodeId(2) } else { NodeId(1) };
     let bad_chunk = first[0].chunks[1].hash();
-    download
-        .piece_received(liar, 0, Received::Corrupt { chunk: bad_chunk }, MS)
-        .expect("valid");
+    download.piece_received(liar, 0, Received::Corrupt { chunk: bad_chunk }, MS).expect("valid");
     assert!(download.is_banned(liar));
-    download
-        .peer_bitfield(liar, &Bitfield::full(1))
-        .expect("valid");
+    download.peer_bitfield(liar, &Bitfield::full(1)).expect("valid");
     let second = download.next_requests(2 * MS);
-    assert_eq!(
-        second,
-        vec![PieceRequest {
-            peer: honest,
-            piece: 0,
-            chunks: map.piece(0).to_vec()
-        }]
-    );
-    download
-        .piece_received(honest, 0, Received::Ok, 3 * MS)
-        .expect("valid");
+    assert_eq!(second, vec![PieceRequest { peer: honest, piece: 0, chunks: map.piece(0).to_vec() }]);
+    download.piece_received(honest, 0, Received::Ok, 3 * MS).expect("valid");
     assert!(download.is_complete());
 }
 
@@ -173,31 +116,16 @@ fn a_dead_peer_gives_its_pieces_back_to_the_queue() {
     // nothing.
     let map = map(4, 1);
     let mut download = empty(&map, DownloadParams::default());
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(4))
-        .expect("valid");
-    let to_a: BTreeSet<usize> = download
-        .next_requests(Duration::ZERO)
-        .iter()
-        .map(|request| request.piece)
-        .collect();
+    download.peer_bitfield(NodeId(1), &Bitfield::full(4)).expect("valid");
+    let to_a: BTreeSet<usize> = download.next_requests(Duration::ZERO).iter().map(|request| request.piece).collect();
     assert_eq!(to_a.len(), 4);
     download.peer_gone(NodeId(1));
     assert_eq!(download.requests_in_flight(), 0);
-    download
-        .peer_bitfield(NodeId(2), &Bitfield::full(4))
-        .expect("valid");
+    download.peer_bitfield(NodeId(2), &Bitfield::full(4)).expect("valid");
     let to_b = download.next_requests(MS);
     assert!(to_b.iter().all(|request| request.peer == NodeId(2)));
-    assert_eq!(
-        to_b.iter()
-            .map(|request| request.piece)
-            .collect::<BTreeSet<_>>(),
-        to_a
-    );
-    download
-        .piece_received(NodeId(1), 0, Received::Failed, 2 * MS)
-        .expect("valid");
+    assert_eq!(to_b.iter().map(|request| request.piece).collect::<BTreeSet<_>>(), to_a);
+    download.piece_received(NodeId(1), 0, Received::Failed, 2 * MS).expect("valid");
     assert_eq!(download.requests_in_flight(), 4);
 }
 
@@ -207,22 +135,12 @@ fn a_partly_held_piece_requests_only_its_missing_chunks() {
     // earlier revision). The request for piece 0 names chunks 1 and 3 only; piece 1 is
     // requested whole; bytes held count the two chunks from the start.
     let map = map(2, 4);
-    let held: BTreeSet<ChunkHash> = [0, 2]
-        .iter()
-        .map(|&index| map.chunks()[index].hash())
-        .collect();
-    let mut download = Download::new(
-        Arc::clone(&map),
-        |hash| held.contains(&hash),
-        DownloadParams::default(),
-        1,
-    );
+    let held: BTreeSet<ChunkHash> = [0, 2].iter().map(|&index| map.chunks()[index].hash()).collect();
+    let mut download = Download::new(Arc::clone(&map), |hash| held.contains(&hash), DownloadParams::default(), 1);
     assert_eq!(download.bytes_held(), 200);
     assert!(!download.have().get(0));
     assert_eq!(download.completion_rank(0), None);
-    download
-        .peer_bitfield(NodeId(9), &Bitfield::full(2))
-        .expect("valid");
+    download.peer_bitfield(NodeId(9), &Bitfield::full(2)).expect("valid");
     let mut requests = download.next_requests(Duration::ZERO);
     requests.sort_by_key(|request| request.piece);
     assert_eq!(requests[0].chunks, vec![map.chunks()[1], map.chunks()[3]]);
@@ -236,29 +154,19 @@ fn completes_when_every_piece_is_held() {
     // for nothing more.
     let map = map(6, 2);
     let mut download = empty(&map, DownloadParams::default());
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(6))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(6)).expect("valid");
     let mut now = Duration::ZERO;
     for _ in 0..6 {
         for request in download.next_requests(now) {
-            download
-                .piece_received(request.peer, request.piece, Received::Ok, now)
-                .expect("valid");
+            download.piece_received(request.peer, request.piece, Received::Ok, now).expect("valid");
         }
         now += MS;
     }
     assert!(download.is_complete());
     assert_eq!(download.bytes_held(), map.total_bytes());
     assert!(download.have().is_full());
-    let ranks: BTreeSet<u32> = (0..6)
-        .filter_map(|piece| download.completion_rank(piece))
-        .collect();
-    assert_eq!(
-        ranks,
-        (1..=6).collect(),
-        "every piece has its own completion rank"
-    );
+    let ranks: BTreeSet<u32> = (0..6).filter_map(|piece| download.completion_rank(piece)).collect();
+    assert_eq!(ranks, (1..=6).collect(), "every piece has its own completion rank");
     assert!(download.next_requests(now).is_empty());
     assert_eq!(download.next_deadline(now), None);
     assert_eq!(download.wanted_peers_hint(), 0);
@@ -271,42 +179,25 @@ fn a_node_holding_99_percent_fetches_only_the_rest() {
     // possibly twice, as endgame duplicates) and nothing else.
     let map = map(100, 10);
     let missing: BTreeSet<usize> = (0..10).map(|step| step * 97).collect();
-    let held: BTreeSet<ChunkHash> = (0..1000)
-        .filter(|index| !missing.contains(index))
-        .map(|index| map.chunks()[index].hash())
-        .collect();
-    let mut download = Download::new(
-        Arc::clone(&map),
-        |hash| held.contains(&hash),
-        DownloadParams::default(),
-        3,
-    );
+    let held: BTreeSet<ChunkHash> =
+        (0..1000).filter(|index| !missing.contains(index)).map(|index| map.chunks()[index].hash()).collect();
+    let mut download = Download::new(Arc::clone(&map), |hash| held.contains(&hash), DownloadParams::default(), 3);
     assert_eq!(download.bytes_held(), 990 * 100);
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(100))
-        .expect("valid");
-    download
-        .peer_bitfield(NodeId(2), &Bitfield::full(100))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(100)).expect("valid");
+    download.peer_bitfield(NodeId(2), &Bitfield::full(100)).expect("valid");
     let mut requested = Vec::new();
     let mut now = Duration::ZERO;
     while !download.is_complete() && now < Duration::from_secs(1) {
         for request in download.next_requests(now) {
             requested.extend(request.chunks.iter().copied());
-            download
-                .piece_received(request.peer, request.piece, Received::Ok, now)
-                .expect("valid");
+            download.piece_received(request.peer, request.piece, Received::Ok, now).expect("valid");
         }
         now += MS;
     }
     // The endgame may ask a second peer for the last pieces, so compare sets and
     // bound the duplicates.
     let expected: BTreeSet<ChunkRef> = missing.iter().map(|&index| map.chunks()[index]).collect();
-    assert!(
-        requested.len() <= 2 * expected.len(),
-        "{} chunk requests",
-        requested.len()
-    );
+    assert!(requested.len() <= 2 * expected.len(), "{} chunk requests", requested.len());
     assert_eq!(requested.into_iter().collect::<BTreeSet<_>>(), expected);
     assert!(download.is_complete());
 }
@@ -318,36 +209,19 @@ fn busy_and_failed_peers_are_left_alone_for_a_while() {
     let map = map(1, 1);
     let params = DownloadParams::default();
     let mut download = empty(&map, params.clone());
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(1))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(1)).expect("valid");
     assert_eq!(download.next_requests(Duration::ZERO).len(), 1);
-    download
-        .piece_received(NodeId(1), 0, Received::Busy, Duration::ZERO)
-        .expect("valid");
+    download.piece_received(NodeId(1), 0, Received::Busy, Duration::ZERO).expect("valid");
     assert!(download.next_requests(params.busy_backoff - MS).is_empty());
-    assert_eq!(
-        download.next_deadline(Duration::ZERO),
-        Some(params.busy_backoff)
-    );
+    assert_eq!(download.next_deadline(Duration::ZERO), Some(params.busy_backoff));
     let now = params.busy_backoff;
     assert_eq!(download.next_requests(now).len(), 1);
-    download
-        .piece_received(NodeId(1), 0, Received::Failed, now)
-        .expect("valid");
-    assert_eq!(
-        download.next_deadline(now),
-        Some(now + params.failed_backoff)
-    );
+    download.piece_received(NodeId(1), 0, Received::Failed, now).expect("valid");
+    assert_eq!(download.next_deadline(now), Some(now + params.failed_backoff));
     let now = now + params.failed_backoff;
     assert_eq!(download.next_requests(now).len(), 1);
-    download
-        .piece_received(NodeId(1), 0, Received::Failed, now)
-        .expect("valid");
-    assert_eq!(
-        download.next_deadline(now),
-        Some(now + 2 * params.failed_backoff)
-    );
+    download.piece_received(NodeId(1), 0, Received::Failed, now).expect("valid");
+    assert_eq!(download.next_deadline(now), Some(now + 2 * params.failed_backoff));
 }
 
 #[test]
@@ -357,46 +231,21 @@ fn endgame_duplicates_the_last_pieces_and_ignores_late_answers() {
     // duplicate of each to the other seed. The first Ok for a piece completes it; the
     // late duplicate Ok only frees its slot.
     let map = map(2, 1);
-    let params = DownloadParams {
-        requests_per_peer_max: 2,
-        ..DownloadParams::default()
-    };
+    let params = DownloadParams { requests_per_peer_max: 2, ..DownloadParams::default() };
     let mut download = empty(&map, params);
-    download
-        .peer_bitfield(NodeId(1), &Bitfield::full(2))
-        .expect("valid");
-    download
-        .peer_bitfield(NodeId(2), &Bitfield::full(2))
-        .expect("valid");
+    download.peer_bitfield(NodeId(1), &Bitfield::full(2)).expect("valid");
+    download.peer_bitfield(NodeId(2), &Bitfield::full(2)).expect("valid");
     let requests = download.next_requests(Duration::ZERO);
-    let pairs: BTreeSet<(usize, NodeId)> = requests
-        .iter()
-        .map(|request| (request.piece, request.peer))
-        .collect();
-    let all: BTreeSet<(usize, NodeId)> = [
-        (0, NodeId(1)),
-        (0, NodeId(2)),
-        (1, NodeId(1)),
-        (1, NodeId(2)),
-    ]
-    .into_iter()
-    .collect();
+    let pairs: BTreeSet<(usize, NodeId)> = requests.iter().map(|request| (request.piece, request.peer)).collect();
+    let all: BTreeSet<(usize, NodeId)> =
+        [(0, NodeId(1)), (0, NodeId(2)), (1, NodeId(1)), (1, NodeId(2))].into_iter().collect();
     assert_eq!(pairs, all);
-    download
-        .piece_received(NodeId(1), 0, Received::Ok, MS)
-        .expect("valid");
-    download
-        .piece_received(NodeId(2), 0, Received::Ok, MS)
-        .expect("valid");
+    download.piece_received(NodeId(1), 0, Received::Ok, MS).expect("valid");
+    download.piece_received(NodeId(2), 0, Received::Ok, MS).expect("valid");
     assert_eq!(download.bytes_held(), 100);
     assert_eq!(download.requests_in_flight(), 2);
-    assert!(
-        download.next_requests(MS).is_empty(),
-        "piece 1 already has two requests"
-    );
-    download
-        .piece_received(NodeId(2), 1, Received::Ok, 2 * MS)
-        .expect("valid");
+    assert!(download.next_requests(MS).is_empty(), "piece 1 already has two requests");
+    download.piece_received(NodeId(2), 1, Received::Ok, 2 * MS).expect("valid");
     assert!(download.is_complete());
 }
 
@@ -408,23 +257,13 @@ fn refuses_malformed_input_without_changing_state() {
     let mut download = empty(&map, DownloadParams::default());
     assert_eq!(
         download.peer_bitfield(NodeId(5), &Bitfield::full(4)),
-        Err(DownloadError::BitfieldLength {
-            peer: NodeId(5),
-            got: 4,
-            expected: 3
-        })
+        Err(DownloadError::BitfieldLength { peer: NodeId(5), got: 4, expected: 3 })
     );
     assert_eq!(
         download.peer_has(NodeId(5), 3),
-        Err(DownloadError::PieceOutOfRange {
-            peer: NodeId(5),
-            piece: 3,
-            pieces: 3
-        })
+        Err(DownloadError::PieceOutOfRange { peer: NodeId(5), piece: 3, pieces: 3 })
     );
-    assert!(download
-        .piece_received(NodeId(5), 9, Received::Ok, MS)
-        .is_err());
+    assert!(download.piece_received(NodeId(5), 9, Received::Ok, MS).is_err());
     assert!(download.next_requests(MS).is_empty());
     assert_eq!(download.wanted_peers_hint(), PEERS_WANTED_MIN);
 }
@@ -436,28 +275,15 @@ fn a_starved_download_acts_as_soon_as_a_peer_gains_a_wanted_piece() {
     // again (no news) and piece 2 (news): only the latter produces a request.
     let map = map(3, 1);
     let held = map.piece(0)[0].hash();
-    let mut download = Download::new(
-        Arc::clone(&map),
-        |hash| hash == held,
-        DownloadParams::default(),
-        5,
-    );
-    download
-        .peer_bitfield(NodeId(1), &field(3, [0]))
-        .expect("valid");
+    let mut download = Download::new(Arc::clone(&map), |hash| hash == held, DownloadParams::default(), 5);
+    download.peer_bitfield(NodeId(1), &field(3, [0])).expect("valid");
     assert!(download.next_requests(Duration::ZERO).is_empty());
     assert!(!download.is_saturated());
     download.peer_has(NodeId(1), 0).expect("valid");
     assert!(download.next_requests(MS).is_empty());
     download.peer_has(NodeId(1), 2).expect("valid");
     let requests = download.next_requests(2 * MS);
-    assert_eq!(
-        requests
-            .iter()
-            .map(|request| request.piece)
-            .collect::<Vec<_>>(),
-        vec![2]
-    );
+    assert_eq!(requests.iter().map(|request| request.piece).collect::<Vec<_>>(), vec![2]);
 }
 
 #[test]
@@ -469,9 +295,7 @@ fn asks_for_more_peers_when_short_or_stalled() {
     let mut download = empty(&map, DownloadParams::default());
     assert_eq!(download.wanted_peers_hint(), PEERS_WANTED_MIN);
     for peer in 1..=4 {
-        download
-            .peer_bitfield(NodeId(peer), &Bitfield::new(2))
-            .expect("valid");
+        download.peer_bitfield(NodeId(peer), &Bitfield::new(2)).expect("valid");
     }
     assert_eq!(download.wanted_peers_hint(), 1);
     download.peer_has(NodeId(3), 1).expect("valid");

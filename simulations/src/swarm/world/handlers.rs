@@ -14,13 +14,7 @@ use super::super::topology::SEED;
 use super::{Event, FromIndex, Reply, Role, World};
 
 impl World {
-    pub(super) fn on_request(
-        &mut self,
-        requester: usize,
-        uploader: usize,
-        piece: usize,
-        chunks: Vec<ChunkRef>,
-    ) {
+    pub(super) fn on_request(&mut self, requester: usize, uploader: usize, piece: usize, chunks: Vec<ChunkRef>) {
         // The request carries the requester's have-set; an uploader that is itself
         // downloading learns from it.
         if self.nodes[uploader].download.is_some() {
@@ -29,54 +23,27 @@ impl World {
         }
         let latency = self.latency_ns();
         let role = self.nodes[uploader].role;
-        let declined = self.nodes[uploader]
-            .advertisement
-            .as_ref()
-            .is_some_and(|advertisement| !advertisement.accepts(piece));
-        if declined
-            || self.nodes[uploader]
-                .uploads
-                .try_acquire(NodeId::from_index(requester))
-                == UploadDecision::Busy
-        {
+        let declined =
+            self.nodes[uploader].advertisement.as_ref().is_some_and(|advertisement| !advertisement.accepts(piece));
+        if declined || self.nodes[uploader].uploads.try_acquire(NodeId::from_index(requester)) == UploadDecision::Busy {
             self.busy_replies += 1;
-            self.queue.push(
-                self.now_ns + latency,
-                Event::Response {
-                    requester,
-                    uploader,
-                    piece,
-                    reply: Reply::Busy,
-                },
-            );
+            self.queue.push(self.now_ns + latency, Event::Response { requester, uploader, piece, reply: Reply::Busy });
             return;
         }
         if role != Role::Byzantine && !self.nodes[uploader].store.holds_piece(&self.map, piece) {
             // Asked for a piece it does not hold (a stale have-set): say so.
-            self.nodes[uploader]
-                .uploads
-                .release(NodeId::from_index(requester));
-            self.queue.push(
-                self.now_ns + latency,
-                Event::Response {
-                    requester,
-                    uploader,
-                    piece,
-                    reply: Reply::Failed,
-                },
-            );
+            self.nodes[uploader].uploads.release(NodeId::from_index(requester));
+            self.queue
+                .push(self.now_ns + latency, Event::Response { requester, uploader, piece, reply: Reply::Failed });
             return;
         }
         if let Some(advertisement) = self.nodes[uploader].advertisement.as_mut() {
             advertisement.sending(piece);
         }
-        let mut transfer =
-            Transfer::new(uploader, requester, piece, chunks, role == Role::Byzantine);
+        let mut transfer = Transfer::new(uploader, requester, piece, chunks, role == Role::Byzantine);
         if self.tuning.newest_first {
             transfer.priority = match &self.nodes[uploader].download {
-                Some(download) => {
-                    SendPriority::completed(download.completion_rank(piece).unwrap_or(0))
-                }
+                Some(download) => SendPriority::completed(download.completion_rank(piece).unwrap_or(0)),
                 None => SendPriority::ORIGIN,
             };
         }
@@ -89,9 +56,7 @@ impl World {
         for started in self.links.finish(transfer.uploader, transfer.requester) {
             self.schedule_sent(started);
         }
-        self.nodes[transfer.uploader]
-            .uploads
-            .release(NodeId::from_index(transfer.requester));
+        self.nodes[transfer.uploader].uploads.release(NodeId::from_index(transfer.requester));
         self.bytes_sent[transfer.uploader] += transfer.bytes;
         if transfer.uploader == SEED && !self.seed_sent.get(transfer.piece) {
             self.seed_sent.set(transfer.piece);
@@ -101,14 +66,7 @@ impl World {
         }
         let latency = self.latency_ns();
         let lost = self.params.loss > 0.0 && self.rng.gen_bool(self.params.loss.min(1.0));
-        let Transfer {
-            uploader,
-            requester,
-            piece,
-            chunks,
-            forged,
-            ..
-        } = transfer;
+        let Transfer { uploader, requester, piece, chunks, forged, .. } = transfer;
         if lost {
             // The uploader sees its stream fail; the requester notices only when its
             // idle timeout expires.
@@ -116,48 +74,21 @@ impl World {
                 advertisement.send_failed(piece);
             }
             let at = self.now_ns + latency + (self.tuning.loss_timeout_ms * 1e6) as u64;
-            self.queue.push(
-                at,
-                Event::Response {
-                    requester,
-                    uploader,
-                    piece,
-                    reply: Reply::Failed,
-                },
-            );
+            self.queue.push(at, Event::Response { requester, uploader, piece, reply: Reply::Failed });
         } else {
             let reply = Reply::Data { chunks, forged };
-            self.queue.push(
-                self.now_ns + latency,
-                Event::Response {
-                    requester,
-                    uploader,
-                    piece,
-                    reply,
-                },
-            );
+            self.queue.push(self.now_ns + latency, Event::Response { requester, uploader, piece, reply });
         }
     }
 
-    pub(super) fn on_response(
-        &mut self,
-        requester: usize,
-        uploader: usize,
-        piece: usize,
-        reply: Reply,
-    ) {
+    pub(super) fn on_response(&mut self, requester: usize, uploader: usize, piece: usize, reply: Reply) {
         let now = Duration::from_nanos(self.now_ns);
         let node = &mut self.nodes[requester];
         let outcome = match reply {
-            Reply::Data { chunks, forged } => {
-                match node
-                    .store
-                    .verify_and_store(&self.map, piece, &chunks, forged)
-                {
-                    Verified::Stored => Received::Ok,
-                    Verified::Corrupt(chunk) => Received::Corrupt { chunk },
-                }
-            }
+            Reply::Data { chunks, forged } => match node.store.verify_and_store(&self.map, piece, &chunks, forged) {
+                Verified::Stored => Received::Ok,
+                Verified::Corrupt(chunk) => Received::Corrupt { chunk },
+            },
             Reply::Busy => Received::Busy,
             Reply::Failed => Received::Failed,
         };
@@ -177,13 +108,7 @@ impl World {
         }
         if completed_piece && self.tuning.announce_pieces {
             let at = self.now_ns + self.latency_ns();
-            self.queue.push(
-                at,
-                Event::Announce {
-                    node: requester,
-                    piece,
-                },
-            );
+            self.queue.push(at, Event::Announce { node: requester, piece });
         }
         self.note_completion(requester);
         self.pump(requester);
@@ -196,9 +121,7 @@ impl World {
                 continue;
             };
             if !download.is_complete() {
-                download
-                    .peer_has(NodeId::from_index(node), piece)
-                    .expect("simulated pieces are in range");
+                download.peer_has(NodeId::from_index(node), piece).expect("simulated pieces are in range");
                 // A saturated download cannot act on the news before its next answer.
                 if !download.is_saturated() {
                     self.pump(neighbour);
@@ -208,10 +131,7 @@ impl World {
     }
 
     pub(super) fn on_pull(&mut self, node: usize) {
-        let complete = self.nodes[node]
-            .download
-            .as_ref()
-            .is_none_or(Download::is_complete);
+        let complete = self.nodes[node].download.as_ref().is_none_or(Download::is_complete);
         if complete {
             return;
         }

@@ -15,13 +15,8 @@ use super::super::topology::SEED;
 use super::{FromIndex, Outcome, World};
 
 /// Names of the invariants a run checks, as they appear in the report.
-pub(crate) const INVARIANTS: [&str; 5] = [
-    "receivers_complete",
-    "stored_chunks_verified",
-    "corrupt_peers_banned",
-    "seed_upload_bound",
-    "state_consistent",
-];
+pub(crate) const INVARIANTS: [&str; 5] =
+    ["receivers_complete", "stored_chunks_verified", "corrupt_peers_banned", "seed_upload_bound", "state_consistent"];
 
 impl World {
     /// Checks the end-of-run invariants and packs the figures.
@@ -40,25 +35,13 @@ impl World {
             if node.completed_ns.is_none() {
                 found.push((
                     "receivers_complete",
-                    format!(
-                        "node {id} holds {} of {} bytes at the end",
-                        download.bytes_held(),
-                        self.map.total_bytes()
-                    ),
+                    format!("node {id} holds {} of {} bytes at the end", download.bytes_held(), self.map.total_bytes()),
                 ));
-            } else if node.store.chunk_count() != chunk_count
-                || node.store.fingerprint() != expected
-            {
-                found.push((
-                    "stored_chunks_verified",
-                    format!("node {id} stored chunks that are not the manifest's"),
-                ));
+            } else if node.store.chunk_count() != chunk_count || node.store.fingerprint() != expected {
+                found.push(("stored_chunks_verified", format!("node {id} stored chunks that are not the manifest's")));
             }
             if download.bytes_held() != node.store.bytes(&self.map) {
-                found.push((
-                    "state_consistent",
-                    format!("node {id}: download and store disagree on bytes held"),
-                ));
+                found.push(("state_consistent", format!("node {id}: download and store disagree on bytes held")));
             }
             if let Err(violation) = download.check_invariants() {
                 found.push(("state_consistent", format!("node {id}: {violation}")));
@@ -87,16 +70,17 @@ impl World {
         let seed_bytes_served = self.bytes_sent[SEED];
         let bound = self.params.revision_bytes.saturating_mul(2);
         if seed_bytes_served > bound {
-            self.violate("seed_upload_bound", format!("the seed served {seed_bytes_served} bytes, more than 2 x the revision ({bound})"));
+            self.violate(
+                "seed_upload_bound",
+                format!("the seed served {seed_bytes_served} bytes, more than 2 x the revision ({bound})"),
+            );
         }
         let invariants = INVARIANTS
             .iter()
             .map(|name| {
                 (
                     name.to_string(),
-                    self.violations
-                        .get(name)
-                        .map_or_else(|| "ok".to_string(), |text| format!("violated: {text}")),
+                    self.violations.get(name).map_or_else(|| "ok".to_string(), |text| format!("violated: {text}")),
                 )
             })
             .collect();

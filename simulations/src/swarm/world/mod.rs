@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_consensus::model::revision::ChunkRef;
-use fleetmesh_node::swarm::{
-    Bitfield, Download, PieceMap, SeedAdvertisement, UploadSlots, UPLOADS_PER_REQUESTER_MAX,
-};
+use fleetmesh_node::swarm::{Bitfield, Download, PieceMap, SeedAdvertisement, UploadSlots, UPLOADS_PER_REQUESTER_MAX};
 use fleetmesh_transport::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -158,12 +156,7 @@ impl World {
         while byzantine.len() < corrupt_peers {
             byzantine.insert(rng.gen_range(1..count));
         }
-        let lists = topology::neighbour_lists(
-            count,
-            tuning.neighbours,
-            tuning.seed_in_every_view,
-            &mut rng,
-        );
+        let lists = topology::neighbour_lists(count, tuning.neighbours, tuning.seed_in_every_view, &mut rng);
         let nodes: Vec<SimNode> = lists
             .into_iter()
             .enumerate()
@@ -173,21 +166,11 @@ impl World {
                     _ if byzantine.contains(&index) => Role::Byzantine,
                     _ => Role::Receiver,
                 };
-                let download = (role == Role::Receiver).then(|| {
-                    Download::new(
-                        Arc::clone(&map),
-                        |_| false,
-                        tuning.download.clone(),
-                        rng.gen(),
-                    )
-                });
-                let store = if role == Role::Seed {
-                    PhantomStore::full(&map)
-                } else {
-                    PhantomStore::empty(&map)
-                };
-                let advertisement = (role == Role::Seed && tuning.super_seeding)
-                    .then(|| SeedAdvertisement::new(map.len()));
+                let download = (role == Role::Receiver)
+                    .then(|| Download::new(Arc::clone(&map), |_| false, tuning.download.clone(), rng.gen()));
+                let store = if role == Role::Seed { PhantomStore::full(&map) } else { PhantomStore::empty(&map) };
+                let advertisement =
+                    (role == Role::Seed && tuning.super_seeding).then(|| SeedAdvertisement::new(map.len()));
                 SimNode {
                     role,
                     download,
@@ -207,10 +190,7 @@ impl World {
                 }
             })
             .collect();
-        let receivers_left = nodes
-            .iter()
-            .filter(|node| node.role == Role::Receiver)
-            .count();
+        let receivers_left = nodes.iter().filter(|node| node.role == Role::Receiver).count();
         let mut world = Self {
             full: Bitfield::full(map.len()),
             links: Links::new(count, params.uplink_bps, params.downlink_bps),
@@ -256,52 +236,31 @@ impl World {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Request {
-                requester,
-                uploader,
-                piece,
-                chunks,
-            } => {
-                self.trace
-                    .record(self.now_ns, requester, uploader, TraceKind::Request, piece);
+            Event::Request { requester, uploader, piece, chunks } => {
+                self.trace.record(self.now_ns, requester, uploader, TraceKind::Request, piece);
                 self.on_request(requester, uploader, piece, chunks);
             }
             Event::Sent { transfer } => {
-                self.trace.record(
-                    self.now_ns,
-                    transfer.uploader,
-                    transfer.requester,
-                    TraceKind::Sent,
-                    transfer.piece,
-                );
+                self.trace.record(self.now_ns, transfer.uploader, transfer.requester, TraceKind::Sent, transfer.piece);
                 self.on_sent(transfer);
             }
-            Event::Response {
-                requester,
-                uploader,
-                piece,
-                reply,
-            } => {
-                self.trace
-                    .record(self.now_ns, uploader, requester, TraceKind::Response, piece);
+            Event::Response { requester, uploader, piece, reply } => {
+                self.trace.record(self.now_ns, uploader, requester, TraceKind::Response, piece);
                 self.on_response(requester, uploader, piece, reply);
             }
             Event::Pull { node } => {
-                self.trace
-                    .record(self.now_ns, node, node, TraceKind::Pull, 0);
+                self.trace.record(self.now_ns, node, node, TraceKind::Pull, 0);
                 self.on_pull(node);
             }
             Event::Wake { node } => {
-                self.trace
-                    .record(self.now_ns, node, node, TraceKind::Wake, 0);
+                self.trace.record(self.now_ns, node, node, TraceKind::Wake, 0);
                 if self.nodes[node].wake_ns == Some(self.now_ns) {
                     self.nodes[node].wake_ns = None;
                 }
                 self.pump(node);
             }
             Event::Announce { node, piece } => {
-                self.trace
-                    .record(self.now_ns, node, node, TraceKind::Have, piece);
+                self.trace.record(self.now_ns, node, node, TraceKind::Have, piece);
                 self.on_announce(node, piece);
             }
         }
@@ -319,38 +278,22 @@ impl World {
             if self.corrupt_from.contains(&(node, peer)) {
                 self.violate(
                     "corrupt_peers_banned",
-                    format!(
-                        "node {} asked peer {} again after it sent corrupt data",
-                        node + 1,
-                        peer + 1
-                    ),
+                    format!("node {} asked peer {} again after it sent corrupt data", node + 1, peer + 1),
                 );
             }
             let at = self.now_ns + self.latency_ns();
             self.queue.push(
                 at,
-                Event::Request {
-                    requester: node,
-                    uploader: peer,
-                    piece: request.piece,
-                    chunks: request.chunks,
-                },
+                Event::Request { requester: node, uploader: peer, piece: request.piece, chunks: request.chunks },
             );
         }
         let Some(download) = self.nodes[node].download.as_ref() else {
             return;
         };
-        let broken = self
-            .tuning
-            .check_every_event
-            .then(|| download.check_invariants().err())
-            .flatten();
+        let broken = self.tuning.check_every_event.then(|| download.check_invariants().err()).flatten();
         let deadline = download.next_deadline(now);
         if let Some(violation) = broken {
-            self.violate(
-                "state_consistent",
-                format!("node {}: {violation}", node + 1),
-            );
+            self.violate("state_consistent", format!("node {}: {violation}", node + 1));
         }
         if let Some(deadline) = deadline {
             let deadline_ns = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
@@ -365,26 +308,17 @@ impl World {
     /// The tracker answer to `wanted_peers_hint`: new random neighbours the node has not
     /// seen misbehave, with their have-sets.
     fn add_neighbours(&mut self, node: usize) {
-        let wanted = self.nodes[node]
-            .download
-            .as_ref()
-            .map_or(0, Download::wanted_peers_hint);
+        let wanted = self.nodes[node].download.as_ref().map_or(0, Download::wanted_peers_hint);
         for _ in 0..wanted {
             let refused = |candidate: usize| self.corrupt_from.contains(&(node, candidate));
             let count = self.nodes.len();
-            let Some(extra) = topology::fresh_neighbour(
-                node,
-                &self.nodes[node].neighbours,
-                refused,
-                count,
-                &mut self.rng,
-            ) else {
+            let Some(extra) =
+                topology::fresh_neighbour(node, &self.nodes[node].neighbours, refused, count, &mut self.rng)
+            else {
                 return;
             };
             let list = &mut self.nodes[node].neighbours;
-            let position = list
-                .binary_search(&extra)
-                .unwrap_or_else(|position| position);
+            let position = list.binary_search(&extra).unwrap_or_else(|position| position);
             list.insert(position, extra);
             self.learn_bitfield(node, extra);
         }
@@ -413,16 +347,12 @@ impl World {
             (None, Some(advertisement)) => advertisement.advertised(),
             (None, None) => &self.full,
         };
-        download
-            .peer_bitfield(NodeId::from_index(peer), theirs)
-            .expect("every node uses the same piece map");
+        download.peer_bitfield(NodeId::from_index(peer), theirs).expect("every node uses the same piece map");
     }
 
     fn note_completion(&mut self, node: usize) {
         let state = &mut self.nodes[node];
-        if state.completed_ns.is_none()
-            && state.download.as_ref().is_some_and(Download::is_complete)
-        {
+        if state.completed_ns.is_none() && state.download.as_ref().is_some_and(Download::is_complete) {
             state.completed_ns = Some(self.now_ns);
             self.receivers_left -= 1;
         }
@@ -430,22 +360,14 @@ impl World {
 
     fn schedule_sent(&mut self, started: Started) {
         let at = self.now_ns + started.duration_ns;
-        self.queue.push(
-            at,
-            Event::Sent {
-                transfer: started.transfer,
-            },
-        );
+        self.queue.push(at, Event::Sent { transfer: started.transfer });
     }
 
     /// One message's one-way latency: the base plus up to `jitter_fraction` of it.
     fn latency_ns(&mut self) -> u64 {
         let base = self.params.latency_ms * 1e6;
-        let jitter = if self.tuning.jitter_fraction > 0.0 {
-            self.rng.gen_range(0.0..self.tuning.jitter_fraction)
-        } else {
-            0.0
-        };
+        let jitter =
+            if self.tuning.jitter_fraction > 0.0 { self.rng.gen_range(0.0..self.tuning.jitter_fraction) } else { 0.0 };
         (base * (1.0 + jitter)) as u64
     }
 
