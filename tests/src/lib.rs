@@ -41,18 +41,12 @@ fn subnet() -> (u8, u8) {
 }
 
 /// Options of a test cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Extra flags for every node.
     pub node_flags: Vec<String>,
     /// Tags per node index (1-based); default `role=web`.
     pub tags: BTreeMap<u32, Vec<String>>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { node_flags: Vec::new(), tags: BTreeMap::new() }
-    }
 }
 
 /// One node process.

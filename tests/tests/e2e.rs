@@ -2,6 +2,6 @@
 //! real files and hooks. One test binary; each test builds its own cluster.
 
 mod e2e {
-    pub mod cluster;
-    pub mod deploy;
+    mod cluster;
+    mod deploy;
 }

@@ -184,9 +184,8 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                     }
                     Event::Have { peer, have } => {
                         have_pending.insert(peer, false);
-                        match have {
-                            Some(have) => { let _ = download.peer_bitfield(peer, &have); }
-                            None => {}
+                        if let Some(have) = have {
+                            let _ = download.peer_bitfield(peer, &have);
                         }
                     }
                 }

@@ -378,14 +378,14 @@ fn leader_kill9_mid_rollout_still_succeeds_without_repeating_events() {
     );
     let id = serde_json::from_str::<Value>(&created).expect("json")["deploymentId"].as_str().expect("id").to_string();
     let leader = wait_until("a leader", Duration::from_secs(10), || cluster.leader_index(1));
-    let leader_id = cluster.node_id(leader);
+    let leader_id = cluster.node_id(leader).to_string();
     // Wait until the leader's own target is done and at least two hosts finished.
     wait_until("two hosts done, the leader's among them", Duration::from_secs(120), || {
         let deployment = cluster.deployment(1, &id)?;
         let waves = info(&deployment)["targetWaves"].as_array()?.clone();
         let done = waves.iter().filter(|target| target["status"] == "Succeeded").count();
         let leader_done =
-            waves.iter().any(|target| target["targetId"] == leader_id.to_string() && target["status"] == "Succeeded");
+            waves.iter().any(|target| target["targetId"] == leader_id.as_str() && target["status"] == "Succeeded");
         (done >= 2 && leader_done && info(&deployment)["status"] == "InProgress").then_some(())
     });
     cluster.kill9(leader);
