@@ -198,11 +198,7 @@ impl Node {
             view.progress
                 .iter()
                 .flat_map(|(revision, nodes)| {
-                    nodes
-                        .values()
-                        .filter(|progress| progress.complete)
-                        .map(move |_| *revision)
-                        .zip(nodes.keys().copied())
+                    nodes.iter().filter(|(_, progress)| progress.complete).map(move |(node, _)| (*revision, *node))
                 })
                 .collect()
         });
