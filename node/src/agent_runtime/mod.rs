@@ -121,3 +121,34 @@ pub(crate) fn on_assignments(node: &Arc<Node>, poll: &PollResponse) {
         });
     }
 }
+
+/// Lets running lifecycle events finish before the node stops: no new event starts
+/// (every run is cancelled between events) and this waits until the runs end or
+/// `grace` passes. An event still running after that is reported failed by the
+/// journal's recovery when the node comes back.
+pub async fn drain(node: &Node, grace: std::time::Duration) {
+    let Some(agent) = agent_of(node) else { return };
+    let deadline = tokio::time::Instant::now() + grace;
+    {
+        let running = agent.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running.values().any(|run| !run.cancel.is_closed()) {
+            info!("waiting up to {grace:?} for running lifecycle events to finish");
+        }
+        for run in running.values() {
+            run.cancel.send_replace(true);
+        }
+    }
+    // Bounded by the grace period.
+    while tokio::time::Instant::now() < deadline {
+        let busy = agent
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .any(|run| !run.cancel.is_closed());
+        if !busy {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

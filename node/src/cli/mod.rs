@@ -94,8 +94,11 @@ pub struct NodeArgs {
     /// Seconds a voter may be dead before an agent replaces it.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub voter_grace_secs: u64,
+    /// Seconds a stopping node (SIGTERM) lets running lifecycle events finish.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub shutdown_grace_secs: u64,
     /// Log filter (e.g. info, debug, fleetmesh_node=debug).
-    #[arg(long, env = "FLEETMESH_LOG", default_value = "info", value_name = "FILTER")]
+    #[arg(long, env = "FLEETMESH_LOG", default_value = "info,openraft=error", value_name = "FILTER")]
     pub log: String,
 }
 

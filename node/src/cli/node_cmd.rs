@@ -23,6 +23,7 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         voters: args.voters,
         install_root: args.install_root,
         max_revision_bytes: args.max_revision_bytes,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         timing,
     };
     let runtime =

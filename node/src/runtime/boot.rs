@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub install_root: PathBuf,
     /// `--max-revision-bytes`.
     pub max_revision_bytes: u64,
+    /// `--shutdown-grace-secs`: how long a stopping node lets running hooks finish.
+    pub shutdown_grace: Duration,
     /// Timing.
     pub timing: Timing,
 }
@@ -200,6 +202,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     crate::agent_runtime::start(&node, &mut tasks);
     shutdown.await;
     info!("shutting down");
+    crate::agent_runtime::drain(&node, config.shutdown_grace).await;
     let _ = api_stop.send(());
     node.shutdown().await;
     transport.close().await;

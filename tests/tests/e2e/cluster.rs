@@ -207,3 +207,31 @@ fn a_certificate_from_another_ca_is_refused() {
         transport.close().await;
     });
 }
+
+/// With a majority of voters gone, a write fails fast with 503 and a body that says
+/// why, instead of hanging; reads of the cluster view still answer from the survivor.
+#[test]
+fn writes_without_a_quorum_fail_fast() {
+    let mut cluster = TestCluster::start(3, Options::default());
+    wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "before"]);
+    cluster.kill9(2);
+    cluster.kill9(3);
+    std::thread::sleep(Duration::from_secs(1));
+    let api = format!("http://{}/v1/deploy/CreateApplication", cluster.nodes[&1].api);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let started = std::time::Instant::now();
+    let mut answer = agent
+        .post(&api)
+        .header("Authorization", &format!("Bearer {}", cluster.admin_token))
+        .header("Content-Type", "application/json")
+        .send(r#"{"applicationName":"during"}"#)
+        .expect("request");
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status().as_u16(), 503);
+    let body = answer.body_mut().read_to_string().expect("body");
+    assert!(body.contains("quorum") || body.contains("no leader"), "{body}");
+    assert!(elapsed < Duration::from_secs(8), "the write took {elapsed:?}");
+    let output = cluster.cli(1, &["deploy", "create-application", "--application-name", "during"]);
+    assert!(!output.status.success());
+}
