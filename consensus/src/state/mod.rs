@@ -7,6 +7,8 @@
 mod apply;
 pub mod command;
 mod deployments;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
