@@ -65,7 +65,14 @@ async fn dispatch(
         (Caller::Node(_), Request::Raft(raft_request)) => {
             Ok((Response::Raft(fleetmesh_consensus::raft::serve(&node.raft(), raft_request).await), none))
         }
+        // A member speaks only for itself: its certificate names it.
+        (Caller::Node(peer), Request::Poll(poll)) if poll.node != peer => {
+            Err(format!("node {peer} polled as node {}", poll.node))
+        }
         (Caller::Node(_), Request::Poll(poll)) => Ok((leader::handle_poll(node, poll).await, none)),
+        (Caller::Node(peer), Request::Report(reports)) if reports.iter().any(|report| report.target_id != peer) => {
+            Err(format!("node {peer} reported progress for another node"))
+        }
         (Caller::Node(_), Request::Report(reports)) => Ok((leader::handle_report(node, reports).await, none)),
         (Caller::Node(_), Request::Api(api_request)) => {
             if !node.is_leader() {
