@@ -258,6 +258,10 @@ pub struct ApiRequest {
     pub uri: String,
     /// Request body (JSON).
     pub body: String,
+    /// The client's admin token, checked again by the leader: a member cannot act as
+    /// an operator without the token.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// The leader's HTTP answer.

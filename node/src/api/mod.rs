@@ -73,12 +73,17 @@ async fn healthz(State(node): State<Arc<Node>>) -> impl IntoResponse {
     }))
 }
 
-async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, request: Request, next: Next) -> Response {
-    let offered = headers
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+}
+
+async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    let offered = bearer(&headers);
     let expected = node.admin_token_hash();
     if expected.is_empty() {
         return ApiError::unavailable("this node has not learned the cluster's admin token yet; retry in a moment")
@@ -98,11 +103,12 @@ async fn forward_or_handle(State(node): State<Arc<Node>>, request: Request) -> R
     }
     let method = request.method().to_string();
     let uri = request.uri().path_and_query().map(ToString::to_string).unwrap_or_else(|| "/".to_string());
+    let token = bearer(request.headers()).unwrap_or_default().to_string();
     let body = match to_bytes(request.into_body(), FORWARD_BODY_BYTES_MAX).await {
         Ok(body) => String::from_utf8_lossy(&body).into_owned(),
         Err(error) => return ApiError::bad_request(format!("cannot read the request body: {error}")).into_response(),
     };
-    let api_request = ApiRequest { method, uri, body };
+    let api_request = ApiRequest { method, uri, body, token };
     // Bounded: one retry after a NotLeader hint.
     let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
     for _ in 0..2 {
@@ -137,8 +143,9 @@ pub(crate) async fn call_leader(
     method: &str,
     uri: &str,
     body: String,
+    token: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let request = ApiRequest { method: method.to_string(), uri: uri.to_string(), body };
+    let request = ApiRequest { method: method.to_string(), uri: uri.to_string(), body, token: token.to_string() };
     let answer = if node.is_leader() {
         handle_forwarded(node.clone(), request).await
     } else {
@@ -180,8 +187,15 @@ fn api_response(answer: ApiResponse) -> Response {
     (status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.body).into_response()
 }
 
-/// Runs a forwarded API call on this node (the leader).
+/// Runs a forwarded API call on this node (the leader), after checking the client's
+/// token again.
 pub async fn handle_forwarded(node: Arc<Node>, request: ApiRequest) -> ApiResponse {
+    if !hashes_equal(&secret_hash(&request.token), &node.admin_token_hash()) {
+        return ApiResponse {
+            status: 401,
+            body: ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong").body(),
+        };
+    }
     let built = axum::http::Request::builder()
         .method(request.method.as_str())
         .uri(request.uri.as_str())

@@ -78,6 +78,7 @@ async fn chunks(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Byt
 async fn finish(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
@@ -91,8 +92,9 @@ async fn finish(
         "registeredBy": format!("push via node {}", node.id()),
         "seeds": [node.id()],
     });
+    let token = super::bearer(&headers).unwrap_or_default();
     let answer =
-        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string()).await?;
+        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token).await?;
     let _ = revision;
     Ok(Json(answer))
 }
