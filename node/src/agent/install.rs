@@ -113,6 +113,11 @@ pub fn install(plan: &InstallPlan<'_>) -> Result<InstallReport, InstallError> {
     records::write_atomically(&install_path, &json)?;
 
     let mut writer = cleanup::CleanupWriter::create(&cleanup_path)?;
+    // A retained file counts as installed by this deployment (codedeploy.md §7.2: RETAIN
+    // records the kept file, so the next install's cleanup removes it).
+    for retained in &steps.retained {
+        writer.record(retained)?;
+    }
     let executed = execute::execute(&steps.instructions, &mut writer, &mut report);
     // Flush the list even after a failure: it is what the next install cleans up.
     let flushed = writer.finish();

@@ -112,8 +112,8 @@ pub(crate) struct Plan {
     pub(crate) copy_targets: BTreeMap<PathBuf, CopyKind>,
     /// Directories this install creates.
     pub(crate) mkdir_targets: BTreeSet<PathBuf>,
-    /// Existing files kept under RETAIN (not copied, not recorded for cleanup: the agent
-    /// generates no copy for them, so they stay foreign).
+    /// Existing files kept under RETAIN: not copied, but recorded in the cleanup list as
+    /// installed by this deployment (codedeploy.md §7.2), so the next install removes them.
     pub(crate) retained: Vec<PathBuf>,
     /// Every destination claimed by a source (copied or retained), to refuse duplicates.
     claimed: BTreeMap<PathBuf, PathBuf>,

@@ -174,7 +174,8 @@ fn existing_files_follow_file_exists_behavior() {
     let report = host.install_with(&appspec(&retain), FileExistsBehavior::Disallow).expect("retain");
     assert_eq!(report.retained, vec![host.at("/etc/app/app.conf")]);
     assert_eq!(host.read("/etc/app/app.conf"), "old");
-    assert!(host.cleanup_list().is_empty());
+    // Recorded as installed (§7.2), so the next install's cleanup removes it.
+    assert_eq!(host.cleanup_list(), vec![host.at("/etc/app/app.conf")]);
 
     let report = host.install_with(&appspec(files), FileExistsBehavior::Overwrite).expect("overwrite");
     assert_eq!(report.overwritten, vec![host.at("/etc/app/app.conf")]);
