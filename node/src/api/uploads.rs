@@ -94,7 +94,8 @@ async fn finish(
     });
     let token = super::bearer(&headers).unwrap_or_default();
     let answer =
-        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token).await?;
+        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token)
+            .await?;
     let _ = revision;
     Ok(Json(answer))
 }
