@@ -55,14 +55,13 @@ impl FileJournal {
 
     /// Appends `line` to `path`, creating the file (and making its name durable) if new.
     fn append(&self, path: &Path, line: &[u8]) -> std::io::Result<u64> {
-        let (mut file, created) =
-            match OpenOptions::new().append(true).create_new(true).mode(0o600).open(path) {
-                Ok(file) => (file, true),
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    (OpenOptions::new().append(true).open(path)?, false)
-                }
-                Err(error) => return Err(error),
-            };
+        let (mut file, created) = match OpenOptions::new().append(true).create_new(true).mode(0o600).open(path) {
+            Ok(file) => (file, true),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                (OpenOptions::new().append(true).open(path)?, false)
+            }
+            Err(error) => return Err(error),
+        };
         file.write_all(line)?;
         // Data and the new length; the name needs the directory flushed, once.
         file.sync_data()?;

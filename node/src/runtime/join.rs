@@ -97,7 +97,9 @@ pub async fn join_with_retry(
             Ok(identity) => return Ok(identity),
             Err(error) if error.is_transient() && tokio::time::Instant::now() + JOIN_RETRY_DELAY < deadline => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
-                eprintln!("join attempt {attempt} through {seed} did not succeed yet ({error}); retrying for up to {left} s");
+                eprintln!(
+                    "join attempt {attempt} through {seed} did not succeed yet ({error}); retrying for up to {left} s"
+                );
                 tokio::time::sleep(JOIN_RETRY_DELAY).await;
             }
             Err(error) => return Err(error),

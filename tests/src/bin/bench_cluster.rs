@@ -234,8 +234,12 @@ fn failover(runs: usize) -> Value {
 }
 
 fn kill_leader_and_watch(cluster: &mut TestCluster, api: &Api, index: u32, leader: u64, run: usize) -> FailoverSample {
-    let survivors: Vec<String> =
-        cluster.live_indices().into_iter().filter(|other| *other != index).map(|other| cluster.api_url(other)).collect();
+    let survivors: Vec<String> = cluster
+        .live_indices()
+        .into_iter()
+        .filter(|other| *other != index)
+        .map(|other| cluster.api_url(other))
+        .collect();
     let deadline = Duration::from_secs(20);
     let killed_at = Instant::now();
     cluster.kill9(index);
@@ -308,8 +312,7 @@ fn commit(writes: usize, clients: usize) -> Value {
         write(&follower_url, format!("warm-follower-{index}"));
     }
     let sequential: Vec<f64> = (0..writes).map(|index| write(&leader_url, format!("seq-{index}"))).collect();
-    let forwarded: Vec<f64> =
-        (0..writes / 2).map(|index| write(&follower_url, format!("forwarded-{index}"))).collect();
+    let forwarded: Vec<f64> = (0..writes / 2).map(|index| write(&follower_url, format!("forwarded-{index}"))).collect();
     let per_client = writes.div_ceil(clients).max(50);
     let started = Instant::now();
     let concurrent: Vec<f64> = std::thread::scope(|scope| {
@@ -494,15 +497,17 @@ fn deploy_and_time(cluster: &TestCluster, api: &Api, revision: &str) -> (Duratio
     let started = Instant::now();
     let created = api.operation(&base, "CreateDeployment", &body).expect("create deployment");
     let id = created["deploymentId"].as_str().expect("deployment id").to_string();
-    let info = wait_until("the deployment to end", Duration::from_secs(120), || {
-        let info = api.operation(&base, "GetDeployment", &json!({ "deploymentId": id })).ok()?;
-        let done = matches!(info["deploymentInfo"]["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped"));
-        if !done {
-            std::thread::sleep(Duration::from_millis(10));
+    // Bounded by the deadline; not `wait_until`, whose 100 ms period would blur the figure.
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        let info = api.operation(&base, "GetDeployment", &json!({ "deploymentId": id })).ok();
+        let info = info.map(|info| info["deploymentInfo"].clone()).unwrap_or_default();
+        if matches!(info["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped")) {
+            return (started.elapsed(), info);
         }
-        done.then_some(info)
-    });
-    (started.elapsed(), info["deploymentInfo"].clone())
+        assert!(Instant::now() < deadline, "deployment {id} did not end within 120 s: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn waves(runs: usize) -> Value {
