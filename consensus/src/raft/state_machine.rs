@@ -249,7 +249,7 @@ mod tests {
         let store = StateMachineStore::open(db.clone()).expect("open");
         let handle = store.handle();
         assert_eq!(handle.applied_index(), 9);
-        let mut changes = handle.subscribe();
+        let changes = handle.subscribe();
         super::super::LogStore::reset(&db).expect("reset");
         let reopened = StateMachineStore::reopen(db, handle.clone()).expect("reopen");
         assert!(Arc::ptr_eq(&reopened.handle(), &handle), "the handle must be shared, not replaced");
