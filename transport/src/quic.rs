@@ -392,4 +392,54 @@ mod tests {
             transport.close().await;
         }
     }
+
+    /// A peer killed without a word (its runtime dropped: no CONNECTION_CLOSE) and
+    /// restarted on the same address is reached again within a second, not after the
+    /// 10 s idle timeout: requests on the dead cached connection time out unanswered,
+    /// the connection is closed after [`SILENT_CONNECTION_EVICT_AFTER`], and the next
+    /// request reconnects.
+    #[tokio::test]
+    async fn a_silent_connection_to_a_restarted_peer_is_replaced() {
+        let ca = ClusterCa::generate("a").expect("ca");
+        let server_identity = identity(&ca, 1);
+        let first_life =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let server = {
+            let _inside = first_life.enter();
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &server_identity, Arc::new(Echo)).expect("bind")
+        };
+        let addr = server.local_addr().expect("addr");
+        let client =
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &identity(&ca, 2), Arc::new(Echo)).expect("bind");
+        let peer = Peer { id: NodeId(1), addr };
+        client.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.expect("first life");
+        // The "kill -9": the server's tasks vanish without sending anything.
+        drop(server);
+        first_life.shutdown_background();
+        // The dropped runtime frees the old socket in the background: retry the bind briefly.
+        let mut restarted = None;
+        for _ in 0..50 {
+            match QuicTransport::bind(addr, &server_identity, Arc::new(Echo)) {
+                Ok(transport) => {
+                    restarted = Some(transport);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let restarted = restarted.expect("rebind the same address");
+        let started = std::time::Instant::now();
+        // Bounded: at most 30 attempts of 100 ms.
+        let mut answered = false;
+        for _ in 0..30 {
+            if client.request(peer, Message::new(&b"hi"[..]), Duration::from_millis(100)).await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "the restarted peer was not reached within 30 attempts ({:?})", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(2), "reconnecting took {:?}", started.elapsed());
+        restarted.close().await;
+        client.close().await;
+    }
 }
