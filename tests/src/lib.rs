@@ -370,3 +370,23 @@ impl TestCluster {
             .expect("node id")
     }
 }
+
+impl TestCluster {
+    /// The process id of node `index` while its process runs (benchmarks read
+    /// `/proc/<pid>` for memory and CPU).
+    pub fn pid(&self, index: u32) -> Option<u32> {
+        self.nodes.get(&index)?.child.as_ref().map(Child::id)
+    }
+
+    /// The base URL of node `index`'s HTTP API, e.g. `http://127.9.9.1:7480`.
+    pub fn api_url(&self, index: u32) -> String {
+        format!("http://{}", self.nodes[&index].api)
+    }
+}
+
+impl TestCluster {
+    /// Everything node `index` has logged so far (stdout and stderr).
+    pub fn log(&self, index: u32) -> String {
+        std::fs::read_to_string(&self.nodes[&index].log).unwrap_or_default()
+    }
+}

@@ -5,4 +5,5 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod operations;
+    mod voters;
 }

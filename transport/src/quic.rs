@@ -38,11 +38,35 @@ pub enum QuicError {
 
 type ConnectionSlot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
 
+/// A cached connection whose requests keep timing out while the peer sends nothing at
+/// all (not even acknowledgements) for this long is closed, so the next request
+/// reconnects.
+///
+/// Why: a peer that restarts on the same address does not know the old connection, and
+/// QUIC gives no signal (its stateless reset cannot be validated across processes), so
+/// without this the connection lingered until the 10 s idle timeout. Meanwhile Raft's
+/// heartbeats to a restarted voter all timed out, the voter called elections and, with a
+/// higher term, deposed the leader, repeatedly. A live peer, however slow its answers,
+/// acknowledges within a round trip plus its ack delay (25 ms), so 300 ms of total silence
+/// under continued requests means the connection is dead; the window stays well under
+/// Raft's election timeout (`RaftTiming`).
+pub const SILENT_CONNECTION_EVICT_AFTER: Duration = Duration::from_millis(300);
+
+/// Since when requests on a peer's connection time out unanswered, and how many
+/// datagrams that connection had received then.
+#[derive(Clone, Copy, Debug)]
+struct Silence {
+    since: std::time::Instant,
+    datagrams: u64,
+}
+
 /// A node's QUIC endpoint: answers peers through a [`Handler`] and sends requests as a
 /// [`Transport`].
 pub struct QuicTransport {
     endpoint: quinn::Endpoint,
     connections: Mutex<HashMap<NodeId, ConnectionSlot>>,
+    /// Peers whose requests time out, see [`SILENT_CONNECTION_EVICT_AFTER`].
+    silences: Mutex<HashMap<NodeId, Silence>>,
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -60,7 +84,11 @@ impl QuicTransport {
         let server = tls::server_config(identity)?;
         let mut endpoint = quinn::Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
         endpoint.set_default_client_config(tls::client_config(identity)?);
-        let transport = Arc::new(Self { endpoint: endpoint.clone(), connections: Mutex::new(HashMap::new()) });
+        let transport = Arc::new(Self {
+            endpoint: endpoint.clone(),
+            connections: Mutex::new(HashMap::new()),
+            silences: Mutex::new(HashMap::new()),
+        });
         tokio::spawn(accept_loop(endpoint, handler));
         Ok(transport)
     }
@@ -100,15 +128,41 @@ impl QuicTransport {
         Ok(connection)
     }
 
-    async fn request_inner(&self, peer: Peer, message: Message) -> Result<Message, TransportError> {
-        let connection = self.connection(peer).await?;
-        match exchange(&connection, peer.id, message).await {
-            Err(error @ TransportError::Broken { .. }) => {
+    async fn request_inner(&self, peer: Peer, message: Message, timeout: Duration) -> Result<Message, TransportError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || TransportError::Timeout { peer: peer.id, timeout };
+        let connection = tokio::time::timeout_at(deadline, self.connection(peer)).await.map_err(|_| timed_out())??;
+        match tokio::time::timeout_at(deadline, exchange(&connection, peer.id, message)).await {
+            Ok(Err(error @ TransportError::Broken { .. })) => {
                 // Forget a broken connection so the next request reconnects.
                 connection.close(quinn::VarInt::from_u32(0), b"broken");
                 Err(error)
             }
-            other => other,
+            Ok(other) => {
+                self.silences.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&peer.id);
+                other
+            }
+            Err(_) => {
+                self.note_silence(peer.id, &connection);
+                Err(timed_out())
+            }
+        }
+    }
+
+    /// After a timed-out request: closes `connection` once the peer has sent nothing on
+    /// it for [`SILENT_CONNECTION_EVICT_AFTER`] of timed-out requests.
+    fn note_silence(&self, peer: NodeId, connection: &quinn::Connection) {
+        let now = std::time::Instant::now();
+        let datagrams = connection.stats().udp_rx.datagrams;
+        let mut silences = self.silences.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let silence = silences.entry(peer).or_insert(Silence { since: now, datagrams });
+        if silence.datagrams != datagrams {
+            // The peer is alive, only slow: start over.
+            *silence = Silence { since: now, datagrams };
+        } else if now.duration_since(silence.since) >= SILENT_CONNECTION_EVICT_AFTER {
+            silences.remove(&peer);
+            debug!(%peer, "closing a connection the peer has not answered on for a while");
+            connection.close(quinn::VarInt::from_u32(0), b"peer silent");
         }
     }
 }
@@ -120,12 +174,7 @@ impl Transport for QuicTransport {
         message: Message,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Message, TransportError>> {
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, self.request_inner(peer, message)).await {
-                Ok(result) => result,
-                Err(_) => Err(TransportError::Timeout { peer: peer.id, timeout }),
-            }
-        })
+        Box::pin(self.request_inner(peer, message, timeout))
     }
 }
 
@@ -342,5 +391,55 @@ mod tests {
         for transport in [server, client, intruder] {
             transport.close().await;
         }
+    }
+
+    /// A peer killed without a word (its runtime dropped: no CONNECTION_CLOSE) and
+    /// restarted on the same address is reached again within a second, not after the
+    /// 10 s idle timeout: requests on the dead cached connection time out unanswered,
+    /// the connection is closed after [`SILENT_CONNECTION_EVICT_AFTER`], and the next
+    /// request reconnects.
+    #[tokio::test]
+    async fn a_silent_connection_to_a_restarted_peer_is_replaced() {
+        let ca = ClusterCa::generate("a").expect("ca");
+        let server_identity = identity(&ca, 1);
+        let first_life =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let server = {
+            let _inside = first_life.enter();
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &server_identity, Arc::new(Echo)).expect("bind")
+        };
+        let addr = server.local_addr().expect("addr");
+        let client =
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &identity(&ca, 2), Arc::new(Echo)).expect("bind");
+        let peer = Peer { id: NodeId(1), addr };
+        client.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.expect("first life");
+        // The "kill -9": the server's tasks vanish without sending anything.
+        drop(server);
+        first_life.shutdown_background();
+        // The dropped runtime frees the old socket in the background: retry the bind briefly.
+        let mut restarted = None;
+        for _ in 0..50 {
+            match QuicTransport::bind(addr, &server_identity, Arc::new(Echo)) {
+                Ok(transport) => {
+                    restarted = Some(transport);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let restarted = restarted.expect("rebind the same address");
+        let started = std::time::Instant::now();
+        // Bounded: at most 30 attempts of 100 ms.
+        let mut answered = false;
+        for _ in 0..30 {
+            if client.request(peer, Message::new(&b"hi"[..]), Duration::from_millis(100)).await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "the restarted peer was not reached within 30 attempts ({:?})", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(2), "reconnecting took {:?}", started.elapsed());
+        restarted.close().await;
+        client.close().await;
     }
 }

@@ -100,6 +100,21 @@ impl LogStore {
         Self { db }
     }
 
+    /// Erases this node's Raft state in `db` — log, vote, commit index and snapshot — in
+    /// one durable transaction, so a Raft opened on `db` afterwards starts uninitialized,
+    /// as on a node that never joined. Only for a node the cluster no longer counts as a
+    /// voter (see `fleetmesh_node::runtime::stale_voter`); the caller must have shut down
+    /// the Raft instance that used `db` first.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub fn reset(db: &Database) -> Result<(), std::io::Error> {
+        let write = db.begin_write().map_err(io_error)?;
+        write.delete_table(LOG).map_err(io_error)?;
+        write.delete_table(META).map_err(io_error)?;
+        write.commit().map_err(io_error)
+    }
+
     fn last_entry(&self) -> Result<Option<LogId<NodeId>>, std::io::Error> {
         let read = self.db.begin_read().map_err(io_error)?;
         let table = match read.open_table(LOG) {
@@ -235,5 +250,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             write.commit().map_err(io_error)
         })();
         result.map_err(|error| StorageIOError::write_logs(&error).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use redb::backends::InMemoryBackend;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reset_leaves_a_store_that_opens_uninitialized() {
+        // A store with a vote, a commit index, a purge mark, a snapshot record and two
+        // log entries: after reset, every one of them is gone.
+        let db = Arc::new(Database::builder().create_with_backend(InMemoryBackend::new()).expect("db"));
+        let mut store = LogStore::new(db.clone());
+        store.save_vote(&Vote::new(7, NodeId(2))).await.expect("vote");
+        let log_id = |index| LogId::new(CommittedLeaderId::new(7, NodeId(2)), index);
+        store.save_committed(Some(log_id(2))).await.expect("committed");
+        write_meta(&db, PURGED, &Some(log_id(0))).expect("purged");
+        write_snapshot(&db, "snapshot_meta", &"meta", "snapshot_data", b"data").expect("snapshot");
+        let write = db.begin_write().expect("write");
+        {
+            let mut table = write.open_table(LOG).expect("table");
+            for index in 1..=2 {
+                let entry = Entry::<TypeConfig> { log_id: log_id(index), payload: EntryPayload::Blank };
+                table.insert(index, serde_json::to_vec(&entry).expect("json").as_slice()).expect("insert");
+            }
+        }
+        write.commit().expect("commit");
+        assert_eq!(store.get_log_state().await.expect("state").last_log_id, Some(log_id(2)));
+
+        LogStore::reset(&db).expect("reset");
+        let mut store = LogStore::new(db.clone());
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (None, None));
+        assert_eq!(store.read_vote().await.expect("vote"), None);
+        assert_eq!(store.read_committed().await.expect("committed"), None);
+        assert_eq!(read_raw(&db, "snapshot_data").expect("snapshot"), None);
+        assert!(store.try_get_log_entries(0..10).await.expect("entries").is_empty());
     }
 }

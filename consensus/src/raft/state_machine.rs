@@ -118,11 +118,26 @@ impl StateMachineStore {
     /// # Errors
     /// The stored snapshot cannot be read.
     pub fn open(db: Arc<Database>) -> StorageResult<Self> {
-        let data = match read_raw(&db, SNAPSHOT_DATA).map_err(read_error)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(read_error)?,
-            None => StateMachineData::default(),
-        };
+        let data = Self::load(&db)?;
         Ok(Self { db, handle: StateHandle::new(data), snapshots_built: 0 })
+    }
+
+    /// Opens the state machine again over an existing `handle` (whose readers and
+    /// subscribers stay valid): the handle's state is replaced by the last snapshot in
+    /// `db`, or by the empty state after [`super::LogStore::reset`].
+    ///
+    /// # Errors
+    /// The stored snapshot cannot be read.
+    pub fn reopen(db: Arc<Database>, handle: Arc<StateHandle>) -> StorageResult<Self> {
+        handle.replace(Self::load(&db)?);
+        Ok(Self { db, handle, snapshots_built: 0 })
+    }
+
+    fn load(db: &Database) -> StorageResult<StateMachineData> {
+        match read_raw(db, SNAPSHOT_DATA).map_err(read_error)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(read_error),
+            None => Ok(StateMachineData::default()),
+        }
     }
 
     /// The shared read handle.
@@ -210,5 +225,35 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let Some(meta) = meta else { return Ok(None) };
         let bytes = read_raw(&self.db, SNAPSHOT_DATA).map_err(read_error)?.unwrap_or_default();
         Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use redb::backends::InMemoryBackend;
+
+    use super::*;
+
+    #[test]
+    fn reopen_after_a_reset_empties_the_shared_handle() {
+        // A snapshot applied up to index 9 is loaded; after the log store is reset, reopening
+        // over the same handle empties it, and its subscribers see the change.
+        let db = Arc::new(Database::builder().create_with_backend(InMemoryBackend::new()).expect("db"));
+        let data = StateMachineData {
+            last_applied: Some(LogId::new(CommittedLeaderId::new(3, NodeId(1)), 9)),
+            ..StateMachineData::default()
+        };
+        write_snapshot(&db, SNAPSHOT_META, &"meta", SNAPSHOT_DATA, &serde_json::to_vec(&data).expect("json"))
+            .expect("snapshot");
+        let store = StateMachineStore::open(db.clone()).expect("open");
+        let handle = store.handle();
+        assert_eq!(handle.applied_index(), 9);
+        let changes = handle.subscribe();
+        super::super::LogStore::reset(&db).expect("reset");
+        let reopened = StateMachineStore::reopen(db, handle.clone()).expect("reopen");
+        assert!(Arc::ptr_eq(&reopened.handle(), &handle), "the handle must be shared, not replaced");
+        assert_eq!(handle.applied_index(), 0);
+        assert!(changes.has_changed().expect("sender alive"));
     }
 }

@@ -1,7 +1,7 @@
 //! The production host: hooks run as processes, bundles are unpacked from the chunk
 //! store into `DIR/deployment-root/<group id>/<deployment id>/deployment-archive`, files
-//! are installed under `--install-root`, and the journal is a directory of fsync'd files
-//! (the on-disk layout of `codedeploy.md` §8.3, under the node's data directory).
+//! are installed under `--install-root`, and the journal is a directory of append-only files
+//! ([`super::journal`]; the on-disk layout of `codedeploy.md` §8.3, under the node's data directory).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_consensus::model::deployment::{Diagnostics, LifecycleErrorCode, TargetStatus};
-use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_consensus::model::ids::RevisionId;
 use fleetmesh_transport::BoxFuture;
 use tracing::warn;
 
-use super::backend::{Journal, JournalRecord, LifecycleBackend, TargetContext};
+use super::backend::{Journal, LifecycleBackend, TargetContext};
+use super::journal::FileJournal;
 use crate::agent::hooks::{self, EventOutcome, HookEnv};
 use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
 use crate::appspec::{self, AppSpec};
-use crate::identity::write_private_file;
 use crate::protocol::{Assignments, MemberAddress, RevisionProgress};
 use crate::revision_service::RevisionService;
 use crate::runtime::Node;
@@ -29,37 +29,6 @@ pub const DEPLOYMENTS_KEPT_PER_GROUP: usize = 5;
 
 /// How long DownloadBundle waits for the swarm before it fails.
 pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Journal records as files.
-#[derive(Debug)]
-struct FileJournal {
-    dir: PathBuf,
-}
-
-impl Journal for FileJournal {
-    fn load_all(&self) -> Vec<JournalRecord> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
-        let mut records: Vec<JournalRecord> = entries
-            .filter_map(Result::ok)
-            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
-            .filter_map(|entry| std::fs::read(entry.path()).ok())
-            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
-            .collect();
-        records.sort_by(|a: &JournalRecord, b| a.assignment.deployment_id.cmp(&b.assignment.deployment_id));
-        records
-    }
-
-    fn load(&self, deployment: &DeploymentId) -> Option<JournalRecord> {
-        let bytes = std::fs::read(self.dir.join(format!("{deployment}.json"))).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    fn save(&self, record: &JournalRecord) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        write_private_file(&self.dir.join(format!("{}.json", record.assignment.deployment_id)), &bytes)
-            .map_err(std::io::Error::other)
-    }
-}
 
 /// The production lifecycle backend.
 pub struct HostBackend {
@@ -116,8 +85,7 @@ impl HostBackend {
         let data_dir =
             node.settings().data_dir.clone().ok_or_else(|| anyhow::anyhow!("the node has no data directory"))?;
         let root = data_dir.join("deployment-root");
-        let journal = FileJournal { dir: data_dir.join("agent").join("journal") };
-        std::fs::create_dir_all(&journal.dir)?;
+        let journal = FileJournal::open(data_dir.join("agent").join("journal"))?;
         std::fs::create_dir_all(root.join("deployment-instructions"))?;
         let revisions = RevisionService::open(&data_dir)?;
         Ok(Self { root, install_root: node.settings().install_root.clone(), journal, revisions })

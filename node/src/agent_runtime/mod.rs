@@ -13,6 +13,7 @@
 
 mod backend;
 pub mod host;
+mod journal;
 mod reports;
 mod sequence;
 

@@ -83,7 +83,7 @@ async fn prepare_identity(config: &NodeConfig) -> anyhow::Result<Start> {
         }
         (None, Some(seed), Some(token)) => {
             let spec = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
-            let identity = super::join::join_cluster(seed, &token, spec, Duration::from_secs(15)).await?;
+            let identity = super::join::join_with_retry(seed, &token, spec, super::join::JOIN_RETRY_WINDOW).await?;
             identity.save(&config.data_dir)?;
             Ok(Start::Joined(identity))
         }
@@ -200,13 +200,21 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     }));
     tasks.spawn(maintain_identity(node.clone(), config.data_dir.clone(), identity));
     crate::agent_runtime::start(&node, &mut tasks);
-    shutdown.await;
+    // The node stops on the signal, or by itself after a fatal error it has logged.
+    let mut stopped = node.shutdown_signal();
+    let stopped_itself = tokio::select! {
+        () = shutdown => false,
+        _ = stopped.wait_for(|stopped| *stopped) => true,
+    };
     info!("shutting down");
     crate::agent_runtime::drain(&node, config.shutdown_grace).await;
     let _ = api_stop.send(());
     node.shutdown().await;
     transport.close().await;
     tasks.abort_all();
+    if stopped_itself {
+        bail!("node {} stopped after a fatal error (the log above says which)", node.id());
+    }
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub mod join;
 mod leader;
 pub mod liveness;
 mod poll;
+pub mod stale_voter;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -137,6 +138,8 @@ pub enum ProposeError {
 pub struct Node {
     settings: NodeSettings,
     raft: RwLock<Raft>,
+    /// The Raft log and snapshots (kept to reset them, see [`Node::reset_raft`]).
+    db: Arc<redb::Database>,
     state: Arc<StateHandle>,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
@@ -203,13 +206,13 @@ impl Node {
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<Self>> {
-        let raft = Self::open_raft(&settings, db, transport.clone()).await?;
-        let (raft, state) = raft;
+        let (raft, state) = Self::open_raft(&settings, db.clone(), transport.clone(), None).await?;
         let leader = leader::LeaderDuties::new(&settings.timing);
         let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
         Ok(Arc::new(Self {
             settings,
             raft: RwLock::new(raft),
+            db,
             state,
             transport,
             clock,
@@ -223,14 +226,19 @@ impl Node {
         }))
     }
 
+    /// Opens Raft on `db`; with `state`, the state machine reuses that handle (a reset).
     async fn open_raft(
         settings: &NodeSettings,
         db: Arc<redb::Database>,
         transport: Arc<dyn Transport>,
+        state: Option<Arc<StateHandle>>,
     ) -> anyhow::Result<(Raft, Arc<StateHandle>)> {
         let config = Arc::new(raft_config(settings.timing.raft)?);
         let log_store = LogStore::new(db.clone());
-        let state_machine = StateMachineStore::open(db)?;
+        let state_machine = match state {
+            Some(handle) => StateMachineStore::reopen(db, handle)?,
+            None => StateMachineStore::open(db)?,
+        };
         let state = state_machine.handle();
         let network = NetworkFactory::new(Arc::new(RaftOverTransport { transport }));
         let raft = Raft::new(settings.id, config, network, log_store, state_machine).await?;
@@ -409,6 +417,25 @@ impl Node {
         tasks
     }
 
+    /// Replaces this node's Raft state by a fresh, uninitialized one: stops the Raft
+    /// instance, erases its log, vote and snapshot, and opens a new instance on the empty
+    /// store (the applied state, shared through [`Node::state`], becomes empty). The node
+    /// is then an agent like one that just joined, and the leader may promote it again.
+    ///
+    /// Only for a node the cluster no longer counts as a voter ([`stale_voter`]).
+    ///
+    /// # Errors
+    /// Raft does not stop, or the store cannot be erased or reopened; the node should stop.
+    pub async fn reset_raft(&self) -> anyhow::Result<()> {
+        let old = self.raft();
+        old.shutdown().await.map_err(|error| anyhow::anyhow!("the old Raft instance did not stop: {error}"))?;
+        LogStore::reset(&self.db).map_err(|error| anyhow::anyhow!("cannot erase the Raft state: {error}"))?;
+        let (raft, _) =
+            Self::open_raft(&self.settings, self.db.clone(), self.transport.clone(), Some(self.state.clone())).await?;
+        *self.raft.write().unwrap_or_else(std::sync::PoisonError::into_inner) = raft;
+        Ok(())
+    }
+
     /// Stops the loops and Raft.
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -424,7 +451,12 @@ async fn count_leader_changes(node: Arc<Node>) {
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            changed = metrics.changed() => if changed.is_err() { return },
+            changed = metrics.changed() => if changed.is_err() {
+                // The Raft instance stopped: shutdown, or a reset replaced it (follow the new one).
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                metrics = node.raft().metrics();
+                continue;
+            },
         }
         let now = metrics.borrow().current_leader;
         if now != leader && now.is_some() {

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_transport::Peer;
-use tracing::debug;
+use tokio::time::Instant;
+use tracing::{debug, error, warn};
 
+use super::stale_voter::{Evidence, StaleVoterWatch, STALE_VOTER_HOLD};
 use super::Node;
 use crate::protocol::{self, PollRequest, Request, Response};
 
@@ -21,6 +23,7 @@ pub(super) async fn run(node: Arc<Node>) {
     let mut members_version = 0u64;
     let mut rotation = 0usize;
     let hold = node.settings().timing.poll_hold;
+    let mut stale_voter = StaleVoterWatch::default();
     loop {
         if *shutdown.borrow() {
             return;
@@ -51,6 +54,7 @@ pub(super) async fn run(node: Arc<Node>) {
             {
                 Ok((response, _)) => response,
                 Err(error) => {
+                    stale_voter.clear();
                     debug!(peer = %target.id, %error, "poll failed");
                     node.update_directory(|directory| {
                         if directory.leader.is_some_and(|leader| leader.id == target.id) {
@@ -65,6 +69,10 @@ pub(super) async fn run(node: Arc<Node>) {
         };
         match answer {
             Response::Poll(poll) => {
+                if stale_voter.observe(Evidence::gather(&node, &poll), Instant::now()) {
+                    stale_voter.clear();
+                    reset_stale_voter(&node, &poll).await;
+                }
                 digest = poll.assignments_digest.clone();
                 node.update_directory(|directory| {
                     directory.leader = Some(poll.leader);
@@ -82,6 +90,7 @@ pub(super) async fn run(node: Arc<Node>) {
                 crate::agent_runtime::on_assignments(&node, &poll);
             }
             Response::NotLeader { leader } => {
+                stale_voter.clear();
                 node.update_directory(|directory| directory.leader = leader.filter(|hint| hint.id != node.id()));
                 if leader.is_none() {
                     rotation += 1;
@@ -89,11 +98,28 @@ pub(super) async fn run(node: Arc<Node>) {
                 }
             }
             other => {
+                stale_voter.clear();
                 debug!(?other, "unexpected poll answer");
                 rotation += 1;
                 pause(&mut shutdown, RETRY_DELAY).await;
             }
         }
+    }
+}
+
+/// Gives a node that is a voter only in its own log a fresh Raft state (see
+/// [`super::stale_voter`]); if that fails the node cannot work and shuts down.
+async fn reset_stale_voter(node: &Arc<Node>, poll: &crate::protocol::PollResponse) {
+    warn!(
+        leader = %poll.leader.id,
+        term = poll.term,
+        "this node's Raft log lists it as a voter, but the leader has answered for {} s that it is an agent \
+         and no leader replicates to it: it was replaced while it was down; resetting its Raft state to continue as an agent",
+        STALE_VOTER_HOLD.as_secs()
+    );
+    if let Err(reason) = node.reset_raft().await {
+        error!(%reason, "the Raft state could not be reset; stopping the node");
+        node.shutdown().await;
     }
 }
 
