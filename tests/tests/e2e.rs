@@ -4,4 +4,5 @@
 mod e2e {
     mod cluster;
     mod deploy;
+    mod swarm;
 }
