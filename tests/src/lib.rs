@@ -126,6 +126,9 @@ impl TestCluster {
             wait_until("join-token", Duration::from_secs(30), || read_trimmed(&first.join("join-token")));
         cluster.admin_token =
             wait_until("admin-token", Duration::from_secs(5), || read_trimmed(&first.join("admin-token")));
+        // Joiners only once node 1 has bootstrapped: a join sent earlier is refused
+        // ("still bootstrapping") and the joiner exits, which a loaded machine hit.
+        cluster.wait_alive(1, Duration::from_secs(60));
         for index in 2..=count {
             let seed = cluster.nodes[&1].listen;
             let token = cluster.join_token.clone();

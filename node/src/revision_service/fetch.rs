@@ -58,9 +58,9 @@ pub(crate) fn corrupt_uploads() -> bool {
 
 /// Verifies each chunk of a piece answer and stores it (blocking: file writes).
 ///
-/// The store hashes every chunk before it writes it, which is the verification: a
-/// chunk that does not hash to its name is refused with nothing written, and the
-/// answer counts as corrupt. Chunks before it in the piece are kept (they verified).
+/// The store hashes every chunk before it writes any, which is the verification: if a
+/// chunk does not hash to its name, nothing of the piece is written and the answer
+/// counts as corrupt.
 fn store_piece(service: &RevisionService, chunks: &[ChunkRef], payload: &Bytes) -> Received {
     let expected: usize = chunks.iter().map(|chunk| chunk.len() as usize).sum();
     if payload.len() != expected {
@@ -70,18 +70,20 @@ fn store_piece(service: &RevisionService, chunks: &[ChunkRef], payload: &Bytes) 
         };
     }
     let mut offset = 0;
+    let mut batch = Vec::with_capacity(chunks.len());
     for chunk in chunks {
-        let bytes = &payload[offset..offset + chunk.len() as usize];
+        batch.push((chunk.hash(), &payload[offset..offset + chunk.len() as usize]));
         offset += chunk.len() as usize;
-        match service.store.put(chunk.hash(), bytes) {
-            Ok(_) => {}
-            Err(StoreError::HashMismatch { .. } | StoreError::TooLarge { .. }) => {
-                return Received::Corrupt { chunk: chunk.hash() };
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot store a fetched chunk");
-                return Received::Failed;
-            }
+    }
+    // One pack file per piece (see the chunk store's docs for why not one file per chunk).
+    match service.store.put_many(&batch) {
+        Ok(_) => {}
+        Err(StoreError::HashMismatch { expected, .. } | StoreError::TooLarge { hash: expected, .. }) => {
+            return Received::Corrupt { chunk: expected };
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot store a fetched piece");
+            return Received::Failed;
         }
     }
     Received::Ok

@@ -160,26 +160,30 @@ impl RevisionService {
     /// more bytes than the push declared.
     pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, String> {
         let mut offset = 0;
-        let mut stored = 0;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0u64;
+        // Bounded: each turn consumes a 36-byte header and its chunk from the body.
         while offset < body.len() {
             let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
             let hash = fleetmesh_consensus::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
             let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
             let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
-            {
-                let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
-                session.received_bytes += len as u64;
-                // The declared size counts file bytes; distinct chunks can never exceed it.
-                if session.received_bytes > session.declared_bytes {
-                    return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
-                }
-            }
-            self.store.put(hash, bytes).map_err(|error| error.to_string())?;
-            stored += 1;
+            batch.push((hash, bytes));
+            batch_bytes += len as u64;
             offset += 36 + len;
         }
-        Ok(stored)
+        {
+            let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+            session.received_bytes += batch_bytes;
+            // The declared size counts file bytes; distinct chunks can never exceed it.
+            if session.received_bytes > session.declared_bytes {
+                return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
+            }
+        }
+        // The whole batch in one pack file, every chunk verified first.
+        self.store.put_many(&batch).map_err(|error| error.to_string())?;
+        Ok(batch.len())
     }
 
     /// Closes a push: checks every chunk of `manifest` is held and saves the manifest.

@@ -5,7 +5,9 @@
 //! 2. Push pipeline: FastCDC alone, chunk + BLAKE3 on one thread, and the two-thread
 //!    pipeline a push runs, on that file; then `b3sum --num-threads 1` on it.
 //! 3. Raw quinn: the same number of bytes over one stream between two endpoints in this
-//!    process on loopback, with the node's TLS and transport configuration.
+//!    process on loopback, bound and configured exactly as a node binds its endpoint
+//!    (TLS, transport parameters, socket buffers); the bytes come from memory and are
+//!    dropped on arrival.
 //! 4. The swarm: a `--nodes`-node cluster (default 2) of real `fleetmesh` processes;
 //!    the file is pushed to node 1 and every other node prefetches it. It times node
 //!    2's fetch, prints the ratio to the raw quinn rate, and node 2's peak RSS while
@@ -22,7 +24,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use fleetmesh_tests::{proc_status_kib, process_cpu, write_random_file, Options, TestCluster};
 use fleetmesh_transport::pki::{ClusterCa, NodeKey, TlsIdentity};
-use fleetmesh_transport::{tls, NodeId};
+use fleetmesh_transport::{quic, tls, NodeId};
 use serde_json::json;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -63,11 +65,12 @@ fn raw_quinn(bytes: u64) -> anyhow::Result<(Duration, Duration)> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let ca = ClusterCa::generate("bench")?;
-        let server_addr = "127.0.0.1:0".parse()?;
-        let server = quinn::Endpoint::server(tls::server_config(&identity(&ca, 1)?)?, server_addr)?;
+        // Both endpoints exactly as a node binds its own (socket buffers included).
+        let (first, second) = (identity(&ca, 1)?, identity(&ca, 2)?);
+        let server = quic::server_endpoint(tls::server_config(&first)?, "127.0.0.1:0".parse()?)?;
         let address = server.local_addr()?;
-        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-        client.set_default_client_config(tls::client_config(&identity(&ca, 2)?)?);
+        let mut client = quic::server_endpoint(tls::server_config(&second)?, "127.0.0.1:0".parse()?)?;
+        client.set_default_client_config(tls::client_config(&second)?);
         let receiver = tokio::spawn(async move {
             let connection = server.accept().await.context("no connection")?.await?;
             let (mut send, mut recv) = connection.accept_bi().await?;
