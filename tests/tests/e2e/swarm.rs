@@ -155,7 +155,7 @@ fn a_peer_serving_corrupt_chunks_corrupts_no_store_and_the_download_completes() 
     let revision = cluster.push(1, "app", work.path());
     let size = revision_size(&cluster, &revision);
     cluster.ok(1, &["deploy", "prefetch", "--revision", &revision, "--deployment-group-name", "relay", "--wait"]);
-    assert_eq!(cluster.verify_chunk_store(2).1, size, "the corrupting node's own store is intact");
+    assert!(cluster.verify_chunk_store(2).1 >= size, "the corrupting node holds the whole revision, intact");
 
     cluster.ok(1, &["deploy", "prefetch", "--revision", &revision, "--deployment-group-name", "web"]);
     cluster.wait_distributed(&revision, &[3, 4], Duration::from_secs(60));
