@@ -14,6 +14,7 @@
 //! Methods are synchronous and take `&self`; the store is `Send + Sync`, and the caller
 //! runs it where it likes (a blocking thread in the node, inline in the simulator).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -197,8 +198,8 @@ impl ChunkStore {
         let key = index.add_pack(name);
         let mut stored = 0;
         for ((hash, bytes), offset) in fresh.iter().zip(offsets) {
-            if !index.chunks.contains_key(hash) {
-                index.chunks.insert(*hash, packs::Slot { pack: key, offset, len: bytes.len() as u32 });
+            if let Entry::Vacant(vacant) = index.chunks.entry(*hash) {
+                vacant.insert(packs::Slot { pack: key, offset, len: bytes.len() as u32 });
                 self.total_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 stored += 1;
             }
@@ -234,8 +235,8 @@ impl ChunkStore {
             let records = packs::scan(&entry.path())?;
             let key = index.add_pack(name);
             for (hash, offset, len) in records {
-                if !index.chunks.contains_key(&hash) {
-                    index.chunks.insert(hash, packs::Slot { pack: key, offset, len });
+                if let Entry::Vacant(vacant) = index.chunks.entry(hash) {
+                    vacant.insert(packs::Slot { pack: key, offset, len });
                     total += u64::from(len);
                 }
             }
