@@ -109,6 +109,7 @@ fn a_200_mib_revision_reaches_every_node_and_a_killed_receiver_resumes() {
         size - held
     );
     assert!(refetched >= size - held, "node 5 fetched {refetched} bytes, less than the {} it lacked", size - held);
+    eprintln!("node 5 held {held} of {size} bytes when killed; after its restart it fetched {refetched}");
     for index in 2..=5 {
         let (_, bytes) = cluster.verify_chunk_store(index);
         assert!(bytes >= size, "node {index} holds {bytes} of {size} bytes");
