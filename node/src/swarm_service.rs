@@ -28,8 +28,8 @@ pub(crate) async fn handle(node: &Arc<Node>, peer: NodeId, request: Request) -> 
                 None => (Response::Error(format!("no manifest for {revision_id} here")), Bytes::new()),
             })
         }
-        Request::GetPiece { revision_id, chunks, .. } => match service {
-            Some(service) => Ok(service.serve_piece(peer, revision_id, chunks).await),
+        Request::GetPiece { revision_id, piece, chunks } => match service {
+            Some(service) => Ok(service.serve_piece(peer, revision_id, piece, chunks).await),
             None => Ok((Response::Error("this node stores no chunks".into()), Bytes::new())),
         },
         Request::GetHave { revision_id } => match service {

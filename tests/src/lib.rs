@@ -47,6 +47,9 @@ pub struct Options {
     pub node_flags: Vec<String>,
     /// Tags per node index (1-based); default `role=web`.
     pub tags: BTreeMap<u32, Vec<String>>,
+    /// Extra environment variables per node index (1-based), e.g. test hooks such as
+    /// `FLEETMESH_TEST_CORRUPT_UPLOADS=1`. Kept across restarts.
+    pub env: BTreeMap<u32, Vec<(String, String)>>,
 }
 
 /// One node process.
@@ -123,6 +126,9 @@ impl TestCluster {
             wait_until("join-token", Duration::from_secs(30), || read_trimmed(&first.join("join-token")));
         cluster.admin_token =
             wait_until("admin-token", Duration::from_secs(5), || read_trimmed(&first.join("admin-token")));
+        // Joiners only once node 1 has bootstrapped: a join sent earlier is refused
+        // ("still bootstrapping") and the joiner exits, which a loaded machine hit.
+        cluster.wait_alive(1, Duration::from_secs(60));
         for index in 2..=count {
             let seed = cluster.nodes[&1].listen;
             let token = cluster.join_token.clone();
@@ -159,6 +165,7 @@ impl TestCluster {
 
     fn spawn(&mut self, index: u32, join: Option<(SocketAddr, String)>) {
         let flags = self.options.node_flags.clone();
+        let env = self.options.env.get(&index).cloned().unwrap_or_default();
         let node = self.nodes.get_mut(&index).expect("node exists");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
         let mut command = Command::new(binary());
@@ -175,7 +182,8 @@ impl TestCluster {
             .args(flags)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+            .stderr(log)
+            .envs(env);
         for tag in &node.tags {
             command.arg("--tag").arg(tag);
         }
@@ -389,4 +397,208 @@ impl TestCluster {
     pub fn log(&self, index: u32) -> String {
         std::fs::read_to_string(&self.nodes[&index].log).unwrap_or_default()
     }
+}
+/// An HTTP agent that returns error statuses as answers instead of errors.
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+impl TestCluster {
+    /// Reads the value of metric `name` from node `index`'s `/metrics` (summed over its
+    /// label sets); `None` when the node does not answer or has no such metric.
+    pub fn metric(&self, index: u32, name: &str) -> Option<u64> {
+        let url = format!("http://{}/metrics", self.nodes[&index].api);
+        let mut response =
+            http_agent().get(&url).header("Authorization", &format!("Bearer {}", self.admin_token)).call().ok()?;
+        let text = response.body_mut().read_to_string().ok()?;
+        parse_metric(&text, name)
+    }
+
+    /// POSTs a JSON body to node `via`'s API with the admin token; returns the status
+    /// and the parsed body (`Null` if it was not JSON).
+    pub fn api_post(&self, via: u32, path: &str, body: &Value) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.nodes[&via].api);
+        let response = http_agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", self.admin_token))
+            .send_json(body)
+            .unwrap_or_else(|error| panic!("POST {url}: {error}"));
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Asks every node to fetch `revision` (`deploy prefetch --all-nodes`, no wait).
+    pub fn prefetch_all(&self, via: u32, revision: &str) {
+        self.ok(via, &["deploy", "prefetch", "--revision", revision, "--all-nodes"]);
+    }
+
+    /// Waits until node `index`'s chunk store holds at least `bytes` (its
+    /// `fleetmesh_chunk_store_bytes`), polling every 20 ms; returns the time it took.
+    ///
+    /// # Panics
+    /// After `timeout`.
+    pub fn wait_store_bytes(&self, index: u32, bytes: u64, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        loop {
+            let held = self.metric(index, "fleetmesh_chunk_store_bytes").unwrap_or(0);
+            if held >= bytes {
+                return start.elapsed();
+            }
+            assert!(Instant::now() < deadline, "node {index} holds {held} of {bytes} chunk bytes after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `get-revision-distribution` lists every node in `indices` as
+    /// complete for `revision`.
+    pub fn wait_distributed(&self, revision: &str, indices: &[u32], timeout: Duration) {
+        let ids: Vec<u64> = indices.iter().map(|index| self.node_id(*index)).collect();
+        wait_until(&format!("revision {revision} complete on nodes {indices:?}"), timeout, || {
+            let answer = self.cli_json(
+                self.live_indices()[0],
+                &["deploy", "get-revision-distribution", "--revision", revision, "--json"],
+            )?;
+            let nodes = answer["nodes"].as_array()?;
+            ids.iter()
+                .all(|id| nodes.iter().any(|node| node["id"].as_u64() == Some(*id) && node["complete"] == true))
+                .then_some(())
+        });
+    }
+
+    /// Checks every chunk in node `index`'s store against the hash it is stored under:
+    /// chunk files (named by their hash) and pack records (`[hash 32][len u32 LE][bytes]`
+    /// in `packs/*.pack`); returns (chunks, bytes).
+    ///
+    /// # Panics
+    /// On the first chunk whose content does not hash to its name, or a torn pack.
+    pub fn verify_chunk_store(&self, index: u32) -> (u64, u64) {
+        let root = self.nodes[&index].data_dir.join("chunks");
+        let (mut files, mut bytes) = (0, 0);
+        for prefix in std::fs::read_dir(&root).expect("chunk store").flatten() {
+            if !prefix.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            if prefix.file_name() == "packs" {
+                let (chunks, length) = verify_packs(index, &prefix.path());
+                files += chunks;
+                bytes += length;
+                continue;
+            }
+            for file in std::fs::read_dir(prefix.path()).expect("prefix dir").flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let content = std::fs::read(file.path()).expect("chunk file");
+                assert_eq!(
+                    blake3::hash(&content).to_hex().as_str(),
+                    name,
+                    "node {index}: chunk file {} does not hold the chunk it is named after",
+                    file.path().display()
+                );
+                files += 1;
+                bytes += content.len() as u64;
+            }
+        }
+        (files, bytes)
+    }
+}
+
+/// Verifies every record of every complete pack under `dir` (temp files skipped);
+/// returns (records, bytes).
+fn verify_packs(index: u32, dir: &Path) -> (u64, u64) {
+    let (mut records, mut bytes) = (0, 0);
+    for pack in std::fs::read_dir(dir).expect("packs dir").flatten() {
+        let name = pack.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".pack") || name.starts_with('.') {
+            continue;
+        }
+        let content = std::fs::read(pack.path()).expect("pack file");
+        let mut offset = 0;
+        // Bounded: each turn consumes a 36-byte header and its record.
+        while offset < content.len() {
+            assert!(offset + 36 <= content.len(), "node {index}: pack {name} ends in a torn header");
+            let hash = hex_of(&content[offset..offset + 32]);
+            let len = u32::from_le_bytes(content[offset + 32..offset + 36].try_into().expect("4 bytes")) as usize;
+            let start = offset + 36;
+            assert!(start + len <= content.len(), "node {index}: pack {name} ends in a torn record");
+            assert_eq!(
+                blake3::hash(&content[start..start + len]).to_hex().as_str(),
+                hash,
+                "node {index}: a record of pack {name} does not hold the chunk it is named after"
+            );
+            records += 1;
+            bytes += len as u64;
+            offset = start + len;
+        }
+    }
+    (records, bytes)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The value of `name` in Prometheus text, summed over label sets.
+pub fn parse_metric(text: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value: u64 = rest.rsplit(' ').next()?.trim().parse().ok()?;
+        found = Some(found.unwrap_or(0) + value);
+    }
+    found
+}
+
+/// Writes `bytes` pseudo-random bytes to `path` from a ChaCha8 stream seeded with
+/// `seed` (the same seed always gives the same file), 1 MiB at a time so memory stays
+/// flat whatever the size.
+pub fn write_random_file(path: &Path, bytes: u64, seed: u64) {
+    use rand::{RngCore, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create random file"));
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let take = left.min(block.len() as u64) as usize;
+        rng.fill_bytes(&mut block[..take]);
+        file.write_all(&block[..take]).expect("write random file");
+        left -= take as u64;
+    }
+    file.flush().expect("flush random file");
+}
+
+/// BLAKE3 of a file, streamed.
+pub fn hash_file(path: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = std::fs::File::open(path).unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+    std::io::copy(&mut file, &mut hasher).expect("read file to hash");
+    hasher.finalize().to_hex().to_string()
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|line| line.starts_with(field) && line[field.len()..].starts_with(':'))?;
+    line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux for every architecture this runs on.
+    Some(Duration::from_millis(ticks * 10))
 }

@@ -5,5 +5,6 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod operations;
+    mod swarm;
     mod voters;
 }

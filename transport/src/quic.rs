@@ -82,7 +82,7 @@ impl QuicTransport {
     /// The address cannot be bound or the identity is not a valid TLS configuration.
     pub fn bind(addr: SocketAddr, identity: &TlsIdentity, handler: Arc<dyn Handler>) -> Result<Arc<Self>, QuicError> {
         let server = tls::server_config(identity)?;
-        let mut endpoint = quinn::Endpoint::server(server, addr).map_err(|source| QuicError::Bind { addr, source })?;
+        let mut endpoint = server_endpoint(server, addr)?;
         endpoint.set_default_client_config(tls::client_config(identity)?);
         let transport = Arc::new(Self {
             endpoint: endpoint.clone(),
@@ -178,6 +178,38 @@ impl Transport for QuicTransport {
     }
 }
 
+/// Socket buffer bytes asked for the node's UDP socket, each way.
+///
+/// 4 MiB: the Linux default (208 KiB) holds ~150 full-size datagrams, which a
+/// receiver busy verifying and writing a piece overflowed on loopback during a bulk
+/// transfer (UDP `RcvbufErrors`), each drop costing a retransmission and a congestion
+/// window cut. 4 MiB is the usual `net.core.rmem_max`; the kernel caps what it grants
+/// at that sysctl, so a smaller grant is not an error.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// A quinn endpoint bound to `addr` that accepts with `server`, on a UDP socket with
+/// [`SOCKET_BUFFER_BYTES`] buffers.
+///
+/// # Errors
+/// [`QuicError::Bind`] when the socket cannot be created or bound.
+pub fn server_endpoint(server: quinn::ServerConfig, addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+    let bind = |source| QuicError::Bind { addr, source };
+    let socket =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+            .map_err(bind)?;
+    // Best effort: without them the node still works, only bulk transfers lose more.
+    if let Err(error) = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+        debug!(%error, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(error) = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+        debug!(%error, "cannot enlarge the UDP send buffer");
+    }
+    socket.bind(&addr.into()).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(std::io::Error::other("no async runtime for the QUIC endpoint")))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket.into(), runtime).map_err(bind)
+}
+
 /// Sends one request on a new stream of `connection` and reads the answer.
 async fn exchange(connection: &quinn::Connection, peer: NodeId, message: Message) -> Result<Message, TransportError> {
     let broken = |reason: String| TransportError::Broken { peer, reason };
@@ -214,9 +246,18 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(FrameKind, Message)
     let prefix = frame::decode_prefix(&prefix_bytes).map_err(ReadError::Frame)?;
     let mut header = vec![0u8; prefix.header_len];
     recv.read_exact(&mut header).await.map_err(|error| ReadError::Stream(error.to_string()))?;
-    let mut payload = vec![0u8; prefix.payload_len];
-    recv.read_exact(&mut payload).await.map_err(|error| ReadError::Stream(error.to_string()))?;
-    Ok((prefix.kind, Message { header: header.into(), payload: payload.into() }))
+    // Chunk by chunk into uninitialized capacity: a piece answer is ~1 MiB, and zeroing
+    // a buffer only to overwrite it showed up in the receiver's profile.
+    let mut payload = bytes::BytesMut::with_capacity(prefix.payload_len);
+    // Bounded: each turn adds at least one byte, up to payload_len.
+    while payload.len() < prefix.payload_len {
+        match recv.read_chunk(prefix.payload_len - payload.len(), true).await {
+            Ok(Some(chunk)) => payload.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(ReadError::Stream("the stream ended inside a frame".to_string())),
+            Err(error) => return Err(ReadError::Stream(error.to_string())),
+        }
+    }
+    Ok((prefix.kind, Message { header: header.into(), payload: payload.freeze() }))
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn Handler>) {

@@ -47,5 +47,25 @@ pub(super) async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "gauge",
         peers_alive as u64,
     );
+    if let Some(revisions) = node.agent.get().and_then(|agent| agent.revisions().cloned()) {
+        gauge(
+            "fleetmesh_swarm_bytes_fetched_total",
+            "Bytes of piece answers this process received from peers (verified or not).",
+            "counter",
+            revisions.bytes_fetched(),
+        );
+        gauge(
+            "fleetmesh_swarm_bytes_served_total",
+            "Bytes of chunks this process sent to peers in piece answers.",
+            "counter",
+            revisions.bytes_served(),
+        );
+        gauge(
+            "fleetmesh_chunk_store_bytes",
+            "Bytes of chunk files in this node's chunk store.",
+            "gauge",
+            revisions.store().total_bytes(),
+        );
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -1,7 +1,10 @@
 //! The chunk store: chunk bytes on disk, named by their BLAKE3 hash.
 //!
-//! Each chunk is a file `<dir>/<first 2 hex digits>/<64 hex digits>`, so no directory
-//! holds more than 1/256 of the chunks. A chunk is verified against its hash before it
+//! A chunk stored alone ([`ChunkStore::put`]) is a file `<dir>/<first 2 hex digits>/<64
+//! hex digits>`, so no directory holds more than 1/256 of the chunks. Chunks stored in a
+//! batch ([`ChunkStore::put_many`]: a swarm piece, an upload batch) go into one pack file
+//! under `<dir>/packs/` (see `packs`), because one inode per 64 KiB chunk made file
+//! creation the bottleneck of a swarm download on ext4. A chunk is verified against its hash before it
 //! is stored and again every time it is read (the pair of checks STYLE.md asks for), so
 //! a corrupt file is never served: it is deleted and reported missing, and the swarm
 //! fetches it again. Because reads verify, writes skip the per-chunk fsync: a chunk torn
@@ -11,11 +14,13 @@
 //! Methods are synchronous and take `&self`; the store is `Send + Sync`, and the caller
 //! runs it where it likes (a blocking thread in the node, inline in the simulator).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use fleetmesh_consensus::model::ids::ChunkHash;
@@ -74,6 +79,8 @@ pub struct ChunkStore {
     total_bytes: AtomicU64,
     /// Makes temp file names unique between concurrent writers of this process.
     temp_sequence: AtomicU64,
+    /// Chunks held in pack files.
+    packs: Mutex<packs::PackIndex>,
 }
 
 impl ChunkStore {
@@ -86,8 +93,13 @@ impl ChunkStore {
     /// [`StoreError::Io`] when the directory cannot be created or listed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let store = Self { dir: dir.to_path_buf(), total_bytes: AtomicU64::new(0), temp_sequence: AtomicU64::new(0) };
-        let mut total = 0;
+        let store = Self {
+            dir: dir.to_path_buf(),
+            total_bytes: AtomicU64::new(0),
+            temp_sequence: AtomicU64::new(0),
+            packs: Mutex::new(packs::PackIndex::default()),
+        };
+        let mut total = store.open_packs()?;
         store.scan(|path, name, length| {
             if name.starts_with(TEMP_PREFIX) {
                 fs::remove_file(path).map_err(io_error(path))?;
@@ -149,6 +161,188 @@ impl ChunkStore {
         Ok(stored)
     }
 
+    /// Stores a batch of chunks in one pack file after checking every chunk's bytes
+    /// against its hash; chunks already held are skipped. Returns how many were new.
+    ///
+    /// All or nothing on bad input: if any chunk does not match its hash or is too
+    /// large, nothing is written. The pack appears whole or not at all.
+    ///
+    /// # Errors
+    /// [`StoreError::HashMismatch`] or [`StoreError::TooLarge`] (nothing is written), or
+    /// [`StoreError::Io`].
+    pub fn put_many(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<usize, StoreError> {
+        for (hash, bytes) in chunks {
+            let length = bytes.len() as u64;
+            if length > CHUNK_FILE_BYTES_MAX {
+                return Err(StoreError::TooLarge { hash: *hash, bytes: length });
+            }
+            let actual = ChunkHash::of(bytes);
+            if actual != *hash {
+                return Err(StoreError::HashMismatch { expected: *hash, actual });
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let fresh: Vec<(ChunkHash, &[u8])> =
+            chunks.iter().copied().filter(|(hash, _)| seen.insert(*hash) && !self.has(*hash)).collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
+        let mut namer = blake3::Hasher::new();
+        for (hash, _) in &fresh {
+            namer.update(&hash.0);
+        }
+        let name = format!("{}.pack", &namer.finalize().to_hex()[..32]);
+        let offsets = packs::write(&self.dir, &name, &format!("{}-{sequence}", std::process::id()), &fresh)?;
+        let mut index = self.lock_packs();
+        let key = index.add_pack(name);
+        let mut stored = 0;
+        for ((hash, bytes), offset) in fresh.iter().zip(offsets) {
+            if let Entry::Vacant(vacant) = index.chunks.entry(*hash) {
+                vacant.insert(packs::Slot { pack: key, offset, len: bytes.len() as u32 });
+                self.total_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                stored += 1;
+            }
+        }
+        Ok(stored)
+    }
+
+    fn lock_packs(&self) -> std::sync::MutexGuard<'_, packs::PackIndex> {
+        self.packs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads the packs directory into the index: removes temp files, indexes every
+    /// record; returns the bytes of the chunks indexed.
+    fn open_packs(&self) -> Result<u64, StoreError> {
+        let dir = packs::dir(&self.dir);
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(StoreError::Io { path: dir, source: error }),
+        };
+        let mut total = 0;
+        let mut index = self.lock_packs();
+        for entry in listing {
+            let entry = entry.map_err(io_error(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TEMP_PREFIX) {
+                fs::remove_file(entry.path()).map_err(io_error(&entry.path()))?;
+                continue;
+            }
+            if !packs::is_pack_name(&name) {
+                continue;
+            }
+            let records = packs::scan(&entry.path())?;
+            let key = index.add_pack(name);
+            for (hash, offset, len) in records {
+                if let Entry::Vacant(vacant) = index.chunks.entry(hash) {
+                    vacant.insert(packs::Slot { pack: key, offset, len });
+                    total += u64::from(len);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Reads a chunk from its pack, if the index has it: `Some(Ok)` verified bytes,
+    /// `Some(Err)` an i/o failure, `None` not in a pack (or a bad record, now dropped).
+    fn get_packed(&self, hash: ChunkHash) -> Option<Result<Bytes, StoreError>> {
+        // Two tries: a pack rewritten by `retain` between the lookup and the read moved.
+        for _ in 0..2 {
+            let (slot, name) = {
+                let index = self.lock_packs();
+                let slot = *index.chunks.get(&hash)?;
+                (slot, index.packs.get(&slot.pack).cloned()?)
+            };
+            match packs::read(&self.dir, &name, slot.offset, slot.len) {
+                Ok(bytes) if ChunkHash::of(&bytes) == hash => return Some(Ok(Bytes::from(bytes))),
+                Ok(_) => {
+                    tracing::warn!(chunk = %hash, pack = name, "corrupt chunk in a pack dropped; it will be fetched again");
+                    let mut index = self.lock_packs();
+                    if index.chunks.get(&hash) == Some(&slot) {
+                        index.chunks.remove(&hash);
+                        self.subtract(u64::from(slot.len));
+                    }
+                    return None;
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Some(Err(StoreError::Io { path: packs::dir(&self.dir).join(name), source: error }))
+                }
+            }
+        }
+        None
+    }
+
+    /// Drops every packed chunk not in `keep`: a pack with no kept chunk is deleted, a
+    /// pack with some is rewritten with only those. Returns the bytes dropped.
+    fn retain_packs(&self, keep: &BTreeSet<ChunkHash>) -> Result<u64, StoreError> {
+        let packs: Vec<(u64, String)> =
+            self.lock_packs().packs.iter().map(|(key, name)| (*key, name.clone())).collect();
+        let mut removed = 0;
+        for (key, name) in packs {
+            let (live, dead): (Vec<_>, Vec<_>) = {
+                let index = self.lock_packs();
+                index
+                    .chunks
+                    .iter()
+                    .filter(|(_, slot)| slot.pack == key)
+                    .map(|(hash, slot)| (*hash, *slot))
+                    .partition(|(hash, _)| keep.contains(hash))
+            };
+            let path = packs::dir(&self.dir).join(&name);
+            if !dead.is_empty() && !live.is_empty() {
+                let mut kept = Vec::with_capacity(live.len());
+                for (hash, slot) in &live {
+                    kept.push((*hash, packs::read(&self.dir, &name, slot.offset, slot.len).map_err(io_error(&path))?));
+                }
+                let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
+                let new_name = format!("{}-r{sequence}.pack", name.trim_end_matches(".pack"));
+                let slices: Vec<(ChunkHash, &[u8])> =
+                    kept.iter().map(|(hash, bytes)| (*hash, bytes.as_slice())).collect();
+                let offsets =
+                    packs::write(&self.dir, &new_name, &format!("{}-{sequence}", std::process::id()), &slices)?;
+                let mut index = self.lock_packs();
+                let new_key = index.add_pack(new_name);
+                for ((hash, bytes), offset) in kept.iter().zip(offsets) {
+                    index.chunks.insert(*hash, packs::Slot { pack: new_key, offset, len: bytes.len() as u32 });
+                }
+            }
+            let dropped: u64 = {
+                let mut index = self.lock_packs();
+                let mut dropped = 0;
+                for (hash, slot) in &dead {
+                    if index.chunks.get(hash) == Some(slot) {
+                        index.chunks.remove(hash);
+                        dropped += u64::from(slot.len);
+                    }
+                }
+                if dead.is_empty() && !live.is_empty() {
+                    continue;
+                }
+                // Dropped whole, or rewritten above; a pack whose every record is
+                // indexed elsewhere (a duplicate batch) is dropped too.
+                index.packs.remove(&key);
+                dropped
+            };
+            self.subtract(dropped);
+            removed += dropped;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(StoreError::Io { path, source: error }),
+            }
+        }
+        Ok(removed)
+    }
+
+    fn subtract(&self, length: u64) {
+        // Saturating: a file changed behind the store's back must not wrap the count.
+        let _ = self
+            .total_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| Some(total.saturating_sub(length)));
+    }
+
     /// Reads a chunk and checks it against its hash.
     ///
     /// A file whose bytes do not match (bit rot, a torn write, tampering) is deleted and
@@ -157,6 +351,9 @@ impl ChunkStore {
     /// # Errors
     /// [`StoreError::Missing`], or [`StoreError::Io`] for other read failures.
     pub fn get(&self, hash: ChunkHash) -> Result<Bytes, StoreError> {
+        if let Some(packed) = self.get_packed(hash) {
+            return packed;
+        }
         let path = self.chunk_path(hash);
         let mut file = match File::open(&path) {
             Ok(file) => file,
@@ -177,7 +374,7 @@ impl ChunkStore {
 
     /// True when a file for the chunk exists. This does not verify it; [`Self::get`] does.
     pub fn has(&self, hash: ChunkHash) -> bool {
-        self.chunk_path(hash).exists()
+        self.lock_packs().chunks.contains_key(&hash) || self.chunk_path(hash).exists()
     }
 
     /// Bytes of the distinct chunks of `chunks` the store has (what a node reports as
@@ -207,7 +404,7 @@ impl ChunkStore {
     /// [`StoreError::Io`] when listing or deleting fails; chunks already deleted stay
     /// deleted and accounted for.
     pub fn retain(&self, keep: &BTreeSet<ChunkHash>) -> Result<u64, StoreError> {
-        let mut removed = 0;
+        let mut removed = self.retain_packs(keep)?;
         self.scan(|path, name, length| {
             if parse_chunk_name(name).is_some_and(|hash| !keep.contains(&hash)) && self.delete(path, length)? {
                 removed += length;
@@ -232,10 +429,7 @@ impl ChunkStore {
     fn delete(&self, path: &Path, length: u64) -> Result<bool, StoreError> {
         match fs::remove_file(path) {
             Ok(()) => {
-                // Saturating: a file changed behind the store's back must not wrap the count.
-                let _ = self
-                    .total_bytes
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| Some(total.saturating_sub(length)));
+                self.subtract(length);
                 Ok(true)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -282,6 +476,8 @@ fn parse_chunk_name(name: &str) -> Option<ChunkHash> {
         None
     }
 }
+
+mod packs;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! ```
 
 mod fetch;
+mod origin;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +27,7 @@ use tracing::{info, warn};
 use crate::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
 use crate::revision::{ChunkStore, StoreError};
 use crate::runtime::Node;
-use crate::swarm::{PieceMap, UploadSlots};
+use crate::swarm::{Bitfield, PieceMap, UploadSlots};
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
@@ -35,9 +36,13 @@ pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
 #[derive(Debug, Clone)]
 struct Tracked {
     map: Arc<PieceMap>,
+    /// Pieces whose chunks are all in the store: what this node advertises. Computed
+    /// from the store once when the revision is first tracked, then kept in step by the
+    /// download, so answering a peer never walks the store (a relay of a 1 GiB revision
+    /// answers several have-sets per second; a walk would be ~16k `stat` calls each).
+    have: Bitfield,
     bytes_held: u64,
     complete: bool,
-    fetching: bool,
 }
 
 /// The revision content of one node.
@@ -46,6 +51,12 @@ pub struct RevisionService {
     manifests_dir: PathBuf,
     manifests: Mutex<BTreeMap<RevisionId, Arc<Manifest>>>,
     tracked: Mutex<BTreeMap<RevisionId, Tracked>>,
+    /// Revisions with a download task running; at most one per revision, or two tasks
+    /// would request (and count) every piece twice.
+    fetching: Mutex<BTreeSet<RevisionId>>,
+    /// Super-seeding state of the revisions this node received by a push (see
+    /// [`origin`]); in memory only, so after a restart the node is an ordinary seed.
+    origin: Mutex<BTreeMap<RevisionId, crate::swarm::SeedAdvertisement>>,
     /// Peers per revision, as the leader last listed them.
     peers: Mutex<BTreeMap<RevisionId, Vec<MemberAddress>>>,
     uploads: Mutex<UploadSlots>,
@@ -77,8 +88,10 @@ impl RevisionService {
             manifests_dir,
             manifests: Mutex::new(BTreeMap::new()),
             tracked: Mutex::new(BTreeMap::new()),
+            fetching: Mutex::new(BTreeSet::new()),
+            origin: Mutex::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
-            uploads: Mutex::new(UploadSlots::default()),
+            uploads: Mutex::new(serve::upload_slots()),
             progress_tick: watch::channel(0).0,
             bytes_fetched: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
@@ -183,21 +196,37 @@ impl RevisionService {
         }
         let unique = manifest.unique_chunks();
         let map = Arc::new(PieceMap::new(&unique));
-        let bytes_held = self.store.held_bytes(&unique);
+        // One pass over the store: which chunks are held, hence bytes and pieces held.
+        let held: BTreeSet<ChunkHash> =
+            unique.iter().map(|chunk| chunk.hash()).filter(|hash| self.store.has(*hash)).collect();
+        let bytes_held =
+            unique.iter().filter(|chunk| held.contains(&chunk.hash())).map(|chunk| u64::from(chunk.len())).sum();
+        let mut have = Bitfield::new(map.len());
+        for index in 0..map.len() {
+            if map.piece(index).iter().all(|chunk| held.contains(&chunk.hash())) {
+                have.set(index);
+            }
+        }
         let complete = bytes_held == map.total_bytes();
-        let tracked = Tracked { map, bytes_held, complete, fetching: false };
-        self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(revision, tracked.clone());
-        tracked
+        let tracked = Tracked { map, have, bytes_held, complete };
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(revision)
+            .or_insert(tracked)
+            .clone()
     }
 
-    pub(crate) fn set_progress(&self, revision: RevisionId, bytes_held: u64, complete: bool) {
+    /// Records a download's progress: the pieces it holds, their bytes, and whether the
+    /// revision is complete; wakes whoever waits for it.
+    pub(crate) fn set_progress(&self, revision: RevisionId, have: &Bitfield, bytes_held: u64, complete: bool) {
         if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision)
         {
+            if tracked.have.len() == have.len() {
+                tracked.have.clone_from(have);
+            }
             tracked.bytes_held = bytes_held;
             tracked.complete = complete;
-            if complete {
-                tracked.fetching = false;
-            }
         }
         self.bump();
     }
@@ -251,14 +280,11 @@ impl RevisionService {
 
     /// Starts a swarm download of `revision` unless one runs or it is complete.
     pub fn start_fetch(self: &Arc<Self>, node: &Arc<Node>, revision: RevisionId) {
-        {
-            let mut tracked = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(entry) = tracked.get_mut(&revision) {
-                if entry.complete || entry.fetching {
-                    return;
-                }
-                entry.fetching = true;
-            }
+        if self.is_complete(revision) {
+            return;
+        }
+        if !self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(revision) {
+            return;
         }
         let service = self.clone();
         let node = node.clone();
@@ -266,13 +292,14 @@ impl RevisionService {
             if let Err(error) = fetch::run(&node, &service, revision).await {
                 warn!(%revision, %error, "fetch stopped; it restarts with the next assignment");
             }
-            if let Some(entry) =
-                service.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision)
-            {
-                entry.fetching = false;
-            }
+            service.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&revision);
             service.bump();
         });
+    }
+
+    /// True while a download task for `revision` runs.
+    fn is_fetching(&self, revision: RevisionId) -> bool {
+        self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&revision)
     }
 
     /// Peers listed for a revision.
@@ -353,7 +380,7 @@ impl RevisionService {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .filter(|(_, tracked)| !tracked.complete || tracked.fetching)
+            .filter(|(revision, tracked)| !tracked.complete || self.is_fetching(**revision))
             .map(|(revision, _)| *revision)
             .collect();
         revisions.extend(fetching);

@@ -3,17 +3,34 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::NodeId;
 
+use super::origin::OriginDecision;
 use super::RevisionService;
 use crate::protocol::Response;
-use crate::swarm::{Bitfield, UploadDecision};
+use crate::swarm::{Bitfield, UploadDecision, UploadSlots};
 
 /// Chunks one piece request may name (a piece is about 1 MiB of ≥16 KiB chunks).
 pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
+
+/// Piece requests this node serves at once, from all requesters together.
+///
+/// The swarm core's default (8) is sized for a 1 Gbit/s uplink; this shell uses the
+/// origin seed's 16 for every node: a piece costs ~2 ms of CPU to read, verify and
+/// encrypt here, and with 8 slots shared by four requesters a node on loopback or a
+/// 10 Gbit/s LAN spent part of each round trip with nothing to send. Each slot pins at
+/// most one piece (~1 MiB) of buffer, so memory stays bounded at ~16 MiB.
+pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = crate::swarm::SEED_UPLOADS_IN_FLIGHT_MAX;
+
+/// The upload slots of a node (see [`UPLOADS_IN_FLIGHT_MAX`]); one requester may hold as
+/// many as the download side ever asks of one peer ([`super::fetch::REQUESTS_PER_PEER`]).
+pub(crate) fn upload_slots() -> UploadSlots {
+    UploadSlots::new(UPLOADS_IN_FLIGHT_MAX, super::fetch::REQUESTS_PER_PEER)
+}
 
 /// One push in progress.
 #[derive(Debug)]
@@ -35,20 +52,18 @@ impl RevisionService {
         }
     }
 
-    /// The have-set of a revision: pieces whose chunks are all held.
+    /// The have-set this node advertises for a revision: the pieces whose chunks are
+    /// all held (kept in memory, see [`super::Tracked`]), or while this node super-seeds
+    /// it as its origin, the pieces not handed out yet.
     pub(crate) fn have(&self, revision: RevisionId) -> Option<Bitfield> {
+        if let Some(advertised) = self.origin_advertised(revision) {
+            return Some(advertised);
+        }
+        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision) {
+            return Some(tracked.have.clone());
+        }
         let manifest = self.manifest(revision)?;
-        let tracked = self.track(&manifest);
-        if tracked.complete {
-            return Some(Bitfield::full(tracked.map.len()));
-        }
-        let mut have = Bitfield::new(tracked.map.len());
-        for index in 0..tracked.map.len() {
-            if tracked.map.piece(index).iter().all(|chunk| self.store.has(chunk.hash())) {
-                have.set(index);
-            }
-        }
-        Some(have)
+        Some(self.track(&manifest).have)
     }
 
     /// Answers a have-set request.
@@ -59,12 +74,15 @@ impl RevisionService {
         }
     }
 
-    /// Answers a piece request: the named chunks, verified as they are read, in the
-    /// order asked; `Busy` when every upload slot is taken.
+    /// Answers a piece request: the named chunks, verified as they are read (on a
+    /// blocking thread: a piece is ~16 file reads and 1 MiB of hashing), in the order
+    /// asked; `Busy` when every upload slot is taken, or when this node is the origin
+    /// seed and already sent this piece while others were never sent.
     pub(crate) async fn serve_piece(
-        &self,
+        self: &Arc<Self>,
         requester: NodeId,
         revision: RevisionId,
+        piece: u32,
         chunks: Vec<ChunkHash>,
     ) -> (Response, Bytes) {
         if chunks.len() > PIECE_CHUNKS_MAX {
@@ -75,31 +93,41 @@ impl RevisionService {
         {
             return (Response::Busy, Bytes::new());
         }
-        let mut payload = BytesMut::new();
-        let mut failure = None;
-        let corrupt = super::fetch::corrupt_uploads();
-        for hash in &chunks {
-            match self.store.get(*hash) {
-                Ok(bytes) => {
-                    let start = payload.len();
-                    payload.extend_from_slice(&bytes);
-                    if corrupt && payload.len() > start {
-                        payload[start] ^= 0x01;
-                    }
-                }
-                Err(error) => {
-                    failure = Some(format!("chunk {hash} is not available here: {error}"));
-                    break;
-                }
-            }
+        if self.origin_decide(revision, piece as usize) == OriginDecision::Decline {
+            self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+            return (Response::Busy, Bytes::new());
         }
+        let service = self.clone();
+        let read = tokio::task::spawn_blocking(move || service.read_piece(&chunks)).await;
         self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
-        if let Some(reason) = failure {
-            return (Response::Error(reason), Bytes::new());
-        }
+        let payload = match read {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(reason)) => return (Response::Error(reason), Bytes::new()),
+            Err(error) => return (Response::Error(format!("reading the piece failed: {error}")), Bytes::new()),
+        };
         self.bytes_served.fetch_add(payload.len() as u64, Ordering::Relaxed);
         let have = self.have(revision).map(|have| have.to_string()).unwrap_or_default();
-        (Response::Piece { have }, payload.freeze())
+        (Response::Piece { have }, payload)
+    }
+
+    /// Reads and verifies the named chunks into one buffer (blocking).
+    fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, String> {
+        let corrupt = super::fetch::corrupt_uploads();
+        let mut payload = BytesMut::new();
+        for hash in chunks {
+            let bytes =
+                self.store.get(*hash).map_err(|error| format!("chunk {hash} is not available here: {error}"))?;
+            if payload.is_empty() {
+                // One allocation for a typical piece: chunks of a piece are similar in size.
+                payload.reserve(bytes.len() * chunks.len());
+            }
+            let start = payload.len();
+            payload.extend_from_slice(&bytes);
+            if corrupt && payload.len() > start {
+                payload[start] ^= 0x01;
+            }
+        }
+        Ok(payload.freeze())
     }
 
     /// Opens a push of `declared_bytes`, refused when over `limit`.
@@ -132,26 +160,30 @@ impl RevisionService {
     /// more bytes than the push declared.
     pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, String> {
         let mut offset = 0;
-        let mut stored = 0;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0u64;
+        // Bounded: each turn consumes a 36-byte header and its chunk from the body.
         while offset < body.len() {
             let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
             let hash = fleetmesh_consensus::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
             let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
             let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
-            {
-                let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
-                session.received_bytes += len as u64;
-                // The declared size counts file bytes; distinct chunks can never exceed it.
-                if session.received_bytes > session.declared_bytes {
-                    return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
-                }
-            }
-            self.store.put(hash, bytes).map_err(|error| error.to_string())?;
-            stored += 1;
+            batch.push((hash, bytes));
+            batch_bytes += len as u64;
             offset += 36 + len;
         }
-        Ok(stored)
+        {
+            let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+            session.received_bytes += batch_bytes;
+            // The declared size counts file bytes; distinct chunks can never exceed it.
+            if session.received_bytes > session.declared_bytes {
+                return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
+            }
+        }
+        // The whole batch in one pack file, every chunk verified first.
+        self.store.put_many(&batch).map_err(|error| error.to_string())?;
+        Ok(batch.len())
     }
 
     /// Closes a push: checks every chunk of `manifest` is held and saves the manifest.
@@ -176,8 +208,10 @@ impl RevisionService {
         }
         let manifest = self.save_manifest(manifest)?;
         let revision = manifest.revision_id();
-        self.track(&manifest);
-        self.set_progress(revision, manifest.unique_chunks().iter().map(|chunk| u64::from(chunk.len())).sum(), true);
+        let tracked = self.track(&manifest);
+        let pieces = tracked.map.len();
+        self.set_progress(revision, &Bitfield::full(pieces), tracked.map.total_bytes(), true);
+        self.begin_origin(revision, pieces);
         self.record_push(&application, revision);
         Ok((revision, application))
     }

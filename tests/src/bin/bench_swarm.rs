@@ -1,0 +1,225 @@
+//! `bench_swarm`: the figures of the "Revisions and the swarm" section of
+//! `docs/benchmarks.md`, all measured in one run on one file.
+//!
+//! 1. Writes a seeded random file of `--size-mib` MiB (default 1024) into a bundle.
+//! 2. Push pipeline: FastCDC alone, chunk + BLAKE3 on one thread, and the two-thread
+//!    pipeline a push runs, on that file; then `b3sum --num-threads 1` on it.
+//! 3. Raw quinn: the same number of bytes over one stream between two endpoints in this
+//!    process on loopback, bound and configured exactly as a node binds its endpoint
+//!    (TLS, transport parameters, socket buffers); the bytes come from memory and are
+//!    dropped on arrival.
+//! 4. The swarm: a `--nodes`-node cluster (default 2) of real `fleetmesh` processes;
+//!    the file is pushed to node 1 and every other node prefetches it. It times node
+//!    2's fetch, prints the ratio to the raw quinn rate, and node 2's peak RSS while
+//!    receiving (VmHWM) minus its idle RSS before the fetch.
+//!
+//! Run: `cargo build --release -p fleetmesh -p fleetmesh-tests --bin bench_swarm &&
+//! target/release/bench_swarm [--size-mib N] [--nodes N] [--dir DIR]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use fleetmesh_tests::{proc_status_kib, process_cpu, write_random_file, Options, TestCluster};
+use fleetmesh_transport::pki::{ClusterCa, NodeKey, TlsIdentity};
+use fleetmesh_transport::{quic, tls, NodeId};
+use serde_json::json;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+struct Args {
+    size_mib: u64,
+    nodes: u32,
+    dir: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args { size_mib: 1024, nodes: 2, dir: None };
+    let mut words = std::env::args().skip(1);
+    // Bounded by the argument list.
+    while let Some(word) = words.next() {
+        let mut value = || words.next().with_context(|| format!("{word} needs a value"));
+        match word.as_str() {
+            "--size-mib" => args.size_mib = value()?.parse().context("--size-mib")?,
+            "--nodes" => args.nodes = value()?.parse().context("--nodes")?,
+            "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            other => anyhow::bail!("unknown argument {other:?} (expected --size-mib N, --nodes N, --dir DIR)"),
+        }
+    }
+    anyhow::ensure!(args.nodes >= 2, "--nodes must be at least 2 (a seed and a receiver)");
+    Ok(args)
+}
+
+fn identity(ca: &ClusterCa, id: u64) -> anyhow::Result<TlsIdentity> {
+    let key = NodeKey::generate()?;
+    let cert = ca.sign_node(NodeId(id), &key.public_key)?;
+    Ok(TlsIdentity::from_pem(NodeId(id), &ca.cert_pem, &cert, &key.key_pem)?)
+}
+
+/// Streams `bytes` over one QUIC stream between two endpoints of this process on
+/// loopback; returns the wall time from the stream's first byte sent to its last byte
+/// read, and the process CPU time it took.
+fn raw_quinn(bytes: u64) -> anyhow::Result<(Duration, Duration)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let ca = ClusterCa::generate("bench")?;
+        // Both endpoints exactly as a node binds its own (socket buffers included).
+        let (first, second) = (identity(&ca, 1)?, identity(&ca, 2)?);
+        let server = quic::server_endpoint(tls::server_config(&first)?, "127.0.0.1:0".parse()?)?;
+        let address = server.local_addr()?;
+        let mut client = quic::server_endpoint(tls::server_config(&second)?, "127.0.0.1:0".parse()?)?;
+        client.set_default_client_config(tls::client_config(&second)?);
+        let receiver = tokio::spawn(async move {
+            let connection = server.accept().await.context("no connection")?.await?;
+            let (mut send, mut recv) = connection.accept_bi().await?;
+            let mut received = 0u64;
+            // Bounded by the stream, which the sender finishes.
+            while let Some(chunk) = recv.read_chunk(usize::MAX, true).await? {
+                received += chunk.bytes.len() as u64;
+            }
+            send.write_all(&received.to_le_bytes()).await?;
+            send.finish()?;
+            let _ = send.stopped().await;
+            anyhow::Ok(received)
+        });
+        let connection = client.connect(address, &NodeId(1).server_name())?.await?;
+        let block = Bytes::from(vec![0x5au8; 1 << 20]);
+        let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
+        let start = Instant::now();
+        let (mut send, mut recv) = connection.open_bi().await?;
+        let mut left = bytes;
+        while left > 0 {
+            let take = left.min(block.len() as u64) as usize;
+            send.write_chunk(block.slice(..take)).await?;
+            left -= take as u64;
+        }
+        send.finish()?;
+        let mut ack = [0u8; 8];
+        recv.read_exact(&mut ack).await?;
+        let elapsed = start.elapsed();
+        let cpu = process_cpu(std::process::id()).unwrap_or_default().saturating_sub(cpu_before);
+        let received = receiver.await??;
+        anyhow::ensure!(received == bytes && u64::from_le_bytes(ack) == bytes, "raw quinn lost bytes");
+        connection.close(0u32.into(), b"done");
+        client.wait_idle().await;
+        Ok((elapsed, cpu))
+    })
+}
+
+/// Wall time of `b3sum --num-threads 1 file`, if b3sum is installed.
+fn b3sum(path: &Path) -> Option<Duration> {
+    let start = Instant::now();
+    let output = Command::new("b3sum").arg("--num-threads").arg("1").arg(path).output().ok()?;
+    output.status.success().then(|| start.elapsed())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let scratch = match &args.dir {
+        Some(dir) => tempfile::Builder::new().prefix("bench-swarm-").tempdir_in(dir)?,
+        None => tempfile::Builder::new().prefix("bench-swarm-").tempdir()?,
+    };
+    let bytes = args.size_mib << 20;
+    let bundle = scratch.path().join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    std::fs::write(bundle.join("appspec.yml"), "version: 0.0\nos: linux\n")?;
+    let blob = bundle.join("blob.bin");
+    write_random_file(&blob, bytes, 1);
+    let mib = bytes as f64 / MIB;
+    eprintln!("load average before: {}", load_average());
+
+    let pipeline = fleetmesh_node::revision::bench_pipeline(&blob)?;
+    let b3sum_mib_per_sec = b3sum(&blob).map(|elapsed| mib / elapsed.as_secs_f64());
+    eprintln!(
+        "pipeline: chunker {:.0} MiB/s, chunk+hash sequential {:.0}, pipelined {:.0} ({:.2}x the chunker); b3sum --num-threads 1: {}",
+        pipeline.chunk_mib_per_sec,
+        pipeline.chunk_hash_sequential_mib_per_sec,
+        pipeline.chunk_hash_pipelined_mib_per_sec,
+        pipeline.chunk_hash_pipelined_mib_per_sec / pipeline.chunk_mib_per_sec,
+        b3sum_mib_per_sec.map_or("not installed".to_string(), |rate| format!("{rate:.0} MiB/s")),
+    );
+
+    let (raw_elapsed, raw_cpu) = raw_quinn(bytes)?;
+    let raw_rate = mib / raw_elapsed.as_secs_f64();
+    eprintln!("raw quinn: {raw_rate:.0} MiB/s over one stream ({:.2} CPU-s)", raw_cpu.as_secs_f64());
+
+    let cluster = TestCluster::start(args.nodes, Options::default());
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "bench"]);
+    let push_start = Instant::now();
+    let revision = cluster.push(1, "bench", &bundle);
+    let push_elapsed = push_start.elapsed();
+    let size = cluster
+        .cli_json(1, &["deploy", "get-revision-distribution", "--revision", &revision, "--json"])
+        .and_then(|answer| answer["size"].as_u64())
+        .context("revision size")?;
+    let receiver = cluster.pid(2).context("node 2 runs")?;
+    let seed = cluster.pid(1).context("node 1 runs")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss_kib = proc_status_kib(receiver, "VmRSS").unwrap_or(0);
+    let (seed_cpu_before, receiver_cpu_before) =
+        (process_cpu(seed).unwrap_or_default(), process_cpu(receiver).unwrap_or_default());
+    eprintln!("load average before the fetch: {}", load_average());
+    let fetch_start = Instant::now();
+    cluster.prefetch_all(1, &revision);
+    cluster.wait_store_bytes(2, size, Duration::from_secs(600));
+    let fetch_wall = fetch_start.elapsed();
+    let seed_cpu = process_cpu(seed).unwrap_or_default().saturating_sub(seed_cpu_before);
+    let receiver_cpu = process_cpu(receiver).unwrap_or_default().saturating_sub(receiver_cpu_before);
+    let peak_rss_kib = proc_status_kib(receiver, "VmHWM").unwrap_or(0);
+    let mut last_node = fetch_wall;
+    for index in 3..=args.nodes {
+        cluster.wait_store_bytes(index, size, Duration::from_secs(600));
+        last_node = fetch_start.elapsed();
+    }
+    let swarm_rate = size as f64 / MIB / fetch_wall.as_secs_f64();
+    eprintln!(
+        "swarm: node 2 fetched {:.0} MiB in {:.2} s = {swarm_rate:.0} MiB/s ({:.2}x raw quinn); CPU-s seed {:.2}, receiver {:.2}",
+        size as f64 / MIB,
+        fetch_wall.as_secs_f64(),
+        swarm_rate / raw_rate,
+        seed_cpu.as_secs_f64(),
+        receiver_cpu.as_secs_f64()
+    );
+    eprintln!(
+        "receiver RSS: idle {} KiB, peak {} KiB, peak above idle {:.1} MiB",
+        idle_rss_kib,
+        peak_rss_kib,
+        peak_rss_kib.saturating_sub(idle_rss_kib) as f64 / 1024.0
+    );
+    eprintln!("load average after: {}", load_average());
+    let figures = json!({
+        "fileBytes": bytes,
+        "pipeline": pipeline,
+        "pipelinedOverChunker": pipeline.chunk_hash_pipelined_mib_per_sec / pipeline.chunk_mib_per_sec,
+        "b3sumOneThreadMibPerSec": b3sum_mib_per_sec,
+        "rawQuinnMibPerSec": raw_rate,
+        "rawQuinnCpuSecs": raw_cpu.as_secs_f64(),
+        "pushSecs": push_elapsed.as_secs_f64(),
+        "revisionBytes": size,
+        "nodes": args.nodes,
+        "swarmFetchSecs": fetch_wall.as_secs_f64(),
+        "swarmMibPerSec": swarm_rate,
+        "swarmOverRawQuinn": swarm_rate / raw_rate,
+        "lastNodeSecs": last_node.as_secs_f64(),
+        "seedCpuSecs": seed_cpu.as_secs_f64(),
+        "receiverCpuSecs": receiver_cpu.as_secs_f64(),
+        "receiverIdleRssKib": idle_rss_kib,
+        "receiverPeakRssKib": peak_rss_kib,
+        "receiverPeakAboveIdleMib": peak_rss_kib.saturating_sub(idle_rss_kib) as f64 / 1024.0,
+        "loadAverage": load_average(),
+    });
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    drop(cluster);
+    Ok(())
+}
