@@ -116,7 +116,10 @@ fn the_planted_bug_is_caught_and_replays() {
     assert!(verdict.starts_with("violated: "), "{verdict}");
     let text = failure_text(&planted, &report, seed);
     let replay = replay_command(&planted, seed);
-    assert_eq!(replay, format!("fleetmesh sim --scenario rolling-chaos --nodes {CI_NODES} --seed {seed} --planted-bug"));
+    assert_eq!(
+        replay,
+        format!("fleetmesh sim --scenario rolling-chaos --nodes {CI_NODES} --seed {seed} --planted-bug")
+    );
     assert!(text.contains("min_healthy_hosts: violated") && text.contains("last events:"), "{text}");
     assert!(text.contains(&format!("replay: {replay}")), "{text}");
     let replayed = run(&planted, seed);

@@ -167,9 +167,17 @@ impl SimCluster {
         node.raft().initialize(BTreeMap::from([(first, BasicNode { addr: spec(first).listen.to_string() })])).await?;
         let info = ClusterInfo {
             // The simulated transport needs no certificates; fixed texts keep runs identical.
-            ca: ClusterCa { cluster_id: format!("sim-{}", cluster.config.seed), cert_pem: "sim".into(), key_pem: "sim".into() },
+            ca: ClusterCa {
+                cluster_id: format!("sim-{}", cluster.config.seed),
+                cert_pem: "sim".into(),
+                key_pem: "sim".into(),
+            },
             admin_token_hash: "sim".into(),
-            join_tokens: vec![JoinTokenRecord { secret_hash: "sim".into(), expires_at: None, description: "sim".into() }],
+            join_tokens: vec![JoinTokenRecord {
+                secret_hash: "sim".into(),
+                expires_at: None,
+                description: "sim".into(),
+            }],
             voters_desired: cluster.config.voters,
             created_at: SIM_EPOCH,
         };
@@ -294,7 +302,12 @@ impl SimCluster {
     /// Creates synthetic revision `version` (see
     /// [`Catalog::synthesize`](crate::host::catalog::Catalog::synthesize)) as if `seed`
     /// had pushed it: every chunk is on `seed`'s disk, and `seed` holds it complete.
-    pub fn push_revision(&self, version: u64, bin_chunks: u64, seed: NodeId) -> fleetmesh_consensus::model::revision::Manifest {
+    pub fn push_revision(
+        &self,
+        version: u64,
+        bin_chunks: u64,
+        seed: NodeId,
+    ) -> fleetmesh_consensus::model::revision::Manifest {
         let manifest = self.world.synthesize(version, bin_chunks, &[seed]);
         if let Some(disk) = self.host_disks.get(&seed) {
             let mut disk = lock(disk);
@@ -354,7 +367,8 @@ impl SimCluster {
     /// [`crate::host::journal`]).
     pub async fn crash(&mut self, id: NodeId, lose_unsynced: bool) {
         let lost = self.durable.get(&id).and_then(|durable| durable.journal.crash(lose_unsynced));
-        let suffix = lost.map(|deployment| format!(", losing its unsynced journal save of {deployment}")).unwrap_or_default();
+        let suffix =
+            lost.map(|deployment| format!(", losing its unsynced journal save of {deployment}")).unwrap_or_default();
         self.trace.note(&format!("crash node {id}{suffix}"));
         self.net.crash(id);
         if let Some(mut sim) = self.nodes.remove(&id) {
@@ -400,7 +414,10 @@ impl SimCluster {
                 match store.try_get_log_entries(from..=applied).await {
                     Ok(entries) => entries,
                     Err(error) => {
-                        lock(&self.observer).monitor.committed.fail(format!("cannot read node {leader}'s log: {error}"));
+                        lock(&self.observer)
+                            .monitor
+                            .committed
+                            .fail(format!("cannot read node {leader}'s log: {error}"));
                         Vec::new()
                     }
                 }
@@ -439,7 +456,12 @@ impl SimCluster {
     ///
     /// # Errors
     /// `timeout` passed first.
-    pub async fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) -> anyhow::Result<()> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             self.observe();

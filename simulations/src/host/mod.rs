@@ -117,7 +117,12 @@ impl HostWorld {
     }
 
     /// Creates synthetic revision `version` (see [`Catalog::synthesize`]) held by `seeds`.
-    pub fn synthesize(&self, version: u64, bin_chunks: u64, seeds: &[NodeId]) -> fleetmesh_consensus::model::revision::Manifest {
+    pub fn synthesize(
+        &self,
+        version: u64,
+        bin_chunks: u64,
+        seeds: &[NodeId],
+    ) -> fleetmesh_consensus::model::revision::Manifest {
         let manifest = lock(&self.catalog).synthesize(self.seed, version, bin_chunks);
         lock(&self.holders).entry(manifest.revision_id()).or_default().extend(seeds.iter().copied());
         manifest
@@ -224,7 +229,13 @@ impl SimHost {
     }
 
     /// Fetches one chunk, trying peers until one delivers bytes that verify.
-    async fn fetch_chunk(&self, revision: RevisionId, chunk: ChunkHash, len: u32, deadline: tokio::time::Instant) -> Result<ChunkHash, String> {
+    async fn fetch_chunk(
+        &self,
+        revision: RevisionId,
+        chunk: ChunkHash,
+        len: u32,
+        deadline: tokio::time::Instant,
+    ) -> Result<ChunkHash, String> {
         let timing = self.world.timing;
         let mut dropped: BTreeSet<NodeId> = BTreeSet::new();
         let mut attempt = 0u64;
@@ -232,7 +243,10 @@ impl SimHost {
         loop {
             attempt += 1;
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!("chunk {chunk} of revision {revision} could not be fetched within {:?}", timing.download_timeout));
+                return Err(format!(
+                    "chunk {chunk} of revision {revision} could not be fetched within {:?}",
+                    timing.download_timeout
+                ));
             }
             let corrupt = lock(&self.world.faults).corrupt_peers.clone();
             let holders = lock(&self.world.holders).get(&revision).cloned().unwrap_or_default();
@@ -345,7 +359,12 @@ impl LifecycleBackend for SimHost {
         &self.journal
     }
 
-    fn run_hooks<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext, event: &'a str) -> BoxFuture<'a, EventOutcome> {
+    fn run_hooks<'a>(
+        &'a self,
+        node: &'a Arc<Node>,
+        context: &'a TargetContext,
+        event: &'a str,
+    ) -> BoxFuture<'a, EventOutcome> {
         Box::pin(until_crash(node, self.hook(context, event)))
     }
 
@@ -357,7 +376,12 @@ impl LifecycleBackend for SimHost {
         Box::pin(until_crash(node, self.install_now(context)))
     }
 
-    fn on_assignments(&self, _node: &Arc<Node>, _assignments: &Assignments, _peers: &BTreeMap<RevisionId, Vec<MemberAddress>>) {
+    fn on_assignments(
+        &self,
+        _node: &Arc<Node>,
+        _assignments: &Assignments,
+        _peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
+    ) {
         // Prefetch is not simulated: a host fetches in DownloadBundle.
     }
 

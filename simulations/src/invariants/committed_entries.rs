@@ -67,9 +67,8 @@ impl CommittedEntries {
         for voter in voters {
             let applied = cluster.node(*voter).state().applied_index();
             if applied < highest {
-                self.violation.get_or_insert(format!(
-                    "voter {voter} applied up to {applied}, but entry {highest} was committed"
-                ));
+                self.violation
+                    .get_or_insert(format!("voter {voter} applied up to {applied}, but entry {highest} was committed"));
             }
             let entries = match cluster.log(*voter).await {
                 Ok(entries) => entries,

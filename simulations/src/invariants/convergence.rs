@@ -45,12 +45,18 @@ pub fn check(
                     .get(&group.deployment_group_id)
                     .cloned()
             });
-            if current.as_ref().is_some_and(|installed| installed.revision_id == revision && matches_manifest(installed, manifest)) {
+            if current
+                .as_ref()
+                .is_some_and(|installed| installed.revision_id == revision && matches_manifest(installed, manifest))
+            {
                 continue;
             }
             let failed_on_it = group.instances.get(&host).is_some_and(|record| {
                 !record.healthy
-                    && state.deployments.get(&record.last_deployment_id).is_some_and(|last| last.revision_id == revision)
+                    && state
+                        .deployments
+                        .get(&record.last_deployment_id)
+                        .is_some_and(|last| last.revision_id == revision)
             });
             if exempt_failed && failed_on_it {
                 exempt.push(host);

@@ -27,7 +27,10 @@ pub struct InstallsExact {
 
 /// The files a manifest names, as (path, size, digest) in manifest order.
 pub fn expected_files(manifest: &Manifest) -> Vec<(&str, u64, blake3::Hash)> {
-    manifest.files().map(|(path, size, chunks)| (path, size, file_digest(chunks.iter().map(|chunk| &chunk.0)))).collect()
+    manifest
+        .files()
+        .map(|(path, size, chunks)| (path, size, file_digest(chunks.iter().map(|chunk| &chunk.0))))
+        .collect()
 }
 
 /// True when `installed` holds exactly the files of `manifest`.
@@ -47,7 +50,10 @@ fn check_one(state: &ClusterState, record: &InstallRecord) -> Option<Result<(), 
     } else if deployment.deployment_group_id != record.deployment_group_id {
         Some(format!("host {host} installed deployment {id} into group {}", record.deployment_group_id))
     } else if installed.revision_id != deployment.revision_id {
-        Some(format!("host {host} installed revision {} for deployment {id} of revision {}", installed.revision_id, deployment.revision_id))
+        Some(format!(
+            "host {host} installed revision {} for deployment {id} of revision {}",
+            installed.revision_id, deployment.revision_id
+        ))
     } else {
         match state.revisions.get(&deployment.revision_id) {
             None => Some(format!("deployment {id} names revision {}, which is not registered", deployment.revision_id)),

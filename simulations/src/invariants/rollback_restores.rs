@@ -58,7 +58,12 @@ impl RollbackRestores {
 
     /// A deployment ended: a failed one with automatic rollback must have started its
     /// rollback; a rollback is checked as the module says.
-    pub fn ended(&mut self, state: &ClusterState, rollback: &Deployment, disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>) {
+    pub fn ended(
+        &mut self,
+        state: &ClusterState,
+        rollback: &Deployment,
+        disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>,
+    ) {
         if self.violation.is_some() {
             return;
         }
@@ -69,7 +74,8 @@ impl RollbackRestores {
         let Some(triggering_id) =
             rollback.rollback_info.as_ref().and_then(|info| info.rollback_triggering_deployment_id.clone())
         else {
-            self.violation = Some(format!("rollback {} does not name the deployment it undoes", rollback.deployment_id));
+            self.violation =
+                Some(format!("rollback {} does not name the deployment it undoes", rollback.deployment_id));
             return;
         };
         let Some(triggering) = state.deployments.get(&triggering_id) else { return };
@@ -83,8 +89,10 @@ impl RollbackRestores {
             ));
             return;
         }
-        if let Some(missed) =
-            triggering.targets.keys().find(|host| installed_by(triggering, **host) && !rollback.targets.contains_key(host))
+        if let Some(missed) = triggering
+            .targets
+            .keys()
+            .find(|host| installed_by(triggering, **host) && !rollback.targets.contains_key(host))
         {
             self.violation = Some(format!(
                 "host {missed} installed {triggering_id}'s revision, but rollback {} does not target it",
@@ -114,7 +122,10 @@ impl RollbackRestores {
         let wanted = failed.status == DeploymentStatus::Failed
             && failed.auto_rollback_configuration.triggers_on(AutoRollbackEvent::DeploymentFailure);
         let has_previous = self.previous.get(&failed.deployment_id).copied().flatten().is_some();
-        let touched = failed.targets.values().any(|target| !matches!(target.status, TargetStatus::Skipped | TargetStatus::Pending));
+        let touched = failed
+            .targets
+            .values()
+            .any(|target| !matches!(target.status, TargetStatus::Skipped | TargetStatus::Pending));
         let started = failed.rollback_info.as_ref().is_some_and(|info| info.rollback_deployment_id.is_some());
         if wanted && has_previous && touched && !started {
             self.violation = Some(format!(

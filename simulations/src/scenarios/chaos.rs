@@ -22,7 +22,8 @@ use crate::cluster::SimCluster;
 use crate::host::faults::HookFault;
 
 /// Lifecycle events whose scripts a hook fault can break.
-const HOOK_EVENTS: [&str; 5] = ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"];
+const HOOK_EVENTS: [&str; 5] =
+    ["ApplicationStop", "BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"];
 
 /// How hard the chaos hits.
 #[derive(Clone, Copy, Debug)]

@@ -60,9 +60,10 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
             cluster.with_observer(|observer| {
                 observer.shadow().deployments.get(&deployment).is_some_and(|record| {
                     record.waves >= wave
-                        && record.targets.values().any(|target| {
-                            target.status == TargetStatus::InProgress && Some(target.target_id) != leader
-                        })
+                        && record
+                            .targets
+                            .values()
+                            .any(|target| target.status == TargetStatus::InProgress && Some(target.target_id) != leader)
                 })
             })
         })
@@ -77,16 +78,17 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
             cluster.crash(leader, lossy).await;
             killed = Some(leader);
             let crashed_at = tokio::time::Instant::now();
-            let elected = cluster
-                .wait_for("a new leader", Duration::from_secs(30), |cluster| cluster.leader().is_some())
-                .await;
+            let elected =
+                cluster.wait_for("a new leader", Duration::from_secs(30), |cluster| cluster.leader().is_some()).await;
             failover_ms = elected.is_ok().then(|| crashed_at.elapsed().as_millis() as u64);
             verdicts.record("new_leader_elected", elected.map_err(|error| error.to_string()));
             cluster.sleep(Duration::from_millis(rng.gen_range(2_000..=10_000))).await;
             cluster.restart(leader).await?;
         }
         (Ok(()), None) => verdicts.record("new_leader_elected", Err("no leader to kill mid-wave".into())),
-        (Err(error), _) => verdicts.record("new_leader_elected", Err(format!("the deployment never reached wave {wave}: {error}"))),
+        (Err(error), _) => {
+            verdicts.record("new_leader_elected", Err(format!("the deployment never reached wave {wave}: {error}")))
+        }
     }
     let ended = cluster
         .wait_for("the deployment to end", limit, |cluster| {
@@ -98,7 +100,9 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
         "rollout_resumed_by_new_leader",
         match (ended, resumed_term) {
             (Ok(()), Some(term)) if term > killed_term => Ok(()),
-            (Ok(()), term) => Err(format!("the deployment ended in term {term:?}, not after the killed leader's {killed_term}")),
+            (Ok(()), term) => {
+                Err(format!("the deployment ended in term {term:?}, not after the killed leader's {killed_term}"))
+            }
             (Err(error), _) => Err(error.to_string()),
         },
     );

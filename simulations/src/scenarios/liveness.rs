@@ -70,9 +70,8 @@ pub async fn run(
         verdicts.record("group_converges", Err(format!("the group never settled: {error}")));
     } else {
         let live = cluster.running();
-        let settled = cluster.with_observer(|observer| {
-            convergence::check(observer.shadow(), &live, cluster.host_disks(), true)
-        });
+        let settled =
+            cluster.with_observer(|observer| convergence::check(observer.shadow(), &live, cluster.host_disks(), true));
         match settled {
             Ok(exempt) => report.exempt_hosts = exempt,
             Err(problem) => verdicts.record("group_converges", Err(format!("after settling: {problem}"))),
@@ -98,10 +97,12 @@ pub async fn run(
                 },
             );
             let live = cluster.running();
-            let strict = cluster.with_observer(|observer| {
-                convergence::check(observer.shadow(), &live, cluster.host_disks(), false)
-            });
-            verdicts.record("group_converges", strict.map(|_| ()).map_err(|problem| format!("after the redeploy: {problem}")));
+            let strict = cluster
+                .with_observer(|observer| convergence::check(observer.shadow(), &live, cluster.host_disks(), false));
+            verdicts.record(
+                "group_converges",
+                strict.map(|_| ()).map_err(|problem| format!("after the redeploy: {problem}")),
+            );
         } else {
             verdicts.record("group_converges", Ok(()));
         }
@@ -129,7 +130,9 @@ pub async fn final_checks(cluster: &SimCluster, verdicts: &mut Verdicts) {
     cluster.pump().await;
     let voters: Vec<NodeId> = cluster
         .leader()
-        .map(|leader| cluster.node(leader).voters().into_iter().filter(|voter| cluster.running().contains(voter)).collect())
+        .map(|leader| {
+            cluster.node(leader).voters().into_iter().filter(|voter| cluster.running().contains(voter)).collect()
+        })
         .unwrap_or_default();
     verdicts.record("logs_agree", logs_agree::check(cluster, &voters).await);
     let mut committed = cluster.with_observer(|observer| std::mem::take(&mut observer.monitor.committed));

@@ -32,4 +32,5 @@ pub struct ScenarioOutcome {
 }
 
 /// Names of the scenarios this build runs.
-pub const SCENARIOS: &[&str] = &["leader-partition", "rolling-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];
+pub const SCENARIOS: &[&str] =
+    &["leader-partition", "rolling-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];
