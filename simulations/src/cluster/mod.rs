@@ -97,6 +97,50 @@ pub struct SimCluster {
     clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     observer: Mutex<Observer>,
     leader_scan: Mutex<LeaderScan>,
+    /// The trace's last events when a continuous invariant was first seen violated:
+    /// what a failure report prints, rather than the end of the run.
+    violation_recent: Mutex<Option<Vec<String>>>,
+    progress: Mutex<Progress>,
+}
+
+/// Progress lines on stderr for long runs, when `FLEETMESH_SIM_PROGRESS` is set: virtual
+/// and wall time once per [`PROGRESS_EVERY`] of virtual time, so a run stopped by a wall
+/// time limit still says how fast it went. The wall clock is read only to be printed;
+/// nothing in the run depends on it.
+#[derive(Debug)]
+struct Progress {
+    enabled: bool,
+    next: tokio::time::Instant,
+    virtual_start: tokio::time::Instant,
+    wall_start: std::time::Instant,
+}
+
+/// Virtual time between two progress lines.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
+impl Progress {
+    fn new() -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            enabled: std::env::var_os("FLEETMESH_SIM_PROGRESS").is_some(),
+            next: now + PROGRESS_EVERY,
+            virtual_start: now,
+            wall_start: std::time::Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, now: tokio::time::Instant, events: u64) {
+        if !self.enabled || now < self.next {
+            return;
+        }
+        self.next = now + PROGRESS_EVERY;
+        let virtual_secs = (now - self.virtual_start).as_secs_f64();
+        let wall_secs = self.wall_start.elapsed().as_secs_f64();
+        eprintln!(
+            "sim progress: {virtual_secs:.0} s virtual, {wall_secs:.1} s wall ({:.1}x), {events} events",
+            virtual_secs / wall_secs.max(1e-9)
+        );
+    }
 }
 
 /// Which nodes [`SimCluster::leaders`] asks.
@@ -159,6 +203,8 @@ impl SimCluster {
             clocks: BTreeMap::new(),
             observer: Mutex::new(Observer::new(monitor)),
             leader_scan: Mutex::new(LeaderScan::default()),
+            violation_recent: Mutex::new(None),
+            progress: Mutex::new(Progress::new()),
             config,
         };
         let first = NodeId(1);
@@ -391,6 +437,24 @@ impl SimCluster {
     pub fn observe(&self) {
         let leaders = self.leaders();
         lock(&self.observer).monitor.single_leader.observe(&leaders);
+        self.snapshot_on_violation();
+    }
+
+    /// On the first violation of a continuous invariant: notes it in the trace and keeps
+    /// the events that led to it for the failure report.
+    fn snapshot_on_violation(&self) {
+        if lock(&self.violation_recent).is_some() {
+            return;
+        }
+        let Some((name, reason)) = lock(&self.observer).monitor.first_violation() else { return };
+        self.trace.note(&format!("invariant {name} violated: {reason}"));
+        *lock(&self.violation_recent) = Some(self.trace.recent());
+    }
+
+    /// The events a failure report prints: those up to the first violation of a
+    /// continuous invariant if there was one, else the last ones of the run.
+    pub fn recent_events(&self) -> Vec<String> {
+        lock(&self.violation_recent).clone().unwrap_or_else(|| self.trace.recent())
     }
 
     /// The single-leader-per-term verdict so far.
@@ -428,6 +492,9 @@ impl SimCluster {
         let mut observer = lock(&self.observer);
         observer.ingest(leader, &entries, now, &self.host_disks);
         observer.check_round(installs, now);
+        drop(observer);
+        self.snapshot_on_violation();
+        lock(&self.progress).tick(now, self.trace.events());
     }
 
     /// True once a monitor has halted the run (see [`crate::invariants::runaway`]).

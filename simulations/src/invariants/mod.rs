@@ -92,15 +92,29 @@ impl Monitor {
         }
     }
 
+    /// Every continuous verdict so far, by name.
+    fn verdicts(&self) -> [(&'static str, Result<(), String>); 7] {
+        [
+            ("single_leader_per_term", self.single_leader.verdict()),
+            ("committed_entries_never_change", self.committed.verdict()),
+            ("min_healthy_hosts", self.min_healthy.verdict()),
+            ("terminal_within_deadline", self.deadline.verdict()),
+            ("installs_exact_bytes", self.installs.verdict()),
+            ("rollback_restores_previous", self.rollbacks.verdict()),
+            ("no_runaway_deployments", self.runaway.verdict()),
+        ]
+    }
+
     /// Records every continuous verdict.
     pub fn record(&self, verdicts: &mut Verdicts) {
-        verdicts.record("single_leader_per_term", self.single_leader.verdict());
-        verdicts.record("committed_entries_never_change", self.committed.verdict());
-        verdicts.record("min_healthy_hosts", self.min_healthy.verdict());
-        verdicts.record("terminal_within_deadline", self.deadline.verdict());
-        verdicts.record("installs_exact_bytes", self.installs.verdict());
-        verdicts.record("rollback_restores_previous", self.rollbacks.verdict());
-        verdicts.record("no_runaway_deployments", self.runaway.verdict());
+        for (name, verdict) in self.verdicts() {
+            verdicts.record(name, verdict);
+        }
+    }
+
+    /// The first continuous invariant violated so far (in name order), with the reason.
+    pub fn first_violation(&self) -> Option<(&'static str, String)> {
+        self.verdicts().into_iter().find_map(|(name, verdict)| verdict.err().map(|reason| (name, reason)))
     }
 }
 
