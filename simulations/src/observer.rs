@@ -36,6 +36,13 @@ pub struct Observer {
     pub proposals: u64,
     /// Per deployment, the Raft term of the last committed proposal that acted on it.
     pub last_term: BTreeMap<DeploymentId, u64>,
+    /// True while the cluster forms (see [`Self::resync`]).
+    pub forming: bool,
+    /// Set when the cluster was forming and entries were purged before they were read:
+    /// the next round copies the leader's applied state instead.
+    needs_resync: bool,
+    /// Entries skipped by resyncs during formation.
+    pub resynced_entries: u64,
 }
 
 /// Deployments a proposal acts on.
@@ -64,7 +71,16 @@ fn touched(proposal: &Proposal) -> BTreeSet<DeploymentId> {
 impl Observer {
     /// An observer of a cluster that has committed nothing yet.
     pub fn new(monitor: Monitor) -> Self {
-        Self { next_index: None, shadow: ClusterState::default(), monitor, proposals: 0, last_term: BTreeMap::new() }
+        Self {
+            next_index: None,
+            shadow: ClusterState::default(),
+            monitor,
+            proposals: 0,
+            last_term: BTreeMap::new(),
+            forming: true,
+            needs_resync: false,
+            resynced_entries: 0,
+        }
     }
 
     /// The replayed state.
@@ -98,6 +114,10 @@ impl Observer {
             if index < next {
                 continue;
             }
+            if index > next && self.forming {
+                self.needs_resync = true;
+                return;
+            }
             if index > next {
                 self.monitor.committed.fail(format!(
                     "the observer missed entries {next}..{index}: node {source} purged them before they were read"
@@ -112,6 +132,27 @@ impl Observer {
                 self.replay(proposal, index, now, disks);
             }
         }
+    }
+
+    /// True when the last round found a gap it may close with [`Self::resync`].
+    pub fn needs_resync(&self) -> bool {
+        self.needs_resync
+    }
+
+    /// Replaces the shadow with `state`, the leader's state applied up to `applied`.
+    ///
+    /// Only while the cluster forms: when thousands of nodes join, the leader commits
+    /// and purges more entries at one virtual instant than one observer round can read
+    /// (the observer runs between virtual instants). Those entries are membership
+    /// changes, before any deployment exists, so no deployment invariant loses a state;
+    /// the committed-entries check covers them only through the voters' logs at the
+    /// end. After formation a gap is a violation.
+    pub fn resync(&mut self, state: ClusterState, applied: u64) {
+        let next = self.next_index.unwrap_or_default();
+        self.resynced_entries += (applied + 1).saturating_sub(next);
+        self.shadow = state;
+        self.next_index = Some(applied + 1);
+        self.needs_resync = false;
     }
 
     fn replay(&mut self, proposal: &Proposal, index: u64, now: Instant, disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>) {

@@ -261,6 +261,7 @@ impl SimCluster {
             })
             .await?;
         cluster.trace.note("cluster formed");
+        lock(&cluster.observer).forming = false;
         Ok(cluster)
     }
 
@@ -491,6 +492,12 @@ impl SimCluster {
         let installs = self.world.drain_installs();
         let mut observer = lock(&self.observer);
         observer.ingest(leader, &entries, now, &self.host_disks);
+        if observer.needs_resync() {
+            let node = &self.nodes[&leader].node;
+            let applied = node.state().applied_index();
+            observer.resync(node.state().snapshot(), applied);
+            self.trace.note(&format!("observer resynced from node {leader} at index {applied} (cluster forming)"));
+        }
         observer.check_round(installs, now);
         drop(observer);
         self.snapshot_on_violation();
