@@ -261,7 +261,6 @@ impl SimCluster {
             })
             .await?;
         cluster.trace.note("cluster formed");
-        lock(&cluster.observer).forming = false;
         Ok(cluster)
     }
 
@@ -495,8 +494,8 @@ impl SimCluster {
         if observer.needs_resync() {
             let node = &self.nodes[&leader].node;
             let applied = node.state().applied_index();
-            observer.resync(node.state().snapshot(), applied);
-            self.trace.note(&format!("observer resynced from node {leader} at index {applied} (cluster forming)"));
+            observer.resync(leader, node.state().snapshot(), applied);
+            self.trace.note(&format!("observer resynced from node {leader} at index {applied}"));
         }
         observer.check_round(installs, now);
         drop(observer);
