@@ -193,3 +193,43 @@ impl Observer {
         self.monitor.deadline.check_open(&self.shadow, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+
+    fn blank(index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, NodeId(1)), index), payload: EntryPayload::Blank }
+    }
+
+    #[test]
+    fn a_purge_gap_resyncs_when_no_deployment_ran_and_is_a_violation_otherwise() {
+        // An observer reads entries 1–2, then finds 10 (3–9 purged): asserts it asks for
+        // a resync, that copying a leader state with no deployment skips 3..=12 without
+        // a violation and continues at 13, and that a second gap across which a
+        // deployment was created is reported as a committed-entries violation.
+        let disks = BTreeMap::new();
+        let now = Instant::now();
+        let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
+        observer.ingest(NodeId(1), &[blank(1), blank(2)], now, &disks);
+        assert!(!observer.needs_resync());
+        observer.ingest(NodeId(1), &[blank(2), blank(10)], now, &disks);
+        assert!(observer.needs_resync());
+        observer.resync(NodeId(1), ClusterState::default(), 12);
+        assert!(!observer.needs_resync());
+        assert_eq!(observer.resynced_entries, 10);
+        assert_eq!(observer.next_index(), 13);
+        assert_eq!(observer.monitor.committed.verdict(), Ok(()));
+        observer.ingest(NodeId(1), &[blank(12), blank(20)], now, &disks);
+        let mut leader_state = ClusterState::default();
+        leader_state.deployment_order.push(DeploymentId("d-CREATED01".into()));
+        observer.resync(NodeId(1), leader_state, 25);
+        let violation = observer.monitor.committed.verdict().expect_err("a deployment was created in the gap");
+        assert!(violation.contains("13..=25"), "{violation}");
+        assert_eq!(observer.next_index(), 26);
+    }
+}
