@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use fleetmesh_consensus::model::deployment::{Deployment, DeploymentCreator};
 use fleetmesh_consensus::model::ids::DeploymentId;
-use fleetmesh_consensus::model::resources::AutoRollbackConfiguration;
+use fleetmesh_consensus::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
 use fleetmesh_consensus::state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
@@ -55,7 +55,13 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
                     application_name: group.application_name.clone(),
                     deployment_group_name: group.deployment_group_name.clone(),
                     revision_id: revision,
-                    deployment_config_name: None,
+                    // One at a time, whatever the group's configuration: like CodeDeploy's
+                    // deployments to launched instances, and always satisfiable. The group's
+                    // own rule may not be for a handful of hosts (HalfAtATime over one host
+                    // needs that host to stay healthy), and a deployment refused at start
+                    // leaves the hosts outdated, so the next tick would create it again,
+                    // forever (found by the simulator, rolling-chaos seed 4).
+                    deployment_config_name: Some(ONE_AT_A_TIME.to_string()),
                     description: "hosts that joined after the group's last successful deployment".to_string(),
                     ignore_application_stop_failures: false,
                     file_exists_behavior,

@@ -30,8 +30,17 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
     let outcome: ScenarioOutcome = match args.scenario.as_str() {
         "leader-partition" => {
             let runtime = runtime(seed)?;
-            let config = SimConfig::new(seed, args.nodes);
-            runtime.block_on(scenarios::leader_partition::run(config))?
+            runtime.block_on(scenarios::leader_partition::run(cluster_config(args, seed)))?
+        }
+        "rolling-chaos" | "leader-kill-mid-wave" => {
+            anyhow::ensure!(args.nodes >= 1, "the {} scenario needs at least 1 node", args.scenario);
+            let runtime = runtime(seed)?;
+            let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), args.planted_bug);
+            if args.scenario == "rolling-chaos" {
+                runtime.block_on(scenarios::rolling_chaos::run(config))?
+            } else {
+                runtime.block_on(scenarios::leader_kill_mid_wave::run(config))?
+            }
         }
         "swarm" | "byzantine-peer" => {
             let params = crate::swarm::SwarmParams {
@@ -92,6 +101,14 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
     Ok(Report { json: Value::Object(json), passed, recent: outcome.recent })
 }
 
+/// The cluster configuration of a cluster scenario: the seed, the node count, and the
+/// message loss asked for on the command line.
+fn cluster_config(args: &SimArgs, seed: u64) -> SimConfig {
+    let mut config = SimConfig::new(seed, args.nodes);
+    config.link.loss = args.loss;
+    config
+}
+
 /// A paused, single-threaded runtime whose internal randomness comes from `seed`.
 ///
 /// # Errors
@@ -112,7 +129,14 @@ fn round3(value: f64) -> f64 {
 
 /// The command that replays one seed.
 pub fn replay_command(args: &SimArgs, seed: u64) -> String {
-    format!("fleetmesh sim --scenario {} --nodes {} --seed {seed}", args.scenario, args.nodes)
+    let mut command = format!("fleetmesh sim --scenario {} --nodes {} --seed {seed}", args.scenario, args.nodes);
+    if args.loss > 0.0 {
+        command.push_str(&format!(" --loss {}", args.loss));
+    }
+    if args.planted_bug {
+        command.push_str(" --planted-bug");
+    }
+    command
 }
 
 fn parse_range(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
@@ -124,18 +148,24 @@ fn parse_range(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
     Ok(start..end)
 }
 
-fn print_failure(args: &SimArgs, report: &Report, seed: u64) {
+/// What a failed run prints: the violated invariant, the last events, and the
+/// one-line command that replays the seed.
+pub fn failure_text(args: &SimArgs, report: &Report, seed: u64) -> String {
     let violated = report.json["invariants"]
         .as_object()
         .and_then(|map| map.iter().find(|(_, verdict)| *verdict != "ok"))
         .map(|(name, verdict)| format!("{name}: {}", verdict.as_str().unwrap_or_default()))
         .unwrap_or_default();
-    eprintln!("FAILED seed {seed}: {violated}");
-    eprintln!("last events:");
+    let mut text = format!("FAILED seed {seed}: {violated}\nlast events:\n");
     for line in &report.recent {
-        eprintln!("  {line}");
+        text.push_str(&format!("  {line}\n"));
     }
-    eprintln!("replay: {}", replay_command(args, seed));
+    text.push_str(&format!("replay: {}\n", replay_command(args, seed)));
+    text
+}
+
+fn print_failure(args: &SimArgs, report: &Report, seed: u64) {
+    eprint!("{}", failure_text(args, report, seed));
 }
 
 fn print_report(args: &SimArgs, report: &Report) {

@@ -26,9 +26,12 @@
 //! I/O (no sockets, no files).
 
 pub mod cli;
+pub mod clock;
 pub mod cluster;
+pub mod host;
 pub mod invariants;
 pub mod net;
+pub mod observer;
 pub mod scenarios;
 pub mod swarm;
 pub mod trace;

@@ -4,6 +4,11 @@
 //!
 //! Delivery uses tokio timers on a paused, single-threaded runtime, so virtual time
 //! advances only when every task waits: the same seed replays the same schedule.
+//!
+//! A message's delay is its link's latency (uniform in `[latency_min, latency_max]`),
+//! plus a reordering spike with probability `reorder`, plus any clog on the link, plus
+//! its transmission time when the link has a bandwidth: each directed link sends one
+//! message at a time, in order, so a large answer delays the ones queued behind it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,13 @@ pub struct LinkModel {
     pub loss: f64,
     /// Probability a request is delivered twice (the duplicate's answer is dropped).
     pub duplication: f64,
+    /// Probability a message is held back by an extra delay up to `reorder_delay_max`,
+    /// so that later messages on the same link overtake it.
+    pub reorder: f64,
+    /// Longest extra delay of a reordered message.
+    pub reorder_delay_max: Duration,
+    /// Bytes per second each directed link carries; `None` for unlimited.
+    pub bandwidth_bytes_per_sec: Option<u64>,
 }
 
 impl Default for LinkModel {
@@ -36,6 +48,9 @@ impl Default for LinkModel {
             latency_max: Duration::from_micros(2000),
             loss: 0.0,
             duplication: 0.0,
+            reorder: 0.0,
+            reorder_delay_max: Duration::from_millis(20),
+            bandwidth_bytes_per_sec: None,
         }
     }
 }
@@ -48,6 +63,11 @@ struct NetState {
     cuts: BTreeSet<(NodeId, NodeId)>,
     /// Extra latency on a link (clogging).
     clogs: BTreeMap<(NodeId, NodeId), Duration>,
+    /// Bumped whenever a node crashes or restarts: an answer computed by an earlier
+    /// incarnation is never delivered.
+    incarnations: BTreeMap<NodeId, u64>,
+    /// When each directed link finishes sending what is queued on it (bandwidth model).
+    link_free_at: BTreeMap<(NodeId, NodeId), tokio::time::Instant>,
 }
 
 /// The shared router.
@@ -89,6 +109,7 @@ impl SimNet {
         self.with(|state| {
             state.handlers.insert(id, handler);
             state.down.remove(&id);
+            *state.incarnations.entry(id).or_default() += 1;
         });
     }
 
@@ -96,7 +117,15 @@ impl SimNet {
     pub fn crash(&self, id: NodeId) {
         self.with(|state| {
             state.down.insert(id);
+            *state.incarnations.entry(id).or_default() += 1;
         });
+    }
+
+    /// True when a message from `from` to `to` would be delivered now (both up, no
+    /// cut between them); loss is not considered. The simulated host agent asks
+    /// before it fetches from a peer.
+    pub fn reachable(&self, from: NodeId, to: NodeId) -> bool {
+        self.with(|state| !state.down.contains(&from) && !state.down.contains(&to) && !state.cuts.contains(&(from, to)))
     }
 
     /// Cuts both directions between every node of `side` and every other node.
@@ -133,11 +162,34 @@ impl SimNet {
         });
     }
 
-    fn latency(&self, from: NodeId, to: NodeId) -> Duration {
+    /// The delay of a message of `len` bytes from `from` to `to` sent now.
+    fn delay(&self, from: NodeId, to: NodeId, len: usize) -> Duration {
         let extra = self.with(|state| state.clogs.get(&(from, to)).copied().unwrap_or_default());
         let (min, max) = (self.model.latency_min.as_nanos() as u64, self.model.latency_max.as_nanos() as u64);
-        let nanos = if max > min { self.rng_lock().gen_range(min..=max) } else { min };
-        Duration::from_nanos(nanos) + extra
+        let mut rng = self.rng_lock();
+        let nanos = if max > min { rng.gen_range(min..=max) } else { min };
+        let spike = if self.model.reorder > 0.0 && rng.gen_bool(self.model.reorder) {
+            let spike_max = self.model.reorder_delay_max.as_nanos() as u64;
+            Duration::from_nanos(rng.gen_range(0..=spike_max))
+        } else {
+            Duration::ZERO
+        };
+        drop(rng);
+        let queued = self.model.bandwidth_bytes_per_sec.map_or(Duration::ZERO, |rate| {
+            let sending = Duration::from_nanos((len as u128 * 1_000_000_000 / u128::from(rate.max(1))) as u64);
+            let now = tokio::time::Instant::now();
+            self.with(|state| {
+                let free_at = state.link_free_at.entry((from, to)).or_insert(now);
+                let start = (*free_at).max(now);
+                *free_at = start + sending;
+                *free_at - now
+            })
+        });
+        Duration::from_nanos(nanos) + spike + extra + queued
+    }
+
+    fn incarnation(&self, id: NodeId) -> u64 {
+        self.with(|state| state.incarnations.get(&id).copied().unwrap_or_default())
     }
 
     fn rng_lock(&self) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
@@ -163,12 +215,14 @@ impl SimNet {
     }
 
     async fn deliver(self: Arc<Self>, from: NodeId, to: NodeId, message: Message) -> Option<Message> {
-        tokio::time::sleep(self.latency(from, to)).await;
+        let sender = self.incarnation(from);
+        tokio::time::sleep(self.delay(from, to, message.wire_len())).await;
         if !self.passes(from, to) || self.lost() {
             return None;
         }
         self.trace.record(from, to, &message.header, message.wire_len());
         let handler = self.with(|state| state.handlers.get(&to).cloned())?;
+        let receiver = self.incarnation(to);
         if self.duplicated() {
             // A duplicate delivery: handled, its answer dropped (as a retransmission would be).
             let copy = message.clone();
@@ -178,7 +232,12 @@ impl SimNet {
             });
         }
         let answer = handler.handle(Caller::Node(from), message).await.ok()?;
-        tokio::time::sleep(self.latency(to, from)).await;
+        tokio::time::sleep(self.delay(to, from, answer.wire_len())).await;
+        // An answer from a node that crashed meanwhile (even if it is back), or to a
+        // caller that crashed, is never delivered: that incarnation is gone.
+        if self.incarnation(to) != receiver || self.incarnation(from) != sender {
+            return None;
+        }
         if !self.passes(to, from) || self.lost() {
             return None;
         }

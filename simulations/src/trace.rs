@@ -14,10 +14,32 @@ pub struct Trace {
     inner: Mutex<TraceInner>,
 }
 
+/// One remembered event, formatted only when a failure report asks for it.
+enum Recent {
+    Delivery { nanos: u64, from: NodeId, to: NodeId, kind: [u8; 24], kind_len: usize, len: usize },
+    Note(String),
+}
+
+impl Recent {
+    fn line(&self) -> String {
+        match self {
+            Self::Delivery { nanos, from, to, kind, kind_len, len } => {
+                let label: String = String::from_utf8_lossy(&kind[..*kind_len])
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .take(16)
+                    .collect();
+                format!("{:>10.6}s {from}->{to} {label} ({len} B)", *nanos as f64 / 1e9)
+            }
+            Self::Note(line) => line.clone(),
+        }
+    }
+}
+
 struct TraceInner {
     hasher: blake3::Hasher,
     events: u64,
-    recent: VecDeque<String>,
+    recent: VecDeque<Recent>,
     start: tokio::time::Instant,
     /// Every event, when FLEETMESH_SIM_TRACE names a file (debugging nondeterminism).
     dump: Option<std::fs::File>,
@@ -65,14 +87,14 @@ impl Trace {
             inner.hasher.update(kind);
             inner.hasher.update(&(len as u64).to_le_bytes());
             inner.events += 1;
-            let label: String =
-                String::from_utf8_lossy(kind).chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
-            let line = format!("{:>10.6}s {from}->{to} {label} ({len} B)", nanos as f64 / 1e9);
+            let mut kind_bytes = [0u8; 24];
+            kind_bytes[..kind.len()].copy_from_slice(kind);
+            let event = Recent::Delivery { nanos, from, to, kind: kind_bytes, kind_len: kind.len(), len };
             if let Some(dump) = &mut inner.dump {
                 use std::io::Write;
-                let _ = writeln!(dump, "{line}");
+                let _ = writeln!(dump, "{}", event.line());
             }
-            inner.recent.push_back(line);
+            inner.recent.push_back(event);
             if inner.recent.len() > RECENT_EVENTS_MAX {
                 inner.recent.pop_front();
             }
@@ -85,7 +107,12 @@ impl Trace {
             let nanos = inner.start.elapsed().as_nanos() as u64;
             inner.hasher.update(&nanos.to_le_bytes());
             inner.hasher.update(text.as_bytes());
-            inner.recent.push_back(format!("{:>10.3}s -- {text}", nanos as f64 / 1e9));
+            let line = format!("{:>10.6}s -- {text}", nanos as f64 / 1e9);
+            if let Some(dump) = &mut inner.dump {
+                use std::io::Write;
+                let _ = writeln!(dump, "{line}");
+            }
+            inner.recent.push_back(Recent::Note(line));
             if inner.recent.len() > RECENT_EVENTS_MAX {
                 inner.recent.pop_front();
             }
@@ -104,6 +131,6 @@ impl Trace {
 
     /// The last events, oldest first.
     pub fn recent(&self) -> Vec<String> {
-        self.with(|inner| inner.recent.iter().cloned().collect())
+        self.with(|inner| inner.recent.iter().map(Recent::line).collect())
     }
 }

@@ -15,13 +15,16 @@ use fleetmesh_consensus::state::{Command, TargetReport};
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::autopilot::{self, AutopilotInput};
 use super::liveness::{Health, Liveness};
 use super::{Node, Timing};
-use crate::protocol::{LeaderHint, MemberAddress, PollRequest, PollResponse, Response, RevisionProgress, Role};
+use crate::protocol::{
+    Assignments, LeaderHint, MemberAddress, PollRequest, PollResponse, Response, RevisionProgress, Role,
+};
 
 /// Longest hold the leader grants a poll, whatever the agent asks.
 const POLL_HOLD_MAX: Duration = Duration::from_secs(5);
@@ -35,6 +38,13 @@ pub(super) struct LeaderDuties {
     view: Mutex<Option<LeaderView>>,
     /// Nodes whose membership change is under way (autopilot runs one at a time).
     autopilot_busy: Mutex<bool>,
+    /// Bumped when something a poll answer depends on may have changed: assignments,
+    /// revision holders, members, leadership. Held polls wait on it rather than on every
+    /// applied entry, so a report that only moves a target to its next lifecycle event
+    /// wakes one task, not every agent's poll (see [`watch_poll_inputs`]).
+    poll_epoch: watch::Sender<u64>,
+    /// The member list's version, with the applied index it was computed at.
+    members_version: Mutex<Option<(u64, u64)>>,
 }
 
 struct LeaderView {
@@ -46,7 +56,13 @@ struct LeaderView {
 
 impl LeaderDuties {
     pub(super) fn new(timing: &Timing) -> Self {
-        Self { timing: *timing, view: Mutex::new(None), autopilot_busy: Mutex::new(false) }
+        Self {
+            timing: *timing,
+            view: Mutex::new(None),
+            autopilot_busy: Mutex::new(false),
+            poll_epoch: watch::channel(0).0,
+            members_version: Mutex::new(None),
+        }
     }
 
     fn with_view<T>(&self, term: u64, now: Instant, update: impl FnOnce(&mut LeaderView) -> T) -> T {
@@ -214,17 +230,28 @@ impl Node {
         })
     }
 
+    /// A hash of the member list, recomputed only when the applied state moved (it is
+    /// asked on every poll answer, and serializing thousands of addresses each time
+    /// made a poll cost O(members)).
     fn members_version(&self) -> u64 {
+        let applied = self.state().applied_index();
+        let mut cached = self.leader.members_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, version)) = *cached {
+            if at == applied {
+                return version;
+            }
+        }
         let addresses = self.member_addresses();
         let bytes = serde_json::to_vec(&addresses).expect("addresses serialize");
         let hash = blake3::hash(&bytes);
-        u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+        let version = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+        *cached = Some((applied, version));
+        version
     }
 
-    /// Builds the answer to a poll from `node`.
-    pub(super) fn poll_answer(&self, poller: NodeId, members_version: u64) -> Option<PollResponse> {
+    /// Builds the answer to a poll from `poller`, whose assignments are already computed.
+    fn poll_answer(&self, poller: NodeId, members_version: u64, assignments: Assignments) -> Option<PollResponse> {
         let leader = LeaderHint { id: self.id(), listen: self.settings().listen };
-        let assignments = crate::assignments::for_node(self, poller);
         let version = self.members_version();
         let role = if self.voters().contains(&poller) { Role::Voter } else { Role::Agent };
         let swarm_peers = crate::assignments::swarm_peers(self, poller, &assignments);
@@ -255,20 +282,105 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
         }
     });
     let deadline = arrived + Duration::from_millis(poll.hold_ms).min(POLL_HOLD_MAX);
-    let mut changes = node.state().subscribe();
-    // Bounded by the deadline: at most one iteration per applied state change.
+    let mut epoch = node.leader.poll_epoch.subscribe();
+    // Bounded by the deadline: at most one iteration per change of the poll's inputs.
     loop {
-        let Some(answer) = node.poll_answer(poll.node, poll.members_version) else {
-            return Response::NotLeader { leader: node.leader_hint() };
-        };
-        let changed = answer.assignments_digest != poll.assignments_digest || answer.members.is_some();
+        // The cheap part first: most wake-ups change nothing for this poller, and the
+        // full answer (swarm peers) costs O(targets).
+        let assignments = crate::assignments::for_node(node, poll.node);
+        let changed = assignments.digest() != poll.assignments_digest || node.members_version() != poll.members_version;
         if changed || Instant::now() >= deadline || !node.is_leader() {
-            return Response::Poll(Box::new(answer));
+            return match node.poll_answer(poll.node, poll.members_version, assignments) {
+                Some(answer) => Response::Poll(Box::new(answer)),
+                None => Response::NotLeader { leader: node.leader_hint() },
+            };
         }
         tokio::select! {
             biased;
-            result = changes.changed() => if result.is_err() { return Response::Poll(Box::new(answer)) },
+            result = epoch.changed() => if result.is_err() { return Response::NotLeader { leader: node.leader_hint() } },
             () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// What held polls depend on, hashed: leadership, the member list, and per active
+/// deployment the targets that are pending or in progress, plus revision holders and
+/// prefetch requests. Lifecycle progress inside a target is left out on purpose.
+fn poll_inputs_fingerprint(node: &Node) -> u64 {
+    let (state, term) = {
+        let metrics = node.raft().metrics();
+        let metrics = metrics.borrow();
+        (metrics.state, metrics.current_term)
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&term.to_le_bytes());
+    hasher.update(&[u8::from(state == openraft::ServerState::Leader)]);
+    if state == openraft::ServerState::Leader {
+        hasher.update(&node.members_version().to_le_bytes());
+        node.state().read(|cluster| {
+            for deployment in cluster.active_deployments() {
+                hasher.update(deployment.deployment_id.0.as_bytes());
+                hasher.update(&deployment.revision_id.0);
+                for target in deployment.targets.values() {
+                    let code: u8 = match target.status {
+                        fleetmesh_consensus::model::deployment::TargetStatus::Pending => 1,
+                        fleetmesh_consensus::model::deployment::TargetStatus::InProgress => 2,
+                        _ => 0,
+                    };
+                    hasher.update(&target.target_id.0.to_le_bytes());
+                    hasher.update(&[code]);
+                }
+            }
+            for (revision, nodes) in cluster.revision_holders.iter().chain(&cluster.prefetch_requests) {
+                hasher.update(&revision.0);
+                for id in nodes {
+                    hasher.update(&id.0.to_le_bytes());
+                }
+            }
+        });
+    }
+    u64::from_le_bytes(hasher.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// Bumps the poll epoch whenever [`poll_inputs_fingerprint`] changes: after applied
+/// entries and on leadership changes. One task per node does this work, instead of
+/// every held poll recomputing its answer after every applied entry.
+pub(super) async fn watch_poll_inputs(node: Arc<Node>) {
+    let mut shutdown = node.shutdown_signal();
+    let mut changes = node.state().subscribe();
+    let mut metrics = node.raft().metrics();
+    let mut last_fingerprint = None;
+    loop {
+        let leadership = {
+            let metrics = metrics.borrow_and_update();
+            (metrics.state, metrics.current_term)
+        };
+        let fingerprint = poll_inputs_fingerprint(&node);
+        if last_fingerprint != Some(fingerprint) {
+            last_fingerprint = Some(fingerprint);
+            node.leader.poll_epoch.send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        }
+        // Metrics change on every replication round; only a change of leadership
+        // matters here, so wait until one of those or an applied entry.
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                result = changes.changed() => {
+                    if result.is_err() { return }
+                    break;
+                }
+                result = metrics.changed() => {
+                    if result.is_err() { return }
+                    let now = {
+                        let metrics = metrics.borrow_and_update();
+                        (metrics.state, metrics.current_term)
+                    };
+                    if now != leadership {
+                        break;
+                    }
+                }
+            }
         }
     }
 }

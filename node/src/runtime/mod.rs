@@ -309,7 +309,9 @@ impl Node {
 
     /// True when this node is the Raft leader.
     pub fn is_leader(&self) -> bool {
-        let metrics = self.raft().metrics().borrow().clone();
+        // Borrowed, not cloned: this runs on every poll and every leader tick.
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow();
         metrics.state == ServerState::Leader && metrics.current_leader == Some(self.settings.id)
     }
 
@@ -321,14 +323,16 @@ impl Node {
     /// Where the leader is, as far as this node knows: Raft's view on voters, the last
     /// poll answer on agents.
     pub fn leader_hint(&self) -> Option<LeaderHint> {
-        let metrics = self.raft().metrics().borrow().clone();
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow();
         if let Some(leader) = metrics.current_leader {
             let node = metrics.membership_config.membership().get_node(&leader).cloned();
             if let Some(listen) = node.and_then(|node| node.addr.parse().ok()) {
                 return Some(LeaderHint { id: leader, listen });
             }
         }
-        self.directory().leader
+        // Not `directory()`: that clones every member's address, on every poll.
+        self.directory.read().unwrap_or_else(std::sync::PoisonError::into_inner).leader
     }
 
     /// The admin token hash the API checks against.
@@ -413,6 +417,7 @@ impl Node {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(poll::run(self.clone()));
         tasks.spawn(leader::run(self.clone()));
+        tasks.spawn(leader::watch_poll_inputs(self.clone()));
         tasks.spawn(count_leader_changes(self.clone()));
         tasks
     }

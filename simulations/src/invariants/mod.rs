@@ -1,11 +1,30 @@
-//! Invariants, one file each. A scenario collects their verdicts into a map
-//! `name → "ok" | "violated: ..."`, printed with the result.
+//! Invariants, one file each. The continuous ones live in a [`Monitor`] the observer
+//! feeds with every committed proposal (and the cluster with leader samples); the
+//! end-of-run ones are functions the scenarios call after their liveness phase. A
+//! scenario collects the verdicts into a map `name → "ok" | "violated: ..."`, printed
+//! with the result.
 
 pub mod acknowledged_writes;
+pub mod committed_entries;
+pub mod convergence;
+pub mod installs_exact;
 pub mod logs_agree;
+pub mod min_healthy;
+pub mod rollback_restores;
+pub mod runaway;
 pub mod single_leader;
+pub mod terminal_deadline;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use self::committed_entries::CommittedEntries;
+use self::installs_exact::InstallsExact;
+use self::min_healthy::MinHealthy;
+use self::rollback_restores::RollbackRestores;
+use self::runaway::Runaway;
+use self::single_leader::LeaderPerTerm;
+use self::terminal_deadline::TerminalDeadline;
 
 /// Verdicts by invariant name.
 #[derive(Debug, Default, Clone)]
@@ -39,3 +58,66 @@ impl Verdicts {
         self.map
     }
 }
+
+/// The continuously checked invariants of one run.
+#[derive(Debug)]
+pub struct Monitor {
+    /// At most one leader per term.
+    pub single_leader: LeaderPerTerm,
+    /// Committed entries never lost or changed.
+    pub committed: CommittedEntries,
+    /// Out-of-service targets within the minimum-healthy rule.
+    pub min_healthy: MinHealthy,
+    /// Deployments end within their deadline.
+    pub deadline: TerminalDeadline,
+    /// Installs are the manifest's exact bytes.
+    pub installs: InstallsExact,
+    /// Rollbacks restore the previous revision.
+    pub rollbacks: RollbackRestores,
+    /// No deployment storm.
+    pub runaway: Runaway,
+}
+
+impl Monitor {
+    /// A monitor for deployments that time out after `deployment_timeout`.
+    pub fn new(deployment_timeout: Duration) -> Self {
+        Self {
+            single_leader: LeaderPerTerm::default(),
+            committed: CommittedEntries::default(),
+            min_healthy: MinHealthy::default(),
+            deadline: TerminalDeadline::new(deployment_timeout, DEADLINE_GRACE),
+            installs: InstallsExact::default(),
+            rollbacks: RollbackRestores::default(),
+            runaway: Runaway::default(),
+        }
+    }
+
+    /// Every continuous verdict so far, by name.
+    fn verdicts(&self) -> [(&'static str, Result<(), String>); 7] {
+        [
+            ("single_leader_per_term", self.single_leader.verdict()),
+            ("committed_entries_never_change", self.committed.verdict()),
+            ("min_healthy_hosts", self.min_healthy.verdict()),
+            ("terminal_within_deadline", self.deadline.verdict()),
+            ("installs_exact_bytes", self.installs.verdict()),
+            ("rollback_restores_previous", self.rollbacks.verdict()),
+            ("no_runaway_deployments", self.runaway.verdict()),
+        ]
+    }
+
+    /// Records every continuous verdict.
+    pub fn record(&self, verdicts: &mut Verdicts) {
+        for (name, verdict) in self.verdicts() {
+            verdicts.record(name, verdict);
+        }
+    }
+
+    /// The first continuous invariant violated so far (in name order), with the reason.
+    pub fn first_violation(&self) -> Option<(&'static str, String)> {
+        self.verdicts().into_iter().find_map(|(name, verdict)| verdict.err().map(|reason| (name, reason)))
+    }
+}
+
+/// Slack on top of the deployment timeout before a deployment that has not ended is a
+/// violation: its first planning round, leader elections, the observer's sampling.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(120);

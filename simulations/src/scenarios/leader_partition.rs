@@ -124,7 +124,7 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
         virtual_secs: start.elapsed().as_secs_f64(),
         trace_hash: cluster.trace.hash(),
         events: cluster.trace.events(),
-        recent: cluster.trace.recent(),
+        recent: cluster.recent_events(),
         ..Default::default()
     };
     outcome.figures.insert("leader_before".into(), json!(old));

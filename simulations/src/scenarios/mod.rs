@@ -1,7 +1,12 @@
 //! Scenarios: a safety phase with faults, then a liveness phase without, each ending in
 //! invariant verdicts and scenario figures.
 
+pub mod app;
+pub mod chaos;
+pub mod leader_kill_mid_wave;
 pub mod leader_partition;
+pub mod liveness;
+pub mod rolling_chaos;
 
 use std::collections::BTreeMap;
 
@@ -27,4 +32,5 @@ pub struct ScenarioOutcome {
 }
 
 /// Names of the scenarios this build runs.
-pub const SCENARIOS: &[&str] = &["leader-partition", "swarm", "byzantine-peer"];
+pub const SCENARIOS: &[&str] =
+    &["leader-partition", "rolling-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];

@@ -1,0 +1,90 @@
+//! Safety: committed entries are never lost or changed.
+//!
+//! The observer reads every entry the leader has applied (hence committed), in index
+//! order, and the monitor fingerprints it (log id and payload). When the observer reads
+//! an index again — it re-reads the last one each round, from whichever node leads
+//! then — the fingerprint must not have changed. At the end, every voter's log must
+//! hold the same entry at every index it still keeps, and every voter must have applied
+//! everything the monitor saw committed.
+
+use std::collections::BTreeMap;
+
+use fleetmesh_consensus::raft::TypeConfig;
+use fleetmesh_transport::NodeId;
+use openraft::Entry;
+
+use crate::cluster::SimCluster;
+
+/// A committed entry's identity: BLAKE3 of its log id and payload.
+pub type Fingerprint = [u8; 32];
+
+/// Fingerprints an entry.
+pub fn fingerprint(entry: &Entry<TypeConfig>) -> Fingerprint {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(entry.log_id.to_string().as_bytes());
+    hasher.update(&serde_json::to_vec(&entry.payload).unwrap_or_default());
+    *hasher.finalize().as_bytes()
+}
+
+/// The committed-entries monitor.
+#[derive(Debug, Default)]
+pub struct CommittedEntries {
+    fingerprints: BTreeMap<u64, (Fingerprint, NodeId)>,
+    violation: Option<String>,
+}
+
+impl CommittedEntries {
+    /// Records that `source` holds committed entry `index` with `print`.
+    pub fn record(&mut self, index: u64, print: Fingerprint, source: NodeId) {
+        match self.fingerprints.get(&index) {
+            Some((seen, first)) if *seen != print && self.violation.is_none() => {
+                self.violation = Some(format!(
+                    "committed entry {index} changed: node {first} had {}, node {source} now has {}",
+                    hex::encode(&seen[..8]),
+                    hex::encode(&print[..8])
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.fingerprints.insert(index, (print, source));
+            }
+        }
+    }
+
+    /// Records a problem found by the observer itself (it could not read an entry).
+    pub fn fail(&mut self, problem: String) {
+        self.violation.get_or_insert(problem);
+    }
+
+    /// Committed entries seen.
+    pub fn count(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    /// The end-of-run check against every voter's log and applied index.
+    pub async fn final_check(&mut self, cluster: &SimCluster, voters: &[NodeId]) {
+        let highest = self.fingerprints.keys().next_back().copied().unwrap_or_default();
+        for voter in voters {
+            let applied = cluster.node(*voter).state().applied_index();
+            if applied < highest {
+                self.violation
+                    .get_or_insert(format!("voter {voter} applied up to {applied}, but entry {highest} was committed"));
+            }
+            let entries = match cluster.log(*voter).await {
+                Ok(entries) => entries,
+                Err(error) => {
+                    self.violation.get_or_insert(format!("cannot read voter {voter}'s log: {error}"));
+                    continue;
+                }
+            };
+            for entry in &entries {
+                self.record(entry.log_id.index, fingerprint(entry), *voter);
+            }
+        }
+    }
+
+    /// The verdict so far.
+    pub fn verdict(&self) -> Result<(), String> {
+        self.violation.clone().map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,215 @@
+//! The application the deployment scenarios roll out: one application, one deployment
+//! group selecting every node (`role=web`) with automatic rollback on failure, a
+//! deployment configuration picked per seed, and a few synthetic revisions registered
+//! through Raft with the same commands the API proposes.
+
+use std::time::Duration;
+
+use fleetmesh_consensus::model::deployment::{DeploymentCreator, DeploymentStatus};
+use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_consensus::model::resources::{
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType,
+    TagFilter, TagFilterType, TargetSelector, HALF_AT_A_TIME, ONE_AT_A_TIME,
+};
+use fleetmesh_consensus::model::revision::RevisionRecord;
+use fleetmesh_consensus::state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cluster::SimCluster;
+
+/// Chunks of `app/bin` in every revision (4 MiB declared: quick to fetch, enough
+/// chunks for a corrupt peer to matter).
+pub const BIN_CHUNKS: u64 = 16;
+
+/// How long setup commands may wait for a leader.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The deployment configuration of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigChoice {
+    /// `CodeDeployDefault.OneAtATime`.
+    OneAtATime,
+    /// `CodeDeployDefault.HalfAtATime`.
+    HalfAtATime,
+    /// A custom `HOST_COUNT` rule with this minimum.
+    HostCount(u32),
+}
+
+impl ConfigChoice {
+    /// One of the three, picked by `rng`; a custom minimum lies in `[0, nodes − 1]`.
+    pub fn pick(rng: &mut ChaCha8Rng, nodes: usize) -> Self {
+        match rng.gen_range(0..3) {
+            0 => Self::OneAtATime,
+            1 => Self::HalfAtATime,
+            _ => Self::HostCount(rng.gen_range(0..nodes.max(1) as u32)),
+        }
+    }
+
+    /// The configuration's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OneAtATime => ONE_AT_A_TIME,
+            Self::HalfAtATime => HALF_AT_A_TIME,
+            Self::HostCount(_) => CUSTOM_CONFIG,
+        }
+    }
+}
+
+/// Name of the custom configuration.
+pub const CUSTOM_CONFIG: &str = "Sim.HostCount";
+
+/// The application under test.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Application name.
+    pub application: String,
+    /// Deployment group name.
+    pub group: String,
+    /// Its configuration.
+    pub config: ConfigChoice,
+    /// Registered revisions, version 1 first.
+    pub revisions: Vec<RevisionId>,
+}
+
+fn random_id(rng: &mut ChaCha8Rng) -> String {
+    let mut bytes = [0u8; 8];
+    rng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Proposes a setup command; a retried command that had in fact committed comes back
+/// `AlreadyExists`, which counts as done.
+async fn setup_command(cluster: &SimCluster, command: Command) -> anyhow::Result<()> {
+    match cluster.propose(command, SETUP_TIMEOUT).await? {
+        Outcome::Done => Ok(()),
+        Outcome::Rejected(error) if error.kind == ApplyErrorKind::AlreadyExists => Ok(()),
+        other => anyhow::bail!("setup command refused: {other:?}"),
+    }
+}
+
+impl App {
+    /// Creates the application, its configuration and group, and `versions` revisions
+    /// seeded by the current leader.
+    ///
+    /// # Errors
+    /// A setup command could not commit.
+    pub async fn create(
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        config: ConfigChoice,
+        versions: u64,
+    ) -> anyhow::Result<Self> {
+        let app = Self { application: "app".into(), group: "web".into(), config, revisions: Vec::new() };
+        setup_command(
+            cluster,
+            Command::CreateApplication {
+                name: app.application.clone(),
+                application_id: random_id(rng),
+                compute_platform: ComputePlatform::Server,
+            },
+        )
+        .await?;
+        if let ConfigChoice::HostCount(value) = config {
+            setup_command(
+                cluster,
+                Command::CreateDeploymentConfig {
+                    name: CUSTOM_CONFIG.into(),
+                    deployment_config_id: random_id(rng),
+                    compute_platform: ComputePlatform::Server,
+                    minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value },
+                },
+            )
+            .await?;
+        }
+        let spec = DeploymentGroupSpec {
+            application_name: app.application.clone(),
+            deployment_group_name: app.group.clone(),
+            deployment_config_name: config.name().to_string(),
+            target_selector: TargetSelector {
+                tag_filters: vec![TagFilter {
+                    key: Some("role".into()),
+                    value: Some("web".into()),
+                    filter_type: TagFilterType::KeyAndValue,
+                }],
+                tag_set: Vec::new(),
+            },
+            auto_rollback_configuration: AutoRollbackConfiguration::on_failure(),
+            update_outdated_instances: true,
+        };
+        setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
+        let mut app = app;
+        for version in 1..=versions {
+            let seed = cluster.leader().ok_or_else(|| anyhow::anyhow!("no leader to push revision {version}"))?;
+            let manifest = cluster.push_revision(version, BIN_CHUNKS, seed);
+            let unique = manifest.unique_chunks();
+            let record = RevisionRecord {
+                revision_id: manifest.revision_id(),
+                application_name: app.application.clone(),
+                description: format!("synthetic version {version}"),
+                size_bytes: manifest.total_bytes(),
+                unique_bytes: unique.iter().map(|chunk| u64::from(chunk.len())).sum(),
+                chunk_count: unique.len() as u64,
+                register_time: cluster.node(seed).clock().now(),
+                registered_by: "sim".into(),
+                seeds: vec![seed],
+                manifest,
+            };
+            app.revisions.push(record.revision_id);
+            setup_command(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;
+        }
+        Ok(app)
+    }
+
+    /// Creates a deployment of `revision` to the group, retrying for up to `timeout`
+    /// while there is no leader. Returns its id.
+    ///
+    /// # Errors
+    /// It could not commit, or was refused (another deployment of the group runs).
+    pub async fn deploy(
+        &self,
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        revision: RevisionId,
+        timeout: Duration,
+    ) -> anyhow::Result<DeploymentId> {
+        let mut bytes = [0u8; 9];
+        rng.fill_bytes(&mut bytes);
+        let deployment_id = DeploymentId::from_random(bytes);
+        let spec = DeploymentSpec {
+            application_name: self.application.clone(),
+            deployment_group_name: self.group.clone(),
+            revision_id: revision,
+            deployment_config_name: None,
+            description: "sim".into(),
+            ignore_application_stop_failures: false,
+            file_exists_behavior: FileExistsBehavior::Overwrite,
+            auto_rollback_configuration: None,
+            creator: DeploymentCreator::User,
+            targets: None,
+        };
+        let command = Command::CreateDeployment { spec, deployment_id: deployment_id.clone() };
+        let outcome = cluster.propose(command, timeout).await?;
+        cluster.trace.note(&format!("create deployment {deployment_id} of revision {revision}: {outcome:?}"));
+        let exists = |cluster: &SimCluster| {
+            cluster.leader().is_some_and(|leader| {
+                cluster.node(leader).state().read(|state| state.deployments.contains_key(&deployment_id))
+            })
+        };
+        match outcome {
+            Outcome::Done => Ok(deployment_id),
+            Outcome::Rejected(_) if exists(cluster) => Ok(deployment_id),
+            other => anyhow::bail!("deployment of revision {revision} refused: {other:?}"),
+        }
+    }
+}
+
+/// The status of a deployment as the observer replayed it.
+pub fn status(cluster: &SimCluster, deployment: &DeploymentId) -> Option<DeploymentStatus> {
+    cluster.with_observer(|observer| observer.shadow().deployments.get(deployment).map(|deployment| deployment.status))
+}
+
+/// True when every deployment the observer knows has ended.
+pub fn all_ended(cluster: &SimCluster) -> bool {
+    cluster.with_observer(|observer| observer.shadow().active_deployments().next().is_none())
+}

@@ -1,0 +1,133 @@
+//! `leader-kill-mid-wave`: the leader is killed while a wave of a rolling deployment is
+//! in flight; a new leader must resume the rollout from the replicated record alone and
+//! finish it, without ever taking more targets out of service than the rule allows.
+//!
+//! 1. The cluster forms; the application (OneAtATime or HalfAtATime, by seed) and two
+//!    revisions are created; revision 1 is deployed with no fault.
+//! 2. Revision 2 is deployed. Once its wave number 1 or 2 (by seed) has a target in
+//!    flight on a host other than the leader, the leader is crashed (losing its unsynced
+//!    journal save or not, by seed) and restarted a few seconds later.
+//! 3. The deployment must end, committed in a term after the killed leader's.
+//! 4. Liveness phase ([`super::liveness`]).
+
+use std::time::Duration;
+
+use fleetmesh_consensus::model::deployment::{DeploymentStatus, TargetStatus};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::app::{self, App, ConfigChoice};
+use super::rolling_chaos::deployment_limit;
+use super::{liveness, ScenarioOutcome};
+use crate::cluster::{SimCluster, SimConfig};
+use crate::invariants::Verdicts;
+
+/// Runs the scenario.
+///
+/// # Errors
+/// A setup failure.
+pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
+    let start = tokio::time::Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6b69_6c6c_2d6d_6964);
+    let mut verdicts = Verdicts::default();
+    let mut cluster = SimCluster::start(config).await?;
+    let choice = if rng.gen_bool(0.5) { ConfigChoice::OneAtATime } else { ConfigChoice::HalfAtATime };
+    let app = App::create(&cluster, &mut rng, choice, 2).await?;
+    let limit = deployment_limit(&cluster);
+
+    let baseline = app.deploy(&cluster, &mut rng, app.revisions[0], Duration::from_secs(60)).await?;
+    let baseline_ended = cluster
+        .wait_for("the baseline deployment", limit, |cluster| {
+            app::status(cluster, &baseline).is_some_and(DeploymentStatus::is_terminal)
+        })
+        .await;
+    let baseline_status = app::status(&cluster, &baseline);
+    verdicts.record(
+        "baseline_succeeds",
+        match (baseline_ended, baseline_status) {
+            (Ok(()), Some(DeploymentStatus::Succeeded)) => Ok(()),
+            (_, status) => Err(format!("the fault-free deployment {baseline} ended {status:?}")),
+        },
+    );
+
+    cluster.trace.note("safety phase");
+    let deployment = app.deploy(&cluster, &mut rng, app.revisions[1], Duration::from_secs(60)).await?;
+    let wave = if choice == ConfigChoice::OneAtATime && cluster.all().len() >= 3 { rng.gen_range(1..=2) } else { 1 };
+    let mid_wave = cluster
+        .wait_for("a wave in flight", limit, |cluster| {
+            let leader = cluster.leader();
+            cluster.with_observer(|observer| {
+                observer.shadow().deployments.get(&deployment).is_some_and(|record| {
+                    record.waves >= wave
+                        && record
+                            .targets
+                            .values()
+                            .any(|target| target.status == TargetStatus::InProgress && Some(target.target_id) != leader)
+                })
+            })
+        })
+        .await;
+    let mut killed_term = 0;
+    let mut failover_ms = None;
+    let mut killed = None;
+    match (mid_wave, cluster.leader()) {
+        (Ok(()), Some(leader)) => {
+            killed_term = cluster.node(leader).raft().metrics().borrow().current_term;
+            let lossy = rng.gen_bool(0.5);
+            cluster.crash(leader, lossy).await;
+            killed = Some(leader);
+            let crashed_at = tokio::time::Instant::now();
+            let elected =
+                cluster.wait_for("a new leader", Duration::from_secs(30), |cluster| cluster.leader().is_some()).await;
+            failover_ms = elected.is_ok().then(|| crashed_at.elapsed().as_millis() as u64);
+            verdicts.record("new_leader_elected", elected.map_err(|error| error.to_string()));
+            cluster.sleep(Duration::from_millis(rng.gen_range(2_000..=10_000))).await;
+            cluster.restart(leader).await?;
+        }
+        (Ok(()), None) => verdicts.record("new_leader_elected", Err("no leader to kill mid-wave".into())),
+        (Err(error), _) => {
+            verdicts.record("new_leader_elected", Err(format!("the deployment never reached wave {wave}: {error}")))
+        }
+    }
+    let ended = cluster
+        .wait_for("the deployment to end", limit, |cluster| {
+            app::status(cluster, &deployment).is_some_and(DeploymentStatus::is_terminal)
+        })
+        .await;
+    let resumed_term = cluster.with_observer(|observer| observer.last_term.get(&deployment).copied());
+    verdicts.record(
+        "rollout_resumed_by_new_leader",
+        match (ended, resumed_term) {
+            (Ok(()), Some(term)) if term > killed_term => Ok(()),
+            (Ok(()), term) => {
+                Err(format!("the deployment ended in term {term:?}, not after the killed leader's {killed_term}"))
+            }
+            (Err(error), _) => Err(error.to_string()),
+        },
+    );
+    let status = app::status(&cluster, &deployment);
+
+    let report = liveness::run(&mut cluster, &app, &mut rng, &mut verdicts).await?;
+    let least_margin = cluster.with_observer(|observer| observer.monitor.min_healthy.least_margin);
+    let mut outcome = ScenarioOutcome {
+        verdicts,
+        virtual_secs: start.elapsed().as_secs_f64(),
+        trace_hash: cluster.trace.hash(),
+        events: cluster.trace.events(),
+        recent: cluster.recent_events(),
+        ..Default::default()
+    };
+    let figures = &mut outcome.figures;
+    figures.insert("deployment_config".into(), json!(choice.name()));
+    figures.insert("killed_leader".into(), json!(killed));
+    figures.insert("killed_in_wave".into(), json!(wave));
+    figures.insert("killed_term".into(), json!(killed_term));
+    figures.insert("resumed_term".into(), json!(resumed_term));
+    figures.insert("failover_ms".into(), json!(failover_ms));
+    figures.insert("deployment_status".into(), json!(format!("{status:?}")));
+    figures.insert("min_healthy_least_margin".into(), json!(least_margin));
+    figures.insert("exempt_hosts".into(), json!(report.exempt_hosts.len()));
+    cluster.shutdown().await;
+    Ok(outcome)
+}
