@@ -54,6 +54,22 @@ pub(super) fn write_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> R
     write.commit().map_err(io_error)
 }
 
+/// Like [`write_meta`], but not flushed on its own: redb persists it with the next
+/// durable commit (the next append). For the committed log id only: openraft treats it
+/// as a hint (a restarted node that finds an older value re-learns the commit index from
+/// the leader, or re-commits as leader), and flushing it separately cost one extra fsync
+/// per commit on every voter.
+fn write_meta_lazy<T: Serialize>(db: &Database, key: &str, value: &T) -> Result<(), std::io::Error> {
+    let bytes = serde_json::to_vec(value).map_err(io_error)?;
+    let mut write = db.begin_write().map_err(io_error)?;
+    write.set_durability(redb::Durability::None).map_err(io_error)?;
+    {
+        let mut table = write.open_table(META).map_err(io_error)?;
+        table.insert(key, bytes.as_slice()).map_err(io_error)?;
+    }
+    write.commit().map_err(io_error)
+}
+
 pub(super) fn read_raw(db: &Database, key: &str) -> Result<Option<Vec<u8>>, std::io::Error> {
     let read = db.begin_read().map_err(io_error)?;
     let table = match read.open_table(META) {
@@ -187,7 +203,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
-        write_meta(&self.db, COMMITTED, &committed).map_err(|error| StorageIOError::write(&error).into())
+        write_meta_lazy(&self.db, COMMITTED, &committed).map_err(|error| StorageIOError::write(&error).into())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
