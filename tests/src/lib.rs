@@ -408,6 +408,15 @@ fn http_agent() -> ureq::Agent {
 }
 
 impl TestCluster {
+    /// Creates deployment group `group` of application `app` through node 1, with
+    /// `args` after the names (tags, configuration, rollback flags).
+    pub fn create_group(&self, group: &str, args: &[&str]) {
+        let mut command =
+            vec!["deploy", "create-deployment-group", "--application-name", "app", "--deployment-group-name", group];
+        command.extend_from_slice(args);
+        self.ok(1, &command);
+    }
+
     /// Reads the value of metric `name` from node `index`'s `/metrics` (summed over its
     /// label sets); `None` when the node does not answer or has no such metric.
     pub fn metric(&self, index: u32, name: &str) -> Option<u64> {

@@ -48,20 +48,9 @@ fn events(cluster: &TestCluster, index: u32) -> Vec<Vec<String>> {
 
 fn setup(cluster: &TestCluster, group: &str, config: &str, extra: &[&str]) {
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
-    let mut args = vec![
-        "deploy",
-        "create-deployment-group",
-        "--application-name",
-        "app",
-        "--deployment-group-name",
-        group,
-        "--tag",
-        "role=web",
-        "--deployment-config-name",
-        config,
-    ];
+    let mut args = vec!["--tag", "role=web", "--deployment-config-name", config];
     args.extend_from_slice(extra);
-    cluster.ok(1, &args);
+    cluster.create_group(group, &args);
 }
 
 fn info(value: &Value) -> &Value {
@@ -312,21 +301,7 @@ fn half_at_a_time_and_host_count_never_exceed_the_rule() {
             "type=HOST_COUNT,value=2",
         ],
     );
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "count",
-            "--tag",
-            "role=web",
-            "--deployment-config-name",
-            "two-healthy",
-        ],
-    );
+    cluster.create_group("count", &["--tag", "role=web", "--deployment-config-name", "two-healthy"]);
     let work = tempfile::tempdir().expect("tempdir");
     let spec = appspec("").replace(
         "  ApplicationStart:\n    - location: hooks/record.sh\n",
@@ -451,19 +426,7 @@ fn hook_timeouts_kill_the_process_group_and_background_children_do_not_hang() {
 fn bad_input_is_refused_clearly() {
     let cluster = TestCluster::start(1, Options::default());
     setup(&cluster, "web", "CodeDeployDefault.AllAtOnce", &[]);
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "nobody",
-            "--tag",
-            "role=db",
-        ],
-    );
+    cluster.create_group("nobody", &["--tag", "role=db"]);
     let work = tempfile::tempdir().expect("tempdir");
     bundle(work.path(), "1\n", &appspec(""), &[]);
     let revision = cluster.push(1, "app", work.path());

@@ -29,34 +29,8 @@ fn version_on(cluster: &TestCluster, index: u32) -> Option<String> {
 fn stop_deployment_with_rollback() {
     let cluster = TestCluster::start(3, Options::default());
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "web",
-            "--tag",
-            "role=web",
-            "--deployment-config-name",
-            "CodeDeployDefault.AllAtOnce",
-        ],
-    );
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "slow",
-            "--tag",
-            "role=web",
-        ],
-    );
+    cluster.create_group("web", &["--tag", "role=web", "--deployment-config-name", "CodeDeployDefault.AllAtOnce"]);
+    cluster.create_group("slow", &["--tag", "role=web"]);
     let work = tempfile::tempdir().expect("tempdir");
     let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
     bundle(&v1, "1", 0);
@@ -132,19 +106,7 @@ fn stop_deployment_with_rollback() {
 fn a_host_that_joins_later_gets_the_groups_revision() {
     let mut cluster = TestCluster::start(2, Options::default());
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "web",
-            "--tag",
-            "role=web",
-        ],
-    );
+    cluster.create_group("web", &["--tag", "role=web"]);
     let work = tempfile::tempdir().expect("tempdir");
     bundle(work.path(), "7", 0);
     let revision = cluster.push(1, "app", work.path());

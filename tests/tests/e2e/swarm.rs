@@ -28,21 +28,7 @@ fn random_bundle(dir: &Path, bytes: u64, seed: u64) -> PathBuf {
 /// Creates application `app` and group `group` over hosts tagged `tag`.
 fn setup(cluster: &TestCluster, group: &str, tag: &str) {
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            group,
-            "--tag",
-            tag,
-            "--deployment-config-name",
-            "CodeDeployDefault.AllAtOnce",
-        ],
-    );
+    cluster.create_group(group, &["--tag", tag, "--deployment-config-name", "CodeDeployDefault.AllAtOnce"]);
 }
 
 /// The revision's distinct bytes, from `get-revision-distribution`.
@@ -138,19 +124,7 @@ fn a_peer_serving_corrupt_chunks_corrupts_no_store_and_the_download_completes() 
     options.tags.insert(2, vec!["role=relay".into()]);
     let cluster = TestCluster::start(4, options);
     setup(&cluster, "web", "role=web");
-    cluster.ok(
-        1,
-        &[
-            "deploy",
-            "create-deployment-group",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "relay",
-            "--tag",
-            "role=relay",
-        ],
-    );
+    cluster.create_group("relay", &["--tag", "role=relay"]);
     let work = tempfile::tempdir().expect("tempdir");
     random_bundle(work.path(), 40 * MIB, 40);
     let revision = cluster.push(1, "app", work.path());
