@@ -408,6 +408,27 @@ fn http_agent() -> ureq::Agent {
 }
 
 impl TestCluster {
+    /// Waits until node 1 reports 3 voters, then returns a voter other than the leader:
+    /// its index and its QUIC address.
+    pub fn follower_voter(&self) -> (u32, String) {
+        let status = wait_until("3 voters", Duration::from_secs(60), || {
+            self.status(1).filter(|status| {
+                status["nodes"]
+                    .as_array()
+                    .is_some_and(|nodes| nodes.iter().filter(|n| n["role"] == "voter").count() == 3)
+            })
+        });
+        let victim = status["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|node| node["role"] == "voter" && node["id"] != status["leader"])
+            .cloned()
+            .expect("a non-leader voter");
+        let address = victim["address"].as_str().expect("address").to_string();
+        (self.index_of_address(&address).expect("index"), address)
+    }
+
     /// Creates deployment group `group` of application `app` through node 1, with
     /// `args` after the names (tags, configuration, rollback flags).
     pub fn create_group(&self, group: &str, args: &[&str]) {

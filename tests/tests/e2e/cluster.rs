@@ -88,18 +88,7 @@ fn leader_kill9_fails_over_and_the_node_comes_back_with_its_id() {
 fn a_voter_dead_past_the_grace_period_is_replaced_by_an_agent() {
     let options = Options { node_flags: vec!["--voter-grace-secs".into(), "3".into()], ..Options::default() };
     let mut cluster = TestCluster::start(5, options);
-    let status =
-        wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
-    let leader = status["leader"].clone();
-    let victim = status["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|node| node["role"] == "voter" && node["id"] != leader)
-        .cloned()
-        .expect("a non-leader voter");
-    let victim_address = victim["address"].as_str().expect("address").to_string();
-    let victim_index = cluster.index_of_address(&victim_address).expect("index");
+    let (victim_index, victim_address) = cluster.follower_voter();
     cluster.kill9(victim_index);
     let via = cluster.live_indices()[0];
     let status = wait_until("a replacement voter", Duration::from_secs(60), || {

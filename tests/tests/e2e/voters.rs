@@ -40,18 +40,7 @@ fn gauge(cluster: &TestCluster, index: u32, name: &str) -> Option<u64> {
 fn a_voter_replaced_while_down_comes_back_as_an_agent_and_can_be_promoted_again() {
     let options = Options { node_flags: vec!["--voter-grace-secs".into(), "3".into()], ..Options::default() };
     let mut cluster = TestCluster::start(5, options);
-    let status =
-        wait_until("3 voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == 3));
-    let leader = status["leader"].clone();
-    let victim = status["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|node| node["role"] == "voter" && node["id"] != leader)
-        .cloned()
-        .expect("a non-leader voter");
-    let address = victim["address"].as_str().expect("address").to_string();
-    let victim_index = cluster.index_of_address(&address).expect("index");
+    let (victim_index, address) = cluster.follower_voter();
     cluster.kill9(victim_index);
     let via = *cluster.live_indices().first().expect("a live node");
     wait_until("the dead voter replaced", Duration::from_secs(60), || {
