@@ -161,6 +161,34 @@ impl App {
         Ok(app)
     }
 
+    /// Deploys the first revision without faults, waits up to `limit` for it to end,
+    /// and records whether it succeeded as the `baseline_succeeds` verdict.
+    ///
+    /// # Errors
+    /// When the deployment cannot be created.
+    pub async fn run_baseline(
+        &self,
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        limit: Duration,
+        verdicts: &mut crate::invariants::Verdicts,
+    ) -> anyhow::Result<()> {
+        let baseline = self.deploy(cluster, rng, self.revisions[0], Duration::from_secs(60)).await?;
+        let ended = cluster
+            .wait_for("the baseline deployment", limit, |cluster| {
+                status(cluster, &baseline).is_some_and(DeploymentStatus::is_terminal)
+            })
+            .await;
+        verdicts.record(
+            "baseline_succeeds",
+            match (ended, status(cluster, &baseline)) {
+                (Ok(()), Some(DeploymentStatus::Succeeded)) => Ok(()),
+                (_, status) => Err(format!("the fault-free deployment {baseline} ended {status:?}")),
+            },
+        );
+        Ok(())
+    }
+
     /// Creates a deployment of `revision` to the group, retrying for up to `timeout`
     /// while there is no leader. Returns its id.
     ///

@@ -119,14 +119,7 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
     verdicts.record("single_leader_per_term", cluster.single_leader_verdict());
     let term_after = leader_after.map_or(0, |leader| cluster.node(leader).raft().metrics().borrow().current_term);
 
-    let mut outcome = ScenarioOutcome {
-        verdicts,
-        virtual_secs: start.elapsed().as_secs_f64(),
-        trace_hash: cluster.trace.hash(),
-        events: cluster.trace.events(),
-        recent: cluster.recent_events(),
-        ..Default::default()
-    };
+    let mut outcome = ScenarioOutcome::of_cluster(verdicts, start, &cluster);
     outcome.figures.insert("leader_before".into(), json!(old));
     outcome.figures.insert("leader_after".into(), json!(leader_after));
     outcome.figures.insert("term_before".into(), json!(term_before));

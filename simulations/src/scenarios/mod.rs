@@ -31,6 +31,21 @@ pub struct ScenarioOutcome {
     pub recent: Vec<String>,
 }
 
+impl ScenarioOutcome {
+    /// The outcome of a run on `cluster` that started at `start`: the verdicts, and the
+    /// virtual time, trace digest and events read from the cluster now.
+    pub fn of_cluster(verdicts: Verdicts, start: tokio::time::Instant, cluster: &crate::cluster::SimCluster) -> Self {
+        Self {
+            verdicts,
+            virtual_secs: start.elapsed().as_secs_f64(),
+            trace_hash: cluster.trace.hash(),
+            events: cluster.trace.events(),
+            recent: cluster.recent_events(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Names of the scenarios this build runs.
 pub const SCENARIOS: &[&str] =
     &["leader-partition", "rolling-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];

@@ -82,21 +82,8 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
     cluster.trace.note(&format!("deployment configuration {choice:?}"));
     let app = App::create(&cluster, &mut rng, choice, 3).await?;
 
-    let baseline = app.deploy(&cluster, &mut rng, app.revisions[0], Duration::from_secs(60)).await?;
     let limit = deployment_limit(&cluster);
-    let baseline_ended = cluster
-        .wait_for("the baseline deployment", limit, |cluster| {
-            app::status(cluster, &baseline).is_some_and(DeploymentStatus::is_terminal)
-        })
-        .await;
-    let baseline_status = app::status(&cluster, &baseline);
-    verdicts.record(
-        "baseline_succeeds",
-        match (baseline_ended, baseline_status) {
-            (Ok(()), Some(DeploymentStatus::Succeeded)) => Ok(()),
-            (_, status) => Err(format!("the fault-free deployment {baseline} ended {status:?}")),
-        },
-    );
+    app.run_baseline(&cluster, &mut rng, limit, &mut verdicts).await?;
 
     cluster.trace.note("safety phase");
     let settings = ChaosSettings::for_nodes(nodes);
@@ -128,14 +115,7 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
             observer.monitor.rollbacks.hosts_restored,
         )
     });
-    let mut outcome = ScenarioOutcome {
-        verdicts,
-        virtual_secs: start.elapsed().as_secs_f64(),
-        trace_hash: cluster.trace.hash(),
-        events: cluster.trace.events(),
-        recent: cluster.recent_events(),
-        ..Default::default()
-    };
+    let mut outcome = ScenarioOutcome::of_cluster(verdicts, start, &cluster);
     let figures = &mut outcome.figures;
     figures.insert("deployment_config".into(), json!(choice.name()));
     figures.insert("chaos_deployment".into(), json!(format!("{:?}", chaos_status)));
