@@ -416,6 +416,11 @@ pub(super) async fn run(node: Arc<Node>) {
             node.leader.clear();
             continue;
         }
+        if !node.leads_with_current_state() {
+            // Elected, but entries of earlier terms may still be unapplied; the apply
+            // of this term's first entry wakes the loop.
+            continue;
+        }
         let now = Instant::now();
         node.leader.with_view(node.term(), now, |view| view.liveness.heard(node.id(), now));
         commit_bootstrap(&node).await;

@@ -315,6 +315,21 @@ impl Node {
         metrics.state == ServerState::Leader && metrics.current_leader == Some(self.settings.id)
     }
 
+    /// True on a leader that has applied an entry of its own term, and with it every
+    /// entry of earlier terms. Decisions that read the state and write back (the rollout
+    /// engine, autopilot) wait for this: a new leader's applied state can lack entries
+    /// the old leader replicated to it but had not committed, and planning on it would
+    /// contradict them once they commit (the simulator found a new leader starting a
+    /// second OneAtATime target while the old leader's start of another was still in
+    /// its log: leader-kill-mid-wave seed 3).
+    pub fn leads_with_current_state(&self) -> bool {
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader
+            && metrics.current_leader == Some(self.settings.id)
+            && metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+    }
+
     /// Voter ids in the applied membership (empty on agents).
     pub fn voters(&self) -> BTreeSet<NodeId> {
         self.state.voters().into_iter().collect()
