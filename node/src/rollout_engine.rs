@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use fleetmesh_consensus::model::deployment::{Deployment, DeploymentCreator};
-use fleetmesh_consensus::model::ids::DeploymentId;
+use fleetmesh_consensus::model::ids::{DeploymentId, UnixMillis};
 use fleetmesh_consensus::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
 use fleetmesh_consensus::state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
@@ -18,9 +18,17 @@ use tracing::{debug, info, warn};
 use crate::rollout::{self, Action, FleetView};
 use crate::runtime::Node;
 
-fn plan_deployments(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
+/// Plans every active deployment; returns the earliest time at which planning again
+/// could decide something new with no other change (see [`rollout::next_deadline`]).
+fn plan_deployments(
+    node: &Node,
+    state: &ClusterState,
+    fleet: &FleetView,
+    commands: &mut Vec<Command>,
+) -> Option<UnixMillis> {
     let now = node.clock().now();
     let settings = node.settings().planner;
+    let mut earliest = None;
     for deployment in state.active_deployments() {
         let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name)
         else {
@@ -31,7 +39,10 @@ fn plan_deployments(node: &Node, state: &ClusterState, fleet: &FleetView, comman
                 .then(|| DeploymentId::from_random(node.random_bytes()));
             commands.push(action.into_command(&deployment.deployment_id, rollback));
         }
+        let deadline = rollout::next_deadline(deployment, fleet, &settings);
+        earliest = earliest.into_iter().chain(deadline).min();
     }
+    earliest
 }
 
 fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
@@ -75,18 +86,20 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
     }
 }
 
-/// One pass of the rollout engine (leader only).
-pub(crate) async fn tick(node: &Arc<Node>) {
+/// One pass of the rollout engine (leader only). Returns when the engine must run again
+/// even if nothing else changes: its earliest deadline, or now when its decisions could
+/// not be committed (they are retried on the next tick).
+pub(crate) async fn tick(node: &Arc<Node>) -> Option<UnixMillis> {
     let fleet = node.fleet_view();
-    let mut commands = node.state().read(|state| {
+    let (mut commands, deadline) = node.state().read(|state| {
         let mut commands = Vec::new();
-        plan_deployments(node, state, &fleet, &mut commands);
+        let deadline = plan_deployments(node, state, &fleet, &mut commands);
         late_joiners(node, state, &fleet, &mut commands);
-        commands
+        (commands, deadline)
     });
     commands.extend(node.new_revision_holders());
     if commands.is_empty() {
-        return;
+        return deadline;
     }
     match node.propose(commands).await {
         Ok(outcomes) => {
@@ -95,7 +108,11 @@ pub(crate) async fn tick(node: &Arc<Node>) {
                     debug!(%error, "a rollout decision was refused by apply (the state moved on)");
                 }
             }
+            deadline
         }
-        Err(error) => warn!(%error, "rollout decisions not committed; retrying on the next tick"),
+        Err(error) => {
+            warn!(%error, "rollout decisions not committed; retrying on the next tick");
+            Some(node.clock().now())
+        }
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::log_store::{read_meta, read_raw, write_snapshot};
 use super::TypeConfig;
-use crate::state::{ClusterState, ProposalResponse};
+use crate::state::{ClusterState, ProposalResponse, Touches};
 
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "snapshot_data";
@@ -33,6 +33,29 @@ struct StateMachineData {
     last_applied: Option<LogId<NodeId>>,
     last_membership: StoredMembership<NodeId, BasicNode>,
     state: ClusterState,
+    /// Local to this process, never replicated or snapshotted.
+    #[serde(skip)]
+    versions: Versions,
+}
+
+/// Counters that move whenever a part of the applied state may have changed, so that
+/// readers can cache what they derive from it and recompute only after a change
+/// instead of after every applied entry. Local to this process: two nodes with the
+/// same state may have different versions, so they must never go on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The member list.
+    pub members: u64,
+    /// What poll answers are made of (see [`Touches::poll_inputs`]), including the
+    /// voter set.
+    pub poll_inputs: u64,
+}
+
+impl Versions {
+    fn bump(&mut self, touches: Touches) {
+        self.members += u64::from(touches.members);
+        self.poll_inputs += u64::from(touches.poll_inputs);
+    }
 }
 
 /// Shared, read-mostly access to the applied cluster state.
@@ -82,14 +105,23 @@ impl StateHandle {
         self.read_data(|data| data.last_membership.membership().voter_ids().collect())
     }
 
+    /// The change counters of the applied state.
+    pub fn versions(&self) -> Versions {
+        self.read_data(|data| data.versions)
+    }
+
     /// A receiver that sees the applied index after every apply.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
-    fn replace(&self, data: StateMachineData) {
+    fn replace(&self, mut data: StateMachineData) {
         let index = data.last_applied.map_or(0, |log_id| log_id.index);
-        *self.data.write().unwrap_or_else(std::sync::PoisonError::into_inner) = data;
+        let mut current = self.data.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        data.versions = current.versions;
+        data.versions.bump(Touches::ALL);
+        *current = data;
+        drop(current);
         self.changed.send_replace(index);
     }
 }
@@ -185,8 +217,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 data.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
                     EntryPayload::Blank => ProposalResponse::default(),
-                    EntryPayload::Normal(proposal) => data.state.apply(&proposal),
+                    EntryPayload::Normal(proposal) => {
+                        data.versions.bump(proposal.touches());
+                        data.state.apply(&proposal)
+                    }
                     EntryPayload::Membership(membership) => {
+                        data.versions.bump(Touches { members: false, poll_inputs: true });
                         data.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                         ProposalResponse::default()
                     }

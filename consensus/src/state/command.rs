@@ -87,6 +87,29 @@ pub struct Finish {
     pub rollback_id: Option<DeploymentId>,
 }
 
+/// Which parts of the applied state a command may change, for readers that cache
+/// something derived from them (see `StateHandle::versions`). Errs on the side of
+/// "changed": a false positive costs a recomputation, a false negative a stale answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touches {
+    /// The member list (ids, addresses, tags).
+    pub members: bool,
+    /// What an agent's poll answer is made of: active deployments and which of their
+    /// targets are pending or in progress, revision holders, prefetch requests, members.
+    pub poll_inputs: bool,
+}
+
+impl Touches {
+    /// Both.
+    pub const ALL: Self = Self { members: true, poll_inputs: true };
+
+    /// Either part of `self` or of `other`.
+    #[must_use]
+    pub fn or(self, other: Self) -> Self {
+        Self { members: self.members || other.members, poll_inputs: self.poll_inputs || other.poll_inputs }
+    }
+}
+
 /// A change to the cluster state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -226,6 +249,45 @@ pub struct Proposal {
     pub at: UnixMillis,
     /// The commands, applied in order; each succeeds or fails on its own.
     pub commands: Vec<Command>,
+}
+
+impl Command {
+    /// What applying this command may change (whether or not it is then refused).
+    pub fn touches(&self) -> Touches {
+        match self {
+            Self::Bootstrap { .. } | Self::AddMember { .. } | Self::UpdateMember { .. } | Self::RemoveMember { .. } => {
+                Touches::ALL
+            }
+            Self::AddJoinToken { .. }
+            | Self::CreateApplication { .. }
+            | Self::CreateDeploymentGroup { .. }
+            | Self::CreateDeploymentConfig { .. }
+            | Self::DeleteDeploymentConfig { .. }
+            | Self::RegisterRevision { .. } => Touches::default(),
+            // Lifecycle progress inside a target changes no poll answer; a target that
+            // ends leaves the poller's assignments.
+            Self::ReportTargets { reports } => Touches {
+                members: false,
+                poll_inputs: reports.iter().any(|report| report.status != TargetStatus::InProgress),
+            },
+            Self::DeleteApplication { .. }
+            | Self::DeleteDeploymentGroup { .. }
+            | Self::RecordRevisionHolder { .. }
+            | Self::RequestPrefetch { .. }
+            | Self::CreateDeployment { .. }
+            | Self::StartTargets { .. }
+            | Self::FailTargets { .. }
+            | Self::FinishDeployment(_)
+            | Self::StopDeployment { .. } => Touches { members: false, poll_inputs: true },
+        }
+    }
+}
+
+impl Proposal {
+    /// What applying this proposal may change.
+    pub fn touches(&self) -> Touches {
+        self.commands.iter().fold(Touches::default(), |touches, command| touches.or(command.touches()))
+    }
 }
 
 impl std::fmt::Display for Proposal {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{
     ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, Proposal,
-    ProposalResponse, TargetReport,
+    ProposalResponse, TargetReport, Touches,
 };
 
 use crate::model::deployment::Deployment;

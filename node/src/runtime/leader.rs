@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::autopilot::{self, AutopilotInput};
 use super::liveness::{Health, Liveness};
 use super::{Node, Timing};
+use crate::assignments::Candidates;
 use crate::protocol::{
     Assignments, LeaderHint, MemberAddress, PollRequest, PollResponse, Response, RevisionProgress, Role,
 };
@@ -43,8 +44,10 @@ pub(super) struct LeaderDuties {
     /// applied entry, so a report that only moves a target to its next lifecycle event
     /// wakes one task, not every agent's poll (see [`watch_poll_inputs`]).
     poll_epoch: watch::Sender<u64>,
-    /// The member list's version, with the applied index it was computed at.
+    /// The member list's version, with the `Versions::members` it was computed at.
     members_version: Mutex<Option<(u64, u64)>>,
+    /// Swarm candidates per revision, valid for one `Versions::poll_inputs`.
+    swarm_candidates: Mutex<(u64, BTreeMap<RevisionId, Arc<Candidates>>)>,
 }
 
 struct LeaderView {
@@ -52,7 +55,23 @@ struct LeaderView {
     liveness: Liveness,
     /// Download progress per revision per node, as reported in polls.
     progress: BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
+    /// Counts polls that reported a revision complete for the first time.
+    completions: u64,
 }
+
+/// Everything the rollout engine's decisions depend on, except the time: when these are
+/// unchanged and no deadline has come, planning again would decide nothing new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlanInputs {
+    term: u64,
+    applied: u64,
+    revivals: u64,
+    completions: u64,
+}
+
+/// Longest the leader goes without planning, even when nothing changed: a bound on the
+/// cost of any input this shell fails to track (a wall-clock jump, say).
+const PLAN_RECHECK_MAX: Duration = Duration::from_secs(1);
 
 impl LeaderDuties {
     pub(super) fn new(timing: &Timing) -> Self {
@@ -62,6 +81,7 @@ impl LeaderDuties {
             autopilot_busy: Mutex::new(false),
             poll_epoch: watch::channel(0).0,
             members_version: Mutex::new(None),
+            swarm_candidates: Mutex::new((0, BTreeMap::new())),
         }
     }
 
@@ -72,6 +92,7 @@ impl LeaderDuties {
                 term,
                 liveness: Liveness::new(now, self.timing.suspect_after, self.timing.dead_after),
                 progress: BTreeMap::new(),
+                completions: 0,
             });
         }
         update(guard.as_mut().expect("set above"))
@@ -206,6 +227,24 @@ impl Node {
         crate::rollout::FleetView { hosts }
     }
 
+    fn plan_inputs(&self) -> PlanInputs {
+        let term = self.term();
+        let applied = self.state().applied_index();
+        let (revivals, completions) =
+            self.leader.with_view(term, Instant::now(), |view| (view.liveness.revivals(), view.completions));
+        PlanInputs { term, applied, revivals, completions }
+    }
+
+    /// When planning must run again with no change of its inputs: at the first host
+    /// whose health changes with time, at the planner's own `deadline` (wall clock),
+    /// and at the latest after [`PLAN_RECHECK_MAX`].
+    fn recheck_at(&self, deadline: Option<fleetmesh_consensus::model::ids::UnixMillis>, now: Instant) -> Instant {
+        let health = self.leader.with_view(self.term(), now, |view| view.liveness.next_change(now));
+        let wall = self.clock().now();
+        let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));
+        [Some(now + PLAN_RECHECK_MAX), Some(health), deadline].into_iter().flatten().min().unwrap_or(now)
+    }
+
     /// `RecordRevisionHolder` commands for nodes whose polls report a complete revision
     /// the replicated state does not list them as holding.
     pub(crate) fn new_revision_holders(&self) -> Vec<Command> {
@@ -230,14 +269,15 @@ impl Node {
         })
     }
 
-    /// A hash of the member list, recomputed only when the applied state moved (it is
-    /// asked on every poll answer, and serializing thousands of addresses each time
-    /// made a poll cost O(members)).
+    /// A hash of the member list, recomputed only after an applied entry that may have
+    /// changed the list (it is asked on every poll answer, and serializing thousands of
+    /// addresses is O(members)). Agents compare it with theirs, so it must be a function
+    /// of the list alone, the same on every leader.
     fn members_version(&self) -> u64 {
-        let applied = self.state().applied_index();
+        let changes = self.state().versions().members;
         let mut cached = self.leader.members_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, version)) = *cached {
-            if at == applied {
+            if at == changes {
                 return version;
             }
         }
@@ -245,8 +285,22 @@ impl Node {
         let bytes = serde_json::to_vec(&addresses).expect("addresses serialize");
         let hash = blake3::hash(&bytes);
         let version = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
-        *cached = Some((applied, version));
+        *cached = Some((changes, version));
         version
+    }
+
+    /// Who can serve `revision`, recomputed only after the poll inputs changed.
+    pub(crate) fn swarm_candidates(&self, revision: RevisionId) -> Arc<Candidates> {
+        let version = self.state().versions().poll_inputs;
+        let mut cache = self.leader.swarm_candidates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.0 != version {
+            *cache = (version, BTreeMap::new());
+        }
+        cache
+            .1
+            .entry(revision)
+            .or_insert_with(|| Arc::new(self.state().read(|state| Candidates::of(state, revision))))
+            .clone()
     }
 
     /// Builds the answer to a poll from `poller`, whose assignments are already computed.
@@ -278,7 +332,10 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
     node.leader.with_view(term, arrived, |view| {
         view.liveness.heard(poll.node, arrived);
         for progress in &poll.revisions {
-            view.progress.entry(progress.revision_id).or_default().insert(poll.node, progress.clone());
+            let before = view.progress.entry(progress.revision_id).or_default().insert(poll.node, progress.clone());
+            if progress.complete && !before.is_some_and(|before| before.complete) {
+                view.completions += 1;
+            }
         }
     });
     let deadline = arrived + Duration::from_millis(poll.hold_ms).min(POLL_HOLD_MAX);
@@ -303,84 +360,34 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
     }
 }
 
-/// What held polls depend on, hashed: leadership, the member list, and per active
-/// deployment the targets that are pending or in progress, plus revision holders and
-/// prefetch requests. Lifecycle progress inside a target is left out on purpose.
-fn poll_inputs_fingerprint(node: &Node) -> u64 {
-    let (state, term) = {
-        let metrics = node.raft().metrics();
-        let metrics = metrics.borrow();
-        (metrics.state, metrics.current_term)
-    };
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&term.to_le_bytes());
-    hasher.update(&[u8::from(state == openraft::ServerState::Leader)]);
-    if state == openraft::ServerState::Leader {
-        hasher.update(&node.members_version().to_le_bytes());
-        node.state().read(|cluster| {
-            for deployment in cluster.active_deployments() {
-                hasher.update(deployment.deployment_id.0.as_bytes());
-                hasher.update(&deployment.revision_id.0);
-                for target in deployment.targets.values() {
-                    let code: u8 = match target.status {
-                        fleetmesh_consensus::model::deployment::TargetStatus::Pending => 1,
-                        fleetmesh_consensus::model::deployment::TargetStatus::InProgress => 2,
-                        _ => 0,
-                    };
-                    hasher.update(&target.target_id.0.to_le_bytes());
-                    hasher.update(&[code]);
-                }
-            }
-            for (revision, nodes) in cluster.revision_holders.iter().chain(&cluster.prefetch_requests) {
-                hasher.update(&revision.0);
-                for id in nodes {
-                    hasher.update(&id.0.to_le_bytes());
-                }
-            }
-        });
-    }
-    u64::from_le_bytes(hasher.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+/// What held polls depend on: leadership, and the applied state's poll-inputs version
+/// (active deployments, which of their targets are pending or in progress, revision
+/// holders, prefetch requests, members, voters). Lifecycle progress inside a target is
+/// left out on purpose. O(1): the state machine counts the changes as it applies them.
+fn poll_inputs_fingerprint(node: &Node, server: &mut super::ServerStateWatch) -> (u64, bool, u64) {
+    let (term, leads) = server.leadership(node.id());
+    (term, leads, node.state().versions().poll_inputs)
 }
 
 /// Bumps the poll epoch whenever [`poll_inputs_fingerprint`] changes: after applied
-/// entries and on leadership changes. One task per node does this work, instead of
-/// every held poll recomputing its answer after every applied entry.
+/// entries that touch poll inputs and on leadership changes. One task per node does this
+/// work, instead of every held poll recomputing its answer after every applied entry.
 pub(super) async fn watch_poll_inputs(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
-    let mut metrics = node.raft().metrics();
+    let mut server = super::ServerStateWatch::new(&node);
     let mut last_fingerprint = None;
     loop {
-        let leadership = {
-            let metrics = metrics.borrow_and_update();
-            (metrics.state, metrics.current_term)
-        };
-        let fingerprint = poll_inputs_fingerprint(&node);
+        let fingerprint = poll_inputs_fingerprint(&node, &mut server);
         if last_fingerprint != Some(fingerprint) {
             last_fingerprint = Some(fingerprint);
             node.leader.poll_epoch.send_modify(|epoch| *epoch = epoch.wrapping_add(1));
         }
-        // Metrics change on every replication round; only a change of leadership
-        // matters here, so wait until one of those or an applied entry.
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => return,
-                result = changes.changed() => {
-                    if result.is_err() { return }
-                    break;
-                }
-                result = metrics.changed() => {
-                    if result.is_err() { return }
-                    let now = {
-                        let metrics = metrics.borrow_and_update();
-                        (metrics.state, metrics.current_term)
-                    };
-                    if now != leadership {
-                        break;
-                    }
-                }
-            }
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            result = changes.changed() => if result.is_err() { return },
+            () = server.changed(&node) => {}
         }
     }
 }
@@ -398,8 +405,21 @@ pub(super) async fn handle_report(node: &Arc<Node>, reports: Vec<TargetReport>) 
 pub(super) async fn run(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
+    let mut server = super::ServerStateWatch::new(&node);
     let mut last_autopilot = Instant::now();
+    let mut planned: Option<(PlanInputs, Instant)> = None;
     loop {
+        // A node that does not lead has nothing to do until that changes: agents (most
+        // of a fleet) sleep here instead of ticking.
+        while !server.leadership(node.id()).1 {
+            node.leader.clear();
+            planned = None;
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                () = server.changed(&node) => {}
+            }
+        }
         // Wake on every applied change (a report, a new deployment) so a wave starts
         // within one commit of the previous one ending, and at least every tick for
         // time-based decisions (liveness, timeouts).
@@ -424,7 +444,13 @@ pub(super) async fn run(node: Arc<Node>) {
         let now = Instant::now();
         node.leader.with_view(node.term(), now, |view| view.liveness.heard(node.id(), now));
         commit_bootstrap(&node).await;
-        crate::rollout_engine::tick(&node).await;
+        // Plan after every change of the engine's inputs and at its deadlines, not on
+        // every tick: a plan is O(targets), and most ticks change nothing.
+        let inputs = node.plan_inputs();
+        if planned.is_none_or(|(last, recheck_at)| last != inputs || now >= recheck_at) {
+            let deadline = crate::rollout_engine::tick(&node).await;
+            planned = Some((inputs, node.recheck_at(deadline, now)));
+        }
         if now.duration_since(last_autopilot) >= Duration::from_millis(500) {
             last_autopilot = now;
             start_autopilot(&node);

@@ -5,7 +5,7 @@
 //! starts everyone at "heard now": it rebuilds its view within a few poll periods
 //! rather than declaring the whole cluster dead on its first tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fleetmesh_transport::NodeId;
@@ -28,26 +28,72 @@ pub enum Health {
 #[derive(Debug, Clone)]
 pub struct Liveness {
     last_heard: BTreeMap<NodeId, Instant>,
+    /// `last_heard` ordered by time, to find the next node to go silent in O(log n).
+    by_time: BTreeSet<(Instant, NodeId)>,
     suspect_after: Duration,
     dead_after: Duration,
     started: Instant,
+    /// Counts the changes of health that polls cause (a suspect or dead node heard
+    /// again); changes by the passage of time are found with [`Self::next_change`].
+    revivals: u64,
 }
 
 impl Liveness {
     /// An empty view; nodes never heard from count as heard at `now` (the grace above).
     pub fn new(now: Instant, suspect_after: Duration, dead_after: Duration) -> Self {
         assert!(suspect_after < dead_after, "suspect threshold must be below the dead threshold");
-        Self { last_heard: BTreeMap::new(), suspect_after, dead_after, started: now }
+        Self {
+            last_heard: BTreeMap::new(),
+            by_time: BTreeSet::new(),
+            suspect_after,
+            dead_after,
+            started: now,
+            revivals: 0,
+        }
     }
 
     /// Records a sign of life.
     pub fn heard(&mut self, node: NodeId, now: Instant) {
-        self.last_heard.insert(node, now);
+        if self.health(node, now) != Health::Alive {
+            self.revivals += 1;
+        }
+        if let Some(before) = self.last_heard.insert(node, now) {
+            self.by_time.remove(&(before, node));
+        }
+        self.by_time.insert((now, node));
     }
 
-    /// Forgets a node that left.
-    pub fn forget(&mut self, node: NodeId) {
-        self.last_heard.remove(&node);
+    /// A number that moves whenever a poll changed some node's health. Together with
+    /// [`Self::next_change`] it tells a reader of health when to look again: the health
+    /// of every node is the same as long as this number is and the time is before
+    /// `next_change`.
+    pub fn revivals(&self) -> u64 {
+        self.revivals
+    }
+
+    /// The earliest instant after `now` at which some node's health changes if nobody
+    /// polls (alive to suspect, or suspect to dead). O(log n).
+    pub fn next_change(&self, now: Instant) -> Instant {
+        // Nodes never heard from turn dead `dead_after` into the view.
+        let never_heard = Some(self.started + self.dead_after).filter(|at| *at > now);
+        let first_after = |threshold: Duration| {
+            // Nodes heard at or before `now - threshold` have crossed it already.
+            let crossed_until = now.checked_sub(threshold);
+            let next = match crossed_until {
+                Some(until) => self
+                    .by_time
+                    .range((std::ops::Bound::Excluded((until, NodeId(u64::MAX))), std::ops::Bound::Unbounded))
+                    .next(),
+                None => self.by_time.iter().next(),
+            };
+            next.map(|(heard, _)| *heard + threshold)
+        };
+        [never_heard, first_after(self.suspect_after), first_after(self.dead_after)]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at > now)
+            .min()
+            .unwrap_or(now + self.dead_after)
     }
 
     /// How long since `node` was heard from (since the view started if never).
@@ -97,5 +143,50 @@ mod tests {
         // Never heard: suspect, then dead counted from the start of the view.
         assert_eq!(view.health(NodeId(9), start + Duration::from_secs(1)), Health::Suspect);
         assert_eq!(view.health(NodeId(9), start + Duration::from_secs(6)), Health::Dead);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_stays_put_until_the_next_change_and_revivals_count_polls_that_change_it() {
+        // Nodes heard at 0 s, 1 s and 3 s, thresholds 2 s / 5 s. Step through time 100 ms
+        // at a time: whenever `next_change` says nothing changes yet, every health must be
+        // as it was, and at `next_change` at least one must differ.
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        let mut view = Liveness::new(start, Duration::from_secs(2), Duration::from_secs(5));
+        view.heard(NodeId(1), at(0));
+        view.heard(NodeId(2), at(1000));
+        view.heard(NodeId(3), at(3000));
+        let ids = [NodeId(1), NodeId(2), NodeId(3), NodeId(4)];
+        let healths = |view: &Liveness, now: Instant| ids.map(|id| view.health(id, now));
+        let mut now = at(3000);
+        let mut changes = 0;
+        while now < at(12_000) {
+            let next = view.next_change(now);
+            assert!(next > now);
+            let before = healths(&view, now);
+            let mut probe = now;
+            while probe + Duration::from_millis(100) < next {
+                probe += Duration::from_millis(100);
+                assert_eq!(healths(&view, probe), before, "health changed before next_change");
+            }
+            if next < at(12_000) {
+                assert_ne!(healths(&view, next), before, "nothing changed at next_change");
+                changes += 1;
+            }
+            now = next;
+        }
+        // After 3 s: node 1 dead at 5 s, node 2 dead at 6 s, node 3 suspect at 5 s and
+        // dead at 8 s, node 4 (never heard) dead at 5 s: three distinct instants.
+        assert_eq!(changes, 3, "distinct instants at which something changed");
+
+        // A poll from a dead node changes its health; one from an alive node does not.
+        let revivals = view.revivals();
+        view.heard(NodeId(1), at(12_000));
+        assert_eq!(view.revivals(), revivals + 1);
+        assert_eq!(view.health(NodeId(1), at(12_000)), Health::Alive);
+        view.heard(NodeId(1), at(12_500));
+        assert_eq!(view.revivals(), revivals + 1);
+        // The index follows the new time: node 1 next goes suspect at 14.5 s.
+        assert_eq!(view.next_change(at(12_500)), at(14_500));
     }
 }

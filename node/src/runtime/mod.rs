@@ -434,6 +434,7 @@ impl Node {
         tasks.spawn(leader::run(self.clone()));
         tasks.spawn(leader::watch_poll_inputs(self.clone()));
         tasks.spawn(count_leader_changes(self.clone()));
+        tasks.spawn(follow_tick(self.clone()));
         tasks
     }
 
@@ -463,22 +464,95 @@ impl Node {
     }
 }
 
-async fn count_leader_changes(node: Arc<Node>) {
-    let mut metrics = node.raft().metrics();
+/// Follows this node's Raft server state: vote, role, leader and voter set. Unlike
+/// `Raft::metrics`, which openraft sends on every pass of its loop (every tick and every
+/// replication round, on every node), this changes only when one of those does, so
+/// thousands of idle agents do not wake their watchers ten times a second.
+pub(crate) struct ServerStateWatch {
+    receiver: watch::Receiver<openraft::metrics::RaftServerMetrics<NodeId, openraft::BasicNode>>,
+    /// Set when [`Self::changed`] moved to a new Raft instance.
+    replaced: bool,
+}
+
+impl ServerStateWatch {
+    pub(crate) fn new(node: &Node) -> Self {
+        Self { receiver: node.raft().server_metrics(), replaced: false }
+    }
+
+    /// Waits for a change. When the Raft instance stops (shutdown, or a reset that
+    /// replaced it), follows the current instance and counts that as a change.
+    pub(crate) async fn changed(&mut self, node: &Node) {
+        if self.receiver.changed().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.receiver = node.raft().server_metrics();
+            self.replaced = true;
+        }
+    }
+
+    /// The current leader, as last seen.
+    pub(crate) fn current_leader(&mut self) -> Option<NodeId> {
+        self.receiver.borrow_and_update().current_leader
+    }
+
+    /// The term, and whether node `id` leads in it, as last seen. Read this rather than
+    /// [`Node::is_leader`] after a wake-up from [`Self::changed`]: openraft publishes the
+    /// server state before its full metrics, so on a multi-threaded runtime a waiter
+    /// can see the change here while `Raft::metrics` still shows the old state (a
+    /// single-node cluster never committed its bootstrap entry that way).
+    pub(crate) fn leadership(&mut self, id: NodeId) -> (u64, bool) {
+        let metrics = self.receiver.borrow_and_update();
+        let leads = metrics.state == ServerState::Leader && metrics.current_leader == Some(id);
+        (metrics.vote.leader_id().term, leads)
+    }
+
+    /// Whether node `id`'s Raft has any use for its timer tick: voters need it for
+    /// election timeouts, a leader for heartbeats and for stepping down once removed.
+    /// A learner or a follower outside the voter set does nothing on a tick.
+    fn needs_tick(&mut self, id: NodeId) -> bool {
+        let metrics = self.receiver.borrow_and_update();
+        metrics.membership_config.membership().voter_ids().any(|voter| voter == id)
+            || matches!(metrics.state, ServerState::Leader | ServerState::Candidate)
+    }
+}
+
+/// Turns Raft's timer tick off while this node is not a voter, and back on as soon as
+/// it becomes one. On a non-voter every tick is a no-op pass of openraft's main loop
+/// that also republishes its metrics: a thousand idle agents spent most of their CPU
+/// on it.
+async fn follow_tick(node: Arc<Node>) {
+    let mut server = ServerStateWatch::new(&node);
     let mut shutdown = node.shutdown_signal();
-    let mut leader = metrics.borrow().current_leader;
+    let mut ticking = None;
+    loop {
+        let needed = server.needs_tick(node.id());
+        if ticking != Some(needed) {
+            node.raft().runtime_config().tick(needed);
+            ticking = Some(needed);
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            () = server.changed(&node) => {}
+        }
+        if server.replaced {
+            // A reset gave this node a new Raft instance, which ticks until told otherwise.
+            server.replaced = false;
+            ticking = None;
+        }
+    }
+}
+
+async fn count_leader_changes(node: Arc<Node>) {
+    let mut server = ServerStateWatch::new(&node);
+    let mut shutdown = node.shutdown_signal();
+    let mut leader = server.current_leader();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            changed = metrics.changed() => if changed.is_err() {
-                // The Raft instance stopped: shutdown, or a reset replaced it (follow the new one).
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                metrics = node.raft().metrics();
-                continue;
-            },
+            () = server.changed(&node) => {}
         }
-        let now = metrics.borrow().current_leader;
+        let now = server.current_leader();
         if now != leader && now.is_some() {
             node.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
