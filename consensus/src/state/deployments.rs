@@ -163,9 +163,12 @@ impl ClusterState {
         target.lifecycle_events = report.lifecycle_events.clone();
         target.last_updated_at = at;
         if report.status.is_terminal() {
-            let installed = target.lifecycle_events.iter().any(|event| {
-                event.lifecycle_event_name == "Install" && event.status == LifecycleEventStatus::Succeeded
-            });
+            let installed = match install_status(target) {
+                Some(LifecycleEventStatus::Succeeded) => Installed::Yes,
+                // Install began and did not finish: some files may be in place.
+                Some(LifecycleEventStatus::InProgress | LifecycleEventStatus::Failed) => Installed::Unknown,
+                _ => Installed::No,
+            };
             let succeeded = report.status == TargetStatus::Succeeded;
             self.record_instance(&report.deployment_id, report.target_id, succeeded, installed);
         }
@@ -173,7 +176,7 @@ impl ClusterState {
     }
 
     /// Updates the group's record of a host after a target of `deployment_id` ended.
-    fn record_instance(&mut self, deployment_id: &DeploymentId, node: NodeId, succeeded: bool, installed: bool) {
+    fn record_instance(&mut self, deployment_id: &DeploymentId, node: NodeId, succeeded: bool, installed: Installed) {
         let Some(deployment) = self.deployments.get(deployment_id) else { return };
         let (application, group_name, revision) =
             (deployment.application_name.clone(), deployment.deployment_group_name.clone(), deployment.revision_id);
@@ -185,8 +188,10 @@ impl ClusterState {
         });
         record.healthy = succeeded;
         record.last_deployment_id = deployment_id.clone();
-        if installed {
-            record.revision_id = Some(revision);
+        match installed {
+            Installed::Yes => record.revision_id = Some(revision),
+            Installed::No => {}
+            Installed::Unknown => record.revision_id = None,
         }
     }
 
@@ -203,11 +208,23 @@ impl ClusterState {
             if target.status.is_terminal() {
                 continue;
             }
+            // The leader fails a target without a last report from its host (host lost,
+            // deployment timed out). A pending one was never sent to the host; an
+            // in-flight one may have installed the revision after its last report, so
+            // what the host runs is unknown unless Install was reported done. Recording
+            // the old revision there would let the group believe a host that runs the
+            // new one is up to date (found by the simulator: rolling-chaos seed 116, a
+            // host lost right after Install never converged).
+            let installed = match target.status {
+                TargetStatus::Pending => Installed::No,
+                _ if install_status(target) == Some(LifecycleEventStatus::Succeeded) => Installed::Yes,
+                _ => Installed::Unknown,
+            };
             fail_target(target, LifecycleEventStatus::Failed, reason, at);
-            failed.push(*id);
+            failed.push((*id, installed));
         }
-        for id in failed {
-            self.record_instance(deployment_id, id, false, false);
+        for (id, installed) in failed {
+            self.record_instance(deployment_id, id, false, installed);
         }
         Ok(Outcome::Done)
     }
@@ -274,7 +291,7 @@ impl ClusterState {
             group.active_deployment_id = None;
         }
         for id in interrupted {
-            self.record_instance(deployment_id, id, false, false);
+            self.record_instance(deployment_id, id, false, Installed::No);
         }
         if let Some(rollback_id) = rollback_id {
             self.create_rollback(deployment_id, rollback_id, at);
@@ -358,6 +375,23 @@ impl ClusterState {
 
 /// Marks a target failed: the running event gets `running_becomes` with `reason`, later
 /// events are skipped.
+/// What a group's record learns about a host's revision when its target ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Installed {
+    /// The host reported Install done: it runs the deployment's revision.
+    Yes,
+    /// The host did not start installing it: the record keeps what it knew before.
+    No,
+    /// Nobody knows: the host was lost mid-lifecycle, or Install began and did not
+    /// finish (a crash, a failed copy).
+    Unknown,
+}
+
+/// The status of the target's Install event, as last reported.
+fn install_status(target: &Target) -> Option<LifecycleEventStatus> {
+    target.lifecycle_events.iter().find(|event| event.lifecycle_event_name == "Install").map(|event| event.status)
+}
+
 fn fail_target(target: &mut Target, running_becomes: LifecycleEventStatus, reason: &str, at: UnixMillis) {
     let mut marked = false;
     for event in &mut target.lifecycle_events {

@@ -258,6 +258,85 @@ fn stopping_fails_running_targets_and_skips_pending_ones() {
 }
 
 #[test]
+fn a_lost_host_runs_an_unknown_revision_unless_it_reported_install() {
+    // v1 everywhere, then v2 starts on hosts 1, 2 and 3. Host 1 reported Install done,
+    // host 2 only ApplicationStop, host 3 nothing; all three hosts are lost and the
+    // leader fails their targets. The group's record must say host 1 runs v2, hosts 2
+    // and 3 run something unknown (not v1: they may have installed v2 unreported).
+    let (mut state, first, second) = setup();
+    let one = DeploymentId("d-AAAAAAAAA".into());
+    state.apply(&at(
+        2,
+        vec![
+            deploy(&first, &one.0),
+            Command::StartTargets { deployment_id: one.clone(), targets: vec![NodeId(1), NodeId(2), NodeId(3)] },
+        ],
+    ));
+    let reports = (1..=3).map(|node| report(&one.0, node, 1, TargetStatus::Succeeded)).collect();
+    state.apply(&at(3, vec![Command::ReportTargets { reports }]));
+    state.apply(&at(
+        4,
+        vec![Command::FinishDeployment(Finish {
+            deployment_id: one.clone(),
+            succeeded: true,
+            error: None,
+            rollback_id: None,
+        })],
+    ));
+    let two = DeploymentId("d-BBBBBBBBB".into());
+    state.apply(&at(
+        5,
+        vec![
+            deploy(&second, &two.0),
+            Command::StartTargets { deployment_id: two.clone(), targets: vec![NodeId(1), NodeId(2), NodeId(3)] },
+        ],
+    ));
+    let progress = |node: u64, done: usize| {
+        let mut partial = report(&two.0, node, 1, TargetStatus::InProgress);
+        for (index, event) in partial.lifecycle_events.iter_mut().enumerate() {
+            event.status = if index < done { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Pending };
+        }
+        partial
+    };
+    let install_done = IN_PLACE_EVENTS.iter().position(|name| *name == "Install").expect("Install") + 1;
+    state.apply(&at(6, vec![Command::ReportTargets { reports: vec![progress(1, install_done), progress(2, 1)] }]));
+    let lost = (1..=3).map(|node| (NodeId(node), "host lost".to_string())).collect();
+    state.apply(&at(7, vec![Command::FailTargets { deployment_id: two.clone(), targets: lost }]));
+    let group = state.deployment_group("app", "web").expect("group");
+    let runs = |node: u64| group.instances[&NodeId(node)].revision_id;
+    assert_eq!(runs(1), Some(second.revision_id));
+    assert_eq!(runs(2), None);
+    assert_eq!(runs(3), None);
+    assert!((1..=3).all(|node| !group.instances[&NodeId(node)].healthy));
+}
+
+#[test]
+fn a_host_that_reports_an_interrupted_install_runs_an_unknown_revision() {
+    // A host that restarted mid-Install reports its target failed with Install failed:
+    // some of the new files may be in place, so the group must not record the old revision.
+    let (mut state, first, _) = setup();
+    let id = DeploymentId("d-AAAAAAAAA".into());
+    state.apply(&at(
+        2,
+        vec![deploy(&first, &id.0), Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(1)] }],
+    ));
+    let mut interrupted = report(&id.0, 1, 1, TargetStatus::Failed);
+    let mut reached_install = false;
+    for event in &mut interrupted.lifecycle_events {
+        if event.lifecycle_event_name == "Install" {
+            reached_install = true;
+            event.status = LifecycleEventStatus::Failed;
+        } else {
+            event.status =
+                if reached_install { LifecycleEventStatus::Skipped } else { LifecycleEventStatus::Succeeded };
+        }
+    }
+    state.apply(&at(3, vec![Command::ReportTargets { reports: vec![interrupted] }]));
+    let group = state.deployment_group("app", "web").expect("group");
+    assert_eq!(group.instances[&NodeId(1)].revision_id, None);
+}
+
+#[test]
 fn a_revision_whose_id_is_not_its_manifest_hash_is_refused() {
     let (mut state, first, _) = setup();
     let mut forged = revision(b"version: 0.0 # forged");
