@@ -184,30 +184,26 @@ fn a_successful_deployment_updates_the_group_and_frees_it() {
     assert!(group.instances.values().all(|record| record.healthy && record.revision_id == Some(first.revision_id)));
 }
 
+/// Deploys `revision` to hosts 1-3 at once, every target succeeding, at times 2-4.
+fn deploy_everywhere(state: &mut ClusterState, revision: &RevisionRecord, id: &str) {
+    let deployment_id = DeploymentId(id.into());
+    let everyone = vec![NodeId(1), NodeId(2), NodeId(3)];
+    state.apply(&at(
+        2,
+        vec![deploy(revision, id), Command::StartTargets { deployment_id: deployment_id.clone(), targets: everyone }],
+    ));
+    let reports = (1..=3).map(|node| report(id, node, 1, TargetStatus::Succeeded)).collect();
+    state.apply(&at(3, vec![Command::ReportTargets { reports }]));
+    let finish = Finish { deployment_id, succeeded: true, error: None, rollback_id: None };
+    state.apply(&at(4, vec![Command::FinishDeployment(finish)]));
+}
+
 #[test]
 fn one_deployment_per_group_and_a_failure_rolls_back_what_changed() {
     // v1 succeeds everywhere; v2 fails on its first host: a second deployment is refused
     // while it runs, and finishing it as failed creates a rollback of v1 to that host only.
     let (mut state, first, second) = setup();
-    let one = DeploymentId("d-AAAAAAAAA".into());
-    state.apply(&at(
-        2,
-        vec![
-            deploy(&first, &one.0),
-            Command::StartTargets { deployment_id: one.clone(), targets: vec![NodeId(1), NodeId(2), NodeId(3)] },
-        ],
-    ));
-    let reports = (1..=3).map(|node| report(&one.0, node, 1, TargetStatus::Succeeded)).collect();
-    state.apply(&at(3, vec![Command::ReportTargets { reports }]));
-    state.apply(&at(
-        4,
-        vec![Command::FinishDeployment(Finish {
-            deployment_id: one.clone(),
-            succeeded: true,
-            error: None,
-            rollback_id: None,
-        })],
-    ));
+    deploy_everywhere(&mut state, &first, "d-AAAAAAAAA");
 
     let two = DeploymentId("d-BBBBBBBBB".into());
     state.apply(&at(
@@ -264,25 +260,7 @@ fn a_lost_host_runs_an_unknown_revision_unless_it_reported_install() {
     // leader fails their targets. The group's record must say host 1 runs v2, hosts 2
     // and 3 run something unknown (not v1: they may have installed v2 unreported).
     let (mut state, first, second) = setup();
-    let one = DeploymentId("d-AAAAAAAAA".into());
-    state.apply(&at(
-        2,
-        vec![
-            deploy(&first, &one.0),
-            Command::StartTargets { deployment_id: one.clone(), targets: vec![NodeId(1), NodeId(2), NodeId(3)] },
-        ],
-    ));
-    let reports = (1..=3).map(|node| report(&one.0, node, 1, TargetStatus::Succeeded)).collect();
-    state.apply(&at(3, vec![Command::ReportTargets { reports }]));
-    state.apply(&at(
-        4,
-        vec![Command::FinishDeployment(Finish {
-            deployment_id: one.clone(),
-            succeeded: true,
-            error: None,
-            rollback_id: None,
-        })],
-    ));
+    deploy_everywhere(&mut state, &first, "d-AAAAAAAAA");
     let two = DeploymentId("d-BBBBBBBBB".into());
     state.apply(&at(
         5,
