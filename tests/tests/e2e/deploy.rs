@@ -84,6 +84,17 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
     let second = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
     assert_eq!(info(&second)["status"], "Succeeded", "{second}");
     let second_id = info(&second)["deploymentId"].as_str().expect("id").to_string();
+    if info(&second)["deploymentOverview"]["Succeeded"] != 5 {
+        // AllAtOnce succeeds with one host; say which host failed and why.
+        let targets: Vec<String> = (1..=5)
+            .map(|index| {
+                let id = cluster.node_id(index).to_string();
+                let args = ["deploy", "get-deployment-target", "--deployment-id", &second_id, "--target-id", &id];
+                cluster.ok(1, &[&args[..], &["--json"]].concat())
+            })
+            .collect();
+        panic!("the second deployment did not succeed on every host: {second}\n{}", targets.join("\n"));
+    }
 
     for index in 1..=5 {
         let lines = events(&cluster, index);
