@@ -20,6 +20,7 @@ use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
 use crate::appspec::{self, AppSpec};
 use crate::protocol::{Assignments, MemberAddress, RevisionProgress};
+use crate::revision::{MaterializeError, StoreError};
 use crate::revision_service::RevisionService;
 use crate::runtime::Node;
 
@@ -206,29 +207,46 @@ impl LifecycleBackend for HostBackend {
     fn download_bundle<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
         Box::pin(async move {
             let revision = context.assignment.revision_id;
-            let manifest = match self.revisions.wait_complete(node, revision, DOWNLOAD_TIMEOUT).await {
-                Ok(manifest) => manifest,
-                Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
-            };
             let deployment_dir = self.deployment_dir(context);
             let archive = deployment_dir.join("deployment-archive");
-            let revisions = self.revisions.clone();
-            let target = archive.clone();
-            let unpacked = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                std::fs::create_dir_all(target.parent().unwrap_or(&target)).map_err(|error| error.to_string())?;
-                if target.exists() {
-                    // A leftover of an interrupted earlier attempt of this deployment.
-                    std::fs::remove_dir_all(&target).map_err(|error| error.to_string())?;
+            // Two attempts: a chunk the store lost after the revision counted complete
+            // (a pack deleted behind its back, bit rot) is dropped by the first, and the
+            // second fetches it from the swarm again.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let manifest = match self.revisions.wait_complete(node, revision, DOWNLOAD_TIMEOUT).await {
+                    Ok(manifest) => manifest,
+                    Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
+                };
+                let revisions = self.revisions.clone();
+                let target = archive.clone();
+                let unpacked = tokio::task::spawn_blocking(move || -> Result<(), (bool, String)> {
+                    let io = |error: std::io::Error| (false, error.to_string());
+                    std::fs::create_dir_all(target.parent().unwrap_or(&target)).map_err(io)?;
+                    if target.exists() {
+                        // A leftover of an interrupted earlier attempt of this deployment.
+                        std::fs::remove_dir_all(&target).map_err(io)?;
+                    }
+                    revisions.materialize(&manifest, &target).map_err(|error| {
+                        let missing = matches!(error, MaterializeError::Chunk { source: StoreError::Missing(_), .. });
+                        (missing, error.to_string())
+                    })
+                })
+                .await
+                .unwrap_or_else(|error| Err((false, error.to_string())));
+                match unpacked {
+                    Ok(()) => break,
+                    Err((true, message)) if attempts < 2 => {
+                        warn!(%revision, %message, "a chunk of the revision is gone from the store; fetching it again");
+                    }
+                    Err((_, message)) => {
+                        return failure(
+                            LifecycleErrorCode::UnknownError,
+                            format!("cannot unpack revision {revision}: {message}"),
+                        );
+                    }
                 }
-                revisions.materialize(&manifest, &target)
-            })
-            .await
-            .unwrap_or_else(|error| Err(error.to_string()));
-            if let Err(message) = unpacked {
-                return failure(
-                    LifecycleErrorCode::UnknownError,
-                    format!("cannot unpack revision {revision}: {message}"),
-                );
             }
             if let Err(error) = install::record_most_recent_install(
                 &self.instructions_dir(),

@@ -81,6 +81,9 @@ pub struct ChunkStore {
     temp_sequence: AtomicU64,
     /// Chunks held in pack files.
     packs: Mutex<packs::PackIndex>,
+    /// Number of the next pack file; starts past every numbered pack on disk, so no
+    /// two packs ever share a name.
+    next_pack_number: AtomicU64,
 }
 
 impl ChunkStore {
@@ -98,6 +101,7 @@ impl ChunkStore {
             total_bytes: AtomicU64::new(0),
             temp_sequence: AtomicU64::new(0),
             packs: Mutex::new(packs::PackIndex::default()),
+            next_pack_number: AtomicU64::new(0),
         };
         let mut total = store.open_packs()?;
         store.scan(|path, name, length| {
@@ -187,17 +191,18 @@ impl ChunkStore {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
-        let mut namer = blake3::Hasher::new();
-        for (hash, _) in &fresh {
-            namer.update(&hash.0);
-        }
-        let name = format!("{}.pack", &namer.finalize().to_hex()[..32]);
-        let offsets = packs::write(&self.dir, &name, &format!("{}-{sequence}", std::process::id()), &fresh)?;
+        self.store_pack(&fresh)
+    }
+
+    /// Writes `chunks` (verified, distinct) as a new pack and indexes those not indexed
+    /// yet; returns how many it indexed. Two batches racing on one chunk (the endgame
+    /// asks two peers for one piece) each write a pack; the chunk is indexed in the first.
+    fn store_pack(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<usize, StoreError> {
+        let (name, offsets) = self.write_pack(chunks)?;
         let mut index = self.lock_packs();
         let key = index.add_pack(name);
         let mut stored = 0;
-        for ((hash, bytes), offset) in fresh.iter().zip(offsets) {
+        for ((hash, bytes), offset) in chunks.iter().zip(offsets) {
             if let Entry::Vacant(vacant) = index.chunks.entry(*hash) {
                 vacant.insert(packs::Slot { pack: key, offset, len: bytes.len() as u32 });
                 self.total_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -205,6 +210,14 @@ impl ChunkStore {
             }
         }
         Ok(stored)
+    }
+
+    /// Writes one pack of `chunks` under a fresh name (not indexed yet).
+    fn write_pack(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<(String, Vec<u64>), StoreError> {
+        let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
+        packs::write(&self.dir, &format!("{}-{sequence}", std::process::id()), chunks, || {
+            packs::numbered_name(self.next_pack_number.fetch_add(1, Ordering::Relaxed))
+        })
     }
 
     fn lock_packs(&self) -> std::sync::MutexGuard<'_, packs::PackIndex> {
@@ -232,6 +245,9 @@ impl ChunkStore {
             if !packs::is_pack_name(&name) {
                 continue;
             }
+            if let Some(number) = packs::number_of(&name) {
+                self.next_pack_number.fetch_max(number.saturating_add(1), Ordering::Relaxed);
+            }
             let records = packs::scan(&entry.path())?;
             let key = index.add_pack(name);
             for (hash, offset, len) in records {
@@ -245,9 +261,11 @@ impl ChunkStore {
     }
 
     /// Reads a chunk from its pack, if the index has it: `Some(Ok)` verified bytes,
-    /// `Some(Err)` an i/o failure, `None` not in a pack (or a bad record, now dropped).
+    /// `Some(Err)` an i/o failure, `None` not in a pack (or a bad record or a vanished
+    /// pack file, now dropped from the index so the chunk counts as missing).
     fn get_packed(&self, hash: ChunkHash) -> Option<Result<Bytes, StoreError>> {
         // Two tries: a pack rewritten by `retain` between the lookup and the read moved.
+        let mut last = None;
         for _ in 0..2 {
             let (slot, name) = {
                 let index = self.lock_packs();
@@ -258,20 +276,31 @@ impl ChunkStore {
                 Ok(bytes) if ChunkHash::of(&bytes) == hash => return Some(Ok(Bytes::from(bytes))),
                 Ok(_) => {
                     tracing::warn!(chunk = %hash, pack = name, "corrupt chunk in a pack dropped; it will be fetched again");
-                    let mut index = self.lock_packs();
-                    if index.chunks.get(&hash) == Some(&slot) {
-                        index.chunks.remove(&hash);
-                        self.subtract(u64::from(slot.len));
-                    }
+                    self.drop_slot(hash, slot);
                     return None;
                 }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => last = Some((slot, name)),
                 Err(error) => {
                     return Some(Err(StoreError::Io { path: packs::dir(&self.dir).join(name), source: error }))
                 }
             }
         }
+        if let Some((slot, name)) = last {
+            // Not moved by `retain` twice in a row: the file is gone (deleted behind the
+            // store's back). Forget the chunk so that it is fetched again.
+            tracing::warn!(chunk = %hash, pack = name, "pack file missing; its chunk will be fetched again");
+            self.drop_slot(hash, slot);
+        }
         None
+    }
+
+    /// Removes `hash` from the pack index if it still points at `slot`.
+    fn drop_slot(&self, hash: ChunkHash, slot: packs::Slot) {
+        let mut index = self.lock_packs();
+        if index.chunks.get(&hash) == Some(&slot) {
+            index.chunks.remove(&hash);
+            self.subtract(u64::from(slot.len));
+        }
     }
 
     /// Drops every packed chunk not in `keep`: a pack with no kept chunk is deleted, a
@@ -296,12 +325,9 @@ impl ChunkStore {
                 for (hash, slot) in &live {
                     kept.push((*hash, packs::read(&self.dir, &name, slot.offset, slot.len).map_err(io_error(&path))?));
                 }
-                let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
-                let new_name = format!("{}-r{sequence}.pack", name.trim_end_matches(".pack"));
                 let slices: Vec<(ChunkHash, &[u8])> =
                     kept.iter().map(|(hash, bytes)| (*hash, bytes.as_slice())).collect();
-                let offsets =
-                    packs::write(&self.dir, &new_name, &format!("{}-{sequence}", std::process::id()), &slices)?;
+                let (new_name, offsets) = self.write_pack(&slices)?;
                 let mut index = self.lock_packs();
                 let new_key = index.add_pack(new_name);
                 for ((hash, bytes), offset) in kept.iter().zip(offsets) {
@@ -392,6 +418,32 @@ impl ChunkStore {
     pub fn missing(&self, chunks: &[ChunkRef]) -> Vec<ChunkRef> {
         let mut seen = BTreeSet::new();
         chunks.iter().filter(|chunk| seen.insert(chunk.hash()) && !self.has(chunk.hash())).copied().collect()
+    }
+
+    /// Forgets every chunk of `chunks` whose pack file is gone (deleted behind the
+    /// store's back), so they count as missing and are fetched again; returns how many.
+    /// One `stat` per distinct pack, no reads: bytes are verified when read.
+    pub fn forget_vanished(&self, chunks: &[ChunkRef]) -> usize {
+        let slots: Vec<(ChunkHash, packs::Slot, String)> = {
+            let index = self.lock_packs();
+            chunks
+                .iter()
+                .filter_map(|chunk| {
+                    let slot = *index.chunks.get(&chunk.hash())?;
+                    Some((chunk.hash(), slot, index.packs.get(&slot.pack)?.clone()))
+                })
+                .collect()
+        };
+        let mut present: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        let mut forgotten = 0;
+        for (hash, slot, name) in slots {
+            let exists = *present.entry(name).or_insert_with_key(|name| packs::dir(&self.dir).join(name).exists());
+            if !exists {
+                self.drop_slot(hash, slot);
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
     /// Deletes every chunk not in `keep` (garbage collection) and returns the bytes freed.

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
-use crate::revision::{ChunkStore, StoreError};
+use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::Node;
 use crate::swarm::{Bitfield, PieceMap, UploadSlots};
 
@@ -341,10 +341,19 @@ impl RevisionService {
 
     /// Unpacks a complete revision into `dest` (blocking; call from a blocking thread).
     ///
+    /// A chunk found missing or corrupt on the way (the store drops it) makes the
+    /// revision incomplete again: the next [`Self::wait_complete`] fetches what is
+    /// missing instead of trusting the count taken when it was tracked.
+    ///
     /// # Errors
     /// A chunk is missing or corrupt, or the destination cannot be written.
-    pub fn materialize(&self, manifest: &Manifest, dest: &Path) -> Result<(), String> {
-        crate::revision::materialize(manifest, &self.store, dest).map_err(|error| error.to_string())
+    pub fn materialize(&self, manifest: &Manifest, dest: &Path) -> Result<(), MaterializeError> {
+        let outcome = crate::revision::materialize(manifest, &self.store, dest);
+        if let Err(MaterializeError::Chunk { source: StoreError::Missing(_), .. }) = &outcome {
+            self.store.forget_vanished(&manifest.unique_chunks());
+            self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&manifest.revision_id());
+        }
+        outcome
     }
 
     /// Records that this node received `revision` of `application` by a push (it is

@@ -71,7 +71,7 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
     let rev1 = cluster.push(1, "app", &v1);
     let first = cluster.deploy_and_wait(2, "app", "web", &rev1, &[]);
     assert_eq!(info(&first)["status"], "Succeeded", "{first}");
-    assert_eq!(info(&first)["deploymentOverview"]["Succeeded"], 5);
+    succeeded_on_every_host(&cluster, &first);
     let group: Value = serde_json::from_str(
         &cluster
             .ok(1, &["deploy", "get-deployment-group", "--application-name", "app", "--deployment-group-name", "web"]),
@@ -84,17 +84,7 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
     let second = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
     assert_eq!(info(&second)["status"], "Succeeded", "{second}");
     let second_id = info(&second)["deploymentId"].as_str().expect("id").to_string();
-    if info(&second)["deploymentOverview"]["Succeeded"] != 5 {
-        // AllAtOnce succeeds with one host; say which host failed and why.
-        let targets: Vec<String> = (1..=5)
-            .map(|index| {
-                let id = cluster.node_id(index).to_string();
-                let args = ["deploy", "get-deployment-target", "--deployment-id", &second_id, "--target-id", &id];
-                cluster.ok(1, &[&args[..], &["--json"]].concat())
-            })
-            .collect();
-        panic!("the second deployment did not succeed on every host: {second}\n{}", targets.join("\n"));
-    }
+    succeeded_on_every_host(&cluster, &second);
 
     for index in 1..=5 {
         let lines = events(&cluster, index);
@@ -227,7 +217,7 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
         .find(|event| event["lifecycleEventName"] == "ValidateService")
         .cloned()
         .expect("ValidateService");
-    assert_eq!(validate["status"], "Failed");
+    assert_eq!(validate["status"], "Failed", "{target}");
     assert_eq!(validate["diagnostics"]["errorCode"], "ScriptFailed");
     assert!(validate["diagnostics"]["logTail"].as_str().unwrap_or("").contains("failing on purpose"), "{validate}");
 
@@ -254,6 +244,23 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
         let ran_rollback = events(&cluster, index).iter().any(|line| line[1] == rollback_id);
         assert_eq!(ran_rollback, changed.contains(&id), "host {index}: only changed hosts are rolled back");
     }
+}
+
+/// Asserts a deployment succeeded on all five hosts (AllAtOnce succeeds with one); if
+/// not, says which hosts failed and why, from their lifecycle diagnostics.
+fn succeeded_on_every_host(cluster: &TestCluster, deployment: &Value) {
+    if info(deployment)["deploymentOverview"]["Succeeded"] == 5 {
+        return;
+    }
+    let id = info(deployment)["deploymentId"].as_str().expect("id").to_string();
+    let targets: Vec<String> = (1..=5)
+        .map(|index| {
+            let target = cluster.node_id(index).to_string();
+            let args = ["deploy", "get-deployment-target", "--deployment-id", &id, "--target-id", &target];
+            cluster.ok(1, &[&args[..], &["--json"]].concat())
+        })
+        .collect();
+    panic!("deployment {id} did not succeed on every host: {deployment}\n{}", targets.join("\n"));
 }
 
 fn intervals(cluster: &TestCluster, deployment: &Value) -> Vec<(u64, u64)> {

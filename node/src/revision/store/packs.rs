@@ -8,9 +8,13 @@
 //! 64 MiB/s; a pack per ~1 MiB piece (16 times fewer inodes) cost 5.1–5.7 CPU-s and
 //! ran at 92–98 MiB/s (see docs/benchmarks.md).
 //!
-//! A pack is `<store>/packs/<name>.pack`: records `[hash 32][len u32 LE][bytes]`, written
-//! under a temp name and renamed into place whole, so a pack that exists is complete
-//! (a crash leaves only a temp file, removed at open). Records are verified like chunk
+//! A pack is `<store>/packs/<number, 16 hex digits>.pack`: records `[hash 32][len u32 LE]
+//! [bytes]`, written under a temp name and linked into place whole, so a pack that
+//! exists is complete (a crash leaves only a temp file, removed at open). Numbers are
+//! never reused (the store counts on from the highest on disk), so no write can replace
+//! a pack the index points at. (Packs used to be named after their chunk hashes: two
+//! writers of one piece then wrote one file, and collecting the duplicate's index entry
+//! deleted the chunks of the other.) Records are verified like chunk
 //! files: on every read. The index (hash → pack, offset, length) lives in memory and is
 //! rebuilt at open from the record headers; a header that does not fit its pack ends
 //! that pack's scan (what follows is lost and fetched again).
@@ -90,14 +94,18 @@ pub(super) fn scan(path: &Path) -> Result<Vec<(ChunkHash, u64, u32)>, StoreError
     Ok(records)
 }
 
-/// Writes `chunks` as one pack named `name` (under a temp name, then renamed) and
-/// returns the offset of each chunk's bytes.
+/// Writes `chunks` as one pack under a temp name, then links it into place under the
+/// first name `next_name` gives that no file has yet; returns that name and the offset
+/// of each chunk's bytes.
+///
+/// Never replaces a pack: the index maps chunks to pack names, and a pack written over
+/// another of the same name would be deleted by the garbage collection of either.
 pub(super) fn write(
     store: &Path,
-    name: &str,
     temp_name: &str,
     chunks: &[(ChunkHash, &[u8])],
-) -> Result<Vec<u64>, StoreError> {
+    mut next_name: impl FnMut() -> String,
+) -> Result<(String, Vec<u64>), StoreError> {
     let packs = dir(store);
     fs::create_dir_all(&packs).map_err(io_error(&packs))?;
     let temp = packs.join(format!("{TEMP_PREFIX}{temp_name}"));
@@ -116,13 +124,47 @@ pub(super) fn write(
         }
         Ok(())
     });
-    let path = packs.join(name);
-    let renamed = written.and_then(|()| fs::rename(&temp, &path));
-    if let Err(error) = renamed {
+    if let Err(error) = written {
         let _ = fs::remove_file(&temp);
-        return Err(StoreError::Io { path, source: error });
+        return Err(StoreError::Io { path: temp, source: error });
     }
-    Ok(offsets)
+    // Bounded: names come from a counter that starts past every pack on disk, so a
+    // taken name means another process wrote into this store; give up after a few.
+    let mut linked = Err(io::Error::new(io::ErrorKind::AlreadyExists, "every pack name tried is taken"));
+    let mut path = packs.clone();
+    for _ in 0..PACK_NAME_TRIES {
+        let name = next_name();
+        path = packs.join(&name);
+        linked = match fs::hard_link(&temp, &path) {
+            Ok(()) => Ok(name),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(error) => Err(error),
+        };
+        break;
+    }
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(name) => Ok((name, offsets)),
+        Err(error) => Err(StoreError::Io { path, source: error }),
+    }
+}
+
+/// Names tried before a pack write gives up (see [`write`]).
+const PACK_NAME_TRIES: usize = 8;
+
+/// The name of pack number `number`.
+pub(super) fn numbered_name(number: u64) -> String {
+    format!("{number:016x}.pack")
+}
+
+/// The number of a pack named by [`numbered_name`] (older stores named packs otherwise).
+pub(super) fn number_of(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".pack")?;
+    if digits.len() == 16 && digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        u64::from_str_radix(digits, 16).ok()
+    } else {
+        None
+    }
 }
 
 /// Reads the `len` bytes at `offset` of pack `name`.

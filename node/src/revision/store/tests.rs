@@ -229,3 +229,81 @@ fn retain_rewrites_a_partly_kept_pack_and_deletes_a_dead_one() {
     assert_eq!(reopened.total_bytes(), 400);
     assert_eq!(reopened.get(chunks[0].0.hash()).expect("kept").as_ref(), chunks[0].1.as_slice());
 }
+
+#[test]
+fn two_batches_racing_on_one_piece_keep_it_readable_through_garbage_collection() {
+    // Two writers that both found the piece missing (the endgame asks two peers for
+    // it) each write a pack of the same chunks. Collecting garbage with the chunks kept
+    // drops the unindexed duplicate pack; asserts the indexed one survives (it used to
+    // share the duplicate's name, so deleting one deleted both), and that a later
+    // collection without them frees every pack.
+    let (dir, store) = open();
+    let chunks: Vec<_> = [(6, 300), (7, 500)].iter().map(|&(seed, len)| chunk(seed, len)).collect();
+    let batch: Vec<(ChunkHash, &[u8])> =
+        chunks.iter().map(|(reference, bytes)| (reference.hash(), bytes.as_slice())).collect();
+    assert_eq!(store.store_pack(&batch).expect("first writer"), 2);
+    assert_eq!(store.store_pack(&batch).expect("second writer"), 0, "indexed once");
+    let packs_dir = dir.path().join("chunks").join("packs");
+    assert_eq!(fs::read_dir(&packs_dir).expect("packs").count(), 2, "two packs, two names");
+    let keep: BTreeSet<ChunkHash> = chunks.iter().map(|(reference, _)| reference.hash()).collect();
+    assert_eq!(store.retain(&keep).expect("retain"), 0);
+    assert_eq!(fs::read_dir(&packs_dir).expect("packs").count(), 1, "the duplicate is gone");
+    for (reference, bytes) in &chunks {
+        assert_eq!(store.get(reference.hash()).expect("kept chunk").as_ref(), bytes.as_slice());
+    }
+    assert_eq!(store.retain(&BTreeSet::new()).expect("retain nothing"), 800);
+    assert_eq!(fs::read_dir(&packs_dir).expect("packs").count(), 0);
+    assert_eq!(store.total_bytes(), 0);
+}
+
+#[test]
+fn pack_names_continue_past_the_packs_on_disk_after_reopening() {
+    // A reopened store must not reuse the name of a pack it found on disk: asserts a
+    // batch stored after reopening lands in a new file and both batches read back.
+    let (dir, store) = open();
+    let (first, first_bytes) = chunk(8, 400);
+    let (second, second_bytes) = chunk(9, 400);
+    store.put_many(&[(first.hash(), &first_bytes)]).expect("first");
+    drop(store);
+    let reopened = ChunkStore::open(&dir.path().join("chunks")).expect("reopen");
+    reopened.put_many(&[(second.hash(), &second_bytes)]).expect("second");
+    assert_eq!(fs::read_dir(dir.path().join("chunks").join("packs")).expect("packs").count(), 2);
+    assert_eq!(reopened.get(first.hash()).expect("first").as_ref(), first_bytes.as_slice());
+    assert_eq!(reopened.get(second.hash()).expect("second").as_ref(), second_bytes.as_slice());
+}
+
+#[test]
+fn a_pack_deleted_behind_the_store_reports_its_chunks_missing() {
+    // Deletes a pack file directly; asserts reading its chunk says Missing, after which
+    // the chunk no longer counts as held (so a download fetches it again) and its bytes
+    // are no longer counted.
+    let (dir, store) = open();
+    let (reference, bytes) = chunk(10, 600);
+    store.put_many(&[(reference.hash(), &bytes)]).expect("put");
+    for pack in fs::read_dir(dir.path().join("chunks").join("packs")).expect("packs").flatten() {
+        fs::remove_file(pack.path()).expect("remove");
+    }
+    assert!(store.has(reference.hash()), "the index does not look at the disk");
+    assert!(matches!(store.get(reference.hash()), Err(StoreError::Missing(hash)) if hash == reference.hash()));
+    assert!(!store.has(reference.hash()));
+    assert_eq!(store.total_bytes(), 0);
+}
+
+#[test]
+fn forget_vanished_drops_every_chunk_of_a_deleted_pack_without_reading() {
+    // One pack of two chunks and one of a third; deletes the first pack's file. Asserts
+    // both of its chunks are forgotten in one call, the other pack's chunk is kept, and
+    // the bytes held drop by the forgotten chunks.
+    let (dir, store) = open();
+    let chunks: Vec<_> = [(11, 300), (12, 400), (13, 500)].iter().map(|&(seed, len)| chunk(seed, len)).collect();
+    let slice = |index: usize| (chunks[index].0.hash(), chunks[index].1.as_slice());
+    store.put_many(&[slice(0), slice(1)]).expect("first pack");
+    let first_pack: Vec<_> = fs::read_dir(dir.path().join("chunks").join("packs")).expect("packs").flatten().collect();
+    store.put_many(&[slice(2)]).expect("second pack");
+    fs::remove_file(first_pack[0].path()).expect("remove");
+    let references: Vec<ChunkRef> = chunks.iter().map(|(reference, _)| *reference).collect();
+    assert_eq!(store.forget_vanished(&references), 2);
+    assert_eq!(store.missing(&references), references[..2].to_vec());
+    assert_eq!(store.total_bytes(), 500);
+    assert_eq!(store.forget_vanished(&references), 0);
+}
