@@ -1,15 +1,22 @@
 //! The observer: replays the committed Raft log into a shadow [`ClusterState`] and feeds
 //! the continuous invariants with every committed proposal.
 //!
-//! Each round (every 10 ms of virtual time, from the scenario's waits) it reads, from
-//! the node that leads, the entries that node has applied since the last round — plus
-//! the last one it already read, to notice a committed entry that changed across a
-//! leader change. Applying them with the same pure `ClusterState::apply` the voters run
-//! gives the observer every state the cluster agreed on, in order, with no sampling:
-//! the min-healthy, deadline and rollback checks run on each of them.
+//! Every node's state machine has an apply tap ([`fleetmesh_consensus::raft::ApplyTap`])
+//! that copies each entry it applies (hence committed) into a queue. Each round (every
+//! 10 ms of virtual time, from the scenario's waits) the observer drains the queue:
+//! every copy is fingerprinted, so two nodes that applied different entries at one
+//! index are caught; the first copy of each index is replayed, in index order, with
+//! the same pure `ClusterState::apply` the voters run. That gives the observer every
+//! state the cluster agreed on, in order, with no sampling: the min-healthy, deadline
+//! and rollback checks run on each of them.
 //!
-//! Reading does not disturb the run: it happens on the scenario's task, from the
-//! leader's in-memory redb, with no network traffic and no timers.
+//! Taps see entries as they are applied, so a leader that snapshots and purges its log
+//! faster than a round reads it (thousands of agents joining at one virtual instant)
+//! loses the observer nothing. An earlier version read the leader's log each round and
+//! missed entries purged in between at N = 3000.
+//!
+//! Observing does not disturb the run: the tap is a copy into a queue, and the rounds
+//! run on the scenario's task, with no network traffic and no timers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -25,10 +32,15 @@ use crate::host::disk::{InstallRecord, SimDisk};
 use crate::invariants::committed_entries::fingerprint;
 use crate::invariants::Monitor;
 
+/// Entries the apply taps copied, with the node that applied each.
+pub type AppliedQueue = Arc<Mutex<Vec<(NodeId, Entry<TypeConfig>)>>>;
+
 /// The replayed state and the monitor it feeds.
 #[derive(Debug)]
 pub struct Observer {
     next_index: Option<u64>,
+    /// Entries applied somewhere, past a gap: waiting for the indexes before them.
+    pending: BTreeMap<u64, Entry<TypeConfig>>,
     shadow: ClusterState,
     /// The continuous invariants.
     pub monitor: Monitor,
@@ -36,11 +48,6 @@ pub struct Observer {
     pub proposals: u64,
     /// Per deployment, the Raft term of the last committed proposal that acted on it.
     pub last_term: BTreeMap<DeploymentId, u64>,
-    /// The first index of a gap the last round found: entries the leader purged before
-    /// they were read. The next round copies the leader's applied state instead.
-    gap_from: Option<u64>,
-    /// Entries skipped by resyncs while no deployment was running.
-    pub resynced_entries: u64,
 }
 
 /// Deployments a proposal acts on.
@@ -71,12 +78,11 @@ impl Observer {
     pub fn new(monitor: Monitor) -> Self {
         Self {
             next_index: None,
+            pending: BTreeMap::new(),
             shadow: ClusterState::default(),
             monitor,
             proposals: 0,
             last_term: BTreeMap::new(),
-            gap_from: None,
-            resynced_entries: 0,
         }
     }
 
@@ -85,76 +91,58 @@ impl Observer {
         &self.shadow
     }
 
-    /// The first index the next round should read: the last one read (to compare it
-    /// again), or 0.
-    pub fn read_from(&self) -> u64 {
-        self.next_index.map_or(0, |next| next.saturating_sub(1))
-    }
-
     /// The next index not yet replayed.
     pub fn next_index(&self) -> u64 {
         self.next_index.unwrap_or_default()
     }
 
-    /// Replays `entries` read from `source`'s log at virtual time `now`.
+    /// Entries applied somewhere that wait for an earlier index nobody was seen to
+    /// apply; at the end of a run, a nonzero count is a violation (see
+    /// [`Self::final_check`]).
+    pub fn unreplayed(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Takes in entries the apply taps copied (each with the node that applied it) at
+    /// virtual time `now`: fingerprints every copy and replays each index once, in
+    /// order.
     pub fn ingest(
         &mut self,
-        source: NodeId,
-        entries: &[Entry<TypeConfig>],
+        applied: Vec<(NodeId, Entry<TypeConfig>)>,
         now: Instant,
         disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>,
     ) {
-        for entry in entries {
+        for (source, entry) in applied {
             let index = entry.log_id.index;
-            let next = *self.next_index.get_or_insert(index);
-            self.monitor.committed.record(index, fingerprint(entry), source);
-            if index < next {
-                continue;
+            self.monitor.committed.record(index, fingerprint(&entry), source);
+            if self.next_index.is_none_or(|next| index >= next) {
+                self.pending.entry(index).or_insert(entry);
             }
-            if index > next {
-                self.gap_from = Some(next);
-                return;
-            }
-            self.next_index = Some(index + 1);
+        }
+        // The first entry ever applied (the bootstrap membership) starts the sequence.
+        let Some(mut next) = self.next_index.or_else(|| self.pending.keys().next().copied()) else { return };
+        while let Some(entry) = self.pending.remove(&next) {
+            next += 1;
             if let EntryPayload::Normal(proposal) = &entry.payload {
                 let term = entry.log_id.leader_id.term;
                 for id in touched(proposal) {
                     self.last_term.insert(id, term);
                 }
-                self.replay(proposal, index, now, disks);
+                self.replay(proposal, entry.log_id.index, now, disks);
             }
         }
+        self.next_index = Some(next);
     }
 
-    /// True when the last round found a gap that [`Self::resync`] must close.
-    pub fn needs_resync(&self) -> bool {
-        self.gap_from.is_some()
-    }
-
-    /// Closes a gap: replaces the shadow with `state`, `source`'s state applied up to
-    /// `applied`.
-    ///
-    /// With thousands of nodes the leader can commit, snapshot and purge more entries at
-    /// one virtual instant than one observer round reads (the observer runs between
-    /// virtual instants), e.g. when every agent reports at once. That loses nothing the
-    /// deployment invariants check when no deployment was running before the gap and
-    /// none was created in it: every deployment record is then the same on both sides
-    /// (terminal ones never change), so the gap only held membership, health and
-    /// holder updates, and the voters' logs are still compared at the end. Otherwise
-    /// the gap is a violation (states of a running deployment went unchecked).
-    pub fn resync(&mut self, source: NodeId, state: ClusterState, applied: u64) {
-        let Some(from) = self.gap_from.take() else { return };
-        let running = self.shadow.deployments.values().any(|deployment| !deployment.status.is_terminal());
-        if running || state.deployment_order != self.shadow.deployment_order {
+    /// The end-of-run check of the replay itself: every entry applied anywhere was
+    /// replayed, none waits for an index no node applied.
+    pub fn final_check(&mut self) {
+        if let Some(first) = self.pending.keys().next() {
+            let next = self.next_index();
             self.monitor.committed.fail(format!(
-                "the observer missed entries {from}..={applied} while a deployment ran: node {source} purged them \
-                 before they were read"
+                "entries from {first} on were applied, but no node was seen applying entry {next} before them"
             ));
-        } else {
-            self.resynced_entries += (applied + 1).saturating_sub(from);
         }
-        self.shadow = state;
-        self.next_index = Some(applied + 1);
     }
 
     fn replay(&mut self, proposal: &Proposal, index: u64, now: Instant, disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>) {
@@ -202,34 +190,56 @@ mod tests {
 
     use super::*;
 
-    fn blank(index: u64) -> Entry<TypeConfig> {
-        Entry { log_id: LogId::new(CommittedLeaderId::new(1, NodeId(1)), index), payload: EntryPayload::Blank }
+    fn blank(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(term, NodeId(1)), index), payload: EntryPayload::Blank }
     }
 
     #[test]
-    fn a_purge_gap_resyncs_when_no_deployment_ran_and_is_a_violation_otherwise() {
-        // An observer reads entries 1–2, then finds 10 (3–9 purged): asserts it asks for
-        // a resync, that copying a leader state with no deployment skips 3..=12 without
-        // a violation and continues at 13, and that a second gap across which a
-        // deployment was created is reported as a committed-entries violation.
+    fn entries_from_several_nodes_replay_once_each_in_index_order() {
+        // Node 1 applies 0–3 and node 2 applies 0–1 later; node 3's copy of 5 arrives
+        // before anyone's copy of 4. Asserts each index is replayed once, 5 waits for
+        // 4, and that once 4 arrives both are replayed and nothing is left waiting.
         let disks = BTreeMap::new();
         let now = Instant::now();
         let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
-        observer.ingest(NodeId(1), &[blank(1), blank(2)], now, &disks);
-        assert!(!observer.needs_resync());
-        observer.ingest(NodeId(1), &[blank(2), blank(10)], now, &disks);
-        assert!(observer.needs_resync());
-        observer.resync(NodeId(1), ClusterState::default(), 12);
-        assert!(!observer.needs_resync());
-        assert_eq!(observer.resynced_entries, 10);
-        assert_eq!(observer.next_index(), 13);
+        let from = |node: u64, indexes: std::ops::Range<u64>| -> Vec<(NodeId, Entry<TypeConfig>)> {
+            indexes.map(|index| (NodeId(node), blank(1, index))).collect()
+        };
+        observer.ingest(from(1, 0..4), now, &disks);
+        assert_eq!(observer.next_index(), 4);
+        observer.ingest([from(2, 0..2), from(3, 5..6)].concat(), now, &disks);
+        assert_eq!((observer.next_index(), observer.unreplayed()), (4, 1));
+        observer.ingest(from(1, 4..6), now, &disks);
+        assert_eq!((observer.next_index(), observer.unreplayed()), (6, 0));
+        observer.final_check();
         assert_eq!(observer.monitor.committed.verdict(), Ok(()));
-        observer.ingest(NodeId(1), &[blank(12), blank(20)], now, &disks);
-        let mut leader_state = ClusterState::default();
-        leader_state.deployment_order.push(DeploymentId("d-CREATED01".into()));
-        observer.resync(NodeId(1), leader_state, 25);
-        let violation = observer.monitor.committed.verdict().expect_err("a deployment was created in the gap");
-        assert!(violation.contains("13..=25"), "{violation}");
-        assert_eq!(observer.next_index(), 26);
+    }
+
+    #[test]
+    fn two_nodes_applying_different_entries_at_one_index_is_a_violation() {
+        // Node 2 applies entry 1 of term 2 where node 1 applied entry 1 of term 1:
+        // asserts the committed-entries monitor names the index and both nodes.
+        let disks = BTreeMap::new();
+        let now = Instant::now();
+        let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
+        observer.ingest(vec![(NodeId(1), blank(1, 0)), (NodeId(1), blank(1, 1))], now, &disks);
+        observer.ingest(vec![(NodeId(2), blank(1, 0)), (NodeId(2), blank(2, 1))], now, &disks);
+        let violation = observer.monitor.committed.verdict().expect_err("entry 1 differs");
+        assert!(
+            violation.contains("entry 1 changed") && violation.contains("node 1") && violation.contains("node 2"),
+            "{violation}"
+        );
+    }
+
+    #[test]
+    fn an_index_nobody_applied_is_reported_at_the_end() {
+        // Entries 0 and 2 arrive, 1 never does: asserts the final check fails naming 1.
+        let disks = BTreeMap::new();
+        let now = Instant::now();
+        let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
+        observer.ingest(vec![(NodeId(1), blank(1, 0)), (NodeId(1), blank(1, 2))], now, &disks);
+        observer.final_check();
+        let violation = observer.monitor.committed.verdict().expect_err("entry 1 is missing");
+        assert!(violation.contains("entry 1"), "{violation}");
     }
 }

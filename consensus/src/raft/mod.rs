@@ -18,7 +18,7 @@ pub use log_store::LogStore;
 pub use network::{serve, NetworkFactory, RaftRequest, RaftResponse, RaftTransport};
 use openraft::BasicNode;
 pub use runtime::{seed_thread_rng, FleetRuntime};
-pub use state_machine::{StateHandle, StateMachineStore, Versions};
+pub use state_machine::{ApplyTap, StateHandle, StateMachineStore, Versions};
 
 use crate::state::{Proposal, ProposalResponse};
 

@@ -58,10 +58,17 @@ impl Versions {
     }
 }
 
+/// Sees every entry the state machine applies, just before it is applied, in log
+/// order. For observers outside the node (the simulator's invariant checks, which
+/// must see every committed entry even when the log is purged right after); a
+/// production node installs none.
+pub type ApplyTap = Box<dyn Fn(&Entry<TypeConfig>) + Send + Sync>;
+
 /// Shared, read-mostly access to the applied cluster state.
 pub struct StateHandle {
     data: RwLock<StateMachineData>,
     changed: watch::Sender<u64>,
+    tap: std::sync::OnceLock<ApplyTap>,
 }
 
 impl std::fmt::Debug for StateHandle {
@@ -73,7 +80,16 @@ impl std::fmt::Debug for StateHandle {
 impl StateHandle {
     fn new(data: StateMachineData) -> Arc<Self> {
         let index = data.last_applied.map_or(0, |log_id| log_id.index);
-        Arc::new(Self { data: RwLock::new(data), changed: watch::channel(index).0 })
+        Arc::new(Self { data: RwLock::new(data), changed: watch::channel(index).0, tap: std::sync::OnceLock::new() })
+    }
+
+    /// Installs the observer that sees every entry applied from now on (see
+    /// [`ApplyTap`]); it stays across [`StateMachineStore::reopen`].
+    ///
+    /// # Errors
+    /// A tap is already installed (the one given is handed back).
+    pub fn set_apply_tap(&self, tap: ApplyTap) -> Result<(), ApplyTap> {
+        self.tap.set(tap)
     }
 
     fn read_data<T>(&self, read: impl FnOnce(&StateMachineData) -> T) -> T {
@@ -213,7 +229,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut responses = Vec::new();
         let last_index = {
             let mut data = self.handle.data.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tap = self.handle.tap.get();
             for entry in entries {
+                if let Some(tap) = tap {
+                    tap(&entry);
+                }
                 data.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
                     EntryPayload::Blank => ProposalResponse::default(),

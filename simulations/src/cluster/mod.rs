@@ -49,7 +49,7 @@ use crate::host::journal::SimJournal;
 use crate::host::{HostWorld, SimHost};
 use crate::invariants::Monitor;
 use crate::net::SimNet;
-use crate::observer::Observer;
+use crate::observer::{AppliedQueue, Observer};
 use crate::trace::Trace;
 
 /// A fixed epoch for virtual wall time (2026-01-01T00:00:00Z), so timestamps in the
@@ -96,6 +96,8 @@ pub struct SimCluster {
     host_disks: BTreeMap<NodeId, Arc<Mutex<SimDisk>>>,
     clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     observer: Mutex<Observer>,
+    /// What every node's apply tap copied since the observer's last round.
+    applied: AppliedQueue,
     leader_scan: Mutex<LeaderScan>,
     /// The trace's last events when a continuous invariant was first seen violated:
     /// what a failure report prints, rather than the end of the run.
@@ -202,6 +204,7 @@ impl SimCluster {
             host_disks: BTreeMap::new(),
             clocks: BTreeMap::new(),
             observer: Mutex::new(Observer::new(monitor)),
+            applied: AppliedQueue::default(),
             leader_scan: Mutex::new(LeaderScan::default()),
             violation_recent: Mutex::new(None),
             progress: Mutex::new(Progress::new()),
@@ -296,6 +299,10 @@ impl SimCluster {
         };
         let handler = NodeHandler::new();
         let node = Node::new(settings, raft_disk, self.net.transport(id), clock.clone()).await?;
+        let applied = self.applied.clone();
+        // A fresh handle per boot, so the slot is free; entries a restarted node
+        // re-applies from its log before this line were applied (and seen) before.
+        let _ = node.state().set_apply_tap(Box::new(move |entry| lock(&applied).push((id, entry.clone()))));
         handler.bind(node.clone());
         node.seed_directory(
             self.durable
@@ -462,41 +469,14 @@ impl SimCluster {
         lock(&self.observer).monitor.single_leader.verdict()
     }
 
-    /// Reads what the leader applied since the last round into the observer, and checks
-    /// new installs and open deployments.
+    /// Feeds the observer every entry applied since the last round, and checks new
+    /// installs and open deployments.
     pub async fn pump(&self) {
         let now = tokio::time::Instant::now();
-        let Some(leader) = self.leader() else { return };
-        let applied = self.nodes[&leader].node.raft().metrics().borrow().last_applied.map(|id| id.index);
-        let (from, next) = {
-            let observer = lock(&self.observer);
-            (observer.read_from(), observer.next_index())
-        };
-        let entries = match applied {
-            Some(applied) if applied >= next => {
-                let mut store = LogStore::new(self.durable[&leader].raft.clone());
-                match store.try_get_log_entries(from..=applied).await {
-                    Ok(entries) => entries,
-                    Err(error) => {
-                        lock(&self.observer)
-                            .monitor
-                            .committed
-                            .fail(format!("cannot read node {leader}'s log: {error}"));
-                        Vec::new()
-                    }
-                }
-            }
-            _ => Vec::new(),
-        };
+        let applied = std::mem::take(&mut *lock(&self.applied));
         let installs = self.world.drain_installs();
         let mut observer = lock(&self.observer);
-        observer.ingest(leader, &entries, now, &self.host_disks);
-        if observer.needs_resync() {
-            let node = &self.nodes[&leader].node;
-            let applied = node.state().applied_index();
-            observer.resync(leader, node.state().snapshot(), applied);
-            self.trace.note(&format!("observer resynced from node {leader} at index {applied}"));
-        }
+        observer.ingest(applied, now, &self.host_disks);
         observer.check_round(installs, now);
         drop(observer);
         self.snapshot_on_violation();

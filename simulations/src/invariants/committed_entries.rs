@@ -1,11 +1,10 @@
 //! Safety: committed entries are never lost or changed.
 //!
-//! The observer reads every entry the leader has applied (hence committed), in index
-//! order, and the monitor fingerprints it (log id and payload). When the observer reads
-//! an index again — it re-reads the last one each round, from whichever node leads
-//! then — the fingerprint must not have changed. At the end, every voter's log must
-//! hold the same entry at every index it still keeps, and every voter must have applied
-//! everything the monitor saw committed.
+//! The observer gets every entry any node applies (hence committed), and the monitor
+//! fingerprints it (log id and payload). Every other node that applies the same index
+//! must have applied the same fingerprint. At the end, every voter's log must hold the
+//! same entry at every index it still keeps, every voter must have applied everything
+//! the monitor saw committed, and no index may be missing from the replay.
 
 use std::collections::BTreeMap;
 

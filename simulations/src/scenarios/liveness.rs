@@ -139,6 +139,7 @@ pub async fn final_checks(cluster: &SimCluster, verdicts: &mut Verdicts) {
     committed.final_check(cluster, &voters).await;
     cluster.with_observer(|observer| {
         observer.monitor.committed = committed;
+        observer.final_check();
         observer.monitor.installs.final_check();
     });
     cluster.with_observer(|observer| observer.monitor.record(verdicts));

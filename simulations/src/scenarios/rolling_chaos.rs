@@ -126,8 +126,7 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
     figures.insert("network_faults".into(), json!(stats.network_faults));
     figures.insert("clock_skews".into(), json!(stats.skews));
     figures.insert("installs_checked".into(), json!(installs));
-    figures
-        .insert("observer_resynced_entries".into(), json!(cluster.with_observer(|observer| observer.resynced_entries)));
+    figures.insert("observer_entries_replayed".into(), json!(cluster.with_observer(|observer| observer.next_index())));
     figures.insert("hosts_restored_by_rollback".into(), json!(restored));
     figures.insert("min_healthy_least_margin".into(), json!(least_margin));
     figures.insert("exempt_hosts".into(), json!(report.exempt_hosts.len()));
