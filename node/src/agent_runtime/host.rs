@@ -20,7 +20,7 @@ use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
 use crate::appspec::{self, AppSpec};
 use crate::protocol::{Assignments, MemberAddress, RevisionProgress};
-use crate::revision::{MaterializeError, StoreError};
+use crate::revision::MaterializeError;
 use crate::revision_service::RevisionService;
 use crate::runtime::Node;
 
@@ -67,6 +67,25 @@ fn success(message: impl Into<String>) -> EventOutcome {
             log_tail: String::new(),
         },
     }
+}
+
+/// Why DownloadBundle could not unpack a revision into the deployment directory.
+#[derive(Debug, thiserror::Error)]
+enum UnpackError {
+    /// Preparing the deployment directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The unpacking task panicked or was cancelled.
+    #[error("the unpacking task ended abnormally: {0}")]
+    Task(String),
+    /// Writing the revision's files failed.
+    #[error("{0}")]
+    Materialize(#[from] MaterializeError),
 }
 
 fn read_appspec(archive: &Path) -> Result<AppSpec, String> {
@@ -221,29 +240,30 @@ impl LifecycleBackend for HostBackend {
                 };
                 let revisions = self.revisions.clone();
                 let target = archive.clone();
-                let unpacked = tokio::task::spawn_blocking(move || -> Result<(), (bool, String)> {
-                    let io = |error: std::io::Error| (false, error.to_string());
-                    std::fs::create_dir_all(target.parent().unwrap_or(&target)).map_err(io)?;
+                let unpacked = tokio::task::spawn_blocking(move || -> Result<(), UnpackError> {
+                    let parent = target.parent().unwrap_or(&target);
+                    let io = |path: &Path| {
+                        let path = path.to_path_buf();
+                        move |source| UnpackError::Io { path, source }
+                    };
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
                     if target.exists() {
                         // A leftover of an interrupted earlier attempt of this deployment.
-                        std::fs::remove_dir_all(&target).map_err(io)?;
+                        std::fs::remove_dir_all(&target).map_err(io(&target))?;
                     }
-                    revisions.materialize(&manifest, &target).map_err(|error| {
-                        let missing = matches!(error, MaterializeError::Chunk { source: StoreError::Missing(_), .. });
-                        (missing, error.to_string())
-                    })
+                    Ok(revisions.materialize(&manifest, &target)?)
                 })
                 .await
-                .unwrap_or_else(|error| Err((false, error.to_string())));
+                .unwrap_or_else(|error| Err(UnpackError::Task(error.to_string())));
                 match unpacked {
                     Ok(()) => break,
-                    Err((true, message)) if attempts < 2 => {
-                        warn!(%revision, %message, "a chunk of the revision is gone from the store; fetching it again");
+                    Err(UnpackError::Materialize(error)) if error.is_missing_chunk() && attempts < 2 => {
+                        warn!(%revision, %error, "a chunk of the revision is gone from the store; fetching it again");
                     }
-                    Err((_, message)) => {
+                    Err(error) => {
                         return failure(
                             LifecycleErrorCode::UnknownError,
-                            format!("cannot unpack revision {revision}: {message}"),
+                            format!("cannot unpack revision {revision}: {error}"),
                         );
                     }
                 }

@@ -72,6 +72,15 @@ pub enum MaterializeError {
     },
 }
 
+impl MaterializeError {
+    /// True when a chunk the manifest names is not in the store (never held, or
+    /// lost after it was): fetching the revision again can cure it, unlike the
+    /// other errors.
+    pub fn is_missing_chunk(&self) -> bool {
+        matches!(self, Self::Chunk { source: StoreError::Missing(_), .. })
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> MaterializeError + '_ {
     move |source| MaterializeError::Io { path: path.to_path_buf(), source }
 }

@@ -349,7 +349,7 @@ impl RevisionService {
     /// A chunk is missing or corrupt, or the destination cannot be written.
     pub fn materialize(&self, manifest: &Manifest, dest: &Path) -> Result<(), MaterializeError> {
         let outcome = crate::revision::materialize(manifest, &self.store, dest);
-        if let Err(MaterializeError::Chunk { source: StoreError::Missing(_), .. }) = &outcome {
+        if outcome.as_ref().is_err_and(MaterializeError::is_missing_chunk) {
             self.store.forget_vanished(&manifest.unique_chunks());
             self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&manifest.revision_id());
         }

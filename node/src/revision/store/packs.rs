@@ -104,7 +104,7 @@ pub(super) fn write(
     store: &Path,
     temp_name: &str,
     chunks: &[(ChunkHash, &[u8])],
-    mut next_name: impl FnMut() -> String,
+    next_name: impl FnMut() -> String,
 ) -> Result<(String, Vec<u64>), StoreError> {
     let packs = dir(store);
     fs::create_dir_all(&packs).map_err(io_error(&packs))?;
@@ -128,25 +128,32 @@ pub(super) fn write(
         let _ = fs::remove_file(&temp);
         return Err(StoreError::Io { path: temp, source: error });
     }
-    // Bounded: names come from a counter that starts past every pack on disk, so a
-    // taken name means another process wrote into this store; give up after a few.
-    let mut linked = Err(io::Error::new(io::ErrorKind::AlreadyExists, "every pack name tried is taken"));
-    let mut path = packs.clone();
+    let linked = link_under_free_name(&temp, &packs, next_name);
+    let _ = fs::remove_file(&temp);
+    Ok((linked?, offsets))
+}
+
+/// Hard-links `temp` into `packs` under the first name from `next_name` that is not
+/// taken, and returns that name. A link never replaces a file. Bounded: names come
+/// from a counter that starts past every pack on disk, so a taken name means another
+/// process wrote into this store; it gives up after [`PACK_NAME_TRIES`] names.
+fn link_under_free_name(
+    temp: &Path,
+    packs: &Path,
+    mut next_name: impl FnMut() -> String,
+) -> Result<String, StoreError> {
+    let mut last = packs.to_path_buf();
     for _ in 0..PACK_NAME_TRIES {
         let name = next_name();
-        path = packs.join(&name);
-        linked = match fs::hard_link(&temp, &path) {
-            Ok(()) => Ok(name),
+        last = packs.join(&name);
+        match fs::hard_link(temp, &last) {
+            Ok(()) => return Ok(name),
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(error) => Err(error),
-        };
-        break;
+            Err(source) => return Err(StoreError::Io { path: last, source }),
+        }
     }
-    let _ = fs::remove_file(&temp);
-    match linked {
-        Ok(name) => Ok((name, offsets)),
-        Err(error) => Err(StoreError::Io { path, source: error }),
-    }
+    let source = io::Error::new(io::ErrorKind::AlreadyExists, format!("{PACK_NAME_TRIES} pack names tried, all taken"));
+    Err(StoreError::Io { path: last, source })
 }
 
 /// Names tried before a pack write gives up (see [`write`]).
