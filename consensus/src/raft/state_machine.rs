@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::log_store::{read_meta, read_raw, write_snapshot};
 use super::TypeConfig;
-use crate::state::{ClusterState, ProposalResponse, Touches};
+use crate::state::{ClusterState, PollTouches, ProposalResponse, Touches};
 
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "snapshot_data";
@@ -36,6 +36,10 @@ struct StateMachineData {
     /// Local to this process, never replicated or snapshotted.
     #[serde(skip)]
     versions: Versions,
+    /// Pollers concerned by what was applied since [`StateHandle::take_poll_touches`]
+    /// last took them. Local like `versions`.
+    #[serde(skip)]
+    poll_touches: PollTouches,
 }
 
 /// Counters that move whenever a part of the applied state may have changed, so that
@@ -126,6 +130,14 @@ impl StateHandle {
         self.read_data(|data| data.versions)
     }
 
+    /// The pollers whose answers what was applied since the last call may have
+    /// changed (see [`PollTouches`]), and starts gathering afresh. Meant for one
+    /// reader per node: a second would take what the first needed.
+    pub fn take_poll_touches(&self) -> PollTouches {
+        let mut data = self.data.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut data.poll_touches)
+    }
+
     /// A receiver that sees the applied index after every apply.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
@@ -136,6 +148,7 @@ impl StateHandle {
         let mut current = self.data.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         data.versions = current.versions;
         data.versions.bump(Touches::ALL);
+        data.poll_touches.add_all();
         *current = data;
         drop(current);
         self.changed.send_replace(index);
@@ -239,10 +252,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => ProposalResponse::default(),
                     EntryPayload::Normal(proposal) => {
                         data.versions.bump(proposal.touches());
+                        for command in &proposal.commands {
+                            data.poll_touches.add_command(command);
+                        }
                         data.state.apply(&proposal)
                     }
                     EntryPayload::Membership(membership) => {
                         data.versions.bump(Touches { members: false, poll_inputs: true });
+                        data.poll_touches.add_all();
                         data.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                         ProposalResponse::default()
                     }

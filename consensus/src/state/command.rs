@@ -3,6 +3,8 @@
 //! Every command carries what `apply` needs to be deterministic: ids and timestamps are
 //! chosen by the leader before proposing, never inside `apply`.
 
+use std::collections::BTreeSet;
+
 use fleetmesh_transport::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +109,68 @@ impl Touches {
     #[must_use]
     pub fn or(self, other: Self) -> Self {
         Self { members: self.members || other.members, poll_inputs: self.poll_inputs || other.poll_inputs }
+    }
+}
+
+/// Whose poll answers applied commands may have changed, gathered until a reader
+/// takes them (the leader wakes those pollers' held polls, not every poll). Errs like
+/// [`Touches`]: naming a node whose answer did not change costs one recomputation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollTouches {
+    /// Every poller's answer may have changed (members, voters, a deployment created or
+    /// ended, a snapshot installed, or more single nodes than are worth listing).
+    pub all: bool,
+    /// These pollers' answers may have changed.
+    pub nodes: BTreeSet<NodeId>,
+}
+
+impl PollTouches {
+    /// Nodes listed one by one before the set collapses into [`PollTouches::all`].
+    pub const NODES_MAX: usize = 4096;
+
+    /// Every poller.
+    pub fn add_all(&mut self) {
+        self.all = true;
+        self.nodes.clear();
+    }
+
+    /// The poller `node`.
+    pub fn add(&mut self, node: NodeId) {
+        if self.all {
+            return;
+        }
+        if self.nodes.len() >= Self::NODES_MAX {
+            self.add_all();
+        } else {
+            self.nodes.insert(node);
+        }
+    }
+
+    /// The pollers `command` may concern; nothing when [`Command::touches`] says it
+    /// leaves poll inputs alone. An agent's assignments depend only on its own targets
+    /// (pending or in progress) in active deployments, its own revision holdings and
+    /// prefetch requests naming it; anything wider counts as every poller.
+    pub fn add_command(&mut self, command: &Command) {
+        if !command.touches().poll_inputs {
+            return;
+        }
+        match command {
+            Command::RecordRevisionHolder { node, .. } => self.add(*node),
+            Command::RequestPrefetch { targets, .. } | Command::StartTargets { targets, .. } => {
+                targets.iter().for_each(|node| self.add(*node));
+            }
+            Command::FailTargets { targets, .. } => targets.iter().for_each(|(node, _)| self.add(*node)),
+            Command::ReportTargets { reports } => reports
+                .iter()
+                .filter(|report| report.status != TargetStatus::InProgress)
+                .for_each(|report| self.add(report.target_id)),
+            _ => self.add_all(),
+        }
+    }
+
+    /// True when no poller is concerned.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.nodes.is_empty()
     }
 }
 

@@ -16,7 +16,7 @@ use fleetmesh_transport::NodeId;
 use serde::{Deserialize, Serialize};
 
 pub use command::{
-    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, Proposal,
+    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, PollTouches, Proposal,
     ProposalResponse, TargetReport, Touches,
 };
 

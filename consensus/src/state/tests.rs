@@ -354,3 +354,39 @@ proptest! {
         a.check_invariants();
     }
 }
+
+#[test]
+fn poll_touches_name_the_pollers_a_command_concerns() {
+    // A target that ends wakes its own poll only; lifecycle progress inside a target
+    // wakes nobody; members and deployments ending wake every poll.
+    let mut touches = PollTouches::default();
+    touches.add_command(&Command::ReportTargets {
+        reports: vec![report("d", 3, 1, TargetStatus::InProgress), report("d", 4, 1, TargetStatus::Succeeded)],
+    });
+    touches.add_command(&Command::StartTargets { deployment_id: DeploymentId("d".into()), targets: vec![NodeId(7)] });
+    touches.add_command(&Command::RecordRevisionHolder { revision_id: crate::model::ids::Hash32([1; 32]), node: NodeId(9) });
+    touches.add_command(&Command::CreateApplication {
+        name: "a".into(),
+        application_id: "id".into(),
+        compute_platform: ComputePlatform::Server,
+    });
+    assert_eq!(touches, PollTouches { all: false, nodes: [NodeId(4), NodeId(7), NodeId(9)].into() });
+
+    touches.add_command(&Command::RemoveMember { id: NodeId(2) });
+    assert!(touches.all && touches.nodes.is_empty(), "{touches:?}");
+    touches.add(NodeId(5));
+    assert!(touches.nodes.is_empty(), "all stays all");
+}
+
+#[test]
+fn poll_touches_collapse_into_all_past_their_bound() {
+    let mut touches = PollTouches::default();
+    for id in 0..PollTouches::NODES_MAX as u64 {
+        touches.add(NodeId(id));
+    }
+    assert!(!touches.all);
+    assert_eq!(touches.nodes.len(), PollTouches::NODES_MAX);
+    touches.add(NodeId(u64::MAX));
+    assert!(touches.all && touches.nodes.is_empty());
+    assert!(!PollTouches::default().all && PollTouches::default().is_empty());
+}

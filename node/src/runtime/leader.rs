@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fleetmesh_consensus::model::ids::RevisionId;
-use fleetmesh_consensus::state::{Command, TargetReport};
+use fleetmesh_consensus::state::{Command, PollTouches, TargetReport};
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use serde::Serialize;
@@ -39,15 +39,43 @@ pub(super) struct LeaderDuties {
     view: Mutex<Option<LeaderView>>,
     /// Nodes whose membership change is under way (autopilot runs one at a time).
     autopilot_busy: Mutex<bool>,
-    /// Bumped when something a poll answer depends on may have changed: assignments,
-    /// revision holders, members, leadership. Held polls wait on it rather than on every
-    /// applied entry, so a report that only moves a target to its next lifecycle event
-    /// wakes one task, not every agent's poll (see [`watch_poll_inputs`]).
-    poll_epoch: watch::Sender<u64>,
+    /// Wakes held polls when something their answer depends on may have changed.
+    poll_wakers: PollWakers,
     /// The member list's version, with the `Versions::members` it was computed at.
     members_version: Mutex<Option<(u64, u64)>>,
     /// Swarm candidates per revision, valid for one `Versions::poll_inputs`.
     swarm_candidates: Mutex<(u64, BTreeMap<RevisionId, Arc<Candidates>>)>,
+}
+
+/// One counter per poller, bumped when that poller's answer may have changed: its
+/// assignments or revision holdings, or for everyone, members, voters and leadership.
+/// Held polls wait on their own poller's counter rather than on every applied entry, so
+/// a target that ends wakes that target's poll, not every agent's (see
+/// [`watch_poll_inputs`]). One entry per node that ever polled this node: bounded by the
+/// member ids ever given out.
+#[derive(Default)]
+struct PollWakers {
+    counters: Mutex<BTreeMap<NodeId, watch::Sender<u64>>>,
+}
+
+impl PollWakers {
+    /// A receiver that changes when `poller`'s answer may have.
+    fn subscribe(&self, poller: NodeId) -> watch::Receiver<u64> {
+        let mut counters = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        counters.entry(poller).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    /// Wakes the held polls of the pollers `touches` names (all of them, in id order,
+    /// when it says so).
+    fn wake(&self, touches: &PollTouches) {
+        let bump = |counter: &watch::Sender<u64>| counter.send_modify(|count| *count = count.wrapping_add(1));
+        let counters = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if touches.all {
+            counters.values().for_each(bump);
+        } else {
+            touches.nodes.iter().filter_map(|node| counters.get(node)).for_each(bump);
+        }
+    }
 }
 
 struct LeaderView {
@@ -79,7 +107,7 @@ impl LeaderDuties {
             timing: *timing,
             view: Mutex::new(None),
             autopilot_busy: Mutex::new(false),
-            poll_epoch: watch::channel(0).0,
+            poll_wakers: PollWakers::default(),
             members_version: Mutex::new(None),
             swarm_candidates: Mutex::new((0, BTreeMap::new())),
         }
@@ -339,7 +367,7 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
         }
     });
     let deadline = arrived + Duration::from_millis(poll.hold_ms).min(POLL_HOLD_MAX);
-    let mut epoch = node.leader.poll_epoch.subscribe();
+    let mut wake = node.leader.poll_wakers.subscribe(poll.node);
     // Bounded by the deadline: at most one iteration per change of the poll's inputs.
     loop {
         // The cheap part first: most wake-ups change nothing for this poller, and the
@@ -354,34 +382,33 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
         }
         tokio::select! {
             biased;
-            result = epoch.changed() => if result.is_err() { return Response::NotLeader { leader: node.leader_hint() } },
+            result = wake.changed() => if result.is_err() { return Response::NotLeader { leader: node.leader_hint() } },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
 
-/// What held polls depend on: leadership, and the applied state's poll-inputs version
-/// (active deployments, which of their targets are pending or in progress, revision
-/// holders, prefetch requests, members, voters). Lifecycle progress inside a target is
-/// left out on purpose. O(1): the state machine counts the changes as it applies them.
-fn poll_inputs_fingerprint(node: &Node, server: &mut super::ServerStateWatch) -> (u64, bool, u64) {
-    let (term, leads) = server.leadership(node.id());
-    (term, leads, node.state().versions().poll_inputs)
-}
-
-/// Bumps the poll epoch whenever [`poll_inputs_fingerprint`] changes: after applied
-/// entries that touch poll inputs and on leadership changes. One task per node does this
-/// work, instead of every held poll recomputing its answer after every applied entry.
+/// Wakes held polls whose answers may have changed: every poll when leadership changes,
+/// and after applied entries the pollers they concern (see [`PollTouches`]: active
+/// deployments, which of their targets are pending or in progress, revision holders,
+/// prefetch requests, members, voters). Lifecycle progress inside a target concerns
+/// nobody. One task per node does this work, instead of every held poll recomputing its
+/// answer after every applied entry; it takes the touches on followers too, so they do
+/// not pile up.
 pub(super) async fn watch_poll_inputs(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
     let mut server = super::ServerStateWatch::new(&node);
-    let mut last_fingerprint = None;
+    let mut last_leadership = None;
     loop {
-        let fingerprint = poll_inputs_fingerprint(&node, &mut server);
-        if last_fingerprint != Some(fingerprint) {
-            last_fingerprint = Some(fingerprint);
-            node.leader.poll_epoch.send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        let leadership = server.leadership(node.id());
+        let mut touches = node.state().take_poll_touches();
+        if last_leadership != Some(leadership) {
+            last_leadership = Some(leadership);
+            touches.add_all();
+        }
+        if !touches.is_empty() {
+            node.leader.poll_wakers.wake(&touches);
         }
         tokio::select! {
             biased;
@@ -545,3 +572,4 @@ async fn change_voters(
     }
     anyhow::bail!("membership change kept conflicting with one in progress")
 }
+
