@@ -15,7 +15,7 @@ use fleetmesh_consensus::state::{Command, PollTouches, TargetReport};
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -41,6 +41,8 @@ pub(super) struct LeaderDuties {
     autopilot_busy: Mutex<bool>,
     /// Wakes held polls when something their answer depends on may have changed.
     poll_wakers: PollWakers,
+    /// Agents' reports waiting to be committed.
+    reports: ReportBatcher,
     /// The member list's version, with the `Versions::members` it was computed at.
     members_version: Mutex<Option<(u64, u64)>>,
     /// Swarm candidates per revision, valid for one `Versions::poll_inputs`.
@@ -108,6 +110,7 @@ impl LeaderDuties {
             view: Mutex::new(None),
             autopilot_busy: Mutex::new(false),
             poll_wakers: PollWakers::default(),
+            reports: ReportBatcher::default(),
             members_version: Mutex::new(None),
             swarm_candidates: Mutex::new((0, BTreeMap::new())),
         }
@@ -419,12 +422,96 @@ pub(super) async fn watch_poll_inputs(node: Arc<Node>) {
     }
 }
 
-/// Commits agents' lifecycle reports.
+/// Reports of one proposal at most: bounds a log entry (a report carries its
+/// lifecycle events and their diagnostics, a few KiB at most).
+const REPORTS_PER_PROPOSAL_MAX: usize = 256;
+
+/// Agents' reports waiting to be committed together (group commit). While one proposal
+/// of reports is in flight, the reports that arrive wait and go into the next one, so a
+/// wave of many agents costs a few log entries per lifecycle step, not one per agent.
+#[derive(Default)]
+struct ReportBatcher {
+    queue: Mutex<ReportQueue>,
+}
+
+/// Where the committing proposal's result goes, for one sender of reports.
+type ReportAnswer = oneshot::Sender<Result<(), super::ProposeError>>;
+
+/// One sender's reports and its answer.
+type QueuedReports = (Vec<TargetReport>, ReportAnswer);
+
+#[derive(Default)]
+struct ReportQueue {
+    /// Each sender's reports, and where its answer goes.
+    waiting: std::collections::VecDeque<QueuedReports>,
+    /// A flush task is running; it takes what is queued before it stops.
+    flushing: bool,
+}
+
+impl ReportBatcher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReportQueue> {
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `reports`; true when the caller must start the flush task.
+    fn enqueue(&self, reports: Vec<TargetReport>, answer: ReportAnswer) -> bool {
+        let mut queue = self.lock();
+        queue.waiting.push_back((reports, answer));
+        !std::mem::replace(&mut queue.flushing, true)
+    }
+
+    /// The next proposal's worth of queued senders (whole senders, at least one, up to
+    /// [`REPORTS_PER_PROPOSAL_MAX`] reports); when none are queued, ends the flush.
+    fn next_batch(&self) -> Vec<QueuedReports> {
+        let mut queue = self.lock();
+        let mut batch = Vec::new();
+        let mut reports = 0;
+        while let Some((front, _)) = queue.waiting.front() {
+            if !batch.is_empty() && reports + front.len() > REPORTS_PER_PROPOSAL_MAX {
+                break;
+            }
+            reports += front.len();
+            batch.extend(queue.waiting.pop_front());
+        }
+        if batch.is_empty() {
+            queue.flushing = false;
+        }
+        batch
+    }
+}
+
+/// Commits agents' lifecycle reports, together with the others that arrive while a
+/// proposal of reports is in flight. Each sender gets the answer of the proposal that
+/// carried its reports.
 pub(super) async fn handle_report(node: &Arc<Node>, reports: Vec<TargetReport>) -> Response {
-    match node.propose_one(Command::ReportTargets { reports }).await {
-        Ok(_) => Response::Ack,
-        Err(super::ProposeError::NotLeader { leader }) => Response::NotLeader { leader },
-        Err(error) => Response::Error(error.to_string()),
+    let (answer, answered) = oneshot::channel();
+    if node.leader.reports.enqueue(reports, answer) {
+        // A task of its own, not this request's: a request whose caller gave up is
+        // dropped, and the reports of the others queued behind it must still go.
+        let node = node.clone();
+        tokio::spawn(async move { flush_reports(&node).await });
+    }
+    match answered.await {
+        Ok(Ok(())) => Response::Ack,
+        Ok(Err(super::ProposeError::NotLeader { leader })) => Response::NotLeader { leader },
+        Ok(Err(error)) => Response::Error(error.to_string()),
+        Err(_) => Response::Error("the leader stopped before committing the reports".into()),
+    }
+}
+
+async fn flush_reports(node: &Arc<Node>) {
+    loop {
+        let batch = node.leader.reports.next_batch();
+        if batch.is_empty() {
+            return;
+        }
+        let (reports, answers): (Vec<Vec<TargetReport>>, Vec<ReportAnswer>) = batch.into_iter().unzip();
+        let reports = reports.into_iter().flatten().collect();
+        let committed = node.propose_one(Command::ReportTargets { reports }).await.map(|_| ());
+        for answer in answers {
+            // A sender that gave up no longer listens; its reports are committed anyway.
+            let _ = answer.send(committed.clone());
+        }
     }
 }
 
@@ -573,3 +660,46 @@ async fn change_voters(
     anyhow::bail!("membership change kept conflicting with one in progress")
 }
 
+#[cfg(test)]
+mod tests {
+    use fleetmesh_consensus::model::deployment::TargetStatus;
+    use fleetmesh_consensus::model::ids::DeploymentId;
+
+    use super::*;
+
+    fn reports(target: u64, count: usize) -> Vec<TargetReport> {
+        (0..count)
+            .map(|index| TargetReport {
+                deployment_id: DeploymentId(format!("d-{index}")),
+                target_id: NodeId(target),
+                seq: 1,
+                status: TargetStatus::InProgress,
+                lifecycle_events: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reports_that_arrive_during_a_flush_go_together_within_the_bound() {
+        // The first sender starts the flush; later ones only queue. A batch takes whole
+        // senders up to the bound (one oversized sender still goes alone), and the flush
+        // ends when the queue is empty, so the next sender starts a new one.
+        let batcher = ReportBatcher::default();
+        let mut answers = Vec::new();
+        let mut enqueue = |target: u64, count: usize| {
+            let (answer, answered) = oneshot::channel();
+            answers.push(answered);
+            batcher.enqueue(reports(target, count), answer)
+        };
+        assert!(enqueue(1, 1), "the first sender flushes");
+        assert!(!enqueue(2, REPORTS_PER_PROPOSAL_MAX - 1));
+        assert!(!enqueue(3, 1));
+        assert!(!enqueue(4, REPORTS_PER_PROPOSAL_MAX + 5));
+        let sizes = |batch: &[QueuedReports]| batch.iter().map(|(reports, _)| reports.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(&batcher.next_batch()), vec![1, REPORTS_PER_PROPOSAL_MAX - 1]);
+        assert_eq!(sizes(&batcher.next_batch()), vec![1]);
+        assert_eq!(sizes(&batcher.next_batch()), vec![REPORTS_PER_PROPOSAL_MAX + 5]);
+        assert!(batcher.next_batch().is_empty(), "the queue is drained");
+        assert!(enqueue(5, 1), "a drained queue ended the flush; the next sender starts one");
+    }
+}
