@@ -247,6 +247,10 @@ pub struct PollResponse {
     /// Peers to fetch each prefetched or assigned revision from (the swarm view).
     #[serde(default)]
     pub swarm_peers: BTreeMap<RevisionId, Vec<MemberAddress>>,
+    /// The voters, in id order: where an agent that lost the leader looks for the next
+    /// one first (a few nodes instead of the whole fleet).
+    #[serde(default)]
+    pub voters: Vec<NodeId>,
 }
 
 /// An HTTP request forwarded to the leader.

@@ -364,7 +364,10 @@ fn poll_touches_name_the_pollers_a_command_concerns() {
         reports: vec![report("d", 3, 1, TargetStatus::InProgress), report("d", 4, 1, TargetStatus::Succeeded)],
     });
     touches.add_command(&Command::StartTargets { deployment_id: DeploymentId("d".into()), targets: vec![NodeId(7)] });
-    touches.add_command(&Command::RecordRevisionHolder { revision_id: crate::model::ids::Hash32([1; 32]), node: NodeId(9) });
+    touches.add_command(&Command::RecordRevisionHolder {
+        revision_id: crate::model::ids::Hash32([1; 32]),
+        node: NodeId(9),
+    });
     touches.add_command(&Command::CreateApplication {
         name: "a".into(),
         application_id: "id".into(),

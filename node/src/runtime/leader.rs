@@ -338,7 +338,8 @@ impl Node {
     fn poll_answer(&self, poller: NodeId, members_version: u64, assignments: Assignments) -> Option<PollResponse> {
         let leader = LeaderHint { id: self.id(), listen: self.settings().listen };
         let version = self.members_version();
-        let role = if self.voters().contains(&poller) { Role::Voter } else { Role::Agent };
+        let voters = self.voters();
+        let role = if voters.contains(&poller) { Role::Voter } else { Role::Agent };
         let swarm_peers = crate::assignments::swarm_peers(self, poller, &assignments);
         Some(PollResponse {
             leader,
@@ -349,6 +350,7 @@ impl Node {
             assignments_digest: assignments.digest(),
             assignments,
             swarm_peers,
+            voters: voters.into_iter().collect(),
         })
     }
 }

@@ -115,6 +115,9 @@ pub struct Directory {
     pub role: Option<Role>,
     /// The leader's term as last learned.
     pub term: u64,
+    /// The voters as the leader last listed them (agents look for a lost leader there
+    /// first).
+    pub voters: Vec<NodeId>,
 }
 
 /// Why a proposal failed.

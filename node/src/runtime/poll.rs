@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_transport::Peer;
+use fleetmesh_transport::{NodeId, Peer};
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
@@ -79,6 +79,7 @@ pub(super) async fn run(node: Arc<Node>) {
                     directory.term = poll.term;
                     directory.role = Some(poll.role);
                     directory.admin_token_hash = poll.admin_token_hash.clone();
+                    directory.voters.clone_from(&poll.voters);
                     if let Some((version, members)) = &poll.members {
                         directory.members = members.iter().map(|member| (member.id, member.clone())).collect();
                         directory.members_version = *version;
@@ -88,6 +89,8 @@ pub(super) async fn run(node: Arc<Node>) {
                     members_version = *version;
                 }
                 crate::agent_runtime::on_assignments(&node, &poll);
+                // The next search for a lost leader starts again with the voters.
+                rotation = 0;
             }
             Response::NotLeader { leader } => {
                 stale_voter.clear();
@@ -123,18 +126,15 @@ async fn reset_stale_voter(node: &Arc<Node>, poll: &crate::protocol::PollRespons
     }
 }
 
-/// The node to poll: the known leader, else the known members in turn.
+/// The node to poll: the known leader, else the known members in turn, the voters the
+/// leader last listed first. Voters learn the leader from Raft; most agents only know
+/// the leader that just went away, so trying the fleet in id order could take minutes
+/// to reach a voter in a fleet of thousands.
 fn candidate(node: &Node, rotation: &mut usize) -> Option<Peer> {
     if let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) {
         return Some(leader.peer());
     }
-    let directory = node.directory();
-    let others: Vec<Peer> = directory
-        .members
-        .values()
-        .filter(|member| member.id != node.id())
-        .map(|member| Peer { id: member.id, addr: member.listen })
-        .collect();
+    let others = search_order(&node.directory(), node.id());
     if others.is_empty() {
         return None;
     }
@@ -142,10 +142,47 @@ fn candidate(node: &Node, rotation: &mut usize) -> Option<Peer> {
     Some(others[*rotation])
 }
 
+/// Every member but `me`: the listed voters first, in the leader's order, then the
+/// rest in id order.
+fn search_order(directory: &super::Directory, me: NodeId) -> Vec<Peer> {
+    let voters = directory.voters.iter().filter_map(|id| directory.members.get(id));
+    let agents = directory.members.values().filter(|member| !directory.voters.contains(&member.id));
+    voters
+        .chain(agents)
+        .filter(|member| member.id != me)
+        .map(|member| Peer { id: member.id, addr: member.listen })
+        .collect()
+}
+
 async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
     tokio::select! {
         biased;
         _ = shutdown.changed() => {}
         () = tokio::time::sleep(delay) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MemberAddress;
+
+    #[test]
+    fn a_lost_leader_is_looked_for_among_the_voters_first() {
+        let member = |id: u64| {
+            let addr = format!("127.0.0.{id}:7000").parse().expect("addr");
+            (NodeId(id), MemberAddress { id: NodeId(id), listen: addr, api: addr })
+        };
+        let directory = super::super::Directory {
+            members: (1..=8).map(member).collect(),
+            voters: vec![NodeId(7), NodeId(3), NodeId(42)],
+            ..Default::default()
+        };
+        let order: Vec<u64> = search_order(&directory, NodeId(3)).iter().map(|peer| peer.id.0).collect();
+        // Voter 42 is not a known member and 3 is the asker: neither is listed.
+        assert_eq!(order, vec![7, 1, 2, 4, 5, 6, 8]);
+        let nobody_listed = super::super::Directory { voters: Vec::new(), ..directory };
+        let order: Vec<u64> = search_order(&nobody_listed, NodeId(1)).iter().map(|peer| peer.id.0).collect();
+        assert_eq!(order, vec![2, 3, 4, 5, 6, 7, 8]);
     }
 }
