@@ -13,10 +13,15 @@ use tracing::debug;
 
 use super::AgentRuntime;
 use crate::protocol::{self, Request, Response};
+use crate::runtime::backoff::Backoff;
 use crate::runtime::Node;
 
-/// Pause after a failed send.
+/// Pause after a first failed send; it doubles with every further failure up to
+/// [`RETRY_DELAY_MAX`].
 const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Longest pause between sends while the leader does not commit them.
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
 /// Reports waiting to be committed.
 #[derive(Debug, Default)]
@@ -54,6 +59,7 @@ impl ReportQueue {
 /// Sends queued reports to the leader until the node shuts down.
 pub(super) async fn send_loop(node: Arc<Node>, agent: Arc<AgentRuntime>) {
     let mut shutdown = node.shutdown_signal();
+    let mut backoff = Backoff::new(RETRY_DELAY, RETRY_DELAY_MAX, node.id());
     loop {
         let batch = agent.reports.snapshot();
         if batch.is_empty() {
@@ -81,13 +87,16 @@ pub(super) async fn send_loop(node: Arc<Node>, agent: Arc<AgentRuntime>) {
             Response::Error("no leader known".to_string())
         };
         match answer {
-            Response::Ack => agent.reports.acknowledge(&batch),
+            Response::Ack => {
+                agent.reports.acknowledge(&batch);
+                backoff.reset();
+            }
             other => {
                 debug!(?other, "reports not committed yet; retrying");
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => return,
-                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
         }

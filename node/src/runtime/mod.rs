@@ -11,6 +11,7 @@
 //! ```
 
 pub mod autopilot;
+pub(crate) mod backoff;
 pub mod boot;
 mod handler;
 pub mod join;

@@ -9,21 +9,31 @@ use fleetmesh_transport::{NodeId, Peer};
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
+use super::backoff::Backoff;
 use super::stale_voter::{Evidence, StaleVoterWatch, STALE_VOTER_HOLD};
 use super::Node;
-use crate::protocol::{self, PollRequest, Request, Response};
+use crate::protocol::{self, MemberAddress, PollRequest, Request, Response};
 
-/// Pause after a failed poll before trying the next candidate.
+/// Pause between two candidates of one round of the search for a lost leader, and the
+/// first pause between rounds.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+/// How long a candidate of the search has to answer (its poll is not held).
+const SEARCH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest pause between rounds (see [`Search`]). An election takes well under a
+/// second, so an agent finds a new leader at most about this long plus one round after
+/// it is elected.
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
 
 /// Runs until shutdown.
 pub(super) async fn run(node: Arc<Node>) {
     let mut shutdown = node.shutdown_signal();
     let mut digest = String::new();
     let mut members_version = 0u64;
-    let mut rotation = 0usize;
     let hold = node.settings().timing.poll_hold;
     let mut stale_voter = StaleVoterWatch::default();
+    let mut search = Search::new(node.id());
     loop {
         if *shutdown.borrow() {
             return;
@@ -36,23 +46,27 @@ pub(super) async fn run(node: Arc<Node>) {
             hold_ms: hold.as_millis() as u64,
             revisions,
         };
-        let answer = if node.is_leader() {
+        // Who answered, and whether the node was searching for the leader when it asked.
+        let (answer, asked) = if node.is_leader() {
             // The leader is a host too: answer its own poll without the network.
-            super::leader::handle_poll(&node, request).await
+            (super::leader::handle_poll(&node, request).await, None)
         } else {
-            let Some(target) = candidate(&node, &mut rotation) else {
-                pause(&mut shutdown, RETRY_DELAY).await;
+            let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
+            let Some(target) = known.or_else(|| search.candidate(&node.directory(), node.id())) else {
+                pause(&mut shutdown, search.failed(&node.directory(), node.id(), None, true)).await;
                 continue;
             };
-            match protocol::call(
-                node.transport().as_ref(),
-                target,
-                &Request::Poll(request),
-                hold + Duration::from_secs(3),
-            )
-            .await
-            {
-                Ok((response, _)) => response,
+            let searching = known.is_none();
+            // A candidate that is not the leader answers at once, and one that is need
+            // not hold a searcher's poll: a dead candidate then costs a short timeout,
+            // not a long poll's.
+            let (request, timeout) = if searching {
+                (PollRequest { hold_ms: 0, ..request }, SEARCH_TIMEOUT)
+            } else {
+                (request, hold + Duration::from_secs(3))
+            };
+            match protocol::call(node.transport().as_ref(), target, &Request::Poll(request), timeout).await {
+                Ok((response, _)) => (response, Some((target.id, searching))),
                 Err(error) => {
                     stale_voter.clear();
                     debug!(peer = %target.id, %error, "poll failed");
@@ -61,8 +75,7 @@ pub(super) async fn run(node: Arc<Node>) {
                             directory.leader = None;
                         }
                     });
-                    rotation += 1;
-                    pause(&mut shutdown, RETRY_DELAY).await;
+                    pause(&mut shutdown, search.failed(&node.directory(), node.id(), Some(target.id), searching)).await;
                     continue;
                 }
             }
@@ -89,22 +102,21 @@ pub(super) async fn run(node: Arc<Node>) {
                     members_version = *version;
                 }
                 crate::agent_runtime::on_assignments(&node, &poll);
-                // The next search for a lost leader starts again with the voters.
-                rotation = 0;
+                search.found();
             }
             Response::NotLeader { leader } => {
                 stale_voter.clear();
                 node.update_directory(|directory| directory.leader = leader.filter(|hint| hint.id != node.id()));
                 if leader.is_none() {
-                    rotation += 1;
-                    pause(&mut shutdown, RETRY_DELAY).await;
+                    let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
+                    pause(&mut shutdown, search.failed(&node.directory(), node.id(), peer, searching)).await;
                 }
             }
             other => {
                 stale_voter.clear();
                 debug!(?other, "unexpected poll answer");
-                rotation += 1;
-                pause(&mut shutdown, RETRY_DELAY).await;
+                let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
+                pause(&mut shutdown, search.failed(&node.directory(), node.id(), peer, searching)).await;
             }
         }
     }
@@ -126,32 +138,88 @@ async fn reset_stale_voter(node: &Arc<Node>, poll: &crate::protocol::PollRespons
     }
 }
 
-/// The node to poll: the known leader, else the known members in turn, the voters the
-/// leader last listed first. Voters learn the leader from Raft; most agents only know
-/// the leader that just went away, so trying the fleet in id order could take minutes
-/// to reach a voter in a fleet of thousands.
-fn candidate(node: &Node, rotation: &mut usize) -> Option<Peer> {
-    if let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) {
-        return Some(leader.peer());
-    }
-    let others = search_order(&node.directory(), node.id());
-    if others.is_empty() {
-        return None;
-    }
-    *rotation %= others.len();
-    Some(others[*rotation])
+/// The search for a lost leader, in rounds. A round asks every voter the leader last
+/// listed, which learn the leader from Raft, then one other member, a different one each
+/// round (the voter list may be stale, and any member that knows the leader names it),
+/// [`RETRY_DELAY`] apart. Between rounds the pause doubles from [`RETRY_DELAY`] to
+/// [`RETRY_DELAY_MAX`], with a per-node jitter: when the leader dies, every agent in the
+/// fleet searches at once, and a fleet of thousands retrying every 250 ms swamps the
+/// voters that are electing the next one.
+#[derive(Debug)]
+struct Search {
+    /// The next candidate's place in the round: the voters, then one other member.
+    step: usize,
+    /// The next round asks the first other member with this id or above (wrapping).
+    cursor: NodeId,
+    /// The leader that stopped answering: asked last in each round until a leader
+    /// answers (a dead leader's address costs a timeout per try).
+    lost: Option<NodeId>,
+    backoff: Backoff,
 }
 
-/// Every member but `me`: the listed voters first, in the leader's order, then the
-/// rest in id order.
-fn search_order(directory: &super::Directory, me: NodeId) -> Vec<Peer> {
-    let voters = directory.voters.iter().filter_map(|id| directory.members.get(id));
-    let agents = directory.members.values().filter(|member| !directory.voters.contains(&member.id));
-    voters
-        .chain(agents)
-        .filter(|member| member.id != me)
-        .map(|member| Peer { id: member.id, addr: member.listen })
-        .collect()
+impl Search {
+    fn new(me: NodeId) -> Self {
+        Self { step: 0, cursor: NodeId(0), lost: None, backoff: Backoff::new(RETRY_DELAY, RETRY_DELAY_MAX, me) }
+    }
+
+    /// The next node to ask, if any is known. O(voters + log members): a fleet of
+    /// thousands searches at once.
+    fn candidate(&self, directory: &super::Directory, me: NodeId) -> Option<Peer> {
+        let peer = |member: &MemberAddress| Peer { id: member.id, addr: member.listen };
+        if let Some(voter) = self.voters(directory, me).nth(self.step) {
+            return Some(peer(voter));
+        }
+        Self::other(directory, me, self.cursor).or_else(|| self.voters(directory, me).next()).map(peer)
+    }
+
+    /// An attempt on `peer` found no leader; the pause before the next. A failed
+    /// attempt on the leader the node believed in (`in_search` false) ends a round too.
+    fn failed(&mut self, directory: &super::Directory, me: NodeId, peer: Option<NodeId>, in_search: bool) -> Duration {
+        if !in_search {
+            self.lost = peer;
+        }
+        let other = Self::other(directory, me, self.cursor);
+        let round = self.voters(directory, me).count() + usize::from(other.is_some());
+        if in_search {
+            self.step += 1;
+            if self.step < round {
+                return RETRY_DELAY;
+            }
+        }
+        if in_search {
+            // The round ended with `other`: the next one asks the member after it.
+            if let Some(other) = other {
+                self.cursor = NodeId(other.id.0.wrapping_add(1));
+            }
+        }
+        self.step = 0;
+        self.backoff.next_delay()
+    }
+
+    /// A leader answered: the next search starts a new round with the shortest pause.
+    fn found(&mut self) {
+        self.step = 0;
+        self.lost = None;
+        self.backoff.reset();
+    }
+
+    /// The listed voters that are known members, but `me`, in the leader's order, the
+    /// lost leader last.
+    fn voters<'a>(&self, directory: &'a super::Directory, me: NodeId) -> impl Iterator<Item = &'a MemberAddress> {
+        let lost = self.lost;
+        let listed = move |id: &&NodeId| **id != me;
+        let others = directory.voters.iter().filter(listed).filter(move |id| Some(**id) != lost);
+        let last = directory.voters.iter().filter(listed).filter(move |id| Some(**id) == lost);
+        others.chain(last).filter_map(|id| directory.members.get(id))
+    }
+
+    /// The first member from `cursor` on, wrapping around, that is neither a listed voter
+    /// nor `me`.
+    fn other(directory: &super::Directory, me: NodeId, cursor: NodeId) -> Option<&MemberAddress> {
+        let eligible = |member: &&MemberAddress| member.id != me && !directory.voters.contains(&member.id);
+        let from = directory.members.range(cursor..).map(|(_, member)| member).find(eligible);
+        from.or_else(|| directory.members.range(..cursor).map(|(_, member)| member).find(eligible))
+    }
 }
 
 async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
@@ -165,24 +233,75 @@ async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MemberAddress;
 
-    #[test]
-    fn a_lost_leader_is_looked_for_among_the_voters_first() {
+    fn directory(voters: &[u64]) -> super::super::Directory {
         let member = |id: u64| {
             let addr = format!("127.0.0.{id}:7000").parse().expect("addr");
             (NodeId(id), MemberAddress { id: NodeId(id), listen: addr, api: addr })
         };
-        let directory = super::super::Directory {
+        super::super::Directory {
             members: (1..=8).map(member).collect(),
-            voters: vec![NodeId(7), NodeId(3), NodeId(42)],
+            voters: voters.iter().copied().map(NodeId).collect(),
             ..Default::default()
-        };
-        let order: Vec<u64> = search_order(&directory, NodeId(3)).iter().map(|peer| peer.id.0).collect();
-        // Voter 42 is not a known member and 3 is the asker: neither is listed.
-        assert_eq!(order, vec![7, 1, 2, 4, 5, 6, 8]);
-        let nobody_listed = super::super::Directory { voters: Vec::new(), ..directory };
-        let order: Vec<u64> = search_order(&nobody_listed, NodeId(1)).iter().map(|peer| peer.id.0).collect();
-        assert_eq!(order, vec![2, 3, 4, 5, 6, 7, 8]);
+        }
+    }
+
+    /// The candidates of one round and the pauses after each failed attempt.
+    fn round(search: &mut Search, directory: &super::super::Directory, me: NodeId) -> Vec<(u64, Duration)> {
+        let mut asked = Vec::new();
+        loop {
+            let peer = search.candidate(directory, me).expect("a candidate");
+            let pause = search.failed(directory, me, Some(peer.id), true);
+            asked.push((peer.id.0, pause));
+            if pause != RETRY_DELAY || asked.len() > 20 {
+                return asked;
+            }
+        }
+    }
+
+    #[test]
+    fn a_round_asks_the_voters_then_one_other_member_and_the_pause_grows_between_rounds() {
+        // Voter 42 is not a known member and 3 is the asker: neither is asked.
+        let directory = directory(&[7, 3, 42]);
+        let me = NodeId(3);
+        let mut search = Search::new(me);
+        let first = round(&mut search, &directory, me);
+        let second = round(&mut search, &directory, me);
+        let third = round(&mut search, &directory, me);
+        let ids = |round: &[(u64, Duration)]| round.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        assert_eq!(ids(&first), vec![7, 1]);
+        assert_eq!(ids(&second), vec![7, 2]);
+        assert_eq!(ids(&third), vec![7, 4]);
+        let end = |round: &[(u64, Duration)]| round.last().map(|(_, pause)| *pause).expect("a pause");
+        assert!(end(&first) < end(&second) && end(&second) < end(&third), "{first:?} {second:?} {third:?}");
+        assert!(end(&third) >= Duration::from_secs(1));
+        // A leader answered: the next round starts with the voters and the short pause.
+        search.found();
+        let again = round(&mut search, &directory, me);
+        assert_eq!(again[0].0, 7);
+        assert!(end(&again) < RETRY_DELAY + RETRY_DELAY / 4 + Duration::from_millis(1), "{again:?}");
+    }
+
+    #[test]
+    fn without_a_voter_list_the_search_walks_the_members_and_wraps_around() {
+        let directory = directory(&[]);
+        let me = NodeId(1);
+        let mut search = Search::new(me);
+        let asked: Vec<u64> = (0..9).map(|_| round(&mut search, &directory, me)[0].0).collect();
+        assert_eq!(asked, vec![2, 3, 4, 5, 6, 7, 8, 2, 3]);
+    }
+
+    #[test]
+    fn a_lost_leader_ends_the_round_with_a_growing_pause_and_is_asked_last() {
+        let directory = directory(&[7, 8]);
+        let me = NodeId(1);
+        let mut search = Search::new(me);
+        let first = search.failed(&directory, me, Some(NodeId(7)), false);
+        let second = search.failed(&directory, me, Some(NodeId(7)), false);
+        assert!(first >= RETRY_DELAY && second >= 2 * RETRY_DELAY, "{first:?} {second:?}");
+        // The lost leader, voter 7, is asked last in the round; then the other member.
+        assert_eq!(round(&mut search, &directory, me).iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![8, 7, 2]);
+        search.found();
+        assert_eq!(search.candidate(&directory, me).map(|peer| peer.id), Some(NodeId(7)));
     }
 }
