@@ -194,6 +194,14 @@ impl StateMachineStore {
         Ok(Self { db, handle, snapshots_built: 0 })
     }
 
+    /// Opens the state machine again over `handle` as it is, for a new Raft instance on
+    /// the same, untouched store (a restart with other timing): what is applied stays
+    /// applied, readers see no step back to the last snapshot, and Raft continues from
+    /// the handle's last applied entry.
+    pub fn resume(db: Arc<Database>, handle: Arc<StateHandle>) -> Self {
+        Self { db, handle, snapshots_built: 0 }
+    }
+
     fn load(db: &Database) -> StorageResult<StateMachineData> {
         match read_raw(db, SNAPSHOT_DATA).map_err(read_error)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(read_error),

@@ -182,7 +182,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
         if !node.raft().is_initialized().await? {
             let members = BTreeMap::from([(identity.node_id, BasicNode { addr: config.listen.to_string() })]);
-            node.raft().initialize(members).await?;
+            node.initialize(members).await?;
         }
         node.set_pending_bootstrap(info, first);
     }

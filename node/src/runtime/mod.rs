@@ -142,6 +142,11 @@ pub enum ProposeError {
 pub struct Node {
     settings: NodeSettings,
     raft: RwLock<Raft>,
+    /// Whether `raft` runs with the voter timing rather than [`RaftTiming::dormant`].
+    raft_active: std::sync::atomic::AtomicBool,
+    /// Held while the Raft instance is replaced (activation, reset, shutdown), so two of
+    /// those never open two instances on one store.
+    raft_swap: tokio::sync::Mutex<()>,
     /// The Raft log and snapshots (kept to reset them, see [`Node::reset_raft`]).
     db: Arc<redb::Database>,
     state: Arc<StateHandle>,
@@ -162,6 +167,16 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("Node").field("id", &self.settings.id).finish_non_exhaustive()
     }
+}
+
+/// How [`Node::open_raft`] opens the state machine.
+enum StateOpen {
+    /// From the store, into a new handle (a node starting).
+    Load,
+    /// From the store, into an existing handle (after a reset erased the store).
+    Reload(Arc<StateHandle>),
+    /// Keeping an existing handle as it is (a restart on an untouched store).
+    Resume(Arc<StateHandle>),
 }
 
 /// Sends Raft RPCs through the node's transport in the node protocol's envelope.
@@ -210,12 +225,17 @@ impl Node {
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<Self>> {
-        let (raft, state) = Self::open_raft(&settings, db.clone(), transport.clone(), None).await?;
+        // Every node starts dormant: most are agents, and a voter is restarted with the
+        // voter timing as soon as its Raft reports the membership (see `follow_role`).
+        let (raft, state) =
+            Self::open_raft(&settings, db.clone(), transport.clone(), StateOpen::Load, RaftTiming::dormant()).await?;
         let leader = leader::LeaderDuties::new(&settings.timing);
         let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
         Ok(Arc::new(Self {
             settings,
             raft: RwLock::new(raft),
+            raft_active: std::sync::atomic::AtomicBool::new(false),
+            raft_swap: tokio::sync::Mutex::new(()),
             db,
             state,
             transport,
@@ -230,18 +250,20 @@ impl Node {
         }))
     }
 
-    /// Opens Raft on `db`; with `state`, the state machine reuses that handle (a reset).
+    /// Opens Raft on `db` with `timing`.
     async fn open_raft(
         settings: &NodeSettings,
         db: Arc<redb::Database>,
         transport: Arc<dyn Transport>,
-        state: Option<Arc<StateHandle>>,
+        state: StateOpen,
+        timing: RaftTiming,
     ) -> anyhow::Result<(Raft, Arc<StateHandle>)> {
-        let config = Arc::new(raft_config(settings.timing.raft)?);
+        let config = Arc::new(raft_config(timing)?);
         let log_store = LogStore::new(db.clone());
         let state_machine = match state {
-            Some(handle) => StateMachineStore::reopen(db, handle)?,
-            None => StateMachineStore::open(db)?,
+            StateOpen::Load => StateMachineStore::open(db)?,
+            StateOpen::Reload(handle) => StateMachineStore::reopen(db, handle)?,
+            StateOpen::Resume(handle) => StateMachineStore::resume(db, handle),
         };
         let state = state_machine.handle();
         let network = NetworkFactory::new(Arc::new(RaftOverTransport { transport }));
@@ -438,7 +460,7 @@ impl Node {
         tasks.spawn(leader::run(self.clone()));
         tasks.spawn(leader::watch_poll_inputs(self.clone()));
         tasks.spawn(count_leader_changes(self.clone()));
-        tasks.spawn(follow_tick(self.clone()));
+        tasks.spawn(follow_role(self.clone()));
         tasks
     }
 
@@ -452,18 +474,68 @@ impl Node {
     /// # Errors
     /// Raft does not stop, or the store cannot be erased or reopened; the node should stop.
     pub async fn reset_raft(&self) -> anyhow::Result<()> {
+        let _swap = self.raft_swap.lock().await;
+        if *self.shutdown.borrow() {
+            return Ok(());
+        }
         let old = self.raft();
         old.shutdown().await.map_err(|error| anyhow::anyhow!("the old Raft instance did not stop: {error}"))?;
         LogStore::reset(&self.db).map_err(|error| anyhow::anyhow!("cannot erase the Raft state: {error}"))?;
-        let (raft, _) =
-            Self::open_raft(&self.settings, self.db.clone(), self.transport.clone(), Some(self.state.clone())).await?;
+        let (raft, _) = Self::open_raft(
+            &self.settings,
+            self.db.clone(),
+            self.transport.clone(),
+            StateOpen::Reload(self.state.clone()),
+            RaftTiming::dormant(),
+        )
+        .await?;
         *self.raft.write().unwrap_or_else(std::sync::PoisonError::into_inner) = raft;
+        self.raft_active.store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives this node's Raft the voter timing, if it does not have it yet: stops the
+    /// dormant instance and opens another on the same store, log, vote, snapshot and
+    /// applied state untouched, so it is a restart like a process restart, without the
+    /// replay. Raft calls that arrive in between fail and are retried by their senders.
+    ///
+    /// # Errors
+    /// The old instance does not stop or the new one cannot open; the node should stop.
+    pub async fn activate_raft(&self) -> anyhow::Result<()> {
+        let _swap = self.raft_swap.lock().await;
+        if self.raft_active.load(std::sync::atomic::Ordering::Relaxed) || *self.shutdown.borrow() {
+            return Ok(());
+        }
+        let old = self.raft();
+        old.shutdown().await.map_err(|error| anyhow::anyhow!("the dormant Raft instance did not stop: {error}"))?;
+        let (raft, _) = Self::open_raft(
+            &self.settings,
+            self.db.clone(),
+            self.transport.clone(),
+            StateOpen::Resume(self.state.clone()),
+            self.settings.timing.raft,
+        )
+        .await?;
+        *self.raft.write().unwrap_or_else(std::sync::PoisonError::into_inner) = raft;
+        self.raft_active.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes this node the first voter of a new cluster: gives Raft the voter timing,
+    /// then initializes it with `members`.
+    ///
+    /// # Errors
+    /// Raft cannot be restarted or initialized (for example, it already is).
+    pub async fn initialize(&self, members: BTreeMap<NodeId, openraft::BasicNode>) -> anyhow::Result<()> {
+        self.activate_raft().await?;
+        self.raft().initialize(members).await?;
         Ok(())
     }
 
     /// Stops the loops and Raft.
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        let _swap = self.raft_swap.lock().await;
         let _ = self.raft().shutdown().await;
     }
 }
@@ -519,16 +591,29 @@ impl ServerStateWatch {
     }
 }
 
-/// Turns Raft's timer tick off while this node is not a voter, and back on as soon as
-/// it becomes one. On a non-voter every tick is a no-op pass of openraft's main loop
-/// that also republishes its metrics: a thousand idle agents spent most of their CPU
-/// on it.
-async fn follow_tick(node: Arc<Node>) {
+/// Keeps this node's Raft in step with its role. A dormant instance (every node starts
+/// with one, see [`RaftTiming::dormant`]) is restarted with the voter timing as soon as
+/// its membership lists the node as a voter: a voter that restarts, an agent being
+/// promoted, the first node of a cluster. Ticks are on while the node is a voter and off
+/// otherwise: on a non-voter each is a no-op pass of openraft's main loop that also
+/// republishes its metrics. A removed voter keeps the voter timing with ticks off until a
+/// reset ([`Node::reset_raft`]) makes it dormant again.
+async fn follow_role(node: Arc<Node>) {
     let mut server = ServerStateWatch::new(&node);
     let mut shutdown = node.shutdown_signal();
     let mut ticking = None;
     loop {
         let needed = server.needs_tick(node.id());
+        if needed && !node.raft_active.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(reason) = node.activate_raft().await {
+                tracing::error!(%reason, "Raft could not be restarted with the voter timing; stopping the node");
+                node.shutdown().await;
+                return;
+            }
+            server = ServerStateWatch::new(&node);
+            ticking = None;
+            continue;
+        }
         if ticking != Some(needed) {
             node.raft().runtime_config().tick(needed);
             ticking = Some(needed);
@@ -539,7 +624,7 @@ async fn follow_tick(node: Arc<Node>) {
             () = server.changed(&node) => {}
         }
         if server.replaced {
-            // A reset gave this node a new Raft instance, which ticks until told otherwise.
+            // Another Raft instance, which ticks until told otherwise.
             server.replaced = false;
             ticking = None;
         }

@@ -213,7 +213,7 @@ impl SimCluster {
         let first = NodeId(1);
         cluster.boot(first).await?;
         let node = cluster.node(first);
-        node.raft().initialize(BTreeMap::from([(first, BasicNode { addr: spec(first).listen.to_string() })])).await?;
+        node.initialize(BTreeMap::from([(first, BasicNode { addr: spec(first).listen.to_string() })])).await?;
         let info = ClusterInfo {
             // The simulated transport needs no certificates; fixed texts keep runs identical.
             ca: ClusterCa {
