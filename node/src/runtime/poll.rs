@@ -18,6 +18,10 @@ use crate::protocol::{self, MemberAddress, PollRequest, Request, Response};
 /// first pause between rounds.
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
+/// Redirects ("not the leader, ask X") followed back to back before a pause: stale
+/// hints can point in a circle while a partitioned leader steps down.
+const REDIRECTS_MAX: u32 = 3;
+
 /// How long a candidate of the search has to answer (its poll is not held).
 const SEARCH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -34,6 +38,8 @@ pub(super) async fn run(node: Arc<Node>) {
     let hold = node.settings().timing.poll_hold;
     let mut stale_voter = StaleVoterWatch::default();
     let mut search = Search::new(node.id());
+    // "Not the leader, ask X" answers followed since the last pause or answered poll.
+    let mut redirects = 0u32;
     loop {
         if *shutdown.borrow() {
             return;
@@ -103,12 +109,16 @@ pub(super) async fn run(node: Arc<Node>) {
                 }
                 crate::agent_runtime::on_assignments(&node, &poll);
                 search.found();
+                redirects = 0;
             }
             Response::NotLeader { leader } => {
                 stale_voter.clear();
-                node.update_directory(|directory| directory.leader = leader.filter(|hint| hint.id != node.id()));
-                if leader.is_none() {
-                    let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
+                let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
+                let redirect = redirect(leader, node.id(), peer);
+                node.update_directory(|directory| directory.leader = redirect);
+                redirects += 1;
+                if redirect.is_none() || redirects > REDIRECTS_MAX {
+                    redirects = 0;
                     pause(&mut shutdown, search.failed(&node.directory(), node.id(), peer, searching)).await;
                 }
             }
@@ -120,6 +130,17 @@ pub(super) async fn run(node: Arc<Node>) {
             }
         }
     }
+}
+
+/// Where a "not the leader" answer from `peer` sends node `me` next: nowhere if the
+/// hint names `me`, or `peer` itself (a deposed leader whose Raft still names itself);
+/// following such a hint at once would spin.
+fn redirect(
+    hint: Option<crate::protocol::LeaderHint>,
+    me: NodeId,
+    peer: Option<NodeId>,
+) -> Option<crate::protocol::LeaderHint> {
+    hint.filter(|hint| hint.id != me && Some(hint.id) != peer)
 }
 
 /// Gives a node that is a voter only in its own log a fresh Raft state (see
@@ -280,6 +301,17 @@ mod tests {
         let again = round(&mut search, &directory, me);
         assert_eq!(again[0].0, 7);
         assert!(end(&again) < RETRY_DELAY + RETRY_DELAY / 4 + Duration::from_millis(1), "{again:?}");
+    }
+
+    #[test]
+    fn a_hint_back_to_the_asker_or_the_answerer_is_no_redirect() {
+        let hint = |id: u64| {
+            Some(crate::protocol::LeaderHint { id: NodeId(id), listen: "127.0.0.1:7000".parse().expect("addr") })
+        };
+        assert_eq!(redirect(hint(5), NodeId(1), Some(NodeId(3))).map(|hint| hint.id), Some(NodeId(5)));
+        assert!(redirect(hint(1), NodeId(1), Some(NodeId(3))).is_none(), "names the asker");
+        assert!(redirect(hint(3), NodeId(1), Some(NodeId(3))).is_none(), "names the node that said it does not lead");
+        assert!(redirect(None, NodeId(1), Some(NodeId(3))).is_none());
     }
 
     #[test]
