@@ -31,6 +31,9 @@ pub type Phantom = [u8; PHANTOM_BYTES];
 #[derive(Debug, Default)]
 pub struct Catalog {
     manifests: BTreeMap<RevisionId, Manifest>,
+    /// Bytes of each revision's distinct chunks (what a complete copy holds), asked on
+    /// every poll of every host that holds the revision.
+    unique_bytes: BTreeMap<RevisionId, u64>,
     contents: BTreeMap<ChunkHash, Phantom>,
 }
 
@@ -82,6 +85,8 @@ impl Catalog {
             },
             entries,
         };
+        let unique_bytes = manifest.unique_chunks().iter().map(|chunk| u64::from(chunk.len())).sum();
+        self.unique_bytes.insert(manifest.revision_id(), unique_bytes);
         self.manifests.insert(manifest.revision_id(), manifest.clone());
         manifest
     }
@@ -89,6 +94,11 @@ impl Catalog {
     /// The manifest of `revision`, if it was synthesized in this run.
     pub fn manifest(&self, revision: &RevisionId) -> Option<Manifest> {
         self.manifests.get(revision).cloned()
+    }
+
+    /// Bytes of `revision`'s distinct chunks.
+    pub fn unique_bytes(&self, revision: &RevisionId) -> Option<u64> {
+        self.unique_bytes.get(revision).copied()
     }
 
     /// The phantom content of a chunk, as an honest peer serves it.

@@ -133,6 +133,11 @@ impl HostWorld {
         lock(&self.catalog).manifest(revision)
     }
 
+    /// Bytes of `revision`'s distinct chunks, if the world has it.
+    pub fn unique_bytes(&self, revision: &RevisionId) -> Option<u64> {
+        lock(&self.catalog).unique_bytes(revision)
+    }
+
     /// Changes the fault plan.
     pub fn update_faults(&self, update: impl FnOnce(&mut HostFaults)) {
         update(&mut lock(&self.faults));
@@ -390,10 +395,7 @@ impl LifecycleBackend for SimHost {
         disk.complete
             .iter()
             .map(|revision| {
-                let bytes_held = self
-                    .world
-                    .manifest(revision)
-                    .map_or(0, |manifest| manifest.unique_chunks().iter().map(|chunk| u64::from(chunk.len())).sum());
+                let bytes_held = self.world.unique_bytes(revision).unwrap_or(0);
                 RevisionProgress { revision_id: *revision, bytes_held, complete: true }
             })
             .collect()
