@@ -106,8 +106,9 @@ pub struct NodeSettings {
 pub struct Directory {
     /// The leader as last learned.
     pub leader: Option<LeaderHint>,
-    /// Member addresses by id.
-    pub members: BTreeMap<NodeId, MemberAddress>,
+    /// Member addresses by id; shared, so that copying the directory is cheap (see
+    /// `poll::shared_members`).
+    pub members: Arc<BTreeMap<NodeId, MemberAddress>>,
     /// Version of `members` as the leader numbered it.
     pub members_version: u64,
     /// Admin token hash for API checks.
@@ -323,7 +324,7 @@ impl Node {
     /// can find the cluster before the first poll answer.
     pub fn seed_directory(&self, members: Vec<MemberAddress>, admin_token_hash: String) {
         self.update_directory(|directory| {
-            directory.members = members.into_iter().map(|member| (member.id, member)).collect();
+            directory.members = Arc::new(members.into_iter().map(|member| (member.id, member)).collect());
             directory.admin_token_hash = admin_token_hash;
         });
     }
