@@ -180,6 +180,14 @@ enum StateOpen {
     Resume(Arc<StateHandle>),
 }
 
+/// What [`Node::replace_raft`] does to the store between the two instances.
+enum Replace {
+    /// Erase log, vote and snapshot and reopen dormant: the node becomes a fresh agent.
+    Erase,
+    /// Keep everything and reopen with the voter timing.
+    Activate,
+}
+
 /// Sends Raft RPCs through the node's transport in the node protocol's envelope.
 struct RaftOverTransport {
     transport: Arc<dyn Transport>,
@@ -479,20 +487,7 @@ impl Node {
         if *self.shutdown.borrow() {
             return Ok(());
         }
-        let old = self.raft();
-        old.shutdown().await.map_err(|error| anyhow::anyhow!("the old Raft instance did not stop: {error}"))?;
-        LogStore::reset(&self.db).map_err(|error| anyhow::anyhow!("cannot erase the Raft state: {error}"))?;
-        let (raft, _) = Self::open_raft(
-            &self.settings,
-            self.db.clone(),
-            self.transport.clone(),
-            StateOpen::Reload(self.state.clone()),
-            RaftTiming::dormant(),
-        )
-        .await?;
-        *self.raft.write().unwrap_or_else(std::sync::PoisonError::into_inner) = raft;
-        self.raft_active.store(false, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        self.replace_raft(Replace::Erase).await
     }
 
     /// Gives this node's Raft the voter timing, if it does not have it yet: stops the
@@ -507,18 +502,25 @@ impl Node {
         if self.raft_active.load(std::sync::atomic::Ordering::Relaxed) || *self.shutdown.borrow() {
             return Ok(());
         }
+        self.replace_raft(Replace::Activate).await
+    }
+
+    /// Stops the running Raft instance and opens another on the same store: the one
+    /// sequence behind [`Self::reset_raft`] and [`Self::activate_raft`]. The caller holds
+    /// `raft_swap`, so two instances never run on one store.
+    async fn replace_raft(&self, how: Replace) -> anyhow::Result<()> {
         let old = self.raft();
-        old.shutdown().await.map_err(|error| anyhow::anyhow!("the dormant Raft instance did not stop: {error}"))?;
-        let (raft, _) = Self::open_raft(
-            &self.settings,
-            self.db.clone(),
-            self.transport.clone(),
-            StateOpen::Resume(self.state.clone()),
-            self.settings.timing.raft,
-        )
-        .await?;
+        old.shutdown().await.map_err(|error| anyhow::anyhow!("the old Raft instance did not stop: {error}"))?;
+        let (state, timing, active) = match how {
+            Replace::Erase => {
+                LogStore::reset(&self.db).map_err(|error| anyhow::anyhow!("cannot erase the Raft state: {error}"))?;
+                (StateOpen::Reload(self.state.clone()), RaftTiming::dormant(), false)
+            }
+            Replace::Activate => (StateOpen::Resume(self.state.clone()), self.settings.timing.raft, true),
+        };
+        let (raft, _) = Self::open_raft(&self.settings, self.db.clone(), self.transport.clone(), state, timing).await?;
         *self.raft.write().unwrap_or_else(std::sync::PoisonError::into_inner) = raft;
-        self.raft_active.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.raft_active.store(active, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
