@@ -375,14 +375,19 @@ impl Node {
     pub fn leader_hint(&self) -> Option<LeaderHint> {
         let metrics = self.raft().metrics();
         let metrics = metrics.borrow();
-        if let Some(leader) = metrics.current_leader {
+        // A node whose Raft has left the leader state can still hold a committed vote for
+        // itself, and so name itself leader: sending pollers back to it would loop.
+        let leading = metrics.state == ServerState::Leader;
+        let me = self.settings.id;
+        if let Some(leader) = metrics.current_leader.filter(|&leader| leader != me || leading) {
             let node = metrics.membership_config.membership().get_node(&leader).cloned();
             if let Some(listen) = node.and_then(|node| node.addr.parse().ok()) {
                 return Some(LeaderHint { id: leader, listen });
             }
         }
         // Not `directory()`: that clones every member's address, on every poll.
-        self.directory.read().unwrap_or_else(std::sync::PoisonError::into_inner).leader
+        let directory = self.directory.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        directory.leader.filter(|hint| hint.id != me || leading)
     }
 
     /// The admin token hash the API checks against.
