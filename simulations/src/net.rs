@@ -59,8 +59,11 @@ impl Default for LinkModel {
 struct NetState {
     handlers: BTreeMap<NodeId, Arc<dyn Handler>>,
     down: BTreeSet<NodeId>,
-    /// One-way cuts: (from, to) drops messages from `from` to `to`.
+    /// One-way cuts of single links: (from, to) drops messages from `from` to `to`.
     cuts: BTreeSet<(NodeId, NodeId)>,
+    /// Partitions, kept as two sides rather than as one cut per link: a partition of
+    /// half of N nodes is N²/2 links, 50 million at N = 10,000.
+    partitions: Vec<Partition>,
     /// Extra latency on a link (clogging).
     clogs: BTreeMap<(NodeId, NodeId), Duration>,
     /// Bumped whenever a node crashes or restarts: an answer computed by an earlier
@@ -68,6 +71,28 @@ struct NetState {
     incarnations: BTreeMap<NodeId, u64>,
     /// When each directed link finishes sending what is queued on it (bandwidth model).
     link_free_at: BTreeMap<(NodeId, NodeId), tokio::time::Instant>,
+}
+
+/// Nodes of `side` cannot send to nodes of `others`, and with `both_ways` not receive
+/// from them either.
+struct Partition {
+    side: BTreeSet<NodeId>,
+    others: BTreeSet<NodeId>,
+    both_ways: bool,
+}
+
+impl Partition {
+    fn blocks(&self, from: NodeId, to: NodeId) -> bool {
+        (self.side.contains(&from) && self.others.contains(&to))
+            || (self.both_ways && self.others.contains(&from) && self.side.contains(&to))
+    }
+}
+
+impl NetState {
+    /// True when a cut or a partition drops messages from `from` to `to`.
+    fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.cuts.contains(&(from, to)) || self.partitions.iter().any(|partition| partition.blocks(from, to))
+    }
 }
 
 /// The shared router.
@@ -125,19 +150,24 @@ impl SimNet {
     /// cut between them); loss is not considered. The simulated host agent asks
     /// before it fetches from a peer.
     pub fn reachable(&self, from: NodeId, to: NodeId) -> bool {
-        self.with(|state| !state.down.contains(&from) && !state.down.contains(&to) && !state.cuts.contains(&(from, to)))
+        self.with(|state| !state.down.contains(&from) && !state.down.contains(&to) && !state.is_cut(from, to))
     }
 
-    /// Cuts both directions between every node of `side` and every other node.
+    /// Cuts both directions between every node of `side` and every other node of `all`.
     pub fn partition(&self, side: &[NodeId], all: &[NodeId]) {
-        self.with(|state| {
-            for a in side {
-                for b in all.iter().filter(|b| !side.contains(b)) {
-                    state.cuts.insert((*a, *b));
-                    state.cuts.insert((*b, *a));
-                }
-            }
-        });
+        self.add_partition(side, all, true);
+    }
+
+    /// Cuts one direction: nodes of `side` can no longer send to the other nodes of
+    /// `all`, which still reach them.
+    pub fn partition_one_way(&self, side: &[NodeId], all: &[NodeId]) {
+        self.add_partition(side, all, false);
+    }
+
+    fn add_partition(&self, side: &[NodeId], all: &[NodeId], both_ways: bool) {
+        let side: BTreeSet<NodeId> = side.iter().copied().collect();
+        let others = all.iter().copied().filter(|id| !side.contains(id)).collect();
+        self.with(|state| state.partitions.push(Partition { side, others, both_ways }));
     }
 
     /// Cuts one direction only: `from` can no longer reach `to`.
@@ -158,6 +188,7 @@ impl SimNet {
     pub fn heal(&self) {
         self.with(|state| {
             state.cuts.clear();
+            state.partitions.clear();
             state.clogs.clear();
         });
     }
@@ -209,7 +240,7 @@ impl SimNet {
         self.with(|state| {
             !state.down.contains(&from)
                 && !state.down.contains(&to)
-                && !state.cuts.contains(&(from, to))
+                && !state.is_cut(from, to)
                 && state.handlers.contains_key(&to)
         })
     }
@@ -272,5 +303,34 @@ impl Transport for SimTransport {
                 Err(_) => Err(TransportError::Timeout { peer: peer.id, timeout }),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[u64]) -> Vec<NodeId> {
+        list.iter().copied().map(NodeId).collect()
+    }
+
+    #[test]
+    fn partitions_cut_between_the_sides_only_and_heal_clears_them() {
+        let net = SimNet::new(1, LinkModel::default(), Arc::new(Trace::new()));
+        let all = ids(&[1, 2, 3, 4, 5]);
+        let reach = |from: u64, to: u64| net.reachable(NodeId(from), NodeId(to));
+        net.partition(&ids(&[1, 2]), &all);
+        assert!(reach(1, 2) && reach(3, 4), "inside a side");
+        assert!(!reach(1, 3) && !reach(3, 1) && !reach(2, 5) && !reach(5, 2), "across");
+        // A node not started when the partition was made is on neither side.
+        assert!(reach(1, 9) && reach(9, 1));
+        net.heal();
+        assert!(reach(1, 3) && reach(3, 1));
+        net.partition_one_way(&ids(&[4]), &all);
+        assert!(!reach(4, 1) && reach(1, 4), "one way: 4 cannot send, still receives");
+        net.cut_one_way(NodeId(1), NodeId(2));
+        assert!(!reach(1, 2) && reach(2, 1));
+        net.heal();
+        assert!(reach(4, 1) && reach(1, 2));
     }
 }

@@ -21,11 +21,7 @@ impl SimCluster {
     /// others still reach them.
     pub fn partition_one_way(&self, side: &[NodeId]) {
         self.trace.note(&format!("partition {side:?} one way: they cannot send to the rest"));
-        for from in side {
-            for to in self.all().into_iter().filter(|to| !side.contains(to)) {
-                self.net.cut_one_way(*from, to);
-            }
-        }
+        self.net.partition_one_way(side, &self.all());
     }
 
     /// Cuts the link from `from` to `to` only.
