@@ -51,7 +51,9 @@ pub struct Evidence {
 impl Evidence {
     /// Gathers the evidence from a poll answer and `node`'s Raft metrics.
     pub fn gather(node: &Node, poll: &PollResponse) -> Self {
-        let metrics = node.raft().metrics().borrow().clone();
+        // Borrowed, not cloned: this runs on every poll answer of every node.
+        let metrics = node.raft().metrics();
+        let metrics = metrics.borrow();
         Self {
             leader_says_agent: poll.role == Role::Agent && poll.leader.id != node.id(),
             listed_as_voter: metrics.membership_config.membership().voter_ids().any(|id| id == node.id()),
