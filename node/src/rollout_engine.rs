@@ -48,7 +48,9 @@ fn plan_deployments(
 fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
     for groups in state.deployment_groups.values() {
         for group in groups.values() {
-            let Some(revision) = group.target_revision else { continue };
+            // Before matching every member against the selector: most ticks run while
+            // the group deploys, and then nothing is outdated.
+            let Some(revision) = rollout::updates_outdated(group) else { continue };
             let matching = state.group_targets(group);
             let hosts = rollout::outdated_hosts(group, &matching, fleet, &state.deployments);
             if hosts.is_empty() {

@@ -51,6 +51,6 @@ mod scenarios;
 pub use action::Action;
 pub use deadlines::{next_deadline, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS};
 pub use fleet::{FleetView, HostView, Liveness};
-pub use outdated::outdated_hosts;
+pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};
 pub use rule::minimum_healthy_count;

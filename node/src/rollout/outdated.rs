@@ -30,12 +30,9 @@ pub fn outdated_hosts(
     fleet: &FleetView,
     deployments: &BTreeMap<DeploymentId, Deployment>,
 ) -> Vec<NodeId> {
-    let Some(target_revision) = group.target_revision else {
+    let Some(target_revision) = updates_outdated(group) else {
         return Vec::new();
     };
-    if group.active_deployment_id.is_some() || !group.update_outdated_instances {
-        return Vec::new();
-    }
     let members: BTreeSet<NodeId> = matching_members.iter().copied().collect();
     members
         .into_iter()
@@ -47,6 +44,13 @@ pub fn outdated_hosts(
             }
         })
         .collect()
+}
+
+/// The revision `group` brings outdated members to, if it does so now: it has a target
+/// revision, updates outdated instances, and runs no deployment. The caller can skip
+/// matching the fleet against the group's selector when this is `None`.
+pub fn updates_outdated(group: &DeploymentGroup) -> Option<RevisionId> {
+    group.target_revision.filter(|_| group.active_deployment_id.is_none() && group.update_outdated_instances)
 }
 
 /// True when the record's last deployment was of `revision` and left the host

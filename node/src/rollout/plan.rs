@@ -165,7 +165,7 @@ impl<'a> Round<'a> {
     fn decide(mut self, now: UnixMillis, settings: &PlannerSettings) -> Vec<Action> {
         let healthy_before = self.healthy_idle();
         let failures = self.fail_lost(now, settings);
-        let (wave, is_waiting) = self.start_wave(settings);
+        let (wave, is_waiting) = self.start_wave(healthy_before, settings);
         let healthy_after = self.healthy_idle();
         // §4.2: never fewer than M healthy, and never fewer than we started with when
         // the group began below M. Failing lost targets never lowers H (they were
@@ -214,10 +214,11 @@ impl<'a> Round<'a> {
     }
 
     /// Rule 5: the next wave, and whether a suspect host holds back a target that
-    /// could start once it answers again.
-    fn start_wave(&mut self, settings: &PlannerSettings) -> (Vec<NodeId>, bool) {
+    /// could start once it answers again. `healthy` is `H` before the wave: the count
+    /// before [`Self::fail_lost`], which never changes it (it fails targets that were
+    /// out of service or on dead hosts, unhealthy either way).
+    fn start_wave(&mut self, mut healthy: usize, settings: &PlannerSettings) -> (Vec<NodeId>, bool) {
         let extra = settings.extra_out_of_service;
-        let mut healthy = self.healthy_idle();
         let mut wave = Vec::new();
         let mut suspects = Vec::new();
         for id in pending_in_priority_order(self.deployment, self.group, self.fleet) {
