@@ -107,14 +107,21 @@ fn pick(list: &[NodeId], except: NodeId, amount: usize, rng: &mut ChaCha8Rng) ->
         .collect()
 }
 
-/// Peers to fetch each assigned revision from: some holders plus a random sample of
-/// other nodes fetching it, the same sample for the same (node, revision) and state.
-pub fn swarm_peers(leader: &Node, node: NodeId, assignments: &Assignments) -> BTreeMap<RevisionId, Vec<MemberAddress>> {
+/// Peers to fetch each assigned revision for which `wanted` holds from: some holders
+/// plus a random sample of other nodes fetching it, the same sample for the same
+/// (node, revision) and state.
+pub fn swarm_peers(
+    leader: &Node,
+    node: NodeId,
+    assignments: &Assignments,
+    wanted: impl Fn(RevisionId) -> bool,
+) -> BTreeMap<RevisionId, Vec<MemberAddress>> {
     let revisions: BTreeSet<RevisionId> = assignments
         .prefetch
         .iter()
         .copied()
         .chain(assignments.deployments.iter().map(|assignment| assignment.revision_id))
+        .filter(|revision| wanted(*revision))
         .collect();
     revisions
         .into_iter()

@@ -235,9 +235,13 @@ pub struct PollResponse {
     pub term: u64,
     /// The poller's role.
     pub role: Role,
-    /// Members, when the poller's version is out of date.
+    /// When the poller's member list is out of date: the version of the current one,
+    /// which travels as the message's payload (a JSON array of [`MemberAddress`] whose
+    /// BLAKE3 hash begins with the version's little-endian bytes). The leader encodes
+    /// the list once per change and every answer shares those bytes: a fleet joining
+    /// costs one encoding, not one per agent.
     #[serde(default)]
-    pub members: Option<(u64, Vec<MemberAddress>)>,
+    pub members_in_payload: Option<u64>,
     /// Admin token hash, so every node can check API calls.
     pub admin_token_hash: String,
     /// Assignments and their digest.
@@ -291,6 +295,13 @@ pub enum RpcError {
         /// Parser message.
         reason: String,
     },
+}
+
+/// The version of an encoded member list: the first 8 bytes of its BLAKE3 hash. A
+/// function of the list alone, the same on every leader, and checkable by the receiver.
+pub fn members_version(encoded: &[u8]) -> u64 {
+    let hash = blake3::hash(encoded);
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("a BLAKE3 hash has 32 bytes"))
 }
 
 /// Encodes a request.

@@ -69,7 +69,7 @@ async fn dispatch(
         (Caller::Node(peer), Request::Poll(poll)) if poll.node != peer => {
             Err(format!("node {peer} polled as node {}", poll.node))
         }
-        (Caller::Node(_), Request::Poll(poll)) => Ok((leader::handle_poll(node, poll).await, none)),
+        (Caller::Node(_), Request::Poll(poll)) => Ok(leader::handle_poll(node, poll).await),
         (Caller::Node(peer), Request::Report(reports)) if reports.iter().any(|report| report.target_id != peer) => {
             Err(format!("node {peer} reported progress for another node"))
         }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use fleetmesh_consensus::model::ids::RevisionId;
 use fleetmesh_consensus::state::{Command, PollTouches, TargetReport};
 use fleetmesh_transport::NodeId;
@@ -44,7 +45,7 @@ pub(super) struct LeaderDuties {
     /// Agents' reports waiting to be committed.
     reports: ReportBatcher,
     /// The member list's version, with the `Versions::members` it was computed at.
-    members_version: Mutex<Option<(u64, u64)>>,
+    members_version: Mutex<Option<(u64, u64, Bytes)>>,
     /// Swarm candidates per revision, valid for one `Versions::poll_inputs`.
     swarm_candidates: Mutex<(u64, BTreeMap<RevisionId, Arc<Candidates>>)>,
 }
@@ -300,24 +301,26 @@ impl Node {
         })
     }
 
-    /// A hash of the member list, recomputed only after an applied entry that may have
-    /// changed the list (it is asked on every poll answer, and serializing thousands of
-    /// addresses is O(members)). Agents compare it with theirs, so it must be a function
-    /// of the list alone, the same on every leader.
-    fn members_version(&self) -> u64 {
+    /// The member list, encoded, and its version ([`crate::protocol::members_version`]),
+    /// recomputed only after an applied entry that may have changed the list (it is
+    /// asked on every poll answer, and encoding thousands of addresses is O(members)).
+    /// Every answer that carries the list shares these bytes.
+    fn members_encoded(&self) -> (u64, Bytes) {
         let changes = self.state().versions().members;
         let mut cached = self.leader.members_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, version)) = *cached {
-            if at == changes {
-                return version;
+        if let Some((at, version, encoded)) = &*cached {
+            if *at == changes {
+                return (*version, encoded.clone());
             }
         }
-        let addresses = self.member_addresses();
-        let bytes = serde_json::to_vec(&addresses).expect("addresses serialize");
-        let hash = blake3::hash(&bytes);
-        let version = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
-        *cached = Some((changes, version));
-        version
+        let encoded = Bytes::from(serde_json::to_vec(&self.member_addresses()).expect("addresses serialize"));
+        let version = crate::protocol::members_version(&encoded);
+        *cached = Some((changes, version, encoded.clone()));
+        (version, encoded)
+    }
+
+    fn members_version(&self) -> u64 {
+        self.members_encoded().0
     }
 
     /// Who can serve `revision`, recomputed only after the poll inputs changed.
@@ -334,31 +337,49 @@ impl Node {
             .clone()
     }
 
-    /// Builds the answer to a poll from `poller`, whose assignments are already computed.
-    fn poll_answer(&self, poller: NodeId, members_version: u64, assignments: Assignments) -> Option<PollResponse> {
+    /// Builds the answer to `poll`, whose assignments are already computed.
+    ///
+    /// Swarm peers go only where they can be used: for revisions the poller reports
+    /// fetching, and for revisions it does not report when its assignments changed
+    /// (a new assignment, a restarted or a lost answer). A poller that holds a copy, or
+    /// whose fetch already has peers and whose poll only timed out, gets none: at
+    /// N = 1000 encoding peers for every held poll was most of the answers' cost.
+    fn poll_answer(&self, poll: &PollRequest, assignments: Assignments, digest: String) -> (PollResponse, Bytes) {
+        let (poller, members_version) = (poll.node, poll.members_version);
+        let reassigned = digest != poll.assignments_digest;
+        let wants_peers = |revision: RevisionId| {
+            poll.revisions
+                .iter()
+                .find(|progress| progress.revision_id == revision)
+                .map_or(reassigned, |progress| !progress.complete)
+        };
         let leader = LeaderHint { id: self.id(), listen: self.settings().listen };
-        let version = self.members_version();
+        let (version, members) = self.members_encoded();
+        let stale = version != members_version;
         let voters = self.voters();
         let role = if voters.contains(&poller) { Role::Voter } else { Role::Agent };
-        let swarm_peers = crate::assignments::swarm_peers(self, poller, &assignments);
-        Some(PollResponse {
+        let swarm_peers = crate::assignments::swarm_peers(self, poller, &assignments, wants_peers);
+        let answer = PollResponse {
             leader,
             term: self.term(),
             role,
-            members: (version != members_version).then(|| (version, self.member_addresses())),
+            members_in_payload: stale.then_some(version),
             admin_token_hash: self.admin_token_hash(),
-            assignments_digest: assignments.digest(),
+            assignments_digest: digest,
             assignments,
             swarm_peers,
             voters: voters.into_iter().collect(),
-        })
+        };
+        (answer, if stale { members } else { Bytes::new() })
     }
 }
 
-/// Answers an agent's long poll.
-pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response {
+/// Answers an agent's long poll; the payload carries the member list when the
+/// poller's is out of date.
+pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> (Response, Bytes) {
+    let not_leader = || (Response::NotLeader { leader: node.leader_hint() }, Bytes::new());
     if !node.is_leader() {
-        return Response::NotLeader { leader: node.leader_hint() };
+        return not_leader();
     }
     let term = node.term();
     let arrived = Instant::now();
@@ -378,16 +399,15 @@ pub(super) async fn handle_poll(node: &Arc<Node>, poll: PollRequest) -> Response
         // The cheap part first: most wake-ups change nothing for this poller, and the
         // full answer (swarm peers) costs O(targets).
         let assignments = crate::assignments::for_node(node, poll.node);
-        let changed = assignments.digest() != poll.assignments_digest || node.members_version() != poll.members_version;
+        let digest = assignments.digest();
+        let changed = digest != poll.assignments_digest || node.members_version() != poll.members_version;
         if changed || Instant::now() >= deadline || !node.is_leader() {
-            return match node.poll_answer(poll.node, poll.members_version, assignments) {
-                Some(answer) => Response::Poll(Box::new(answer)),
-                None => Response::NotLeader { leader: node.leader_hint() },
-            };
+            let (answer, payload) = node.poll_answer(&poll, assignments, digest);
+            return (Response::Poll(Box::new(answer)), payload);
         }
         tokio::select! {
             biased;
-            result = wake.changed() => if result.is_err() { return Response::NotLeader { leader: node.leader_hint() } },
+            result = wake.changed() => if result.is_err() { return not_leader() },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }

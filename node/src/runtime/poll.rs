@@ -56,7 +56,8 @@ pub(super) async fn run(node: Arc<Node>) {
         // Who answered, and whether the node was searching for the leader when it asked.
         let (answer, asked) = if node.is_leader() {
             // The leader is a host too: answer its own poll without the network.
-            (super::leader::handle_poll(&node, request).await, None)
+            let (answer, payload) = super::leader::handle_poll(&node, request).await;
+            ((answer, payload), None)
         } else {
             let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
             let Some(target) = known.or_else(|| search.candidate(&node.directory(), node.id())) else {
@@ -73,7 +74,7 @@ pub(super) async fn run(node: Arc<Node>) {
                 (request, hold + Duration::from_secs(3))
             };
             match protocol::call(node.transport().as_ref(), target, &Request::Poll(request), timeout).await {
-                Ok((response, _)) => (response, Some((target.id, searching))),
+                Ok(answer) => (answer, Some((target.id, searching))),
                 Err(error) => {
                     stale_voter.clear();
                     debug!(peer = %target.id, %error, "poll failed");
@@ -87,6 +88,7 @@ pub(super) async fn run(node: Arc<Node>) {
                 }
             }
         };
+        let (answer, payload) = answer;
         match answer {
             Response::Poll(poll) => {
                 if stale_voter.observe(Evidence::gather(&node, &poll), Instant::now()) {
@@ -94,19 +96,28 @@ pub(super) async fn run(node: Arc<Node>) {
                     reset_stale_voter(&node, &poll).await;
                 }
                 digest = poll.assignments_digest.clone();
+                // A list that does not decode or match its version is not taken: the
+                // node keeps its old one and asks again with the next poll.
+                let members = poll.members_in_payload.and_then(|version| match shared_members(version, &payload) {
+                    Ok(list) => Some((version, list)),
+                    Err(error) => {
+                        warn!(leader = %poll.leader.id, %error, "ignoring the member list of a poll answer");
+                        None
+                    }
+                });
                 node.update_directory(|directory| {
                     directory.leader = Some(poll.leader);
                     directory.term = poll.term;
                     directory.role = Some(poll.role);
                     directory.admin_token_hash = poll.admin_token_hash.clone();
                     directory.voters.clone_from(&poll.voters);
-                    if let Some((version, members)) = &poll.members {
-                        directory.members = shared_members(*version, members);
+                    if let Some((version, list)) = &members {
+                        directory.members = list.clone();
                         directory.members_version = *version;
                     }
                 });
-                if let Some((version, _)) = &poll.members {
-                    members_version = *version;
+                if let Some((version, _)) = members {
+                    members_version = version;
                 }
                 crate::agent_runtime::on_assignments(&node, &poll);
                 search.found();
@@ -133,22 +144,35 @@ pub(super) async fn run(node: Arc<Node>) {
     }
 }
 
-/// The member list `members`, numbered `version` by the leader (a hash of the list), as
-/// one copy per process. In the simulator thousands of nodes share a process, and each
-/// holding its own copy of the same list made memory O(N²): about 3 GiB of 7.7 at
-/// N = 6000. A production process runs one node and holds its one list.
-fn shared_members(version: u64, members: &[MemberAddress]) -> Arc<BTreeMap<NodeId, MemberAddress>> {
+/// The member list numbered `version` by the leader, decoded from `encoded` unless this
+/// process already holds it, as one copy per process. In the simulator thousands of
+/// nodes share a process: each holding its own copy of the same list made memory
+/// O(N²), about 3 GiB of 7.7 at N = 6000, and each decoding it made time O(N²). A
+/// production process runs one node and holds its one list.
+///
+/// # Errors
+/// `encoded` is not a JSON member list, or not the list `version` names.
+fn shared_members(version: u64, encoded: &[u8]) -> Result<Arc<BTreeMap<NodeId, MemberAddress>>, String> {
     type Lists = BTreeMap<u64, Weak<BTreeMap<NodeId, MemberAddress>>>;
     static LISTS: Mutex<Lists> = Mutex::new(BTreeMap::new());
     let mut lists = LISTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(list) = lists.get(&version).and_then(Weak::upgrade) {
-        return list;
+        return Ok(list);
     }
+    let actual = protocol::members_version(encoded);
+    if actual != version {
+        return Err(format!(
+            "the list of {} bytes is version {actual:016x}, not {version:016x} as announced",
+            encoded.len()
+        ));
+    }
+    let members: Vec<MemberAddress> =
+        serde_json::from_slice(encoded).map_err(|error| format!("the member list does not decode: {error}"))?;
     // Lists nobody holds any more go; a process holds a few at most.
     lists.retain(|_, list| list.strong_count() > 0);
-    let list = Arc::new(members.iter().map(|member| (member.id, member.clone())).collect());
+    let list = Arc::new(members.into_iter().map(|member| (member.id, member)).collect());
     lists.insert(version, Arc::downgrade(&list));
-    list
+    Ok(list)
 }
 
 /// Where a "not the leader" answer from `peer` sends node `me` next: nowhere if the
@@ -325,14 +349,28 @@ mod tests {
     #[test]
     fn nodes_of_one_process_share_one_copy_of_a_member_list() {
         let list: Vec<MemberAddress> = directory(&[]).members.values().cloned().collect();
-        // A version no other test uses: the cache is process-wide.
-        let first = shared_members(0xfeed_0001, &list);
-        let second = shared_members(0xfeed_0001, &list);
+        let encode = |list: &[MemberAddress]| serde_json::to_vec(list).expect("encodes");
+        let (all, some) = (encode(&list), encode(&list[..3]));
+        let (all_version, some_version) = (protocol::members_version(&all), protocol::members_version(&some));
+        let first = shared_members(all_version, &all).expect("valid");
+        // The second node's copy is not even decoded: garbage bytes get the shared list.
+        let second = shared_members(all_version, b"not decoded").expect("shared");
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(first.len(), 8);
-        let other = shared_members(0xfeed_0002, &list[..3]);
+        let other = shared_members(some_version, &some).expect("valid");
         assert_eq!(other.len(), 3);
         assert!(!Arc::ptr_eq(&first, &other));
+    }
+
+    #[test]
+    fn a_member_list_that_is_not_the_announced_version_is_refused() {
+        let list: Vec<MemberAddress> = directory(&[]).members.values().take(2).cloned().collect();
+        let encoded = serde_json::to_vec(&list).expect("encodes");
+        let error = shared_members(0xdead_beef, &encoded).expect_err("wrong version");
+        assert!(error.contains("not 00000000deadbeef"), "{error}");
+        let garbage = b"[{\"id\":";
+        let error = shared_members(protocol::members_version(garbage), garbage).expect_err("truncated");
+        assert!(error.contains("does not decode"), "{error}");
     }
 
     #[test]
