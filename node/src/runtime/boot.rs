@@ -175,7 +175,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     let node = Node::new(settings, db, transport.clone(), clock::system()).await?;
     handler.bind(node.clone());
     node.seed_directory(
-        identity.peers.iter().map(|peer| MemberAddress { id: peer.id, listen: peer.listen, api: config.api }).collect(),
+        Arc::new(
+            identity
+                .peers
+                .iter()
+                .map(|peer| (peer.id, MemberAddress { id: peer.id, listen: peer.listen, api: config.api }))
+                .collect(),
+        ),
         identity.admin_token_hash.clone(),
     );
     if let Some(info) = bootstrap {

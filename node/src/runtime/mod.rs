@@ -330,9 +330,9 @@ impl Node {
 
     /// Fills the directory from what the data directory remembers, so the poll loop
     /// can find the cluster before the first poll answer.
-    pub fn seed_directory(&self, members: Vec<MemberAddress>, admin_token_hash: String) {
+    pub fn seed_directory(&self, members: Arc<BTreeMap<NodeId, MemberAddress>>, admin_token_hash: String) {
         self.update_directory(|directory| {
-            directory.members = Arc::new(members.into_iter().map(|member| (member.id, member)).collect());
+            directory.members = members;
             directory.admin_token_hash = admin_token_hash;
         });
     }

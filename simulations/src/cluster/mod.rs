@@ -37,6 +37,7 @@ use fleetmesh_consensus::model::members::{ClusterInfo, JoinTokenRecord, MemberSp
 use fleetmesh_consensus::raft::{seed_thread_rng, LogStore};
 use fleetmesh_consensus::state::{Command, Outcome};
 use fleetmesh_node::clock::VirtualClock;
+use fleetmesh_node::protocol::MemberAddress;
 use fleetmesh_node::runtime::{Node, NodeHandler, NodeSettings, ProposeError};
 use fleetmesh_transport::pki::ClusterCa;
 use fleetmesh_transport::NodeId;
@@ -106,6 +107,9 @@ pub struct SimCluster {
     /// what a failure report prints, rather than the end of the run.
     violation_recent: Mutex<Option<Vec<String>>>,
     progress: Mutex<Progress>,
+    /// The member list every node boots with, one copy for all: a list per node made
+    /// booting O(N²) in memory, about half of the peak at N = 10,000.
+    member_seed: Arc<BTreeMap<NodeId, MemberAddress>>,
 }
 
 /// Progress lines on stderr for long runs, when `FLEETMESH_SIM_PROGRESS` is set: virtual
@@ -211,6 +215,14 @@ impl SimCluster {
             leader_scan: Mutex::new(LeaderScan::default()),
             violation_recent: Mutex::new(None),
             progress: Mutex::new(Progress::new()),
+            member_seed: Arc::new(
+                (1..=config.nodes as u64)
+                    .map(|id| {
+                        let id = NodeId(id);
+                        (id, MemberAddress { id, listen: address(id, 7400), api: address(id, 7480) })
+                    })
+                    .collect(),
+            ),
             config,
         };
         let first = NodeId(1);
@@ -307,17 +319,7 @@ impl SimCluster {
         // re-applies from its log before this line were applied (and seen) before.
         let _ = node.state().set_apply_tap(Box::new(move |entry| lock(&applied).push((id, entry.clone()))));
         handler.bind(node.clone());
-        node.seed_directory(
-            self.durable
-                .keys()
-                .map(|peer| fleetmesh_node::protocol::MemberAddress {
-                    id: *peer,
-                    listen: address(*peer, 7400),
-                    api: address(*peer, 7480),
-                })
-                .collect(),
-            "sim".into(),
-        );
+        node.seed_directory(self.member_seed.clone(), "sim".into());
         self.net.attach(id, handler);
         let mut tasks = node.spawn();
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
