@@ -56,7 +56,9 @@ impl Evidence {
         let metrics = metrics.borrow();
         Self {
             leader_says_agent: poll.role == Role::Agent && poll.leader.id != node.id(),
-            listed_as_voter: metrics.membership_config.membership().voter_ids().any(|id| id == node.id()),
+            // Not `voter_ids()`: that builds the union of the joint configs on every call.
+            listed_as_voter: (metrics.membership_config.membership().get_joint_config().iter())
+                .any(|voters| voters.contains(&node.id())),
             has_leader_contact: metrics.current_leader.is_some(),
         }
     }
