@@ -84,10 +84,33 @@ impl PollWakers {
 struct LeaderView {
     term: u64,
     liveness: Liveness,
+    /// Every member's health, for planning and autopilot, while it is valid.
+    health: Option<HealthSnapshot>,
     /// Download progress per revision per node, as reported in polls.
     progress: BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
     /// Counts polls that reported a revision complete for the first time.
     completions: u64,
+}
+
+/// Every member's health as [`Liveness::health_of_all`] gives it. By the contract of
+/// [`Liveness::revivals`] it stays true while the member list and the revivals count are
+/// unchanged and the time is before `until`: planning runs after every applied entry,
+/// and recomputing every member's health each time was 8 % of a simulated run.
+struct HealthSnapshot {
+    /// `Versions::members` when the member list was read.
+    members: u64,
+    revivals: u64,
+    until: Instant,
+    hosts: Arc<Vec<(NodeId, Health, Option<Instant>)>>,
+    /// The planner's view made from it, with the wall-clock and monotonic times it was
+    /// made at (its `dead_since` times are wall-clock times).
+    fleet: Option<(fleetmesh_consensus::model::ids::UnixMillis, Instant, Arc<crate::rollout::FleetView>)>,
+}
+
+impl HealthSnapshot {
+    fn is_valid(&self, members: u64, revivals: u64, now: Instant) -> bool {
+        self.members == members && self.revivals == revivals && now < self.until
+    }
 }
 
 /// Everything the rollout engine's decisions depend on, except the time: when these are
@@ -123,6 +146,7 @@ impl LeaderDuties {
             *guard = Some(LeaderView {
                 term,
                 liveness: Liveness::new(now, self.timing.suspect_after, self.timing.dead_after),
+                health: None,
                 progress: BTreeMap::new(),
                 completions: 0,
             });
@@ -230,33 +254,69 @@ impl Node {
         self.leader.with_view(self.term(), now, |view| view.progress.get(&revision).cloned().unwrap_or_default())
     }
 
+    /// Runs `read` on the current [`HealthSnapshot`], made afresh if it is no longer
+    /// valid.
+    fn with_health<T>(&self, now: Instant, read: impl FnOnce(&mut HealthSnapshot) -> T) -> T {
+        let term = self.term();
+        let members_version = self.state().versions().members;
+        let valid = self.leader.with_view(term, now, |view| {
+            let revivals = view.liveness.revivals();
+            view.health.as_ref().is_some_and(|health| health.is_valid(members_version, revivals, now))
+        });
+        // Read before taking the view's lock: the state's lock is never taken inside it.
+        let members: Option<Vec<NodeId>> =
+            (!valid).then(|| self.state().read(|state| state.members.keys().copied().collect()));
+        self.leader.with_view(term, now, |view| {
+            if let Some(members) = members {
+                view.health = Some(HealthSnapshot {
+                    members: members_version,
+                    revivals: view.liveness.revivals(),
+                    until: view.liveness.next_change(now),
+                    hosts: Arc::new(view.liveness.health_of_all(&members, now)),
+                    fleet: None,
+                });
+            }
+            read(view.health.as_mut().expect("made above when missing or stale"))
+        })
+    }
+
     /// The planner's view of the fleet: every member's liveness, and since when dead.
-    pub fn fleet_view(&self) -> crate::rollout::FleetView {
-        use crate::rollout::{HostView, Liveness as PlannerLiveness};
-        let members: Vec<NodeId> = self.state().read(|state| state.members.keys().copied().collect());
+    pub fn fleet_view(&self) -> Arc<crate::rollout::FleetView> {
+        use crate::rollout::{FleetView, HostView};
         let now = Instant::now();
         let wall = self.clock().now();
-        let hosts = self.leader.with_view(self.term(), now, |view| {
-            members
+        self.with_health(now, |health| {
+            if let Some((made_wall, made, fleet)) = &health.fleet {
+                // A dead host's `dead_since` is a wall-clock time: reuse the view only if
+                // the wall clock moved with the monotonic one since it was made.
+                let wall_moved = i128::from(wall.0) - i128::from(made_wall.0);
+                let moved = now.duration_since(*made).as_millis() as i128;
+                if (wall_moved - moved).abs() <= 1 {
+                    return fleet.clone();
+                }
+            }
+            let hosts = health
+                .hosts
                 .iter()
-                .map(|id| {
-                    let health = if *id == self.id() { Health::Alive } else { view.liveness.health(*id, now) };
+                .map(|(id, health, dead_at)| {
                     let host = match health {
+                        _ if *id == self.id() => HostView::alive(),
                         Health::Alive => HostView::alive(),
                         Health::Suspect => HostView::suspect(),
                         Health::Dead => {
-                            let dead_for = view.liveness.dead_for(*id, now).unwrap_or_default().as_millis() as u64;
+                            let dead_for = dead_at.map_or(0, |at| now.duration_since(at).as_millis() as u64);
                             HostView::dead_since(fleetmesh_consensus::model::ids::UnixMillis(
                                 wall.0.saturating_sub(dead_for),
                             ))
                         }
                     };
-                    let _ = PlannerLiveness::Alive;
                     (*id, host)
                 })
-                .collect()
-        });
-        crate::rollout::FleetView { hosts }
+                .collect();
+            let fleet = Arc::new(FleetView { hosts });
+            health.fleet = Some((wall, now, fleet.clone()));
+            fleet
+        })
     }
 
     fn plan_inputs(&self) -> PlanInputs {
@@ -613,12 +673,12 @@ fn start_autopilot(node: &Arc<Node>) {
     let Some(voters_desired) = node.state().read(|state| state.cluster.as_ref().map(|info| info.voters_desired)) else {
         return;
     };
-    let members: Vec<NodeId> = node.state().read(|state| state.members.keys().copied().collect());
     let voters: BTreeSet<NodeId> = node.voters();
     let now = Instant::now();
-    let health = node.leader.with_view(node.term(), now, |view| {
-        members.iter().map(|id| (*id, view.liveness.health(*id, now), view.liveness.dead_for(*id, now))).collect()
-    });
+    let hosts = node.with_health(now, |health| health.hosts.clone());
+    let members = hosts.iter().map(|(id, _, _)| *id).collect();
+    let health =
+        hosts.iter().map(|(id, health, dead_at)| (*id, *health, dead_at.map(|at| now.duration_since(at)))).collect();
     let input = AutopilotInput {
         leader: node.id(),
         members,

@@ -116,6 +116,36 @@ impl Liveness {
         }
     }
 
+    /// The health of each of `members` (in increasing id order) at `now`, and for the
+    /// dead ones the instant they turned dead: [`Self::health`] and [`Self::dead_at`]
+    /// for all of them in one walk of the view.
+    pub fn health_of_all(&self, members: &[NodeId], now: Instant) -> Vec<(NodeId, Health, Option<Instant>)> {
+        debug_assert!(members.windows(2).all(|pair| pair[0] < pair[1]), "members in increasing id order");
+        let mut heard = self.last_heard.iter().peekable();
+        members
+            .iter()
+            .map(|id| {
+                while heard.next_if(|(node, _)| *node < id).is_some() {}
+                let last = heard.next_if(|(node, _)| *node == id).map(|(_, at)| *at);
+                let silent = now.saturating_duration_since(last.unwrap_or(self.started));
+                if silent >= self.dead_after {
+                    (*id, Health::Dead, Some(last.unwrap_or(self.started) + self.dead_after))
+                } else if silent >= self.suspect_after || last.is_none() {
+                    (*id, Health::Suspect, None)
+                } else {
+                    (*id, Health::Alive, None)
+                }
+            })
+            .collect()
+    }
+
+    /// For a dead node, the instant it turned dead (its silence crossed the dead
+    /// threshold); `None` for a node not dead at `now`.
+    pub fn dead_at(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        let last = self.last_heard.get(&node).copied().unwrap_or(self.started);
+        Some(last + self.dead_after).filter(|at| *at <= now)
+    }
+
     /// For a dead node, how long it has been dead (silent beyond the dead threshold).
     pub fn dead_for(&self, node: NodeId, now: Instant) -> Option<Duration> {
         self.silent_for(node, now).checked_sub(self.dead_after)
@@ -143,6 +173,28 @@ mod tests {
         // Never heard: suspect, then dead counted from the start of the view.
         assert_eq!(view.health(NodeId(9), start + Duration::from_secs(1)), Health::Suspect);
         assert_eq!(view.health(NodeId(9), start + Duration::from_secs(6)), Health::Dead);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn health_of_all_agrees_with_health_and_dead_at_node_by_node() {
+        // Nodes 2, 4, 6 and 9 heard at 0, 1, 3 and 4 s (thresholds 2 s and 5 s), node 5
+        // never; members 1..=10 asked every 500 ms up to 12 s: one walk gives what the
+        // per-node lookups give.
+        let start = Instant::now();
+        let at = |millis: u64| start + Duration::from_millis(millis);
+        let mut view = Liveness::new(start, Duration::from_secs(2), Duration::from_secs(5));
+        for (id, heard) in [(2, 0), (4, 1000), (6, 3000), (9, 4000)] {
+            view.heard(NodeId(id), at(heard));
+        }
+        let members: Vec<NodeId> = (1..=10).map(NodeId).collect();
+        for millis in (4000..=12_000).step_by(500) {
+            let now = at(millis);
+            let one_by_one: Vec<_> =
+                members.iter().map(|id| (*id, view.health(*id, now), view.dead_at(*id, now))).collect();
+            assert_eq!(view.health_of_all(&members, now), one_by_one, "at {millis} ms");
+        }
+        assert_eq!(view.dead_at(NodeId(2), at(9000)), Some(at(5000)));
+        assert_eq!(view.dead_at(NodeId(6), at(7000)), None);
     }
 
     #[tokio::test(start_paused = true)]
