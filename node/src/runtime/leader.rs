@@ -258,26 +258,36 @@ impl Node {
     /// valid.
     fn with_health<T>(&self, now: Instant, read: impl FnOnce(&mut HealthSnapshot) -> T) -> T {
         let term = self.term();
-        let members_version = self.state().versions().members;
-        let valid = self.leader.with_view(term, now, |view| {
-            let revivals = view.liveness.revivals();
-            view.health.as_ref().is_some_and(|health| health.is_valid(members_version, revivals, now))
-        });
-        // Read before taking the view's lock: the state's lock is never taken inside it.
-        let members: Option<Vec<NodeId>> =
-            (!valid).then(|| self.state().read(|state| state.members.keys().copied().collect()));
-        self.leader.with_view(term, now, |view| {
-            if let Some(members) = members {
-                view.health = Some(HealthSnapshot {
-                    members: members_version,
-                    revivals: view.liveness.revivals(),
-                    until: view.liveness.next_change(now),
-                    hosts: Arc::new(view.liveness.health_of_all(&members, now)),
-                    fleet: None,
-                });
+        let mut read = Some(read);
+        // Twice at most: a view replaced between the check and the use (another task
+        // moving it to a new term) is found stale on the second pass and remade.
+        loop {
+            let members_version = self.state().versions().members;
+            let valid = self.leader.with_view(term, now, |view| {
+                let revivals = view.liveness.revivals();
+                view.health.as_ref().is_some_and(|health| health.is_valid(members_version, revivals, now))
+            });
+            // Read before taking the view's lock: the state's lock is never taken inside it.
+            let members: Option<Vec<NodeId>> =
+                (!valid).then(|| self.state().read(|state| state.members.keys().copied().collect()));
+            let result = self.leader.with_view(term, now, |view| {
+                if let Some(members) = members {
+                    view.health = Some(HealthSnapshot {
+                        members: members_version,
+                        revivals: view.liveness.revivals(),
+                        until: view.liveness.next_change(now),
+                        hosts: Arc::new(view.liveness.health_of_all(&members, now)),
+                        fleet: None,
+                    });
+                }
+                let revivals = view.liveness.revivals();
+                let health = view.health.as_mut().filter(|health| health.is_valid(members_version, revivals, now))?;
+                read.take().map(|read| read(health))
+            });
+            if let Some(result) = result {
+                return result;
             }
-            read(view.health.as_mut().expect("made above when missing or stale"))
-        })
+        }
     }
 
     /// The planner's view of the fleet: every member's liveness, and since when dead.
