@@ -133,11 +133,21 @@ impl NodeIdentity {
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with mode 0600.
 ///
+/// Each call writes its own temp file, so concurrent writers of one path (a prefetch
+/// and a deployment saving the same manifest) each replace the file whole. With one
+/// shared temp name, the second writer's rename found the temp file already moved
+/// away and failed with "No such file or directory": the intermittent DownloadBundle
+/// failure of one host in five in the e2e deploy tests.
+///
 /// # Errors
 /// Any I/O step fails.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| IdentityError::Io { path: path.to_path_buf(), source };
-    let temp = path.with_extension("tmp");
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(".{}.{write}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
@@ -224,6 +234,34 @@ impl std::fmt::Display for JoinToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_writers_of_one_file_all_succeed_and_leave_one_whole_copy() {
+        // Eight threads write the same path 50 times each, each its own content: every
+        // write succeeds, the file holds one writer's bytes whole, and no temp file is
+        // left behind.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("manifest.json");
+        let threads: Vec<_> = (0..8u8)
+            .map(|writer| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        write_private_file(&path, &[writer; 4096]).expect("every write succeeds");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("writer");
+        }
+        let bytes = std::fs::read(&path).expect("written");
+        assert_eq!(bytes.len(), 4096);
+        assert!(bytes.iter().all(|byte| *byte == bytes[0]), "one writer's bytes, whole");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("list").map(|entry| entry.expect("entry").file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("manifest.json")]);
+    }
 
     #[test]
     fn join_tokens_round_trip_and_reject_garbage() {
