@@ -44,8 +44,9 @@ pub(super) struct LeaderDuties {
     poll_wakers: PollWakers,
     /// Agents' reports waiting to be committed.
     reports: ReportBatcher,
-    /// The member list's version, with the `Versions::members` it was computed at.
-    members_version: Mutex<Option<(u64, u64, Bytes)>>,
+    /// The member list, encoded, and its version, with the `Versions::members` they
+    /// were computed at.
+    members_encoded: Mutex<Option<(u64, u64, Bytes)>>,
     /// Swarm candidates per revision, valid for one `Versions::poll_inputs`.
     swarm_candidates: Mutex<(u64, BTreeMap<RevisionId, Arc<Candidates>>)>,
 }
@@ -135,7 +136,7 @@ impl LeaderDuties {
             autopilot_busy: Mutex::new(false),
             poll_wakers: PollWakers::default(),
             reports: ReportBatcher::default(),
-            members_version: Mutex::new(None),
+            members_encoded: Mutex::new(None),
             swarm_candidates: Mutex::new((0, BTreeMap::new())),
         }
     }
@@ -377,7 +378,7 @@ impl Node {
     /// Every answer that carries the list shares these bytes.
     fn members_encoded(&self) -> (u64, Bytes) {
         let changes = self.state().versions().members;
-        let mut cached = self.leader.members_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cached = self.leader.members_encoded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, version, encoded)) = &*cached {
             if *at == changes {
                 return (*version, encoded.clone());

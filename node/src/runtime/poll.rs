@@ -56,8 +56,7 @@ pub(super) async fn run(node: Arc<Node>) {
         // Who answered, and whether the node was searching for the leader when it asked.
         let (answer, asked) = if node.is_leader() {
             // The leader is a host too: answer its own poll without the network.
-            let (answer, payload) = super::leader::handle_poll(&node, request).await;
-            ((answer, payload), None)
+            (super::leader::handle_poll(&node, request).await, None)
         } else {
             let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
             let Some(target) = known.or_else(|| search.candidate(&node.directory(), node.id())) else {

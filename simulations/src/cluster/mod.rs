@@ -218,8 +218,8 @@ impl SimCluster {
             member_seed: Arc::new(
                 (1..=config.nodes as u64)
                     .map(|id| {
-                        let id = NodeId(id);
-                        (id, MemberAddress { id, listen: address(id, 7400), api: address(id, 7480) })
+                        let MemberSpec { listen, api, .. } = spec(NodeId(id));
+                        (NodeId(id), MemberAddress { id: NodeId(id), listen, api })
                     })
                     .collect(),
             ),
