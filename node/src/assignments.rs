@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetmesh_consensus::model::deployment::TargetStatus;
-use fleetmesh_consensus::model::ids::RevisionId;
-use fleetmesh_consensus::state::ClusterState;
+use fleetmesh_state::model::deployment::TargetStatus;
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

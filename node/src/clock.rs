@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::ids::UnixMillis;
+use fleetmesh_state::model::ids::UnixMillis;
 
 /// A source of wall-clock timestamps.
 pub trait Clock: Send + Sync + 'static {

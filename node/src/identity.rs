@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::ids::Hash32;
+use fleetmesh_state::model::ids::Hash32;
 use fleetmesh_transport::pki::{CaFingerprint, PkiError, TlsIdentity};
 use fleetmesh_transport::NodeId;
 use rand::RngCore;

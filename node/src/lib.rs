@@ -12,7 +12,6 @@
 pub mod agent;
 pub mod agent_runtime;
 pub mod api;
-pub mod appspec;
 pub mod assignments;
 pub mod cli;
 pub mod clock;
@@ -20,8 +19,6 @@ pub mod identity;
 pub mod protocol;
 pub mod revision;
 pub mod revision_service;
-pub mod rollout;
 pub mod rollout_engine;
 pub mod runtime;
-pub mod swarm;
 pub mod swarm_service;

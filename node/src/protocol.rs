@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fleetmesh_consensus::model::ids::{ChunkHash, DeploymentId, RevisionId};
-use fleetmesh_consensus::model::members::MemberSpec;
 use fleetmesh_consensus::raft::{RaftRequest, RaftResponse};
-use fleetmesh_consensus::state::TargetReport;
+use fleetmesh_state::model::ids::{ChunkHash, DeploymentId, RevisionId};
+use fleetmesh_state::model::members::MemberSpec;
+use fleetmesh_state::TargetReport;
 use fleetmesh_transport::{Message, NodeId, Peer, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 
@@ -206,7 +206,7 @@ pub struct DeploymentAssignment {
     /// Continue past ApplicationStop failures.
     pub ignore_application_stop_failures: bool,
     /// Install's existing-file behaviour (the appspec's wins).
-    pub file_exists_behavior: fleetmesh_consensus::model::resources::FileExistsBehavior,
+    pub file_exists_behavior: fleetmesh_state::model::resources::FileExistsBehavior,
 }
 
 /// The agent's whole to-do list.

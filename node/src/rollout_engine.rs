@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::deployment::{Deployment, DeploymentCreator};
-use fleetmesh_consensus::model::ids::{DeploymentId, UnixMillis};
-use fleetmesh_consensus::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
-use fleetmesh_consensus::state::{ClusterState, Command, DeploymentSpec, Outcome};
+use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator};
+use fleetmesh_state::model::ids::{DeploymentId, UnixMillis};
+use fleetmesh_state::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
+use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
-use crate::rollout::{self, Action, FleetView};
 use crate::runtime::Node;
+use fleetmesh_core::rollout::{self, Action, FleetView};
 
 /// Plans every active deployment; returns the earliest time at which planning again
 /// could decide something new with no other change (see [`rollout::next_deadline`]).

@@ -11,8 +11,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::ids::UnixMillis;
 use fleetmesh_node::clock::{Clock, VirtualClock};
+use fleetmesh_state::model::ids::UnixMillis;
 
 /// One node's wall clock: the shared virtual base plus this node's skew.
 #[derive(Debug)]

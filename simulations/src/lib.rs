@@ -13,7 +13,7 @@
 //!   simulated hooks — on [`net::SimNet`] and tokio's paused clock, one single-threaded
 //!   runtime. Scenarios: `leader-partition`, and the deployment chaos scenarios.
 //! - [`swarm`]: a discrete-event simulation (no tokio timers) that drives the real
-//!   swarm state machines (`fleetmesh_node::swarm`) with phantom payloads over a
+//!   swarm state machines (`fleetmesh_core::swarm`) with phantom payloads over a
 //!   bandwidth model, fast enough for a thousand nodes and a GiB.
 //!
 //! ```text

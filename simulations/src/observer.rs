@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use fleetmesh_consensus::model::ids::DeploymentId;
 use fleetmesh_consensus::raft::TypeConfig;
-use fleetmesh_consensus::state::{ClusterState, Command, Proposal};
+use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::{ClusterState, Command, Proposal};
 use fleetmesh_transport::NodeId;
 use openraft::{Entry, EntryPayload};
 use tokio::time::Instant;

@@ -23,12 +23,12 @@
 //! (no head-of-line blocking between RPCs).
 
 pub mod frame;
-mod id;
 mod network;
 pub mod pki;
 pub mod quic;
 pub mod tls;
 
+/// The identity of a member, defined with the replicated model in `fleetmesh-state`.
+pub use fleetmesh_state::NodeId;
 pub use frame::{Message, WIRE_VERSION};
-pub use id::NodeId;
 pub use network::{BoxFuture, Caller, Handler, Peer, Transport, TransportError};

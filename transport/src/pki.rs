@@ -52,26 +52,7 @@ impl CaFingerprint {
     }
 }
 
-/// The cluster certificate authority, as kept in the replicated state.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ClusterCa {
-    /// Random id of the cluster; part of the CA's subject.
-    pub cluster_id: String,
-    /// The CA certificate, PEM.
-    pub cert_pem: String,
-    /// The CA private key (PKCS#8), PEM. Never leaves the voters.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for ClusterCa {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("ClusterCa")
-            .field("cluster_id", &self.cluster_id)
-            .field("key_pem", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
+pub use fleetmesh_state::model::members::ClusterCa;
 
 fn ca_params(cluster_id: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
@@ -83,30 +64,27 @@ fn ca_params(cluster_id: &str) -> CertificateParams {
     params
 }
 
-impl ClusterCa {
+/// What the cluster CA does: create itself, name itself (the fingerprint a join token
+/// pins) and sign node certificates. A trait because [`ClusterCa`] is replicated data
+/// defined with the cluster state (`fleetmesh-state`), which does no cryptography.
+pub trait CaAuthority: Sized {
     /// Creates a new CA for a new cluster.
     ///
     /// # Errors
     /// Key generation or self-signing failed.
-    pub fn generate(cluster_id: &str) -> Result<Self, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
-        let cert = ca_params(cluster_id).self_signed(&key)?;
-        Ok(Self { cluster_id: cluster_id.to_string(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
-    }
+    fn generate(cluster_id: &str) -> Result<Self, PkiError>;
 
     /// The CA certificate, DER.
     ///
     /// # Errors
     /// The stored PEM is corrupt.
-    pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
-        cert_from_pem(&self.cert_pem)
-    }
+    fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError>;
 
     /// What a join token pins.
     ///
     /// # Errors
     /// The stored PEM is corrupt.
-    pub fn fingerprint(&self) -> Result<CaFingerprint, PkiError> {
+    fn fingerprint(&self) -> Result<CaFingerprint, PkiError> {
         Ok(CaFingerprint::of(&self.cert_der()?))
     }
 
@@ -114,7 +92,21 @@ impl ClusterCa {
     ///
     /// # Errors
     /// A malformed public key or a signing failure.
-    pub fn sign_node(&self, id: NodeId, public_key: &[u8]) -> Result<String, PkiError> {
+    fn sign_node(&self, id: NodeId, public_key: &[u8]) -> Result<String, PkiError>;
+}
+
+impl CaAuthority for ClusterCa {
+    fn generate(cluster_id: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let cert = ca_params(cluster_id).self_signed(&key)?;
+        Ok(Self { cluster_id: cluster_id.to_string(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
+        cert_from_pem(&self.cert_pem)
+    }
+
+    fn sign_node(&self, id: NodeId, public_key: &[u8]) -> Result<String, PkiError> {
         if public_key.len() != 32 {
             return Err(PkiError::PublicKey(public_key.len()));
         }

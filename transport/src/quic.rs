@@ -371,7 +371,7 @@ pub async fn join_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{ClusterCa, NodeKey};
+    use crate::pki::{CaAuthority, ClusterCa, NodeKey};
 
     struct Echo;
     impl Handler for Echo {

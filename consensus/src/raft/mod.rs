@@ -20,7 +20,7 @@ use openraft::BasicNode;
 pub use runtime::{seed_thread_rng, FleetRuntime};
 pub use state_machine::{ApplyTap, StateHandle, StateMachineStore, Versions};
 
-use crate::state::{Proposal, ProposalResponse};
+use fleetmesh_state::{Proposal, ProposalResponse};
 
 openraft::declare_raft_types!(
     /// fleetmesh's Raft types: proposals of commands in, one response per proposal out.

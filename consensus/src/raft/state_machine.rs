@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use super::log_store::{read_meta, read_raw, write_snapshot};
 use super::TypeConfig;
-use crate::state::{ClusterState, PollTouches, ProposalResponse, Touches};
+use fleetmesh_state::{ClusterState, PollTouches, ProposalResponse, Touches};
 
 const SNAPSHOT_META: &str = "snapshot_meta";
 const SNAPSHOT_DATA: &str = "snapshot_data";

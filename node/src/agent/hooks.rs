@@ -30,14 +30,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::{Diagnostics, LifecycleErrorCode};
+use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode};
 use nix::unistd::Pid;
 use tokio::io::AsyncRead;
 use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::agent::script_log::{LogStream, ScriptLog};
-use crate::appspec::HookScript;
+use fleetmesh_core::appspec::HookScript;
 use output::{LineReader, OutputTail};
 use process::{Launch, RunAs};
 

@@ -34,7 +34,7 @@ pub use records::{
     last_successful_install, most_recent_install, record_last_successful_install, record_most_recent_install,
 };
 
-use crate::appspec::{AppSpec, FileExistsBehavior};
+use fleetmesh_core::appspec::{AppSpec, FileExistsBehavior};
 use instructions::{FilePlanner, Instruction};
 
 /// Everything the Install step needs.

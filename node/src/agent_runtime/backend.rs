@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use fleetmesh_consensus::model::deployment::{LifecycleEvent, TargetStatus};
-use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::deployment::{LifecycleEvent, TargetStatus};
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_transport::{BoxFuture, NodeId};
 use serde::{Deserialize, Serialize};
 

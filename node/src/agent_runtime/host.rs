@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::{Diagnostics, LifecycleErrorCode, TargetStatus};
-use fleetmesh_consensus::model::ids::RevisionId;
+use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode, TargetStatus};
+use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_transport::BoxFuture;
 use tracing::warn;
 
@@ -18,7 +18,7 @@ use super::journal::FileJournal;
 use crate::agent::hooks::{self, EventOutcome, HookEnv};
 use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
-use crate::appspec::{self, AppSpec};
+
 use crate::protocol::{Assignments, MemberAddress, RevisionProgress};
 use crate::revision::MaterializeError;
 use crate::revision_service::RevisionService;
@@ -86,14 +86,6 @@ enum UnpackError {
     /// Writing the revision's files failed.
     #[error("{0}")]
     Materialize(#[from] MaterializeError),
-}
-
-fn read_appspec(archive: &Path) -> Result<AppSpec, String> {
-    let path =
-        appspec::find_appspec(archive).ok_or_else(|| "the revision has no appspec.yml or appspec.yaml".to_string())?;
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let text = std::fs::read_to_string(&path).map_err(|error| format!("{name}: {error}"))?;
-    appspec::parse(&name, &text).map_err(|error| error.to_string())
 }
 
 impl HostBackend {
@@ -208,7 +200,7 @@ impl LifecycleBackend for HostBackend {
             } else {
                 deployment_dir.join("deployment-archive")
             };
-            let appspec = match read_appspec(&archive) {
+            let appspec = match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
                 Ok(appspec) => appspec,
                 Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
             };
@@ -275,7 +267,7 @@ impl LifecycleBackend for HostBackend {
             ) {
                 return failure(LifecycleErrorCode::UnknownError, error.to_string());
             }
-            match read_appspec(&archive) {
+            match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
                 Ok(appspec) if !appspec.warnings.is_empty() => {
                     success(format!("revision {revision} unpacked; appspec warnings: {}", appspec.warnings.join("; ")))
                 }
@@ -289,7 +281,7 @@ impl LifecycleBackend for HostBackend {
         Box::pin(async move {
             let deployment_dir = self.deployment_dir(context);
             let archive = deployment_dir.join("deployment-archive");
-            let appspec = match read_appspec(&archive) {
+            let appspec = match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
                 Ok(appspec) => appspec,
                 Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
             };

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::ids::DeploymentId;
+use fleetmesh_state::model::ids::DeploymentId;
 
 use super::backend::{Journal, JournalRecord};
 use crate::identity::write_private_file;
@@ -124,8 +124,8 @@ impl Journal for FileJournal {
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_consensus::model::deployment::{LifecycleEvent, TargetStatus};
-    use fleetmesh_consensus::model::ids::Hash32;
+    use fleetmesh_state::model::deployment::{LifecycleEvent, TargetStatus};
+    use fleetmesh_state::model::ids::Hash32;
 
     use super::*;
     use crate::protocol::DeploymentAssignment;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 pub use backend::{Journal, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
-use fleetmesh_consensus::model::ids::DeploymentId;
+use fleetmesh_state::model::ids::DeploymentId;
 use tokio::sync::watch;
 use tracing::info;
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleetmesh_consensus::model::ids::DeploymentId;
-use fleetmesh_consensus::state::TargetReport;
+use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::TargetReport;
 use tokio::sync::Notify;
 use tracing::debug;
 

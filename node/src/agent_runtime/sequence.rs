@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::deployment::{
+use fleetmesh_state::model::deployment::{
     Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
-use fleetmesh_consensus::state::TargetReport;
+use fleetmesh_state::TargetReport;
 use tokio::sync::watch;
 use tracing::{info, warn};
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleetmesh_consensus::model::ids::UnixMillis;
-use fleetmesh_consensus::model::members::JoinTokenRecord;
-use fleetmesh_consensus::state::{Command, Outcome};
+use fleetmesh_state::model::ids::UnixMillis;
+use fleetmesh_state::model::members::JoinTokenRecord;
+use fleetmesh_state::{Command, Outcome};
+use fleetmesh_transport::pki::CaAuthority;
 use serde::Deserialize;
 
 use super::ApiError;

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleetmesh_consensus::model::deployment::{Deployment, DeploymentCreator};
-use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
-use fleetmesh_consensus::model::resources::{
+use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator};
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::resources::{
     validate_name, AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts,
     MinimumHealthyHostsType, TagFilter, TargetSelector, ONE_AT_A_TIME,
 };
-use fleetmesh_consensus::model::revision::{Manifest, RevisionRecord};
-use fleetmesh_consensus::state::{ClusterState, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
+use fleetmesh_state::model::revision::{Manifest, RevisionRecord};
+use fleetmesh_state::{ClusterState, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
 use fleetmesh_transport::NodeId;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -119,7 +119,7 @@ async fn operation(
             Ok(json!({ "deploymentConfigInfo": config }))
         }),
         "ListDeploymentConfigs" => read(&node, |state| {
-            let mut names: Vec<String> = fleetmesh_consensus::model::resources::predefined_configs()
+            let mut names: Vec<String> = fleetmesh_state::model::resources::predefined_configs()
                 .into_iter()
                 .map(|config| config.deployment_config_name)
                 .collect();
@@ -241,8 +241,8 @@ pub fn deployment_info(deployment: &Deployment) -> Value {
                         .lifecycle_events
                         .iter()
                         .rev()
-                        .find(|event| event.status != fleetmesh_consensus::model::deployment::LifecycleEventStatus::Pending
-                            && event.status != fleetmesh_consensus::model::deployment::LifecycleEventStatus::Skipped)
+                        .find(|event| event.status != fleetmesh_state::model::deployment::LifecycleEventStatus::Pending
+                            && event.status != fleetmesh_state::model::deployment::LifecycleEventStatus::Skipped)
                         .map(|event| json!({"name": event.lifecycle_event_name, "status": event.status}));
                     json!({"targetId": target.target_id.to_string(), "wave": target.wave, "status": target.status, "currentEvent": current})
                 })
@@ -315,7 +315,7 @@ async fn create_deployment_group(node: &Node, body: &Value) -> ApiResult {
 }
 
 fn validate_tag_filter(filter: &TagFilter) -> Result<(), ApiError> {
-    use fleetmesh_consensus::model::resources::TagFilterType;
+    use fleetmesh_state::model::resources::TagFilterType;
     let key_ok = filter.key.as_ref().is_some_and(|key| !key.is_empty() && key.len() <= 128);
     let value_ok = filter.value.as_ref().is_some_and(|value| value.len() <= 256);
     let ok = match filter.filter_type {

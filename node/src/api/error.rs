@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use fleetmesh_consensus::state::{ApplyError, ApplyErrorKind};
+use fleetmesh_state::{ApplyError, ApplyErrorKind};
 
 use crate::runtime::ProposeError;
 

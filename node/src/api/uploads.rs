@@ -14,8 +14,8 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::Manifest;
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::Manifest;
 use serde_json::{json, Value};
 
 use super::ApiError;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::ChunkRef;
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::ChunkRef;
 use serde_json::{json, Value};
 
 use super::client::ApiClient;

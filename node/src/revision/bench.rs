@@ -10,7 +10,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fleetmesh_consensus::model::ids::ChunkHash;
+use fleetmesh_state::model::ids::ChunkHash;
 use serde::Serialize;
 
 use super::bundle::BundleError;

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, MANIFEST_FORMAT};
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, MANIFEST_FORMAT};
 
 use super::bundle::{visit_entries, BundleEntry, BundleEntryKind, BundleError, Content};
 use super::chunker::{chunking, Chunker};

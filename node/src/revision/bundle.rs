@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::revision::ManifestError;
+use fleetmesh_state::model::revision::ManifestError;
 
 use super::chunker::ChunkingError;
 use super::{archive, directory};

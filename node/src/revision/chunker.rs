@@ -9,7 +9,7 @@
 use std::io::{self, Read};
 
 use fastcdc::v2020::{self, StreamCDC};
-use fleetmesh_consensus::model::revision::ChunkingParams;
+use fleetmesh_state::model::revision::ChunkingParams;
 
 /// The algorithm name written into manifests: fastcdc v2020 with the crate's default
 /// normalization (level 1) and gear seed 0.

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetmesh_consensus::model::revision::{EntryKind, ManifestEntry};
+use fleetmesh_state::model::revision::{EntryKind, ManifestEntry};
 
 use super::bundle::BundleError;
 

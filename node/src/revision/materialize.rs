@@ -12,8 +12,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::{EntryKind, Manifest, ManifestEntry, ManifestError};
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::{EntryKind, Manifest, ManifestEntry, ManifestError};
 
 use super::store::{ChunkStore, StoreError};
 

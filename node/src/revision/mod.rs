@@ -3,7 +3,7 @@
 //! A revision is a bundle (a directory, `.tar`, `.tar.gz`/`.tgz` or `.zip`) with an
 //! `appspec.yml` at its root (codedeploy.md §1.1). This module owns everything a node
 //! does with revision *content*; the manifest type itself is replicated state and lives
-//! in `fleetmesh_consensus::model::revision`.
+//! in `fleetmesh_state::model::revision`.
 //!
 //! ```text
 //!  push:     source ──bundle──▶ entries ──chunker──▶ chunks ──BLAKE3──▶ sink (ChunkStore::put)

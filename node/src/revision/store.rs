@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::ChunkRef;
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::ChunkRef;
 
 /// Largest chunk the store accepts or reads back: fastcdc's largest maximum chunk
 /// (16 MiB). It bounds the memory one `get` can take, even for a file some other

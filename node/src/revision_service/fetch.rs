@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fleetmesh_consensus::model::ids::RevisionId;
-use fleetmesh_consensus::model::revision::ChunkRef;
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::model::revision::ChunkRef;
 use fleetmesh_transport::{NodeId, Peer};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,7 +19,7 @@ use super::RevisionService;
 use crate::protocol::{self, Request, Response};
 use crate::revision::StoreError;
 use crate::runtime::Node;
-use crate::swarm::{Bitfield, Download, DownloadParams, Received};
+use fleetmesh_core::swarm::{Bitfield, Download, DownloadParams, Received};
 
 /// Piece requests in flight to one peer.
 ///
@@ -36,7 +36,7 @@ pub(crate) const REQUESTS_PER_PEER: usize = 8;
 ///
 /// 8, the swarm core's default, measured in its simulation; it bounds this download's
 /// buffers to ~8 MiB whatever the revision size.
-pub(crate) const REQUESTS_IN_FLIGHT: usize = crate::swarm::REQUESTS_IN_FLIGHT_MAX;
+pub(crate) const REQUESTS_IN_FLIGHT: usize = fleetmesh_core::swarm::REQUESTS_IN_FLIGHT_MAX;
 
 /// How long one piece request may take.
 const PIECE_TIMEOUT: Duration = Duration::from_secs(30);

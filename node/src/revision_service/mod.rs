@@ -19,15 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
-use fleetmesh_consensus::model::revision::Manifest;
+use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
+use fleetmesh_state::model::revision::Manifest;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
 use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::Node;
-use crate::swarm::{Bitfield, PieceMap, UploadSlots};
+use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
@@ -56,7 +56,7 @@ pub struct RevisionService {
     fetching: Mutex<BTreeSet<RevisionId>>,
     /// Super-seeding state of the revisions this node received by a push (see
     /// [`origin`]); in memory only, so after a restart the node is an ordinary seed.
-    origin: Mutex<BTreeMap<RevisionId, crate::swarm::SeedAdvertisement>>,
+    origin: Mutex<BTreeMap<RevisionId, fleetmesh_core::swarm::SeedAdvertisement>>,
     /// Peers per revision, as the leader last listed them.
     peers: Mutex<BTreeMap<RevisionId, Vec<MemberAddress>>>,
     uploads: Mutex<UploadSlots>,

@@ -15,10 +15,10 @@
 //! and drops this state. The state is in memory only; after a restart the origin is
 //! an ordinary seed.
 
-use fleetmesh_consensus::model::ids::RevisionId;
+use fleetmesh_state::model::ids::RevisionId;
 
 use super::RevisionService;
-use crate::swarm::{Bitfield, SeedAdvertisement};
+use fleetmesh_core::swarm::{Bitfield, SeedAdvertisement};
 
 /// What the origin does with a piece request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
+use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::NodeId;
 
 use super::origin::OriginDecision;
 use super::RevisionService;
 use crate::protocol::Response;
-use crate::swarm::{Bitfield, UploadDecision, UploadSlots};
+use fleetmesh_core::swarm::{Bitfield, UploadDecision, UploadSlots};
 
 /// Chunks one piece request may name (a piece is about 1 MiB of ≥16 KiB chunks).
 pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
@@ -24,7 +24,7 @@ pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
 /// encrypt here, and with 8 slots shared by four requesters a node on loopback or a
 /// 10 Gbit/s LAN spent part of each round trip with nothing to send. Each slot pins at
 /// most one piece (~1 MiB) of buffer, so memory stays bounded at ~16 MiB.
-pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = crate::swarm::SEED_UPLOADS_IN_FLIGHT_MAX;
+pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = fleetmesh_core::swarm::SEED_UPLOADS_IN_FLIGHT_MAX;
 
 /// The upload slots of a node (see [`UPLOADS_IN_FLIGHT_MAX`]); one requester may hold as
 /// many as the download side ever asks of one peer ([`super::fetch::REQUESTS_PER_PEER`]).
@@ -165,7 +165,7 @@ impl RevisionService {
         // Bounded: each turn consumes a 36-byte header and its chunk from the body.
         while offset < body.len() {
             let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
-            let hash = fleetmesh_consensus::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
+            let hash = fleetmesh_state::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
             let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
             let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
             batch.push((hash, bytes));
@@ -193,7 +193,7 @@ impl RevisionService {
     pub fn finish_upload(
         &self,
         id: &str,
-        manifest: fleetmesh_consensus::model::revision::Manifest,
+        manifest: fleetmesh_state::model::revision::Manifest,
     ) -> Result<(RevisionId, String), String> {
         let application = self
             .upload_sessions

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use fleetmesh_consensus::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
-use fleetmesh_transport::pki::{ClusterCa, NodeKey};
+use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
 use fleetmesh_transport::quic::QuicTransport;
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
@@ -170,7 +170,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         timing: config.timing,
         rng_seed: u64::from_le_bytes(seed),
         max_revision_bytes: config.max_revision_bytes,
-        planner: crate::rollout::PlannerSettings::default(),
+        planner: fleetmesh_core::rollout::PlannerSettings::default(),
     };
     let node = Node::new(settings, db, transport.clone(), clock::system()).await?;
     handler.bind(node.clone());

@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_consensus::model::members::MemberSpec;
-use fleetmesh_consensus::state::{Command, Outcome};
-use fleetmesh_transport::pki::NodeKey;
+use fleetmesh_state::model::members::MemberSpec;
+use fleetmesh_state::{Command, Outcome};
+use fleetmesh_transport::pki::{CaAuthority, NodeKey};
 use fleetmesh_transport::quic;
 use tracing::info;
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fleetmesh_consensus::model::ids::RevisionId;
-use fleetmesh_consensus::state::{Command, PollTouches, TargetReport};
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::{Command, PollTouches, TargetReport};
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use serde::Serialize;
@@ -105,7 +105,7 @@ struct HealthSnapshot {
     hosts: Arc<Vec<(NodeId, Health, Option<Instant>)>>,
     /// The planner's view made from it, with the wall-clock and monotonic times it was
     /// made at (its `dead_since` times are wall-clock times).
-    fleet: Option<(fleetmesh_consensus::model::ids::UnixMillis, Instant, Arc<crate::rollout::FleetView>)>,
+    fleet: Option<(fleetmesh_state::model::ids::UnixMillis, Instant, Arc<fleetmesh_core::rollout::FleetView>)>,
 }
 
 impl HealthSnapshot {
@@ -292,8 +292,8 @@ impl Node {
     }
 
     /// The planner's view of the fleet: every member's liveness, and since when dead.
-    pub fn fleet_view(&self) -> Arc<crate::rollout::FleetView> {
-        use crate::rollout::{FleetView, HostView};
+    pub fn fleet_view(&self) -> Arc<fleetmesh_core::rollout::FleetView> {
+        use fleetmesh_core::rollout::{FleetView, HostView};
         let now = Instant::now();
         let wall = self.clock().now();
         self.with_health(now, |health| {
@@ -316,7 +316,7 @@ impl Node {
                         Health::Suspect => HostView::suspect(),
                         Health::Dead => {
                             let dead_for = dead_at.map_or(0, |at| now.duration_since(at).as_millis() as u64);
-                            HostView::dead_since(fleetmesh_consensus::model::ids::UnixMillis(
+                            HostView::dead_since(fleetmesh_state::model::ids::UnixMillis(
                                 wall.0.saturating_sub(dead_for),
                             ))
                         }
@@ -341,7 +341,7 @@ impl Node {
     /// When planning must run again with no change of its inputs: at the first host
     /// whose health changes with time, at the planner's own `deadline` (wall clock),
     /// and at the latest after [`PLAN_RECHECK_MAX`].
-    fn recheck_at(&self, deadline: Option<fleetmesh_consensus::model::ids::UnixMillis>, now: Instant) -> Instant {
+    fn recheck_at(&self, deadline: Option<fleetmesh_state::model::ids::UnixMillis>, now: Instant) -> Instant {
         let health = self.leader.with_view(self.term(), now, |view| view.liveness.next_change(now));
         let wall = self.clock().now();
         let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));
@@ -755,8 +755,8 @@ async fn change_voters(
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_consensus::model::deployment::TargetStatus;
-    use fleetmesh_consensus::model::ids::DeploymentId;
+    use fleetmesh_state::model::deployment::TargetStatus;
+    use fleetmesh_state::model::ids::DeploymentId;
 
     use super::*;
 

@@ -26,12 +26,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use fleetmesh_consensus::model::members::ClusterInfo;
 use fleetmesh_consensus::raft::{
     raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport, StateHandle,
     StateMachineStore,
 };
-use fleetmesh_consensus::state::{Command, Outcome, Proposal};
+use fleetmesh_state::model::members::ClusterInfo;
+use fleetmesh_state::{Command, Outcome, Proposal};
 use fleetmesh_transport::{BoxFuture, NodeId, Peer, Transport, TransportError};
 pub use handler::NodeHandler;
 pub use leader::{ClusterView, NodeView};
@@ -96,7 +96,7 @@ pub struct NodeSettings {
     /// Largest revision (bytes of files) this node accepts in a push.
     pub max_revision_bytes: u64,
     /// The rollout planner's settings (defaults in production).
-    pub planner: crate::rollout::PlannerSettings,
+    pub planner: fleetmesh_core::rollout::PlannerSettings,
 }
 
 /// What the node knows about the cluster outside Raft: where the leader and members
@@ -157,7 +157,7 @@ pub struct Node {
     leader: leader::LeaderDuties,
     rng: Mutex<ChaCha8Rng>,
     /// Cluster facts of a bootstrap not yet committed (first node only).
-    pending_bootstrap: Mutex<Option<(ClusterInfo, fleetmesh_consensus::model::members::MemberSpec)>>,
+    pending_bootstrap: Mutex<Option<(ClusterInfo, fleetmesh_state::model::members::MemberSpec)>>,
     shutdown: watch::Sender<bool>,
     leader_changes: std::sync::atomic::AtomicU64,
     /// The host agent, once started.
@@ -338,7 +338,7 @@ impl Node {
     }
 
     /// Records the bootstrap entry to propose once this node leads (first node only).
-    pub fn set_pending_bootstrap(&self, info: ClusterInfo, first: fleetmesh_consensus::model::members::MemberSpec) {
+    pub fn set_pending_bootstrap(&self, info: ClusterInfo, first: fleetmesh_state::model::members::MemberSpec) {
         *self.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((info, first));
     }
 
@@ -457,7 +457,7 @@ impl Node {
     }
 
     /// Commits agents' reports (on the leader); the answer is `Ack` once committed.
-    pub async fn submit_reports(self: &Arc<Self>, reports: Vec<fleetmesh_consensus::state::TargetReport>) -> Response {
+    pub async fn submit_reports(self: &Arc<Self>, reports: Vec<fleetmesh_state::TargetReport>) -> Response {
         leader::handle_report(self, reports).await
     }
 

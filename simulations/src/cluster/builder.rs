@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fleetmesh_node::rollout::PlannerSettings;
+use fleetmesh_core::rollout::PlannerSettings;
 use fleetmesh_node::runtime::Timing;
 
 use super::SimCluster;

@@ -32,13 +32,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use builder::{Sim, SimBuilder, SimConfig};
-use fleetmesh_consensus::model::ids::UnixMillis;
-use fleetmesh_consensus::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
 use fleetmesh_consensus::raft::{seed_thread_rng, LogStore};
-use fleetmesh_consensus::state::{Command, Outcome};
 use fleetmesh_node::clock::VirtualClock;
 use fleetmesh_node::protocol::MemberAddress;
 use fleetmesh_node::runtime::{Node, NodeHandler, NodeSettings, ProposeError};
+use fleetmesh_state::model::ids::UnixMillis;
+use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::ClusterCa;
 use fleetmesh_transport::NodeId;
 use openraft::{BasicNode, Entry, RaftLogReader, ServerState};
@@ -365,7 +365,7 @@ impl SimCluster {
         version: u64,
         bin_chunks: u64,
         seed: NodeId,
-    ) -> fleetmesh_consensus::model::revision::Manifest {
+    ) -> fleetmesh_state::model::revision::Manifest {
         let manifest = self.world.synthesize(version, bin_chunks, &[seed]);
         if let Some(disk) = self.host_disks.get(&seed) {
             let mut disk = lock(disk);

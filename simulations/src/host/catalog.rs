@@ -13,10 +13,8 @@
 
 use std::collections::BTreeMap;
 
-use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
-use fleetmesh_consensus::model::revision::{
-    ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, MANIFEST_FORMAT,
-};
+use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
+use fleetmesh_state::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, MANIFEST_FORMAT};
 
 /// Bytes of phantom content behind every chunk.
 pub const PHANTOM_BYTES: usize = 64;

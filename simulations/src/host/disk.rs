@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetmesh_consensus::model::ids::{ChunkHash, DeploymentId, RevisionId};
+use fleetmesh_state::model::ids::{ChunkHash, DeploymentId, RevisionId};
 use fleetmesh_transport::NodeId;
 
 /// One installed file: what the host wrote, summarized.

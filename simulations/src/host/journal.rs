@@ -17,8 +17,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fleetmesh_consensus::model::ids::DeploymentId;
 use fleetmesh_node::agent_runtime::{Journal, JournalRecord, MemoryJournal};
+use fleetmesh_state::model::ids::DeploymentId;
 
 #[derive(Debug, Default)]
 struct Store {
@@ -103,10 +103,10 @@ impl Journal for JournalHandle {
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_consensus::model::deployment::TargetStatus;
-    use fleetmesh_consensus::model::ids::Hash32;
-    use fleetmesh_consensus::model::resources::FileExistsBehavior;
     use fleetmesh_node::protocol::DeploymentAssignment;
+    use fleetmesh_state::model::deployment::TargetStatus;
+    use fleetmesh_state::model::ids::Hash32;
+    use fleetmesh_state::model::resources::FileExistsBehavior;
 
     use super::*;
 

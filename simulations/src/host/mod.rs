@@ -25,12 +25,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::{Diagnostics, LifecycleErrorCode};
-use fleetmesh_consensus::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_node::agent::hooks::EventOutcome;
 use fleetmesh_node::agent_runtime::{Journal, LifecycleBackend, TargetContext};
 use fleetmesh_node::protocol::{Assignments, MemberAddress, RevisionProgress};
 use fleetmesh_node::runtime::Node;
+use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode};
+use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::{BoxFuture, NodeId};
 
 use self::catalog::{file_digest, Catalog};
@@ -122,14 +122,14 @@ impl HostWorld {
         version: u64,
         bin_chunks: u64,
         seeds: &[NodeId],
-    ) -> fleetmesh_consensus::model::revision::Manifest {
+    ) -> fleetmesh_state::model::revision::Manifest {
         let manifest = lock(&self.catalog).synthesize(self.seed, version, bin_chunks);
         lock(&self.holders).entry(manifest.revision_id()).or_default().extend(seeds.iter().copied());
         manifest
     }
 
     /// The manifest of a synthetic revision.
-    pub fn manifest(&self, revision: &RevisionId) -> Option<fleetmesh_consensus::model::revision::Manifest> {
+    pub fn manifest(&self, revision: &RevisionId) -> Option<fleetmesh_state::model::revision::Manifest> {
         lock(&self.catalog).manifest(revision)
     }
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use fleetmesh_consensus::state::ClusterState;
+use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
 use super::installs_exact::matches_manifest;

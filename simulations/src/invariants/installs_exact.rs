@@ -10,8 +10,8 @@
 //! An install the observer cannot place yet (its deployment is not replayed yet) waits
 //! for the next round; at the end, none may be left.
 
-use fleetmesh_consensus::model::revision::Manifest;
-use fleetmesh_consensus::state::ClusterState;
+use fleetmesh_state::model::revision::Manifest;
+use fleetmesh_state::ClusterState;
 
 use crate::host::catalog::file_digest;
 use crate::host::disk::{InstallRecord, InstalledRevision};

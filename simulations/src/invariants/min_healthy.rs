@@ -9,7 +9,7 @@
 //! - At the deployment's creation each target is *healthy at start* iff the group's
 //!   record of its host is healthy or absent (the planner's rule for a pending target,
 //!   minus liveness). `H0` counts them; `M` is
-//!   [`minimum_healthy_count`](fleetmesh_node::rollout::minimum_healthy_count) of the
+//!   [`minimum_healthy_count`](fleetmesh_core::rollout::minimum_healthy_count) of the
 //!   rule over the targets.
 //! - At every committed state, the targets *in service* are those that succeeded, plus
 //!   the healthy-at-start ones the rollout has not taken: still pending, skipped at the
@@ -25,10 +25,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetmesh_consensus::model::deployment::{Deployment, TargetStatus};
-use fleetmesh_consensus::model::ids::DeploymentId;
-use fleetmesh_consensus::state::ClusterState;
-use fleetmesh_node::rollout::minimum_healthy_count;
+use fleetmesh_core::rollout::minimum_healthy_count;
+use fleetmesh_state::model::deployment::{Deployment, TargetStatus};
+use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
 #[derive(Debug)]
@@ -113,9 +113,9 @@ impl MinHealthy {
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_consensus::model::deployment::{DeploymentCreator, DeploymentStatus, Target};
-    use fleetmesh_consensus::model::ids::{Hash32, UnixMillis};
-    use fleetmesh_consensus::model::resources::{
+    use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus, Target};
+    use fleetmesh_state::model::ids::{Hash32, UnixMillis};
+    use fleetmesh_state::model::resources::{
         AutoRollbackConfiguration, FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType,
     };
 

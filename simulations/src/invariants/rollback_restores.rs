@@ -17,12 +17,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use fleetmesh_consensus::model::deployment::{
+use fleetmesh_state::model::deployment::{
     Deployment, DeploymentCreator, DeploymentStatus, LifecycleEventStatus, TargetStatus,
 };
-use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
-use fleetmesh_consensus::model::resources::AutoRollbackEvent;
-use fleetmesh_consensus::state::ClusterState;
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::resources::AutoRollbackEvent;
+use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
 use crate::host::disk::SimDisk;

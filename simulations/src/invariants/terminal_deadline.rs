@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fleetmesh_consensus::model::ids::DeploymentId;
-use fleetmesh_consensus::state::ClusterState;
+use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::ClusterState;
 use tokio::time::Instant;
 
 /// The deadline monitor.

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::{DeploymentCreator, DeploymentStatus};
-use fleetmesh_consensus::model::ids::{DeploymentId, RevisionId};
-use fleetmesh_consensus::model::resources::{
+use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus};
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::resources::{
     AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType,
     TagFilter, TagFilterType, TargetSelector, HALF_AT_A_TIME, ONE_AT_A_TIME,
 };
-use fleetmesh_consensus::model::revision::RevisionRecord;
-use fleetmesh_consensus::state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
+use fleetmesh_state::model::revision::RevisionRecord;
+use fleetmesh_state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 

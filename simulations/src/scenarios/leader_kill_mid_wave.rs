@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::{DeploymentStatus, TargetStatus};
+use fleetmesh_state::model::deployment::{DeploymentStatus, TargetStatus};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::resources::ComputePlatform;
-use fleetmesh_consensus::state::{Command, Outcome};
 use fleetmesh_node::runtime::ProposeError;
+use fleetmesh_state::model::resources::ComputePlatform;
+use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::NodeId;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::DeploymentStatus;
+use fleetmesh_state::model::deployment::DeploymentStatus;
 use fleetmesh_transport::NodeId;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;

@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::deployment::DeploymentStatus;
-use fleetmesh_node::rollout::PlannerSettings;
+use fleetmesh_core::rollout::PlannerSettings;
 use fleetmesh_node::runtime::Timing;
+use fleetmesh_state::model::deployment::DeploymentStatus;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -107,7 +107,7 @@ pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
                 .deployments
                 .values()
                 .filter(|deployment| {
-                    deployment.creator == fleetmesh_consensus::model::deployment::DeploymentCreator::CodeDeployRollback
+                    deployment.creator == fleetmesh_state::model::deployment::DeploymentCreator::CodeDeployRollback
                 })
                 .count(),
             observer.monitor.min_healthy.least_margin,

@@ -17,8 +17,8 @@
 //! uploader whose queued requesters are all busy receiving stays idle, where fair
 //! sharing would trickle data to them.
 
-use fleetmesh_consensus::model::revision::ChunkRef;
-use fleetmesh_node::swarm::SendPriority;
+use fleetmesh_core::swarm::SendPriority;
+use fleetmesh_state::model::revision::ChunkRef;
 
 /// A piece on its way from an uploader to a requester.
 #[derive(Clone, Debug)]
@@ -168,7 +168,7 @@ impl Links {
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_consensus::model::ids::ChunkHash;
+    use fleetmesh_state::model::ids::ChunkHash;
 
     use super::*;
 

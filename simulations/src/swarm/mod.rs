@@ -1,8 +1,8 @@
 //! The swarm scenario: one seed distributes a revision to every other node, and the
 //! run measures how close to the bandwidth lower bound the real piece picker gets.
 //!
-//! The nodes run the node crate's own [`fleetmesh_node::swarm::Download`] and
-//! [`fleetmesh_node::swarm::UploadSlots`]; only the bytes are phantom (sizes and
+//! The nodes run the node crate's own [`fleetmesh_core::swarm::Download`] and
+//! [`fleetmesh_core::swarm::UploadSlots`]; only the bytes are phantom (sizes and
 //! hashes, see `payload`). A discrete-event loop on virtual nanoseconds drives them
 //! (`queue`), with per-node uplinks and downlinks (`links`), per-message latency with
 //! seeded jitter, response loss, byzantine peers that serve garbage, and neighbour
@@ -39,10 +39,10 @@
 //! # Tuning (measured with the `measure` test)
 //!
 //! From a first cut (FIFO uploads, a seed advertising everything, a random graph):
-//! 1. Super-seeding ([`fleetmesh_node::swarm::SeedAdvertisement`]): the seed advertises
+//! 1. Super-seeding ([`fleetmesh_core::swarm::SeedAdvertisement`]): the seed advertises
 //!    and accepts only pieces it has not sent while any remain. It had spent 20-30 % of
 //!    its upload on second copies; 200 nodes, 256 MiB: ratio 1.33 to 1.21.
-//! 2. Freshest piece first at every uploader ([`fleetmesh_node::swarm::SendPriority`]),
+//! 2. Freshest piece first at every uploader ([`fleetmesh_core::swarm::SendPriority`]),
 //!    the origin seed's copies first of all: the tail after the seed's last first copy
 //!    fell from ~0.5 s to ~0.25 s (200 nodes, 256 MiB).
 //! 3. 16 upload slots at the origin seed, 8 elsewhere: its first copies of every piece
@@ -65,7 +65,7 @@ mod world;
 
 use std::collections::BTreeMap;
 
-use fleetmesh_node::swarm::{DownloadParams, SEED_UPLOADS_IN_FLIGHT_MAX, UPLOADS_IN_FLIGHT_MAX};
+use fleetmesh_core::swarm::{DownloadParams, SEED_UPLOADS_IN_FLIGHT_MAX, UPLOADS_IN_FLIGHT_MAX};
 use serde::Serialize;
 
 /// One swarm run.
@@ -123,11 +123,11 @@ pub struct SwarmTuning {
     /// Announce each completed piece to every neighbour (a `have` message).
     pub announce_pieces: bool,
     /// The seed advertises only pieces it has not sent yet (see
-    /// [`fleetmesh_node::swarm::SeedAdvertisement`]).
+    /// [`fleetmesh_core::swarm::SeedAdvertisement`]).
     pub super_seeding: bool,
     /// The download's caps and back-offs.
     pub download: DownloadParams,
-    /// Uploaders send accepted requests by [`fleetmesh_node::swarm::SendPriority`]
+    /// Uploaders send accepted requests by [`fleetmesh_core::swarm::SendPriority`]
     /// (freshest piece first) instead of first come first served.
     pub newest_first: bool,
     /// Upload slots per node.

@@ -10,11 +10,9 @@
 
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::ids::{ChunkHash, Hash32};
-use fleetmesh_consensus::model::revision::{
-    ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, MANIFEST_FORMAT,
-};
-use fleetmesh_node::swarm::{Bitfield, PieceMap};
+use fleetmesh_core::swarm::{Bitfield, PieceMap};
+use fleetmesh_state::model::ids::{ChunkHash, Hash32};
+use fleetmesh_state::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, MANIFEST_FORMAT};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 

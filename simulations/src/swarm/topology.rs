@@ -2,7 +2,7 @@
 //!
 //! In the real cluster the leader gives every target of a deployment a peer list (the
 //! revision's seeds plus a random sample of other targets), and a node asks for more
-//! when its download says so ([`fleetmesh_node::swarm::Download::wanted_peers_hint`]).
+//! when its download says so ([`fleetmesh_core::swarm::Download::wanted_peers_hint`]).
 //! The simulation builds the same thing: a random graph where every receiver has about
 //! `degree` neighbours, links are symmetric (a connection carries requests both ways),
 //! and the seed is either in every receiver's list or just a neighbour like any other.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use fleetmesh_tests::{proc_status_kib, process_cpu, write_random_file, Options, TestCluster};
-use fleetmesh_transport::pki::{ClusterCa, NodeKey, TlsIdentity};
+use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey, TlsIdentity};
 use fleetmesh_transport::{quic, tls, NodeId};
 use serde_json::json;
 

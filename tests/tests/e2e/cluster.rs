@@ -170,7 +170,7 @@ fn bad_tokens_and_foreign_clusters_are_refused() {
 /// its request never reaches the cluster.
 #[test]
 fn a_certificate_from_another_ca_is_refused() {
-    use fleetmesh_transport::pki::{ClusterCa, NodeKey, TlsIdentity};
+    use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey, TlsIdentity};
     use fleetmesh_transport::quic::QuicTransport;
     use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport};
 

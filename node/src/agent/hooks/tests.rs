@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fleetmesh_consensus::model::deployment::LifecycleErrorCode;
+use fleetmesh_state::model::deployment::LifecycleErrorCode;
 
 use super::*;
 

@@ -20,7 +20,7 @@ use super::error::InstallError;
 use super::instructions::{ContextInstruction, Instruction};
 use super::permissions::full_acl;
 use super::InstallReport;
-use crate::appspec::AclEntry;
+use fleetmesh_core::appspec::AclEntry;
 
 /// Runs `instructions` in order, updating `report`.
 pub(crate) fn execute(

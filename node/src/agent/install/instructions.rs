@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::resources::FileExistsBehavior;
+use fleetmesh_state::model::resources::FileExistsBehavior;
 use serde::Serialize;
 
 use super::error::InstallError;
 use super::resolve::under_root;
-use crate::appspec::{AclEntry, FileMapping};
+use fleetmesh_core::appspec::{AclEntry, FileMapping};
 
 /// One step of an install, in execution order. Serialized in the agent's
 /// `install.json` shape (`{"type":"copy","source":…,"destination":…}`).

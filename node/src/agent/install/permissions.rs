@@ -24,7 +24,7 @@ use nix::unistd::{Group, User};
 use super::error::InstallError;
 use super::instructions::{ContextInstruction, CopyKind, Instruction, Plan};
 use super::resolve::under_root;
-use crate::appspec::{AclEntry, AclTag, ObjectType, Permission};
+use fleetmesh_core::appspec::{AclEntry, AclTag, ObjectType, Permission};
 
 /// Owner and group ids of one entry, looked up before anything is changed on disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -256,7 +256,7 @@ pub(crate) fn full_acl(entries: &[AclEntry], mode: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appspec::parse;
+    use fleetmesh_core::appspec::parse;
 
     #[test]
     fn simple_globs_match_like_the_agent() {

@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::*;
-use crate::appspec::parse;
+use fleetmesh_core::appspec::parse;
 
 /// A host with one unpacked revision.
 struct Host {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::revision::ChunkRef;
+use fleetmesh_state::model::revision::ChunkRef;
 use tempfile::TempDir;
 
 use super::*;
@@ -78,7 +78,7 @@ fn directory_tar_tgz_and_zip_of_one_tree_give_one_manifest() {
     let occurrences: usize = reference.manifest.files().map(|(_, _, chunks)| chunks.len()).sum();
     assert_eq!(received.len(), occurrences);
     for (chunk, bytes) in &received {
-        assert_eq!(chunk.hash(), fleetmesh_consensus::model::ids::ChunkHash::of(bytes));
+        assert_eq!(chunk.hash(), fleetmesh_state::model::ids::ChunkHash::of(bytes));
         assert_eq!(chunk.len() as usize, bytes.len());
     }
     // big.bin and copy.bin share their chunks: unique bytes count them once.

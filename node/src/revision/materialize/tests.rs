@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use fleetmesh_consensus::model::revision::Manifest;
+use fleetmesh_state::model::revision::Manifest;
 use tempfile::TempDir;
 
 use super::*;

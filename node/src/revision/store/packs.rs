@@ -25,7 +25,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use fleetmesh_consensus::model::ids::{ChunkHash, Hash32};
+use fleetmesh_state::model::ids::{ChunkHash, Hash32};
 
 use super::{io_error, StoreError, CHUNK_FILE_BYTES_MAX, TEMP_PREFIX};
 

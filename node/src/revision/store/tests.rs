@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::sync::Arc;
 
-use fleetmesh_consensus::model::ids::ChunkHash;
-use fleetmesh_consensus::model::revision::ChunkRef;
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::ChunkRef;
 
 use super::*;
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use fleetmesh_consensus::model::revision::ChunkRef;
-use fleetmesh_node::swarm::{Download, Received, SendPriority, UploadDecision};
+use fleetmesh_core::swarm::{Download, Received, SendPriority, UploadDecision};
+use fleetmesh_state::model::revision::ChunkRef;
 use fleetmesh_transport::NodeId;
 use rand::Rng;
 

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_consensus::model::revision::ChunkRef;
-use fleetmesh_node::swarm::{Bitfield, Download, PieceMap, SeedAdvertisement, UploadSlots, UPLOADS_PER_REQUESTER_MAX};
+use fleetmesh_core::swarm::{Bitfield, Download, PieceMap, SeedAdvertisement, UploadSlots, UPLOADS_PER_REQUESTER_MAX};
+use fleetmesh_state::model::revision::ChunkRef;
 use fleetmesh_transport::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

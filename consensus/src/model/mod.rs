@@ -1,7 +1,0 @@
-//! The replicated data model: plain serde types, no I/O.
-
-pub mod deployment;
-pub mod ids;
-pub mod members;
-pub mod resources;
-pub mod revision;

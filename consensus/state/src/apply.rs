@@ -1,0 +1,315 @@
+//! `apply` for membership, tokens, applications, groups, configurations and revisions.
+
+use crate::NodeId;
+
+use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
+use crate::model::ids::UnixMillis;
+use crate::model::members::Member;
+use crate::model::resources::{
+    validate_name, Application, DeploymentConfig, DeploymentGroup, MinimumHealthyHostsType, PREDEFINED_PREFIX,
+    TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
+};
+use crate::model::revision::RevisionRecord;
+use crate::ClusterState;
+
+impl ClusterState {
+    /// Applies a proposal: each command in order, each all-or-nothing.
+    pub fn apply(&mut self, proposal: &Proposal) -> ProposalResponse {
+        let at = proposal.at.max(self.last_applied_at);
+        self.last_applied_at = at;
+        let outcomes = proposal
+            .commands
+            .iter()
+            .map(|command| match self.apply_one(command, at) {
+                Ok(outcome) => outcome,
+                Err(error) => Outcome::Rejected(error),
+            })
+            .collect();
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+        ProposalResponse { outcomes }
+    }
+
+    fn apply_one(&mut self, command: &Command, at: UnixMillis) -> Result<Outcome, ApplyError> {
+        match command {
+            Command::Bootstrap { info, first } => {
+                if self.cluster.is_some() {
+                    return Err(ApplyError::conflict("the cluster is already bootstrapped"));
+                }
+                self.cluster = Some(info.clone());
+                let id = NodeId(1);
+                self.members.insert(
+                    id,
+                    Member { id, listen: first.listen, api: first.api, tags: first.tags.clone(), joined_at: at },
+                );
+                self.next_node_id = 2;
+                Ok(Outcome::MemberAdded(id))
+            }
+            Command::AddMember { spec } => {
+                if self.cluster.is_none() {
+                    return Err(ApplyError::conflict("the cluster is not bootstrapped"));
+                }
+                let id = NodeId(self.next_node_id);
+                self.next_node_id += 1;
+                self.members.insert(
+                    id,
+                    Member { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at: at },
+                );
+                Ok(Outcome::MemberAdded(id))
+            }
+            Command::UpdateMember { id, spec } => {
+                let member =
+                    self.members.get_mut(id).ok_or_else(|| ApplyError::not_found(format!("no member {id}")))?;
+                member.listen = spec.listen;
+                member.api = spec.api;
+                member.tags = spec.tags.clone();
+                Ok(Outcome::Done)
+            }
+            Command::RemoveMember { id } => {
+                if self.members.remove(id).is_none() {
+                    return Err(ApplyError::not_found(format!("no member {id}")));
+                }
+                self.removed.insert(*id);
+                Ok(Outcome::Done)
+            }
+            Command::AddJoinToken { record } => {
+                let cluster =
+                    self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
+                cluster.join_tokens.push(record.clone());
+                Ok(Outcome::Done)
+            }
+            Command::CreateApplication { name, application_id, compute_platform } => {
+                validate_name("application name", name).map_err(ApplyError::invalid)?;
+                if self.applications.contains_key(name) {
+                    return Err(ApplyError::exists(format!("application {name} already exists")));
+                }
+                self.applications.insert(
+                    name.clone(),
+                    Application {
+                        application_name: name.clone(),
+                        application_id: application_id.clone(),
+                        compute_platform: *compute_platform,
+                        create_time: at,
+                    },
+                );
+                Ok(Outcome::Done)
+            }
+            Command::DeleteApplication { name } => {
+                if !self.applications.contains_key(name) {
+                    return Err(ApplyError::not_found(format!("application {name} does not exist")));
+                }
+                if let Some(active) = self.active_deployments().find(|deployment| &deployment.application_name == name)
+                {
+                    return Err(ApplyError::conflict(format!(
+                        "application {name} has deployment {} in progress; stop it first",
+                        active.deployment_id
+                    )));
+                }
+                self.applications.remove(name);
+                self.deployment_groups.remove(name);
+                self.revisions.retain(|_, revision| &revision.application_name != name);
+                Ok(Outcome::Done)
+            }
+            Command::CreateDeploymentGroup { spec, deployment_group_id } => {
+                self.create_deployment_group(spec, deployment_group_id, at)
+            }
+            Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
+                let group = self.deployment_group(application_name, deployment_group_name).ok_or_else(|| {
+                    ApplyError::not_found(format!(
+                        "deployment group {deployment_group_name} of application {application_name} does not exist"
+                    ))
+                })?;
+                if let Some(active) = &group.active_deployment_id {
+                    return Err(ApplyError::conflict(format!(
+                        "deployment group {deployment_group_name} has deployment {active} in progress; stop it first"
+                    )));
+                }
+                if let Some(groups) = self.deployment_groups.get_mut(application_name) {
+                    groups.remove(deployment_group_name);
+                }
+                Ok(Outcome::Done)
+            }
+            Command::CreateDeploymentConfig { name, deployment_config_id, compute_platform, minimum_healthy_hosts } => {
+                validate_name("deployment configuration name", name).map_err(ApplyError::invalid)?;
+                if name.starts_with(PREDEFINED_PREFIX) {
+                    return Err(ApplyError::invalid(format!(
+                        "deployment configuration names starting with {PREDEFINED_PREFIX} are reserved"
+                    )));
+                }
+                match minimum_healthy_hosts.kind {
+                    MinimumHealthyHostsType::FleetPercent if minimum_healthy_hosts.value > 99 => {
+                        return Err(ApplyError::invalid(format!(
+                            "FLEET_PERCENT must be 0 to 99, got {}",
+                            minimum_healthy_hosts.value
+                        )))
+                    }
+                    MinimumHealthyHostsType::MostConcurrency => {
+                        return Err(ApplyError::invalid(
+                            "minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT",
+                        ))
+                    }
+                    _ => {}
+                }
+                if self.deployment_config(name).is_some() {
+                    return Err(ApplyError::exists(format!("deployment configuration {name} already exists")));
+                }
+                self.deployment_configs.insert(
+                    name.clone(),
+                    DeploymentConfig {
+                        deployment_config_name: name.clone(),
+                        deployment_config_id: deployment_config_id.clone(),
+                        compute_platform: *compute_platform,
+                        minimum_healthy_hosts: *minimum_healthy_hosts,
+                        create_time: at,
+                    },
+                );
+                Ok(Outcome::Done)
+            }
+            Command::DeleteDeploymentConfig { name } => {
+                if name.starts_with(PREDEFINED_PREFIX) {
+                    return Err(ApplyError::invalid(format!("{name} is predefined and cannot be deleted")));
+                }
+                if !self.deployment_configs.contains_key(name) {
+                    return Err(ApplyError::not_found(format!("deployment configuration {name} does not exist")));
+                }
+                let in_use = self
+                    .deployment_groups
+                    .values()
+                    .flat_map(|groups| groups.values())
+                    .find(|group| &group.deployment_config_name == name);
+                if let Some(group) = in_use {
+                    return Err(ApplyError::conflict(format!(
+                        "deployment configuration {name} is used by deployment group {}",
+                        group.deployment_group_name
+                    )));
+                }
+                self.deployment_configs.remove(name);
+                Ok(Outcome::Done)
+            }
+            Command::RegisterRevision { record } => self.register_revision(record),
+            Command::RecordRevisionHolder { revision_id, node } => {
+                if !self.revisions.contains_key(revision_id) {
+                    return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
+                }
+                self.revision_holders.entry(*revision_id).or_default().insert(*node);
+                if let Some(waiting) = self.prefetch_requests.get_mut(revision_id) {
+                    waiting.remove(node);
+                    if waiting.is_empty() {
+                        self.prefetch_requests.remove(revision_id);
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Command::RequestPrefetch { revision_id, targets } => {
+                if !self.revisions.contains_key(revision_id) {
+                    return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
+                }
+                let holders = self.revision_holders.get(revision_id).cloned().unwrap_or_default();
+                let waiting: Vec<NodeId> = targets
+                    .iter()
+                    .copied()
+                    .filter(|id| self.members.contains_key(id) && !holders.contains(id))
+                    .collect();
+                if !waiting.is_empty() {
+                    self.prefetch_requests.entry(*revision_id).or_default().extend(waiting);
+                }
+                Ok(Outcome::Done)
+            }
+            Command::CreateDeployment { spec, deployment_id } => self.create_deployment(spec, deployment_id, at),
+            Command::StartTargets { deployment_id, targets } => self.start_targets(deployment_id, targets, at),
+            Command::ReportTargets { reports } => {
+                for report in reports {
+                    // Each report stands alone: a stale one is skipped, not fatal to the batch.
+                    let _ = self.report_target(report, at);
+                }
+                Ok(Outcome::Done)
+            }
+            Command::FailTargets { deployment_id, targets } => self.fail_targets(deployment_id, targets, at),
+            Command::FinishDeployment(finish) => self.finish_deployment(finish, at),
+            Command::StopDeployment { deployment_id, rollback_id } => {
+                self.stop_deployment(deployment_id, rollback_id.as_ref(), at)
+            }
+        }
+    }
+
+    fn create_deployment_group(
+        &mut self,
+        spec: &DeploymentGroupSpec,
+        deployment_group_id: &str,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        validate_name("deployment group name", &spec.deployment_group_name).map_err(ApplyError::invalid)?;
+        if !self.applications.contains_key(&spec.application_name) {
+            return Err(ApplyError::not_found(format!("application {} does not exist", spec.application_name)));
+        }
+        if self.deployment_config(&spec.deployment_config_name).is_none() {
+            return Err(ApplyError::not_found(format!(
+                "deployment configuration {} does not exist",
+                spec.deployment_config_name
+            )));
+        }
+        let selector = &spec.target_selector;
+        if !selector.tag_filters.is_empty() && !selector.tag_set.is_empty() {
+            return Err(ApplyError::invalid("use either tag filters or a tag set, not both"));
+        }
+        if selector.tag_set.len() > TAG_SET_GROUPS_MAX
+            || selector.tag_set.iter().any(|group| group.len() > TAG_SET_GROUP_FILTERS_MAX)
+        {
+            return Err(ApplyError::invalid(format!(
+                "a tag set has at most {TAG_SET_GROUPS_MAX} groups of at most {TAG_SET_GROUP_FILTERS_MAX} filters"
+            )));
+        }
+        if self.deployment_group(&spec.application_name, &spec.deployment_group_name).is_some() {
+            return Err(ApplyError::exists(format!(
+                "deployment group {} of application {} already exists",
+                spec.deployment_group_name, spec.application_name
+            )));
+        }
+        let group = DeploymentGroup {
+            application_name: spec.application_name.clone(),
+            deployment_group_name: spec.deployment_group_name.clone(),
+            deployment_group_id: deployment_group_id.to_string(),
+            deployment_config_name: spec.deployment_config_name.clone(),
+            target_selector: spec.target_selector.clone(),
+            auto_rollback_configuration: spec.auto_rollback_configuration.clone(),
+            deployment_style: Default::default(),
+            update_outdated_instances: spec.update_outdated_instances,
+            target_revision: None,
+            last_successful_deployment_id: None,
+            active_deployment_id: None,
+            instances: Default::default(),
+            create_time: at,
+        };
+        self.deployment_groups
+            .entry(spec.application_name.clone())
+            .or_default()
+            .insert(spec.deployment_group_name.clone(), group);
+        Ok(Outcome::Done)
+    }
+
+    fn register_revision(&mut self, record: &RevisionRecord) -> Result<Outcome, ApplyError> {
+        if !self.applications.contains_key(&record.application_name) {
+            return Err(ApplyError::not_found(format!("application {} does not exist", record.application_name)));
+        }
+        record.manifest.validate().map_err(|error| ApplyError::invalid(error.to_string()))?;
+        if record.manifest.revision_id() != record.revision_id {
+            return Err(ApplyError::invalid(format!(
+                "revision id {} is not the hash of its manifest",
+                record.revision_id
+            )));
+        }
+        if let Some(existing) = self.revisions.get(&record.revision_id) {
+            if existing.application_name != record.application_name {
+                return Err(ApplyError::conflict(format!(
+                    "revision {} is already registered to application {}",
+                    record.revision_id, existing.application_name
+                )));
+            }
+        }
+        let holders = self.revision_holders.entry(record.revision_id).or_default();
+        holders.extend(record.seeds.iter().copied());
+        self.revisions.entry(record.revision_id).or_insert_with(|| record.clone());
+        Ok(Outcome::Done)
+    }
+}

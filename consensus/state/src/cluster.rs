@@ -1,0 +1,113 @@
+//! [`ClusterState`]: everything the cluster agrees on, and the queries over it.
+//!
+//! [`ClusterState::apply`] is the only way the state changes. It reads no clock and
+//! no randomness (both come inside the [`Proposal`]), iterates only ordered maps, and
+//! so replaying the log yields the same state, byte for byte.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::model::deployment::Deployment;
+use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
+use crate::model::members::{ClusterInfo, Member};
+use crate::model::resources::{predefined_configs, Application, DeploymentConfig, DeploymentGroup};
+use crate::model::revision::RevisionRecord;
+
+/// Everything the cluster agrees on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Set by the bootstrap entry.
+    pub cluster: Option<ClusterInfo>,
+    /// Current members.
+    pub members: BTreeMap<NodeId, Member>,
+    /// Ids of members that left; never reused, refused by the transport.
+    pub removed: BTreeSet<NodeId>,
+    /// The id the next joiner gets.
+    pub next_node_id: u64,
+    /// Applications by name.
+    pub applications: BTreeMap<String, Application>,
+    /// Deployment groups by application, then by name.
+    pub deployment_groups: BTreeMap<String, BTreeMap<String, DeploymentGroup>>,
+    /// Custom deployment configurations by name (predefined ones are not stored).
+    pub deployment_configs: BTreeMap<String, DeploymentConfig>,
+    /// Revisions by id.
+    pub revisions: BTreeMap<RevisionId, RevisionRecord>,
+    /// Nodes known to hold every chunk of a revision.
+    pub revision_holders: BTreeMap<RevisionId, BTreeSet<NodeId>>,
+    /// Nodes asked to prefetch a revision that do not hold it yet.
+    pub prefetch_requests: BTreeMap<RevisionId, BTreeSet<NodeId>>,
+    /// Deployments by id.
+    pub deployments: BTreeMap<DeploymentId, Deployment>,
+    /// Deployment ids in creation order.
+    pub deployment_order: Vec<DeploymentId>,
+    /// Timestamp of the last applied proposal.
+    pub last_applied_at: UnixMillis,
+}
+
+impl ClusterState {
+    /// A deployment configuration by name, predefined or custom.
+    pub fn deployment_config(&self, name: &str) -> Option<DeploymentConfig> {
+        predefined_configs()
+            .into_iter()
+            .find(|config| config.deployment_config_name == name)
+            .or_else(|| self.deployment_configs.get(name).cloned())
+    }
+
+    /// A deployment group.
+    pub fn deployment_group(&self, application: &str, group: &str) -> Option<&DeploymentGroup> {
+        self.deployment_groups.get(application)?.get(group)
+    }
+
+    pub(crate) fn deployment_group_mut(&mut self, application: &str, group: &str) -> Option<&mut DeploymentGroup> {
+        self.deployment_groups.get_mut(application)?.get_mut(group)
+    }
+
+    /// Members whose tags a group's selector matches, in id order.
+    pub fn group_targets(&self, group: &DeploymentGroup) -> Vec<NodeId> {
+        self.members
+            .values()
+            .filter(|member| group.target_selector.matches(&member.tags))
+            .map(|member| member.id)
+            .collect()
+    }
+
+    /// Deployments that are not finished.
+    pub fn active_deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.deployments.values().filter(|deployment| !deployment.status.is_terminal())
+    }
+
+    /// Checks the state's internal consistency; called after every apply in debug and
+    /// simulation builds.
+    ///
+    /// # Panics
+    /// When an invariant is broken: that is a bug in `apply`.
+    pub fn check_invariants(&self) {
+        for (application, groups) in &self.deployment_groups {
+            assert!(self.applications.contains_key(application), "groups of unknown application {application}");
+            for group in groups.values() {
+                if let Some(active) = &group.active_deployment_id {
+                    let deployment = self.deployments.get(active).expect("active deployment exists");
+                    assert!(!deployment.status.is_terminal(), "active deployment {active} is finished");
+                }
+            }
+        }
+        for deployment in self.deployments.values() {
+            if deployment.status.is_terminal() {
+                assert!(
+                    deployment
+                        .targets
+                        .values()
+                        .all(|target| target.status != crate::model::deployment::TargetStatus::Pending),
+                    "finished deployment {} has pending targets",
+                    deployment.deployment_id
+                );
+            }
+        }
+        for id in self.members.keys() {
+            assert!(id.0 < self.next_node_id, "member {id} not below next id {}", self.next_node_id);
+            assert!(!self.removed.contains(id), "member {id} is also removed");
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Commands: the only way the replicated cluster state changes.
+//!
+//! Every command carries what `apply` needs to be deterministic: ids and timestamps are
+//! chosen by the leader before proposing, never inside `apply`.
+
+use std::collections::BTreeSet;
+
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
+use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
+use crate::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use crate::model::resources::{
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
+};
+use crate::model::revision::RevisionRecord;
+
+/// What a client asks for when it creates a deployment group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentGroupSpec {
+    /// Owning application.
+    pub application_name: String,
+    /// Name.
+    pub deployment_group_name: String,
+    /// Default configuration (`CodeDeployDefault.OneAtATime` when not given).
+    pub deployment_config_name: String,
+    /// Targets.
+    pub target_selector: TargetSelector,
+    /// Rollback settings.
+    pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// Whether hosts that join later get the last successful revision.
+    pub update_outdated_instances: bool,
+}
+
+/// What a client asks for when it creates a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSpec {
+    /// Application.
+    pub application_name: String,
+    /// Group.
+    pub deployment_group_name: String,
+    /// Revision to install.
+    pub revision_id: RevisionId,
+    /// Overrides the group's configuration.
+    pub deployment_config_name: Option<String>,
+    /// Free text.
+    pub description: String,
+    /// Continue past ApplicationStop failures (§2.5).
+    pub ignore_application_stop_failures: bool,
+    /// Existing-file behaviour for Install.
+    pub file_exists_behavior: FileExistsBehavior,
+    /// Overrides the group's rollback settings.
+    pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    /// Who asks.
+    pub creator: DeploymentCreator,
+    /// Explicit targets (rollback, late joiners); `None` selects by the group's tags.
+    pub targets: Option<Vec<NodeId>>,
+}
+
+/// A host's progress on one target, as its agent reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// Deployment.
+    pub deployment_id: DeploymentId,
+    /// Host.
+    pub target_id: NodeId,
+    /// Increases with every report of this host for this deployment; older ones are ignored.
+    pub seq: u64,
+    /// Target status after this report.
+    pub status: TargetStatus,
+    /// All lifecycle events as the agent sees them.
+    pub lifecycle_events: Vec<LifecycleEvent>,
+}
+
+/// How a deployment ends, as decided by the rollout engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finish {
+    /// Deployment.
+    pub deployment_id: DeploymentId,
+    /// Succeeded or Failed.
+    pub succeeded: bool,
+    /// Why it failed.
+    pub error: Option<ErrorInformation>,
+    /// Id for the rollback deployment, if the configuration asks for one.
+    pub rollback_id: Option<DeploymentId>,
+}
+
+/// Which parts of the applied state a command may change, for readers that cache
+/// something derived from them (see `StateHandle::versions`). Errs on the side of
+/// "changed": a false positive costs a recomputation, a false negative a stale answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touches {
+    /// The member list (ids, addresses, tags).
+    pub members: bool,
+    /// What an agent's poll answer is made of: active deployments and which of their
+    /// targets are pending or in progress, revision holders, prefetch requests, members.
+    pub poll_inputs: bool,
+}
+
+impl Touches {
+    /// Both.
+    pub const ALL: Self = Self { members: true, poll_inputs: true };
+
+    /// Either part of `self` or of `other`.
+    #[must_use]
+    pub fn or(self, other: Self) -> Self {
+        Self { members: self.members || other.members, poll_inputs: self.poll_inputs || other.poll_inputs }
+    }
+}
+
+/// Whose poll answers applied commands may have changed, gathered until a reader
+/// takes them (the leader wakes those pollers' held polls, not every poll). Errs like
+/// [`Touches`]: naming a node whose answer did not change costs one recomputation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollTouches {
+    /// Every poller's answer may have changed (members, voters, a deployment created or
+    /// ended, a snapshot installed, or more single nodes than are worth listing).
+    pub all: bool,
+    /// These pollers' answers may have changed.
+    pub nodes: BTreeSet<NodeId>,
+}
+
+impl PollTouches {
+    /// Nodes listed one by one before the set collapses into [`PollTouches::all`].
+    pub const NODES_MAX: usize = 4096;
+
+    /// Every poller.
+    pub fn add_all(&mut self) {
+        self.all = true;
+        self.nodes.clear();
+    }
+
+    /// The poller `node`.
+    pub fn add(&mut self, node: NodeId) {
+        if self.all {
+            return;
+        }
+        if self.nodes.len() >= Self::NODES_MAX {
+            self.add_all();
+        } else {
+            self.nodes.insert(node);
+        }
+    }
+
+    /// The pollers `command` may concern; nothing when [`Command::touches`] says it
+    /// leaves poll inputs alone. An agent's assignments depend only on its own targets
+    /// (pending or in progress) in active deployments, its own revision holdings and
+    /// prefetch requests naming it; anything wider counts as every poller.
+    pub fn add_command(&mut self, command: &Command) {
+        if !command.touches().poll_inputs {
+            return;
+        }
+        match command {
+            Command::RecordRevisionHolder { node, .. } => self.add(*node),
+            Command::RequestPrefetch { targets, .. } | Command::StartTargets { targets, .. } => {
+                targets.iter().for_each(|node| self.add(*node));
+            }
+            Command::FailTargets { targets, .. } => targets.iter().for_each(|(node, _)| self.add(*node)),
+            Command::ReportTargets { reports } => reports
+                .iter()
+                .filter(|report| report.status != TargetStatus::InProgress)
+                .for_each(|report| self.add(report.target_id)),
+            _ => self.add_all(),
+        }
+    }
+
+    /// True when no poller is concerned.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.nodes.is_empty()
+    }
+}
+
+/// A change to the cluster state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// The first entry of a new cluster: CA, tokens, and member 1.
+    Bootstrap {
+        /// Cluster facts.
+        info: ClusterInfo,
+        /// The first node.
+        first: MemberSpec,
+    },
+    /// A node joined; `apply` assigns the next id.
+    AddMember {
+        /// Where it is and its tags.
+        spec: MemberSpec,
+    },
+    /// A member restarted with other addresses or tags.
+    UpdateMember {
+        /// Member.
+        id: NodeId,
+        /// New facts.
+        spec: MemberSpec,
+    },
+    /// A member leaves for good; its id is never reused.
+    RemoveMember {
+        /// Member.
+        id: NodeId,
+    },
+    /// Accept another join token.
+    AddJoinToken {
+        /// Its record.
+        record: JoinTokenRecord,
+    },
+    /// `create-application`.
+    CreateApplication {
+        /// Name.
+        name: String,
+        /// Random id.
+        application_id: String,
+        /// Platform.
+        compute_platform: ComputePlatform,
+    },
+    /// `delete-application` (and its groups and revisions).
+    DeleteApplication {
+        /// Name.
+        name: String,
+    },
+    /// `create-deployment-group`.
+    CreateDeploymentGroup {
+        /// What was asked.
+        spec: DeploymentGroupSpec,
+        /// Random id.
+        deployment_group_id: String,
+    },
+    /// `delete-deployment-group`.
+    DeleteDeploymentGroup {
+        /// Application.
+        application_name: String,
+        /// Group.
+        deployment_group_name: String,
+    },
+    /// `create-deployment-config`.
+    CreateDeploymentConfig {
+        /// Name.
+        name: String,
+        /// Random id.
+        deployment_config_id: String,
+        /// Platform.
+        compute_platform: ComputePlatform,
+        /// The rule.
+        minimum_healthy_hosts: MinimumHealthyHosts,
+    },
+    /// `delete-deployment-config`.
+    DeleteDeploymentConfig {
+        /// Name.
+        name: String,
+    },
+    /// `push`: a revision's manifest, whose chunks are held by its seeds.
+    RegisterRevision {
+        /// The record.
+        record: Box<RevisionRecord>,
+    },
+    /// A node now holds every chunk of a revision (it can seed it).
+    RecordRevisionHolder {
+        /// Revision.
+        revision_id: RevisionId,
+        /// Node.
+        node: NodeId,
+    },
+    /// `prefetch`: these nodes should fetch this revision ahead of a deployment.
+    RequestPrefetch {
+        /// Revision.
+        revision_id: RevisionId,
+        /// Nodes.
+        targets: Vec<NodeId>,
+    },
+    /// `create-deployment`.
+    CreateDeployment {
+        /// What was asked.
+        spec: DeploymentSpec,
+        /// Chosen by the leader.
+        deployment_id: DeploymentId,
+    },
+    /// The rollout engine starts a deployment and its first wave.
+    StartTargets {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// Targets to start now (one wave).
+        targets: Vec<NodeId>,
+    },
+    /// Agents' progress, batched by the leader.
+    ReportTargets {
+        /// Reports.
+        reports: Vec<TargetReport>,
+    },
+    /// The rollout engine gives up on targets whose hosts are lost.
+    FailTargets {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// Host and reason.
+        targets: Vec<(NodeId, String)>,
+    },
+    /// The rollout engine ends a deployment.
+    FinishDeployment(Finish),
+    /// `stop-deployment`.
+    StopDeployment {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// Id for the rollback deployment when `--auto-rollback` was given.
+        rollback_id: Option<DeploymentId>,
+    },
+}
+
+/// A command with the leader's timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// When the leader proposed it.
+    pub at: UnixMillis,
+    /// The commands, applied in order; each succeeds or fails on its own.
+    pub commands: Vec<Command>,
+}
+
+impl Command {
+    /// What applying this command may change (whether or not it is then refused).
+    pub fn touches(&self) -> Touches {
+        match self {
+            Self::Bootstrap { .. } | Self::AddMember { .. } | Self::UpdateMember { .. } | Self::RemoveMember { .. } => {
+                Touches::ALL
+            }
+            Self::AddJoinToken { .. }
+            | Self::CreateApplication { .. }
+            | Self::CreateDeploymentGroup { .. }
+            | Self::CreateDeploymentConfig { .. }
+            | Self::DeleteDeploymentConfig { .. }
+            | Self::RegisterRevision { .. } => Touches::default(),
+            // Lifecycle progress inside a target changes no poll answer; a target that
+            // ends leaves the poller's assignments.
+            Self::ReportTargets { reports } => Touches {
+                members: false,
+                poll_inputs: reports.iter().any(|report| report.status != TargetStatus::InProgress),
+            },
+            Self::DeleteApplication { .. }
+            | Self::DeleteDeploymentGroup { .. }
+            | Self::RecordRevisionHolder { .. }
+            | Self::RequestPrefetch { .. }
+            | Self::CreateDeployment { .. }
+            | Self::StartTargets { .. }
+            | Self::FailTargets { .. }
+            | Self::FinishDeployment(_)
+            | Self::StopDeployment { .. } => Touches { members: false, poll_inputs: true },
+        }
+    }
+}
+
+impl Proposal {
+    /// What applying this proposal may change.
+    pub fn touches(&self) -> Touches {
+        self.commands.iter().fold(Touches::default(), |touches, command| touches.or(command.touches()))
+    }
+}
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "proposal of {} command(s) at {}", self.commands.len(), self.at.0)
+    }
+}
+
+/// Why a command changed nothing. `kind` tells the API which HTTP status to use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApplyError {
+    /// Class of error.
+    pub kind: ApplyErrorKind,
+    /// What is wrong, naming the offending value.
+    pub message: String,
+}
+
+/// Classes of apply errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyErrorKind {
+    /// A named thing does not exist (404).
+    NotFound,
+    /// It exists already (409).
+    AlreadyExists,
+    /// The state does not allow it now (409).
+    Conflict,
+    /// The request itself is invalid (400).
+    Invalid,
+}
+
+impl ApplyError {
+    /// A NotFound error.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { kind: ApplyErrorKind::NotFound, message: message.into() }
+    }
+
+    /// An AlreadyExists error.
+    pub fn exists(message: impl Into<String>) -> Self {
+        Self { kind: ApplyErrorKind::AlreadyExists, message: message.into() }
+    }
+
+    /// A Conflict error.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { kind: ApplyErrorKind::Conflict, message: message.into() }
+    }
+
+    /// An Invalid error.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self { kind: ApplyErrorKind::Invalid, message: message.into() }
+    }
+}
+
+/// What one command produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Done; nothing to return.
+    Done,
+    /// A member was added with this id.
+    MemberAdded(NodeId),
+    /// The command changed nothing.
+    Rejected(ApplyError),
+}
+
+/// The response to a proposal: one outcome per command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalResponse {
+    /// In command order. Empty for Raft's own entries (blank, membership).
+    pub outcomes: Vec<Outcome>,
+}

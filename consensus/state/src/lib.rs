@@ -1,0 +1,32 @@
+//! The replicated cluster state, as pure data and pure functions.
+//!
+//! This crate owns what every node agrees on and nothing that does I/O:
+//! - [`model`]: ids ([`NodeId`], deployment, revision and chunk ids), members,
+//!   applications, deployment groups and configurations, revisions and their
+//!   manifests, deployments with their targets and lifecycle events, shaped like
+//!   CodeDeploy's;
+//! - [`ClusterState`] and its deterministic [`ClusterState::apply`] of [`Command`]s,
+//!   the only way the replicated state changes.
+//!
+//! It has no tokio, file or network dependency, so the rollout planner
+//! (`fleetmesh-core`) and every other layer can use the model, and the compiler keeps
+//! it pure. `fleetmesh-consensus` replicates it with openraft.
+//!
+//! ```text
+//!  leader: Proposal{at, commands} ──Raft──▶ every voter: ClusterState::apply ──▶ Outcomes
+//! ```
+
+mod apply;
+mod cluster;
+pub mod command;
+mod deployments;
+pub mod model;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::ClusterState;
+pub use command::{
+    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, PollTouches, Proposal,
+    ProposalResponse, TargetReport, Touches,
+};
+pub use model::node_id::NodeId;

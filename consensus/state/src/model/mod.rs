@@ -1,0 +1,8 @@
+//! The replicated data model: plain serde types, no I/O.
+
+pub mod deployment;
+pub mod ids;
+pub mod members;
+pub mod node_id;
+pub mod resources;
+pub mod revision;

@@ -1,0 +1,380 @@
+//! Applications, deployment groups and deployment configurations, shaped like
+//! CodeDeploy's (`codedeploy.md` §4, §5) so the same records can later be served over
+//! CodeDeploy's own wire protocol. Field names are the AWS API's (camelCase).
+
+use std::collections::BTreeMap;
+
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{DeploymentId, RevisionId, UnixMillis};
+
+/// Where an application's revisions run (§4.7 `computePlatform`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ComputePlatform {
+    /// Hosts running the fleetmesh agent (CodeDeploy's EC2/On-premises).
+    #[default]
+    Server,
+    /// AWS Lambda functions (traffic shifting; not built yet).
+    Lambda,
+    /// Amazon ECS services (traffic shifting; not built yet).
+    #[serde(rename = "ECS")]
+    Ecs,
+}
+
+impl ComputePlatform {
+    /// Parses the CLI/API spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Server" => Some(Self::Server),
+            "Lambda" => Some(Self::Lambda),
+            "ECS" => Some(Self::Ecs),
+            _ => None,
+        }
+    }
+}
+
+/// An application: a name under which revisions and deployment groups live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Unique name (§4.7 rules).
+    pub application_name: String,
+    /// Random id, like CodeDeploy's.
+    pub application_id: String,
+    /// Server, Lambda or ECS.
+    pub compute_platform: ComputePlatform,
+    /// Creation time.
+    pub create_time: UnixMillis,
+}
+
+/// How a tag filter matches (§5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::enum_variant_names)]
+pub enum TagFilterType {
+    /// The key is present, any value.
+    #[serde(rename = "KEY_ONLY")]
+    KeyOnly,
+    /// Any key has this value.
+    #[serde(rename = "VALUE_ONLY")]
+    ValueOnly,
+    /// This key has this value.
+    #[serde(rename = "KEY_AND_VALUE")]
+    KeyAndValue,
+}
+
+/// One tag filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagFilter {
+    /// Tag key (ignored for VALUE_ONLY).
+    #[serde(rename = "Key", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Tag value (ignored for KEY_ONLY).
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// How to match.
+    #[serde(rename = "Type")]
+    pub filter_type: TagFilterType,
+}
+
+impl TagFilter {
+    /// True when a host with `tags` matches this filter.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        match self.filter_type {
+            TagFilterType::KeyOnly => self.key.as_ref().is_some_and(|key| tags.contains_key(key)),
+            TagFilterType::ValueOnly => self.value.as_ref().is_some_and(|value| tags.values().any(|v| v == value)),
+            TagFilterType::KeyAndValue => match (&self.key, &self.value) {
+                (Some(key), Some(value)) => tags.get(key) == Some(value),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// Which hosts a deployment group targets (§5.1): either a flat list of filters OR'ed
+/// together, or up to three tag groups AND'ed (a host must match a filter of every group).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSelector {
+    /// `onPremisesInstanceTagFilters`: any filter matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_filters: Vec<TagFilter>,
+    /// `onPremisesTagSet.onPremisesTagSetList`: every group has a matching filter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_set: Vec<Vec<TagFilter>>,
+}
+
+/// Most tag groups in a tag set (§5.1).
+pub const TAG_SET_GROUPS_MAX: usize = 3;
+/// Most filters in one tag group (§5.1).
+pub const TAG_SET_GROUP_FILTERS_MAX: usize = 10;
+
+impl TargetSelector {
+    /// True when a host with `tags` is a target.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        if !self.tag_set.is_empty() {
+            return self.tag_set.iter().all(|group| group.iter().any(|filter| filter.matches(tags)));
+        }
+        self.tag_filters.iter().any(|filter| filter.matches(tags))
+    }
+}
+
+/// Events that trigger an automatic rollback (§7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[allow(clippy::enum_variant_names)]
+pub enum AutoRollbackEvent {
+    /// The deployment failed.
+    #[serde(rename = "DEPLOYMENT_FAILURE")]
+    DeploymentFailure,
+    /// An alarm stopped it (alarms are not built yet).
+    #[serde(rename = "DEPLOYMENT_STOP_ON_ALARM")]
+    DeploymentStopOnAlarm,
+    /// An operator stopped it with rollback requested.
+    #[serde(rename = "DEPLOYMENT_STOP_ON_REQUEST")]
+    DeploymentStopOnRequest,
+}
+
+/// `autoRollbackConfiguration`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoRollbackConfiguration {
+    /// Whether automatic rollback is on.
+    pub enabled: bool,
+    /// Which events trigger it.
+    #[serde(default)]
+    pub events: Vec<AutoRollbackEvent>,
+}
+
+impl AutoRollbackConfiguration {
+    /// Rollback on failure, the usual setting of `--auto-rollback`.
+    pub fn on_failure() -> Self {
+        Self { enabled: true, events: vec![AutoRollbackEvent::DeploymentFailure] }
+    }
+
+    /// True when `event` triggers a rollback.
+    pub fn triggers_on(&self, event: AutoRollbackEvent) -> bool {
+        self.enabled && self.events.contains(&event)
+    }
+}
+
+/// In-place or blue/green (§5.3). Only in-place is built; the type leaves room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentType {
+    /// Stop, install and restart on the same hosts, in waves.
+    #[default]
+    #[serde(rename = "IN_PLACE")]
+    InPlace,
+    /// Install on a replacement fleet, then reroute traffic.
+    #[serde(rename = "BLUE_GREEN")]
+    BlueGreen,
+}
+
+/// What happens to the installed files of a host that already has a file at a
+/// destination (§1.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileExistsBehavior {
+    /// Fail the Install event (the default).
+    #[default]
+    #[serde(rename = "DISALLOW")]
+    Disallow,
+    /// Replace the file.
+    #[serde(rename = "OVERWRITE")]
+    Overwrite,
+    /// Keep the file on disk.
+    #[serde(rename = "RETAIN")]
+    Retain,
+}
+
+impl FileExistsBehavior {
+    /// Parses the appspec/CLI spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "DISALLOW" => Some(Self::Disallow),
+            "OVERWRITE" => Some(Self::Overwrite),
+            "RETAIN" => Some(Self::Retain),
+            _ => None,
+        }
+    }
+}
+
+/// What a deployment group knows about one host it has deployed to (§4.2 "instance
+/// health" and "revision health").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    /// The revision the host's last finished attempt installed, if that attempt
+    /// succeeded; the previous one otherwise.
+    pub revision_id: Option<RevisionId>,
+    /// Healthy after a success, unhealthy after a failure.
+    pub healthy: bool,
+    /// The deployment that last acted on the host.
+    pub last_deployment_id: DeploymentId,
+}
+
+/// A deployment group: a set of target hosts, a deployment configuration and rollback
+/// settings, under an application.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentGroup {
+    /// Owning application.
+    pub application_name: String,
+    /// Name, unique within the application.
+    pub deployment_group_name: String,
+    /// Random id; hosts key their install state by it (§2.4: a recreated group starts
+    /// fresh).
+    pub deployment_group_id: String,
+    /// Default configuration for its deployments.
+    pub deployment_config_name: String,
+    /// Which hosts are targets.
+    pub target_selector: TargetSelector,
+    /// Rollback settings, overridable per deployment.
+    pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// In-place (blue/green later).
+    pub deployment_style: DeploymentType,
+    /// Whether hosts that join later get the last successful revision (§5.1).
+    pub update_outdated_instances: bool,
+    /// The revision of the last deployment that succeeded (CodeDeploy's target revision).
+    pub target_revision: Option<RevisionId>,
+    /// That deployment.
+    pub last_successful_deployment_id: Option<DeploymentId>,
+    /// The deployment running now, if any (one at a time per group).
+    pub active_deployment_id: Option<DeploymentId>,
+    /// Per host: what the group last did there.
+    pub instances: BTreeMap<NodeId, InstanceRecord>,
+    /// Creation time.
+    pub create_time: UnixMillis,
+}
+
+/// `minimumHealthyHosts` (§4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinimumHealthyHosts {
+    /// How `value` is read.
+    #[serde(rename = "type")]
+    pub kind: MinimumHealthyHostsType,
+    /// A count, or a percentage 0–99.
+    pub value: u32,
+}
+
+/// How a minimum-healthy-hosts value is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MinimumHealthyHostsType {
+    /// An absolute number of hosts.
+    #[serde(rename = "HOST_COUNT")]
+    HostCount,
+    /// A percentage of the targets, rounded up to a count at deployment start.
+    #[serde(rename = "FLEET_PERCENT")]
+    FleetPercent,
+    /// CodeDeployDefault.OneAtATime's own rule (reported as MOST_CONCURRENCY 1): one at
+    /// a time, every host but the last must succeed.
+    #[serde(rename = "MOST_CONCURRENCY")]
+    MostConcurrency,
+}
+
+/// A deployment configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfig {
+    /// Name (§4.7).
+    pub deployment_config_name: String,
+    /// Random id (fixed for predefined configs).
+    pub deployment_config_id: String,
+    /// Platform it applies to.
+    pub compute_platform: ComputePlatform,
+    /// The in-place health rule.
+    pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// Creation time (0 for predefined configs).
+    pub create_time: UnixMillis,
+}
+
+/// Names of the predefined Server configurations (§4.1).
+pub const ONE_AT_A_TIME: &str = "CodeDeployDefault.OneAtATime";
+/// Half the fleet at a time.
+pub const HALF_AT_A_TIME: &str = "CodeDeployDefault.HalfAtATime";
+/// Everything at once.
+pub const ALL_AT_ONCE: &str = "CodeDeployDefault.AllAtOnce";
+/// Prefix reserved for predefined configurations.
+pub const PREDEFINED_PREFIX: &str = "CodeDeployDefault.";
+
+/// The predefined Server deployment configurations.
+pub fn predefined_configs() -> Vec<DeploymentConfig> {
+    let config = |name: &str, id: &str, kind, value| DeploymentConfig {
+        deployment_config_name: name.to_string(),
+        deployment_config_id: id.to_string(),
+        compute_platform: ComputePlatform::Server,
+        minimum_healthy_hosts: MinimumHealthyHosts { kind, value },
+        create_time: UnixMillis(0),
+    };
+    vec![
+        config(ONE_AT_A_TIME, "predefined-one-at-a-time", MinimumHealthyHostsType::MostConcurrency, 1),
+        config(HALF_AT_A_TIME, "predefined-half-at-a-time", MinimumHealthyHostsType::FleetPercent, 50),
+        config(ALL_AT_ONCE, "predefined-all-at-once", MinimumHealthyHostsType::HostCount, 0),
+    ]
+}
+
+/// Longest application, group or configuration name (§4.7).
+pub const NAME_LEN_MAX: usize = 100;
+
+/// Checks a resource name against CodeDeploy's rules (§4.7): 1–100 characters from
+/// `[A-Za-z0-9._+=,@-]`.
+///
+/// # Errors
+/// A message naming the field and the offending character.
+pub fn validate_name(field: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if name.chars().count() > NAME_LEN_MAX {
+        return Err(format!("{field} {name:?} is longer than {NAME_LEN_MAX} characters"));
+    }
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._+=,@-".contains(*c))) {
+        return Err(format!("{field} {name:?} contains {bad:?}; allowed are letters, digits and ._+=,@-"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn filter(key: Option<&str>, value: Option<&str>, filter_type: TagFilterType) -> TagFilter {
+        TagFilter { key: key.map(str::to_string), value: value.map(str::to_string), filter_type }
+    }
+
+    #[test]
+    fn flat_filters_are_ored() {
+        let selector = TargetSelector {
+            tag_filters: vec![
+                filter(Some("role"), Some("web"), TagFilterType::KeyAndValue),
+                filter(Some("canary"), None, TagFilterType::KeyOnly),
+            ],
+            tag_set: vec![],
+        };
+        assert!(selector.matches(&tags(&[("role", "web")])));
+        assert!(selector.matches(&tags(&[("canary", "")])));
+        assert!(!selector.matches(&tags(&[("role", "db")])));
+    }
+
+    #[test]
+    fn tag_set_groups_are_anded() {
+        let selector = TargetSelector {
+            tag_filters: vec![],
+            tag_set: vec![
+                vec![filter(Some("role"), Some("web"), TagFilterType::KeyAndValue)],
+                vec![filter(None, Some("prod"), TagFilterType::ValueOnly)],
+            ],
+        };
+        assert!(selector.matches(&tags(&[("role", "web"), ("env", "prod")])));
+        assert!(!selector.matches(&tags(&[("role", "web"), ("env", "dev")])));
+    }
+
+    #[test]
+    fn names_follow_codedeploy_rules() {
+        assert!(validate_name("application name", "my-app_1.0+x=y,z@w").is_ok());
+        assert!(validate_name("application name", "").is_err());
+        assert!(validate_name("application name", "has space").unwrap_err().contains("' '"));
+        assert!(validate_name("application name", &"a".repeat(101)).is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! Scenarios for `ClusterState::apply`: a known state, commands in, the exact state
+//! and outcomes asserted; and replaying the same proposals gives the same bytes.
+
+use std::collections::BTreeMap;
+
+use crate::NodeId;
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::deployment::{
+    DeploymentCreator, DeploymentStatus, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
+};
+use crate::model::ids::{ChunkHash, DeploymentId, UnixMillis};
+use crate::model::members::{ClusterCa, ClusterInfo, MemberSpec};
+use crate::model::resources::{
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, TagFilter, TagFilterType, TargetSelector,
+    ONE_AT_A_TIME,
+};
+use crate::model::revision::{
+    ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
+};
+
+fn at(millis: u64, commands: Vec<Command>) -> Proposal {
+    Proposal { at: UnixMillis(millis), commands }
+}
+
+fn spec(port: u16) -> MemberSpec {
+    MemberSpec {
+        listen: format!("127.0.0.1:{port}").parse().expect("addr"),
+        api: format!("127.0.0.1:{}", port + 1000).parse().expect("addr"),
+        tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
+    }
+}
+
+fn manifest(content: &[u8]) -> Manifest {
+    let chunk = ChunkRef(ChunkHash::of(content), content.len() as u32);
+    Manifest {
+        format: MANIFEST_FORMAT,
+        chunking: ChunkingParams { algorithm: "fastcdc-v2020".into(), min_bytes: 16, avg_bytes: 64, max_bytes: 256 },
+        entries: vec![ManifestEntry {
+            path: "appspec.yml".into(),
+            mode: 0o644,
+            kind: EntryKind::File { size: content.len() as u64, chunks: vec![chunk] },
+        }],
+    }
+}
+
+fn revision(content: &[u8]) -> RevisionRecord {
+    let manifest = manifest(content);
+    RevisionRecord {
+        revision_id: manifest.revision_id(),
+        application_name: "app".into(),
+        description: String::new(),
+        size_bytes: content.len() as u64,
+        unique_bytes: content.len() as u64,
+        chunk_count: 1,
+        register_time: UnixMillis(0),
+        registered_by: "test".into(),
+        seeds: vec![NodeId(1)],
+        manifest,
+    }
+}
+
+/// A cluster of three web hosts with an application, a OneAtATime group with automatic
+/// rollback, and two revisions.
+fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
+    let mut state = ClusterState::default();
+    let info = ClusterInfo {
+        ca: ClusterCa { cluster_id: "t".into(), cert_pem: "x".into(), key_pem: "x".into() },
+        admin_token_hash: "h".into(),
+        join_tokens: vec![],
+        voters_desired: 3,
+        created_at: UnixMillis(0),
+    };
+    let (first, second) = (revision(b"version: 0.0 # one"), revision(b"version: 0.0 # two"));
+    let response = state.apply(&at(
+        1,
+        vec![
+            Command::Bootstrap { info, first: spec(7401) },
+            Command::AddMember { spec: spec(7402) },
+            Command::AddMember { spec: spec(7403) },
+            Command::CreateApplication {
+                name: "app".into(),
+                application_id: "a".into(),
+                compute_platform: ComputePlatform::Server,
+            },
+            Command::CreateDeploymentGroup {
+                spec: DeploymentGroupSpec {
+                    application_name: "app".into(),
+                    deployment_group_name: "web".into(),
+                    deployment_config_name: ONE_AT_A_TIME.into(),
+                    target_selector: TargetSelector {
+                        tag_filters: vec![TagFilter {
+                            key: Some("role".into()),
+                            value: Some("web".into()),
+                            filter_type: TagFilterType::KeyAndValue,
+                        }],
+                        tag_set: vec![],
+                    },
+                    auto_rollback_configuration: AutoRollbackConfiguration::on_failure(),
+                    update_outdated_instances: true,
+                },
+                deployment_group_id: "g".into(),
+            },
+            Command::RegisterRevision { record: Box::new(first.clone()) },
+            Command::RegisterRevision { record: Box::new(second.clone()) },
+        ],
+    ));
+    assert_eq!(
+        response.outcomes[..3],
+        [Outcome::MemberAdded(NodeId(1)), Outcome::MemberAdded(NodeId(2)), Outcome::MemberAdded(NodeId(3))]
+    );
+    assert!(response.outcomes.iter().all(|outcome| !matches!(outcome, Outcome::Rejected(_))), "{response:?}");
+    (state, first, second)
+}
+
+fn deploy(revision: &RevisionRecord, id: &str) -> Command {
+    Command::CreateDeployment {
+        spec: DeploymentSpec {
+            application_name: "app".into(),
+            deployment_group_name: "web".into(),
+            revision_id: revision.revision_id,
+            deployment_config_name: None,
+            description: String::new(),
+            ignore_application_stop_failures: false,
+            file_exists_behavior: FileExistsBehavior::Disallow,
+            auto_rollback_configuration: None,
+            creator: DeploymentCreator::User,
+            targets: None,
+        },
+        deployment_id: DeploymentId(id.into()),
+    }
+}
+
+fn report(id: &str, node: u64, seq: u64, status: TargetStatus) -> TargetReport {
+    let event_status = match status {
+        TargetStatus::Succeeded => LifecycleEventStatus::Succeeded,
+        _ => LifecycleEventStatus::Failed,
+    };
+    TargetReport {
+        deployment_id: DeploymentId(id.into()),
+        target_id: NodeId(node),
+        seq,
+        status,
+        lifecycle_events: IN_PLACE_EVENTS
+            .iter()
+            .map(|name| LifecycleEvent { status: event_status, ..LifecycleEvent::pending(name) })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_successful_deployment_updates_the_group_and_frees_it() {
+    // Deploy to all three hosts one wave at a time; every target succeeds.
+    let (mut state, first, _) = setup();
+    let id = "d-AAAAAAAAA";
+    state.apply(&at(2, vec![deploy(&first, id)]));
+    let deployment_id = DeploymentId(id.into());
+    assert_eq!(state.deployments[&deployment_id].targets.len(), 3);
+    for node in 1..=3 {
+        let outcomes = state.apply(&at(
+            3 + node,
+            vec![Command::StartTargets { deployment_id: deployment_id.clone(), targets: vec![NodeId(node)] }],
+        ));
+        assert_eq!(outcomes.outcomes, vec![Outcome::Done]);
+        state.apply(&at(
+            4 + node,
+            vec![Command::ReportTargets { reports: vec![report(id, node, 1, TargetStatus::Succeeded)] }],
+        ));
+    }
+    // A stale report (same sequence number) changes nothing.
+    let before = state.clone();
+    state.apply(&at(10, vec![Command::ReportTargets { reports: vec![report(id, 1, 1, TargetStatus::Failed)] }]));
+    assert_eq!(state.deployments, before.deployments);
+    let finish = Finish { deployment_id: deployment_id.clone(), succeeded: true, error: None, rollback_id: None };
+    assert_eq!(state.apply(&at(11, vec![Command::FinishDeployment(finish)])).outcomes, vec![Outcome::Done]);
+    let deployment = &state.deployments[&deployment_id];
+    assert_eq!(deployment.status, DeploymentStatus::Succeeded);
+    assert_eq!(deployment.waves, 3);
+    let group = state.deployment_group("app", "web").expect("group");
+    assert_eq!(group.target_revision, Some(first.revision_id));
+    assert_eq!(group.active_deployment_id, None);
+    assert!(group.instances.values().all(|record| record.healthy && record.revision_id == Some(first.revision_id)));
+}
+
+/// Deploys `revision` to hosts 1-3 at once, every target succeeding, at times 2-4.
+fn deploy_everywhere(state: &mut ClusterState, revision: &RevisionRecord, id: &str) {
+    let deployment_id = DeploymentId(id.into());
+    let everyone = vec![NodeId(1), NodeId(2), NodeId(3)];
+    state.apply(&at(
+        2,
+        vec![deploy(revision, id), Command::StartTargets { deployment_id: deployment_id.clone(), targets: everyone }],
+    ));
+    let reports = (1..=3).map(|node| report(id, node, 1, TargetStatus::Succeeded)).collect();
+    state.apply(&at(3, vec![Command::ReportTargets { reports }]));
+    let finish = Finish { deployment_id, succeeded: true, error: None, rollback_id: None };
+    state.apply(&at(4, vec![Command::FinishDeployment(finish)]));
+}
+
+#[test]
+fn one_deployment_per_group_and_a_failure_rolls_back_what_changed() {
+    // v1 succeeds everywhere; v2 fails on its first host: a second deployment is refused
+    // while it runs, and finishing it as failed creates a rollback of v1 to that host only.
+    let (mut state, first, second) = setup();
+    deploy_everywhere(&mut state, &first, "d-AAAAAAAAA");
+
+    let two = DeploymentId("d-BBBBBBBBB".into());
+    state.apply(&at(
+        5,
+        vec![deploy(&second, &two.0), Command::StartTargets { deployment_id: two.clone(), targets: vec![NodeId(1)] }],
+    ));
+    let refused = state.apply(&at(6, vec![deploy(&first, "d-CCCCCCCCC")]));
+    assert!(
+        matches!(&refused.outcomes[0], Outcome::Rejected(error) if error.kind == ApplyErrorKind::Conflict && error.message.contains("d-BBBBBBBBB"))
+    );
+    state.apply(&at(7, vec![Command::ReportTargets { reports: vec![report(&two.0, 1, 1, TargetStatus::Failed)] }]));
+    let rollback = DeploymentId("d-RRRRRRRRR".into());
+    let finish =
+        Finish { deployment_id: two.clone(), succeeded: false, error: None, rollback_id: Some(rollback.clone()) };
+    state.apply(&at(8, vec![Command::FinishDeployment(finish)]));
+    let failed = &state.deployments[&two];
+    assert_eq!(failed.status, DeploymentStatus::Failed);
+    assert_eq!(failed.targets[&NodeId(2)].status, TargetStatus::Skipped);
+    assert_eq!(
+        failed.rollback_info.as_ref().and_then(|info| info.rollback_deployment_id.clone()),
+        Some(rollback.clone())
+    );
+    let created = &state.deployments[&rollback];
+    assert_eq!(created.revision_id, first.revision_id);
+    assert_eq!(created.creator, DeploymentCreator::CodeDeployRollback);
+    assert_eq!(created.targets.keys().copied().collect::<Vec<_>>(), vec![NodeId(1)]);
+    assert_eq!(
+        state.deployment_group("app", "web").and_then(|group| group.active_deployment_id.clone()),
+        Some(rollback)
+    );
+}
+
+#[test]
+fn stopping_fails_running_targets_and_skips_pending_ones() {
+    let (mut state, first, _) = setup();
+    let id = DeploymentId("d-AAAAAAAAA".into());
+    state.apply(&at(
+        2,
+        vec![deploy(&first, &id.0), Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(1)] }],
+    ));
+    state.apply(&at(3, vec![Command::StopDeployment { deployment_id: id.clone(), rollback_id: None }]));
+    let deployment = &state.deployments[&id];
+    assert_eq!(deployment.status, DeploymentStatus::Stopped);
+    assert_eq!(deployment.targets[&NodeId(1)].status, TargetStatus::Failed);
+    assert_eq!(deployment.targets[&NodeId(2)].status, TargetStatus::Skipped);
+    let again = state.apply(&at(4, vec![Command::StopDeployment { deployment_id: id, rollback_id: None }]));
+    assert!(matches!(&again.outcomes[0], Outcome::Rejected(error) if error.message.contains("already finished")));
+}
+
+#[test]
+fn a_lost_host_runs_an_unknown_revision_unless_it_reported_install() {
+    // v1 everywhere, then v2 starts on hosts 1, 2 and 3. Host 1 reported Install done,
+    // host 2 only ApplicationStop, host 3 nothing; all three hosts are lost and the
+    // leader fails their targets. The group's record must say host 1 runs v2, hosts 2
+    // and 3 run something unknown (not v1: they may have installed v2 unreported).
+    let (mut state, first, second) = setup();
+    deploy_everywhere(&mut state, &first, "d-AAAAAAAAA");
+    let two = DeploymentId("d-BBBBBBBBB".into());
+    state.apply(&at(
+        5,
+        vec![
+            deploy(&second, &two.0),
+            Command::StartTargets { deployment_id: two.clone(), targets: vec![NodeId(1), NodeId(2), NodeId(3)] },
+        ],
+    ));
+    let progress = |node: u64, done: usize| {
+        let mut partial = report(&two.0, node, 1, TargetStatus::InProgress);
+        for (index, event) in partial.lifecycle_events.iter_mut().enumerate() {
+            event.status = if index < done { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Pending };
+        }
+        partial
+    };
+    let install_done = IN_PLACE_EVENTS.iter().position(|name| *name == "Install").expect("Install") + 1;
+    state.apply(&at(6, vec![Command::ReportTargets { reports: vec![progress(1, install_done), progress(2, 1)] }]));
+    let lost = (1..=3).map(|node| (NodeId(node), "host lost".to_string())).collect();
+    state.apply(&at(7, vec![Command::FailTargets { deployment_id: two.clone(), targets: lost }]));
+    let group = state.deployment_group("app", "web").expect("group");
+    let runs = |node: u64| group.instances[&NodeId(node)].revision_id;
+    assert_eq!(runs(1), Some(second.revision_id));
+    assert_eq!(runs(2), None);
+    assert_eq!(runs(3), None);
+    assert!((1..=3).all(|node| !group.instances[&NodeId(node)].healthy));
+}
+
+#[test]
+fn a_host_that_reports_an_interrupted_install_runs_an_unknown_revision() {
+    // A host that restarted mid-Install reports its target failed with Install failed:
+    // some of the new files may be in place, so the group must not record the old revision.
+    let (mut state, first, _) = setup();
+    let id = DeploymentId("d-AAAAAAAAA".into());
+    state.apply(&at(
+        2,
+        vec![deploy(&first, &id.0), Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(1)] }],
+    ));
+    let mut interrupted = report(&id.0, 1, 1, TargetStatus::Failed);
+    let mut reached_install = false;
+    for event in &mut interrupted.lifecycle_events {
+        if event.lifecycle_event_name == "Install" {
+            reached_install = true;
+            event.status = LifecycleEventStatus::Failed;
+        } else {
+            event.status =
+                if reached_install { LifecycleEventStatus::Skipped } else { LifecycleEventStatus::Succeeded };
+        }
+    }
+    state.apply(&at(3, vec![Command::ReportTargets { reports: vec![interrupted] }]));
+    let group = state.deployment_group("app", "web").expect("group");
+    assert_eq!(group.instances[&NodeId(1)].revision_id, None);
+}
+
+#[test]
+fn a_revision_whose_id_is_not_its_manifest_hash_is_refused() {
+    let (mut state, first, _) = setup();
+    let mut forged = revision(b"version: 0.0 # forged");
+    forged.revision_id = first.revision_id;
+    forged.application_name = "app".into();
+    let outcome = state.apply(&at(2, vec![Command::RegisterRevision { record: Box::new(forged) }]));
+    assert!(matches!(&outcome.outcomes[0], Outcome::Rejected(error) if error.message.contains("not the hash")));
+}
+
+proptest! {
+    /// Replaying the same proposals from the same start gives the same state, byte for
+    /// byte, whatever the commands (including rejected ones).
+    #[test]
+    fn apply_is_deterministic(steps in proptest::collection::vec((0u8..6, 1u64..4, 0u64..5), 1..40)) {
+        let (start, first, second) = setup();
+        let proposals: Vec<Proposal> = steps
+            .iter()
+            .enumerate()
+            .map(|(index, (kind, node, seq))| {
+                let id = DeploymentId(format!("d-{:0>9}", index % 3));
+                let command = match kind {
+                    0 => deploy(if node % 2 == 0 { &first } else { &second }, &id.0),
+                    1 => Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(*node)] },
+                    2 => Command::ReportTargets { reports: vec![report(&id.0, *node, *seq, TargetStatus::Succeeded)] },
+                    3 => Command::ReportTargets { reports: vec![report(&id.0, *node, *seq, TargetStatus::Failed)] },
+                    4 => Command::FinishDeployment(Finish { deployment_id: id.clone(), succeeded: *seq > 2, error: None, rollback_id: Some(DeploymentId(format!("d-R{:0>8}", index))) }),
+                    _ => Command::StopDeployment { deployment_id: id.clone(), rollback_id: None },
+                };
+                at(10 + index as u64, vec![command])
+            })
+            .collect();
+        let (mut a, mut b) = (start.clone(), start);
+        let outcomes_a: Vec<_> = proposals.iter().map(|proposal| a.apply(proposal)).collect();
+        let outcomes_b: Vec<_> = proposals.iter().map(|proposal| b.apply(proposal)).collect();
+        prop_assert_eq!(outcomes_a, outcomes_b);
+        prop_assert_eq!(serde_json::to_vec(&a).expect("json"), serde_json::to_vec(&b).expect("json"));
+        a.check_invariants();
+    }
+}
+
+#[test]
+fn poll_touches_name_the_pollers_a_command_concerns() {
+    // A target that ends wakes its own poll only; lifecycle progress inside a target
+    // wakes nobody; members and deployments ending wake every poll.
+    let mut touches = PollTouches::default();
+    touches.add_command(&Command::ReportTargets {
+        reports: vec![report("d", 3, 1, TargetStatus::InProgress), report("d", 4, 1, TargetStatus::Succeeded)],
+    });
+    touches.add_command(&Command::StartTargets { deployment_id: DeploymentId("d".into()), targets: vec![NodeId(7)] });
+    touches.add_command(&Command::RecordRevisionHolder {
+        revision_id: crate::model::ids::Hash32([1; 32]),
+        node: NodeId(9),
+    });
+    touches.add_command(&Command::CreateApplication {
+        name: "a".into(),
+        application_id: "id".into(),
+        compute_platform: ComputePlatform::Server,
+    });
+    assert_eq!(touches, PollTouches { all: false, nodes: [NodeId(4), NodeId(7), NodeId(9)].into() });
+
+    touches.add_command(&Command::RemoveMember { id: NodeId(2) });
+    assert!(touches.all && touches.nodes.is_empty(), "{touches:?}");
+    touches.add(NodeId(5));
+    assert!(touches.nodes.is_empty(), "all stays all");
+}
+
+#[test]
+fn poll_touches_collapse_into_all_past_their_bound() {
+    let mut touches = PollTouches::default();
+    for id in 0..PollTouches::NODES_MAX as u64 {
+        touches.add(NodeId(id));
+    }
+    assert!(!touches.all);
+    assert_eq!(touches.nodes.len(), PollTouches::NODES_MAX);
+    touches.add(NodeId(u64::MAX));
+    assert!(touches.all && touches.nodes.is_empty());
+    assert!(!PollTouches::default().all && PollTouches::default().is_empty());
+}

@@ -1,0 +1,224 @@
+//! Property tests of the planner over random fleets, rules, outcomes and host deaths,
+//! played against the real replicated state by the [`Harness`].
+//!
+//! Properties, checked on every case:
+//! - (a) after every planning round, the healthy targets not in flight are at least
+//!   `min(M, H before the round)`: no round takes more healthy targets out of service
+//!   than the minimum-healthy-hosts rule allows (§4.2);
+//! - (b) every deployment ends within `2N + 2` rounds;
+//! - (c) it ends Succeeded iff at least `M` and at least one target succeeded — except
+//!   that when succeeded hosts die, the targets they held back are skipped and the
+//!   deployment fails even with `S ≥ M` (see the module doc of `rollout`).
+//!
+//! (d) proves the checker can fail: with the planted bug `extra_out_of_service = 1`,
+//! the same check must find a violation of (a).
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestError, TestRunner};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use fleetmesh_state::model::deployment::{DeploymentStatus, ErrorCode, TargetStatus};
+use fleetmesh_state::model::resources::{MinimumHealthyHosts, MinimumHealthyHostsType, ONE_AT_A_TIME};
+use fleetmesh_state::NodeId;
+
+use super::fleet::Liveness;
+use super::harness::{Config, Harness};
+use super::plan::PlannerSettings;
+use super::rule::minimum_healthy_count;
+
+/// What a target's agent does once started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Succeed,
+    Fail,
+    /// The host dies while its lifecycle events run and never reports.
+    DieInFlight,
+}
+
+/// One random deployment.
+#[derive(Clone, Debug)]
+struct Case {
+    rule: MinimumHealthyHosts,
+    /// Per host (index = id − 1): what its agent does.
+    outcomes: Vec<Outcome>,
+    /// Per host: dead before the deployment starts.
+    dead_at_start: Vec<bool>,
+    /// Per host: an earlier deployment left it unhealthy.
+    unhealthy_record: Vec<bool>,
+    /// Drives which in-flight targets report in each round, and pending-host deaths.
+    seed: u64,
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (1usize..=40).prop_flat_map(|hosts| {
+        let count = u32::try_from(hosts).expect("at most 40 hosts");
+        let rule = prop_oneof![
+            (0..=count + 1).prop_map(|value| MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value }),
+            (0u32..=99).prop_map(|value| MinimumHealthyHosts { kind: MinimumHealthyHostsType::FleetPercent, value }),
+            Just(MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 }),
+        ];
+        let outcome = prop_oneof![
+            6 => Just(Outcome::Succeed),
+            2 => Just(Outcome::Fail),
+            1 => Just(Outcome::DieInFlight),
+        ];
+        (
+            rule,
+            proptest::collection::vec(outcome, hosts),
+            proptest::collection::vec(proptest::bool::weighted(0.1), hosts),
+            proptest::collection::vec(proptest::bool::weighted(0.1), hosts),
+            any::<u64>(),
+        )
+            .prop_map(|(rule, outcomes, dead_at_start, unhealthy_record, seed)| Case {
+                rule,
+                outcomes,
+                dead_at_start,
+                unhealthy_record,
+                seed,
+            })
+    })
+}
+
+/// `H`, restated from §4.2 independently of the planner's own code: succeeded targets
+/// on live hosts, and untouched targets (pending, or skipped by the finish) on live
+/// hosts the group does not record as unhealthy.
+fn healthy_not_in_flight(harness: &Harness) -> usize {
+    let group = harness.group();
+    harness
+        .deployment()
+        .targets
+        .values()
+        .filter(|target| {
+            let id = target.target_id;
+            let is_live = harness.fleet.liveness(id) != Liveness::Dead;
+            match target.status {
+                TargetStatus::Succeeded => is_live,
+                TargetStatus::Pending | TargetStatus::Skipped => {
+                    is_live && group.instances.get(&id).is_none_or(|record| record.healthy)
+                }
+                _ => false,
+            }
+        })
+        .count()
+}
+
+/// Plays `case` under `settings` and checks (a), (b) and (c).
+fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
+    let hosts = case.outcomes.len();
+    let config = match case.rule.kind {
+        MinimumHealthyHostsType::MostConcurrency => Config::Predefined(ONE_AT_A_TIME),
+        _ => Config::Custom(case.rule),
+    };
+    let mut harness = Harness::new(hosts as u64, config);
+    harness.settings = settings;
+    for host in 1..=hosts {
+        if case.unhealthy_record[host - 1] {
+            harness.set_record(host as u64, None, false);
+        }
+        if case.dead_at_start[host - 1] {
+            harness.kill(host as u64);
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
+    let minimum = minimum_healthy_count(case.rule, hosts);
+    let rounds_max = 2 * hosts + 2;
+    let mut rounds = 0;
+    while !harness.deployment().status.is_terminal() {
+        rounds += 1;
+        prop_assert!(rounds <= rounds_max, "(b) not finished after {rounds_max} rounds");
+        let healthy_before = healthy_not_in_flight(&harness);
+        let actions = harness.step();
+        let healthy_after = healthy_not_in_flight(&harness);
+        prop_assert!(
+            healthy_after >= minimum.min(healthy_before),
+            "(a) round {rounds} left {healthy_after} healthy (M = {minimum}, H was \
+             {healthy_before}) after {actions:?}"
+        );
+        play_agents(&mut harness, case, &mut rng);
+        // One grace per round: a host that died this round is lost by the next.
+        harness.advance(settings.host_lost_after_ms);
+    }
+
+    let deployment = harness.deployment();
+    let succeeded = deployment.overview().Succeeded as usize;
+    let is_success = succeeded >= minimum && succeeded >= 1;
+    let is_succeeded = deployment.status == DeploymentStatus::Succeeded;
+    // The one documented exception to (c): succeeded hosts that died stop counting as
+    // healthy, which can leave the remaining targets unable to start (skipped) even
+    // though S ≥ M; the deployment then fails, because the group was not updated.
+    let lost_successes = deployment
+        .targets
+        .values()
+        .filter(|target| target.status == TargetStatus::Succeeded)
+        .filter(|target| harness.fleet.liveness(target.target_id) == Liveness::Dead)
+        .count();
+    let is_blocked_by_lost_successes = lost_successes > 0 && deployment.overview().Skipped > 0;
+    if is_succeeded || !is_blocked_by_lost_successes {
+        prop_assert_eq!(is_succeeded, is_success, "(c) {} succeeded, M = {}", succeeded, minimum);
+    }
+    if deployment.status == DeploymentStatus::Failed {
+        let code = deployment.error_information.as_ref().map(|error| error.code);
+        let unsatisfiable = case.rule.kind != MinimumHealthyHostsType::MostConcurrency && minimum >= hosts;
+        let expected = if unsatisfiable { ErrorCode::HealthConstraintsInvalid } else { ErrorCode::HealthConstraints };
+        prop_assert_eq!(code, Some(expected));
+        if unsatisfiable {
+            prop_assert_eq!(deployment.waves, 0, "an unsatisfiable rule touched a host");
+        }
+    }
+    Ok(())
+}
+
+/// The agents' side of a round: a random non-empty subset of the in-flight targets on
+/// live hosts ends as its case says, and now and then a live host dies (pending, in
+/// flight or already succeeded).
+fn play_agents(harness: &mut Harness, case: &Case, rng: &mut ChaCha8Rng) {
+    let mut running: Vec<NodeId> =
+        harness.in_flight().into_iter().filter(|id| harness.fleet.liveness(*id) == Liveness::Alive).collect();
+    running.shuffle(rng);
+    let ending = if running.is_empty() { 0 } else { rng.gen_range(1..=running.len()) };
+    for id in running.into_iter().take(ending) {
+        match case.outcomes[id.0 as usize - 1] {
+            Outcome::Succeed => harness.report(id, true),
+            Outcome::Fail => harness.report(id, false),
+            Outcome::DieInFlight => harness.kill(id.0),
+        }
+    }
+    if rng.gen_bool(0.1) {
+        let alive: Vec<u64> = (1..=case.outcomes.len() as u64)
+            .filter(|host| harness.fleet.liveness(NodeId(*host)) == Liveness::Alive)
+            .collect();
+        if let Some(host) = alive.choose(rng) {
+            harness.kill(*host);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn planner_respects_the_rule_terminates_and_judges_right(case in case_strategy()) {
+        // Random fleets of 1–40 hosts under random rules, outcomes and deaths, played
+        // against the real apply: asserts (a), (b) and (c) of the module doc.
+        check(&case, PlannerSettings::default())?;
+    }
+}
+
+#[test]
+fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
+    // (d) The same random cases with the planted bug extra_out_of_service = 1:
+    // asserts the runner finds a failing case and that the failure is property (a).
+    let settings = PlannerSettings { extra_out_of_service: 1, ..PlannerSettings::default() };
+    let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let result = runner.run(&case_strategy(), |case| check(&case, settings));
+    match result {
+        Err(TestError::Fail(reason, case)) => {
+            assert!(reason.message().contains("(a)"), "failed for another reason: {reason} on {case:?}");
+        }
+        other => panic!("the planted bug went unnoticed: {other:?}"),
+    }
+}
