@@ -1,24 +1,25 @@
-//! What a fleetmesh member does.
+//! What a fleetmesh member does, in layers by role.
 //!
-//! Every host runs the same node: it joins the cluster, keeps its membership and
-//! health, stores and spreads revision chunks, runs CodeDeploy lifecycle hooks for
-//! its deployments (the host agent), and, on the Raft leader, drives rollouts (the
-//! rollout engine). It also serves the HTTP API and holds the CLI.
+//! Every host runs the same node. Each layer imports only the layers below it; the
+//! lower ones reach the higher ones only through request families they dispatch
+//! ([`runtime::Service`]) and channels the higher ones subscribe to:
 //!
-//! Decision-making modules are sans-I/O (the rollout planner, the swarm piece picker,
-//! the appspec interpreter); I/O sits at the edges so the simulator runs the same code.
+//! ```text
+//!  daemon    a production node: bootstrap, join or resume, then run every layer     (5)
+//!  api       the HTTP API: typed operations, forwarded to the leader or a voter   (4)
+//!  leader    duties on the Raft leader: liveness, polls, reports, rollout engine  (3)
+//!  agent     the host agent: poll loop, lifecycle sequencer, journal, hooks       (3)
+//!  revision  chunk store, manifests, the swarm's fetch and serve                  (2)
+//!  runtime   Raft host, address book, propose, transport, clock, dispatch         (1)
+//! ```
+//!
+//! `leader` and `agent` are siblings and never import each other. Pure decisions (the
+//! rollout planner, the swarm state machines, the appspec) are in `fleetmesh-core`; the
+//! replicated model in `fleetmesh-state`. `docs/ARCHITECTURE.md` gives the tour.
 
-// Modules are added here as they land (one line each, alphabetical).
 pub mod agent;
-pub mod agent_runtime;
 pub mod api;
-pub mod assignments;
-pub mod cli;
-pub mod clock;
-pub mod identity;
-pub mod protocol;
+pub mod daemon;
+pub mod leader;
 pub mod revision;
-pub mod revision_service;
-pub mod rollout_engine;
 pub mod runtime;
-pub mod swarm_service;

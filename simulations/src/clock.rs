@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use fleetmesh_node::clock::{Clock, VirtualClock};
+use fleetmesh_node::runtime::clock::{Clock, VirtualClock};
 use fleetmesh_state::model::ids::UnixMillis;
 
 /// One node's wall clock: the shared virtual base plus this node's skew.

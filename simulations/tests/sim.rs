@@ -5,7 +5,7 @@
 //! is a separate test, so nextest runs them side by side). The longer sweep for local
 //! runs is in `simulations/README.md`.
 
-use fleetmesh_node::cli::SimArgs;
+use fleetmesh_sim::cli::SimArgs;
 use fleetmesh_sim::cli::{failure_text, replay_command, run_seed, Report};
 
 /// Seeds each scenario sweeps in CI.

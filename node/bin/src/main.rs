@@ -1,15 +1,20 @@
-//! The `fleetmesh` binary: parses the command line and hands it to the node library,
-//! or to the simulator for `fleetmesh sim`.
+//! The `fleetmesh` binary: parses the command line and hands it to the CLI, or to the
+//! simulator for `fleetmesh sim`.
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use fleetmesh_node::cli::{Cli, Command};
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Sim(args) => fleetmesh_sim::cli::run(&args),
-        _ => fleetmesh_node::cli::run(cli),
+        Command::Sim(args) => fleetmesh_sim::cli::run(&args).unwrap_or_else(|error| {
+            eprintln!("fleetmesh: error: {}", cli::one_line(&error));
+            ExitCode::FAILURE
+        }),
+        _ => cli::run(cli),
     }
 }

@@ -11,17 +11,17 @@ use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::CaAuthority;
 use serde::Deserialize;
 
+use super::Api;
 use super::ApiError;
-use crate::identity::{secret_hash, JoinToken};
-use crate::runtime::ClusterView;
-use crate::runtime::Node;
+use crate::leader::ClusterView;
+use crate::runtime::identity::{secret_hash, JoinToken};
 
-pub(super) fn router() -> Router<Arc<Node>> {
+pub(super) fn router() -> Router<Arc<Api>> {
     Router::new().route("/v1/cluster", get(cluster)).route("/v1/join-tokens", post(create_join_token))
 }
 
-async fn cluster(State(node): State<Arc<Node>>) -> Result<Json<ClusterView>, ApiError> {
-    let view = node.cluster_view();
+async fn cluster(State(api): State<Arc<Api>>) -> Result<Json<ClusterView>, ApiError> {
+    let view = api.leader.cluster_view();
     if view.nodes.is_empty() {
         return Err(ApiError::unavailable("the cluster is still bootstrapping"));
     }
@@ -38,9 +38,10 @@ struct JoinTokenRequest {
 }
 
 async fn create_join_token(
-    State(node): State<Arc<Node>>,
+    State(api): State<Arc<Api>>,
     Json(request): Json<JoinTokenRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let node = &api.node;
     let fingerprint = node
         .state()
         .read(|state| state.cluster.as_ref().map(|info| info.ca.fingerprint()))

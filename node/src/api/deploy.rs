@@ -19,10 +19,10 @@ use fleetmesh_transport::NodeId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::ApiError;
+use super::{Api, ApiError};
 use crate::runtime::Node;
 
-pub(super) fn router() -> Router<Arc<Node>> {
+pub(super) fn router() -> Router<Arc<Api>> {
     Router::new()
         .route("/v1/deploy/{operation}", post(operation))
         .route("/v1/revisions/{revision}/distribution", get(distribution))
@@ -58,15 +58,12 @@ async fn commit(node: &Node, command: Command) -> Result<(), ApiError> {
     }
 }
 
-async fn operation(
-    State(node): State<Arc<Node>>,
-    Path(operation): Path<String>,
-    body: Option<Json<Value>>,
-) -> ApiResult {
+async fn operation(State(api): State<Arc<Api>>, Path(operation): Path<String>, body: Option<Json<Value>>) -> ApiResult {
     let body = body.map(|Json(body)| body).unwrap_or_else(|| json!({}));
+    let node = &api.node;
     match operation.as_str() {
-        "CreateApplication" => create_application(&node, &body).await,
-        "GetApplication" => read(&node, |state| {
+        "CreateApplication" => create_application(node, &body).await,
+        "GetApplication" => read(node, |state| {
             let name = field(&body, "applicationName")?;
             let application = state
                 .applications
@@ -75,14 +72,14 @@ async fn operation(
             Ok(json!({ "application": application }))
         }),
         "ListApplications" => {
-            read(&node, |state| Ok(json!({ "applications": state.applications.keys().collect::<Vec<_>>() })))
+            read(node, |state| Ok(json!({ "applications": state.applications.keys().collect::<Vec<_>>() })))
         }
         "DeleteApplication" => {
-            commit(&node, Command::DeleteApplication { name: field(&body, "applicationName")?.to_string() }).await?;
+            commit(node, Command::DeleteApplication { name: field(&body, "applicationName")?.to_string() }).await?;
             Ok(Json(json!({})))
         }
-        "CreateDeploymentGroup" => create_deployment_group(&node, &body).await,
-        "GetDeploymentGroup" => read(&node, |state| {
+        "CreateDeploymentGroup" => create_deployment_group(node, &body).await,
+        "GetDeploymentGroup" => read(node, |state| {
             let (application, group) = (field(&body, "applicationName")?, field(&body, "deploymentGroupName")?);
             let group = state.deployment_group(application, group).ok_or_else(|| {
                 ApiError::not_found(format!("deployment group {group} of application {application} does not exist"))
@@ -90,7 +87,7 @@ async fn operation(
             let targets = state.group_targets(group);
             Ok(json!({ "deploymentGroupInfo": group, "targetNodes": targets }))
         }),
-        "ListDeploymentGroups" => read(&node, |state| {
+        "ListDeploymentGroups" => read(node, |state| {
             let application = field(&body, "applicationName")?;
             if !state.applications.contains_key(application) {
                 return Err(ApiError::not_found(format!("application {application} does not exist")));
@@ -101,7 +98,7 @@ async fn operation(
         }),
         "DeleteDeploymentGroup" => {
             commit(
-                &node,
+                node,
                 Command::DeleteDeploymentGroup {
                     application_name: field(&body, "applicationName")?.to_string(),
                     deployment_group_name: field(&body, "deploymentGroupName")?.to_string(),
@@ -110,15 +107,15 @@ async fn operation(
             .await?;
             Ok(Json(json!({})))
         }
-        "CreateDeploymentConfig" => create_deployment_config(&node, &body).await,
-        "GetDeploymentConfig" => read(&node, |state| {
+        "CreateDeploymentConfig" => create_deployment_config(node, &body).await,
+        "GetDeploymentConfig" => read(node, |state| {
             let name = field(&body, "deploymentConfigName")?;
             let config = state
                 .deployment_config(name)
                 .ok_or_else(|| ApiError::not_found(format!("deployment configuration {name} does not exist")))?;
             Ok(json!({ "deploymentConfigInfo": config }))
         }),
-        "ListDeploymentConfigs" => read(&node, |state| {
+        "ListDeploymentConfigs" => read(node, |state| {
             let mut names: Vec<String> = fleetmesh_state::model::resources::predefined_configs()
                 .into_iter()
                 .map(|config| config.deployment_config_name)
@@ -127,12 +124,12 @@ async fn operation(
             Ok(json!({ "deploymentConfigsList": names }))
         }),
         "DeleteDeploymentConfig" => {
-            commit(&node, Command::DeleteDeploymentConfig { name: field(&body, "deploymentConfigName")?.to_string() })
+            commit(node, Command::DeleteDeploymentConfig { name: field(&body, "deploymentConfigName")?.to_string() })
                 .await?;
             Ok(Json(json!({})))
         }
-        "RegisterApplicationRevision" => register_revision(&node, &body).await,
-        "ListApplicationRevisions" => read(&node, |state| {
+        "RegisterApplicationRevision" => register_revision(node, &body).await,
+        "ListApplicationRevisions" => read(node, |state| {
             let application = field(&body, "applicationName")?;
             if !state.applications.contains_key(application) {
                 return Err(ApiError::not_found(format!("application {application} does not exist")));
@@ -143,7 +140,7 @@ async fn operation(
             let listed: Vec<Value> = revisions.into_iter().map(revision_summary).collect();
             Ok(json!({ "revisions": listed }))
         }),
-        "GetApplicationRevision" => read(&node, |state| {
+        "GetApplicationRevision" => read(node, |state| {
             let revision = revision_id(&body)?;
             let record = state
                 .revisions
@@ -151,13 +148,13 @@ async fn operation(
                 .ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
             Ok(json!({ "revisionInfo": revision_summary(record), "manifest": record.manifest }))
         }),
-        "Prefetch" => prefetch(&node, &body).await,
-        "CreateDeployment" => create_deployment(&node, &body).await,
-        "GetDeployment" => read(&node, |state| {
+        "Prefetch" => prefetch(node, &body).await,
+        "CreateDeployment" => create_deployment(node, &body).await,
+        "GetDeployment" => read(node, |state| {
             let deployment = deployment(state, &body)?;
             Ok(json!({ "deploymentInfo": deployment_info(deployment) }))
         }),
-        "ListDeployments" => read(&node, |state| {
+        "ListDeployments" => read(node, |state| {
             let application = optional(&body, "applicationName");
             let group = optional(&body, "deploymentGroupName");
             let ids: Vec<&DeploymentId> = state
@@ -173,11 +170,11 @@ async fn operation(
                 .collect();
             Ok(json!({ "deployments": ids }))
         }),
-        "ListDeploymentTargets" => read(&node, |state| {
+        "ListDeploymentTargets" => read(node, |state| {
             let deployment = deployment(state, &body)?;
             Ok(json!({ "targetIds": deployment.targets.keys().map(ToString::to_string).collect::<Vec<_>>() }))
         }),
-        "GetDeploymentTarget" => read(&node, |state| {
+        "GetDeploymentTarget" => read(node, |state| {
             let deployment = deployment(state, &body)?;
             let target_id: NodeId = field(&body, "targetId")?
                 .trim_start_matches("node-")
@@ -198,7 +195,7 @@ async fn operation(
                 }
             }}))
         }),
-        "StopDeployment" => stop_deployment(&node, &body).await,
+        "StopDeployment" => stop_deployment(node, &body).await,
         other => Err(ApiError::not_found(format!("unknown operation {other}"))),
     }
 }
@@ -452,7 +449,8 @@ async fn stop_deployment(node: &Node, body: &Value) -> ApiResult {
     Ok(Json(json!({ "status": "Pending", "statusMessage": message, "rollbackInfo": rollback_info })))
 }
 
-async fn distribution(State(node): State<Arc<Node>>, Path(revision): Path<String>) -> ApiResult {
+async fn distribution(State(api): State<Arc<Api>>, Path(revision): Path<String>) -> ApiResult {
+    let node = &api.node;
     let revision: RevisionId = revision
         .parse()
         .map_err(|_| ApiError::bad_request(format!("revision id {revision:?} is not 64 hex digits")))?;
@@ -465,7 +463,7 @@ async fn distribution(State(node): State<Arc<Node>>, Path(revision): Path<String
         )
     });
     let size = size.ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
-    let progress = node.revision_progress(revision);
+    let progress = api.leader.revision_progress(revision);
     let nodes: Vec<Value> = members
         .into_iter()
         .filter_map(|id| {

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::IntoResponse;
 
-use crate::runtime::Node;
+use super::Api;
+use crate::leader::liveness::Health;
 
-pub(super) async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
+pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
+    let node = &api.node;
     let metrics = node.raft().metrics().borrow().clone();
     let id = node.id();
     let is_leader = node.is_leader();
     let peers_alive = if is_leader {
-        node.cluster_view().nodes.iter().filter(|view| view.health == crate::runtime::liveness::Health::Alive).count()
+        api.leader.cluster_view().nodes.iter().filter(|view| view.health == Health::Alive).count()
     } else {
-        node.directory().members.len()
+        node.read_directory(|directory| directory.members.len())
     };
     let mut text = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
@@ -47,7 +49,7 @@ pub(super) async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
         "gauge",
         peers_alive as u64,
     );
-    if let Some(revisions) = node.agent.get().and_then(|agent| agent.revisions().cloned()) {
+    if let Some(revisions) = &api.revisions {
         gauge(
             "fleetmesh_swarm_bytes_fetched_total",
             "Bytes of piece answers this process received from peers (verified or not).",

@@ -18,14 +18,13 @@ use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::Manifest;
 use serde_json::{json, Value};
 
-use super::ApiError;
-use crate::revision_service::RevisionService;
-use crate::runtime::Node;
+use super::{Api, ApiError};
+use crate::revision::service::RevisionService;
 
 /// Largest chunk batch in one upload request.
 pub(super) const UPLOAD_BATCH_BYTES_MAX: usize = 32 << 20;
 
-pub(super) fn router() -> Router<Arc<Node>> {
+pub(super) fn router() -> Router<Arc<Api>> {
     Router::new()
         .route("/v1/uploads", post(begin))
         .route("/v1/uploads/{id}/missing", post(missing))
@@ -34,40 +33,37 @@ pub(super) fn router() -> Router<Arc<Node>> {
         .layer(DefaultBodyLimit::max(UPLOAD_BATCH_BYTES_MAX + (1 << 20)))
 }
 
-fn service(node: &Node) -> Result<Arc<RevisionService>, ApiError> {
-    node.agent
-        .get()
-        .and_then(|agent| agent.revisions().cloned())
-        .ok_or_else(|| ApiError::unavailable("this node stores no chunks (its host agent is not running)"))
+fn service(api: &Api) -> Result<Arc<RevisionService>, ApiError> {
+    api.revisions.clone().ok_or_else(|| ApiError::unavailable("this node stores no chunks (it has no revision store)"))
 }
 
-async fn begin(State(node): State<Arc<Node>>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+async fn begin(State(api): State<Arc<Api>>, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
     let application = body["applicationName"]
         .as_str()
         .filter(|name| !name.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing applicationName"))?;
     let total = body["totalBytes"].as_u64().ok_or_else(|| ApiError::bad_request("missing totalBytes"))?;
-    let service = service(&node)?;
-    let id = hex::encode(node.random_bytes::<12>());
+    let service = service(&api)?;
+    let id = hex::encode(api.node.random_bytes::<12>());
     service
-        .begin_upload(id.clone(), application, total, node.settings().max_revision_bytes)
+        .begin_upload(id.clone(), application, total, api.node.settings().max_revision_bytes)
         .map_err(|message| ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, message))?;
-    Ok(Json(json!({ "uploadId": id, "seed": node.id() })))
+    Ok(Json(json!({ "uploadId": id, "seed": api.node.id() })))
 }
 
 async fn missing(
-    State(node): State<Arc<Node>>,
+    State(api): State<Arc<Api>>,
     Path(_id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let hashes: Vec<ChunkHash> = serde_json::from_value(body["chunks"].clone())
         .map_err(|error| ApiError::bad_request(format!("invalid chunks: {error}")))?;
-    let missing = service(&node)?.missing_chunks(&hashes);
+    let missing = service(&api)?.missing_chunks(&hashes);
     Ok(Json(json!({ "missing": missing })))
 }
 
-async fn chunks(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let service = service(&node)?;
+async fn chunks(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let service = service(&api)?;
     let stored = tokio::task::spawn_blocking(move || service.receive_chunks(&id, &body))
         .await
         .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?
@@ -76,26 +72,24 @@ async fn chunks(State(node): State<Arc<Node>>, Path(id): Path<String>, body: Byt
 }
 
 async fn finish(
-    State(node): State<Arc<Node>>,
+    State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
         .map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
-    let (revision, application) =
-        service(&node)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
+    let (revision, application) = service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
     let register = json!({
         "applicationName": application,
         "manifest": manifest,
         "description": body["description"],
-        "registeredBy": format!("push via node {}", node.id()),
-        "seeds": [node.id()],
+        "registeredBy": format!("push via node {}", api.node.id()),
+        "seeds": [api.node.id()],
     });
     let token = super::bearer(&headers).unwrap_or_default();
     let answer =
-        super::call_leader(&node, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token)
-            .await?;
+        super::call_leader(&api, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token).await?;
     let _ = revision;
     Ok(Json(answer))
 }

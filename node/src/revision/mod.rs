@@ -21,8 +21,12 @@
 //! - [`ChunkStore`] keeps chunks as files named by their hash, verified on write and read.
 //! - [`materialize`] writes a manifest's tree from the store, atomically.
 //!
-//! What this module does not do: decide which chunks to fetch from whom (the swarm), or
-//! interpret the appspec (the host agent).
+//! - [`service`] is the node's revision service: the manifests it knows, the swarm
+//!   downloads it runs (with the piece picker of `fleetmesh_core::swarm`), the pieces it
+//!   serves to peers, and pushes received through the API.
+//!
+//! What this module does not do: decide which chunks to fetch from whom (the swarm's
+//! state machines in `fleetmesh-core` do), or interpret the appspec (the host agent).
 
 mod archive;
 mod bench;
@@ -33,6 +37,7 @@ mod directory;
 mod layout;
 mod materialize;
 mod pipeline;
+pub mod service;
 mod store;
 
 pub use bench::{bench_pipeline, PipelineFigures};

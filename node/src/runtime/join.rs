@@ -1,4 +1,4 @@
-//! Joining: the client side a new node runs once, and the leader side that admits it.
+//! Joining: the side a new node runs once (the leader's side is `leader::admission`).
 //!
 //! The joiner pins the cluster CA from its token, so it never talks to an impostor;
 //! it sends the token's secret and its own public key; the leader checks the secret
@@ -12,19 +12,14 @@
 //! A bad or expired token and a seed of another cluster fail at once.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_state::model::members::MemberSpec;
-use fleetmesh_state::{Command, Outcome};
-use fleetmesh_transport::pki::{CaAuthority, NodeKey};
+use fleetmesh_transport::pki::NodeKey;
 use fleetmesh_transport::quic;
-use tracing::info;
 
-use super::liveness::Health;
-use super::Node;
-use crate::identity::{hashes_equal, secret_hash, JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT};
-use crate::protocol::{self, encode_request, JoinRequest, JoinResponse, Request, Response};
+use super::identity::{JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT};
+use super::protocol::{encode_request, JoinRequest, JoinResponse, Request, Response};
 
 /// Why joining failed; each variant is one clear line for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +55,8 @@ const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between join attempts.
 const JOIN_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Refusals that say "not now" rather than "no": the answers [`admit`] and
-/// [`Node::propose`] give while the cluster cannot admit anyone yet.
+/// Refusals that say "not now" rather than "no": the answers the leader's admission and
+/// [`super::Node::propose`] give while the cluster cannot admit anyone yet.
 const TRANSIENT_REFUSALS: [&str; 5] =
     ["still bootstrapping", "no leader is elected", "no quorum", "not the leader", "cannot reach the leader"];
 
@@ -155,83 +150,4 @@ pub async fn join_cluster(
         Response::Error(reason) => Err(JoinError::Refused(reason)),
         other => Err(JoinError::Protocol(format!("unexpected answer {other:?}"))),
     }
-}
-
-/// Admits a joiner (on the leader) or forwards the request to the leader.
-pub(super) async fn admit(node: &Arc<Node>, request: JoinRequest) -> JoinResponse {
-    if !node.is_leader() {
-        let Some(leader) = node.leader_hint().filter(|hint| hint.id != node.id()) else {
-            return JoinResponse::Refused("no leader is elected right now; retry in a few seconds".into());
-        };
-        return match protocol::call(
-            node.transport().as_ref(),
-            leader.peer(),
-            &Request::Join(request),
-            Duration::from_secs(10),
-        )
-        .await
-        {
-            Ok((Response::Join(answer), _)) => answer,
-            Ok((other, _)) => JoinResponse::Refused(format!("the leader answered {other:?}")),
-            Err(error) => JoinResponse::Refused(format!("cannot reach the leader: {error}")),
-        };
-    }
-    match admit_on_leader(node, request).await {
-        Ok(answer) => answer,
-        Err(reason) => JoinResponse::Refused(reason),
-    }
-}
-
-async fn admit_on_leader(node: &Arc<Node>, request: JoinRequest) -> Result<JoinResponse, String> {
-    let now = node.clock().now();
-    let (info, same_address) = node.state().read(|state| {
-        let same = state.members.values().find(|member| member.listen == request.spec.listen).map(|member| member.id);
-        (state.cluster.clone(), same)
-    });
-    let info = info.ok_or("the cluster is still bootstrapping; retry in a few seconds")?;
-    let offered = secret_hash(&request.secret);
-    let record = info
-        .join_tokens
-        .iter()
-        .find(|record| hashes_equal(&record.secret_hash, &offered))
-        .ok_or("the join token is not valid for this cluster")?;
-    if let Some(expires_at) = record.expires_at {
-        if now > expires_at {
-            return Err(format!(
-                "the join token expired {} s ago; create a new one with `fleetmesh cluster create-join-token`",
-                now.millis_since(expires_at) / 1000
-            ));
-        }
-    }
-    let public_key = hex::decode(&request.public_key).map_err(|_| "the public key is not hex".to_string())?;
-    let mut commands = Vec::new();
-    if let Some(previous) = same_address {
-        // A host that lost its data directory rejoins on the same address: replace the
-        // dead record instead of leaving a ghost. A live member at that address is a
-        // configuration mistake.
-        if node.leader_health(previous) != Health::Dead {
-            return Err(format!(
-                "node {previous} is alive at {}; give this node another --listen address",
-                request.spec.listen
-            ));
-        }
-        commands.push(Command::RemoveMember { id: previous });
-    }
-    commands.push(Command::AddMember { spec: request.spec.clone() });
-    let outcomes = node.propose(commands).await.map_err(|error| error.to_string())?;
-    let node_id = match outcomes.last() {
-        Some(Outcome::MemberAdded(id)) => *id,
-        other => return Err(format!("the member could not be added: {other:?}")),
-    };
-    let cert_pem = info.ca.sign_node(node_id, &public_key).map_err(|error| error.to_string())?;
-    info!(node = %node_id, listen = %request.spec.listen, "admitted a new node");
-    let members = node.member_addresses();
-    Ok(JoinResponse::Admitted {
-        node_id,
-        cluster_id: info.ca.cluster_id.clone(),
-        ca_pem: info.ca.cert_pem.clone(),
-        cert_pem,
-        admin_token_hash: info.admin_token_hash.clone(),
-        members,
-    })
 }

@@ -33,8 +33,11 @@ use std::time::Duration;
 
 pub use builder::{Sim, SimBuilder, SimConfig};
 use fleetmesh_consensus::raft::{seed_thread_rng, LogStore};
-use fleetmesh_node::clock::VirtualClock;
-use fleetmesh_node::protocol::MemberAddress;
+use fleetmesh_node::agent::Agent;
+use fleetmesh_node::leader::liveness::Health;
+use fleetmesh_node::leader::Leader;
+use fleetmesh_node::runtime::clock::VirtualClock;
+use fleetmesh_node::runtime::protocol::MemberAddress;
 use fleetmesh_node::runtime::{Node, NodeHandler, NodeSettings, ProposeError};
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
@@ -71,6 +74,7 @@ const MEMBERS_PER_PROPOSAL: usize = 100;
 
 struct SimNode {
     node: Arc<Node>,
+    leader: Arc<Leader>,
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -245,7 +249,7 @@ impl SimCluster {
             voters_desired: cluster.config.voters,
             created_at: SIM_EPOCH,
         };
-        node.set_pending_bootstrap(info, spec(first));
+        cluster.leader_of(first).set_pending_bootstrap(info, spec(first));
         cluster
             .wait_for("bootstrap", Duration::from_secs(30), |cluster| {
                 cluster.node(first).state().read(|state| state.cluster.is_some())
@@ -269,12 +273,9 @@ impl SimCluster {
             .wait_for("voters and liveness", Duration::from_secs(120), move |cluster| {
                 cluster.leader().is_some_and(|leader| {
                     let node = cluster.node(leader);
+                    let duties = cluster.leader_of(leader);
                     node.voters().len() == voters_wanted
-                        && node
-                            .cluster_view()
-                            .nodes
-                            .iter()
-                            .all(|view| view.health == fleetmesh_node::runtime::liveness::Health::Alive)
+                        && duties.cluster_view().nodes.iter().all(|view| view.health == Health::Alive)
                 })
             })
             .await?;
@@ -318,13 +319,15 @@ impl SimCluster {
         // A fresh handle per boot, so the slot is free; entries a restarted node
         // re-applies from its log before this line were applied (and seen) before.
         let _ = node.state().set_apply_tap(Box::new(move |entry| lock(&applied).push((id, entry.clone()))));
-        handler.bind(node.clone());
         node.seed_directory(self.member_seed.clone(), "sim".into());
-        self.net.attach(id, handler);
-        let mut tasks = node.spawn();
+        let mut tasks = tokio::task::JoinSet::new();
+        node.spawn(&mut tasks);
+        let leader = Leader::start(&node, &mut tasks);
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
-        fleetmesh_node::agent_runtime::start_with(&node, Arc::new(host), &mut tasks);
-        self.nodes.insert(id, SimNode { node, tasks });
+        Agent::start(&node, Arc::new(host), &mut tasks);
+        handler.bind(node.clone());
+        self.net.attach(id, handler);
+        self.nodes.insert(id, SimNode { node, leader, tasks });
         self.clocks.insert(id, clock);
         Ok(())
     }
@@ -335,6 +338,14 @@ impl SimCluster {
     /// If the node does not exist or is crashed (a scenario bug).
     pub fn node(&self, id: NodeId) -> Arc<Node> {
         self.nodes.get(&id).map(|sim| sim.node.clone()).unwrap_or_else(|| panic!("node {id} is not running"))
+    }
+
+    /// The leader duties of node `id` (its cluster view, its liveness verdicts).
+    ///
+    /// # Panics
+    /// If the node does not exist or is crashed (a scenario bug).
+    pub fn leader_of(&self, id: NodeId) -> Arc<Leader> {
+        self.nodes.get(&id).map(|sim| sim.leader.clone()).unwrap_or_else(|| panic!("node {id} is not running"))
     }
 
     /// Ids of running nodes.

@@ -17,7 +17,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fleetmesh_node::agent_runtime::{Journal, JournalRecord, MemoryJournal};
+use fleetmesh_node::agent::{Journal, JournalRecord, MemoryJournal};
 use fleetmesh_state::model::ids::DeploymentId;
 
 #[derive(Debug, Default)]
@@ -103,7 +103,7 @@ impl Journal for JournalHandle {
 
 #[cfg(test)]
 mod tests {
-    use fleetmesh_node::protocol::DeploymentAssignment;
+    use fleetmesh_node::runtime::protocol::DeploymentAssignment;
     use fleetmesh_state::model::deployment::TargetStatus;
     use fleetmesh_state::model::ids::Hash32;
     use fleetmesh_state::model::resources::FileExistsBehavior;

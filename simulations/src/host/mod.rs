@@ -3,7 +3,7 @@
 //! verifies chunks from peers, and whose Install records on a simulated disk which
 //! revision, manifest and file digests the host now runs.
 //!
-//! The real agent runtime (`fleetmesh_node::agent_runtime`: poll answers, the lifecycle
+//! The real agent runtime (`fleetmesh_node::agent`: poll answers, the lifecycle
 //! sequencer, the journal, reports) runs unchanged on top of it.
 //!
 //! DownloadBundle is modelled, not the real swarm: the host fetches each chunk it lacks
@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fleetmesh_node::agent::hooks::EventOutcome;
-use fleetmesh_node::agent_runtime::{Journal, LifecycleBackend, TargetContext};
-use fleetmesh_node::protocol::{Assignments, MemberAddress, RevisionProgress};
+use fleetmesh_node::agent::{Journal, LifecycleBackend, TargetContext};
+use fleetmesh_node::runtime::protocol::{Assignments, MemberAddress, RevisionProgress};
 use fleetmesh_node::runtime::Node;
 use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode};
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};

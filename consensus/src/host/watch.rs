@@ -1,0 +1,74 @@
+//! [`ServerStateWatch`]: this node's vote, role, leader and voter set, changing only when
+//! one of those does.
+
+use std::time::Duration;
+
+use fleetmesh_transport::NodeId;
+use openraft::ServerState;
+use tokio::sync::watch;
+
+use super::RaftHost;
+
+/// Follows this node's Raft server state: vote, role, leader and voter set. Unlike
+/// `Raft::metrics`, which openraft sends on every pass of its loop (every tick and every
+/// replication round, on every node), this changes only when one of those does, so
+/// thousands of idle agents do not wake their watchers ten times a second.
+pub struct ServerStateWatch {
+    receiver: watch::Receiver<openraft::metrics::RaftServerMetrics<NodeId, openraft::BasicNode>>,
+    /// Set when [`Self::changed`] moved to a new Raft instance; cleared by
+    /// [`Self::take_replaced`].
+    replaced: bool,
+}
+
+impl std::fmt::Debug for ServerStateWatch {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ServerStateWatch").field("replaced", &self.replaced).finish_non_exhaustive()
+    }
+}
+
+impl ServerStateWatch {
+    /// A watch of `host`'s current instance.
+    pub fn new(host: &RaftHost) -> Self {
+        Self { receiver: host.raft().server_metrics(), replaced: false }
+    }
+
+    /// Waits for a change. When the Raft instance stops (shutdown, or a reset that
+    /// replaced it), follows the current instance and counts that as a change.
+    pub async fn changed(&mut self, host: &RaftHost) {
+        if self.receiver.changed().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.receiver = host.raft().server_metrics();
+            self.replaced = true;
+        }
+    }
+
+    /// True once after [`Self::changed`] moved to another Raft instance.
+    pub fn take_replaced(&mut self) -> bool {
+        std::mem::take(&mut self.replaced)
+    }
+
+    /// The current leader, as last seen.
+    pub fn current_leader(&mut self) -> Option<NodeId> {
+        self.receiver.borrow_and_update().current_leader
+    }
+
+    /// The term, and whether node `id` leads in it, as last seen. Read this rather than
+    /// [`RaftHost::is_leader`] after a wake-up from [`Self::changed`]: openraft publishes
+    /// the server state before its full metrics, so on a multi-threaded runtime a waiter
+    /// can see the change here while `Raft::metrics` still shows the old state (a
+    /// single-node cluster never committed its bootstrap entry that way).
+    pub fn leadership(&mut self, id: NodeId) -> (u64, bool) {
+        let metrics = self.receiver.borrow_and_update();
+        let leads = metrics.state == ServerState::Leader && metrics.current_leader == Some(id);
+        (metrics.vote.leader_id().term, leads)
+    }
+
+    /// Whether node `id`'s Raft has any use for its timer tick: voters need it for
+    /// election timeouts, a leader for heartbeats and for stepping down once removed.
+    /// A learner or a follower outside the voter set does nothing on a tick.
+    pub fn needs_tick(&mut self, id: NodeId) -> bool {
+        let metrics = self.receiver.borrow_and_update();
+        metrics.membership_config.membership().voter_ids().any(|voter| voter == id)
+            || matches!(metrics.state, ServerState::Leader | ServerState::Candidate)
+    }
+}

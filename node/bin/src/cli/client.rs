@@ -1,0 +1,139 @@
+//! The CLI's HTTP client for the node API.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why an API call failed, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientError {
+    /// No token given.
+    #[error("no admin token: pass --token or set FLEETMESH_TOKEN (the first node wrote it to DIR/admin-token)")]
+    NoToken,
+    /// The API could not be reached.
+    #[error(
+        "cannot reach the fleetmesh API at {base}: {reason} (is a node running there? set --api or FLEETMESH_API)"
+    )]
+    Unreachable {
+        /// API base URL.
+        base: String,
+        /// What failed.
+        reason: String,
+    },
+    /// 401.
+    #[error("the API refused the admin token: {0}")]
+    Unauthorized(String),
+    /// Any other non-2xx answer.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The server's error message.
+        message: String,
+    },
+    /// The answer was not JSON.
+    #[error("the API sent an invalid answer: {0}")]
+    Decode(String),
+}
+
+/// A client of one node's API.
+#[derive(Clone)]
+pub(crate) struct ApiClient {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ApiClient").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+/// Default API address when neither `--api` nor `FLEETMESH_API` is set.
+pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:7480";
+
+impl ApiClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:7480`) with the admin token.
+    ///
+    /// # Errors
+    /// No token.
+    pub(crate) fn new(base: Option<&str>, token: Option<&str>) -> Result<Self, ClientError> {
+        let token = token.map(str::trim).filter(|token| !token.is_empty()).ok_or(ClientError::NoToken)?;
+        let mut base = base.unwrap_or(DEFAULT_API).trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            base = format!("http://{base}");
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        Ok(Self { base, token: token.to_string(), agent })
+    }
+
+    /// GET a JSON document.
+    ///
+    /// # Errors
+    /// As [`ClientError`].
+    pub(crate) fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call();
+        self.finish(response)
+    }
+
+    /// POST a JSON body.
+    ///
+    /// # Errors
+    /// As [`ClientError`].
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string());
+        self.finish(response)
+    }
+
+    /// POST raw bytes.
+    ///
+    /// # Errors
+    /// As [`ClientError`].
+    pub(crate) fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value, ClientError> {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(body);
+        self.finish(response)
+    }
+
+    fn finish(&self, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, ClientError> {
+        let mut response = response
+            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: error.to_string() })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .map_err(|error| ClientError::Decode(error.to_string()))?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| ClientError::Decode(format!("HTTP {status}: {}", text.trim())))?
+        };
+        let message = || value.get("error").and_then(Value::as_str).unwrap_or("request failed").to_string();
+        match status {
+            200..=299 => Ok(value),
+            401 => Err(ClientError::Unauthorized(message())),
+            _ => Err(ClientError::Api { status, message: message() }),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The `fleetmesh` command line: one binary for nodes, operators, the demo and the
+//! simulator. Verbs and flags of `deploy` follow `aws deploy`.
+
+mod client;
+pub(crate) mod cluster;
+mod demo;
+mod demo_deploy;
+pub(crate) mod deploy;
+mod node_cmd;
+mod push;
+pub(crate) mod table;
+pub(crate) mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+pub(crate) use client::ApiClient;
+
+/// fleetmesh: deploy application revisions to a fleet of hosts, peer to peer.
+///
+/// Every host runs `fleetmesh node`; the nodes elect a leader with Raft, the leader
+/// drives rollouts, and revision content spreads host to host over QUIC. Operators use
+/// `fleetmesh deploy ...` (verbs as in `aws deploy`) against any node's API.
+#[derive(Debug, Parser)]
+#[command(name = "fleetmesh", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// API of any node of the cluster.
+    #[arg(long, global = true, env = "FLEETMESH_API", value_name = "URL")]
+    pub(crate) api: Option<String>,
+    /// The admin token (DIR/admin-token on the first node).
+    #[arg(long, global = true, env = "FLEETMESH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Top-level verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a node: bootstrap a new cluster, join one, or resume from --data-dir.
+    Node(NodeArgs),
+    /// Inspect and manage the cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Applications, deployment groups, revisions and deployments (as `aws deploy`).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
+    /// Start a local cluster on loopback and run a rolling deployment of a sample app.
+    Demo(DemoArgs),
+    /// Run the deterministic simulator (many nodes, one process, one seed).
+    Sim(fleetmesh_sim::cli::SimArgs),
+}
+
+/// `fleetmesh node`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Where this node keeps its identity, Raft log and chunks.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// QUIC address for node-to-node traffic.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7400")]
+    pub(crate) listen: SocketAddr,
+    /// HTTP API address.
+    #[arg(long = "api", id = "node_api", value_name = "IP:PORT", default_value = "127.0.0.1:7480")]
+    pub(crate) api: SocketAddr,
+    /// A node of the cluster to join (only needed once; a restart resumes from DIR).
+    #[arg(long, value_name = "IP:PORT", requires = "join_token")]
+    pub(crate) join: Option<SocketAddr>,
+    /// The join token (DIR/join-token on the first node).
+    #[arg(
+        long = "token",
+        id = "join_token",
+        value_name = "TOKEN",
+        env = "FLEETMESH_JOIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) join_token: Option<String>,
+    /// A tag KEY=VALUE; deployment groups select hosts by tags. Repeatable.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub(crate) tags: Vec<(String, String)>,
+    /// Raft voters to keep (first node only; the rest are agents).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub(crate) voters: u32,
+    /// Root under which appspec destinations and permission objects resolve.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub(crate) install_root: PathBuf,
+    /// Largest revision (total bytes of files) a push to this node may carry.
+    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    pub(crate) max_revision_bytes: u64,
+    /// Seconds a voter may be dead before an agent replaces it.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub(crate) voter_grace_secs: u64,
+    /// Seconds a stopping node (SIGTERM) lets running lifecycle events finish.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub(crate) shutdown_grace_secs: u64,
+    /// Log filter (e.g. info, debug, fleetmesh_node=debug).
+    #[arg(long, env = "FLEETMESH_LOG", default_value = "info,openraft=error", value_name = "FILTER")]
+    pub(crate) log: String,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("tag {text:?} must be KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("tag {text:?} has an empty key"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// `fleetmesh cluster ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Show the leader, term and every node's role, health, address and tags.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint a new join token (for hosts that boot later).
+    CreateJoinToken {
+        /// Lifetime in seconds (default: never expires).
+        #[arg(long, value_name = "SECS")]
+        ttl_secs: Option<u64>,
+        /// Free text, e.g. who it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+/// `fleetmesh demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Nodes to start.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub(crate) nodes: u32,
+    /// Directory for the nodes' data, logs and install roots (default: a new temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Stop the cluster after the deployment instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub(crate) once: bool,
+}
+
+/// Runs every command but `sim` (the binary hands that one to the simulator crate).
+pub(crate) fn run(cli: Cli) -> ExitCode {
+    let client = || ApiClient::new(cli.api.as_deref(), cli.token.as_deref());
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Node(args) => node_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Cluster(ClusterCommand::Status { json }) => {
+            client().and_then(|client| cluster::status(&client, json)).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
+        Command::Cluster(ClusterCommand::CreateJoinToken { ttl_secs, description }) => client()
+            .and_then(|client| cluster::create_join_token(&client, ttl_secs, &description))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Deploy(command) => client().map_err(Into::into).and_then(|client| deploy::run(&client, command)),
+        Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sim(_) => Err(anyhow::anyhow!("the simulator is run by the fleetmesh binary")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("fleetmesh: error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+/// Tags as a map.
+pub(crate) fn tag_map(tags: &[(String, String)]) -> BTreeMap<String, String> {
+    tags.iter().cloned().collect()
+}

@@ -1,0 +1,41 @@
+//! `fleetmesh node`: runs a node until SIGINT/SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{tag_map, NodeArgs};
+use fleetmesh_node::daemon::{self as boot, NodeConfig};
+use fleetmesh_node::runtime::Timing;
+
+pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .with_context(|| format!("--log {:?} is not a valid filter", args.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let timing = Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() };
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        api: args.api,
+        join: args.join,
+        token: args.join_token,
+        tags: tag_map(&args.tags),
+        voters: args.voters,
+        install_root: args.install_root,
+        max_revision_bytes: args.max_revision_bytes,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        timing,
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        };
+        boot::run(config, shutdown).await
+    })
+}

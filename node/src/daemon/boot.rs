@@ -1,0 +1,277 @@
+//! Starting a production node: bootstrap a new cluster, join one, or resume from the
+//! data directory; then bind QUIC and the HTTP API and run until shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
+use fleetmesh_transport::quic::QuicTransport;
+use fleetmesh_transport::NodeId;
+use openraft::BasicNode;
+use rand::RngCore;
+use tracing::{info, warn};
+
+use crate::agent::host::HostBackend;
+use crate::agent::Agent;
+use crate::api::Api;
+use crate::leader::Leader;
+use crate::revision::service::{RevisionRequests, RevisionService};
+use crate::runtime::clock;
+use crate::runtime::identity::{
+    random_hex, secret_hash, write_private_file, JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT,
+};
+use crate::runtime::join::{join_with_retry, JOIN_RETRY_WINDOW};
+use crate::runtime::protocol::MemberAddress;
+use crate::runtime::{Node, NodeHandler, NodeSettings, Timing};
+
+/// `fleetmesh node` flags.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--api`.
+    pub api: SocketAddr,
+    /// `--join`.
+    pub join: Option<SocketAddr>,
+    /// `--token`.
+    pub token: Option<String>,
+    /// `--tag`s.
+    pub tags: BTreeMap<String, String>,
+    /// `--voters`.
+    pub voters: u32,
+    /// `--install-root`.
+    pub install_root: PathBuf,
+    /// `--max-revision-bytes`.
+    pub max_revision_bytes: u64,
+    /// `--shutdown-grace-secs`: how long a stopping node lets running hooks finish.
+    pub shutdown_grace: Duration,
+    /// Timing.
+    pub timing: Timing,
+}
+
+/// Largest voter count accepted (Raft fan-out from the leader does not scale, and 5
+/// voters already survive two failures).
+pub const VOTERS_MAX: u32 = 7;
+
+/// How the node came up.
+enum Start {
+    Resume(NodeIdentity),
+    Joined(NodeIdentity),
+    Bootstrap(NodeIdentity, ClusterInfo),
+}
+
+async fn prepare_identity(config: &NodeConfig) -> anyhow::Result<Start> {
+    let existing = NodeIdentity::load(&config.data_dir)?;
+    let token = config.token.as_deref().map(JoinToken::parse).transpose()?;
+    match (existing, config.join, token) {
+        (Some(identity), join, token) => {
+            if let Some(token) = token {
+                if token.ca != identity.ca_fingerprint {
+                    bail!(
+                        "{} belongs to cluster {} but the join token is for another cluster; use an empty --data-dir to join a new cluster",
+                        config.data_dir.display(),
+                        identity.cluster_id
+                    );
+                }
+            }
+            if join.is_some() {
+                info!("the data directory already holds node {}: resuming, --join ignored", identity.node_id);
+            }
+            Ok(Start::Resume(identity))
+        }
+        (None, Some(seed), Some(token)) => {
+            let spec = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
+            let identity = join_with_retry(seed, &token, spec, JOIN_RETRY_WINDOW).await?;
+            identity.save(&config.data_dir)?;
+            Ok(Start::Joined(identity))
+        }
+        (None, Some(_), None) => bail!("--join needs --token (the contents of DIR/join-token on the first node)"),
+        (None, None, Some(_)) => bail!("--token needs --join SEED:PORT (the address of any node of the cluster)"),
+        (None, None, None) => bootstrap_identity(config).map(|(identity, info)| Start::Bootstrap(identity, info)),
+    }
+}
+
+fn bootstrap_identity(config: &NodeConfig) -> anyhow::Result<(NodeIdentity, ClusterInfo)> {
+    if config.voters == 0 || config.voters > VOTERS_MAX {
+        bail!("--voters must be 1 to {VOTERS_MAX}, got {}", config.voters);
+    }
+    let cluster_id = random_hex(8);
+    let ca = ClusterCa::generate(&cluster_id)?;
+    let key = NodeKey::generate()?;
+    let cert_pem = ca.sign_node(NodeId(1), &key.public_key)?;
+    let fingerprint = ca.fingerprint()?;
+    let admin_token = format!("fma1.{}", random_hex(24));
+    let join_token = JoinToken::generate(fingerprint.clone());
+    let info = ClusterInfo {
+        ca: ca.clone(),
+        admin_token_hash: secret_hash(&admin_token),
+        join_tokens: vec![JoinTokenRecord {
+            secret_hash: secret_hash(&join_token.secret),
+            expires_at: None,
+            description: "bootstrap token".to_string(),
+        }],
+        voters_desired: config.voters,
+        created_at: clock::SystemClock.now_for_boot(),
+    };
+    let identity = NodeIdentity {
+        format: IDENTITY_FORMAT,
+        node_id: NodeId(1),
+        cluster_id,
+        ca_fingerprint: fingerprint,
+        ca_pem: ca.cert_pem.clone(),
+        cert_pem,
+        key_pem: key.key_pem,
+        admin_token_hash: info.admin_token_hash.clone(),
+        tags: config.tags.clone(),
+        peers: vec![KnownPeer { id: NodeId(1), listen: config.listen }],
+    };
+    // Until the bootstrap entry commits, the cluster facts live in this file so a crash
+    // in between can finish the bootstrap on restart.
+    write_private_file(&config.data_dir.join("bootstrap.json"), &serde_json::to_vec(&info)?)?;
+    identity.save(&config.data_dir)?;
+    write_private_file(&config.data_dir.join("admin-token"), format!("{admin_token}\n").as_bytes())?;
+    write_private_file(&config.data_dir.join("join-token"), format!("{join_token}\n").as_bytes())?;
+    Ok((identity, info))
+}
+
+/// Runs a node until `shutdown` resolves.
+///
+/// # Errors
+/// Bad flags, an unusable data directory, a failed join, or a port in use.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    let start = prepare_identity(&config).await?;
+    let (identity, bootstrap) = match start {
+        Start::Resume(identity) | Start::Joined(identity) => {
+            let pending = std::fs::read(config.data_dir.join("bootstrap.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<ClusterInfo>(&bytes).ok());
+            (identity, pending)
+        }
+        Start::Bootstrap(identity, info) => (identity, Some(info)),
+    };
+    let tls = identity.tls()?;
+    let handler = NodeHandler::new();
+    let transport = QuicTransport::bind(config.listen, &tls, handler.clone())?;
+    let db_path = config.data_dir.join("raft.redb");
+    let db = Arc::new(redb::Database::create(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
+    let mut seed = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let settings = NodeSettings {
+        id: identity.node_id,
+        listen: config.listen,
+        api: config.api,
+        tags: config.tags.clone(),
+        data_dir: Some(config.data_dir.clone()),
+        install_root: config.install_root.clone(),
+        timing: config.timing,
+        rng_seed: u64::from_le_bytes(seed),
+        max_revision_bytes: config.max_revision_bytes,
+        planner: fleetmesh_core::rollout::PlannerSettings::default(),
+    };
+    let node = Node::new(settings, db, transport.clone(), clock::system()).await?;
+    node.seed_directory(
+        Arc::new(
+            identity
+                .peers
+                .iter()
+                .map(|peer| (peer.id, MemberAddress { id: peer.id, listen: peer.listen, api: config.api }))
+                .collect(),
+        ),
+        identity.admin_token_hash.clone(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    node.spawn(&mut tasks);
+    let leader = Leader::start(&node, &mut tasks);
+    if let Some(info) = bootstrap {
+        let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
+        if !node.raft_host().is_initialized().await? {
+            let members = BTreeMap::from([(identity.node_id, BasicNode { addr: config.listen.to_string() })]);
+            node.initialize(members).await?;
+        }
+        leader.set_pending_bootstrap(info, first);
+    }
+    let revisions = RevisionService::open(&config.data_dir)?;
+    RevisionRequests::register(&node, revisions.clone());
+    let api_listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", config.api))?;
+    eprintln!(
+        "fleetmesh node {} of cluster {}: QUIC on {}, API on http://{}",
+        identity.node_id, identity.cluster_id, config.listen, config.api
+    );
+    let api = Api::start(&leader, Some(revisions.clone()));
+    // Every service is registered: peers' requests may come in.
+    handler.bind(node.clone());
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    tasks.spawn(crate::api::serve(api, api_listener, async move {
+        // A dropped sender stops the API as a sent signal does.
+        let _ = api_stopped.await;
+    }));
+    tasks.spawn(maintain_identity(node.clone(), config.data_dir.clone(), identity));
+    let agent = match HostBackend::open(&config.data_dir, &config.install_root, revisions) {
+        Ok(backend) => Some(Agent::start(&node, Arc::new(backend), &mut tasks)),
+        Err(error) => {
+            tracing::error!(%error, "the host agent cannot start; this node will not run deployments");
+            None
+        }
+    };
+    // The node stops on the signal, or by itself after a fatal error it has logged.
+    let mut stopped = node.shutdown_signal();
+    let stopped_itself = tokio::select! {
+        () = shutdown => false,
+        _ = stopped.wait_for(|stopped| *stopped) => true,
+    };
+    info!("shutting down");
+    if let Some(agent) = &agent {
+        agent.drain(config.shutdown_grace).await;
+    }
+    // The API task may have ended already (a bind error it logged); then there is
+    // nobody to tell.
+    let _ = api_stop.send(());
+    node.shutdown().await;
+    transport.close().await;
+    tasks.abort_all();
+    if stopped_itself {
+        bail!("node {} stopped after a fatal error (the log above says which)", node.id());
+    }
+    Ok(())
+}
+
+/// Keeps `node.json`'s peer list current (so a restart finds the cluster even if the
+/// seed is gone) and removes `bootstrap.json` once the bootstrap entry has committed.
+async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: NodeIdentity) {
+    let mut shutdown = node.shutdown_signal();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        if node.state().read(|state| state.cluster.is_some()) {
+            let _ = std::fs::remove_file(data_dir.join("bootstrap.json"));
+        }
+        let directory = node.directory();
+        let mut peers: Vec<KnownPeer> =
+            directory.members.values().map(|member| KnownPeer { id: member.id, listen: member.listen }).collect();
+        if peers.is_empty() {
+            continue;
+        }
+        peers.sort_by_key(|peer| peer.id);
+        if peers != identity.peers {
+            identity.peers = peers;
+            if let Err(error) = identity.save(&data_dir) {
+                warn!(%error, "could not update the known peers in node.json");
+            }
+        }
+    }
+}

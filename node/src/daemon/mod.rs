@@ -1,0 +1,7 @@
+//! A production node, assembled from the layers: bootstrap a new cluster, join one, or
+//! resume from the data directory; then bind QUIC and the HTTP API, start the runtime,
+//! the leader's duties, the revision store and the host agent, and run until shutdown.
+
+pub mod boot;
+
+pub use boot::{run, NodeConfig, VOTERS_MAX};

@@ -1,0 +1,120 @@
+//! The rollout engine's shell on the leader: every tick (and after every applied
+//! change) it plans each active deployment from the replicated state, the leader's
+//! liveness view and the time, and commits the decisions in one proposal. It also
+//! starts deployments for hosts that joined a group after its last success (§5.1), and
+//! records which nodes hold a complete copy of a revision.
+//!
+//! No rollout progress lives here: a new leader runs the same code on the same
+//! replicated state and continues where the old one stopped.
+
+use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator};
+use fleetmesh_state::model::ids::{DeploymentId, UnixMillis};
+use fleetmesh_state::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
+use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
+use tracing::{debug, info, warn};
+
+use super::Leader;
+use crate::runtime::Node;
+use fleetmesh_core::rollout::{self, Action, FleetView};
+
+/// Plans every active deployment; returns the earliest time at which planning again
+/// could decide something new with no other change (see [`rollout::next_deadline`]).
+fn plan_deployments(
+    node: &Node,
+    state: &ClusterState,
+    fleet: &FleetView,
+    commands: &mut Vec<Command>,
+) -> Option<UnixMillis> {
+    let now = node.clock().now();
+    let settings = node.settings().planner;
+    let mut earliest = None;
+    for deployment in state.active_deployments() {
+        let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name)
+        else {
+            continue;
+        };
+        for action in rollout::plan(deployment, group, fleet, now, &settings) {
+            let rollback = matches!(action, Action::Finish { succeeded: false, .. })
+                .then(|| DeploymentId::from_random(node.random_bytes()));
+            commands.push(action.into_command(&deployment.deployment_id, rollback));
+        }
+        let deadline = rollout::next_deadline(deployment, fleet, &settings);
+        earliest = earliest.into_iter().chain(deadline).min();
+    }
+    earliest
+}
+
+fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
+    for groups in state.deployment_groups.values() {
+        for group in groups.values() {
+            // Before matching every member against the selector: most ticks run while
+            // the group deploys, and then nothing is outdated.
+            let Some(revision) = rollout::updates_outdated(group) else { continue };
+            let matching = state.group_targets(group);
+            let hosts = rollout::outdated_hosts(group, &matching, fleet, &state.deployments);
+            if hosts.is_empty() {
+                continue;
+            }
+            let file_exists_behavior = group
+                .last_successful_deployment_id
+                .as_ref()
+                .and_then(|id| state.deployments.get(id))
+                .map(|deployment: &Deployment| deployment.file_exists_behavior)
+                .unwrap_or_default();
+            info!(group = %group.deployment_group_name, ?hosts, "hosts joined the group since its last success: deploying its revision to them");
+            commands.push(Command::CreateDeployment {
+                spec: DeploymentSpec {
+                    application_name: group.application_name.clone(),
+                    deployment_group_name: group.deployment_group_name.clone(),
+                    revision_id: revision,
+                    // One at a time, whatever the group's configuration: like CodeDeploy's
+                    // deployments to launched instances, and always satisfiable. The group's
+                    // own rule may not be for a handful of hosts (HalfAtATime over one host
+                    // needs that host to stay healthy), and a deployment refused at start
+                    // leaves the hosts outdated, so the next tick would create it again,
+                    // forever (found by the simulator, rolling-chaos seed 4).
+                    deployment_config_name: Some(ONE_AT_A_TIME.to_string()),
+                    description: "hosts that joined after the group's last successful deployment".to_string(),
+                    ignore_application_stop_failures: false,
+                    file_exists_behavior,
+                    auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
+                    creator: DeploymentCreator::Autoscaling,
+                    targets: Some(hosts),
+                },
+                deployment_id: DeploymentId::from_random(node.random_bytes()),
+            });
+        }
+    }
+}
+
+/// One pass of the rollout engine (leader only). Returns when the engine must run again
+/// even if nothing else changes: its earliest deadline, or now when its decisions could
+/// not be committed (they are retried on the next tick).
+pub(super) async fn tick(leader: &Leader) -> Option<UnixMillis> {
+    let node = &leader.node;
+    let fleet = leader.fleet_view();
+    let (mut commands, deadline) = node.state().read(|state| {
+        let mut commands = Vec::new();
+        let deadline = plan_deployments(node, state, &fleet, &mut commands);
+        late_joiners(node, state, &fleet, &mut commands);
+        (commands, deadline)
+    });
+    commands.extend(leader.new_revision_holders());
+    if commands.is_empty() {
+        return deadline;
+    }
+    match node.propose(commands).await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                if let Outcome::Rejected(error) = outcome {
+                    debug!(%error, "a rollout decision was refused by apply (the state moved on)");
+                }
+            }
+            deadline
+        }
+        Err(error) => {
+            warn!(%error, "rollout decisions not committed; retrying on the next tick");
+            Some(node.clock().now())
+        }
+    }
+}

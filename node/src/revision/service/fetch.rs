@@ -1,0 +1,235 @@
+//! The swarm download of one revision: the sans-I/O [`Download`] decides which piece to
+//! ask from which peer; this shell sends the requests, verifies every chunk, stores it,
+//! and feeds the outcomes back.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::model::revision::ChunkRef;
+use fleetmesh_transport::{NodeId, Peer};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::RevisionService;
+use crate::revision::StoreError;
+use crate::runtime::protocol::{self, Request, Response};
+use crate::runtime::Node;
+use fleetmesh_core::swarm::{Bitfield, Download, DownloadParams, Received};
+
+/// Piece requests in flight to one peer.
+///
+/// 8, twice the swarm core's default (which its simulation tuned for WAN links, where
+/// more would only queue at the uploader): on loopback a piece request spends most of
+/// its time in processing (read and verify at the sender, encrypt, send, verify and
+/// write here), not on the wire, and four outstanding left the pipeline short. Measured
+/// with `bench_swarm` on 1 GiB, 2 nodes: 92-98 MiB/s with 4, 120-208 MiB/s with 8; the
+/// receiver's peak RSS rose from ~10 to ~20 MiB above idle (see docs/benchmarks.md).
+/// The total stays [`REQUESTS_IN_FLIGHT`], so buffers per download stay bounded.
+pub(crate) const REQUESTS_PER_PEER: usize = 8;
+
+/// Piece requests in flight in total (each pins up to ~1 MiB until it is stored).
+///
+/// 8, the swarm core's default, measured in its simulation; it bounds this download's
+/// buffers to ~8 MiB whatever the revision size.
+pub(crate) const REQUESTS_IN_FLIGHT: usize = fleetmesh_core::swarm::REQUESTS_IN_FLIGHT_MAX;
+
+/// How long one piece request may take.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often have-sets of peers are refreshed when no piece response brought them.
+const HAVE_REFRESH: Duration = Duration::from_millis(300);
+
+/// A download that makes no progress for this long gives up (the next assignment
+/// restarts it).
+const STALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+enum Event {
+    Piece { peer: NodeId, piece: usize, received: Received, have: Option<Bitfield>, bytes: u64 },
+    Have { peer: NodeId, have: Option<Bitfield> },
+}
+
+/// Test hook: a node started with `FLEETMESH_TEST_CORRUPT_UPLOADS=1` flips a bit in
+/// every chunk it serves, to prove that receivers never store what they cannot verify.
+pub(crate) fn corrupt_uploads() -> bool {
+    std::env::var_os("FLEETMESH_TEST_CORRUPT_UPLOADS").is_some_and(|value| value == "1")
+}
+
+/// Verifies each chunk of a piece answer and stores it (blocking: file writes).
+///
+/// The store hashes every chunk before it writes any, which is the verification: if a
+/// chunk does not hash to its name, nothing of the piece is written and the answer
+/// counts as corrupt.
+fn store_piece(service: &RevisionService, chunks: &[ChunkRef], payload: &Bytes) -> Received {
+    let expected: usize = chunks.iter().map(|chunk| chunk.len() as usize).sum();
+    if payload.len() != expected {
+        return match chunks.first() {
+            Some(first) => Received::Corrupt { chunk: first.hash() },
+            None => Received::Failed,
+        };
+    }
+    let mut offset = 0;
+    let mut batch = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        batch.push((chunk.hash(), &payload[offset..offset + chunk.len() as usize]));
+        offset += chunk.len() as usize;
+    }
+    // One pack file per piece (see the chunk store's docs for why not one file per chunk).
+    match service.store.put_many(&batch) {
+        Ok(_) => {}
+        Err(StoreError::HashMismatch { expected, .. } | StoreError::TooLarge { hash: expected, .. }) => {
+            return Received::Corrupt { chunk: expected };
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot store a fetched piece");
+            return Received::Failed;
+        }
+    }
+    Received::Ok
+}
+
+fn seed_of(node: NodeId, revision: RevisionId) -> u64 {
+    node.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from_le_bytes(revision.0[..8].try_into().expect("8 bytes"))
+}
+
+/// Runs until the revision is complete, or the download stalls.
+pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revision: RevisionId) -> Result<(), String> {
+    let manifest = service.fetch_manifest(node, revision).await?;
+    let tracked = service.track(&manifest);
+    if tracked.complete {
+        return Ok(());
+    }
+    let store_service = service.clone();
+    let mut download = Download::new(
+        tracked.map.clone(),
+        move |hash| store_service.store.has(hash),
+        DownloadParams {
+            requests_per_peer_max: REQUESTS_PER_PEER,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT,
+            ..DownloadParams::default()
+        },
+        seed_of(node.id(), revision),
+    );
+    let started = Instant::now();
+    let (events, mut inbox) = mpsc::channel::<Event>(256);
+    let mut peers: BTreeMap<NodeId, Peer> = BTreeMap::new();
+    let mut last_have: BTreeMap<NodeId, Instant> = BTreeMap::new();
+    let mut have_pending: BTreeMap<NodeId, bool> = BTreeMap::new();
+    let mut last_progress = (Instant::now(), download.bytes_held());
+    let mut shutdown = node.shutdown_signal();
+    info!(%revision, bytes = tracked.map.total_bytes(), held = download.bytes_held(), "fetching from the swarm");
+    // Bounded: ends on completion, shutdown or a stall of STALL_TIMEOUT.
+    while !download.is_complete() {
+        if *shutdown.borrow() {
+            return Err("node shutting down".into());
+        }
+        for member in service.peers_of(revision) {
+            if member.id != node.id() {
+                peers.insert(member.id, Peer { id: member.id, addr: member.listen });
+            }
+        }
+        let now = Instant::now();
+        for (id, peer) in &peers {
+            let stale = last_have.get(id).is_none_or(|at| now.duration_since(*at) >= HAVE_REFRESH);
+            if stale && !have_pending.get(id).copied().unwrap_or(false) && !download.is_banned(*id) {
+                have_pending.insert(*id, true);
+                last_have.insert(*id, now);
+                let (node, events, peer) = (node.clone(), events.clone(), *peer);
+                tokio::spawn(async move {
+                    let answer = protocol::call(
+                        node.transport().as_ref(),
+                        peer,
+                        &Request::GetHave { revision_id: revision },
+                        Duration::from_secs(10),
+                    )
+                    .await;
+                    let have = match answer {
+                        Ok((Response::Have { have }, _)) => have.parse::<Bitfield>().ok(),
+                        _ => None,
+                    };
+                    let _ = events.send(Event::Have { peer: peer.id, have }).await;
+                });
+            }
+        }
+        for request in download.next_requests(started.elapsed()) {
+            let Some(peer) = peers.get(&request.peer).copied() else {
+                download.piece_received(request.peer, request.piece, Received::Failed, started.elapsed()).ok();
+                continue;
+            };
+            let (node, events, service) = (node.clone(), events.clone(), service.clone());
+            tokio::spawn(async move {
+                let ask = Request::GetPiece {
+                    revision_id: revision,
+                    piece: request.piece as u32,
+                    chunks: request.chunks.iter().map(|chunk| chunk.hash()).collect(),
+                };
+                let answer = protocol::call(node.transport().as_ref(), peer, &ask, PIECE_TIMEOUT).await;
+                let (received, have, bytes) = match answer {
+                    Ok((Response::Piece { have }, payload)) => {
+                        let chunks = request.chunks.clone();
+                        let checked = service.clone();
+                        let size = payload.len() as u64;
+                        let received = tokio::task::spawn_blocking(move || store_piece(&checked, &chunks, &payload))
+                            .await
+                            .unwrap_or(Received::Failed);
+                        (received, have.parse::<Bitfield>().ok(), size)
+                    }
+                    Ok((Response::Busy, _)) => (Received::Busy, None, 0),
+                    Ok((other, _)) => {
+                        debug!(peer = %peer.id, ?other, "piece request refused");
+                        (Received::Failed, None, 0)
+                    }
+                    Err(error) => {
+                        debug!(peer = %peer.id, %error, "piece request failed");
+                        (Received::Failed, None, 0)
+                    }
+                };
+                let _ = events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes }).await;
+            });
+        }
+        let wake = download
+            .next_deadline(started.elapsed())
+            .map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(started.elapsed()).min(HAVE_REFRESH));
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return Err("node shutting down".into()),
+            event = inbox.recv() => {
+                let Some(event) = event else { return Err("event channel closed".into()) };
+                match event {
+                    Event::Piece { peer, piece, received, have, bytes } => {
+                        // Every byte that crossed the network, good or bad.
+                        service.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
+                        if let Some(have) = have {
+                            let _ = download.peer_bitfield(peer, &have);
+                            last_have.insert(peer, Instant::now());
+                        }
+                        if let Received::Corrupt { chunk } = received {
+                            tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
+                        }
+                        let _ = download.piece_received(peer, piece, received, started.elapsed());
+                    }
+                    Event::Have { peer, have } => {
+                        have_pending.insert(peer, false);
+                        if let Some(have) = have {
+                            let _ = download.peer_bitfield(peer, &have);
+                        }
+                    }
+                }
+            }
+            () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
+        }
+        service.set_progress(revision, download.have(), download.bytes_held(), download.is_complete());
+        if download.bytes_held() > last_progress.1 {
+            last_progress = (Instant::now(), download.bytes_held());
+        } else if last_progress.0.elapsed() > STALL_TIMEOUT {
+            return Err(format!("no progress for {STALL_TIMEOUT:?} ({} peers known)", peers.len()));
+        }
+    }
+    service.set_progress(revision, download.have(), download.bytes_held(), true);
+    info!(%revision, secs = started.elapsed().as_secs_f64(), "revision complete");
+    Ok(())
+}

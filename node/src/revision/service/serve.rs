@@ -1,0 +1,218 @@
+//! Serving revision content: manifests, pieces and have-sets to peers, and chunk
+//! uploads from `fleetmesh deploy push`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
+use fleetmesh_transport::NodeId;
+
+use super::origin::OriginDecision;
+use super::RevisionService;
+use crate::runtime::protocol::Response;
+use fleetmesh_core::swarm::{Bitfield, UploadDecision, UploadSlots};
+
+/// Chunks one piece request may name (a piece is about 1 MiB of ≥16 KiB chunks).
+pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
+
+/// Piece requests this node serves at once, from all requesters together.
+///
+/// The swarm core's default (8) is sized for a 1 Gbit/s uplink; this shell uses the
+/// origin seed's 16 for every node: a piece costs ~2 ms of CPU to read, verify and
+/// encrypt here, and with 8 slots shared by four requesters a node on loopback or a
+/// 10 Gbit/s LAN spent part of each round trip with nothing to send. Each slot pins at
+/// most one piece (~1 MiB) of buffer, so memory stays bounded at ~16 MiB.
+pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = fleetmesh_core::swarm::SEED_UPLOADS_IN_FLIGHT_MAX;
+
+/// The upload slots of a node (see [`UPLOADS_IN_FLIGHT_MAX`]); one requester may hold as
+/// many as the download side ever asks of one peer ([`super::fetch::REQUESTS_PER_PEER`]).
+pub(crate) fn upload_slots() -> UploadSlots {
+    UploadSlots::new(UPLOADS_IN_FLIGHT_MAX, super::fetch::REQUESTS_PER_PEER)
+}
+
+/// One push in progress.
+#[derive(Debug)]
+pub(crate) struct UploadSession {
+    /// Bytes the CLI declared.
+    pub(crate) declared_bytes: u64,
+    /// Bytes of chunks received so far.
+    pub(crate) received_bytes: u64,
+    /// Application it is for.
+    pub(crate) application: String,
+}
+
+impl RevisionService {
+    /// Answers a manifest request.
+    pub(crate) fn serve_manifest(&self, revision: RevisionId) -> (Response, Bytes) {
+        match self.manifest(revision) {
+            Some(manifest) => (Response::Manifest, Bytes::from(manifest.canonical_bytes())),
+            None => (Response::Error(format!("this node has no manifest for {revision}")), Bytes::new()),
+        }
+    }
+
+    /// The have-set this node advertises for a revision: the pieces whose chunks are
+    /// all held (kept in memory, see [`super::Tracked`]), or while this node super-seeds
+    /// it as its origin, the pieces not handed out yet.
+    pub(crate) fn have(&self, revision: RevisionId) -> Option<Bitfield> {
+        if let Some(advertised) = self.origin_advertised(revision) {
+            return Some(advertised);
+        }
+        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision) {
+            return Some(tracked.have.clone());
+        }
+        let manifest = self.manifest(revision)?;
+        Some(self.track(&manifest).have)
+    }
+
+    /// Answers a have-set request.
+    pub(crate) fn serve_have(&self, revision: RevisionId) -> (Response, Bytes) {
+        match self.have(revision) {
+            Some(have) => (Response::Have { have: have.to_string() }, Bytes::new()),
+            None => (Response::Error(format!("this node does not know revision {revision}")), Bytes::new()),
+        }
+    }
+
+    /// Answers a piece request: the named chunks, verified as they are read (on a
+    /// blocking thread: a piece is ~16 file reads and 1 MiB of hashing), in the order
+    /// asked; `Busy` when every upload slot is taken, or when this node is the origin
+    /// seed and already sent this piece while others were never sent.
+    pub(crate) async fn serve_piece(
+        self: &Arc<Self>,
+        requester: NodeId,
+        revision: RevisionId,
+        piece: u32,
+        chunks: Vec<ChunkHash>,
+    ) -> (Response, Bytes) {
+        if chunks.len() > PIECE_CHUNKS_MAX {
+            return (Response::Error(format!("a piece request names at most {PIECE_CHUNKS_MAX} chunks")), Bytes::new());
+        }
+        if self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(requester)
+            == UploadDecision::Busy
+        {
+            return (Response::Busy, Bytes::new());
+        }
+        if self.origin_decide(revision, piece as usize) == OriginDecision::Decline {
+            self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+            return (Response::Busy, Bytes::new());
+        }
+        let service = self.clone();
+        let read = tokio::task::spawn_blocking(move || service.read_piece(&chunks)).await;
+        self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+        let payload = match read {
+            Ok(Ok(payload)) => payload,
+            Ok(Err(reason)) => return (Response::Error(reason), Bytes::new()),
+            Err(error) => return (Response::Error(format!("reading the piece failed: {error}")), Bytes::new()),
+        };
+        self.bytes_served.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let have = self.have(revision).map(|have| have.to_string()).unwrap_or_default();
+        (Response::Piece { have }, payload)
+    }
+
+    /// Reads and verifies the named chunks into one buffer (blocking).
+    fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, String> {
+        let corrupt = super::fetch::corrupt_uploads();
+        let mut payload = BytesMut::new();
+        for hash in chunks {
+            let bytes =
+                self.store.get(*hash).map_err(|error| format!("chunk {hash} is not available here: {error}"))?;
+            if payload.is_empty() {
+                // One allocation for a typical piece: chunks of a piece are similar in size.
+                payload.reserve(bytes.len() * chunks.len());
+            }
+            let start = payload.len();
+            payload.extend_from_slice(&bytes);
+            if corrupt && payload.len() > start {
+                payload[start] ^= 0x01;
+            }
+        }
+        Ok(payload.freeze())
+    }
+
+    /// Opens a push of `declared_bytes`, refused when over `limit`.
+    ///
+    /// # Errors
+    /// The bundle is larger than the limit.
+    pub fn begin_upload(&self, id: String, application: &str, declared_bytes: u64, limit: u64) -> Result<(), String> {
+        if declared_bytes > limit {
+            return Err(format!(
+                "the bundle holds {declared_bytes} bytes of files; this node accepts revisions of at most {limit} bytes (node flag --max-revision-bytes)"
+            ));
+        }
+        self.upload_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, UploadSession { declared_bytes, received_bytes: 0, application: application.to_string() });
+        Ok(())
+    }
+
+    /// Which of `hashes` this node lacks.
+    pub fn missing_chunks(&self, hashes: &[ChunkHash]) -> Vec<ChunkHash> {
+        let mut seen = BTreeSet::new();
+        hashes.iter().copied().filter(|hash| seen.insert(*hash) && !self.store.has(*hash)).collect()
+    }
+
+    /// Stores uploaded chunks (`[hash 32][len u32 BE][bytes]` frames), each verified.
+    ///
+    /// # Errors
+    /// Unknown session, a malformed frame, a chunk that does not hash to its name, or
+    /// more bytes than the push declared.
+    pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, String> {
+        let mut offset = 0;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0u64;
+        // Bounded: each turn consumes a 36-byte header and its chunk from the body.
+        while offset < body.len() {
+            let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
+            let hash = fleetmesh_state::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
+            let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
+            let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
+            batch.push((hash, bytes));
+            batch_bytes += len as u64;
+            offset += 36 + len;
+        }
+        {
+            let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+            session.received_bytes += batch_bytes;
+            // The declared size counts file bytes; distinct chunks can never exceed it.
+            if session.received_bytes > session.declared_bytes {
+                return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
+            }
+        }
+        // The whole batch in one pack file, every chunk verified first.
+        self.store.put_many(&batch).map_err(|error| error.to_string())?;
+        Ok(batch.len())
+    }
+
+    /// Closes a push: checks every chunk of `manifest` is held and saves the manifest.
+    ///
+    /// # Errors
+    /// Unknown session, missing chunks, or an invalid manifest.
+    pub fn finish_upload(
+        &self,
+        id: &str,
+        manifest: fleetmesh_state::model::revision::Manifest,
+    ) -> Result<(RevisionId, String), String> {
+        let application = self
+            .upload_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id)
+            .map(|session| session.application)
+            .ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+        let missing = self.store.missing(&manifest.unique_chunks());
+        if !missing.is_empty() {
+            return Err(format!("{} chunks of the revision never arrived; push again", missing.len()));
+        }
+        let manifest = self.save_manifest(manifest)?;
+        let revision = manifest.revision_id();
+        let tracked = self.track(&manifest);
+        let pieces = tracked.map.len();
+        self.set_progress(revision, &Bitfield::full(pieces), tracked.map.total_bytes(), true);
+        self.begin_origin(revision, pieces);
+        self.record_push(&application, revision);
+        Ok((revision, application))
+    }
+}

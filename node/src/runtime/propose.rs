@@ -1,0 +1,70 @@
+//! Proposing commands through Raft, with the failures a caller can act on.
+
+use fleetmesh_state::{Command, Outcome, Proposal};
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::protocol::LeaderHint;
+use super::Node;
+
+/// Why a proposal failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes.
+    #[error("this node is not the leader")]
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<LeaderHint>,
+    },
+    /// No quorum acknowledged the write in time.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// Raft stopped.
+    #[error("raft failed: {0}")]
+    Fatal(String),
+}
+
+impl Node {
+    /// Proposes commands through Raft (leader only) and returns one outcome per command.
+    ///
+    /// # Errors
+    /// Not the leader, no quorum within the propose timeout, or Raft has stopped.
+    pub async fn propose(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader { leader: self.leader_hint() });
+        }
+        // Fail fast when the leader has not heard from a quorum for several election
+        // timeouts: it is partitioned, and the write would only wait and time out.
+        let quorum_ack_ms = self.raft_host().millis_since_quorum_ack();
+        let stale_after_ms = 3 * self.settings().timing.raft.election_timeout_max.as_millis() as u64;
+        if let Some(silent_ms) = quorum_ack_ms.filter(|ms| *ms > stale_after_ms) {
+            return Err(ProposeError::NoQuorum(format!(
+                "the leader has not heard from a majority of voters for {silent_ms} ms; writes are refused until a quorum is reachable"
+            )));
+        }
+        let proposal = Proposal { at: self.clock().now(), commands };
+        let timeout = self.settings().timing.propose_timeout;
+        match tokio::time::timeout(timeout, self.raft().client_write(proposal)).await {
+            Err(_) => Err(ProposeError::NoQuorum(format!(
+                "the write was not committed within {timeout:?}; a majority of voters is unreachable"
+            ))),
+            Ok(Ok(response)) => Ok(response.data.outcomes),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                let leader = forward
+                    .leader_id
+                    .zip(forward.leader_node)
+                    .and_then(|(id, node)| node.addr.parse().ok().map(|listen| LeaderHint { id, listen }));
+                Err(ProposeError::NotLeader { leader })
+            }
+            Ok(Err(error)) => Err(ProposeError::Fatal(error.to_string())),
+        }
+    }
+
+    /// Proposes one command and returns its outcome.
+    ///
+    /// # Errors
+    /// As [`Node::propose`].
+    pub async fn propose_one(&self, command: Command) -> Result<Outcome, ProposeError> {
+        let mut outcomes = self.propose(vec![command]).await?;
+        outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
+    }
+}

@@ -1,0 +1,64 @@
+//! What a node is started with: its identity, addresses, tags, directories and timing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fleetmesh_consensus::raft::RaftTiming;
+use fleetmesh_transport::NodeId;
+
+/// Timing knobs; the defaults suit a LAN.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Raft heartbeat and election timeouts.
+    pub raft: RaftTiming,
+    /// How long the leader holds an agent's poll when nothing changes.
+    pub poll_hold: Duration,
+    /// Silence after which a node is suspect.
+    pub suspect_after: Duration,
+    /// Silence after which a node is dead.
+    pub dead_after: Duration,
+    /// How long a voter may be dead before an agent replaces it.
+    pub voter_grace: Duration,
+    /// How long a write may wait for a quorum before it fails with "no quorum".
+    pub propose_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            raft: RaftTiming::default(),
+            poll_hold: Duration::from_millis(1000),
+            suspect_after: Duration::from_millis(2500),
+            dead_after: Duration::from_millis(5000),
+            voter_grace: Duration::from_secs(30),
+            propose_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a node is started with.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// This node.
+    pub id: NodeId,
+    /// QUIC address.
+    pub listen: SocketAddr,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Data directory (`None` in simulation).
+    pub data_dir: Option<PathBuf>,
+    /// Where appspec destinations resolve.
+    pub install_root: PathBuf,
+    /// Timing.
+    pub timing: Timing,
+    /// Seed for this node's RNG (ids it generates); random in production.
+    pub rng_seed: u64,
+    /// Largest revision (bytes of files) this node accepts in a push.
+    pub max_revision_bytes: u64,
+    /// The rollout planner's settings (defaults in production).
+    pub planner: fleetmesh_core::rollout::PlannerSettings,
+}
