@@ -1,13 +1,13 @@
-//! `apply` for membership, tokens, applications, groups, configurations and revisions.
+//! `apply`: each command of a proposal in order; applications, groups, configurations
+//! and revisions here, membership in `membership.rs`, deployments in `deployments.rs`.
 
 use crate::NodeId;
 
 use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
-use crate::model::ids::UnixMillis;
-use crate::model::members::Member;
+use crate::model::ids::{RevisionId, UnixMillis};
 use crate::model::resources::{
-    validate_name, Application, DeploymentConfig, DeploymentGroup, MinimumHealthyHostsType, PREDEFINED_PREFIX,
-    TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
+    validate_name, Application, ComputePlatform, DeploymentConfig, DeploymentGroup, MinimumHealthyHosts,
+    MinimumHealthyHostsType, PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
 };
 use crate::model::revision::RevisionRecord;
 use crate::ClusterState;
@@ -33,189 +33,29 @@ impl ClusterState {
 
     fn apply_one(&mut self, command: &Command, at: UnixMillis) -> Result<Outcome, ApplyError> {
         match command {
-            Command::Bootstrap { info, first } => {
-                if self.cluster.is_some() {
-                    return Err(ApplyError::conflict("the cluster is already bootstrapped"));
-                }
-                self.cluster = Some(info.clone());
-                let id = NodeId(1);
-                self.members.insert(
-                    id,
-                    Member { id, listen: first.listen, api: first.api, tags: first.tags.clone(), joined_at: at },
-                );
-                self.next_node_id = 2;
-                Ok(Outcome::MemberAdded(id))
-            }
-            Command::AddMember { spec } => {
-                if self.cluster.is_none() {
-                    return Err(ApplyError::conflict("the cluster is not bootstrapped"));
-                }
-                let id = NodeId(self.next_node_id);
-                self.next_node_id += 1;
-                self.members.insert(
-                    id,
-                    Member { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at: at },
-                );
-                Ok(Outcome::MemberAdded(id))
-            }
-            Command::UpdateMember { id, spec } => {
-                let member =
-                    self.members.get_mut(id).ok_or_else(|| ApplyError::not_found(format!("no member {id}")))?;
-                member.listen = spec.listen;
-                member.api = spec.api;
-                member.tags = spec.tags.clone();
-                Ok(Outcome::Done)
-            }
-            Command::RemoveMember { id } => {
-                if self.members.remove(id).is_none() {
-                    return Err(ApplyError::not_found(format!("no member {id}")));
-                }
-                self.removed.insert(*id);
-                Ok(Outcome::Done)
-            }
-            Command::AddJoinToken { record } => {
-                let cluster =
-                    self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
-                cluster.join_tokens.push(record.clone());
-                Ok(Outcome::Done)
-            }
+            Command::Bootstrap { info, first } => self.bootstrap(info, first, at),
+            Command::AddMember { spec } => self.add_member(spec, at),
+            Command::UpdateMember { id, spec } => self.update_member(id, spec),
+            Command::RemoveMember { id } => self.remove_member(id),
+            Command::AddJoinToken { record } => self.add_join_token(record),
+            Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
-                validate_name("application name", name).map_err(ApplyError::invalid)?;
-                if self.applications.contains_key(name) {
-                    return Err(ApplyError::exists(format!("application {name} already exists")));
-                }
-                self.applications.insert(
-                    name.clone(),
-                    Application {
-                        application_name: name.clone(),
-                        application_id: application_id.clone(),
-                        compute_platform: *compute_platform,
-                        create_time: at,
-                    },
-                );
-                Ok(Outcome::Done)
+                self.create_application(name, application_id, compute_platform, at)
             }
-            Command::DeleteApplication { name } => {
-                if !self.applications.contains_key(name) {
-                    return Err(ApplyError::not_found(format!("application {name} does not exist")));
-                }
-                if let Some(active) = self.active_deployments().find(|deployment| &deployment.application_name == name)
-                {
-                    return Err(ApplyError::conflict(format!(
-                        "application {name} has deployment {} in progress; stop it first",
-                        active.deployment_id
-                    )));
-                }
-                self.applications.remove(name);
-                self.deployment_groups.remove(name);
-                self.revisions.retain(|_, revision| &revision.application_name != name);
-                Ok(Outcome::Done)
-            }
+            Command::DeleteApplication { name } => self.delete_application(name),
             Command::CreateDeploymentGroup { spec, deployment_group_id } => {
                 self.create_deployment_group(spec, deployment_group_id, at)
             }
             Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
-                let group = self.deployment_group(application_name, deployment_group_name).ok_or_else(|| {
-                    ApplyError::not_found(format!(
-                        "deployment group {deployment_group_name} of application {application_name} does not exist"
-                    ))
-                })?;
-                if let Some(active) = &group.active_deployment_id {
-                    return Err(ApplyError::conflict(format!(
-                        "deployment group {deployment_group_name} has deployment {active} in progress; stop it first"
-                    )));
-                }
-                if let Some(groups) = self.deployment_groups.get_mut(application_name) {
-                    groups.remove(deployment_group_name);
-                }
-                Ok(Outcome::Done)
+                self.delete_deployment_group(application_name, deployment_group_name)
             }
             Command::CreateDeploymentConfig { name, deployment_config_id, compute_platform, minimum_healthy_hosts } => {
-                validate_name("deployment configuration name", name).map_err(ApplyError::invalid)?;
-                if name.starts_with(PREDEFINED_PREFIX) {
-                    return Err(ApplyError::invalid(format!(
-                        "deployment configuration names starting with {PREDEFINED_PREFIX} are reserved"
-                    )));
-                }
-                match minimum_healthy_hosts.kind {
-                    MinimumHealthyHostsType::FleetPercent if minimum_healthy_hosts.value > 99 => {
-                        return Err(ApplyError::invalid(format!(
-                            "FLEET_PERCENT must be 0 to 99, got {}",
-                            minimum_healthy_hosts.value
-                        )))
-                    }
-                    MinimumHealthyHostsType::MostConcurrency => {
-                        return Err(ApplyError::invalid(
-                            "minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT",
-                        ))
-                    }
-                    _ => {}
-                }
-                if self.deployment_config(name).is_some() {
-                    return Err(ApplyError::exists(format!("deployment configuration {name} already exists")));
-                }
-                self.deployment_configs.insert(
-                    name.clone(),
-                    DeploymentConfig {
-                        deployment_config_name: name.clone(),
-                        deployment_config_id: deployment_config_id.clone(),
-                        compute_platform: *compute_platform,
-                        minimum_healthy_hosts: *minimum_healthy_hosts,
-                        create_time: at,
-                    },
-                );
-                Ok(Outcome::Done)
+                self.create_deployment_config(name, deployment_config_id, compute_platform, minimum_healthy_hosts, at)
             }
-            Command::DeleteDeploymentConfig { name } => {
-                if name.starts_with(PREDEFINED_PREFIX) {
-                    return Err(ApplyError::invalid(format!("{name} is predefined and cannot be deleted")));
-                }
-                if !self.deployment_configs.contains_key(name) {
-                    return Err(ApplyError::not_found(format!("deployment configuration {name} does not exist")));
-                }
-                let in_use = self
-                    .deployment_groups
-                    .values()
-                    .flat_map(|groups| groups.values())
-                    .find(|group| &group.deployment_config_name == name);
-                if let Some(group) = in_use {
-                    return Err(ApplyError::conflict(format!(
-                        "deployment configuration {name} is used by deployment group {}",
-                        group.deployment_group_name
-                    )));
-                }
-                self.deployment_configs.remove(name);
-                Ok(Outcome::Done)
-            }
+            Command::DeleteDeploymentConfig { name } => self.delete_deployment_config(name),
             Command::RegisterRevision { record } => self.register_revision(record),
-            Command::RecordRevisionHolder { revision_id, node } => {
-                if !self.revisions.contains_key(revision_id) {
-                    return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
-                }
-                self.revision_holders.entry(*revision_id).or_default().insert(*node);
-                if let Some(waiting) = self.prefetch_requests.get_mut(revision_id) {
-                    waiting.remove(node);
-                    if waiting.is_empty() {
-                        self.prefetch_requests.remove(revision_id);
-                    }
-                }
-                Ok(Outcome::Done)
-            }
-            Command::RequestPrefetch { revision_id, targets } => {
-                if !self.revisions.contains_key(revision_id) {
-                    return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
-                }
-                let holders = self.revision_holders.get(revision_id).cloned().unwrap_or_default();
-                let waiting: Vec<NodeId> = targets
-                    .iter()
-                    .copied()
-                    .filter(|id| self.members.contains_key(id) && !holders.contains(id))
-                    .collect();
-                if !waiting.is_empty() {
-                    self.prefetch_requests.entry(*revision_id).or_default().extend(waiting);
-                }
-                Ok(Outcome::Done)
-            }
+            Command::RecordRevisionHolder { revision_id, node } => self.record_revision_holder(revision_id, node),
+            Command::RequestPrefetch { revision_id, targets } => self.request_prefetch(revision_id, targets),
             Command::CreateDeployment { spec, deployment_id } => self.create_deployment(spec, deployment_id, at),
             Command::StartTargets { deployment_id, targets } => self.start_targets(deployment_id, targets, at),
             Command::ReportTargets { reports } => {
@@ -231,6 +71,157 @@ impl ClusterState {
                 self.stop_deployment(deployment_id, rollback_id.as_ref(), at)
             }
         }
+    }
+
+    fn create_application(
+        &mut self,
+        name: &str,
+        application_id: &str,
+        compute_platform: &ComputePlatform,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        validate_name("application name", name).map_err(ApplyError::invalid)?;
+        if self.applications.contains_key(name) {
+            return Err(ApplyError::exists(format!("application {name} already exists")));
+        }
+        self.applications.insert(
+            name.to_string(),
+            Application {
+                application_name: name.to_string(),
+                application_id: application_id.to_string(),
+                compute_platform: *compute_platform,
+                create_time: at,
+            },
+        );
+        Ok(Outcome::Done)
+    }
+
+    fn delete_application(&mut self, name: &str) -> Result<Outcome, ApplyError> {
+        if !self.applications.contains_key(name) {
+            return Err(ApplyError::not_found(format!("application {name} does not exist")));
+        }
+        if let Some(active) = self.active_deployments().find(|deployment| deployment.application_name == name) {
+            return Err(ApplyError::conflict(format!(
+                "application {name} has deployment {} in progress; stop it first",
+                active.deployment_id
+            )));
+        }
+        self.applications.remove(name);
+        self.deployment_groups.remove(name);
+        self.revisions.retain(|_, revision| revision.application_name != name);
+        Ok(Outcome::Done)
+    }
+
+    fn delete_deployment_group(
+        &mut self,
+        application_name: &str,
+        deployment_group_name: &str,
+    ) -> Result<Outcome, ApplyError> {
+        let group = self.deployment_group(application_name, deployment_group_name).ok_or_else(|| {
+            ApplyError::not_found(format!(
+                "deployment group {deployment_group_name} of application {application_name} does not exist"
+            ))
+        })?;
+        if let Some(active) = &group.active_deployment_id {
+            return Err(ApplyError::conflict(format!(
+                "deployment group {deployment_group_name} has deployment {active} in progress; stop it first"
+            )));
+        }
+        if let Some(groups) = self.deployment_groups.get_mut(application_name) {
+            groups.remove(deployment_group_name);
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn create_deployment_config(
+        &mut self,
+        name: &str,
+        deployment_config_id: &str,
+        compute_platform: &ComputePlatform,
+        minimum_healthy_hosts: &MinimumHealthyHosts,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        validate_name("deployment configuration name", name).map_err(ApplyError::invalid)?;
+        if name.starts_with(PREDEFINED_PREFIX) {
+            return Err(ApplyError::invalid(format!(
+                "deployment configuration names starting with {PREDEFINED_PREFIX} are reserved"
+            )));
+        }
+        match minimum_healthy_hosts.kind {
+            MinimumHealthyHostsType::FleetPercent if minimum_healthy_hosts.value > 99 => {
+                return Err(ApplyError::invalid(format!(
+                    "FLEET_PERCENT must be 0 to 99, got {}",
+                    minimum_healthy_hosts.value
+                )))
+            }
+            MinimumHealthyHostsType::MostConcurrency => {
+                return Err(ApplyError::invalid("minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT"))
+            }
+            _ => {}
+        }
+        if self.deployment_config(name).is_some() {
+            return Err(ApplyError::exists(format!("deployment configuration {name} already exists")));
+        }
+        self.deployment_configs.insert(
+            name.to_string(),
+            DeploymentConfig {
+                deployment_config_name: name.to_string(),
+                deployment_config_id: deployment_config_id.to_string(),
+                compute_platform: *compute_platform,
+                minimum_healthy_hosts: *minimum_healthy_hosts,
+                create_time: at,
+            },
+        );
+        Ok(Outcome::Done)
+    }
+
+    fn delete_deployment_config(&mut self, name: &str) -> Result<Outcome, ApplyError> {
+        if name.starts_with(PREDEFINED_PREFIX) {
+            return Err(ApplyError::invalid(format!("{name} is predefined and cannot be deleted")));
+        }
+        if !self.deployment_configs.contains_key(name) {
+            return Err(ApplyError::not_found(format!("deployment configuration {name} does not exist")));
+        }
+        let in_use = self
+            .deployment_groups
+            .values()
+            .flat_map(|groups| groups.values())
+            .find(|group| group.deployment_config_name == name);
+        if let Some(group) = in_use {
+            return Err(ApplyError::conflict(format!(
+                "deployment configuration {name} is used by deployment group {}",
+                group.deployment_group_name
+            )));
+        }
+        self.deployment_configs.remove(name);
+        Ok(Outcome::Done)
+    }
+
+    fn record_revision_holder(&mut self, revision_id: &RevisionId, node: &NodeId) -> Result<Outcome, ApplyError> {
+        if !self.revisions.contains_key(revision_id) {
+            return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
+        }
+        self.revision_holders.entry(*revision_id).or_default().insert(*node);
+        if let Some(waiting) = self.prefetch_requests.get_mut(revision_id) {
+            waiting.remove(node);
+            if waiting.is_empty() {
+                self.prefetch_requests.remove(revision_id);
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn request_prefetch(&mut self, revision_id: &RevisionId, targets: &[NodeId]) -> Result<Outcome, ApplyError> {
+        if !self.revisions.contains_key(revision_id) {
+            return Err(ApplyError::not_found(format!("revision {revision_id} does not exist")));
+        }
+        let holders = self.revision_holders.get(revision_id).cloned().unwrap_or_default();
+        let waiting: Vec<NodeId> =
+            targets.iter().copied().filter(|id| self.members.contains_key(id) && !holders.contains(id)).collect();
+        if !waiting.is_empty() {
+            self.prefetch_requests.entry(*revision_id).or_default().extend(waiting);
+        }
+        Ok(Outcome::Done)
     }
 
     fn create_deployment_group(

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::features::FeatureLevel;
 use crate::model::deployment::Deployment;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{ClusterInfo, Member};
@@ -44,6 +45,10 @@ pub struct ClusterState {
     pub deployment_order: Vec<DeploymentId>,
     /// Timestamp of the last applied proposal.
     pub last_applied_at: UnixMillis,
+    /// The feature level the cluster runs at (see [`crate::features`]); a state without
+    /// one (written by the first release) is at [`FeatureLevel::BASE`].
+    #[serde(default)]
+    pub feature_level: FeatureLevel,
 }
 
 impl ClusterState {

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::features::FeatureLevel;
 use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
@@ -304,18 +305,92 @@ pub enum Command {
         /// Id for the rollback deployment when `--auto-rollback` was given.
         rollback_id: Option<DeploymentId>,
     },
+    /// The leader raises the cluster's feature level: every voter runs a release that
+    /// knows it (see [`crate::features`]). Refused unless it raises.
+    SetFeatureLevel {
+        /// The new level.
+        level: FeatureLevel,
+    },
 }
 
-/// A command with the leader's timestamp.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Commands with the leader's timestamp and the feature level they need: one Raft entry.
+///
+/// The encoding is versioned by `level`, the highest [`Command::feature_level`] among the
+/// commands, written before them: a release that does not know that level refuses the
+/// entry with an error that says so ("upgrade this node") instead of failing on an
+/// unknown command. Entries of the first release carry no level and read as
+/// [`FeatureLevel::BASE`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Proposal {
     /// When the leader proposed it.
     pub at: UnixMillis,
+    /// The highest feature level among the commands ([`Proposal::new`] computes it).
+    pub level: FeatureLevel,
     /// The commands, applied in order; each succeeds or fails on its own.
     pub commands: Vec<Command>,
 }
 
+impl Proposal {
+    /// A proposal of `commands` at `at`, with the level they need.
+    pub fn new(at: UnixMillis, commands: Vec<Command>) -> Self {
+        let level = commands.iter().map(Command::feature_level).max().unwrap_or_default();
+        Self { at, level, commands }
+    }
+}
+
+impl<'de> Deserialize<'de> for Proposal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("Proposal", &["at", "level", "commands"], ProposalVisitor)
+    }
+}
+
+/// Reads a [`Proposal`], refusing it before its commands when its level is unknown here.
+struct ProposalVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
+    type Value = Proposal;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a proposal: {at, level, commands}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
+        use serde::de::Error;
+        let (mut at, mut level, mut commands) = (None, FeatureLevel::BASE, None);
+        // Bounded by the input: one pass over the map's keys.
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "at" => at = Some(map.next_value()?),
+                "level" => level = map.next_value()?,
+                "commands" if !level.is_known() => {
+                    return Err(A::Error::custom(format!(
+                        "this entry needs feature level {level}, and this release of fleetmesh knows up to {}: \
+                         upgrade this node",
+                        FeatureLevel::CURRENT
+                    )))
+                }
+                "commands" => commands = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
+        let commands = commands.ok_or_else(|| A::Error::missing_field("commands"))?;
+        Ok(Proposal { at, level, commands })
+    }
+}
+
 impl Command {
+    /// The feature level that introduced this command: a leader proposes it only when
+    /// the cluster runs at that level or above.
+    pub fn feature_level(&self) -> FeatureLevel {
+        match self {
+            Self::SetFeatureLevel { .. } => FeatureLevel::TYPED_FORWARDING,
+            _ => FeatureLevel::BASE,
+        }
+    }
+
     /// What applying this command may change (whether or not it is then refused).
     pub fn touches(&self) -> Touches {
         match self {
@@ -342,7 +417,8 @@ impl Command {
             | Self::StartTargets { .. }
             | Self::FailTargets { .. }
             | Self::FinishDeployment(_)
-            | Self::StopDeployment { .. } => Touches { members: false, poll_inputs: true },
+            | Self::StopDeployment { .. }
+            | Self::SetFeatureLevel { .. } => Touches { members: false, poll_inputs: true },
         }
     }
 }

@@ -20,6 +20,8 @@ mod apply;
 mod cluster;
 pub mod command;
 mod deployments;
+pub mod features;
+mod membership;
 pub mod model;
 #[cfg(test)]
 mod tests;
@@ -29,4 +31,5 @@ pub use command::{
     ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, PollTouches, Proposal,
     ProposalResponse, TargetReport, Touches,
 };
+pub use features::{FeatureLevel, Release};
 pub use model::node_id::NodeId;

@@ -21,7 +21,7 @@ use crate::model::revision::{
 };
 
 fn at(millis: u64, commands: Vec<Command>) -> Proposal {
-    Proposal { at: UnixMillis(millis), commands }
+    Proposal::new(UnixMillis(millis), commands)
 }
 
 fn spec(port: u16) -> MemberSpec {
@@ -391,4 +391,48 @@ fn poll_touches_collapse_into_all_past_their_bound() {
     touches.add(NodeId(u64::MAX));
     assert!(touches.all && touches.nodes.is_empty());
     assert!(!PollTouches::default().all && PollTouches::default().is_empty());
+}
+
+#[test]
+fn a_proposal_names_its_level_before_its_commands_and_old_entries_read_as_the_base_level() {
+    // The encoding of an entry: `level` comes before `commands`, so a release that does
+    // not know the level can refuse the entry before it meets an unknown command; entries
+    // of the first release carry no level.
+    let proposal = Proposal::new(UnixMillis(5), vec![Command::SetFeatureLevel { level: FeatureLevel(2) }]);
+    assert_eq!(proposal.level, FeatureLevel::TYPED_FORWARDING);
+    let text = serde_json::to_string(&proposal).expect("encodes");
+    assert!(text.find("\"level\"") < text.find("\"commands\""), "{text}");
+    assert_eq!(serde_json::from_str::<Proposal>(&text).expect("decodes"), proposal);
+    let old = r#"{"at":7,"commands":[{"DeleteApplication":{"name":"web"}}]}"#;
+    let decoded: Proposal = serde_json::from_str(old).expect("an entry of the first release decodes");
+    assert_eq!(decoded.level, FeatureLevel::BASE);
+    assert_eq!(decoded.commands, vec![Command::DeleteApplication { name: "web".into() }]);
+    assert_eq!(Proposal::new(UnixMillis(1), Vec::new()).level, FeatureLevel::BASE);
+}
+
+#[test]
+fn an_entry_of_a_level_this_release_does_not_know_is_refused_with_a_reason() {
+    let future =
+        format!(r#"{{"at":1,"level":{},"commands":[{{"SomeFutureCommand":{{}}}}]}}"#, FeatureLevel::CURRENT.0 + 1);
+    let error = serde_json::from_str::<Proposal>(&future).expect_err("unknown level");
+    assert!(error.to_string().contains("upgrade this node"), "{error}");
+    let garbage = serde_json::from_str::<Proposal>(r#"{"level":1}"#).expect_err("no commands");
+    assert!(garbage.to_string().contains("missing field"), "{garbage}");
+}
+
+#[test]
+fn the_feature_level_only_rises() {
+    let (mut state, _, _) = setup();
+    assert_eq!(state.feature_level, FeatureLevel::BASE);
+    let raise = |level| Command::SetFeatureLevel { level: FeatureLevel(level) };
+    assert_eq!(state.apply(&at(10, vec![raise(2)])).outcomes, vec![Outcome::Done]);
+    assert_eq!(state.feature_level, FeatureLevel(2));
+    let outcomes = state.apply(&at(11, vec![raise(2), raise(1)])).outcomes;
+    assert!(outcomes.iter().all(|outcome| matches!(outcome, Outcome::Rejected(_))), "{outcomes:?}");
+    assert_eq!(state.feature_level, FeatureLevel(2));
+    // A state written before feature levels existed reads as the base level.
+    let mut old = serde_json::to_value(ClusterState::default()).expect("encodes");
+    old.as_object_mut().expect("an object").remove("feature_level");
+    let old: ClusterState = serde_json::from_value(old).expect("decodes");
+    assert_eq!(old.feature_level, FeatureLevel::BASE);
 }

@@ -64,6 +64,7 @@ impl From<ProposeError> for ApiError {
         match error {
             ProposeError::NotLeader { .. } => Self::unavailable("leadership changed during the request; retry"),
             ProposeError::NoQuorum(reason) => Self::unavailable(format!("no quorum: {reason}")),
+            ProposeError::FeatureLevel { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
             ProposeError::Fatal(reason) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, reason),
         }
     }

@@ -1,6 +1,6 @@
 //! Proposing commands through Raft, with the failures a caller can act on.
 
-use fleetmesh_state::{Command, Outcome, Proposal};
+use fleetmesh_state::{Command, FeatureLevel, Outcome, Proposal};
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::protocol::LeaderHint;
@@ -18,6 +18,15 @@ pub enum ProposeError {
     /// No quorum acknowledged the write in time.
     #[error("no quorum: {0}")]
     NoQuorum(String),
+    /// A command needs a feature level the cluster does not run at yet: some voter's
+    /// release does not know it (see `fleetmesh_state::features`).
+    #[error("this needs feature level {needed}, and the cluster runs at {cluster}: upgrade every voter first")]
+    FeatureLevel {
+        /// The level the commands need.
+        needed: FeatureLevel,
+        /// The level the cluster runs at.
+        cluster: FeatureLevel,
+    },
     /// Raft stopped.
     #[error("raft failed: {0}")]
     Fatal(String),
@@ -29,6 +38,27 @@ impl Node {
     /// # Errors
     /// Not the leader, no quorum within the propose timeout, or Raft has stopped.
     pub async fn propose(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
+        let proposal = Proposal::new(self.clock().now(), commands);
+        let cluster = self.state().read(|state| state.feature_level);
+        if proposal.level > cluster {
+            return Err(ProposeError::FeatureLevel { needed: proposal.level, cluster });
+        }
+        self.propose_checked(proposal).await
+    }
+
+    /// Raises the cluster's feature level to `level`. Only for the leader's check that
+    /// every voter runs a release that knows `level` (the one exception to the rule
+    /// [`Node::propose`] enforces, since this command is how the level rises).
+    ///
+    /// # Errors
+    /// As [`Node::propose`], but never [`ProposeError::FeatureLevel`].
+    pub async fn propose_feature_level(&self, level: FeatureLevel) -> Result<Outcome, ProposeError> {
+        let proposal = Proposal::new(self.clock().now(), vec![Command::SetFeatureLevel { level }]);
+        let mut outcomes = self.propose_checked(proposal).await?;
+        outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
+    }
+
+    async fn propose_checked(&self, proposal: Proposal) -> Result<Vec<Outcome>, ProposeError> {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader { leader: self.leader_hint() });
         }
@@ -41,7 +71,6 @@ impl Node {
                 "the leader has not heard from a majority of voters for {silent_ms} ms; writes are refused until a quorum is reachable"
             )));
         }
-        let proposal = Proposal { at: self.clock().now(), commands };
         let timeout = self.settings().timing.propose_timeout;
         match tokio::time::timeout(timeout, self.raft().client_write(proposal)).await {
             Err(_) => Err(ProposeError::NoQuorum(format!(

@@ -139,7 +139,7 @@ impl Harness {
 
     /// Applies `commands` at the current time; every one must be accepted.
     fn commit(&mut self, commands: Vec<Command>) {
-        let proposal = Proposal { at: self.now, commands };
+        let proposal = Proposal::new(self.now, commands);
         let response = self.state.apply(&proposal);
         for (command, outcome) in proposal.commands.iter().zip(&response.outcomes) {
             assert!(!matches!(outcome, Outcome::Rejected(_)), "apply refused {command:?}: {outcome:?}");

@@ -1,0 +1,113 @@
+//! Feature levels: which commands and node-to-node messages a release knows, and which
+//! the cluster may use.
+//!
+//! A fleet upgrades fleetmesh host by host, so for a while old and new releases run side
+//! by side. Each release knows the features up to its [`FeatureLevel::CURRENT`]; the
+//! cluster state records the level the cluster runs at (`ClusterState::feature_level`).
+//! The leader raises it (with [`crate::Command::SetFeatureLevel`]) only once every voter
+//! reports a release that knows the new level, and no command or message of a higher
+//! level is used before that: an old voter never meets a log entry it cannot decode, and
+//! an old node never gets a request it does not know. A release never lowers the level.
+//!
+//! ```text
+//!  voters' releases (polls) ──all ≥ L──▶ leader proposes SetFeatureLevel{L} ──▶ commands
+//!  and messages of level ≤ L may be used from then on
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A feature level: a number that only grows, one step per release that adds commands or
+/// messages an older release would not understand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FeatureLevel(pub u32);
+
+impl FeatureLevel {
+    /// What the first release knows (the one before feature levels existed): a cluster
+    /// state, a proposal or a message that names no level is at this level.
+    pub const BASE: Self = Self(1);
+
+    /// Level 2: [`crate::Command::SetFeatureLevel`], proposals that name their level,
+    /// typed API operations forwarded between nodes, and members' release reports.
+    pub const TYPED_FORWARDING: Self = Self(2);
+
+    /// The highest level this release knows.
+    pub const CURRENT: Self = Self::TYPED_FORWARDING;
+
+    /// True when this release knows `self`.
+    pub fn is_known(self) -> bool {
+        self <= Self::CURRENT
+    }
+}
+
+impl Default for FeatureLevel {
+    fn default() -> Self {
+        Self::BASE
+    }
+}
+
+impl fmt::Display for FeatureLevel {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0)
+    }
+}
+
+/// A node's release, as it reports it to the leader (in its join request and its polls).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The release's version (`fleetmesh --version`); empty for a release that does not
+    /// report one.
+    #[serde(default)]
+    pub version: String,
+    /// The highest feature level it knows.
+    #[serde(default)]
+    pub feature_level: FeatureLevel,
+}
+
+impl Default for Release {
+    /// What a node that reports nothing is: the first release.
+    fn default() -> Self {
+        Self { version: String::new(), feature_level: FeatureLevel::BASE }
+    }
+}
+
+impl Release {
+    /// This release.
+    pub fn this_build() -> Self {
+        Self { version: env!("CARGO_PKG_VERSION").to_string(), feature_level: FeatureLevel::CURRENT }
+    }
+}
+
+/// The level the leader may raise the cluster to, given the feature levels the voters
+/// reported: the lowest of them and this release's own, if that is above `cluster`.
+/// `None` while any voter has not reported (`voters` holds `None` for it) or none is
+/// ahead.
+pub fn raisable_level(cluster: FeatureLevel, voters: &[Option<FeatureLevel>]) -> Option<FeatureLevel> {
+    let lowest = voters.iter().try_fold(FeatureLevel::CURRENT, |lowest, level| level.map(|level| lowest.min(level)))?;
+    (lowest > cluster).then_some(lowest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_rises_only_when_every_voter_knows_it() {
+        let (base, two) = (FeatureLevel::BASE, FeatureLevel::TYPED_FORWARDING);
+        assert_eq!(raisable_level(base, &[Some(two), Some(two), Some(two)]), Some(two));
+        assert_eq!(raisable_level(base, &[Some(two), Some(base), Some(two)]), None, "an old voter holds it back");
+        assert_eq!(raisable_level(base, &[Some(two), None, Some(two)]), None, "a voter that did not report");
+        assert_eq!(raisable_level(two, &[Some(two), Some(two)]), None, "already there");
+        assert_eq!(raisable_level(base, &[Some(FeatureLevel(9))]), Some(FeatureLevel::CURRENT), "never above ours");
+    }
+
+    #[test]
+    fn a_node_that_reports_nothing_is_the_first_release() {
+        let old: Release = serde_json::from_str("{}").expect("decodes");
+        assert_eq!(old.feature_level, FeatureLevel::BASE);
+        assert!(FeatureLevel::CURRENT.is_known() && !FeatureLevel(FeatureLevel::CURRENT.0 + 1).is_known());
+    }
+}
