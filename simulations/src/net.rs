@@ -259,6 +259,7 @@ impl SimNet {
             let copy = message.clone();
             let duplicate = handler.clone();
             tokio::spawn(async move {
+                // The duplicate's answer, or its refusal, goes nowhere: the caller took the first.
                 let _ = duplicate.handle(Caller::Node(from), copy).await;
             });
         }

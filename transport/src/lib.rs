@@ -31,4 +31,4 @@ pub mod tls;
 /// The identity of a member, defined with the replicated model in `fleetmesh-state`.
 pub use fleetmesh_state::NodeId;
 pub use frame::{Message, WIRE_VERSION};
-pub use network::{BoxFuture, Caller, Handler, Peer, Transport, TransportError};
+pub use network::{BoxFuture, Caller, Handler, Peer, Refused, Transport, TransportError};

@@ -92,9 +92,25 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Message, TransportError>>;
 }
 
+/// A handler's refusal to answer a request; its reason travels back to the caller as
+/// [`TransportError::Refused`].
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{reason}")]
+pub struct Refused {
+    /// One line for the caller: why, and what to do when that helps.
+    pub reason: String,
+}
+
+impl Refused {
+    /// A refusal for `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into() }
+    }
+}
+
 /// Answers requests that arrive from peers.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request. An `Err` travels back to the caller as
     /// [`TransportError::Refused`].
-    fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, String>>;
+    fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, Refused>>;
 }

@@ -104,6 +104,8 @@ impl QuicTransport {
     /// Closes every connection and stops accepting.
     pub async fn close(&self) {
         self.endpoint.close(quinn::VarInt::from_u32(0), b"node shutting down");
+        // Waiting for peers to acknowledge the close is a courtesy: after a second the
+        // node stops anyway, and peers notice by their idle timeout.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
 
@@ -214,7 +216,7 @@ pub fn server_endpoint(server: quinn::ServerConfig, addr: SocketAddr) -> Result<
 async fn exchange(connection: &quinn::Connection, peer: NodeId, message: Message) -> Result<Message, TransportError> {
     let broken = |reason: String| TransportError::Broken { peer, reason };
     let (mut send, mut recv) = connection.open_bi().await.map_err(|error| broken(error.to_string()))?;
-    write_frame(&mut send, FrameKind::Message, message).await.map_err(broken)?;
+    write_frame(&mut send, FrameKind::Message, message).await.map_err(|error| broken(error.to_string()))?;
     let (kind, answer) = read_frame(&mut recv).await.map_err(|error| match error {
         ReadError::Frame(frame) => TransportError::Refused { peer, reason: frame.to_string() },
         ReadError::Stream(reason) => broken(reason),
@@ -227,11 +229,25 @@ async fn exchange(connection: &quinn::Connection, peer: NodeId, message: Message
     }
 }
 
-async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, message: Message) -> Result<(), String> {
+/// Why a frame could not be written to a stream.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The stream broke while writing.
+    #[error(transparent)]
+    Write(#[from] quinn::WriteError),
+    /// The stream was already closed.
+    #[error(transparent)]
+    Closed(#[from] quinn::ClosedStream),
+}
+
+async fn write_frame(send: &mut quinn::SendStream, kind: FrameKind, message: Message) -> Result<(), WriteError> {
     let prefix = frame::encode_prefix(kind, message.header.len(), message.payload.len());
     let mut chunks = [Bytes::copy_from_slice(&prefix), message.header, message.payload];
-    send.write_all_chunks(&mut chunks).await.map_err(|error| error.to_string())?;
-    send.finish().map_err(|error| error.to_string())?;
+    send.write_all_chunks(&mut chunks).await.map_err(|error| match error {
+        quinn::WriteError::ClosedStream => WriteError::Closed(quinn::ClosedStream::default()),
+        other => WriteError::Write(other),
+    })?;
+    send.finish()?;
     Ok(())
 }
 
@@ -318,7 +334,7 @@ async fn serve_stream(
     let (kind, answer) = match read_frame(&mut recv).await {
         Ok((FrameKind::Message, request)) => match handler.handle(caller, request).await {
             Ok(answer) => (FrameKind::Message, answer),
-            Err(reason) => (FrameKind::TransportError, Message::new(reason)),
+            Err(refused) => (FrameKind::TransportError, Message::new(refused.reason)),
         },
         Ok((FrameKind::TransportError, _)) => {
             (FrameKind::TransportError, Message::new("a request cannot be a transport error"))
@@ -329,8 +345,8 @@ async fn serve_stream(
             return;
         }
     };
-    if let Err(reason) = write_frame(&mut send, kind, answer).await {
-        debug!(?caller, reason, "could not send the answer");
+    if let Err(error) = write_frame(&mut send, kind, answer).await {
+        debug!(?caller, %error, "could not send the answer");
     }
 }
 
@@ -372,10 +388,11 @@ pub async fn join_request(
 mod tests {
     use super::*;
     use crate::pki::{CaAuthority, ClusterCa, NodeKey};
+    use crate::Refused;
 
     struct Echo;
     impl Handler for Echo {
-        fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, String>> {
+        fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, Refused>> {
             Box::pin(async move {
                 let who = match caller {
                     Caller::Node(id) => format!("node {id}"),

@@ -8,7 +8,7 @@ use crate::model::deployment::{
     LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
-use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, InstanceRecord};
+use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, DeploymentGroup, InstanceRecord};
 use crate::ClusterState;
 
 impl ClusterState {
@@ -24,12 +24,10 @@ impl ClusterState {
         Ok(deployment)
     }
 
-    pub(super) fn create_deployment(
-        &mut self,
-        spec: &DeploymentSpec,
-        deployment_id: &DeploymentId,
-        at: UnixMillis,
-    ) -> Result<Outcome, ApplyError> {
+    /// The group a new deployment of `spec` runs in, after the checks that do not depend
+    /// on the deployment itself: the application, group and revision exist, the
+    /// revision is the application's, and the platform is one this release deploys to.
+    fn deployable_group(&self, spec: &DeploymentSpec) -> Result<&DeploymentGroup, ApplyError> {
         let application = self
             .applications
             .get(&spec.application_name)
@@ -55,6 +53,16 @@ impl ClusterState {
                 spec.revision_id, revision.application_name, spec.application_name
             )));
         }
+        Ok(group)
+    }
+
+    pub(super) fn create_deployment(
+        &mut self,
+        spec: &DeploymentSpec,
+        deployment_id: &DeploymentId,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        let group = self.deployable_group(spec)?;
         let config_name = spec.deployment_config_name.clone().unwrap_or_else(|| group.deployment_config_name.clone());
         let config = self
             .deployment_config(&config_name)

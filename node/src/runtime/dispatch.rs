@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, TransportError};
+use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Refused, TransportError};
 
 use super::protocol::{self, encode_response, Request, Response, RpcError};
 use super::Node;
@@ -183,14 +183,14 @@ impl NodeHandler {
 }
 
 impl Handler for NodeHandler {
-    fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, String>> {
+    fn handle(&self, caller: Caller, message: Message) -> BoxFuture<'static, Result<Message, Refused>> {
         let node = self.node.get().cloned();
         Box::pin(async move {
-            let node = node.ok_or_else(|| Refusal::Starting.to_string())?;
+            let refused = |refusal: Refusal| Refused::new(refusal.to_string());
+            let node = node.ok_or_else(|| refused(Refusal::Starting))?;
             let request: Request = serde_json::from_slice(&message.header)
-                .map_err(|error| Refusal::Malformed(error.to_string()).to_string())?;
-            let (response, payload) =
-                node.dispatch(caller, request, message.payload).await.map_err(|refusal| refusal.to_string())?;
+                .map_err(|error| refused(Refusal::Malformed(error.to_string())))?;
+            let (response, payload) = node.dispatch(caller, request, message.payload).await.map_err(refused)?;
             Ok(encode_response(&response, payload))
         })
     }

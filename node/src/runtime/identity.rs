@@ -155,6 +155,8 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), IdentityError
     std::fs::rename(&temp, path).map_err(io)?;
     if let Some(parent) = path.parent() {
         if let Ok(dir) = std::fs::File::open(parent) {
+            // The rename is already visible; syncing the directory only makes it survive a
+            // power cut sooner, and some filesystems refuse to sync a directory at all.
             let _ = dir.sync_all();
         }
     }

@@ -172,12 +172,12 @@ fn bad_tokens_and_foreign_clusters_are_refused() {
 fn a_certificate_from_another_ca_is_refused() {
     use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey, TlsIdentity};
     use fleetmesh_transport::quic::QuicTransport;
-    use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport};
+    use fleetmesh_transport::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Refused, Transport};
 
     struct Silent;
     impl Handler for Silent {
-        fn handle(&self, _: Caller, _: Message) -> BoxFuture<'static, Result<Message, String>> {
-            Box::pin(async { Err("no".to_string()) })
+        fn handle(&self, _: Caller, _: Message) -> BoxFuture<'static, Result<Message, Refused>> {
+            Box::pin(async { Err(Refused::new("no")) })
         }
     }
 

@@ -313,20 +313,55 @@ pub fn predefined_configs() -> Vec<DeploymentConfig> {
 /// Longest application, group or configuration name (§4.7).
 pub const NAME_LEN_MAX: usize = 100;
 
+/// Why a resource name is refused (§4.7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidName {
+    /// The name is empty.
+    #[error("{field} must not be empty")]
+    Empty {
+        /// Which name ("application name", …).
+        field: String,
+    },
+    /// The name is longer than [`NAME_LEN_MAX`] characters.
+    #[error("{field} {name:?} is longer than {NAME_LEN_MAX} characters")]
+    TooLong {
+        /// Which name.
+        field: String,
+        /// The name.
+        name: String,
+    },
+    /// The name has a character CodeDeploy does not allow.
+    #[error("{field} {name:?} contains {character:?}; allowed are letters, digits and ._+=,@-")]
+    BadCharacter {
+        /// Which name.
+        field: String,
+        /// The name.
+        name: String,
+        /// The first character not allowed.
+        character: char,
+    },
+}
+
+impl From<InvalidName> for String {
+    fn from(error: InvalidName) -> Self {
+        error.to_string()
+    }
+}
+
 /// Checks a resource name against CodeDeploy's rules (§4.7): 1–100 characters from
 /// `[A-Za-z0-9._+=,@-]`.
 ///
 /// # Errors
-/// A message naming the field and the offending character.
-pub fn validate_name(field: &str, name: &str) -> Result<(), String> {
+/// The rule broken, naming the field and the offending character.
+pub fn validate_name(field: &str, name: &str) -> Result<(), InvalidName> {
     if name.is_empty() {
-        return Err(format!("{field} must not be empty"));
+        return Err(InvalidName::Empty { field: field.to_string() });
     }
     if name.chars().count() > NAME_LEN_MAX {
-        return Err(format!("{field} {name:?} is longer than {NAME_LEN_MAX} characters"));
+        return Err(InvalidName::TooLong { field: field.to_string(), name: name.to_string() });
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._+=,@-".contains(*c))) {
-        return Err(format!("{field} {name:?} contains {bad:?}; allowed are letters, digits and ._+=,@-"));
+    if let Some(character) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._+=,@-".contains(*c))) {
+        return Err(InvalidName::BadCharacter { field: field.to_string(), name: name.to_string(), character });
     }
     Ok(())
 }
@@ -374,7 +409,7 @@ mod tests {
     fn names_follow_codedeploy_rules() {
         assert!(validate_name("application name", "my-app_1.0+x=y,z@w").is_ok());
         assert!(validate_name("application name", "").is_err());
-        assert!(validate_name("application name", "has space").unwrap_err().contains("' '"));
+        assert!(validate_name("application name", "has space").unwrap_err().to_string().contains("' '"));
         assert!(validate_name("application name", &"a".repeat(101)).is_err());
     }
 }

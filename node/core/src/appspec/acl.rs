@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde_norway::Value;
 
+use super::error::ValueError;
 use super::error::{FieldPath, Problem};
 use super::fields::{text_list, untagged};
 
@@ -68,16 +69,18 @@ pub(crate) fn read_acls(value: &Value, path: &FieldPath) -> Result<Vec<AclEntry>
 /// Parses one setfacl-style entry: `[d[efault]:][u[ser]|g[roup]|m[ask]|o[ther]:][name]:perms`
 /// where a two-part entry `name:perms` names a user, and perms are `rwx`/`-` letters or
 /// one octal digit. Base entries (`u::`, `g::`, `o::`) are refused: the mode sets them.
-pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
+pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, ValueError> {
     let parts: Vec<&str> = entry.split(':').collect();
     if !(2..=4).contains(&parts.len()) {
-        return Err(format!("{entry:?} is not an ACL entry; write it like \"u:alice:rw\" or \"d:g:web:rx\""));
+        return Err(ValueError(format!(
+            "{entry:?} is not an ACL entry; write it like \"u:alice:rw\" or \"d:g:web:rx\""
+        )));
     }
     let is_default_word = |part: &str| part == "d" || part == "default";
     let (is_default, rest) = match parts.as_slice() {
         [first, rest @ ..] if parts.len() == 4 => {
             if !is_default_word(first) {
-                return Err(format!("{entry:?} has four parts, so the first must be d or default"));
+                return Err(ValueError(format!("{entry:?} has four parts, so the first must be d or default")));
             }
             (true, rest)
         }
@@ -94,7 +97,7 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
     let (tag, qualifier, permissions) = match rest {
         [tag, qualifier, permissions] => {
             let Some(tag) = tag_of(tag) else {
-                return Err(format!("{entry:?} has an unknown entry type {tag:?}; use u, g, m or o"));
+                return Err(ValueError(format!("{entry:?} has an unknown entry type {tag:?}; use u, g, m or o")));
             };
             (tag, *qualifier, *permissions)
         }
@@ -103,10 +106,10 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
             Some(tag @ (AclTag::Mask | AclTag::Other)) => (tag, "", *permissions),
             _ => (AclTag::User, *name, *permissions),
         },
-        _ => return Err(format!("{entry:?} is not an ACL entry; write it like \"u:alice:rw\"")),
+        _ => return Err(ValueError(format!("{entry:?} is not an ACL entry; write it like \"u:alice:rw\""))),
     };
     if matches!(tag, AclTag::Mask | AclTag::Other) && !qualifier.is_empty() {
-        return Err(format!("{entry:?}: mask and other entries take no name"));
+        return Err(ValueError(format!("{entry:?}: mask and other entries take no name")));
     }
     let is_base = match tag {
         AclTag::User | AclTag::Group => qualifier.is_empty(),
@@ -114,13 +117,16 @@ pub(crate) fn parse_acl_entry(entry: &str) -> Result<AclEntry, String> {
         AclTag::Mask => false,
     };
     if is_base && !is_default {
-        return Err(format!("{entry:?} is a base entry; set owner, group and other permissions with mode instead"));
+        return Err(ValueError(format!(
+            "{entry:?} is a base entry; set owner, group and other permissions with mode instead"
+        )));
     }
-    let permissions = parse_acl_permissions(permissions).map_err(|message| format!("{entry:?}: {message}"))?;
+    let permissions =
+        parse_acl_permissions(permissions).map_err(|message| ValueError(format!("{entry:?}: {message}")))?;
     Ok(AclEntry { is_default, tag, qualifier: qualifier.to_string(), permissions })
 }
 
-fn parse_acl_permissions(text: &str) -> Result<[bool; 3], String> {
+fn parse_acl_permissions(text: &str) -> Result<[bool; 3], ValueError> {
     if let [digit @ b'0'..=b'7'] = text.as_bytes() {
         let bits = digit - b'0';
         return Ok([bits & 4 != 0, bits & 2 != 0, bits & 1 != 0]);
@@ -132,7 +138,9 @@ fn parse_acl_permissions(text: &str) -> Result<[bool; 3], String> {
             'w' => permissions[1] = true,
             'x' => permissions[2] = true,
             '-' => {}
-            other => return Err(format!("{other:?} is not a permission; use r, w, x, - or one octal digit")),
+            other => {
+                return Err(ValueError(format!("{other:?} is not a permission; use r, w, x, - or one octal digit")))
+            }
         }
     }
     Ok(permissions)
@@ -159,13 +167,13 @@ mod tests {
     fn acl_base_and_malformed_entries_are_refused() {
         // Feeds base entries and malformed ones; asserts each is refused with its reason.
         let base = "is a base entry; set owner, group and other permissions with mode instead";
-        assert_eq!(parse_acl_entry("u::rwx"), Err(format!("\"u::rwx\" {base}")));
-        assert_eq!(parse_acl_entry("g::r"), Err(format!("\"g::r\" {base}")));
-        assert_eq!(parse_acl_entry("o::r"), Err(format!("\"o::r\" {base}")));
-        assert_eq!(parse_acl_entry("o:r"), Err(format!("\"o:r\" {base}")));
+        assert_eq!(parse_acl_entry("u::rwx"), Err(ValueError(format!("\"u::rwx\" {base}"))));
+        assert_eq!(parse_acl_entry("g::r"), Err(ValueError(format!("\"g::r\" {base}"))));
+        assert_eq!(parse_acl_entry("o::r"), Err(ValueError(format!("\"o::r\" {base}"))));
+        assert_eq!(parse_acl_entry("o:r"), Err(ValueError(format!("\"o:r\" {base}"))));
         assert_eq!(
             parse_acl_entry("u:alice:rwz"),
-            Err("\"u:alice:rwz\": 'z' is not a permission; use r, w, x, - or one octal digit".to_string())
+            Err(ValueError("\"u:alice:rwz\": 'z' is not a permission; use r, w, x, - or one octal digit".to_string()))
         );
         assert!(parse_acl_entry("x:y:z:w:v").is_err());
         assert!(parse_acl_entry("q:alice:rw:x").is_err());

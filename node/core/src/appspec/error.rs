@@ -69,6 +69,18 @@ pub(crate) struct Problem {
     pub(crate) message: String,
 }
 
+/// What is wrong with one value, before it is placed at a field path: the message of a
+/// [`Problem`] found by a parser of one value (a mode, an ACL entry, an SELinux range).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ValueError(pub(crate) String);
+
+impl From<ValueError> for String {
+    fn from(error: ValueError) -> Self {
+        error.0
+    }
+}
+
 impl Problem {
     /// A finding at `path`.
     pub(crate) fn new(path: &FieldPath, message: impl Into<String>) -> Self {

@@ -13,6 +13,7 @@
 use serde_norway::Value;
 
 use super::acl::{read_acls, AclEntry};
+use super::error::ValueError;
 use super::error::{FieldPath, Problem};
 use super::fields::{describe, mapping, optional, required, text, text_list, untagged};
 use super::locate::Locator;
@@ -181,19 +182,19 @@ pub(crate) fn read_mode(
 }
 
 /// `"644"` → `0o644`; `"12"` → `0o012`; `"4755"` → `0o4755`.
-pub(crate) fn parse_mode_digits(digits: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode_digits(digits: &str) -> Result<u32, ValueError> {
     if digits.is_empty() {
-        return Err("must not be empty; write octal digits such as \"644\"".to_string());
+        return Err(ValueError("must not be empty; write octal digits such as \"644\"".to_string()));
     }
     if digits.len() > 4 {
-        return Err(format!("{digits:?} has {} digits; a mode has 1 to 4 octal digits", digits.len()));
+        return Err(ValueError(format!("{digits:?} has {} digits; a mode has 1 to 4 octal digits", digits.len())));
     }
     if let Some(bad) = digits.chars().find(|c| !('0'..='7').contains(c)) {
-        return Err(format!(
+        return Err(ValueError(format!(
             "{digits:?} is not an octal mode: {bad:?} is not a digit 0-7 (symbolic modes are not supported)"
-        ));
+        )));
     }
-    u32::from_str_radix(digits, 8).map_err(|error| format!("{digits:?} is not an octal mode: {error}"))
+    u32::from_str_radix(digits, 8).map_err(|error| ValueError(format!("{digits:?} is not an octal mode: {error}")))
 }
 
 #[cfg(test)]
@@ -209,11 +210,13 @@ mod tests {
         assert_eq!(parse_mode_digits("0644"), Ok(0o644));
         assert_eq!(
             parse_mode_digits("07555"),
-            Err("\"07555\" has 5 digits; a mode has 1 to 4 octal digits".to_string())
+            Err(ValueError("\"07555\" has 5 digits; a mode has 1 to 4 octal digits".to_string()))
         );
         assert_eq!(
             parse_mode_digits("0958"),
-            Err("\"0958\" is not an octal mode: '9' is not a digit 0-7 (symbolic modes are not supported)".to_string())
+            Err(ValueError(
+                "\"0958\" is not an octal mode: '9' is not a digit 0-7 (symbolic modes are not supported)".to_string()
+            ))
         );
         assert!(parse_mode_digits("u+x").is_err());
     }

@@ -4,6 +4,7 @@
 
 use serde_norway::Value;
 
+use super::error::ValueError;
 use super::error::{FieldPath, Problem};
 use super::fields::{mapping, optional, required, text};
 
@@ -44,7 +45,7 @@ pub(crate) fn read_context(value: &Value, path: &FieldPath) -> Result<SeLinuxCon
 
 /// Checks an MLS/MCS range: `s<low>[-s<high>][:<categories>]` where categories are
 /// `c<n>` or `c<n>.c<m>` separated by commas, `n <= 1023`, ranges ascending.
-fn check_range(range: &str) -> Result<(), String> {
+fn check_range(range: &str) -> Result<(), ValueError> {
     let invalid = |why: &str| format!("{range:?} is not an SELinux range ({why}); write it like \"s0-s3:c0.c5,c7\"");
     let number = |part: &str, prefix: char| -> Option<u32> {
         let digits = part.strip_prefix(prefix)?;
@@ -59,10 +60,10 @@ fn check_range(range: &str) -> Result<(), String> {
     };
     let (low, high) = sensitivity.split_once('-').unwrap_or((sensitivity, sensitivity));
     let (Some(low), Some(high)) = (number(low, 's'), number(high, 's')) else {
-        return Err(invalid("bad sensitivity"));
+        return Err(ValueError(invalid("bad sensitivity")));
     };
     if high < low {
-        return Err(invalid("high sensitivity below low"));
+        return Err(ValueError(invalid("high sensitivity below low")));
     }
     let Some(categories) = categories else {
         return Ok(());
@@ -71,7 +72,7 @@ fn check_range(range: &str) -> Result<(), String> {
         let (first, last) = category.split_once('.').unwrap_or((category, category));
         match (number(first, 'c'), number(last, 'c')) {
             (Some(first), Some(last)) if first <= last && last <= 1023 => {}
-            _ => return Err(invalid(&format!("bad category {category:?}"))),
+            _ => return Err(ValueError(invalid(&format!("bad category {category:?}")))),
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::bitfield::{nth_member, Bitfield};
+use super::download::InvariantViolation;
 
 /// Availability of every piece and the wanted pieces bucketed by it.
 #[derive(Clone, Debug)]
@@ -131,25 +132,28 @@ impl Rarity {
     ///
     /// # Errors
     /// A description of the first disagreement.
-    pub(crate) fn check(&self, recomputed: &[u32], held: &Bitfield) -> Result<(), String> {
+    pub(crate) fn check(&self, recomputed: &[u32], held: &Bitfield) -> Result<(), InvariantViolation> {
         for (piece, (&counted, &actual)) in self.availability.iter().zip(recomputed).enumerate() {
             if counted != actual {
-                return Err(format!("piece {piece}: availability {counted}, peers hold {actual}"));
+                return Err(InvariantViolation(format!("piece {piece}: availability {counted}, peers hold {actual}")));
             }
             if self.wanted.get(piece) == held.get(piece) {
-                return Err(format!("piece {piece}: wanted and held disagree"));
+                return Err(InvariantViolation(format!("piece {piece}: wanted and held disagree")));
             }
             for level in 0..self.level_counts.len() {
                 let expected = self.wanted.get(piece) && level == counted as usize;
                 if self.level_has(level, piece) != expected {
-                    return Err(format!("piece {piece}: misfiled at availability level {level}"));
+                    return Err(InvariantViolation(format!("piece {piece}: misfiled at availability level {level}")));
                 }
             }
         }
         for (level, words) in self.levels.chunks_exact(self.words.max(1)).enumerate() {
             let members: usize = words.iter().map(|word| word.count_ones() as usize).sum();
             if members != self.level_counts[level] {
-                return Err(format!("availability level {level}: count {} is stale", self.level_counts[level]));
+                return Err(InvariantViolation(format!(
+                    "availability level {level}: count {} is stale",
+                    self.level_counts[level]
+                )));
             }
         }
         Ok(())

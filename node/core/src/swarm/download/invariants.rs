@@ -90,7 +90,7 @@ impl Download {
                 }
             }
         }
-        self.rarity.check(&recomputed, &self.have).map_err(InvariantViolation)
+        self.rarity.check(&recomputed, &self.have)
     }
 
     pub(super) fn debug_check(&self) {
