@@ -5,6 +5,8 @@
 //! over ports. Every node logs to a file; when a test fails, the harness prints the
 //! tail of every node's log.
 
+pub mod compat;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
