@@ -29,7 +29,9 @@ use openraft::{BasicNode, ServerState};
 pub use self::follow::follow_role;
 pub use self::watch::ServerStateWatch;
 use crate::raft::StateMachineStore;
-use crate::raft::{raft_config, LogStore, NetworkFactory, Raft, RaftTiming, RaftTransport, StateHandle};
+use crate::raft::{
+    raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport, StateHandle,
+};
 
 /// Why opening, replacing or initializing a Raft instance failed. Every variant but
 /// [`HostError::Initialize`] means the node cannot go on and should stop.
@@ -80,6 +82,10 @@ pub struct RaftHost {
     /// Held while the instance is replaced (activation, reset, shutdown), so two of those
     /// never open two instances on one store.
     swap: tokio::sync::Mutex<()>,
+    /// Peers' Raft RPCs hold it shared; a replacement holds it alone, so an RPC that
+    /// arrives meanwhile waits a few milliseconds for the new instance instead of meeting
+    /// the stopped one (which made every routine promotion log errors on both sides).
+    serving: tokio::sync::RwLock<()>,
     /// The Raft log and snapshots (kept to reset them, see [`RaftHost::reset`]).
     db: Arc<redb::Database>,
     state: Arc<StateHandle>,
@@ -115,6 +121,7 @@ impl RaftHost {
             active: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             swap: tokio::sync::Mutex::new(()),
+            serving: tokio::sync::RwLock::new(()),
             db,
             state,
             transport,
@@ -253,9 +260,17 @@ impl RaftHost {
         self.replace(Replace::Activate).await
     }
 
+    /// Answers a peer's Raft RPC with the running instance, waiting while it is being
+    /// replaced.
+    pub async fn serve(&self, request: RaftRequest) -> RaftResponse {
+        let _serving = self.serving.read().await;
+        crate::raft::serve(&self.raft(), request).await
+    }
+
     /// Stops the running instance and opens another on the same store: the one sequence
     /// behind [`Self::reset`] and [`Self::activate`]. The caller holds `swap`.
     async fn replace(&self, how: Replace) -> Result<(), HostError> {
+        let _serving = self.serving.write().await;
         let old = self.raft();
         old.shutdown()
             .await
