@@ -77,6 +77,10 @@ pub fn previous_release() -> Result<PathBuf, CompatError> {
     )?;
     std::fs::copy(target_dir.join("release").join("fleetmesh"), &binary)
         .map_err(|error| build("copy the binary", error))?;
+    // The build's own files (about 2 GiB) are not needed again: a later run reuses the
+    // binary. A failure here leaves them for the next clean.
+    let _ = std::fs::remove_dir_all(&target_dir);
+    let _ = std::fs::remove_dir_all(&source);
     Ok(binary)
 }
 
