@@ -77,10 +77,11 @@ pub fn previous_release() -> Result<PathBuf, CompatError> {
     )?;
     std::fs::copy(target_dir.join("release").join("fleetmesh"), &binary)
         .map_err(|error| build("copy the binary", error))?;
-    // The build's own files (about 2 GiB) are not needed again: a later run reuses the
-    // binary. A failure here leaves them for the next clean.
-    let _ = std::fs::remove_dir_all(&target_dir);
-    let _ = std::fs::remove_dir_all(&source);
+    for dir in [&target_dir, &source] {
+        // The build's own files (about 2 GiB) are not needed again: a later run reuses
+        // the binary. A failure here only leaves them for the next clean.
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(binary)
 }
 
