@@ -43,7 +43,7 @@ pub mod stale_voter;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub use backend::{Journal, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
+pub use backend::{Journal, JournalError, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
 use fleetmesh_state::model::ids::DeploymentId;
 use tokio::sync::watch;
 use tracing::info;
