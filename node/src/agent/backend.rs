@@ -38,6 +38,20 @@ pub struct JournalRecord {
     pub next_seq: u64,
 }
 
+/// Why a journal record could not be made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Writing or syncing the journal failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The record does not encode as JSON.
+    #[error("the journal record does not encode: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Rewriting an oversized journal file with its last record failed.
+    #[error(transparent)]
+    Rewrite(#[from] crate::runtime::identity::IdentityError),
+}
+
 /// A durable per-deployment journal.
 pub trait Journal: Send + Sync + 'static {
     /// Every record.
@@ -48,7 +62,7 @@ pub trait Journal: Send + Sync + 'static {
     ///
     /// # Errors
     /// The record could not be made durable.
-    fn save(&self, record: &JournalRecord) -> std::io::Result<()>;
+    fn save(&self, record: &JournalRecord) -> Result<(), JournalError>;
 }
 
 /// A journal in memory, shared across simulated restarts of one node.
@@ -66,7 +80,7 @@ impl Journal for MemoryJournal {
         self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(deployment).cloned()
     }
 
-    fn save(&self, record: &JournalRecord) -> std::io::Result<()> {
+    fn save(&self, record: &JournalRecord) -> Result<(), JournalError> {
         self.records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -325,6 +325,8 @@ fn keep_draining<R: AsyncRead + Unpin + Send + 'static>(reader: LineReader<R>) {
     }
     let mut reader = reader.into_inner();
     tokio::spawn(async move {
+        // A read error ends the draining as the end of the stream would: the output is
+        // discarded either way.
         let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
     });
 }

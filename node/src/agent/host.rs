@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode, TargetStatus};
 use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::model::revision::Manifest;
 use fleetmesh_transport::BoxFuture;
 use tracing::warn;
 
 use super::backend::{Journal, LifecycleBackend, TargetContext};
 use super::journal::FileJournal;
+use crate::agent::appspec_file::{read_appspec, AppSpecFileError};
 use crate::agent::hooks::{self, EventOutcome, HookEnv};
 use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
@@ -92,10 +94,58 @@ enum UnpackError {
     },
     /// The unpacking task panicked or was cancelled.
     #[error("the unpacking task ended abnormally: {0}")]
-    Task(String),
+    Task(tokio::task::JoinError),
     /// Writing the revision's files failed.
     #[error("{0}")]
     Materialize(#[from] MaterializeError),
+}
+
+/// Why a lifecycle event failed on this host outside its scripts; the message becomes
+/// the event's diagnostics (`UnknownError`).
+#[derive(Debug, thiserror::Error)]
+enum EventError {
+    /// The revision's appspec cannot be read.
+    #[error(transparent)]
+    AppSpec(#[from] AppSpecFileError),
+    /// The deployment's script log cannot be opened.
+    #[error("cannot open the script log: {0}")]
+    ScriptLog(std::io::Error),
+    /// The revision did not become complete and verified locally.
+    #[error("{0}")]
+    Revision(String),
+    /// The revision could not be unpacked.
+    #[error("cannot unpack revision {revision}: {source}")]
+    Unpack {
+        /// The revision.
+        revision: RevisionId,
+        /// Why.
+        source: UnpackError,
+    },
+    /// Install, or recording an install, failed.
+    #[error(transparent)]
+    Install(#[from] install::InstallError),
+    /// The install task panicked or was cancelled.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Where an event's scripts come from (§2.4).
+enum ScriptSource {
+    /// This unpacked revision.
+    Archive(PathBuf),
+    /// The group was never installed on this host: nothing to stop.
+    NoEarlierInstall,
+    /// The previous install's unpacked revision is gone.
+    PreviousFilesGone(PathBuf),
+}
+
+/// The outcome of an event that ends with `result`: its message on success, the error's
+/// on failure.
+fn outcome(result: Result<String, EventError>) -> EventOutcome {
+    match result {
+        Ok(message) => success(message),
+        Err(error) => failure(LifecycleErrorCode::UnknownError, error.to_string()),
+    }
 }
 
 impl HostBackend {
@@ -176,6 +226,135 @@ impl HostBackend {
             .collect();
         self.revisions.collect_garbage(&keep);
     }
+
+    /// Which unpacked revision's scripts `event` runs: ApplicationStop (and the
+    /// block-traffic events) run the last successful install's on this host, not the new
+    /// revision's (§2.4).
+    fn script_source(&self, context: &TargetContext, event: &str) -> ScriptSource {
+        if !matches!(event, "ApplicationStop" | "BeforeBlockTraffic" | "AfterBlockTraffic") {
+            return ScriptSource::Archive(self.deployment_dir(context).join("deployment-archive"));
+        }
+        let group_id = &context.assignment.deployment_group_id;
+        let Some(last) = install::last_successful_install(&self.instructions_dir(), group_id) else {
+            return ScriptSource::NoEarlierInstall;
+        };
+        let archive = last.join("deployment-archive");
+        if archive.is_dir() {
+            ScriptSource::Archive(archive)
+        } else {
+            ScriptSource::PreviousFilesGone(archive)
+        }
+    }
+
+    /// Runs `event`'s scripts from `archive`, logging to this deployment's script log.
+    async fn run_scripts(
+        &self,
+        node: &Node,
+        context: &TargetContext,
+        event: &str,
+        archive: &Path,
+    ) -> Result<EventOutcome, EventError> {
+        let appspec = read_appspec(archive)?;
+        let scripts = appspec.scripts(event).to_vec();
+        let mut log = ScriptLog::for_deployment(&self.deployment_dir(context)).map_err(EventError::ScriptLog)?;
+        Ok(hooks::run_event(event, &scripts, archive, &self.env(node, context), &mut log).await)
+    }
+
+    /// DownloadBundle: unpacks the revision into this deployment's directory, records
+    /// it as the group's most recent install, and reads its appspec; the message names
+    /// the revision and the appspec's warnings.
+    async fn download(&self, node: &Arc<Node>, context: &TargetContext) -> Result<String, EventError> {
+        let revision = context.assignment.revision_id;
+        let deployment_dir = self.deployment_dir(context);
+        let archive = deployment_dir.join("deployment-archive");
+        self.unpack(node, revision, &archive).await?;
+        let group_id = &context.assignment.deployment_group_id;
+        install::record_most_recent_install(&self.instructions_dir(), group_id, &deployment_dir)?;
+        let appspec = read_appspec(&archive)?;
+        Ok(if appspec.warnings.is_empty() {
+            format!("revision {revision} unpacked")
+        } else {
+            format!("revision {revision} unpacked; appspec warnings: {}", appspec.warnings.join("; "))
+        })
+    }
+
+    /// Waits until `revision` is held and verified, then writes its files to `archive`.
+    /// Two attempts: a chunk the store lost after the revision counted complete (a pack
+    /// deleted behind its back, bit rot) is dropped by the first, and the second fetches
+    /// it from the swarm again.
+    async fn unpack(&self, node: &Arc<Node>, revision: RevisionId, archive: &Path) -> Result<(), EventError> {
+        let mut attempts = 0;
+        // Bounded: two attempts.
+        loop {
+            attempts += 1;
+            let manifest = self
+                .revisions
+                .wait_complete(node, revision, DOWNLOAD_TIMEOUT)
+                .await
+                .map_err(|error| EventError::Revision(error.to_string()))?;
+            let revisions = self.revisions.clone();
+            let target = archive.to_path_buf();
+            let unpacked = tokio::task::spawn_blocking(move || unpack_into(&revisions, &manifest, &target))
+                .await
+                .unwrap_or_else(|error| Err(UnpackError::Task(error)));
+            match unpacked {
+                Ok(()) => return Ok(()),
+                Err(UnpackError::Materialize(error)) if error.is_missing_chunk() && attempts < 2 => {
+                    warn!(%revision, %error, "a chunk of the revision is gone from the store; fetching it again");
+                }
+                Err(source) => return Err(EventError::Unpack { revision, source }),
+            }
+        }
+    }
+
+    /// Install: cleanup of the previous install, copy, permissions (§1.3, §7.3), then
+    /// records this deployment as the group's last successful install; the message
+    /// counts what was done.
+    async fn install_revision(&self, context: &TargetContext) -> Result<String, EventError> {
+        let deployment_dir = self.deployment_dir(context);
+        let archive = deployment_dir.join("deployment-archive");
+        let appspec = read_appspec(&archive)?;
+        let install_root = self.install_root.clone();
+        let instructions = self.instructions_dir();
+        let group_id = context.assignment.deployment_group_id.clone();
+        let behavior = context.assignment.file_exists_behavior;
+        let report = tokio::task::spawn_blocking(move || {
+            let plan = InstallPlan {
+                appspec: &appspec,
+                archive_root: &archive,
+                install_root: &install_root,
+                instructions_dir: &instructions,
+                deployment_group_id: &group_id,
+                file_exists_behavior: behavior,
+            };
+            let report = install::install(&plan)?;
+            install::record_last_successful_install(&instructions, &group_id, &deployment_dir)?;
+            Ok::<_, install::InstallError>(report)
+        })
+        .await??;
+        Ok(format!(
+            "installed {} files and {} directories ({} cleaned up from the previous install)",
+            report.copied.len(),
+            report.created_directories.len(),
+            report.cleaned_up
+        ))
+    }
+}
+
+/// Writes `manifest`'s files to `target` (a blocking task), replacing a leftover of an
+/// interrupted earlier attempt.
+fn unpack_into(revisions: &RevisionService, manifest: &Manifest, target: &Path) -> Result<(), UnpackError> {
+    let parent = target.parent().unwrap_or(target);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| UnpackError::Io { path, source }
+    };
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    if target.exists() {
+        // A leftover of an interrupted earlier attempt of this deployment.
+        std::fs::remove_dir_all(target).map_err(io(target))?;
+    }
+    Ok(revisions.materialize(manifest, target)?)
 }
 
 impl LifecycleBackend for HostBackend {
@@ -190,141 +369,31 @@ impl LifecycleBackend for HostBackend {
         event: &'a str,
     ) -> BoxFuture<'a, EventOutcome> {
         Box::pin(async move {
-            let deployment_dir = self.deployment_dir(context);
-            // ApplicationStop (and the block-traffic events) run the scripts of the last
-            // successful install on this host, not the new revision's (§2.4).
-            let previous = matches!(event, "ApplicationStop" | "BeforeBlockTraffic" | "AfterBlockTraffic");
-            let archive = if previous {
-                let Some(last) =
-                    install::last_successful_install(&self.instructions_dir(), &context.assignment.deployment_group_id)
-                else {
-                    return success("no earlier install of this deployment group on this host: nothing to stop");
-                };
-                let archive = last.join("deployment-archive");
-                if !archive.is_dir() {
+            let archive = match self.script_source(context, event) {
+                ScriptSource::Archive(archive) => archive,
+                ScriptSource::NoEarlierInstall => {
+                    return success("no earlier install of this deployment group on this host: nothing to stop")
+                }
+                ScriptSource::PreviousFilesGone(archive) => {
                     return success(format!(
                         "the previous install's files are gone ({}): nothing to stop",
                         archive.display()
-                    ));
-                }
-                archive
-            } else {
-                deployment_dir.join("deployment-archive")
-            };
-            let appspec = match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
-                Ok(appspec) => appspec,
-                Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
-            };
-            let scripts = appspec.scripts(event).to_vec();
-            let mut log = match ScriptLog::for_deployment(&deployment_dir) {
-                Ok(log) => log,
-                Err(error) => {
-                    return failure(LifecycleErrorCode::UnknownError, format!("cannot open the script log: {error}"))
+                    ))
                 }
             };
-            hooks::run_event(event, &scripts, &archive, &self.env(node, context), &mut log).await
+            match self.run_scripts(node, context, event, &archive).await {
+                Ok(outcome) => outcome,
+                Err(error) => failure(LifecycleErrorCode::UnknownError, error.to_string()),
+            }
         })
     }
 
     fn download_bundle<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
-        Box::pin(async move {
-            let revision = context.assignment.revision_id;
-            let deployment_dir = self.deployment_dir(context);
-            let archive = deployment_dir.join("deployment-archive");
-            // Two attempts: a chunk the store lost after the revision counted complete
-            // (a pack deleted behind its back, bit rot) is dropped by the first, and the
-            // second fetches it from the swarm again.
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let manifest = match self.revisions.wait_complete(node, revision, DOWNLOAD_TIMEOUT).await {
-                    Ok(manifest) => manifest,
-                    Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
-                };
-                let revisions = self.revisions.clone();
-                let target = archive.clone();
-                let unpacked = tokio::task::spawn_blocking(move || -> Result<(), UnpackError> {
-                    let parent = target.parent().unwrap_or(&target);
-                    let io = |path: &Path| {
-                        let path = path.to_path_buf();
-                        move |source| UnpackError::Io { path, source }
-                    };
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
-                    if target.exists() {
-                        // A leftover of an interrupted earlier attempt of this deployment.
-                        std::fs::remove_dir_all(&target).map_err(io(&target))?;
-                    }
-                    Ok(revisions.materialize(&manifest, &target)?)
-                })
-                .await
-                .unwrap_or_else(|error| Err(UnpackError::Task(error.to_string())));
-                match unpacked {
-                    Ok(()) => break,
-                    Err(UnpackError::Materialize(error)) if error.is_missing_chunk() && attempts < 2 => {
-                        warn!(%revision, %error, "a chunk of the revision is gone from the store; fetching it again");
-                    }
-                    Err(error) => {
-                        return failure(
-                            LifecycleErrorCode::UnknownError,
-                            format!("cannot unpack revision {revision}: {error}"),
-                        );
-                    }
-                }
-            }
-            if let Err(error) = install::record_most_recent_install(
-                &self.instructions_dir(),
-                &context.assignment.deployment_group_id,
-                &deployment_dir,
-            ) {
-                return failure(LifecycleErrorCode::UnknownError, error.to_string());
-            }
-            match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
-                Ok(appspec) if !appspec.warnings.is_empty() => {
-                    success(format!("revision {revision} unpacked; appspec warnings: {}", appspec.warnings.join("; ")))
-                }
-                Ok(_) => success(format!("revision {revision} unpacked")),
-                Err(message) => failure(LifecycleErrorCode::UnknownError, message),
-            }
-        })
+        Box::pin(async move { outcome(self.download(node, context).await) })
     }
 
     fn install<'a>(&'a self, _node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
-        Box::pin(async move {
-            let deployment_dir = self.deployment_dir(context);
-            let archive = deployment_dir.join("deployment-archive");
-            let appspec = match crate::agent::appspec_file::read_appspec(&archive).map_err(|error| error.to_string()) {
-                Ok(appspec) => appspec,
-                Err(message) => return failure(LifecycleErrorCode::UnknownError, message),
-            };
-            let install_root = self.install_root.clone();
-            let instructions = self.instructions_dir();
-            let group_id = context.assignment.deployment_group_id.clone();
-            let behavior = context.assignment.file_exists_behavior;
-            let result = tokio::task::spawn_blocking(move || {
-                let plan = InstallPlan {
-                    appspec: &appspec,
-                    archive_root: &archive,
-                    install_root: &install_root,
-                    instructions_dir: &instructions,
-                    deployment_group_id: &group_id,
-                    file_exists_behavior: behavior,
-                };
-                let report = install::install(&plan)?;
-                install::record_last_successful_install(&instructions, &group_id, &deployment_dir)?;
-                Ok::<_, install::InstallError>(report)
-            })
-            .await;
-            match result {
-                Ok(Ok(report)) => success(format!(
-                    "installed {} files and {} directories ({} cleaned up from the previous install)",
-                    report.copied.len(),
-                    report.created_directories.len(),
-                    report.cleaned_up
-                )),
-                Ok(Err(error)) => failure(LifecycleErrorCode::UnknownError, error.to_string()),
-                Err(error) => failure(LifecycleErrorCode::UnknownError, error.to_string()),
-            }
-        })
+        Box::pin(async move { outcome(self.install_revision(context).await) })
     }
 
     fn finished(&self, context: &TargetContext, _status: TargetStatus) {

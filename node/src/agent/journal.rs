@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use fleetmesh_state::model::ids::DeploymentId;
 
-use super::backend::{Journal, JournalRecord};
+use super::backend::{Journal, JournalError, JournalRecord};
 use crate::runtime::identity::write_private_file;
 
 /// A journal file longer than this is rewritten with its last record only. A target
@@ -108,15 +108,15 @@ impl Journal for FileJournal {
         (record.assignment.deployment_id == *deployment).then_some(record)
     }
 
-    fn save(&self, record: &JournalRecord) -> std::io::Result<()> {
+    fn save(&self, record: &JournalRecord) -> Result<(), JournalError> {
         let mut line = vec![b'\n'];
-        serde_json::to_writer(&mut line, record).map_err(std::io::Error::other)?;
+        serde_json::to_writer(&mut line, record)?;
         line.push(b'\n');
         let path = self.path(&record.assignment.deployment_id, LOG_EXTENSION);
         let length = self.append(&path, &line)?;
         if length > JOURNAL_FILE_BYTES_MAX {
             // Atomic rewrite (temporary file, fsync, rename, directory fsync).
-            write_private_file(&path, &line).map_err(std::io::Error::other)?;
+            write_private_file(&path, &line)?;
         }
         Ok(())
     }

@@ -3,22 +3,23 @@
 //!
 //! The agent polls the leader ([`poll`]: a long poll that doubles as its heartbeat and
 //! brings back the leader's address, the member list and this host's assignments),
-//! turns assignments into lifecycle runs ([`sequence`], one per deployment), journals
-//! every event before it starts and after it ends ([`journal`]), and reports progress
-//! to the leader ([`reports`]). What an event does on the host is a
+//! turns assignments into lifecycle runs ([`runs`] says which to start and stop;
+//! [`sequence`], one task per deployment, drives the sans-I/O `Sequencer` core), journals
+//! the run before every event starts and when it ends ([`journal`]), and reports
+//! progress to the leader ([`reports`]). What an event does on the host is a
 //! [`LifecycleBackend`]: processes, files and the chunk store in production
 //! ([`host::HostBackend`]), simulated outcomes in `fleetmesh-sim`.
 //!
 //! ```text
 //!  poll loop ──Poll──▶ leader ──answer──▶ directory (runtime), Agent::on_assignments
-//!  Agent::on_assignments ──spawn──▶ sequence::run (one per deployment)
-//!  sequence ──events──▶ LifecycleBackend (hooks, install, DownloadBundle ▶ revision store)
-//!           ──journal (crash safety)──▶ reports ──Report──▶ leader
+//!  Agent::on_assignments ──Runs::assign──▶ spawn sequence::run (one per deployment)
+//!  Sequencer ──RunEvent──▶ LifecycleBackend (hooks, install, DownloadBundle ▶ revision store)
+//!            ──SaveJournal (crash safety)──▶ Journal    ──Report──▶ reports ──▶ leader
 //! ```
 //!
-//! Every event is journalled before it starts and after it ends, so a host agent
-//! killed mid-event reports that event failed when it comes back (§8.1) and never runs
-//! an event of a deployment twice, whichever leader asks.
+//! The journal holds each event's start before it runs and its end in the next save,
+//! so a host agent killed mid-event reports that event failed when it comes back (§8.1)
+//! and never runs an event of a deployment twice, whichever leader asks.
 //!
 //! The building blocks, each independent of the network and of Raft:
 //! - [`appspec_file`] finds and reads the appspec of an unpacked revision;
@@ -35,33 +36,27 @@ pub mod install;
 mod journal;
 mod poll;
 mod reports;
+mod runs;
 pub mod script_log;
 mod search;
 mod sequence;
 pub mod stale_voter;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub use backend::{Journal, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
-use fleetmesh_state::model::ids::DeploymentId;
-use tokio::sync::watch;
+pub use backend::{Journal, JournalError, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
 use tracing::info;
 
-use crate::runtime::protocol::{DeploymentAssignment, PollResponse};
+use crate::runtime::protocol::PollResponse;
 use crate::runtime::Node;
-
-/// One deployment running on this host.
-struct Running {
-    cancel: watch::Sender<bool>,
-    assigned_term: u64,
-}
 
 /// The host agent of one node.
 pub struct Agent {
     node: Arc<Node>,
     backend: Arc<dyn LifecycleBackend>,
-    running: Mutex<BTreeMap<DeploymentId, Running>>,
+    /// Shared by the poll loop, which starts and cancels runs, and [`Agent::drain`];
+    /// each holds it only for a few map operations, never across an await.
+    runs: Mutex<runs::Runs>,
     reports: reports::ReportQueue,
 }
 
@@ -82,7 +77,7 @@ impl Agent {
         let agent = Arc::new(Self {
             node: node.clone(),
             backend,
-            running: Mutex::new(BTreeMap::new()),
+            runs: Mutex::new(runs::Runs::default()),
             reports: reports::ReportQueue::default(),
         });
         for report in sequence::recover(node, agent.backend.as_ref()) {
@@ -98,27 +93,8 @@ impl Agent {
     /// list and swarm peers to the backend.
     fn on_assignments(self: &Arc<Self>, poll: &PollResponse) {
         self.backend.on_assignments(&self.node, &poll.assignments, &poll.swarm_peers);
-        let assigned: BTreeMap<DeploymentId, &DeploymentAssignment> = poll
-            .assignments
-            .deployments
-            .iter()
-            .map(|assignment| (assignment.deployment_id.clone(), assignment))
-            .collect();
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        running.retain(|id, run| {
-            let finished = run.cancel.is_closed();
-            if !assigned.contains_key(id) && poll.term >= run.assigned_term && !finished {
-                info!(deployment = %id, "assignment withdrawn: stopping after the current lifecycle event");
-                run.cancel.send_replace(true);
-            }
-            !finished
-        });
-        for (id, assignment) in assigned {
-            if running.contains_key(&id) {
-                continue;
-            }
-            let (cancel, cancelled) = watch::channel(false);
-            running.insert(id.clone(), Running { cancel, assigned_term: poll.term });
+        let started = self.runs().assign(&poll.assignments.deployments, poll.term);
+        for (assignment, cancelled) in started {
             let context = TargetContext { assignment: assignment.clone(), node_id: self.node.id() };
             let agent = self.clone();
             tokio::spawn(async move {
@@ -133,23 +109,19 @@ impl Agent {
     /// journal's recovery when the node comes back.
     pub async fn drain(&self, grace: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + grace;
-        {
-            let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if running.values().any(|run| !run.cancel.is_closed()) {
-                info!("waiting up to {grace:?} for running lifecycle events to finish");
-            }
-            for run in running.values() {
-                run.cancel.send_replace(true);
-            }
+        if self.runs().cancel_all() {
+            info!("waiting up to {grace:?} for running lifecycle events to finish");
         }
         // Bounded by the grace period.
         while tokio::time::Instant::now() < deadline {
-            let busy =
-                self.running.lock().unwrap_or_else(PoisonError::into_inner).values().any(|run| !run.cancel.is_closed());
-            if !busy {
+            if !self.runs().is_busy() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    fn runs(&self) -> MutexGuard<'_, runs::Runs> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

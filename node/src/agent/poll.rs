@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use fleetmesh_transport::{NodeId, Peer};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
@@ -14,7 +16,7 @@ use super::search::Search;
 use super::stale_voter::{Evidence, StaleVoterWatch, STALE_VOTER_HOLD};
 use super::Agent;
 use crate::runtime::protocol::{self, LeaderHint, MemberAddress, PollRequest, PollResponse, Request, Response};
-use crate::runtime::Node;
+use crate::runtime::{Directory, Node};
 
 /// Redirects ("not the leader, ask X") followed back to back before a pause: stale
 /// hints can point in a circle while a partitioned leader steps down.
@@ -25,125 +27,215 @@ const SEARCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs until shutdown.
 pub(super) async fn run(agent: Arc<Agent>) {
-    let node = agent.node.clone();
-    let mut shutdown = node.shutdown_signal();
-    let mut digest = String::new();
-    let mut members_version = 0u64;
-    let hold = node.settings().timing.poll_hold;
-    let mut stale_voter = StaleVoterWatch::default();
-    let mut search = Search::new(node.id());
-    // "Not the leader, ask X" answers followed since the last pause or answered poll.
-    let mut redirects = 0u32;
-    loop {
-        if *shutdown.borrow() {
-            return;
+    PollLoop::new(agent).run().await;
+}
+
+/// A node that answered a poll, and whether this node was searching for the leader
+/// when it asked.
+#[derive(Clone, Copy, Debug)]
+struct Asked {
+    peer: NodeId,
+    searching: bool,
+}
+
+/// An answer to a poll: the response, its payload (the member list when it changed),
+/// and who answered (`None`: this node's own leader service).
+type Answer = (Response, Bytes, Option<Asked>);
+
+/// The poll loop's state from one poll to the next.
+struct PollLoop {
+    agent: Arc<Agent>,
+    node: Arc<Node>,
+    shutdown: watch::Receiver<bool>,
+    /// How long the leader may hold a poll while nothing changes.
+    hold: Duration,
+    /// The assignments digest of the last answer (the leader holds the poll while it
+    /// matches).
+    digest: String,
+    /// The version of the member list this node holds.
+    members_version: u64,
+    stale_voter: StaleVoterWatch,
+    search: Search,
+    redirects: Redirects,
+}
+
+impl PollLoop {
+    fn new(agent: Arc<Agent>) -> Self {
+        let node = agent.node.clone();
+        Self {
+            shutdown: node.shutdown_signal(),
+            hold: node.settings().timing.poll_hold,
+            digest: String::new(),
+            members_version: 0,
+            stale_voter: StaleVoterWatch::default(),
+            search: Search::new(node.id()),
+            redirects: Redirects::default(),
+            agent,
+            node,
         }
-        let revisions = agent.backend.revision_progress();
-        let request = PollRequest {
-            node: node.id(),
-            assignments_digest: digest.clone(),
-            members_version,
-            hold_ms: hold.as_millis() as u64,
-            revisions,
-        };
-        // Who answered, and whether the node was searching for the leader when it asked.
-        let (answer, asked) = if node.is_leader() {
-            // The leader is a host too: its poll goes to its own leader service, without
-            // the network.
-            let me = Peer { id: node.id(), addr: node.settings().listen };
-            match node.call(me, Request::Poll(request), hold + Duration::from_secs(3)).await {
-                Ok(answer) => (answer, None),
-                Err(error) => {
-                    debug!(%error, "this node's own poll failed");
-                    pause(&mut shutdown, search.failed(&node.directory(), node.id(), None, true)).await;
-                    continue;
-                }
+    }
+
+    async fn run(mut self) {
+        // Until shutdown; every pass waits for an answer (a held poll) or pauses.
+        loop {
+            if *self.shutdown.borrow() {
+                return;
             }
-        } else {
-            let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
-            let Some(target) = known.or_else(|| search.candidate(&node.directory(), node.id())) else {
-                pause(&mut shutdown, search.failed(&node.directory(), node.id(), None, true)).await;
-                continue;
+            let request = PollRequest {
+                node: self.node.id(),
+                assignments_digest: self.digest.clone(),
+                members_version: self.members_version,
+                hold_ms: self.hold.as_millis() as u64,
+                revisions: self.agent.backend.revision_progress(),
             };
-            let searching = known.is_none();
-            // A candidate that is not the leader answers at once, and one that is need
-            // not hold a searcher's poll: a dead candidate then costs a short timeout,
-            // not a long poll's.
-            let (request, timeout) = if searching {
-                (PollRequest { hold_ms: 0, ..request }, SEARCH_TIMEOUT)
-            } else {
-                (request, hold + Duration::from_secs(3))
-            };
-            match node.call(target, Request::Poll(request), timeout).await {
-                Ok(answer) => (answer, Some((target.id, searching))),
-                Err(error) => {
-                    stale_voter.clear();
-                    debug!(peer = %target.id, %error, "poll failed");
-                    node.update_directory(|directory| {
-                        if directory.leader.is_some_and(|leader| leader.id == target.id) {
-                            directory.leader = None;
-                        }
-                    });
-                    pause(&mut shutdown, search.failed(&node.directory(), node.id(), Some(target.id), searching)).await;
-                    continue;
-                }
-            }
-        };
-        let (answer, payload) = answer;
-        match answer {
-            Response::Poll(poll) => {
-                if stale_voter.observe(Evidence::gather(&node, &poll), Instant::now()) {
-                    stale_voter.clear();
-                    reset_stale_voter(&node, &poll).await;
-                }
-                digest = poll.assignments_digest.clone();
-                // A list that does not decode or match its version is not taken: the
-                // node keeps its old one and asks again with the next poll.
-                let members = poll.members_in_payload.and_then(|version| match shared_members(version, &payload) {
-                    Ok(list) => Some((version, list)),
-                    Err(error) => {
-                        warn!(leader = %poll.leader.id, %error, "ignoring the member list of a poll answer");
-                        None
-                    }
-                });
-                node.update_directory(|directory| {
-                    directory.leader = Some(poll.leader);
-                    directory.term = poll.term;
-                    directory.role = Some(poll.role);
-                    directory.admin_token_hash = poll.admin_token_hash.clone();
-                    directory.voters.clone_from(&poll.voters);
-                    if let Some((version, list)) = &members {
-                        directory.members = list.clone();
-                        directory.members_version = *version;
-                    }
-                });
-                if let Some((version, _)) = members {
-                    members_version = version;
-                }
-                agent.on_assignments(&poll);
-                search.found();
-                redirects = 0;
-            }
-            Response::NotLeader { leader } => {
-                stale_voter.clear();
-                let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
-                let redirect = redirect(leader, node.id(), peer);
-                node.update_directory(|directory| directory.leader = redirect);
-                redirects += 1;
-                if redirect.is_none() || redirects > REDIRECTS_MAX {
-                    redirects = 0;
-                    pause(&mut shutdown, search.failed(&node.directory(), node.id(), peer, searching)).await;
-                }
-            }
-            other => {
-                stale_voter.clear();
-                debug!(?other, "unexpected poll answer");
-                let (peer, searching) = asked.map_or((None, true), |(peer, searching)| (Some(peer), searching));
-                pause(&mut shutdown, search.failed(&node.directory(), node.id(), peer, searching)).await;
+            let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
+            match asked {
+                Ok(answer) => self.on_answer(answer).await,
+                Err(delay) => pause(&mut self.shutdown, delay).await,
             }
         }
     }
+
+    /// The leader is a host too: its poll goes to its own leader service, without the
+    /// network. On failure, the pause before the next poll.
+    async fn ask_own(&mut self, request: PollRequest) -> Result<Answer, Duration> {
+        let node = &self.node;
+        let me = Peer { id: node.id(), addr: node.settings().listen };
+        match node.call(me, Request::Poll(request), self.hold + Duration::from_secs(3)).await {
+            Ok((response, payload)) => Ok((response, payload, None)),
+            Err(error) => {
+                debug!(%error, "this node's own poll failed");
+                Err(self.search.failed(&node.directory(), node.id(), None, true))
+            }
+        }
+    }
+
+    /// Polls the leader this node knows, or the search's next candidate. On failure,
+    /// the pause before the next poll.
+    async fn ask(&mut self, request: PollRequest) -> Result<Answer, Duration> {
+        let node = self.node.clone();
+        let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
+        let Some(target) = known.or_else(|| self.search.candidate(&node.directory(), node.id())) else {
+            return Err(self.search.failed(&node.directory(), node.id(), None, true));
+        };
+        let searching = known.is_none();
+        // A candidate that is not the leader answers at once, and one that is need not
+        // hold a searcher's poll: a dead candidate then costs a short timeout, not a
+        // long poll's.
+        let (request, timeout) = if searching {
+            (PollRequest { hold_ms: 0, ..request }, SEARCH_TIMEOUT)
+        } else {
+            (request, self.hold + Duration::from_secs(3))
+        };
+        match node.call(target, Request::Poll(request), timeout).await {
+            Ok((response, payload)) => Ok((response, payload, Some(Asked { peer: target.id, searching }))),
+            Err(error) => {
+                self.stale_voter.clear();
+                debug!(peer = %target.id, %error, "poll failed");
+                node.update_directory(|directory| {
+                    if directory.leader.is_some_and(|leader| leader.id == target.id) {
+                        directory.leader = None;
+                    }
+                });
+                Err(self.search.failed(&node.directory(), node.id(), Some(target.id), searching))
+            }
+        }
+    }
+
+    async fn on_answer(&mut self, (response, payload, asked): Answer) {
+        // An answer from this node's own leader service counts as a search step.
+        let (peer, searching) = asked.map_or((None, true), |asked| (Some(asked.peer), asked.searching));
+        match response {
+            Response::Poll(poll) => self.on_poll(poll, &payload).await,
+            Response::NotLeader { leader } => {
+                self.stale_voter.clear();
+                let redirect = redirect(leader, self.node.id(), peer);
+                self.node.update_directory(|directory| directory.leader = redirect);
+                if self.redirects.should_pause(redirect.is_some()) {
+                    let delay = self.search.failed(&self.node.directory(), self.node.id(), peer, searching);
+                    pause(&mut self.shutdown, delay).await;
+                }
+            }
+            other => {
+                self.stale_voter.clear();
+                debug!(?other, "unexpected poll answer");
+                let delay = self.search.failed(&self.node.directory(), self.node.id(), peer, searching);
+                pause(&mut self.shutdown, delay).await;
+            }
+        }
+    }
+
+    /// A leader answered: the node takes its word on the leader, the member list and
+    /// its assignments.
+    async fn on_poll(&mut self, poll: Box<PollResponse>, payload: &[u8]) {
+        let node = &self.node;
+        if self.stale_voter.observe(Evidence::gather(node, &poll), Instant::now()) {
+            self.stale_voter.clear();
+            reset_stale_voter(node, &poll).await;
+        }
+        self.digest = poll.assignments_digest.clone();
+        // A list that does not decode or match its version is not taken: the node keeps
+        // its old one and asks again with the next poll.
+        let members = poll.members_in_payload.and_then(|version| match shared_members(version, payload) {
+            Ok(list) => Some((version, list)),
+            Err(error) => {
+                warn!(leader = %poll.leader.id, %error, "ignoring the member list of a poll answer");
+                None
+            }
+        });
+        node.update_directory(|directory| learn_from_poll(directory, &poll, members.as_ref()));
+        if let Some((version, _)) = members {
+            self.members_version = version;
+        }
+        self.agent.on_assignments(&poll);
+        self.search.found();
+        self.redirects.reset();
+    }
 }
+
+/// Records in `directory` what a leader's poll answer says: the leader, its term, this
+/// node's role, the admin token hash, the voters, and the member list `members`
+/// (version and list) when one came with the answer.
+fn learn_from_poll(directory: &mut Directory, poll: &PollResponse, members: Option<&(u64, SharedMembers)>) {
+    directory.leader = Some(poll.leader);
+    directory.term = poll.term;
+    directory.role = Some(poll.role);
+    directory.admin_token_hash.clone_from(&poll.admin_token_hash);
+    directory.voters.clone_from(&poll.voters);
+    if let Some((version, list)) = members {
+        directory.members = list.clone();
+        directory.members_version = *version;
+    }
+}
+
+/// "Not the leader, ask X" answers followed back to back.
+#[derive(Debug, Default)]
+struct Redirects {
+    /// Followed since the last pause or answered poll.
+    followed: u32,
+}
+
+impl Redirects {
+    /// Counts a "not the leader" answer; true when the node should pause (and the
+    /// search go on) instead of following it: there is nowhere to go, or it followed
+    /// [`REDIRECTS_MAX`] in a row already.
+    fn should_pause(&mut self, has_redirect: bool) -> bool {
+        self.followed += 1;
+        if !has_redirect || self.followed > REDIRECTS_MAX {
+            self.followed = 0;
+            return true;
+        }
+        false
+    }
+
+    /// A leader answered.
+    fn reset(&mut self) {
+        self.followed = 0;
+    }
+}
+
+/// A member list by id, one copy per process (see [`shared_members`]).
+type SharedMembers = Arc<BTreeMap<NodeId, MemberAddress>>;
 
 /// Why a member list that came with a poll answer was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +263,7 @@ enum MemberListError {
 ///
 /// # Errors
 /// `encoded` is not a JSON member list, or not the list `version` names.
-fn shared_members(version: u64, encoded: &[u8]) -> Result<Arc<BTreeMap<NodeId, MemberAddress>>, MemberListError> {
+fn shared_members(version: u64, encoded: &[u8]) -> Result<SharedMembers, MemberListError> {
     type Lists = BTreeMap<u64, Weak<BTreeMap<NodeId, MemberAddress>>>;
     static LISTS: Mutex<Lists> = Mutex::new(BTreeMap::new());
     let mut lists = LISTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -213,7 +305,7 @@ async fn reset_stale_voter(node: &Node, poll: &PollResponse) {
     }
 }
 
-async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
+async fn pause(shutdown: &mut watch::Receiver<bool>, delay: Duration) {
     tokio::select! {
         biased;
         _ = shutdown.changed() => {}
@@ -260,6 +352,49 @@ mod tests {
         let garbage = b"[{\"id\":";
         let error = shared_members(protocol::members_version(garbage), garbage).expect_err("truncated");
         assert!(error.to_string().contains("does not decode"), "{error}");
+    }
+
+    #[test]
+    fn redirects_are_followed_three_in_a_row_then_the_node_pauses() {
+        // Three redirects with somewhere to go are followed; the fourth pauses and starts
+        // the count again. A redirect to nowhere pauses at once; an answered poll resets.
+        let mut redirects = Redirects::default();
+        let followed: Vec<bool> = (0..5).map(|_| redirects.should_pause(true)).collect();
+        assert_eq!(followed, [false, false, false, true, false]);
+        assert!(redirects.should_pause(false), "nowhere to go");
+        assert!(!redirects.should_pause(true));
+        assert!(!redirects.should_pause(true));
+        redirects.reset();
+        assert!(!redirects.should_pause(true) && !redirects.should_pause(true) && !redirects.should_pause(true));
+        assert!(redirects.should_pause(true));
+    }
+
+    #[test]
+    fn a_poll_answer_sets_the_leader_term_role_and_voters_and_a_new_member_list() {
+        // An answer without a list keeps the directory's list and version; one with a list
+        // replaces both.
+        let leader = LeaderHint { id: NodeId(2), listen: "127.0.0.2:7000".parse().expect("addr") };
+        let poll = PollResponse {
+            leader,
+            term: 7,
+            role: protocol::Role::Agent,
+            members_in_payload: None,
+            admin_token_hash: "hash".into(),
+            assignments: Default::default(),
+            assignments_digest: "digest".into(),
+            swarm_peers: BTreeMap::new(),
+            voters: vec![NodeId(2), NodeId(3)],
+        };
+        let old: SharedMembers = Arc::new(directory().into_iter().take(1).map(|member| (member.id, member)).collect());
+        let mut book = Directory { members: old.clone(), members_version: 1, ..Directory::default() };
+        learn_from_poll(&mut book, &poll, None);
+        assert_eq!(book.leader.map(|hint| hint.id), Some(NodeId(2)));
+        assert_eq!((book.term, book.role, book.admin_token_hash.as_str()), (7, Some(protocol::Role::Agent), "hash"));
+        assert_eq!(book.voters, vec![NodeId(2), NodeId(3)]);
+        assert!(Arc::ptr_eq(&book.members, &old) && book.members_version == 1);
+        let new: SharedMembers = Arc::new(directory().into_iter().map(|member| (member.id, member)).collect());
+        learn_from_poll(&mut book, &poll, Some(&(9, new.clone())));
+        assert!(Arc::ptr_eq(&book.members, &new) && book.members_version == 9);
     }
 
     #[test]

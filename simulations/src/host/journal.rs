@@ -17,7 +17,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fleetmesh_node::agent::{Journal, JournalRecord, MemoryJournal};
+use fleetmesh_node::agent::{Journal, JournalError, JournalRecord, MemoryJournal};
 use fleetmesh_state::model::ids::DeploymentId;
 
 #[derive(Debug, Default)]
@@ -54,6 +54,7 @@ impl SimJournal {
         if lose_unsynced {
             return Some(record.assignment.deployment_id);
         }
+        // A memory journal's save cannot fail.
         let _ = store.durable.save(&record);
         None
     }
@@ -88,10 +89,11 @@ impl Journal for JournalHandle {
         }
     }
 
-    fn save(&self, record: &JournalRecord) -> std::io::Result<()> {
+    fn save(&self, record: &JournalRecord) -> Result<(), JournalError> {
         let mut store = self.journal.lock();
         if store.incarnation != self.incarnation {
-            return Err(std::io::Error::other("the host crashed; this agent's journal is no longer writable"));
+            let fenced = std::io::Error::other("the host crashed; this agent's journal is no longer writable");
+            return Err(fenced.into());
         }
         if let Some(previous) = store.unsynced.take() {
             store.durable.save(&previous)?;

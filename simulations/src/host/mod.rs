@@ -173,6 +173,29 @@ fn failure(code: LifecycleErrorCode, message: String) -> EventOutcome {
     outcome(false, code, message)
 }
 
+/// Why a simulated host could not fetch a chunk.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// No reachable peer delivered it before DownloadBundle's deadline.
+    #[error("chunk {chunk} of revision {revision} could not be fetched within {timeout:?}")]
+    TimedOut {
+        /// The chunk.
+        chunk: ChunkHash,
+        /// Its revision.
+        revision: RevisionId,
+        /// DownloadBundle's timeout.
+        timeout: Duration,
+    },
+    /// The world has no content for it (a revision that was never synthesized).
+    #[error("no peer has chunk {chunk} of revision {revision}")]
+    Unknown {
+        /// The chunk.
+        chunk: ChunkHash,
+        /// Its revision.
+        revision: RevisionId,
+    },
+}
+
 /// Runs `work` unless the node crashes first: a crashed node's lifecycle tasks outlive
 /// its task set, and must stop at their next step instead of acting for a dead host.
 async fn until_crash(node: &Node, work: impl Future<Output = EventOutcome>) -> EventOutcome {
@@ -240,7 +263,7 @@ impl SimHost {
         chunk: ChunkHash,
         len: u32,
         deadline: tokio::time::Instant,
-    ) -> Result<ChunkHash, String> {
+    ) -> Result<ChunkHash, FetchError> {
         let timing = self.world.timing;
         let mut dropped: BTreeSet<NodeId> = BTreeSet::new();
         let mut attempt = 0u64;
@@ -248,10 +271,7 @@ impl SimHost {
         loop {
             attempt += 1;
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "chunk {chunk} of revision {revision} could not be fetched within {:?}",
-                    timing.download_timeout
-                ));
+                return Err(FetchError::TimedOut { chunk, revision, timeout: timing.download_timeout });
             }
             let corrupt = lock(&self.world.faults).corrupt_peers.clone();
             let holders = lock(&self.world.holders).get(&revision).cloned().unwrap_or_default();
@@ -270,7 +290,7 @@ impl SimHost {
             let sending = Duration::from_nanos(u64::from(len) * 1_000_000_000 / timing.downlink_bytes_per_sec.max(1));
             tokio::time::sleep(sending + Duration::from_millis(1)).await;
             let Some(mut content) = lock(&self.world.catalog).content(&chunk) else {
-                return Err(format!("no peer has chunk {chunk} of revision {revision}"));
+                return Err(FetchError::Unknown { chunk, revision });
             };
             if corrupt.contains(&peer) {
                 content[0] ^= 0x5a;
@@ -300,9 +320,9 @@ impl SimHost {
                     lock(&self.disk).chunks.insert(chunk.hash(), received);
                     fetched += u64::from(chunk.len());
                 }
-                Err(message) => {
+                Err(error) => {
                     self.note(context, "DownloadBundle failed");
-                    return failure(LifecycleErrorCode::UnknownError, message);
+                    return failure(LifecycleErrorCode::UnknownError, error.to_string());
                 }
             }
         }

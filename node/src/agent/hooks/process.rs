@@ -30,6 +30,47 @@ const TERMINATE_POLL: Duration = Duration::from_millis(50);
 const TEXT_BUSY_RETRIES: u32 = 10;
 const TEXT_BUSY_WAIT: Duration = Duration::from_millis(20);
 
+/// Why a script cannot run as its appspec's `runas` user.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunAsError {
+    /// The user database has no such user.
+    #[error("runas user {name:?} does not exist on this host")]
+    UnknownUser {
+        /// The user named by the appspec.
+        name: String,
+    },
+    /// The user database could not be read.
+    #[error("cannot look up runas user {name:?}: {source}")]
+    Lookup {
+        /// The user named by the appspec.
+        name: String,
+        /// What the lookup said.
+        source: Errno,
+    },
+    /// Switching to another user needs root, and this process is not.
+    #[error("cannot run as {name:?}: fleetmesh runs as uid {uid} and only root can switch users")]
+    NotRoot {
+        /// The user named by the appspec.
+        name: String,
+        /// This process's effective uid.
+        uid: Uid,
+    },
+    /// The name cannot be passed to the C library.
+    #[error("runas user {name:?} contains a NUL byte")]
+    NulByte {
+        /// The user named by the appspec.
+        name: String,
+    },
+    /// The user's supplementary groups could not be listed.
+    #[error("cannot list the groups of {name:?}: {source}")]
+    Groups {
+        /// The user named by the appspec.
+        name: String,
+        /// What `getgrouplist` said.
+        source: Errno,
+    },
+}
+
 /// A user to run scripts as, looked up before spawning.
 #[derive(Clone, Debug)]
 pub(crate) struct RunAs {
@@ -45,26 +86,23 @@ impl RunAs {
     /// Looks `name` up in the user database.
     ///
     /// # Errors
-    /// A message for the event's diagnostics: unknown user, lookup failure, or a user
-    /// this process cannot switch to (not root).
-    pub(crate) fn lookup(name: &str) -> Result<Self, String> {
+    /// Unknown user, lookup failure, or a user this process cannot switch to (not
+    /// root); the message goes into the event's diagnostics.
+    pub(crate) fn lookup(name: &str) -> Result<Self, RunAsError> {
         let user = match User::from_name(name) {
             Ok(Some(user)) => user,
-            Ok(None) => return Err(format!("runas user {name:?} does not exist on this host")),
-            Err(error) => return Err(format!("cannot look up runas user {name:?}: {error}")),
+            Ok(None) => return Err(RunAsError::UnknownUser { name: name.to_string() }),
+            Err(source) => return Err(RunAsError::Lookup { name: name.to_string(), source }),
         };
         let is_self = geteuid() == user.uid;
         if !is_self && !geteuid().is_root() {
-            return Err(format!(
-                "cannot run as {name:?}: fleetmesh runs as uid {} and only root can switch users",
-                geteuid()
-            ));
+            return Err(RunAsError::NotRoot { name: name.to_string(), uid: geteuid() });
         }
         let groups = if is_self {
             Vec::new()
         } else {
-            let c_name = CString::new(name).map_err(|_| format!("runas user {name:?} contains a NUL byte"))?;
-            getgrouplist(&c_name, user.gid).map_err(|error| format!("cannot list the groups of {name:?}: {error}"))?
+            let c_name = CString::new(name).map_err(|_| RunAsError::NulByte { name: name.to_string() })?;
+            getgrouplist(&c_name, user.gid).map_err(|source| RunAsError::Groups { name: name.to_string(), source })?
         };
         Ok(Self { name: name.to_string(), uid: user.uid, gid: user.gid, groups, home: user.dir, shell: user.shell })
     }
@@ -177,16 +215,20 @@ pub(crate) async fn terminate_group(child: &mut Child, pgid: Pid) {
     let grace_end = tokio::time::Instant::now() + TERMINATE_GRACE;
     // Bounded by the grace period.
     loop {
-        let _ = child.try_wait(); // reap the leader so it does not count as alive
+        // Reaps the leader so it does not count as alive; an error means it is already
+        // reaped, which is as good.
+        let _ = child.try_wait();
         if !group_exists(pgid) {
             break;
         }
         if tokio::time::Instant::now() >= grace_end {
+            // ESRCH (the group ended since the check) is the only expected error.
             let _ = killpg(pgid, Signal::SIGKILL);
             break;
         }
         tokio::time::sleep(TERMINATE_POLL).await;
     }
-    // After SIGKILL (or its own exit) the script ends promptly; this only reaps it.
+    // After SIGKILL (or its own exit) the script ends promptly; this only reaps it, and
+    // its exit status no longer matters (the event already timed out).
     let _ = child.wait().await;
 }
