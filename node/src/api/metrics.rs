@@ -21,6 +21,7 @@ pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
     };
     let mut text = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        // Writing into a String cannot fail.
         let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{id}\"}} {value}");
     };
     gauge("fleetmesh_raft_term", "Current Raft term.", "gauge", metrics.current_term);

@@ -79,7 +79,8 @@ async fn finish(
 ) -> Result<Json<Value>, ApiError> {
     let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
         .map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
-    let (revision, application) = service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
+    let (_revision, application) =
+        service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
     let register = json!({
         "applicationName": application,
         "manifest": manifest,
@@ -90,6 +91,5 @@ async fn finish(
     let token = super::bearer(&headers).unwrap_or_default();
     let answer =
         super::call_leader(&api, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token).await?;
-    let _ = revision;
     Ok(Json(answer))
 }

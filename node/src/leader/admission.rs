@@ -5,14 +5,36 @@
 
 use std::time::Duration;
 
-use fleetmesh_state::{Command, Outcome};
-use fleetmesh_transport::pki::CaAuthority;
+use fleetmesh_state::{Command, NodeId, Outcome};
+use fleetmesh_transport::pki::{CaAuthority, PkiError};
 use tracing::info;
 
 use super::liveness::Health;
 use super::Leader;
 use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{JoinRequest, JoinResponse, Request, Response};
+use crate::runtime::ProposeError;
+
+/// Why the leader refuses a joiner; the text goes back to the joining node.
+#[derive(Debug, thiserror::Error)]
+enum AdmissionError {
+    #[error("the cluster is still bootstrapping; retry in a few seconds")]
+    Bootstrapping,
+    #[error("the join token is not valid for this cluster")]
+    UnknownToken,
+    #[error("the join token expired {0} s ago; create a new one with `fleetmesh cluster create-join-token`")]
+    TokenExpired(u64),
+    #[error("the public key is not hex")]
+    PublicKeyNotHex,
+    #[error("node {id} is alive at {listen}; give this node another --listen address")]
+    AddressInUse { id: NodeId, listen: String },
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error("the member could not be added: {0}")]
+    NotAdded(String),
+    #[error(transparent)]
+    Sign(#[from] PkiError),
+}
 
 /// Admits a joiner (on the leader) or forwards the request to the leader.
 impl Leader {
@@ -30,11 +52,11 @@ impl Leader {
         }
         match self.admit_on_leader(request).await {
             Ok(answer) => answer,
-            Err(reason) => JoinResponse::Refused(reason),
+            Err(error) => JoinResponse::Refused(error.to_string()),
         }
     }
 
-    async fn admit_on_leader(&self, request: JoinRequest) -> Result<JoinResponse, String> {
+    async fn admit_on_leader(&self, request: JoinRequest) -> Result<JoinResponse, AdmissionError> {
         let node = &self.node;
         let now = node.clock().now();
         let (info, same_address) = node.state().read(|state| {
@@ -42,42 +64,36 @@ impl Leader {
                 state.members.values().find(|member| member.listen == request.spec.listen).map(|member| member.id);
             (state.cluster.clone(), same)
         });
-        let info = info.ok_or("the cluster is still bootstrapping; retry in a few seconds")?;
+        let info = info.ok_or(AdmissionError::Bootstrapping)?;
         let offered = secret_hash(&request.secret);
         let record = info
             .join_tokens
             .iter()
             .find(|record| hashes_equal(&record.secret_hash, &offered))
-            .ok_or("the join token is not valid for this cluster")?;
+            .ok_or(AdmissionError::UnknownToken)?;
         if let Some(expires_at) = record.expires_at {
             if now > expires_at {
-                return Err(format!(
-                    "the join token expired {} s ago; create a new one with `fleetmesh cluster create-join-token`",
-                    now.millis_since(expires_at) / 1000
-                ));
+                return Err(AdmissionError::TokenExpired(now.millis_since(expires_at) / 1000));
             }
         }
-        let public_key = hex::decode(&request.public_key).map_err(|_| "the public key is not hex".to_string())?;
+        let public_key = hex::decode(&request.public_key).map_err(|_| AdmissionError::PublicKeyNotHex)?;
         let mut commands = Vec::new();
         if let Some(previous) = same_address {
             // A host that lost its data directory rejoins on the same address: replace the
             // dead record instead of leaving a ghost. A live member at that address is a
             // configuration mistake.
             if self.health(previous) != Health::Dead {
-                return Err(format!(
-                    "node {previous} is alive at {}; give this node another --listen address",
-                    request.spec.listen
-                ));
+                return Err(AdmissionError::AddressInUse { id: previous, listen: request.spec.listen.to_string() });
             }
             commands.push(Command::RemoveMember { id: previous });
         }
         commands.push(Command::AddMember { spec: request.spec.clone() });
-        let outcomes = node.propose(commands).await.map_err(|error| error.to_string())?;
+        let outcomes = node.propose(commands).await?;
         let node_id = match outcomes.last() {
             Some(Outcome::MemberAdded(id)) => *id,
-            other => return Err(format!("the member could not be added: {other:?}")),
+            other => return Err(AdmissionError::NotAdded(format!("{other:?}"))),
         };
-        let cert_pem = info.ca.sign_node(node_id, &public_key).map_err(|error| error.to_string())?;
+        let cert_pem = info.ca.sign_node(node_id, &public_key)?;
         info!(node = %node_id, listen = %request.spec.listen, "admitted a new node");
         let members = node.member_addresses();
         Ok(JoinResponse::Admitted {

@@ -155,6 +155,7 @@ impl DemoCluster {
     /// Stops every node: SIGTERM, then SIGKILL after 5 s.
     pub(crate) fn stop(&mut self) {
         for node in &self.nodes {
+            // A node that already exited cannot be signalled; the wait below covers it.
             let _ = kill(Pid::from_raw(node.child.id() as i32), Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -165,6 +166,8 @@ impl DemoCluster {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            // Best effort at teardown: a child that already exited refuses the kill, and the
+            // wait only reaps it.
             let _ = node.child.kill();
             let _ = node.child.wait();
         }

@@ -162,16 +162,7 @@ pub(crate) fn wait_for_deployment(
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
     let terminal = std::io::stderr().is_terminal() && !json_output;
-    let bar = terminal.then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} targets done  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
+    let bar = terminal.then(progress_bar);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut failures = 0u32;
     // Bounded by the deployment's own deadline (the engine fails it on TIMEOUT) and by
@@ -198,29 +189,7 @@ pub(crate) fn wait_for_deployment(
             .iter()
             .filter(|target| matches!(target["status"].as_str(), Some("Succeeded" | "Failed" | "Skipped")))
             .count();
-        for target in &targets {
-            let event = &target["currentEvent"];
-            let line = format!(
-                "wave {} node {}: {}{}",
-                text(&target["wave"]),
-                text(&target["targetId"]),
-                text(&target["status"]),
-                if event.is_null() {
-                    String::new()
-                } else {
-                    format!(" ({} {})", text(&event["name"]), text(&event["status"]))
-                }
-            );
-            let key = text(&target["targetId"]);
-            if seen.get(&key) != Some(&line) {
-                match &bar {
-                    Some(bar) => bar.println(&line),
-                    None if !json_output => println!("{line}"),
-                    None => {}
-                }
-                seen.insert(key, line);
-            }
-        }
+        print_changed_targets(&targets, &mut seen, bar.as_ref(), json_output);
         if let Some(bar) = &bar {
             bar.set_length(targets.len() as u64);
             bar.set_position(done as u64);
@@ -243,5 +212,50 @@ pub(crate) fn wait_for_deployment(
             });
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The spinner and bar shown on a terminal while a deployment runs.
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} targets done  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Prints one line per target whose wave, status or current event changed since the last
+/// answer (`seen` holds each target's last line).
+fn print_changed_targets(
+    targets: &[Value],
+    seen: &mut BTreeMap<String, String>,
+    bar: Option<&indicatif::ProgressBar>,
+    json_output: bool,
+) {
+    for target in targets {
+        let event = &target["currentEvent"];
+        let line = format!(
+            "wave {} node {}: {}{}",
+            text(&target["wave"]),
+            text(&target["targetId"]),
+            text(&target["status"]),
+            if event.is_null() {
+                String::new()
+            } else {
+                format!(" ({} {})", text(&event["name"]), text(&event["status"]))
+            }
+        );
+        let key = text(&target["targetId"]);
+        if seen.get(&key) != Some(&line) {
+            match bar {
+                Some(bar) => bar.println(&line),
+                None if !json_output => println!("{line}"),
+                None => {}
+            }
+            seen.insert(key, line);
+        }
     }
 }

@@ -1,289 +1,16 @@
 //! `fleetmesh deploy ...`: verbs and flags as `aws deploy`, against the node API
 //! (`POST /v1/deploy/<Operation>` with CodeDeploy-shaped JSON).
+//!
+//! `args.rs` holds the verbs' flags; this file runs them, one function per resource kind.
 
-use std::path::PathBuf;
+mod args;
+
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+pub(crate) use self::args::{CreateDeploymentArgs, CreateDeploymentGroupArgs, DeployCommand, PrefetchArgs, PushArgs};
 use super::client::ApiClient;
-
-/// `fleetmesh deploy` verbs.
-#[derive(Debug, Subcommand)]
-pub(crate) enum DeployCommand {
-    /// Create an application.
-    CreateApplication {
-        /// Name (1–100 of [A-Za-z0-9._+=,@-]).
-        #[arg(long)]
-        application_name: String,
-        /// Server (hosts); Lambda and ECS are recorded but not deployable yet.
-        #[arg(long, default_value = "Server", value_parser = ["Server", "Lambda", "ECS"])]
-        compute_platform: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show an application.
-    GetApplication {
-        /// Name.
-        #[arg(long)]
-        application_name: String,
-    },
-    /// List applications.
-    ListApplications {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete an application with its deployment groups and revisions.
-    DeleteApplication {
-        /// Name.
-        #[arg(long)]
-        application_name: String,
-    },
-    /// Create a deployment group: which hosts (by tags), how (configuration), rollback.
-    CreateDeploymentGroup(CreateDeploymentGroupArgs),
-    /// Show a deployment group.
-    GetDeploymentGroup {
-        /// Application.
-        #[arg(long)]
-        application_name: String,
-        /// Group.
-        #[arg(long)]
-        deployment_group_name: String,
-    },
-    /// List an application's deployment groups.
-    ListDeploymentGroups {
-        /// Application.
-        #[arg(long)]
-        application_name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete a deployment group (nothing is uninstalled from its hosts).
-    DeleteDeploymentGroup {
-        /// Application.
-        #[arg(long)]
-        application_name: String,
-        /// Group.
-        #[arg(long)]
-        deployment_group_name: String,
-    },
-    /// Create a custom deployment configuration.
-    CreateDeploymentConfig {
-        /// Name (not starting with CodeDeployDefault.).
-        #[arg(long)]
-        deployment_config_name: String,
-        /// type=HOST_COUNT|FLEET_PERCENT,value=N
-        #[arg(long, value_name = "type=T,value=N")]
-        minimum_healthy_hosts: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a deployment configuration.
-    GetDeploymentConfig {
-        /// Name.
-        #[arg(long)]
-        deployment_config_name: String,
-    },
-    /// List deployment configurations (predefined and custom).
-    ListDeploymentConfigs {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Delete a custom deployment configuration.
-    DeleteDeploymentConfig {
-        /// Name.
-        #[arg(long)]
-        deployment_config_name: String,
-    },
-    /// Chunk a bundle (directory, .tar, .tar.gz/.tgz, .zip) and register it as a revision.
-    Push(PushArgs),
-    /// List an application's revisions.
-    ListApplicationRevisions {
-        /// Application.
-        #[arg(long)]
-        application_name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Spread a revision to hosts before deploying it.
-    Prefetch(PrefetchArgs),
-    /// Show how much of a revision each node holds.
-    GetRevisionDistribution {
-        /// Revision id.
-        #[arg(long)]
-        revision: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Deploy a revision to a deployment group.
-    CreateDeployment(CreateDeploymentArgs),
-    /// Show a deployment.
-    GetDeployment {
-        /// Deployment id.
-        #[arg(long)]
-        deployment_id: String,
-        /// Follow it until it ends; exit non-zero unless it succeeded.
-        #[arg(long)]
-        wait: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List deployments, newest first.
-    ListDeployments {
-        /// Only this application's.
-        #[arg(long)]
-        application_name: Option<String>,
-        /// Only this group's.
-        #[arg(long)]
-        deployment_group_name: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List a deployment's targets and their status.
-    ListDeploymentTargets {
-        /// Deployment id.
-        #[arg(long)]
-        deployment_id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one target's lifecycle events with diagnostics.
-    GetDeploymentTarget {
-        /// Deployment id.
-        #[arg(long)]
-        deployment_id: String,
-        /// Target (node id).
-        #[arg(long)]
-        target_id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop a deployment (optionally rolling back what it changed).
-    StopDeployment {
-        /// Deployment id.
-        #[arg(long)]
-        deployment_id: String,
-        /// Roll back to the group's last successful revision.
-        #[arg(long)]
-        auto_rollback: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `create-deployment-group` flags.
-#[derive(Debug, Args)]
-pub(crate) struct CreateDeploymentGroupArgs {
-    /// Application.
-    #[arg(long)]
-    pub(crate) application_name: String,
-    /// Group name.
-    #[arg(long)]
-    pub(crate) deployment_group_name: String,
-    /// Target hosts with this tag: KEY=VALUE, KEY (key only) or =VALUE (value only). Filters are OR'ed.
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
-    pub(crate) tags: Vec<String>,
-    /// A tag group "K=V,K2=V2" (OR inside the group); hosts must match every group (AND). Up to 3.
-    #[arg(long = "tag-set", value_name = "K=V,...", conflicts_with = "tags")]
-    pub(crate) tag_sets: Vec<String>,
-    /// Deployment configuration.
-    #[arg(long, default_value = "CodeDeployDefault.OneAtATime")]
-    pub(crate) deployment_config_name: String,
-    /// Roll back automatically when a deployment fails.
-    #[arg(long)]
-    pub(crate) auto_rollback: bool,
-    /// Do not give hosts that join later the group's last successful revision.
-    #[arg(long)]
-    pub(crate) no_update_outdated_instances: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-}
-
-/// `push` flags.
-#[derive(Debug, Args)]
-pub(crate) struct PushArgs {
-    /// Application.
-    #[arg(long)]
-    pub(crate) application_name: String,
-    /// Bundle: a directory, .tar, .tar.gz/.tgz or .zip with appspec.yml at its root.
-    #[arg(long)]
-    pub(crate) source: PathBuf,
-    /// Description.
-    #[arg(long, default_value = "")]
-    pub(crate) description: String,
-    /// Print the revision record as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-}
-
-/// `prefetch` flags.
-#[derive(Debug, Args)]
-pub(crate) struct PrefetchArgs {
-    /// Revision id.
-    #[arg(long)]
-    pub(crate) revision: String,
-    /// Spread to this group's hosts.
-    #[arg(long, required_unless_present = "all_nodes")]
-    pub(crate) deployment_group_name: Option<String>,
-    /// Spread to every node.
-    #[arg(long, conflicts_with = "deployment_group_name")]
-    pub(crate) all_nodes: bool,
-    /// Wait until every target holds it (progress bar on a terminal).
-    #[arg(long)]
-    pub(crate) wait: bool,
-}
-
-/// `create-deployment` flags.
-#[derive(Debug, Args)]
-pub(crate) struct CreateDeploymentArgs {
-    /// Application.
-    #[arg(long)]
-    pub(crate) application_name: String,
-    /// Group.
-    #[arg(long)]
-    pub(crate) deployment_group_name: String,
-    /// Revision id (from `push`).
-    #[arg(long)]
-    pub(crate) revision: String,
-    /// Overrides the group's configuration.
-    #[arg(long)]
-    pub(crate) deployment_config_name: Option<String>,
-    /// Description.
-    #[arg(long, default_value = "")]
-    pub(crate) description: String,
-    /// Continue when ApplicationStop (of the previous revision) fails.
-    #[arg(long)]
-    pub(crate) ignore_application_stop_failures: bool,
-    /// DISALLOW, OVERWRITE or RETAIN (the appspec's setting wins).
-    #[arg(long, default_value = "DISALLOW", value_parser = ["DISALLOW", "OVERWRITE", "RETAIN"])]
-    pub(crate) file_exists_behavior: String,
-    /// Roll back automatically if it fails (overrides the group).
-    #[arg(long, conflicts_with = "no_auto_rollback")]
-    pub(crate) auto_rollback: bool,
-    /// Never roll back automatically (overrides the group).
-    #[arg(long)]
-    pub(crate) no_auto_rollback: bool,
-    /// Follow it until it ends; exit non-zero unless it succeeded.
-    #[arg(long)]
-    pub(crate) wait: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-}
 
 fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
@@ -297,6 +24,7 @@ fn op(client: &ApiClient, operation: &str, body: Value) -> anyhow::Result<Value>
 ///
 /// # Errors
 /// Bad flags or a failed API call.
+/// Runs one `fleetmesh deploy` verb: applications and groups here, the rest below.
 pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<ExitCode> {
     use DeployCommand as C;
     match command {
@@ -349,6 +77,15 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
             )?;
             println!("deleted deployment group {deployment_group_name}");
         }
+        other => return configs_and_revisions(client, other),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deployment configurations and revisions.
+fn configs_and_revisions(client: &ApiClient, command: DeployCommand) -> anyhow::Result<ExitCode> {
+    use DeployCommand as C;
+    match command {
         C::CreateDeploymentConfig { deployment_config_name, minimum_healthy_hosts, json } => {
             let (kind, value) = parse_minimum_healthy_hosts(&minimum_healthy_hosts)?;
             let answer = op(
@@ -395,6 +132,15 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
                 crate::cli::watch::print_distribution(&answer)
             }
         }
+        other => return deployments(client, other),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deployments and their targets.
+fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<ExitCode> {
+    use DeployCommand as C;
+    match command {
         C::CreateDeployment(args) => return create_deployment(client, args),
         C::GetDeployment { deployment_id, wait, json } => {
             if wait {
@@ -448,6 +194,7 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
                 println!("{}", answer["statusMessage"].as_str().unwrap_or("stopped"));
             }
         }
+        other => anyhow::bail!("internal error: {other:?} is not a deployment verb"),
     }
     Ok(ExitCode::SUCCESS)
 }

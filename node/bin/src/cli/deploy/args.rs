@@ -1,0 +1,281 @@
+//! The flags of `fleetmesh deploy` verbs (clap), named as `aws deploy` names them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// `fleetmesh deploy` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeployCommand {
+    /// Create an application.
+    CreateApplication {
+        /// Name (1–100 of [A-Za-z0-9._+=,@-]).
+        #[arg(long)]
+        application_name: String,
+        /// Server (hosts); Lambda and ECS are recorded but not deployable yet.
+        #[arg(long, default_value = "Server", value_parser = ["Server", "Lambda", "ECS"])]
+        compute_platform: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an application.
+    GetApplication {
+        /// Name.
+        #[arg(long)]
+        application_name: String,
+    },
+    /// List applications.
+    ListApplications {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an application with its deployment groups and revisions.
+    DeleteApplication {
+        /// Name.
+        #[arg(long)]
+        application_name: String,
+    },
+    /// Create a deployment group: which hosts (by tags), how (configuration), rollback.
+    CreateDeploymentGroup(CreateDeploymentGroupArgs),
+    /// Show a deployment group.
+    GetDeploymentGroup {
+        /// Application.
+        #[arg(long)]
+        application_name: String,
+        /// Group.
+        #[arg(long)]
+        deployment_group_name: String,
+    },
+    /// List an application's deployment groups.
+    ListDeploymentGroups {
+        /// Application.
+        #[arg(long)]
+        application_name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a deployment group (nothing is uninstalled from its hosts).
+    DeleteDeploymentGroup {
+        /// Application.
+        #[arg(long)]
+        application_name: String,
+        /// Group.
+        #[arg(long)]
+        deployment_group_name: String,
+    },
+    /// Create a custom deployment configuration.
+    CreateDeploymentConfig {
+        /// Name (not starting with CodeDeployDefault.).
+        #[arg(long)]
+        deployment_config_name: String,
+        /// type=HOST_COUNT|FLEET_PERCENT,value=N
+        #[arg(long, value_name = "type=T,value=N")]
+        minimum_healthy_hosts: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a deployment configuration.
+    GetDeploymentConfig {
+        /// Name.
+        #[arg(long)]
+        deployment_config_name: String,
+    },
+    /// List deployment configurations (predefined and custom).
+    ListDeploymentConfigs {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a custom deployment configuration.
+    DeleteDeploymentConfig {
+        /// Name.
+        #[arg(long)]
+        deployment_config_name: String,
+    },
+    /// Chunk a bundle (directory, .tar, .tar.gz/.tgz, .zip) and register it as a revision.
+    Push(PushArgs),
+    /// List an application's revisions.
+    ListApplicationRevisions {
+        /// Application.
+        #[arg(long)]
+        application_name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Spread a revision to hosts before deploying it.
+    Prefetch(PrefetchArgs),
+    /// Show how much of a revision each node holds.
+    GetRevisionDistribution {
+        /// Revision id.
+        #[arg(long)]
+        revision: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deploy a revision to a deployment group.
+    CreateDeployment(CreateDeploymentArgs),
+    /// Show a deployment.
+    GetDeployment {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// Follow it until it ends; exit non-zero unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deployments, newest first.
+    ListDeployments {
+        /// Only this application's.
+        #[arg(long)]
+        application_name: Option<String>,
+        /// Only this group's.
+        #[arg(long)]
+        deployment_group_name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a deployment's targets and their status.
+    ListDeploymentTargets {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one target's lifecycle events with diagnostics.
+    GetDeploymentTarget {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// Target (node id).
+        #[arg(long)]
+        target_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a deployment (optionally rolling back what it changed).
+    StopDeployment {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// Roll back to the group's last successful revision.
+        #[arg(long)]
+        auto_rollback: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `create-deployment-group` flags.
+#[derive(Debug, Args)]
+pub(crate) struct CreateDeploymentGroupArgs {
+    /// Application.
+    #[arg(long)]
+    pub(crate) application_name: String,
+    /// Group name.
+    #[arg(long)]
+    pub(crate) deployment_group_name: String,
+    /// Target hosts with this tag: KEY=VALUE, KEY (key only) or =VALUE (value only). Filters are OR'ed.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub(crate) tags: Vec<String>,
+    /// A tag group "K=V,K2=V2" (OR inside the group); hosts must match every group (AND). Up to 3.
+    #[arg(long = "tag-set", value_name = "K=V,...", conflicts_with = "tags")]
+    pub(crate) tag_sets: Vec<String>,
+    /// Deployment configuration.
+    #[arg(long, default_value = "CodeDeployDefault.OneAtATime")]
+    pub(crate) deployment_config_name: String,
+    /// Roll back automatically when a deployment fails.
+    #[arg(long)]
+    pub(crate) auto_rollback: bool,
+    /// Do not give hosts that join later the group's last successful revision.
+    #[arg(long)]
+    pub(crate) no_update_outdated_instances: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `push` flags.
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Application.
+    #[arg(long)]
+    pub(crate) application_name: String,
+    /// Bundle: a directory, .tar, .tar.gz/.tgz or .zip with appspec.yml at its root.
+    #[arg(long)]
+    pub(crate) source: PathBuf,
+    /// Description.
+    #[arg(long, default_value = "")]
+    pub(crate) description: String,
+    /// Print the revision record as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `prefetch` flags.
+#[derive(Debug, Args)]
+pub(crate) struct PrefetchArgs {
+    /// Revision id.
+    #[arg(long)]
+    pub(crate) revision: String,
+    /// Spread to this group's hosts.
+    #[arg(long, required_unless_present = "all_nodes")]
+    pub(crate) deployment_group_name: Option<String>,
+    /// Spread to every node.
+    #[arg(long, conflicts_with = "deployment_group_name")]
+    pub(crate) all_nodes: bool,
+    /// Wait until every target holds it (progress bar on a terminal).
+    #[arg(long)]
+    pub(crate) wait: bool,
+}
+
+/// `create-deployment` flags.
+#[derive(Debug, Args)]
+pub(crate) struct CreateDeploymentArgs {
+    /// Application.
+    #[arg(long)]
+    pub(crate) application_name: String,
+    /// Group.
+    #[arg(long)]
+    pub(crate) deployment_group_name: String,
+    /// Revision id (from `push`).
+    #[arg(long)]
+    pub(crate) revision: String,
+    /// Overrides the group's configuration.
+    #[arg(long)]
+    pub(crate) deployment_config_name: Option<String>,
+    /// Description.
+    #[arg(long, default_value = "")]
+    pub(crate) description: String,
+    /// Continue when ApplicationStop (of the previous revision) fails.
+    #[arg(long)]
+    pub(crate) ignore_application_stop_failures: bool,
+    /// DISALLOW, OVERWRITE or RETAIN (the appspec's setting wins).
+    #[arg(long, default_value = "DISALLOW", value_parser = ["DISALLOW", "OVERWRITE", "RETAIN"])]
+    pub(crate) file_exists_behavior: String,
+    /// Roll back automatically if it fails (overrides the group).
+    #[arg(long, conflicts_with = "no_auto_rollback")]
+    pub(crate) auto_rollback: bool,
+    /// Never roll back automatically (overrides the group).
+    #[arg(long)]
+    pub(crate) no_auto_rollback: bool,
+    /// Follow it until it ends; exit non-zero unless it succeeded.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
