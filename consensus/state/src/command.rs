@@ -386,7 +386,7 @@ impl Command {
     /// the cluster runs at that level or above.
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
-            Self::SetFeatureLevel { .. } => FeatureLevel::TYPED_FORWARDING,
+            Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
             _ => FeatureLevel::BASE,
         }
     }

@@ -29,12 +29,13 @@ impl FeatureLevel {
     /// state, a proposal or a message that names no level is at this level.
     pub const BASE: Self = Self(1);
 
-    /// Level 2: [`crate::Command::SetFeatureLevel`], proposals that name their level,
-    /// typed API operations forwarded between nodes, and members' release reports.
-    pub const TYPED_FORWARDING: Self = Self(2);
+    /// Level 2: [`crate::Command::SetFeatureLevel`], proposals that name their level, and
+    /// members' release reports. The next release's new commands and messages (typed
+    /// forwarding of API operations, blue/green waves) start at level 3.
+    pub const VERSIONED_ENTRIES: Self = Self(2);
 
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::TYPED_FORWARDING;
+    pub const CURRENT: Self = Self::VERSIONED_ENTRIES;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {
@@ -96,7 +97,7 @@ mod tests {
 
     #[test]
     fn the_level_rises_only_when_every_voter_knows_it() {
-        let (base, two) = (FeatureLevel::BASE, FeatureLevel::TYPED_FORWARDING);
+        let (base, two) = (FeatureLevel::BASE, FeatureLevel::VERSIONED_ENTRIES);
         assert_eq!(raisable_level(base, &[Some(two), Some(two), Some(two)]), Some(two));
         assert_eq!(raisable_level(base, &[Some(two), Some(base), Some(two)]), None, "an old voter holds it back");
         assert_eq!(raisable_level(base, &[Some(two), None, Some(two)]), None, "a voter that did not report");

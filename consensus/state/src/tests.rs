@@ -399,7 +399,7 @@ fn a_proposal_names_its_level_before_its_commands_and_old_entries_read_as_the_ba
     // not know the level can refuse the entry before it meets an unknown command; entries
     // of the first release carry no level.
     let proposal = Proposal::new(UnixMillis(5), vec![Command::SetFeatureLevel { level: FeatureLevel(2) }]);
-    assert_eq!(proposal.level, FeatureLevel::TYPED_FORWARDING);
+    assert_eq!(proposal.level, FeatureLevel::VERSIONED_ENTRIES);
     let text = serde_json::to_string(&proposal).expect("encodes");
     assert!(text.find("\"level\"") < text.find("\"commands\""), "{text}");
     assert_eq!(serde_json::from_str::<Proposal>(&text).expect("decodes"), proposal);

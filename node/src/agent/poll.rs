@@ -15,6 +15,8 @@ use tracing::{debug, error, warn};
 use super::search::Search;
 use super::stale_voter::{Evidence, StaleVoterWatch, STALE_VOTER_HOLD};
 use super::Agent;
+use fleetmesh_state::Release;
+
 use crate::runtime::protocol::{self, LeaderHint, MemberAddress, PollRequest, PollResponse, Request, Response};
 use crate::runtime::{Directory, Node};
 
@@ -87,6 +89,7 @@ impl PollLoop {
                 members_version: self.members_version,
                 hold_ms: self.hold.as_millis() as u64,
                 revisions: self.agent.backend.revision_progress(),
+                release: Release::this_build(),
             };
             let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
             match asked {

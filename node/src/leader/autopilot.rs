@@ -27,6 +27,9 @@ pub struct AutopilotInput {
     pub voters_desired: usize,
     /// How long a voter may be dead before it is replaced.
     pub grace: Duration,
+    /// Members whose release does not know the cluster's feature level: never promoted,
+    /// since a voter must decode every entry the cluster commits.
+    pub behind: BTreeSet<NodeId>,
 }
 
 /// One membership change.
@@ -59,7 +62,11 @@ pub fn decide(input: &AutopilotInput) -> Option<VoterChange> {
     let is_alive = |id: NodeId| matches!(health_of(id), Some((Health::Alive, _)));
     let dead_past_grace = |id: NodeId| matches!(health_of(id), Some((Health::Dead, Some(dead))) if dead >= input.grace);
     // Lowest id first: deterministic, and long-lived nodes tend to have low ids.
-    let candidate = input.members.iter().copied().find(|id| !input.voters.contains(id) && is_alive(*id));
+    let candidate = input
+        .members
+        .iter()
+        .copied()
+        .find(|id| !input.voters.contains(id) && is_alive(*id) && !input.behind.contains(id));
     let target = input.voters_desired.min(input.members.len()).max(1);
     let lost = input.voters.iter().copied().find(|id| *id != input.leader && dead_past_grace(*id));
     match (lost, candidate) {
@@ -88,6 +95,7 @@ mod tests {
                 .collect(),
             voters_desired: 3,
             grace: Duration::from_secs(30),
+            behind: BTreeSet::new(),
         }
     }
 
@@ -113,6 +121,15 @@ mod tests {
         );
         // No healthy agent: keep the dead voter (removing it would not restore fault tolerance).
         assert_eq!(decide(&input(&[1, 2, 3], &[1, 2, 3], &[(3, 40)])), None);
+    }
+
+    #[test]
+    fn never_promotes_a_release_behind_the_cluster() {
+        let mut behind = input(&[1, 2, 3, 4], &[1], &[]);
+        behind.behind = [NodeId(2)].into();
+        assert_eq!(decide(&behind), Some(VoterChange { promote: Some(NodeId(3)), demote: None }));
+        behind.behind = [NodeId(2), NodeId(3), NodeId(4)].into();
+        assert_eq!(decide(&behind), None, "no agent runs a release that knows the cluster's level");
     }
 
     #[test]

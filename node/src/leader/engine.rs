@@ -15,12 +15,13 @@ use tracing::{debug, info, warn};
 
 use super::Leader;
 use crate::runtime::Node;
-use fleetmesh_core::rollout::{self, Action, FleetView};
+use fleetmesh_core::rollout::{self, Action, FleetView, WavePlanner};
 
 /// Plans every active deployment; returns the earliest time at which planning again
 /// could decide something new with no other change (see [`rollout::next_deadline`]).
 fn plan_deployments(
     node: &Node,
+    planner: &dyn WavePlanner,
     state: &ClusterState,
     fleet: &FleetView,
     commands: &mut Vec<Command>,
@@ -33,7 +34,7 @@ fn plan_deployments(
         else {
             continue;
         };
-        for action in rollout::plan(deployment, group, fleet, now, &settings) {
+        for action in planner.plan(deployment, group, fleet, now, &settings) {
             let rollback = matches!(action, Action::Finish { succeeded: false, .. })
                 .then(|| DeploymentId::from_random(node.random_bytes()));
             commands.push(action.into_command(&deployment.deployment_id, rollback));
@@ -95,7 +96,7 @@ pub(super) async fn tick(leader: &Leader) -> Option<UnixMillis> {
     let fleet = leader.fleet_view();
     let (mut commands, deadline) = node.state().read(|state| {
         let mut commands = Vec::new();
-        let deadline = plan_deployments(node, state, &fleet, &mut commands);
+        let deadline = plan_deployments(node, leader.planner.as_ref(), state, &fleet, &mut commands);
         late_joiners(node, state, &fleet, &mut commands);
         (commands, deadline)
     });

@@ -15,13 +15,14 @@
 //!  Join ──▶ admission ──▶ propose AddMember ──▶ signed certificate
 //!  Poll ──▶ polls (liveness, progress) ──held until its inputs change──▶ assignments, peers
 //!  Report ──▶ reports (group commit) ──▶ propose ReportTargets
-//!  run loop ──▶ bootstrap entry, engine (plan ▶ propose), autopilot (voter changes)
+//!  run loop ──▶ bootstrap entry, engine (plan ▶ propose), feature level, autopilot (voter changes)
 //! ```
 
 mod admission;
 pub mod assignments;
 pub mod autopilot;
 mod engine;
+mod features;
 pub mod liveness;
 mod polls;
 mod reports;
@@ -31,6 +32,7 @@ mod view;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
 use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
 use fleetmesh_transport::{BoxFuture, Caller};
 pub use view::{ClusterView, NodeView};
@@ -53,6 +55,8 @@ pub struct Leader {
     reports: reports::ReportBatcher,
     /// Cluster facts of a bootstrap not yet committed (first node only).
     pending_bootstrap: Mutex<Option<(ClusterInfo, MemberSpec)>>,
+    /// What decides each deployment's next step: CodeDeploy's rules in production.
+    planner: Arc<dyn WavePlanner>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -65,6 +69,16 @@ impl Leader {
     /// Starts the leader's duties on `node`: registers the [`Family::Leader`] requests and
     /// spawns the leader loop and the poll waker into `tasks`.
     pub fn start(node: &Arc<Node>, tasks: &mut tokio::task::JoinSet<()>) -> Arc<Self> {
+        Self::start_with_planner(node, tasks, Arc::new(CodeDeployPlanner))
+    }
+
+    /// [`Leader::start`] with another planner: the seam through which the simulator runs
+    /// the real engine with a planted bug, to prove its invariants catch one.
+    pub fn start_with_planner(
+        node: &Arc<Node>,
+        tasks: &mut tokio::task::JoinSet<()>,
+        planner: Arc<dyn WavePlanner>,
+    ) -> Arc<Self> {
         let leader = Arc::new(Self {
             node: node.clone(),
             view: view::ViewSlot::new(node.settings().timing),
@@ -73,6 +87,7 @@ impl Leader {
             answers: polls::AnswerCache::default(),
             reports: reports::ReportBatcher::default(),
             pending_bootstrap: Mutex::new(None),
+            planner,
         });
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(leader.clone()));

@@ -79,6 +79,9 @@ impl Leader {
         let arrived = Instant::now();
         self.view.with(term, arrived, |view| {
             view.liveness.heard(poll.node, arrived);
+            if view.releases.get(&poll.node) != Some(&poll.release) {
+                view.releases.insert(poll.node, poll.release.clone());
+            }
             for progress in &poll.revisions {
                 let before = view.progress.entry(progress.revision_id).or_default().insert(poll.node, progress.clone());
                 if progress.complete && !before.is_some_and(|before| before.complete) {

@@ -110,6 +110,7 @@ pub(super) async fn run(leader: Arc<Leader>) {
         }
         if now.duration_since(last_autopilot) >= AUTOPILOT_EVERY {
             last_autopilot = now;
+            leader.raise_feature_level().await;
             leader.start_autopilot();
         }
     }
@@ -194,6 +195,7 @@ impl Leader {
             health,
             voters_desired: voters_desired as usize,
             grace: node.settings().timing.voter_grace,
+            behind: self.behind_cluster_level(),
         };
         let Some(change) = autopilot::decide(&input) else { return };
         {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use fleetmesh_core::rollout::{FleetView, HostView};
 use fleetmesh_state::model::ids::{RevisionId, UnixMillis};
+use fleetmesh_state::{FeatureLevel, Release};
 use fleetmesh_transport::NodeId;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -30,6 +31,8 @@ pub(super) struct LeaderView {
     pub(super) progress: BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
     /// Counts polls that reported a revision complete for the first time.
     pub(super) completions: u64,
+    /// Each poller's release, as its last poll reported it.
+    pub(super) releases: BTreeMap<NodeId, Release>,
 }
 
 /// Every member's health as [`Liveness::health_of_all`] gives it. By the contract of
@@ -74,6 +77,7 @@ impl ViewSlot {
                 health: None,
                 progress: BTreeMap::new(),
                 completions: 0,
+                releases: BTreeMap::new(),
             });
         }
         update(guard.as_mut().expect("set above"))
@@ -100,6 +104,8 @@ pub struct NodeView {
     pub health: Health,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// Its release, as its polls report it (none until it has polled this leader).
+    pub release: Option<Release>,
 }
 
 /// The cluster as the leader sees it (`GET /v1/cluster`).
@@ -113,6 +119,8 @@ pub struct ClusterView {
     pub cluster_id: String,
     /// Voters the leader keeps.
     pub voters_desired: u32,
+    /// The feature level the cluster runs at (`fleetmesh_state::features`).
+    pub feature_level: FeatureLevel,
     /// Members, by id.
     pub nodes: Vec<NodeView>,
 }
@@ -138,13 +146,15 @@ impl Leader {
     pub fn cluster_view(&self) -> ClusterView {
         let voters = self.node.voters();
         let leader = self.node.raft().metrics().borrow().current_leader;
-        let (members, cluster_id, voters_desired) = self.node.state().read(|state| {
+        let (members, cluster_id, voters_desired, feature_level) = self.node.state().read(|state| {
             (
                 state.members.values().cloned().collect::<Vec<_>>(),
                 state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()).unwrap_or_default(),
                 state.cluster.as_ref().map_or(0, |info| info.voters_desired),
+                state.feature_level,
             )
         });
+        let releases = self.releases();
         let nodes = members
             .into_iter()
             .map(|member| NodeView {
@@ -154,9 +164,18 @@ impl Leader {
                 role: if voters.contains(&member.id) { Role::Voter } else { Role::Agent },
                 health: self.health(member.id),
                 tags: member.tags,
+                release: releases.get(&member.id).cloned(),
             })
             .collect();
-        ClusterView { leader, term: self.node.term(), cluster_id, voters_desired, nodes }
+        ClusterView { leader, term: self.node.term(), cluster_id, voters_desired, feature_level, nodes }
+    }
+
+    /// Every poller's release, as its last poll reported it; this node's own is this build.
+    pub(super) fn releases(&self) -> BTreeMap<NodeId, Release> {
+        let now = Instant::now();
+        let mut releases = self.view.with(self.node.term(), now, |view| view.releases.clone());
+        releases.insert(self.node.id(), Release::this_build());
+        releases
     }
 
     /// Per-node download progress of a revision, as reported in polls.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use fleetmesh_consensus::raft::{RaftRequest, RaftResponse};
 use fleetmesh_state::model::ids::{ChunkHash, DeploymentId, RevisionId};
 use fleetmesh_state::model::members::MemberSpec;
-use fleetmesh_state::TargetReport;
+use fleetmesh_state::{Release, TargetReport};
 use fleetmesh_transport::{Message, NodeId, Peer, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +187,10 @@ pub struct PollRequest {
     /// Download progress of revisions it is fetching or holds.
     #[serde(default)]
     pub revisions: Vec<RevisionProgress>,
+    /// The poller's release; a release that sends none is the first one
+    /// ([`Release::default`]). The leader raises the cluster's feature level from these.
+    #[serde(default)]
+    pub release: Release,
 }
 
 /// What one agent must do for one deployment.

@@ -27,12 +27,13 @@ pub(crate) fn render_status(view: &Value) -> String {
         other => other.to_string(),
     };
     let mut out = format!(
-        "cluster {}   term {}   leader {}\n\n",
+        "cluster {}   term {}   leader {}   feature level {}\n\n",
         text(&view["cluster_id"]),
         text(&view["term"]),
-        text(&view["leader"])
+        text(&view["leader"]),
+        text(&view["feature_level"])
     );
-    let mut table = Table::new(&["ID", "ROLE", "HEALTH", "ADDRESS", "API", "TAGS"]);
+    let mut table = Table::new(&["ID", "ROLE", "HEALTH", "RELEASE", "ADDRESS", "API", "TAGS"]);
     for node in view["nodes"].as_array().into_iter().flatten() {
         let tags = node["tags"]
             .as_object()
@@ -46,6 +47,7 @@ pub(crate) fn render_status(view: &Value) -> String {
             id,
             text(&node["role"]),
             text(&node["health"]),
+            release(&node["release"]),
             text(&node["address"]),
             text(&node["api"]),
             tags,
@@ -53,6 +55,16 @@ pub(crate) fn render_status(view: &Value) -> String {
     }
     out.push_str(&table.render());
     out
+}
+
+/// A node's release as `cluster status` shows it: its version and the feature level it
+/// knows, or `-` before it has polled the leader.
+fn release(release: &Value) -> String {
+    match (release["version"].as_str(), release["featureLevel"].as_u64()) {
+        (Some(version), Some(level)) if !version.is_empty() => format!("{version} (level {level})"),
+        (_, Some(level)) => format!("level {level}"),
+        _ => "-".to_string(),
+    }
 }
 
 /// `cluster create-join-token`.

@@ -26,7 +26,8 @@ use fleetmesh_state::{ClusterState, Command, DeploymentGroupSpec, DeploymentSpec
 
 use super::action::Action;
 use super::fleet::{FleetView, HostView};
-use super::plan::{plan, PlannerSettings};
+use super::plan::PlannerSettings;
+use super::planner::{CodeDeployPlanner, WavePlanner};
 
 const APPLICATION: &str = "web";
 const GROUP: &str = "fleet";
@@ -48,6 +49,8 @@ pub(super) struct Harness {
     pub(super) fleet: FleetView,
     pub(super) now: UnixMillis,
     pub(super) settings: PlannerSettings,
+    /// The planner under test: CodeDeploy's rules unless a test plants another.
+    pub(super) planner: Box<dyn WavePlanner>,
     report_seq: u64,
 }
 
@@ -77,6 +80,7 @@ impl Harness {
             fleet: FleetView::all_alive((1..=hosts).map(NodeId)),
             now: UnixMillis(1_000),
             settings: PlannerSettings::default(),
+            planner: Box::new(CodeDeployPlanner),
             report_seq: 0,
         };
         let revision = revision_record();
@@ -175,7 +179,7 @@ impl Harness {
 
     /// What the planner says now.
     pub(super) fn plan(&self) -> Vec<Action> {
-        plan(self.deployment(), self.group(), &self.fleet, self.now, &self.settings)
+        self.planner.plan(self.deployment(), self.group(), &self.fleet, self.now, &self.settings)
     }
 
     /// Commits `actions` through the real apply.

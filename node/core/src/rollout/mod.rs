@@ -31,7 +31,7 @@
 //! - `CodeDeployDefault.OneAtATime` (`MOST_CONCURRENCY`) is the rule `M = N − 1`.
 //!
 //! Only in-place deployments are planned here; blue/green and traffic shifting will
-//! be siblings of [`plan`] behind one strategy enum.
+//! be siblings of [`plan`], each a [`WavePlanner`] (the seam the leader's engine calls).
 
 mod action;
 mod deadlines;
@@ -39,6 +39,7 @@ mod fleet;
 mod order;
 mod outdated;
 mod plan;
+mod planner;
 mod rule;
 
 #[cfg(test)]
@@ -53,4 +54,5 @@ pub use deadlines::{next_deadline, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYME
 pub use fleet::{FleetView, HostView, Liveness};
 pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};
+pub use planner::{CodeDeployPlanner, WavePlanner};
 pub use rule::minimum_healthy_count;

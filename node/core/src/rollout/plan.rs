@@ -43,19 +43,11 @@ pub struct PlannerSettings {
     /// A deployment still running this long after its start (milliseconds) fails
     /// with `TIMEOUT`. Default [`IN_PLACE_DEPLOYMENT_TIMEOUT_MS`].
     pub deployment_timeout_ms: u64,
-    /// A planted bug: loosens the start test to `H − 1 ≥ M − extra` so the
-    /// simulator can prove its invariant checker notices a planner that takes too
-    /// many healthy targets out of service. Always 0 in production.
-    pub extra_out_of_service: u32,
 }
 
 impl Default for PlannerSettings {
     fn default() -> Self {
-        Self {
-            host_lost_after_ms: HOST_LOST_AFTER_MS_DEFAULT,
-            deployment_timeout_ms: IN_PLACE_DEPLOYMENT_TIMEOUT_MS,
-            extra_out_of_service: 0,
-        }
+        Self { host_lost_after_ms: HOST_LOST_AFTER_MS_DEFAULT, deployment_timeout_ms: IN_PLACE_DEPLOYMENT_TIMEOUT_MS }
     }
 }
 
@@ -185,14 +177,14 @@ impl<'a> Round<'a> {
     fn decide(mut self, now: UnixMillis, settings: &PlannerSettings) -> Vec<Action> {
         let healthy_before = self.healthy_idle();
         let failures = self.fail_lost(now, settings);
-        let (wave, is_waiting) = self.start_wave(healthy_before, settings);
+        let (wave, is_waiting) = self.start_wave(healthy_before);
         let healthy_after = self.healthy_idle();
         // §4.2: never fewer than M healthy, and never fewer than we started with when
         // the group began below M. Failing lost targets never lowers H (they were
         // out of service or on dead hosts), so only the wave can break this. Kept on
         // in production: it is cheap and a violation is a planner bug.
         assert!(
-            settings.extra_out_of_service > 0 || healthy_after >= self.minimum.min(healthy_before),
+            healthy_after >= self.minimum.min(healthy_before),
             "wave {wave:?} leaves {healthy_after} healthy (M = {}, H was {healthy_before})",
             self.minimum
         );
@@ -237,8 +229,7 @@ impl<'a> Round<'a> {
     /// could start once it answers again. `healthy` is `H` before the wave: the count
     /// before [`Self::fail_lost`], which never changes it (it fails targets that were
     /// out of service or on dead hosts, unhealthy either way).
-    fn start_wave(&mut self, mut healthy: usize, settings: &PlannerSettings) -> (Vec<NodeId>, bool) {
-        let extra = settings.extra_out_of_service;
+    fn start_wave(&mut self, mut healthy: usize) -> (Vec<NodeId>, bool) {
         let mut wave = Vec::new();
         let mut suspects = Vec::new();
         for id in pending_in_priority_order(self.deployment, self.group, self.fleet) {
@@ -252,7 +243,7 @@ impl<'a> Round<'a> {
             }
             let starts = match health {
                 Health::Unhealthy => true,
-                Health::Healthy if may_take_out(healthy, self.minimum, extra) => {
+                Health::Healthy if may_take_out(healthy, self.minimum) => {
                     healthy -= 1;
                     true
                 }
@@ -263,9 +254,8 @@ impl<'a> Round<'a> {
                 wave.push(id);
             }
         }
-        let is_waiting = suspects
-            .iter()
-            .any(|(_, health)| *health == Health::Unhealthy || may_take_out(healthy, self.minimum, extra));
+        let is_waiting =
+            suspects.iter().any(|(_, health)| *health == Health::Unhealthy || may_take_out(healthy, self.minimum));
         (wave, is_waiting)
     }
 
@@ -483,14 +473,5 @@ mod tests {
         let new_leader = plan(deployment, group, &harness.fleet, harness.now, &harness.settings);
         assert_eq!(new_leader, old_leader);
         assert_eq!(harness.plan(), old_leader);
-    }
-
-    #[test]
-    fn the_planted_bug_takes_one_healthy_target_too_many() {
-        // 9 hosts, HOST_COUNT 6, with extra_out_of_service = 1: asserts the first wave
-        // has 4 hosts where the rule allows 3 (the simulator's self-test relies on it).
-        let mut harness = Harness::new(9, host_count(6));
-        harness.settings.extra_out_of_service = 1;
-        assert_eq!(harness.plan(), vec![Action::Start(ids(&[1, 2, 3, 4]))]);
     }
 }

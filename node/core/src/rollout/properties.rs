@@ -10,8 +10,9 @@
 //!   that when succeeded hosts die, the targets they held back are skipped and the
 //!   deployment fails even with `S ≥ M` (see the module doc of `rollout`).
 //!
-//! (d) proves the checker can fail: with the planted bug `extra_out_of_service = 1`,
-//! the same check must find a violation of (a).
+//! (d) proves the checker can fail: with a planted bug ([`OneTooMany`], a planner that
+//! adds one more pending target to every wave the real one starts), the same check must
+//! find a violation of (a).
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestError, TestRunner};
@@ -23,10 +24,47 @@ use fleetmesh_state::model::deployment::{DeploymentStatus, ErrorCode, TargetStat
 use fleetmesh_state::model::resources::{MinimumHealthyHosts, MinimumHealthyHostsType, ONE_AT_A_TIME};
 use fleetmesh_state::NodeId;
 
-use super::fleet::Liveness;
+use fleetmesh_state::model::deployment::Deployment;
+use fleetmesh_state::model::ids::UnixMillis;
+use fleetmesh_state::model::resources::DeploymentGroup;
+
+use super::action::Action;
+use super::fleet::{FleetView, Liveness};
 use super::harness::{Config, Harness};
 use super::plan::PlannerSettings;
+use super::planner::{CodeDeployPlanner, WavePlanner};
 use super::rule::minimum_healthy_count;
+
+/// A planted bug: CodeDeploy's planner, except that every wave it starts takes one more
+/// pending target on a live host with it.
+#[derive(Debug)]
+struct OneTooMany;
+
+impl WavePlanner for OneTooMany {
+    fn plan(
+        &self,
+        deployment: &Deployment,
+        group: &DeploymentGroup,
+        fleet: &FleetView,
+        now: UnixMillis,
+        settings: &PlannerSettings,
+    ) -> Vec<Action> {
+        let mut actions = CodeDeployPlanner.plan(deployment, group, fleet, now, settings);
+        for action in &mut actions {
+            if let Action::Start(wave) = action {
+                let extra = deployment.targets.values().find(|target| {
+                    target.status == TargetStatus::Pending
+                        && !wave.contains(&target.target_id)
+                        && fleet.liveness(target.target_id) == Liveness::Alive
+                });
+                if let (false, Some(extra)) = (wave.is_empty(), extra) {
+                    wave.push(extra.target_id);
+                }
+            }
+        }
+        actions
+    }
+}
 
 /// What a target's agent does once started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,8 +142,8 @@ fn healthy_not_in_flight(harness: &Harness) -> usize {
         .count()
 }
 
-/// Plays `case` under `settings` and checks (a), (b) and (c).
-fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
+/// Plays `case` with `planner` under `settings` and checks (a), (b) and (c).
+fn check(case: &Case, settings: PlannerSettings, planner: Box<dyn WavePlanner>) -> Result<(), TestCaseError> {
     let hosts = case.outcomes.len();
     let config = match case.rule.kind {
         MinimumHealthyHostsType::MostConcurrency => Config::Predefined(ONE_AT_A_TIME),
@@ -113,6 +151,7 @@ fn check(case: &Case, settings: PlannerSettings) -> Result<(), TestCaseError> {
     };
     let mut harness = Harness::new(hosts as u64, config);
     harness.settings = settings;
+    harness.planner = planner;
     for host in 1..=hosts {
         if case.unhealthy_record[host - 1] {
             harness.set_record(host as u64, None, false);
@@ -200,21 +239,21 @@ proptest! {
     fn planner_respects_the_rule_terminates_and_judges_right(case in case_strategy()) {
         // Random fleets of 1–40 hosts under random rules, outcomes and deaths, played
         // against the real apply: asserts (a), (b) and (c) of the module doc.
-        check(&case, PlannerSettings::default())?;
+        check(&case, PlannerSettings::default(), Box::new(CodeDeployPlanner))?;
     }
 }
 
 #[test]
 fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
-    // (d) The same random cases with the planted bug extra_out_of_service = 1:
-    // asserts the runner finds a failing case and that the failure is property (a).
-    let settings = PlannerSettings { extra_out_of_service: 1, ..PlannerSettings::default() };
+    // (d) The same random cases with the planted bug (OneTooMany): asserts the runner
+    // finds a failing case and that the failure is property (a).
+    let settings = PlannerSettings::default();
     let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
     let mut runner = TestRunner::new_with_rng(
         config,
         proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
-    let result = runner.run(&case_strategy(), |case| check(&case, settings));
+    let result = runner.run(&case_strategy(), |case| check(&case, settings, Box::new(OneTooMany)));
     match result {
         Err(TestError::Fail(reason, case)) => {
             assert!(reason.message().contains("(a)"), "failed for another reason: {reason} on {case:?}");

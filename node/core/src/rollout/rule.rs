@@ -79,14 +79,10 @@ pub(crate) fn target_health(status: TargetStatus, liveness: Liveness, record: Op
 }
 
 /// The start test for a healthy target (§4.2): with `healthy` targets healthy and not
-/// in flight, one more may go out of service iff `healthy − 1 ≥ minimum − extra`.
-///
-/// `extra` is [`PlannerSettings::extra_out_of_service`](super::PlannerSettings), 0 in
-/// production; the subtraction saturates so any `extra` only loosens the test.
-pub(crate) fn may_take_out(healthy: usize, minimum: usize, extra: u32) -> bool {
-    let loosened = minimum.saturating_sub(usize::try_from(extra).unwrap_or(usize::MAX));
-    // Written as `healthy ≥ loosened + 1` so that `healthy = 0` cannot underflow.
-    healthy > loosened
+/// in flight, one more may go out of service iff `healthy − 1 ≥ minimum`.
+pub(crate) fn may_take_out(healthy: usize, minimum: usize) -> bool {
+    // Written as `healthy ≥ minimum + 1` so that `healthy = 0` cannot underflow.
+    healthy > minimum
 }
 
 /// The end test (§4.2): succeeded iff at least `minimum` and at least one target
@@ -202,17 +198,13 @@ mod tests {
 
     #[test]
     fn start_test_is_h_minus_one_at_least_m() {
-        // The start test around its boundary, with and without the planted loosening:
-        // asserts H − 1 ≥ M exactly, that H = 0 never passes, and that `extra` lowers
-        // the bar by that many hosts without underflow.
-        assert!(may_take_out(7, 6, 0));
-        assert!(!may_take_out(6, 6, 0));
-        assert!(!may_take_out(0, 0, 0));
-        assert!(may_take_out(1, 0, 0));
-        assert!(may_take_out(6, 6, 1));
-        assert!(!may_take_out(5, 6, 1));
-        assert!(may_take_out(1, 3, 10));
-        assert!(may_take_out(1, 3, u32::MAX));
+        // The start test around its boundary: asserts H − 1 ≥ M exactly, and that H = 0
+        // never passes (no underflow).
+        assert!(may_take_out(7, 6));
+        assert!(!may_take_out(6, 6));
+        assert!(!may_take_out(0, 0));
+        assert!(may_take_out(1, 0));
+        assert!(!may_take_out(1, 3));
     }
 
     #[test]
