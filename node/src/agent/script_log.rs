@@ -88,7 +88,7 @@ impl ScriptLog {
 }
 
 /// `time` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T10:00:00.123Z`.
-pub(crate) fn rfc3339_utc(time: SystemTime) -> String {
+pub fn rfc3339_utc(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);

@@ -99,13 +99,44 @@ impl DemoCluster {
         let client = ApiClient::new(Some(&format!("http://{api}")), Some(&admin_token))?;
         let mut cluster = Self { dir, nodes: Vec::new(), client };
         cluster.nodes.append(&mut nodes);
+        // One join at a time, so that the cluster gives node `id` the id `id`, matching its
+        // `demo-node` tag and its log's name.
         for id in 2..=count {
             let (node_listen, node_api) = free_addr()?;
             let child = spawn_node(&cluster.dir, id, node_listen, node_api, Some((listen, &join_token)))?;
             cluster.nodes.push(DemoNode { id, api: node_api, child });
+            cluster.wait_members(id as usize, Duration::from_secs(30))?;
         }
         cluster.wait_formed(count as usize, Duration::from_secs(90))?;
         Ok(cluster)
+    }
+
+    /// Waits until the cluster lists `count` members.
+    fn wait_members(&mut self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.check_running()?;
+            let members = self.client.get("/v1/cluster").ok().and_then(|view| view["nodes"].as_array().map(Vec::len));
+            if members.is_some_and(|members| members >= count) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("node {count} did not join within {timeout:?}; see {}", self.dir.join(format!("n{count}.log")).display())
+    }
+
+    /// Fails when a node process has exited.
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        for node in &mut self.nodes {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                bail!(
+                    "node {} exited ({status}); see {}",
+                    node.id,
+                    self.dir.join(format!("n{}.log", node.id)).display()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn wait_formed(&mut self, count: usize, timeout: Duration) -> anyhow::Result<()> {
@@ -113,15 +144,7 @@ impl DemoCluster {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         while Instant::now() < deadline {
-            for node in &mut self.nodes {
-                if let Ok(Some(status)) = node.child.try_wait() {
-                    bail!(
-                        "node {} exited ({status}); see {}",
-                        node.id,
-                        self.dir.join(format!("n{}.log", node.id)).display()
-                    );
-                }
-            }
+            self.check_running()?;
             if let Ok(view) = self.client.get("/v1/cluster") {
                 let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
                 let alive = nodes.iter().filter(|node| node["health"] == "alive").count();
@@ -196,7 +219,12 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let api = cluster.api_of(1).map(|api| api.to_string()).unwrap_or_default();
     if args.once {
         cluster.stop();
-        println!("\nstopped the {} nodes (--once); their data and logs are in {}", args.nodes, dir.display());
+        println!(
+            "\nstopped the {} nodes (--once); their data and logs are in {} (remove it with `rm -rf {}`)",
+            args.nodes,
+            dir.display(),
+            dir.display()
+        );
         return outcome;
     }
     println!(
@@ -215,5 +243,6 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
     println!("\nstopping {} nodes", args.nodes);
     cluster.stop();
+    println!("their data and logs are in {} (remove it with `rm -rf {}`)", dir.display(), dir.display());
     outcome
 }

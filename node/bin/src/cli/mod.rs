@@ -27,15 +27,54 @@ pub(crate) use client::ApiClient;
 #[derive(Debug, Parser)]
 #[command(name = "fleetmesh", version, propagate_version = true, max_term_width = 100)]
 pub(crate) struct Cli {
-    /// API of any node of the cluster.
-    #[arg(long, global = true, env = "FLEETMESH_API", value_name = "URL")]
+    /// API of any node of the cluster (for `cluster` and `deploy`; also accepted after
+    /// the verb).
+    #[arg(long, value_name = "URL")]
     pub(crate) api: Option<String>,
-    /// The admin token (DIR/admin-token on the first node).
-    #[arg(long, global = true, env = "FLEETMESH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    /// The admin token (DIR/admin-token on the first node; for `cluster` and `deploy`).
+    #[arg(long, value_name = "TOKEN")]
     pub(crate) token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// How the client verbs reach the cluster. Only `cluster` and `deploy` take these, so
+/// `node`, whose `--api` and `--token` mean its own listen address and join token, does
+/// not show them twice.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// API of any node of the cluster.
+    #[arg(long = "api", id = "client_api", global = true, env = "FLEETMESH_API", value_name = "URL")]
+    api: Option<String>,
+    /// The admin token (DIR/admin-token on the first node).
+    #[arg(
+        long = "token",
+        id = "client_token",
+        global = true,
+        env = "FLEETMESH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+}
+
+/// `fleetmesh cluster`: its client flags and verb.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+/// `fleetmesh deploy`: its client flags and verb.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: deploy::DeployCommand,
 }
 
 /// Top-level verbs.
@@ -44,11 +83,9 @@ pub(crate) enum Command {
     /// Run a node: bootstrap a new cluster, join one, or resume from --data-dir.
     Node(NodeArgs),
     /// Inspect and manage the cluster.
-    #[command(subcommand)]
-    Cluster(ClusterCommand),
+    Cluster(ClusterArgs),
     /// Applications, deployment groups, revisions and deployments (as `aws deploy`).
-    #[command(subcommand)]
-    Deploy(deploy::DeployCommand),
+    Deploy(DeployArgs),
     /// Start a local cluster on loopback and run a rolling deployment of a sample app.
     Demo(DemoArgs),
     /// Run the deterministic simulator (many nodes, one process, one seed).
@@ -146,17 +183,27 @@ pub(crate) struct DemoArgs {
 
 /// Runs every command but `sim` (the binary hands that one to the simulator crate).
 pub(crate) fn run(cli: Cli) -> ExitCode {
-    let client = || ApiClient::new(cli.api.as_deref(), cli.token.as_deref());
+    // A flag typed before the verb, else one after it, else the environment (read by the
+    // verb's own flags).
+    let client = |args: &ClientArgs| {
+        ApiClient::new(cli.api.as_deref().or(args.api.as_deref()), cli.token.as_deref().or(args.token.as_deref()))
+    };
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Node(args) => node_cmd::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Cluster(ClusterCommand::Status { json }) => {
-            client().and_then(|client| cluster::status(&client, json)).map(|()| ExitCode::SUCCESS).map_err(Into::into)
-        }
-        Command::Cluster(ClusterCommand::CreateJoinToken { ttl_secs, description }) => client()
+        Command::Cluster(ClusterArgs { client: args, command: ClusterCommand::Status { json } }) => client(&args)
+            .and_then(|client| cluster::status(&client, json))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Cluster(ClusterArgs {
+            client: args,
+            command: ClusterCommand::CreateJoinToken { ttl_secs, description },
+        }) => client(&args)
             .and_then(|client| cluster::create_join_token(&client, ttl_secs, &description))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
-        Command::Deploy(command) => client().map_err(Into::into).and_then(|client| deploy::run(&client, command)),
+        Command::Deploy(DeployArgs { client: args, command }) => {
+            client(&args).map_err(Into::into).and_then(|client| deploy::run(&client, command))
+        }
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sim(_) => Err(anyhow::anyhow!("the simulator is run by the fleetmesh binary")),
     };

@@ -11,7 +11,14 @@ use fleetmesh_node::runtime::Timing;
 pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .with_context(|| format!("--log {:?} is not a valid filter", args.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: a log file (the demo's, systemd's) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     let timing = Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() };
     let config = NodeConfig {
         data_dir: args.data_dir,

@@ -56,6 +56,49 @@ pub(crate) fn print_deployment(answer: &Value) {
     }
 }
 
+/// Most deployments `list-deployments` describes in its table (newest first); `--json`
+/// lists every id.
+const LISTED_DEPLOYMENTS_MAX: usize = 50;
+
+/// Prints `list-deployments` for humans: the newest deployments with their status, group
+/// and times (one `GetDeployment` each).
+///
+/// # Errors
+/// An API call failed.
+pub(crate) fn print_deployments(client: &ApiClient, ids: &Value) -> anyhow::Result<()> {
+    let ids = ids.as_array().cloned().unwrap_or_default();
+    let mut table = Table::new(&["DEPLOYMENT", "STATUS", "APPLICATION", "GROUP", "CREATED (UTC)", "COMPLETED (UTC)"]);
+    for id in ids.iter().take(LISTED_DEPLOYMENTS_MAX) {
+        let answer = client.post("/v1/deploy/GetDeployment", &json!({"deploymentId": id}))?;
+        let info = &answer["deploymentInfo"];
+        table.row(vec![
+            text(id),
+            text(&info["status"]),
+            text(&info["applicationName"]),
+            text(&info["deploymentGroupName"]),
+            utc(&info["createTime"]),
+            utc(&info["completeTime"]),
+        ]);
+    }
+    print!("{}", table.render());
+    if ids.len() > LISTED_DEPLOYMENTS_MAX {
+        println!("… and {} older (--json lists every id)", ids.len() - LISTED_DEPLOYMENTS_MAX);
+    }
+    Ok(())
+}
+
+/// A time in milliseconds since the epoch as UTC, to the second; `-` when absent.
+fn utc(millis: &Value) -> String {
+    match millis.as_u64() {
+        Some(millis) => {
+            let time = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+            let text = fleetmesh_node::agent::script_log::rfc3339_utc(time);
+            text.get(..19).map_or(text.clone(), |seconds| seconds.replace('T', " "))
+        }
+        None => "-".to_string(),
+    }
+}
+
 /// Prints a deployment's targets with their current event.
 ///
 /// # Errors
@@ -237,6 +280,10 @@ fn print_changed_targets(
 ) {
     for target in targets {
         let event = &target["currentEvent"];
+        // A target that has not started belongs to no wave yet.
+        if target["status"] == "Pending" && event.is_null() {
+            continue;
+        }
         let line = format!(
             "wave {} node {}: {}{}",
             text(&target["wave"]),

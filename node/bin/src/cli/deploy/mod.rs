@@ -162,7 +162,7 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
             if json {
                 print_json(&answer)
             } else {
-                print_names(&answer["deployments"])
+                crate::cli::watch::print_deployments(client, &answer["deployments"])?
             }
         }
         C::ListDeploymentTargets { deployment_id, json } => {
