@@ -89,6 +89,14 @@ fn stop_deployment_with_rollback() {
     let rollback_id = info["rollbackInfo"]["rollbackDeploymentId"].as_str().expect("a rollback").to_string();
     let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(90));
     assert_eq!(rollback["deploymentInfo"]["status"], "Succeeded", "{rollback}");
+    // A leader-checked read (through a node that is not the leader) gives the same answer.
+    let via = if cluster.leader_index(1) == Some(1) { 2 } else { 1 };
+    let checked =
+        cluster.ok(via, &["deploy", "get-deployment", "--deployment-id", &rollback_id, "--consistent", "--json"]);
+    let checked: Value = serde_json::from_str(&checked).expect("json");
+    assert_eq!(checked["deploymentInfo"]["status"], "Succeeded", "{checked}");
+    let listed = cluster.ok(via, &["deploy", "list-deployments", "--application-name", "app"]);
+    assert!(listed.contains(&rollback_id) && listed.contains("Succeeded") && listed.contains("Stopped"), "{listed}");
     for index in 1..=3 {
         wait_until("every host back on version 1", Duration::from_secs(30), || {
             (version_on(&cluster, index).as_deref() == Some("1")).then_some(())

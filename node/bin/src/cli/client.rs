@@ -42,6 +42,8 @@ pub(crate) struct ApiClient {
     base: String,
     token: String,
     agent: ureq::Agent,
+    /// Reads are leader-checked (`--consistent`).
+    consistent: bool,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -70,7 +72,7 @@ impl ApiClient {
             .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .into();
-        Ok(Self { base, token: token.to_string(), agent })
+        Ok(Self { base, token: token.to_string(), agent, consistent: false })
     }
 
     /// GET a JSON document.
@@ -86,14 +88,23 @@ impl ApiClient {
         self.finish(response)
     }
 
+    /// Makes reads (`/v1/deploy/Get*`, `List*`) leader-checked (`?consistent=true`).
+    pub(crate) fn consistent(mut self, consistent: bool) -> Self {
+        self.consistent = consistent;
+        self
+    }
+
     /// POST a JSON body.
     ///
     /// # Errors
     /// As [`ClientError`].
     pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let operation = path.strip_prefix("/v1/deploy/").unwrap_or_default();
+        let is_read = operation.starts_with("Get") || operation.starts_with("List");
+        let query = if self.consistent && is_read { "?consistent=true" } else { "" };
         let response = self
             .agent
-            .post(&format!("{}{path}", self.base))
+            .post(&format!("{}{path}{query}", self.base))
             .header("Authorization", &format!("Bearer {}", self.token))
             .header("Content-Type", "application/json")
             .send(body.to_string());

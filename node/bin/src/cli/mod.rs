@@ -57,6 +57,10 @@ pub(crate) struct ClientArgs {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// Reads (get-*, list-*) confirm with a quorum that the answering leader still leads
+    /// before reading, instead of trusting its applied state (slower by one round trip).
+    #[arg(long, global = true)]
+    consistent: bool,
 }
 
 /// `fleetmesh cluster`: its client flags and verb.
@@ -187,6 +191,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     // verb's own flags).
     let client = |args: &ClientArgs| {
         ApiClient::new(cli.api.as_deref().or(args.api.as_deref()), cli.token.as_deref().or(args.token.as_deref()))
+            .map(|client| client.consistent(args.consistent))
     };
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Node(args) => node_cmd::run(args).map(|()| ExitCode::SUCCESS),

@@ -3,14 +3,22 @@
 //! CodeDeploy's own wire protocol (AWS JSON 1.1, `X-Amz-Target`).
 //!
 //! `mod.rs` routes an operation: the writes (`writes.rs`) each propose one command through
-//! Raft on the leader; the reads (`reads.rs`) answer from this node's applied state.
+//! Raft on the leader; the reads (`reads.rs`) answer from the leader's applied state.
+//!
+//! How fresh a read is: the leader answers from what it has applied, which includes every
+//! write it acknowledged. A leader cut off from its voters does not know it at once and
+//! keeps answering from its own state until it steps down (about an election timeout);
+//! meanwhile a new leader may commit writes it does not see. `?consistent=true` (CLI
+//! `--consistent`) closes that window: the leader first confirms with a quorum that it
+//! still leads and has applied everything committed (a Raft read index), or refuses with
+//! 503.
 
 mod reads;
 mod writes;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use fleetmesh_state::model::ids::RevisionId;
@@ -57,8 +65,21 @@ async fn commit(node: &Node, command: Command) -> Result<(), ApiError> {
     }
 }
 
+/// Options of a read, from the query string.
+#[derive(Debug, Default, Deserialize)]
+struct ReadOptions {
+    /// Confirm leadership with a quorum before reading (see the module doc).
+    #[serde(default)]
+    consistent: bool,
+}
+
 /// One operation: a write proposes its command; anything else is a read of the applied state.
-async fn operation(State(api): State<Arc<Api>>, Path(operation): Path<String>, body: Option<Json<Value>>) -> ApiResult {
+async fn operation(
+    State(api): State<Arc<Api>>,
+    Path(operation): Path<String>,
+    Query(options): Query<ReadOptions>,
+    body: Option<Json<Value>>,
+) -> ApiResult {
     let body = body.map(|Json(body)| body).unwrap_or_else(|| json!({}));
     let node = &api.node;
     match operation.as_str() {
@@ -89,11 +110,17 @@ async fn operation(State(api): State<Arc<Api>>, Path(operation): Path<String>, b
         "Prefetch" => writes::prefetch(node, &body).await,
         "CreateDeployment" => writes::create_deployment(node, &body).await,
         "StopDeployment" => writes::stop_deployment(node, &body).await,
-        read => node
-            .state()
-            .read(|state| reads::answer(read, &body, state))
-            .unwrap_or_else(|| Err(ApiError::not_found(format!("unknown operation {read}"))))
-            .map(Json),
+        read => {
+            if options.consistent {
+                node.raft().ensure_linearizable().await.map_err(|error| {
+                    ApiError::unavailable(format!("cannot confirm this node still leads (retry): {error}"))
+                })?;
+            }
+            node.state()
+                .read(|state| reads::answer(read, &body, state))
+                .unwrap_or_else(|| Err(ApiError::not_found(format!("unknown operation {read}"))))
+                .map(Json)
+        }
     }
 }
 
