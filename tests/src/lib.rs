@@ -49,9 +49,12 @@ pub struct Options {
     pub node_flags: Vec<String>,
     /// Tags per node index (1-based); default `role=web`.
     pub tags: BTreeMap<u32, Vec<String>>,
-    /// Extra environment variables per node index (1-based), e.g. test hooks such as
-    /// `FLEETMESH_TEST_CORRUPT_UPLOADS=1`. Kept across restarts.
+    /// Extra environment variables per node index (1-based). Kept across restarts.
     pub env: BTreeMap<u32, Vec<(String, String)>>,
+    /// The program a node index (1-based) runs instead of [`binary`], with the same
+    /// command line (`node --data-dir ...`): a test binary that wires a misbehaving
+    /// node, such as `corrupting_node`. Kept across restarts.
+    pub programs: BTreeMap<u32, PathBuf>,
 }
 
 /// One node process.
@@ -168,9 +171,10 @@ impl TestCluster {
     fn spawn(&mut self, index: u32, join: Option<(SocketAddr, String)>) {
         let flags = self.options.node_flags.clone();
         let env = self.options.env.get(&index).cloned().unwrap_or_default();
+        let program = self.options.programs.get(&index).cloned().unwrap_or_else(binary);
         let node = self.nodes.get_mut(&index).expect("node exists");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
-        let mut command = Command::new(binary());
+        let mut command = Command::new(&program);
         command
             .arg("node")
             .arg("--data-dir")
@@ -193,7 +197,7 @@ impl TestCluster {
             command.arg("--join").arg(seed.to_string()).arg("--token").arg(token);
         }
         node.child =
-            Some(command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", binary().display())));
+            Some(command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display())));
     }
 
     /// `kill -9` node `index`.

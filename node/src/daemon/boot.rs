@@ -21,7 +21,7 @@ use crate::agent::host::HostBackend;
 use crate::agent::Agent;
 use crate::api::Api;
 use crate::leader::Leader;
-use crate::revision::service::{RevisionRequests, RevisionService};
+use crate::revision::service::{ChunkUploads, HonestUploads, RevisionRequests, RevisionService};
 use crate::runtime::clock;
 use crate::runtime::identity::{
     random_hex, secret_hash, write_private_file, JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT,
@@ -142,11 +142,34 @@ fn bootstrap_identity(config: &NodeConfig) -> anyhow::Result<(NodeIdentity, Clus
     Ok((identity, info))
 }
 
-/// Runs a node until `shutdown` resolves.
+/// The parts of a node a caller may swap for its own: a production node uses
+/// [`Wiring::default`]; an end-to-end test builds a node that misbehaves on purpose.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    /// What the revision service does to each chunk it serves a peer.
+    pub chunk_uploads: Arc<dyn ChunkUploads>,
+}
+
+impl Default for Wiring {
+    /// A production node: chunks are served as stored.
+    fn default() -> Self {
+        Self { chunk_uploads: Arc::new(HonestUploads) }
+    }
+}
+
+/// Runs a production node until `shutdown` resolves.
 ///
 /// # Errors
 /// Bad flags, an unusable data directory, a failed join, or a port in use.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_with(config, shutdown, Wiring::default()).await
+}
+
+/// Runs a node built from `wiring` until `shutdown` resolves (see [`run`]).
+///
+/// # Errors
+/// Bad flags, an unusable data directory, a failed join, or a port in use.
+pub async fn run_with(config: NodeConfig, shutdown: impl Future<Output = ()>, wiring: Wiring) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     let start = prepare_identity(&config).await?;
@@ -200,7 +223,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         }
         leader.set_pending_bootstrap(info, first);
     }
-    let revisions = RevisionService::open(&config.data_dir)?;
+    let revisions = RevisionService::open_with(&config.data_dir, wiring.chunk_uploads)?;
     RevisionRequests::register(&node, revisions.clone());
     let api_listener = tokio::net::TcpListener::bind(config.api)
         .await

@@ -4,4 +4,4 @@
 
 pub mod boot;
 
-pub use boot::{run, NodeConfig, VOTERS_MAX};
+pub use boot::{run, run_with, NodeConfig, Wiring, VOTERS_MAX};

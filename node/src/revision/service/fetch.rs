@@ -53,12 +53,6 @@ enum Event {
     Have { peer: NodeId, have: Option<Bitfield> },
 }
 
-/// Test hook: a node started with `FLEETMESH_TEST_CORRUPT_UPLOADS=1` flips a bit in
-/// every chunk it serves, to prove that receivers never store what they cannot verify.
-pub(crate) fn corrupt_uploads() -> bool {
-    std::env::var_os("FLEETMESH_TEST_CORRUPT_UPLOADS").is_some_and(|value| value == "1")
-}
-
 /// Verifies each chunk of a piece answer and stores it (blocking: file writes).
 ///
 /// The store hashes every chunk before it writes any, which is the verification: if a

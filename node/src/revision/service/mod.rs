@@ -13,6 +13,7 @@ mod fetch;
 mod origin;
 mod requests;
 mod serve;
+mod uploads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::runtime::protocol::{self, Assignments, MemberAddress, Request, Respon
 use crate::runtime::Node;
 use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 pub use requests::RevisionRequests;
+pub use uploads::{ChunkUploads, HonestUploads};
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
@@ -67,6 +69,8 @@ pub struct RevisionService {
     bytes_fetched: AtomicU64,
     bytes_served: AtomicU64,
     upload_sessions: Mutex<BTreeMap<String, serve::UploadSession>>,
+    /// What happens to each chunk served to a peer ([`HonestUploads`] in production).
+    chunk_uploads: Arc<dyn ChunkUploads>,
 }
 
 impl std::fmt::Debug for RevisionService {
@@ -76,11 +80,21 @@ impl std::fmt::Debug for RevisionService {
 }
 
 impl RevisionService {
-    /// Opens the chunk store and manifest cache under `data_dir`.
+    /// Opens the chunk store and manifest cache under `data_dir`, serving chunks as
+    /// stored.
     ///
     /// # Errors
     /// The directories cannot be created or listed.
     pub fn open(data_dir: &Path) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(data_dir, Arc::new(HonestUploads))
+    }
+
+    /// Opens the chunk store and manifest cache under `data_dir`; every chunk served to
+    /// a peer passes through `chunk_uploads` on its way out.
+    ///
+    /// # Errors
+    /// The directories cannot be created or listed.
+    pub fn open_with(data_dir: &Path, chunk_uploads: Arc<dyn ChunkUploads>) -> Result<Arc<Self>, StoreError> {
         let store = ChunkStore::open(&data_dir.join("chunks"))?;
         let manifests_dir = data_dir.join("manifests");
         std::fs::create_dir_all(&manifests_dir)
@@ -98,6 +112,7 @@ impl RevisionService {
             bytes_fetched: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
             upload_sessions: Mutex::new(BTreeMap::new()),
+            chunk_uploads,
         }))
     }
 

@@ -112,7 +112,6 @@ impl RevisionService {
 
     /// Reads and verifies the named chunks into one buffer (blocking).
     fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, String> {
-        let corrupt = super::fetch::corrupt_uploads();
         let mut payload = BytesMut::new();
         for hash in chunks {
             let bytes =
@@ -123,9 +122,7 @@ impl RevisionService {
             }
             let start = payload.len();
             payload.extend_from_slice(&bytes);
-            if corrupt && payload.len() > start {
-                payload[start] ^= 0x01;
-            }
+            self.chunk_uploads.outgoing(&mut payload[start..]);
         }
         Ok(payload.freeze())
     }
