@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::RevisionService;
+use super::{FetchError, RevisionService};
 use crate::revision::StoreError;
 use crate::runtime::protocol::{self, Request, Response};
 use crate::runtime::Node;
@@ -91,7 +91,11 @@ fn seed_of(node: NodeId, revision: RevisionId) -> u64 {
 }
 
 /// Runs until the revision is complete, or the download stalls.
-pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revision: RevisionId) -> Result<(), String> {
+pub(super) async fn run(
+    node: &Arc<Node>,
+    service: &Arc<RevisionService>,
+    revision: RevisionId,
+) -> Result<(), FetchError> {
     let manifest = service.fetch_manifest(node, revision).await?;
     let tracked = service.track(&manifest);
     if tracked.complete {
@@ -119,7 +123,7 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
     // Bounded: ends on completion, shutdown or a stall of STALL_TIMEOUT.
     while !download.is_complete() {
         if *shutdown.borrow() {
-            return Err("node shutting down".into());
+            return Err(FetchError::ShuttingDown);
         }
         for member in service.peers_of(revision) {
             if member.id != node.id() {
@@ -190,9 +194,9 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
             .map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(started.elapsed()).min(HAVE_REFRESH));
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return Err("node shutting down".into()),
+            _ = shutdown.changed() => return Err(FetchError::ShuttingDown),
             event = inbox.recv() => {
-                let Some(event) = event else { return Err("event channel closed".into()) };
+                let Some(event) = event else { return Err(FetchError::EventsClosed) };
                 match event {
                     Event::Piece { peer, piece, received, have, bytes } => {
                         // Every byte that crossed the network, good or bad.
@@ -220,7 +224,7 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
         if download.bytes_held() > last_progress.1 {
             last_progress = (Instant::now(), download.bytes_held());
         } else if last_progress.0.elapsed() > STALL_TIMEOUT {
-            return Err(format!("no progress for {STALL_TIMEOUT:?} ({} peers known)", peers.len()));
+            return Err(FetchError::Stalled { stalled_for: STALL_TIMEOUT, peers: peers.len() });
         }
     }
     service.set_progress(revision, download.have(), download.bytes_held(), true);

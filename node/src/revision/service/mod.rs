@@ -9,6 +9,7 @@
 //!  DownloadBundle ──wait_complete──▶ complete? ──▶ materialize
 //! ```
 
+mod error;
 mod fetch;
 mod origin;
 mod requests;
@@ -29,6 +30,7 @@ use tracing::{info, warn};
 use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
 use crate::runtime::Node;
+pub use error::{FetchError, ManifestFetchError, UploadError};
 use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 pub use requests::RevisionRequests;
 pub use uploads::{ChunkUploads, HonestUploads};
@@ -159,11 +161,10 @@ impl RevisionService {
     ///
     /// # Errors
     /// The manifest is invalid or cannot be written.
-    pub fn save_manifest(&self, manifest: Manifest) -> Result<Arc<Manifest>, String> {
-        manifest.validate().map_err(|error| error.to_string())?;
+    pub fn save_manifest(&self, manifest: Manifest) -> Result<Arc<Manifest>, ManifestFetchError> {
+        manifest.validate()?;
         let revision = manifest.revision_id();
-        crate::runtime::identity::write_private_file(&self.manifest_path(revision), &manifest.canonical_bytes())
-            .map_err(|error| error.to_string())?;
+        crate::runtime::identity::write_private_file(&self.manifest_path(revision), &manifest.canonical_bytes())?;
         Ok(self.remember(manifest))
     }
 
@@ -172,7 +173,7 @@ impl RevisionService {
     ///
     /// # Errors
     /// Nobody reachable has it.
-    pub async fn fetch_manifest(&self, node: &Node, revision: RevisionId) -> Result<Arc<Manifest>, String> {
+    pub async fn fetch_manifest(&self, node: &Node, revision: RevisionId) -> Result<Arc<Manifest>, ManifestFetchError> {
         if let Some(manifest) = self.manifest(revision) {
             return Ok(manifest);
         }
@@ -181,7 +182,7 @@ impl RevisionService {
         {
             return self.save_manifest(manifest);
         }
-        let leader = node.leader_hint().ok_or_else(|| "no leader known to ask for the manifest".to_string())?;
+        let leader = node.leader_hint().ok_or(ManifestFetchError::NoLeader)?;
         let (response, payload) = protocol::call(
             node.transport().as_ref(),
             leader.peer(),
@@ -189,14 +190,14 @@ impl RevisionService {
             Duration::from_secs(30),
         )
         .await
-        .map_err(|error| format!("cannot fetch the manifest of {revision}: {error}"))?;
+        .map_err(|reason| ManifestFetchError::Unreachable { revision, reason })?;
         if !matches!(response, Response::Manifest) {
-            return Err(format!("the leader has no manifest for {revision}: {response:?}"));
+            return Err(ManifestFetchError::NotOnLeader { revision, answer: Box::new(response) });
         }
-        let manifest: Manifest = serde_json::from_slice(&payload)
-            .map_err(|error| format!("the manifest of {revision} is malformed: {error}"))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&payload).map_err(|reason| ManifestFetchError::Malformed { revision, reason })?;
         if manifest.revision_id() != revision {
-            return Err(format!("the manifest sent for {revision} does not hash to it"));
+            return Err(ManifestFetchError::WrongHash { revision });
         }
         self.save_manifest(manifest)
     }
@@ -333,7 +334,7 @@ impl RevisionService {
         node: &Arc<Node>,
         revision: RevisionId,
         timeout: Duration,
-    ) -> Result<Arc<Manifest>, String> {
+    ) -> Result<Arc<Manifest>, FetchError> {
         let manifest = self.fetch_manifest(node, revision).await?;
         self.track(&manifest);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -348,8 +349,8 @@ impl RevisionService {
                 biased;
                 _ = ticks.changed() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    let held = self.progress().into_iter().find(|progress| progress.revision_id == revision).map_or(0, |progress| progress.bytes_held);
-                    return Err(format!("revision {revision} was not fully downloaded within {timeout:?} ({held} bytes held)"));
+                    let held_bytes = self.progress().into_iter().find(|progress| progress.revision_id == revision).map_or(0, |progress| progress.bytes_held);
+                    return Err(FetchError::Timeout { revision, timeout, held_bytes });
                 }
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
