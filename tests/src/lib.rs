@@ -204,7 +204,9 @@ impl TestCluster {
     pub fn kill9(&mut self, index: u32) {
         let node = self.nodes.get_mut(&index).expect("node exists");
         if let Some(mut child) = node.child.take() {
+            // The process may have exited already; either way it is reaped below.
             let _ = child.kill();
+            // Reaps the process; an error means there was nothing left to reap.
             let _ = child.wait();
         }
     }

@@ -14,7 +14,7 @@ use fleetmesh_transport::quic::QuicTransport;
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use rand::RngCore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::DaemonError;
 use crate::agent::host::HostBackend;
@@ -342,7 +342,12 @@ async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: Nod
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         if node.state().read(|state| state.cluster.is_some()) {
-            let _ = std::fs::remove_file(data_dir.join("bootstrap.json"));
+            match std::fs::remove_file(data_dir.join("bootstrap.json")) {
+                // Gone after the first pass: NotFound is the usual outcome.
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => debug!(%error, "cannot remove bootstrap.json yet; trying again in 2 s"),
+            }
         }
         let directory = node.directory();
         let mut peers: Vec<KnownPeer> =

@@ -81,6 +81,7 @@ fn raw_quinn(bytes: u64) -> anyhow::Result<(Duration, Duration)> {
             }
             send.write_all(&received.to_le_bytes()).await?;
             send.finish()?;
+            // The count is written; the sender closing the connection first is fine.
             let _ = send.stopped().await;
             anyhow::Ok(received)
         });

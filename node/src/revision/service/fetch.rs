@@ -149,6 +149,8 @@ pub(super) async fn run(
                         Ok((Response::Have { have }, _)) => have.parse::<Bitfield>().ok(),
                         _ => None,
                     };
+                    // The receiver is gone only once the download has ended, and then
+                    // nobody needs this have-set.
                     let _ = events.send(Event::Have { peer: peer.id, have }).await;
                 });
             }
@@ -186,6 +188,8 @@ pub(super) async fn run(
                         (Received::Failed, None, 0)
                     }
                 };
+                // The receiver is gone only once the download has ended; the chunks
+                // are stored either way, and the next download finds them.
                 let _ = events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes }).await;
             });
         }
@@ -202,18 +206,23 @@ pub(super) async fn run(
                         // Every byte that crossed the network, good or bad.
                         service.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
                         if let Some(have) = have {
-                            let _ = download.peer_bitfield(peer, &have);
+                            if let Err(error) = download.peer_bitfield(peer, &have) {
+                                debug!(%error, "have-set ignored");
+                            }
                             last_have.insert(peer, Instant::now());
                         }
                         if let Received::Corrupt { chunk } = received {
                             tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
                         }
+                        // Cannot fail: `piece` is the index of a request the download made.
                         let _ = download.piece_received(peer, piece, received, started.elapsed());
                     }
                     Event::Have { peer, have } => {
                         have_pending.insert(peer, false);
                         if let Some(have) = have {
-                            let _ = download.peer_bitfield(peer, &have);
+                            if let Err(error) = download.peer_bitfield(peer, &have) {
+                                debug!(%error, "have-set ignored");
+                            }
                         }
                     }
                 }

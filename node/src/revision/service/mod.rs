@@ -382,7 +382,13 @@ impl RevisionService {
         pushes.retain(|known| *known != revision);
         pushes.push(revision);
         if let Ok(bytes) = serde_json::to_vec(&index) {
-            let _ = crate::runtime::identity::write_private_file(&self.manifests_dir.join("pushes.json"), &bytes);
+            if let Err(error) =
+                crate::runtime::identity::write_private_file(&self.manifests_dir.join("pushes.json"), &bytes)
+            {
+                // The revision still completes; only garbage collection no longer
+                // knows to keep it as a push.
+                warn!(%revision, %error, "cannot record the push in pushes.json");
+            }
         }
     }
 
