@@ -8,20 +8,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
 use fleetmesh_transport::quic::QuicTransport;
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use rand::RngCore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::DaemonError;
 use crate::agent::host::HostBackend;
 use crate::agent::Agent;
 use crate::api::Api;
 use crate::leader::Leader;
-use crate::revision::service::{RevisionRequests, RevisionService};
+use crate::revision::service::{ChunkUploads, HonestUploads, RevisionRequests, RevisionService};
 use crate::runtime::clock;
 use crate::runtime::identity::{
     random_hex, secret_hash, write_private_file, JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT,
@@ -68,18 +68,17 @@ enum Start {
     Bootstrap(NodeIdentity, ClusterInfo),
 }
 
-async fn prepare_identity(config: &NodeConfig) -> anyhow::Result<Start> {
+async fn prepare_identity(config: &NodeConfig) -> Result<Start, DaemonError> {
     let existing = NodeIdentity::load(&config.data_dir)?;
     let token = config.token.as_deref().map(JoinToken::parse).transpose()?;
     match (existing, config.join, token) {
         (Some(identity), join, token) => {
             if let Some(token) = token {
                 if token.ca != identity.ca_fingerprint {
-                    bail!(
-                        "{} belongs to cluster {} but the join token is for another cluster; use an empty --data-dir to join a new cluster",
-                        config.data_dir.display(),
-                        identity.cluster_id
-                    );
+                    return Err(DaemonError::OtherCluster {
+                        data_dir: config.data_dir.clone(),
+                        cluster_id: identity.cluster_id,
+                    });
                 }
             }
             if join.is_some() {
@@ -93,15 +92,15 @@ async fn prepare_identity(config: &NodeConfig) -> anyhow::Result<Start> {
             identity.save(&config.data_dir)?;
             Ok(Start::Joined(identity))
         }
-        (None, Some(_), None) => bail!("--join needs --token (the contents of DIR/join-token on the first node)"),
-        (None, None, Some(_)) => bail!("--token needs --join SEED:PORT (the address of any node of the cluster)"),
+        (None, Some(_), None) => Err(DaemonError::JoinWithoutToken),
+        (None, None, Some(_)) => Err(DaemonError::TokenWithoutJoin),
         (None, None, None) => bootstrap_identity(config).map(|(identity, info)| Start::Bootstrap(identity, info)),
     }
 }
 
-fn bootstrap_identity(config: &NodeConfig) -> anyhow::Result<(NodeIdentity, ClusterInfo)> {
+fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo), DaemonError> {
     if config.voters == 0 || config.voters > VOTERS_MAX {
-        bail!("--voters must be 1 to {VOTERS_MAX}, got {}", config.voters);
+        return Err(DaemonError::VoterCount { voters: config.voters, max: VOTERS_MAX });
     }
     let cluster_id = random_hex(8);
     let ca = ClusterCa::generate(&cluster_id)?;
@@ -142,28 +141,80 @@ fn bootstrap_identity(config: &NodeConfig) -> anyhow::Result<(NodeIdentity, Clus
     Ok((identity, info))
 }
 
-/// Runs a node until `shutdown` resolves.
+/// The parts of a node a caller may swap for its own: a production node uses
+/// [`Wiring::default`]; an end-to-end test builds a node that misbehaves on purpose.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    /// What the revision service does to each chunk it serves a peer.
+    pub chunk_uploads: Arc<dyn ChunkUploads>,
+}
+
+impl Default for Wiring {
+    /// A production node: chunks are served as stored.
+    fn default() -> Self {
+        Self { chunk_uploads: Arc::new(HonestUploads) }
+    }
+}
+
+/// Runs a production node until `shutdown` resolves.
+///
+/// The error converts into the caller's own error type (the binary's `anyhow::Error`).
 ///
 /// # Errors
 /// Bad flags, an unusable data directory, a failed join, or a port in use.
-pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run<E: From<DaemonError>>(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), E> {
+    Ok(run_with(config, shutdown, Wiring::default()).await?)
+}
+
+/// Runs a node built from `wiring` until `shutdown` resolves (see [`run`]).
+///
+/// Steps: settle the identity (resume, join or bootstrap), open the runtime on QUIC
+/// and the Raft database, start the services, then wait for the signal and stop them.
+///
+/// # Errors
+/// Bad flags, an unusable data directory, a failed join, or a port in use.
+pub async fn run_with(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()>,
+    wiring: Wiring,
+) -> Result<(), DaemonError> {
+    let (identity, bootstrap) = settle_identity(&config).await?;
+    let opened = open_node(&config, &identity).await?;
+    let running = start_services(&config, &opened, identity, bootstrap, wiring).await?;
+    running.stop_after(shutdown, &opened, config.shutdown_grace).await
+}
+
+/// The identity this node runs as, and the cluster facts of a bootstrap that has not
+/// committed yet (a fresh one, or one a crash interrupted).
+async fn settle_identity(config: &NodeConfig) -> Result<(NodeIdentity, Option<ClusterInfo>), DaemonError> {
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
-    let start = prepare_identity(&config).await?;
-    let (identity, bootstrap) = match start {
+        .map_err(|source| DaemonError::CreateDataDir { path: config.data_dir.clone(), source })?;
+    Ok(match prepare_identity(config).await? {
         Start::Resume(identity) | Start::Joined(identity) => {
+            // A bootstrap interrupted before its entry committed left this file behind.
             let pending = std::fs::read(config.data_dir.join("bootstrap.json"))
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<ClusterInfo>(&bytes).ok());
             (identity, pending)
         }
         Start::Bootstrap(identity, info) => (identity, Some(info)),
-    };
+    })
+}
+
+/// A node runtime on its QUIC endpoint, not yet answering peers.
+struct Opened {
+    node: Arc<Node>,
+    transport: Arc<QuicTransport>,
+    handler: Arc<NodeHandler>,
+}
+
+/// Binds QUIC, opens the Raft database and starts the runtime with the known peers.
+async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opened, DaemonError> {
     let tls = identity.tls()?;
     let handler = NodeHandler::new();
     let transport = QuicTransport::bind(config.listen, &tls, handler.clone())?;
     let db_path = config.data_dir.join("raft.redb");
-    let db = Arc::new(redb::Database::create(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
+    let db = redb::Database::create(&db_path).map_err(|source| DaemonError::OpenDatabase { path: db_path, source })?;
     let mut seed = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let settings = NodeSettings {
@@ -178,7 +229,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         max_revision_bytes: config.max_revision_bytes,
         planner: fleetmesh_core::rollout::PlannerSettings::default(),
     };
-    let node = Node::new(settings, db, transport.clone(), clock::system()).await?;
+    let node = Node::new(settings, Arc::new(db), transport.clone(), clock::system()).await?;
     node.seed_directory(
         Arc::new(
             identity
@@ -189,9 +240,29 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         ),
         identity.admin_token_hash.clone(),
     );
+    Ok(Opened { node, transport, handler })
+}
+
+/// The services of a started node, until it stops.
+struct Running {
+    tasks: tokio::task::JoinSet<()>,
+    agent: Option<Arc<Agent>>,
+    api_stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the runtime's tasks, the leader's duties (finishing a pending bootstrap),
+/// the revision service, the API and the host agent; then lets peers' requests in.
+async fn start_services(
+    config: &NodeConfig,
+    opened: &Opened,
+    identity: NodeIdentity,
+    bootstrap: Option<ClusterInfo>,
+    wiring: Wiring,
+) -> Result<Running, DaemonError> {
+    let node = &opened.node;
     let mut tasks = tokio::task::JoinSet::new();
     node.spawn(&mut tasks);
-    let leader = Leader::start(&node, &mut tasks);
+    let leader = Leader::start(node, &mut tasks);
     if let Some(info) = bootstrap {
         let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
         if !node.raft_host().is_initialized().await? {
@@ -200,18 +271,18 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
         }
         leader.set_pending_bootstrap(info, first);
     }
-    let revisions = RevisionService::open(&config.data_dir)?;
-    RevisionRequests::register(&node, revisions.clone());
+    let revisions = RevisionService::open_with(&config.data_dir, wiring.chunk_uploads)?;
+    RevisionRequests::register(node, revisions.clone());
     let api_listener = tokio::net::TcpListener::bind(config.api)
         .await
-        .with_context(|| format!("cannot listen for the API on {}", config.api))?;
+        .map_err(|source| DaemonError::ApiListen { address: config.api, source })?;
     eprintln!(
         "fleetmesh node {} of cluster {}: QUIC on {}, API on http://{}",
         identity.node_id, identity.cluster_id, config.listen, config.api
     );
     let api = Api::start(&leader, Some(revisions.clone()));
     // Every service is registered: peers' requests may come in.
-    handler.bind(node.clone());
+    opened.handler.bind(node.clone());
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     tasks.spawn(crate::api::serve(api, api_listener, async move {
         // A dropped sender stops the API as a sent signal does.
@@ -219,32 +290,45 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     }));
     tasks.spawn(maintain_identity(node.clone(), config.data_dir.clone(), identity));
     let agent = match HostBackend::open(&config.data_dir, &config.install_root, revisions) {
-        Ok(backend) => Some(Agent::start(&node, Arc::new(backend), &mut tasks)),
+        Ok(backend) => Some(Agent::start(node, Arc::new(backend), &mut tasks)),
         Err(error) => {
             tracing::error!(%error, "the host agent cannot start; this node will not run deployments");
             None
         }
     };
-    // The node stops on the signal, or by itself after a fatal error it has logged.
-    let mut stopped = node.shutdown_signal();
-    let stopped_itself = tokio::select! {
-        () = shutdown => false,
-        _ = stopped.wait_for(|stopped| *stopped) => true,
-    };
-    info!("shutting down");
-    if let Some(agent) = &agent {
-        agent.drain(config.shutdown_grace).await;
+    Ok(Running { tasks, agent, api_stop })
+}
+
+impl Running {
+    /// Waits for `shutdown` (or the node stopping by itself), then lets running hooks
+    /// finish for up to `grace` and stops everything.
+    async fn stop_after(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        opened: &Opened,
+        grace: Duration,
+    ) -> Result<(), DaemonError> {
+        // The node stops on the signal, or by itself after a fatal error it has logged.
+        let mut stopped = opened.node.shutdown_signal();
+        let stopped_itself = tokio::select! {
+            () = shutdown => false,
+            _ = stopped.wait_for(|stopped| *stopped) => true,
+        };
+        info!("shutting down");
+        if let Some(agent) = &self.agent {
+            agent.drain(grace).await;
+        }
+        // The API task may have ended already (a bind error it logged); then there is
+        // nobody to tell.
+        let _ = self.api_stop.send(());
+        opened.node.shutdown().await;
+        opened.transport.close().await;
+        self.tasks.abort_all();
+        if stopped_itself {
+            return Err(DaemonError::Fatal { node: opened.node.id() });
+        }
+        Ok(())
     }
-    // The API task may have ended already (a bind error it logged); then there is
-    // nobody to tell.
-    let _ = api_stop.send(());
-    node.shutdown().await;
-    transport.close().await;
-    tasks.abort_all();
-    if stopped_itself {
-        bail!("node {} stopped after a fatal error (the log above says which)", node.id());
-    }
-    Ok(())
 }
 
 /// Keeps `node.json`'s peer list current (so a restart finds the cluster even if the
@@ -258,7 +342,12 @@ async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: Nod
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
         if node.state().read(|state| state.cluster.is_some()) {
-            let _ = std::fs::remove_file(data_dir.join("bootstrap.json"));
+            match std::fs::remove_file(data_dir.join("bootstrap.json")) {
+                // Gone after the first pass: NotFound is the usual outcome.
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => debug!(%error, "cannot remove bootstrap.json yet; trying again in 2 s"),
+            }
         }
         let directory = node.directory();
         let mut peers: Vec<KnownPeer> =

@@ -3,5 +3,7 @@
 //! the leader's duties, the revision store and the host agent, and run until shutdown.
 
 pub mod boot;
+mod error;
 
-pub use boot::{run, NodeConfig, VOTERS_MAX};
+pub use boot::{run, run_with, NodeConfig, Wiring, VOTERS_MAX};
+pub use error::DaemonError;

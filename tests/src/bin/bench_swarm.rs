@@ -81,6 +81,7 @@ fn raw_quinn(bytes: u64) -> anyhow::Result<(Duration, Duration)> {
             }
             send.write_all(&received.to_le_bytes()).await?;
             send.finish()?;
+            // The count is written; the sender closing the connection first is fine.
             let _ = send.stopped().await;
             anyhow::Ok(received)
         });
@@ -154,10 +155,57 @@ fn main() -> anyhow::Result<()> {
     let raw_rate = mib / raw_elapsed.as_secs_f64();
     eprintln!("raw quinn: {raw_rate:.0} MiB/s over one stream ({:.2} CPU-s)", raw_cpu.as_secs_f64());
 
+    let swarm = measure_swarm(&args, &bundle, raw_rate)?;
+    eprintln!("load average after: {}", load_average());
+    let figures = json!({
+        "fileBytes": bytes,
+        "pipeline": pipeline,
+        "pipelinedOverChunker": pipeline.chunk_hash_pipelined_mib_per_sec / pipeline.chunk_mib_per_sec,
+        "b3sumOneThreadMibPerSec": b3sum_mib_per_sec,
+        "rawQuinnMibPerSec": raw_rate,
+        "rawQuinnCpuSecs": raw_cpu.as_secs_f64(),
+        "pushSecs": swarm.push_elapsed.as_secs_f64(),
+        "revisionBytes": swarm.size,
+        "nodes": args.nodes,
+        "swarmFetchSecs": swarm.fetch_wall.as_secs_f64(),
+        "swarmMibPerSec": swarm.swarm_rate,
+        "swarmOverRawQuinn": swarm.swarm_rate / raw_rate,
+        "lastNodeSecs": swarm.last_node.as_secs_f64(),
+        "seedCpuSecs": swarm.seed_cpu.as_secs_f64(),
+        "receiverCpuSecs": swarm.receiver_cpu.as_secs_f64(),
+        "receiverIdleRssKib": swarm.idle_rss_kib,
+        "receiverPeakRssKib": swarm.peak_rss_kib,
+        "receiverPeakAboveIdleMib": swarm.peak_rss_kib.saturating_sub(swarm.idle_rss_kib) as f64 / 1024.0,
+        "loadAverage": load_average(),
+    });
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    // The nodes run until the figures are out (as the load average above saw them).
+    drop(swarm.cluster);
+    Ok(())
+}
+
+/// What the swarm part measured; `cluster` keeps the nodes running until the report
+/// is printed.
+struct Swarm {
+    cluster: TestCluster,
+    push_elapsed: Duration,
+    size: u64,
+    fetch_wall: Duration,
+    swarm_rate: f64,
+    last_node: Duration,
+    seed_cpu: Duration,
+    receiver_cpu: Duration,
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+}
+
+/// Step 4: pushes the bundle to node 1 of a fresh cluster, has every node prefetch it,
+/// and times node 2's fetch (with CPU and memory of the seed and the receiver).
+fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64) -> anyhow::Result<Swarm> {
     let cluster = TestCluster::start(args.nodes, Options::default());
     cluster.ok(1, &["deploy", "create-application", "--application-name", "bench"]);
     let push_start = Instant::now();
-    let revision = cluster.push(1, "bench", &bundle);
+    let revision = cluster.push(1, "bench", bundle);
     let push_elapsed = push_start.elapsed();
     let size = cluster
         .cli_json(1, &["deploy", "get-revision-distribution", "--revision", &revision, "--json"])
@@ -197,29 +245,16 @@ fn main() -> anyhow::Result<()> {
         peak_rss_kib,
         peak_rss_kib.saturating_sub(idle_rss_kib) as f64 / 1024.0
     );
-    eprintln!("load average after: {}", load_average());
-    let figures = json!({
-        "fileBytes": bytes,
-        "pipeline": pipeline,
-        "pipelinedOverChunker": pipeline.chunk_hash_pipelined_mib_per_sec / pipeline.chunk_mib_per_sec,
-        "b3sumOneThreadMibPerSec": b3sum_mib_per_sec,
-        "rawQuinnMibPerSec": raw_rate,
-        "rawQuinnCpuSecs": raw_cpu.as_secs_f64(),
-        "pushSecs": push_elapsed.as_secs_f64(),
-        "revisionBytes": size,
-        "nodes": args.nodes,
-        "swarmFetchSecs": fetch_wall.as_secs_f64(),
-        "swarmMibPerSec": swarm_rate,
-        "swarmOverRawQuinn": swarm_rate / raw_rate,
-        "lastNodeSecs": last_node.as_secs_f64(),
-        "seedCpuSecs": seed_cpu.as_secs_f64(),
-        "receiverCpuSecs": receiver_cpu.as_secs_f64(),
-        "receiverIdleRssKib": idle_rss_kib,
-        "receiverPeakRssKib": peak_rss_kib,
-        "receiverPeakAboveIdleMib": peak_rss_kib.saturating_sub(idle_rss_kib) as f64 / 1024.0,
-        "loadAverage": load_average(),
-    });
-    println!("{}", serde_json::to_string_pretty(&figures)?);
-    drop(cluster);
-    Ok(())
+    Ok(Swarm {
+        cluster,
+        push_elapsed,
+        size,
+        fetch_wall,
+        swarm_rate,
+        last_node,
+        seed_cpu,
+        receiver_cpu,
+        idle_rss_kib,
+        peak_rss_kib,
+    })
 }

@@ -111,15 +111,15 @@ fn a_200_mib_revision_reaches_every_node_and_a_killed_receiver_resumes() {
     eprintln!("200 MiB to 5 nodes with a kill and restart: {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// Four nodes: 1 pushes, 2 (started with FLEETMESH_TEST_CORRUPT_UPLOADS=1, so it flips a
-/// bit in every chunk it serves) fetches the revision first, then 3 and 4 fetch it from
+/// Four nodes: 1 pushes, 2 (the `corrupting_node` binary, which flips a bit in every
+/// chunk it serves) fetches the revision first, then 3 and 4 fetch it from
 /// both. Asserts that node 2 did serve bytes (so the receivers met the bad peer), that 3
 /// and 4 complete anyway, that every chunk file in their stores hashes to its name, and
 /// that at least one of them logged the bad peer.
 #[test]
 fn a_peer_serving_corrupt_chunks_corrupts_no_store_and_the_download_completes() {
     let mut options = Options::default();
-    options.env.insert(2, vec![("FLEETMESH_TEST_CORRUPT_UPLOADS".into(), "1".into())]);
+    options.programs.insert(2, PathBuf::from(env!("CARGO_BIN_EXE_corrupting_node")));
     options.tags.insert(1, vec!["role=origin".into()]);
     options.tags.insert(2, vec!["role=relay".into()]);
     let cluster = TestCluster::start(4, options);

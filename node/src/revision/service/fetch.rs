@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::RevisionService;
+use super::{FetchError, RevisionService};
 use crate::revision::StoreError;
 use crate::runtime::protocol::{self, Request, Response};
 use crate::runtime::Node;
@@ -51,12 +51,6 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 enum Event {
     Piece { peer: NodeId, piece: usize, received: Received, have: Option<Bitfield>, bytes: u64 },
     Have { peer: NodeId, have: Option<Bitfield> },
-}
-
-/// Test hook: a node started with `FLEETMESH_TEST_CORRUPT_UPLOADS=1` flips a bit in
-/// every chunk it serves, to prove that receivers never store what they cannot verify.
-pub(crate) fn corrupt_uploads() -> bool {
-    std::env::var_os("FLEETMESH_TEST_CORRUPT_UPLOADS").is_some_and(|value| value == "1")
 }
 
 /// Verifies each chunk of a piece answer and stores it (blocking: file writes).
@@ -97,14 +91,18 @@ fn seed_of(node: NodeId, revision: RevisionId) -> u64 {
 }
 
 /// Runs until the revision is complete, or the download stalls.
-pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revision: RevisionId) -> Result<(), String> {
+pub(super) async fn run(
+    node: &Arc<Node>,
+    service: &Arc<RevisionService>,
+    revision: RevisionId,
+) -> Result<(), FetchError> {
     let manifest = service.fetch_manifest(node, revision).await?;
     let tracked = service.track(&manifest);
     if tracked.complete {
         return Ok(());
     }
     let store_service = service.clone();
-    let mut download = Download::new(
+    let download = Download::new(
         tracked.map.clone(),
         move |hash| store_service.store.has(hash),
         DownloadParams {
@@ -114,31 +112,101 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
         },
         seed_of(node.id(), revision),
     );
-    let started = Instant::now();
-    let (events, mut inbox) = mpsc::channel::<Event>(256);
-    let mut peers: BTreeMap<NodeId, Peer> = BTreeMap::new();
-    let mut last_have: BTreeMap<NodeId, Instant> = BTreeMap::new();
-    let mut have_pending: BTreeMap<NodeId, bool> = BTreeMap::new();
-    let mut last_progress = (Instant::now(), download.bytes_held());
-    let mut shutdown = node.shutdown_signal();
     info!(%revision, bytes = tracked.map.total_bytes(), held = download.bytes_held(), "fetching from the swarm");
-    // Bounded: ends on completion, shutdown or a stall of STALL_TIMEOUT.
-    while !download.is_complete() {
-        if *shutdown.borrow() {
-            return Err("node shutting down".into());
+    let mut fetch = Fetch::new(node, service, revision, download);
+    fetch.run().await?;
+    service.set_progress(revision, fetch.download.have(), fetch.download.bytes_held(), true);
+    info!(%revision, secs = fetch.started.elapsed().as_secs_f64(), "revision complete");
+    Ok(())
+}
+
+/// The shell around one [`Download`]: it owns the core, spawns the requests the core
+/// asks for, and feeds their outcomes back as they arrive on `inbox`.
+struct Fetch {
+    node: Arc<Node>,
+    service: Arc<RevisionService>,
+    revision: RevisionId,
+    download: Download,
+    started: Instant,
+    events: mpsc::Sender<Event>,
+    inbox: mpsc::Receiver<Event>,
+    /// Peers listed for the revision (never this node); only grows.
+    peers: BTreeMap<NodeId, Peer>,
+    /// When each peer's have-set was last asked for or brought by a piece answer.
+    last_have: BTreeMap<NodeId, Instant>,
+    /// Peers with a have-set request in flight.
+    have_pending: BTreeMap<NodeId, bool>,
+    /// When the bytes held last grew, and to how many.
+    last_progress: (Instant, u64),
+}
+
+impl Fetch {
+    fn new(node: &Arc<Node>, service: &Arc<RevisionService>, revision: RevisionId, download: Download) -> Self {
+        let (events, inbox) = mpsc::channel::<Event>(256);
+        let last_progress = (Instant::now(), download.bytes_held());
+        Self {
+            node: node.clone(),
+            service: service.clone(),
+            revision,
+            download,
+            started: Instant::now(),
+            events,
+            inbox,
+            peers: BTreeMap::new(),
+            last_have: BTreeMap::new(),
+            have_pending: BTreeMap::new(),
+            last_progress,
         }
-        for member in service.peers_of(revision) {
-            if member.id != node.id() {
-                peers.insert(member.id, Peer { id: member.id, addr: member.listen });
+    }
+
+    /// The loop: ask, wait for one outcome or a deadline, record progress.
+    async fn run(&mut self) -> Result<(), FetchError> {
+        let mut shutdown = self.node.shutdown_signal();
+        // Bounded: ends on completion, shutdown or a stall of STALL_TIMEOUT.
+        while !self.download.is_complete() {
+            if *shutdown.borrow() {
+                return Err(FetchError::ShuttingDown);
+            }
+            self.refresh_peers();
+            self.ask_have_sets();
+            self.send_requests();
+            let wake = self
+                .download
+                .next_deadline(self.started.elapsed())
+                .map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(self.started.elapsed()).min(HAVE_REFRESH));
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Err(FetchError::ShuttingDown),
+                event = self.inbox.recv() => {
+                    let Some(event) = event else { return Err(FetchError::EventsClosed) };
+                    self.handle(event);
+                }
+                () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
+            }
+            self.record_progress()?;
+        }
+        Ok(())
+    }
+
+    /// Adds the peers the leader listed for the revision since the last turn.
+    fn refresh_peers(&mut self) {
+        for member in self.service.peers_of(self.revision) {
+            if member.id != self.node.id() {
+                self.peers.insert(member.id, Peer { id: member.id, addr: member.listen });
             }
         }
+    }
+
+    /// Asks every peer whose have-set is older than [`HAVE_REFRESH`] (one request per
+    /// peer at a time; banned peers are not asked).
+    fn ask_have_sets(&mut self) {
         let now = Instant::now();
-        for (id, peer) in &peers {
-            let stale = last_have.get(id).is_none_or(|at| now.duration_since(*at) >= HAVE_REFRESH);
-            if stale && !have_pending.get(id).copied().unwrap_or(false) && !download.is_banned(*id) {
-                have_pending.insert(*id, true);
-                last_have.insert(*id, now);
-                let (node, events, peer) = (node.clone(), events.clone(), *peer);
+        for (id, peer) in &self.peers {
+            let stale = self.last_have.get(id).is_none_or(|at| now.duration_since(*at) >= HAVE_REFRESH);
+            if stale && !self.have_pending.get(id).copied().unwrap_or(false) && !self.download.is_banned(*id) {
+                self.have_pending.insert(*id, true);
+                self.last_have.insert(*id, now);
+                let (node, events, peer, revision) = (self.node.clone(), self.events.clone(), *peer, self.revision);
                 tokio::spawn(async move {
                     let answer = protocol::call(
                         node.transport().as_ref(),
@@ -151,16 +219,25 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                         Ok((Response::Have { have }, _)) => have.parse::<Bitfield>().ok(),
                         _ => None,
                     };
+                    // The receiver is gone only once the download has ended, and then
+                    // nobody needs this have-set.
                     let _ = events.send(Event::Have { peer: peer.id, have }).await;
                 });
             }
         }
-        for request in download.next_requests(started.elapsed()) {
-            let Some(peer) = peers.get(&request.peer).copied() else {
-                download.piece_received(request.peer, request.piece, Received::Failed, started.elapsed()).ok();
+    }
+
+    /// Sends the piece requests the core asks for, each in its own task.
+    fn send_requests(&mut self) {
+        for request in self.download.next_requests(self.started.elapsed()) {
+            let Some(peer) = self.peers.get(&request.peer).copied() else {
+                self.download
+                    .piece_received(request.peer, request.piece, Received::Failed, self.started.elapsed())
+                    .ok();
                 continue;
             };
-            let (node, events, service) = (node.clone(), events.clone(), service.clone());
+            let (node, events, service, revision) =
+                (self.node.clone(), self.events.clone(), self.service.clone(), self.revision);
             tokio::spawn(async move {
                 let ask = Request::GetPiece {
                     revision_id: revision,
@@ -188,48 +265,51 @@ pub(super) async fn run(node: &Arc<Node>, service: &Arc<RevisionService>, revisi
                         (Received::Failed, None, 0)
                     }
                 };
+                // The receiver is gone only once the download has ended; the chunks
+                // are stored either way, and the next download finds them.
                 let _ = events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes }).await;
             });
         }
-        let wake = download
-            .next_deadline(started.elapsed())
-            .map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(started.elapsed()).min(HAVE_REFRESH));
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => return Err("node shutting down".into()),
-            event = inbox.recv() => {
-                let Some(event) = event else { return Err("event channel closed".into()) };
-                match event {
-                    Event::Piece { peer, piece, received, have, bytes } => {
-                        // Every byte that crossed the network, good or bad.
-                        service.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
-                        if let Some(have) = have {
-                            let _ = download.peer_bitfield(peer, &have);
-                            last_have.insert(peer, Instant::now());
-                        }
-                        if let Received::Corrupt { chunk } = received {
-                            tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
-                        }
-                        let _ = download.piece_received(peer, piece, received, started.elapsed());
+    }
+
+    /// Feeds one outcome to the core.
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Piece { peer, piece, received, have, bytes } => {
+                // Every byte that crossed the network, good or bad.
+                self.service.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
+                if let Some(have) = have {
+                    if let Err(error) = self.download.peer_bitfield(peer, &have) {
+                        debug!(%error, "have-set ignored");
                     }
-                    Event::Have { peer, have } => {
-                        have_pending.insert(peer, false);
-                        if let Some(have) = have {
-                            let _ = download.peer_bitfield(peer, &have);
-                        }
+                    self.last_have.insert(peer, Instant::now());
+                }
+                if let Received::Corrupt { chunk } = received {
+                    tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
+                }
+                // Cannot fail: `piece` is the index of a request the download made.
+                let _ = self.download.piece_received(peer, piece, received, self.started.elapsed());
+            }
+            Event::Have { peer, have } => {
+                self.have_pending.insert(peer, false);
+                if let Some(have) = have {
+                    if let Err(error) = self.download.peer_bitfield(peer, &have) {
+                        debug!(%error, "have-set ignored");
                     }
                 }
             }
-            () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
-        }
-        service.set_progress(revision, download.have(), download.bytes_held(), download.is_complete());
-        if download.bytes_held() > last_progress.1 {
-            last_progress = (Instant::now(), download.bytes_held());
-        } else if last_progress.0.elapsed() > STALL_TIMEOUT {
-            return Err(format!("no progress for {STALL_TIMEOUT:?} ({} peers known)", peers.len()));
         }
     }
-    service.set_progress(revision, download.have(), download.bytes_held(), true);
-    info!(%revision, secs = started.elapsed().as_secs_f64(), "revision complete");
-    Ok(())
+
+    /// Publishes the progress and gives up after [`STALL_TIMEOUT`] without any.
+    fn record_progress(&mut self) -> Result<(), FetchError> {
+        let download = &self.download;
+        self.service.set_progress(self.revision, download.have(), download.bytes_held(), download.is_complete());
+        if download.bytes_held() > self.last_progress.1 {
+            self.last_progress = (Instant::now(), download.bytes_held());
+        } else if self.last_progress.0.elapsed() > STALL_TIMEOUT {
+            return Err(FetchError::Stalled { stalled_for: STALL_TIMEOUT, peers: self.peers.len() });
+        }
+        Ok(())
+    }
 }

@@ -9,10 +9,12 @@
 //!  DownloadBundle ──wait_complete──▶ complete? ──▶ materialize
 //! ```
 
+mod error;
 mod fetch;
 mod origin;
 mod requests;
 mod serve;
+mod uploads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,8 +30,10 @@ use tracing::{info, warn};
 use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
 use crate::runtime::Node;
+pub use error::{FetchError, ManifestFetchError, UploadError};
 use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 pub use requests::RevisionRequests;
+pub use uploads::{ChunkUploads, HonestUploads};
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
@@ -67,6 +71,8 @@ pub struct RevisionService {
     bytes_fetched: AtomicU64,
     bytes_served: AtomicU64,
     upload_sessions: Mutex<BTreeMap<String, serve::UploadSession>>,
+    /// What happens to each chunk served to a peer ([`HonestUploads`] in production).
+    chunk_uploads: Arc<dyn ChunkUploads>,
 }
 
 impl std::fmt::Debug for RevisionService {
@@ -76,11 +82,21 @@ impl std::fmt::Debug for RevisionService {
 }
 
 impl RevisionService {
-    /// Opens the chunk store and manifest cache under `data_dir`.
+    /// Opens the chunk store and manifest cache under `data_dir`, serving chunks as
+    /// stored.
     ///
     /// # Errors
     /// The directories cannot be created or listed.
     pub fn open(data_dir: &Path) -> Result<Arc<Self>, StoreError> {
+        Self::open_with(data_dir, Arc::new(HonestUploads))
+    }
+
+    /// Opens the chunk store and manifest cache under `data_dir`; every chunk served to
+    /// a peer passes through `chunk_uploads` on its way out.
+    ///
+    /// # Errors
+    /// The directories cannot be created or listed.
+    pub fn open_with(data_dir: &Path, chunk_uploads: Arc<dyn ChunkUploads>) -> Result<Arc<Self>, StoreError> {
         let store = ChunkStore::open(&data_dir.join("chunks"))?;
         let manifests_dir = data_dir.join("manifests");
         std::fs::create_dir_all(&manifests_dir)
@@ -98,6 +114,7 @@ impl RevisionService {
             bytes_fetched: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
             upload_sessions: Mutex::new(BTreeMap::new()),
+            chunk_uploads,
         }))
     }
 
@@ -144,11 +161,10 @@ impl RevisionService {
     ///
     /// # Errors
     /// The manifest is invalid or cannot be written.
-    pub fn save_manifest(&self, manifest: Manifest) -> Result<Arc<Manifest>, String> {
-        manifest.validate().map_err(|error| error.to_string())?;
+    pub fn save_manifest(&self, manifest: Manifest) -> Result<Arc<Manifest>, ManifestFetchError> {
+        manifest.validate()?;
         let revision = manifest.revision_id();
-        crate::runtime::identity::write_private_file(&self.manifest_path(revision), &manifest.canonical_bytes())
-            .map_err(|error| error.to_string())?;
+        crate::runtime::identity::write_private_file(&self.manifest_path(revision), &manifest.canonical_bytes())?;
         Ok(self.remember(manifest))
     }
 
@@ -157,7 +173,7 @@ impl RevisionService {
     ///
     /// # Errors
     /// Nobody reachable has it.
-    pub async fn fetch_manifest(&self, node: &Node, revision: RevisionId) -> Result<Arc<Manifest>, String> {
+    pub async fn fetch_manifest(&self, node: &Node, revision: RevisionId) -> Result<Arc<Manifest>, ManifestFetchError> {
         if let Some(manifest) = self.manifest(revision) {
             return Ok(manifest);
         }
@@ -166,7 +182,7 @@ impl RevisionService {
         {
             return self.save_manifest(manifest);
         }
-        let leader = node.leader_hint().ok_or_else(|| "no leader known to ask for the manifest".to_string())?;
+        let leader = node.leader_hint().ok_or(ManifestFetchError::NoLeader)?;
         let (response, payload) = protocol::call(
             node.transport().as_ref(),
             leader.peer(),
@@ -174,14 +190,14 @@ impl RevisionService {
             Duration::from_secs(30),
         )
         .await
-        .map_err(|error| format!("cannot fetch the manifest of {revision}: {error}"))?;
+        .map_err(|reason| ManifestFetchError::Unreachable { revision, reason })?;
         if !matches!(response, Response::Manifest) {
-            return Err(format!("the leader has no manifest for {revision}: {response:?}"));
+            return Err(ManifestFetchError::NotOnLeader { revision, answer: Box::new(response) });
         }
-        let manifest: Manifest = serde_json::from_slice(&payload)
-            .map_err(|error| format!("the manifest of {revision} is malformed: {error}"))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&payload).map_err(|reason| ManifestFetchError::Malformed { revision, reason })?;
         if manifest.revision_id() != revision {
-            return Err(format!("the manifest sent for {revision} does not hash to it"));
+            return Err(ManifestFetchError::WrongHash { revision });
         }
         self.save_manifest(manifest)
     }
@@ -318,7 +334,7 @@ impl RevisionService {
         node: &Arc<Node>,
         revision: RevisionId,
         timeout: Duration,
-    ) -> Result<Arc<Manifest>, String> {
+    ) -> Result<Arc<Manifest>, FetchError> {
         let manifest = self.fetch_manifest(node, revision).await?;
         self.track(&manifest);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -333,8 +349,8 @@ impl RevisionService {
                 biased;
                 _ = ticks.changed() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    let held = self.progress().into_iter().find(|progress| progress.revision_id == revision).map_or(0, |progress| progress.bytes_held);
-                    return Err(format!("revision {revision} was not fully downloaded within {timeout:?} ({held} bytes held)"));
+                    let held_bytes = self.progress().into_iter().find(|progress| progress.revision_id == revision).map_or(0, |progress| progress.bytes_held);
+                    return Err(FetchError::Timeout { revision, timeout, held_bytes });
                 }
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
@@ -366,7 +382,13 @@ impl RevisionService {
         pushes.retain(|known| *known != revision);
         pushes.push(revision);
         if let Ok(bytes) = serde_json::to_vec(&index) {
-            let _ = crate::runtime::identity::write_private_file(&self.manifests_dir.join("pushes.json"), &bytes);
+            if let Err(error) =
+                crate::runtime::identity::write_private_file(&self.manifests_dir.join("pushes.json"), &bytes)
+            {
+                // The revision still completes; only garbage collection no longer
+                // knows to keep it as a push.
+                warn!(%revision, %error, "cannot record the push in pushes.json");
+            }
         }
     }
 

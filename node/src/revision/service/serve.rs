@@ -10,7 +10,8 @@ use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::NodeId;
 
 use super::origin::OriginDecision;
-use super::RevisionService;
+use super::{RevisionService, UploadError};
+use crate::revision::StoreError;
 use crate::runtime::protocol::Response;
 use fleetmesh_core::swarm::{Bitfield, UploadDecision, UploadSlots};
 
@@ -102,7 +103,7 @@ impl RevisionService {
         self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
         let payload = match read {
             Ok(Ok(payload)) => payload,
-            Ok(Err(reason)) => return (Response::Error(reason), Bytes::new()),
+            Ok(Err(reason)) => return (Response::Error(reason.to_string()), Bytes::new()),
             Err(error) => return (Response::Error(format!("reading the piece failed: {error}")), Bytes::new()),
         };
         self.bytes_served.fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -111,21 +112,17 @@ impl RevisionService {
     }
 
     /// Reads and verifies the named chunks into one buffer (blocking).
-    fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, String> {
-        let corrupt = super::fetch::corrupt_uploads();
+    fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, ChunkUnavailable> {
         let mut payload = BytesMut::new();
         for hash in chunks {
-            let bytes =
-                self.store.get(*hash).map_err(|error| format!("chunk {hash} is not available here: {error}"))?;
+            let bytes = self.store.get(*hash).map_err(|reason| ChunkUnavailable { hash: *hash, reason })?;
             if payload.is_empty() {
                 // One allocation for a typical piece: chunks of a piece are similar in size.
                 payload.reserve(bytes.len() * chunks.len());
             }
             let start = payload.len();
             payload.extend_from_slice(&bytes);
-            if corrupt && payload.len() > start {
-                payload[start] ^= 0x01;
-            }
+            self.chunk_uploads.outgoing(&mut payload[start..]);
         }
         Ok(payload.freeze())
     }
@@ -134,11 +131,15 @@ impl RevisionService {
     ///
     /// # Errors
     /// The bundle is larger than the limit.
-    pub fn begin_upload(&self, id: String, application: &str, declared_bytes: u64, limit: u64) -> Result<(), String> {
+    pub fn begin_upload(
+        &self,
+        id: String,
+        application: &str,
+        declared_bytes: u64,
+        limit: u64,
+    ) -> Result<(), UploadError> {
         if declared_bytes > limit {
-            return Err(format!(
-                "the bundle holds {declared_bytes} bytes of files; this node accepts revisions of at most {limit} bytes (node flag --max-revision-bytes)"
-            ));
+            return Err(UploadError::TooLarge { declared_bytes, limit_bytes: limit });
         }
         self.upload_sessions
             .lock()
@@ -158,31 +159,33 @@ impl RevisionService {
     /// # Errors
     /// Unknown session, a malformed frame, a chunk that does not hash to its name, or
     /// more bytes than the push declared.
-    pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, String> {
+    pub fn receive_chunks(&self, id: &str, body: &[u8]) -> Result<usize, UploadError> {
         let mut offset = 0;
         let mut batch = Vec::new();
         let mut batch_bytes = 0u64;
         // Bounded: each turn consumes a 36-byte header and its chunk from the body.
         while offset < body.len() {
-            let header = body.get(offset..offset + 36).ok_or("truncated chunk frame header")?;
-            let hash = fleetmesh_state::model::ids::Hash32(header[..32].try_into().map_err(|_| "bad hash")?);
-            let len = u32::from_be_bytes(header[32..36].try_into().map_err(|_| "bad length")?) as usize;
-            let bytes = body.get(offset + 36..offset + 36 + len).ok_or("truncated chunk frame")?;
+            let header = body.get(offset..offset + 36).ok_or(UploadError::TruncatedFrameHeader)?;
+            let (hash, len) = header.split_at(32);
+            let hash =
+                fleetmesh_state::model::ids::Hash32(hash.try_into().expect("a 36-byte header starts with 32 bytes"));
+            let len = u32::from_be_bytes(len.try_into().expect("a 36-byte header ends with 4 bytes")) as usize;
+            let bytes = body.get(offset + 36..offset + 36 + len).ok_or(UploadError::TruncatedFrame)?;
             batch.push((hash, bytes));
             batch_bytes += len as u64;
             offset += 36 + len;
         }
         {
             let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let session = sessions.get_mut(id).ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+            let session = sessions.get_mut(id).ok_or_else(|| UploadError::UnknownUpload { id: id.to_string() })?;
             session.received_bytes += batch_bytes;
             // The declared size counts file bytes; distinct chunks can never exceed it.
             if session.received_bytes > session.declared_bytes {
-                return Err(format!("the push sent more than the {} bytes it declared", session.declared_bytes));
+                return Err(UploadError::OverDeclared { declared_bytes: session.declared_bytes });
             }
         }
         // The whole batch in one pack file, every chunk verified first.
-        self.store.put_many(&batch).map_err(|error| error.to_string())?;
+        self.store.put_many(&batch)?;
         Ok(batch.len())
     }
 
@@ -194,17 +197,17 @@ impl RevisionService {
         &self,
         id: &str,
         manifest: fleetmesh_state::model::revision::Manifest,
-    ) -> Result<(RevisionId, String), String> {
+    ) -> Result<(RevisionId, String), UploadError> {
         let application = self
             .upload_sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id)
             .map(|session| session.application)
-            .ok_or_else(|| format!("no upload {id} in progress on this node"))?;
+            .ok_or_else(|| UploadError::UnknownUpload { id: id.to_string() })?;
         let missing = self.store.missing(&manifest.unique_chunks());
         if !missing.is_empty() {
-            return Err(format!("{} chunks of the revision never arrived; push again", missing.len()));
+            return Err(UploadError::MissingChunks { missing: missing.len() });
         }
         let manifest = self.save_manifest(manifest)?;
         let revision = manifest.revision_id();
@@ -215,4 +218,13 @@ impl RevisionService {
         self.record_push(&application, revision);
         Ok((revision, application))
     }
+}
+
+/// A chunk a piece request named that this node cannot read (answered to the peer as
+/// an error).
+#[derive(Debug, thiserror::Error)]
+#[error("chunk {hash} is not available here: {reason}")]
+struct ChunkUnavailable {
+    hash: ChunkHash,
+    reason: StoreError,
 }

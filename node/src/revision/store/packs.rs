@@ -125,10 +125,14 @@ pub(super) fn write(
         Ok(())
     });
     if let Err(error) = written {
+        // Best effort: the write error is what the caller needs, and a temp file left
+        // behind is removed when the store next opens.
         let _ = fs::remove_file(&temp);
         return Err(StoreError::Io { path: temp, source: error });
     }
     let linked = link_under_free_name(&temp, &packs, next_name);
+    // The pack is linked under its name (or the link failed, which `linked` reports);
+    // a temp name left behind is removed when the store next opens.
     let _ = fs::remove_file(&temp);
     Ok((linked?, offsets))
 }

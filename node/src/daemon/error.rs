@@ -1,0 +1,104 @@
+//! Why a node could not start, or stopped by itself. The messages are the ones the
+//! `fleetmesh node` command has always printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fleetmesh_consensus::host::HostError;
+use fleetmesh_transport::pki::PkiError;
+use fleetmesh_transport::quic::QuicError;
+use fleetmesh_transport::NodeId;
+
+use crate::revision::StoreError;
+use crate::runtime::identity::{IdentityError, JoinTokenError};
+use crate::runtime::join::JoinError;
+
+/// Why a node could not start, or stopped by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// `--data-dir` could not be created.
+    #[error("cannot create the data directory {}", path.display())]
+    CreateDataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The data directory holds a node of another cluster than the join token's.
+    #[error(
+        "{} belongs to cluster {cluster_id} but the join token is for another cluster; use an empty --data-dir to join a new cluster",
+        data_dir.display()
+    )]
+    OtherCluster {
+        /// `--data-dir`.
+        data_dir: PathBuf,
+        /// The cluster the data directory belongs to.
+        cluster_id: String,
+    },
+    /// `--join` without `--token`.
+    #[error("--join needs --token (the contents of DIR/join-token on the first node)")]
+    JoinWithoutToken,
+    /// `--token` without `--join`.
+    #[error("--token needs --join SEED:PORT (the address of any node of the cluster)")]
+    TokenWithoutJoin,
+    /// `--voters` is out of range.
+    #[error("--voters must be 1 to {max}, got {voters}")]
+    VoterCount {
+        /// The flag's value.
+        voters: u32,
+        /// The largest count accepted ([`super::VOTERS_MAX`]).
+        max: u32,
+    },
+    /// The node's identity (or a file beside it) could not be read, written or used.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The join token does not parse.
+    #[error(transparent)]
+    JoinToken(#[from] JoinTokenError),
+    /// The join failed.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    /// The cluster CA or the node's key could not be made.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The bootstrap facts could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    /// QUIC could not bind `--listen`.
+    #[error(transparent)]
+    Quic(#[from] QuicError),
+    /// The Raft database could not be opened.
+    #[error("cannot open {}", path.display())]
+    OpenDatabase {
+        /// `raft.redb` in the data directory.
+        path: PathBuf,
+        /// What redb said.
+        source: redb::DatabaseError,
+    },
+    /// Raft could not start or be initialized (boxed: its errors are large).
+    #[error(transparent)]
+    Raft(Box<HostError>),
+    /// The chunk store or manifest cache could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API address is in use or not ours.
+    #[error("cannot listen for the API on {address}")]
+    ApiListen {
+        /// `--api`.
+        address: SocketAddr,
+        /// What the socket said.
+        source: std::io::Error,
+    },
+    /// The node stopped by itself after a fatal error it logged.
+    #[error("node {node} stopped after a fatal error (the log above says which)")]
+    Fatal {
+        /// This node.
+        node: NodeId,
+    },
+}
+
+impl From<HostError> for DaemonError {
+    fn from(error: HostError) -> Self {
+        Self::Raft(Box::new(error))
+    }
+}

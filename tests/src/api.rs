@@ -1,0 +1,75 @@
+//! Reading a test node's HTTP API directly: metrics, raw POSTs, and waiting on the
+//! chunk store's size.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::TestCluster;
+
+/// An HTTP agent that returns error statuses as answers instead of errors.
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+impl TestCluster {
+    /// Reads the value of metric `name` from node `index`'s `/metrics` (summed over its
+    /// label sets); `None` when the node does not answer or has no such metric.
+    pub fn metric(&self, index: u32, name: &str) -> Option<u64> {
+        let url = format!("http://{}/metrics", self.nodes[&index].api);
+        let mut response =
+            http_agent().get(&url).header("Authorization", &format!("Bearer {}", self.admin_token)).call().ok()?;
+        let text = response.body_mut().read_to_string().ok()?;
+        parse_metric(&text, name)
+    }
+
+    /// POSTs a JSON body to node `via`'s API with the admin token; returns the status
+    /// and the parsed body (`Null` if it was not JSON).
+    pub fn api_post(&self, via: u32, path: &str, body: &Value) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.nodes[&via].api);
+        let response = http_agent()
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", self.admin_token))
+            .send_json(body)
+            .unwrap_or_else(|error| panic!("POST {url}: {error}"));
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Waits until node `index`'s chunk store holds at least `bytes` (its
+    /// `fleetmesh_chunk_store_bytes`), polling every 20 ms; returns the time it took.
+    ///
+    /// # Panics
+    /// After `timeout`.
+    pub fn wait_store_bytes(&self, index: u32, bytes: u64, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        loop {
+            let held = self.metric(index, "fleetmesh_chunk_store_bytes").unwrap_or(0);
+            if held >= bytes {
+                return start.elapsed();
+            }
+            assert!(Instant::now() < deadline, "node {index} holds {held} of {bytes} chunk bytes after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The value of `name` in Prometheus text, summed over label sets.
+pub fn parse_metric(text: &str, name: &str) -> Option<u64> {
+    let mut found = None;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value: u64 = rest.rsplit(' ').next()?.trim().parse().ok()?;
+        found = Some(found.unwrap_or(0) + value);
+    }
+    found
+}
