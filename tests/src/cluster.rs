@@ -174,6 +174,15 @@ impl TestCluster {
         }
     }
 
+    /// Makes node `index` run `program` from its next start (`None`: the binary under
+    /// test), as an operator replacing the binary on one host does.
+    pub fn set_program(&mut self, index: u32, program: Option<PathBuf>) {
+        match program {
+            Some(program) => self.options.programs.insert(index, program),
+            None => self.options.programs.remove(&index),
+        };
+    }
+
     /// Restarts node `index` from its data directory (no --join).
     pub fn restart(&mut self, index: u32) {
         self.kill9(index);

@@ -6,5 +6,6 @@ mod e2e {
     mod deploy;
     mod operations;
     mod swarm;
+    mod upgrade;
     mod voters;
 }
