@@ -8,7 +8,9 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::cluster::SimConfig;
+use crate::invariants::{Verdicts, Violation};
 use crate::scenarios::{self, ScenarioOutcome};
+use crate::{SeedRangeError, SimError};
 
 /// `fleetmesh sim`.
 #[derive(Debug, Clone, Args)]
@@ -64,7 +66,7 @@ pub struct Report {
 ///
 /// # Errors
 /// Unknown scenario, or a setup failure.
-pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
+pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
     let wall = Instant::now();
     let outcome: ScenarioOutcome = match args.scenario.as_str() {
         "leader-partition" => {
@@ -72,7 +74,9 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
             runtime.block_on(scenarios::leader_partition::run(cluster_config(args, seed)))?
         }
         "rolling-chaos" | "leader-kill-mid-wave" => {
-            anyhow::ensure!(args.nodes >= 1, "the {} scenario needs at least 1 node", args.scenario);
+            if args.nodes < 1 {
+                return Err(SimError::NoNodes { scenario: args.scenario.clone() });
+            }
             let runtime = runtime(seed)?;
             let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), args.planted_bug);
             if args.scenario == "rolling-chaos" {
@@ -81,47 +85,8 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
                 runtime.block_on(scenarios::leader_kill_mid_wave::run(config))?
             }
         }
-        "swarm" | "byzantine-peer" => {
-            let params = crate::swarm::SwarmParams {
-                nodes: args.nodes,
-                seed,
-                revision_bytes: args.size_mib << 20,
-                uplink_bps: args.uplink_mbps * 1_000_000,
-                downlink_bps: args.downlink_mbps * 1_000_000,
-                latency_ms: args.latency_ms,
-                loss: args.loss,
-                corrupt_peers: if args.scenario == "byzantine-peer" { (args.nodes / 10).max(1) } else { 0 },
-                ..Default::default()
-            };
-            anyhow::ensure!(args.nodes >= 2, "the swarm scenario needs at least 2 nodes (a seed and a receiver)");
-            let report = crate::swarm::run(&params);
-            let mut verdicts = crate::invariants::Verdicts::default();
-            for (name, verdict) in &report.invariants {
-                verdicts.record(
-                    name,
-                    if verdict == "ok" { Ok(()) } else { Err(verdict.trim_start_matches("violated: ").to_string()) },
-                );
-            }
-            let mut figures = std::collections::BTreeMap::new();
-            figures.insert("last_node_secs".to_string(), json!(round3(report.last_node_secs)));
-            figures.insert("lower_bound_secs".to_string(), json!(round3(report.lower_bound_secs)));
-            figures.insert("ratio".to_string(), json!(round3(report.ratio)));
-            figures.insert("seed_bytes_served".to_string(), json!(report.seed_bytes_served));
-            figures.insert("p50_node_secs".to_string(), json!(round3(report.p50_node_secs)));
-            figures.insert("p99_node_secs".to_string(), json!(round3(report.p99_node_secs)));
-            figures.insert("revision_bytes".to_string(), json!(params.revision_bytes));
-            figures.insert("pieces".to_string(), json!(report.pieces));
-            figures.insert("corrupt_peers".to_string(), json!(params.corrupt_peers));
-            ScenarioOutcome {
-                verdicts,
-                figures,
-                virtual_secs: report.virtual_secs,
-                trace_hash: report.trace_hash.clone(),
-                events: report.events,
-                recent: Vec::new(),
-            }
-        }
-        other => anyhow::bail!("unknown scenario {other:?}; known: {}", scenarios::SCENARIOS.join(", ")),
+        "swarm" | "byzantine-peer" => run_swarm(args, seed)?,
+        other => return Err(SimError::UnknownScenario { name: other.to_string() }),
     };
     let passed = outcome.verdicts.all_ok();
     let mut json = Map::new();
@@ -138,6 +103,54 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> anyhow::Result<Report> {
         json.insert(key, value);
     }
     Ok(Report { json: Value::Object(json), passed, recent: outcome.recent })
+}
+
+/// Runs the discrete-event swarm simulation (`swarm`, or `byzantine-peer` with a tenth
+/// of the peers corrupt) and turns its report into a scenario outcome.
+///
+/// # Errors
+/// Fewer than 2 nodes.
+fn run_swarm(args: &SimArgs, seed: u64) -> Result<ScenarioOutcome, SimError> {
+    let params = crate::swarm::SwarmParams {
+        nodes: args.nodes,
+        seed,
+        revision_bytes: args.size_mib << 20,
+        uplink_bps: args.uplink_mbps * 1_000_000,
+        downlink_bps: args.downlink_mbps * 1_000_000,
+        latency_ms: args.latency_ms,
+        loss: args.loss,
+        corrupt_peers: if args.scenario == "byzantine-peer" { (args.nodes / 10).max(1) } else { 0 },
+        ..Default::default()
+    };
+    if args.nodes < 2 {
+        return Err(SimError::SwarmTooSmall);
+    }
+    let report = crate::swarm::run(&params);
+    let mut verdicts = Verdicts::default();
+    for (name, verdict) in &report.invariants {
+        verdicts.record(
+            name,
+            if verdict == "ok" { Ok(()) } else { Err(Violation::new(verdict.trim_start_matches("violated: "))) },
+        );
+    }
+    let mut figures = std::collections::BTreeMap::new();
+    figures.insert("last_node_secs".to_string(), json!(round3(report.last_node_secs)));
+    figures.insert("lower_bound_secs".to_string(), json!(round3(report.lower_bound_secs)));
+    figures.insert("ratio".to_string(), json!(round3(report.ratio)));
+    figures.insert("seed_bytes_served".to_string(), json!(report.seed_bytes_served));
+    figures.insert("p50_node_secs".to_string(), json!(round3(report.p50_node_secs)));
+    figures.insert("p99_node_secs".to_string(), json!(round3(report.p99_node_secs)));
+    figures.insert("revision_bytes".to_string(), json!(params.revision_bytes));
+    figures.insert("pieces".to_string(), json!(report.pieces));
+    figures.insert("corrupt_peers".to_string(), json!(params.corrupt_peers));
+    Ok(ScenarioOutcome {
+        verdicts,
+        figures,
+        virtual_secs: report.virtual_secs,
+        trace_hash: report.trace_hash.clone(),
+        events: report.events,
+        recent: Vec::new(),
+    })
 }
 
 /// The cluster configuration of a cluster scenario: the seed, the node count, and the
@@ -157,6 +170,8 @@ pub fn runtime(seed: u64) -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_time().start_paused(true);
     #[cfg(tokio_unstable)]
     builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    // Without tokio_unstable, tokio's randomness cannot be seeded and the seed has no
+    // use here (the workspace sets the flag in .cargo/config.toml).
     #[cfg(not(tokio_unstable))]
     let _ = seed;
     builder.build()
@@ -178,12 +193,13 @@ pub fn replay_command(args: &SimArgs, seed: u64) -> String {
     command
 }
 
-fn parse_range(text: &str) -> anyhow::Result<std::ops::Range<u64>> {
-    let (start, end) =
-        text.split_once("..").ok_or_else(|| anyhow::anyhow!("--seeds must look like 1..50, got {text:?}"))?;
-    let start: u64 = start.trim().parse().map_err(|_| anyhow::anyhow!("--seeds start {start:?} is not a number"))?;
-    let end: u64 = end.trim().parse().map_err(|_| anyhow::anyhow!("--seeds end {end:?} is not a number"))?;
-    anyhow::ensure!(start < end, "--seeds range {text:?} is empty");
+fn parse_range(text: &str) -> Result<std::ops::Range<u64>, SeedRangeError> {
+    let (start, end) = text.split_once("..").ok_or_else(|| SeedRangeError::Shape(text.to_string()))?;
+    let start: u64 = start.trim().parse().map_err(|_| SeedRangeError::Start(start.to_string()))?;
+    let end: u64 = end.trim().parse().map_err(|_| SeedRangeError::End(end.to_string()))?;
+    if start >= end {
+        return Err(SeedRangeError::Empty(text.to_string()));
+    }
     Ok(start..end)
 }
 
@@ -241,7 +257,7 @@ fn print_report(args: &SimArgs, report: &Report) {
 /// # Errors
 /// An unknown scenario, a bad seed range, or a run that could not be set up (as
 /// opposed to one whose invariants failed, which is the `FAILURE` exit code).
-pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &SimArgs) -> Result<ExitCode, SimError> {
     match &args.seeds {
         None => {
             let report = run_seed(args, args.seed)?;

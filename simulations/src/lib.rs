@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+mod error;
 pub mod host;
 pub mod invariants;
 pub mod net;
@@ -35,3 +36,5 @@ pub mod observer;
 pub mod scenarios;
 pub mod swarm;
 pub mod trace;
+
+pub use error::{SeedRangeError, SimError};

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use crate::host::disk::{InstallRecord, SimDisk};
 use crate::invariants::committed_entries::fingerprint;
-use crate::invariants::Monitor;
+use crate::invariants::{Monitor, Violation};
 
 /// Entries the apply taps copied, with the node that applied each.
 pub type AppliedQueue = Arc<Mutex<Vec<(NodeId, Entry<TypeConfig>)>>>;
@@ -139,9 +139,9 @@ impl Observer {
     pub fn final_check(&mut self) {
         if let Some(first) = self.pending.keys().next() {
             let next = self.next_index();
-            self.monitor.committed.fail(format!(
+            self.monitor.committed.fail(Violation::new(format!(
                 "entries from {first} on were applied, but no node was seen applying entry {next} before them"
-            ));
+            )));
         }
     }
 
@@ -224,7 +224,7 @@ mod tests {
         let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
         observer.ingest(vec![(NodeId(1), blank(1, 0)), (NodeId(1), blank(1, 1))], now, &disks);
         observer.ingest(vec![(NodeId(2), blank(1, 0)), (NodeId(2), blank(2, 1))], now, &disks);
-        let violation = observer.monitor.committed.verdict().expect_err("entry 1 differs");
+        let violation = observer.monitor.committed.verdict().expect_err("entry 1 differs").to_string();
         assert!(
             violation.contains("entry 1 changed") && violation.contains("node 1") && violation.contains("node 2"),
             "{violation}"
@@ -239,7 +239,7 @@ mod tests {
         let mut observer = Observer::new(Monitor::new(Duration::from_secs(60)));
         observer.ingest(vec![(NodeId(1), blank(1, 0)), (NodeId(1), blank(1, 2))], now, &disks);
         observer.final_check();
-        let violation = observer.monitor.committed.verdict().expect_err("entry 1 is missing");
+        let violation = observer.monitor.committed.verdict().expect_err("entry 1 is missing").to_string();
         assert!(violation.contains("entry 1"), "{violation}");
     }
 }

@@ -92,6 +92,8 @@ impl Trace {
             let event = Recent::Delivery { nanos, from, to, kind: kind_bytes, kind_len: kind.len(), len };
             if let Some(dump) = &mut inner.dump {
                 use std::io::Write;
+                // The dump is a debugging aid: a line it fails to write is missing from the
+                // dump only, never from the run or its hash.
                 let _ = writeln!(dump, "{}", event.line());
             }
             inner.recent.push_back(event);
@@ -110,6 +112,8 @@ impl Trace {
             let line = format!("{:>10.6}s -- {text}", nanos as f64 / 1e9);
             if let Some(dump) = &mut inner.dump {
                 use std::io::Write;
+                // The dump is a debugging aid: a line it fails to write is missing from the
+                // dump only, never from the run or its hash.
                 let _ = writeln!(dump, "{line}");
             }
             inner.recent.push_back(Recent::Note(line));

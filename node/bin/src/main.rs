@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => fleetmesh_sim::cli::run(&args).unwrap_or_else(|error| {
-            eprintln!("fleetmesh: error: {}", cli::one_line(&error));
+            eprintln!("fleetmesh: error: {}", cli::one_line(&error.into()));
             ExitCode::FAILURE
         }),
         _ => cli::run(cli),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use fleetmesh_core::rollout::PlannerSettings;
 use fleetmesh_node::runtime::Timing;
 
-use super::SimCluster;
+use super::{ClusterError, SimCluster};
 use crate::host::HostTiming;
 use crate::net::LinkModel;
 
@@ -140,7 +140,7 @@ impl SimBuilder {
     ///
     /// # Errors
     /// As [`SimCluster::start`].
-    pub async fn start(self) -> anyhow::Result<SimCluster> {
+    pub async fn start(self) -> Result<SimCluster, ClusterError> {
         SimCluster::start(self.config).await
     }
 }

@@ -1,13 +1,13 @@
 //! The fault verbs: partitions (symmetric and one-way), clogged links, clock skew, and
 //! the hosts' hook failures, hangs and corrupt peers. Crash and restart live beside
-//! the boot code in the parent module. Every verb is noted in the trace, so a replay
+//! the boot code (`boot.rs`). Every verb is noted in the trace, so a replay
 //! shows when each fault struck.
 
 use std::time::Duration;
 
 use fleetmesh_transport::NodeId;
 
-use super::SimCluster;
+use super::{ClusterError, SimCluster};
 use crate::host::faults::HookFault;
 
 impl SimCluster {
@@ -81,7 +81,7 @@ impl SimCluster {
     ///
     /// # Errors
     /// A node could not restart.
-    pub async fn heal_everything(&mut self) -> anyhow::Result<()> {
+    pub async fn heal_everything(&mut self) -> Result<(), ClusterError> {
         self.heal();
         self.clear_host_faults();
         for id in self.all() {

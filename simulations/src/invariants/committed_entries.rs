@@ -7,12 +7,13 @@
 //! the monitor saw committed, and no index may be missing from the replay.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use fleetmesh_consensus::raft::TypeConfig;
 use fleetmesh_transport::NodeId;
 use openraft::Entry;
 
-use crate::cluster::SimCluster;
+use super::{Violation, VoterLog};
 
 /// A committed entry's identity: BLAKE3 of its log id and payload.
 pub type Fingerprint = [u8; 32];
@@ -29,7 +30,7 @@ pub fn fingerprint(entry: &Entry<TypeConfig>) -> Fingerprint {
 #[derive(Debug, Default)]
 pub struct CommittedEntries {
     fingerprints: BTreeMap<u64, (Fingerprint, NodeId)>,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 impl CommittedEntries {
@@ -37,11 +38,11 @@ impl CommittedEntries {
     pub fn record(&mut self, index: u64, print: Fingerprint, source: NodeId) {
         match self.fingerprints.get(&index) {
             Some((seen, first)) if *seen != print && self.violation.is_none() => {
-                self.violation = Some(format!(
+                self.violation = Some(Violation::new(format!(
                     "committed entry {index} changed: node {first} had {}, node {source} now has {}",
                     hex::encode(&seen[..8]),
                     hex::encode(&print[..8])
-                ));
+                )));
             }
             Some(_) => {}
             None => {
@@ -51,7 +52,7 @@ impl CommittedEntries {
     }
 
     /// Records a problem found by the observer itself (it could not read an entry).
-    pub fn fail(&mut self, problem: String) {
+    pub fn fail(&mut self, problem: Violation) {
         self.violation.get_or_insert(problem);
     }
 
@@ -61,29 +62,31 @@ impl CommittedEntries {
     }
 
     /// The end-of-run check against every voter's log and applied index.
-    pub async fn final_check(&mut self, cluster: &SimCluster, voters: &[NodeId]) {
+    pub fn final_check<E: Display>(&mut self, voters: &[VoterLog<E>]) {
         let highest = self.fingerprints.keys().next_back().copied().unwrap_or_default();
         for voter in voters {
-            let applied = cluster.node(*voter).state().applied_index();
-            if applied < highest {
-                self.violation
-                    .get_or_insert(format!("voter {voter} applied up to {applied}, but entry {highest} was committed"));
+            let id = voter.id;
+            if let Some(applied) = voter.applied_index.filter(|applied| *applied < highest) {
+                self.violation.get_or_insert_with(|| {
+                    Violation::new(format!("voter {id} applied up to {applied}, but entry {highest} was committed"))
+                });
             }
-            let entries = match cluster.log(*voter).await {
+            let entries = match &voter.entries {
                 Ok(entries) => entries,
                 Err(error) => {
-                    self.violation.get_or_insert(format!("cannot read voter {voter}'s log: {error}"));
+                    self.violation
+                        .get_or_insert_with(|| Violation::new(format!("cannot read voter {id}'s log: {error}")));
                     continue;
                 }
             };
-            for entry in &entries {
-                self.record(entry.log_id.index, fingerprint(entry), *voter);
+            for entry in entries {
+                self.record(entry.log_id.index, fingerprint(entry), id);
             }
         }
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }

@@ -18,6 +18,7 @@ use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
 use super::installs_exact::matches_manifest;
+use super::Violation;
 use crate::host::disk::SimDisk;
 
 /// Checks every group; `exempt_failed` allows hosts whose last attempt at the group's
@@ -30,12 +31,15 @@ pub fn check(
     live: &[NodeId],
     disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>,
     exempt_failed: bool,
-) -> Result<Vec<NodeId>, String> {
+) -> Result<Vec<NodeId>, Violation> {
     let mut exempt = Vec::new();
     for group in state.deployment_groups.values().flat_map(BTreeMap::values) {
         let Some(revision) = group.target_revision else { continue };
         let Some(manifest) = state.revisions.get(&revision).map(|record| &record.manifest) else {
-            return Err(format!("group {}'s revision {revision} is not registered", group.deployment_group_name));
+            return Err(Violation::new(format!(
+                "group {}'s revision {revision} is not registered",
+                group.deployment_group_name
+            )));
         };
         for host in state.group_targets(group).into_iter().filter(|host| live.contains(host)) {
             let current = disks.get(&host).and_then(|disk| {
@@ -62,12 +66,12 @@ pub fn check(
                 exempt.push(host);
                 continue;
             }
-            return Err(format!(
+            return Err(Violation::new(format!(
                 "host {host} runs {:?} for group {}, whose last successful revision is {revision} (group record: {:?})",
                 current.map(|installed| (installed.revision_id, installed.deployment_id)),
                 group.deployment_group_name,
                 group.instances.get(&host)
-            ));
+            )));
         }
     }
     Ok(exempt)

@@ -13,6 +13,7 @@
 use fleetmesh_state::model::revision::Manifest;
 use fleetmesh_state::ClusterState;
 
+use super::Violation;
 use crate::host::catalog::file_digest;
 use crate::host::disk::{InstallRecord, InstalledRevision};
 
@@ -22,7 +23,7 @@ pub struct InstallsExact {
     waiting: Vec<InstallRecord>,
     /// Installs checked.
     pub checked: u64,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 /// The files a manifest names, as (path, size, digest) in manifest order.
@@ -40,7 +41,7 @@ pub fn matches_manifest(installed: &InstalledRevision, manifest: &Manifest) -> b
     installed.manifest_id == manifest.revision_id() && got == expected_files(manifest)
 }
 
-fn check_one(state: &ClusterState, record: &InstallRecord) -> Option<Result<(), String>> {
+fn check_one(state: &ClusterState, record: &InstallRecord) -> Option<Result<(), Violation>> {
     let installed = &record.installed;
     let host = record.node;
     let deployment = state.deployments.get(&installed.deployment_id)?;
@@ -79,7 +80,7 @@ fn check_one(state: &ClusterState, record: &InstallRecord) -> Option<Result<(), 
             }
         }
     };
-    Some(problem.map_or(Ok(()), Err))
+    Some(problem.map(Violation::new).map_or(Ok(()), Err))
 }
 
 impl InstallsExact {
@@ -104,15 +105,17 @@ impl InstallsExact {
     /// The final check: no install is left that the replicated state never explained.
     pub fn final_check(&mut self) {
         if let Some(record) = self.waiting.first() {
-            self.violation.get_or_insert(format!(
-                "host {} installed for deployment {}, which the cluster never committed",
-                record.node, record.installed.deployment_id
-            ));
+            self.violation.get_or_insert_with(|| {
+                Violation::new(format!(
+                    "host {} installed for deployment {}, which the cluster never committed",
+                    record.node, record.installed.deployment_id
+                ))
+            });
         }
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }

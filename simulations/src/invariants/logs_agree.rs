@@ -2,19 +2,23 @@
 //! voters agree entry for entry on every index they share, up to the commit point.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use fleetmesh_transport::NodeId;
 
-use crate::cluster::SimCluster;
+use super::{Violation, VoterLog};
 
 /// Compares the voters' logs.
 ///
 /// # Errors
-/// The first index where two voters hold different entries.
-pub async fn check(cluster: &SimCluster, voters: &[NodeId]) -> Result<(), String> {
+/// A log that could not be read, or the first index where two voters hold different
+/// entries.
+pub fn check<E: Display>(voters: &[VoterLog<E>]) -> Result<(), Violation> {
     let mut by_index: BTreeMap<u64, (NodeId, String)> = BTreeMap::new();
     for voter in voters {
-        let entries = cluster.log(*voter).await.map_err(|error| format!("cannot read node {voter}'s log: {error}"))?;
+        let id = voter.id;
+        let entries =
+            voter.entries.as_ref().map_err(|error| Violation::new(format!("cannot read node {id}'s log: {error}")))?;
         for entry in entries {
             let fingerprint = format!(
                 "{}:{}",
@@ -23,14 +27,14 @@ pub async fn check(cluster: &SimCluster, voters: &[NodeId]) -> Result<(), String
             );
             match by_index.get(&entry.log_id.index) {
                 Some((other, seen)) if *seen != fingerprint => {
-                    return Err(format!(
-                        "index {}: node {other} has {seen}, node {voter} has {fingerprint}",
+                    return Err(Violation::new(format!(
+                        "index {}: node {other} has {seen}, node {id} has {fingerprint}",
                         entry.log_id.index
-                    ))
+                    )))
                 }
                 Some(_) => {}
                 None => {
-                    by_index.insert(entry.log_id.index, (*voter, fingerprint));
+                    by_index.insert(entry.log_id.index, (id, fingerprint));
                 }
             }
         }

@@ -31,6 +31,8 @@ use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
+use super::Violation;
+
 #[derive(Debug)]
 struct Baseline {
     healthy_at_start: BTreeSet<NodeId>,
@@ -47,7 +49,7 @@ pub struct MinHealthy {
     pub deployments_checked: usize,
     /// The smallest `in service − floor` seen over all deployments.
     pub least_margin: Option<usize>,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 impl MinHealthy {
@@ -91,7 +93,7 @@ impl MinHealthy {
                 .filter(|target| target.status == TargetStatus::InProgress)
                 .map(|target| target.target_id.to_string())
                 .collect();
-            self.violation = Some(format!(
+            self.violation = Some(Violation::new(format!(
                 "deployment {} ({}, {} targets, M = {}, {} healthy at start) had only {in_service} targets in service \
                  at log index {index} (in progress: {}); the rule needs at least {}",
                 deployment.deployment_id,
@@ -101,12 +103,12 @@ impl MinHealthy {
                 baseline.healthy_at_start.len(),
                 out.join(", "),
                 baseline.floor
-            ));
+            )));
         }
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }
@@ -173,7 +175,7 @@ mod tests {
         assert_eq!(monitor.verdict(), Ok(()));
         set(&mut deployment, 3, TargetStatus::InProgress, 2);
         monitor.check(&deployment, 12);
-        let violation = monitor.verdict().expect_err("two out of service");
+        let violation = monitor.verdict().expect_err("two out of service").to_string();
         assert!(violation.contains("in progress: 2, 3") && violation.contains("at least 3"), "{violation}");
     }
 }

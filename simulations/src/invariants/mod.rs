@@ -1,8 +1,12 @@
 //! Invariants, one file each. The continuous ones live in a [`Monitor`] the observer
 //! feeds with every committed proposal (and the cluster with leader samples); the
-//! end-of-run ones are functions the scenarios call after their liveness phase. A
-//! scenario collects the verdicts into a map `name → "ok" | "violated: ..."`, printed
-//! with the result.
+//! end-of-run ones are functions the scenarios call after their liveness phase, on what
+//! the cluster read from its voters ([`VoterLog`], a node's applied state). A violation
+//! is a [`Violation`]; a scenario collects the verdicts into a map
+//! `name → "ok" | "violated: ..."`, printed with the result.
+//!
+//! Nothing here knows the cluster: the cluster runs the [`Monitor`] on every wait, so
+//! the invariants sit below it and read only plain data (replayed states, logs, disks).
 
 pub mod acknowledged_writes;
 pub mod committed_entries;
@@ -14,6 +18,8 @@ pub mod rollback_restores;
 pub mod runaway;
 pub mod single_leader;
 pub mod terminal_deadline;
+mod violation;
+mod voter_log;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +31,8 @@ use self::rollback_restores::RollbackRestores;
 use self::runaway::Runaway;
 use self::single_leader::LeaderPerTerm;
 use self::terminal_deadline::TerminalDeadline;
+pub use self::violation::Violation;
+pub use self::voter_log::VoterLog;
 
 /// Verdicts by invariant name.
 #[derive(Debug, Default, Clone)]
@@ -34,7 +42,7 @@ pub struct Verdicts {
 
 impl Verdicts {
     /// Records a verdict; the first violation of a name wins.
-    pub fn record(&mut self, name: &str, result: Result<(), String>) {
+    pub fn record(&mut self, name: &str, result: Result<(), Violation>) {
         let entry = self.map.entry(name.to_string()).or_insert_with(|| "ok".to_string());
         if let Err(reason) = result {
             if entry == "ok" {
@@ -93,7 +101,7 @@ impl Monitor {
     }
 
     /// Every continuous verdict so far, by name.
-    fn verdicts(&self) -> [(&'static str, Result<(), String>); 7] {
+    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 7] {
         [
             ("single_leader_per_term", self.single_leader.verdict()),
             ("committed_entries_never_change", self.committed.verdict()),
@@ -113,7 +121,7 @@ impl Monitor {
     }
 
     /// The first continuous invariant violated so far (in name order), with the reason.
-    pub fn first_violation(&self) -> Option<(&'static str, String)> {
+    pub fn first_violation(&self) -> Option<(&'static str, Violation)> {
         self.verdicts().into_iter().find_map(|(name, verdict)| verdict.err().map(|reason| (name, reason)))
     }
 }

@@ -25,6 +25,7 @@ use fleetmesh_state::model::resources::AutoRollbackEvent;
 use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
 
+use super::Violation;
 use crate::host::disk::SimDisk;
 
 /// The rollback monitor.
@@ -35,7 +36,7 @@ pub struct RollbackRestores {
     pub checked: u64,
     /// Hosts a rollback restored.
     pub hosts_restored: u64,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 fn installed_by(deployment: &Deployment, host: NodeId) -> bool {
@@ -74,19 +75,21 @@ impl RollbackRestores {
         let Some(triggering_id) =
             rollback.rollback_info.as_ref().and_then(|info| info.rollback_triggering_deployment_id.clone())
         else {
-            self.violation =
-                Some(format!("rollback {} does not name the deployment it undoes", rollback.deployment_id));
+            self.violation = Some(Violation::new(format!(
+                "rollback {} does not name the deployment it undoes",
+                rollback.deployment_id
+            )));
             return;
         };
         let Some(triggering) = state.deployments.get(&triggering_id) else { return };
         self.checked += 1;
         let expected = self.previous.get(&triggering_id).copied().flatten();
         if expected != Some(rollback.revision_id) {
-            self.violation = Some(format!(
+            self.violation = Some(Violation::new(format!(
                 "rollback {} of {triggering_id} deploys revision {}, but the group's last successful revision before \
                  {triggering_id} was {expected:?}",
                 rollback.deployment_id, rollback.revision_id
-            ));
+            )));
             return;
         }
         if let Some(missed) = triggering
@@ -94,10 +97,10 @@ impl RollbackRestores {
             .keys()
             .find(|host| installed_by(triggering, **host) && !rollback.targets.contains_key(host))
         {
-            self.violation = Some(format!(
+            self.violation = Some(Violation::new(format!(
                 "host {missed} installed {triggering_id}'s revision, but rollback {} does not target it",
                 rollback.deployment_id
-            ));
+            )));
             return;
         }
         for target in rollback.targets.values().filter(|target| target.status == TargetStatus::Succeeded) {
@@ -108,10 +111,10 @@ impl RollbackRestores {
                     .last_install_among(&rollback.deployment_group_id, &[&triggering_id, &rollback.deployment_id])
             });
             if last != Some((rollback.deployment_id.clone(), rollback.revision_id)) {
-                self.violation = Some(format!(
+                self.violation = Some(Violation::new(format!(
                     "rollback {} succeeded on host {host}, but the host's last install is {last:?}, not revision {}",
                     rollback.deployment_id, rollback.revision_id
-                ));
+                )));
                 return;
             }
             self.hosts_restored += 1;
@@ -128,17 +131,17 @@ impl RollbackRestores {
             .any(|target| !matches!(target.status, TargetStatus::Skipped | TargetStatus::Pending));
         let started = failed.rollback_info.as_ref().is_some_and(|info| info.rollback_deployment_id.is_some());
         if wanted && has_previous && touched && !started {
-            self.violation = Some(format!(
+            self.violation = Some(Violation::new(format!(
                 "deployment {} failed with automatic rollback on, had changed targets and a previous revision, but no \
                  rollback was created ({:?})",
                 failed.deployment_id,
                 failed.rollback_info.as_ref().map(|info| info.rollback_message.clone())
-            ));
+            )));
         }
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Violation;
+
 /// Most deployments the scenarios and the rollout engine may legitimately create in a
 /// minute: a user deployment, its rollback, late-joiner deployments and a redeploy are
 /// a handful.
@@ -21,7 +23,7 @@ pub const DEPLOYMENTS_PER_MINUTE_MAX: usize = 60;
 #[derive(Debug, Default)]
 pub struct Runaway {
     recent: VecDeque<Instant>,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 impl Runaway {
@@ -34,10 +36,10 @@ impl Runaway {
             self.recent.pop_front();
         }
         if self.recent.len() > DEPLOYMENTS_PER_MINUTE_MAX && self.violation.is_none() {
-            self.violation = Some(format!(
+            self.violation = Some(Violation::new(format!(
                 "{} deployments were created within a minute; the rollout engine is recreating them in a loop",
                 self.recent.len()
-            ));
+            )));
         }
     }
 
@@ -47,7 +49,7 @@ impl Runaway {
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 
 use fleetmesh_transport::NodeId;
 
+use super::Violation;
+
 /// Leaders seen per term.
 #[derive(Debug, Default)]
 pub struct LeaderPerTerm {
     leaders: BTreeMap<u64, NodeId>,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 impl LeaderPerTerm {
@@ -21,7 +23,8 @@ impl LeaderPerTerm {
         for (term, node) in leaders {
             match self.leaders.get(term) {
                 Some(existing) if existing != node && self.violation.is_none() => {
-                    self.violation = Some(format!("term {term} had two leaders: node {existing} and node {node}"));
+                    self.violation =
+                        Some(Violation::new(format!("term {term} had two leaders: node {existing} and node {node}")));
                 }
                 Some(_) => {}
                 None => {
@@ -32,7 +35,7 @@ impl LeaderPerTerm {
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 
@@ -53,6 +56,6 @@ mod tests {
         view.observe(&[(2, NodeId(2)), (1, NodeId(1))]);
         assert!(view.verdict().is_ok());
         view.observe(&[(2, NodeId(3))]);
-        assert!(view.verdict().unwrap_err().contains("term 2"));
+        assert!(view.verdict().unwrap_err().reason().contains("term 2"));
     }
 }

@@ -15,6 +15,8 @@ use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::ClusterState;
 use tokio::time::Instant;
 
+use super::Violation;
+
 /// The deadline monitor.
 #[derive(Debug)]
 pub struct TerminalDeadline {
@@ -22,7 +24,7 @@ pub struct TerminalDeadline {
     created: BTreeMap<DeploymentId, Instant>,
     /// Longest creation-to-end time seen.
     pub longest: Duration,
-    violation: Option<String>,
+    violation: Option<Violation>,
 }
 
 impl TerminalDeadline {
@@ -42,8 +44,10 @@ impl TerminalDeadline {
         let took = now.duration_since(*created);
         self.longest = self.longest.max(took);
         if took > self.limit && self.violation.is_none() {
-            self.violation =
-                Some(format!("deployment {deployment} took {took:?} to end; its deadline allows {:?}", self.limit));
+            self.violation = Some(Violation::new(format!(
+                "deployment {deployment} took {took:?} to end; its deadline allows {:?}",
+                self.limit
+            )));
         }
     }
 
@@ -53,13 +57,13 @@ impl TerminalDeadline {
         for deployment in state.active_deployments() {
             let Some(created) = self.created.get(&deployment.deployment_id) else { continue };
             if now.duration_since(*created) > self.limit && self.violation.is_none() {
-                self.violation = Some(format!(
+                self.violation = Some(Violation::new(format!(
                     "deployment {} is still {:?} {:?} after its creation; its deadline allows {:?}",
                     deployment.deployment_id,
                     deployment.status,
                     now.duration_since(*created),
                     self.limit
-                ));
+                )));
             }
         }
     }
@@ -68,19 +72,19 @@ impl TerminalDeadline {
     pub fn final_check(&mut self, state: &ClusterState) {
         if let Some(open) = state.active_deployments().next() {
             if self.violation.is_none() {
-                self.violation = Some(format!(
+                self.violation = Some(Violation::new(format!(
                     "deployment {} is still {:?} at the end of the liveness phase ({} of {} targets in progress)",
                     open.deployment_id,
                     open.status,
                     open.overview().InProgress,
                     open.targets.len()
-                ));
+                )));
             }
         }
     }
 
     /// The verdict so far.
-    pub fn verdict(&self) -> Result<(), String> {
+    pub fn verdict(&self) -> Result<(), Violation> {
         self.violation.clone().map_or(Ok(()), Err)
     }
 }

@@ -16,7 +16,9 @@ use fleetmesh_state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSp
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 
+use super::ScenarioError;
 use crate::cluster::SimCluster;
+use crate::invariants::{Verdicts, Violation};
 
 /// Chunks of `app/bin` in every revision (4 MiB declared: quick to fetch, enough
 /// chunks for a corrupt peer to matter).
@@ -80,11 +82,11 @@ fn random_id(rng: &mut ChaCha8Rng) -> String {
 
 /// Proposes a setup command; a retried command that had in fact committed comes back
 /// `AlreadyExists`, which counts as done.
-async fn setup_command(cluster: &SimCluster, command: Command) -> anyhow::Result<()> {
+async fn setup_command(cluster: &SimCluster, command: Command) -> Result<(), ScenarioError> {
     match cluster.propose(command, SETUP_TIMEOUT).await? {
         Outcome::Done => Ok(()),
         Outcome::Rejected(error) if error.kind == ApplyErrorKind::AlreadyExists => Ok(()),
-        other => anyhow::bail!("setup command refused: {other:?}"),
+        outcome => Err(ScenarioError::SetupRefused { outcome }),
     }
 }
 
@@ -99,7 +101,7 @@ impl App {
         rng: &mut ChaCha8Rng,
         config: ConfigChoice,
         versions: u64,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ScenarioError> {
         let app = Self { application: "app".into(), group: "web".into(), config, revisions: Vec::new() };
         setup_command(
             cluster,
@@ -140,7 +142,7 @@ impl App {
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
         let mut app = app;
         for version in 1..=versions {
-            let seed = cluster.leader().ok_or_else(|| anyhow::anyhow!("no leader to push revision {version}"))?;
+            let seed = cluster.leader().ok_or(ScenarioError::NoLeaderToPush { version })?;
             let manifest = cluster.push_revision(version, BIN_CHUNKS, seed);
             let unique = manifest.unique_chunks();
             let record = RevisionRecord {
@@ -171,8 +173,8 @@ impl App {
         cluster: &SimCluster,
         rng: &mut ChaCha8Rng,
         limit: Duration,
-        verdicts: &mut crate::invariants::Verdicts,
-    ) -> anyhow::Result<()> {
+        verdicts: &mut Verdicts,
+    ) -> Result<(), ScenarioError> {
         let baseline = self.deploy(cluster, rng, self.revisions[0], Duration::from_secs(60)).await?;
         let ended = cluster
             .wait_for("the baseline deployment", limit, |cluster| {
@@ -183,7 +185,7 @@ impl App {
             "baseline_succeeds",
             match (ended, status(cluster, &baseline)) {
                 (Ok(()), Some(DeploymentStatus::Succeeded)) => Ok(()),
-                (_, status) => Err(format!("the fault-free deployment {baseline} ended {status:?}")),
+                (_, status) => Err(Violation::new(format!("the fault-free deployment {baseline} ended {status:?}"))),
             },
         );
         Ok(())
@@ -200,7 +202,7 @@ impl App {
         rng: &mut ChaCha8Rng,
         revision: RevisionId,
         timeout: Duration,
-    ) -> anyhow::Result<DeploymentId> {
+    ) -> Result<DeploymentId, ScenarioError> {
         let mut bytes = [0u8; 9];
         rng.fill_bytes(&mut bytes);
         let deployment_id = DeploymentId::from_random(bytes);
@@ -227,7 +229,7 @@ impl App {
         match outcome {
             Outcome::Done => Ok(deployment_id),
             Outcome::Rejected(_) if exists(cluster) => Ok(deployment_id),
-            other => anyhow::bail!("deployment of revision {revision} refused: {other:?}"),
+            outcome => Err(ScenarioError::DeploymentRefused { revision, outcome }),
         }
     }
 }

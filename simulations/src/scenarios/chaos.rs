@@ -18,7 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::cluster::SimCluster;
+use crate::cluster::{ClusterError, SimCluster};
 use crate::host::faults::HookFault;
 
 /// Lifecycle events whose scripts a hook fault can break.
@@ -100,7 +100,7 @@ pub async fn run(
     settings: &ChaosSettings,
     budget: Duration,
     done: impl Fn(&SimCluster) -> bool,
-) -> anyhow::Result<ChaosStats> {
+) -> Result<ChaosStats, ClusterError> {
     let mut stats = ChaosStats::default();
     let end = Instant::now() + budget;
     let mut restarts: BTreeMap<NodeId, Instant> = BTreeMap::new();

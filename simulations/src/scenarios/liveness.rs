@@ -11,8 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::app::{self, App};
-use crate::cluster::SimCluster;
-use crate::invariants::{convergence, logs_agree, Verdicts};
+use super::ScenarioError;
+use crate::cluster::{ClusterError, SimCluster};
+use crate::invariants::{convergence, logs_agree, Verdicts, Violation};
 
 /// How long the group must stay without a running deployment before it counts as
 /// settled (the rollout engine deploys to outdated hosts within a tick or two of the
@@ -31,7 +32,7 @@ pub struct LivenessReport {
     pub phase: Duration,
 }
 
-async fn wait_settled(cluster: &SimCluster, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_settled(cluster: &SimCluster, timeout: Duration) -> Result<(), ClusterError> {
     let mut quiet_since: Option<Instant> = None;
     cluster
         .wait_for("the group to settle", timeout, |cluster| {
@@ -55,7 +56,7 @@ pub async fn run(
     app: &App,
     rng: &mut ChaCha8Rng,
     verdicts: &mut Verdicts,
-) -> anyhow::Result<LivenessReport> {
+) -> Result<LivenessReport, ScenarioError> {
     let started = Instant::now();
     let mut report = LivenessReport::default();
     cluster.trace.note("liveness phase: faults stop");
@@ -67,14 +68,16 @@ pub async fn run(
         observer.monitor.deadline.final_check(&shadow);
     });
     if let Err(error) = ended {
-        verdicts.record("group_converges", Err(format!("the group never settled: {error}")));
+        verdicts.record("group_converges", Err(Violation::new(format!("the group never settled: {error}"))));
     } else {
         let live = cluster.running();
         let settled =
             cluster.with_observer(|observer| convergence::check(observer.shadow(), &live, cluster.host_disks(), true));
         match settled {
             Ok(exempt) => report.exempt_hosts = exempt,
-            Err(problem) => verdicts.record("group_converges", Err(format!("after settling: {problem}"))),
+            Err(problem) => {
+                verdicts.record("group_converges", Err(Violation::new(format!("after settling: {problem}"))))
+            }
         }
         let target = cluster.with_observer(|observer| {
             observer.shadow().deployment_group(&app.application, &app.group).and_then(|group| group.target_revision)
@@ -93,7 +96,10 @@ pub async fn run(
                 if done.is_ok() && succeeded {
                     Ok(())
                 } else {
-                    Err(format!("the fault-free redeploy {redeploy} of {revision} ended {:?}", report.redeploy))
+                    Err(Violation::new(format!(
+                        "the fault-free redeploy {redeploy} of {revision} ended {:?}",
+                        report.redeploy
+                    )))
                 },
             );
             let live = cluster.running();
@@ -101,7 +107,7 @@ pub async fn run(
                 .with_observer(|observer| convergence::check(observer.shadow(), &live, cluster.host_disks(), false));
             verdicts.record(
                 "group_converges",
-                strict.map(|_| ()).map_err(|problem| format!("after the redeploy: {problem}")),
+                strict.map(|_| ()).map_err(|problem| Violation::new(format!("after the redeploy: {problem}"))),
             );
         } else {
             verdicts.record("group_converges", Ok(()));
@@ -126,7 +132,7 @@ pub async fn final_checks(cluster: &SimCluster, verdicts: &mut Verdicts) {
                 })
         })
         .await;
-    verdicts.record("voters_catch_up", caught_up.map_err(|error| error.to_string()));
+    verdicts.record("voters_catch_up", caught_up.map_err(|error| Violation::new(error.to_string())));
     cluster.pump().await;
     let voters: Vec<NodeId> = cluster
         .leader()
@@ -134,11 +140,10 @@ pub async fn final_checks(cluster: &SimCluster, verdicts: &mut Verdicts) {
             cluster.node(leader).voters().into_iter().filter(|voter| cluster.running().contains(voter)).collect()
         })
         .unwrap_or_default();
-    verdicts.record("logs_agree", logs_agree::check(cluster, &voters).await);
-    let mut committed = cluster.with_observer(|observer| std::mem::take(&mut observer.monitor.committed));
-    committed.final_check(cluster, &voters).await;
+    let logs = cluster.voter_logs(&voters).await;
+    verdicts.record("logs_agree", logs_agree::check(&logs));
     cluster.with_observer(|observer| {
-        observer.monitor.committed = committed;
+        observer.monitor.committed.final_check(&logs);
         observer.final_check();
         observer.monitor.installs.final_check();
     });

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod chaos;
+mod error;
 pub mod leader_kill_mid_wave;
 pub mod leader_partition;
 pub mod liveness;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+pub use self::error::ScenarioError;
 use crate::invariants::Verdicts;
 
 /// What a scenario run produced (before the common fields are added).

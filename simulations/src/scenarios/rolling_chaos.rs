@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::app::{self, App, ConfigChoice};
 use super::chaos::{self, ChaosSettings};
-use super::{liveness, ScenarioOutcome};
+use super::{liveness, ScenarioError, ScenarioOutcome};
 use crate::cluster::{SimCluster, SimConfig};
 use crate::invariants::Verdicts;
 
@@ -72,7 +72,7 @@ pub fn timing_for(nodes: usize) -> Timing {
 ///
 /// # Errors
 /// A setup failure (the cluster did not form, the application could not be created).
-pub async fn run(config: SimConfig) -> anyhow::Result<ScenarioOutcome> {
+pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     let start = tokio::time::Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x726f_6c6c_696e_6721);
     let mut verdicts = Verdicts::default();
