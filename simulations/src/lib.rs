@@ -33,6 +33,7 @@ pub mod host;
 pub mod invariants;
 pub mod net;
 pub mod observer;
+pub mod planted;
 pub mod scenarios;
 pub mod swarm;
 pub mod trace;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fleetmesh_consensus::raft::seed_thread_rng;
+use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
 use fleetmesh_node::agent::Agent;
 use fleetmesh_node::leader::liveness::Health;
 use fleetmesh_node::leader::Leader;
@@ -29,6 +30,7 @@ use crate::host::{HostWorld, SimHost};
 use crate::invariants::Monitor;
 use crate::net::SimNet;
 use crate::observer::{AppliedQueue, Observer};
+use crate::planted::OneTooMany;
 use crate::trace::Trace;
 
 /// Members added per proposal while the cluster forms.
@@ -205,7 +207,9 @@ impl SimCluster {
         node.seed_directory(self.member_seed.clone(), "sim".into());
         let mut tasks = tokio::task::JoinSet::new();
         node.spawn(&mut tasks);
-        let leader = Leader::start(&node, &mut tasks);
+        let planner: Arc<dyn WavePlanner> =
+            if self.config.planted_bug { Arc::new(OneTooMany) } else { Arc::new(CodeDeployPlanner) };
+        let leader = Leader::start_with_planner(&node, &mut tasks, planner);
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());

@@ -25,8 +25,11 @@ pub struct SimConfig {
     pub timing: Timing,
     /// Simulated host timing (hooks, downloads).
     pub host: HostTiming,
-    /// The rollout planner's settings (deadlines, the planted bug).
+    /// The rollout planner's settings (deadlines).
     pub planner: PlannerSettings,
+    /// The leaders plan with [`crate::planted::OneTooMany`] instead of CodeDeploy's rules
+    /// (`--planted-bug`), to prove the invariants catch a wrong planner.
+    pub planted_bug: bool,
 }
 
 impl SimConfig {
@@ -40,6 +43,7 @@ impl SimConfig {
             timing: Timing::default(),
             host: HostTiming::default(),
             planner: PlannerSettings::default(),
+            planted_bug: false,
         }
     }
 }

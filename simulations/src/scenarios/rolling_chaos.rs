@@ -46,9 +46,9 @@ pub fn deployment_limit(cluster: &SimCluster) -> Duration {
 pub fn deployment_config(mut config: SimConfig, planted_bug: bool) -> SimConfig {
     config.planner = PlannerSettings {
         deployment_timeout_ms: deployment_timeout(config.nodes).as_millis() as u64,
-        extra_out_of_service: u32::from(planted_bug),
         ..PlannerSettings::default()
     };
+    config.planted_bug = planted_bug;
     config.timing = timing_for(config.nodes);
     config
 }

@@ -189,9 +189,9 @@ impl DemoCluster {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            // Best effort at teardown: a child that already exited refuses the kill, and the
-            // wait only reaps it.
+            // Best effort at teardown: a child that already exited refuses the kill.
             let _ = node.child.kill();
+            // Only reaps the child; there is nothing to do if it was reaped already.
             let _ = node.child.wait();
         }
         self.nodes.clear();
