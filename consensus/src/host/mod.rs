@@ -302,9 +302,14 @@ impl RaftHost {
 
     /// True when this node's Raft has been initialized (it is or was part of a cluster).
     ///
+    /// Asked of the running instance while no replacement is under way: a restarted voter
+    /// is activated as soon as its leader calls, and the instance asked must not be the
+    /// one being stopped (the e2e suite saw a restart fail with "raft stopped").
+    ///
     /// # Errors
     /// The store cannot be read.
     pub async fn is_initialized(&self) -> Result<bool, HostError> {
+        let _serving = self.serving.read().await;
         self.raft().is_initialized().await.map_err(|error| HostError::Fatal(error.to_string()))
     }
 
