@@ -1,0 +1,162 @@
+//! The decisions of one swarm download, without I/O: which peers to ask for their
+//! have-sets and when, which piece requests to send, what each answer changes, and
+//! when the download has stalled. The shell ([`super::Fetch`]) does the asking.
+//!
+//! ```text
+//!  handle_members(peers listed by the leader) ─┐
+//!  handle_have(peer, have-set)                 ├─▶ Session (owns the Download core)
+//!  handle_piece(peer, piece, outcome, have)   ─┘        │
+//!                       poll_actions(now) ◀─────────────┘ AskHave(peer) / AskPiece(peer, request)
+//!                       check_progress(now), next_wake(now)
+//! ```
+//!
+//! Call order, every turn of the shell: `handle_members`, `poll_actions` (send them
+//! all), wait for one answer or `next_wake`, feed it with `handle_*`, then
+//! `check_progress`. Times are durations since the download started.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use fleetmesh_core::swarm::{Bitfield, Download, PieceRequest, Received};
+use fleetmesh_transport::{NodeId, Peer};
+use tracing::debug;
+
+use super::{HAVE_REFRESH, STALL_TIMEOUT};
+use crate::revision::service::FetchError;
+
+/// What the shell must do for the download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Ask `peer` for its have-set, and feed the answer to [`Session::handle_have`].
+    AskHave(Peer),
+    /// Ask `peer` for the chunks of a piece, verify and store them, and feed the outcome
+    /// to [`Session::handle_piece`].
+    AskPiece(Peer, PieceRequest),
+}
+
+/// One download of one revision, fed with events and polled for actions.
+pub(super) struct Session {
+    /// This node (never a peer of its own download).
+    own_id: NodeId,
+    download: Download,
+    /// Peers listed for the revision; only grows.
+    peers: BTreeMap<NodeId, Peer>,
+    /// When each peer's have-set was last asked for or brought by a piece answer.
+    last_have: BTreeMap<NodeId, Duration>,
+    /// Peers with a have-set request in flight (at most one per peer).
+    have_pending: BTreeSet<NodeId>,
+    /// When the bytes held last grew, and to how many.
+    last_progress: (Duration, u64),
+}
+
+impl Session {
+    /// A session for `download`, started at `now`, run by node `own_id`.
+    pub(super) fn new(own_id: NodeId, download: Download, now: Duration) -> Self {
+        let last_progress = (now, download.bytes_held());
+        Self {
+            own_id,
+            download,
+            peers: BTreeMap::new(),
+            last_have: BTreeMap::new(),
+            have_pending: BTreeSet::new(),
+            last_progress,
+        }
+    }
+
+    /// The download core (what is held, whether it is complete).
+    pub(super) fn download(&self) -> &Download {
+        &self.download
+    }
+
+    /// The peers the leader lists for the revision now; new ones are added (this node
+    /// is skipped), none is removed.
+    pub(super) fn handle_members(&mut self, members: impl IntoIterator<Item = Peer>) {
+        for peer in members {
+            if peer.id != self.own_id {
+                self.peers.insert(peer.id, peer);
+            }
+        }
+    }
+
+    /// What to send now: a have-set request to every peer whose have-set is older than
+    /// [`HAVE_REFRESH`] (one at a time per peer; banned peers are not asked), then the
+    /// piece requests the core wants. A request for a peer not listed fails at once.
+    pub(super) fn poll_actions(&mut self, now: Duration) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (id, peer) in &self.peers {
+            let stale = self.last_have.get(id).is_none_or(|at| now.saturating_sub(*at) >= HAVE_REFRESH);
+            if stale && !self.have_pending.contains(id) && !self.download.is_banned(*id) {
+                self.have_pending.insert(*id);
+                self.last_have.insert(*id, now);
+                actions.push(Action::AskHave(*peer));
+            }
+        }
+        for request in self.download.next_requests(now) {
+            match self.peers.get(&request.peer).copied() {
+                Some(peer) => actions.push(Action::AskPiece(peer, request)),
+                None => {
+                    // Cannot fail: `piece` is the index of a request the download made.
+                    let _ = self.download.piece_received(request.peer, request.piece, Received::Failed, now);
+                }
+            }
+        }
+        actions
+    }
+
+    /// A have-set answer from `peer` (`None`: it did not answer, or not with a have-set).
+    pub(super) fn handle_have(&mut self, peer: NodeId, have: Option<Bitfield>) {
+        self.have_pending.remove(&peer);
+        if let Some(have) = have {
+            self.take_bitfield(peer, &have);
+        }
+    }
+
+    /// The outcome of a piece request to `peer` at `now`, with the have-set the answer
+    /// carried, if any.
+    pub(super) fn handle_piece(
+        &mut self,
+        peer: NodeId,
+        piece: usize,
+        received: Received,
+        have: Option<Bitfield>,
+        now: Duration,
+    ) {
+        if let Some(have) = have {
+            self.take_bitfield(peer, &have);
+            self.last_have.insert(peer, now);
+        }
+        if let Received::Corrupt { chunk } = received {
+            tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
+        }
+        // Cannot fail: `piece` is the index of a request the download made.
+        let _ = self.download.piece_received(peer, piece, received, now);
+    }
+
+    fn take_bitfield(&mut self, peer: NodeId, have: &Bitfield) {
+        if let Err(error) = self.download.peer_bitfield(peer, have) {
+            debug!(%error, "have-set ignored");
+        }
+    }
+
+    /// How long the shell may wait for an answer before polling again.
+    pub(super) fn next_wake(&self, now: Duration) -> Duration {
+        self.download.next_deadline(now).map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(now).min(HAVE_REFRESH))
+    }
+
+    /// Notes progress at `now`.
+    ///
+    /// # Errors
+    /// [`FetchError::Stalled`] when the bytes held have not grown for [`STALL_TIMEOUT`].
+    pub(super) fn check_progress(&mut self, now: Duration) -> Result<(), FetchError> {
+        let held = self.download.bytes_held();
+        if held > self.last_progress.1 {
+            self.last_progress = (now, held);
+        } else if now.saturating_sub(self.last_progress.0) > STALL_TIMEOUT {
+            return Err(FetchError::Stalled { stalled_for: STALL_TIMEOUT, peers: self.peers.len() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
