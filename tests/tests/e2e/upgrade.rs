@@ -42,9 +42,7 @@ fn target_statuses(info: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|target| {
-            (target["targetId"].as_str().unwrap_or_default().to_string(), target["status"].to_string())
-        })
+        .map(|target| (target["targetId"].as_str().unwrap_or_default().to_string(), target["status"].to_string()))
         .collect()
 }
 
