@@ -64,7 +64,19 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     for index in [1, 2, 3, 5] {
         options.programs.insert(index, old.clone());
     }
-    let mut cluster = TestCluster::start(5, options);
+    // The voters first (autopilot promotes the first members), then the agents.
+    let mut cluster = TestCluster::start(3, options);
+    wait_until("3 voters", Duration::from_secs(60), || {
+        let status = cluster.status(1)?;
+        let voters = status["nodes"].as_array()?.iter().filter(|node| node["role"] == "voter").count();
+        (voters == 3).then_some(())
+    });
+    for index in [4, 5] {
+        let seed = cluster.nodes[&1].listen;
+        let token = cluster.join_token.clone();
+        cluster.add_node(index, Some((seed, token)));
+    }
+    cluster.wait_alive(5, Duration::from_secs(90));
     let bundle = cluster.dir.path().join("bundle");
     write_bundle(&bundle, &[("appspec.yml", APPSPEC, 0o644), ("site/index.html", "v1\n", 0o644)]);
 
