@@ -3,7 +3,7 @@
 //!
 //! Durations and deadlines in the node code use tokio's paused clock directly; only
 //! timestamps that end up in records (proposal times, lifecycle event times, the
-//! planner's `now`) come through [`fleetmesh_node::clock::Clock`]. Those are what a
+//! planner's `now`) come through [`fleetmesh_node::runtime::clock::Clock`]. Those are what a
 //! skewed host clock would corrupt, so that is where the skew applies. The base is
 //! shared and created once per run: a restarted node keeps reading the same virtual
 //! wall time instead of starting again at the epoch.

@@ -27,7 +27,7 @@ impl SimCluster {
     ///
     /// Only nodes that may lead are asked: the voters (and learners) of the membership
     /// the last sampled leader knew, refreshed at every call, plus every node once per
-    /// [`FULL_SCAN_EVERY`] calls — so that even an agent that wrongly thinks it leads is
+    /// `FULL_SCAN_EVERY` (1000) calls — so that even an agent that wrongly thinks it leads is
     /// seen, without asking thousands of agents every 10 ms.
     pub fn leaders(&self) -> Vec<(u64, NodeId)> {
         let (full, candidates) = {

@@ -9,7 +9,7 @@
 //! - At the deployment's creation each target is *healthy at start* iff the group's
 //!   record of its host is healthy or absent (the planner's rule for a pending target,
 //!   minus liveness). `H0` counts them; `M` is
-//!   [`minimum_healthy_count`](fleetmesh_core::rollout::minimum_healthy_count) of the
+//!   [`fleetmesh_core::rollout::minimum_healthy_count`] of the
 //!   rule over the targets.
 //! - At every committed state, the targets *in service* are those that succeeded, plus
 //!   the healthy-at-start ones the rollout has not taken: still pending, skipped at the
