@@ -69,12 +69,30 @@ enum Replace {
     Activate,
 }
 
+/// The running Raft instance and its metrics receiver, kept together so that the hot
+/// reads (is this node the leader, the term, the known leader: every poll and every
+/// leader tick ask) borrow the metrics in place instead of cloning handles.
+struct Instance {
+    raft: Raft,
+    metrics: tokio::sync::watch::Receiver<Metrics>,
+}
+
+/// openraft's metrics for this type configuration.
+pub type Metrics = openraft::RaftMetrics<NodeId, BasicNode>;
+
+impl Instance {
+    fn new(raft: Raft) -> Self {
+        let metrics = raft.metrics();
+        Self { raft, metrics }
+    }
+}
+
 /// One node's Raft instance and store.
 pub struct RaftHost {
     id: NodeId,
     /// The timing this node uses once it is a voter.
     voter_timing: RaftTiming,
-    raft: RwLock<Raft>,
+    raft: RwLock<Instance>,
     /// Whether `raft` runs with the voter timing rather than [`RaftTiming::dormant`].
     active: AtomicBool,
     /// Set once by [`RaftHost::shutdown`]; no instance is opened after it.
@@ -117,7 +135,7 @@ impl RaftHost {
         Ok(Self {
             id,
             voter_timing,
-            raft: RwLock::new(raft),
+            raft: RwLock::new(Instance::new(raft)),
             active: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             swap: tokio::sync::Mutex::new(()),
@@ -159,7 +177,14 @@ impl RaftHost {
     /// The running instance. Do not hold it across an await that may outlive a
     /// replacement; ask again instead.
     pub fn raft(&self) -> Raft {
-        self.raft.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.raft.read().unwrap_or_else(PoisonError::into_inner).raft.clone()
+    }
+
+    /// Reads the running instance's current metrics in place (no handle is cloned).
+    pub fn with_metrics<T>(&self, read: impl FnOnce(&Metrics) -> T) -> T {
+        let instance = self.raft.read().unwrap_or_else(PoisonError::into_inner);
+        let metrics = instance.metrics.borrow();
+        read(&metrics)
     }
 
     /// The applied cluster state. The handle survives replacements: a reset empties it,
@@ -186,9 +211,7 @@ impl RaftHost {
     /// True when this node is the Raft leader.
     pub fn is_leader(&self) -> bool {
         // Borrowed, not cloned: this runs on every poll and every leader tick.
-        let metrics = self.raft().metrics();
-        let metrics = metrics.borrow();
-        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.id)
+        self.with_metrics(|metrics| metrics.state == ServerState::Leader && metrics.current_leader == Some(self.id))
     }
 
     /// True on a leader that has applied an entry of its own term, and with it every
@@ -199,33 +222,33 @@ impl RaftHost {
     /// second OneAtATime target while the old leader's start of another was still in
     /// its log: leader-kill-mid-wave seed 3).
     pub fn leads_with_current_state(&self) -> bool {
-        let metrics = self.raft().metrics();
-        let metrics = metrics.borrow();
-        metrics.state == ServerState::Leader
-            && metrics.current_leader == Some(self.id)
-            && metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+        self.with_metrics(|metrics| {
+            metrics.state == ServerState::Leader
+                && metrics.current_leader == Some(self.id)
+                && metrics.last_applied.is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+        })
     }
 
     /// The current Raft term.
     pub fn term(&self) -> u64 {
-        self.raft().metrics().borrow().current_term
+        self.with_metrics(|metrics| metrics.current_term)
     }
 
     /// The leader Raft knows, with its Raft address, unless that is this node and it has
     /// left the leader state (a node whose Raft has stepped down can still hold a
     /// committed vote for itself, and naming itself would send pollers in a loop).
     pub fn known_leader(&self) -> Option<(NodeId, String)> {
-        let metrics = self.raft().metrics();
-        let metrics = metrics.borrow();
-        let leading = metrics.state == ServerState::Leader;
-        let leader = metrics.current_leader.filter(|&leader| leader != self.id || leading)?;
-        let node = metrics.membership_config.membership().get_node(&leader)?;
-        Some((leader, node.addr.clone()))
+        self.with_metrics(|metrics| {
+            let leading = metrics.state == ServerState::Leader;
+            let leader = metrics.current_leader.filter(|&leader| leader != self.id || leading)?;
+            let node = metrics.membership_config.membership().get_node(&leader)?;
+            Some((leader, node.addr.clone()))
+        })
     }
 
     /// Milliseconds since the leader last heard from a quorum, on a leader.
     pub fn millis_since_quorum_ack(&self) -> Option<u64> {
-        self.raft().metrics().borrow().millis_since_quorum_ack
+        self.with_metrics(|metrics| metrics.millis_since_quorum_ack)
     }
 
     /// Replaces this node's Raft state by a fresh, uninitialized one: stops the instance,
@@ -284,7 +307,7 @@ impl RaftHost {
             Replace::Activate => (StateOpen::Resume(self.state.clone()), self.voter_timing, true),
         };
         let (raft, _) = Self::open_instance(self.id, self.db.clone(), self.transport.clone(), state, timing).await?;
-        *self.raft.write().unwrap_or_else(PoisonError::into_inner) = raft;
+        *self.raft.write().unwrap_or_else(PoisonError::into_inner) = Instance::new(raft);
         self.active.store(active, Ordering::Relaxed);
         Ok(())
     }

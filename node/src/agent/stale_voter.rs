@@ -52,15 +52,13 @@ impl Evidence {
     /// Gathers the evidence from a poll answer and `node`'s Raft metrics.
     pub fn gather(node: &Node, poll: &PollResponse) -> Self {
         // Borrowed, not cloned: this runs on every poll answer of every node.
-        let metrics = node.raft().metrics();
-        let metrics = metrics.borrow();
-        Self {
+        node.raft_host().with_metrics(|metrics| Self {
             leader_says_agent: poll.role == Role::Agent && poll.leader.id != node.id(),
             // Not `voter_ids()`: that builds the union of the joint configs on every call.
             listed_as_voter: (metrics.membership_config.membership().get_joint_config().iter())
                 .any(|voters| voters.contains(&node.id())),
             has_leader_contact: metrics.current_leader.is_some(),
-        }
+        })
     }
 
     /// True when the three facts of the module doc hold.

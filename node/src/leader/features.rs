@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use fleetmesh_state::features::raisable_level;
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::NodeId;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Leader;
@@ -37,15 +38,21 @@ impl Leader {
     /// that reports nothing knows); above it, a member that has not polled this leader
     /// yet does not.
     pub(super) fn behind_cluster_level(&self) -> BTreeSet<NodeId> {
-        let cluster = self.node.state().read(|state| state.feature_level);
+        let node = &self.node;
+        let cluster = node.state().read(|state| state.feature_level);
         if cluster <= FeatureLevel::BASE {
             return BTreeSet::new();
         }
-        let releases = self.releases();
-        let members: Vec<NodeId> = self.node.state().read(|state| state.members.keys().copied().collect());
-        members
-            .into_iter()
-            .filter(|member| releases.get(member).is_none_or(|release| release.feature_level < cluster))
-            .collect()
+        let members: Vec<NodeId> = node.state().read(|state| state.members.keys().copied().collect());
+        let me = node.id();
+        // Read in place: this runs every autopilot pass, over every member.
+        self.view.with(node.term(), Instant::now(), |view| {
+            members
+                .into_iter()
+                .filter(|member| {
+                    *member != me && view.releases.get(member).is_none_or(|release| release.feature_level < cluster)
+                })
+                .collect()
+        })
     }
 }

@@ -188,16 +188,23 @@ impl Leader {
             .iter()
             .map(|(id, health, dead_at)| (*id, *health, dead_at.map(|at| now.duration_since(at))))
             .collect();
-        let input = AutopilotInput {
+        let mut input = AutopilotInput {
             leader: node.id(),
             members,
             voters: voters.clone(),
             health,
             voters_desired: voters_desired as usize,
             grace: node.settings().timing.voter_grace,
-            behind: self.behind_cluster_level(),
+            behind: BTreeSet::new(),
         };
-        let Some(change) = autopilot::decide(&input) else { return };
+        let mut change = autopilot::decide(&input);
+        // Most passes change nothing; the releases are looked at only when a promotion
+        // is due, and then for every member, so the choice skips those behind.
+        if change.as_ref().and_then(|change| change.promote).is_some() {
+            input.behind = self.behind_cluster_level();
+            change = autopilot::decide(&input);
+        }
+        let Some(change) = change else { return };
         {
             let mut busy = self.autopilot_busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if *busy {
