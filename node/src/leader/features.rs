@@ -39,13 +39,14 @@ impl Leader {
     /// yet does not.
     pub(super) fn behind_cluster_level(&self) -> BTreeSet<NodeId> {
         let node = &self.node;
-        let cluster = node.state().read(|state| state.feature_level);
+        // Asked only when autopilot is about to promote someone: rare, so one read of both.
+        let (cluster, members): (FeatureLevel, Vec<NodeId>) =
+            node.state().read(|state| (state.feature_level, state.members.keys().copied().collect()));
         if cluster <= FeatureLevel::BASE {
             return BTreeSet::new();
         }
-        let members: Vec<NodeId> = node.state().read(|state| state.members.keys().copied().collect());
         let me = node.id();
-        // Read in place: this runs every autopilot pass, over every member.
+        // The releases are read in place, not cloned: one lookup per member.
         self.view.with(node.term(), Instant::now(), |view| {
             members
                 .into_iter()
