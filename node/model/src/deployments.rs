@@ -1,0 +1,237 @@
+//! The deployment shapes: `DeploymentInfo` with fleetmesh's wave view, `InstanceTarget`
+//! and its `LifecycleEvent`s, built from the replicated deployment record.
+
+use fleetmesh_state::model::deployment::{self as state, Deployment, Target};
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::UnknownLifecycleEvent;
+use crate::shapes::{
+    AutoRollbackConfiguration, ComputePlatform, DeploymentCreator, DeploymentOption, DeploymentOverview,
+    DeploymentStatus, DeploymentStyle, DeploymentType, Diagnostics, ErrorInformation, FileExistsBehavior,
+    LifecycleEventStatus, MinimumHealthyHosts, RevisionLocation, RollbackInfo, TargetStatus,
+};
+use crate::{EpochSeconds, LifecycleEventName};
+
+/// `LifecycleEvent`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleEvent {
+    /// Which event.
+    pub lifecycle_event_name: LifecycleEventName,
+    /// Its status.
+    pub status: LifecycleEventStatus,
+    /// Started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<EpochSeconds>,
+    /// Ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<EpochSeconds>,
+    /// What happened, when it failed (and `Success` when it did not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Diagnostics>,
+}
+
+impl TryFrom<&state::LifecycleEvent> for LifecycleEvent {
+    type Error = UnknownLifecycleEvent;
+
+    fn try_from(event: &state::LifecycleEvent) -> Result<Self, Self::Error> {
+        Ok(Self {
+            lifecycle_event_name: event.lifecycle_event_name.parse()?,
+            status: event.status,
+            start_time: event.start_time.map(Into::into),
+            end_time: event.end_time.map(Into::into),
+            diagnostics: event.diagnostics.clone(),
+        })
+    }
+}
+
+/// `InstanceTarget`: one host of a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceTarget {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+    /// The host's node id.
+    pub target_id: String,
+    /// Its status.
+    pub status: TargetStatus,
+    /// Last change.
+    pub last_updated_at: EpochSeconds,
+    /// The wave that started it (1-based); 0 while pending.
+    pub wave: u32,
+    /// Its lifecycle events, in order.
+    pub lifecycle_events: Vec<LifecycleEvent>,
+}
+
+impl InstanceTarget {
+    /// The target `target` of `deployment`.
+    ///
+    /// # Errors
+    /// The state holds an event name that is not CodeDeploy's (a fault of the writer).
+    pub fn from_state(deployment: &Deployment, target: &Target) -> Result<Self, UnknownLifecycleEvent> {
+        Ok(Self {
+            deployment_id: deployment.deployment_id.clone(),
+            target_id: target.target_id.to_string(),
+            status: target.status,
+            last_updated_at: target.last_updated_at.into(),
+            wave: target.wave,
+            lifecycle_events: target.lifecycle_events.iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// `DeploymentTargetType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentTargetType {
+    /// A host.
+    InstanceTarget,
+}
+
+/// `DeploymentTarget`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentTarget {
+    /// `InstanceTarget`.
+    pub deployment_target_type: DeploymentTargetType,
+    /// The host's record.
+    pub instance_target: InstanceTarget,
+}
+
+/// The event a target is at, for progress views.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurrentEvent {
+    /// The event.
+    pub name: LifecycleEventName,
+    /// Its status.
+    pub status: LifecycleEventStatus,
+}
+
+/// Where one target of a deployment is (fleetmesh: the progress view's row).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetWave {
+    /// The host's node id.
+    pub target_id: String,
+    /// The wave that started it; 0 while pending.
+    pub wave: u32,
+    /// Its status.
+    pub status: TargetStatus,
+    /// The last event that left Pending (none before the host starts).
+    pub current_event: Option<CurrentEvent>,
+}
+
+impl TargetWave {
+    fn of(target: &Target) -> Result<Self, UnknownLifecycleEvent> {
+        let current = target
+            .lifecycle_events
+            .iter()
+            .rev()
+            .find(|event| !matches!(event.status, LifecycleEventStatus::Pending | LifecycleEventStatus::Skipped));
+        Ok(Self {
+            target_id: target.target_id.to_string(),
+            wave: target.wave,
+            status: target.status,
+            current_event: match current {
+                Some(event) => Some(CurrentEvent { name: event.lifecycle_event_name.parse()?, status: event.status }),
+                None => None,
+            },
+        })
+    }
+}
+
+/// `DeploymentInfo`, with fleetmesh's wave view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentInfo {
+    /// `d-XXXXXXXXX`.
+    pub deployment_id: DeploymentId,
+    /// Application.
+    pub application_name: String,
+    /// Group.
+    pub deployment_group_name: String,
+    /// The group's id when the deployment was created.
+    pub deployment_group_id: String,
+    /// Configuration.
+    pub deployment_config_name: String,
+    /// Its rule, as copied at creation.
+    pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// What it installs.
+    pub revision: RevisionLocation,
+    /// The same, as a bare id.
+    pub revision_id: RevisionId,
+    /// Status.
+    pub status: DeploymentStatus,
+    /// Why it failed or stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_information: Option<ErrorInformation>,
+    /// Created.
+    pub create_time: EpochSeconds,
+    /// Started by the rollout engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<EpochSeconds>,
+    /// Ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_time: Option<EpochSeconds>,
+    /// Targets per status.
+    pub deployment_overview: DeploymentOverview,
+    /// Free text.
+    pub description: String,
+    /// Who created it.
+    pub creator: DeploymentCreator,
+    /// Continue past ApplicationStop failures.
+    pub ignore_application_stop_failures: bool,
+    /// Rollback settings in force.
+    pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// Links to a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_info: Option<RollbackInfo>,
+    /// In place.
+    pub deployment_style: DeploymentStyle,
+    /// What Install does with existing files.
+    pub file_exists_behavior: FileExistsBehavior,
+    /// Server.
+    pub compute_platform: ComputePlatform,
+    /// Waves started so far.
+    pub waves: u32,
+    /// Every target's wave and current event.
+    pub target_waves: Vec<TargetWave>,
+}
+
+impl DeploymentInfo {
+    /// The deployment as the API shows it.
+    ///
+    /// # Errors
+    /// The state holds an event name that is not CodeDeploy's (a fault of the writer).
+    pub fn from_state(deployment: &Deployment) -> Result<Self, UnknownLifecycleEvent> {
+        Ok(Self {
+            deployment_id: deployment.deployment_id.clone(),
+            application_name: deployment.application_name.clone(),
+            deployment_group_name: deployment.deployment_group_name.clone(),
+            deployment_group_id: deployment.deployment_group_id.clone(),
+            deployment_config_name: deployment.deployment_config_name.clone(),
+            minimum_healthy_hosts: deployment.minimum_healthy_hosts,
+            revision: RevisionLocation::fleetmesh(deployment.revision_id),
+            revision_id: deployment.revision_id,
+            status: deployment.status,
+            error_information: deployment.error_information.clone(),
+            create_time: deployment.create_time.into(),
+            start_time: deployment.start_time.map(Into::into),
+            complete_time: deployment.complete_time.map(Into::into),
+            deployment_overview: deployment.overview(),
+            description: deployment.description.clone(),
+            creator: deployment.creator,
+            ignore_application_stop_failures: deployment.ignore_application_stop_failures,
+            auto_rollback_configuration: deployment.auto_rollback_configuration.clone(),
+            rollback_info: deployment.rollback_info.clone(),
+            deployment_style: DeploymentStyle {
+                deployment_type: DeploymentType::InPlace,
+                deployment_option: DeploymentOption::WithoutTrafficControl,
+            },
+            file_exists_behavior: deployment.file_exists_behavior,
+            compute_platform: ComputePlatform::Server,
+            waves: deployment.waves,
+            target_waves: deployment.targets.values().map(TargetWave::of).collect::<Result<_, _>>()?,
+        })
+    }
+}

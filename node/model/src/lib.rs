@@ -1,0 +1,153 @@
+//! fleetmesh's API model: one input and one output type per operation, with the field
+//! names, types and enums of CodeDeploy's own service model (botocore's
+//! `codedeploy/2014-10-06/service-2.json`), plus fleetmesh's extensions where it has
+//! more to say (revision ids, waves, the revision's manifest).
+//!
+//! One model, three users, so a field is spelled once:
+//! - the node's API (`node/src/api`) parses a request body into an [`Operation`], and
+//!   answers with its [`Output`]; followers forward the typed operation to the leader
+//!   (or, for a read, answer it from their own applied state);
+//! - the CLI (`node/bin`) builds the inputs and reads the outputs, and its `--json`
+//!   prints the outputs as they are;
+//! - the tests read answers into these types.
+//!
+//! Timestamps leave the API as epoch seconds with a fraction ([`EpochSeconds`]), as AWS
+//! does; lifecycle event names are an enum ([`LifecycleEventName`]).
+//!
+//! Pure: no tokio, no files, no network. CodeDeploy's wire protocol (AWS JSON 1.1) will
+//! serve these same types.
+
+mod deployments;
+mod error;
+mod lifecycle;
+mod operations;
+mod shapes;
+mod time;
+
+pub use deployments::*;
+pub use error::{ErrorKind, ModelError, OperationError};
+pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
+pub use operations::*;
+pub use shapes::*;
+pub use time::EpochSeconds;
+
+use serde::{Deserialize, Serialize};
+
+/// How an operation is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Proposes a command through Raft: only the leader can answer.
+    Write,
+    /// Reads the replicated state: any voter can answer from what it has applied.
+    Read,
+    /// Reads what only the leader knows (download progress reported by the agents).
+    LeaderRead,
+}
+
+/// Declares the operations: their enum of inputs, their enum of outputs, each one's
+/// name and access, and parsing an input from its name and JSON body.
+macro_rules! operations {
+    ($($name:ident($input:ident) -> $output:ident, $access:ident;)*) => {
+        /// One API call: the operation and its input.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "operation", content = "input")]
+        pub enum Operation {
+            $(
+                #[doc = concat!("`", stringify!($name), "`.")]
+                $name($input),
+            )*
+        }
+
+        /// The answer to an [`Operation`]: the output of the same name.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "operation", content = "output")]
+        pub enum Output {
+            $(
+                #[doc = concat!("`", stringify!($name), "`.")]
+                $name($output),
+            )*
+        }
+
+        /// Every operation's name.
+        pub const OPERATION_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        impl Operation {
+            /// Parses `body` (JSON; empty means `{}`) as the input of the operation named `name`.
+            ///
+            /// # Errors
+            /// [`ModelError::UnknownOperation`], or [`ModelError::InvalidInput`] naming the
+            /// field that is missing or of the wrong type.
+            pub fn parse(name: &str, body: &[u8]) -> Result<Self, ModelError> {
+                let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+                match name {
+                    $(stringify!($name) => serde_json::from_slice::<$input>(body)
+                        .map(Self::$name)
+                        .map_err(|error| ModelError::invalid_input(name, &error)),)*
+                    _ => Err(ModelError::UnknownOperation(name.to_string())),
+                }
+            }
+
+            /// The operation's name, as in `CodeDeploy_20141006.<name>` and `/v1/deploy/<name>`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$name(_) => stringify!($name),)*
+                }
+            }
+
+            /// Who can answer it.
+            pub fn access(&self) -> Access {
+                match self {
+                    $(Self::$name(_) => Access::$access,)*
+                }
+            }
+        }
+
+        impl Output {
+            /// The operation's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$name(_) => stringify!($name),)*
+                }
+            }
+
+            /// The output alone, as the HTTP API answers it.
+            pub fn to_json(&self) -> serde_json::Value {
+                let encoded = match self {
+                    $(Self::$name(output) => serde_json::to_value(output),)*
+                };
+                // Every output is plain data (strings, numbers, maps with string keys).
+                encoded.unwrap_or_default()
+            }
+        }
+
+    };
+}
+
+operations! {
+    CreateApplication(CreateApplicationInput) -> CreateApplicationOutput, Write;
+    GetApplication(GetApplicationInput) -> GetApplicationOutput, Read;
+    ListApplications(ListApplicationsInput) -> ListApplicationsOutput, Read;
+    DeleteApplication(DeleteApplicationInput) -> Empty, Write;
+    CreateDeploymentGroup(CreateDeploymentGroupInput) -> CreateDeploymentGroupOutput, Write;
+    GetDeploymentGroup(GetDeploymentGroupInput) -> GetDeploymentGroupOutput, Read;
+    ListDeploymentGroups(ListDeploymentGroupsInput) -> ListDeploymentGroupsOutput, Read;
+    DeleteDeploymentGroup(DeleteDeploymentGroupInput) -> Empty, Write;
+    CreateDeploymentConfig(CreateDeploymentConfigInput) -> CreateDeploymentConfigOutput, Write;
+    GetDeploymentConfig(GetDeploymentConfigInput) -> GetDeploymentConfigOutput, Read;
+    ListDeploymentConfigs(ListDeploymentConfigsInput) -> ListDeploymentConfigsOutput, Read;
+    DeleteDeploymentConfig(DeleteDeploymentConfigInput) -> Empty, Write;
+    RegisterApplicationRevision(RegisterApplicationRevisionInput) -> RegisterApplicationRevisionOutput, Write;
+    ListApplicationRevisions(ListApplicationRevisionsInput) -> ListApplicationRevisionsOutput, Read;
+    GetApplicationRevision(GetApplicationRevisionInput) -> GetApplicationRevisionOutput, Read;
+    Prefetch(PrefetchInput) -> PrefetchOutput, Write;
+    GetRevisionDistribution(GetRevisionDistributionInput) -> GetRevisionDistributionOutput, LeaderRead;
+    CreateDeployment(CreateDeploymentInput) -> CreateDeploymentOutput, Write;
+    GetDeployment(GetDeploymentInput) -> GetDeploymentOutput, Read;
+    ListDeployments(ListDeploymentsInput) -> ListDeploymentsOutput, Read;
+    StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;
+    ListDeploymentTargets(ListDeploymentTargetsInput) -> ListDeploymentTargetsOutput, Read;
+    GetDeploymentTarget(GetDeploymentTargetInput) -> GetDeploymentTargetOutput, Read;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,478 @@
+//! Each operation's input (`<Operation>Input`) and output (`<Operation>Output`), with
+//! botocore's member names. Members fleetmesh does not use yet are not declared, and
+//! unknown members are ignored, as AWS's SDKs send members a server may not know.
+
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::deployments::{DeploymentInfo, DeploymentTarget};
+use crate::shapes::{
+    ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
+    DeploymentStatus, FileExistsBehavior, Manifest, MinimumHealthyHosts, NodeHolding, OnPremisesTagSet,
+    OutdatedInstancesStrategy, RevisionLocation, RevisionLocationType, RevisionSummary, RollbackInfo, StopStatus,
+    TagFilter, TimeRange,
+};
+use crate::{ErrorKind, OperationError};
+
+/// The output of operations that answer nothing (the deletes).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// `CreateApplication`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateApplicationInput {
+    /// Unique name.
+    pub application_name: String,
+    /// Server (default), Lambda or ECS.
+    #[serde(default)]
+    pub compute_platform: Option<ComputePlatform>,
+}
+
+/// `CreateApplication`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateApplicationOutput {
+    /// The new application's id.
+    pub application_id: String,
+}
+
+/// `GetApplication`, `DeleteApplication`, `ListDeploymentGroups`,
+/// `ListApplicationRevisions`: operations on one application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationInput {
+    /// The application.
+    pub application_name: String,
+}
+
+/// `GetApplication`.
+pub type GetApplicationInput = ApplicationInput;
+/// `DeleteApplication`.
+pub type DeleteApplicationInput = ApplicationInput;
+/// `ListDeploymentGroups`.
+pub type ListDeploymentGroupsInput = ApplicationInput;
+/// `ListApplicationRevisions`.
+pub type ListApplicationRevisionsInput = ApplicationInput;
+
+/// `GetApplication`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetApplicationOutput {
+    /// The application.
+    pub application: ApplicationInfo,
+}
+
+/// `ListApplications` and `ListDeploymentConfigs` take nothing (everything fits one page).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListAllInput {}
+
+/// `ListApplications`.
+pub type ListApplicationsInput = ListAllInput;
+/// `ListDeploymentConfigs`.
+pub type ListDeploymentConfigsInput = ListAllInput;
+
+/// `ListApplications`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListApplicationsOutput {
+    /// Names, sorted.
+    pub applications: Vec<String>,
+}
+
+/// `CreateDeploymentGroup`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentGroupInput {
+    /// Application.
+    pub application_name: String,
+    /// Name, unique in the application.
+    pub deployment_group_name: String,
+    /// Default `CodeDeployDefault.OneAtATime`.
+    #[serde(default)]
+    pub deployment_config_name: Option<String>,
+    /// Hosts matching any of these are targets.
+    #[serde(default)]
+    pub on_premises_instance_tag_filters: Option<Vec<TagFilter>>,
+    /// Hosts matching a filter of every group are targets.
+    #[serde(default)]
+    pub on_premises_tag_set: Option<OnPremisesTagSet>,
+    /// Rollback settings (off by default).
+    #[serde(default)]
+    pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    /// Late joiners (default `UPDATE`).
+    #[serde(default)]
+    pub outdated_instances_strategy: Option<OutdatedInstancesStrategy>,
+}
+
+/// `CreateDeploymentGroup`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentGroupOutput {
+    /// The new group's id.
+    pub deployment_group_id: String,
+}
+
+/// `GetDeploymentGroup`, `DeleteDeploymentGroup`: one group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentGroupInput {
+    /// Application.
+    pub application_name: String,
+    /// Group.
+    pub deployment_group_name: String,
+}
+
+/// `GetDeploymentGroup`.
+pub type GetDeploymentGroupInput = DeploymentGroupInput;
+/// `DeleteDeploymentGroup`.
+pub type DeleteDeploymentGroupInput = DeploymentGroupInput;
+
+/// `GetDeploymentGroup`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDeploymentGroupOutput {
+    /// The group.
+    pub deployment_group_info: DeploymentGroupInfo,
+    /// The nodes its tags select now (fleetmesh).
+    pub target_nodes: Vec<NodeId>,
+}
+
+/// `ListDeploymentGroups`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeploymentGroupsOutput {
+    /// Application.
+    pub application_name: String,
+    /// Group names, sorted.
+    pub deployment_groups: Vec<String>,
+}
+
+/// `CreateDeploymentConfig`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentConfigInput {
+    /// Unique name.
+    pub deployment_config_name: String,
+    /// The rule (`HOST_COUNT` or `FLEET_PERCENT`).
+    #[serde(default)]
+    pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
+    /// Server (default).
+    #[serde(default)]
+    pub compute_platform: Option<ComputePlatform>,
+}
+
+/// `CreateDeploymentConfig`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentConfigOutput {
+    /// The new configuration's id.
+    pub deployment_config_id: String,
+}
+
+/// `GetDeploymentConfig`, `DeleteDeploymentConfig`: one configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfigInput {
+    /// Its name.
+    pub deployment_config_name: String,
+}
+
+/// `GetDeploymentConfig`.
+pub type GetDeploymentConfigInput = DeploymentConfigInput;
+/// `DeleteDeploymentConfig`.
+pub type DeleteDeploymentConfigInput = DeploymentConfigInput;
+
+/// `GetDeploymentConfig`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDeploymentConfigOutput {
+    /// The configuration.
+    pub deployment_config_info: DeploymentConfigInfo,
+}
+
+/// `ListDeploymentConfigs`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeploymentConfigsOutput {
+    /// The predefined configurations, then the custom ones.
+    pub deployment_configs_list: Vec<String>,
+}
+
+/// `RegisterApplicationRevision` (fleetmesh: the revision is its manifest; `push` sends
+/// the chunks first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterApplicationRevisionInput {
+    /// Application.
+    pub application_name: String,
+    /// Free text (first 256 characters kept).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The revision's files and chunks.
+    pub manifest: Manifest,
+    /// Nodes that hold every chunk.
+    #[serde(default)]
+    pub seeds: Vec<NodeId>,
+    /// Who registers it (default `api`).
+    #[serde(default)]
+    pub registered_by: Option<String>,
+}
+
+/// `RegisterApplicationRevision`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterApplicationRevisionOutput {
+    /// The revision id.
+    pub revision_id: RevisionId,
+    /// What was registered.
+    pub revision_info: RevisionSummary,
+}
+
+/// `ListApplicationRevisions`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListApplicationRevisionsOutput {
+    /// Newest first.
+    pub revisions: Vec<RevisionSummary>,
+}
+
+/// Names a revision: `revisionId`, or AWS's `revision` location.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRef {
+    /// The id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<RevisionId>,
+    /// AWS's form (`{"revisionType": "fleetmesh", "revisionId": ...}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<RevisionLocation>,
+}
+
+impl RevisionRef {
+    /// A revision by id.
+    pub fn id(revision_id: RevisionId) -> Self {
+        Self { revision_id: Some(revision_id), revision: None }
+    }
+
+    /// The revision named.
+    ///
+    /// # Errors
+    /// None named, or a location of a kind fleetmesh does not serve yet.
+    pub fn resolve(&self) -> Result<RevisionId, OperationError> {
+        if let Some(id) = self.revision_id {
+            return Ok(id);
+        }
+        match &self.revision {
+            Some(RevisionLocation { revision_id: Some(id), revision_type: RevisionLocationType::Fleetmesh }) => Ok(*id),
+            Some(RevisionLocation { revision_type, .. }) if *revision_type != RevisionLocationType::Fleetmesh => {
+                Err(OperationError::new(
+                    ErrorKind::BadRequest,
+                    format!("revisionType {revision_type:?} is not served yet; push the revision and name its id"),
+                ))
+            }
+            _ => Err(OperationError::new(ErrorKind::BadRequest, "missing revisionId")),
+        }
+    }
+}
+
+/// `GetApplicationRevision`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetApplicationRevisionInput {
+    /// The application (checked when given).
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// The revision.
+    #[serde(flatten)]
+    pub revision: RevisionRef,
+}
+
+/// `GetApplicationRevision`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetApplicationRevisionOutput {
+    /// Application.
+    pub application_name: String,
+    /// The revision's location.
+    pub revision: RevisionLocation,
+    /// What is known about it.
+    pub revision_info: RevisionSummary,
+    /// Its files and chunks.
+    pub manifest: Manifest,
+}
+
+/// `Prefetch` (fleetmesh): spread a revision before deploying it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrefetchInput {
+    /// The revision.
+    #[serde(flatten)]
+    pub revision: RevisionRef,
+    /// To the hosts of this group.
+    #[serde(default)]
+    pub deployment_group_name: Option<String>,
+    /// To every node instead.
+    #[serde(default)]
+    pub all_nodes: bool,
+}
+
+/// `Prefetch`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrefetchOutput {
+    /// The revision.
+    pub revision_id: RevisionId,
+    /// The nodes asked to fetch it.
+    pub targets: Vec<NodeId>,
+}
+
+/// `GetRevisionDistribution` (fleetmesh; also `GET /v1/revisions/{id}/distribution`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRevisionDistributionInput {
+    /// The revision.
+    pub revision_id: RevisionId,
+}
+
+/// `GetRevisionDistribution`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetRevisionDistributionOutput {
+    /// The revision.
+    pub revision_id: RevisionId,
+    /// Its unique bytes.
+    pub size: u64,
+    /// Nodes that hold some of it.
+    pub nodes: Vec<NodeHolding>,
+}
+
+/// `CreateDeployment`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentInput {
+    /// Application.
+    pub application_name: String,
+    /// Group.
+    pub deployment_group_name: String,
+    /// The revision.
+    #[serde(flatten)]
+    pub revision: RevisionRef,
+    /// Overrides the group's configuration.
+    #[serde(default)]
+    pub deployment_config_name: Option<String>,
+    /// Free text (first 256 characters kept).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Continue past ApplicationStop failures.
+    #[serde(default)]
+    pub ignore_application_stop_failures: bool,
+    /// What Install does with existing files (default `DISALLOW`).
+    #[serde(default)]
+    pub file_exists_behavior: Option<FileExistsBehavior>,
+    /// Overrides the group's rollback settings.
+    #[serde(default)]
+    pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+}
+
+/// `CreateDeployment`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateDeploymentOutput {
+    /// The new deployment.
+    pub deployment_id: DeploymentId,
+}
+
+/// `GetDeployment`, `ListDeploymentTargets`: one deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentInput {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+}
+
+/// `GetDeployment`.
+pub type GetDeploymentInput = DeploymentInput;
+/// `ListDeploymentTargets`.
+pub type ListDeploymentTargetsInput = DeploymentInput;
+
+/// `GetDeployment`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDeploymentOutput {
+    /// The deployment.
+    pub deployment_info: DeploymentInfo,
+}
+
+/// `ListDeployments`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeploymentsInput {
+    /// Only this application's.
+    #[serde(default)]
+    pub application_name: Option<String>,
+    /// Only this group's (with `applicationName`).
+    #[serde(default)]
+    pub deployment_group_name: Option<String>,
+    /// Only these statuses.
+    #[serde(default)]
+    pub include_only_statuses: Vec<DeploymentStatus>,
+    /// Only those created in this range.
+    #[serde(default)]
+    pub create_time_range: Option<TimeRange>,
+}
+
+/// `ListDeployments`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListDeploymentsOutput {
+    /// Newest first.
+    pub deployments: Vec<DeploymentId>,
+}
+
+/// `StopDeployment`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopDeploymentInput {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+    /// Roll the stopped hosts back to the group's last good revision.
+    #[serde(default)]
+    pub auto_rollback_enabled: Option<bool>,
+}
+
+/// `StopDeployment`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopDeploymentOutput {
+    /// `Pending` while targets finish their current event.
+    pub status: StopStatus,
+    /// What happens now.
+    pub status_message: String,
+    /// The rollback, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_info: Option<RollbackInfo>,
+}
+
+/// `ListDeploymentTargets`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeploymentTargetsOutput {
+    /// Node ids.
+    pub target_ids: Vec<String>,
+}
+
+/// `GetDeploymentTarget`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDeploymentTargetInput {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+    /// The node id (`7` or `node-7`).
+    pub target_id: String,
+}
+
+/// `GetDeploymentTarget`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDeploymentTargetOutput {
+    /// The target.
+    pub deployment_target: DeploymentTarget,
+}

@@ -1,0 +1,331 @@
+//! The structures inside inputs and outputs (botocore's shapes `ApplicationInfo`,
+//! `DeploymentGroupInfo`, `DeploymentConfigInfo`, `RevisionLocation`, …; the deployment
+//! shapes are in `deployments.rs`), and how each is built from the replicated state. Enums that the state already spells as AWS does are reused from it.
+
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::resources::{Application, DeploymentConfig, DeploymentGroup};
+use fleetmesh_state::model::revision::RevisionRecord;
+use fleetmesh_state::{ClusterState, NodeId};
+use serde::{Deserialize, Serialize};
+
+pub use fleetmesh_state::model::deployment::{
+    DeploymentCreator, DeploymentOverview, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
+    LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, TargetStatus,
+};
+pub use fleetmesh_state::model::resources::{
+    AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform, DeploymentType, FileExistsBehavior,
+    MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType,
+};
+pub use fleetmesh_state::model::revision::Manifest;
+
+use crate::EpochSeconds;
+
+/// `RevisionLocationType`: where a revision's content is. fleetmesh's own revisions are
+/// in the swarm, named by their manifest's BLAKE3.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevisionLocationType {
+    /// Pushed to the cluster (`fleetmesh deploy push`).
+    #[default]
+    #[serde(rename = "fleetmesh")]
+    Fleetmesh,
+    /// An S3 object (not served yet).
+    S3,
+    /// A GitHub commit (not served yet).
+    GitHub,
+    /// An inline AppSpec (not served yet).
+    String,
+    /// An inline AppSpec (not served yet).
+    AppSpecContent,
+}
+
+/// `RevisionLocation`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionLocation {
+    /// The kind of location.
+    #[serde(default)]
+    pub revision_type: RevisionLocationType,
+    /// For `fleetmesh`: the revision id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_id: Option<RevisionId>,
+}
+
+impl RevisionLocation {
+    /// A revision pushed to the cluster.
+    pub fn fleetmesh(revision_id: RevisionId) -> Self {
+        Self { revision_type: RevisionLocationType::Fleetmesh, revision_id: Some(revision_id) }
+    }
+}
+
+/// `ApplicationInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationInfo {
+    /// Random id.
+    pub application_id: String,
+    /// Name.
+    pub application_name: String,
+    /// Created.
+    pub create_time: EpochSeconds,
+    /// Server, Lambda or ECS.
+    pub compute_platform: ComputePlatform,
+}
+
+impl From<&Application> for ApplicationInfo {
+    fn from(application: &Application) -> Self {
+        Self {
+            application_id: application.application_id.clone(),
+            application_name: application.application_name.clone(),
+            create_time: application.create_time.into(),
+            compute_platform: application.compute_platform,
+        }
+    }
+}
+
+/// `onPremisesTagSet`: tag groups, AND'ed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnPremisesTagSet {
+    /// Up to three groups; a host matches when it matches a filter of every group.
+    #[serde(default)]
+    pub on_premises_tag_set_list: Vec<Vec<TagFilter>>,
+}
+
+/// `DeploymentStyle`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStyle {
+    /// In place or blue/green.
+    pub deployment_type: DeploymentType,
+    /// `WITH_TRAFFIC_CONTROL` or `WITHOUT_TRAFFIC_CONTROL`.
+    pub deployment_option: DeploymentOption,
+}
+
+/// `DeploymentOption`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentOption {
+    /// Traffic is moved around the deployment.
+    WithTrafficControl,
+    /// No traffic routing.
+    WithoutTrafficControl,
+}
+
+/// `OutdatedInstancesStrategy`: what happens to hosts that join while a group deploys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutdatedInstancesStrategy {
+    /// They get the group's revision in a follow-up deployment.
+    Update,
+    /// They are left as they are.
+    Ignore,
+}
+
+/// `LastDeploymentInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastDeploymentInfo {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+    /// Its status.
+    pub status: DeploymentStatus,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<EpochSeconds>,
+    /// When it was created.
+    pub create_time: EpochSeconds,
+}
+
+impl LastDeploymentInfo {
+    fn of(id: Option<&DeploymentId>, state: &ClusterState) -> Option<Self> {
+        let deployment = state.deployments.get(id?)?;
+        Some(Self {
+            deployment_id: deployment.deployment_id.clone(),
+            status: deployment.status,
+            end_time: deployment.complete_time.map(Into::into),
+            create_time: deployment.create_time.into(),
+        })
+    }
+}
+
+/// `DeploymentGroupInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentGroupInfo {
+    /// Application.
+    pub application_name: String,
+    /// Random id, kept for the group's life (hooks get it as `DEPLOYMENT_GROUP_ID`).
+    pub deployment_group_id: String,
+    /// Name.
+    pub deployment_group_name: String,
+    /// Default configuration of its deployments.
+    pub deployment_config_name: String,
+    /// Tag filters, any of which selects a host.
+    #[serde(default)]
+    pub on_premises_instance_tag_filters: Vec<TagFilter>,
+    /// Tag groups, every one of which must select a host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_tag_set: Option<OnPremisesTagSet>,
+    /// Rollback settings.
+    pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// In place (blue/green to come).
+    pub deployment_style: DeploymentStyle,
+    /// Late joiners get the revision or not.
+    pub outdated_instances_strategy: OutdatedInstancesStrategy,
+    /// The revision its last successful deployment installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<RevisionLocation>,
+    /// Its last successful deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_deployment: Option<LastDeploymentInfo>,
+    /// Its running deployment (fleetmesh runs one at a time per group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_deployment: Option<LastDeploymentInfo>,
+    /// Server, for groups of hosts.
+    pub compute_platform: ComputePlatform,
+}
+
+impl DeploymentGroupInfo {
+    /// The group as the API shows it, with its deployments looked up in `state`.
+    pub fn from_state(group: &DeploymentGroup, state: &ClusterState) -> Self {
+        let selector = &group.target_selector;
+        let compute_platform = state
+            .applications
+            .get(&group.application_name)
+            .map(|application| application.compute_platform)
+            .unwrap_or_default();
+        Self {
+            application_name: group.application_name.clone(),
+            deployment_group_id: group.deployment_group_id.clone(),
+            deployment_group_name: group.deployment_group_name.clone(),
+            deployment_config_name: group.deployment_config_name.clone(),
+            on_premises_instance_tag_filters: selector.tag_filters.clone(),
+            on_premises_tag_set: (!selector.tag_set.is_empty())
+                .then(|| OnPremisesTagSet { on_premises_tag_set_list: selector.tag_set.clone() }),
+            auto_rollback_configuration: group.auto_rollback_configuration.clone(),
+            deployment_style: DeploymentStyle {
+                deployment_type: group.deployment_style,
+                deployment_option: DeploymentOption::WithoutTrafficControl,
+            },
+            outdated_instances_strategy: if group.update_outdated_instances {
+                OutdatedInstancesStrategy::Update
+            } else {
+                OutdatedInstancesStrategy::Ignore
+            },
+            target_revision: group.target_revision.map(RevisionLocation::fleetmesh),
+            last_successful_deployment: LastDeploymentInfo::of(group.last_successful_deployment_id.as_ref(), state),
+            last_attempted_deployment: LastDeploymentInfo::of(group.active_deployment_id.as_ref(), state),
+            compute_platform,
+        }
+    }
+}
+
+/// `DeploymentConfigInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentConfigInfo {
+    /// Random id (fixed for the predefined ones).
+    pub deployment_config_id: String,
+    /// Name.
+    pub deployment_config_name: String,
+    /// The rule for in-place waves.
+    pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// Created (zero for the predefined ones).
+    pub create_time: EpochSeconds,
+    /// Its platform.
+    pub compute_platform: ComputePlatform,
+}
+
+impl From<&DeploymentConfig> for DeploymentConfigInfo {
+    fn from(config: &DeploymentConfig) -> Self {
+        Self {
+            deployment_config_id: config.deployment_config_id.clone(),
+            deployment_config_name: config.deployment_config_name.clone(),
+            minimum_healthy_hosts: config.minimum_healthy_hosts,
+            create_time: config.create_time.into(),
+            compute_platform: config.compute_platform,
+        }
+    }
+}
+
+/// `GenericRevisionInfo`, with fleetmesh's facts about a pushed revision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionSummary {
+    /// BLAKE3 of the manifest.
+    pub revision_id: RevisionId,
+    /// Application.
+    pub application_name: String,
+    /// Free text.
+    pub description: String,
+    /// Bytes of file content.
+    pub size_bytes: u64,
+    /// Bytes of distinct chunks.
+    pub unique_bytes: u64,
+    /// Distinct chunks.
+    pub chunk_count: u64,
+    /// Registered.
+    pub register_time: EpochSeconds,
+    /// Who pushed it.
+    pub registered_by: String,
+    /// Nodes that held every chunk when it was registered.
+    pub seeds: Vec<NodeId>,
+    /// Files in the bundle.
+    pub files: usize,
+}
+
+impl From<&RevisionRecord> for RevisionSummary {
+    fn from(record: &RevisionRecord) -> Self {
+        Self {
+            revision_id: record.revision_id,
+            application_name: record.application_name.clone(),
+            description: record.description.clone(),
+            size_bytes: record.size_bytes,
+            unique_bytes: record.unique_bytes,
+            chunk_count: record.chunk_count,
+            register_time: record.register_time.into(),
+            registered_by: record.registered_by.clone(),
+            seeds: record.seeds.clone(),
+            files: record.manifest.files().count(),
+        }
+    }
+}
+
+/// How much of a revision one node holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeHolding {
+    /// The node.
+    pub id: NodeId,
+    /// Bytes of the revision it holds.
+    pub bytes_held: u64,
+    /// True once it holds all of it.
+    pub complete: bool,
+}
+
+/// `TimeRange`: both ends inclusive, either may be open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// From.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<EpochSeconds>,
+    /// To.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<EpochSeconds>,
+}
+
+impl TimeRange {
+    /// True when `at` lies within the range.
+    pub fn contains(&self, at: EpochSeconds) -> bool {
+        self.start.is_none_or(|start| at >= start) && self.end.is_none_or(|end| at <= end)
+    }
+}
+
+/// `StopStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopStatus {
+    /// Targets still finish their current event.
+    Pending,
+    /// Nothing more will run.
+    Succeeded,
+}
