@@ -30,12 +30,17 @@ impl FeatureLevel {
     pub const BASE: Self = Self(1);
 
     /// Level 2: [`crate::Command::SetFeatureLevel`], proposals that name their level, and
-    /// members' release reports. The next release's new commands and messages (typed
-    /// forwarding of API operations, blue/green waves) start at level 3.
+    /// members' release reports.
     pub const VERSIONED_ENTRIES: Self = Self(2);
 
+    /// Level 3: API operations travel between nodes as typed operations (the API model's
+    /// `Operation`/`Output`) instead of HTTP requests tunnelled over the transport, and
+    /// poll answers tell agents the cluster's level. The next release's new commands and
+    /// messages (blue/green waves, traffic routes) start at level 4.
+    pub const TYPED_OPERATIONS: Self = Self(3);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::VERSIONED_ENTRIES;
+    pub const CURRENT: Self = Self::TYPED_OPERATIONS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -17,6 +17,7 @@
 //! Pure: no tokio, no files, no network. CodeDeploy's wire protocol (AWS JSON 1.1) will
 //! serve these same types.
 
+mod cluster;
 mod deployments;
 mod error;
 mod lifecycle;
@@ -24,6 +25,7 @@ mod operations;
 mod shapes;
 mod time;
 
+pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
@@ -147,6 +149,8 @@ operations! {
     StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;
     ListDeploymentTargets(ListDeploymentTargetsInput) -> ListDeploymentTargetsOutput, Read;
     GetDeploymentTarget(GetDeploymentTargetInput) -> GetDeploymentTargetOutput, Read;
+    GetCluster(GetClusterInput) -> GetClusterOutput, LeaderRead;
+    CreateJoinToken(CreateJoinTokenInput) -> CreateJoinTokenOutput, Write;
 }
 
 #[cfg(test)]

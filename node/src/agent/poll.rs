@@ -205,6 +205,7 @@ fn learn_from_poll(directory: &mut Directory, poll: &PollResponse, members: Opti
     directory.role = Some(poll.role);
     directory.admin_token_hash.clone_from(&poll.admin_token_hash);
     directory.voters.clone_from(&poll.voters);
+    directory.feature_level = poll.feature_level;
     if let Some((version, list)) = members {
         directory.members = list.clone();
         directory.members_version = *version;
@@ -319,6 +320,7 @@ async fn pause(shutdown: &mut watch::Receiver<bool>, delay: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fleetmesh_state::FeatureLevel;
 
     /// Members 1..=8 at 127.0.0.<id>.
     fn directory() -> Vec<MemberAddress> {
@@ -387,6 +389,7 @@ mod tests {
             assignments_digest: "digest".into(),
             swarm_peers: BTreeMap::new(),
             voters: vec![NodeId(2), NodeId(3)],
+            feature_level: FeatureLevel::TYPED_OPERATIONS,
         };
         let old: SharedMembers = Arc::new(directory().into_iter().take(1).map(|member| (member.id, member)).collect());
         let mut book = Directory { members: old.clone(), members_version: 1, ..Directory::default() };
@@ -394,6 +397,7 @@ mod tests {
         assert_eq!(book.leader.map(|hint| hint.id), Some(NodeId(2)));
         assert_eq!((book.term, book.role, book.admin_token_hash.as_str()), (7, Some(protocol::Role::Agent), "hash"));
         assert_eq!(book.voters, vec![NodeId(2), NodeId(3)]);
+        assert_eq!(book.feature_level, FeatureLevel::TYPED_OPERATIONS);
         assert!(Arc::ptr_eq(&book.members, &old) && book.members_version == 1);
         let new: SharedMembers = Arc::new(directory().into_iter().map(|member| (member.id, member)).collect());
         learn_from_poll(&mut book, &poll, Some(&(9, new.clone())));

@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use fleetmesh_model::{ErrorKind, ModelError, OperationError};
 use fleetmesh_state::{ApplyError, ApplyErrorKind};
 
 use crate::runtime::ProposeError;
@@ -29,6 +30,11 @@ impl ApiError {
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 500: a fault of fleetmesh.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
     /// 503.
@@ -67,5 +73,24 @@ impl From<ProposeError> for ApiError {
             ProposeError::FeatureLevel { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
             ProposeError::Fatal(reason) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, reason),
         }
+    }
+}
+
+impl From<OperationError> for ApiError {
+    fn from(error: OperationError) -> Self {
+        let status = StatusCode::from_u16(error.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, error.message)
+    }
+}
+
+impl From<ApiError> for OperationError {
+    fn from(error: ApiError) -> Self {
+        Self::new(ErrorKind::from_status(error.status.as_u16()), error.message)
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(error: ModelError) -> Self {
+        OperationError::from(error).into()
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 
 use super::Api;
-use crate::leader::liveness::Health;
+use fleetmesh_model::NodeHealth;
 
 pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
     let node = &api.node;
@@ -15,7 +15,7 @@ pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
     let id = node.id();
     let is_leader = node.is_leader();
     let peers_alive = if is_leader {
-        api.leader.cluster_view().nodes.iter().filter(|view| view.health == Health::Alive).count()
+        api.leader.cluster_view().nodes.iter().filter(|view| view.health == NodeHealth::Alive).count()
     } else {
         node.read_directory(|directory| directory.members.len())
     };

@@ -1,43 +1,50 @@
 //! The HTTP/JSON API every node serves.
 //!
 //! Every endpoint but `/healthz` needs `Authorization: Bearer <admin token>`. A node
-//! answers `/healthz`, `/metrics` and chunk uploads itself; every other call is
-//! handled by the leader: a follower forwards it over the cluster's mutual-TLS
-//! transport and relays the answer, so a client never has to find the leader.
+//! answers `/healthz`, `/metrics` and chunk uploads itself. Every other call is an
+//! operation of the API model (`fleetmesh_model::Operation`): parsed here, then
+//! answered by this node when it can (a read on a voter, anything on the leader) or
+//! forwarded, typed, to the node that can (`route.rs`), so a client never has to find
+//! the leader.
 //!
 //! ```text
 //!  client ──HTTP──▶ any node ──auth──┬─ /healthz, /metrics, /v1/uploads/* (local)
-//!                                    └─ everything else ──▶ leader_router (here, or on the leader via Request::Api)
+//!                                    └─ /v1/deploy/<Operation>, /v1/cluster, /v1/join-tokens,
+//!                                       /v1/revisions/<id>/distribution
+//!                                         ──▶ Operation ──▶ route: here, or Request::Operation to the leader
 //! ```
 
 mod cluster;
 pub mod deploy;
 mod error;
+mod legacy;
 mod metrics;
+mod route;
 mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 pub use error::ApiError;
-use tower::ServiceExt;
+use fleetmesh_model::{GetClusterInput, GetRevisionDistributionInput, Operation};
+use fleetmesh_state::model::ids::RevisionId;
+use serde::Deserialize;
 use tracing::warn;
 
 use crate::leader::Leader;
 use crate::revision::service::RevisionService;
 use crate::runtime::identity::{hashes_equal, secret_hash};
-use crate::runtime::protocol::{ApiRequest, ApiResponse, Request as NodeRequest, Response as NodeResponse};
+use crate::runtime::protocol::{ApiRequest, Request as NodeRequest, Response as NodeResponse};
 use crate::runtime::{Family, Node, Refusal, Service};
 
-/// Largest request body accepted for forwarding (chunk uploads are not forwarded).
+/// Largest request body accepted for an operation (chunk uploads are not operations).
 pub const FORWARD_BODY_BYTES_MAX: usize = 64 << 20;
 
 /// What the API's handlers work with: the node, its leader duties (cluster view,
@@ -69,16 +76,17 @@ impl Service for Api {
         self: Arc<Self>,
         caller: fleetmesh_transport::Caller,
         request: NodeRequest,
-        _payload: axum::body::Bytes,
-    ) -> fleetmesh_transport::BoxFuture<'static, Result<(NodeResponse, axum::body::Bytes), Refusal>> {
+        _payload: Bytes,
+    ) -> fleetmesh_transport::BoxFuture<'static, Result<(NodeResponse, Bytes), Refusal>> {
         Box::pin(async move {
-            let none = axum::body::Bytes::new();
+            let none = Bytes::new();
             match (caller, request) {
+                (caller, NodeRequest::Operation(request)) => Ok((self.answer_forwarded(caller, request).await, none)),
                 (fleetmesh_transport::Caller::Node(_), NodeRequest::Api(api_request)) => {
                     if !self.node.is_leader() {
                         return Ok(crate::runtime::dispatch::not_leader(&self.node));
                     }
-                    Ok((NodeResponse::Api(handle_forwarded(self, api_request).await), none))
+                    Ok((NodeResponse::Api(legacy::answer(self, api_request).await), none))
                 }
                 (_, other) => Err(Refusal::Malformed(format!("not an API request: {other:?}"))),
             }
@@ -102,20 +110,26 @@ fn public_router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/metrics", get(metrics::render))
         .merge(uploads::router())
-        .fallback(forward_or_handle)
+        .merge(operations_router(api.clone()))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .route("/healthz", get(healthz))
         .with_state(api)
 }
 
-/// Routes handled by the leader (directly, or for a forwarded request).
-fn leader_router(api: Arc<Api>) -> Router {
-    Router::new().merge(cluster::router()).merge(deploy::router()).with_state(api)
+/// The operations' HTTP routes (also what a tunnelled request of an older release runs).
+fn operations_router<S>(api: Arc<Api>) -> Router<S> {
+    Router::new()
+        .route("/v1/deploy/{operation}", post(deploy_operation))
+        .route("/v1/cluster", get(get_cluster))
+        .route("/v1/join-tokens", post(create_join_token))
+        .route("/v1/revisions/{revision}/distribution", get(distribution))
+        .with_state(api)
 }
 
 async fn healthz(State(api): State<Arc<Api>>) -> impl IntoResponse {
     let node = &api.node;
-    axum::Json(serde_json::json!({
+    Json(serde_json::json!({
         "status": "ok",
         "node": node.id(),
         "leader": node.leader_hint().map(|hint| hint.id),
@@ -145,105 +159,83 @@ async fn require_token(State(api): State<Arc<Api>>, headers: HeaderMap, request:
     }
 }
 
-/// Handles a request on the leader, or forwards it there.
-async fn forward_or_handle(State(api): State<Arc<Api>>, request: Request) -> Response {
-    let node = api.node.clone();
-    if node.is_leader() {
-        return run_leader_router(api, request).await;
-    }
-    let method = request.method().to_string();
-    let uri = request.uri().path_and_query().map(ToString::to_string).unwrap_or_else(|| "/".to_string());
-    let token = bearer(request.headers()).unwrap_or_default().to_string();
-    let body = match to_bytes(request.into_body(), FORWARD_BODY_BYTES_MAX).await {
-        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
-        Err(error) => return ApiError::bad_request(format!("cannot read the request body: {error}")).into_response(),
-    };
-    let api_request = ApiRequest { method, uri, body, token };
-    // Bounded: one retry after a NotLeader hint.
-    let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
-    for _ in 0..2 {
-        let Some(leader) = hint else { break };
-        let call = node.call(leader.peer(), NodeRequest::Api(api_request.clone()), Duration::from_secs(120)).await;
-        match call {
-            Ok((NodeResponse::Api(answer), _)) => return api_response(answer),
-            Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
-            Ok((other, _)) => return ApiError::unavailable(format!("the leader answered {other:?}")).into_response(),
-            Err(error) => {
-                return ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id))
-                    .into_response()
-            }
+/// Options of a read, from the query string.
+#[derive(Debug, Default, Deserialize)]
+struct ReadOptions {
+    /// Confirm leadership with a quorum before reading (see `route.rs`).
+    #[serde(default)]
+    consistent: bool,
+}
+
+/// An HTTP request as it came, for relaying it to a leader of an older release.
+pub(super) struct Incoming {
+    pub(super) method: Method,
+    pub(super) uri: Uri,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+}
+
+/// Answers `operation` (parsed from `incoming`) and renders the answer.
+pub(super) async fn respond(api: &Arc<Api>, operation: Operation, consistent: bool, incoming: Incoming) -> Response {
+    let token = bearer(&incoming.headers).unwrap_or_default().to_string();
+    match route::answer(api, operation, consistent, &token).await {
+        Some(Ok(output)) => Json(output.to_json()).into_response(),
+        Some(Err(error)) => error.into_response(),
+        None => {
+            let request = ApiRequest {
+                method: incoming.method.to_string(),
+                uri: incoming.uri.path_and_query().map(ToString::to_string).unwrap_or_else(|| "/".to_string()),
+                body: String::from_utf8_lossy(&incoming.body).into_owned(),
+                token,
+            };
+            legacy::relay(api, request).await
         }
     }
-    ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later").into_response()
 }
 
-/// Calls the leader's API from this node (locally when it is the leader) and returns
-/// its JSON answer.
-///
-/// # Errors
-/// No leader, or the leader's error answer.
-pub(crate) async fn call_leader(
-    api: &Arc<Api>,
-    method: &str,
-    uri: &str,
-    body: String,
-    token: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let request = ApiRequest { method: method.to_string(), uri: uri.to_string(), body, token: token.to_string() };
-    let node = &api.node;
-    let answer = if node.is_leader() {
-        handle_forwarded(api.clone(), request).await
-    } else {
-        let leader = node
-            .leader_hint()
-            .filter(|hint| hint.id != node.id())
-            .ok_or_else(|| ApiError::unavailable("no leader is elected; retry later"))?;
-        match node.call(leader.peer(), NodeRequest::Api(request), Duration::from_secs(120)).await {
-            Ok((NodeResponse::Api(answer), _)) => answer,
-            Ok((other, _)) => return Err(ApiError::unavailable(format!("the leader answered {other:?}"))),
-            Err(error) => return Err(ApiError::unavailable(format!("cannot reach the leader: {error}"))),
-        }
+async fn deploy_operation(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    Query(options): Query<ReadOptions>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match Operation::parse(&name, &body) {
+        Ok(operation) => respond(&api, operation, options.consistent, Incoming { method, uri, headers, body }).await,
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+async fn get_cluster(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let incoming = Incoming { method, uri, headers, body: Bytes::new() };
+    respond(&api, Operation::GetCluster(GetClusterInput {}), false, incoming).await
+}
+
+async fn create_join_token(
+    State(api): State<Arc<Api>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match Operation::parse("CreateJoinToken", &body) {
+        Ok(operation) => respond(&api, operation, false, Incoming { method, uri, headers, body }).await,
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+async fn distribution(
+    State(api): State<Arc<Api>>,
+    Path(revision): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(revision_id) = revision.parse::<RevisionId>() else {
+        return ApiError::bad_request(format!("revision id {revision:?} is not 64 hex digits")).into_response();
     };
-    let value: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
-    if (200..300).contains(&answer.status) {
-        Ok(value)
-    } else {
-        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        Err(ApiError::new(status, value["error"].as_str().unwrap_or("the leader refused the request").to_string()))
-    }
-}
-
-async fn run_leader_router(api: Arc<Api>, request: Request) -> Response {
-    match leader_router(api).oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
-}
-
-fn api_response(answer: ApiResponse) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.body).into_response()
-}
-
-/// Runs a forwarded API call on this node (the leader), after checking the client's
-/// token again.
-async fn handle_forwarded(api: Arc<Api>, request: ApiRequest) -> ApiResponse {
-    if !hashes_equal(&secret_hash(&request.token), &api.node.admin_token_hash()) {
-        return ApiResponse {
-            status: 401,
-            body: ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong").body(),
-        };
-    }
-    let built = axum::http::Request::builder()
-        .method(request.method.as_str())
-        .uri(request.uri.as_str())
-        .header(axum::http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(request.body));
-    let Ok(http_request) = built else {
-        return ApiResponse { status: 400, body: ApiError::bad_request("malformed forwarded request").body() };
-    };
-    let response = run_leader_router(api, http_request).await;
-    let status = response.status().as_u16();
-    let body = to_bytes(response.into_body(), FORWARD_BODY_BYTES_MAX).await.unwrap_or_default();
-    ApiResponse { status, body: String::from_utf8_lossy(&body).into_owned() }
+    let operation = Operation::GetRevisionDistribution(GetRevisionDistributionInput { revision_id });
+    respond(&api, operation, false, Incoming { method, uri, headers, body: Bytes::new() }).await
 }

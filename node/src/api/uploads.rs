@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
+use fleetmesh_model::{Operation, RegisterApplicationRevisionInput};
 use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::Manifest;
 use serde_json::{json, Value};
@@ -76,20 +78,25 @@ async fn finish(
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
         .map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
     let (_revision, application) =
         service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
-    let register = json!({
-        "applicationName": application,
-        "manifest": manifest,
-        "description": body["description"],
-        "registeredBy": format!("push via node {}", api.node.id()),
-        "seeds": [api.node.id()],
-    });
-    let token = super::bearer(&headers).unwrap_or_default();
-    let answer =
-        super::call_leader(&api, "POST", "/v1/deploy/RegisterApplicationRevision", register.to_string(), token).await?;
-    Ok(Json(answer))
+    let input = RegisterApplicationRevisionInput {
+        application_name: application,
+        description: body["description"].as_str().map(ToString::to_string),
+        manifest,
+        seeds: vec![api.node.id()],
+        registered_by: Some(format!("push via node {}", api.node.id())),
+    };
+    // Serializing plain data cannot fail; the bytes only matter when relayed to an old leader.
+    let body = Bytes::from(serde_json::to_vec(&input).unwrap_or_default());
+    let incoming = super::Incoming {
+        method: axum::http::Method::POST,
+        uri: axum::http::Uri::from_static("/v1/deploy/RegisterApplicationRevision"),
+        headers,
+        body,
+    };
+    Ok(super::respond(&api, Operation::RegisterApplicationRevision(input), false, incoming).await)
 }

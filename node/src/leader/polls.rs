@@ -189,6 +189,7 @@ impl Leader {
             assignments,
             swarm_peers,
             voters: voters.into_iter().collect(),
+            feature_level: node.state().read(|state| state.feature_level),
         };
         (answer, if stale { members } else { Bytes::new() })
     }

@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fleetmesh_core::rollout::{FleetView, HostView};
+use fleetmesh_model::{ClusterNode, GetClusterOutput, NodeHealth, NodeRole};
 use fleetmesh_state::model::ids::{RevisionId, UnixMillis};
-use fleetmesh_state::{FeatureLevel, Release};
+use fleetmesh_state::Release;
 use fleetmesh_transport::NodeId;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::liveness::{Health, Liveness};
 use super::Leader;
-use crate::runtime::protocol::{RevisionProgress, Role};
+use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::Timing;
 
 /// The leader's view in one term.
@@ -89,41 +89,12 @@ impl ViewSlot {
     }
 }
 
-/// One node as `cluster status` shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeView {
-    /// Id.
-    pub id: NodeId,
-    /// QUIC address.
-    pub address: String,
-    /// HTTP API address.
-    pub api: String,
-    /// voter or agent.
-    pub role: Role,
-    /// alive, suspect or dead.
-    pub health: Health,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Its release, as its polls report it (none until it has polled this leader).
-    pub release: Option<Release>,
-}
+/// The cluster as the leader sees it (`GetCluster`, `cluster status`): the API model's
+/// type, so the CLI reads what the leader writes.
+pub type ClusterView = GetClusterOutput;
 
-/// The cluster as the leader sees it (`GET /v1/cluster`).
-#[derive(Clone, Debug, Serialize)]
-pub struct ClusterView {
-    /// The leader.
-    pub leader: Option<NodeId>,
-    /// Raft term.
-    pub term: u64,
-    /// The cluster id.
-    pub cluster_id: String,
-    /// Voters the leader keeps.
-    pub voters_desired: u32,
-    /// The feature level the cluster runs at (`fleetmesh_state::features`).
-    pub feature_level: FeatureLevel,
-    /// Members, by id.
-    pub nodes: Vec<NodeView>,
-}
+/// One member in [`ClusterView`].
+pub type NodeView = ClusterNode;
 
 impl Leader {
     /// The leader's liveness verdict on `node` (Alive when this node is not the leader
@@ -161,8 +132,12 @@ impl Leader {
                 id: member.id,
                 address: member.listen.to_string(),
                 api: member.api.to_string(),
-                role: if voters.contains(&member.id) { Role::Voter } else { Role::Agent },
-                health: self.health(member.id),
+                role: if voters.contains(&member.id) { NodeRole::Voter } else { NodeRole::Agent },
+                health: match self.health(member.id) {
+                    Health::Alive => NodeHealth::Alive,
+                    Health::Suspect => NodeHealth::Suspect,
+                    Health::Dead => NodeHealth::Dead,
+                },
                 tags: member.tags,
                 release: releases.get(&member.id).cloned(),
             })

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::NodeId;
 
 use super::protocol::{LeaderHint, MemberAddress, Role};
@@ -27,4 +28,7 @@ pub struct Directory {
     /// The voters as the leader last listed them (agents look for a lost leader there
     /// first).
     pub voters: Vec<NodeId>,
+    /// The cluster's feature level as the leader last said (voters read theirs from
+    /// the replicated state).
+    pub feature_level: FeatureLevel,
 }

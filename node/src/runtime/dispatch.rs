@@ -51,7 +51,7 @@ impl Family {
             Request::Raft(_) => None,
             Request::Join(_) | Request::Poll(_) | Request::Report(_) => Some(Self::Leader),
             Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. } => Some(Self::Revision),
-            Request::Api(_) => Some(Self::Api),
+            Request::Api(_) | Request::Operation(_) => Some(Self::Api),
         }
     }
 }

@@ -32,6 +32,7 @@ pub use directory::Directory;
 pub use dispatch::{Family, NodeHandler, Refusal, Service};
 use fleetmesh_consensus::host::{HostError, RaftHost, ServerStateWatch};
 use fleetmesh_consensus::raft::{Raft, StateHandle};
+use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::{NodeId, Transport};
 pub use propose::ProposeError;
 use rand::SeedableRng;
@@ -195,6 +196,21 @@ impl Node {
         let me = self.id();
         // Not `directory()`: that clones every member's address, on every poll.
         self.read_directory(|directory| directory.leader.filter(|hint| hint.id != me || leading))
+    }
+
+    /// The feature level the cluster runs at: from the replicated state on voters, from
+    /// the leader's poll answers on agents.
+    pub fn cluster_feature_level(&self) -> FeatureLevel {
+        let replicated = self.state().read(|state| state.cluster.is_some().then_some(state.feature_level));
+        replicated.unwrap_or_else(|| self.read_directory(|directory| directory.feature_level))
+    }
+
+    /// True on a voter that has applied state and follows (or is) a known leader: its
+    /// applied state lags the leader's by at most the replication in flight, and a voter
+    /// cut off from the leader forgets it within an election timeout.
+    pub fn answers_reads(&self) -> bool {
+        let bootstrapped = self.state().read(|state| state.cluster.is_some());
+        bootstrapped && self.voters().contains(&self.settings.id) && self.raft.known_leader().is_some()
     }
 
     /// The admin token hash the API checks against.

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleetmesh_consensus::raft::{RaftRequest, RaftResponse};
+use fleetmesh_model::{Operation, OperationError, Output};
 use fleetmesh_state::model::ids::{ChunkHash, DeploymentId, RevisionId};
 use fleetmesh_state::model::members::MemberSpec;
-use fleetmesh_state::{Release, TargetReport};
+use fleetmesh_state::{FeatureLevel, Release, TargetReport};
 use fleetmesh_transport::{Message, NodeId, Peer, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +30,12 @@ pub enum Request {
     Poll(PollRequest),
     /// An agent reports lifecycle progress to the leader.
     Report(Vec<TargetReport>),
-    /// An HTTP API call forwarded to the leader.
+    /// An HTTP API call forwarded to the leader (feature levels 1 and 2; kept for nodes
+    /// of those releases).
     Api(ApiRequest),
+    /// An API operation forwarded to the node that can answer it: a write to the
+    /// leader, a read to a voter (feature level 3).
+    Operation(OperationRequest),
     /// A revision's manifest (any node holding it answers).
     GetManifest {
         /// Revision.
@@ -65,6 +70,8 @@ pub enum Response {
     Ack,
     /// Answer to [`Request::Api`].
     Api(ApiResponse),
+    /// Answer to [`Request::Operation`]: the operation's output or its error.
+    Operation(Box<Result<Output, OperationError>>),
     /// A manifest as canonical JSON bytes, in the message payload.
     Manifest,
     /// Piece chunks in the payload, concatenated in the asked order; `have` is the
@@ -259,6 +266,23 @@ pub struct PollResponse {
     /// one first (a few nodes instead of the whole fleet).
     #[serde(default)]
     pub voters: Vec<NodeId>,
+    /// The cluster's feature level (agents have no state to read it from); a leader of
+    /// a release before level 3 sends none, which reads as the base level.
+    #[serde(default)]
+    pub feature_level: FeatureLevel,
+}
+
+/// An API operation forwarded to another node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OperationRequest {
+    /// The operation and its input.
+    pub operation: Operation,
+    /// A read must be answered by the leader after it confirmed its leadership.
+    #[serde(default)]
+    pub consistent: bool,
+    /// The client's admin token, checked again by the answering node: a member cannot
+    /// act as an operator without the token.
+    pub token: String,
 }
 
 /// An HTTP request forwarded to the leader.

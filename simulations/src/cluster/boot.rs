@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use fleetmesh_consensus::raft::seed_thread_rng;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
+use fleetmesh_model::NodeHealth;
 use fleetmesh_node::agent::Agent;
-use fleetmesh_node::leader::liveness::Health;
 use fleetmesh_node::leader::Leader;
 use fleetmesh_node::runtime::clock::VirtualClock;
 use fleetmesh_node::runtime::protocol::MemberAddress;
@@ -162,7 +162,7 @@ impl SimCluster {
                 let node = cluster.node(leader);
                 let duties = cluster.leader_of(leader);
                 node.voters().len() == voters_wanted
-                    && duties.cluster_view().nodes.iter().all(|view| view.health == Health::Alive)
+                    && duties.cluster_view().nodes.iter().all(|view| view.health == NodeHealth::Alive)
             })
         })
         .await

@@ -1,55 +1,69 @@
-//! CodeDeploy-shaped operations: `POST /v1/deploy/<Operation>` with the AWS API's JSON
-//! field names, handled on the leader. The same handlers can later sit behind
-//! CodeDeploy's own wire protocol (AWS JSON 1.1, `X-Amz-Target`).
-//!
-//! `mod.rs` routes an operation: the writes (`writes.rs`) each propose one command through
-//! Raft on the leader; the reads (`reads.rs`) answer from the leader's applied state.
-//!
-//! How fresh a read is: the leader answers from what it has applied, which includes every
-//! write it acknowledged. A leader cut off from its voters does not know it at once and
-//! keeps answering from its own state until it steps down (about an election timeout);
-//! meanwhile a new leader may commit writes it does not see. `?consistent=true` (CLI
-//! `--consistent`) closes that window: the leader first confirms with a quorum that it
-//! still leads and has applied everything committed (a Raft read index), or refuses with
-//! 503.
+//! CodeDeploy-shaped operations, typed by the API model (`fleetmesh_model`): the writes
+//! (`writes.rs`) each propose one command through Raft on the leader; the reads
+//! (`reads.rs`) answer from the applied state of the node that runs them. Which node
+//! runs an operation is decided in `route.rs`.
 
 mod reads;
 mod writes;
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_model::{
+    Empty, GetRevisionDistributionInput, GetRevisionDistributionOutput, NodeHolding, Operation, Output,
+};
 use fleetmesh_state::{Command, Outcome};
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{Api, ApiError};
 use crate::runtime::Node;
 
-pub(super) fn router() -> Router<Arc<Api>> {
-    Router::new()
-        .route("/v1/deploy/{operation}", post(operation))
-        .route("/v1/revisions/{revision}/distribution", get(distribution))
+/// Runs `operation` on this node: a write proposes its command (this node must lead),
+/// a read answers from this node's applied state.
+///
+/// # Errors
+/// The operation's error answer.
+pub(super) async fn handle(api: &Api, operation: Operation) -> Result<Output, ApiError> {
+    let node = &api.node;
+    Ok(match operation {
+        Operation::CreateApplication(input) => {
+            Output::CreateApplication(writes::create_application(node, input).await?)
+        }
+        Operation::DeleteApplication(input) => {
+            commit(node, Command::DeleteApplication { name: input.application_name }).await?;
+            Output::DeleteApplication(Empty {})
+        }
+        Operation::CreateDeploymentGroup(input) => {
+            Output::CreateDeploymentGroup(writes::create_deployment_group(node, input).await?)
+        }
+        Operation::DeleteDeploymentGroup(input) => {
+            let command = Command::DeleteDeploymentGroup {
+                application_name: input.application_name,
+                deployment_group_name: input.deployment_group_name,
+            };
+            commit(node, command).await?;
+            Output::DeleteDeploymentGroup(Empty {})
+        }
+        Operation::CreateDeploymentConfig(input) => {
+            Output::CreateDeploymentConfig(writes::create_deployment_config(node, input).await?)
+        }
+        Operation::DeleteDeploymentConfig(input) => {
+            commit(node, Command::DeleteDeploymentConfig { name: input.deployment_config_name }).await?;
+            Output::DeleteDeploymentConfig(Empty {})
+        }
+        Operation::RegisterApplicationRevision(input) => {
+            Output::RegisterApplicationRevision(writes::register_revision(node, input).await?)
+        }
+        Operation::Prefetch(input) => Output::Prefetch(writes::prefetch(node, input).await?),
+        Operation::CreateDeployment(input) => Output::CreateDeployment(writes::create_deployment(node, input).await?),
+        Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input).await?),
+        Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input)?),
+        read => node.state().read(|state| reads::answer(&read, state))?,
+    })
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name)
-        .and_then(Value::as_str)
-        .filter(|text| !text.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("missing {name}")))
-}
-
-fn optional<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(Value::as_str).filter(|text| !text.is_empty())
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(value: &Value, what: &str) -> Result<T, ApiError> {
-    serde_json::from_value(value.clone()).map_err(|error| ApiError::bad_request(format!("invalid {what}: {error}")))
+/// `value`, unless it is empty: then "missing `name`".
+fn required<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!("missing {name}")));
+    }
+    Ok(value)
 }
 
 fn random_id(node: &Node) -> String {
@@ -65,71 +79,11 @@ async fn commit(node: &Node, command: Command) -> Result<(), ApiError> {
     }
 }
 
-/// Options of a read, from the query string.
-#[derive(Debug, Default, Deserialize)]
-struct ReadOptions {
-    /// Confirm leadership with a quorum before reading (see the module doc).
-    #[serde(default)]
-    consistent: bool,
-}
-
-/// One operation: a write proposes its command; anything else is a read of the applied state.
-async fn operation(
-    State(api): State<Arc<Api>>,
-    Path(operation): Path<String>,
-    Query(options): Query<ReadOptions>,
-    body: Option<Json<Value>>,
-) -> ApiResult {
-    let body = body.map(|Json(body)| body).unwrap_or_else(|| json!({}));
-    let node = &api.node;
-    match operation.as_str() {
-        "CreateApplication" => writes::create_application(node, &body).await,
-        "DeleteApplication" => {
-            commit(node, Command::DeleteApplication { name: field(&body, "applicationName")?.to_string() }).await?;
-            Ok(Json(json!({})))
-        }
-        "CreateDeploymentGroup" => writes::create_deployment_group(node, &body).await,
-        "DeleteDeploymentGroup" => {
-            commit(
-                node,
-                Command::DeleteDeploymentGroup {
-                    application_name: field(&body, "applicationName")?.to_string(),
-                    deployment_group_name: field(&body, "deploymentGroupName")?.to_string(),
-                },
-            )
-            .await?;
-            Ok(Json(json!({})))
-        }
-        "CreateDeploymentConfig" => writes::create_deployment_config(node, &body).await,
-        "DeleteDeploymentConfig" => {
-            commit(node, Command::DeleteDeploymentConfig { name: field(&body, "deploymentConfigName")?.to_string() })
-                .await?;
-            Ok(Json(json!({})))
-        }
-        "RegisterApplicationRevision" => writes::register_revision(node, &body).await,
-        "Prefetch" => writes::prefetch(node, &body).await,
-        "CreateDeployment" => writes::create_deployment(node, &body).await,
-        "StopDeployment" => writes::stop_deployment(node, &body).await,
-        read => {
-            if options.consistent {
-                node.raft().ensure_linearizable().await.map_err(|error| {
-                    ApiError::unavailable(format!("cannot confirm this node still leads (retry): {error}"))
-                })?;
-            }
-            node.state()
-                .read(|state| reads::answer(read, &body, state))
-                .unwrap_or_else(|| Err(ApiError::not_found(format!("unknown operation {read}"))))
-                .map(Json)
-        }
-    }
-}
-
-async fn distribution(State(api): State<Arc<Api>>, Path(revision): Path<String>) -> ApiResult {
-    let node = &api.node;
-    let revision: RevisionId = revision
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("revision id {revision:?} is not 64 hex digits")))?;
-    let (size, holders, members) = node.state().read(|state| {
+/// How far a revision has spread: the holders the state records, and the download
+/// progress agents report in their polls (which only the leader hears).
+fn distribution(api: &Api, input: &GetRevisionDistributionInput) -> Result<GetRevisionDistributionOutput, ApiError> {
+    let revision = input.revision_id;
+    let (size, holders, members) = api.node.state().read(|state| {
         let record = state.revisions.get(&revision);
         (
             record.map(|record| record.unique_bytes),
@@ -139,14 +93,14 @@ async fn distribution(State(api): State<Arc<Api>>, Path(revision): Path<String>)
     });
     let size = size.ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
     let progress = api.leader.revision_progress(revision);
-    let nodes: Vec<Value> = members
+    let nodes = members
         .into_iter()
         .filter_map(|id| {
             let reported = progress.get(&id);
             let complete = holders.contains(&id) || reported.is_some_and(|progress| progress.complete);
             let bytes_held = if complete { size } else { reported.map_or(0, |progress| progress.bytes_held) };
-            (reported.is_some() || complete).then(|| json!({ "id": id, "bytesHeld": bytes_held, "complete": complete }))
+            (reported.is_some() || complete).then_some(NodeHolding { id, bytes_held, complete })
         })
         .collect();
-    Ok(Json(json!({ "revisionId": revision, "size": size, "nodes": nodes })))
+    Ok(GetRevisionDistributionOutput { revision_id: revision, size, nodes })
 }

@@ -1,204 +1,194 @@
 //! The read operations, answered from this node's applied state (`ClusterState`).
 
-use fleetmesh_state::model::deployment::{Deployment, LifecycleEventStatus};
-use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_model::{
+    ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, DeploymentTargetType,
+    EpochSeconds, GetApplicationOutput, GetApplicationRevisionOutput, GetDeploymentConfigOutput,
+    GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetOutput, InstanceTarget,
+    ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
+    ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, Operation, Output, RevisionLocation,
+    RevisionSummary, UnknownLifecycleEvent,
+};
+use fleetmesh_state::model::deployment::Deployment;
+use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::ClusterState;
 use fleetmesh_transport::NodeId;
-use serde_json::{json, Value};
 
-use super::{field, optional};
 use crate::api::ApiError;
 
-type Answer = Option<Result<Value, ApiError>>;
+type Answer = Option<Result<Output, ApiError>>;
 
-/// The answer to the read operation `operation`, or `None` when there is no such read.
-pub(super) fn answer(operation: &str, body: &Value, state: &ClusterState) -> Answer {
-    resources(operation, body, state)
-        .or_else(|| revisions(operation, body, state))
-        .or_else(|| deployments(operation, body, state))
+/// The answer to the read `operation`.
+///
+/// # Errors
+/// What the operation refers to does not exist, or `operation` is not a read.
+pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Result<Output, ApiError> {
+    resources(operation, state)
+        .or_else(|| revisions(operation, state))
+        .or_else(|| deployments(operation, state))
+        .unwrap_or_else(|| Err(ApiError::internal(format!("{} is not a read of the state", operation.name()))))
 }
 
 /// Applications, deployment groups and deployment configurations.
-fn resources(operation: &str, body: &Value, state: &ClusterState) -> Answer {
+fn resources(operation: &Operation, state: &ClusterState) -> Answer {
     Some(match operation {
-        "GetApplication" => field(body, "applicationName").and_then(|name| {
-            let application = state
+        Operation::GetApplication(input) => {
+            let name = &input.application_name;
+            state
                 .applications
                 .get(name)
-                .ok_or_else(|| ApiError::not_found(format!("application {name} does not exist")))?;
-            Ok(json!({ "application": application }))
+                .ok_or_else(|| ApiError::not_found(format!("application {name} does not exist")))
+                .map(|application| {
+                    Output::GetApplication(GetApplicationOutput { application: ApplicationInfo::from(application) })
+                })
+        }
+        Operation::ListApplications(_) => Ok(Output::ListApplications(ListApplicationsOutput {
+            applications: state.applications.keys().cloned().collect(),
+        })),
+        Operation::GetDeploymentGroup(input) => {
+            let (application, group) = (&input.application_name, &input.deployment_group_name);
+            state
+                .deployment_group(application, group)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("deployment group {group} of application {application} does not exist"))
+                })
+                .map(|group| {
+                    Output::GetDeploymentGroup(GetDeploymentGroupOutput {
+                        deployment_group_info: DeploymentGroupInfo::from_state(group, state),
+                        target_nodes: state.group_targets(group),
+                    })
+                })
+        }
+        Operation::ListDeploymentGroups(input) => existing_application(&input.application_name, state).map(|name| {
+            let groups = state.deployment_groups.get(name).map(|groups| groups.keys().cloned().collect());
+            Output::ListDeploymentGroups(ListDeploymentGroupsOutput {
+                application_name: name.to_string(),
+                deployment_groups: groups.unwrap_or_default(),
+            })
         }),
-        "ListApplications" => Ok(json!({ "applications": state.applications.keys().collect::<Vec<_>>() })),
-        "GetDeploymentGroup" => (|| {
-            let (application, group) = (field(body, "applicationName")?, field(body, "deploymentGroupName")?);
-            let group = state.deployment_group(application, group).ok_or_else(|| {
-                ApiError::not_found(format!("deployment group {group} of application {application} does not exist"))
-            })?;
-            let targets = state.group_targets(group);
-            Ok(json!({ "deploymentGroupInfo": group, "targetNodes": targets }))
-        })(),
-        "ListDeploymentGroups" => existing_application(body, state).map(|application| {
-            let groups: Vec<&String> =
-                state.deployment_groups.get(application).map(|groups| groups.keys().collect()).unwrap_or_default();
-            json!({ "applicationName": application, "deploymentGroups": groups })
-        }),
-        "GetDeploymentConfig" => field(body, "deploymentConfigName").and_then(|name| {
-            let config = state
+        Operation::GetDeploymentConfig(input) => {
+            let name = &input.deployment_config_name;
+            state
                 .deployment_config(name)
-                .ok_or_else(|| ApiError::not_found(format!("deployment configuration {name} does not exist")))?;
-            Ok(json!({ "deploymentConfigInfo": config }))
-        }),
-        "ListDeploymentConfigs" => {
+                .ok_or_else(|| ApiError::not_found(format!("deployment configuration {name} does not exist")))
+                .map(|config| {
+                    let deployment_config_info = DeploymentConfigInfo::from(&config);
+                    Output::GetDeploymentConfig(GetDeploymentConfigOutput { deployment_config_info })
+                })
+        }
+        Operation::ListDeploymentConfigs(_) => {
             let mut names: Vec<String> = fleetmesh_state::model::resources::predefined_configs()
                 .into_iter()
                 .map(|config| config.deployment_config_name)
                 .collect();
             names.extend(state.deployment_configs.keys().cloned());
-            Ok(json!({ "deploymentConfigsList": names }))
+            Ok(Output::ListDeploymentConfigs(ListDeploymentConfigsOutput { deployment_configs_list: names }))
         }
         _ => return None,
     })
 }
 
-/// The `applicationName` of the request, if that application exists.
-fn existing_application<'a>(body: &'a Value, state: &ClusterState) -> Result<&'a str, ApiError> {
-    let application = field(body, "applicationName")?;
-    if !state.applications.contains_key(application) {
-        return Err(ApiError::not_found(format!("application {application} does not exist")));
+/// `name`, if that application exists.
+fn existing_application<'a>(name: &'a str, state: &ClusterState) -> Result<&'a str, ApiError> {
+    if !state.applications.contains_key(name) {
+        return Err(ApiError::not_found(format!("application {name} does not exist")));
     }
-    Ok(application)
+    Ok(name)
 }
 
 /// Registered revisions.
-fn revisions(operation: &str, body: &Value, state: &ClusterState) -> Answer {
+fn revisions(operation: &Operation, state: &ClusterState) -> Answer {
     Some(match operation {
-        "ListApplicationRevisions" => existing_application(body, state).map(|application| {
-            let mut revisions: Vec<&RevisionRecord> =
-                state.revisions.values().filter(|revision| revision.application_name == application).collect();
-            revisions.sort_by_key(|revision| std::cmp::Reverse(revision.register_time));
-            let listed: Vec<Value> = revisions.into_iter().map(revision_summary).collect();
-            json!({ "revisions": listed })
-        }),
-        "GetApplicationRevision" => revision_id(body).and_then(|revision| {
+        Operation::ListApplicationRevisions(input) => {
+            existing_application(&input.application_name, state).map(|application| {
+                let mut revisions: Vec<&RevisionRecord> =
+                    state.revisions.values().filter(|revision| revision.application_name == application).collect();
+                revisions.sort_by_key(|revision| std::cmp::Reverse(revision.register_time));
+                let revisions = revisions.into_iter().map(RevisionSummary::from).collect();
+                Output::ListApplicationRevisions(ListApplicationRevisionsOutput { revisions })
+            })
+        }
+        Operation::GetApplicationRevision(input) => (|| {
+            let revision = input.revision.resolve()?;
             let record = state
                 .revisions
                 .get(&revision)
+                .filter(|record| input.application_name.as_ref().is_none_or(|name| *name == record.application_name))
                 .ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
-            Ok(json!({ "revisionInfo": revision_summary(record), "manifest": record.manifest }))
-        }),
+            Ok(Output::GetApplicationRevision(GetApplicationRevisionOutput {
+                application_name: record.application_name.clone(),
+                revision: RevisionLocation::fleetmesh(revision),
+                revision_info: RevisionSummary::from(record),
+                manifest: record.manifest.clone(),
+            }))
+        })(),
         _ => return None,
     })
 }
 
 /// Deployments and their targets.
-fn deployments(operation: &str, body: &Value, state: &ClusterState) -> Answer {
+fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
     Some(match operation {
-        "GetDeployment" => {
-            deployment(state, body).map(|deployment| json!({ "deploymentInfo": deployment_info(deployment) }))
-        }
-        "ListDeployments" => {
-            let application = optional(body, "applicationName");
-            let group = optional(body, "deploymentGroupName");
-            let ids: Vec<&DeploymentId> = state
-                .deployment_order
-                .iter()
-                .rev()
-                .filter(|id| {
-                    state.deployments.get(*id).is_some_and(|deployment| {
-                        application.is_none_or(|name| deployment.application_name == name)
-                            && group.is_none_or(|name| deployment.deployment_group_name == name)
-                    })
-                })
-                .collect();
-            Ok(json!({ "deployments": ids }))
-        }
-        "ListDeploymentTargets" => deployment(state, body).map(
-            |deployment| json!({ "targetIds": deployment.targets.keys().map(ToString::to_string).collect::<Vec<_>>() }),
-        ),
-        "GetDeploymentTarget" => deployment_target(body, state),
+        Operation::GetDeployment(input) => deployment(state, &input.deployment_id).and_then(|deployment| {
+            let deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?;
+            Ok(Output::GetDeployment(GetDeploymentOutput { deployment_info }))
+        }),
+        Operation::ListDeployments(input) => Ok(Output::ListDeployments(list_deployments(input, state))),
+        Operation::ListDeploymentTargets(input) => deployment(state, &input.deployment_id).map(|deployment| {
+            let target_ids = deployment.targets.keys().map(ToString::to_string).collect();
+            Output::ListDeploymentTargets(ListDeploymentTargetsOutput { target_ids })
+        }),
+        Operation::GetDeploymentTarget(input) => (|| {
+            let deployment = deployment(state, &input.deployment_id)?;
+            let target_id: NodeId = input
+                .target_id
+                .trim_start_matches("node-")
+                .parse()
+                .map_err(|_| ApiError::bad_request("targetId must be a node id"))?;
+            let target = deployment.targets.get(&target_id).ok_or_else(|| {
+                ApiError::not_found(format!("node {target_id} is not a target of {}", deployment.deployment_id))
+            })?;
+            let instance_target = InstanceTarget::from_state(deployment, target).map_err(corrupt)?;
+            Ok(Output::GetDeploymentTarget(GetDeploymentTargetOutput {
+                deployment_target: DeploymentTarget {
+                    deployment_target_type: DeploymentTargetType::InstanceTarget,
+                    instance_target,
+                },
+            }))
+        })(),
         _ => return None,
     })
 }
 
-fn deployment_target(body: &Value, state: &ClusterState) -> Result<Value, ApiError> {
-    let deployment = deployment(state, body)?;
-    let target_id: NodeId = field(body, "targetId")?
-        .trim_start_matches("node-")
-        .parse()
-        .map_err(|_| ApiError::bad_request("targetId must be a node id"))?;
-    let target = deployment.targets.get(&target_id).ok_or_else(|| {
-        ApiError::not_found(format!("node {target_id} is not a target of {}", deployment.deployment_id))
-    })?;
-    Ok(json!({ "deploymentTarget": {
-        "deploymentTargetType": "InstanceTarget",
-        "instanceTarget": {
-            "deploymentId": deployment.deployment_id,
-            "targetId": target.target_id.to_string(),
-            "status": target.status,
-            "lastUpdatedAt": target.last_updated_at,
-            "wave": target.wave,
-            "lifecycleEvents": target.lifecycle_events,
-        }
-    }}))
+/// `ListDeployments`: newest first, filtered by application, group, status and creation time.
+fn list_deployments(input: &ListDeploymentsInput, state: &ClusterState) -> ListDeploymentsOutput {
+    let application = input.application_name.as_deref().filter(|name| !name.is_empty());
+    let group = input.deployment_group_name.as_deref().filter(|name| !name.is_empty());
+    let deployments = state
+        .deployment_order
+        .iter()
+        .rev()
+        .filter(|id| {
+            state.deployments.get(*id).is_some_and(|deployment| {
+                application.is_none_or(|name| deployment.application_name == name)
+                    && group.is_none_or(|name| deployment.deployment_group_name == name)
+                    && (input.include_only_statuses.is_empty()
+                        || input.include_only_statuses.contains(&deployment.status))
+                    && input
+                        .create_time_range
+                        .is_none_or(|range| range.contains(EpochSeconds::from(deployment.create_time)))
+            })
+        })
+        .cloned()
+        .collect();
+    ListDeploymentsOutput { deployments }
 }
 
-pub(super) fn revision_id(body: &Value) -> Result<RevisionId, ApiError> {
-    let text = body
-        .get("revisionId")
-        .or_else(|| body.get("revision").and_then(|revision| revision.get("revisionId")))
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("missing revisionId"))?;
-    text.parse().map_err(|_| ApiError::bad_request(format!("revision id {text:?} is not 64 hex digits")))
+fn deployment<'a>(state: &'a ClusterState, id: &DeploymentId) -> Result<&'a Deployment, ApiError> {
+    state.deployments.get(id).ok_or_else(|| ApiError::not_found(format!("deployment {id} does not exist")))
 }
 
-fn deployment<'a>(state: &'a ClusterState, body: &Value) -> Result<&'a Deployment, ApiError> {
-    let id = field(body, "deploymentId")?;
-    state
-        .deployments
-        .get(&DeploymentId(id.to_string()))
-        .ok_or_else(|| ApiError::not_found(format!("deployment {id} does not exist")))
-}
-
-/// `deploymentInfo` in the AWS shape: the record without its targets, plus the overview.
-fn deployment_info(deployment: &Deployment) -> Value {
-    let mut info = serde_json::to_value(deployment).unwrap_or_default();
-    if let Some(object) = info.as_object_mut() {
-        object.remove("targets");
-        object.insert("deploymentOverview".into(), json!(deployment.overview()));
-        object.insert("revision".into(), json!({ "revisionType": "fleetmesh", "revisionId": deployment.revision_id }));
-        object.insert(
-            "targetWaves".into(),
-            json!(deployment
-                .targets
-                .values()
-                .map(|target| {
-                    let current = target
-                        .lifecycle_events
-                        .iter()
-                        .rev()
-                        .find(|event| event.status != LifecycleEventStatus::Pending
-                            && event.status != LifecycleEventStatus::Skipped)
-                        .map(|event| json!({"name": event.lifecycle_event_name, "status": event.status}));
-                    json!({"targetId": target.target_id.to_string(), "wave": target.wave, "status": target.status, "currentEvent": current})
-                })
-                .collect::<Vec<_>>()),
-        );
-    }
-    info
-}
-
-pub(super) fn revision_summary(record: &RevisionRecord) -> Value {
-    json!({
-        "revisionId": record.revision_id,
-        "applicationName": record.application_name,
-        "description": record.description,
-        "sizeBytes": record.size_bytes,
-        "uniqueBytes": record.unique_bytes,
-        "chunkCount": record.chunk_count,
-        "registerTime": record.register_time,
-        "registeredBy": record.registered_by,
-        "seeds": record.seeds,
-        "files": record.manifest.files().count(),
-    })
+/// A deployment record this release cannot show (an event name that is not CodeDeploy's).
+fn corrupt(error: UnknownLifecycleEvent) -> ApiError {
+    ApiError::internal(format!("the deployment record holds a lifecycle event this release does not know: {error}"))
 }

@@ -1,67 +1,67 @@
 //! The write operations: each checks its input, then proposes one command on the leader.
 
-use axum::Json;
+use fleetmesh_model::{
+    CreateApplicationInput, CreateApplicationOutput, CreateDeploymentConfigInput, CreateDeploymentConfigOutput,
+    CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
+    OutdatedInstancesStrategy, PrefetchInput, PrefetchOutput, RegisterApplicationRevisionInput,
+    RegisterApplicationRevisionOutput, RevisionSummary, StopDeploymentInput, StopDeploymentOutput, StopStatus,
+};
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::resources::{
-    validate_name, AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts,
-    MinimumHealthyHostsType, TagFilter, TargetSelector, ONE_AT_A_TIME,
+    validate_name, MinimumHealthyHostsType, TagFilter, TargetSelector, ONE_AT_A_TIME,
 };
-use fleetmesh_state::model::revision::{Manifest, RevisionRecord};
+use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
 use fleetmesh_transport::NodeId;
-use serde_json::{json, Value};
 
-use super::reads::{revision_id, revision_summary};
-use super::{commit, field, optional, parse, random_id, ApiResult};
+use super::{commit, random_id, required};
 use crate::api::ApiError;
 use crate::runtime::Node;
 
-pub(super) async fn create_application(node: &Node, body: &Value) -> ApiResult {
-    let name = field(body, "applicationName")?.to_string();
-    let platform_text = optional(body, "computePlatform").unwrap_or("Server");
-    let compute_platform = ComputePlatform::parse(platform_text).ok_or_else(|| {
-        ApiError::bad_request(format!("computePlatform must be Server, Lambda or ECS, got {platform_text:?}"))
-    })?;
+/// Most characters of a description kept.
+const DESCRIPTION_CHARS_MAX: usize = 256;
+
+pub(super) async fn create_application(
+    node: &Node,
+    input: CreateApplicationInput,
+) -> Result<CreateApplicationOutput, ApiError> {
+    let name = required("applicationName", &input.application_name)?.to_string();
+    let compute_platform = input.compute_platform.unwrap_or_default();
     let application_id = random_id(node);
     commit(node, Command::CreateApplication { name, application_id: application_id.clone(), compute_platform }).await?;
-    Ok(Json(json!({ "applicationId": application_id })))
+    Ok(CreateApplicationOutput { application_id })
 }
 
-pub(super) async fn create_deployment_group(node: &Node, body: &Value) -> ApiResult {
-    let tag_filters: Vec<TagFilter> = match body.get("onPremisesInstanceTagFilters") {
-        Some(value) if !value.is_null() => parse(value, "onPremisesInstanceTagFilters")?,
-        _ => Vec::new(),
-    };
-    let tag_set: Vec<Vec<TagFilter>> =
-        match body.get("onPremisesTagSet").and_then(|set| set.get("onPremisesTagSetList")) {
-            Some(value) if !value.is_null() => parse(value, "onPremisesTagSet")?,
-            _ => Vec::new(),
-        };
+pub(super) async fn create_deployment_group(
+    node: &Node,
+    input: CreateDeploymentGroupInput,
+) -> Result<CreateDeploymentGroupOutput, ApiError> {
+    let tag_filters = input.on_premises_instance_tag_filters.unwrap_or_default();
+    let tag_set = input.on_premises_tag_set.map(|set| set.on_premises_tag_set_list).unwrap_or_default();
     for filter in tag_filters.iter().chain(tag_set.iter().flatten()) {
         validate_tag_filter(filter)?;
     }
     if tag_filters.is_empty() && tag_set.iter().all(Vec::is_empty) {
         return Err(ApiError::bad_request("a deployment group needs at least one tag filter (--tag KEY=VALUE)"));
     }
-    let auto_rollback: AutoRollbackConfiguration = match body.get("autoRollbackConfiguration") {
-        Some(value) if !value.is_null() => parse(value, "autoRollbackConfiguration")?,
-        _ => AutoRollbackConfiguration::default(),
-    };
     let spec = DeploymentGroupSpec {
-        application_name: field(body, "applicationName")?.to_string(),
-        deployment_group_name: field(body, "deploymentGroupName")?.to_string(),
-        deployment_config_name: optional(body, "deploymentConfigName").unwrap_or(ONE_AT_A_TIME).to_string(),
+        application_name: required("applicationName", &input.application_name)?.to_string(),
+        deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
+        deployment_config_name: input
+            .deployment_config_name
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| ONE_AT_A_TIME.to_string()),
         target_selector: TargetSelector {
             tag_filters,
             tag_set: tag_set.into_iter().filter(|group| !group.is_empty()).collect(),
         },
-        auto_rollback_configuration: auto_rollback,
-        update_outdated_instances: optional(body, "outdatedInstancesStrategy") != Some("IGNORE"),
+        auto_rollback_configuration: input.auto_rollback_configuration.unwrap_or_default(),
+        update_outdated_instances: input.outdated_instances_strategy != Some(OutdatedInstancesStrategy::Ignore),
     };
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }).await?;
-    Ok(Json(json!({ "deploymentGroupId": deployment_group_id })))
+    Ok(CreateDeploymentGroupOutput { deployment_group_id })
 }
 
 fn validate_tag_filter(filter: &TagFilter) -> Result<(), ApiError> {
@@ -82,69 +82,65 @@ fn validate_tag_filter(filter: &TagFilter) -> Result<(), ApiError> {
     }
 }
 
-pub(super) async fn create_deployment_config(node: &Node, body: &Value) -> ApiResult {
-    let name = field(body, "deploymentConfigName")?.to_string();
+pub(super) async fn create_deployment_config(
+    node: &Node,
+    input: CreateDeploymentConfigInput,
+) -> Result<CreateDeploymentConfigOutput, ApiError> {
+    let name = required("deploymentConfigName", &input.deployment_config_name)?.to_string();
     validate_name("deployment configuration name", &name).map_err(ApiError::bad_request)?;
-    let rule = body.get("minimumHealthyHosts").ok_or_else(|| ApiError::bad_request("missing minimumHealthyHosts"))?;
-    let minimum_healthy_hosts: MinimumHealthyHosts = parse(rule, "minimumHealthyHosts")?;
+    let minimum_healthy_hosts =
+        input.minimum_healthy_hosts.ok_or_else(|| ApiError::bad_request("missing minimumHealthyHosts"))?;
     if minimum_healthy_hosts.kind == MinimumHealthyHostsType::MostConcurrency {
         return Err(ApiError::bad_request("minimumHealthyHosts type must be HOST_COUNT or FLEET_PERCENT"));
     }
-    let platform_text = optional(body, "computePlatform").unwrap_or("Server");
-    let compute_platform = ComputePlatform::parse(platform_text).ok_or_else(|| {
-        ApiError::bad_request(format!("computePlatform must be Server, Lambda or ECS, got {platform_text:?}"))
-    })?;
+    let compute_platform = input.compute_platform.unwrap_or_default();
     let deployment_config_id = random_id(node);
-    commit(
-        node,
-        Command::CreateDeploymentConfig {
-            name,
-            deployment_config_id: deployment_config_id.clone(),
-            compute_platform,
-            minimum_healthy_hosts,
-        },
-    )
-    .await?;
-    Ok(Json(json!({ "deploymentConfigId": deployment_config_id })))
+    let command = Command::CreateDeploymentConfig {
+        name,
+        deployment_config_id: deployment_config_id.clone(),
+        compute_platform,
+        minimum_healthy_hosts,
+    };
+    commit(node, command).await?;
+    Ok(CreateDeploymentConfigOutput { deployment_config_id })
 }
 
-pub(super) async fn register_revision(node: &Node, body: &Value) -> ApiResult {
-    let manifest: Manifest = parse(body.get("manifest").unwrap_or(&Value::Null), "manifest")?;
+pub(super) async fn register_revision(
+    node: &Node,
+    input: RegisterApplicationRevisionInput,
+) -> Result<RegisterApplicationRevisionOutput, ApiError> {
+    let manifest = input.manifest;
     manifest.validate().map_err(|error| ApiError::bad_request(error.to_string()))?;
     let revision_id = manifest.revision_id();
     let unique = manifest.unique_chunks();
-    let seeds: Vec<NodeId> = match body.get("seeds") {
-        Some(value) => parse(value, "seeds")?,
-        None => Vec::new(),
-    };
     let record = RevisionRecord {
         revision_id,
-        application_name: field(body, "applicationName")?.to_string(),
-        description: optional(body, "description").unwrap_or_default().chars().take(256).collect(),
+        application_name: required("applicationName", &input.application_name)?.to_string(),
+        description: input.description.unwrap_or_default().chars().take(DESCRIPTION_CHARS_MAX).collect(),
         size_bytes: manifest.total_bytes(),
         unique_bytes: unique.iter().map(|chunk| u64::from(chunk.len())).sum(),
         chunk_count: unique.len() as u64,
         register_time: node.clock().now(),
-        registered_by: optional(body, "registeredBy").unwrap_or("api").to_string(),
-        seeds,
+        registered_by: input.registered_by.filter(|by| !by.is_empty()).unwrap_or_else(|| "api".to_string()),
+        seeds: input.seeds,
         manifest,
     };
-    let summary = revision_summary(&record);
+    let revision_info = RevisionSummary::from(&record);
     commit(node, Command::RegisterRevision { record: Box::new(record) }).await?;
-    Ok(Json(json!({ "revisionId": revision_id, "revisionInfo": summary })))
+    Ok(RegisterApplicationRevisionOutput { revision_id, revision_info })
 }
 
-pub(super) async fn prefetch(node: &Node, body: &Value) -> ApiResult {
-    let revision = revision_id(body)?;
+pub(super) async fn prefetch(node: &Node, input: PrefetchInput) -> Result<PrefetchOutput, ApiError> {
+    let revision = input.revision.resolve()?;
     let targets = node.state().read(|state| -> Result<Vec<NodeId>, ApiError> {
         let record = state
             .revisions
             .get(&revision)
             .ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
-        if body.get("allNodes").and_then(Value::as_bool).unwrap_or(false) {
+        if input.all_nodes {
             return Ok(state.members.keys().copied().collect());
         }
-        let group_name = field(body, "deploymentGroupName")?;
+        let group_name = required("deploymentGroupName", input.deployment_group_name.as_deref().unwrap_or_default())?;
         let group = state.deployment_group(&record.application_name, group_name).ok_or_else(|| {
             ApiError::not_found(format!(
                 "deployment group {group_name} of application {} does not exist",
@@ -154,50 +150,40 @@ pub(super) async fn prefetch(node: &Node, body: &Value) -> ApiResult {
         Ok(state.group_targets(group))
     })?;
     commit(node, Command::RequestPrefetch { revision_id: revision, targets: targets.clone() }).await?;
-    Ok(Json(json!({ "revisionId": revision, "targets": targets })))
+    Ok(PrefetchOutput { revision_id: revision, targets })
 }
 
-pub(super) async fn create_deployment(node: &Node, body: &Value) -> ApiResult {
-    let auto_rollback_configuration = match body.get("autoRollbackConfiguration") {
-        Some(value) if !value.is_null() => Some(parse(value, "autoRollbackConfiguration")?),
-        _ => None,
-    };
-    let behavior_text = optional(body, "fileExistsBehavior").unwrap_or("DISALLOW");
-    let file_exists_behavior = FileExistsBehavior::parse(behavior_text).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "fileExistsBehavior must be DISALLOW, OVERWRITE or RETAIN, got {behavior_text:?}"
-        ))
-    })?;
+pub(super) async fn create_deployment(
+    node: &Node,
+    input: CreateDeploymentInput,
+) -> Result<CreateDeploymentOutput, ApiError> {
     let spec = DeploymentSpec {
-        application_name: field(body, "applicationName")?.to_string(),
-        deployment_group_name: field(body, "deploymentGroupName")?.to_string(),
-        revision_id: revision_id(body)?,
-        deployment_config_name: optional(body, "deploymentConfigName").map(ToString::to_string),
-        description: optional(body, "description").unwrap_or_default().chars().take(256).collect(),
-        ignore_application_stop_failures: body
-            .get("ignoreApplicationStopFailures")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        file_exists_behavior,
-        auto_rollback_configuration,
+        application_name: required("applicationName", &input.application_name)?.to_string(),
+        deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
+        revision_id: input.revision.resolve()?,
+        deployment_config_name: input.deployment_config_name.filter(|name| !name.is_empty()),
+        description: input.description.unwrap_or_default().chars().take(DESCRIPTION_CHARS_MAX).collect(),
+        ignore_application_stop_failures: input.ignore_application_stop_failures,
+        file_exists_behavior: input.file_exists_behavior.unwrap_or_default(),
+        auto_rollback_configuration: input.auto_rollback_configuration,
         creator: DeploymentCreator::User,
         targets: None,
     };
     let deployment_id = DeploymentId::from_random(node.random_bytes());
     commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }).await?;
-    Ok(Json(json!({ "deploymentId": deployment_id })))
+    Ok(CreateDeploymentOutput { deployment_id })
 }
 
-pub(super) async fn stop_deployment(node: &Node, body: &Value) -> ApiResult {
-    let id = DeploymentId(field(body, "deploymentId")?.to_string());
-    let rollback = body.get("autoRollbackEnabled").and_then(Value::as_bool).unwrap_or(false);
+pub(super) async fn stop_deployment(node: &Node, input: StopDeploymentInput) -> Result<StopDeploymentOutput, ApiError> {
+    let id = input.deployment_id;
+    let rollback = input.auto_rollback_enabled.unwrap_or(false);
     let rollback_id = rollback.then(|| DeploymentId::from_random(node.random_bytes()));
     commit(node, Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback_id.clone() }).await?;
     let rollback_info =
         node.state().read(|state| state.deployments.get(&id).and_then(|deployment| deployment.rollback_info.clone()));
-    let message = match (&rollback_info, rollback) {
+    let status_message = match (&rollback_info, rollback) {
         (Some(info), true) => format!("stopped {id}; {}", info.rollback_message),
         _ => format!("stopped {id}; targets already running finish their current lifecycle event"),
     };
-    Ok(Json(json!({ "status": "Pending", "statusMessage": message, "rollbackInfo": rollback_info })))
+    Ok(StopDeploymentOutput { status: StopStatus::Pending, status_message, rollback_info })
 }

@@ -1,0 +1,132 @@
+//! Which node answers an operation, and getting it there.
+//!
+//! ```text
+//!  operation ─┬─ write, leader read, or read with ?consistent=true ──▶ the leader
+//!             └─ read ──▶ this node when it is a voter that follows a known leader,
+//!                         else the leader (agents hold no state)
+//! ```
+//!
+//! Between nodes an operation travels typed (`Request::Operation`) once the cluster runs
+//! at feature level 3. Below it (an upgrade in progress: the leader may run a release
+//! that does not know typed operations) the HTTP request is relayed to the leader as it
+//! came, and its answer back as it went (`legacy.rs`).
+//!
+//! How stale a read can be: a voter answers from what it has applied, which trails the
+//! leader's commits by the replication in flight (milliseconds on a healthy network). A
+//! voter cut off from the leader keeps answering from its last applied state until its
+//! election timeout fires and it stops following that leader; from then on it forwards.
+//! A leader cut off from its voters answers from its own state until it steps down
+//! (about an election timeout), while a new leader may already commit writes it does
+//! not see. `?consistent=true` (CLI `--consistent`) closes both windows: the read goes to
+//! the leader, which first confirms with a quorum that it still leads and has applied
+//! everything committed (a Raft read index), or refuses with 503.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetmesh_model::{Access, Operation, Output};
+use fleetmesh_transport::Caller;
+
+use super::{cluster, deploy, Api, ApiError};
+use crate::runtime::identity::{hashes_equal, secret_hash};
+use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse};
+
+/// How long a forwarded operation may take (a write waits for its commit).
+pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Api {
+    /// True when this node answers `operation` itself.
+    pub(super) fn answers(&self, operation: &Operation, consistent: bool) -> bool {
+        match operation.access() {
+            Access::Read if !consistent => self.node.is_leader() || self.node.answers_reads(),
+            Access::Read | Access::LeaderRead | Access::Write => self.node.is_leader(),
+        }
+    }
+
+    /// Runs `operation` on this node (see [`Api::answers`]).
+    ///
+    /// # Errors
+    /// The operation's error answer, or 503 when a consistent read cannot confirm this
+    /// node still leads.
+    pub(super) async fn answer_here(&self, operation: Operation, consistent: bool) -> Result<Output, ApiError> {
+        if consistent && operation.access() == Access::Read {
+            self.node.raft().ensure_linearizable().await.map_err(|error| {
+                ApiError::unavailable(format!("cannot confirm this node still leads (retry): {error}"))
+            })?;
+        }
+        match operation {
+            Operation::GetCluster(_) => cluster::get_cluster(self).map(Output::GetCluster),
+            Operation::CreateJoinToken(input) => {
+                cluster::create_join_token(self, input).await.map(Output::CreateJoinToken)
+            }
+            other => deploy::handle(self, other).await,
+        }
+    }
+
+    /// Sends `operation` to the leader as a typed request and returns its answer
+    /// (feature level 3 and above).
+    ///
+    /// # Errors
+    /// The operation's error answer, or 503 when no leader can be reached.
+    pub(super) async fn forward(
+        &self,
+        operation: Operation,
+        consistent: bool,
+        token: &str,
+    ) -> Result<Output, ApiError> {
+        let node = &self.node;
+        let request = OperationRequest { operation, consistent, token: token.to_string() };
+        // Bounded: one retry after a NotLeader hint.
+        let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
+        for _ in 0..2 {
+            let Some(leader) = hint else { break };
+            match node.call(leader.peer(), NodeRequest::Operation(request.clone()), FORWARD_TIMEOUT).await {
+                Ok((NodeResponse::Operation(answer), _)) => return (*answer).map_err(ApiError::from),
+                Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
+                Ok((other, _)) => return Err(ApiError::unavailable(format!("the leader answered {other:?}"))),
+                Err(error) => {
+                    return Err(ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id)))
+                }
+            }
+        }
+        Err(ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later"))
+    }
+
+    /// Answers an operation another node forwarded: the client's token is checked again,
+    /// and a node that cannot answer says where the leader is.
+    pub(super) async fn answer_forwarded(&self, caller: Caller, request: OperationRequest) -> NodeResponse {
+        if !matches!(caller, Caller::Node(_)) {
+            return NodeResponse::Operation(Box::new(Err(
+                ApiError::unavailable("only members forward operations").into()
+            )));
+        }
+        if !hashes_equal(&secret_hash(&request.token), &self.node.admin_token_hash()) {
+            let refused = ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "the admin token is wrong");
+            return NodeResponse::Operation(Box::new(Err(refused.into())));
+        }
+        if !self.answers(&request.operation, request.consistent) {
+            return crate::runtime::dispatch::not_leader(&self.node).0;
+        }
+        NodeResponse::Operation(Box::new(
+            self.answer_here(request.operation, request.consistent).await.map_err(Into::into),
+        ))
+    }
+}
+
+/// Answers `operation` for a client that presented `token`: here when this node can,
+/// else typed on the leader. `None` when the cluster is below feature level 3 and the
+/// operation must go to the leader: the caller relays its HTTP request instead.
+pub(super) async fn answer(
+    api: &Arc<Api>,
+    operation: Operation,
+    consistent: bool,
+    token: &str,
+) -> Option<Result<Output, ApiError>> {
+    if api.answers(&operation, consistent) {
+        return Some(api.answer_here(operation, consistent).await);
+    }
+    if api.node.cluster_feature_level() < fleetmesh_state::FeatureLevel::TYPED_OPERATIONS {
+        return None;
+    }
+    Some(api.forward(operation, consistent, token).await)
+}
