@@ -34,9 +34,9 @@ const LAYERED_CRATE: &str = "node";
 /// Its own crate name, which it must never spell.
 const LAYERED_CRATE_IDENT: &str = "fleetmesh_node";
 /// Library crates (directories): typed errors, no anyhow, no test switches.
-const LIBRARY_CRATES: &[&str] = &["consensus/state", "node/core", "transport", "consensus", "node", "simulations"];
+const LIBRARY_CRATES: &[&str] = &["consensus/state", "node/core", "node/model", "transport", "consensus", "node", "simulations"];
 /// Pure crates (directories): decisions only, no I/O.
-const PURE_CRATES: &[&str] = &["consensus/state", "node/core"];
+const PURE_CRATES: &[&str] = &["consensus/state", "node/core", "node/model"];
 /// Crates the pure crates must not name in code.
 const PURE_FORBIDDEN_CRATES: &[&str] = &["tokio", "redb", "quinn", "openraft", "axum"];
 /// Paths (prefixes) the pure crates must not use.
