@@ -50,6 +50,22 @@ pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
         "gauge",
         peers_alive as u64,
     );
+    let counts = &api.counts;
+    for (name, help, count) in [
+        ("fleetmesh_api_operations_answered_total", "API operations this node answered itself.", &counts.here),
+        (
+            "fleetmesh_api_operations_forwarded_total",
+            "API operations this node forwarded, typed, to the leader.",
+            &counts.forwarded,
+        ),
+        (
+            "fleetmesh_api_operations_relayed_total",
+            "API operations this node relayed as HTTP to a leader of an older release.",
+            &counts.relayed,
+        ),
+    ] {
+        gauge(name, help, "counter", count.load(std::sync::atomic::Ordering::Relaxed));
+    }
     if let Some(revisions) = &api.revisions {
         gauge(
             "fleetmesh_swarm_bytes_fetched_total",

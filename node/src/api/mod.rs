@@ -53,6 +53,8 @@ pub struct Api {
     node: Arc<Node>,
     leader: Arc<Leader>,
     revisions: Option<Arc<RevisionService>>,
+    /// Clients' operations by where they were answered (`/metrics`).
+    counts: route::Counts,
 }
 
 impl std::fmt::Debug for Api {
@@ -65,7 +67,12 @@ impl Api {
     /// The API of `leader`'s node, registered to answer operations forwarded by other
     /// nodes ([`Family::Api`]).
     pub fn start(leader: &Arc<Leader>, revisions: Option<Arc<RevisionService>>) -> Arc<Self> {
-        let api = Arc::new(Self { node: leader.node().clone(), leader: leader.clone(), revisions });
+        let api = Arc::new(Self {
+            node: leader.node().clone(),
+            leader: leader.clone(),
+            revisions,
+            counts: route::Counts::default(),
+        });
         api.node.register(Family::Api, api.clone());
         api
     }

@@ -21,6 +21,7 @@
 //! the leader, which first confirms with a quorum that it still leads and has applied
 //! everything committed (a Raft read index), or refuses with 503.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,17 @@ use fleetmesh_transport::Caller;
 use super::{cluster, deploy, Api, ApiError};
 use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse};
+
+/// Clients' operations by where they were answered.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    /// Answered by this node.
+    pub(super) here: AtomicU64,
+    /// Forwarded, typed, to the leader.
+    pub(super) forwarded: AtomicU64,
+    /// Relayed as HTTP to a leader of an older release.
+    pub(super) relayed: AtomicU64,
+}
 
 /// How long a forwarded operation may take (a write waits for its commit).
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -122,11 +134,15 @@ pub(super) async fn answer(
     consistent: bool,
     token: &str,
 ) -> Option<Result<Output, ApiError>> {
+    let counts = &api.counts;
     if api.answers(&operation, consistent) {
+        counts.here.fetch_add(1, Ordering::Relaxed);
         return Some(api.answer_here(operation, consistent).await);
     }
     if api.node.cluster_feature_level() < fleetmesh_state::FeatureLevel::TYPED_OPERATIONS {
+        counts.relayed.fetch_add(1, Ordering::Relaxed);
         return None;
     }
+    counts.forwarded.fetch_add(1, Ordering::Relaxed);
     Some(api.forward(operation, consistent, token).await)
 }

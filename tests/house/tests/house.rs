@@ -34,7 +34,8 @@ const LAYERED_CRATE: &str = "node";
 /// Its own crate name, which it must never spell.
 const LAYERED_CRATE_IDENT: &str = "fleetmesh_node";
 /// Library crates (directories): typed errors, no anyhow, no test switches.
-const LIBRARY_CRATES: &[&str] = &["consensus/state", "node/core", "node/model", "transport", "consensus", "node", "simulations"];
+const LIBRARY_CRATES: &[&str] =
+    &["consensus/state", "node/core", "node/model", "transport", "consensus", "node", "simulations"];
 /// Pure crates (directories): decisions only, no I/O.
 const PURE_CRATES: &[&str] = &["consensus/state", "node/core", "node/model"];
 /// Crates the pure crates must not name in code.
