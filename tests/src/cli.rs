@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use fleetmesh_model::{GetDeploymentOutput, GetDeploymentTargetOutput, GetRevisionDistributionOutput};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{binary, wait_until, TestCluster};
@@ -27,6 +29,16 @@ impl TestCluster {
             return None;
         }
         serde_json::from_slice(&output.stdout).ok()
+    }
+
+    /// Runs a CLI command that must succeed and reads its `--json` output as `T` (the
+    /// model's output of the operation the verb calls).
+    ///
+    /// # Panics
+    /// If the command fails or prints something else.
+    pub fn ok_as<T: DeserializeOwned>(&self, via: u32, args: &[&str]) -> T {
+        let out = self.ok(via, args);
+        serde_json::from_str(&out).unwrap_or_else(|error| panic!("fleetmesh {}: {error}: {out}", args.join(" ")))
     }
 
     /// `cluster status --json` through node `via`.
@@ -58,7 +70,17 @@ impl TestCluster {
     }
 
     /// Creates a deployment, waits for it to end, and returns `get-deployment --json`.
-    pub fn deploy_and_wait(&self, via: u32, application: &str, group: &str, revision: &str, extra: &[&str]) -> Value {
+    ///
+    /// # Panics
+    /// If the CLI prints no `GetDeploymentOutput`.
+    pub fn deploy_and_wait(
+        &self,
+        via: u32,
+        application: &str,
+        group: &str,
+        revision: &str,
+        extra: &[&str],
+    ) -> GetDeploymentOutput {
         let mut args = vec![
             "deploy",
             "create-deployment",
@@ -73,23 +95,37 @@ impl TestCluster {
         ];
         args.extend_from_slice(extra);
         let output = self.cli(via, &args);
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-            panic!("create-deployment --wait printed no JSON: {}", String::from_utf8_lossy(&output.stderr))
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "create-deployment --wait printed no deployment ({error}): {}{}",
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout)
+            )
         })
     }
 
-    /// `get-deployment --json` of a deployment.
-    pub fn deployment(&self, via: u32, id: &str) -> Option<Value> {
-        self.cli_json(via, &["deploy", "get-deployment", "--deployment-id", id, "--json"])
+    /// `get-deployment --json` of a deployment, `None` if the CLI failed.
+    pub fn deployment(&self, via: u32, id: &str) -> Option<GetDeploymentOutput> {
+        let answer = self.cli_json(via, &["deploy", "get-deployment", "--deployment-id", id, "--json"])?;
+        serde_json::from_value(answer).ok()
+    }
+
+    /// `get-deployment-target --json` of one target through node `via`.
+    ///
+    /// # Panics
+    /// If the command fails.
+    pub fn deployment_target(&self, via: u32, deployment_id: &str, target_id: &str) -> GetDeploymentTargetOutput {
+        let args =
+            ["deploy", "get-deployment-target", "--deployment-id", deployment_id, "--target-id", target_id, "--json"];
+        self.ok_as(via, &args)
     }
 
     /// Waits until a deployment has ended; returns its `get-deployment --json`.
-    pub fn wait_deployment(&self, id: &str, timeout: Duration) -> Value {
+    pub fn wait_deployment(&self, id: &str, timeout: Duration) -> GetDeploymentOutput {
         wait_until(&format!("deployment {id} to end"), timeout, || {
             self.live_indices().into_iter().find_map(|via| {
-                let info = self.deployment(via, id)?;
-                matches!(info["deploymentInfo"]["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped"))
-                    .then_some(info)
+                let answer = self.deployment(via, id)?;
+                answer.deployment_info.status.is_terminal().then_some(answer)
             })
         })
     }
@@ -170,10 +206,8 @@ impl TestCluster {
                 self.live_indices()[0],
                 &["deploy", "get-revision-distribution", "--revision", revision, "--json"],
             )?;
-            let nodes = answer["nodes"].as_array()?;
-            ids.iter()
-                .all(|id| nodes.iter().any(|node| node["id"].as_u64() == Some(*id) && node["complete"] == true))
-                .then_some(())
+            let answer: GetRevisionDistributionOutput = serde_json::from_value(answer).ok()?;
+            ids.iter().all(|id| answer.nodes.iter().any(|node| node.id.0 == *id && node.complete)).then_some(())
         });
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use fleetmesh_model::GetRevisionDistributionOutput;
 use fleetmesh_tests::{proc_status_kib, process_cpu, write_random_file, Options, TestCluster};
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey, TlsIdentity};
 use fleetmesh_transport::{quic, tls, NodeId};
@@ -209,7 +210,8 @@ fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64) -> anyhow::Result<Sw
     let push_elapsed = push_start.elapsed();
     let size = cluster
         .cli_json(1, &["deploy", "get-revision-distribution", "--revision", &revision, "--json"])
-        .and_then(|answer| answer["size"].as_u64())
+        .and_then(|answer| serde_json::from_value::<GetRevisionDistributionOutput>(answer).ok())
+        .map(|answer| answer.size)
         .context("revision size")?;
     let receiver = cluster.pid(2).context("node 2 runs")?;
     let seed = cluster.pid(1).context("node 1 runs")?;

@@ -5,8 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use fleetmesh_model::{
+    CreateDeploymentOutput, DeploymentCreator, DeploymentInfo, DeploymentStatus, EpochSeconds, ErrorCode,
+    GetDeploymentGroupOutput, GetDeploymentOutput, LifecycleErrorCode, LifecycleEvent, LifecycleEventName,
+    LifecycleEventStatus, ListDeploymentsOutput, TargetStatus,
+};
 use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
-use serde_json::Value;
 
 /// A hook that appends one line per event to the host's `events` file:
 /// event, deployment id, application, group name, group id, and the bundle's version.
@@ -53,8 +57,18 @@ fn setup(cluster: &TestCluster, group: &str, config: &str, extra: &[&str]) {
     cluster.create_group(group, &args);
 }
 
-fn info(value: &Value) -> &Value {
-    &value["deploymentInfo"]
+fn info(answer: &GetDeploymentOutput) -> &DeploymentInfo {
+    &answer.deployment_info
+}
+
+/// The lifecycle events of one target of a deployment (`get-deployment-target --json`).
+fn lifecycle_events(cluster: &TestCluster, via: u32, deployment_id: &str, target_id: &str) -> Vec<LifecycleEvent> {
+    cluster.deployment_target(via, deployment_id, target_id).deployment_target.instance_target.lifecycle_events
+}
+
+/// The event named `name` among `events`.
+fn event(events: &[LifecycleEvent], name: LifecycleEventName) -> &LifecycleEvent {
+    events.iter().find(|event| event.lifecycle_event_name == name).unwrap_or_else(|| panic!("no {name} in {events:?}"))
 }
 
 /// Five hosts: every host runs the events of §2.2 in order with CodeDeploy's variables;
@@ -70,20 +84,17 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
     bundle(&v2, "2\n", &appspec(""), &[("site/new.txt", "second\n", 0o644)]);
     let rev1 = cluster.push(1, "app", &v1);
     let first = cluster.deploy_and_wait(2, "app", "web", &rev1, &[]);
-    assert_eq!(info(&first)["status"], "Succeeded", "{first}");
+    assert_eq!(info(&first).status, DeploymentStatus::Succeeded, "{first:?}");
     succeeded_on_every_host(&cluster, &first);
-    let group: Value = serde_json::from_str(
-        &cluster
-            .ok(1, &["deploy", "get-deployment-group", "--application-name", "app", "--deployment-group-name", "web"]),
-    )
-    .expect("json");
-    let group_id = group["deploymentGroupInfo"]["deploymentGroupId"].as_str().expect("group id").to_string();
-    let first_id = info(&first)["deploymentId"].as_str().expect("id").to_string();
+    let group: GetDeploymentGroupOutput = cluster
+        .ok_as(1, &["deploy", "get-deployment-group", "--application-name", "app", "--deployment-group-name", "web"]);
+    let group_id = group.deployment_group_info.deployment_group_id;
+    let first_id = info(&first).deployment_id.to_string();
 
     let rev2 = cluster.push(3, "app", &v2);
     let second = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
-    assert_eq!(info(&second)["status"], "Succeeded", "{second}");
-    let second_id = info(&second)["deploymentId"].as_str().expect("id").to_string();
+    assert_eq!(info(&second).status, DeploymentStatus::Succeeded, "{second:?}");
+    let second_id = info(&second).deployment_id.to_string();
     succeeded_on_every_host(&cluster, &second);
 
     for index in 1..=5 {
@@ -127,24 +138,9 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
         let mode = std::fs::metadata(root.join("srv/app/run.sh")).expect("run.sh").permissions().mode() & 0o7777;
         assert_eq!(mode, 0o750, "permissions applied on host {index}");
     }
-    let target = cluster.ok(
-        4,
-        &[
-            "deploy",
-            "get-deployment-target",
-            "--deployment-id",
-            &second_id,
-            "--target-id",
-            &cluster.node_id(4).to_string(),
-            "--json",
-        ],
-    );
-    let target: Value = serde_json::from_str(&target).expect("json");
-    let events: Vec<&str> = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
-        .as_array()
-        .expect("events")
+    let events: Vec<&str> = lifecycle_events(&cluster, 4, &second_id, &cluster.node_id(4).to_string())
         .iter()
-        .map(|event| event["lifecycleEventName"].as_str().unwrap_or(""))
+        .map(|event| event.lifecycle_event_name.as_str())
         .collect();
     assert_eq!(
         events,
@@ -182,55 +178,41 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
     );
     bundle(&v2, "2\n", &spec, &[("hooks/fail_third.sh", &failing, 0o755)]);
     let rev1 = cluster.push(1, "app", &v1);
-    assert_eq!(info(&cluster.deploy_and_wait(1, "app", "web", &rev1, &[]))["status"], "Succeeded");
+    assert_eq!(info(&cluster.deploy_and_wait(1, "app", "web", &rev1, &[])).status, DeploymentStatus::Succeeded);
     let rev2 = cluster.push(1, "app", &v2);
     let failed = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
     let failed = info(&failed);
-    assert_eq!(failed["status"], "Failed", "{failed}");
-    assert_eq!(failed["errorInformation"]["code"], "HEALTH_CONSTRAINTS");
-    let overview = &failed["deploymentOverview"];
-    assert_eq!(
-        (overview["Succeeded"].as_u64(), overview["Failed"].as_u64(), overview["Skipped"].as_u64()),
-        (Some(2), Some(1), Some(2)),
-        "{overview}"
-    );
-    let waves = failed["targetWaves"].as_array().expect("waves");
-    let failed_target = waves.iter().find(|target| target["status"] == "Failed").expect("failed target");
-    assert_eq!(failed_target["wave"], 3, "the third host started failed");
-    let target = cluster.ok(
-        1,
-        &[
-            "deploy",
-            "get-deployment-target",
-            "--deployment-id",
-            failed["deploymentId"].as_str().expect("id"),
-            "--target-id",
-            failed_target["targetId"].as_str().expect("target"),
-            "--json",
-        ],
-    );
-    let target: Value = serde_json::from_str(&target).expect("json");
-    let validate = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|event| event["lifecycleEventName"] == "ValidateService")
-        .cloned()
-        .expect("ValidateService");
-    assert_eq!(validate["status"], "Failed", "{target}");
-    assert_eq!(validate["diagnostics"]["errorCode"], "ScriptFailed");
-    assert!(validate["diagnostics"]["logTail"].as_str().unwrap_or("").contains("failing on purpose"), "{validate}");
+    assert_eq!(failed.status, DeploymentStatus::Failed, "{failed:?}");
+    assert_eq!(failed.error_information.as_ref().map(|error| error.code), Some(ErrorCode::HealthConstraints));
+    let overview = &failed.deployment_overview;
+    assert_eq!((overview.Succeeded, overview.Failed, overview.Skipped), (2, 1, 2), "{overview:?}");
+    let waves = &failed.target_waves;
+    let failed_target = waves.iter().find(|target| target.status == TargetStatus::Failed).expect("failed target");
+    assert_eq!(failed_target.wave, 3, "the third host started failed");
+    let target_events = lifecycle_events(&cluster, 1, &failed.deployment_id.0, &failed_target.target_id);
+    let validate = event(&target_events, LifecycleEventName::ValidateService);
+    assert_eq!(validate.status, LifecycleEventStatus::Failed, "{target_events:?}");
+    let diagnostics = validate.diagnostics.as_ref().expect("diagnostics");
+    assert_eq!(diagnostics.error_code, LifecycleErrorCode::ScriptFailed);
+    assert!(diagnostics.log_tail.contains("failing on purpose"), "{validate:?}");
 
-    let rollback_id =
-        failed["rollbackInfo"]["rollbackDeploymentId"].as_str().expect("a rollback deployment").to_string();
+    let rollback_id = failed
+        .rollback_info
+        .as_ref()
+        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
+        .expect("a rollback deployment")
+        .to_string();
     let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(120));
-    assert_eq!(info(&rollback)["status"], "Succeeded", "{rollback}");
-    assert_eq!(info(&rollback)["creator"], "codeDeployRollback");
-    assert_eq!(info(&rollback)["rollbackInfo"]["rollbackTriggeringDeploymentId"], failed["deploymentId"]);
+    assert_eq!(info(&rollback).status, DeploymentStatus::Succeeded, "{rollback:?}");
+    assert_eq!(info(&rollback).creator, DeploymentCreator::CodeDeployRollback);
+    assert_eq!(
+        info(&rollback).rollback_info.as_ref().and_then(|rollback| rollback.rollback_triggering_deployment_id.as_ref()),
+        Some(&failed.deployment_id)
+    );
     let changed: Vec<u64> = waves
         .iter()
-        .filter(|target| target["status"] != "Skipped")
-        .map(|target| target["targetId"].as_str().expect("id").parse().expect("number"))
+        .filter(|target| target.status != TargetStatus::Skipped)
+        .map(|target| target.target_id.parse().expect("number"))
         .collect();
     assert_eq!(changed.len(), 3);
     for index in 1..=5 {
@@ -248,11 +230,11 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
 
 /// Asserts a deployment succeeded on all five hosts (AllAtOnce succeeds with one); if
 /// not, says which hosts failed and why, from their lifecycle diagnostics.
-fn succeeded_on_every_host(cluster: &TestCluster, deployment: &Value) {
-    if info(deployment)["deploymentOverview"]["Succeeded"] == 5 {
+fn succeeded_on_every_host(cluster: &TestCluster, deployment: &GetDeploymentOutput) {
+    if info(deployment).deployment_overview.Succeeded == 5 {
         return;
     }
-    let id = info(deployment)["deploymentId"].as_str().expect("id").to_string();
+    let id = info(deployment).deployment_id.to_string();
     let targets: Vec<String> = (1..=5)
         .map(|index| {
             let target = cluster.node_id(index).to_string();
@@ -260,39 +242,27 @@ fn succeeded_on_every_host(cluster: &TestCluster, deployment: &Value) {
             cluster.ok(1, &[&args[..], &["--json"]].concat())
         })
         .collect();
-    panic!("deployment {id} did not succeed on every host: {deployment}\n{}", targets.join("\n"));
+    panic!("deployment {id} did not succeed on every host: {deployment:?}\n{}", targets.join("\n"));
 }
 
-fn intervals(cluster: &TestCluster, deployment: &Value) -> Vec<(u64, u64)> {
-    let id = info(deployment)["deploymentId"].as_str().expect("id").to_string();
-    info(deployment)["targetWaves"]
-        .as_array()
-        .expect("waves")
+/// Per target of `deployment`: when its first lifecycle event started and its last ended.
+fn intervals(cluster: &TestCluster, deployment: &GetDeploymentOutput) -> Vec<(EpochSeconds, EpochSeconds)> {
+    let id = info(deployment).deployment_id.to_string();
+    let earliest = |a: EpochSeconds, b: EpochSeconds| if b < a { b } else { a };
+    let latest = |a: EpochSeconds, b: EpochSeconds| if b > a { b } else { a };
+    info(deployment)
+        .target_waves
         .iter()
         .map(|target| {
-            let answer = cluster.ok(
-                1,
-                &[
-                    "deploy",
-                    "get-deployment-target",
-                    "--deployment-id",
-                    &id,
-                    "--target-id",
-                    target["targetId"].as_str().expect("target"),
-                    "--json",
-                ],
-            );
-            let answer: Value = serde_json::from_str(&answer).expect("json");
-            let events =
-                answer["deploymentTarget"]["instanceTarget"]["lifecycleEvents"].as_array().expect("events").clone();
-            let start = events.iter().filter_map(|event| event["startTime"].as_u64()).min().expect("start");
-            let end = events.iter().filter_map(|event| event["endTime"].as_u64()).max().expect("end");
+            let events = lifecycle_events(cluster, 1, &id, &target.target_id);
+            let start = events.iter().filter_map(|event| event.start_time).reduce(earliest).expect("start");
+            let end = events.iter().filter_map(|event| event.end_time).reduce(latest).expect("end");
             (start, end)
         })
         .collect()
 }
 
-fn max_overlap(intervals: &[(u64, u64)]) -> usize {
+fn max_overlap(intervals: &[(EpochSeconds, EpochSeconds)]) -> usize {
     intervals
         .iter()
         .map(|(start, _)| {
@@ -328,17 +298,17 @@ fn half_at_a_time_and_host_count_never_exceed_the_rule() {
     bundle(work.path(), "1\n", &spec, &[("hooks/slow.sh", "#!/bin/sh\nsleep 1\n", 0o755)]);
     let revision = cluster.push(1, "app", work.path());
     let half = cluster.deploy_and_wait(1, "app", "half", &revision, &[]);
-    assert_eq!(info(&half)["status"], "Succeeded", "{half}");
+    assert_eq!(info(&half).status, DeploymentStatus::Succeeded, "{half:?}");
     let overlap = max_overlap(&intervals(&cluster, &half));
     // 5 hosts, 50 % → M = ceil(2.5) = 3 healthy → at most 2 out of service.
     assert!((1..=2).contains(&overlap), "HalfAtATime had {overlap} targets in flight at once");
     // Another group installs to the same paths: as with CodeDeploy, that needs OVERWRITE
     // (DISALLOW, the default, refuses files another group installed).
     let count = cluster.deploy_and_wait(1, "app", "count", &revision, &["--file-exists-behavior", "OVERWRITE"]);
-    assert_eq!(info(&count)["status"], "Succeeded", "{count}");
+    assert_eq!(info(&count).status, DeploymentStatus::Succeeded, "{count:?}");
     let overlap = max_overlap(&intervals(&cluster, &count));
     assert!((1..=3).contains(&overlap), "HOST_COUNT 2 of 5 had {overlap} targets in flight at once");
-    assert!(info(&count)["waves"].as_u64().expect("waves") >= 2);
+    assert!(info(&count).waves >= 2);
 }
 
 /// `kill -9` the leader in the middle of a OneAtATime deployment (and bring it back as
@@ -355,7 +325,7 @@ fn leader_kill9_mid_rollout_still_succeeds_without_repeating_events() {
     );
     bundle(work.path(), "1\n", &spec, &[("hooks/slow.sh", "#!/bin/sh\nsleep 1\n", 0o755)]);
     let revision = cluster.push(1, "app", work.path());
-    let created = cluster.ok(
+    let created: CreateDeploymentOutput = cluster.ok_as(
         1,
         &[
             "deploy",
@@ -369,23 +339,23 @@ fn leader_kill9_mid_rollout_still_succeeds_without_repeating_events() {
             "--json",
         ],
     );
-    let id = serde_json::from_str::<Value>(&created).expect("json")["deploymentId"].as_str().expect("id").to_string();
+    let id = created.deployment_id.to_string();
     let leader = wait_until("a leader", Duration::from_secs(10), || cluster.leader_index(1));
     let leader_id = cluster.node_id(leader).to_string();
     // Wait until the leader's own target is done and at least two hosts finished.
     wait_until("two hosts done, the leader's among them", Duration::from_secs(120), || {
         let deployment = cluster.deployment(1, &id)?;
-        let waves = info(&deployment)["targetWaves"].as_array()?.clone();
-        let done = waves.iter().filter(|target| target["status"] == "Succeeded").count();
+        let waves = &info(&deployment).target_waves;
+        let done = waves.iter().filter(|target| target.status == TargetStatus::Succeeded).count();
         let leader_done =
-            waves.iter().any(|target| target["targetId"] == leader_id.as_str() && target["status"] == "Succeeded");
-        (done >= 2 && leader_done && info(&deployment)["status"] == "InProgress").then_some(())
+            waves.iter().any(|target| target.target_id == leader_id && target.status == TargetStatus::Succeeded);
+        (done >= 2 && leader_done && info(&deployment).status == DeploymentStatus::InProgress).then_some(())
     });
     cluster.kill9(leader);
     std::thread::sleep(Duration::from_secs(2));
     cluster.restart(leader);
     let end = cluster.wait_deployment(&id, Duration::from_secs(180));
-    assert_eq!(info(&end)["status"], "Succeeded", "{end}");
+    assert_eq!(info(&end).status, DeploymentStatus::Succeeded, "{end:?}");
     for index in 1..=5 {
         let lines: Vec<Vec<String>> = events(&cluster, index).into_iter().filter(|line| line[1] == id).collect();
         let names: Vec<&str> = lines.iter().map(|line| line[0].as_str()).collect();
@@ -417,20 +387,24 @@ fn hook_timeouts_kill_the_process_group_and_background_children_do_not_hang() {
     let revision = cluster.push(1, "app", &detached);
     let started = std::time::Instant::now();
     let result = cluster.deploy_and_wait(1, "app", "web", &revision, &[]);
-    assert_eq!(info(&result)["status"], "Failed", "{result}");
+    assert_eq!(info(&result).status, DeploymentStatus::Failed, "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(40), "the deployment took {:?}", started.elapsed());
-    let id = info(&result)["deploymentId"].as_str().expect("id").to_string();
-    let target =
-        cluster.ok(1, &["deploy", "get-deployment-target", "--deployment-id", &id, "--target-id", "1", "--json"]);
-    let target: Value = serde_json::from_str(&target).expect("json");
-    let events = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"].as_array().expect("events").clone();
-    let after = events.iter().find(|event| event["lifecycleEventName"] == "AfterInstall").expect("AfterInstall");
-    assert_eq!(after["status"], "Succeeded", "a background child holding stdout must not hang: {after}");
-    let duration = after["endTime"].as_u64().unwrap_or(0) - after["startTime"].as_u64().unwrap_or(0);
-    assert!(duration < 5000, "AfterInstall took {duration} ms");
-    let validate =
-        events.iter().find(|event| event["lifecycleEventName"] == "ValidateService").expect("ValidateService");
-    assert_eq!(validate["diagnostics"]["errorCode"], "ScriptTimedOut", "{validate}");
+    let id = info(&result).deployment_id.to_string();
+    let events = lifecycle_events(&cluster, 1, &id, "1");
+    let after = event(&events, LifecycleEventName::AfterInstall);
+    assert_eq!(
+        after.status,
+        LifecycleEventStatus::Succeeded,
+        "a background child holding stdout must not hang: {after:?}"
+    );
+    let seconds = after.end_time.expect("end").secs_since(after.start_time.expect("start"));
+    assert!(seconds < 5.0, "AfterInstall took {seconds} s");
+    let validate = event(&events, LifecycleEventName::ValidateService);
+    assert_eq!(
+        validate.diagnostics.as_ref().map(|diagnostics| diagnostics.error_code),
+        Some(LifecycleErrorCode::ScriptTimedOut),
+        "{validate:?}"
+    );
     let pid = std::fs::read_to_string(&pid_file).expect("pid").trim().to_string();
     wait_until("the hung script's child to be gone", Duration::from_secs(10), || {
         (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
@@ -520,13 +494,10 @@ fn bad_input_is_refused_clearly() {
         "reserved",
     );
     let none = cluster.deploy_and_wait(1, "app", "nobody", &revision, &[]);
-    assert_eq!(info(&none)["status"], "Failed");
-    assert_eq!(info(&none)["errorInformation"]["code"], "NO_INSTANCES");
-    let deployments = cluster.ok(1, &["deploy", "list-deployments", "--json"]);
-    assert_eq!(
-        serde_json::from_str::<Value>(&deployments).expect("json")["deployments"].as_array().map(Vec::len),
-        Some(1)
-    );
+    assert_eq!(info(&none).status, DeploymentStatus::Failed);
+    assert_eq!(info(&none).error_information.as_ref().map(|error| error.code), Some(ErrorCode::NoInstances));
+    let deployments: ListDeploymentsOutput = cluster.ok_as(1, &["deploy", "list-deployments", "--json"]);
+    assert_eq!(deployments.deployments.len(), 1);
 
     let broken = work.path().join("broken");
     write_bundle(
@@ -535,18 +506,10 @@ fn bad_input_is_refused_clearly() {
     );
     let revision = cluster.push(1, "app", &broken);
     let result = cluster.deploy_and_wait(1, "app", "web", &revision, &[]);
-    assert_eq!(info(&result)["status"], "Failed");
-    let id = info(&result)["deploymentId"].as_str().expect("id").to_string();
-    let target =
-        cluster.ok(1, &["deploy", "get-deployment-target", "--deployment-id", &id, "--target-id", "1", "--json"]);
-    let target: Value = serde_json::from_str(&target).expect("json");
-    let failed = target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .find(|event| event["status"] == "Failed")
-        .cloned()
-        .expect("a failed event");
-    let message = failed["diagnostics"]["message"].as_str().unwrap_or_default();
+    assert_eq!(info(&result).status, DeploymentStatus::Failed);
+    let id = info(&result).deployment_id.to_string();
+    let events = lifecycle_events(&cluster, 1, &id, "1");
+    let failed = events.iter().find(|event| event.status == LifecycleEventStatus::Failed).expect("a failed event");
+    let message = failed.diagnostics.as_ref().map(|diagnostics| diagnostics.message.as_str()).unwrap_or_default();
     assert!(message.contains("appspec.yml") && message.contains("location"), "{message}");
 }

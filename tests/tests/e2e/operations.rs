@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use fleetmesh_model::{
+    CreateDeploymentOutput, DeploymentCreator, DeploymentStatus, ErrorCode, GetDeploymentOutput, ListDeploymentsOutput,
+    StopDeploymentOutput, StopStatus,
+};
 use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
-use serde_json::Value;
 
 const SLOW_APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: VERSION\n    destination: /srv/app\nhooks:\n  ApplicationStart:\n    - location: start.sh\n      timeout: 60\n";
 
@@ -37,9 +40,9 @@ fn stop_deployment_with_rollback() {
     bundle(&v2, "2", 3);
     let rev1 = cluster.push(1, "app", &v1);
     let first = cluster.deploy_and_wait(1, "app", "slow", &rev1, &[]);
-    assert_eq!(first["deploymentInfo"]["status"], "Succeeded", "{first}");
+    assert_eq!(first.deployment_info.status, DeploymentStatus::Succeeded, "{first:?}");
     let rev2 = cluster.push(1, "app", &v2);
-    let created = cluster.ok(
+    let created: CreateDeploymentOutput = cluster.ok_as(
         1,
         &[
             "deploy",
@@ -53,7 +56,7 @@ fn stop_deployment_with_rollback() {
             "--json",
         ],
     );
-    let id = serde_json::from_str::<Value>(&created).expect("json")["deploymentId"].as_str().expect("id").to_string();
+    let id = created.deployment_id.to_string();
     // A second deployment to the same group is refused while this one runs.
     let second = cluster.cli(
         1,
@@ -76,25 +79,29 @@ fn stop_deployment_with_rollback() {
     );
     wait_until("the first host to finish", Duration::from_secs(60), || {
         let info = cluster.deployment(1, &id)?;
-        (info["deploymentInfo"]["deploymentOverview"]["Succeeded"] == 1).then_some(())
+        (info.deployment_info.deployment_overview.Succeeded == 1).then_some(())
     });
-    let stop = cluster.ok(1, &["deploy", "stop-deployment", "--deployment-id", &id, "--auto-rollback", "--json"]);
-    let stop: Value = serde_json::from_str(&stop).expect("json");
-    assert_eq!(stop["status"], "Pending");
+    let stop: StopDeploymentOutput =
+        cluster.ok_as(1, &["deploy", "stop-deployment", "--deployment-id", &id, "--auto-rollback", "--json"]);
+    assert_eq!(stop.status, StopStatus::Pending);
     let stopped = cluster.wait_deployment(&id, Duration::from_secs(30));
-    let info = &stopped["deploymentInfo"];
-    assert_eq!(info["status"], "Stopped", "{stopped}");
-    assert_eq!(info["errorInformation"]["code"], "MANUAL_STOP");
-    assert!(info["deploymentOverview"]["Skipped"].as_u64().expect("skipped") >= 1, "{info}");
-    let rollback_id = info["rollbackInfo"]["rollbackDeploymentId"].as_str().expect("a rollback").to_string();
+    let info = &stopped.deployment_info;
+    assert_eq!(info.status, DeploymentStatus::Stopped, "{stopped:?}");
+    assert_eq!(info.error_information.as_ref().map(|error| error.code), Some(ErrorCode::ManualStop));
+    assert!(info.deployment_overview.Skipped >= 1, "{info:?}");
+    let rollback_id = info
+        .rollback_info
+        .as_ref()
+        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
+        .expect("a rollback")
+        .to_string();
     let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(90));
-    assert_eq!(rollback["deploymentInfo"]["status"], "Succeeded", "{rollback}");
+    assert_eq!(rollback.deployment_info.status, DeploymentStatus::Succeeded, "{rollback:?}");
     // A leader-checked read (through a node that is not the leader) gives the same answer.
     let via = if cluster.leader_index(1) == Some(1) { 2 } else { 1 };
-    let checked =
-        cluster.ok(via, &["deploy", "get-deployment", "--deployment-id", &rollback_id, "--consistent", "--json"]);
-    let checked: Value = serde_json::from_str(&checked).expect("json");
-    assert_eq!(checked["deploymentInfo"]["status"], "Succeeded", "{checked}");
+    let checked: GetDeploymentOutput =
+        cluster.ok_as(via, &["deploy", "get-deployment", "--deployment-id", &rollback_id, "--consistent", "--json"]);
+    assert_eq!(checked.deployment_info.status, DeploymentStatus::Succeeded, "{checked:?}");
     let listed = cluster.ok(via, &["deploy", "list-deployments", "--application-name", "app"]);
     assert!(listed.contains(&rollback_id) && listed.contains("Succeeded") && listed.contains("Stopped"), "{listed}");
     for index in 1..=3 {
@@ -118,7 +125,10 @@ fn a_host_that_joins_later_gets_the_groups_revision() {
     let work = tempfile::tempdir().expect("tempdir");
     bundle(work.path(), "7", 0);
     let revision = cluster.push(1, "app", work.path());
-    assert_eq!(cluster.deploy_and_wait(1, "app", "web", &revision, &[])["deploymentInfo"]["status"], "Succeeded");
+    assert_eq!(
+        cluster.deploy_and_wait(1, "app", "web", &revision, &[]).deployment_info.status,
+        DeploymentStatus::Succeeded
+    );
     let seed = cluster.nodes[&1].listen;
     let token = cluster.join_token.clone();
     cluster.add_node(3, Some((seed, token)));
@@ -126,20 +136,14 @@ fn a_host_that_joins_later_gets_the_groups_revision() {
     wait_until("the new host to run the group's revision", Duration::from_secs(60), || {
         (version_on(&cluster, 3).as_deref() == Some("7")).then_some(())
     });
-    let list = cluster.ok(1, &["deploy", "list-deployments", "--json"]);
-    let ids: Vec<String> = serde_json::from_str::<Value>(&list).expect("json")["deployments"]
-        .as_array()
-        .expect("list")
+    let list: ListDeploymentsOutput = cluster.ok_as(1, &["deploy", "list-deployments", "--json"]);
+    let auto = list
+        .deployments
         .iter()
-        .map(|id| id.as_str().unwrap_or("").to_string())
-        .collect();
-    let auto = ids
-        .iter()
-        .filter_map(|id| cluster.deployment(1, id))
-        .find(|info| info["deploymentInfo"]["creator"] == "autoscaling")
+        .filter_map(|id| cluster.deployment(1, &id.0))
+        .find(|answer| answer.deployment_info.creator == DeploymentCreator::Autoscaling)
         .expect("an autoscaling deployment");
-    let auto =
-        cluster.wait_deployment(auto["deploymentInfo"]["deploymentId"].as_str().expect("id"), Duration::from_secs(30));
-    assert_eq!(auto["deploymentInfo"]["status"], "Succeeded");
-    assert_eq!(auto["deploymentInfo"]["deploymentOverview"]["Succeeded"], 1, "only the new host is a target");
+    let auto = cluster.wait_deployment(&auto.deployment_info.deployment_id.0, Duration::from_secs(30));
+    assert_eq!(auto.deployment_info.status, DeploymentStatus::Succeeded);
+    assert_eq!(auto.deployment_info.deployment_overview.Succeeded, 1, "only the new host is a target");
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fleetmesh_model::{DeploymentStatus, GetRevisionDistributionOutput, ListApplicationRevisionsOutput};
 use fleetmesh_tests::{hash_file, write_random_file, Options, TestCluster};
-use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
@@ -33,10 +33,9 @@ fn setup(cluster: &TestCluster, group: &str, tag: &str) {
 
 /// The revision's distinct bytes, from `get-revision-distribution`.
 fn revision_size(cluster: &TestCluster, revision: &str) -> u64 {
-    let answer = cluster
-        .cli_json(1, &["deploy", "get-revision-distribution", "--revision", revision, "--json"])
-        .expect("distribution");
-    answer["size"].as_u64().expect("size")
+    let answer: GetRevisionDistributionOutput =
+        cluster.ok_as(1, &["deploy", "get-revision-distribution", "--revision", revision, "--json"]);
+    answer.size
 }
 
 /// Every `blob.bin` under a node's deployment archives.
@@ -102,7 +101,7 @@ fn a_200_mib_revision_reaches_every_node_and_a_killed_receiver_resumes() {
     }
 
     let deployment = cluster.deploy_and_wait(3, "app", "web", &revision, &[]);
-    assert_eq!(deployment["deploymentInfo"]["status"], "Succeeded", "{deployment}");
+    assert_eq!(deployment.deployment_info.status, DeploymentStatus::Succeeded, "{deployment:?}");
     for index in 1..=5 {
         let blobs = deployed_blobs(&cluster.nodes[&index].data_dir.join("deployment-root"));
         assert_eq!(blobs.len(), 1, "node {index}: one deployment archive holds the blob: {blobs:?}");
@@ -233,12 +232,9 @@ fn path_traversal_and_symlink_escape_archives_are_refused() {
         assert!(!output.status.success(), "{file}: the push must fail");
         assert!(stderr.contains(name) && stderr.contains(needle), "{file}: unclear error: {stderr}");
     }
-    let listed: Value = serde_json::from_str(
-        &cluster.ok(1, &["deploy", "list-application-revisions", "--application-name", "app", "--json"]),
-    )
-    .expect("json");
-    let count = listed["revisions"].as_array().map_or(0, Vec::len);
-    assert_eq!(count, 0, "a refused bundle registered a revision: {listed}");
+    let listed: ListApplicationRevisionsOutput =
+        cluster.ok_as(1, &["deploy", "list-application-revisions", "--application-name", "app", "--json"]);
+    assert!(listed.revisions.is_empty(), "a refused bundle registered a revision: {listed:?}");
     let held = cluster.metric(1, "fleetmesh_chunk_store_bytes").expect("store metric");
     assert_eq!(held, 0, "a refused bundle left chunks in the store");
 }

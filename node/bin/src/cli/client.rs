@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Why an API call failed, as one line for the operator.
@@ -94,17 +96,42 @@ impl ApiClient {
         self
     }
 
-    /// POST a JSON body.
+    /// Calls operation `operation` (`POST /v1/deploy/<operation>`) with `input`, the
+    /// model's `<Operation>Input`, and reads the answer as `O`, its `<Operation>Output`.
+    /// Reads (`Get*`, `List*`) are leader-checked when the client is [`consistent`](Self::consistent).
     ///
     /// # Errors
-    /// As [`ClientError`].
-    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let operation = path.strip_prefix("/v1/deploy/").unwrap_or_default();
+    /// As [`ClientError`]; an answer that is not an `O` is [`ClientError::Decode`].
+    pub(crate) fn call<I: Serialize, O: DeserializeOwned>(&self, operation: &str, input: &I) -> Result<O, ClientError> {
+        // The model's inputs are plain data (strings, numbers, maps with string keys).
+        let body = serde_json::to_string(input).map_err(|error| ClientError::Decode(error.to_string()))?;
         let is_read = operation.starts_with("Get") || operation.starts_with("List");
         let query = if self.consistent && is_read { "?consistent=true" } else { "" };
         let response = self
             .agent
-            .post(&format!("{}{path}{query}", self.base))
+            .post(&format!("{}/v1/deploy/{operation}{query}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body);
+        decode(operation, self.finish(response)?)
+    }
+
+    /// GET a JSON document and read it as `O`.
+    ///
+    /// # Errors
+    /// As [`ClientError`]; an answer that is not an `O` is [`ClientError::Decode`].
+    pub(crate) fn get_as<O: DeserializeOwned>(&self, path: &str) -> Result<O, ClientError> {
+        decode(path, self.get(path)?)
+    }
+
+    /// POST a JSON body to an endpoint that is not an operation (uploads, join tokens).
+    ///
+    /// # Errors
+    /// As [`ClientError`].
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let response = self
+            .agent
+            .post(&format!("{}{path}", self.base))
             .header("Authorization", &format!("Bearer {}", self.token))
             .header("Content-Type", "application/json")
             .send(body.to_string());
@@ -147,4 +174,12 @@ impl ApiClient {
             _ => Err(ClientError::Api { status, message: message() }),
         }
     }
+}
+
+/// Reads an answer as the type the caller expects; `what` names the call in the error.
+///
+/// # Errors
+/// [`ClientError::Decode`] naming the field serde found missing or of the wrong type.
+pub(crate) fn decode<O: DeserializeOwned>(what: &str, answer: Value) -> Result<O, ClientError> {
+    serde_json::from_value(answer).map_err(|error| ClientError::Decode(format!("{what}: {error}")))
 }

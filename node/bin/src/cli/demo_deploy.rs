@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde_json::json;
+use fleetmesh_model::{
+    ApplicationInput, AutoRollbackConfiguration, CreateApplicationInput, CreateApplicationOutput,
+    CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
+    ListApplicationRevisionsOutput, RevisionLocation, RevisionRef, TagFilter, TagFilterType,
+};
 
 use super::demo::DemoCluster;
 use super::deploy::PushArgs;
@@ -52,35 +56,44 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
     let bundle = cluster.dir.join("sample-app");
     write_sample_app(&bundle)?;
     say("deploy create-application --application-name sample-app");
-    client.post("/v1/deploy/CreateApplication", &json!({ "applicationName": "sample-app" }))?;
+    let application = CreateApplicationInput { application_name: "sample-app".into(), compute_platform: None };
+    client.call::<_, CreateApplicationOutput>("CreateApplication", &application)?;
     say("deploy create-deployment-group --application-name sample-app --deployment-group-name web --tag role=web --deployment-config-name CodeDeployDefault.OneAtATime --auto-rollback");
-    client.post(
-        "/v1/deploy/CreateDeploymentGroup",
-        &json!({
-            "applicationName": "sample-app",
-            "deploymentGroupName": "web",
-            "deploymentConfigName": "CodeDeployDefault.OneAtATime",
-            "onPremisesInstanceTagFilters": [{"Key": "role", "Value": "web", "Type": "KEY_AND_VALUE"}],
-            "autoRollbackConfiguration": {"enabled": true, "events": ["DEPLOYMENT_FAILURE"]},
-        }),
-    )?;
+    let group = CreateDeploymentGroupInput {
+        application_name: "sample-app".into(),
+        deployment_group_name: "web".into(),
+        deployment_config_name: Some("CodeDeployDefault.OneAtATime".into()),
+        on_premises_instance_tag_filters: Some(vec![TagFilter {
+            key: Some("role".into()),
+            value: Some("web".into()),
+            filter_type: TagFilterType::KeyAndValue,
+        }]),
+        on_premises_tag_set: None,
+        auto_rollback_configuration: Some(AutoRollbackConfiguration::on_failure()),
+        outdated_instances_strategy: None,
+    };
+    client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));
     super::push::run(
         client,
         &PushArgs { application_name: "sample-app".into(), source: bundle, description: "demo".into(), json: false },
     )?;
-    let revisions = client.post("/v1/deploy/ListApplicationRevisions", &json!({ "applicationName": "sample-app" }))?;
-    let revision = revisions["revisions"][0]["revisionId"].as_str().unwrap_or_default().to_string();
+    let revisions: ListApplicationRevisionsOutput =
+        client.call("ListApplicationRevisions", &ApplicationInput { application_name: "sample-app".into() })?;
+    let revision = revisions.revisions.first().context("the pushed revision is not listed")?.revision_id;
     say(&format!("deploy create-deployment --application-name sample-app --deployment-group-name web --revision {revision} --wait"));
-    let created = client.post(
-        "/v1/deploy/CreateDeployment",
-        &json!({
-            "applicationName": "sample-app",
-            "deploymentGroupName": "web",
-            "revision": {"revisionType": "fleetmesh", "revisionId": revision},
-        }),
-    )?;
-    let deployment = created["deploymentId"].as_str().unwrap_or_default().to_string();
+    let deployment = CreateDeploymentInput {
+        application_name: "sample-app".into(),
+        deployment_group_name: "web".into(),
+        revision: RevisionRef { revision_id: None, revision: Some(RevisionLocation::fleetmesh(revision)) },
+        deployment_config_name: None,
+        description: None,
+        ignore_application_stop_failures: false,
+        file_exists_behavior: None,
+        auto_rollback_configuration: None,
+    };
+    let created: CreateDeploymentOutput = client.call("CreateDeployment", &deployment)?;
+    let deployment = created.deployment_id.to_string();
     println!("created deployment {deployment}");
     let code = super::watch::wait_for_deployment(client, &deployment, false)?;
     let installed = cluster.dir.join("n1/root/srv/sample-app/site/index.html");

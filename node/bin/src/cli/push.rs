@@ -7,12 +7,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use fleetmesh_model::{
+    ApplicationInput, GetApplicationOutput, GetRevisionDistributionOutput, PrefetchInput, PrefetchOutput,
+    RegisterApplicationRevisionOutput, RevisionRef,
+};
 use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::ChunkRef;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::client::ApiClient;
-use super::deploy::{PrefetchArgs, PushArgs};
+use super::client::{decode, ApiClient};
+use super::deploy::{parse_revision, print_json, PrefetchArgs, PushArgs};
 use super::watch::human_bytes;
 use fleetmesh_node::revision;
 
@@ -81,7 +85,8 @@ pub(super) fn run(client: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     // The cheap pass first: refuses a bad bundle or one over the size limit before any
     // chunk is stored anywhere.
     let total = revision::bundle_size(source)?;
-    client.post("/v1/deploy/GetApplication", &json!({ "applicationName": args.application_name }))?;
+    let application = ApplicationInput { application_name: args.application_name.clone() };
+    client.call::<_, GetApplicationOutput>("GetApplication", &application)?;
     let begin =
         client.post("/v1/uploads", &json!({ "applicationName": args.application_name, "totalBytes": total }))?;
     let upload_id = begin["uploadId"].as_str().unwrap_or_default().to_string();
@@ -108,12 +113,14 @@ pub(super) fn run(client: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     if let Some(bar) = &uploader.bar {
         bar.finish_and_clear();
     }
-    let answer = client.post(
-        &format!("/v1/uploads/{upload_id}/finish"),
-        &json!({ "manifest": built.manifest, "description": args.description }),
+    // The upload's end registers the revision: the answer is RegisterApplicationRevision's.
+    let finish = format!("/v1/uploads/{upload_id}/finish");
+    let answer: RegisterApplicationRevisionOutput = decode(
+        &finish,
+        client.post(&finish, &json!({ "manifest": built.manifest, "description": args.description }))?,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer["revisionInfo"]).unwrap_or_default());
+        print_json(&answer.revision_info);
     } else {
         eprintln!(
             "pushed {} ({} distinct, {} uploaded) in {} chunks to node {}",
@@ -123,17 +130,18 @@ pub(super) fn run(client: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
             built.chunk_count,
             begin["seed"]
         );
-        println!("{}", answer["revisionId"].as_str().unwrap_or_default());
+        println!("{}", answer.revision_id);
     }
     Ok(())
 }
 
 pub(super) fn prefetch(client: &ApiClient, args: &PrefetchArgs) -> anyhow::Result<ExitCode> {
-    let answer = client.post(
-        "/v1/deploy/Prefetch",
-        &json!({ "revisionId": args.revision, "deploymentGroupName": args.deployment_group_name, "allNodes": args.all_nodes }),
-    )?;
-    let targets: Vec<u64> = answer["targets"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+    let input = PrefetchInput {
+        revision: RevisionRef::id(parse_revision(&args.revision)?),
+        deployment_group_name: args.deployment_group_name.clone(),
+        all_nodes: args.all_nodes,
+    };
+    let targets = client.call::<_, PrefetchOutput>("Prefetch", &input)?.targets;
     if !args.wait {
         println!("prefetch of {} started on {} nodes", args.revision, targets.len());
         return Ok(ExitCode::SUCCESS);
@@ -148,23 +156,12 @@ pub(super) fn prefetch(client: &ApiClient, args: &PrefetchArgs) -> anyhow::Resul
     });
     let mut last_line = String::new();
     loop {
-        let distribution = client.get(&format!("/v1/revisions/{}/distribution", args.revision))?;
-        let size = distribution["size"].as_u64().unwrap_or(0);
-        let nodes = distribution["nodes"].as_array().cloned().unwrap_or_default();
-        let held: u64 = targets
-            .iter()
-            .map(|id| {
-                nodes
-                    .iter()
-                    .find(|node| node["id"].as_u64() == Some(*id))
-                    .and_then(|node| node["bytesHeld"].as_u64())
-                    .unwrap_or(0)
-            })
-            .sum();
-        let complete = targets
-            .iter()
-            .filter(|id| nodes.iter().any(|node| node["id"].as_u64() == Some(**id) && node["complete"] == true))
-            .count();
+        let distribution: GetRevisionDistributionOutput =
+            client.get_as(&format!("/v1/revisions/{}/distribution", args.revision))?;
+        let size = distribution.size;
+        let holding = |id| distribution.nodes.iter().find(|node| node.id == id);
+        let held: u64 = targets.iter().map(|id| holding(*id).map_or(0, |node| node.bytes_held)).sum();
+        let complete = targets.iter().filter(|id| holding(**id).is_some_and(|node| node.complete)).count();
         let line = format!("{complete}/{} nodes complete", targets.len());
         match &bar {
             Some(bar) => {

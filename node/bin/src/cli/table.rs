@@ -38,3 +38,13 @@ impl Table {
         out
     }
 }
+
+/// A value as the API spells it (an enum's wire name, a number's digits), for a cell
+/// or a line of human output: `Succeeded`, `HEALTH_CONSTRAINTS`, `codeDeployRollback`.
+pub(crate) fn spelled<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        Ok(serde_json::Value::Null) | Err(_) => "-".to_string(),
+        Ok(other) => other.to_string(),
+    }
+}

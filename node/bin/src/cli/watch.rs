@@ -6,53 +6,42 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use fleetmesh_model::{
+    DeploymentStatus, EpochSeconds, GetDeploymentOutput, GetDeploymentTargetOutput, GetRevisionDistributionOutput,
+    LifecycleErrorCode, LifecycleEventStatus, ListApplicationRevisionsOutput, TargetStatus, TargetWave,
+};
+use fleetmesh_state::model::ids::DeploymentId;
 
 use super::client::ApiClient;
-use super::table::Table;
+use super::deploy::deployment;
+use super::table::{spelled, Table};
 
 /// Exit code when a deployment ends in anything but Succeeded.
 pub(crate) const EXIT_DEPLOYMENT_NOT_SUCCEEDED: u8 = 3;
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// Prints `get-deployment` for humans.
-pub(crate) fn print_deployment(answer: &Value) {
-    let info = &answer["deploymentInfo"];
-    println!("deployment   {}", text(&info["deploymentId"]));
-    println!("status       {}", text(&info["status"]));
-    println!("application  {}   group {}", text(&info["applicationName"]), text(&info["deploymentGroupName"]));
-    println!("revision     {}", text(&info["revisionId"]));
+pub(crate) fn print_deployment(answer: &GetDeploymentOutput) {
+    let info = &answer.deployment_info;
+    println!("deployment   {}", info.deployment_id);
+    println!("status       {}", spelled(&info.status));
+    println!("application  {}   group {}", info.application_name, info.deployment_group_name);
+    println!("revision     {}", info.revision_id);
     println!(
         "config       {}   creator {}   waves {}",
-        text(&info["deploymentConfigName"]),
-        text(&info["creator"]),
-        text(&info["waves"])
+        info.deployment_config_name,
+        spelled(&info.creator),
+        info.waves
     );
-    let overview = &info["deploymentOverview"];
+    let overview = &info.deployment_overview;
     println!(
         "targets      {} succeeded, {} failed, {} skipped, {} in progress, {} pending",
-        text(&overview["Succeeded"]),
-        text(&overview["Failed"]),
-        text(&overview["Skipped"]),
-        text(&overview["InProgress"]),
-        text(&overview["Pending"])
+        overview.Succeeded, overview.Failed, overview.Skipped, overview.InProgress, overview.Pending
     );
-    if !info["errorInformation"].is_null() {
-        println!(
-            "error        {}: {}",
-            text(&info["errorInformation"]["code"]),
-            text(&info["errorInformation"]["message"])
-        );
+    if let Some(error) = &info.error_information {
+        println!("error        {}: {}", spelled(&error.code), error.message);
     }
-    if !info["rollbackInfo"].is_null() {
-        println!("rollback     {}", text(&info["rollbackInfo"]["rollbackMessage"]));
+    if let Some(rollback) = &info.rollback_info {
+        println!("rollback     {}", rollback.rollback_message);
     }
 }
 
@@ -65,19 +54,18 @@ const LISTED_DEPLOYMENTS_MAX: usize = 50;
 ///
 /// # Errors
 /// An API call failed.
-pub(crate) fn print_deployments(client: &ApiClient, ids: &Value) -> anyhow::Result<()> {
-    let ids = ids.as_array().cloned().unwrap_or_default();
+pub(crate) fn print_deployments(client: &ApiClient, ids: &[DeploymentId]) -> anyhow::Result<()> {
     let mut table = Table::new(&["DEPLOYMENT", "STATUS", "APPLICATION", "GROUP", "CREATED (UTC)", "COMPLETED (UTC)"]);
     for id in ids.iter().take(LISTED_DEPLOYMENTS_MAX) {
-        let answer = client.post("/v1/deploy/GetDeployment", &json!({"deploymentId": id}))?;
-        let info = &answer["deploymentInfo"];
+        let answer: GetDeploymentOutput = client.call("GetDeployment", &deployment(&id.0))?;
+        let info = answer.deployment_info;
         table.row(vec![
-            text(id),
-            text(&info["status"]),
-            text(&info["applicationName"]),
-            text(&info["deploymentGroupName"]),
-            utc(&info["createTime"]),
-            utc(&info["completeTime"]),
+            id.to_string(),
+            spelled(&info.status),
+            info.application_name,
+            info.deployment_group_name,
+            utc(Some(info.create_time)),
+            utc(info.complete_time),
         ]);
     }
     print!("{}", table.render());
@@ -87,11 +75,11 @@ pub(crate) fn print_deployments(client: &ApiClient, ids: &Value) -> anyhow::Resu
     Ok(())
 }
 
-/// A time in milliseconds since the epoch as UTC, to the second; `-` when absent.
-fn utc(millis: &Value) -> String {
-    match millis.as_u64() {
-        Some(millis) => {
-            let time = std::time::UNIX_EPOCH + Duration::from_millis(millis);
+/// A time as UTC, to the second; `-` when absent.
+fn utc(time: Option<EpochSeconds>) -> String {
+    match time {
+        Some(time) => {
+            let time = std::time::UNIX_EPOCH + Duration::from_millis(time.as_millis());
             let text = fleetmesh_node::agent::script_log::rfc3339_utc(time);
             text.get(..19).map_or(text.clone(), |seconds| seconds.replace('T', " "))
         }
@@ -99,82 +87,81 @@ fn utc(millis: &Value) -> String {
     }
 }
 
+/// A target's current event as a cell: `Install InProgress`, `-` before it starts.
+fn current_event(target: &TargetWave) -> Option<String> {
+    target.current_event.as_ref().map(|event| format!("{} {}", event.name, spelled(&event.status)))
+}
+
 /// Prints a deployment's targets with their current event.
 ///
 /// # Errors
 /// The API call failed.
 pub(crate) fn print_targets(client: &ApiClient, deployment_id: &str) -> anyhow::Result<()> {
-    let answer = client.post("/v1/deploy/GetDeployment", &json!({"deploymentId": deployment_id}))?;
+    let answer: GetDeploymentOutput = client.call("GetDeployment", &deployment(deployment_id))?;
     let mut table = Table::new(&["TARGET", "WAVE", "STATUS", "EVENT"]);
-    for target in answer["deploymentInfo"]["targetWaves"].as_array().into_iter().flatten() {
-        let event = &target["currentEvent"];
-        let event = if event.is_null() {
-            "-".to_string()
-        } else {
-            format!("{} {}", text(&event["name"]), text(&event["status"]))
-        };
-        table.row(vec![text(&target["targetId"]), text(&target["wave"]), text(&target["status"]), event]);
+    for target in &answer.deployment_info.target_waves {
+        let event = current_event(target).unwrap_or_else(|| "-".to_string());
+        table.row(vec![target.target_id.clone(), target.wave.to_string(), spelled(&target.status), event]);
     }
     print!("{}", table.render());
     Ok(())
 }
 
 /// Prints `get-deployment-target` for humans.
-pub(crate) fn print_target(answer: &Value) {
-    let target = &answer["deploymentTarget"]["instanceTarget"];
-    println!(
-        "target {}   status {}   wave {}",
-        text(&target["targetId"]),
-        text(&target["status"]),
-        text(&target["wave"])
-    );
+pub(crate) fn print_target(answer: &GetDeploymentTargetOutput) {
+    let target = &answer.deployment_target.instance_target;
+    println!("target {}   status {}   wave {}", target.target_id, spelled(&target.status), target.wave);
     let mut table = Table::new(&["EVENT", "STATUS", "DURATION", "DIAGNOSTICS"]);
-    for event in target["lifecycleEvents"].as_array().into_iter().flatten() {
-        let duration = match (event["startTime"].as_u64(), event["endTime"].as_u64()) {
-            (Some(start), Some(end)) => format!("{:.1}s", end.saturating_sub(start) as f64 / 1000.0),
+    for event in &target.lifecycle_events {
+        let duration = match (event.start_time, event.end_time) {
+            (Some(start), Some(end)) => format!("{:.1}s", end.secs_since(start)),
             _ => "-".to_string(),
         };
-        let diagnostics = &event["diagnostics"];
-        let summary = if diagnostics.is_null() || diagnostics["errorCode"] == "Success" {
-            String::new()
-        } else {
-            format!("{}: {}", text(&diagnostics["errorCode"]), text(&diagnostics["message"]))
+        let summary = match &event.diagnostics {
+            Some(diagnostics) if diagnostics.error_code != LifecycleErrorCode::Success => {
+                format!("{}: {}", spelled(&diagnostics.error_code), diagnostics.message)
+            }
+            _ => String::new(),
         };
-        table.row(vec![text(&event["lifecycleEventName"]), text(&event["status"]), duration, summary]);
+        table.row(vec![event.lifecycle_event_name.to_string(), spelled(&event.status), duration, summary]);
     }
     print!("{}", table.render());
-    for event in target["lifecycleEvents"].as_array().into_iter().flatten() {
-        let tail = event["diagnostics"]["logTail"].as_str().unwrap_or_default();
-        if event["status"] == "Failed" && !tail.is_empty() {
-            println!("\n--- {} output (last 4 KiB) ---\n{}", text(&event["lifecycleEventName"]), tail.trim_end());
+    for event in &target.lifecycle_events {
+        let tail = event.diagnostics.as_ref().map(|diagnostics| diagnostics.log_tail.as_str()).unwrap_or_default();
+        if event.status == LifecycleEventStatus::Failed && !tail.is_empty() {
+            println!("\n--- {} output (last 4 KiB) ---\n{}", event.lifecycle_event_name, tail.trim_end());
         }
     }
 }
 
 /// Prints `list-application-revisions` for humans.
-pub(crate) fn print_revisions(answer: &Value) {
+pub(crate) fn print_revisions(answer: &ListApplicationRevisionsOutput) {
     let mut table = Table::new(&["REVISION", "SIZE", "CHUNKS", "FILES", "DESCRIPTION"]);
-    for revision in answer["revisions"].as_array().into_iter().flatten() {
+    for revision in &answer.revisions {
         table.row(vec![
-            text(&revision["revisionId"]),
-            human_bytes(revision["sizeBytes"].as_u64().unwrap_or(0)),
-            text(&revision["chunkCount"]),
-            text(&revision["files"]),
-            text(&revision["description"]),
+            revision.revision_id.to_string(),
+            human_bytes(revision.size_bytes),
+            revision.chunk_count.to_string(),
+            revision.files.to_string(),
+            revision.description.clone(),
         ]);
     }
     print!("{}", table.render());
 }
 
 /// Prints `get-revision-distribution` for humans.
-pub(crate) fn print_distribution(answer: &Value) {
-    let size = answer["size"].as_u64().unwrap_or(0);
-    println!("revision {}   {}", text(&answer["revisionId"]), human_bytes(size));
+pub(crate) fn print_distribution(answer: &GetRevisionDistributionOutput) {
+    let size = answer.size;
+    println!("revision {}   {}", answer.revision_id, human_bytes(size));
     let mut table = Table::new(&["NODE", "HELD", "COMPLETE"]);
-    for node in answer["nodes"].as_array().into_iter().flatten() {
-        let held = node["bytesHeld"].as_u64().unwrap_or(0);
+    for node in &answer.nodes {
+        let held = node.bytes_held;
         let percent = if size == 0 { 100.0 } else { held as f64 * 100.0 / size as f64 };
-        table.row(vec![text(&node["id"]), format!("{} ({percent:.0}%)", human_bytes(held)), text(&node["complete"])]);
+        table.row(vec![
+            node.id.to_string(),
+            format!("{} ({percent:.0}%)", human_bytes(held)),
+            node.complete.to_string(),
+        ]);
     }
     print!("{}", table.render());
 }
@@ -211,7 +198,7 @@ pub(crate) fn wait_for_deployment(
     // Bounded by the deployment's own deadline (the engine fails it on TIMEOUT) and by
     // consecutive API failures.
     loop {
-        let answer = match client.post("/v1/deploy/GetDeployment", &json!({"deploymentId": deployment_id})) {
+        let answer: GetDeploymentOutput = match client.call("GetDeployment", &deployment(deployment_id)) {
             Ok(answer) => {
                 failures = 0;
                 answer
@@ -226,20 +213,16 @@ pub(crate) fn wait_for_deployment(
             }
             Err(error) => return Err(error.into()),
         };
-        let info = &answer["deploymentInfo"];
-        let targets = info["targetWaves"].as_array().cloned().unwrap_or_default();
-        let done = targets
-            .iter()
-            .filter(|target| matches!(target["status"].as_str(), Some("Succeeded" | "Failed" | "Skipped")))
-            .count();
-        print_changed_targets(&targets, &mut seen, bar.as_ref(), json_output);
+        let info = &answer.deployment_info;
+        let targets = &info.target_waves;
+        let done = targets.iter().filter(|target| target.status.is_terminal()).count();
+        print_changed_targets(targets, &mut seen, bar.as_ref(), json_output);
         if let Some(bar) = &bar {
             bar.set_length(targets.len() as u64);
             bar.set_position(done as u64);
-            bar.set_message(format!("{} (wave {})", text(&info["status"]), text(&info["waves"])));
+            bar.set_message(format!("{} (wave {})", spelled(&info.status), info.waves));
         }
-        let status = info["status"].as_str().unwrap_or_default().to_string();
-        if matches!(status.as_str(), "Succeeded" | "Failed" | "Stopped") {
+        if info.status.is_terminal() {
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
@@ -248,7 +231,7 @@ pub(crate) fn wait_for_deployment(
             } else {
                 print_deployment(&answer);
             }
-            return Ok(if status == "Succeeded" {
+            return Ok(if info.status == DeploymentStatus::Succeeded {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_DEPLOYMENT_NOT_SUCCEEDED)
@@ -273,36 +256,30 @@ fn progress_bar() -> indicatif::ProgressBar {
 /// Prints one line per target whose wave, status or current event changed since the last
 /// answer (`seen` holds each target's last line).
 fn print_changed_targets(
-    targets: &[Value],
+    targets: &[TargetWave],
     seen: &mut BTreeMap<String, String>,
     bar: Option<&indicatif::ProgressBar>,
     json_output: bool,
 ) {
     for target in targets {
-        let event = &target["currentEvent"];
         // A target that has not started belongs to no wave yet.
-        if target["status"] == "Pending" && event.is_null() {
+        if target.status == TargetStatus::Pending && target.current_event.is_none() {
             continue;
         }
         let line = format!(
             "wave {} node {}: {}{}",
-            text(&target["wave"]),
-            text(&target["targetId"]),
-            text(&target["status"]),
-            if event.is_null() {
-                String::new()
-            } else {
-                format!(" ({} {})", text(&event["name"]), text(&event["status"]))
-            }
+            target.wave,
+            target.target_id,
+            spelled(&target.status),
+            current_event(target).map(|event| format!(" ({event})")).unwrap_or_default()
         );
-        let key = text(&target["targetId"]);
-        if seen.get(&key) != Some(&line) {
+        if seen.get(&target.target_id) != Some(&line) {
             match bar {
                 Some(bar) => bar.println(&line),
                 None if !json_output => println!("{line}"),
                 None => {}
             }
-            seen.insert(key, line);
+            seen.insert(target.target_id.clone(), line);
         }
     }
 }

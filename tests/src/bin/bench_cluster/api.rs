@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) struct Api {
@@ -20,8 +22,21 @@ impl Api {
         Self { agent, token: token.to_string() }
     }
 
+    /// `POST /v1/deploy/<operation>` with the model's input; the model's output, or the
+    /// error text.
+    pub(crate) fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        base: &str,
+        operation: &str,
+        input: &I,
+    ) -> Result<O, String> {
+        let body = serde_json::to_value(input).map_err(|error| error.to_string())?;
+        let answer = self.operation(base, operation, &body)?;
+        serde_json::from_value(answer).map_err(|error| format!("{operation}: {error}"))
+    }
+
     /// `POST /v1/deploy/<operation>`; the JSON answer, or the error text.
-    pub(crate) fn operation(&self, base: &str, operation: &str, body: &Value) -> Result<Value, String> {
+    fn operation(&self, base: &str, operation: &str, body: &Value) -> Result<Value, String> {
         let response = self
             .agent
             .post(&format!("{base}/v1/deploy/{operation}"))

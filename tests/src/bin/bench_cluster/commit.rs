@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::Api;
 use crate::cluster::{agreed_leader, indices_by_id, start_cluster, term};
 use crate::{millis, summary};
+use fleetmesh_model::{CreateApplicationInput, CreateApplicationOutput};
 
 pub(crate) fn commit(writes: usize, clients: usize) -> Value {
     let cluster = start_cluster(3, Options::default());
@@ -19,8 +20,12 @@ pub(crate) fn commit(writes: usize, clients: usize) -> Value {
     let term_before = term(&cluster, &api);
     let write = |base: &str, name: String| -> f64 {
         let started = Instant::now();
-        api.operation(base, "CreateApplication", &json!({ "applicationName": name }))
-            .unwrap_or_else(|error| panic!("write failed: {error}"));
+        api.call::<_, CreateApplicationOutput>(
+            base,
+            "CreateApplication",
+            &CreateApplicationInput { application_name: name, compute_platform: None },
+        )
+        .unwrap_or_else(|error| panic!("write failed: {error}"));
         millis(started.elapsed())
     };
     // Warm up connections (HTTP keep-alive, QUIC to the followers).

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::api::Api;
 use crate::cluster::{agreed_leader, indices_by_id, start_cluster, term};
 use crate::{millis, summary};
+use fleetmesh_model::{CreateApplicationInput, CreateApplicationOutput};
 
 /// What one `kill -9` of the leader cost, from the kill.
 pub(crate) struct FailoverSample {
@@ -96,7 +97,14 @@ pub(crate) fn kill_leader_and_watch(
             let name = format!("failover-{run}-{attempt}");
             let (first_write, written) = (&first_write, &written);
             scope.spawn(move || {
-                if api.operation(base, "CreateApplication", &json!({ "applicationName": name })).is_ok() {
+                if api
+                    .call::<_, CreateApplicationOutput>(
+                        base,
+                        "CreateApplication",
+                        &CreateApplicationInput { application_name: name, compute_platform: None },
+                    )
+                    .is_ok()
+                {
                     let elapsed = killed_at.elapsed();
                     let mut slot = first_write.lock().expect("lock");
                     *slot = Some(slot.map_or(elapsed, |earlier: Duration| earlier.min(elapsed)));

@@ -4,6 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use fleetmesh_model::{
+    CreateDeploymentInput, CreateDeploymentOutput, DeploymentInfo, DeploymentInput, DeploymentStatus, EpochSeconds,
+    GetDeploymentOutput, GetDeploymentTargetInput, GetDeploymentTargetOutput, RevisionRef,
+};
+use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_tests::{write_bundle, Options, TestCluster};
 use serde_json::{json, Value};
 
@@ -20,9 +25,9 @@ pub(crate) fn true_hooks_appspec() -> String {
     format!("version: 0.0\nos: linux\nhooks:\n{hooks}")
 }
 
-/// Milliseconds of a `UnixMillis` JSON field.
-pub(crate) fn at(value: &Value) -> Option<f64> {
-    value.as_u64().map(|ms| ms as f64)
+/// Milliseconds since the epoch of an API time (the API gives seconds with a fraction).
+pub(crate) fn at(time: EpochSeconds) -> f64 {
+    time.0 * 1000.0
 }
 
 /// Where one deployment's time went, from its record and its targets' lifecycle events.
@@ -39,30 +44,27 @@ pub(crate) struct WaveBreakdown {
     event_ms: BTreeMap<String, Vec<f64>>,
 }
 
-pub(crate) fn breakdown(cluster: &TestCluster, api: &Api, info: &Value) -> Option<WaveBreakdown> {
-    let id = info["deploymentId"].as_str()?;
+pub(crate) fn breakdown(cluster: &TestCluster, api: &Api, info: &DeploymentInfo) -> Option<WaveBreakdown> {
     let base = cluster.api_url(1);
     let mut spans = Vec::new();
     let mut event_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for target in info["targetWaves"].as_array()? {
-        let answer = api
-            .operation(&base, "GetDeploymentTarget", &json!({ "deploymentId": id, "targetId": target["targetId"] }))
-            .ok()?;
-        let events = answer["deploymentTarget"]["instanceTarget"]["lifecycleEvents"].as_array()?.clone();
-        let start = events.iter().filter_map(|event| at(&event["startTime"])).fold(f64::MAX, f64::min);
-        let end = events.iter().filter_map(|event| at(&event["endTime"])).fold(0.0, f64::max);
+    for target in &info.target_waves {
+        let input =
+            GetDeploymentTargetInput { deployment_id: info.deployment_id.clone(), target_id: target.target_id.clone() };
+        let answer: GetDeploymentTargetOutput = api.call(&base, "GetDeploymentTarget", &input).ok()?;
+        let events = answer.deployment_target.instance_target.lifecycle_events;
+        let start = events.iter().filter_map(|event| event.start_time).map(at).fold(f64::MAX, f64::min);
+        let end = events.iter().filter_map(|event| event.end_time).map(at).fold(0.0, f64::max);
         for event in &events {
-            if let (Some(name), Some(start), Some(end)) =
-                (event["lifecycleEventName"].as_str(), at(&event["startTime"]), at(&event["endTime"]))
-            {
-                event_ms.entry(name.to_string()).or_default().push(end - start);
+            if let (Some(start), Some(end)) = (event.start_time, event.end_time) {
+                event_ms.entry(event.lifecycle_event_name.to_string()).or_default().push(at(end) - at(start));
             }
         }
         spans.push((start, end));
     }
     spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let created = at(&info["createTime"])?;
-    let completed = at(&info["completeTime"])?;
+    let created = at(info.create_time);
+    let completed = at(info.complete_time?);
     Some(WaveBreakdown {
         head_ms: spans.first()?.0 - created,
         agent_ms: spans.iter().map(|(start, end)| end - start).collect(),
@@ -89,21 +91,30 @@ pub(crate) fn prepare_revision(cluster: &TestCluster, work: &std::path::Path, ap
 }
 
 /// Creates a deployment through the API and polls it every 10 ms until it ends.
-pub(crate) fn deploy_and_time(cluster: &TestCluster, api: &Api, revision: &str) -> (Duration, Value) {
+pub(crate) fn deploy_and_time(cluster: &TestCluster, api: &Api, revision: &str) -> (Duration, DeploymentInfo) {
     let base = cluster.api_url(1);
-    let body = json!({ "applicationName": "bench", "deploymentGroupName": "waves", "revisionId": revision });
+    let input = CreateDeploymentInput {
+        application_name: "bench".into(),
+        deployment_group_name: "waves".into(),
+        revision: RevisionRef::id(revision.parse().expect("revision id")),
+        deployment_config_name: None,
+        description: None,
+        ignore_application_stop_failures: false,
+        file_exists_behavior: None,
+        auto_rollback_configuration: None,
+    };
     let started = Instant::now();
-    let created = api.operation(&base, "CreateDeployment", &body).expect("create deployment");
-    let id = created["deploymentId"].as_str().expect("deployment id").to_string();
+    let created: CreateDeploymentOutput = api.call(&base, "CreateDeployment", &input).expect("create deployment");
+    let id: DeploymentId = created.deployment_id;
     // Bounded by the deadline; not `wait_until`, whose 100 ms period would blur the figure.
     let deadline = started + Duration::from_secs(120);
     loop {
-        let info = api.operation(&base, "GetDeployment", &json!({ "deploymentId": id })).ok();
-        let info = info.map(|info| info["deploymentInfo"].clone()).unwrap_or_default();
-        if matches!(info["status"].as_str(), Some("Succeeded" | "Failed" | "Stopped")) {
-            return (started.elapsed(), info);
+        let input = DeploymentInput { deployment_id: id.clone() };
+        let answer: Option<GetDeploymentOutput> = api.call(&base, "GetDeployment", &input).ok();
+        if let Some(answer) = answer.filter(|answer| answer.deployment_info.status.is_terminal()) {
+            return (started.elapsed(), answer.deployment_info);
         }
-        assert!(Instant::now() < deadline, "deployment {id} did not end within 120 s: {info}");
+        assert!(Instant::now() < deadline, "deployment {id} did not end within 120 s");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -140,10 +151,10 @@ pub(crate) fn waves(runs: usize) -> Value {
             version += 1;
             let revision = prepare_revision(&cluster, work.path(), &appspec, version);
             let (wall, info) = deploy_and_time(&cluster, &api, &revision);
-            assert_eq!(info["status"], "Succeeded", "{info}");
+            assert_eq!(info.status, DeploymentStatus::Succeeded, "{info:?}");
             per_wave.push(millis(wall) / f64::from(HOSTS));
-            if let (Some(created), Some(completed)) = (at(&info["createTime"]), at(&info["completeTime"])) {
-                recorded_per_wave.push((completed - created) / f64::from(HOSTS));
+            if let Some(completed) = info.complete_time {
+                recorded_per_wave.push((at(completed) - at(info.create_time)) / f64::from(HOSTS));
             }
             if let Some(parts) = breakdown(&cluster, &api, &info) {
                 heads.push(parts.head_ms);

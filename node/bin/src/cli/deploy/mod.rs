@@ -7,74 +7,99 @@ mod args;
 
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use fleetmesh_model::{
+    ApplicationInput, AutoRollbackConfiguration, ComputePlatform, CreateApplicationInput, CreateApplicationOutput,
+    CreateDeploymentConfigInput, CreateDeploymentConfigOutput, CreateDeploymentGroupInput, CreateDeploymentGroupOutput,
+    CreateDeploymentInput, CreateDeploymentOutput, DeploymentConfigInput, DeploymentGroupInput, DeploymentInput, Empty,
+    FileExistsBehavior, GetApplicationOutput, GetDeploymentConfigOutput, GetDeploymentGroupOutput, GetDeploymentOutput,
+    GetDeploymentTargetInput, GetDeploymentTargetOutput, GetRevisionDistributionOutput, ListAllInput,
+    ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
+    ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, MinimumHealthyHosts,
+    MinimumHealthyHostsType, OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef,
+    StopDeploymentInput, StopDeploymentOutput, TagFilter, TagFilterType,
+};
+use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use serde::Serialize;
 
 pub(crate) use self::args::{CreateDeploymentArgs, CreateDeploymentGroupArgs, DeployCommand, PrefetchArgs, PushArgs};
 use super::client::ApiClient;
 
-fn print_json(value: &Value) {
+/// Prints an answer as `--json` shows it: the operation's output, pretty.
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-fn op(client: &ApiClient, operation: &str, body: Value) -> anyhow::Result<Value> {
-    Ok(client.post(&format!("/v1/deploy/{operation}"), &body)?)
+/// Prints `answer` as JSON when `json`, else the human line `human` gives.
+fn print_answer<T: Serialize>(json: bool, answer: &T, human: impl FnOnce(&T)) {
+    if json {
+        print_json(answer)
+    } else {
+        human(answer)
+    }
 }
 
-/// Runs a `deploy` verb.
+/// A `--revision` flag as a revision id, refused with the message the API gives.
+///
+/// # Errors
+/// Not 64 hex digits.
+pub(crate) fn parse_revision(text: &str) -> anyhow::Result<RevisionId> {
+    text.parse().map_err(|_| anyhow::anyhow!("revision id {text:?} is not 64 hex digits"))
+}
+
+/// The input naming one application.
+fn application(application_name: &str) -> ApplicationInput {
+    ApplicationInput { application_name: application_name.to_string() }
+}
+
+/// The input naming one deployment group.
+fn group(application_name: String, deployment_group_name: String) -> DeploymentGroupInput {
+    DeploymentGroupInput { application_name, deployment_group_name }
+}
+
+/// The input naming one deployment.
+pub(crate) fn deployment(deployment_id: &str) -> DeploymentInput {
+    DeploymentInput { deployment_id: DeploymentId(deployment_id.to_string()) }
+}
+
+/// Runs one `fleetmesh deploy` verb: applications and groups here, the rest below.
 ///
 /// # Errors
 /// Bad flags or a failed API call.
-/// Runs one `fleetmesh deploy` verb: applications and groups here, the rest below.
 pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<ExitCode> {
     use DeployCommand as C;
     match command {
         C::CreateApplication { application_name, compute_platform, json } => {
-            let answer = op(
-                client,
-                "CreateApplication",
-                json!({"applicationName": application_name, "computePlatform": compute_platform}),
-            )?;
-            if json {
-                print_json(&answer)
-            } else {
-                println!("created application {application_name}")
-            }
+            let input = CreateApplicationInput {
+                application_name: application_name.clone(),
+                compute_platform: ComputePlatform::parse(&compute_platform),
+            };
+            let answer: CreateApplicationOutput = client.call("CreateApplication", &input)?;
+            print_answer(json, &answer, |_| println!("created application {application_name}"));
         }
         C::GetApplication { application_name } => {
-            print_json(&op(client, "GetApplication", json!({"applicationName": application_name}))?);
+            print_json(&client.call::<_, GetApplicationOutput>("GetApplication", &application(&application_name))?);
         }
         C::ListApplications { json } => {
-            let answer = op(client, "ListApplications", json!({}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                print_names(&answer["applications"])
-            }
+            let answer: ListApplicationsOutput = client.call("ListApplications", &ListAllInput {})?;
+            print_answer(json, &answer, |answer| print_names(&answer.applications));
         }
         C::DeleteApplication { application_name } => {
-            op(client, "DeleteApplication", json!({"applicationName": application_name}))?;
+            client.call::<_, Empty>("DeleteApplication", &application(&application_name))?;
             println!("deleted application {application_name}");
         }
         C::CreateDeploymentGroup(args) => create_deployment_group(client, args)?,
-        C::GetDeploymentGroup { application_name, deployment_group_name } => print_json(&op(
-            client,
-            "GetDeploymentGroup",
-            json!({"applicationName": application_name, "deploymentGroupName": deployment_group_name}),
-        )?),
+        C::GetDeploymentGroup { application_name, deployment_group_name } => {
+            let input = group(application_name, deployment_group_name);
+            print_json(&client.call::<_, GetDeploymentGroupOutput>("GetDeploymentGroup", &input)?);
+        }
         C::ListDeploymentGroups { application_name, json } => {
-            let answer = op(client, "ListDeploymentGroups", json!({"applicationName": application_name}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                print_names(&answer["deploymentGroups"])
-            }
+            let answer: ListDeploymentGroupsOutput =
+                client.call("ListDeploymentGroups", &application(&application_name))?;
+            print_answer(json, &answer, |answer| print_names(&answer.deployment_groups));
         }
         C::DeleteDeploymentGroup { application_name, deployment_group_name } => {
-            op(
-                client,
-                "DeleteDeploymentGroup",
-                json!({"applicationName": application_name, "deploymentGroupName": deployment_group_name}),
-            )?;
+            client
+                .call::<_, Empty>("DeleteDeploymentGroup", &group(application_name, deployment_group_name.clone()))?;
             println!("deleted deployment group {deployment_group_name}");
         }
         other => return configs_and_revisions(client, other),
@@ -87,50 +112,38 @@ fn configs_and_revisions(client: &ApiClient, command: DeployCommand) -> anyhow::
     use DeployCommand as C;
     match command {
         C::CreateDeploymentConfig { deployment_config_name, minimum_healthy_hosts, json } => {
-            let (kind, value) = parse_minimum_healthy_hosts(&minimum_healthy_hosts)?;
-            let answer = op(
-                client,
-                "CreateDeploymentConfig",
-                json!({"deploymentConfigName": deployment_config_name, "minimumHealthyHosts": {"type": kind, "value": value}}),
-            )?;
-            if json {
-                print_json(&answer)
-            } else {
-                println!("created deployment configuration {deployment_config_name}")
-            }
+            let input = CreateDeploymentConfigInput {
+                deployment_config_name: deployment_config_name.clone(),
+                minimum_healthy_hosts: Some(parse_minimum_healthy_hosts(&minimum_healthy_hosts)?),
+                compute_platform: None,
+            };
+            let answer: CreateDeploymentConfigOutput = client.call("CreateDeploymentConfig", &input)?;
+            print_answer(json, &answer, |_| println!("created deployment configuration {deployment_config_name}"));
         }
         C::GetDeploymentConfig { deployment_config_name } => {
-            print_json(&op(client, "GetDeploymentConfig", json!({"deploymentConfigName": deployment_config_name}))?);
+            let input = DeploymentConfigInput { deployment_config_name };
+            print_json(&client.call::<_, GetDeploymentConfigOutput>("GetDeploymentConfig", &input)?);
         }
         C::ListDeploymentConfigs { json } => {
-            let answer = op(client, "ListDeploymentConfigs", json!({}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                print_names(&answer["deploymentConfigsList"])
-            }
+            let answer: ListDeploymentConfigsOutput = client.call("ListDeploymentConfigs", &ListAllInput {})?;
+            print_answer(json, &answer, |answer| print_names(&answer.deployment_configs_list));
         }
         C::DeleteDeploymentConfig { deployment_config_name } => {
-            op(client, "DeleteDeploymentConfig", json!({"deploymentConfigName": deployment_config_name}))?;
+            let input = DeploymentConfigInput { deployment_config_name: deployment_config_name.clone() };
+            client.call::<_, Empty>("DeleteDeploymentConfig", &input)?;
             println!("deleted deployment configuration {deployment_config_name}");
         }
         C::Push(args) => crate::cli::push::run(client, &args)?,
         C::ListApplicationRevisions { application_name, json } => {
-            let answer = op(client, "ListApplicationRevisions", json!({"applicationName": application_name}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                crate::cli::watch::print_revisions(&answer)
-            }
+            let answer: ListApplicationRevisionsOutput =
+                client.call("ListApplicationRevisions", &application(&application_name))?;
+            print_answer(json, &answer, crate::cli::watch::print_revisions);
         }
         C::Prefetch(args) => return crate::cli::push::prefetch(client, &args),
         C::GetRevisionDistribution { revision, json } => {
-            let answer = client.get(&format!("/v1/revisions/{revision}/distribution"))?;
-            if json {
-                print_json(&answer)
-            } else {
-                crate::cli::watch::print_distribution(&answer)
-            }
+            let answer: GetRevisionDistributionOutput =
+                client.get_as(&format!("/v1/revisions/{revision}/distribution"))?;
+            print_answer(json, &answer, crate::cli::watch::print_distribution);
         }
         other => return deployments(client, other),
     }
@@ -146,27 +159,21 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
             if wait {
                 return crate::cli::watch::wait_for_deployment(client, &deployment_id, json);
             }
-            let answer = op(client, "GetDeployment", json!({"deploymentId": deployment_id}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                crate::cli::watch::print_deployment(&answer)
-            }
+            let answer: GetDeploymentOutput = client.call("GetDeployment", &deployment(&deployment_id))?;
+            print_answer(json, &answer, crate::cli::watch::print_deployment);
         }
         C::ListDeployments { application_name, deployment_group_name, json } => {
-            let answer = op(
-                client,
-                "ListDeployments",
-                json!({"applicationName": application_name, "deploymentGroupName": deployment_group_name}),
-            )?;
+            let input = ListDeploymentsInput { application_name, deployment_group_name, ..Default::default() };
+            let answer: ListDeploymentsOutput = client.call("ListDeployments", &input)?;
             if json {
                 print_json(&answer)
             } else {
-                crate::cli::watch::print_deployments(client, &answer["deployments"])?
+                crate::cli::watch::print_deployments(client, &answer.deployments)?
             }
         }
         C::ListDeploymentTargets { deployment_id, json } => {
-            let answer = op(client, "ListDeploymentTargets", json!({"deploymentId": deployment_id}))?;
+            let answer: ListDeploymentTargetsOutput =
+                client.call("ListDeploymentTargets", &deployment(&deployment_id))?;
             if json {
                 print_json(&answer)
             } else {
@@ -174,34 +181,26 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
             }
         }
         C::GetDeploymentTarget { deployment_id, target_id, json } => {
-            let answer =
-                op(client, "GetDeploymentTarget", json!({"deploymentId": deployment_id, "targetId": target_id}))?;
-            if json {
-                print_json(&answer)
-            } else {
-                crate::cli::watch::print_target(&answer)
-            }
+            let input = GetDeploymentTargetInput { deployment_id: DeploymentId(deployment_id), target_id };
+            let answer: GetDeploymentTargetOutput = client.call("GetDeploymentTarget", &input)?;
+            print_answer(json, &answer, crate::cli::watch::print_target);
         }
         C::StopDeployment { deployment_id, auto_rollback, json } => {
-            let answer = op(
-                client,
-                "StopDeployment",
-                json!({"deploymentId": deployment_id, "autoRollbackEnabled": auto_rollback}),
-            )?;
-            if json {
-                print_json(&answer)
-            } else {
-                println!("{}", answer["statusMessage"].as_str().unwrap_or("stopped"));
-            }
+            let input = StopDeploymentInput {
+                deployment_id: DeploymentId(deployment_id),
+                auto_rollback_enabled: Some(auto_rollback),
+            };
+            let answer: StopDeploymentOutput = client.call("StopDeployment", &input)?;
+            print_answer(json, &answer, |answer| println!("{}", answer.status_message));
         }
         other => anyhow::bail!("internal error: {other:?} is not a deployment verb"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_names(list: &Value) {
-    for item in list.as_array().into_iter().flatten() {
-        println!("{}", item.as_str().map(ToString::to_string).unwrap_or_else(|| item.to_string()));
+fn print_names(names: &[String]) {
+    for name in names {
+        println!("{name}");
     }
 }
 
@@ -209,7 +208,7 @@ fn print_names(list: &Value) {
 ///
 /// # Errors
 /// A clear message for anything else.
-pub(crate) fn parse_minimum_healthy_hosts(text: &str) -> anyhow::Result<(String, u64)> {
+pub(crate) fn parse_minimum_healthy_hosts(text: &str) -> anyhow::Result<MinimumHealthyHosts> {
     let mut kind = None;
     let mut value = None;
     for part in text.split(',') {
@@ -217,15 +216,20 @@ pub(crate) fn parse_minimum_healthy_hosts(text: &str) -> anyhow::Result<(String,
             Some(("type", found)) => kind = Some(found.to_string()),
             Some(("value", found)) => {
                 value =
-                    Some(found.parse::<u64>().map_err(|_| {
+                    Some(found.parse::<u32>().map_err(|_| {
                         anyhow::anyhow!("--minimum-healthy-hosts value {found:?} is not a whole number")
                     })?)
             }
             _ => anyhow::bail!("--minimum-healthy-hosts must look like type=HOST_COUNT,value=2 (got {text:?})"),
         }
     }
-    match (kind, value) {
-        (Some(kind), Some(value)) if kind == "HOST_COUNT" || kind == "FLEET_PERCENT" => Ok((kind, value)),
+    match (kind.as_deref(), value) {
+        (Some("HOST_COUNT"), Some(value)) => {
+            Ok(MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value })
+        }
+        (Some("FLEET_PERCENT"), Some(value)) => {
+            Ok(MinimumHealthyHosts { kind: MinimumHealthyHostsType::FleetPercent, value })
+        }
         (Some(kind), Some(_)) => {
             anyhow::bail!("--minimum-healthy-hosts type must be HOST_COUNT or FLEET_PERCENT, got {kind:?}")
         }
@@ -234,81 +238,79 @@ pub(crate) fn parse_minimum_healthy_hosts(text: &str) -> anyhow::Result<(String,
 }
 
 /// A `--tag` argument as a CodeDeploy tag filter.
-fn tag_filter(text: &str) -> Value {
+fn tag_filter(text: &str) -> TagFilter {
     match text.split_once('=') {
-        Some(("", value)) => json!({"Value": value, "Type": "VALUE_ONLY"}),
-        Some((key, value)) => json!({"Key": key, "Value": value, "Type": "KEY_AND_VALUE"}),
-        None => json!({"Key": text, "Type": "KEY_ONLY"}),
+        Some(("", value)) => {
+            TagFilter { key: None, value: Some(value.to_string()), filter_type: TagFilterType::ValueOnly }
+        }
+        Some((key, value)) => TagFilter {
+            key: Some(key.to_string()),
+            value: Some(value.to_string()),
+            filter_type: TagFilterType::KeyAndValue,
+        },
+        None => TagFilter { key: Some(text.to_string()), value: None, filter_type: TagFilterType::KeyOnly },
+    }
+}
+
+/// Rollback on failure when `enabled`, no rollback otherwise.
+fn rollback(enabled: bool) -> AutoRollbackConfiguration {
+    if enabled {
+        AutoRollbackConfiguration::on_failure()
+    } else {
+        AutoRollbackConfiguration { enabled: false, events: Vec::new() }
     }
 }
 
 fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) -> anyhow::Result<()> {
-    let filters: Vec<Value> = args.tags.iter().map(|tag| tag_filter(tag)).collect();
-    let tag_set: Vec<Vec<Value>> = args
+    let tag_set: Vec<Vec<TagFilter>> = args
         .tag_sets
         .iter()
         .map(|group| group.split(',').filter(|tag| !tag.is_empty()).map(tag_filter).collect())
         .collect();
-    let events = if args.auto_rollback { json!(["DEPLOYMENT_FAILURE"]) } else { json!([]) };
-    let answer = op(
-        client,
-        "CreateDeploymentGroup",
-        json!({
-            "applicationName": args.application_name,
-            "deploymentGroupName": args.deployment_group_name,
-            "deploymentConfigName": args.deployment_config_name,
-            "onPremisesInstanceTagFilters": filters,
-            "onPremisesTagSet": {"onPremisesTagSetList": tag_set},
-            "autoRollbackConfiguration": {"enabled": args.auto_rollback, "events": events},
-            "outdatedInstancesStrategy": if args.no_update_outdated_instances { "IGNORE" } else { "UPDATE" },
+    let input = CreateDeploymentGroupInput {
+        application_name: args.application_name,
+        deployment_group_name: args.deployment_group_name.clone(),
+        deployment_config_name: Some(args.deployment_config_name),
+        on_premises_instance_tag_filters: Some(args.tags.iter().map(|tag| tag_filter(tag)).collect()),
+        on_premises_tag_set: Some(OnPremisesTagSet { on_premises_tag_set_list: tag_set }),
+        auto_rollback_configuration: Some(rollback(args.auto_rollback)),
+        outdated_instances_strategy: Some(if args.no_update_outdated_instances {
+            OutdatedInstancesStrategy::Ignore
+        } else {
+            OutdatedInstancesStrategy::Update
         }),
-    )?;
-    if args.json {
-        print_json(&answer);
-    } else {
-        println!(
-            "created deployment group {} ({})",
-            args.deployment_group_name,
-            answer["deploymentGroupId"].as_str().unwrap_or("-")
-        );
-    }
+    };
+    let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
+    print_answer(args.json, &answer, |answer| {
+        println!("created deployment group {} ({})", args.deployment_group_name, answer.deployment_group_id)
+    });
     Ok(())
 }
 
 fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::Result<ExitCode> {
-    let rollback = if args.auto_rollback {
-        json!({"enabled": true, "events": ["DEPLOYMENT_FAILURE"]})
-    } else if args.no_auto_rollback {
-        json!({"enabled": false, "events": []})
-    } else {
-        Value::Null
+    let rollback = if args.auto_rollback || args.no_auto_rollback { Some(rollback(args.auto_rollback)) } else { None };
+    let input = CreateDeploymentInput {
+        application_name: args.application_name,
+        deployment_group_name: args.deployment_group_name,
+        revision: RevisionRef {
+            revision_id: None,
+            revision: Some(RevisionLocation::fleetmesh(parse_revision(&args.revision)?)),
+        },
+        deployment_config_name: args.deployment_config_name,
+        description: Some(args.description),
+        ignore_application_stop_failures: args.ignore_application_stop_failures,
+        file_exists_behavior: FileExistsBehavior::parse(&args.file_exists_behavior),
+        auto_rollback_configuration: rollback,
     };
-    let answer = op(
-        client,
-        "CreateDeployment",
-        json!({
-            "applicationName": args.application_name,
-            "deploymentGroupName": args.deployment_group_name,
-            "revision": {"revisionType": "fleetmesh", "revisionId": args.revision},
-            "deploymentConfigName": args.deployment_config_name,
-            "description": args.description,
-            "ignoreApplicationStopFailures": args.ignore_application_stop_failures,
-            "fileExistsBehavior": args.file_exists_behavior,
-            "autoRollbackConfiguration": rollback,
-        }),
-    )?;
-    let deployment_id = answer["deploymentId"].as_str().unwrap_or_default().to_string();
+    let answer: CreateDeploymentOutput = client.call("CreateDeployment", &input)?;
+    let deployment_id = answer.deployment_id.to_string();
     if args.wait {
         if !args.json {
             println!("created deployment {deployment_id}");
         }
         return crate::cli::watch::wait_for_deployment(client, &deployment_id, args.json);
     }
-    if args.json {
-        print_json(&answer)
-    } else {
-        println!("{deployment_id}")
-    }
+    print_answer(args.json, &answer, |_| println!("{deployment_id}"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -318,7 +320,10 @@ mod tests {
 
     #[test]
     fn minimum_healthy_hosts_flag() {
-        assert_eq!(parse_minimum_healthy_hosts("type=HOST_COUNT,value=2").expect("ok"), ("HOST_COUNT".into(), 2));
+        assert_eq!(
+            parse_minimum_healthy_hosts("type=HOST_COUNT,value=2").expect("ok"),
+            MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 2 }
+        );
         assert!(parse_minimum_healthy_hosts("type=BOGUS,value=2").is_err());
         assert!(parse_minimum_healthy_hosts("type=HOST_COUNT").is_err());
         assert!(parse_minimum_healthy_hosts("value=x,type=HOST_COUNT").is_err());
@@ -326,8 +331,10 @@ mod tests {
 
     #[test]
     fn tag_flags_map_to_filter_types() {
-        assert_eq!(tag_filter("role=web")["Type"], "KEY_AND_VALUE");
-        assert_eq!(tag_filter("canary")["Type"], "KEY_ONLY");
-        assert_eq!(tag_filter("=prod")["Type"], "VALUE_ONLY");
+        assert_eq!(tag_filter("role=web").filter_type, TagFilterType::KeyAndValue);
+        assert_eq!(tag_filter("canary").filter_type, TagFilterType::KeyOnly);
+        assert_eq!(tag_filter("=prod").filter_type, TagFilterType::ValueOnly);
+        assert_eq!(tag_filter("=prod").value.as_deref(), Some("prod"));
+        assert_eq!(tag_filter("role=web").key.as_deref(), Some("role"));
     }
 }
