@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 /// The commit whose binary plays the previous release: the last one before feature
 /// levels existed (it knows none, so it stands for every node that reports none).
-pub const PREVIOUS_RELEASE: &str = "ee35f22b3efa85b00f8af30383a76f7fcde79581";
+pub const PREVIOUS_RELEASE: &str = "054a42fd88aac04aaba720afa4a95eaa28da70eb";
 
 /// Why the previous release's binary is not available.
 #[derive(Debug, thiserror::Error)]

@@ -186,11 +186,13 @@ pub struct DeploymentInfo {
     /// Links to a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_info: Option<RollbackInfo>,
-    /// In place.
+    /// In place (absent from answers of releases before level 3).
+    #[serde(default)]
     pub deployment_style: DeploymentStyle,
     /// What Install does with existing files.
     pub file_exists_behavior: FileExistsBehavior,
-    /// Server.
+    /// Server (absent from answers of releases before level 3).
+    #[serde(default)]
     pub compute_platform: ComputePlatform,
     /// Waves started so far.
     pub waves: u32,

@@ -101,6 +101,13 @@ pub struct DeploymentStyle {
     pub deployment_option: DeploymentOption,
 }
 
+impl Default for DeploymentStyle {
+    /// In place, without traffic control: what every deployment was before blue/green.
+    fn default() -> Self {
+        Self { deployment_type: DeploymentType::InPlace, deployment_option: DeploymentOption::WithoutTrafficControl }
+    }
+}
+
 /// `DeploymentOption`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -119,3 +119,12 @@ fn outputs_serialize_without_the_operation_tag() {
     assert_eq!(output.name(), "CreateDeployment");
     assert_eq!(output.to_json(), serde_json::json!({"deploymentId": "d-1"}));
 }
+
+#[test]
+fn milliseconds_from_an_older_release_read_as_seconds() {
+    let old: EpochSeconds = serde_json::from_str("1700000000123").unwrap();
+    assert_eq!(old.as_millis(), 1_700_000_000_123);
+    let new: EpochSeconds = serde_json::from_str("1700000000.123").unwrap();
+    assert_eq!(new.as_millis(), 1_700_000_000_123);
+    assert!(serde_json::from_str::<EpochSeconds>("\"yesterday\"").is_err());
+}

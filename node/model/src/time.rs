@@ -5,9 +5,23 @@ use serde::{Deserialize, Serialize};
 
 /// Seconds since the Unix epoch (fractional; the state keeps milliseconds, so three
 /// decimals are exact).
-#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+///
+/// Releases before feature level 3 answered integer milliseconds, and during an upgrade
+/// a new client may read such an answer (relayed from an old leader): a number too
+/// large to be seconds (past the year 5000) is read as milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize)]
 #[serde(transparent)]
 pub struct EpochSeconds(pub f64);
+
+/// Above this, a timestamp is milliseconds (1e11 seconds is the year 5138).
+const MILLISECONDS_ABOVE: f64 = 1e11;
+
+impl<'de> Deserialize<'de> for EpochSeconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(deserializer)?;
+        Ok(Self(if value > MILLISECONDS_ABOVE { value / 1000.0 } else { value }))
+    }
+}
 
 impl EpochSeconds {
     /// Milliseconds, rounded to the nearest (for arithmetic on durations).

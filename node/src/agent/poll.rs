@@ -90,6 +90,7 @@ impl PollLoop {
                 hold_ms: self.hold.as_millis() as u64,
                 revisions: self.agent.backend.revision_progress(),
                 release: Release::this_build(),
+                feature_level: Some(self.node.read_directory(|directory| directory.feature_level)),
             };
             let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
             match asked {

@@ -198,6 +198,10 @@ pub struct PollRequest {
     /// ([`Release::default`]). The leader raises the cluster's feature level from these.
     #[serde(default)]
     pub release: Release,
+    /// The cluster's feature level as the poller knows it; the leader answers at once
+    /// when it differs. Releases before level 3 send none (and need none).
+    #[serde(default)]
+    pub feature_level: Option<FeatureLevel>,
 }
 
 /// What one agent must do for one deployment.

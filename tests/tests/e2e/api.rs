@@ -69,9 +69,8 @@ fn voters_answer_reads_and_everything_else_goes_to_the_leader_typed() {
         counted(&cluster, agent, || cluster.api_post(agent, "/v1/deploy/GetApplication", &get));
     assert_eq!((status, here, forwarded), (200, 0, 1), "{body}");
     assert_eq!(body["application"]["applicationName"], "typed");
-    let (status, body, here, forwarded) = counted(&cluster, follower, || {
-        cluster.api_post(follower, "/v1/deploy/GetApplication?consistent=true", &get)
-    });
+    let (status, body, here, forwarded) =
+        counted(&cluster, follower, || cluster.api_post(follower, "/v1/deploy/GetApplication?consistent=true", &get));
     assert_eq!((status, here, forwarded), (200, 0, 1), "{body}");
 
     // The cluster view is the leader's, wherever it is asked.
@@ -92,15 +91,21 @@ fn bad_requests_are_refused_where_they_arrive_with_the_field_named() {
         assert!(error.contains("deploymentGroupName"), "the error names the missing field: {error}");
         assert_eq!((here, forwarded), (0, 0), "a request that does not parse goes nowhere");
 
-        let (status, body) =
-            cluster.api_post(via, "/v1/deploy/CreateApplication", &json!({"applicationName": "a", "computePlatform": "VAX"}));
+        let (status, body) = cluster.api_post(
+            via,
+            "/v1/deploy/CreateApplication",
+            &json!({"applicationName": "a", "computePlatform": "VAX"}),
+        );
         let error = body["error"].as_str().unwrap_or_default();
         assert_eq!(status, 400, "{body}");
         assert!(error.contains("VAX") && error.contains("Lambda"), "the error lists the choices: {error}");
 
         let (status, body) = cluster.api_post(via, "/v1/deploy/LaunchRockets", &json!({}));
         assert_eq!(status, 404, "{body}");
-        assert!(body["error"].as_str().is_some_and(|error| error.contains("unknown operation LaunchRockets")), "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|error| error.contains("unknown operation LaunchRockets")),
+            "{body}"
+        );
     }
     // Nothing was created by any of them.
     let (status, body) = cluster.api_post(follower, "/v1/deploy/ListApplications?consistent=true", &json!({}));

@@ -46,17 +46,18 @@ fn target_statuses(info: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The cluster's feature level as `cluster status` through node `via` reports it (`None`
-/// while the leader runs a release that does not report one).
+/// The cluster's feature level as `cluster status` through node `via` reports it.
 fn feature_level(cluster: &TestCluster, via: u32) -> Option<u64> {
     cluster.status(via).and_then(|status| status["feature_level"].as_u64())
 }
 
 /// Voters 1–3 and agent 5 run the previous release, agent 4 the new one. The old CLI
 /// deploys through an old node; then each voter is restarted on the new release, one at
-/// a time, with a deployment in between; the feature level stays at 1 until the last
-/// old voter is gone and then rises to 2; the new CLI deploys through the new agent, and
-/// every host — the old agent included — installs the revision.
+/// a time, with a deployment in between (the new CLI through the new agent, whose
+/// operations are relayed as HTTP while an old leader may lead); the feature level stays
+/// at 2 until the last old voter is gone and then rises to 3, from when operations travel
+/// typed; the new CLI deploys through the new agent, and every host — the old agent
+/// included — installs the revision.
 #[test]
 fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     let old = previous_release().unwrap_or_else(|error| panic!("{error}"));
@@ -130,7 +131,7 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     let first = deploy(&cluster, 1, &old);
     assert_eq!(first["deploymentInfo"]["status"], "Succeeded", "old CLI, old leader: {first:#}");
     assert_eq!(target_statuses(&first).len(), 5, "every host is a target: {first:#}");
-    assert_eq!(feature_level(&cluster, 4), None, "an old leader reports no feature level");
+    assert_eq!(feature_level(&cluster, 4), Some(2), "the previous release runs at level 2");
 
     for index in 1..=3 {
         cluster.set_program(index, None);
@@ -140,12 +141,12 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
             let level = wait_until("a leader that answers", Duration::from_secs(60), || {
                 cluster.status(4).map(|status| status["feature_level"].as_u64())
             });
-            assert!(level.is_none_or(|level| level == 1), "an old voter remains, yet the level is {level:?}");
+            assert_eq!(level, Some(2), "an old voter remains, yet the level is {level:?}");
             let between = deploy(&cluster, 4, &binary());
             assert_eq!(between["deploymentInfo"]["status"], "Succeeded", "after upgrading voter {index}: {between:#}");
         }
     }
-    wait_until("feature level 2", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(2)).then_some(()));
+    wait_until("feature level 3", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(3)).then_some(()));
     let status = cluster.status(4).expect("cluster status");
     let node_levels: Vec<(u64, Option<u64>)> = status["nodes"]
         .as_array()
@@ -155,11 +156,18 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
         .collect();
     let old_agent = cluster.node_id(5);
     assert!(
-        node_levels.iter().any(|(id, level)| *id == old_agent && *level == Some(1)),
-        "the old agent reports the first level: {node_levels:?}"
+        node_levels.iter().any(|(id, level)| *id == old_agent && *level == Some(2)),
+        "the old agent reports the level it knows: {node_levels:?}"
     );
 
+    let relayed = cluster.metric(4, "fleetmesh_api_operations_relayed_total").unwrap_or(0);
     let last = deploy(&cluster, 4, &binary());
+    assert_eq!(
+        cluster.metric(4, "fleetmesh_api_operations_relayed_total"),
+        Some(relayed),
+        "at level 3 the agent forwards operations typed, not as HTTP"
+    );
+    assert!(cluster.metric(4, "fleetmesh_api_operations_forwarded_total").unwrap_or(0) > 0);
     assert_eq!(last["deploymentInfo"]["status"], "Succeeded", "new CLI through a new agent: {last:#}");
     let statuses = target_statuses(&last);
     assert_eq!(statuses.len(), 5, "{last:#}");

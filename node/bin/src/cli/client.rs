@@ -138,6 +138,16 @@ impl ApiClient {
         self.finish(response)
     }
 
+    /// POST `input` to an endpoint that is not under `/v1/deploy` (join tokens) and read
+    /// the answer as `O`.
+    ///
+    /// # Errors
+    /// As [`ClientError`]; an answer that is not an `O` is [`ClientError::Decode`].
+    pub(crate) fn post_as<I: Serialize, O: DeserializeOwned>(&self, path: &str, input: &I) -> Result<O, ClientError> {
+        let body = serde_json::to_value(input).map_err(|error| ClientError::Decode(error.to_string()))?;
+        decode(path, self.post(path, &body)?)
+    }
+
     /// POST raw bytes.
     ///
     /// # Errors

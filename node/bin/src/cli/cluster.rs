@@ -1,16 +1,17 @@
 //! `fleetmesh cluster ...`.
 
-use serde_json::Value;
+use fleetmesh_model::{CreateJoinTokenInput, CreateJoinTokenOutput, GetClusterOutput};
+use fleetmesh_state::Release;
 
 use super::client::{ApiClient, ClientError};
-use super::table::Table;
+use super::table::{spelled, Table};
 
 /// `cluster status`.
 ///
 /// # Errors
 /// The API call failed.
 pub(crate) fn status(client: &ApiClient, json: bool) -> Result<(), ClientError> {
-    let view = client.get("/v1/cluster")?;
+    let view: GetClusterOutput = client.get_as("/v1/cluster")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
         return Ok(());
@@ -20,36 +21,27 @@ pub(crate) fn status(client: &ApiClient, json: bool) -> Result<(), ClientError> 
 }
 
 /// The human table for a cluster view.
-pub(crate) fn render_status(view: &Value) -> String {
-    let text = |value: &Value| match value {
-        Value::String(text) => text.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    };
+pub(crate) fn render_status(view: &GetClusterOutput) -> String {
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+    let leader = or_dash(view.leader.map(|id| id.to_string()));
     let mut out = format!(
-        "cluster {}   term {}   leader {}   feature level {}\n\n",
-        text(&view["cluster_id"]),
-        text(&view["term"]),
-        text(&view["leader"]),
-        text(&view["feature_level"])
+        "cluster {}   term {}   leader {leader}   feature level {}\n\n",
+        view.cluster_id, view.term, view.feature_level
     );
     let mut table = Table::new(&["ID", "ROLE", "HEALTH", "RELEASE", "ADDRESS", "API", "TAGS"]);
-    for node in view["nodes"].as_array().into_iter().flatten() {
-        let tags = node["tags"]
-            .as_object()
-            .map(|tags| tags.iter().map(|(key, value)| format!("{key}={}", text(value))).collect::<Vec<_>>().join(","))
-            .unwrap_or_default();
-        let mut id = text(&node["id"]);
-        if node["id"] == view["leader"] {
+    for node in &view.nodes {
+        let tags = node.tags.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",");
+        let mut id = node.id.to_string();
+        if Some(node.id) == view.leader {
             id.push('*');
         }
         table.row(vec![
             id,
-            text(&node["role"]),
-            text(&node["health"]),
-            release(&node["release"]),
-            text(&node["address"]),
-            text(&node["api"]),
+            spelled(&node.role),
+            spelled(&node.health),
+            release(node.release.as_ref()),
+            node.address.clone(),
+            node.api.clone(),
             tags,
         ]);
     }
@@ -59,11 +51,13 @@ pub(crate) fn render_status(view: &Value) -> String {
 
 /// A node's release as `cluster status` shows it: its version and the feature level it
 /// knows, or `-` before it has polled the leader.
-fn release(release: &Value) -> String {
-    match (release["version"].as_str(), release["featureLevel"].as_u64()) {
-        (Some(version), Some(level)) if !version.is_empty() => format!("{version} (level {level})"),
-        (_, Some(level)) => format!("level {level}"),
-        _ => "-".to_string(),
+fn release(release: Option<&Release>) -> String {
+    match release {
+        Some(release) if !release.version.is_empty() => {
+            format!("{} (level {})", release.version, release.feature_level)
+        }
+        Some(release) => format!("level {}", release.feature_level),
+        None => "-".to_string(),
     }
 }
 
@@ -76,8 +70,8 @@ pub(crate) fn create_join_token(
     ttl_seconds: Option<u64>,
     description: &str,
 ) -> Result<(), ClientError> {
-    let answer = client
-        .post("/v1/join-tokens", &serde_json::json!({ "ttlSeconds": ttl_seconds, "description": description }))?;
-    println!("{}", answer["token"].as_str().unwrap_or_default());
+    let input = CreateJoinTokenInput { ttl_seconds, description: description.to_string() };
+    let answer: CreateJoinTokenOutput = client.post_as("/v1/join-tokens", &input)?;
+    println!("{}", answer.token);
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use fleetmesh_model::{GetClusterOutput, NodeHealth, NodeRole};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::Value;
 
 use super::client::ApiClient;
 use super::DemoArgs;
@@ -116,7 +116,7 @@ impl DemoCluster {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.check_running()?;
-            let members = self.client.get("/v1/cluster").ok().and_then(|view| view["nodes"].as_array().map(Vec::len));
+            let members = self.client.get_as::<GetClusterOutput>("/v1/cluster").ok().map(|view| view.nodes.len());
             if members.is_some_and(|members| members >= count) {
                 return Ok(());
             }
@@ -145,10 +145,9 @@ impl DemoCluster {
         let mut last = String::new();
         while Instant::now() < deadline {
             self.check_running()?;
-            if let Ok(view) = self.client.get("/v1/cluster") {
-                let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
-                let alive = nodes.iter().filter(|node| node["health"] == "alive").count();
-                let voters = nodes.iter().filter(|node| node["role"] == "voter").count();
+            if let Ok(view) = self.client.get_as::<GetClusterOutput>("/v1/cluster") {
+                let alive = view.nodes.iter().filter(|node| node.health == NodeHealth::Alive).count();
+                let voters = view.nodes.iter().filter(|node| node.role == NodeRole::Voter).count();
                 let line = format!(
                     "waiting for the cluster to form: {alive}/{count} nodes alive, {voters}/{voters_wanted} voters"
                 );
@@ -156,7 +155,7 @@ impl DemoCluster {
                     eprintln!("{line}");
                     last = line;
                 }
-                if alive == count && voters == voters_wanted && !view["leader"].is_null() {
+                if alive == count && voters == voters_wanted && view.leader.is_some() {
                     return Ok(());
                 }
             }
@@ -166,8 +165,8 @@ impl DemoCluster {
     }
 
     /// The cluster view.
-    pub(crate) fn status(&self) -> anyhow::Result<Value> {
-        Ok(self.client.get("/v1/cluster")?)
+    pub(crate) fn status(&self) -> anyhow::Result<GetClusterOutput> {
+        Ok(self.client.get_as("/v1/cluster")?)
     }
 
     /// API address of node `id`.
