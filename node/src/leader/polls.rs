@@ -98,9 +98,8 @@ impl Leader {
             let assignments = node.state().read(|state| assignments::for_node(state, poll.node));
             let digest = assignments.digest();
             let level_changed = poll.feature_level.is_some_and(|known| known != node.cluster_feature_level());
-            let changed = digest != poll.assignments_digest
-                || self.members_encoded().0 != poll.members_version
-                || level_changed;
+            let changed =
+                digest != poll.assignments_digest || self.members_encoded().0 != poll.members_version || level_changed;
             if changed || Instant::now() >= deadline || !node.is_leader() {
                 let (answer, payload) = self.poll_answer(&poll, assignments, digest);
                 return (Response::Poll(Box::new(answer)), payload);
