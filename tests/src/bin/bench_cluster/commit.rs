@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::api::Api;
 use crate::cluster::{agreed_leader, indices_by_id, start_cluster, term};
 use crate::{millis, summary};
-use fleetmesh_model::{CreateApplicationInput, CreateApplicationOutput};
+use fleetmesh_model::{ApplicationInput, CreateApplicationInput, CreateApplicationOutput, GetApplicationOutput};
 
 pub(crate) fn commit(writes: usize, clients: usize) -> Value {
     let cluster = start_cluster(3, Options::default());
@@ -49,6 +49,16 @@ pub(crate) fn commit(writes: usize, clients: usize) -> Value {
         handles.into_iter().flat_map(|handle| handle.join().expect("client thread")).collect()
     });
     let concurrent_secs = started.elapsed().as_secs_f64();
+    let read = |base: &str, operation: &str| -> f64 {
+        let started = Instant::now();
+        let input = ApplicationInput { application_name: "seq-0".to_string() };
+        api.call::<_, GetApplicationOutput>(base, operation, &input)
+            .unwrap_or_else(|error| panic!("read failed: {error}"));
+        millis(started.elapsed())
+    };
+    let reads = |base: &str, operation: &str| -> Vec<f64> { (0..writes).map(|_| read(base, operation)).collect() };
+    let (leader_reads, follower_reads) = (reads(&leader_url, "GetApplication"), reads(&follower_url, "GetApplication"));
+    let consistent_reads = reads(&follower_url, "GetApplication?consistent=true");
     let sequential_secs = sequential.iter().sum::<f64>() / 1000.0;
     json!({
         "what": "CreateApplication through the HTTP API of a 3-voter cluster (one Raft entry per write, fsync'd on every voter)",
@@ -59,6 +69,12 @@ pub(crate) fn commit(writes: usize, clients: usize) -> Value {
             "writes": concurrent.len(),
             "latency": summary(&concurrent),
             "writes_per_sec": (concurrent.len() as f64 / concurrent_secs).round(),
+        },
+        "reads": {
+            "what": "GetApplication, sequential: on the leader; on a follower (this release answers from its own applied state, releases before feature level 3 forward to the leader); on a follower with ?consistent=true (forwarded, leader confirms with a quorum)",
+            "via_leader": summary(&leader_reads),
+            "via_follower": summary(&follower_reads),
+            "via_follower_consistent": summary(&consistent_reads),
         },
         "terms": { "before": term_before, "after": term(&cluster, &api) },
     })
