@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,7 +215,12 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
     let handler = NodeHandler::new();
     let transport = QuicTransport::bind(config.listen, &tls, handler.clone())?;
     let db_path = config.data_dir.join("raft.redb");
-    let db = redb::Database::create(&db_path).map_err(|source| DaemonError::OpenDatabase { path: db_path, source })?;
+    let db = redb::Database::create(&db_path)
+        .map_err(|source| DaemonError::OpenDatabase { path: db_path.clone(), source })?;
+    // The log holds the cluster CA's private key (the bootstrap entry): owner only, also
+    // for a file an older release created with the umask's 0644.
+    std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| DaemonError::ProtectDatabase { path: db_path, source })?;
     let mut seed = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let settings = NodeSettings {

@@ -75,6 +75,14 @@ pub enum DaemonError {
         /// What redb said.
         source: redb::DatabaseError,
     },
+    /// The Raft database's mode could not be set to owner-only.
+    #[error("cannot make {} readable by its owner only", path.display())]
+    ProtectDatabase {
+        /// `raft.redb` in the data directory.
+        path: PathBuf,
+        /// What chmod said.
+        source: std::io::Error,
+    },
     /// Raft could not start or be initialized (boxed: its errors are large).
     #[error(transparent)]
     Raft(Box<HostError>),

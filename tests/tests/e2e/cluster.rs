@@ -224,3 +224,26 @@ fn writes_without_a_quorum_fail_fast() {
     let output = cluster.cli(1, &["deploy", "create-application", "--application-name", "during"]);
     assert!(!output.status.success());
 }
+
+/// The Raft log holds the cluster CA's private key: `raft.redb` is readable by its owner
+/// only on every node, and a node restarted over a file an older release left at the
+/// umask's 0644 tightens it.
+#[test]
+fn the_raft_database_holding_the_ca_key_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = TestCluster::start(3, Options::default());
+    cluster.wait_alive(3, Duration::from_secs(60));
+    let mode = |cluster: &TestCluster, index: u32| {
+        let path = cluster.nodes[&index].data_dir.join("raft.redb");
+        std::fs::metadata(&path).map(|meta| meta.permissions().mode() & 0o777).expect("raft.redb exists")
+    };
+    for index in 1..=3 {
+        assert_eq!(mode(&cluster, index), 0o600, "node {index}");
+    }
+    let path = cluster.nodes[&2].data_dir.join("raft.redb");
+    cluster.kill9(2);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    cluster.restart(2);
+    cluster.wait_alive(3, Duration::from_secs(60));
+    assert_eq!(mode(&cluster, 2), 0o600, "a restarted node makes an old 0644 file private");
+}
