@@ -11,8 +11,8 @@ use super::{Api, ApiError};
 use crate::runtime::identity::{secret_hash, JoinToken};
 
 /// The cluster as this node, the leader, sees it.
-pub(super) fn get_cluster(api: &Api) -> Result<GetClusterOutput, ApiError> {
-    let view = api.leader.cluster_view();
+pub(super) async fn get_cluster(api: &Api) -> Result<GetClusterOutput, ApiError> {
+    let view = api.leader.cluster_view().await;
     if view.nodes.is_empty() {
         return Err(ApiError::unavailable("the cluster is still bootstrapping"));
     }

@@ -15,7 +15,7 @@ pub(super) async fn render(State(api): State<Arc<Api>>) -> impl IntoResponse {
     let id = node.id();
     let is_leader = node.is_leader();
     let peers_alive = if is_leader {
-        api.leader.cluster_view().nodes.iter().filter(|view| view.health == NodeHealth::Alive).count()
+        api.leader.cluster_view().await.nodes.iter().filter(|view| view.health == NodeHealth::Alive).count()
     } else {
         node.read_directory(|directory| directory.members.len())
     };

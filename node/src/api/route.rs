@@ -67,7 +67,7 @@ impl Api {
             })?;
         }
         match operation {
-            Operation::GetCluster(_) => cluster::get_cluster(self).map(Output::GetCluster),
+            Operation::GetCluster(_) => cluster::get_cluster(self).await.map(Output::GetCluster),
             Operation::CreateJoinToken(input) => {
                 cluster::create_join_token(self, input).await.map(Output::CreateJoinToken)
             }

@@ -82,7 +82,7 @@ impl Leader {
             // A host that lost its data directory rejoins on the same address: replace the
             // dead record instead of leaving a ghost. A live member at that address is a
             // configuration mistake.
-            if self.health(previous) != Health::Dead {
+            if self.health(previous).await != Health::Dead {
                 return Err(AdmissionError::AddressInUse { id: previous, listen: request.spec.listen.to_string() });
             }
             commands.push(Command::RemoveMember { id: previous });

@@ -1,5 +1,5 @@
-//! The rollout engine's shell on the leader: every tick (and after every applied
-//! change) it plans each active deployment from the replicated state, the leader's
+//! The rollout engine's shell on the leader: when the core says a plan is due (after an
+//! applied change, at a deadline) it plans each active deployment from the replicated state, the leader's
 //! liveness view and the time, and commits the decisions in one proposal. It also
 //! starts deployments for hosts that joined a group after its last success (§5.1), and
 //! records which nodes hold a complete copy of a revision.
@@ -13,7 +13,16 @@ use fleetmesh_state::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME
 use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
-use super::Leader;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_transport::NodeId;
+use tokio::time::Instant;
+
+use super::core::{LeaderCore, Work};
+use super::run::{Done, ReportReply, Shell};
+use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::Node;
 use fleetmesh_core::rollout::{self, Action, FleetView, WavePlanner};
 
@@ -88,34 +97,68 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
     }
 }
 
-/// One pass of the rollout engine (leader only). Returns when the engine must run again
-/// even if nothing else changes: its earliest deadline, or now when its decisions could
-/// not be committed (they are retried on the next tick).
-pub(super) async fn tick(leader: &Leader) -> Option<UnixMillis> {
-    let node = &leader.node;
-    let fleet = leader.fleet_view();
-    let (mut commands, deadline) = node.state().read(|state| {
-        let mut commands = Vec::new();
-        let deadline = plan_deployments(node, leader.planner.as_ref(), state, &fleet, &mut commands);
-        late_joiners(node, state, &fleet, &mut commands);
-        (commands, deadline)
-    });
-    commands.extend(leader.new_revision_holders());
-    if commands.is_empty() {
-        return deadline;
-    }
-    match node.propose(commands).await {
-        Ok(outcomes) => {
-            for outcome in outcomes {
-                if let Outcome::Rejected(error) = outcome {
-                    debug!(%error, "a rollout decision was refused by apply (the state moved on)");
+impl Shell {
+    /// One pass of the rollout engine (leader only): plans from the replicated state and
+    /// the core's view, and proposes the decisions in a task of their own. Reports back
+    /// when the engine must run again even if nothing else changes: its earliest
+    /// deadline, or now when the decisions could not be committed (they are retried on
+    /// the next tick).
+    pub(super) fn plan(&mut self, core: &mut LeaderCore<ReportReply>) {
+        let node = self.node.clone();
+        let (term, me, now, wall) = (node.term(), node.id(), Instant::now(), node.clock().now());
+        let members_version = node.state().versions().members;
+        let fleet = core.view(term, now).fleet_view(me, members_version, now, wall, || {
+            node.state().read(|state| state.members.keys().copied().collect())
+        });
+        let (mut commands, deadline) = node.state().read(|state| {
+            let mut commands = Vec::new();
+            let deadline = plan_deployments(&node, self.planner.as_ref(), state, &fleet, &mut commands);
+            late_joiners(&node, state, &fleet, &mut commands);
+            (commands, deadline)
+        });
+        commands.extend(new_revision_holders(&core.view(term, now).progress, &node));
+        // The planner's deadline is a wall-clock time; the core keeps monotonic ones.
+        let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));
+        if commands.is_empty() {
+            core.plan_done(deadline);
+            return;
+        }
+        self.spawn(Work::Plan, async move {
+            match node.propose(commands).await {
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        if let Outcome::Rejected(error) = outcome {
+                            debug!(%error, "a rollout decision was refused by apply (the state moved on)");
+                        }
+                    }
+                    Done::Plan(deadline)
+                }
+                Err(error) => {
+                    warn!(%error, "rollout decisions not committed; retrying on the next tick");
+                    Done::Plan(Some(Instant::now()))
                 }
             }
-            deadline
-        }
-        Err(error) => {
-            warn!(%error, "rollout decisions not committed; retrying on the next tick");
-            Some(node.clock().now())
-        }
+        });
     }
+}
+
+/// `RecordRevisionHolder` commands for nodes whose polls report a complete revision
+/// the replicated state does not list them as holding.
+fn new_revision_holders(
+    progress: &BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
+    node: &Node,
+) -> Vec<Command> {
+    node.state().read(|state| {
+        progress
+            .iter()
+            .flat_map(|(revision, nodes)| {
+                nodes.iter().filter(|(_, progress)| progress.complete).map(move |(node, _)| (*revision, *node))
+            })
+            .filter(|(revision, node)| {
+                state.revisions.contains_key(revision)
+                    && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
+            })
+            .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
+            .collect()
+    })
 }

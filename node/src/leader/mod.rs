@@ -9,18 +9,26 @@
 //! leader (liveness starts at "heard now"; assignments are derived from the replicated
 //! deployments), which is what lets a new leader resume a rollout. Every node runs the
 //! [`Leader`] service; it answers its request family ([`Family::Leader`]) with "not the
-//! leader" while the node does not lead, and its loop sleeps until it does.
+//! leader" while the node does not lead, and its task only answers queries until it does.
+//!
+//! The soft state (liveness, download progress, releases, queued reports, what is in
+//! flight) is one value, [`core::LeaderCore`], owned by one task ([`run`]): request
+//! handlers send it events and questions over a channel, and it answers or acts. Held
+//! polls wait in their own request tasks, on replicated state only ([`polls`]).
 //!
 //! ```text
 //!  Join ──▶ admission ──▶ propose AddMember ──▶ signed certificate
-//!  Poll ──▶ polls (liveness, progress) ──held until its inputs change──▶ assignments, peers
-//!  Report ──▶ reports (group commit) ──▶ propose ReportTargets
-//!  run loop ──▶ bootstrap entry, engine (plan ▶ propose), feature level, autopilot (voter changes)
+//!  Poll ──▶ polls ──Event::Polled──▶ leader task (liveness, progress)
+//!       └──held until its inputs change──▶ assignments, peers
+//!  Report ──Event::Reports──▶ leader task ──core: group commit──▶ propose ReportTargets
+//!  leader task ──core: poll_action──▶ bootstrap entry, engine (plan ▶ propose),
+//!                                     feature level, autopilot (voter changes)
 //! ```
 
 mod admission;
 pub mod assignments;
 pub mod autopilot;
+mod core;
 mod engine;
 mod features;
 pub mod liveness;
@@ -28,35 +36,36 @@ mod polls;
 mod reports;
 mod run;
 mod view;
+mod voters;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
+use fleetmesh_model::{NodeHealth, NodeRole};
+use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
-use fleetmesh_transport::{BoxFuture, Caller};
+use fleetmesh_transport::{BoxFuture, Caller, NodeId};
+use tokio::sync::{mpsc, oneshot};
 pub use view::{ClusterView, NodeView};
 
+use self::liveness::Health;
+use self::run::{Event, Query};
 use crate::runtime::dispatch::member_of;
-use crate::runtime::protocol::{Request, Response};
+use crate::runtime::protocol::{Request, Response, RevisionProgress};
 use crate::runtime::{Family, Node, Refusal, Service};
 
-/// The leader's duties on one node (acting only while the node leads).
+/// The leader's duties on one node (acting only while the node leads): the request
+/// handlers' side, which talks to the leader task.
 pub struct Leader {
     node: Arc<Node>,
-    view: view::ViewSlot,
-    /// A voter change is under way (autopilot runs one at a time).
-    autopilot_busy: Mutex<bool>,
+    /// To the leader task, the owner of the leader's core.
+    events: mpsc::UnboundedSender<Event>,
     /// Wakes held polls when something their answer depends on may have changed.
     poll_wakers: polls::PollWakers,
     /// What poll answers share until the state changes.
     answers: polls::AnswerCache,
-    /// Agents' reports waiting to be committed.
-    reports: reports::ReportBatcher,
-    /// Cluster facts of a bootstrap not yet committed (first node only).
-    pending_bootstrap: Mutex<Option<(ClusterInfo, MemberSpec)>>,
-    /// What decides each deployment's next step: CodeDeploy's rules in production.
-    planner: Arc<dyn WavePlanner>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -67,7 +76,7 @@ impl std::fmt::Debug for Leader {
 
 impl Leader {
     /// Starts the leader's duties on `node`: registers the [`Family::Leader`] requests and
-    /// spawns the leader loop and the poll waker into `tasks`.
+    /// spawns the leader task and the poll waker into `tasks`.
     pub fn start(node: &Arc<Node>, tasks: &mut tokio::task::JoinSet<()>) -> Arc<Self> {
         Self::start_with_planner(node, tasks, Arc::new(CodeDeployPlanner))
     }
@@ -79,18 +88,15 @@ impl Leader {
         tasks: &mut tokio::task::JoinSet<()>,
         planner: Arc<dyn WavePlanner>,
     ) -> Arc<Self> {
+        let (events, received) = mpsc::unbounded_channel();
         let leader = Arc::new(Self {
             node: node.clone(),
-            view: view::ViewSlot::new(node.settings().timing),
-            autopilot_busy: Mutex::new(false),
+            events,
             poll_wakers: polls::PollWakers::default(),
             answers: polls::AnswerCache::default(),
-            reports: reports::ReportBatcher::default(),
-            pending_bootstrap: Mutex::new(None),
-            planner,
         });
         node.register(Family::Leader, leader.clone());
-        tasks.spawn(run::run(leader.clone()));
+        tasks.spawn(run::run(node.clone(), planner, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
         leader
     }
@@ -102,7 +108,64 @@ impl Leader {
 
     /// Records the bootstrap entry to propose once this node leads (first node only).
     pub fn set_pending_bootstrap(&self, info: ClusterInfo, first: MemberSpec) {
-        *self.pending_bootstrap.lock().unwrap_or_else(PoisonError::into_inner) = Some((info, first));
+        // Fails only once the leader task ended, at shutdown, when nothing will lead.
+        let _ = self.events.send(Event::Bootstrap(Box::new((info, first))));
+    }
+
+    /// Asks the leader task; `None` once it ended (shutdown).
+    async fn ask<T>(&self, query: impl FnOnce(oneshot::Sender<T>) -> Query) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.events.send(Event::Query(query(reply))).ok()?;
+        answer.await.ok()
+    }
+
+    /// The leader's liveness verdict on `node` (from a fresh view, where everyone not
+    /// heard yet is suspect, when this node does not lead).
+    pub async fn health(&self, node: NodeId) -> Health {
+        self.ask(|reply| Query::Health { node, reply }).await.unwrap_or(Health::Suspect)
+    }
+
+    /// Per-node download progress of a revision, as reported in polls.
+    pub async fn revision_progress(&self, revision: RevisionId) -> BTreeMap<NodeId, RevisionProgress> {
+        self.ask(|reply| Query::Progress { revision, reply }).await.unwrap_or_default()
+    }
+
+    /// The cluster view (meaningful on the leader).
+    pub async fn cluster_view(&self) -> ClusterView {
+        let node = &self.node;
+        let voters = node.voters();
+        let leader = node.raft().metrics().borrow().current_leader;
+        let (members, cluster_id, voters_desired, feature_level) = node.state().read(|state| {
+            (
+                state.members.values().cloned().collect::<Vec<_>>(),
+                state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()).unwrap_or_default(),
+                state.cluster.as_ref().map_or(0, |info| info.voters_desired),
+                state.feature_level,
+            )
+        });
+        let ids = members.iter().map(|member| member.id).collect();
+        let facts = self.ask(|reply| Query::Members { ids, reply }).await.unwrap_or_default();
+        let nodes = members
+            .into_iter()
+            .zip(facts.into_iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(member, facts)| {
+                let (health, release) = facts.unwrap_or((Health::Suspect, None));
+                NodeView {
+                    id: member.id,
+                    address: member.listen.to_string(),
+                    api: member.api.to_string(),
+                    role: if voters.contains(&member.id) { NodeRole::Voter } else { NodeRole::Agent },
+                    health: match health {
+                        Health::Alive => NodeHealth::Alive,
+                        Health::Suspect => NodeHealth::Suspect,
+                        Health::Dead => NodeHealth::Dead,
+                    },
+                    tags: member.tags,
+                    release,
+                }
+            })
+            .collect();
+        ClusterView { leader, term: node.term(), cluster_id, voters_desired, feature_level, nodes }
     }
 }
 

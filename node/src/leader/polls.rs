@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::assignments::{self, Candidates};
+use super::run::Event;
+use super::view::PollFacts;
 use super::Leader;
 use crate::runtime::dispatch::not_leader;
 use crate::runtime::protocol::{self, Assignments, LeaderHint, PollRequest, PollResponse, Response, Role};
@@ -75,20 +77,10 @@ impl Leader {
         if !node.is_leader() {
             return not_leader(node);
         }
-        let term = node.term();
         let arrived = Instant::now();
-        self.view.with(term, arrived, |view| {
-            view.liveness.heard(poll.node, arrived);
-            if view.releases.get(&poll.node) != Some(&poll.release) {
-                view.releases.insert(poll.node, poll.release.clone());
-            }
-            for progress in &poll.revisions {
-                let before = view.progress.entry(progress.revision_id).or_default().insert(poll.node, progress.clone());
-                if progress.complete && !before.is_some_and(|before| before.complete) {
-                    view.completions += 1;
-                }
-            }
-        });
+        let facts = PollFacts { node: poll.node, release: poll.release.clone(), revisions: poll.revisions.clone() };
+        // Fails only once the leader task ended, at shutdown; the answer below still goes.
+        let _ = self.events.send(Event::Polled { term: node.term(), poll: facts, at: arrived });
         let deadline = arrived + Duration::from_millis(poll.hold_ms).min(POLL_HOLD_MAX);
         let mut wake = self.poll_wakers.subscribe(poll.node);
         // Bounded by the deadline: at most one iteration per change of the poll's inputs.

@@ -1,259 +1,250 @@
-//! The leader loop: runs on every node and acts only while the node leads. It commits
-//! the bootstrap entry, runs the rollout engine after every change of its inputs and at
-//! its deadlines, and keeps the voter count (autopilot).
+//! The leader task: the one owner of the leader's core ([`LeaderCore`]). It runs on every
+//! node and acts only while the node leads. Requests reach it as [`Event`]s over a
+//! channel; it feeds them, ticks and finished work to the core, and carries out the
+//! core's actions: proposals and voter changes run as tasks of their own and report back
+//! here, so the loop never waits on Raft while polls and queries queue.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_state::model::ids::{RevisionId, UnixMillis};
-use fleetmesh_state::Command;
+use fleetmesh_core::rollout::WavePlanner;
+use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
+use fleetmesh_state::{Command, Release, TargetReport};
 use fleetmesh_transport::NodeId;
-use openraft::BasicNode;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::autopilot::{self, AutopilotInput, VoterChange};
-use super::Leader;
+use super::core::{Action, LeaderCore, TickFacts, Work};
+use super::liveness::Health;
+use super::view::PollFacts;
+use crate::runtime::protocol::RevisionProgress;
+use crate::runtime::{Node, ProposeError};
+use fleetmesh_state::model::ids::RevisionId;
 
-/// Period of the leader loop.
+/// Period of the leader's tick while it leads (time-based decisions: liveness,
+/// timeouts, autopilot).
 const LEADER_TICK: Duration = Duration::from_millis(100);
 
-/// Longest the leader goes without planning, even when nothing changed: a bound on the
-/// cost of any input this shell fails to track (a wall-clock jump, say).
-const PLAN_RECHECK_MAX: Duration = Duration::from_secs(1);
+/// Where the answer to one sender of reports goes.
+pub(super) type ReportReply = oneshot::Sender<Result<(), ProposeError>>;
 
-/// How often autopilot checks the voter set.
-const AUTOPILOT_EVERY: Duration = Duration::from_millis(500);
-
-/// Everything the rollout engine's decisions depend on, except the time: when these are
-/// unchanged and no deadline has come, planning again would decide nothing new.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PlanInputs {
-    term: u64,
-    applied: u64,
-    revivals: u64,
-    completions: u64,
+/// What reaches the leader task from request handlers and the boot code. Each sender
+/// has at most a few outstanding (one poll per agent, one report batch per agent, one
+/// query per API request), which bounds the channel.
+pub(super) enum Event {
+    /// A poll arrived while this node led in `term`.
+    Polled { term: u64, poll: PollFacts, at: Instant },
+    /// Agents' reports to commit; the outcome goes to `reply`.
+    Reports { reports: Vec<TargetReport>, reply: ReportReply },
+    /// The bootstrap entry to commit once this node leads (first node only).
+    Bootstrap(Box<(ClusterInfo, MemberSpec)>),
+    /// A question about the leader's view.
+    Query(Query),
 }
 
-/// Why a voter change did not happen.
-#[derive(Debug, thiserror::Error)]
-enum VoterChangeError {
-    /// The node to promote is not a member.
-    #[error("node {0} is not a member")]
-    NotMember(NodeId),
-    /// The learner did not catch up in time.
-    #[error("node {0} did not catch up within 20 s")]
-    CatchUp(NodeId),
-    /// openraft refused the change.
-    #[error("{0}")]
-    Raft(String),
-    /// The change did not commit in time.
-    #[error("membership change timed out")]
-    Timeout,
-    /// Another change stayed in progress.
-    #[error("membership change kept conflicting with one in progress")]
-    Conflict,
+/// A question about the leader's soft view, answered from the core.
+pub(super) enum Query {
+    /// The leader's verdict on one node.
+    Health { node: NodeId, reply: oneshot::Sender<Health> },
+    /// Health and reported release of each of `ids`.
+    Members { ids: Vec<NodeId>, reply: oneshot::Sender<Vec<(Health, Option<Release>)>> },
+    /// Per-node download progress of a revision.
+    Progress { revision: RevisionId, reply: oneshot::Sender<BTreeMap<NodeId, RevisionProgress>> },
 }
 
-/// The leader loop: runs on every node, acts only while it leads.
-pub(super) async fn run(leader: Arc<Leader>) {
-    let node = leader.node.clone();
+/// How a piece of work started by the task ended.
+pub(super) enum Done {
+    /// The proposal of reports, and its outcome.
+    Reports(Result<(), ProposeError>),
+    /// The bootstrap proposal; true when committed.
+    Bootstrap(bool),
+    /// The plan; when to plan again even if nothing changes.
+    Plan(Option<Instant>),
+    /// A feature-level proposal or a voter change.
+    Other,
+}
+
+/// The I/O half of the leader task: the node, the planner, the work in flight.
+pub(super) struct Shell {
+    pub(super) node: Arc<Node>,
+    pub(super) planner: Arc<dyn WavePlanner>,
+    work: JoinSet<Done>,
+    kinds: BTreeMap<Id, Work>,
+}
+
+/// The leader task: runs on every node, acts only while it leads.
+pub(super) async fn run(node: Arc<Node>, planner: Arc<dyn WavePlanner>, mut events: mpsc::UnboundedReceiver<Event>) {
+    let timing = node.settings().timing;
+    let mut core = LeaderCore::new(timing.suspect_after, timing.dead_after);
+    let mut shell = Shell { node: node.clone(), planner, work: JoinSet::new(), kinds: BTreeMap::new() };
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
     let mut server = node.server_state();
-    let mut last_autopilot = Instant::now();
-    let mut planned: Option<(PlanInputs, Instant)> = None;
-    // Bounded by shutdown: every pass waits for a change, a leadership change or a tick.
+    let mut next_tick = Instant::now();
+    // Bounded by shutdown: every pass waits for an event, finished work, a change or a tick.
     loop {
-        // A node that does not lead has nothing to do until that changes: agents (most
-        // of a fleet) sleep here instead of ticking.
-        while !server.leadership(node.id()).1 {
-            leader.view.clear();
-            planned = None;
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => return,
-                () = server.changed(node.raft_host()) => {}
-            }
+        let leading = server.leadership(node.id()).1;
+        if !leading {
+            // Agents (most of a fleet) only answer queries here until they lead.
+            core.handle_not_leading();
         }
-        // Wake on every applied change (a report, a new deployment) so a wave starts
-        // within one commit of the previous one ending, and at least every tick for
-        // time-based decisions (liveness, timeouts).
+        let mut tick = false;
         tokio::select! {
             biased;
             _ = shutdown.changed() => return,
-            _ = changes.changed() => {}
-            () = tokio::time::sleep(LEADER_TICK) => {}
+            Some(done) = shell.work.join_next_with_id() => shell.finish(&mut core, done),
+            event = events.recv() => match event {
+                Some(event) => shell.handle(&mut core, event),
+                None => return,
+            },
+            () = server.changed(node.raft_host()) => {}
+            // Every applied change (a report, a new deployment), so a wave starts within
+            // one commit of the previous one ending.
+            result = changes.changed(), if leading => match result {
+                Ok(()) => tick = true,
+                Err(_) => return,
+            },
+            () = tokio::time::sleep_until(next_tick), if leading => tick = true,
         }
+        if tick {
+            next_tick = Instant::now() + LEADER_TICK;
+            shell.tick(&mut core);
+        }
+        while let Some(action) = core.poll_action(Instant::now()) {
+            shell.execute(&mut core, action);
+        }
+    }
+}
+
+impl Shell {
+    fn handle(&mut self, core: &mut LeaderCore<ReportReply>, event: Event) {
+        match event {
+            Event::Polled { term, poll, at } => core.handle_poll(term, poll, at),
+            Event::Reports { reports, reply } => core.handle_reports(reports, reply),
+            Event::Bootstrap(bootstrap) => {
+                let (info, first) = *bootstrap;
+                core.handle_bootstrap(info, first);
+            }
+            Event::Query(query) => self.answer(core, query),
+        }
+    }
+
+    /// Answers `query` from the view of the current term. A caller that gave up no
+    /// longer listens, so a failed send is dropped.
+    fn answer(&self, core: &mut LeaderCore<ReportReply>, query: Query) {
+        let (term, me, now) = (self.node.term(), self.node.id(), Instant::now());
+        match query {
+            Query::Health { node, reply } => {
+                // The caller gave up (see above).
+                let _ = reply.send(core.health(term, me, node, now));
+            }
+            Query::Members { ids, reply } => {
+                let members = ids
+                    .into_iter()
+                    .map(|id| {
+                        let release = match id == me {
+                            true => Some(Release::this_build()),
+                            false => core.releases(term, now).get(&id).cloned(),
+                        };
+                        (core.health(term, me, id, now), release)
+                    })
+                    .collect();
+                // The caller gave up (see above).
+                let _ = reply.send(members);
+            }
+            Query::Progress { revision, reply } => {
+                // The caller gave up (see above).
+                let _ = reply.send(core.revision_progress(term, revision, now));
+            }
+        }
+    }
+
+    /// A tick: tells the core the replicated facts, if this node leads with its state
+    /// current (elected, but entries of earlier terms may still be unapplied: the apply
+    /// of this term's first entry ticks again).
+    fn tick(&mut self, core: &mut LeaderCore<ReportReply>) {
+        let node = &self.node;
         if node.is_shutting_down() {
             return;
         }
         if !node.is_leader() {
-            leader.view.clear();
-            continue;
+            core.handle_not_leading();
+            return;
         }
         if !node.leads_with_current_state() {
-            // Elected, but entries of earlier terms may still be unapplied; the apply
-            // of this term's first entry wakes the loop.
-            continue;
-        }
-        let now = Instant::now();
-        leader.view.with(node.term(), now, |view| view.liveness.heard(node.id(), now));
-        leader.commit_bootstrap().await;
-        // Plan after every change of the engine's inputs and at its deadlines, not on
-        // every tick: a plan is O(targets), and most ticks change nothing.
-        let inputs = leader.plan_inputs();
-        if planned.is_none_or(|(last, recheck_at)| last != inputs || now >= recheck_at) {
-            let deadline = super::engine::tick(&leader).await;
-            planned = Some((inputs, leader.recheck_at(deadline, now)));
-        }
-        if now.duration_since(last_autopilot) >= AUTOPILOT_EVERY {
-            last_autopilot = now;
-            leader.raise_feature_level().await;
-            leader.start_autopilot();
-        }
-    }
-}
-
-impl Leader {
-    fn plan_inputs(&self) -> PlanInputs {
-        let term = self.node.term();
-        let applied = self.node.state().applied_index();
-        let (revivals, completions) =
-            self.view.with(term, Instant::now(), |view| (view.liveness.revivals(), view.completions));
-        PlanInputs { term, applied, revivals, completions }
-    }
-
-    /// When planning must run again with no change of its inputs: at the first host
-    /// whose health changes with time, at the planner's own `deadline` (wall clock),
-    /// and at the latest after [`PLAN_RECHECK_MAX`].
-    fn recheck_at(&self, deadline: Option<UnixMillis>, now: Instant) -> Instant {
-        let health = self.view.with(self.node.term(), now, |view| view.liveness.next_change(now));
-        let wall = self.node.clock().now();
-        let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));
-        [Some(now + PLAN_RECHECK_MAX), Some(health), deadline].into_iter().flatten().min().unwrap_or(now)
-    }
-
-    /// `RecordRevisionHolder` commands for nodes whose polls report a complete revision
-    /// the replicated state does not list them as holding.
-    pub(super) fn new_revision_holders(&self) -> Vec<Command> {
-        let now = Instant::now();
-        let complete: Vec<(RevisionId, NodeId)> = self.view.with(self.node.term(), now, |view| {
-            view.progress
-                .iter()
-                .flat_map(|(revision, nodes)| {
-                    nodes.iter().filter(|(_, progress)| progress.complete).map(move |(node, _)| (*revision, *node))
-                })
-                .collect()
-        });
-        self.node.state().read(|state| {
-            complete
-                .into_iter()
-                .filter(|(revision, node)| {
-                    state.revisions.contains_key(revision)
-                        && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
-                })
-                .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
-                .collect()
-        })
-    }
-
-    async fn commit_bootstrap(&self) {
-        if self.node.state().read(|state| state.cluster.is_some()) {
             return;
         }
-        let pending = self.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let Some((info, first)) = pending else { return };
-        match self.node.propose_one(Command::Bootstrap { info, first }).await {
-            Ok(_) => {
-                info!("cluster bootstrapped");
-                self.pending_bootstrap.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let facts = TickFacts {
+            me: node.id(),
+            term: node.term(),
+            applied: node.state().applied_index(),
+            bootstrapped: node.state().read(|state| state.cluster.is_some()),
+        };
+        core.handle_tick(facts, Instant::now());
+    }
+
+    fn execute(&mut self, core: &mut LeaderCore<ReportReply>, action: Action) {
+        let node = self.node.clone();
+        match action {
+            Action::CommitReports(reports) => self.spawn(Work::Reports, async move {
+                Done::Reports(node.propose_one(Command::ReportTargets { reports }).await.map(|_| ()))
+            }),
+            Action::CommitBootstrap(bootstrap) => self.spawn(Work::Bootstrap, async move {
+                let (info, first) = *bootstrap;
+                match node.propose_one(Command::Bootstrap { info, first }).await {
+                    Ok(_) => {
+                        info!("cluster bootstrapped");
+                        Done::Bootstrap(true)
+                    }
+                    Err(error) => {
+                        warn!(%error, "could not commit the bootstrap entry yet");
+                        Done::Bootstrap(false)
+                    }
+                }
+            }),
+            Action::Plan => self.plan(core),
+            Action::Duties => {
+                self.raise_feature_level(core);
+                self.start_autopilot(core);
             }
-            Err(error) => warn!(%error, "could not commit the bootstrap entry yet"),
         }
     }
 
-    fn start_autopilot(self: &Arc<Self>) {
-        let node = &self.node;
-        let Some(voters_desired) = node.state().read(|state| state.cluster.as_ref().map(|info| info.voters_desired))
-        else {
-            return;
-        };
-        let voters: BTreeSet<NodeId> = node.voters();
-        let now = Instant::now();
-        let hosts = self.with_health(now, |health| health.hosts.clone());
-        let members = hosts.iter().map(|(id, _, _)| *id).collect();
-        let health = hosts
-            .iter()
-            .map(|(id, health, dead_at)| (*id, *health, dead_at.map(|at| now.duration_since(at))))
-            .collect();
-        let mut input = AutopilotInput {
-            leader: node.id(),
-            members,
-            voters: voters.clone(),
-            health,
-            voters_desired: voters_desired as usize,
-            grace: node.settings().timing.voter_grace,
-            behind: BTreeSet::new(),
-        };
-        let mut change = autopilot::decide(&input);
-        // Most passes change nothing; the releases are looked at only when a promotion
-        // is due, and then for every member, so the choice skips those behind.
-        if change.as_ref().and_then(|change| change.promote).is_some() {
-            input.behind = self.behind_cluster_level();
-            change = autopilot::decide(&input);
-        }
-        let Some(change) = change else { return };
-        {
-            let mut busy = self.autopilot_busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *busy {
-                return;
-            }
-            *busy = true;
-        }
-        let leader = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = leader.change_voters(&change, &voters).await {
-                warn!(?change, %error, "voter change failed; will retry");
-            }
-            *leader.autopilot_busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        });
+    /// Runs `work` as a task of its own; its end comes back through [`Self::finish`].
+    pub(super) fn spawn(&mut self, kind: Work, work: impl std::future::Future<Output = Done> + Send + 'static) {
+        let handle = self.work.spawn(work);
+        self.kinds.insert(handle.id(), kind);
     }
 
-    async fn change_voters(&self, change: &VoterChange, voters: &BTreeSet<NodeId>) -> Result<(), VoterChangeError> {
-        let raft = self.node.raft();
-        if let Some(promote) = change.promote {
-            let listen = self
-                .node
-                .state()
-                .read(|state| state.members.get(&promote).map(|member| member.listen))
-                .ok_or(VoterChangeError::NotMember(promote))?;
-            info!(node = %promote, "adding a learner to restore the voter count");
-            tokio::time::timeout(
-                Duration::from_secs(20),
-                raft.add_learner(promote, BasicNode { addr: listen.to_string() }, true),
-            )
-            .await
-            .map_err(|_| VoterChangeError::CatchUp(promote))?
-            .map_err(|error| VoterChangeError::Raft(error.to_string()))?;
-        }
-        let next = change.apply(voters);
-        // Right after a leader change the previous membership entry may not be committed
-        // yet (openraft answers InProgress): retry briefly.
-        for attempt in 0..20u32 {
-            match tokio::time::timeout(Duration::from_secs(10), raft.change_membership(next.clone(), false)).await {
-                Ok(Ok(_)) => {
-                    info!(voters = ?next, "voter set changed");
-                    return Ok(());
-                }
-                Ok(Err(error)) if error.to_string().contains("in progress") && attempt < 19 => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(Err(error)) => return Err(VoterChangeError::Raft(error.to_string())),
-                Err(_) => return Err(VoterChangeError::Timeout),
+    fn finish(&mut self, core: &mut LeaderCore<ReportReply>, done: Result<(Id, Done), JoinError>) {
+        let (id, done) = match done {
+            Ok((id, done)) => (id, Some(done)),
+            Err(error) => {
+                warn!(%error, "a piece of the leader's work ended abnormally");
+                (error.id(), None)
             }
+        };
+        let Some(kind) = self.kinds.remove(&id) else { return };
+        match (kind, done) {
+            (Work::Reports, done) => {
+                let replies = core.reports_committed();
+                if let Some(Done::Reports(committed)) = done {
+                    for reply in replies {
+                        // A sender that gave up no longer listens; its reports are
+                        // committed anyway.
+                        let _ = reply.send(committed.clone());
+                    }
+                }
+                // Otherwise the replies drop, and their senders learn that the leader
+                // stopped before committing.
+            }
+            (Work::Bootstrap, done) => core.bootstrap_done(matches!(done, Some(Done::Bootstrap(true)))),
+            (Work::Plan, Some(Done::Plan(deadline))) => core.plan_done(deadline),
+            (Work::Plan, _) => core.plan_done(Some(Instant::now())),
+            (kind, _) => core.end(kind),
         }
-        Err(VoterChangeError::Conflict)
     }
 }

@@ -157,15 +157,22 @@ impl SimCluster {
     /// Waits until a leader keeps the voters wanted and sees every node alive.
     async fn wait_formed(&self) -> Result<(), ClusterError> {
         let voters_wanted = (self.config.voters as usize).min(self.config.nodes);
-        self.wait_for("voters and liveness", Duration::from_secs(120), move |cluster| {
-            cluster.leader().is_some_and(|leader| {
-                let node = cluster.node(leader);
-                let duties = cluster.leader_of(leader);
-                node.voters().len() == voters_wanted
-                    && duties.cluster_view().nodes.iter().all(|view| view.health == NodeHealth::Alive)
+        let timeout = Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Bounded by the deadline: every pass waits for the voters, then asks the leader.
+        while tokio::time::Instant::now() < deadline {
+            self.wait_for("voters and liveness", timeout, move |cluster| {
+                cluster.leader().is_some_and(|leader| cluster.node(leader).voters().len() == voters_wanted)
             })
-        })
-        .await
+            .await?;
+            let Some(leader) = self.leader() else { continue };
+            let view = self.leader_of(leader).cluster_view().await;
+            if view.nodes.iter().all(|view| view.health == NodeHealth::Alive) {
+                return Ok(());
+            }
+            tokio::time::sleep(super::SAMPLE_PERIOD).await;
+        }
+        Err(ClusterError::TimedOut { what: "voters and liveness".to_string(), timeout })
     }
 
     async fn boot(&mut self, id: NodeId) -> Result<(), ClusterError> {

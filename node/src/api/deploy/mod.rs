@@ -53,7 +53,7 @@ pub(super) async fn handle(api: &Api, operation: Operation) -> Result<Output, Ap
         Operation::Prefetch(input) => Output::Prefetch(writes::prefetch(node, input).await?),
         Operation::CreateDeployment(input) => Output::CreateDeployment(writes::create_deployment(node, input).await?),
         Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input).await?),
-        Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input)?),
+        Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
         read => node.state().read(|state| reads::answer(&read, state))?,
     })
 }
@@ -81,7 +81,10 @@ async fn commit(node: &Node, command: Command) -> Result<(), ApiError> {
 
 /// How far a revision has spread: the holders the state records, and the download
 /// progress agents report in their polls (which only the leader hears).
-fn distribution(api: &Api, input: &GetRevisionDistributionInput) -> Result<GetRevisionDistributionOutput, ApiError> {
+async fn distribution(
+    api: &Api,
+    input: &GetRevisionDistributionInput,
+) -> Result<GetRevisionDistributionOutput, ApiError> {
     let revision = input.revision_id;
     let (size, holders, members) = api.node.state().read(|state| {
         let record = state.revisions.get(&revision);
@@ -92,7 +95,7 @@ fn distribution(api: &Api, input: &GetRevisionDistributionInput) -> Result<GetRe
         )
     });
     let size = size.ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
-    let progress = api.leader.revision_progress(revision);
+    let progress = api.leader.revision_progress(revision).await;
     let nodes = members
         .into_iter()
         .filter_map(|id| {
