@@ -10,29 +10,26 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
-use super::route::FORWARD_TIMEOUT;
+use super::route::call_leader;
 use super::{Api, ApiError, FORWARD_BODY_BYTES_MAX};
 use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{ApiRequest, ApiResponse, Request as NodeRequest, Response as NodeResponse};
 
 /// Relays `request` to the leader and its answer back, as they are.
 pub(super) async fn relay(api: &Api, request: ApiRequest) -> Response {
-    let node = &api.node;
-    // Bounded: one retry after a NotLeader hint.
-    let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
-    for _ in 0..2 {
-        let Some(leader) = hint else { break };
-        match node.call(leader.peer(), NodeRequest::Api(request.clone()), FORWARD_TIMEOUT).await {
-            Ok((NodeResponse::Api(answer), _)) => return response(answer),
-            Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
-            Ok((other, _)) => return ApiError::unavailable(format!("the leader answered {other:?}")).into_response(),
-            Err(error) => {
-                return ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id))
-                    .into_response()
-            }
-        }
+    let answer = call_leader(
+        &api.node,
+        || NodeRequest::Api(request.clone()),
+        |response| match response {
+            NodeResponse::Api(answer) => Ok(answer),
+            other => Err(Box::new(other)),
+        },
+    )
+    .await;
+    match answer {
+        Ok(answer) => response(answer),
+        Err(error) => error.into_response(),
     }
-    ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later").into_response()
 }
 
 fn response(answer: ApiResponse) -> Response {

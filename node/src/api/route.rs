@@ -86,22 +86,14 @@ impl Api {
         consistent: bool,
         token: &str,
     ) -> Result<Output, ApiError> {
-        let node = &self.node;
         let request = OperationRequest { operation, consistent, token: token.to_string() };
-        // Bounded: one retry after a NotLeader hint.
-        let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
-        for _ in 0..2 {
-            let Some(leader) = hint else { break };
-            match node.call(leader.peer(), NodeRequest::Operation(request.clone()), FORWARD_TIMEOUT).await {
-                Ok((NodeResponse::Operation(answer), _)) => return (*answer).map_err(ApiError::from),
-                Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
-                Ok((other, _)) => return Err(ApiError::unavailable(format!("the leader answered {other:?}"))),
-                Err(error) => {
-                    return Err(ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id)))
-                }
-            }
-        }
-        Err(ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later"))
+        let make = || NodeRequest::Operation(request.clone());
+        let answer = call_leader(&self.node, make, |response| match response {
+            NodeResponse::Operation(answer) => Ok(answer),
+            other => Err(Box::new(other)),
+        })
+        .await?;
+        (*answer).map_err(ApiError::from)
     }
 
     /// Answers an operation another node forwarded: the client's token is checked again,
@@ -145,4 +137,32 @@ pub(super) async fn answer(
     }
     counts.forwarded.fetch_add(1, Ordering::Relaxed);
     Some(api.forward(operation, consistent, token).await)
+}
+
+/// Sends the request `make` builds to the leader and gives its answer to `accept`, following one "not the
+/// leader" hint. `accept` hands back an answer of another kind, which is an error.
+///
+/// # Errors
+/// 503 when no leader is known or reachable, or it answered something unexpected.
+pub(super) async fn call_leader<T>(
+    node: &crate::runtime::Node,
+    make: impl Fn() -> NodeRequest,
+    accept: impl Fn(NodeResponse) -> Result<T, Box<NodeResponse>>,
+) -> Result<T, ApiError> {
+    // Bounded: one retry after a NotLeader hint.
+    let mut hint = node.leader_hint().filter(|hint| hint.id != node.id());
+    for _ in 0..2 {
+        let Some(leader) = hint else { break };
+        match node.call(leader.peer(), make(), FORWARD_TIMEOUT).await {
+            Ok((NodeResponse::NotLeader { leader }, _)) => hint = leader.filter(|next| next.id != node.id()),
+            Ok((response, _)) => {
+                return accept(response)
+                    .map_err(|other| ApiError::unavailable(format!("the leader answered {other:?}")))
+            }
+            Err(error) => {
+                return Err(ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id)))
+            }
+        }
+    }
+    Err(ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later"))
 }

@@ -87,9 +87,14 @@ impl Leader {
         loop {
             // The cheap part first: most wake-ups change nothing for this poller, and the
             // full answer (swarm peers) costs O(targets).
-            let assignments = node.state().read(|state| assignments::for_node(state, poll.node));
+            let (assignments, level) = node.state().read(|state| {
+                let level = state.cluster.is_some().then_some(state.feature_level);
+                (assignments::for_node(state, poll.node), level)
+            });
             let digest = assignments.digest();
-            let level_changed = poll.feature_level.is_some_and(|known| known != node.cluster_feature_level());
+            // One read of the state for both; a leader's state is bootstrapped.
+            let level = level.unwrap_or_else(|| node.cluster_feature_level());
+            let level_changed = poll.feature_level.is_some_and(|known| known != level);
             let changed =
                 digest != poll.assignments_digest || self.members_encoded().0 != poll.members_version || level_changed;
             if changed || Instant::now() >= deadline || !node.is_leader() {
