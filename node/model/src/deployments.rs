@@ -201,6 +201,36 @@ pub struct DeploymentInfo {
 }
 
 impl DeploymentInfo {
+    /// Says in `rollbackInfo.rollbackMessage` how this deployment's rollback stands now
+    /// (`rollback`: the deployment its `rollbackDeploymentId` names): in progress,
+    /// succeeded, failed with its error, or stopped. The message stored when the rollback
+    /// was created only says that one was started; CodeDeploy's field describes the
+    /// rollback's status.
+    #[must_use]
+    pub fn with_rollback(mut self, rollback: Option<&Deployment>) -> Self {
+        let Some(info) = self.rollback_info.as_mut() else { return self };
+        let Some(rollback) =
+            rollback.filter(|rollback| info.rollback_deployment_id.as_ref() == Some(&rollback.deployment_id))
+        else {
+            return self;
+        };
+        let (id, revision) = (&rollback.deployment_id, rollback.revision_id);
+        info.rollback_message = match rollback.status {
+            DeploymentStatus::Succeeded => format!("rolled back to revision {revision} by {id}"),
+            DeploymentStatus::Failed => match &rollback.error_information {
+                Some(error) => format!(
+                    "the rollback {id} to revision {revision} failed: {}: {}",
+                    spelled(&error.code),
+                    error.message
+                ),
+                None => format!("the rollback {id} to revision {revision} failed"),
+            },
+            DeploymentStatus::Stopped => format!("the rollback {id} to revision {revision} was stopped"),
+            status => format!("rolling back to revision {revision} by {id} ({})", spelled(&status)),
+        };
+        self
+    }
+
     /// The deployment as the API shows it.
     ///
     /// # Errors
@@ -235,5 +265,14 @@ impl DeploymentInfo {
             waves: deployment.waves,
             target_waves: deployment.targets.values().map(TargetWave::of).collect::<Result<_, _>>()?,
         })
+    }
+}
+
+/// A value as the API spells it (`HEALTH_CONSTRAINTS`, `InProgress`).
+fn spelled<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_string(),
     }
 }

@@ -1,15 +1,16 @@
 //! The rollout engine's shell on the leader: when the core says a plan is due (after an
-//! applied change, at a deadline) it plans each active deployment from the replicated state, the leader's
-//! liveness view and the time, and commits the decisions in one proposal. It also
-//! starts deployments for hosts that joined a group after its last success (§5.1), and
-//! records which nodes hold a complete copy of a revision.
+//! applied change, at a deadline) it plans each active deployment from the replicated
+//! state, the leader's liveness view and the time, and commits the decisions in one
+//! proposal. It also starts repair deployments for hosts that joined a group after its
+//! last success (§5.1) or were left on another revision (a failed rollback, say), each
+//! saying why, and records which nodes hold a complete copy of a revision.
 //!
 //! No rollout progress lives here: a new leader runs the same code on the same
 //! replicated state and continues where the old one stopped.
 
-use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator};
+use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator, DeploymentStatus};
 use fleetmesh_state::model::ids::{DeploymentId, UnixMillis};
-use fleetmesh_state::model::resources::{AutoRollbackConfiguration, ONE_AT_A_TIME};
+use fleetmesh_state::model::resources::{AutoRollbackConfiguration, DeploymentGroup, ONE_AT_A_TIME};
 use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
@@ -71,7 +72,8 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
                 .and_then(|id| state.deployments.get(id))
                 .map(|deployment: &Deployment| deployment.file_exists_behavior)
                 .unwrap_or_default();
-            info!(group = %group.deployment_group_name, ?hosts, "hosts joined the group since its last success: deploying its revision to them");
+            let description = repair_reason(group, revision, &hosts, &state.deployments);
+            info!(group = %group.deployment_group_name, ?hosts, "{description}");
             commands.push(Command::CreateDeployment {
                 spec: DeploymentSpec {
                     application_name: group.application_name.clone(),
@@ -84,7 +86,7 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
                     // leaves the hosts outdated, so the next tick would create it again,
                     // forever (found by the simulator, rolling-chaos seed 4).
                     deployment_config_name: Some(ONE_AT_A_TIME.to_string()),
-                    description: "hosts that joined after the group's last successful deployment".to_string(),
+                    description,
                     ignore_application_stop_failures: false,
                     file_exists_behavior,
                     auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
@@ -161,4 +163,45 @@ fn new_revision_holders(
             .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
             .collect()
     })
+}
+
+/// Hosts a repair deployment names one by one, at most.
+const REPAIR_HOSTS_NAMED_MAX: usize = 5;
+
+/// Why the engine deploys the group's revision to `hosts` unasked: each host is new to
+/// the group, or was left on another revision (by a failed deployment or rollback).
+fn repair_reason(
+    group: &DeploymentGroup,
+    revision: RevisionId,
+    hosts: &[NodeId],
+    deployments: &BTreeMap<DeploymentId, Deployment>,
+) -> String {
+    let last = group.last_successful_deployment_id.as_ref().map_or_else(String::new, |id| format!(", by {id}"));
+    let mut reasons: Vec<String> = hosts
+        .iter()
+        .take(REPAIR_HOSTS_NAMED_MAX)
+        .map(|host| match group.instances.get(host) {
+            None => format!("node {host} joined the group since"),
+            Some(record) => {
+                let status = deployments.get(&record.last_deployment_id).map_or("gone", |deployment| {
+                    if deployment.status == DeploymentStatus::Failed {
+                        "Failed"
+                    } else {
+                        "ended"
+                    }
+                });
+                let runs =
+                    record.revision_id.map_or("an unknown revision".to_string(), |other| format!("revision {other}"));
+                format!("node {host} runs {runs} after {} ({status})", record.last_deployment_id)
+            }
+        })
+        .collect();
+    if hosts.len() > REPAIR_HOSTS_NAMED_MAX {
+        reasons.push(format!("{} more", hosts.len() - REPAIR_HOSTS_NAMED_MAX));
+    }
+    format!(
+        "repair: bringing {} host(s) to the group's revision {revision} (last deployed successfully{last}): {}",
+        hosts.len(),
+        reasons.join("; ")
+    )
 }

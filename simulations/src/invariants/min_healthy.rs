@@ -9,8 +9,8 @@
 //! - At the deployment's creation each target is *healthy at start* iff the group's
 //!   record of its host is healthy or absent (the planner's rule for a pending target,
 //!   minus liveness). `H0` counts them; `M` is
-//!   [`fleetmesh_core::rollout::minimum_healthy_count`] of the
-//!   rule over the targets.
+//!   [`fleetmesh_core::rollout::deployment_minimum`]: the rule over the targets,
+//!   clamped to N − 1 for a rollback.
 //! - At every committed state, the targets *in service* are those that succeeded, plus
 //!   the healthy-at-start ones the rollout has not taken: still pending, skipped at the
 //!   end, or failed before they ever started (wave 0: their host was dead — a loss the
@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleetmesh_core::rollout::minimum_healthy_count;
+use fleetmesh_core::rollout::deployment_minimum;
 use fleetmesh_state::model::deployment::{Deployment, TargetStatus};
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::ClusterState;
@@ -62,7 +62,7 @@ impl MinHealthy {
             .copied()
             .filter(|id| group.and_then(|group| group.instances.get(id)).is_none_or(|record| record.healthy))
             .collect();
-        let minimum = minimum_healthy_count(deployment.minimum_healthy_hosts, deployment.targets.len());
+        let minimum = deployment_minimum(deployment);
         let floor = minimum.min(healthy_at_start.len());
         self.baselines.insert(deployment.deployment_id.clone(), Baseline { healthy_at_start, minimum, floor });
         self.deployments_checked += 1;

@@ -209,6 +209,12 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
         info(&rollback).rollback_info.as_ref().and_then(|rollback| rollback.rollback_triggering_deployment_id.as_ref()),
         Some(&failed.deployment_id)
     );
+    // The failed deployment's rollbackInfo tells how its rollback ended, not only that
+    // one was started.
+    let failed_later = cluster.wait_deployment(&failed.deployment_id.0, Duration::from_secs(10));
+    let message = info(&failed_later).rollback_info.as_ref().map(|rollback| rollback.rollback_message.clone());
+    let expected = format!("rolled back to revision {} by {rollback_id}", info(&rollback).revision_id);
+    assert_eq!(message.as_deref(), Some(expected.as_str()));
     let changed: Vec<u64> = waves
         .iter()
         .filter(|target| target.status != TargetStatus::Skipped)

@@ -182,7 +182,9 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Follows a deployment until it ends. Exit code 0 if it succeeded, 3 otherwise.
+/// Follows a deployment until it ends. Exit code 0 if it succeeded, 3 otherwise. When it
+/// failed or stopped and started a rollback, follows the rollback too (for humans) and
+/// says how it ended, so "rolled back" is printed only when it is true.
 ///
 /// # Errors
 /// The API failed repeatedly.
@@ -191,6 +193,32 @@ pub(crate) fn wait_for_deployment(
     deployment_id: &str,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
+    let answer = follow(client, deployment_id, json_output)?;
+    let info = &answer.deployment_info;
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+    } else {
+        print_deployment(&answer);
+    }
+    let rollback = info.rollback_info.as_ref().and_then(|rollback| rollback.rollback_deployment_id.as_ref());
+    if let (false, Some(rollback)) = (json_output, rollback) {
+        println!("following rollback {rollback} …");
+        let rolled = follow(client, &rollback.0, false)?;
+        println!("rollback {rollback}: {}", spelled(&rolled.deployment_info.status));
+        let again: GetDeploymentOutput = client.call("GetDeployment", &deployment(deployment_id))?;
+        if let Some(rollback) = &again.deployment_info.rollback_info {
+            println!("rollback     {}", rollback.rollback_message);
+        }
+    }
+    Ok(if info.status == DeploymentStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DEPLOYMENT_NOT_SUCCEEDED)
+    })
+}
+
+/// Shows a deployment's progress until it ends, and returns its last answer.
+fn follow(client: &ApiClient, deployment_id: &str, json_output: bool) -> anyhow::Result<GetDeploymentOutput> {
     let terminal = std::io::stderr().is_terminal() && !json_output;
     let bar = terminal.then(progress_bar);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -226,16 +254,7 @@ pub(crate) fn wait_for_deployment(
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            if json_output {
-                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
-            } else {
-                print_deployment(&answer);
-            }
-            return Ok(if info.status == DeploymentStatus::Succeeded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_DEPLOYMENT_NOT_SUCCEEDED)
-            });
+            return Ok(answer);
         }
         std::thread::sleep(Duration::from_millis(200));
     }

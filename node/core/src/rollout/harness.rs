@@ -155,6 +155,10 @@ impl Harness {
         &self.state.deployments[&self.deployment_id]
     }
 
+    pub(super) fn deployment_mut(&mut self) -> &mut Deployment {
+        self.state.deployments.get_mut(&self.deployment_id).expect("the harness deployment exists")
+    }
+
     pub(super) fn group(&self) -> &DeploymentGroup {
         self.state.deployment_group(APPLICATION, GROUP).expect("the harness group exists")
     }

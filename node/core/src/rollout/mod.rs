@@ -55,4 +55,4 @@ pub use fleet::{FleetView, HostView, Liveness};
 pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};
 pub use planner::{CodeDeployPlanner, WavePlanner};
-pub use rule::minimum_healthy_count;
+pub use rule::{deployment_minimum, minimum_healthy_count};

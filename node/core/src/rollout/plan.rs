@@ -32,7 +32,7 @@ use super::action::Action;
 use super::deadlines::{lost_in_flight, time_out, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS};
 use super::fleet::{FleetView, Liveness};
 use super::order::pending_in_priority_order;
-use super::rule::{is_success, is_unsatisfiable, may_take_out, minimum_healthy_count, target_health, Health};
+use super::rule::{deployment_minimum, is_success, is_unsatisfiable, may_take_out, target_health, Health};
 
 /// Knobs of the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Default for PlannerSettings {
 /// 1. a finished deployment → `[]`;
 /// 2. `Created` with no targets → `Finish` `NO_INSTANCES`; `Created` with a rule that
 ///    keeps every target in service → `Finish` `HEALTH_CONSTRAINTS_INVALID`, touching
-///    no host;
+///    no host (never for a rollback: see [`deployment_minimum`]);
 /// 3. started at least `deployment_timeout_ms` ago → fail every in-flight target,
 ///    then `Finish` `TIMEOUT`;
 /// 4. fail in-flight targets whose host has been dead for `host_lost_after_ms`, and
@@ -85,7 +85,7 @@ pub fn plan(
     if deployment.status.is_terminal() {
         return Vec::new();
     }
-    let minimum = minimum_healthy_count(deployment.minimum_healthy_hosts, deployment.targets.len());
+    let minimum = deployment_minimum(deployment);
     if deployment.status == DeploymentStatus::Created {
         if let Some(refusal) = refuse_at_start(deployment, minimum) {
             return vec![refusal];
@@ -110,7 +110,7 @@ fn refuse_at_start(deployment: &Deployment, minimum: usize) -> Option<Action> {
                 deployment.deployment_group_name
             ),
         }
-    } else if is_unsatisfiable(deployment.minimum_healthy_hosts, targets) {
+    } else if minimum >= targets && is_unsatisfiable(deployment.minimum_healthy_hosts, targets) {
         ErrorInformation {
             code: ErrorCode::HealthConstraintsInvalid,
             message: format!(

@@ -5,7 +5,7 @@
 //! Pure functions of replicated facts and the leader's liveness view; the planner
 //! composes them, and the tests pin every documented example.
 
-use fleetmesh_state::model::deployment::TargetStatus;
+use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator, TargetStatus};
 use fleetmesh_state::model::resources::{InstanceRecord, MinimumHealthyHosts, MinimumHealthyHostsType};
 
 use super::fleet::Liveness;
@@ -29,6 +29,21 @@ pub fn minimum_healthy_count(rule: MinimumHealthyHosts, targets: usize) -> usize
             usize::try_from(count).unwrap_or(usize::MAX)
         }
         MinimumHealthyHostsType::MostConcurrency => targets.saturating_sub(1),
+    }
+}
+
+/// `M` for `deployment`: its rule over its targets ([`minimum_healthy_count`]), except
+/// for a rollback, where it is at most `targets − 1`. CodeDeploy never refuses its own
+/// rollback as `HEALTH_CONSTRAINTS_INVALID`: a rollback covers only the hosts the failed
+/// deployment changed, often fewer than the group's rule was written for (HalfAtATime
+/// over one changed host needs that host to stay in service), and refusing it would
+/// leave those hosts on the failed revision. Clamped, one host at a time can always go.
+pub fn deployment_minimum(deployment: &Deployment) -> usize {
+    let targets = deployment.targets.len();
+    let minimum = minimum_healthy_count(deployment.minimum_healthy_hosts, targets);
+    match deployment.creator {
+        DeploymentCreator::CodeDeployRollback => minimum.min(targets.saturating_sub(1)),
+        DeploymentCreator::User | DeploymentCreator::Autoscaling => minimum,
     }
 }
 

@@ -2,7 +2,7 @@
 //! replicated state by the [`Harness`]: each round the planner's actions are applied,
 //! then every in-flight target reports (the listed hosts fail).
 
-use fleetmesh_state::model::deployment::{DeploymentStatus, ErrorCode, TargetStatus};
+use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus, ErrorCode, TargetStatus};
 use fleetmesh_state::model::resources::{
     MinimumHealthyHosts, MinimumHealthyHostsType, ALL_AT_ONCE, HALF_AT_A_TIME, ONE_AT_A_TIME,
 };
@@ -143,6 +143,31 @@ fn minimum_zero_is_all_at_once_and_needs_one_success() {
     let (harness, _) = play(10, host_count(0), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     let message = assert_failed(&harness, ErrorCode::HealthConstraints);
     assert!(message.contains("needs at least 1 succeeded"), "{message}");
+}
+
+#[test]
+fn a_rollback_is_never_refused_for_having_fewer_hosts_than_its_rule_needs() {
+    // HalfAtATime over the one host a failed deployment changed: a user's deployment
+    // is refused (HEALTH_CONSTRAINTS_INVALID, ceil(0.5) = 1 of 1 must stay healthy),
+    // a rollback keeps at most N − 1 healthy and runs. 95 % of two hosts likewise goes
+    // one host at a time; a failed host still fails the rollback.
+    let mut refused = Harness::new(1, Config::Predefined(HALF_AT_A_TIME));
+    assert!(refused.run_to_end(&[]).is_empty());
+    assert_failed(&refused, ErrorCode::HealthConstraintsInvalid);
+    let rollback = |hosts: u64, config: Config| {
+        let mut harness = Harness::new(hosts, config);
+        harness.deployment_mut().creator = DeploymentCreator::CodeDeployRollback;
+        harness
+    };
+    let mut single = rollback(1, Config::Predefined(HALF_AT_A_TIME));
+    assert_eq!(sizes(&single.run_to_end(&[])), vec![1]);
+    assert_succeeded(&single);
+    let mut pair = rollback(2, fleet_percent(95));
+    assert_eq!(sizes(&pair.run_to_end(&[])), vec![1, 1]);
+    assert_succeeded(&pair);
+    let mut failing = rollback(2, fleet_percent(95));
+    failing.run_to_end(&[1]);
+    assert_failed(&failing, ErrorCode::HealthConstraints);
 }
 
 #[test]

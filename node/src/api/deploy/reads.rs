@@ -130,7 +130,12 @@ fn revisions(operation: &Operation, state: &ClusterState) -> Answer {
 fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
     Some(match operation {
         Operation::GetDeployment(input) => deployment(state, &input.deployment_id).and_then(|deployment| {
-            let deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?;
+            let rollback = deployment
+                .rollback_info
+                .as_ref()
+                .and_then(|info| info.rollback_deployment_id.as_ref())
+                .and_then(|id| state.deployments.get(id));
+            let deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?.with_rollback(rollback);
             Ok(Output::GetDeployment(GetDeploymentOutput { deployment_info }))
         }),
         Operation::ListDeployments(input) => Ok(Output::ListDeployments(list_deployments(input, state))),
