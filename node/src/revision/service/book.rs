@@ -6,6 +6,7 @@
 //! ```text
 //!  handle_assignments / handle_fetch_wanted ──▶ fetches to start (the shell spawns them)
 //!  handle_fetch_ended / handle_progress     ──▶ Wake (the shell bumps the progress watch)
+//!  handle_download_turn ──▶ Wake, and the peers the download asks next
 //!  handle_piece_request ──▶ Serve | Busy ··· read the piece ··· handle_piece_done ──▶ have-set
 //!  handle_upload_begin / handle_chunks_received / handle_upload_finished / handle_pushed
 //!  handle_collect_garbage ──▶ GarbagePlan ··· store.retain ··· handle_garbage_collected
@@ -243,6 +244,18 @@ impl Book {
             tracked.complete = complete;
         }
         Wake::Waiters
+    }
+
+    /// One turn of the download of `revision`: its progress (as [`Self::handle_progress`]),
+    /// answered with the peers listed for it now, which the download asks next.
+    pub(super) fn handle_download_turn(
+        &mut self,
+        revision: RevisionId,
+        have: &Bitfield,
+        bytes_held: u64,
+        complete: bool,
+    ) -> (Wake, Vec<MemberAddress>) {
+        (self.handle_progress(revision, have, bytes_held, complete), self.peers_of(revision))
     }
 
     /// Chunks of `revision` turned out missing or corrupt in the store: it is no longer

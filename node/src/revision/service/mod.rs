@@ -224,6 +224,20 @@ impl RevisionService {
         self.wake(wake);
     }
 
+    /// Records one turn of a download's progress (as [`Self::set_progress`]) and returns
+    /// the peers listed for the revision now, for the next turn.
+    fn download_turn(
+        &self,
+        revision: RevisionId,
+        have: &Bitfield,
+        bytes_held: u64,
+        complete: bool,
+    ) -> Vec<MemberAddress> {
+        let (wake, peers) = self.book(|book| book.handle_download_turn(revision, have, bytes_held, complete));
+        self.wake(wake);
+        peers
+    }
+
     /// True when every chunk of `revision` is held and verified.
     pub fn is_complete(&self, revision: RevisionId) -> bool {
         self.book(|book| book.is_complete(revision))

@@ -283,3 +283,19 @@ fn a_push_session_counts_its_bytes_against_what_it_declared() {
     assert_eq!(book.handle_upload_finished("push").expect("open"), "app");
     assert!(matches!(book.handle_upload_finished("push"), Err(UploadError::UnknownUpload { .. })));
 }
+
+#[test]
+fn a_download_turn_records_progress_and_brings_the_peers_listed_now() {
+    let mut book = book();
+    let revision = track(&mut book, &manifest(1, 2), 0);
+    assert_eq!(book.handle_fetch_wanted(revision), FetchStart::Start);
+    let mut have = Bitfield::new(2);
+    have.set(0);
+    let (wake, peers) = book.handle_download_turn(revision, &have, u64::from(CHUNK_BYTES), false);
+    assert_eq!((wake, peers), (Wake::Waiters, Vec::new()));
+    let _ = book.handle_assignments([revision], &BTreeMap::from([(revision, vec![member(2)])]));
+    let (_, peers) = book.handle_download_turn(revision, &Bitfield::full(2), 2 * u64::from(CHUNK_BYTES), true);
+    assert_eq!(peers, vec![member(2)]);
+    assert!(book.is_complete(revision));
+    assert_eq!(book.advertised(revision), Some(Bitfield::full(2)));
+}
