@@ -8,7 +8,18 @@
 //!                                          ChunkStore ◀── uploads (push) ──────┘
 //!  DownloadBundle ──wait_complete──▶ complete? ──▶ materialize
 //! ```
+//!
+//! Every decision (what is tracked, fetched, advertised, served, kept) is made by the
+//! [`book::Book`] core, a plain struct; [`RevisionService`] is its shell and does the
+//! I/O: chunk store, manifest files, network calls and download tasks. The shell holds
+//! the core behind one short lock, taken only to call one core method and never across
+//! an `.await` or a disk or network operation ([`RevisionService::book`]).
+//!
+//! A single lock rather than an owner task is deliberate: the serve path answers every
+//! piece request of every peer and is on the hot path of swarm throughput, and a task
+//! hop per piece would cost more than an uncontended lock held for a few map lookups.
 
+mod book;
 mod error;
 mod fetch;
 mod origin;
@@ -30,47 +41,25 @@ use tracing::{info, warn};
 use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
 use crate::runtime::Node;
+use book::{Book, FetchStart, Tracked, Wake};
 pub use error::{FetchError, ManifestFetchError, UploadError};
-use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
+use fleetmesh_core::swarm::{Bitfield, PieceMap};
 pub use requests::RevisionRequests;
 pub use uploads::{ChunkUploads, HonestUploads};
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
 
-/// A revision this node fetches or holds.
-#[derive(Debug, Clone)]
-struct Tracked {
-    map: Arc<PieceMap>,
-    /// Pieces whose chunks are all in the store: what this node advertises. Computed
-    /// from the store once when the revision is first tracked, then kept in step by the
-    /// download, so answering a peer never walks the store (a relay of a 1 GiB revision
-    /// answers several have-sets per second; a walk would be ~16k `stat` calls each).
-    have: Bitfield,
-    bytes_held: u64,
-    complete: bool,
-}
-
 /// The revision content of one node.
 pub struct RevisionService {
     store: ChunkStore,
     manifests_dir: PathBuf,
-    manifests: Mutex<BTreeMap<RevisionId, Arc<Manifest>>>,
-    tracked: Mutex<BTreeMap<RevisionId, Tracked>>,
-    /// Revisions with a download task running; at most one per revision, or two tasks
-    /// would request (and count) every piece twice.
-    fetching: Mutex<BTreeSet<RevisionId>>,
-    /// Super-seeding state of the revisions this node received by a push (see
-    /// [`origin`]); in memory only, so after a restart the node is an ordinary seed.
-    origin: Mutex<BTreeMap<RevisionId, fleetmesh_core::swarm::SeedAdvertisement>>,
-    /// Peers per revision, as the leader last listed them.
-    peers: Mutex<BTreeMap<RevisionId, Vec<MemberAddress>>>,
-    uploads: Mutex<UploadSlots>,
+    /// The decisions; locked only for one core call at a time (see the module docs).
+    book: Mutex<Book>,
     /// Bumped whenever a tracked revision makes progress; waiters watch it.
     progress_tick: watch::Sender<u64>,
     bytes_fetched: AtomicU64,
     bytes_served: AtomicU64,
-    upload_sessions: Mutex<BTreeMap<String, serve::UploadSession>>,
     /// What happens to each chunk served to a peer ([`HonestUploads`] in production).
     chunk_uploads: Arc<dyn ChunkUploads>,
 }
@@ -104,16 +93,10 @@ impl RevisionService {
         Ok(Arc::new(Self {
             store,
             manifests_dir,
-            manifests: Mutex::new(BTreeMap::new()),
-            tracked: Mutex::new(BTreeMap::new()),
-            fetching: Mutex::new(BTreeSet::new()),
-            origin: Mutex::new(BTreeMap::new()),
-            peers: Mutex::new(BTreeMap::new()),
-            uploads: Mutex::new(serve::upload_slots()),
+            book: Mutex::new(Book::new(serve::upload_slots())),
             progress_tick: watch::channel(0).0,
             bytes_fetched: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
-            upload_sessions: Mutex::new(BTreeMap::new()),
             chunk_uploads,
         }))
     }
@@ -137,24 +120,43 @@ impl RevisionService {
         self.manifests_dir.join(format!("{revision}.json"))
     }
 
-    /// A manifest this node has, checked against its id.
-    pub fn manifest(&self, revision: RevisionId) -> Option<Arc<Manifest>> {
-        if let Some(manifest) = self.manifests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision)
-        {
-            return Some(manifest.clone());
-        }
-        let bytes = std::fs::read(self.manifest_path(revision)).ok()?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
-        (manifest.revision_id() == revision && manifest.validate().is_ok()).then(|| self.remember(manifest))
+    /// Calls one method of the core under its lock. The guard lives only inside this
+    /// call, so no caller can hold it across an `.await`, a store access or a file.
+    fn book<T>(&self, decide: impl FnOnce(&mut Book) -> T) -> T {
+        let mut book = self.book.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        decide(&mut book)
     }
 
-    fn remember(&self, manifest: Manifest) -> Arc<Manifest> {
+    /// Bumps the progress watch when the core says so.
+    fn wake(&self, wake: Wake) {
+        match wake {
+            Wake::Waiters => self.progress_tick.send_modify(|tick| *tick = tick.wrapping_add(1)),
+        }
+    }
+
+    /// A manifest this node has, checked against its id.
+    pub fn manifest(&self, revision: RevisionId) -> Option<Arc<Manifest>> {
+        let cached = self.book(|book| book.manifest(revision));
+        cached.or_else(|| self.load_manifest(revision))
+    }
+
+    /// Reads a manifest saved earlier, checked against its id, and remembers it.
+    fn load_manifest(&self, revision: RevisionId) -> Option<Arc<Manifest>> {
+        let bytes = std::fs::read(self.manifest_path(revision)).ok()?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
+        if manifest.revision_id() != revision || manifest.validate().is_err() {
+            return None;
+        }
         let manifest = Arc::new(manifest);
-        self.manifests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(manifest.revision_id(), manifest.clone());
-        manifest
+        Some(self.book(|book| book.remember(manifest)))
+    }
+
+    /// Checks a manifest hashes to its id and writes it to its file.
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), ManifestFetchError> {
+        manifest.validate()?;
+        let path = self.manifest_path(manifest.revision_id());
+        crate::runtime::identity::write_private_file(&path, &manifest.canonical_bytes())?;
+        Ok(())
     }
 
     /// Stores a manifest (after checking it hashes to its id).
@@ -162,10 +164,9 @@ impl RevisionService {
     /// # Errors
     /// The manifest is invalid or cannot be written.
     pub fn save_manifest(&self, manifest: Manifest) -> Result<Arc<Manifest>, ManifestFetchError> {
-        manifest.validate()?;
-        let revision = manifest.revision_id();
-        crate::runtime::identity::write_private_file(&self.manifest_path(revision), &manifest.canonical_bytes())?;
-        Ok(self.remember(manifest))
+        self.write_manifest(&manifest)?;
+        let manifest = Arc::new(manifest);
+        Ok(self.book(|book| book.remember(manifest)))
     }
 
     /// A manifest from anywhere: this node, the replicated state (voters), or the
@@ -202,74 +203,49 @@ impl RevisionService {
         self.save_manifest(manifest)
     }
 
-    fn bump(&self) {
-        self.progress_tick.send_modify(|tick| *tick = tick.wrapping_add(1));
-    }
-
-    /// Tracks a revision (computing what is already held).
+    /// Tracks a revision (computing what is already held: one pass over the store,
+    /// outside the lock, the first time only).
     fn track(&self, manifest: &Manifest) -> Tracked {
         let revision = manifest.revision_id();
-        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision) {
-            return tracked.clone();
+        if let Some(tracked) = self.book(|book| book.tracked(revision)) {
+            return tracked;
         }
         let unique = manifest.unique_chunks();
-        let map = Arc::new(PieceMap::new(&unique));
-        // One pass over the store: which chunks are held, hence bytes and pieces held.
         let held: BTreeSet<ChunkHash> =
             unique.iter().map(|chunk| chunk.hash()).filter(|hash| self.store.has(*hash)).collect();
-        let bytes_held =
-            unique.iter().filter(|chunk| held.contains(&chunk.hash())).map(|chunk| u64::from(chunk.len())).sum();
-        let mut have = Bitfield::new(map.len());
-        for index in 0..map.len() {
-            if map.piece(index).iter().all(|chunk| held.contains(&chunk.hash())) {
-                have.set(index);
-            }
-        }
-        let complete = bytes_held == map.total_bytes();
-        let tracked = Tracked { map, have, bytes_held, complete };
-        self.tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(revision)
-            .or_insert(tracked)
-            .clone()
+        let scanned = Tracked::from_held(Arc::new(PieceMap::new(&unique)), &held);
+        self.book(|book| book.handle_tracked(revision, scanned))
     }
 
     /// Records a download's progress: the pieces it holds, their bytes, and whether the
     /// revision is complete; wakes whoever waits for it.
     pub(crate) fn set_progress(&self, revision: RevisionId, have: &Bitfield, bytes_held: u64, complete: bool) {
-        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&revision)
-        {
-            if tracked.have.len() == have.len() {
-                tracked.have.clone_from(have);
-            }
-            tracked.bytes_held = bytes_held;
-            tracked.complete = complete;
-        }
-        self.bump();
+        let wake = self.book(|book| book.handle_progress(revision, have, bytes_held, complete));
+        self.wake(wake);
+    }
+
+    /// Records one turn of a download's progress (as [`Self::set_progress`]) and returns
+    /// the peers listed for the revision now, for the next turn.
+    fn download_turn(
+        &self,
+        revision: RevisionId,
+        have: &Bitfield,
+        bytes_held: u64,
+        complete: bool,
+    ) -> Vec<MemberAddress> {
+        let (wake, peers) = self.book(|book| book.handle_download_turn(revision, have, bytes_held, complete));
+        self.wake(wake);
+        peers
     }
 
     /// True when every chunk of `revision` is held and verified.
     pub fn is_complete(&self, revision: RevisionId) -> bool {
-        self.tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&revision)
-            .is_some_and(|tracked| tracked.complete)
+        self.book(|book| book.is_complete(revision))
     }
 
     /// Progress of tracked revisions, for the poll.
     pub fn progress(&self) -> Vec<RevisionProgress> {
-        self.tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(revision, tracked)| RevisionProgress {
-                revision_id: *revision,
-                bytes_held: tracked.bytes_held,
-                complete: tracked.complete,
-            })
-            .collect()
+        self.book(|book| book.progress())
     }
 
     /// Starts fetching what the leader assigned (prefetch and deployments).
@@ -279,50 +255,40 @@ impl RevisionService {
         assignments: &Assignments,
         peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
     ) {
-        {
-            let mut known = self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (revision, list) in peers {
-                known.insert(*revision, list.clone());
-            }
-        }
         let wanted: BTreeSet<RevisionId> = assignments
             .prefetch
             .iter()
             .copied()
             .chain(assignments.deployments.iter().map(|assignment| assignment.revision_id))
             .collect();
-        for revision in wanted {
-            self.start_fetch(node, revision);
+        for revision in self.book(|book| book.handle_assignments(wanted, peers)) {
+            self.spawn_fetch(node, revision);
         }
     }
 
     /// Starts a swarm download of `revision` unless one runs or it is complete.
     pub fn start_fetch(self: &Arc<Self>, node: &Arc<Node>, revision: RevisionId) {
-        if self.is_complete(revision) {
-            return;
+        if self.book(|book| book.handle_fetch_wanted(revision)) == FetchStart::Start {
+            self.spawn_fetch(node, revision);
         }
-        if !self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(revision) {
-            return;
-        }
+    }
+
+    /// Runs the download of `revision` the core decided to start, and reports its end.
+    fn spawn_fetch(self: &Arc<Self>, node: &Arc<Node>, revision: RevisionId) {
         let service = self.clone();
         let node = node.clone();
         tokio::spawn(async move {
             if let Err(error) = fetch::run(&node, &service, revision).await {
                 warn!(%revision, %error, "fetch stopped; it restarts with the next assignment");
             }
-            service.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&revision);
-            service.bump();
+            let wake = service.book(|book| book.handle_fetch_ended(revision));
+            service.wake(wake);
         });
-    }
-
-    /// True while a download task for `revision` runs.
-    fn is_fetching(&self, revision: RevisionId) -> bool {
-        self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&revision)
     }
 
     /// Peers listed for a revision.
     fn peers_of(&self, revision: RevisionId) -> Vec<MemberAddress> {
-        self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision).cloned().unwrap_or_default()
+        self.book(|book| book.peers_of(revision))
     }
 
     /// Waits until `revision` is complete locally (starting its download if needed).
@@ -341,15 +307,16 @@ impl RevisionService {
         let mut ticks = self.progress_tick.subscribe();
         // Bounded by the deadline.
         loop {
-            if self.is_complete(revision) {
-                return Ok(manifest);
+            match self.book(|book| book.handle_fetch_wanted(revision)) {
+                FetchStart::Complete => return Ok(manifest),
+                FetchStart::Start => self.spawn_fetch(node, revision),
+                FetchStart::Running => {}
             }
-            self.start_fetch(node, revision);
             tokio::select! {
                 biased;
                 _ = ticks.changed() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    let held_bytes = self.progress().into_iter().find(|progress| progress.revision_id == revision).map_or(0, |progress| progress.bytes_held);
+                    let held_bytes = self.book(|book| book.bytes_held(revision));
                     return Err(FetchError::Timeout { revision, timeout, held_bytes });
                 }
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -369,7 +336,7 @@ impl RevisionService {
         let outcome = crate::revision::materialize(manifest, &self.store, dest);
         if outcome.as_ref().is_err_and(MaterializeError::is_missing_chunk) {
             self.store.forget_vanished(&manifest.unique_chunks());
-            self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&manifest.revision_id());
+            self.book(|book| book.handle_content_vanished(manifest.revision_id()));
         }
         outcome
     }
@@ -404,22 +371,15 @@ impl RevisionService {
     /// pushes per application, and every revision still being fetched. The store's size
     /// is thereby bounded by what is deployed, retained and in flight.
     pub fn collect_garbage(&self, keep: &BTreeSet<RevisionId>) {
-        let mut revisions = keep.clone();
-        for pushes in self.push_index().values() {
-            revisions.extend(pushes.iter().rev().take(REVISIONS_KEPT_PER_APPLICATION).copied());
-        }
-        let fetching: Vec<RevisionId> = self
-            .tracked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(revision, tracked)| !tracked.complete || self.is_fetching(**revision))
-            .map(|(revision, _)| *revision)
+        let pushes: Vec<RevisionId> = self
+            .push_index()
+            .values()
+            .flat_map(|pushes| pushes.iter().rev().take(REVISIONS_KEPT_PER_APPLICATION).copied())
             .collect();
-        revisions.extend(fetching);
+        let plan = self.book(|book| book.handle_collect_garbage(keep, pushes));
         let mut chunks: BTreeSet<ChunkHash> = BTreeSet::new();
-        for revision in &revisions {
-            match self.manifest(*revision) {
+        for revision in &plan.revisions {
+            match plan.manifests.get(revision).cloned().or_else(|| self.load_manifest(*revision)) {
                 Some(manifest) => chunks.extend(manifest.unique_chunks().iter().map(|chunk| chunk.hash())),
                 // Without its manifest we cannot tell which chunks are its: keep everything.
                 None => return,
@@ -430,7 +390,6 @@ impl RevisionService {
             Ok(bytes) => info!(bytes, "removed chunks no kept revision references"),
             Err(error) => warn!(%error, "chunk garbage collection failed"),
         }
-        let mut tracked = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        tracked.retain(|revision, _| revisions.contains(revision));
+        self.book(|book| book.handle_garbage_collected(&plan.revisions));
     }
 }

@@ -15,10 +15,10 @@
 //! and drops this state. The state is in memory only; after a restart the origin is
 //! an ordinary seed.
 
-use fleetmesh_state::model::ids::RevisionId;
+use std::collections::BTreeMap;
 
-use super::RevisionService;
 use fleetmesh_core::swarm::{Bitfield, SeedAdvertisement};
+use fleetmesh_state::model::ids::RevisionId;
 
 /// What the origin does with a piece request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,29 +31,31 @@ pub(super) enum OriginDecision {
     Decline,
 }
 
-impl RevisionService {
+/// The super-seeding state of every revision this node is the origin of; part of the
+/// service's core ([`super::book::Book`]), so plain data without a lock.
+#[derive(Debug, Default)]
+pub(super) struct Origins {
+    seeding: BTreeMap<RevisionId, SeedAdvertisement>,
+}
+
+impl Origins {
     /// Starts super-seeding `revision` (of `pieces` pieces), which this node just
-    /// received by a push.
-    pub(super) fn begin_origin(&self, revision: RevisionId, pieces: usize) {
+    /// received by a push; a revision of one piece (or none) is served as usual.
+    pub(super) fn begin(&mut self, revision: RevisionId, pieces: usize) {
         if pieces > 1 {
-            self.origin
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(revision, SeedAdvertisement::new(pieces));
+            self.seeding.insert(revision, SeedAdvertisement::new(pieces));
         }
     }
 
     /// The origin's advertisement for `revision` while it super-seeds it.
-    pub(super) fn origin_advertised(&self, revision: RevisionId) -> Option<Bitfield> {
-        let origin = self.origin.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        origin.get(&revision).map(|advertisement| advertisement.advertised().clone())
+    pub(super) fn advertised(&self, revision: RevisionId) -> Option<&Bitfield> {
+        self.seeding.get(&revision).map(SeedAdvertisement::advertised)
     }
 
     /// Decides a request for `piece` of `revision` and, for a first copy, counts it as
     /// sent. Ends super-seeding once every piece is out.
-    pub(super) fn origin_decide(&self, revision: RevisionId, piece: usize) -> OriginDecision {
-        let mut origin = self.origin.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(advertisement) = origin.get_mut(&revision) else {
+    pub(super) fn decide(&mut self, revision: RevisionId, piece: usize) -> OriginDecision {
+        let Some(advertisement) = self.seeding.get_mut(&revision) else {
             return OriginDecision::Ordinary;
         };
         if piece >= advertisement.advertised().len() {
@@ -65,7 +67,7 @@ impl RevisionService {
         }
         advertisement.sending(piece);
         if advertisement.unsent() == 0 {
-            origin.remove(&revision);
+            self.seeding.remove(&revision);
         }
         OriginDecision::FirstCopy
     }

@@ -9,11 +9,11 @@ use bytes::{Bytes, BytesMut};
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::NodeId;
 
-use super::origin::OriginDecision;
+use super::book::PieceAnswer;
 use super::{RevisionService, UploadError};
 use crate::revision::StoreError;
 use crate::runtime::protocol::Response;
-use fleetmesh_core::swarm::{Bitfield, UploadDecision, UploadSlots};
+use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 
 /// Chunks one piece request may name (a piece is about 1 MiB of ≥16 KiB chunks).
 pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
@@ -33,17 +33,6 @@ pub(crate) fn upload_slots() -> UploadSlots {
     UploadSlots::new(UPLOADS_IN_FLIGHT_MAX, super::fetch::REQUESTS_PER_PEER)
 }
 
-/// One push in progress.
-#[derive(Debug)]
-pub(crate) struct UploadSession {
-    /// Bytes the CLI declared.
-    pub(crate) declared_bytes: u64,
-    /// Bytes of chunks received so far.
-    pub(crate) received_bytes: u64,
-    /// Application it is for.
-    pub(crate) application: String,
-}
-
 impl RevisionService {
     /// Answers a manifest request.
     pub(crate) fn serve_manifest(&self, revision: RevisionId) -> (Response, Bytes) {
@@ -54,15 +43,16 @@ impl RevisionService {
     }
 
     /// The have-set this node advertises for a revision: the pieces whose chunks are
-    /// all held (kept in memory, see [`super::Tracked`]), or while this node super-seeds
-    /// it as its origin, the pieces not handed out yet.
+    /// all held (kept in memory, see [`super::book::Tracked`]), or while this node
+    /// super-seeds it as its origin, the pieces not handed out yet.
     pub(crate) fn have(&self, revision: RevisionId) -> Option<Bitfield> {
-        if let Some(advertised) = self.origin_advertised(revision) {
-            return Some(advertised);
-        }
-        if let Some(tracked) = self.tracked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&revision) {
-            return Some(tracked.have.clone());
-        }
+        let advertised = self.book(|book| book.advertised(revision));
+        advertised.or_else(|| self.have_untracked(revision))
+    }
+
+    /// The have-set of a revision not tracked yet: tracked from the store now, if this
+    /// node has its manifest.
+    fn have_untracked(&self, revision: RevisionId) -> Option<Bitfield> {
         let manifest = self.manifest(revision)?;
         Some(self.track(&manifest).have)
     }
@@ -89,25 +79,19 @@ impl RevisionService {
         if chunks.len() > PIECE_CHUNKS_MAX {
             return (Response::Error(format!("a piece request names at most {PIECE_CHUNKS_MAX} chunks")), Bytes::new());
         }
-        if self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(requester)
-            == UploadDecision::Busy
-        {
-            return (Response::Busy, Bytes::new());
-        }
-        if self.origin_decide(revision, piece as usize) == OriginDecision::Decline {
-            self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+        if self.book(|book| book.handle_piece_request(requester, revision, piece as usize)) == PieceAnswer::Busy {
             return (Response::Busy, Bytes::new());
         }
         let service = self.clone();
         let read = tokio::task::spawn_blocking(move || service.read_piece(&chunks)).await;
-        self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(requester);
+        let have = self.book(|book| book.handle_piece_done(requester, revision));
         let payload = match read {
             Ok(Ok(payload)) => payload,
             Ok(Err(reason)) => return (Response::Error(reason.to_string()), Bytes::new()),
             Err(error) => return (Response::Error(format!("reading the piece failed: {error}")), Bytes::new()),
         };
         self.bytes_served.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let have = self.have(revision).map(|have| have.to_string()).unwrap_or_default();
+        let have = have.or_else(|| self.have_untracked(revision)).map(|have| have.to_string()).unwrap_or_default();
         (Response::Piece { have }, payload)
     }
 
@@ -138,14 +122,7 @@ impl RevisionService {
         declared_bytes: u64,
         limit: u64,
     ) -> Result<(), UploadError> {
-        if declared_bytes > limit {
-            return Err(UploadError::TooLarge { declared_bytes, limit_bytes: limit });
-        }
-        self.upload_sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, UploadSession { declared_bytes, received_bytes: 0, application: application.to_string() });
-        Ok(())
+        self.book(|book| book.handle_upload_begin(id, application, declared_bytes, limit))
     }
 
     /// Which of `hashes` this node lacks.
@@ -175,15 +152,7 @@ impl RevisionService {
             batch_bytes += len as u64;
             offset += 36 + len;
         }
-        {
-            let mut sessions = self.upload_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let session = sessions.get_mut(id).ok_or_else(|| UploadError::UnknownUpload { id: id.to_string() })?;
-            session.received_bytes += batch_bytes;
-            // The declared size counts file bytes; distinct chunks can never exceed it.
-            if session.received_bytes > session.declared_bytes {
-                return Err(UploadError::OverDeclared { declared_bytes: session.declared_bytes });
-            }
-        }
+        self.book(|book| book.handle_chunks_received(id, batch_bytes))?;
         // The whole batch in one pack file, every chunk verified first.
         self.store.put_many(&batch)?;
         Ok(batch.len())
@@ -198,23 +167,17 @@ impl RevisionService {
         id: &str,
         manifest: fleetmesh_state::model::revision::Manifest,
     ) -> Result<(RevisionId, String), UploadError> {
-        let application = self
-            .upload_sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id)
-            .map(|session| session.application)
-            .ok_or_else(|| UploadError::UnknownUpload { id: id.to_string() })?;
-        let missing = self.store.missing(&manifest.unique_chunks());
+        let application = self.book(|book| book.handle_upload_finished(id))?;
+        let unique = manifest.unique_chunks();
+        let missing = self.store.missing(&unique);
         if !missing.is_empty() {
             return Err(UploadError::MissingChunks { missing: missing.len() });
         }
-        let manifest = self.save_manifest(manifest)?;
+        self.write_manifest(&manifest)?;
         let revision = manifest.revision_id();
-        let tracked = self.track(&manifest);
-        let pieces = tracked.map.len();
-        self.set_progress(revision, &Bitfield::full(pieces), tracked.map.total_bytes(), true);
-        self.begin_origin(revision, pieces);
+        let map = Arc::new(PieceMap::new(&unique));
+        let wake = self.book(|book| book.handle_pushed(Arc::new(manifest), map));
+        self.wake(wake);
         self.record_push(&application, revision);
         Ok((revision, application))
     }

@@ -155,12 +155,12 @@ impl Fetch {
     /// feed it, record progress.
     async fn run(&mut self) -> Result<(), FetchError> {
         let mut shutdown = self.node.shutdown_signal();
+        let mut members = self.service.peers_of(self.revision);
         // Bounded: ends on completion, shutdown or a stall of STALL_TIMEOUT.
         while !self.session.download().is_complete() {
             if *shutdown.borrow() {
                 return Err(FetchError::ShuttingDown);
             }
-            let members = self.service.peers_of(self.revision);
             self.session.handle_members(members.iter().map(|member| Peer { id: member.id, addr: member.listen }));
             for action in self.session.poll_actions(self.started.elapsed()) {
                 match action {
@@ -179,7 +179,13 @@ impl Fetch {
                 () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
             }
             let download = self.session.download();
-            self.service.set_progress(self.revision, download.have(), download.bytes_held(), download.is_complete());
+            // One call records this turn's progress and reads the peers for the next.
+            members = self.service.download_turn(
+                self.revision,
+                download.have(),
+                download.bytes_held(),
+                download.is_complete(),
+            );
             self.session.check_progress(self.started.elapsed())?;
         }
         Ok(())
