@@ -234,6 +234,57 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
     }
 }
 
+/// HalfAtATime over three hosts goes one at a time (M = 2); the first host fails, so
+/// the deployment fails having changed that host alone. Its rollback targets one host,
+/// where HalfAtATime would keep every target in service: CodeDeploy never refuses its
+/// own rollback, and neither does fleetmesh (HEALTH_CONSTRAINTS_INVALID was the answer
+/// before). The rollback succeeds, the host runs the first revision again, and the
+/// failed deployment's rollbackInfo says so.
+#[test]
+fn a_rollback_of_one_host_under_half_at_a_time_runs_and_says_how_it_ended() {
+    let cluster = TestCluster::start(3, Options::default());
+    setup(&cluster, "web", "CodeDeployDefault.HalfAtATime", &["--auto-rollback"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
+    bundle(&v1, "1\n", &appspec(""), &[]);
+    let spec = appspec("").replace(
+        "  ValidateService:\n    - location: hooks/record.sh\n      timeout: 30\n",
+        "  ValidateService:\n    - location: hooks/fail.sh\n      timeout: 30\n",
+    );
+    bundle(&v2, "2\n", &spec, &[("hooks/fail.sh", "#!/bin/sh\necho broken on purpose\nexit 1\n", 0o755)]);
+    let rev1 = cluster.push(1, "app", &v1);
+    assert_eq!(info(&cluster.deploy_and_wait(1, "app", "web", &rev1, &[])).status, DeploymentStatus::Succeeded);
+    let rev2 = cluster.push(1, "app", &v2);
+    let failed = cluster.deploy_and_wait(1, "app", "web", &rev2, &[]);
+    let failed = info(&failed);
+    assert_eq!(failed.status, DeploymentStatus::Failed, "{failed:?}");
+    let changed: Vec<&str> = failed
+        .target_waves
+        .iter()
+        .filter(|target| target.status != TargetStatus::Skipped)
+        .map(|target| target.target_id.as_str())
+        .collect();
+    assert_eq!(changed.len(), 1, "one host at a time, and the first failed: {failed:?}");
+    let rollback_id = failed
+        .rollback_info
+        .as_ref()
+        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
+        .expect("a rollback deployment")
+        .to_string();
+    let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(120));
+    let rolled = info(&rollback);
+    assert_eq!(rolled.status, DeploymentStatus::Succeeded, "{rolled:?}");
+    assert_eq!(rolled.target_waves.len(), 1);
+    assert_eq!(rolled.target_waves[0].target_id, changed[0]);
+    for index in 1..=3 {
+        let version = std::fs::read_to_string(cluster.nodes[&index].install_root.join("srv/app/VERSION"));
+        assert_eq!(version.expect("VERSION"), "1\n", "host {index} runs the first revision");
+    }
+    let failed_later = cluster.wait_deployment(&failed.deployment_id.0, Duration::from_secs(10));
+    let message = info(&failed_later).rollback_info.as_ref().map(|rollback| rollback.rollback_message.clone());
+    assert_eq!(message, Some(format!("rolled back to revision {} by {rollback_id}", rolled.revision_id)));
+}
+
 /// Asserts a deployment succeeded on all five hosts (AllAtOnce succeeds with one); if
 /// not, says which hosts failed and why, from their lifecycle diagnostics.
 fn succeeded_on_every_host(cluster: &TestCluster, deployment: &GetDeploymentOutput) {
