@@ -37,7 +37,9 @@ impl ClusterState {
             Command::AddMember { spec } => self.add_member(spec, at),
             Command::UpdateMember { id, spec } => self.update_member(id, spec),
             Command::RemoveMember { id } => self.remove_member(id),
-            Command::AddJoinToken { record } => self.add_join_token(record),
+            Command::AddJoinToken { record } => self.add_join_token(record, at),
+            Command::AdmitMember { spec, token_id } => self.admit_member(spec, token_id, at),
+            Command::DeleteJoinToken { token_id } => self.delete_join_token(token_id),
             Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
                 self.create_application(name, application_id, compute_platform, at)

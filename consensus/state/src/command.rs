@@ -3,8 +3,6 @@
 //! Every command carries what `apply` needs to be deterministic: ids and timestamps are
 //! chosen by the leader before proposing, never inside `apply`.
 
-use std::collections::BTreeSet;
-
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -90,91 +88,6 @@ pub struct Finish {
     pub rollback_id: Option<DeploymentId>,
 }
 
-/// Which parts of the applied state a command may change, for readers that cache
-/// something derived from them (see `StateHandle::versions`). Errs on the side of
-/// "changed": a false positive costs a recomputation, a false negative a stale answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Touches {
-    /// The member list (ids, addresses, tags).
-    pub members: bool,
-    /// What an agent's poll answer is made of: active deployments and which of their
-    /// targets are pending or in progress, revision holders, prefetch requests, members.
-    pub poll_inputs: bool,
-}
-
-impl Touches {
-    /// Both.
-    pub const ALL: Self = Self { members: true, poll_inputs: true };
-
-    /// Either part of `self` or of `other`.
-    #[must_use]
-    pub fn or(self, other: Self) -> Self {
-        Self { members: self.members || other.members, poll_inputs: self.poll_inputs || other.poll_inputs }
-    }
-}
-
-/// Whose poll answers applied commands may have changed, gathered until a reader
-/// takes them (the leader wakes those pollers' held polls, not every poll). Errs like
-/// [`Touches`]: naming a node whose answer did not change costs one recomputation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PollTouches {
-    /// Every poller's answer may have changed (members, voters, a deployment created or
-    /// ended, a snapshot installed, or more single nodes than are worth listing).
-    pub all: bool,
-    /// These pollers' answers may have changed.
-    pub nodes: BTreeSet<NodeId>,
-}
-
-impl PollTouches {
-    /// Nodes listed one by one before the set collapses into [`PollTouches::all`].
-    pub const NODES_MAX: usize = 4096;
-
-    /// Every poller.
-    pub fn add_all(&mut self) {
-        self.all = true;
-        self.nodes.clear();
-    }
-
-    /// The poller `node`.
-    pub fn add(&mut self, node: NodeId) {
-        if self.all {
-            return;
-        }
-        if self.nodes.len() >= Self::NODES_MAX {
-            self.add_all();
-        } else {
-            self.nodes.insert(node);
-        }
-    }
-
-    /// The pollers `command` may concern; nothing when [`Command::touches`] says it
-    /// leaves poll inputs alone. An agent's assignments depend only on its own targets
-    /// (pending or in progress) in active deployments, its own revision holdings and
-    /// prefetch requests naming it; anything wider counts as every poller.
-    pub fn add_command(&mut self, command: &Command) {
-        if !command.touches().poll_inputs {
-            return;
-        }
-        match command {
-            Command::RecordRevisionHolder { node, .. } => self.add(*node),
-            Command::RequestPrefetch { targets, .. } | Command::StartTargets { targets, .. } => {
-                targets.iter().for_each(|node| self.add(*node));
-            }
-            Command::FailTargets { targets, .. } => targets.iter().for_each(|(node, _)| self.add(*node)),
-            Command::ReportTargets { reports } => reports
-                .iter()
-                .filter(|report| report.status != TargetStatus::InProgress)
-                .for_each(|report| self.add(report.target_id)),
-            _ => self.add_all(),
-        }
-    }
-
-    /// True when no poller is concerned.
-    pub fn is_empty(&self) -> bool {
-        !self.all && self.nodes.is_empty()
-    }
-}
-
 /// A change to the cluster state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -202,10 +115,25 @@ pub enum Command {
         /// Member.
         id: NodeId,
     },
-    /// Accept another join token.
+    /// Accept another join token. With `max_uses` it needs
+    /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`].
     AddJoinToken {
         /// Its record.
         record: JoinTokenRecord,
+    },
+    /// A node joined with the join token `token_id`: `apply` refuses it when the token
+    /// is gone, expired or used up, else counts the use and adds the member as
+    /// [`Command::AddMember`] does ([`FeatureLevel::JOIN_TOKEN_LIFECYCLE`]).
+    AdmitMember {
+        /// Where it is and its tags.
+        spec: MemberSpec,
+        /// The token it presented ([`JoinTokenRecord::id`]).
+        token_id: String,
+    },
+    /// Stop accepting a join token ([`FeatureLevel::JOIN_TOKEN_LIFECYCLE`]).
+    DeleteJoinToken {
+        /// The token ([`JoinTokenRecord::id`]).
+        token_id: String,
     },
     /// `create-application`.
     CreateApplication {
@@ -387,46 +315,22 @@ impl Command {
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
             Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
+            Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }
     }
 
-    /// What applying this command may change (whether or not it is then refused).
-    pub fn touches(&self) -> Touches {
-        match self {
-            Self::Bootstrap { .. } | Self::AddMember { .. } | Self::UpdateMember { .. } | Self::RemoveMember { .. } => {
-                Touches::ALL
-            }
-            Self::AddJoinToken { .. }
-            | Self::CreateApplication { .. }
-            | Self::CreateDeploymentGroup { .. }
-            | Self::CreateDeploymentConfig { .. }
-            | Self::DeleteDeploymentConfig { .. }
-            | Self::RegisterRevision { .. } => Touches::default(),
-            // Lifecycle progress inside a target changes no poll answer; a target that
-            // ends leaves the poller's assignments.
-            Self::ReportTargets { reports } => Touches {
-                members: false,
-                poll_inputs: reports.iter().any(|report| report.status != TargetStatus::InProgress),
-            },
-            Self::DeleteApplication { .. }
-            | Self::DeleteDeploymentGroup { .. }
-            | Self::RecordRevisionHolder { .. }
-            | Self::RequestPrefetch { .. }
-            | Self::CreateDeployment { .. }
-            | Self::StartTargets { .. }
-            | Self::FailTargets { .. }
-            | Self::FinishDeployment(_)
-            | Self::StopDeployment { .. }
-            | Self::SetFeatureLevel { .. } => Touches { members: false, poll_inputs: true },
+    /// The command that adds a node admitted with `token` while the cluster runs at
+    /// `level`: [`Command::AdmitMember`], which counts the join against the token, from
+    /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`] on; below it [`Command::AddMember`], which
+    /// every release knows (joins are not counted then, and no token has a use limit).
+    pub fn admit(spec: MemberSpec, token: &JoinTokenRecord, level: FeatureLevel) -> Self {
+        if level >= FeatureLevel::JOIN_TOKEN_LIFECYCLE {
+            Self::AdmitMember { spec, token_id: token.id() }
+        } else {
+            Self::AddMember { spec }
         }
-    }
-}
-
-impl Proposal {
-    /// What applying this proposal may change.
-    pub fn touches(&self) -> Touches {
-        self.commands.iter().fold(Touches::default(), |touches, command| touches.or(command.touches()))
     }
 }
 

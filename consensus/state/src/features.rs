@@ -35,12 +35,17 @@ impl FeatureLevel {
 
     /// Level 3: API operations travel between nodes as typed operations (the API model's
     /// `Operation`/`Output`) instead of HTTP requests tunnelled over the transport, and
-    /// poll answers tell agents the cluster's level. The next release's new commands and
-    /// messages (blue/green waves, traffic routes) start at level 4.
+    /// poll answers tell agents the cluster's level.
     pub const TYPED_OPERATIONS: Self = Self(3);
 
+    /// Level 4: the join-token lifecycle. Joins are counted against their token
+    /// ([`crate::Command::AdmitMember`]), tokens can have a use limit (`AddJoinToken`
+    /// with `max_uses`) and be deleted ([`crate::Command::DeleteJoinToken`]), and the
+    /// API's `ListJoinTokens` and `DeleteJoinToken` operations exist.
+    pub const JOIN_TOKEN_LIFECYCLE: Self = Self(4);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::TYPED_OPERATIONS;
+    pub const CURRENT: Self = Self::JOIN_TOKEN_LIFECYCLE;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

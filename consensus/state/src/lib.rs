@@ -25,11 +25,13 @@ mod membership;
 pub mod model;
 #[cfg(test)]
 mod tests;
+mod touches;
 
 pub use cluster::ClusterState;
 pub use command::{
-    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, PollTouches, Proposal,
-    ProposalResponse, TargetReport, Touches,
+    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, Proposal,
+    ProposalResponse, TargetReport,
 };
 pub use features::{FeatureLevel, Release};
 pub use model::node_id::NodeId;
+pub use touches::{PollTouches, Touches};

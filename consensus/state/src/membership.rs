@@ -51,9 +51,59 @@ impl ClusterState {
         Ok(Outcome::Done)
     }
 
-    pub(crate) fn add_join_token(&mut self, record: &JoinTokenRecord) -> Result<Outcome, ApplyError> {
+    /// Adds a join token. From feature level 4 on, the record gets its creation time and
+    /// no uses, and a use limit of 0 or an id already taken is refused (below it the
+    /// record is kept as sent, as older releases do).
+    pub(crate) fn add_join_token(&mut self, record: &JoinTokenRecord, at: UnixMillis) -> Result<Outcome, ApplyError> {
+        let counted = self.feature_level >= FeatureLevel::JOIN_TOKEN_LIFECYCLE;
         let cluster = self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
-        cluster.join_tokens.push(record.clone());
+        let mut record = record.clone();
+        if counted {
+            if record.max_uses == Some(0) {
+                return Err(ApplyError::invalid("maxUses must be at least 1"));
+            }
+            let id = record.id();
+            if cluster.join_tokens.iter().any(|existing| existing.id() == id) {
+                return Err(ApplyError::exists(format!("a join token with id {id} exists already")));
+            }
+            record.created_at = Some(at);
+            record.uses = 0;
+        }
+        cluster.join_tokens.push(record);
+        Ok(Outcome::Done)
+    }
+
+    /// Adds a member that joined with the token `token_id`, if the token still admits it
+    /// at `at`, and counts the use. The check is here, in `apply`, so joins racing for
+    /// a token's last use cannot both get it.
+    pub(crate) fn admit_member(
+        &mut self,
+        spec: &MemberSpec,
+        token_id: &str,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        let cluster = self.cluster.as_ref().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
+        let index = token_index(cluster, token_id)
+            .ok_or_else(|| ApplyError::not_found(format!("the join token {token_id} was deleted; create a new one")))?;
+        if let Some(refusal) = cluster.join_tokens[index].refusal(at) {
+            return Err(ApplyError::conflict(refusal.to_string()));
+        }
+        let outcome = self.add_member(spec, at)?;
+        if let Some(token) = self.cluster.as_mut().and_then(|cluster| cluster.join_tokens.get_mut(index)) {
+            token.uses = token.uses.saturating_add(1);
+        }
+        Ok(outcome)
+    }
+
+    /// Stops accepting the join token `token_id`.
+    pub(crate) fn delete_join_token(&mut self, token_id: &str) -> Result<Outcome, ApplyError> {
+        let cluster = self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
+        let index = token_index(cluster, token_id).ok_or_else(|| {
+            ApplyError::not_found(format!(
+                "no join token has the id {token_id:?}; `fleetmesh cluster list-join-tokens` shows them"
+            ))
+        })?;
+        cluster.join_tokens.remove(index);
         Ok(Outcome::Done)
     }
 
@@ -67,4 +117,9 @@ impl ClusterState {
         self.feature_level = level;
         Ok(Outcome::Done)
     }
+}
+
+/// Where the join token `token_id` is in the cluster's list.
+fn token_index(cluster: &ClusterInfo, token_id: &str) -> Option<usize> {
+    cluster.join_tokens.iter().position(|token| token.id() == token_id)
 }

@@ -11,7 +11,7 @@ use crate::model::deployment::{
     DeploymentCreator, DeploymentStatus, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
 use crate::model::ids::{ChunkHash, DeploymentId, UnixMillis};
-use crate::model::members::{ClusterCa, ClusterInfo, MemberSpec};
+use crate::model::members::{ClusterCa, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
     AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, TagFilter, TagFilterType, TargetSelector,
     ONE_AT_A_TIME,
@@ -435,4 +435,130 @@ fn the_feature_level_only_rises() {
     old.as_object_mut().expect("an object").remove("feature_level");
     let old: ClusterState = serde_json::from_value(old).expect("decodes");
     assert_eq!(old.feature_level, FeatureLevel::BASE);
+}
+
+/// A join token record with `secret_hash` `hash` (the id is `jt-` and its first 16 characters).
+fn token(hash: &str, expires_at: Option<u64>, max_uses: Option<u32>) -> JoinTokenRecord {
+    JoinTokenRecord {
+        secret_hash: hash.into(),
+        expires_at: expires_at.map(UnixMillis),
+        description: "test".into(),
+        max_uses,
+        ..JoinTokenRecord::default()
+    }
+}
+
+/// The setup's state at the join-token lifecycle's feature level.
+fn at_token_level() -> ClusterState {
+    let (mut state, _, _) = setup();
+    let raise = Command::SetFeatureLevel { level: FeatureLevel::JOIN_TOKEN_LIFECYCLE };
+    assert_eq!(state.apply(&at(5, vec![raise])).outcomes, vec![Outcome::Done]);
+    state
+}
+
+fn tokens(state: &ClusterState) -> &[JoinTokenRecord] {
+    &state.cluster.as_ref().expect("bootstrapped").join_tokens
+}
+
+#[test]
+fn a_token_with_max_uses_admits_that_many_joins_even_in_one_entry() {
+    // Adds a token with max_uses 2, then proposes three joins with it in one entry (as
+    // racing joins that all passed the leader's check would be); asserts two members are
+    // added and counted, the third is refused naming the limit, and the entry's level.
+    let mut state = at_token_level();
+    let add = Command::AddJoinToken { record: token("aaaaaaaaaaaaaaaa00", None, Some(2)) };
+    assert_eq!(add.feature_level(), FeatureLevel::JOIN_TOKEN_LIFECYCLE);
+    assert_eq!(state.apply(&at(10, vec![add])).outcomes, vec![Outcome::Done]);
+    let stored = &tokens(&state)[0];
+    assert_eq!(
+        (stored.id().as_str(), stored.uses, stored.created_at),
+        ("jt-aaaaaaaaaaaaaaaa", 0, Some(UnixMillis(10)))
+    );
+    let admit = |port| Command::AdmitMember { spec: spec(port), token_id: "jt-aaaaaaaaaaaaaaaa".into() };
+    let outcomes = state.apply(&at(11, vec![admit(7404), admit(7405), admit(7406)])).outcomes;
+    assert_eq!(outcomes[..2], [Outcome::MemberAdded(NodeId(4)), Outcome::MemberAdded(NodeId(5))]);
+    let Outcome::Rejected(error) = &outcomes[2] else { panic!("the third join is refused: {outcomes:?}") };
+    assert_eq!(error.kind, ApplyErrorKind::Conflict);
+    assert_eq!(
+        error.message,
+        "the join token jt-aaaaaaaaaaaaaaaa was used 2 time(s), its --max-uses; create a new one with \
+         `fleetmesh cluster create-join-token`"
+    );
+    assert_eq!(tokens(&state)[0].uses, 2);
+    assert_eq!(state.members.len(), 5);
+}
+
+#[test]
+fn an_expired_or_deleted_token_admits_nobody() {
+    // Adds a token expiring at 20 and one without limits; a join at 25 with the first is
+    // refused as expired and adds no member; deleting the second refuses the next join
+    // with it; deleting an unknown id is NotFound.
+    let mut state = at_token_level();
+    let add = |record| Command::AddJoinToken { record };
+    state.apply(&at(
+        10,
+        vec![add(token("bbbbbbbbbbbbbbbb", Some(20), None)), add(token("cccccccccccccccc", None, None))],
+    ));
+    let admit = |token: &str| Command::AdmitMember { spec: spec(7404), token_id: token.into() };
+    let outcomes = state.apply(&at(25_000, vec![admit("jt-bbbbbbbbbbbbbbbb")])).outcomes;
+    assert!(
+        matches!(&outcomes[0], Outcome::Rejected(error) if error.message.starts_with("the join token expired 24 s ago")),
+        "{outcomes:?}"
+    );
+    assert_eq!(state.members.len(), 3);
+    let delete = |token: &str| Command::DeleteJoinToken { token_id: token.into() };
+    let outcomes = state.apply(&at(25_001, vec![delete("jt-cccccccccccccccc"), admit("jt-cccccccccccccccc")])).outcomes;
+    assert_eq!(outcomes[0], Outcome::Done);
+    assert!(matches!(&outcomes[1], Outcome::Rejected(error) if error.kind == ApplyErrorKind::NotFound), "{outcomes:?}");
+    let outcomes = state.apply(&at(25_002, vec![delete("jt-nope")])).outcomes;
+    assert!(
+        matches!(&outcomes[0], Outcome::Rejected(error) if error.kind == ApplyErrorKind::NotFound
+            && error.message.contains("list-join-tokens")),
+        "{outcomes:?}"
+    );
+    assert_eq!(tokens(&state).iter().map(JoinTokenRecord::id).collect::<Vec<_>>(), ["jt-bbbbbbbbbbbbbbbb"]);
+}
+
+#[test]
+fn a_token_with_zero_uses_or_a_taken_id_is_refused() {
+    // At the token level, max_uses 0 is Invalid and a second record with the same id
+    // AlreadyExists; neither is stored.
+    let mut state = at_token_level();
+    let add = |record| Command::AddJoinToken { record };
+    let outcomes = state
+        .apply(&at(
+            10,
+            vec![
+                add(token("dddddddddddddddd", None, Some(0))),
+                add(token("eeeeeeeeeeeeeeee", None, None)),
+                add(token("eeeeeeeeeeeeeeee", None, Some(3))),
+            ],
+        ))
+        .outcomes;
+    assert!(matches!(&outcomes[0], Outcome::Rejected(error) if error.kind == ApplyErrorKind::Invalid), "{outcomes:?}");
+    assert_eq!(outcomes[1], Outcome::Done);
+    assert!(matches!(&outcomes[2], Outcome::Rejected(error) if error.kind == ApplyErrorKind::AlreadyExists));
+    assert_eq!(tokens(&state).len(), 1);
+}
+
+#[test]
+fn below_the_token_level_joins_are_added_uncounted_and_records_keep_their_old_encoding() {
+    // Below level 4, `Command::admit` is the old AddMember and a record is stored as
+    // sent; a record without the new fields encodes exactly as before, and one written
+    // by an older release decodes with no limit and no uses.
+    let (mut state, _, _) = setup();
+    let record = token("ffffffffffffffff", None, None);
+    let command = Command::admit(spec(7404), &record, state.feature_level);
+    assert_eq!(command, Command::AddMember { spec: spec(7404) });
+    assert_eq!(
+        Command::admit(spec(7404), &record, FeatureLevel::JOIN_TOKEN_LIFECYCLE),
+        Command::AdmitMember { spec: spec(7404), token_id: "jt-ffffffffffffffff".into() }
+    );
+    state.apply(&at(10, vec![Command::AddJoinToken { record: record.clone() }]));
+    assert_eq!(tokens(&state)[0], record, "no creation time below the level");
+    let text = serde_json::to_string(&record).expect("encodes");
+    assert_eq!(text, r#"{"secret_hash":"ffffffffffffffff","expires_at":null,"description":"test"}"#);
+    let old: JoinTokenRecord = serde_json::from_str(&text).expect("decodes");
+    assert_eq!((old.max_uses, old.uses, old.created_at), (None, 0, None));
+    assert_eq!(token("short", None, None).id(), "jt-short");
 }

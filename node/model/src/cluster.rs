@@ -1,5 +1,6 @@
 //! fleetmesh's own operations on the cluster (no CodeDeploy counterpart): its view of
-//! the members (`GetCluster`, `cluster status`) and join tokens (`CreateJoinToken`).
+//! the members (`GetCluster`, `cluster status`) and join tokens (`CreateJoinToken`,
+//! `ListJoinTokens`, `DeleteJoinToken`).
 //! Field names are kept as the first release printed them (`cluster status --json`).
 
 use std::collections::BTreeMap;
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 use fleetmesh_state::{FeatureLevel, NodeId, Release};
 use serde::{Deserialize, Serialize};
 
-use crate::EpochSeconds;
+use crate::{EpochSeconds, ErrorKind, OperationError};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,16 +73,65 @@ pub struct GetClusterOutput {
     pub nodes: Vec<ClusterNode>,
 }
 
+/// A join token's lifetime when the request names none: 24 hours, as kubeadm's.
+pub const JOIN_TOKEN_TTL_DEFAULT_SECONDS: u64 = 24 * 3600;
+
+/// The longest lifetime a join token may be given: 10 years. A token that should never
+/// expire (for autoscaling groups) asks for 0.
+pub const JOIN_TOKEN_TTL_MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// The most joins one token may be limited to.
+pub const JOIN_TOKEN_MAX_USES_MAX: u64 = 1_000_000;
+
 /// `CreateJoinToken`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateJoinTokenInput {
-    /// Lifetime; none means it does not expire.
+    /// Lifetime in seconds: none is [`JOIN_TOKEN_TTL_DEFAULT_SECONDS`], 0 never expires,
+    /// at most [`JOIN_TOKEN_TTL_MAX_SECONDS`].
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
     /// What it is for.
     #[serde(default)]
     pub description: String,
+    /// How many nodes may join with it (1 to [`JOIN_TOKEN_MAX_USES_MAX`]); none is no
+    /// limit. Needs feature level 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+}
+
+impl CreateJoinTokenInput {
+    /// Checks the numbers are within their bounds.
+    ///
+    /// # Errors
+    /// A bad request naming the field and its bound.
+    pub fn check(&self) -> Result<(), OperationError> {
+        if let Some(ttl) = self.ttl_seconds.filter(|ttl| *ttl > JOIN_TOKEN_TTL_MAX_SECONDS) {
+            return Err(OperationError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "ttlSeconds: {ttl} is more than the maximum, {JOIN_TOKEN_TTL_MAX_SECONDS} (10 years); \
+                     use 0 for a token that never expires"
+                ),
+            ));
+        }
+        match self.max_uses {
+            Some(uses) if uses == 0 || uses > JOIN_TOKEN_MAX_USES_MAX => Err(OperationError::new(
+                ErrorKind::BadRequest,
+                format!("maxUses: {uses} is not between 1 and {JOIN_TOKEN_MAX_USES_MAX}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How long the token lives, in seconds; `None` never expires.
+    pub fn lifetime_seconds(&self) -> Option<u64> {
+        match self.ttl_seconds {
+            None => Some(JOIN_TOKEN_TTL_DEFAULT_SECONDS),
+            Some(0) => None,
+            Some(ttl) => Some(ttl),
+        }
+    }
 }
 
 /// `CreateJoinToken`'s answer.
@@ -93,4 +143,48 @@ pub struct CreateJoinTokenOutput {
     /// When it expires.
     #[serde(default)]
     pub expires_at: Option<EpochSeconds>,
+    /// Its id, for `ListJoinTokens` and `DeleteJoinToken` (empty from an older release).
+    #[serde(default)]
+    pub token_id: String,
+}
+
+/// `ListJoinTokens` takes nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListJoinTokensInput {}
+
+/// One join token as `ListJoinTokens` shows it: never its secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenInfo {
+    /// Its id.
+    pub token_id: String,
+    /// What it is for (`bootstrap token` for the first node's `DIR/join-token`).
+    pub description: String,
+    /// When it was created; none for tokens created before feature level 4.
+    #[serde(default)]
+    pub created_at: Option<EpochSeconds>,
+    /// When it expires; none never.
+    #[serde(default)]
+    pub expires_at: Option<EpochSeconds>,
+    /// How many nodes joined with it (counted from feature level 4 on).
+    pub uses: u64,
+    /// How many may; none is no limit.
+    #[serde(default)]
+    pub max_uses: Option<u64>,
+}
+
+/// `ListJoinTokens`'s answer, in creation order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListJoinTokensOutput {
+    /// The tokens the cluster accepts (expired ones included until deleted).
+    pub join_tokens: Vec<JoinTokenInfo>,
+}
+
+/// `DeleteJoinToken`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteJoinTokenInput {
+    /// The token's id, as `ListJoinTokens` shows it.
+    pub token_id: String,
 }

@@ -33,6 +33,7 @@ pub use operations::*;
 pub use shapes::*;
 pub use time::EpochSeconds;
 
+use fleetmesh_state::FeatureLevel;
 use serde::{Deserialize, Serialize};
 
 /// How an operation is answered.
@@ -151,6 +152,20 @@ operations! {
     GetDeploymentTarget(GetDeploymentTargetInput) -> GetDeploymentTargetOutput, Read;
     GetCluster(GetClusterInput) -> GetClusterOutput, LeaderRead;
     CreateJoinToken(CreateJoinTokenInput) -> CreateJoinTokenOutput, Write;
+    ListJoinTokens(ListJoinTokensInput) -> ListJoinTokensOutput, Read;
+    DeleteJoinToken(DeleteJoinTokenInput) -> Empty, Write;
+}
+
+impl Operation {
+    /// The feature level the cluster must run at for this operation: a node refuses it
+    /// below that level, since the leader may run a release that does not know it.
+    pub fn feature_level(&self) -> FeatureLevel {
+        match self {
+            Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            _ => FeatureLevel::BASE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -128,3 +128,34 @@ fn milliseconds_from_an_older_release_read_as_seconds() {
     assert_eq!(new.as_millis(), 1_700_000_000_123);
     assert!(serde_json::from_str::<EpochSeconds>("\"yesterday\"").is_err());
 }
+
+#[test]
+fn join_token_bounds_defaults_and_levels() {
+    // Parses CreateJoinToken inputs at and past the bounds; asserts the refusals name
+    // the field, the lifetimes (default 24 h, 0 never, N), and which inputs need level 4.
+    let parse = |body: &str| match Operation::parse("CreateJoinToken", body.as_bytes()) {
+        Ok(Operation::CreateJoinToken(input)) => input,
+        other => panic!("{body}: {other:?}"),
+    };
+    assert_eq!(parse("{}").lifetime_seconds(), Some(86_400));
+    assert_eq!(parse(r#"{"ttlSeconds": 0}"#).lifetime_seconds(), None);
+    assert_eq!(parse(r#"{"ttlSeconds": 60}"#).lifetime_seconds(), Some(60));
+    assert_eq!(parse(r#"{"ttlSeconds": 315360000}"#).check(), Ok(()));
+    let too_long = parse(r#"{"ttlSeconds": 18446744073709551615}"#).check().unwrap_err();
+    assert_eq!(too_long.kind, ErrorKind::BadRequest);
+    assert!(too_long.message.starts_with("ttlSeconds: 18446744073709551615 is more than the maximum, 315360000"));
+    let zero = parse(r#"{"maxUses": 0}"#).check().unwrap_err();
+    assert_eq!(zero.message, "maxUses: 0 is not between 1 and 1000000");
+    assert!(parse(r#"{"maxUses": 1000001}"#).check().is_err());
+    assert_eq!(parse(r#"{"maxUses": 3}"#).check(), Ok(()));
+    assert_eq!(Operation::CreateJoinToken(parse("{}")).feature_level(), FeatureLevel::BASE);
+    let limited = Operation::CreateJoinToken(parse(r#"{"maxUses": 3}"#));
+    assert_eq!(limited.feature_level(), FeatureLevel::JOIN_TOKEN_LIFECYCLE);
+    let delete = Operation::parse("DeleteJoinToken", br#"{"tokenId": "jt-0123456789abcdef"}"#).unwrap();
+    assert_eq!(delete.feature_level(), FeatureLevel::JOIN_TOKEN_LIFECYCLE);
+    assert_eq!(delete.access(), Access::Write);
+    assert_eq!(Operation::parse("ListJoinTokens", b"").unwrap().access(), Access::Read);
+    // An input without maxUses encodes as an older release's did, for forwarding.
+    let wire = serde_json::to_string(&parse(r#"{"ttlSeconds": 5}"#)).unwrap();
+    assert_eq!(wire, r#"{"ttlSeconds":5,"description":""}"#);
+}

@@ -14,6 +14,12 @@
 //!   ─▶ EventOutcome { succeeded, diagnostics }
 //! ```
 //!
+//! Deadlines: each script has its own `timeout`, and all scripts of one event together
+//! have [`EVENT_TIMEOUT_MAX`] (3600 s, what CodeDeploy's service allows one event, §1.5).
+//! A script's deadline is the earlier of the two, so a script started late in the event
+//! gets only what is left of the hour; when the event's limit ends a script, the message
+//! says so.
+//!
 //! `runas` needs the revision directory to be readable by that user, as with CodeDeploy
 //! (a known pain point, §11 #4); the lifecycle executor owns those permissions.
 //!
@@ -37,7 +43,7 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::agent::script_log::{LogStream, ScriptLog};
-use fleetmesh_core::appspec::HookScript;
+use fleetmesh_core::appspec::{HookScript, EVENT_TIMEOUT_MAX};
 use output::{LineReader, OutputTail};
 use process::{Launch, RunAs};
 
@@ -107,14 +113,27 @@ pub async fn run_event(
     env: &HookEnv,
     log: &mut ScriptLog,
 ) -> EventOutcome {
+    run_event_within(event, scripts, bundle_root, env, log, EVENT_TIMEOUT_MAX).await
+}
+
+/// [`run_event`] with `event_limit` for all scripts together (tests use a short one).
+async fn run_event_within(
+    event: &str,
+    scripts: &[HookScript],
+    bundle_root: &Path,
+    env: &HookEnv,
+    log: &mut ScriptLog,
+    event_limit: Duration,
+) -> EventOutcome {
     let mut vars = vec![("LIFECYCLE_EVENT".to_string(), event.to_string())];
     vars.extend(env.vars.iter().cloned());
     let mut tail = OutputTail::new(LOG_TAIL_BYTES_MAX);
+    let limit = EventLimit { event, started: Instant::now(), length: event_limit };
     for script in scripts {
         let runas = script.runas.as_ref().map_or(String::new(), |user| format!(" as {user}"));
         let started = format!("{event}: running {}{runas} (timeout {} s)", script.location, script.timeout.as_secs());
         log.write_line(LogStream::Agent, &started);
-        if let Err(failure) = run_script(script, bundle_root, &vars, log, &mut tail).await {
+        if let Err(failure) = run_script(script, bundle_root, &vars, &limit, log, &mut tail).await {
             log.write_line(LogStream::Agent, &format!("{event}: {}", failure.message));
             return EventOutcome {
                 succeeded: false,
@@ -144,14 +163,49 @@ pub async fn run_event(
     }
 }
 
+/// The time all scripts of one event share.
+struct EventLimit<'a> {
+    event: &'a str,
+    started: Instant,
+    length: Duration,
+}
+
+impl EventLimit<'_> {
+    /// What is left of the event's time.
+    fn remaining(&self) -> Duration {
+        self.length.saturating_sub(self.started.elapsed())
+    }
+
+    /// The failure of a script the event's limit stopped (or never let start).
+    fn reached(&self, name: &str, started: bool) -> ScriptFailure {
+        let what = if started { "was stopped" } else { "was not started" };
+        ScriptFailure::new(
+            LifecycleErrorCode::ScriptTimedOut,
+            format!(
+                "script {name} {what}: {} reached its limit of {} seconds for all its scripts together",
+                self.event,
+                self.length.as_secs()
+            ),
+        )
+    }
+}
+
 async fn run_script(
     script: &HookScript,
     bundle_root: &Path,
     vars: &[(String, String)],
+    limit: &EventLimit<'_>,
     log: &mut ScriptLog,
     tail: &mut OutputTail,
 ) -> Result<(), ScriptFailure> {
     let name = &script.location;
+    let remaining = limit.remaining();
+    if remaining.is_zero() {
+        return Err(limit.reached(name, false));
+    }
+    // The event's limit cuts this script short when less than its own timeout is left.
+    let cut_by_event = remaining < script.timeout;
+    let timeout = script.timeout.min(remaining);
     let path = bundle_root.join(name);
     ensure_executable(name, &path, log)?;
     let runas = match &script.runas {
@@ -170,8 +224,9 @@ async fn run_script(
         };
         ScriptFailure::new(code, format!("script {name} could not be started: {error}"))
     })?;
-    let ending = supervise(&mut child, script.timeout, log, tail).await;
+    let ending = supervise(&mut child, timeout, log, tail).await;
     match ending {
+        Ending::TimedOut if cut_by_event => Err(limit.reached(name, true)),
         Ending::TimedOut => Err(ScriptFailure::new(
             LifecycleErrorCode::ScriptTimedOut,
             format!("script {name} failed to complete in {} seconds", script.timeout.as_secs()),

@@ -8,8 +8,9 @@
 //!   <dg-id>-cleanup: remove listed paths newest first, delete the list
 //!   plan copies (FilePlanner) + permissions ─── (all conflicts found here)
 //!   write <dg-id>-install.json
-//!   execute: each mkdir/copy is appended to a fresh <dg-id>-cleanup first; chmod,
-//!            setfacl, semanage, chown; fsync the list
+//!   execute: each mkdir/copy is appended to a fresh <dg-id>-cleanup first (a copy is
+//!            written to a temporary name and renamed into place); chmod, setfacl,
+//!            semanage, chown; fsync the list
 //! ```
 //!
 //! Destinations and permission objects are absolute appspec paths resolved under the
@@ -17,6 +18,7 @@
 //! thread. Which revision's ApplicationStop scripts run next time is decided by the
 //! caller with [`last_successful_install`] and its siblings.
 
+mod atomic;
 mod cleanup;
 mod error;
 mod execute;

@@ -1,7 +1,14 @@
 //! fleetmesh's cluster operations: the leader's view of the members (`GetCluster`) and
-//! join-token minting (`CreateJoinToken`).
+//! join tokens (`CreateJoinToken`, `ListJoinTokens`, `DeleteJoinToken`).
+//!
+//! A join token's id is derived from the hash of its secret (`JoinTokenRecord::id`), so
+//! every token has one, the bootstrap token (`DIR/join-token`, which never expires and
+//! has no use limit) and tokens from older releases included.
 
-use fleetmesh_model::{CreateJoinTokenInput, CreateJoinTokenOutput, GetClusterOutput};
+use fleetmesh_model::{
+    CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, JoinTokenInfo,
+    ListJoinTokensOutput,
+};
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::model::members::JoinTokenRecord;
 use fleetmesh_state::{Command, Outcome};
@@ -24,19 +31,67 @@ pub(super) async fn create_join_token(
     api: &Api,
     input: CreateJoinTokenInput,
 ) -> Result<CreateJoinTokenOutput, ApiError> {
+    input.check()?;
     let node = &api.node;
     let fingerprint = node
         .state()
         .read(|state| state.cluster.as_ref().map(|info| info.ca.fingerprint()))
         .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?
         .map_err(|error| ApiError::internal(error.to_string()))?;
+    let max_uses =
+        input.max_uses.map(u32::try_from).transpose().map_err(|_| ApiError::bad_request("maxUses: too large"))?;
     let token = JoinToken::generate(fingerprint);
-    let expires_at =
-        input.ttl_seconds.map(|ttl| UnixMillis(node.clock().now().0.saturating_add(ttl.saturating_mul(1000))));
-    let record =
-        JoinTokenRecord { secret_hash: secret_hash(&token.secret), expires_at, description: input.description };
+    let now = node.clock().now();
+    // The bound checked above keeps this far from overflowing.
+    let expires_at = input.lifetime_seconds().map(|ttl| UnixMillis(now.0.saturating_add(ttl.saturating_mul(1000))));
+    let record = JoinTokenRecord {
+        secret_hash: secret_hash(&token.secret),
+        expires_at,
+        description: input.description,
+        max_uses,
+        ..JoinTokenRecord::default()
+    };
+    let token_id = record.id();
     match node.propose_one(Command::AddJoinToken { record }).await? {
         Outcome::Rejected(error) => Err(error.into()),
-        _ => Ok(CreateJoinTokenOutput { token: token.to_string(), expires_at: expires_at.map(Into::into) }),
+        _ => Ok(CreateJoinTokenOutput { token: token.to_string(), expires_at: expires_at.map(Into::into), token_id }),
+    }
+}
+
+/// The join tokens the cluster accepts, without their secrets.
+pub(super) fn list_join_tokens(api: &Api) -> Result<ListJoinTokensOutput, ApiError> {
+    let join_tokens = api
+        .node
+        .state()
+        .read(|state| state.cluster.as_ref().map(|info| info.join_tokens.iter().map(token_info).collect::<Vec<_>>()));
+    let join_tokens = join_tokens.ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?;
+    Ok(ListJoinTokensOutput { join_tokens })
+}
+
+fn token_info(record: &JoinTokenRecord) -> JoinTokenInfo {
+    JoinTokenInfo {
+        token_id: record.id(),
+        description: record.description.clone(),
+        created_at: record.created_at.map(Into::into),
+        expires_at: record.expires_at.map(Into::into),
+        uses: u64::from(record.uses),
+        max_uses: record.max_uses.map(u64::from),
+    }
+}
+
+/// Stops accepting a join token.
+pub(super) async fn delete_join_token(api: &Api, input: DeleteJoinTokenInput) -> Result<Empty, ApiError> {
+    let token_id = input.token_id;
+    let well_formed = token_id
+        .strip_prefix("jt-")
+        .is_some_and(|hex| (1..=16).contains(&hex.len()) && hex.bytes().all(|byte| byte.is_ascii_hexdigit()));
+    if !well_formed {
+        return Err(ApiError::bad_request(
+            "tokenId: not a join token id (jt- and 16 hex digits, as `fleetmesh cluster list-join-tokens` shows)",
+        ));
+    }
+    match api.node.propose_one(Command::DeleteJoinToken { token_id }).await? {
+        Outcome::Rejected(error) => Err(error.into()),
+        _ => Ok(Empty {}),
     }
 }

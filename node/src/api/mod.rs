@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!  client ──HTTP──▶ any node ──auth──┬─ /healthz, /metrics, /v1/uploads/* (local)
-//!                                    └─ /v1/deploy/<Operation>, /v1/cluster, /v1/join-tokens,
+//!                                    └─ /v1/deploy/<Operation>, /v1/cluster, /v1/join-tokens[/<id>],
 //!                                       /v1/revisions/<id>/distribution
 //!                                         ──▶ Operation ──▶ route: here, or Request::Operation to the leader
 //! ```
@@ -30,10 +30,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 pub use error::ApiError;
-use fleetmesh_model::{GetClusterInput, GetRevisionDistributionInput, Operation};
+use fleetmesh_model::{
+    DeleteJoinTokenInput, GetClusterInput, GetRevisionDistributionInput, ListJoinTokensInput, Operation,
+};
 use fleetmesh_state::model::ids::RevisionId;
 use serde::Deserialize;
 use tracing::warn;
@@ -129,7 +131,8 @@ fn operations_router<S>(api: Arc<Api>) -> Router<S> {
     Router::new()
         .route("/v1/deploy/{operation}", post(deploy_operation))
         .route("/v1/cluster", get(get_cluster))
-        .route("/v1/join-tokens", post(create_join_token))
+        .route("/v1/join-tokens", post(create_join_token).get(list_join_tokens))
+        .route("/v1/join-tokens/{token_id}", delete(delete_join_token))
         .route("/v1/revisions/{revision}/distribution", get(distribution))
         .with_state(api)
 }
@@ -183,7 +186,22 @@ pub(super) struct Incoming {
 }
 
 /// Answers `operation` (parsed from `incoming`) and renders the answer.
-pub(super) async fn respond(api: &Arc<Api>, operation: Operation, consistent: bool, incoming: Incoming) -> Response {
+pub(super) async fn respond(
+    api: &Arc<Api>,
+    operation: Operation,
+    consistent: bool,
+    mut incoming: Incoming,
+) -> Response {
+    let operation = match route::for_cluster_level(api, operation) {
+        Ok(operation) => operation,
+        Err(error) => return error.into_response(),
+    };
+    if let Operation::CreateJoinToken(input) = &operation {
+        // A relayed request carries the input as `for_cluster_level` settled it.
+        if let Ok(body) = serde_json::to_vec(input) {
+            incoming.body = Bytes::from(body);
+        }
+    }
     let token = bearer(&incoming.headers).unwrap_or_default().to_string();
     match route::answer(api, operation, consistent, &token).await {
         Some(Ok(output)) => Json(output.to_json()).into_response(),
@@ -231,6 +249,28 @@ async fn create_join_token(
         Ok(operation) => respond(&api, operation, false, Incoming { method, uri, headers, body }).await,
         Err(error) => ApiError::from(error).into_response(),
     }
+}
+
+async fn list_join_tokens(
+    State(api): State<Arc<Api>>,
+    Query(options): Query<ReadOptions>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let incoming = Incoming { method, uri, headers, body: Bytes::new() };
+    respond(&api, Operation::ListJoinTokens(ListJoinTokensInput {}), options.consistent, incoming).await
+}
+
+async fn delete_join_token(
+    State(api): State<Arc<Api>>,
+    Path(token_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let operation = Operation::DeleteJoinToken(DeleteJoinTokenInput { token_id });
+    respond(&api, operation, false, Incoming { method, uri, headers, body: Bytes::new() }).await
 }
 
 async fn distribution(

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_model::{Access, Operation, Output};
+use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::Caller;
 
 use super::{cluster, deploy, Api, ApiError};
@@ -70,6 +71,10 @@ impl Api {
             Operation::GetCluster(_) => cluster::get_cluster(self).await.map(Output::GetCluster),
             Operation::CreateJoinToken(input) => {
                 cluster::create_join_token(self, input).await.map(Output::CreateJoinToken)
+            }
+            Operation::ListJoinTokens(_) => cluster::list_join_tokens(self).map(Output::ListJoinTokens),
+            Operation::DeleteJoinToken(input) => {
+                cluster::delete_join_token(self, input).await.map(Output::DeleteJoinToken)
             }
             other => deploy::handle(self, other).await,
         }
@@ -117,6 +122,51 @@ impl Api {
     }
 }
 
+/// Refuses an operation the cluster's feature level does not allow yet (the leader may
+/// run a release that does not know it), and, below the join-token level, gives a
+/// `CreateJoinToken` the meaning every release agrees on: an older leader reads no
+/// `ttlSeconds` as "never expires" and 0 as "expires at once", so the default lifetime
+/// is written out and 0 is refused.
+///
+/// # Errors
+/// 409 naming the level needed and the cluster's; 400 for a value out of bounds.
+pub(super) fn for_cluster_level(api: &Api, operation: Operation) -> Result<Operation, ApiError> {
+    let cluster = api.node.cluster_feature_level();
+    let needed = operation.feature_level();
+    let too_low = |what: &str| {
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "{what} needs cluster feature level {needed}, and the cluster runs at level {cluster}: upgrade \
+                 every voter to this release first (the leader raises the level once they all run it)"
+            ),
+        )
+    };
+    if needed > cluster {
+        return Err(too_low(operation.name()));
+    }
+    match operation {
+        Operation::CreateJoinToken(mut input) if cluster < FeatureLevel::JOIN_TOKEN_LIFECYCLE => {
+            input.check()?;
+            match input.lifetime_seconds() {
+                Some(ttl) => input.ttl_seconds = Some(ttl),
+                None => {
+                    let needed = FeatureLevel::JOIN_TOKEN_LIFECYCLE;
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        format!(
+                            "ttlSeconds: 0 (never expires) needs cluster feature level {needed}, and the cluster \
+                             runs at level {cluster}: upgrade every voter to this release first"
+                        ),
+                    ));
+                }
+            }
+            Ok(Operation::CreateJoinToken(input))
+        }
+        other => Ok(other),
+    }
+}
+
 /// Answers `operation` for a client that presented `token`: here when this node can,
 /// else typed on the leader. `None` when the cluster is below feature level 3 and the
 /// operation must go to the leader: the caller relays its HTTP request instead.
@@ -131,7 +181,7 @@ pub(super) async fn answer(
         counts.here.fetch_add(1, Ordering::Relaxed);
         return Some(api.answer_here(operation, consistent).await);
     }
-    if api.node.cluster_feature_level() < fleetmesh_state::FeatureLevel::TYPED_OPERATIONS {
+    if api.node.cluster_feature_level() < FeatureLevel::TYPED_OPERATIONS {
         counts.relayed.fetch_add(1, Ordering::Relaxed);
         return None;
     }

@@ -110,6 +110,8 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
     let fingerprint = ca.fingerprint()?;
     let admin_token = format!("fma1.{}", random_hex(24));
     let join_token = JoinToken::generate(fingerprint.clone());
+    let created_at = clock::SystemClock.now_for_boot();
+    // The bootstrap token (DIR/join-token) never expires and has no use limit.
     let info = ClusterInfo {
         ca: ca.clone(),
         admin_token_hash: secret_hash(&admin_token),
@@ -117,9 +119,11 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
             secret_hash: secret_hash(&join_token.secret),
             expires_at: None,
             description: "bootstrap token".to_string(),
+            created_at: Some(created_at),
+            ..JoinTokenRecord::default()
         }],
         voters_desired: config.voters,
-        created_at: clock::SystemClock.now_for_boot(),
+        created_at,
     };
     let identity = NodeIdentity {
         format: IDENTITY_FORMAT,

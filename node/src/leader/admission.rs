@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use fleetmesh_state::model::members::JoinTokenRefusal;
 use fleetmesh_state::{Command, NodeId, Outcome};
 use fleetmesh_transport::pki::{CaAuthority, PkiError};
 use tracing::info;
@@ -22,8 +23,8 @@ enum AdmissionError {
     Bootstrapping,
     #[error("the join token is not valid for this cluster")]
     UnknownToken,
-    #[error("the join token expired {0} s ago; create a new one with `fleetmesh cluster create-join-token`")]
-    TokenExpired(u64),
+    #[error(transparent)]
+    Token(#[from] JoinTokenRefusal),
     #[error("the public key is not hex")]
     PublicKeyNotHex,
     #[error("node {id} is alive at {listen}; give this node another --listen address")]
@@ -59,10 +60,10 @@ impl Leader {
     async fn admit_on_leader(&self, request: JoinRequest) -> Result<JoinResponse, AdmissionError> {
         let node = &self.node;
         let now = node.clock().now();
-        let (info, same_address) = node.state().read(|state| {
+        let (info, same_address, level) = node.state().read(|state| {
             let same =
                 state.members.values().find(|member| member.listen == request.spec.listen).map(|member| member.id);
-            (state.cluster.clone(), same)
+            (state.cluster.clone(), same, state.feature_level)
         });
         let info = info.ok_or(AdmissionError::Bootstrapping)?;
         let offered = secret_hash(&request.secret);
@@ -71,10 +72,10 @@ impl Leader {
             .iter()
             .find(|record| hashes_equal(&record.secret_hash, &offered))
             .ok_or(AdmissionError::UnknownToken)?;
-        if let Some(expires_at) = record.expires_at {
-            if now > expires_at {
-                return Err(AdmissionError::TokenExpired(now.millis_since(expires_at) / 1000));
-            }
+        // Checked again when the member is added (`Command::admit`), where racing joins
+        // for a token's last use are decided.
+        if let Some(refusal) = record.refusal(now) {
+            return Err(refusal.into());
         }
         let public_key = hex::decode(&request.public_key).map_err(|_| AdmissionError::PublicKeyNotHex)?;
         let mut commands = Vec::new();
@@ -87,10 +88,11 @@ impl Leader {
             }
             commands.push(Command::RemoveMember { id: previous });
         }
-        commands.push(Command::AddMember { spec: request.spec.clone() });
+        commands.push(Command::admit(request.spec.clone(), record, level));
         let outcomes = node.propose(commands).await?;
         let node_id = match outcomes.last() {
             Some(Outcome::MemberAdded(id)) => *id,
+            Some(Outcome::Rejected(error)) => return Err(AdmissionError::NotAdded(error.message.clone())),
             other => return Err(AdmissionError::NotAdded(format!("{other:?}"))),
         };
         let cert_pem = info.ca.sign_node(node_id, &public_key)?;

@@ -123,6 +123,7 @@ impl SimCluster {
                 secret_hash: "sim".into(),
                 expires_at: None,
                 description: "sim".into(),
+                ..JoinTokenRecord::default()
             }],
             voters_desired: self.config.voters,
             created_at: SIM_EPOCH,

@@ -12,12 +12,12 @@ const FORWARDED: &str = "fleetmesh_api_operations_forwarded_total";
 
 /// Node indices by role: (leader, a follower voter, an agent).
 fn roles(cluster: &TestCluster) -> (u32, u32, u32) {
-    let status = wait_until("3 voters, 1 agent, feature level 3", Duration::from_secs(60), || {
+    let status = wait_until("3 voters, 1 agent, feature level 3 or above", Duration::from_secs(60), || {
         cluster.status(1).filter(|status| {
             let nodes = status["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
             nodes.iter().filter(|node| node["role"] == "voter").count() == 3
                 && nodes.iter().filter(|node| node["role"] == "agent").count() == 1
-                && status["feature_level"] == 3
+                && status["feature_level"].as_u64().is_some_and(|level| level >= 3)
         })
     });
     let index = |node: &Value| cluster.index_of_address(node["address"].as_str().expect("address")).expect("index");

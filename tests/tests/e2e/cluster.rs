@@ -250,3 +250,108 @@ fn the_raft_database_holding_the_ca_key_is_private_to_its_owner() {
     });
     cluster.wait_alive(3, Duration::from_secs(60));
 }
+
+/// Runs `fleetmesh node --join` for a node at index `index` with `token`, which is refused
+/// and exits; returns its stderr.
+fn refused_join(cluster: &TestCluster, index: u32, token: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(fleetmesh_tests::binary())
+        .args(["node", "--listen", &format!("{}:7400", cluster.ip(index))])
+        .args(["--api", &format!("{}:7480", cluster.ip(index))])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--join", &cluster.nodes[&1].listen.to_string(), "--token", token])
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "the join with {token} must fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The CLI's stdout, asserting it succeeded.
+fn cli_ok(cluster: &TestCluster, args: &[&str]) -> String {
+    let output = cluster.cli(1, args);
+    assert!(output.status.success(), "fleetmesh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The CLI's stderr, asserting it failed.
+fn cli_err(cluster: &TestCluster, args: &[&str]) -> String {
+    let output = cluster.cli(1, args);
+    assert!(!output.status.success(), "fleetmesh {args:?} must fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Join tokens' lifecycle: a new token expires after 24 h by default and `--ttl-secs 0`
+/// never; a lifetime over 10 years is refused (API 400 naming the field); a token with
+/// `--max-uses 1` admits one node and refuses the next with a clear message;
+/// `list-join-tokens` shows ids, expiry and uses but no secret; a deleted token admits
+/// nobody, and deleting an unknown id fails clearly.
+#[test]
+fn join_tokens_expire_count_their_uses_and_can_be_deleted() {
+    let mut cluster = TestCluster::start(1, Options::default());
+    wait_until("feature level 4", Duration::from_secs(60), || {
+        (cluster.status(1)?["feature_level"].as_u64()? >= 4).then_some(())
+    });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let default_token = cli_ok(&cluster, &["cluster", "create-join-token", "--description", "default"]);
+    let forever = cli_ok(&cluster, &["cluster", "create-join-token", "--ttl-secs", "0", "--description", "asg"]);
+    let once = cli_ok(&cluster, &["cluster", "create-join-token", "--max-uses", "1", "--description", "once"]);
+    let list = cluster.cli_json(1, &["cluster", "list-join-tokens", "--json"]).expect("list-join-tokens --json");
+    let tokens = list["joinTokens"].as_array().expect("joinTokens").clone();
+    let by_description = |description: &str| {
+        tokens.iter().find(|token| token["description"] == description).cloned().unwrap_or_else(|| panic!("{list:#}"))
+    };
+    let bootstrap = by_description("bootstrap token");
+    assert!(bootstrap["expiresAt"].is_null() && bootstrap["maxUses"].is_null(), "{bootstrap}");
+    let default = by_description("default");
+    let expires = default["expiresAt"].as_f64().expect("the default token expires");
+    assert!((expires - now - 86_400.0).abs() < 120.0, "24 h from now: {default}");
+    assert!(default["createdAt"].as_f64().is_some_and(|created| (created - now).abs() < 120.0), "{default}");
+    assert!(by_description("asg")["expiresAt"].is_null(), "--ttl-secs 0 never expires");
+    let limited = by_description("once");
+    assert_eq!((limited["uses"].as_u64(), limited["maxUses"].as_u64()), (Some(0), Some(1)));
+    let text = list.to_string();
+    for secret in [&default_token, &forever, &once] {
+        let (_, secret) = secret.rsplit_once('.').expect("token shape");
+        assert!(!text.contains(secret), "the list shows no secret");
+    }
+
+    // Out of bounds: the CLI names the field; the API answers 400 with a JSON error.
+    let too_long = cli_err(&cluster, &["cluster", "create-join-token", "--ttl-secs", "18446744073709551615"]);
+    assert!(too_long.contains("ttlSeconds: 18446744073709551615 is more than the maximum, 315360000"), "{too_long}");
+    assert!(cli_err(&cluster, &["cluster", "create-join-token", "--max-uses", "0"]).contains("maxUses: 0"));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut answer = agent
+        .post(&format!("{}/v1/join-tokens", cluster.api_url(1)))
+        .header("Authorization", &format!("Bearer {}", cluster.admin_token))
+        .header("Content-Type", "application/json")
+        .send(r#"{"ttlSeconds": 315360001}"#)
+        .expect("request");
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: Value = serde_json::from_str(&answer.body_mut().read_to_string().expect("body")).expect("JSON error");
+    assert!(body["error"].as_str().is_some_and(|error| error.starts_with("ttlSeconds: ")), "{body}");
+
+    // One use: the first node joins, the second is refused and the list counts the use.
+    cluster.add_node(2, Some((cluster.nodes[&1].listen, once.clone())));
+    cluster.wait_alive(2, Duration::from_secs(90));
+    let message = refused_join(&cluster, 9, &once);
+    assert!(message.contains("was used 1 time(s), its --max-uses"), "{message}");
+    let table = cli_ok(&cluster, &["cluster", "list-join-tokens"]);
+    let row = table.lines().find(|line| line.contains("once")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("1/1") && table.contains("never"), "{table}");
+
+    // Deleted: nobody joins with it; deleting it again, or a malformed id, fails.
+    let asg_id = by_description("asg")["tokenId"].as_str().expect("tokenId").to_string();
+    assert_eq!(
+        cli_ok(&cluster, &["cluster", "delete-join-token", "--token-id", &asg_id]),
+        format!("deleted join token {asg_id}")
+    );
+    let message = refused_join(&cluster, 10, &forever);
+    assert!(message.contains("join token is not valid"), "{message}");
+    let again = cli_err(&cluster, &["cluster", "delete-join-token", "--token-id", &asg_id]);
+    assert!(again.contains(&format!("no join token has the id \"{asg_id}\"")), "{again}");
+    assert!(cli_err(&cluster, &["cluster", "delete-join-token", "--token-id", "nope"])
+        .contains("tokenId: not a join token id"));
+    let status = cluster.status(1).expect("status");
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(2), "only the one-use join got in");
+}

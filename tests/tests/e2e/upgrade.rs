@@ -55,9 +55,10 @@ fn feature_level(cluster: &TestCluster, via: u32) -> Option<u64> {
 /// deploys through an old node; then each voter is restarted on the new release, one at
 /// a time, with a deployment in between (the new CLI through the new agent, whose
 /// operations are relayed as HTTP while an old leader may lead); the feature level stays
-/// at 2 until the last old voter is gone and then rises to 3, from when operations travel
-/// typed; the new CLI deploys through the new agent, and every host — the old agent
-/// included — installs the revision.
+/// at 2 until the last old voter is gone (the new node refuses a join token with a use
+/// limit, which needs level 4) and then rises to this build's level, 4, from when
+/// operations travel typed and join tokens can be limited; the new CLI deploys through
+/// the new agent, and every host — the old agent included — installs the revision.
 #[test]
 fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     let old = previous_release().unwrap_or_else(|error| panic!("{error}"));
@@ -142,11 +143,14 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
                 cluster.status(4).map(|status| status["feature_level"].as_u64())
             });
             assert_eq!(level, Some(2), "an old voter remains, yet the level is {level:?}");
+            let limited = cluster.cli(4, &["cluster", "create-join-token", "--max-uses", "1"]);
+            let message = String::from_utf8_lossy(&limited.stderr);
+            assert!(!limited.status.success() && message.contains("needs cluster feature level 4"), "{message}");
             let between = deploy(&cluster, 4, &binary());
             assert_eq!(between["deploymentInfo"]["status"], "Succeeded", "after upgrading voter {index}: {between:#}");
         }
     }
-    wait_until("feature level 3", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(3)).then_some(()));
+    wait_until("feature level 4", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(4)).then_some(()));
     let status = cluster.status(4).expect("cluster status");
     let node_levels: Vec<(u64, Option<u64>)> = status["nodes"]
         .as_array()
@@ -165,10 +169,12 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     assert_eq!(
         cluster.metric(4, "fleetmesh_api_operations_relayed_total"),
         Some(relayed),
-        "at level 3 the agent forwards operations typed, not as HTTP"
+        "at level 4 the agent forwards operations typed, not as HTTP"
     );
     assert!(cluster.metric(4, "fleetmesh_api_operations_forwarded_total").unwrap_or(0) > 0);
     assert_eq!(last["deploymentInfo"]["status"], "Succeeded", "new CLI through a new agent: {last:#}");
+    let limited = cluster.cli(4, &["cluster", "create-join-token", "--max-uses", "1"]);
+    assert!(limited.status.success(), "at level 4: {}", String::from_utf8_lossy(&limited.stderr));
     let statuses = target_statuses(&last);
     assert_eq!(statuses.len(), 5, "{last:#}");
     assert!(statuses.iter().all(|(_, status)| status == "\"Succeeded\""), "every host installed it: {statuses:?}");

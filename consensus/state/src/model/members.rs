@@ -27,7 +27,10 @@ pub struct Member {
 }
 
 /// A join token as the cluster remembers it: only its hash, never the secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The fields after `description` came with feature level 4 and are left out of the
+/// encoding while unset, so a record without them reads and writes as before.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinTokenRecord {
     /// BLAKE3 of the token's secret part, hex.
     pub secret_hash: String,
@@ -35,6 +38,63 @@ pub struct JoinTokenRecord {
     pub expires_at: Option<UnixMillis>,
     /// Free text: who minted it and why.
     pub description: String,
+    /// How many nodes may join with it; `None` is no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    /// How many nodes joined with it (counted from feature level 4 on).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uses: u32,
+    /// When it was added; `None` when it was added below feature level 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<UnixMillis>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// Why a join token admits no more nodes; the text goes back to the joining node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinTokenRefusal {
+    /// Past its expiry.
+    #[error("the join token expired {seconds_ago} s ago; create a new one with `fleetmesh cluster create-join-token`")]
+    Expired {
+        /// How long ago, in whole seconds.
+        seconds_ago: u64,
+    },
+    /// Used as often as it may be.
+    #[error(
+        "the join token {token_id} was used {max_uses} time(s), its --max-uses; create a new one with \
+         `fleetmesh cluster create-join-token`"
+    )]
+    UsedUp {
+        /// The token.
+        token_id: String,
+        /// Its limit.
+        max_uses: u32,
+    },
+}
+
+impl JoinTokenRecord {
+    /// The token's id: `jt-` and the first 16 hex digits of its secret's hash. Every
+    /// record has one, also those written before ids existed, and it tells nothing about
+    /// the secret.
+    pub fn id(&self) -> String {
+        format!("jt-{}", self.secret_hash.get(..16).unwrap_or(&self.secret_hash))
+    }
+
+    /// Why the token admits no node at `now`, or `None` when it does.
+    pub fn refusal(&self, now: UnixMillis) -> Option<JoinTokenRefusal> {
+        if let Some(expires_at) = self.expires_at {
+            if now > expires_at {
+                return Some(JoinTokenRefusal::Expired { seconds_ago: now.millis_since(expires_at) / 1000 });
+            }
+        }
+        match self.max_uses {
+            Some(max_uses) if self.uses >= max_uses => Some(JoinTokenRefusal::UsedUp { token_id: self.id(), max_uses }),
+            _ => None,
+        }
+    }
 }
 
 /// The cluster certificate authority, as kept in the replicated state. Signing and

@@ -1,16 +1,18 @@
 //! `fleetmesh cluster ...`.
 
-use fleetmesh_model::{CreateJoinTokenInput, CreateJoinTokenOutput, GetClusterOutput};
+use fleetmesh_model::{
+    CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, ListJoinTokensInput,
+    ListJoinTokensOutput,
+};
 use fleetmesh_state::Release;
 
 use super::client::{ApiClient, ClientError};
 use super::table::{spelled, Table};
+use super::watch::utc;
+use super::ClusterCommand;
 
 /// `cluster status`.
-///
-/// # Errors
-/// The API call failed.
-pub(crate) fn status(client: &ApiClient, json: bool) -> Result<(), ClientError> {
+fn status(client: &ApiClient, json: bool) -> Result<(), ClientError> {
     let view: GetClusterOutput = client.get_as("/v1/cluster")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
@@ -61,17 +63,60 @@ fn release(release: Option<&Release>) -> String {
     }
 }
 
-/// `cluster create-join-token`.
+/// Runs a `cluster` verb.
 ///
 /// # Errors
 /// The API call failed.
-pub(crate) fn create_join_token(
-    client: &ApiClient,
-    ttl_seconds: Option<u64>,
-    description: &str,
-) -> Result<(), ClientError> {
-    let input = CreateJoinTokenInput { ttl_seconds, description: description.to_string() };
-    let answer: CreateJoinTokenOutput = client.post_as("/v1/join-tokens", &input)?;
+pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), ClientError> {
+    match command {
+        ClusterCommand::Status { json } => status(client, json),
+        ClusterCommand::CreateJoinToken { ttl_secs, max_uses, description } => {
+            let input = CreateJoinTokenInput { ttl_seconds: Some(ttl_secs), description, max_uses };
+            create_join_token(client, &input)
+        }
+        ClusterCommand::ListJoinTokens { json } => list_join_tokens(client, json),
+        ClusterCommand::DeleteJoinToken { token_id } => {
+            client.call::<_, Empty>("DeleteJoinToken", &DeleteJoinTokenInput { token_id: token_id.clone() })?;
+            println!("deleted join token {token_id}");
+            Ok(())
+        }
+    }
+}
+
+/// `cluster create-join-token`: the token on stdout (for `$(...)`), its id and expiry on
+/// stderr.
+fn create_join_token(client: &ApiClient, input: &CreateJoinTokenInput) -> Result<(), ClientError> {
+    let answer: CreateJoinTokenOutput = client.post_as("/v1/join-tokens", input)?;
     println!("{}", answer.token);
+    let expires = match answer.expires_at {
+        Some(time) => format!("expires {} UTC", utc(Some(time))),
+        None => "never expires".to_string(),
+    };
+    let uses = input.max_uses.map_or(String::new(), |uses| format!(", admits {uses} node(s)"));
+    if answer.token_id.is_empty() {
+        eprintln!("join token {expires}{uses}");
+    } else {
+        eprintln!("join token {} {expires}{uses}", answer.token_id);
+    }
+    Ok(())
+}
+
+/// `cluster list-join-tokens`.
+fn list_join_tokens(client: &ApiClient, json: bool) -> Result<(), ClientError> {
+    let answer: ListJoinTokensOutput = client.call("ListJoinTokens", &ListJoinTokensInput {})?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        return Ok(());
+    }
+    let mut table = Table::new(&["ID", "DESCRIPTION", "CREATED", "EXPIRES", "USES"]);
+    for token in &answer.join_tokens {
+        let expires = if token.expires_at.is_some() { utc(token.expires_at) } else { "never".to_string() };
+        let uses = match token.max_uses {
+            Some(max) => format!("{}/{max}", token.uses),
+            None => token.uses.to_string(),
+        };
+        table.row(vec![token.token_id.clone(), token.description.clone(), utc(token.created_at), expires, uses]);
+    }
+    print!("{}", table.render());
     Ok(())
 }

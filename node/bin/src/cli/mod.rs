@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 pub(crate) use client::ApiClient;
+use fleetmesh_model::JOIN_TOKEN_TTL_DEFAULT_SECONDS;
 
 /// fleetmesh: deploy application revisions to a fleet of hosts, peer to peer.
 ///
@@ -160,14 +161,39 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Mint a new join token (for hosts that boot later).
+    /// Mint a new join token (for hosts that boot later) and print it; its id and expiry
+    /// go to stderr.
+    ///
+    /// It expires after 24 hours unless --ttl-secs says otherwise, and admits any number
+    /// of nodes unless --max-uses says otherwise. The bootstrap token (DIR/join-token on
+    /// the first node) is not made here: it never expires and has no use limit (delete it
+    /// with delete-join-token to stop it).
     CreateJoinToken {
-        /// Lifetime in seconds (default: never expires).
-        #[arg(long, value_name = "SECS")]
-        ttl_secs: Option<u64>,
+        /// Lifetime in seconds: 0 never expires (for autoscaling groups); at most
+        /// 315360000 (10 years).
+        #[arg(long, value_name = "SECS", default_value_t = JOIN_TOKEN_TTL_DEFAULT_SECONDS)]
+        ttl_secs: u64,
+        /// How many nodes may join with it, at least 1 (default: no limit). Needs every
+        /// voter on this release (cluster feature level 4).
+        #[arg(long, value_name = "N")]
+        max_uses: Option<u64>,
         /// Free text, e.g. who it is for.
         #[arg(long, default_value = "")]
         description: String,
+    },
+    /// List the join tokens the cluster accepts: id, description, created, expires and
+    /// uses (never the secret).
+    ListJoinTokens {
+        /// Print JSON ({"joinTokens": [{"tokenId", "description", "createdAt", "expiresAt",
+        /// "uses", "maxUses"}]}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop accepting a join token (nodes that joined with it stay members).
+    DeleteJoinToken {
+        /// The token's id, as list-join-tokens shows it (jt-...).
+        #[arg(long, value_name = "ID")]
+        token_id: String,
     },
 }
 
@@ -195,15 +221,8 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     };
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Node(args) => node_cmd::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Cluster(ClusterArgs { client: args, command: ClusterCommand::Status { json } }) => client(&args)
-            .and_then(|client| cluster::status(&client, json))
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(Into::into),
-        Command::Cluster(ClusterArgs {
-            client: args,
-            command: ClusterCommand::CreateJoinToken { ttl_secs, description },
-        }) => client(&args)
-            .and_then(|client| cluster::create_join_token(&client, ttl_secs, &description))
+        Command::Cluster(ClusterArgs { client: args, command }) => client(&args)
+            .and_then(|client| cluster::run(&client, command))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::Deploy(DeployArgs { client: args, command }) => {

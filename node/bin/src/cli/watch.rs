@@ -76,7 +76,7 @@ pub(crate) fn print_deployments(client: &ApiClient, ids: &[DeploymentId]) -> any
 }
 
 /// A time as UTC, to the second; `-` when absent.
-fn utc(time: Option<EpochSeconds>) -> String {
+pub(crate) fn utc(time: Option<EpochSeconds>) -> String {
     match time {
         Some(time) => {
             let time = std::time::UNIX_EPOCH + Duration::from_millis(time.as_millis());

@@ -14,7 +14,10 @@ use super::error::{FieldPath, Problem};
 use super::fields::{describe, mapping, optional, required, sequence, text, untagged};
 use super::locate::Locator;
 use super::permission::read_permission;
-use super::{AppSpec, FileMapping, HookScript, Os, DEFAULT_HOOK_TIMEOUT, EVENT_TIMEOUT_MAX, SCRIPTABLE_EVENTS};
+use super::{
+    AppSpec, FileMapping, HookScript, Os, DEFAULT_HOOK_TIMEOUT, EVENT_TIMEOUT_MAX, SCRIPTABLE_EVENTS,
+    SCRIPT_TIMEOUT_MAX,
+};
 
 /// Reads the whole document. Non-fatal findings go to `warnings`.
 pub(crate) fn read_document(
@@ -214,8 +217,25 @@ fn read_script(value: &Value, path: &FieldPath, warnings: &mut Vec<Problem>) -> 
     Ok((HookScript { location, timeout, runas }, is_explicit))
 }
 
-/// `timeout`: a positive whole number of seconds, as a number or as text (§1.5).
+/// `timeout`: a positive whole number of seconds, as a number or as text, at most
+/// [`SCRIPT_TIMEOUT_MAX`] (§1.5).
 fn read_timeout(value: &Value, path: &FieldPath) -> Result<Duration, Problem> {
+    let timeout = read_seconds(value, path)?;
+    if timeout > SCRIPT_TIMEOUT_MAX {
+        return Err(Problem::new(
+            path,
+            format!(
+                "{} s is more than the {} s CodeDeploy allows one script",
+                timeout.as_secs(),
+                SCRIPT_TIMEOUT_MAX.as_secs()
+            ),
+        ));
+    }
+    Ok(timeout)
+}
+
+/// A positive whole number of seconds, as a number or as text.
+fn read_seconds(value: &Value, path: &FieldPath) -> Result<Duration, Problem> {
     let non_positive = |shown: &str| Problem::new(path, format!("must be a positive number of seconds, found {shown}"));
     match untagged(value) {
         Value::Number(number) => match number.as_u64() {

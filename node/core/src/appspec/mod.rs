@@ -38,8 +38,13 @@ use locate::Locator;
 /// Timeout of a hook script that sets none (§1.5).
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// What CodeDeploy allows one lifecycle event in total (§1.5, §6.3); the agent does not
-/// enforce it, so exceeding it is only a warning here.
+/// The longest `timeout` one script may ask for (§1.5: CodeDeploy's limit); a larger one
+/// is refused when the appspec is parsed.
+pub const SCRIPT_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// What CodeDeploy allows one lifecycle event in total (§1.5, §6.3). The CodeDeploy agent
+/// does not reject timeouts that add up to more, so that is only a warning here; the
+/// fleetmesh agent enforces the limit while the event runs.
 pub const EVENT_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
 
 /// Largest appspec accepted. Real ones are a few KiB; the cap keeps a hostile bundle

@@ -204,6 +204,25 @@ fn non_positive_or_non_numeric_timeout_is_refused() {
 }
 
 #[test]
+fn script_timeout_over_an_hour_is_refused() {
+    // Sets timeouts of 3600 (the limit), 3601, "99999" and one too large for u64;
+    // asserts the limit parses and the others name the field and CodeDeploy's maximum.
+    let with_timeout = |timeout: &str| {
+        format!("version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: a.sh\n      timeout: {timeout}\n")
+    };
+    assert_eq!(parse_ok(&with_timeout("3600")).scripts("AfterInstall")[0].timeout, Duration::from_secs(3600));
+    let prefix = "appspec.yml line 6: hooks.AfterInstall[0].timeout: ";
+    let over = |seconds: &str| format!("{prefix}{seconds} s is more than the 3600 s CodeDeploy allows one script");
+    assert_eq!(parse_err(&with_timeout("3601")), over("3601"));
+    assert_eq!(parse_err(&with_timeout("\"99999\"")), over("99999"));
+    assert_eq!(parse_err(&with_timeout("18446744073709551615")), over("18446744073709551615"));
+    assert_eq!(
+        parse_err(&with_timeout("\"99999999999999999999999\"")),
+        format!("{prefix}\"99999999999999999999999\" seconds is too long")
+    );
+}
+
+#[test]
 fn files_entry_needs_source_and_absolute_destination() {
     // Writes files entries missing source, missing destination, with a relative
     // destination and with a source leaving the bundle; asserts each exact message.

@@ -286,3 +286,64 @@ async fn endless_output_does_not_starve_the_timeout() {
     assert!(outcome.diagnostics.log_tail.len() <= LOG_TAIL_BYTES_MAX);
     assert!(outcome.diagnostics.log_tail.ends_with("[stdout] chatter\n"));
 }
+
+#[tokio::test]
+async fn the_event_limit_cuts_a_script_short() {
+    // Runs two scripts with 30 s timeouts under a 2 s event limit: the first takes about
+    // 1 s, the second sleeps; asserts the second is stopped about when the event's 2 s
+    // are used up, with the event-limit message, not the script's own.
+    let bundle = Bundle::new();
+    let first = bundle.script("first.sh", "#!/bin/sh\nsleep 1\n", 0o755);
+    let second = bundle.script("second.sh", "#!/bin/sh\necho waiting\nsleep 60\n", 0o755);
+    let mut log = bundle.log();
+    let started = Instant::now();
+    let outcome = run_event_within(
+        "AfterInstall",
+        &[first, second],
+        bundle.path(),
+        &HookEnv::default(),
+        &mut log,
+        Duration::from_secs(2),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(!outcome.succeeded);
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
+    assert_eq!(outcome.diagnostics.script_name, "scripts/second.sh");
+    assert_eq!(
+        outcome.diagnostics.message,
+        "script scripts/second.sh was stopped: AfterInstall reached its limit of 2 seconds for all its scripts together"
+    );
+    assert!(outcome.diagnostics.log_tail.contains("[stdout] waiting"));
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_script_left_no_time_by_the_event_does_not_start() {
+    // Runs a script that exits 0 after 0.5 s but leaves a background sleep holding its
+    // stdout (so the agent reads on for its 1 s grace, past the 1 s event limit), then a
+    // second script; asserts the second never starts (no marker file) and the message
+    // says the event's limit was reached.
+    let bundle = Bundle::new();
+    let marker = bundle.path().join("second.ran");
+    let first = bundle.script("first.sh", "#!/bin/sh\nsleep 5 &\nsleep 0.5\nexit 0\n", 0o755);
+    let second = bundle.script("second.sh", &format!("#!/bin/sh\ntouch {}\n", marker.display()), 0o755);
+    let mut log = bundle.log();
+    let outcome = run_event_within(
+        "ApplicationStart",
+        &[first, second],
+        bundle.path(),
+        &HookEnv::default(),
+        &mut log,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
+    assert_eq!(outcome.diagnostics.script_name, "scripts/second.sh");
+    assert_eq!(
+        outcome.diagnostics.message,
+        "script scripts/second.sh was not started: ApplicationStart reached its limit of 1 seconds for all its \
+         scripts together"
+    );
+    assert!(!marker.exists());
+}

@@ -2,12 +2,14 @@
 //! cleanup file before creating it (`codedeploy.md` §7.3).
 //!
 //! Copies keep the revision file's mode and modification time, and, when fleetmesh
-//! runs as root, its owner (the agent copies with `preserve`). Symlinks are recreated
-//! with the same target text. OVERWRITE removes the old file first, so a symlink at the
-//! destination is replaced rather than written through.
+//! runs as root, its owner (the agent copies with `preserve`); they are written under a
+//! temporary name and renamed into place ([`atomic`](super::atomic)), so a failed copy
+//! never leaves a truncated file. Symlinks are recreated with the same target text.
+//! OVERWRITE replaces a file or symlink at the destination rather than writing through
+//! it: a copy's rename replaces it in one step (the old file stays until the new one is
+//! whole); a symlink copy removes it first.
 
 use std::ffi::OsString;
-use std::fs::{File, FileTimes};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -15,6 +17,7 @@ use std::process::Command;
 
 use nix::unistd::geteuid;
 
+use super::atomic::copy_file;
 use super::cleanup::CleanupWriter;
 use super::error::InstallError;
 use super::instructions::{ContextInstruction, Instruction};
@@ -40,7 +43,10 @@ pub(crate) fn execute(
             Instruction::Copy { source, destination, is_symlink, is_overwrite } => {
                 cleanup.record(destination)?;
                 if *is_overwrite {
-                    remove_existing(destination)?;
+                    if *is_symlink || is_directory(destination) {
+                        // A directory cannot be replaced by a file: this fails as it did.
+                        remove_existing(destination)?;
+                    }
                     report.overwritten.push(destination.clone());
                 }
                 if *is_symlink {
@@ -82,23 +88,9 @@ fn remove_existing(path: &Path) -> Result<(), InstallError> {
     }
 }
 
-fn copy_file(source: &Path, destination: &Path, is_root: bool) -> Result<(), InstallError> {
-    let metadata = std::fs::metadata(source).map_err(|error| InstallError::io("inspect", source, error))?;
-    // std::fs::copy also copies the permission bits.
-    std::fs::copy(source, destination).map_err(|error| InstallError::io("copy to", destination, error))?;
-    let times = FileTimes::new()
-        .set_modified(metadata.modified().map_err(|error| InstallError::io("inspect", source, error))?)
-        .set_accessed(metadata.accessed().map_err(|error| InstallError::io("inspect", source, error))?);
-    File::options()
-        .write(true)
-        .open(destination)
-        .and_then(|file| file.set_times(times))
-        .map_err(|error| InstallError::io("set times of", destination, error))?;
-    if is_root {
-        std::os::unix::fs::lchown(destination, Some(metadata.uid()), Some(metadata.gid()))
-            .map_err(|error| InstallError::io("chown", destination, error))?;
-    }
-    Ok(())
+/// True when `path` is a directory itself (not a symlink to one).
+fn is_directory(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|metadata| metadata.is_dir())
 }
 
 fn copy_symlink(source: &Path, destination: &Path, is_root: bool) -> Result<(), InstallError> {
