@@ -97,7 +97,14 @@ pub(super) async fn run(node: Arc<Node>, planner: Arc<dyn WavePlanner>, mut even
             _ = shutdown.changed() => return,
             Some(done) = shell.work.join_next_with_id() => shell.finish(&mut core, done),
             event = events.recv() => match event {
-                Some(event) => shell.handle(&mut core, event),
+                Some(event) => {
+                    shell.handle(&mut core, event);
+                    // Everything already queued, in one pass: at N = 1000 polls arrive
+                    // in bursts, and a pass of the loop per poll cost more than the poll.
+                    while let Ok(event) = events.try_recv() {
+                        shell.handle(&mut core, event);
+                    }
+                }
                 None => return,
             },
             () = server.changed(node.raft_host()) => {}
