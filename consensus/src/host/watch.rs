@@ -34,11 +34,21 @@ impl ServerStateWatch {
 
     /// Waits for a change. When the Raft instance stops (shutdown, or a reset that
     /// replaced it), follows the current instance and counts that as a change.
+    ///
+    /// Cancel-safe: callers wait on this in `select!` beside other events, so it must not
+    /// keep the switch to the new instance behind a sleep. It switches first and only
+    /// then waits a little, when the host has no running instance yet. (Switching after
+    /// the sleep left the leader task, woken by a query every few milliseconds, reading
+    /// the stopped instance forever: a first node that never bootstrapped.)
     pub async fn changed(&mut self, host: &RaftHost) {
-        if self.receiver.changed().await.is_err() {
+        if self.receiver.changed().await.is_ok() {
+            return;
+        }
+        self.receiver = host.raft().server_metrics();
+        self.replaced = true;
+        if self.receiver.has_changed().is_err() {
+            // The host has not started its next instance yet: the caller looks again later.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            self.receiver = host.raft().server_metrics();
-            self.replaced = true;
         }
     }
 
