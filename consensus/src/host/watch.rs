@@ -82,3 +82,59 @@ impl ServerStateWatch {
             || matches!(metrics.state, ServerState::Leader | ServerState::Candidate)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use fleetmesh_transport::{BoxFuture, TransportError};
+    use openraft::BasicNode;
+
+    use super::*;
+    use crate::raft::{RaftRequest, RaftResponse, RaftTiming, RaftTransport};
+
+    /// A transport to nobody: a single-voter cluster never sends.
+    struct Nobody;
+
+    impl RaftTransport for Nobody {
+        fn send(
+            &self,
+            target: NodeId,
+            _addr: &str,
+            _request: RaftRequest,
+            _timeout: Duration,
+        ) -> BoxFuture<'static, Result<RaftResponse, TransportError>> {
+            let error = TransportError::Unreachable {
+                peer: target,
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+                reason: "no peers in this test".to_string(),
+            };
+            Box::pin(async move { Err(error) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watch_cancelled_every_few_milliseconds_still_follows_the_instance_that_replaced_its_own() {
+        // A watch made on the dormant instance; `initialize` replaces that instance with an
+        // active one, which elects this node. Waiting on `changed` is cut short every 5 ms,
+        // as a `select!` with busier branches does: the watch must still see the node lead.
+        // (It did not when `changed` slept before switching to the new instance.)
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("in-memory redb");
+        let host = RaftHost::open(NodeId(1), Arc::new(db), Arc::new(Nobody), RaftTiming::default())
+            .await
+            .expect("open dormant");
+        let mut watch = host.server_state();
+        let members = BTreeMap::from([(NodeId(1), BasicNode { addr: "127.0.0.1:9".to_string() })]);
+        host.initialize(members).await.expect("initialize");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !watch.leadership(NodeId(1)).1 {
+            assert!(tokio::time::Instant::now() < deadline, "the watch never saw the active instance lead");
+            // Cut short on purpose: see above.
+            let _ = tokio::time::timeout(Duration::from_millis(5), watch.changed(&host)).await;
+        }
+        host.shutdown().await;
+    }
+}
