@@ -61,6 +61,16 @@ fn info(answer: &GetDeploymentOutput) -> &DeploymentInfo {
     &answer.deployment_info
 }
 
+/// The id of the rollback a failed deployment started.
+fn rollback_of(failed: &DeploymentInfo) -> String {
+    failed
+        .rollback_info
+        .as_ref()
+        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
+        .expect("a rollback deployment")
+        .to_string()
+}
+
 /// The lifecycle events of one target of a deployment (`get-deployment-target --json`).
 fn lifecycle_events(cluster: &TestCluster, via: u32, deployment_id: &str, target_id: &str) -> Vec<LifecycleEvent> {
     cluster.deployment_target(via, deployment_id, target_id).deployment_target.instance_target.lifecycle_events
@@ -196,12 +206,7 @@ fn one_at_a_time_failure_on_the_third_host_skips_the_rest_and_rolls_back() {
     assert_eq!(diagnostics.error_code, LifecycleErrorCode::ScriptFailed);
     assert!(diagnostics.log_tail.contains("failing on purpose"), "{validate:?}");
 
-    let rollback_id = failed
-        .rollback_info
-        .as_ref()
-        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
-        .expect("a rollback deployment")
-        .to_string();
+    let rollback_id = rollback_of(failed);
     let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(120));
     assert_eq!(info(&rollback).status, DeploymentStatus::Succeeded, "{rollback:?}");
     assert_eq!(info(&rollback).creator, DeploymentCreator::CodeDeployRollback);
@@ -265,12 +270,7 @@ fn a_rollback_of_one_host_under_half_at_a_time_runs_and_says_how_it_ended() {
         .map(|target| target.target_id.as_str())
         .collect();
     assert_eq!(changed.len(), 1, "one host at a time, and the first failed: {failed:?}");
-    let rollback_id = failed
-        .rollback_info
-        .as_ref()
-        .and_then(|rollback| rollback.rollback_deployment_id.as_ref())
-        .expect("a rollback deployment")
-        .to_string();
+    let rollback_id = rollback_of(failed);
     let rollback = cluster.wait_deployment(&rollback_id, Duration::from_secs(120));
     let rolled = info(&rollback);
     assert_eq!(rolled.status, DeploymentStatus::Succeeded, "{rolled:?}");
