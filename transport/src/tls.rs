@@ -188,3 +188,58 @@ impl ServerCertVerifier for PinnedCaVerifier {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// The certificate a node's HTTPS API presents, swappable while the server runs (a
+/// renewed certificate takes effect on the next handshake). Until one is installed,
+/// handshakes fail: the API is never served without TLS by accident.
+#[derive(Debug, Default)]
+pub struct ApiCertificate {
+    current: std::sync::RwLock<Option<Arc<rustls::sign::CertifiedKey>>>,
+}
+
+impl ApiCertificate {
+    /// Installs `cert_pem` (the API certificate), chained to `ca_pem`, with `key_pem`.
+    ///
+    /// # Errors
+    /// A PEM text is corrupt or the key does not fit the provider.
+    pub fn install(&self, cert_pem: &str, ca_pem: &str, key_pem: &str) -> Result<(), crate::pki::PkiError> {
+        use rustls::pki_types::pem::PemObject;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|error| crate::pki::PkiError::Pem { what: "API key", reason: error.to_string() })?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|error| crate::pki::PkiError::Pem { what: "API key", reason: error.to_string() })?;
+        let chain = vec![crate::pki::cert_from_pem(cert_pem)?, crate::pki::cert_from_pem(ca_pem)?];
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signing));
+        // A poisoned lock only means a panic elsewhere mid-swap; the value is whole.
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = Some(certified);
+        Ok(())
+    }
+
+    /// Whether a certificate is installed.
+    pub fn is_ready(&self) -> bool {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ApiCertificate {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// The rustls configuration of a node's HTTPS API: TLS 1.2 and 1.3 (the AWS CLI and
+/// older tools still offer 1.2), HTTP/1.1, the certificate from `certificate`.
+///
+/// # Errors
+/// rustls refused the configuration.
+pub fn api_server_config(certificate: Arc<ApiCertificate>) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
