@@ -1,15 +1,28 @@
 //! Reading a test node's HTTP API directly: metrics, raw POSTs, and waiting on the
 //! chunk store's size.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::TestCluster;
 
-/// An HTTP agent that returns error statuses as answers instead of errors.
-fn http_agent() -> ureq::Agent {
+/// An HTTP agent that returns error statuses as answers instead of errors and trusts
+/// the CA in `ca_pem` (a node's DIR/ca.pem) for HTTPS.
+pub fn http_agent_trusting(ca_pem: Option<&Path>) -> ureq::Agent {
+    // No bundle: no roots at all, so any HTTPS server is refused (ureq has no built-in
+    // roots in this build).
+    let pem = ca_pem.and_then(|path| std::fs::read(path).ok()).unwrap_or_default();
+    let roots: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
+            _ => None,
+        })
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots)).build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
@@ -17,12 +30,19 @@ fn http_agent() -> ureq::Agent {
 }
 
 impl TestCluster {
+    /// An HTTP agent for this cluster's APIs: error statuses are answers, and HTTPS
+    /// trusts the cluster CA (the first DIR/ca.pem a node wrote).
+    pub fn http(&self) -> ureq::Agent {
+        let bundle = self.nodes.keys().map(|index| self.ca_bundle(*index)).find(|path| path.exists());
+        http_agent_trusting(bundle.as_deref())
+    }
+
     /// Reads the value of metric `name` from node `index`'s `/metrics` (summed over its
     /// label sets); `None` when the node does not answer or has no such metric.
     pub fn metric(&self, index: u32, name: &str) -> Option<u64> {
-        let url = format!("http://{}/metrics", self.nodes[&index].api);
+        let url = format!("{}/metrics", self.api_url(index));
         let mut response =
-            http_agent().get(&url).header("Authorization", &format!("Bearer {}", self.admin_token)).call().ok()?;
+            self.http().get(&url).header("Authorization", &format!("Bearer {}", self.admin_token)).call().ok()?;
         let text = response.body_mut().read_to_string().ok()?;
         parse_metric(&text, name)
     }
@@ -30,8 +50,9 @@ impl TestCluster {
     /// POSTs a JSON body to node `via`'s API with the admin token; returns the status
     /// and the parsed body (`Null` if it was not JSON).
     pub fn api_post(&self, via: u32, path: &str, body: &Value) -> (u16, Value) {
-        let url = format!("http://{}{path}", self.nodes[&via].api);
-        let response = http_agent()
+        let url = format!("{}{path}", self.api_url(via));
+        let response = self
+            .http()
             .post(&url)
             .header("Authorization", &format!("Bearer {}", self.admin_token))
             .send_json(body)

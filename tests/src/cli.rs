@@ -16,7 +16,8 @@ impl TestCluster {
     pub fn cli(&self, via: u32, args: &[&str]) -> Output {
         Command::new(binary())
             .args(args)
-            .env("FLEETMESH_API", format!("http://{}", self.nodes[&via].api))
+            .env("FLEETMESH_API", self.api_url(via))
+            .env("FLEETMESH_CA_BUNDLE", self.ca_bundle(via))
             .env("FLEETMESH_TOKEN", &self.admin_token)
             .output()
             .expect("run fleetmesh")

@@ -220,9 +220,20 @@ impl TestCluster {
         self.nodes.get(&index)?.child.as_ref().map(Child::id)
     }
 
-    /// The base URL of node `index`'s HTTP API, e.g. `http://127.9.9.1:7480`.
+    /// The base URL of node `index`'s API, e.g. `https://127.9.9.1:7480`: `http://` when
+    /// the nodes run with `--api-plaintext`, or when the node wrote no DIR/ca.pem (a
+    /// release before the HTTPS API; a current node writes it before its API listens).
     pub fn api_url(&self, index: u32) -> String {
-        format!("http://{}", self.nodes[&index].api)
+        let plaintext =
+            self.options.node_flags.iter().any(|flag| flag == "--api-plaintext") || !self.ca_bundle(index).exists();
+        let scheme = if plaintext { "http" } else { "https" };
+        format!("{scheme}://{}", self.nodes[&index].api)
+    }
+
+    /// Node `index`'s DIR/ca.pem: the CA its API certificate chains to (the CLI's
+    /// `--ca-bundle`).
+    pub fn ca_bundle(&self, index: u32) -> PathBuf {
+        self.nodes[&index].data_dir.join("ca.pem")
     }
 
     /// Everything node `index` has logged so far (stdout and stderr).

@@ -19,7 +19,7 @@ mod procfs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use api::parse_metric;
+pub use api::{http_agent_trusting, parse_metric};
 pub use cluster::{Options, TestCluster, TestNode};
 pub use files::{hash_file, write_bundle, write_random_file};
 pub use procfs::{proc_status_kib, process_cpu};

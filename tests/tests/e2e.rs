@@ -6,6 +6,7 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod operations;
+    mod security;
     mod swarm;
     mod upgrade;
     mod voters;

@@ -40,6 +40,7 @@ impl ClusterState {
             Command::AddJoinToken { record } => self.add_join_token(record, at),
             Command::AdmitMember { spec, token_id } => self.admit_member(spec, token_id, at),
             Command::DeleteJoinToken { token_id } => self.delete_join_token(token_id),
+            Command::SetApiToken { kind, hash } => self.set_api_token(*kind, hash),
             Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
                 self.create_application(name, application_id, compute_platform, at)

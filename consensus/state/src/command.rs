@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::features::FeatureLevel;
 use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
-use crate::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use crate::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
     AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
 };
@@ -134,6 +134,14 @@ pub enum Command {
     DeleteJoinToken {
         /// The token ([`JoinTokenRecord::id`]).
         token_id: String,
+    },
+    /// Replace the hash of one of the API's tokens ([`FeatureLevel::HARDENING`]): a
+    /// rotated admin token, or a new read-only or metrics token.
+    SetApiToken {
+        /// Which token.
+        kind: ApiTokenKind,
+        /// BLAKE3 of the new token, hex.
+        hash: String,
     },
     /// `create-application`.
     CreateApplication {
@@ -316,6 +324,7 @@ impl Command {
         match self {
             Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
             Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::SetApiToken { .. } => FeatureLevel::HARDENING,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

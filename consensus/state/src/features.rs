@@ -44,8 +44,12 @@ impl FeatureLevel {
     /// API's `ListJoinTokens` and `DeleteJoinToken` operations exist.
     pub const JOIN_TOKEN_LIFECYCLE: Self = Self(4);
 
+    /// Level 5: production hardening. The API's read-only and metrics tokens exist and
+    /// any token can be replaced ([`crate::Command::SetApiToken`], `RotateApiToken`).
+    pub const HARDENING: Self = Self(5);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::JOIN_TOKEN_LIFECYCLE;
+    pub const CURRENT: Self = Self::HARDENING;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -3,7 +3,7 @@
 use crate::command::{ApplyError, Outcome};
 use crate::features::FeatureLevel;
 use crate::model::ids::UnixMillis;
-use crate::model::members::{ClusterInfo, JoinTokenRecord, Member, MemberSpec};
+use crate::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, Member, MemberSpec};
 use crate::{ClusterState, NodeId};
 
 impl ClusterState {
@@ -104,6 +104,25 @@ impl ClusterState {
             ))
         })?;
         cluster.join_tokens.remove(index);
+        Ok(Outcome::Done)
+    }
+
+    pub(crate) fn set_api_token(&mut self, kind: ApiTokenKind, hash: &str) -> Result<Outcome, ApplyError> {
+        let cluster = self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
+        if hash.len() != 64 || !hash.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(ApplyError::invalid("a token hash is 64 hex digits"));
+        }
+        let others = [ApiTokenKind::Admin, ApiTokenKind::ReadOnly, ApiTokenKind::Metrics]
+            .into_iter()
+            .filter(|other| *other != kind);
+        if others.clone().any(|other| cluster.token_hash(other) == Some(hash)) {
+            return Err(ApplyError::conflict("one token cannot serve two kinds"));
+        }
+        match kind {
+            ApiTokenKind::Admin => cluster.admin_token_hash = hash.to_string(),
+            ApiTokenKind::ReadOnly => cluster.read_only_token_hash = Some(hash.to_string()),
+            ApiTokenKind::Metrics => cluster.metrics_token_hash = Some(hash.to_string()),
+        }
         Ok(Outcome::Done)
     }
 

@@ -70,6 +70,8 @@ fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
         admin_token_hash: "h".into(),
         join_tokens: vec![],
         voters_desired: 3,
+        read_only_token_hash: None,
+        metrics_token_hash: None,
         created_at: UnixMillis(0),
     };
     let (first, second) = (revision(b"version: 0.0 # one"), revision(b"version: 0.0 # two"));

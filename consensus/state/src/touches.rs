@@ -103,6 +103,7 @@ impl Command {
             | Self::RemoveMember { .. } => Touches::ALL,
             Self::AddJoinToken { .. }
             | Self::DeleteJoinToken { .. }
+            | Self::SetApiToken { .. }
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }
             | Self::CreateDeploymentConfig { .. }

@@ -188,3 +188,23 @@ pub struct DeleteJoinTokenInput {
     /// The token's id, as `ListJoinTokens` shows it.
     pub token_id: String,
 }
+
+/// `RotateApiToken`: replaces one of the API's tokens with a new one (feature level 5).
+/// For the admin token the old one stops working at once; the read-only and metrics
+/// tokens are created by their first rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateApiTokenInput {
+    /// Which token: `admin`, `read-only` or `metrics`.
+    pub kind: fleetmesh_state::model::members::ApiTokenKind,
+}
+
+/// `RotateApiToken`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateApiTokenOutput {
+    /// Which token.
+    pub kind: fleetmesh_state::model::members::ApiTokenKind,
+    /// The new token, shown once.
+    pub token: String,
+}

@@ -154,6 +154,7 @@ operations! {
     CreateJoinToken(CreateJoinTokenInput) -> CreateJoinTokenOutput, Write;
     ListJoinTokens(ListJoinTokensInput) -> ListJoinTokensOutput, Read;
     DeleteJoinToken(DeleteJoinTokenInput) -> Empty, Write;
+    RotateApiToken(RotateApiTokenInput) -> RotateApiTokenOutput, Write;
 }
 
 impl Operation {
@@ -162,6 +163,7 @@ impl Operation {
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::RotateApiToken(_) => FeatureLevel::HARDENING,
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

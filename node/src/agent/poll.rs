@@ -205,6 +205,8 @@ fn learn_from_poll(directory: &mut Directory, poll: &PollResponse, members: Opti
     directory.term = poll.term;
     directory.role = Some(poll.role);
     directory.admin_token_hash.clone_from(&poll.admin_token_hash);
+    directory.read_only_token_hash.clone_from(&poll.read_only_token_hash);
+    directory.metrics_token_hash.clone_from(&poll.metrics_token_hash);
     directory.voters.clone_from(&poll.voters);
     directory.feature_level = poll.feature_level;
     if let Some((version, list)) = members {
@@ -386,6 +388,8 @@ mod tests {
             role: protocol::Role::Agent,
             members_in_payload: None,
             admin_token_hash: "hash".into(),
+            read_only_token_hash: None,
+            metrics_token_hash: None,
             assignments: Default::default(),
             assignments_digest: "digest".into(),
             swarm_peers: BTreeMap::new(),

@@ -7,15 +7,16 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, JoinTokenInfo,
-    ListJoinTokensOutput,
+    ListJoinTokensOutput, RotateApiTokenInput, RotateApiTokenOutput,
 };
 use fleetmesh_state::model::ids::UnixMillis;
+use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::model::members::JoinTokenRecord;
 use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::CaAuthority;
 
 use super::{Api, ApiError};
-use crate::runtime::identity::{secret_hash, JoinToken};
+use crate::runtime::identity::{random_hex, secret_hash, JoinToken};
 
 /// The cluster as this node, the leader, sees it.
 pub(super) async fn get_cluster(api: &Api) -> Result<GetClusterOutput, ApiError> {
@@ -55,6 +56,25 @@ pub(super) async fn create_join_token(
     match node.propose_one(Command::AddJoinToken { record }).await? {
         Outcome::Rejected(error) => Err(error.into()),
         _ => Ok(CreateJoinTokenOutput { token: token.to_string(), expires_at: expires_at.map(Into::into), token_id }),
+    }
+}
+
+/// Mints a new token of the asked kind and commits its hash; the old one of that kind
+/// stops working when the entry applies.
+pub(super) async fn rotate_api_token(api: &Api, input: RotateApiTokenInput) -> Result<RotateApiTokenOutput, ApiError> {
+    let prefix = match input.kind {
+        ApiTokenKind::Admin => "fma1",
+        ApiTokenKind::ReadOnly => "fmr1",
+        ApiTokenKind::Metrics => "fmm1",
+    };
+    let token = format!("{prefix}.{}", random_hex(24));
+    let command = Command::SetApiToken { kind: input.kind, hash: secret_hash(&token) };
+    match api.node.propose_one(command).await? {
+        Outcome::Rejected(error) => Err(error.into()),
+        _ => {
+            tracing::info!(kind = %input.kind, "an API token was rotated");
+            Ok(RotateApiTokenOutput { kind: input.kind, token })
+        }
     }
 }
 

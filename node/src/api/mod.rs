@@ -20,6 +20,7 @@ mod error;
 mod legacy;
 mod metrics;
 mod route;
+mod tls;
 mod uploads;
 
 use std::future::Future;
@@ -37,12 +38,12 @@ use fleetmesh_model::{
     DeleteJoinTokenInput, GetClusterInput, GetRevisionDistributionInput, ListJoinTokensInput, Operation,
 };
 use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::model::members::ApiTokenKind;
 use serde::Deserialize;
 use tracing::warn;
 
 use crate::leader::Leader;
 use crate::revision::service::RevisionService;
-use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{ApiRequest, Request as NodeRequest, Response as NodeResponse};
 use crate::runtime::{Family, Node, Refusal, Service};
 
@@ -103,14 +104,23 @@ impl Service for Api {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves: HTTPS with `tls`, plain
+/// HTTP without (`--api-plaintext`, loopback only).
 pub async fn serve(
     api: Arc<Api>,
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let app = public_router(api);
-    if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    let served = match tls {
+        Some(config) => match tls::TlsListener::new(listener, config) {
+            Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            Err(error) => Err(error),
+        },
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    };
+    if let Err(error) = served {
         warn!(%error, "API server stopped");
     }
 }
@@ -156,16 +166,51 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn require_token(State(api): State<Arc<Api>>, headers: HeaderMap, request: Request, next: Next) -> Response {
-    let offered = bearer(&headers);
-    let expected = api.node.admin_token_hash();
-    if expected.is_empty() {
+    if api.node.admin_token_hash().is_empty() {
         return ApiError::unavailable("this node has not learned the cluster's admin token yet; retry in a moment")
             .into_response();
     }
-    match offered {
-        Some(token) if hashes_equal(&secret_hash(token), &expected) => next.run(request).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong").into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <admin token>").into_response(),
+    let Some(offered) = bearer(&headers) else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer <admin token>").into_response();
+    };
+    let kind = api.node.token_kind(offered);
+    let path = request.uri().path();
+    let allowed = match kind {
+        // The metrics token scrapes and does nothing else.
+        Some(ApiTokenKind::Metrics) if path != "/metrics" => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "the metrics token may only read /metrics"))
+        }
+        Some(ApiTokenKind::Metrics) => Ok(()),
+        _ => may_call(kind, is_read(request.method(), path)),
+    };
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// True for requests that change nothing: `GET`s and the `Get*`/`List*` operations.
+fn is_read(method: &Method, path: &str) -> bool {
+    if method == Method::GET {
+        return true;
+    }
+    let operation = path.strip_prefix("/v1/deploy/").unwrap_or_default();
+    method == Method::POST && (operation.starts_with("Get") || operation.starts_with("List"))
+}
+
+/// Whether a caller holding a token of `kind` may make a call that `reads` only.
+pub(super) fn may_call(kind: Option<ApiTokenKind>, reads: bool) -> Result<(), ApiError> {
+    match kind {
+        Some(ApiTokenKind::Admin) => Ok(()),
+        Some(ApiTokenKind::ReadOnly) if reads => Ok(()),
+        Some(ApiTokenKind::ReadOnly) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the read-only token may only read; use the admin token to change",
+        )),
+        Some(ApiTokenKind::Metrics) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "the metrics token may only read /metrics"))
+        }
+        None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "the admin token is wrong")),
     }
 }
 

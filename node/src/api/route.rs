@@ -30,7 +30,6 @@ use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::Caller;
 
 use super::{cluster, deploy, Api, ApiError};
-use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse};
 
 /// Clients' operations by where they were answered.
@@ -76,6 +75,9 @@ impl Api {
             Operation::DeleteJoinToken(input) => {
                 cluster::delete_join_token(self, input).await.map(Output::DeleteJoinToken)
             }
+            Operation::RotateApiToken(input) => {
+                cluster::rotate_api_token(self, input).await.map(Output::RotateApiToken)
+            }
             other => deploy::handle(self, other).await,
         }
     }
@@ -109,8 +111,8 @@ impl Api {
                 ApiError::unavailable("only members forward operations").into()
             )));
         }
-        if !hashes_equal(&secret_hash(&request.token), &self.node.admin_token_hash()) {
-            let refused = ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "the admin token is wrong");
+        let kind = self.node.token_kind(&request.token);
+        if let Err(refused) = super::may_call(kind, request.operation.access() != Access::Write) {
             return NodeResponse::Operation(Box::new(Err(refused.into())));
         }
         if !self.answers(&request.operation, request.consistent) {

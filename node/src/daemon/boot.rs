@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
+use fleetmesh_state::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
 use fleetmesh_transport::quic::QuicTransport;
 use fleetmesh_transport::NodeId;
@@ -17,6 +17,7 @@ use openraft::BasicNode;
 use rand::RngCore;
 use tracing::{debug, info, warn};
 
+use super::api_tls::ApiTls;
 use super::DaemonError;
 use crate::agent::host::HostBackend;
 use crate::agent::Agent;
@@ -54,6 +55,12 @@ pub struct NodeConfig {
     pub max_revision_bytes: u64,
     /// `--shutdown-grace-secs`: how long a stopping node lets running hooks finish.
     pub shutdown_grace: Duration,
+    /// `--api-san`s: more names (DNS or IP) the API certificate is for.
+    pub api_sans: Vec<String>,
+    /// `--api-plaintext`: serve the API over plain HTTP (loopback addresses only).
+    pub api_plaintext: bool,
+    /// `--cert-lifetime-secs`: lifetime of the API certificate, renewed two thirds in.
+    pub cert_lifetime_secs: u64,
     /// Timing.
     pub timing: Timing,
 }
@@ -109,6 +116,7 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
     let cert_pem = ca.sign_node(NodeId(1), &key.public_key)?;
     let fingerprint = ca.fingerprint()?;
     let admin_token = format!("fma1.{}", random_hex(24));
+    let metrics_token = format!("fmm1.{}", random_hex(24));
     let join_token = JoinToken::generate(fingerprint.clone());
     let created_at = clock::SystemClock.now_for_boot();
     // The bootstrap token (DIR/join-token) never expires and has no use limit.
@@ -123,6 +131,8 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
             ..JoinTokenRecord::default()
         }],
         voters_desired: config.voters,
+        read_only_token_hash: None,
+        metrics_token_hash: Some(secret_hash(&metrics_token)),
         created_at,
     };
     let identity = NodeIdentity {
@@ -143,6 +153,7 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
     identity.save(&config.data_dir)?;
     write_private_file(&config.data_dir.join("admin-token"), format!("{admin_token}\n").as_bytes())?;
     write_private_file(&config.data_dir.join("join-token"), format!("{join_token}\n").as_bytes())?;
+    write_private_file(&config.data_dir.join("metrics-token"), format!("{metrics_token}\n").as_bytes())?;
     Ok((identity, info))
 }
 
@@ -183,6 +194,10 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
     wiring: Wiring,
 ) -> Result<(), DaemonError> {
+    if config.api_plaintext && !config.api.ip().is_loopback() {
+        return Err(DaemonError::PlaintextNotLoopback { address: config.api });
+    }
+    fleetmesh_transport::pki::check_api_names(&config.api_sans).map_err(DaemonError::ApiCertificate)?;
     let (identity, bootstrap) = settle_identity(&config).await?;
     let opened = open_node(&config, &identity).await?;
     let running = start_services(&config, &opened, identity, bootstrap, wiring).await?;
@@ -273,6 +288,7 @@ async fn start_services(
     let mut tasks = tokio::task::JoinSet::new();
     node.spawn(&mut tasks);
     let leader = Leader::start(node, &mut tasks);
+    let bootstrap_ca = bootstrap.as_ref().map(|info| info.ca.clone());
     if let Some(info) = bootstrap {
         let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
         if !node.raft_host().is_initialized().await? {
@@ -283,18 +299,20 @@ async fn start_services(
     }
     let revisions = RevisionService::open_with(&config.data_dir, wiring.chunk_uploads)?;
     RevisionRequests::register(node, revisions.clone());
+    let tls = api_tls(config, node, &identity, bootstrap_ca.as_ref(), &mut tasks)?;
     let api_listener = tokio::net::TcpListener::bind(config.api)
         .await
         .map_err(|source| DaemonError::ApiListen { address: config.api, source })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "fleetmesh node {} of cluster {}: QUIC on {}, API on http://{}",
+        "fleetmesh node {} of cluster {}: QUIC on {}, API on {scheme}://{}",
         identity.node_id, identity.cluster_id, config.listen, config.api
     );
     let api = Api::start(&leader, Some(revisions.clone()));
     // Every service is registered: peers' requests may come in.
     opened.handler.bind(node.clone());
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    tasks.spawn(crate::api::serve(api, api_listener, async move {
+    tasks.spawn(crate::api::serve(api, api_listener, tls, async move {
         // A dropped sender stops the API as a sent signal does.
         let _ = api_stopped.await;
     }));
@@ -307,6 +325,31 @@ async fn start_services(
         }
     };
     Ok(Running { tasks, agent, api_stop })
+}
+
+/// The HTTPS configuration of the API (`None` with `--api-plaintext`): the node's API
+/// key and certificate, signed here at bootstrap and kept valid by a task.
+fn api_tls(
+    config: &NodeConfig,
+    node: &Arc<Node>,
+    identity: &NodeIdentity,
+    bootstrap_ca: Option<&ClusterCa>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, DaemonError> {
+    // Clients trust DIR/ca.pem, plaintext or not.
+    let names = super::api_names(config.api, &config.api_sans);
+    let now = i64::try_from(node.clock().now().0 / 1000).unwrap_or(i64::MAX / 2);
+    let tls = ApiTls::open(&config.data_dir, &identity.ca_pem, names, config.cert_lifetime_secs, now)?;
+    if config.api_plaintext {
+        warn!(api = %config.api, "the API serves plain HTTP (--api-plaintext)");
+        return Ok(None);
+    }
+    if let (Some(ca), false) = (bootstrap_ca, tls.certificate.is_ready()) {
+        tls.sign_with(ca, identity.node_id, now)?;
+    }
+    let server = fleetmesh_transport::tls::api_server_config(tls.certificate.clone())?;
+    tasks.spawn(Arc::new(tls).maintain(node.clone()));
+    Ok(Some(Arc::new(server)))
 }
 
 impl Running {
@@ -341,6 +384,22 @@ impl Running {
     }
 }
 
+/// Removes the first node's `DIR/admin-token` and `DIR/metrics-token` once their token
+/// was rotated, so nobody keeps using a file that no longer works.
+fn remove_rotated_tokens(node: &Node, data_dir: &std::path::Path) {
+    for (file, kind) in [("admin-token", ApiTokenKind::Admin), ("metrics-token", ApiTokenKind::Metrics)] {
+        let path = data_dir.join(file);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        if node.token_kind(text.trim()) == Some(kind) {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => info!(file = %path.display(), "the {kind} token was rotated; removed its old file"),
+            Err(error) => warn!(%error, file = %path.display(), "cannot remove a rotated token's file"),
+        }
+    }
+}
+
 /// Keeps `node.json`'s peer list current (so a restart finds the cluster even if the
 /// seed is gone) and removes `bootstrap.json` once the bootstrap entry has committed.
 async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: NodeIdentity) {
@@ -358,6 +417,7 @@ async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: Nod
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                 Err(error) => debug!(%error, "cannot remove bootstrap.json yet; trying again in 2 s"),
             }
+            remove_rotated_tokens(&node, &data_dir);
         }
         let directory = node.directory();
         let mut peers: Vec<KnownPeer> =

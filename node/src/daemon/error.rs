@@ -97,6 +97,29 @@ pub enum DaemonError {
         /// What the socket said.
         source: std::io::Error,
     },
+    /// The API certificate could not be made (a bad `--api-san`, a corrupt key).
+    #[error("API certificate: {0}")]
+    ApiCertificate(PkiError),
+    /// A file of the data directory could not be read or written.
+    #[error("cannot access {}: {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--api-plaintext` on an address other machines can reach.
+    #[error(
+        "--api-plaintext is only allowed on a loopback address (127.0.0.0/8 or ::1), not {address}: \
+         the admin token would cross the network in clear; drop --api-plaintext to serve HTTPS"
+    )]
+    PlaintextNotLoopback {
+        /// The `--api` address.
+        address: SocketAddr,
+    },
+    /// The HTTPS server configuration could not be built.
+    #[error("HTTPS API configuration: {0}")]
+    ApiTls(#[from] fleetmesh_transport::tls::TlsError),
     /// The node stopped by itself after a fatal error it logged.
     #[error("node {node} stopped after a fatal error (the log above says which)")]
     Fatal {

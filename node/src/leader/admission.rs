@@ -7,14 +7,72 @@ use std::time::Duration;
 
 use fleetmesh_state::model::members::JoinTokenRefusal;
 use fleetmesh_state::{Command, NodeId, Outcome};
-use fleetmesh_transport::pki::{CaAuthority, PkiError};
+use fleetmesh_transport::pki::{CaAuthority, PkiError, Validity};
 use tracing::info;
 
 use super::liveness::Health;
 use super::Leader;
 use crate::runtime::identity::{hashes_equal, secret_hash};
-use crate::runtime::protocol::{JoinRequest, JoinResponse, Request, Response};
-use crate::runtime::ProposeError;
+use crate::runtime::protocol::{ApiCertificateRequest, JoinRequest, JoinResponse, Request, Response};
+use crate::runtime::{Node, ProposeError};
+
+/// Shortest API certificate lifetime a member may ask for (a test renews every few seconds).
+pub const API_CERT_LIFETIME_MIN_SECS: u64 = 10;
+/// Longest API certificate lifetime a member may ask for: ten years.
+pub const API_CERT_LIFETIME_MAX_SECS: u64 = 10 * 365 * 86_400;
+/// How far back a certificate's validity starts, for members whose clocks run behind.
+const CLOCK_SKEW_SECS: i64 = 3_600;
+
+/// Why an API certificate was not signed; the text goes back to the asking member.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The asker is not in the member list.
+    #[error("node {0} is not a member of this cluster")]
+    NotMember(NodeId),
+    /// This node's state holds no cluster CA: it is not a voter, or the cluster is new.
+    #[error("node {0} holds no cluster CA (only voters do); ask a voter")]
+    NoCa(NodeId),
+    /// The public key is not hex.
+    #[error("the API public key is not hex")]
+    PublicKeyNotHex,
+    /// A lifetime out of range.
+    #[error(
+        "a certificate lifetime of {0} s is out of range ({API_CERT_LIFETIME_MIN_SECS}..={API_CERT_LIFETIME_MAX_SECS})"
+    )]
+    Lifetime(u64),
+    /// The CA refused (bad key or names).
+    #[error(transparent)]
+    Sign(#[from] PkiError),
+}
+
+/// Signs member `id`'s API certificate with the cluster CA held in `node`'s replicated
+/// state (any voter can; the leader need not be involved). The certificate is valid from
+/// an hour ago (clock skew) for the asked lifetime.
+///
+/// # Errors
+/// As [`CertificateError`].
+pub fn sign_api_certificate(
+    node: &Node,
+    id: NodeId,
+    request: &ApiCertificateRequest,
+) -> Result<String, CertificateError> {
+    if !(API_CERT_LIFETIME_MIN_SECS..=API_CERT_LIFETIME_MAX_SECS).contains(&request.lifetime_secs) {
+        return Err(CertificateError::Lifetime(request.lifetime_secs));
+    }
+    let (ca, member) = node
+        .state()
+        .read(|state| (state.cluster.as_ref().map(|info| info.ca.clone()), state.members.contains_key(&id)));
+    let ca = ca.ok_or(CertificateError::NoCa(node.id()))?;
+    if !member {
+        return Err(CertificateError::NotMember(id));
+    }
+    let public_key = hex::decode(&request.public_key).map_err(|_| CertificateError::PublicKeyNotHex)?;
+    let now = i64::try_from(node.clock().now().0 / 1000).unwrap_or(i64::MAX / 2);
+    // Both bounds were checked above: the sum fits.
+    let lifetime = i64::try_from(request.lifetime_secs).unwrap_or(0);
+    let validity = Validity { not_before: now - CLOCK_SKEW_SECS, not_after: now.saturating_add(lifetime) };
+    Ok(ca.sign_api(id, &public_key, &request.names, validity)?)
+}
 
 /// Why the leader refuses a joiner; the text goes back to the joining node.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +112,17 @@ impl Leader {
         match self.admit_on_leader(request).await {
             Ok(answer) => answer,
             Err(error) => JoinResponse::Refused(error.to_string()),
+        }
+    }
+
+    /// Answers a member's request to certify its API key.
+    pub(super) fn answer_certificate_request(&self, peer: NodeId, request: &ApiCertificateRequest) -> Response {
+        match sign_api_certificate(&self.node, peer, request) {
+            Ok(cert_pem) => {
+                info!(node = %peer, names = ?request.names, "signed an API certificate");
+                Response::ApiCertificate(cert_pem)
+            }
+            Err(error) => Response::Error(error.to_string()),
         }
     }
 

@@ -41,6 +41,7 @@ mod voters;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use admission::{sign_api_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS, API_CERT_LIFETIME_MIN_SECS};
 use bytes::Bytes;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
 use fleetmesh_model::{NodeHealth, NodeRole};
@@ -189,6 +190,9 @@ impl Service for Leader {
                     Err(Refusal::Forbidden(format!("node {peer} reported progress for another node")))
                 }
                 (Some(_), Request::Report(reports)) => Ok((self.handle_report(reports).await, none)),
+                (Some(peer), Request::SignApiCertificate(request)) => {
+                    Ok((self.answer_certificate_request(peer, &request), none))
+                }
                 (None, _) => {
                     Err(Refusal::Forbidden("only join requests are accepted without a cluster certificate".to_string()))
                 }

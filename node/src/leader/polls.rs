@@ -6,6 +6,7 @@
 //! or its hold time passes. What it depends on is tracked per poller ([`PollWakers`]),
 //! so an applied entry wakes only the polls it concerns.
 
+use fleetmesh_state::model::members::ApiTokenKind;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -184,6 +185,8 @@ impl Leader {
             role,
             members_in_payload: stale.then_some(version),
             admin_token_hash: node.admin_token_hash(),
+            read_only_token_hash: node.token_hash(ApiTokenKind::ReadOnly),
+            metrics_token_hash: node.token_hash(ApiTokenKind::Metrics),
             assignments_digest: digest,
             assignments,
             swarm_peers,

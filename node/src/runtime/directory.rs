@@ -21,6 +21,10 @@ pub struct Directory {
     pub members_version: u64,
     /// Admin token hash for API checks.
     pub admin_token_hash: String,
+    /// Read-only token hash, when the cluster has one.
+    pub read_only_token_hash: Option<String>,
+    /// Metrics token hash, when the cluster has one.
+    pub metrics_token_hash: Option<String>,
     /// This node's role as the leader last said.
     pub role: Option<Role>,
     /// The leader's term as last learned.

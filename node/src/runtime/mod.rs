@@ -32,6 +32,7 @@ pub use directory::Directory;
 pub use dispatch::{Family, NodeHandler, Refusal, Service};
 use fleetmesh_consensus::host::{HostError, RaftHost, ServerStateWatch};
 use fleetmesh_consensus::raft::{Raft, StateHandle};
+use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::{NodeId, Transport};
 pub use propose::ProposeError;
@@ -217,6 +218,28 @@ impl Node {
     pub fn admin_token_hash(&self) -> String {
         let from_state = self.state().read(|state| state.cluster.as_ref().map(|info| info.admin_token_hash.clone()));
         from_state.unwrap_or_else(|| self.read_directory(|directory| directory.admin_token_hash.clone()))
+    }
+
+    /// The hash of the API token of `kind`: from the replicated state on a voter, as the
+    /// leader last said on an agent.
+    pub fn token_hash(&self, kind: ApiTokenKind) -> Option<String> {
+        let from_state =
+            self.state().read(|state| state.cluster.as_ref().map(|info| info.token_hash(kind).map(str::to_string)));
+        from_state.unwrap_or_else(|| {
+            self.read_directory(|directory| match kind {
+                ApiTokenKind::Admin => Some(directory.admin_token_hash.clone()).filter(|hash| !hash.is_empty()),
+                ApiTokenKind::ReadOnly => directory.read_only_token_hash.clone(),
+                ApiTokenKind::Metrics => directory.metrics_token_hash.clone(),
+            })
+        })
+    }
+
+    /// What `token` may do: the kind whose hash it matches, if any.
+    pub fn token_kind(&self, token: &str) -> Option<ApiTokenKind> {
+        let offered = identity::secret_hash(token);
+        [ApiTokenKind::Admin, ApiTokenKind::ReadOnly, ApiTokenKind::Metrics]
+            .into_iter()
+            .find(|kind| self.token_hash(*kind).is_some_and(|expected| identity::hashes_equal(&offered, &expected)))
     }
 
     /// Member addresses from the replicated state (empty on agents).

@@ -55,6 +55,20 @@ pub enum Request {
         /// Revision.
         revision_id: RevisionId,
     },
+    /// A member asks a voter to certify its HTTPS API key (nodes of this release; an
+    /// older voter refuses the unknown request and the member asks again later).
+    SignApiCertificate(ApiCertificateRequest),
+}
+
+/// What a member sends to have its API key certified by the cluster CA.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiCertificateRequest {
+    /// The API's ECDSA P-256 public key (65 bytes, uncompressed, hex).
+    pub public_key: String,
+    /// The names the certificate is for: IP addresses and DNS names.
+    pub names: Vec<String>,
+    /// How long the certificate should be valid, seconds.
+    pub lifetime_secs: u64,
 }
 
 /// The answer to a [`Request`].
@@ -87,6 +101,8 @@ pub enum Response {
         /// Bitfield.
         have: String,
     },
+    /// Answer to [`Request::SignApiCertificate`]: the certificate, PEM.
+    ApiCertificate(String),
     /// This node is not the leader; try the hinted one.
     NotLeader {
         /// The leader this node knows of.
@@ -259,6 +275,12 @@ pub struct PollResponse {
     pub members_in_payload: Option<u64>,
     /// Admin token hash, so every node can check API calls.
     pub admin_token_hash: String,
+    /// Read-only token hash (feature level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_token_hash: Option<String>,
+    /// Metrics token hash (feature level 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_hash: Option<String>,
     /// Assignments and their digest.
     pub assignments: Assignments,
     /// [`Assignments::digest`] of the above.

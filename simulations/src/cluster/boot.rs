@@ -125,6 +125,8 @@ impl SimCluster {
                 description: "sim".into(),
                 ..JoinTokenRecord::default()
             }],
+            read_only_token_hash: None,
+            metrics_token_hash: None,
             voters_desired: self.config.voters,
             created_at: SIM_EPOCH,
         };

@@ -69,6 +69,12 @@ struct NodeArgs {
     voter_grace_secs: u64,
     #[arg(long, default_value_t = 30)]
     shutdown_grace_secs: u64,
+    #[arg(long = "api-san")]
+    api_sans: Vec<String>,
+    #[arg(long)]
+    api_plaintext: bool,
+    #[arg(long, default_value_t = fleetmesh_node::daemon::API_CERT_LIFETIME_DEFAULT_SECS)]
+    cert_lifetime_secs: u64,
     #[arg(long, default_value = "info,openraft=error")]
     log: String,
 }
@@ -104,6 +110,9 @@ fn run(args: NodeArgs) -> anyhow::Result<()> {
         install_root: args.install_root,
         max_revision_bytes: args.max_revision_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        api_sans: args.api_sans,
+        api_plaintext: args.api_plaintext,
+        cert_lifetime_secs: args.cert_lifetime_secs,
         timing: Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() },
     };
     let wiring = Wiring { chunk_uploads: Arc::new(CorruptUploads) };

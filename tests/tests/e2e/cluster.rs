@@ -112,17 +112,18 @@ fn a_voter_dead_past_the_grace_period_is_replaced_by_an_agent() {
 #[test]
 fn bad_tokens_and_foreign_clusters_are_refused() {
     let mut cluster = TestCluster::start(2, Options::default());
-    let api = format!("http://{}/v1/cluster", cluster.nodes[&1].api);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let api = format!("{}/v1/cluster", cluster.api_url(1));
+    let agent = cluster.http();
     let no_token = agent.get(&api).call().expect("request");
     assert_eq!(no_token.status().as_u16(), 401);
     let wrong = agent.get(&api).header("Authorization", "Bearer nope").call().expect("request");
     assert_eq!(wrong.status().as_u16(), 401);
-    let healthz = agent.get(&format!("http://{}/healthz", cluster.nodes[&1].api)).call().expect("request");
+    let healthz = agent.get(&format!("{}/healthz", cluster.api_url(1))).call().expect("request");
     assert_eq!(healthz.status().as_u16(), 200);
     let output = std::process::Command::new(fleetmesh_tests::binary())
         .args(["cluster", "status"])
-        .env("FLEETMESH_API", format!("http://{}", cluster.nodes[&1].api))
+        .env("FLEETMESH_API", cluster.api_url(1))
+        .env("FLEETMESH_CA_BUNDLE", cluster.ca_bundle(1))
         .env("FLEETMESH_TOKEN", "wrong")
         .output()
         .expect("run");
@@ -207,8 +208,8 @@ fn writes_without_a_quorum_fail_fast() {
     cluster.kill9(2);
     cluster.kill9(3);
     std::thread::sleep(Duration::from_secs(1));
-    let api = format!("http://{}/v1/deploy/CreateApplication", cluster.nodes[&1].api);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let api = format!("{}/v1/deploy/CreateApplication", cluster.api_url(1));
+    let agent = cluster.http();
     let started = std::time::Instant::now();
     let mut answer = agent
         .post(&api)
@@ -320,7 +321,7 @@ fn join_tokens_expire_count_their_uses_and_can_be_deleted() {
     let too_long = cli_err(&cluster, &["cluster", "create-join-token", "--ttl-secs", "18446744073709551615"]);
     assert!(too_long.contains("ttlSeconds: 18446744073709551615 is more than the maximum, 315360000"), "{too_long}");
     assert!(cli_err(&cluster, &["cluster", "create-join-token", "--max-uses", "0"]).contains("maxUses: 0"));
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent = cluster.http();
     let mut answer = agent
         .post(&format!("{}/v1/join-tokens", cluster.api_url(1)))
         .header("Authorization", &format!("Bearer {}", cluster.admin_token))

@@ -16,8 +16,8 @@ fn entry(status: &Value, address: &str) -> Option<Value> {
 
 /// A gauge of node `index`'s own `/metrics` (its Raft view, not the leader's).
 fn gauge(cluster: &TestCluster, index: u32, name: &str) -> Option<u64> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-    let text = agent
+    let text = cluster
+        .http()
         .get(&format!("{}/metrics", cluster.api_url(index)))
         .header("Authorization", &format!("Bearer {}", cluster.admin_token))
         .call()

@@ -130,8 +130,55 @@ pub struct ClusterInfo {
     pub join_tokens: Vec<JoinTokenRecord>,
     /// How many voters the leader keeps (`--voters` of the first node).
     pub voters_desired: u32,
+    /// BLAKE3 of the read-only token (reads only: dashboards, scripts), hex; none until
+    /// one is created ([`crate::Command::SetApiToken`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_token_hash: Option<String>,
+    /// BLAKE3 of the metrics token (`/metrics` only: Prometheus), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_token_hash: Option<String>,
     /// When the cluster was created.
     pub created_at: UnixMillis,
+}
+
+/// The API's tokens, by what they may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiTokenKind {
+    /// Everything (`DIR/admin-token` on the first node).
+    Admin,
+    /// Reads only: `Get*`, `List*`, `GET` paths and `/metrics`.
+    ReadOnly,
+    /// `/metrics` only (`DIR/metrics-token` on the first node).
+    Metrics,
+}
+
+impl ApiTokenKind {
+    /// The name operators use (`--kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::ReadOnly => "read-only",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiTokenKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl ClusterInfo {
+    /// The hash of the token of `kind`, if there is one.
+    pub fn token_hash(&self, kind: ApiTokenKind) -> Option<&str> {
+        match kind {
+            ApiTokenKind::Admin => Some(&self.admin_token_hash),
+            ApiTokenKind::ReadOnly => self.read_only_token_hash.as_deref(),
+            ApiTokenKind::Metrics => self.metrics_token_hash.as_deref(),
+        }
+    }
 }
 
 /// What a joining node asks to be recorded as.

@@ -36,6 +36,48 @@ pub(crate) enum ClientError {
     /// The answer was not JSON.
     #[error("the API sent an invalid answer: {0}")]
     Decode(String),
+    /// An HTTPS API and no CA to check it with.
+    #[error(
+        "the API at {0} is HTTPS: pass --ca-bundle FILE or set FLEETMESH_CA_BUNDLE to DIR/ca.pem of any node \
+         (or use http:// for a node started with --api-plaintext)"
+    )]
+    NoCaBundle(String),
+    /// The CA bundle could not be read.
+    #[error("cannot use the CA bundle {path}: {reason}")]
+    CaBundle {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a node's package install keeps its data directory; its `ca.pem` is trusted when
+/// no `--ca-bundle` is given.
+const DEFAULT_CA_BUNDLE: &str = "/var/lib/fleetmesh/ca.pem";
+
+/// The TLS settings for `base`: the certificates of `ca_bundle` (or of
+/// [`DEFAULT_CA_BUNDLE`]) as the only roots.
+fn tls_config(base: &str, ca_bundle: Option<&std::path::Path>) -> Result<ureq::tls::TlsConfig, ClientError> {
+    let path = match ca_bundle {
+        Some(path) => path.to_path_buf(),
+        None if std::path::Path::new(DEFAULT_CA_BUNDLE).exists() => DEFAULT_CA_BUNDLE.into(),
+        None => return Err(ClientError::NoCaBundle(base.to_string())),
+    };
+    let bundle_error = |reason: String| ClientError::CaBundle { path: path.display().to_string(), reason };
+    let pem = std::fs::read(&path).map_err(|error| bundle_error(error.to_string()))?;
+    let certificates = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(Ok(certificate)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| bundle_error(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bundle_error("no PEM certificate in it".to_string()));
+    }
+    Ok(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certificates)).build())
 }
 
 /// A client of one node's API.
@@ -55,20 +97,29 @@ impl std::fmt::Debug for ApiClient {
 }
 
 /// Default API address when neither `--api` nor `FLEETMESH_API` is set.
-pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:7480";
+pub(crate) const DEFAULT_API: &str = "https://127.0.0.1:7480";
 
 impl ApiClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:7480`) with the admin token.
+    /// A client for `base` (e.g. `https://127.0.0.1:7480`; `https://` when no scheme
+    /// is given) with the admin token, trusting the CA in `ca_bundle` for HTTPS.
     ///
     /// # Errors
-    /// No token.
-    pub(crate) fn new(base: Option<&str>, token: Option<&str>) -> Result<Self, ClientError> {
+    /// No token; an HTTPS API without a usable CA bundle.
+    pub(crate) fn new(
+        base: Option<&str>,
+        token: Option<&str>,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> Result<Self, ClientError> {
         let token = token.map(str::trim).filter(|token| !token.is_empty()).ok_or(ClientError::NoToken)?;
         let mut base = base.unwrap_or(DEFAULT_API).trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
-            base = format!("http://{base}");
+            base = format!("https://{base}");
         }
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if base.starts_with("https://") {
+            config = config.tls_config(tls_config(&base, ca_bundle)?);
+        }
+        let agent = config
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(600)))

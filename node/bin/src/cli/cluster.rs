@@ -2,8 +2,9 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, ListJoinTokensInput,
-    ListJoinTokensOutput,
+    ListJoinTokensOutput, RotateApiTokenInput, RotateApiTokenOutput,
 };
+use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::Release;
 
 use super::client::{ApiClient, ClientError};
@@ -80,7 +81,29 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             println!("deleted join token {token_id}");
             Ok(())
         }
+        ClusterCommand::RotateAdminToken => rotate_token(client, ApiTokenKind::Admin),
+        ClusterCommand::RotateToken { kind } => {
+            let kind = match kind.as_str() {
+                "admin" => ApiTokenKind::Admin,
+                "read-only" => ApiTokenKind::ReadOnly,
+                _ => ApiTokenKind::Metrics,
+            };
+            rotate_token(client, kind)
+        }
     }
+}
+
+/// `cluster rotate-token`: the new token on stdout (for `$(...)`), what changed on stderr.
+fn rotate_token(client: &ApiClient, kind: ApiTokenKind) -> Result<(), ClientError> {
+    let answer: RotateApiTokenOutput = client.call("RotateApiToken", &RotateApiTokenInput { kind })?;
+    println!("{}", answer.token);
+    let note = match kind {
+        ApiTokenKind::Admin => "; the old admin token no longer works (the first node's DIR/admin-token is removed)",
+        ApiTokenKind::ReadOnly => "; it may call get-*, list-* and status, nothing that changes the cluster",
+        ApiTokenKind::Metrics => "; it may only read /metrics (the first node's DIR/metrics-token is removed)",
+    };
+    eprintln!("new {kind} token{note}");
+    Ok(())
 }
 
 /// `cluster create-join-token`: the token on stdout (for `$(...)`), its id and expiry on

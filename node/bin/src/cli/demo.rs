@@ -96,7 +96,9 @@ impl DemoCluster {
         let mut nodes = vec![DemoNode { id: 1, api, child: first }];
         let join_token = wait_for_file(&dir.join("n1/join-token"), Duration::from_secs(30))?;
         let admin_token = wait_for_file(&dir.join("n1/admin-token"), Duration::from_secs(5))?;
-        let client = ApiClient::new(Some(&format!("http://{api}")), Some(&admin_token))?;
+        let ca_bundle = dir.join("n1/ca.pem");
+        wait_for_file(&ca_bundle, Duration::from_secs(5))?;
+        let client = ApiClient::new(Some(&format!("https://{api}")), Some(&admin_token), Some(&ca_bundle))?;
         let mut cluster = Self { dir, nodes: Vec::new(), client };
         cluster.nodes.append(&mut nodes);
         // One join at a time, so that the cluster gives node `id` the id `id`, matching its
@@ -227,7 +229,8 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
         return outcome;
     }
     println!(
-        "\nThe cluster keeps running. In another terminal:\n  export FLEETMESH_API=http://{api} FLEETMESH_TOKEN=$(cat {}/n1/admin-token)\n  fleetmesh cluster status\n  fleetmesh deploy list-deployments\nNode logs: {}/n*.log",
+        "\nThe cluster keeps running. In another terminal:\n  export FLEETMESH_API=https://{api} FLEETMESH_CA_BUNDLE={}/n1/ca.pem FLEETMESH_TOKEN=$(cat {}/n1/admin-token)\n  fleetmesh cluster status\n  fleetmesh deploy list-deployments\nNode logs: {}/n*.log",
+        dir.display(),
         dir.display(),
         dir.display()
     );

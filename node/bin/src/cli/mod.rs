@@ -58,6 +58,9 @@ pub(crate) struct ClientArgs {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// The CA certificate that signs the API's certificate: DIR/ca.pem of any node.
+    #[arg(long, global = true, env = "FLEETMESH_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
     /// Reads (get-*, list-*) confirm with a quorum that the answering leader still leads
     /// before reading, instead of trusting its applied state (slower by one round trip).
     #[arg(long, global = true)]
@@ -106,9 +109,22 @@ pub(crate) struct NodeArgs {
     /// QUIC address for node-to-node traffic.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7400")]
     pub(crate) listen: SocketAddr,
-    /// HTTP API address.
+    /// API address. The API is HTTPS with a certificate from the cluster CA for this
+    /// address (clients trust DIR/ca.pem, `--ca-bundle`).
     #[arg(long = "api", id = "node_api", value_name = "IP:PORT", default_value = "127.0.0.1:7480")]
     pub(crate) api: SocketAddr,
+    /// Another name (DNS name or IP address) the API certificate is for, e.g. the
+    /// host's DNS name or a load balancer's. Repeatable.
+    #[arg(long = "api-san", value_name = "NAME")]
+    pub(crate) api_sans: Vec<String>,
+    /// Serve the API over plain HTTP instead of HTTPS. Only on a loopback `--api`
+    /// address: the token would otherwise cross the network in clear.
+    #[arg(long)]
+    pub(crate) api_plaintext: bool,
+    /// Lifetime of this node's API certificate in seconds; it is renewed two thirds in.
+    #[arg(long, default_value_t = fleetmesh_node::daemon::API_CERT_LIFETIME_DEFAULT_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(10..=315_360_000))]
+    pub(crate) cert_lifetime_secs: u64,
     /// A node of the cluster to join (only needed once; a restart resumes from DIR).
     #[arg(long, value_name = "IP:PORT", requires = "join_token")]
     pub(crate) join: Option<SocketAddr>,
@@ -195,6 +211,17 @@ pub(crate) enum ClusterCommand {
         #[arg(long, value_name = "ID")]
         token_id: String,
     },
+    /// Replace the admin token: prints the new one once; the old one stops working at
+    /// once (on every node within a poll). Same as `rotate-token --kind admin`.
+    RotateAdminToken,
+    /// Replace (or create) an API token: `admin`; `read-only` (reads only, for
+    /// dashboards and scripts); `metrics` (/metrics only, for Prometheus). Prints the new
+    /// token once.
+    RotateToken {
+        /// Which token.
+        #[arg(long, value_parser = ["admin", "read-only", "metrics"])]
+        kind: String,
+    },
 }
 
 /// `fleetmesh demo`.
@@ -216,8 +243,12 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     // A flag typed before the verb, else one after it, else the environment (read by the
     // verb's own flags).
     let client = |args: &ClientArgs| {
-        ApiClient::new(cli.api.as_deref().or(args.api.as_deref()), cli.token.as_deref().or(args.token.as_deref()))
-            .map(|client| client.consistent(args.consistent))
+        ApiClient::new(
+            cli.api.as_deref().or(args.api.as_deref()),
+            cli.token.as_deref().or(args.token.as_deref()),
+            args.ca_bundle.as_deref(),
+        )
+        .map(|client| client.consistent(args.consistent))
     };
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::Node(args) => node_cmd::run(args).map(|()| ExitCode::SUCCESS),

@@ -31,6 +31,9 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         install_root: args.install_root,
         max_revision_bytes: args.max_revision_bytes,
         shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+        api_sans: args.api_sans,
+        api_plaintext: args.api_plaintext,
+        cert_lifetime_secs: args.cert_lifetime_secs,
         timing,
     };
     let runtime =

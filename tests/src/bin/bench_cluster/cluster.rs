@@ -12,8 +12,10 @@ pub(crate) fn voters(status: &Value) -> usize {
     status["nodes"].as_array().map_or(0, |nodes| nodes.iter().filter(|node| node["role"] == "voter").count())
 }
 
-/// Starts `count` nodes and waits for `min(count, 3)` voters.
-pub(crate) fn start_cluster(count: u32, options: Options) -> TestCluster {
+/// Starts `count` nodes and waits for `min(count, 3)` voters. The API is plain HTTP on
+/// loopback (`--api-plaintext`), so the figures stay comparable with earlier releases'.
+pub(crate) fn start_cluster(count: u32, mut options: Options) -> TestCluster {
+    options.node_flags.push("--api-plaintext".to_string());
     let cluster = TestCluster::start(count, options);
     let want = count.min(3) as usize;
     wait_until("the voters", Duration::from_secs(60), || cluster.status(1).filter(|status| voters(status) == want));
