@@ -34,6 +34,8 @@ mod build;
 mod bundle;
 mod chunker;
 mod directory;
+#[doc(hidden)]
+pub mod fuzz;
 mod layout;
 mod materialize;
 mod pipeline;

@@ -1,0 +1,109 @@
+//! Entry points for fuzzing the decoders of untrusted input, shared by the `cargo fuzz`
+//! targets in `fuzz/` (nightly) and the stable test that replays their committed corpora.
+//!
+//! Each function takes arbitrary bytes, runs them through the real public decoder, and
+//! panics only when the decoder breaks a promise (a panic inside it, or an accepted input
+//! that does not survive its own checks). Errors are expected and ignored.
+//!
+//! | target     | input                          | decoder                                          |
+//! |------------|--------------------------------|--------------------------------------------------|
+//! | `appspec`  | an `appspec.yml`               | `fleetmesh_core::appspec::parse`                 |
+//! | `frame`    | one frame off a QUIC stream    | `frame::decode`, then the protocol's JSON header |
+//! | `manifest` | a manifest as a peer sends it  | JSON into `Manifest`, `validate`, its piece map  |
+//! | `archive`  | a bundle file (tar, tgz, zip)  | [`bundle_size`] and [`build_manifest`]           |
+
+use std::convert::Infallible;
+use std::io;
+use std::path::Path;
+
+use bytes::Bytes;
+use fleetmesh_core::appspec::SCRIPT_TIMEOUT_MAX;
+use fleetmesh_core::swarm::PieceMap;
+use fleetmesh_state::model::ids::ChunkHash;
+use fleetmesh_state::model::revision::{ChunkRef, Manifest};
+use fleetmesh_transport::frame::{self, FrameKind};
+
+use super::{build_manifest, bundle_size};
+use crate::runtime::protocol::{Request, Response};
+
+/// The fuzz targets, by the name of their `fuzz/fuzz_targets/<name>.rs` and corpus
+/// directory `fuzz/corpus/<name>/`.
+pub const TARGETS: [&str; 4] = ["appspec", "frame", "manifest", "archive"];
+
+/// Parses `data` as an appspec, as the agent does with the file it reads from a revision.
+pub fn appspec(data: &[u8]) {
+    // The agent reads the file with `read_to_string`: text that is not UTF-8 never
+    // reaches the parser.
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(spec) = fleetmesh_core::appspec::parse("appspec.yml", text) else { return };
+    for script in spec.hooks.values().flatten() {
+        assert!(script.timeout <= SCRIPT_TIMEOUT_MAX, "a script timeout over the limit was accepted");
+    }
+}
+
+/// Decodes `data` as one frame, and its header as the node protocol's request and
+/// response, as a node does with what a peer sends on a stream. An accepted frame must
+/// re-encode to the same bytes (the reserved prefix byte aside).
+pub fn frame(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    let Ok((kind, message)) = frame::decode(&bytes) else { return };
+    let encoded = frame::encode(kind, &message);
+    assert_eq!(encoded.len(), data.len(), "an accepted frame re-encodes to another length");
+    assert!(
+        encoded.iter().zip(data).enumerate().all(|(at, (ours, theirs))| at == 5 || ours == theirs),
+        "an accepted frame re-encodes to other bytes"
+    );
+    if kind == FrameKind::Message {
+        // The handler decodes a request, the caller a response; either may fail, only a
+        // panic is a finding. (A transport error's header is read as lossy UTF-8.)
+        let request = serde_json::from_slice::<Request>(&message.header);
+        let response = serde_json::from_slice::<Response>(&message.header);
+        drop((request, response));
+    }
+}
+
+/// Decodes `data` as a manifest, as a node does with one fetched from a peer or read back
+/// from its disk: JSON into [`Manifest`], then `validate`, then what a download builds
+/// from a valid one (its unique chunks and piece map).
+pub fn manifest(data: &[u8]) {
+    let Ok(manifest) = serde_json::from_slice::<Manifest>(data) else { return };
+    let again = serde_json::from_slice::<Manifest>(&manifest.canonical_bytes());
+    assert!(again.is_ok_and(|again| again == manifest), "canonical bytes do not decode to the same manifest");
+    if manifest.validate().is_err() {
+        return;
+    }
+    let unique = manifest.unique_chunks();
+    let unique_bytes: u64 = unique.iter().map(|chunk| u64::from(chunk.len())).sum();
+    assert_eq!(PieceMap::new(&unique).total_bytes(), unique_bytes);
+    assert!(manifest.total_bytes() >= unique_bytes);
+    assert_eq!(manifest.revision_id(), manifest.revision_id());
+}
+
+/// Writes `data` as a bundle file in `dir` (no extension: the format comes from its
+/// magic bytes) and reads it as `deploy push` does: [`bundle_size`], then
+/// [`build_manifest`]. The readers never write; `dir` receives only the bundle file.
+/// A bundle that builds must also pass the size pass with the same total.
+///
+/// # Errors
+/// Only when the bundle file cannot be written to `dir`.
+pub fn archive(dir: &Path, data: &[u8]) -> io::Result<()> {
+    let source = dir.join("bundle");
+    std::fs::write(&source, data)?;
+    let size = bundle_size(&source);
+    let built = build_manifest(&source, &mut |chunk: ChunkRef, bytes: &[u8]| {
+        assert_eq!(chunk.hash(), ChunkHash::of(bytes), "a chunk reached the sink under another hash");
+        assert_eq!(chunk.len() as usize, bytes.len(), "a chunk reached the sink with another length");
+        Ok::<(), Infallible>(())
+    });
+    if let Ok(built) = built {
+        assert!(
+            size.as_ref().is_ok_and(|size| *size == built.total_bytes),
+            "a bundle built ({} bytes) but its size pass said {size:?}",
+            built.total_bytes
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
