@@ -382,16 +382,18 @@ pub(super) fn recover(mut record: JournalRecord, target: NodeId, now: UnixMillis
     }
     skip_pending(&mut record.events);
     record.status = TargetStatus::Failed;
+    // The record saved before the event keeps the number before that event's start
+    // report, which the leader may have taken: skip it, so the failure supersedes the
+    // start instead of being ignored as stale until a re-report.
+    record.next_seq += 1;
     let report = report_of(&mut record, target);
     Some(Recovered { record, report, interrupted })
 }
 
 /// The report of `record` from host `target`, numbered with the record's next number.
 ///
-/// The record saved before an event keeps the number before that event's report, so the
-/// report recovery sends after a crash during the event carries the same number; the
-/// leader ignores it as stale if it took the first, and the re-report of the finished
-/// record (the leader re-sends the assignment) carries a fresh one.
+/// The record saved before an event keeps the number before that event's report;
+/// [`recover`] skips that number, so its report supersedes the event's start report.
 fn report_of(record: &mut JournalRecord, target: NodeId) -> TargetReport {
     record.next_seq += 1;
     TargetReport {
