@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use fleetmesh_state::model::deployment::{
     Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
+use LifecycleEventStatus::InProgress;
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::TargetReport;
 use fleetmesh_transport::NodeId;
@@ -166,6 +167,17 @@ impl Sequencer {
             // report the leader already took, which it ignores as stale.
             let report = self.next_report();
             self.save_then_report(report, None, "the re-sent report");
+        } else if let Some(index) = self.record.events.iter().position(|event| event.status == InProgress) {
+            // A record still showing an event in progress (its recovery could not be
+            // saved, or the run that started it ended abnormally): that event was
+            // interrupted. Going on with the next pending event would run it on a
+            // revision DownloadBundle never unpacked, and leave this one InProgress.
+            let name = self.record.events[index].lifecycle_event_name.clone();
+            warn!(%deployment, event = %name, "the journal shows an event still running; it is reported failed");
+            fail_interrupted(&mut self.record.events[index], now);
+            self.record.running = None;
+            self.fail_target();
+            self.finish();
         } else {
             info!(%deployment, revision = %self.record.assignment.revision_id, "starting the lifecycle");
             self.advance(now);
@@ -374,11 +386,7 @@ pub(super) struct Recovered {
 pub(super) fn recover(mut record: JournalRecord, target: NodeId, now: UnixMillis) -> Option<Recovered> {
     let interrupted = record.running.take()?;
     for event in record.events.iter_mut().filter(|event| event.lifecycle_event_name == interrupted) {
-        event.status = LifecycleEventStatus::Failed;
-        event.end_time = Some(now);
-        event.diagnostics = Some(unknown_error(format!(
-            "the host agent restarted while {interrupted} was running; the event is reported failed and not run again"
-        )));
+        fail_interrupted(event, now);
     }
     skip_pending(&mut record.events);
     record.status = TargetStatus::Failed;
@@ -403,6 +411,16 @@ fn report_of(record: &mut JournalRecord, target: NodeId) -> TargetReport {
         status: record.status,
         lifecycle_events: record.events.clone(),
     }
+}
+
+/// Fails `event`, which was running when the host agent stopped, at `now`.
+fn fail_interrupted(event: &mut LifecycleEvent, now: UnixMillis) {
+    let name = &event.lifecycle_event_name;
+    let message =
+        format!("the host agent restarted while {name} was running; the event is reported failed and not run again");
+    event.status = LifecycleEventStatus::Failed;
+    event.end_time = Some(now);
+    event.diagnostics = Some(unknown_error(message));
 }
 
 fn skip_pending(events: &mut [LifecycleEvent]) {

@@ -456,3 +456,32 @@ fn an_outcome_without_a_running_event_is_a_contract_violation() {
     drain(&mut sequencer);
     sequencer.handle_event_done(succeeded("ok"), at(2));
 }
+
+#[test]
+fn a_record_still_showing_an_event_in_progress_fails_it_instead_of_running_the_next() {
+    // A record whose recovery was never saved: DownloadBundle InProgress (and named
+    // running). The run must not go on to BeforeInstall (it would find no unpacked
+    // revision and fail with a false "no appspec.yml"): DownloadBundle fails as
+    // interrupted, the rest is skipped, and nothing runs.
+    let mut events = pending_events();
+    events[0].status = Succeeded;
+    events[1] = started("DownloadBundle", 300);
+    let journaled = record(events, TargetStatus::InProgress, Some("DownloadBundle"), 2, false);
+    let mut sequencer = Sequencer::new(HOST, &assignment(false), Some(journaled));
+    sequencer.handle_start(at(900));
+    let [SequencerAction::SaveJournal(saved)] = &drain(&mut sequencer)[..] else { panic!("expected one save") };
+    let statuses: Vec<_> = saved.events.iter().map(|event| event.status).collect();
+    assert_eq!(statuses, [Succeeded, Failed, Skipped, Skipped, Skipped, Skipped, Skipped]);
+    assert_eq!((saved.status, saved.running.as_deref()), (TargetStatus::Failed, None));
+    let message = saved.events[1].diagnostics.as_ref().map(|diagnostics| diagnostics.message.clone());
+    assert_eq!(
+        message.as_deref(),
+        Some("the host agent restarted while DownloadBundle was running; the event is reported failed and not run again")
+    );
+    sequencer.handle_journal_saved(Ok(()));
+    let actions = drain(&mut sequencer);
+    assert!(
+        matches!(&actions[..], [SequencerAction::Report(_), SequencerAction::Finished { status: TargetStatus::Failed }]),
+        "{actions:?}"
+    );
+}
