@@ -92,10 +92,10 @@ impl Agent {
         agent
     }
 
-    /// Handles a poll answer: starts runs for new assignments, cancels runs whose
-    /// assignment was withdrawn by a leader at least as recent, and passes the prefetch
-    /// list and swarm peers to the backend.
-    /// Once the node is stopping, nothing new starts: no run, no prefetch.
+    /// Handles a poll answer: starts runs for new assignments, stops runs whose
+    /// assignment was withdrawn by a leader at least as recent (ending their running
+    /// event), and passes the prefetch list and swarm peers to the backend. Once the
+    /// node is stopping, nothing new starts: no run, no prefetch.
     fn on_assignments(self: &Arc<Self>, poll: &PollResponse) {
         let started = self.runs().assign(&poll.assignments.deployments, poll.term);
         if self.runs().is_closed() {

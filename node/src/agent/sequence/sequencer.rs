@@ -8,11 +8,11 @@ use std::collections::VecDeque;
 use fleetmesh_state::model::deployment::{
     Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
-use LifecycleEventStatus::InProgress;
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::TargetReport;
 use fleetmesh_transport::NodeId;
 use tracing::{info, warn};
+use LifecycleEventStatus::InProgress;
 
 use crate::agent::backend::{JournalError, JournalRecord};
 use crate::agent::hooks::EventOutcome;

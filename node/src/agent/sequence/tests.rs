@@ -476,12 +476,17 @@ fn a_record_still_showing_an_event_in_progress_fails_it_instead_of_running_the_n
     let message = saved.events[1].diagnostics.as_ref().map(|diagnostics| diagnostics.message.clone());
     assert_eq!(
         message.as_deref(),
-        Some("the host agent restarted while DownloadBundle was running; the event is reported failed and not run again")
+        Some(
+            "the host agent restarted while DownloadBundle was running; the event is reported failed and not run again"
+        )
     );
     sequencer.handle_journal_saved(Ok(()));
     let actions = drain(&mut sequencer);
     assert!(
-        matches!(&actions[..], [SequencerAction::Report(_), SequencerAction::Finished { status: TargetStatus::Failed }]),
+        matches!(
+            &actions[..],
+            [SequencerAction::Report(_), SequencerAction::Finished { status: TargetStatus::Failed }]
+        ),
         "{actions:?}"
     );
 }
