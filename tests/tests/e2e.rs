@@ -5,6 +5,7 @@ mod e2e {
     mod api;
     mod cluster;
     mod deploy;
+    mod honest;
     mod operations;
     mod security;
     mod swarm;

@@ -10,7 +10,7 @@ use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_transport::{BoxFuture, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::hooks::EventOutcome;
+use crate::agent::hooks::{EventOutcome, Interrupt};
 use crate::runtime::protocol::{Assignments, DeploymentAssignment, MemberAddress, RevisionProgress};
 use crate::runtime::Node;
 
@@ -21,6 +21,9 @@ pub struct TargetContext {
     pub assignment: DeploymentAssignment,
     /// This host.
     pub node_id: NodeId,
+    /// Ends the running event at once: the deployment was stopped, or the node's
+    /// shutdown grace is over. Backends that cannot be interrupted may ignore it.
+    pub interrupt: Interrupt,
 }
 
 /// What the journal remembers of one deployment on this host.

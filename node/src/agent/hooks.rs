@@ -28,6 +28,7 @@
 //! scripts locate files from `$0`; those keep working, and scripts that assumed the
 //! bundle root now find it.
 
+mod control;
 mod output;
 mod process;
 
@@ -43,6 +44,7 @@ use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::agent::script_log::{LogStream, ScriptLog};
+pub use control::{EventControl, HookGroups, Interrupt, InterruptReason};
 use fleetmesh_core::appspec::{HookScript, EVENT_TIMEOUT_MAX};
 use output::{LineReader, OutputTail};
 use process::{Launch, RunAs};
@@ -105,6 +107,9 @@ impl ScriptFailure {
 /// their output to `log`. Stops at the first failure. An event without scripts
 /// succeeds.
 ///
+/// `control.interrupt` ends the running script's process group as a timeout does and
+/// fails the event; each script's group is recorded in `control.groups` while it runs.
+///
 /// Cancel-safety: dropping the future kills the running script (not its process group).
 pub async fn run_event(
     event: &str,
@@ -112,28 +117,29 @@ pub async fn run_event(
     bundle_root: &Path,
     env: &HookEnv,
     log: &mut ScriptLog,
+    control: &EventControl,
 ) -> EventOutcome {
-    run_event_within(event, scripts, bundle_root, env, log, EVENT_TIMEOUT_MAX).await
+    let limit = EventLimit { event, started: Instant::now(), length: EVENT_TIMEOUT_MAX, control };
+    run_event_within(scripts, bundle_root, env, log, &limit).await
 }
 
-/// [`run_event`] with `event_limit` for all scripts together (tests use a short one).
+/// [`run_event`] within `limit` (tests use a short one).
 async fn run_event_within(
-    event: &str,
     scripts: &[HookScript],
     bundle_root: &Path,
     env: &HookEnv,
     log: &mut ScriptLog,
-    event_limit: Duration,
+    limit: &EventLimit<'_>,
 ) -> EventOutcome {
+    let event = limit.event;
     let mut vars = vec![("LIFECYCLE_EVENT".to_string(), event.to_string())];
     vars.extend(env.vars.iter().cloned());
     let mut tail = OutputTail::new(LOG_TAIL_BYTES_MAX);
-    let limit = EventLimit { event, started: Instant::now(), length: event_limit };
     for script in scripts {
         let runas = script.runas.as_ref().map_or(String::new(), |user| format!(" as {user}"));
         let started = format!("{event}: running {}{runas} (timeout {} s)", script.location, script.timeout.as_secs());
         log.write_line(LogStream::Agent, &started);
-        if let Err(failure) = run_script(script, bundle_root, &vars, &limit, log, &mut tail).await {
+        if let Err(failure) = run_script(script, bundle_root, &vars, limit, log, &mut tail).await {
             log.write_line(LogStream::Agent, &format!("{event}: {}", failure.message));
             return EventOutcome {
                 succeeded: false,
@@ -163,11 +169,12 @@ async fn run_event_within(
     }
 }
 
-/// The time all scripts of one event share.
+/// The time all scripts of one event share, and what else ends them.
 struct EventLimit<'a> {
     event: &'a str,
     started: Instant,
     length: Duration,
+    control: &'a EventControl,
 }
 
 impl EventLimit<'_> {
@@ -199,6 +206,12 @@ async fn run_script(
     tail: &mut OutputTail,
 ) -> Result<(), ScriptFailure> {
     let name = &script.location;
+    if let Some(reason) = limit.control.interrupt.reason() {
+        return Err(ScriptFailure::new(
+            LifecycleErrorCode::UnknownError,
+            format!("script {name} was not started: {reason}"),
+        ));
+    }
     let remaining = limit.remaining();
     if remaining.is_zero() {
         return Err(limit.reached(name, false));
@@ -224,8 +237,14 @@ async fn run_script(
         };
         ScriptFailure::new(code, format!("script {name} could not be started: {error}"))
     })?;
-    let ending = supervise(&mut child, timeout, log, tail).await;
+    let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
+    let _recorded = pgid.map(|pgid| limit.control.groups.record(pgid, &format!("{name} of {}", limit.event)));
+    let ending = supervise(&mut child, timeout, &limit.control.interrupt, log, tail).await;
     match ending {
+        Ending::Interrupted(reason) => Err(ScriptFailure::new(
+            LifecycleErrorCode::UnknownError,
+            format!("script {name} was ended with its process group: {reason}"),
+        )),
         Ending::TimedOut if cut_by_event => Err(limit.reached(name, true)),
         Ending::TimedOut => Err(ScriptFailure::new(
             LifecycleErrorCode::ScriptTimedOut,
@@ -289,13 +308,20 @@ fn ensure_executable(name: &str, path: &Path, log: &mut ScriptLog) -> Result<(),
 enum Ending {
     Exited(std::process::ExitStatus),
     TimedOut,
+    Interrupted(InterruptReason),
     WaitFailed(std::io::Error),
 }
 
 /// Pumps the script's output into the log and tail until it exits (then at most
 /// [`OUTPUT_DRAIN_GRACE`] more) or its timeout passes (then its group is ended and
 /// what it printed is collected for at most the same grace).
-async fn supervise(child: &mut Child, timeout: Duration, log: &mut ScriptLog, tail: &mut OutputTail) -> Ending {
+async fn supervise(
+    child: &mut Child,
+    timeout: Duration,
+    interrupt: &Interrupt,
+    log: &mut ScriptLog,
+    tail: &mut OutputTail,
+) -> Ending {
     let pgid = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Ending::WaitFailed(std::io::Error::other("stdout/stderr were not piped"));
@@ -323,6 +349,15 @@ async fn supervise(child: &mut Child, timeout: Duration, log: &mut ScriptLog, ta
                 keep_draining(stdout);
                 keep_draining(stderr);
                 return Ending::TimedOut;
+            }
+            reason = interrupt.wait() => {
+                if let Some(pgid) = pgid {
+                    process::terminate_group(child, pgid).await;
+                }
+                drain(&mut stdout, &mut stderr, Instant::now() + OUTPUT_DRAIN_GRACE, log, tail).await;
+                keep_draining(stdout);
+                keep_draining(stderr);
+                return Ending::Interrupted(reason);
             }
             line = stdout.next_line(), if !stdout.is_closed() => record(line, LogStream::Stdout, log, tail),
             line = stderr.next_line(), if !stderr.is_closed() => record(line, LogStream::Stderr, log, tail),

@@ -17,7 +17,7 @@ use tracing::warn;
 use super::backend::{Journal, LifecycleBackend, TargetContext};
 use super::journal::FileJournal;
 use crate::agent::appspec_file::{read_appspec, AppSpecFileError};
-use crate::agent::hooks::{self, EventOutcome, HookEnv};
+use crate::agent::hooks::{self, EventControl, EventOutcome, HookEnv, HookGroups};
 use crate::agent::install::{self, InstallPlan};
 use crate::agent::script_log::ScriptLog;
 
@@ -49,6 +49,8 @@ pub struct HostBackend {
     install_root: PathBuf,
     journal: FileJournal,
     revisions: Arc<RevisionService>,
+    /// The process groups of running hook scripts.
+    hook_groups: HookGroups,
 }
 
 impl std::fmt::Debug for HostBackend {
@@ -161,7 +163,12 @@ impl HostBackend {
             FileJournal::open(journal_dir.clone()).map_err(|source| HostError { path: journal_dir, source })?;
         let instructions = root.join("deployment-instructions");
         std::fs::create_dir_all(&instructions).map_err(|source| HostError { path: instructions, source })?;
-        Ok(Self { root, install_root: install_root.to_path_buf(), journal, revisions })
+        let groups_dir = data_dir.join("agent").join("hook-groups");
+        let hook_groups = HookGroups::in_dir(&groups_dir).map_err(|source| HostError { path: groups_dir, source })?;
+        for line in hook_groups.end_leftovers() {
+            warn!("{line}");
+        }
+        Ok(Self { root, install_root: install_root.to_path_buf(), journal, revisions, hook_groups })
     }
 
     /// The revision service (chunk store, manifests, swarm).
@@ -257,7 +264,8 @@ impl HostBackend {
         let appspec = read_appspec(archive)?;
         let scripts = appspec.scripts(event).to_vec();
         let mut log = ScriptLog::for_deployment(&self.deployment_dir(context)).map_err(EventError::ScriptLog)?;
-        Ok(hooks::run_event(event, &scripts, archive, &self.env(node, context), &mut log).await)
+        let control = EventControl { interrupt: context.interrupt.clone(), groups: self.hook_groups.clone() };
+        Ok(hooks::run_event(event, &scripts, archive, &self.env(node, context), &mut log, &control).await)
     }
 
     /// DownloadBundle: unpacks the revision into this deployment's directory, records
@@ -389,7 +397,15 @@ impl LifecycleBackend for HostBackend {
     }
 
     fn download_bundle<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
-        Box::pin(async move { outcome(self.download(node, context).await) })
+        Box::pin(async move {
+            tokio::select! {
+                biased;
+                result = self.download(node, context) => outcome(result),
+                reason = context.interrupt.wait() => {
+                    failure(LifecycleErrorCode::UnknownError, format!("DownloadBundle was interrupted: {reason}"))
+                }
+            }
+        })
     }
 
     fn install<'a>(&'a self, _node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {

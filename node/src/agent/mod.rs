@@ -45,10 +45,14 @@ pub mod stale_voter;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use backend::{Journal, JournalError, JournalRecord, LifecycleBackend, MemoryJournal, TargetContext};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::runtime::protocol::PollResponse;
 use crate::runtime::Node;
+
+/// How long an interrupted event has to end (its scripts get SIGTERM, then SIGKILL after
+/// 5 s) and record its end, once the shutdown grace is over.
+pub const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(7);
 
 /// The host agent of one node.
 pub struct Agent {
@@ -88,14 +92,18 @@ impl Agent {
         agent
     }
 
-    /// Handles a poll answer: starts runs for new assignments, cancels runs whose
-    /// assignment was withdrawn by a leader at least as recent, and passes the prefetch
-    /// list and swarm peers to the backend.
+    /// Handles a poll answer: starts runs for new assignments, stops runs whose
+    /// assignment was withdrawn by a leader at least as recent (ending their running
+    /// event), and passes the prefetch list and swarm peers to the backend. Once the
+    /// node is stopping, nothing new starts: no run, no prefetch.
     fn on_assignments(self: &Arc<Self>, poll: &PollResponse) {
-        self.backend.on_assignments(&self.node, &poll.assignments, &poll.swarm_peers);
         let started = self.runs().assign(&poll.assignments.deployments, poll.term);
-        for (assignment, cancelled) in started {
-            let context = TargetContext { assignment: assignment.clone(), node_id: self.node.id() };
+        if self.runs().is_closed() {
+            return;
+        }
+        self.backend.on_assignments(&self.node, &poll.assignments, &poll.swarm_peers);
+        for runs::Start { assignment, cancelled, interrupt } in started {
+            let context = TargetContext { assignment: assignment.clone(), node_id: self.node.id(), interrupt };
             let agent = self.clone();
             tokio::spawn(async move {
                 sequence::run(&agent, context, cancelled).await;
@@ -103,22 +111,37 @@ impl Agent {
         }
     }
 
-    /// Lets running lifecycle events finish before the node stops: no new event starts
-    /// (every run is cancelled between events) and this waits until the runs end or
-    /// `grace` passes. An event still running after that is reported failed by the
-    /// journal's recovery when the node comes back.
+    /// Lets running lifecycle events finish before the node stops: from now on no run
+    /// and no new event starts (every run is cancelled between events), and this waits
+    /// until the runs end or `grace` passes. Events still running then are interrupted
+    /// (their scripts' process groups ended, as on a timeout) and recorded failed with
+    /// that reason; this waits [`INTERRUPT_WAIT`] more for that. An event still running
+    /// after that is reported failed by the journal's recovery when the node comes back.
     pub async fn drain(&self, grace: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + grace;
-        if self.runs().cancel_all() {
-            info!("waiting up to {grace:?} for running lifecycle events to finish");
+        if self.runs().close() {
+            info!("no new lifecycle event starts; waiting up to {grace:?} for the running ones to finish");
         }
-        // Bounded by the grace period.
+        if self.wait_idle(deadline).await {
+            return;
+        }
+        let interrupted = self.runs().interrupt_all(hooks::InterruptReason::ShuttingDown);
+        warn!("the shutdown grace of {grace:?} is over: ending {interrupted} running lifecycle events");
+        if !self.wait_idle(tokio::time::Instant::now() + INTERRUPT_WAIT).await {
+            warn!("lifecycle events still run after {INTERRUPT_WAIT:?}; the journal reports them failed at the next start");
+        }
+    }
+
+    /// Waits until no run is left or `deadline`; true if none is left.
+    async fn wait_idle(&self, deadline: tokio::time::Instant) -> bool {
+        // Bounded by the deadline.
         while tokio::time::Instant::now() < deadline {
             if !self.runs().is_busy() {
-                return;
+                return true;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        !self.runs().is_busy()
     }
 
     fn runs(&self) -> MutexGuard<'_, runs::Runs> {

@@ -6,6 +6,7 @@ use fleetmesh_state::model::ids::DeploymentId;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::agent::hooks::{Interrupt, InterruptReason};
 use crate::runtime::protocol::DeploymentAssignment;
 
 /// One deployment running on this host.
@@ -14,6 +15,8 @@ struct Running {
     /// Set to true to stop the run between events; closed once the run ended (its
     /// receiver dropped).
     cancel: watch::Sender<bool>,
+    /// Set to end the running event at once (its scripts' process groups are ended).
+    interrupt: watch::Sender<Option<InterruptReason>>,
     /// The term of the leader that assigned it: only a leader at least as recent may
     /// withdraw it.
     assigned_term: u64,
@@ -25,48 +28,82 @@ struct Running {
 #[derive(Debug, Default)]
 pub(super) struct Runs {
     running: BTreeMap<DeploymentId, Running>,
+    /// Set when the node stops: no run starts any more.
+    closed: bool,
+}
+
+/// A run to start: the assignment, the receiver that stops it between events, and the
+/// interrupt that ends its running event.
+#[derive(Debug)]
+pub(super) struct Start<'a> {
+    /// What to run.
+    pub(super) assignment: &'a DeploymentAssignment,
+    /// Turns true to stop the run between events; dropped when the run ends.
+    pub(super) cancelled: watch::Receiver<bool>,
+    /// Ends the running event at once.
+    pub(super) interrupt: Interrupt,
 }
 
 impl Runs {
     /// The assignments of a poll answer from a leader of `term`: forgets the runs that
-    /// ended, cancels the runs whose assignment is gone if that leader is at least as
-    /// recent as the one that assigned them, and registers and returns the assignments
-    /// that do not run yet, by deployment id, each with the receiver that stops it.
-    /// A deployment listed twice is started once, with its last listing.
-    pub(super) fn assign<'a>(
-        &mut self,
-        assignments: &'a [DeploymentAssignment],
-        term: u64,
-    ) -> Vec<(&'a DeploymentAssignment, watch::Receiver<bool>)> {
+    /// ended, stops the runs whose assignment is gone if that leader is at least as
+    /// recent as the one that assigned them (their running event is interrupted: its
+    /// scripts' process groups are ended; said once per run), and registers and returns
+    /// the assignments that do not run yet, by deployment id. A deployment listed twice
+    /// is started once, with its last listing. Once [`Self::close`]d, nothing starts.
+    pub(super) fn assign<'a>(&mut self, assignments: &'a [DeploymentAssignment], term: u64) -> Vec<Start<'a>> {
         let assigned: BTreeMap<&DeploymentId, &DeploymentAssignment> =
             assignments.iter().map(|assignment| (&assignment.deployment_id, assignment)).collect();
         self.running.retain(|id, run| {
             let finished = run.cancel.is_closed();
-            if !assigned.contains_key(id) && term >= run.assigned_term && !finished {
-                info!(deployment = %id, "assignment withdrawn: stopping after the current lifecycle event");
+            let interrupted = run.interrupt.borrow().is_some();
+            if !assigned.contains_key(id) && term >= run.assigned_term && !finished && !interrupted {
+                info!(deployment = %id, "assignment withdrawn: ending the running lifecycle event and skipping the rest");
                 run.cancel.send_replace(true);
+                run.interrupt.send_replace(Some(InterruptReason::Stopped));
             }
             !finished
         });
         let mut started = Vec::new();
+        if self.closed {
+            return started;
+        }
         for (id, assignment) in assigned {
             if self.running.contains_key(id) {
                 continue;
             }
             let (cancel, cancelled) = watch::channel(false);
-            self.running.insert(id.clone(), Running { cancel, assigned_term: term });
-            started.push((assignment, cancelled));
+            let (interrupt_sender, interrupt) = Interrupt::channel();
+            self.running.insert(id.clone(), Running { cancel, interrupt: interrupt_sender, assigned_term: term });
+            started.push(Start { assignment, cancelled, interrupt });
         }
         started
     }
 
-    /// Cancels every run (each stops after its current event); true if any was still
-    /// running.
-    pub(super) fn cancel_all(&self) -> bool {
+    /// The node stops: no run starts any more, and every run stops after its current
+    /// event. True if any was still running.
+    pub(super) fn close(&mut self) -> bool {
+        self.closed = true;
         for run in self.running.values() {
             run.cancel.send_replace(true);
         }
         self.is_busy()
+    }
+
+    /// True once [`Self::close`]d.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Ends the running event of every run that has not ended, for `reason`; how many
+    /// were running.
+    pub(super) fn interrupt_all(&self, reason: InterruptReason) -> usize {
+        let running: Vec<&Running> = self.running.values().filter(|run| !run.cancel.is_closed()).collect();
+        for run in &running {
+            run.cancel.send_replace(true);
+            run.interrupt.send_replace(Some(reason));
+        }
+        running.len()
     }
 
     /// True while a run has not ended.
@@ -93,8 +130,8 @@ mod tests {
         }
     }
 
-    fn ids(started: &[(&DeploymentAssignment, watch::Receiver<bool>)]) -> Vec<String> {
-        started.iter().map(|(assignment, _)| assignment.deployment_id.0.clone()).collect()
+    fn ids(started: &[Start<'_>]) -> Vec<String> {
+        started.iter().map(|start| start.assignment.deployment_id.0.clone()).collect()
     }
 
     #[test]
@@ -116,11 +153,17 @@ mod tests {
         let mut runs = Runs::default();
         let list = [assignment("d-A")];
         let started = runs.assign(&list, 5);
-        let cancelled = started[0].1.clone();
+        let cancelled = started[0].cancelled.clone();
         runs.assign(&[], 4);
         assert!(!*cancelled.borrow());
+        assert_eq!(started[0].interrupt.reason(), None);
         runs.assign(&[], 5);
         assert!(*cancelled.borrow());
+        assert_eq!(
+            started[0].interrupt.reason(),
+            Some(InterruptReason::Stopped),
+            "a withdrawal ends the running event"
+        );
     }
 
     #[test]
@@ -137,13 +180,20 @@ mod tests {
     }
 
     #[test]
-    fn cancel_all_stops_every_run_and_says_whether_any_still_runs() {
+    fn close_stops_every_run_after_its_event_and_starts_nothing_new() {
+        // Closing cancels both runs between events without interrupting them; a new
+        // assignment afterwards does not start; interrupt_all then ends both events.
         let mut runs = Runs::default();
         let list = [assignment("d-A"), assignment("d-B")];
         let started = runs.assign(&list, 1);
-        assert!(runs.cancel_all());
-        assert!(started.iter().all(|(_, cancelled)| *cancelled.borrow()));
+        assert!(runs.close() && runs.is_closed());
+        assert!(started.iter().all(|start| *start.cancelled.borrow() && start.interrupt.reason().is_none()));
+        let more = [assignment("d-A"), assignment("d-B"), assignment("d-C")];
+        assert!(runs.assign(&more, 1).is_empty(), "a closed agent starts nothing");
+        assert_eq!(runs.interrupt_all(InterruptReason::ShuttingDown), 2);
+        assert!(started.iter().all(|start| start.interrupt.reason() == Some(InterruptReason::ShuttingDown)));
         drop(started);
-        assert!(!runs.cancel_all());
+        assert!(!runs.close());
+        assert_eq!(runs.interrupt_all(InterruptReason::ShuttingDown), 0);
     }
 }

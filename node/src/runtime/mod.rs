@@ -22,6 +22,7 @@ pub mod join;
 mod propose;
 pub mod protocol;
 mod raft_transport;
+pub mod repeats;
 pub mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -23,6 +23,9 @@ pub struct Timing {
     pub voter_grace: Duration,
     /// How long a write may wait for a quorum before it fails with "no quorum".
     pub propose_timeout: Duration,
+    /// How long a piece of a revision being downloaded may have no live holder before
+    /// the download (and the DownloadBundle waiting for it) fails.
+    pub no_holder_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -34,6 +37,7 @@ impl Default for Timing {
             dead_after: Duration::from_millis(5000),
             voter_grace: Duration::from_secs(30),
             propose_timeout: Duration::from_secs(3),
+            no_holder_timeout: Duration::from_secs(60),
         }
     }
 }

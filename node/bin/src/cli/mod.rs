@@ -155,6 +155,10 @@ pub(crate) struct NodeArgs {
     /// Seconds a stopping node (SIGTERM) lets running lifecycle events finish.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) shutdown_grace_secs: u64,
+    /// Seconds a piece of a revision being downloaded may have no live holder before
+    /// the download, and the DownloadBundle waiting for it, fail.
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) no_holder_timeout_secs: u64,
     /// Log filter (e.g. info, debug, fleetmesh_node=debug).
     #[arg(long, env = "FLEETMESH_LOG", default_value = "info,openraft=error", value_name = "FILTER")]
     pub(crate) log: String,

@@ -19,7 +19,11 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         .with_target(false)
         .with_ansi(ansi)
         .init();
-    let timing = Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() };
+    let timing = Timing {
+        voter_grace: Duration::from_secs(args.voter_grace_secs),
+        no_holder_timeout: Duration::from_secs(args.no_holder_timeout_secs),
+        ..Timing::default()
+    };
     let config = NodeConfig {
         data_dir: args.data_dir,
         listen: args.listen,

@@ -46,7 +46,7 @@ impl Bundle {
 
     async fn run(&self, scripts: &[HookScript], env: &HookEnv) -> EventOutcome {
         let mut log = self.log();
-        run_event("AfterInstall", scripts, self.path(), env, &mut log).await
+        run_event("AfterInstall", scripts, self.path(), env, &mut log, &EventControl::default()).await
     }
 }
 
@@ -297,15 +297,14 @@ async fn the_event_limit_cuts_a_script_short() {
     let second = bundle.script("second.sh", "#!/bin/sh\necho waiting\nsleep 60\n", 0o755);
     let mut log = bundle.log();
     let started = Instant::now();
-    let outcome = run_event_within(
-        "AfterInstall",
-        &[first, second],
-        bundle.path(),
-        &HookEnv::default(),
-        &mut log,
-        Duration::from_secs(2),
-    )
-    .await;
+    let control = EventControl::default();
+    let limit = EventLimit {
+        event: "AfterInstall",
+        started: tokio::time::Instant::now(),
+        length: Duration::from_secs(2),
+        control: &control,
+    };
+    let outcome = run_event_within(&[first, second], bundle.path(), &HookEnv::default(), &mut log, &limit).await;
     let elapsed = started.elapsed();
     assert!(!outcome.succeeded);
     assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
@@ -329,15 +328,14 @@ async fn a_script_left_no_time_by_the_event_does_not_start() {
     let first = bundle.script("first.sh", "#!/bin/sh\nsleep 5 &\nsleep 0.5\nexit 0\n", 0o755);
     let second = bundle.script("second.sh", &format!("#!/bin/sh\ntouch {}\n", marker.display()), 0o755);
     let mut log = bundle.log();
-    let outcome = run_event_within(
-        "ApplicationStart",
-        &[first, second],
-        bundle.path(),
-        &HookEnv::default(),
-        &mut log,
-        Duration::from_secs(1),
-    )
-    .await;
+    let control = EventControl::default();
+    let limit = EventLimit {
+        event: "ApplicationStart",
+        started: tokio::time::Instant::now(),
+        length: Duration::from_secs(1),
+        control: &control,
+    };
+    let outcome = run_event_within(&[first, second], bundle.path(), &HookEnv::default(), &mut log, &limit).await;
     assert_eq!(outcome.diagnostics.error_code, LifecycleErrorCode::ScriptTimedOut);
     assert_eq!(outcome.diagnostics.script_name, "scripts/second.sh");
     assert_eq!(
@@ -346,4 +344,41 @@ async fn a_script_left_no_time_by_the_event_does_not_start() {
          scripts together"
     );
     assert!(!marker.exists());
+}
+
+#[tokio::test]
+async fn an_interrupt_ends_the_script_with_its_process_group_and_says_why() {
+    // A script starts a background sleep (its pid in a file) and sleeps itself; the
+    // interrupt comes after 0.5 s. The event fails at once with the reason, the whole
+    // group is gone, and the group's record is removed.
+    let bundle = Bundle::new();
+    let pid_file = bundle.path().join("child.pid");
+    let hang = bundle.script(
+        "hang.sh",
+        &format!("#!/bin/sh\nsleep 60 &\necho $! > {}\nsleep 60\n", pid_file.display()),
+        0o755,
+    );
+    let groups_dir = tempfile::tempdir().expect("groups dir");
+    let (sender, interrupt) = Interrupt::channel();
+    let control = EventControl { interrupt, groups: HookGroups::in_dir(groups_dir.path()).expect("groups") };
+    let mut log = bundle.log();
+    let started = Instant::now();
+    let interrupter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sender.send_replace(Some(InterruptReason::Stopped));
+        sender
+    });
+    let recorded = groups_dir.path().to_path_buf();
+    let outcome = run_event("BeforeInstall", &[hang], bundle.path(), &HookEnv::default(), &mut log, &control).await;
+    let elapsed = started.elapsed();
+    assert!(!outcome.succeeded);
+    assert_eq!(
+        outcome.diagnostics.message,
+        "script scripts/hang.sh was ended with its process group: the deployment was stopped"
+    );
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    let child: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("pid number");
+    assert!(!is_alive(child), "the background child must be gone with the group");
+    assert!(std::fs::read_dir(&recorded).expect("list").next().is_none(), "the group's record is removed");
+    drop(interrupter.await);
 }

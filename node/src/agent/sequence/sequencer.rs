@@ -12,6 +12,7 @@ use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::TargetReport;
 use fleetmesh_transport::NodeId;
 use tracing::{info, warn};
+use LifecycleEventStatus::InProgress;
 
 use crate::agent::backend::{JournalError, JournalRecord};
 use crate::agent::hooks::EventOutcome;
@@ -166,6 +167,17 @@ impl Sequencer {
             // report the leader already took, which it ignores as stale.
             let report = self.next_report();
             self.save_then_report(report, None, "the re-sent report");
+        } else if let Some(index) = self.record.events.iter().position(|event| event.status == InProgress) {
+            // A record still showing an event in progress (its recovery could not be
+            // saved, or the run that started it ended abnormally): that event was
+            // interrupted. Going on with the next pending event would run it on a
+            // revision DownloadBundle never unpacked, and leave this one InProgress.
+            let name = self.record.events[index].lifecycle_event_name.clone();
+            warn!(%deployment, event = %name, "the journal shows an event still running; it is reported failed");
+            fail_interrupted(&mut self.record.events[index], now);
+            self.record.running = None;
+            self.fail_target();
+            self.finish();
         } else {
             info!(%deployment, revision = %self.record.assignment.revision_id, "starting the lifecycle");
             self.advance(now);
@@ -374,24 +386,22 @@ pub(super) struct Recovered {
 pub(super) fn recover(mut record: JournalRecord, target: NodeId, now: UnixMillis) -> Option<Recovered> {
     let interrupted = record.running.take()?;
     for event in record.events.iter_mut().filter(|event| event.lifecycle_event_name == interrupted) {
-        event.status = LifecycleEventStatus::Failed;
-        event.end_time = Some(now);
-        event.diagnostics = Some(unknown_error(format!(
-            "the host agent restarted while {interrupted} was running; the event is reported failed and not run again"
-        )));
+        fail_interrupted(event, now);
     }
     skip_pending(&mut record.events);
     record.status = TargetStatus::Failed;
+    // The record saved before the event keeps the number before that event's start
+    // report, which the leader may have taken: skip it, so the failure supersedes the
+    // start instead of being ignored as stale until a re-report.
+    record.next_seq += 1;
     let report = report_of(&mut record, target);
     Some(Recovered { record, report, interrupted })
 }
 
 /// The report of `record` from host `target`, numbered with the record's next number.
 ///
-/// The record saved before an event keeps the number before that event's report, so the
-/// report recovery sends after a crash during the event carries the same number; the
-/// leader ignores it as stale if it took the first, and the re-report of the finished
-/// record (the leader re-sends the assignment) carries a fresh one.
+/// The record saved before an event keeps the number before that event's report;
+/// [`recover`] skips that number, so its report supersedes the event's start report.
 fn report_of(record: &mut JournalRecord, target: NodeId) -> TargetReport {
     record.next_seq += 1;
     TargetReport {
@@ -401,6 +411,16 @@ fn report_of(record: &mut JournalRecord, target: NodeId) -> TargetReport {
         status: record.status,
         lifecycle_events: record.events.clone(),
     }
+}
+
+/// Fails `event`, which was running when the host agent stopped, at `now`.
+fn fail_interrupted(event: &mut LifecycleEvent, now: UnixMillis) {
+    let name = &event.lifecycle_event_name;
+    let message =
+        format!("the host agent restarted while {name} was running; the event is reported failed and not run again");
+    event.status = LifecycleEventStatus::Failed;
+    event.end_time = Some(now);
+    event.diagnostics = Some(unknown_error(message));
 }
 
 fn skip_pending(events: &mut [LifecycleEvent]) {

@@ -406,8 +406,9 @@ fn a_journalled_run_resumes_at_its_first_pending_event() {
 fn recovery_fails_the_event_that_was_running_and_skips_the_rest() {
     // §8.1: the agent died during Install (saved before it with next_seq 4). Recovery
     // fails Install with an explanation, skips the rest, fails the target and numbers the
-    // report 5 — the number of Install's own start report, which the leader ignores if
-    // it took that one; the re-report after the next poll carries 6.
+    // report 6 — past 5, the number of Install's own start report, which the leader may
+    // have taken (a report with 5 would be ignored as stale); the re-report after the
+    // next poll carries 7.
     let mut events = pending_events();
     for event in &mut events[..3] {
         event.status = Succeeded;
@@ -427,14 +428,14 @@ fn recovery_fails_the_event_that_was_running_and_skips_the_rest() {
         message,
         Some("the host agent restarted while Install was running; the event is reported failed and not run again")
     );
-    assert_eq!((saved.status, saved.running.as_deref(), saved.next_seq), (TargetStatus::Failed, None, 5));
+    assert_eq!((saved.status, saved.running.as_deref(), saved.next_seq), (TargetStatus::Failed, None, 6));
     assert_eq!(sent, report(&saved));
-    // Then the leader re-sends the assignment: the finished record is reported with 6.
+    // Then the leader re-sends the assignment: the finished record is reported with 7.
     let mut sequencer = Sequencer::new(HOST, &assignment(false), Some(saved));
     sequencer.handle_start(at(9100));
-    assert!(matches!(&drain(&mut sequencer)[..], [SequencerAction::SaveJournal(record)] if record.next_seq == 6));
+    assert!(matches!(&drain(&mut sequencer)[..], [SequencerAction::SaveJournal(record)] if record.next_seq == 7));
     sequencer.handle_journal_saved(Ok(()));
-    assert!(matches!(&drain(&mut sequencer)[..], [SequencerAction::Report(report)] if report.seq == 6));
+    assert!(matches!(&drain(&mut sequencer)[..], [SequencerAction::Report(report)] if report.seq == 7));
 }
 
 #[test]
@@ -454,4 +455,38 @@ fn an_outcome_without_a_running_event_is_a_contract_violation() {
     sequencer.handle_start(at(1));
     drain(&mut sequencer);
     sequencer.handle_event_done(succeeded("ok"), at(2));
+}
+
+#[test]
+fn a_record_still_showing_an_event_in_progress_fails_it_instead_of_running_the_next() {
+    // A record whose recovery was never saved: DownloadBundle InProgress (and named
+    // running). The run must not go on to BeforeInstall (it would find no unpacked
+    // revision and fail with a false "no appspec.yml"): DownloadBundle fails as
+    // interrupted, the rest is skipped, and nothing runs.
+    let mut events = pending_events();
+    events[0].status = Succeeded;
+    events[1] = started("DownloadBundle", 300);
+    let journaled = record(events, TargetStatus::InProgress, Some("DownloadBundle"), 2, false);
+    let mut sequencer = Sequencer::new(HOST, &assignment(false), Some(journaled));
+    sequencer.handle_start(at(900));
+    let [SequencerAction::SaveJournal(saved)] = &drain(&mut sequencer)[..] else { panic!("expected one save") };
+    let statuses: Vec<_> = saved.events.iter().map(|event| event.status).collect();
+    assert_eq!(statuses, [Succeeded, Failed, Skipped, Skipped, Skipped, Skipped, Skipped]);
+    assert_eq!((saved.status, saved.running.as_deref()), (TargetStatus::Failed, None));
+    let message = saved.events[1].diagnostics.as_ref().map(|diagnostics| diagnostics.message.clone());
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "the host agent restarted while DownloadBundle was running; the event is reported failed and not run again"
+        )
+    );
+    sequencer.handle_journal_saved(Ok(()));
+    let actions = drain(&mut sequencer);
+    assert!(
+        matches!(
+            &actions[..],
+            [SequencerAction::Report(_), SequencerAction::Finished { status: TargetStatus::Failed }]
+        ),
+        "{actions:?}"
+    );
 }

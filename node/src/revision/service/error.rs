@@ -55,6 +55,19 @@ pub enum ManifestFetchError {
     },
 }
 
+/// Chunks of a revision that no live node holds, as a download found them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoHolder {
+    /// Chunks this node lacks that no live peer holds.
+    pub missing_chunks: usize,
+    /// Chunks of the revision.
+    pub total_chunks: usize,
+    /// How long they had no live holder.
+    pub waited: Duration,
+    /// Peers the download knew of.
+    pub peers: usize,
+}
+
 /// Why a revision was not (fully) downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -75,6 +88,13 @@ pub enum FetchError {
         /// Peers the download knew of.
         peers: usize,
     },
+    /// Some chunk had no live holder for the no-holder timeout.
+    #[error(
+        "{} of {} chunks have no live holder: none of the {} peers listed for the revision has answered \
+         with them for {:?}; the revision cannot be downloaded",
+        .0.missing_chunks, .0.total_chunks, .0.peers, .0.waited
+    )]
+    NoLiveHolder(NoHolder),
     /// A waiter gave up before the revision was complete.
     #[error("revision {revision} was not fully downloaded within {timeout:?} ({held_bytes} bytes held)")]
     Timeout {

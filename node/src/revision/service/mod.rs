@@ -36,16 +36,21 @@ use std::time::Duration;
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_state::model::revision::Manifest;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::revision::{ChunkStore, MaterializeError, StoreError};
 use crate::runtime::protocol::{self, Assignments, MemberAddress, Request, Response, RevisionProgress};
+use crate::runtime::repeats::RepeatLimit;
 use crate::runtime::Node;
 use book::{Book, FetchStart, Tracked, Wake};
-pub use error::{FetchError, ManifestFetchError, UploadError};
+pub use error::{FetchError, ManifestFetchError, NoHolder, UploadError};
 use fleetmesh_core::swarm::{Bitfield, PieceMap};
 pub use requests::RevisionRequests;
 pub use uploads::{ChunkUploads, HonestUploads};
+
+/// "fetch stopped" warnings: one per revision per 10 s (a waiter restarts a failing
+/// download at once, and each failure would log).
+static FETCH_STOPPED: RepeatLimit = RepeatLimit::new(Duration::from_secs(10));
 
 /// Revisions whose chunks are kept per application besides the current ones.
 pub const REVISIONS_KEPT_PER_APPLICATION: usize = 5;
@@ -62,6 +67,9 @@ pub struct RevisionService {
     bytes_served: AtomicU64,
     /// What happens to each chunk served to a peer ([`HonestUploads`] in production).
     chunk_uploads: Arc<dyn ChunkUploads>,
+    /// Revisions whose last download failed because some chunk had no live holder;
+    /// a waiter takes the failure instead of restarting the download.
+    unavailable: Mutex<BTreeMap<RevisionId, NoHolder>>,
 }
 
 impl std::fmt::Debug for RevisionService {
@@ -98,6 +106,7 @@ impl RevisionService {
             bytes_fetched: AtomicU64::new(0),
             bytes_served: AtomicU64::new(0),
             chunk_uploads,
+            unavailable: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -278,12 +287,25 @@ impl RevisionService {
         let service = self.clone();
         let node = node.clone();
         tokio::spawn(async move {
-            if let Err(error) = fetch::run(&node, &service, revision).await {
-                warn!(%revision, %error, "fetch stopped; it restarts with the next assignment");
+            match fetch::run(&node, &service, revision).await {
+                Ok(()) => {}
+                Err(FetchError::ShuttingDown) => debug!(%revision, "fetch stopped: the node is shutting down"),
+                Err(error) => {
+                    if let FetchError::NoLiveHolder(missing) = &error {
+                        service.unavailable().insert(revision, *missing);
+                    }
+                    if let Some(held_back) = FETCH_STOPPED.admit(&revision.to_string()) {
+                        warn!(%revision, %error, held_back, "fetch stopped; it restarts with the next assignment");
+                    }
+                }
             }
             let wake = service.book(|book| book.handle_fetch_ended(revision));
             service.wake(wake);
         });
+    }
+
+    fn unavailable(&self) -> std::sync::MutexGuard<'_, BTreeMap<RevisionId, NoHolder>> {
+        self.unavailable.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Peers listed for a revision.
@@ -294,7 +316,9 @@ impl RevisionService {
     /// Waits until `revision` is complete locally (starting its download if needed).
     ///
     /// # Errors
-    /// The manifest cannot be found or the download does not finish in `timeout`.
+    /// The manifest cannot be found, the download finds chunks no live node holds (for
+    /// the node's no-holder timeout) or does not finish in `timeout`, or the node is
+    /// shutting down.
     pub async fn wait_complete(
         self: &Arc<Self>,
         node: &Arc<Node>,
@@ -305,8 +329,17 @@ impl RevisionService {
         self.track(&manifest);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut ticks = self.progress_tick.subscribe();
+        let mut shutdown = node.shutdown_signal();
+        // A failure from before this wait (a prefetch) is not this wait's: start afresh.
+        self.unavailable().remove(&revision);
         // Bounded by the deadline.
         loop {
+            if *shutdown.borrow_and_update() {
+                return Err(FetchError::ShuttingDown);
+            }
+            if let Some(missing) = self.unavailable().remove(&revision) {
+                return Err(FetchError::NoLiveHolder(missing));
+            }
             match self.book(|book| book.handle_fetch_wanted(revision)) {
                 FetchStart::Complete => return Ok(manifest),
                 FetchStart::Start => self.spawn_fetch(node, revision),
@@ -314,6 +347,7 @@ impl RevisionService {
             }
             tokio::select! {
                 biased;
+                _ = shutdown.changed() => {}
                 _ = ticks.changed() => {}
                 () = tokio::time::sleep_until(deadline) => {
                     let held_bytes = self.book(|book| book.bytes_held(revision));

@@ -51,6 +51,10 @@ const HAVE_REFRESH: Duration = Duration::from_millis(300);
 /// restarts it).
 const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a piece this node lacks may have no live holder before the download fails
+/// (the default of the node's `no_holder_timeout` timing).
+pub(super) const NO_HOLDER_TIMEOUT: Duration = Duration::from_secs(60);
+
 enum Event {
     Piece { peer: NodeId, piece: usize, received: Received, have: Option<Bitfield>, bytes: u64 },
     Have { peer: NodeId, have: Option<Bitfield> },
@@ -144,7 +148,8 @@ impl Fetch {
             node: node.clone(),
             service: service.clone(),
             revision,
-            session: Session::new(node.id(), download, Duration::ZERO),
+            session: Session::new(node.id(), download, Duration::ZERO)
+                .with_no_holder_timeout(node.settings().timing.no_holder_timeout),
             started: Instant::now(),
             events,
             inbox,
@@ -187,6 +192,7 @@ impl Fetch {
                 download.is_complete(),
             );
             self.session.check_progress(self.started.elapsed())?;
+            self.session.check_holders(self.started.elapsed())?;
         }
         Ok(())
     }

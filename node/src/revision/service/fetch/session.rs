@@ -22,7 +22,14 @@ use fleetmesh_transport::{NodeId, Peer};
 use tracing::debug;
 
 use super::{HAVE_REFRESH, STALL_TIMEOUT};
-use crate::revision::service::FetchError;
+use crate::revision::service::{FetchError, NoHolder};
+
+/// A peer's have-set counts as live for this long after it was asked for (answers come
+/// every [`HAVE_REFRESH`] from a peer that is up).
+const HOLDER_FRESH: Duration = Duration::from_secs(3);
+
+/// How often the pieces without a live holder are counted (a pass over pieces × peers).
+const HOLDER_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What the shell must do for the download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +54,14 @@ pub(super) struct Session {
     have_pending: BTreeSet<NodeId>,
     /// When the bytes held last grew, and to how many.
     last_progress: (Duration, u64),
+    /// The last have-set of each peer, and when it was asked for.
+    holders: BTreeMap<NodeId, (Bitfield, Duration)>,
+    /// Since when some piece this node lacks has had no live holder, if one has not.
+    orphaned_since: Option<Duration>,
+    /// When the holders were last counted.
+    holders_checked: Option<Duration>,
+    /// How long a piece may have no live holder before the download fails.
+    no_holder_timeout: Duration,
 }
 
 impl Session {
@@ -60,7 +75,17 @@ impl Session {
             last_have: BTreeMap::new(),
             have_pending: BTreeSet::new(),
             last_progress,
+            holders: BTreeMap::new(),
+            orphaned_since: None,
+            holders_checked: None,
+            no_holder_timeout: super::NO_HOLDER_TIMEOUT,
         }
+    }
+
+    /// This session with `timeout` as the time a piece may have no live holder.
+    pub(super) fn with_no_holder_timeout(mut self, timeout: Duration) -> Self {
+        self.no_holder_timeout = timeout;
+        self
     }
 
     /// The download core (what is held, whether it is complete).
@@ -107,7 +132,9 @@ impl Session {
     pub(super) fn handle_have(&mut self, peer: NodeId, have: Option<Bitfield>) {
         self.have_pending.remove(&peer);
         if let Some(have) = have {
+            let asked = self.last_have.get(&peer).copied().unwrap_or_default();
             self.take_bitfield(peer, &have);
+            self.holders.insert(peer, (have, asked));
         }
     }
 
@@ -124,6 +151,7 @@ impl Session {
         if let Some(have) = have {
             self.take_bitfield(peer, &have);
             self.last_have.insert(peer, now);
+            self.holders.insert(peer, (have, now));
         }
         if let Received::Corrupt { chunk } = received {
             tracing::warn!(%peer, %chunk, "peer sent a chunk that does not match its hash; it will not be asked again");
@@ -141,6 +169,55 @@ impl Session {
     /// How long the shell may wait for an answer before polling again.
     pub(super) fn next_wake(&self, now: Duration) -> Duration {
         self.download.next_deadline(now).map_or(HAVE_REFRESH, |deadline| deadline.saturating_sub(now).min(HAVE_REFRESH))
+    }
+
+    /// Counts, at most every [`HOLDER_CHECK_EVERY`], the chunks this node lacks that no
+    /// live peer holds (a peer whose have-set was asked for in the last
+    /// [`HOLDER_FRESH`], not banned).
+    ///
+    /// # Errors
+    /// [`FetchError::NoLiveHolder`] once some chunk has had no live holder for the
+    /// session's no-holder timeout (60 s by default) without a break.
+    pub(super) fn check_holders(&mut self, now: Duration) -> Result<(), FetchError> {
+        if self.holders_checked.is_some_and(|checked| now.saturating_sub(checked) < HOLDER_CHECK_EVERY) {
+            return Ok(());
+        }
+        self.holders_checked = Some(now);
+        let missing = self.chunks_without_live_holder(now);
+        if missing == 0 {
+            self.orphaned_since = None;
+            return Ok(());
+        }
+        let since = *self.orphaned_since.get_or_insert(now);
+        if now.saturating_sub(since) < self.no_holder_timeout {
+            return Ok(());
+        }
+        Err(FetchError::NoLiveHolder(NoHolder {
+            missing_chunks: missing,
+            total_chunks: self.download.map().chunk_count(),
+            waited: self.no_holder_timeout,
+            peers: self.peers.len(),
+        }))
+    }
+
+    /// The chunks of the pieces this node lacks that no live peer's have-set lists.
+    fn chunks_without_live_holder(&self, now: Duration) -> usize {
+        let map = self.download.map();
+        let have = self.download.have();
+        let live: Vec<&Bitfield> = self
+            .holders
+            .iter()
+            .filter(|(peer, (bits, asked))| {
+                now.saturating_sub(*asked) <= HOLDER_FRESH
+                    && !self.download.is_banned(**peer)
+                    && bits.len() == map.len()
+            })
+            .map(|(_, (bits, _))| bits)
+            .collect();
+        (0..map.len())
+            .filter(|piece| !have.get(*piece) && !live.iter().any(|bits| bits.get(*piece)))
+            .map(|piece| map.piece(piece).len())
+            .sum()
     }
 
     /// Notes progress at `now`.

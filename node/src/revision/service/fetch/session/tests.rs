@@ -128,3 +128,47 @@ fn the_shell_wakes_at_least_every_have_refresh() {
     let session = session();
     assert!(session.next_wake(Duration::ZERO) <= HAVE_REFRESH);
 }
+
+#[test]
+fn a_piece_no_live_peer_holds_fails_the_download_after_the_timeout_naming_the_chunks() {
+    // Peer 2 holds piece 0 of 2 only and keeps answering; piece 1 has no holder. The
+    // check passes until the timeout after the first count, then fails naming the
+    // missing chunks. A full have-set from peer 3 in time resets the clock.
+    let chunks: Vec<ChunkRef> = (0u8..4).map(|index| ChunkRef(ChunkHash::of(&[index]), 1000)).collect();
+    let map = Arc::new(PieceMap::with_target(&chunks, 2 * 1024));
+    assert_eq!(map.len(), 2, "the scenario assumes two pieces");
+    let download = Download::new(map.clone(), |_| false, DownloadParams::default(), 1);
+    let mut session = Session::new(OWN, download, Duration::ZERO).with_no_holder_timeout(Duration::from_secs(10));
+    session.handle_members([peer(2), peer(3)]);
+    let mut half = Bitfield::new(map.len());
+    half.set(0);
+    let answer = |session: &mut Session, at: u64, who: u64, bits: &Bitfield| {
+        session.poll_actions(Duration::from_secs(at));
+        session.handle_have(NodeId(who), Some(bits.clone()));
+    };
+    answer(&mut session, 0, 2, &half);
+    assert!(session.check_holders(Duration::ZERO).is_ok());
+    answer(&mut session, 9, 2, &half);
+    assert!(session.check_holders(Duration::from_secs(9)).is_ok());
+    answer(&mut session, 10, 2, &half);
+    let error = session.check_holders(Duration::from_secs(10)).expect_err("no holder for 10 s");
+    let message = error.to_string();
+    let lacking = map.piece(1).len();
+    assert!(
+        message.starts_with(&format!("{lacking} of {} chunks have no live holder", map.chunk_count())),
+        "{message}"
+    );
+    // A holder that turns up in time resets the clock.
+    let download = Download::new(map.clone(), |_| false, DownloadParams::default(), 1);
+    let mut session = Session::new(OWN, download, Duration::ZERO).with_no_holder_timeout(Duration::from_secs(10));
+    session.handle_members([peer(2), peer(3)]);
+    answer(&mut session, 0, 2, &half);
+    session.handle_have(NodeId(3), None);
+    assert!(session.check_holders(Duration::ZERO).is_ok());
+    answer(&mut session, 8, 3, &Bitfield::full(map.len()));
+    assert!(session.check_holders(Duration::from_secs(8)).is_ok());
+    answer(&mut session, 12, 2, &half);
+    assert!(session.check_holders(Duration::from_secs(12)).is_ok(), "the clock restarted at 12 s");
+    assert!(session.check_holders(Duration::from_secs(21)).is_ok());
+    assert!(session.check_holders(Duration::from_secs(22)).is_err(), "peer 3 went quiet 14 s ago");
+}
