@@ -209,6 +209,7 @@ pub async fn run_with(
 async fn settle_identity(config: &NodeConfig) -> Result<(NodeIdentity, Option<ClusterInfo>), DaemonError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| DaemonError::CreateDataDir { path: config.data_dir.clone(), source })?;
+    super::disk::protect(&config.data_dir)?;
     Ok(match prepare_identity(config).await? {
         Start::Resume(identity) | Start::Joined(identity) => {
             // A bootstrap interrupted before its entry committed left this file behind.

@@ -108,6 +108,20 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// A secret file that others can read and that this user does not own.
+    #[error(
+        "{} holds a secret, others can read it (mode {mode:o}) and it belongs to uid {owner}, not to this node's \
+         user: give it to this user or make it readable by its owner only (chmod 600)",
+        path.display()
+    )]
+    ExposedSecret {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// Its owner.
+        owner: u32,
+    },
     /// `--api-plaintext` on an address other machines can reach.
     #[error(
         "--api-plaintext is only allowed on a loopback address (127.0.0.0/8 or ::1), not {address}: \

@@ -4,6 +4,7 @@
 
 mod api_tls;
 pub mod boot;
+mod disk;
 mod error;
 
 pub use api_tls::{api_names, API_CERT_LIFETIME_DEFAULT_SECS};
