@@ -5,6 +5,7 @@ mod e2e {
     mod api;
     mod cluster;
     mod deploy;
+    mod netns;
     mod operations;
     mod swarm;
     mod upgrade;
