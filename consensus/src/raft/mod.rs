@@ -7,6 +7,7 @@
 
 mod log_store;
 mod network;
+mod prevote;
 mod runtime;
 mod state_machine;
 
@@ -17,6 +18,7 @@ use fleetmesh_transport::NodeId;
 pub use log_store::LogStore;
 pub use network::{serve, NetworkFactory, RaftRequest, RaftResponse, RaftTransport};
 use openraft::BasicNode;
+pub use prevote::campaign;
 pub use runtime::{seed_thread_rng, FleetRuntime};
 pub use state_machine::{ApplyTap, StateHandle, StateMachineStore, Versions};
 
@@ -102,6 +104,9 @@ pub fn raft_config(timing: RaftTiming) -> Result<openraft::Config, openraft::Con
         election_timeout_max: timing.election_timeout_max.as_millis() as u64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
         max_in_snapshot_log_to_keep: LOGS_KEPT_AFTER_SNAPSHOT,
+        // `prevote::campaign` runs the election timer: openraft's own would raise the
+        // term of a voter that cannot hear the leader, and that term deposes the leader.
+        enable_elect: false,
         ..Default::default()
     }
     .validate()
