@@ -52,10 +52,10 @@ pub struct RaftTiming {
 
 impl Default for RaftTiming {
     fn default() -> Self {
-        // openraft 0.9 lets a follower that knew a leader campaign only after the leader
-        // lease (= the election timeout maximum) plus its own random timeout (drawn once
-        // per process) have passed without a heartbeat, checked every 1.5 heartbeats; a
-        // voter grants its vote only once its own lease has expired. With 100 ms
+        // A follower that knew a leader campaigns only after the leader lease (= the
+        // election timeout maximum) plus a random timeout have passed without a
+        // heartbeat, checked every heartbeat, and only with a majority of pre-vote
+        // grants (`prevote.rs`); a voter grants only once its own lease has expired. With 100 ms
         // heartbeats and a 200–400 ms window a follower campaigns after 600–800 ms of
         // silence (six or more missed heartbeats), so failover takes ≈ 0.6–0.95 s; the
         // earlier 400–800 ms window made that 1.2–1.9 s (measured: median 1.42 s, see

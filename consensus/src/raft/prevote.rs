@@ -130,30 +130,35 @@ fn draw(timing: RaftTiming) -> Duration {
     FleetRuntime::thread_rng().gen_range(low..high)
 }
 
-/// Asks every peer voter; `true` if a majority of all voters (this one included) grants.
+/// Asks every peer voter; `true` as soon as a majority of all voters (this one
+/// included) grants, without waiting for a peer that does not answer (a partitioned
+/// old leader would hold every election back by the whole timeout).
 async fn pre_vote(raft: &Raft, id: NodeId, view: &View, transport: &dyn RaftTransport, timing: RaftTiming) -> bool {
     let last_log_id = raft.data_metrics().borrow().last_log;
     let vote = Vote::new(view.vote.leader_id().get_term() + 1, id);
-    let asks = view.peers.iter().map(|(peer, addr)| {
-        let request = RaftRequest::PreVote(VoteRequest::new(vote, last_log_id));
-        transport.send(*peer, addr, request, timing.election_timeout_min)
-    });
-    let answers = futures_join_all(asks).await;
-    let granted = 1 + answers.into_iter().filter(|answer| matches!(answer, Ok(RaftResponse::PreVote(true)))).count();
-    granted * 2 > view.peers.len() + 1
-}
-
-/// Awaits every future, concurrently, in order.
-async fn futures_join_all<T>(futures: impl Iterator<Item = fleetmesh_transport::BoxFuture<'static, T>>) -> Vec<T>
-where
-    T: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(FleetRuntime::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        if let Ok(value) = handle.await {
-            out.push(value);
+    let (answers, mut received) = tokio::sync::mpsc::channel(view.peers.len().max(1));
+    for (peer, addr) in &view.peers {
+        let ask = transport.send(
+            *peer,
+            addr,
+            RaftRequest::PreVote(VoteRequest::new(vote, last_log_id)),
+            timing.election_timeout_min,
+        );
+        let answers = answers.clone();
+        FleetRuntime::spawn(async move {
+            let granted = matches!(ask.await, Ok(RaftResponse::PreVote(true)));
+            // The election may be decided already; a late answer is not needed.
+            let _ = answers.send(granted).await;
+        });
+    }
+    drop(answers);
+    let voters = view.peers.len() + 1;
+    let mut granted = 1;
+    while let Some(answer) = received.recv().await {
+        granted += usize::from(answer);
+        if granted * 2 > voters {
+            return true;
         }
     }
-    out
+    granted * 2 > voters
 }
