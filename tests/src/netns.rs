@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod faults;
+mod shell;
+
+use self::shell::{free_octet, kill_namespace_processes, sh, sh_quiet, sweep_stale};
+
 use crate::{binary, parse_metric, wait_until, API_PORT, QUIC_PORT};
 
 /// Prefix of every namespace this harness creates: `fleetmesh-PID-RUN-...`.
@@ -73,68 +78,12 @@ impl std::fmt::Debug for NetnsCluster {
     }
 }
 
-/// Runs a command that must succeed.
-///
-/// # Panics
-/// If it cannot run or fails (its stderr in the message).
-fn sh(program: &str, args: &[&str]) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
-    assert!(
-        output.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Runs a command whose failure does not matter (cleanup); says whether it worked.
-fn sh_quiet(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
 /// Random bytes for names and the subnet, different per run.
 fn run_seed() -> [u8; 32] {
     #[allow(clippy::disallowed_methods)]
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = (u128::from(std::process::id()) << 64) ^ now.as_nanos();
     *blake3::hash(&seed.to_le_bytes()).as_bytes()
-}
-
-/// Deletes namespaces left by runs whose process is gone (a test killed by a timeout
-/// never ran its `Drop`).
-fn sweep_stale() {
-    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else { return };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|pid| pid.parse::<u32>().ok()) else { continue };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            kill_namespace_processes(name);
-            sh_quiet("ip", &["netns", "del", name]);
-        }
-    }
-}
-
-/// `kill -9` every process left in namespace `netns` (hooks of a killed node).
-fn kill_namespace_processes(netns: &str) {
-    let Ok(output) = Command::new("ip").args(["netns", "pids", netns]).output() else { return };
-    for pid in String::from_utf8_lossy(&output.stdout).split_whitespace() {
-        if let Ok(pid) = pid.parse::<i32>() {
-            // The process may be gone already; there is nothing else to do about it.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 impl NetnsCluster {
@@ -488,112 +437,6 @@ impl NetnsCluster {
         }
         out
     }
-}
-
-/// Faults. Every one ends by itself after the duration it is given (or is undone by
-/// the matching call), and [`Drop`] undoes whatever is left.
-impl NetnsCluster {
-    /// Takes node `index`'s link down at the bridge (its cable pulled), for `duration`,
-    /// then up again. Blocks for `duration`.
-    pub fn link_down_for(&self, index: u32, duration: Duration) {
-        let port = format!("p{index}");
-        sh("ip", &["-n", &self.bridge_ns, "link", "set", &port, "down"]);
-        std::thread::sleep(duration);
-        sh("ip", &["-n", &self.bridge_ns, "link", "set", &port, "up"]);
-    }
-
-    /// SIGSTOPs node `index` for `duration`, then SIGCONTs it. Blocks for `duration`.
-    pub fn pause_for(&self, index: u32, duration: Duration) {
-        use nix::sys::signal::{kill, Signal};
-        let pid = nix::unistd::Pid::from_raw(self.pid(index).expect("node runs") as i32);
-        kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
-        std::thread::sleep(duration);
-        kill(pid, Signal::SIGCONT).expect("SIGCONT");
-    }
-
-    /// Drops `percent` % of the frames the bridge forwards, at random, for `duration`.
-    /// Blocks for `duration`.
-    pub fn loss_for(&self, percent: u32, duration: Duration) {
-        self.with_rule(&format!("numgen random mod 100 < {percent} drop"), duration);
-    }
-
-    /// Drops every packet to node `index` from the other nodes (it still sends: a
-    /// one-way cut, it goes deaf) for `duration`. Blocks for `duration`.
-    pub fn deafen_for(&self, index: u32, duration: Duration) {
-        let rule = format!("ip saddr 10.213.{}.0/24 ip daddr {} drop", self.octet, self.ip(index));
-        self.with_rule(&rule, duration);
-    }
-
-    /// Drops packets from node `from` to node `to` only, for `duration`. Blocks.
-    pub fn cut_one_way_for(&self, from: u32, to: u32, duration: Duration) {
-        self.with_rule(&format!("ip saddr {} ip daddr {} drop", self.ip(from), self.ip(to)), duration);
-    }
-
-    fn with_rule(&self, rule: &str, duration: Duration) {
-        let command = format!("add rule bridge faults forward {rule}");
-        sh("ip", &["netns", "exec", &self.bridge_ns, "sh", "-c", &format!("nft '{command}'")]);
-        std::thread::sleep(duration);
-        self.clear_rules();
-    }
-
-    /// Removes every fault rule.
-    pub fn clear_rules(&self) {
-        sh_quiet("ip", &["netns", "exec", &self.bridge_ns, "nft", "flush", "chain", "bridge", "faults", "forward"]);
-    }
-}
-
-impl NetnsCluster {
-    /// Copies every node's log to `/tmp/fleetmesh-netns-logs-RUN/` (the working
-    /// directory goes away with the cluster).
-    fn keep_logs(&self) {
-        let keep = std::env::temp_dir().join(format!("fleetmesh-netns-logs-{}", self.run));
-        if std::fs::create_dir_all(&keep).is_err() {
-            return;
-        }
-        for node in self.nodes.values() {
-            if let Some(name) = node.log.file_name() {
-                // A log that cannot be copied is only missing from the failure report.
-                let _ = std::fs::copy(&node.log, keep.join(name));
-            }
-        }
-        eprintln!("node logs kept in {}", keep.display());
-    }
-}
-
-impl Drop for NetnsCluster {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-            self.keep_logs();
-        }
-        for index in self.nodes.keys().copied().collect::<Vec<_>>() {
-            if let Some(pid) = self.pid(index) {
-                // A paused node must not stay stopped; kill -9 follows anyway.
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGCONT);
-            }
-            self.kill9(index);
-        }
-        for netns in self.namespaces.iter().rev() {
-            kill_namespace_processes(netns);
-            sh_quiet("ip", &["netns", "del", netns]);
-        }
-        // Gone with the bridge's namespace already; this only catches a half-built run.
-        sh_quiet("ip", &["link", "del", &self.host_veth]);
-    }
-}
-
-/// A third octet for `10.213.X.0/24` that no interface of the root namespace uses.
-fn free_octet(seed: u8) -> u8 {
-    let used = Command::new("ip")
-        .args(["-4", "-o", "addr"])
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default();
-    (0..250u16)
-        .map(|step| 1 + ((u16::from(seed) + step) % 250) as u8)
-        .find(|octet| !used.contains(&format!("10.213.{octet}.")))
-        .expect("a free 10.213.X.0/24")
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
