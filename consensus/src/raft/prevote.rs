@@ -113,10 +113,9 @@ pub async fn campaign(raft: Raft, transport: Arc<dyn RaftTransport>, timing: Raf
         }
         last_try = Some(now);
         timeout = draw(timing);
-        if view.peers.is_empty() || pre_vote(&raft, id, &view, &*transport, timing).await {
-            if raft.trigger().elect().await.is_err() {
-                return;
-            }
+        let granted = view.peers.is_empty() || pre_vote(&raft, id, &view, &*transport, timing).await;
+        if granted && raft.trigger().elect().await.is_err() {
+            return;
         }
     }
 }

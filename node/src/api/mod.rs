@@ -272,10 +272,20 @@ async fn deploy_operation(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match Operation::parse(&name, &body) {
-        Ok(operation) => respond(&api, operation, options.consistent, Incoming { method, uri, headers, body }).await,
-        Err(error) => ApiError::from(error).into_response(),
-    }
+    let operation = match Operation::parse(&name, &body) {
+        Ok(Operation::RegisterApplicationRevision(input)) => match uploads::settle_registration(&api, input) {
+            Ok(input) => Operation::RegisterApplicationRevision(input),
+            Err(error) => return error.into_response(),
+        },
+        Ok(operation) => operation,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    // A relayed request (to a leader of an older release) carries the settled input.
+    let body = match &operation {
+        Operation::RegisterApplicationRevision(input) => serde_json::to_vec(input).map(Bytes::from).unwrap_or(body),
+        _ => body,
+    };
+    respond(&api, operation, options.consistent, Incoming { method, uri, headers, body }).await
 }
 
 async fn get_cluster(State(api): State<Arc<Api>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {

@@ -35,6 +35,41 @@ pub(super) fn router() -> Router<Arc<Api>> {
         .layer(DefaultBodyLimit::max(UPLOAD_BATCH_BYTES_MAX + (1 << 20)))
 }
 
+/// A client's `RegisterApplicationRevision`: the node it reached must hold every chunk of
+/// the manifest and names itself as the seed. `seeds` and `registeredBy` are the node's
+/// to record, not the client's: a made-up seed list would leave deployments waiting
+/// for chunks nobody has.
+///
+/// # Errors
+/// 400 naming the field: `seeds` or `registeredBy` given, or chunks this node lacks.
+pub(super) fn settle_registration(
+    api: &Api,
+    mut input: RegisterApplicationRevisionInput,
+) -> Result<RegisterApplicationRevisionInput, ApiError> {
+    if !input.seeds.is_empty() {
+        return Err(ApiError::bad_request(
+            "seeds: recorded by the node that holds the revision's chunks, not set by a client; \
+             upload the chunks with `fleetmesh deploy push`",
+        ));
+    }
+    if input.registered_by.is_some() {
+        return Err(ApiError::bad_request("registeredBy: recorded by the node that registers, not set by a client"));
+    }
+    let hashes: Vec<ChunkHash> = input.manifest.unique_chunks().iter().map(|chunk| chunk.hash()).collect();
+    let missing = service(api)?.missing_chunks(&hashes).len();
+    if missing > 0 {
+        return Err(ApiError::bad_request(format!(
+            "manifest: {missing} of {} chunks are not held by node {}, so no node could serve them; \
+             upload them first (`fleetmesh deploy push` does)",
+            hashes.len(),
+            api.node.id()
+        )));
+    }
+    input.seeds = vec![api.node.id()];
+    input.registered_by = Some(format!("api via node {}", api.node.id()));
+    Ok(input)
+}
+
 fn service(api: &Api) -> Result<Arc<RevisionService>, ApiError> {
     api.revisions.clone().ok_or_else(|| ApiError::unavailable("this node stores no chunks (it has no revision store)"))
 }

@@ -155,3 +155,35 @@ fn each_api_token_does_what_it_may_and_a_rotated_admin_token_stops_working() {
     });
     cluster.ok(1, &["deploy", "create-application", "--application-name", "after-rotation"]);
 }
+
+/// A client cannot make up where a revision's chunks are: `seeds` and `registeredBy` are
+/// refused by name, and a manifest whose chunks the node it reached does not hold is
+/// refused with how many are missing; nothing is registered.
+#[test]
+fn a_registered_manifest_must_be_held_and_its_seeds_are_not_the_clients_to_set() {
+    let cluster = TestCluster::start(1, Options::default());
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/manifest/seed-sample-app.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&corpus).expect("a manifest")).expect("JSON");
+    let register = |extra: Value| {
+        let mut body = serde_json::json!({ "applicationName": "app", "manifest": manifest });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        cluster.api_post(1, "/v1/deploy/RegisterApplicationRevision", &body)
+    };
+    let (status, body) = register(serde_json::json!({ "seeds": [1] }));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|error| error.starts_with("seeds: ")), "{body}");
+    let (status, body) = register(serde_json::json!({ "registeredBy": "someone else" }));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|error| error.starts_with("registeredBy: ")), "{body}");
+    let (status, body) = register(serde_json::json!({}));
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("manifest: ") && error.contains("chunks are not held by node"), "{body}");
+    let listed = cluster
+        .cli_json(1, &["deploy", "list-application-revisions", "--application-name", "app", "--json"])
+        .expect("list-application-revisions --json");
+    assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(0), "nothing registered: {listed}");
+}
