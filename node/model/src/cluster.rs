@@ -193,7 +193,7 @@ pub struct DeleteJoinTokenInput {
 /// For the admin token the old one stops working at once; the read-only and metrics
 /// tokens are created by their first rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RotateApiTokenInput {
     /// Which token: `admin`, `read-only` or `metrics`.
     pub kind: fleetmesh_state::model::members::ApiTokenKind,
