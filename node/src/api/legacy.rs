@@ -51,6 +51,7 @@ pub(super) async fn answer(api: Arc<Api>, request: ApiRequest) -> ApiResponse {
         .uri(request.uri.as_str())
         .header(axum::http::header::CONTENT_TYPE, "application/json")
         .header(axum::http::header::AUTHORIZATION, format!("Bearer {}", request.token))
+        .extension(super::Relayed)
         .body(Body::from(request.body));
     let Ok(http_request) = built else {
         return ApiResponse { status: 400, body: ApiError::bad_request("malformed forwarded request").body() };

@@ -263,8 +263,14 @@ pub(super) async fn respond(
     }
 }
 
+/// Marks a request that a member relayed from its own client (an older release's
+/// tunnel): the member already settled what only a node may set.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Relayed;
+
 async fn deploy_operation(
     State(api): State<Arc<Api>>,
+    relayed: Option<axum::Extension<Relayed>>,
     Path(name): Path<String>,
     Query(options): Query<ReadOptions>,
     method: Method,
@@ -273,10 +279,12 @@ async fn deploy_operation(
     body: Bytes,
 ) -> Response {
     let operation = match Operation::parse(&name, &body) {
-        Ok(Operation::RegisterApplicationRevision(input)) => match uploads::settle_registration(&api, input) {
-            Ok(input) => Operation::RegisterApplicationRevision(input),
-            Err(error) => return error.into_response(),
-        },
+        Ok(Operation::RegisterApplicationRevision(input)) if relayed.is_none() => {
+            match uploads::settle_registration(&api, input) {
+                Ok(input) => Operation::RegisterApplicationRevision(input),
+                Err(error) => return error.into_response(),
+            }
+        }
         Ok(operation) => operation,
         Err(error) => return ApiError::from(error).into_response(),
     };
