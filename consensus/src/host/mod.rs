@@ -30,8 +30,7 @@ pub use self::follow::follow_role;
 pub use self::watch::ServerStateWatch;
 use crate::raft::StateMachineStore;
 use crate::raft::{
-    campaign, raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport,
-    StateHandle,
+    raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport, StateHandle,
 };
 
 /// Why opening, replacing or initializing a Raft instance failed. Every variant but
@@ -163,14 +162,10 @@ impl RaftHost {
             StateOpen::Resume(handle) => StateMachineStore::resume(db, handle),
         };
         let state = state_machine.handle();
-        let network = NetworkFactory::new(transport.clone());
+        let network = NetworkFactory::new(transport);
         let raft = Raft::new(id, config, network, log_store, state_machine)
             .await
             .map_err(|error| HostError::Fatal(error.to_string()))?;
-        if timing != RaftTiming::dormant() {
-            // The election timer with pre-vote; it ends with the instance.
-            tokio::spawn(campaign(raft.clone(), transport, timing));
-        }
         Ok((raft, state))
     }
 
