@@ -11,6 +11,11 @@ use crate::TestCluster;
 /// An HTTP agent that returns error statuses as answers instead of errors and trusts
 /// the CA in `ca_pem` (a node's DIR/ca.pem) for HTTPS.
 pub fn http_agent_trusting(ca_pem: Option<&Path>) -> ureq::Agent {
+    http_agent_within(ca_pem, Duration::from_secs(10))
+}
+
+/// [`http_agent_trusting`] with its own time limit per request.
+pub fn http_agent_within(ca_pem: Option<&Path>, timeout: Duration) -> ureq::Agent {
     // No bundle: no roots at all, so any HTTPS server is refused (ureq has no built-in
     // roots in this build).
     let pem = ca_pem.and_then(|path| std::fs::read(path).ok()).unwrap_or_default();
@@ -24,7 +29,7 @@ pub fn http_agent_trusting(ca_pem: Option<&Path>) -> ureq::Agent {
     ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
         .build()
         .into()
 }

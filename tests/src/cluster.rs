@@ -201,17 +201,7 @@ impl TestCluster {
 
     /// Tail of every node's log, for failure output.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        for node in self.nodes.values() {
-            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            out.push_str(&format!("--- node {} ({}) ---\n", node.index, node.log.display()));
-            for line in tail.into_iter().rev() {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
+        self.nodes.values().map(|node| log_tail(node.index, &node.log, 30)).collect()
     }
 
     /// The process id of node `index` while its process runs (benchmarks read
@@ -255,4 +245,17 @@ impl Drop for TestCluster {
 
 fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|text| text.trim().to_string()).filter(|text| !text.is_empty())
+}
+
+/// The last `lines` lines of node `index`'s log at `path`, under a header naming it.
+pub fn log_tail(index: u32, path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    tail.reverse();
+    let mut out = format!("--- node {index} ({}) ---\n", path.display());
+    for line in tail {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }

@@ -20,8 +20,8 @@ mod procfs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use api::{http_agent_trusting, parse_metric};
-pub use cluster::{Options, TestCluster, TestNode};
+pub use api::{http_agent_trusting, http_agent_within, parse_metric};
+pub use cluster::{log_tail, Options, TestCluster, TestNode};
 pub use files::{hash_file, write_bundle, write_random_file};
 pub use procfs::{proc_status_kib, process_cpu};
 

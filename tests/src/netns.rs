@@ -32,7 +32,7 @@ mod shell;
 
 use self::shell::{free_octet, kill_namespace_processes, sh, sh_quiet, sweep_stale};
 
-use crate::{binary, parse_metric, wait_until, API_PORT, QUIC_PORT};
+use crate::{binary, http_agent_within, log_tail, parse_metric, wait_until, API_PORT, QUIC_PORT};
 
 /// Prefix of every namespace this harness creates: `fleetmesh-PID-RUN-...`.
 const PREFIX: &str = "fleetmesh-";
@@ -398,23 +398,17 @@ impl NetnsCluster {
     }
 
     /// A GET on node `index`'s API with the scrape token (`DIR/metrics-token` of node
-    /// 1 if there is one, else the admin token). HTTPS goes through `curl`, which
-    /// trusts [`Self::ca_bundle`]; plain HTTP through `ureq`.
+    /// 1 if there is one, else the admin token), trusting [`Self::ca_bundle`] for HTTPS;
+    /// `None` unless it answers 200.
     pub fn http_get(&self, index: u32, path: &str, timeout: Duration) -> Option<String> {
         let token =
             read_trimmed(&self.nodes[&1].data_dir.join("metrics-token")).unwrap_or_else(|| self.admin_token.clone());
         let url = format!("{}{path}", self.api_url(index));
-        if let Some(bundle) = self.ca_bundle() {
-            let output = Command::new("curl")
-                .args(["-sSf", "--max-time", &timeout.as_secs_f64().to_string(), "--cacert"])
-                .arg(bundle)
-                .args(["-H", &format!("Authorization: Bearer {token}"), &url])
-                .output()
-                .ok()?;
-            return output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned());
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+        let agent = http_agent_within(self.ca_bundle().as_deref(), timeout);
         let mut response = agent.get(&url).header("Authorization", &format!("Bearer {token}")).call().ok()?;
+        if response.status().as_u16() != 200 {
+            return None;
+        }
         response.body_mut().read_to_string().ok()
     }
 
@@ -425,17 +419,7 @@ impl NetnsCluster {
 
     /// Tail of every node's log, for failure output.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        for node in self.nodes.values() {
-            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            out.push_str(&format!("--- node {} ({}) ---\n", node.index, node.log.display()));
-            for line in tail.into_iter().rev() {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
+        self.nodes.values().map(|node| log_tail(node.index, &node.log, 40)).collect()
     }
 }
 

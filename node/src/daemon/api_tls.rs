@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::DaemonError;
-use crate::leader::{sign_api_certificate, CertificateError};
+use crate::leader::{api_validity, sign_api_certificate, CertificateError};
 use crate::runtime::identity::write_private_file;
 use crate::runtime::protocol::{ApiCertificateRequest, Request, Response};
 use crate::runtime::Node;
@@ -154,8 +154,7 @@ impl ApiTls {
         node: fleetmesh_transport::NodeId,
         now: i64,
     ) -> Result<(), DaemonError> {
-        let lifetime = i64::try_from(self.lifetime_secs).unwrap_or(i64::MAX / 4);
-        let validity = Validity { not_before: now - 3_600, not_after: now.saturating_add(lifetime) };
+        let validity = api_validity(now, self.lifetime_secs);
         let cert_pem =
             ca.sign_api(node, &self.key.public_key, &self.names, validity).map_err(DaemonError::ApiCertificate)?;
         self.store(&cert_pem, validity)
@@ -179,10 +178,9 @@ impl ApiTls {
         let mut failures = 0u32;
         loop {
             let now = unix_secs(&node);
-            let due = match self.stored().filter(|_| self.certificate.is_ready()) {
-                Some(stored) => stored.renew_at() <= now,
-                None => true,
-            };
+            // Read once per pass: the record only changes when this loop stores a new one.
+            let renew_at = self.stored().filter(|_| self.certificate.is_ready()).map(|stored| stored.renew_at());
+            let due = renew_at.is_none_or(|at| at <= now);
             let wait = if due {
                 match self.obtain(&node, now).await {
                     Ok(()) => {
@@ -206,7 +204,7 @@ impl ApiTls {
                     }
                 }
             } else {
-                let until = self.stored().map_or(60, |stored| stored.renew_at().saturating_sub(now));
+                let until = renew_at.map_or(60, |at| at.saturating_sub(now));
                 Duration::from_secs(u64::try_from(until).unwrap_or(1).clamp(1, 60))
             };
             tokio::select! {
@@ -226,10 +224,9 @@ impl ApiTls {
             Err(CertificateError::NoCa(_) | CertificateError::NotMember(_)) => ask_voters(node, &request).await?,
             Err(error) => return Err(ObtainError::Sign(error)),
         };
-        let lifetime = i64::try_from(self.lifetime_secs).unwrap_or(i64::MAX / 4);
         // The signer's clock set the exact window; this node's view of it only decides
-        // when to renew, and the skew allowance is the signer's.
-        let validity = Validity { not_before: now - 3_600, not_after: now.saturating_add(lifetime) };
+        // when to renew.
+        let validity = api_validity(now, self.lifetime_secs);
         self.store(&cert_pem, validity).map_err(|error| ObtainError::Store(error.to_string()))
     }
 }

@@ -68,10 +68,14 @@ pub fn sign_api_certificate(
     }
     let public_key = hex::decode(&request.public_key).map_err(|_| CertificateError::PublicKeyNotHex)?;
     let now = i64::try_from(node.clock().now().0 / 1000).unwrap_or(i64::MAX / 2);
-    // Both bounds were checked above: the sum fits.
-    let lifetime = i64::try_from(request.lifetime_secs).unwrap_or(0);
-    let validity = Validity { not_before: now - CLOCK_SKEW_SECS, not_after: now.saturating_add(lifetime) };
-    Ok(ca.sign_api(id, &public_key, &request.names, validity)?)
+    Ok(ca.sign_api(id, &public_key, &request.names, api_validity(now, request.lifetime_secs))?)
+}
+
+/// The validity of an API certificate signed at `now` (Unix seconds) for `lifetime_secs`:
+/// from an hour before, for members whose clocks run behind.
+pub fn api_validity(now: i64, lifetime_secs: u64) -> Validity {
+    let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX / 4);
+    Validity { not_before: now.saturating_sub(CLOCK_SKEW_SECS), not_after: now.saturating_add(lifetime) }
 }
 
 /// Why the leader refuses a joiner; the text goes back to the joining node.

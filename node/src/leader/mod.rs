@@ -41,7 +41,9 @@ mod voters;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use admission::{sign_api_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS, API_CERT_LIFETIME_MIN_SECS};
+pub use admission::{
+    api_validity, sign_api_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS, API_CERT_LIFETIME_MIN_SECS,
+};
 use bytes::Bytes;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
 use fleetmesh_model::{NodeHealth, NodeRole};
