@@ -12,7 +12,8 @@
 //!   virtual time;
 //! - the cluster PKI ([`pki`]): the cluster CA, node certificates and the CA
 //!   fingerprint that a join token pins; and the rustls configurations ([`tls`]) that
-//!   make every node-to-node connection mutually authenticated under that CA.
+//!   make every node-to-node connection mutually authenticated under that CA; and the
+//!   seal ([`seal`]) that keeps the CA's private key encrypted in the replicated state.
 //!
 //! ```text
 //!   caller ──request(peer, Message)──▶ Transport ══ QUIC/mTLS stream ══▶ Handler::handle(caller, Message)
@@ -26,6 +27,7 @@ pub mod frame;
 mod network;
 pub mod pki;
 pub mod quic;
+pub mod seal;
 pub mod tls;
 
 /// The identity of a member, defined with the replicated model in `fleetmesh-state`.

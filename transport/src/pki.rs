@@ -1,7 +1,8 @@
 //! The cluster PKI: one CA per cluster, one certificate per node.
 //!
 //! The first node creates the CA. Its private key lives only in the replicated state,
-//! which only voters hold, so only voters can sign. A joining node generates its own
+//! which only voters hold, sealed under a key only voters hold ([`crate::seal`]), so
+//! only voters can sign. A joining node generates its own
 //! Ed25519 key, sends the public half, and gets back a certificate naming
 //! `node-<id>.fleetmesh` (and `cluster.fleetmesh`, which a joiner that does not yet know
 //! the seed's id checks instead). Node private keys never leave their node.
@@ -186,7 +187,12 @@ impl CaAuthority for ClusterCa {
         // browsers verify no Ed25519 signatures. Older clusters keep their Ed25519 CA.
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let cert = ca_params(cluster_id).self_signed(&key)?;
-        Ok(Self { cluster_id: cluster_id.to_string(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(Self {
+            cluster_id: cluster_id.to_string(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            sealed_key: None,
+        })
     }
 
     fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {

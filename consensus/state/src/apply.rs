@@ -41,6 +41,7 @@ impl ClusterState {
             Command::AdmitMember { spec, token_id } => self.admit_member(spec, token_id, at),
             Command::DeleteJoinToken { token_id } => self.delete_join_token(token_id),
             Command::SetApiToken { kind, hash } => self.set_api_token(*kind, hash),
+            Command::SealCa { sealed_key } => self.seal_ca(sealed_key),
             Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
                 self.create_application(name, application_id, compute_platform, at)

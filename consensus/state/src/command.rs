@@ -143,6 +143,12 @@ pub enum Command {
         /// BLAKE3 of the new token, hex.
         hash: String,
     },
+    /// Replace the CA's clear private key by its sealed form ([`FeatureLevel::SEALED_CA`]):
+    /// the leader proposes it once every voter holds the seal key. Refused when sealed.
+    SealCa {
+        /// The sealed key (`fleetmesh_transport::seal`).
+        sealed_key: String,
+    },
     /// `create-application`.
     CreateApplication {
         /// Name.
@@ -325,6 +331,8 @@ impl Command {
             Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
             Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::SetApiToken { .. } => FeatureLevel::HARDENING,
+            Self::SealCa { .. } => FeatureLevel::SEALED_CA,
+            Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

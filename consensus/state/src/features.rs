@@ -48,8 +48,12 @@ impl FeatureLevel {
     /// any token can be replaced ([`crate::Command::SetApiToken`], `RotateApiToken`).
     pub const HARDENING: Self = Self(5);
 
+    /// Level 6: the cluster CA's private key is sealed in the replicated state
+    /// ([`crate::Command::SealCa`], and bootstrap entries that carry a sealed CA).
+    pub const SEALED_CA: Self = Self(6);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::HARDENING;
+    pub const CURRENT: Self = Self::SEALED_CA;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -126,6 +126,19 @@ impl ClusterState {
         Ok(Outcome::Done)
     }
 
+    pub(crate) fn seal_ca(&mut self, sealed_key: &str) -> Result<Outcome, ApplyError> {
+        let cluster = self.cluster.as_mut().ok_or_else(|| ApplyError::conflict("the cluster is not bootstrapped"))?;
+        if cluster.ca.is_sealed() {
+            return Err(ApplyError::conflict("the cluster CA key is sealed already"));
+        }
+        if sealed_key.is_empty() || sealed_key.len() > 16 << 10 {
+            return Err(ApplyError::invalid("a sealed CA key is between 1 byte and 16 KiB"));
+        }
+        cluster.ca.key_pem = String::new();
+        cluster.ca.sealed_key = Some(sealed_key.to_string());
+        Ok(Outcome::Done)
+    }
+
     pub(crate) fn set_feature_level(&mut self, level: FeatureLevel) -> Result<Outcome, ApplyError> {
         if level <= self.feature_level {
             return Err(ApplyError::conflict(format!(

@@ -66,7 +66,7 @@ fn revision(content: &[u8]) -> RevisionRecord {
 fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
     let mut state = ClusterState::default();
     let info = ClusterInfo {
-        ca: ClusterCa { cluster_id: "t".into(), cert_pem: "x".into(), key_pem: "x".into() },
+        ca: ClusterCa { cluster_id: "t".into(), cert_pem: "x".into(), key_pem: "x".into(), sealed_key: None },
         admin_token_hash: "h".into(),
         join_tokens: vec![],
         voters_desired: 3,
@@ -563,4 +563,21 @@ fn below_the_token_level_joins_are_added_uncounted_and_records_keep_their_old_en
     let old: JoinTokenRecord = serde_json::from_str(&text).expect("decodes");
     assert_eq!((old.max_uses, old.uses, old.created_at), (None, 0, None));
     assert_eq!(token("short", None, None).id(), "jt-short");
+}
+
+#[test]
+fn the_ca_key_is_sealed_once_and_sealing_needs_its_level() {
+    let (mut state, _, _) = setup();
+    let seal = |sealed: &str| Command::SealCa { sealed_key: sealed.into() };
+    assert_eq!(seal("s").feature_level(), FeatureLevel::SEALED_CA);
+    let outcomes =
+        state.apply(&at(2, vec![seal(""), seal("chacha20poly1305:00"), seal("chacha20poly1305:11")])).outcomes;
+    assert!(matches!(&outcomes[0], Outcome::Rejected(error) if error.message.contains("between")), "{outcomes:?}");
+    assert_eq!(outcomes[1], Outcome::Done);
+    assert!(matches!(&outcomes[2], Outcome::Rejected(error) if error.message.contains("sealed already")));
+    let ca = state.cluster.as_ref().map(|info| info.ca.clone()).expect("bootstrapped");
+    assert!(ca.key_pem.is_empty() && ca.sealed_key.as_deref() == Some("chacha20poly1305:00"));
+    // A bootstrap entry that carries a sealed CA needs the level too.
+    let info = state.cluster.clone().expect("bootstrapped");
+    assert_eq!(Command::Bootstrap { info, first: spec(7401) }.feature_level(), FeatureLevel::SEALED_CA);
 }

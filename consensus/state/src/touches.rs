@@ -104,6 +104,7 @@ impl Command {
             Self::AddJoinToken { .. }
             | Self::DeleteJoinToken { .. }
             | Self::SetApiToken { .. }
+            | Self::SealCa { .. }
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }
             | Self::CreateDeploymentConfig { .. }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use fleetmesh_state::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
 use fleetmesh_transport::quic::QuicTransport;
+use fleetmesh_transport::seal::CaSealKey;
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
 use rand::RngCore;
@@ -24,6 +25,7 @@ use crate::agent::Agent;
 use crate::api::Api;
 use crate::leader::Leader;
 use crate::revision::service::{ChunkUploads, HonestUploads, RevisionRequests, RevisionService};
+use crate::runtime::ca_seal::{CaKeyError, SEAL_KEY_FILE};
 use crate::runtime::clock;
 use crate::runtime::identity::{
     random_hex, secret_hash, write_private_file, JoinToken, KnownPeer, NodeIdentity, IDENTITY_FORMAT,
@@ -73,7 +75,7 @@ pub const VOTERS_MAX: u32 = 7;
 enum Start {
     Resume(NodeIdentity),
     Joined(NodeIdentity),
-    Bootstrap(NodeIdentity, ClusterInfo),
+    Bootstrap(NodeIdentity, Box<ClusterInfo>),
 }
 
 async fn prepare_identity(config: &NodeConfig) -> Result<Start, DaemonError> {
@@ -102,7 +104,9 @@ async fn prepare_identity(config: &NodeConfig) -> Result<Start, DaemonError> {
         }
         (None, Some(_), None) => Err(DaemonError::JoinWithoutToken),
         (None, None, Some(_)) => Err(DaemonError::TokenWithoutJoin),
-        (None, None, None) => bootstrap_identity(config).map(|(identity, info)| Start::Bootstrap(identity, info)),
+        (None, None, None) => {
+            bootstrap_identity(config).map(|(identity, info)| Start::Bootstrap(identity, Box::new(info)))
+        }
     }
 }
 
@@ -119,9 +123,12 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
     let metrics_token = format!("fmm1.{}", random_hex(24));
     let join_token = JoinToken::generate(fingerprint.clone());
     let created_at = clock::SystemClock.now_for_boot();
+    // The CA key enters the replicated state sealed; its seal key stays on the voters.
+    let seal_key = CaSealKey::generate().map_err(CaKeyError::from)?;
+    write_private_file(&config.data_dir.join(SEAL_KEY_FILE), format!("{}\n", seal_key.to_hex()).as_bytes())?;
     // The bootstrap token (DIR/join-token) never expires and has no use limit.
     let info = ClusterInfo {
-        ca: ca.clone(),
+        ca: seal_key.seal(&ca).map_err(CaKeyError::from)?,
         admin_token_hash: secret_hash(&admin_token),
         join_tokens: vec![JoinTokenRecord {
             secret_hash: secret_hash(&join_token.secret),
@@ -218,7 +225,7 @@ async fn settle_identity(config: &NodeConfig) -> Result<(NodeIdentity, Option<Cl
                 .and_then(|bytes| serde_json::from_slice::<ClusterInfo>(&bytes).ok());
             (identity, pending)
         }
-        Start::Bootstrap(identity, info) => (identity, Some(info)),
+        Start::Bootstrap(identity, info) => (identity, Some(*info)),
     })
 }
 
@@ -289,7 +296,14 @@ async fn start_services(
     let mut tasks = tokio::task::JoinSet::new();
     node.spawn(&mut tasks);
     let leader = Leader::start(node, &mut tasks);
-    let bootstrap_ca = bootstrap.as_ref().map(|info| info.ca.clone());
+    // Opened in memory to sign this node's first API certificate.
+    let bootstrap_ca = match bootstrap.as_ref().map(|info| &info.ca) {
+        Some(ca) if ca.is_sealed() => {
+            let key = node.seal_keys().get()?.ok_or(CaKeyError::NoSealKey)?;
+            Some(key.unseal(ca).map_err(CaKeyError::from)?)
+        }
+        other => other.cloned(),
+    };
     if let Some(info) = bootstrap {
         let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
         if !node.raft_host().is_initialized().await? {

@@ -16,8 +16,16 @@ use super::DaemonError;
 
 /// The data directory's files that hold secrets: keys, tokens, the Raft store (it holds
 /// the cluster CA's key and the token hashes).
-pub(super) const SECRET_FILES: [&str; 7] =
-    ["node.json", "admin-token", "join-token", "metrics-token", "api-key.pem", "bootstrap.json", "raft.redb"];
+pub(super) const SECRET_FILES: [&str; 8] = [
+    "node.json",
+    "admin-token",
+    "join-token",
+    "metrics-token",
+    "api-key.pem",
+    crate::runtime::ca_seal::SEAL_KEY_FILE,
+    "bootstrap.json",
+    "raft.redb",
+];
 
 /// Mode of the data directory: the owner's, and traversable by others.
 const DATA_DIR_MODE: u32 = 0o711;

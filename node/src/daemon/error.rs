@@ -97,6 +97,9 @@ pub enum DaemonError {
         /// What the socket said.
         source: std::io::Error,
     },
+    /// The cluster CA could not be sealed or opened.
+    #[error("cluster CA: {0}")]
+    CaKey(#[from] crate::runtime::ca_seal::CaKeyError),
     /// The API certificate could not be made (a bad `--api-san`, a corrupt key).
     #[error("API certificate: {0}")]
     ApiCertificate(PkiError),

@@ -12,6 +12,7 @@ use tracing::info;
 
 use super::liveness::Health;
 use super::Leader;
+use crate::runtime::ca_seal::CaKeyError;
 use crate::runtime::identity::{hashes_equal, secret_hash};
 use crate::runtime::protocol::{ApiCertificateRequest, JoinRequest, JoinResponse, Request, Response};
 use crate::runtime::{Node, ProposeError};
@@ -43,6 +44,9 @@ pub enum CertificateError {
     /// The CA refused (bad key or names).
     #[error(transparent)]
     Sign(#[from] PkiError),
+    /// The CA is sealed and this voter cannot open it.
+    #[error(transparent)]
+    Ca(CaKeyError),
 }
 
 /// Signs member `id`'s API certificate with the cluster CA held in `node`'s replicated
@@ -59,11 +63,11 @@ pub fn sign_api_certificate(
     if !(API_CERT_LIFETIME_MIN_SECS..=API_CERT_LIFETIME_MAX_SECS).contains(&request.lifetime_secs) {
         return Err(CertificateError::Lifetime(request.lifetime_secs));
     }
-    let (ca, member) = node
-        .state()
-        .read(|state| (state.cluster.as_ref().map(|info| info.ca.clone()), state.members.contains_key(&id)));
-    let ca = ca.ok_or(CertificateError::NoCa(node.id()))?;
-    if !member {
+    let ca = node.cluster_ca().map_err(|error| match error {
+        CaKeyError::NoCa => CertificateError::NoCa(node.id()),
+        other => CertificateError::Ca(other),
+    })?;
+    if !node.state().read(|state| state.members.contains_key(&id)) {
         return Err(CertificateError::NotMember(id));
     }
     let public_key = hex::decode(&request.public_key).map_err(|_| CertificateError::PublicKeyNotHex)?;
@@ -97,6 +101,8 @@ enum AdmissionError {
     NotAdded(String),
     #[error(transparent)]
     Sign(#[from] PkiError),
+    #[error("this leader cannot use the cluster CA: {0}")]
+    Ca(#[from] CaKeyError),
 }
 
 /// Admits a joiner (on the leader) or forwards the request to the leader.
@@ -151,6 +157,8 @@ impl Leader {
             return Err(refusal.into());
         }
         let public_key = hex::decode(&request.public_key).map_err(|_| AdmissionError::PublicKeyNotHex)?;
+        // Before the member is committed: a leader that cannot sign admits nobody.
+        let ca = node.cluster_ca()?;
         let mut commands = Vec::new();
         if let Some(previous) = same_address {
             // A host that lost its data directory rejoins on the same address: replace the
@@ -168,7 +176,7 @@ impl Leader {
             Some(Outcome::Rejected(error)) => return Err(AdmissionError::NotAdded(error.message.clone())),
             other => return Err(AdmissionError::NotAdded(format!("{other:?}"))),
         };
-        let cert_pem = info.ca.sign_node(node_id, &public_key)?;
+        let cert_pem = ca.sign_node(node_id, &public_key)?;
         info!(node = %node_id, listen = %request.spec.listen, "admitted a new node");
         let members = node.member_addresses();
         Ok(JoinResponse::Admitted {

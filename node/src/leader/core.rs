@@ -86,6 +86,8 @@ pub(super) enum Work {
     FeatureLevel,
     /// A voter change (learner catch-up, then a membership change).
     Voters,
+    /// Handing the CA seal key to the voters and sealing the CA (older clusters).
+    SealCa,
 }
 
 /// The leader's core (see the module documentation). `R` is where the answer to one

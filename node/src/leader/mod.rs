@@ -35,6 +35,7 @@ pub mod liveness;
 mod polls;
 mod reports;
 mod run;
+mod seal;
 mod view;
 mod voters;
 
@@ -195,6 +196,7 @@ impl Service for Leader {
                 (Some(peer), Request::SignApiCertificate(request)) => {
                     Ok((self.answer_certificate_request(peer, &request), none))
                 }
+                (Some(peer), Request::HoldCaSealKey { key }) => Ok((self.hold_seal_key(peer, &key), none)),
                 (None, _) => {
                     Err(Refusal::Forbidden("only join requests are accepted without a cluster certificate".to_string()))
                 }

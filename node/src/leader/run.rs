@@ -201,7 +201,7 @@ impl Shell {
             }),
             Action::CommitBootstrap(bootstrap) => self.spawn(Work::Bootstrap, async move {
                 let (info, first) = *bootstrap;
-                match node.propose_one(Command::Bootstrap { info, first }).await {
+                match node.propose_bootstrap(info, first).await {
                     Ok(_) => {
                         info!("cluster bootstrapped");
                         Done::Bootstrap(true)
@@ -216,6 +216,7 @@ impl Shell {
             Action::Duties => {
                 self.raise_feature_level(core);
                 self.start_autopilot(core);
+                self.seal_ca(core);
             }
         }
     }

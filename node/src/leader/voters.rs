@@ -13,6 +13,7 @@ use super::autopilot::{self, AutopilotInput, VoterChange};
 use super::core::{LeaderCore, Work};
 use super::features::behind_cluster_level;
 use super::run::{Done, ReportReply, Shell};
+use super::seal;
 use crate::runtime::Node;
 
 /// Why a voter change did not happen.
@@ -21,6 +22,9 @@ enum VoterChangeError {
     /// The node to promote is not a member.
     #[error("node {0} is not a member")]
     NotMember(NodeId),
+    /// The CA seal key did not reach the node to promote.
+    #[error("{0}")]
+    SealKey(String),
     /// The learner did not catch up in time.
     #[error("node {0} did not catch up within 20 s")]
     CatchUp(NodeId),
@@ -93,6 +97,8 @@ async fn change_voters(node: &Node, change: &VoterChange, voters: &BTreeSet<Node
             .state()
             .read(|state| state.members.get(&promote).map(|member| member.listen))
             .ok_or(VoterChangeError::NotMember(promote))?;
+        // The seal key first: a voter that cannot open the CA could lead but not sign.
+        seal::hand_seal_key(node, promote).await.map_err(|error| VoterChangeError::SealKey(error.to_string()))?;
         info!(node = %promote, "adding a learner to restore the voter count");
         tokio::time::timeout(
             Duration::from_secs(20),

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod backoff;
+pub mod ca_seal;
 pub mod clock;
 pub mod directory;
 pub mod dispatch;
@@ -56,6 +57,7 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     leader_changes: AtomicU64,
     services: dispatch::Services,
+    seal_keys: ca_seal::SealKeyStore,
 }
 
 impl std::fmt::Debug for Node {
@@ -79,6 +81,7 @@ impl Node {
         let raft_transport = Arc::new(raft_transport::RaftOverTransport::new(transport.clone()));
         let raft = RaftHost::open(settings.id, db, raft_transport, settings.timing.raft).await?;
         let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
+        let seal_keys = ca_seal::SealKeyStore::new(settings.data_dir.as_deref());
         Ok(Arc::new(Self {
             settings,
             raft: Arc::new(raft),
@@ -89,12 +92,18 @@ impl Node {
             shutdown: watch::channel(false).0,
             leader_changes: AtomicU64::new(0),
             services: dispatch::Services::default(),
+            seal_keys,
         }))
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.settings.id
+    }
+
+    /// This node's CA seal key ([`ca_seal`]).
+    pub fn seal_keys(&self) -> &ca_seal::SealKeyStore {
+        &self.seal_keys
     }
 
     /// Its settings.

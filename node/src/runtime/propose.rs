@@ -1,5 +1,6 @@
 //! Proposing commands through Raft, with the failures a caller can act on.
 
+use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
 use fleetmesh_state::{Command, FeatureLevel, Outcome, Proposal};
 use openraft::error::{ClientWriteError, RaftError};
 
@@ -54,6 +55,19 @@ impl Node {
     /// As [`Node::propose`], but never [`ProposeError::FeatureLevel`].
     pub async fn propose_feature_level(&self, level: FeatureLevel) -> Result<Outcome, ProposeError> {
         let proposal = Proposal::new(self.clock().now(), vec![Command::SetFeatureLevel { level }]);
+        let mut outcomes = self.propose_checked(proposal).await?;
+        outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
+    }
+
+    /// Proposes a new cluster's bootstrap entry. A new cluster starts at the base level
+    /// and rises as soon as its voter reports its release, but its bootstrap entry may
+    /// need a higher level (a sealed CA): the entry names that level, so a release that
+    /// does not know it refuses the entry, and no member can be behind it yet.
+    ///
+    /// # Errors
+    /// As [`Node::propose`], but never [`ProposeError::FeatureLevel`].
+    pub async fn propose_bootstrap(&self, info: ClusterInfo, first: MemberSpec) -> Result<Outcome, ProposeError> {
+        let proposal = Proposal::new(self.clock().now(), vec![Command::Bootstrap { info, first }]);
         let mut outcomes = self.propose_checked(proposal).await?;
         outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
     }

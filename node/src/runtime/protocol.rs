@@ -58,6 +58,23 @@ pub enum Request {
     /// A member asks a voter to certify its HTTPS API key (nodes of this release; an
     /// older voter refuses the unknown request and the member asks again later).
     SignApiCertificate(ApiCertificateRequest),
+    /// The leader hands a node the CA seal key (hex) before making it a voter, or to
+    /// every voter before it seals the CA of an older cluster. Accepted from a voter only.
+    HoldCaSealKey {
+        /// The key, 64 hex digits.
+        key: SealKeyText,
+    },
+}
+
+/// A CA seal key in transit, hex; never printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealKeyText(pub String);
+
+impl std::fmt::Debug for SealKeyText {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("<redacted>")
+    }
 }
 
 /// What a member sends to have its API key certified by the cluster CA.

@@ -117,6 +117,7 @@ impl SimCluster {
                 cluster_id: format!("sim-{}", self.config.seed),
                 cert_pem: "sim".into(),
                 key_pem: "sim".into(),
+                sealed_key: None,
             },
             admin_token_hash: "sim".into(),
             join_tokens: vec![JoinTokenRecord {

@@ -252,6 +252,44 @@ fn the_raft_database_holding_the_ca_key_is_private_to_its_owner() {
     cluster.wait_alive(3, Duration::from_secs(60));
 }
 
+/// The CA key is never in the Raft log in clear: the bootstrap entry carries it sealed,
+/// every voter holds the seal key (0600, the same one), and after the first node (the
+/// leader) is killed, the new leader opens the CA and admits a new node.
+#[test]
+fn the_ca_key_is_sealed_in_the_log_and_every_voter_can_open_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = TestCluster::start(3, Options::default());
+    wait_until("three voters", Duration::from_secs(60), || {
+        let status = cluster.status(1)?;
+        let voters = status["nodes"].as_array()?.iter().filter(|node| node["role"] == "voter").count();
+        (voters == 3).then_some(())
+    });
+    let mut keys = Vec::new();
+    for index in 1..=3 {
+        let dir = &cluster.nodes[&index].data_dir;
+        let raft = std::fs::read(dir.join("raft.redb")).expect("raft.redb");
+        let clear = raft.windows(b"PRIVATE KEY".len()).filter(|window| *window == b"PRIVATE KEY").count();
+        assert_eq!(clear, 0, "node {index}: raft.redb holds a private key in clear");
+        let seal_key = dir.join("ca-seal-key");
+        let mode = std::fs::metadata(&seal_key).map(|meta| meta.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600), "node {index}: {}", seal_key.display());
+        keys.push(std::fs::read_to_string(&seal_key).expect("seal key"));
+    }
+    assert!(keys.iter().all(|key| *key == keys[0]), "the voters hold different seal keys");
+    cluster.kill9(1);
+    let leader =
+        wait_until("a new leader", Duration::from_secs(60), || cluster.leader_index(2).filter(|leader| *leader != 1));
+    let seed = cluster.nodes[&leader].listen;
+    let token = cluster.join_token.clone();
+    cluster.add_node(4, Some((seed, token)));
+    let address = cluster.nodes[&4].listen.to_string();
+    wait_until("node 4 admitted by the new leader and alive", Duration::from_secs(90), || {
+        let status = cluster.status(leader)?;
+        let nodes = status["nodes"].as_array()?;
+        nodes.iter().any(|node| node["address"] == address.as_str() && node["health"] == "alive").then_some(())
+    });
+}
+
 /// Runs `fleetmesh node --join` for a node at index `index` with `token`, which is refused
 /// and exits; returns its stderr.
 fn refused_join(cluster: &TestCluster, index: u32, token: &str) -> String {

@@ -56,9 +56,10 @@ fn feature_level(cluster: &TestCluster, via: u32) -> Option<u64> {
 /// a time, with a deployment in between (the new CLI through the new agent, whose
 /// operations are relayed as HTTP while an old leader may lead); the feature level stays
 /// at 2 until the last old voter is gone (the new node refuses a join token with a use
-/// limit, which needs level 4) and then rises to this build's level, 5, from when
-/// operations travel typed and join tokens can be limited; the new CLI deploys through
-/// the new agent, and every host — the old agent included — installs the revision.
+/// limit, which needs level 4) and then rises to this build's level, 6, from when
+/// operations travel typed and join tokens can be limited; the leader seals the CA key
+/// the old release kept in clear, and a node still joins after; the new CLI deploys
+/// through the new agent, and every host — the old agent included — installs the revision.
 #[test]
 fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     let old = previous_release().unwrap_or_else(|error| panic!("{error}"));
@@ -153,7 +154,16 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
             assert_eq!(between["deploymentInfo"]["status"], "Succeeded", "after upgrading voter {index}: {between:#}");
         }
     }
-    wait_until("feature level 5", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(5)).then_some(()));
+    wait_until("feature level 6", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(6)).then_some(()));
+    // At level 6 the leader hands every voter a seal key and seals the CA it created in
+    // clear; the new leader after that can still open it (node 6 joins below).
+    wait_until("the CA sealed, its seal key on every voter", Duration::from_secs(60), || {
+        let keys: Vec<String> = (1..=3)
+            .map(|index| std::fs::read_to_string(cluster.nodes[&index].data_dir.join("ca-seal-key")).ok())
+            .collect::<Option<_>>()?;
+        let sealed = (1..=3).any(|index| cluster.log(index).contains("sealed the cluster CA key"));
+        (sealed && keys.iter().all(|key| *key == keys[0])).then_some(())
+    });
     let status = cluster.status(4).expect("cluster status");
     let node_levels: Vec<(u64, Option<u64>)> = status["nodes"]
         .as_array()
@@ -178,6 +188,10 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
     assert_eq!(last["deploymentInfo"]["status"], "Succeeded", "new CLI through a new agent: {last:#}");
     let limited = cluster.cli(4, &["cluster", "create-join-token", "--max-uses", "1"]);
     assert!(limited.status.success(), "at level 4: {}", String::from_utf8_lossy(&limited.stderr));
+    let seed = cluster.nodes[&1].listen;
+    let token = cluster.join_token.clone();
+    cluster.add_node(6, Some((seed, token)));
+    cluster.wait_alive(6, Duration::from_secs(90));
     let statuses = target_statuses(&last);
     assert_eq!(statuses.len(), 5, "{last:#}");
     assert!(statuses.iter().all(|(_, status)| status == "\"Succeeded\""), "every host installed it: {statuses:?}");

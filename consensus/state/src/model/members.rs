@@ -105,8 +105,21 @@ pub struct ClusterCa {
     pub cluster_id: String,
     /// The CA certificate, PEM.
     pub cert_pem: String,
-    /// The CA private key (PKCS#8), PEM. Never leaves the voters.
+    /// The CA private key (PKCS#8), PEM, in clear: empty when the key is sealed (clusters
+    /// created before [`crate::FeatureLevel::SEALED_CA`] hold it in clear until the leader
+    /// seals it).
     pub key_pem: String,
+    /// The CA private key sealed under the voters' seal key (`fleetmesh_transport::seal`),
+    /// which is never replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_key: Option<String>,
+}
+
+impl ClusterCa {
+    /// Whether the private key is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed_key.is_some()
+    }
 }
 
 impl std::fmt::Debug for ClusterCa {
@@ -115,6 +128,7 @@ impl std::fmt::Debug for ClusterCa {
             .debug_struct("ClusterCa")
             .field("cluster_id", &self.cluster_id)
             .field("key_pem", &"<redacted>")
+            .field("sealed", &self.sealed_key.is_some())
             .finish_non_exhaustive()
     }
 }
