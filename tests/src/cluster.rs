@@ -65,6 +65,8 @@ pub struct TestCluster {
     pub join_token: String,
     /// The admin token.
     pub admin_token: String,
+    /// Flags for the next node started only ([`TestCluster::restart_with`]).
+    once: Vec<String>,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -87,6 +89,7 @@ impl TestCluster {
             options,
             join_token: String::new(),
             admin_token: String::new(),
+            once: Vec::new(),
         };
         cluster.add_node(1, None);
         let first = cluster.nodes[&1].data_dir.clone();
@@ -132,7 +135,8 @@ impl TestCluster {
     }
 
     fn spawn(&mut self, index: u32, join: Option<(SocketAddr, String)>) {
-        let flags = self.options.node_flags.clone();
+        let mut flags = self.options.node_flags.clone();
+        flags.append(&mut self.once);
         let env = self.options.env.get(&index).cloned().unwrap_or_default();
         let program = self.options.programs.get(&index).cloned().unwrap_or_else(binary);
         let node = self.nodes.get_mut(&index).expect("node exists");
@@ -185,7 +189,13 @@ impl TestCluster {
 
     /// Restarts node `index` from its data directory (no --join).
     pub fn restart(&mut self, index: u32) {
+        self.restart_with(index, &[]);
+    }
+
+    /// `kill -9` node `index` and start it again with `extra` flags, for this start only.
+    pub fn restart_with(&mut self, index: u32, extra: &[&str]) {
         self.kill9(index);
+        self.once = extra.iter().map(ToString::to_string).collect();
         self.spawn(index, None);
     }
 

@@ -8,6 +8,7 @@ mod e2e {
     mod honest;
     mod netns;
     mod operations;
+    mod recovery;
     mod security;
     mod swarm;
     mod upgrade;

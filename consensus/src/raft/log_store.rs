@@ -28,13 +28,13 @@ pub(super) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_l
 /// Small records: vote, committed, last purged; snapshot meta and data.
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
-const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
-const PURGED: &str = "last_purged";
+pub(super) const VOTE: &str = "vote";
+pub(super) const COMMITTED: &str = "committed";
+pub(super) const PURGED: &str = "last_purged";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
-fn io_error(error: impl std::error::Error + 'static) -> std::io::Error {
+pub(super) fn io_error(error: impl std::error::Error + 'static) -> std::io::Error {
     std::io::Error::other(error.to_string())
 }
 

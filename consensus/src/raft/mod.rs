@@ -7,6 +7,7 @@
 
 mod log_store;
 mod network;
+mod recover;
 mod runtime;
 mod state_machine;
 
@@ -17,6 +18,7 @@ use fleetmesh_transport::NodeId;
 pub use log_store::LogStore;
 pub use network::{serve, NetworkFactory, RaftRequest, RaftResponse, RaftTransport};
 use openraft::BasicNode;
+pub use recover::{force_new_cluster, RecoverError, Recovered, SavedState, SAVED_STATE_FORMAT};
 pub use runtime::{seed_thread_rng, FleetRuntime};
 pub use state_machine::{ApplyTap, StateHandle, StateMachineStore, Versions};
 

@@ -22,17 +22,17 @@ use super::log_store::{read_meta, read_raw, write_snapshot};
 use super::TypeConfig;
 use fleetmesh_state::{ClusterState, PollTouches, ProposalResponse, Touches};
 
-const SNAPSHOT_META: &str = "snapshot_meta";
-const SNAPSHOT_DATA: &str = "snapshot_data";
+pub(super) const SNAPSHOT_META: &str = "snapshot_meta";
+pub(super) const SNAPSHOT_DATA: &str = "snapshot_data";
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
 /// What a snapshot holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct StateMachineData {
-    last_applied: Option<LogId<NodeId>>,
-    last_membership: StoredMembership<NodeId, BasicNode>,
-    state: ClusterState,
+pub(super) struct StateMachineData {
+    pub(super) last_applied: Option<LogId<NodeId>>,
+    pub(super) last_membership: StoredMembership<NodeId, BasicNode>,
+    pub(super) state: ClusterState,
     /// Local to this process, never replicated or snapshotted.
     #[serde(skip)]
     versions: Versions,
@@ -103,6 +103,16 @@ impl StateHandle {
     /// Runs `read` on the applied state.
     pub fn read<T>(&self, read: impl FnOnce(&ClusterState) -> T) -> T {
         self.read_data(|data| read(&data.state))
+    }
+
+    /// The applied state as `cluster snapshot save` writes it.
+    pub fn save(&self, saved_at_millis: u64) -> super::SavedState {
+        self.read_data(|data| super::SavedState {
+            format: super::SAVED_STATE_FORMAT,
+            saved_at_millis,
+            last_applied: data.last_applied,
+            state: data.state.clone(),
+        })
     }
 
     /// A copy of the applied state.
@@ -202,7 +212,7 @@ impl StateMachineStore {
         Self { db, handle, snapshots_built: 0 }
     }
 
-    fn load(db: &Database) -> StorageResult<StateMachineData> {
+    pub(super) fn load(db: &Database) -> StorageResult<StateMachineData> {
         match read_raw(db, SNAPSHOT_DATA).map_err(read_error)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(read_error),
             None => Ok(StateMachineData::default()),

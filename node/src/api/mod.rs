@@ -20,6 +20,7 @@ mod error;
 mod legacy;
 mod metrics;
 mod route;
+mod snapshot;
 mod tls;
 mod uploads;
 
@@ -129,6 +130,7 @@ fn public_router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/metrics", get(metrics::render))
         .merge(uploads::router())
+        .merge(snapshot::router())
         .merge(operations_router(api.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token))

@@ -65,6 +65,8 @@ pub struct NodeConfig {
     pub cert_lifetime_secs: u64,
     /// Timing.
     pub timing: Timing,
+    /// `--force-new-cluster` (`--from-snapshot`): make this voter the only one first.
+    pub recovery: Option<super::recover::Recovery>,
 }
 
 /// Largest voter count accepted (Raft fan-out from the leader does not scale, and 5
@@ -248,6 +250,7 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
     // for a file an older release created with the umask's 0644.
     std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))
         .map_err(|source| DaemonError::ProtectDatabase { path: db_path, source })?;
+    super::recover::run(config, identity, &db)?;
     let mut seed = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let settings = NodeSettings {

@@ -97,6 +97,17 @@ pub enum DaemonError {
         /// What the socket said.
         source: std::io::Error,
     },
+    /// `--force-new-cluster` refused to rewrite the store.
+    #[error("--force-new-cluster: {0}")]
+    Recover(fleetmesh_consensus::raft::RecoverError),
+    /// `--from-snapshot` is not a saved state.
+    #[error("{} is not a state saved by `cluster snapshot save`: {reason}", path.display())]
+    SavedState {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
     /// The cluster CA could not be sealed or opened.
     #[error("cluster CA: {0}")]
     CaKey(#[from] crate::runtime::ca_seal::CaKeyError),

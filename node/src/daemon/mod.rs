@@ -6,7 +6,9 @@ mod api_tls;
 pub mod boot;
 mod disk;
 mod error;
+mod recover;
 
 pub use api_tls::{api_names, API_CERT_LIFETIME_DEFAULT_SECS};
 pub use boot::{run, run_with, NodeConfig, Wiring, VOTERS_MAX};
 pub use error::DaemonError;
+pub use recover::Recovery;

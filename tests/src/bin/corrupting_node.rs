@@ -114,6 +114,7 @@ fn run(args: NodeArgs) -> anyhow::Result<()> {
         api_plaintext: args.api_plaintext,
         cert_lifetime_secs: args.cert_lifetime_secs,
         timing: Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() },
+        recovery: None,
     };
     let wiring = Wiring { chunk_uploads: Arc::new(CorruptUploads) };
     let runtime =

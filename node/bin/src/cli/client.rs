@@ -50,6 +50,14 @@ pub(crate) enum ClientError {
         /// Why.
         reason: String,
     },
+    /// An output file could not be written.
+    #[error("cannot write {path}: {reason}")]
+    WriteFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Where a node's package install keeps its data directory; its `ca.pem` is trusted when

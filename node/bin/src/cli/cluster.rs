@@ -10,7 +10,7 @@ use fleetmesh_state::Release;
 use super::client::{ApiClient, ClientError};
 use super::table::{spelled, Table};
 use super::watch::utc;
-use super::ClusterCommand;
+use super::{ClusterCommand, SnapshotCommand};
 
 /// `cluster status`.
 fn status(client: &ApiClient, json: bool) -> Result<(), ClientError> {
@@ -81,6 +81,7 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             println!("deleted join token {token_id}");
             Ok(())
         }
+        ClusterCommand::Snapshot { command: SnapshotCommand::Save { file } } => save_snapshot(client, &file),
         ClusterCommand::RotateAdminToken => rotate_token(client, ApiTokenKind::Admin),
         ClusterCommand::RotateToken { kind } => {
             let kind = match kind.as_str() {
@@ -91,6 +92,37 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             rotate_token(client, kind)
         }
     }
+}
+
+/// `cluster snapshot save FILE`: written to a temporary name, then renamed, so FILE is
+/// never half a snapshot.
+fn save_snapshot(client: &ApiClient, file: &std::path::Path) -> Result<(), ClientError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let saved = client.get("/v1/cluster/snapshot")?;
+    let write_error =
+        |error: std::io::Error| ClientError::WriteFile { path: file.display().to_string(), reason: error.to_string() };
+    let bytes = serde_json::to_vec(&saved).map_err(|error| ClientError::Decode(error.to_string()))?;
+    let mut temp_name = file.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = file.with_file_name(temp_name);
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(write_error)?;
+    out.write_all(&bytes).and_then(|()| out.sync_all()).map_err(write_error)?;
+    std::fs::rename(&temp, file).map_err(write_error)?;
+    let last = saved["last_applied"]["index"].as_u64().unwrap_or_default();
+    let members = saved["state"]["members"].as_object().map_or(0, serde_json::Map::len);
+    println!(
+        "saved the cluster state through entry {last} ({members} members, {} bytes) to {}",
+        bytes.len(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// `cluster rotate-token`: the new token on stdout (for `$(...)`), what changed on stderr.

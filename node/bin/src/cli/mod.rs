@@ -159,6 +159,17 @@ pub(crate) struct NodeArgs {
     /// the download, and the DownloadBundle waiting for it, fail.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) no_holder_timeout_secs: u64,
+    /// Disaster recovery: before starting, make this node (a surviving voter, with its
+    /// data directory) the only voter of its cluster, keeping its replicated state. For
+    /// a cluster that lost its quorum for good. Runs once (DIR/force-new-cluster.done);
+    /// wipe the former voters' data directories before they start again. See
+    /// docs/operations.md.
+    #[arg(long, conflicts_with_all = ["join", "join_token"])]
+    pub(crate) force_new_cluster: bool,
+    /// With --force-new-cluster: restore the state saved by `cluster snapshot save FILE`
+    /// instead of this voter's own.
+    #[arg(long, value_name = "FILE", requires = "force_new_cluster")]
+    pub(crate) from_snapshot: Option<PathBuf>,
     /// Log filter (e.g. info, debug, fleetmesh_node=debug).
     #[arg(long, env = "FLEETMESH_LOG", default_value = "info,openraft=error", value_name = "FILTER")]
     pub(crate) log: String,
@@ -215,6 +226,12 @@ pub(crate) enum ClusterCommand {
         #[arg(long, value_name = "ID")]
         token_id: String,
     },
+    /// Save or restore the replicated state (disaster recovery; see docs/operations.md).
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// Replace the admin token: prints the new one once; the old one stops working at
     /// once (on every node within a poll). Same as `rotate-token --kind admin`.
     RotateAdminToken,
@@ -225,6 +242,19 @@ pub(crate) enum ClusterCommand {
         /// Which token.
         #[arg(long, value_parser = ["admin", "read-only", "metrics"])]
         kind: String,
+    },
+}
+
+/// `fleetmesh cluster snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Write the replicated state, as the voter behind --api applied it, to FILE (0600;
+    /// it holds token hashes and the sealed CA, not the seal key). Restore it with
+    /// `fleetmesh node --data-dir VOTER_DIR --force-new-cluster --from-snapshot FILE`.
+    Save {
+        /// Where to write it.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{tag_map, NodeArgs};
-use fleetmesh_node::daemon::{self as boot, NodeConfig};
+use fleetmesh_node::daemon::{self as boot, NodeConfig, Recovery};
 use fleetmesh_node::runtime::Timing;
 
 pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -24,6 +24,18 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         no_holder_timeout: Duration::from_secs(args.no_holder_timeout_secs),
         ..Timing::default()
     };
+    if args.force_new_cluster && !args.data_dir.join("node.json").exists() {
+        anyhow::bail!(
+            "--force-new-cluster needs the data directory of a surviving voter, and {} holds no node \
+             (node.json is missing)",
+            args.data_dir.display()
+        );
+    }
+    let recovery = match (args.force_new_cluster, args.from_snapshot) {
+        (false, _) => None,
+        (true, None) => Some(Recovery::OwnState),
+        (true, Some(file)) => Some(Recovery::Saved(file)),
+    };
     let config = NodeConfig {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -39,6 +51,7 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         api_plaintext: args.api_plaintext,
         cert_lifetime_secs: args.cert_lifetime_secs,
         timing,
+        recovery,
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
