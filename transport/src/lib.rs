@@ -26,6 +26,7 @@ pub mod frame;
 mod network;
 pub mod pki;
 pub mod quic;
+pub mod revocation;
 pub mod tls;
 
 /// The identity of a member, defined with the replicated model in `fleetmesh-state`.
