@@ -6,6 +6,7 @@ mod api_tls;
 pub mod boot;
 mod disk;
 mod error;
+mod node_cert;
 
 pub use api_tls::{api_names, API_CERT_LIFETIME_DEFAULT_SECS};
 pub use boot::{run, run_with, NodeConfig, Wiring, VOTERS_MAX};

@@ -42,7 +42,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use admission::{
-    api_validity, sign_api_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS, API_CERT_LIFETIME_MIN_SECS,
+    api_validity, sign_api_certificate, sign_node_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS,
+    API_CERT_LIFETIME_MIN_SECS, NODE_CERT_LIFETIME_DEFAULT_SECS,
 };
 use bytes::Bytes;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
@@ -194,6 +195,9 @@ impl Service for Leader {
                 (Some(_), Request::Report(reports)) => Ok((self.handle_report(reports).await, none)),
                 (Some(peer), Request::SignApiCertificate(request)) => {
                     Ok((self.answer_certificate_request(peer, &request), none))
+                }
+                (Some(peer), Request::SignNodeCertificate(request)) => {
+                    Ok((self.answer_node_certificate_request(peer, &request), none))
                 }
                 (None, _) => {
                     Err(Refusal::Forbidden("only join requests are accepted without a cluster certificate".to_string()))

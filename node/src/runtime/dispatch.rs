@@ -49,9 +49,11 @@ impl Family {
     pub fn of(request: &Request) -> Option<Self> {
         match request {
             Request::Raft(_) => None,
-            Request::Join(_) | Request::Poll(_) | Request::Report(_) | Request::SignApiCertificate(_) => {
-                Some(Self::Leader)
-            }
+            Request::Join(_)
+            | Request::Poll(_)
+            | Request::Report(_)
+            | Request::SignApiCertificate(_)
+            | Request::SignNodeCertificate(_) => Some(Self::Leader),
             Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. } => Some(Self::Revision),
             Request::Api(_) | Request::Operation(_) => Some(Self::Api),
         }
