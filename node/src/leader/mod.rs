@@ -33,6 +33,7 @@ mod engine;
 mod features;
 pub mod liveness;
 mod polls;
+mod removal;
 mod reports;
 mod run;
 mod view;
@@ -51,6 +52,7 @@ use fleetmesh_model::{NodeHealth, NodeRole};
 use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
 use fleetmesh_transport::{BoxFuture, Caller, NodeId};
+pub use removal::RemoveMemberError;
 use tokio::sync::{mpsc, oneshot};
 pub use view::{ClusterView, NodeView};
 

@@ -2,7 +2,7 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, ListJoinTokensInput,
-    ListJoinTokensOutput, RotateApiTokenInput, RotateApiTokenOutput,
+    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
 };
 use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::Release;
@@ -79,6 +79,11 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
         ClusterCommand::DeleteJoinToken { token_id } => {
             client.call::<_, Empty>("DeleteJoinToken", &DeleteJoinTokenInput { token_id: token_id.clone() })?;
             println!("deleted join token {token_id}");
+            Ok(())
+        }
+        ClusterCommand::RemoveNode { node_id } => {
+            client.call::<_, Empty>("RemoveNode", &RemoveNodeInput { node_id })?;
+            println!("removed node {node_id}; its certificate is refused from now on");
             Ok(())
         }
         ClusterCommand::RotateAdminToken => rotate_token(client, ApiTokenKind::Admin),
