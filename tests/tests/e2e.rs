@@ -6,6 +6,7 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod honest;
+    mod members;
     mod netns;
     mod operations;
     mod recovery;

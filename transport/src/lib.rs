@@ -27,6 +27,7 @@ pub mod frame;
 mod network;
 pub mod pki;
 pub mod quic;
+pub mod revocation;
 pub mod seal;
 pub mod tls;
 

@@ -166,11 +166,20 @@ pub trait CaAuthority: Sized {
         Ok(CaFingerprint::of(&self.cert_der()?))
     }
 
-    /// Signs a certificate for node `id` over its Ed25519 public key (32 raw bytes).
+    /// Signs a certificate for node `id` over its Ed25519 public key (32 raw bytes)
+    /// that never expires (rcgen's default window): for tests and tools; nodes get
+    /// [`CaAuthority::sign_node_valid`]'s.
     ///
     /// # Errors
     /// A malformed public key or a signing failure.
     fn sign_node(&self, id: NodeId, public_key: &[u8]) -> Result<String, PkiError>;
+
+    /// Signs a certificate for node `id` over its Ed25519 public key (32 raw bytes),
+    /// valid for `validity` only.
+    ///
+    /// # Errors
+    /// A malformed public key, an empty validity or a signing failure.
+    fn sign_node_valid(&self, id: NodeId, public_key: &[u8], validity: Validity) -> Result<String, PkiError>;
 
     /// Signs a server certificate for node `id`'s HTTPS API over its ECDSA P-256 public
     /// key (65 raw bytes, uncompressed), naming `names` (IP addresses and DNS names).
@@ -200,19 +209,11 @@ impl CaAuthority for ClusterCa {
     }
 
     fn sign_node(&self, id: NodeId, public_key: &[u8]) -> Result<String, PkiError> {
-        if public_key.len() != 32 {
-            return Err(PkiError::PublicKey(public_key.len()));
-        }
-        let issuer = self.issuer()?;
-        let mut params = CertificateParams::new(vec![id.server_name(), CLUSTER_SERVER_NAME.to_string()])?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, id.server_name());
-        params.distinguished_name = name;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&RawPublicKey(public_key, &rcgen::PKCS_ED25519), &issuer)?;
-        Ok(cert.pem())
+        self.node_cert(id, public_key, None)
+    }
+
+    fn sign_node_valid(&self, id: NodeId, public_key: &[u8], validity: Validity) -> Result<String, PkiError> {
+        self.node_cert(id, public_key, Some(validity))
     }
 
     fn sign_api(
@@ -242,6 +243,27 @@ impl CaAuthority for ClusterCa {
 
 trait IssuerOf {
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError>;
+
+    /// A node certificate for `id`, valid for `validity` (`None`: rcgen's default, which
+    /// in practice never expires).
+    fn node_cert(&self, id: NodeId, public_key: &[u8], validity: Option<Validity>) -> Result<String, PkiError> {
+        if public_key.len() != 32 {
+            return Err(PkiError::PublicKey(public_key.len()));
+        }
+        let issuer = self.issuer()?;
+        let mut params = CertificateParams::new(vec![id.server_name(), CLUSTER_SERVER_NAME.to_string()])?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, id.server_name());
+        params.distinguished_name = name;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        if let Some(validity) = validity {
+            validity.apply(&mut params)?;
+        }
+        let cert = params.signed_by(&RawPublicKey(public_key, &rcgen::PKCS_ED25519), &issuer)?;
+        Ok(cert.pem())
+    }
 }
 
 impl IssuerOf for ClusterCa {
@@ -320,6 +342,19 @@ impl NodeKey {
     pub fn generate() -> Result<Self, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         Ok(Self { key_pem: key.serialize_pem(), public_key: key.public_key_raw().to_vec() })
+    }
+
+    /// Reads a stored node key back (to have its certificate renewed).
+    ///
+    /// # Errors
+    /// The text is not a PEM Ed25519 key.
+    pub fn from_pem(key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|error| PkiError::Pem { what: "node key", reason: error.to_string() })?;
+        if key.algorithm() != &rcgen::PKCS_ED25519 {
+            return Err(PkiError::Pem { what: "node key", reason: "not an Ed25519 key".to_string() });
+        }
+        Ok(Self { key_pem: key_pem.to_string(), public_key: key.public_key_raw().to_vec() })
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 
 use crate::frame::{self, FrameError, FrameKind, PREFIX_BYTES};
 use crate::pki::{self, CaFingerprint, TlsIdentity, CLUSTER_SERVER_NAME};
+use crate::revocation::Revocation;
 use crate::tls::{self, TlsError, ALPN_CLUSTER, ALPN_JOIN};
 use crate::{BoxFuture, Caller, Handler, Message, NodeId, Peer, Transport, TransportError};
 
@@ -64,6 +65,10 @@ struct Silence {
 /// [`Transport`].
 pub struct QuicTransport {
     endpoint: quinn::Endpoint,
+    /// The client side of new connections (swapped with a renewed certificate).
+    client: RwLock<quinn::ClientConfig>,
+    /// Members refused at the handshake, and whose open connections are closed.
+    revocation: Arc<Revocation>,
     connections: Mutex<HashMap<NodeId, ConnectionSlot>>,
     /// Peers whose requests time out, see [`SILENT_CONNECTION_EVICT_AFTER`].
     silences: Mutex<HashMap<NodeId, Silence>>,
@@ -77,20 +82,42 @@ impl std::fmt::Debug for QuicTransport {
 
 impl QuicTransport {
     /// Binds `addr`, starts answering peers with `handler`, and returns the endpoint.
+    /// Nobody is revoked until a policy is installed in [`QuicTransport::revocation`].
     ///
     /// # Errors
     /// The address cannot be bound or the identity is not a valid TLS configuration.
     pub fn bind(addr: SocketAddr, identity: &TlsIdentity, handler: Arc<dyn Handler>) -> Result<Arc<Self>, QuicError> {
-        let server = tls::server_config(identity)?;
-        let mut endpoint = server_endpoint(server, addr)?;
-        endpoint.set_default_client_config(tls::client_config(identity)?);
+        let revocation = Revocation::new();
+        let server = tls::server_config_with(identity, revocation.clone())?;
+        let endpoint = server_endpoint(server, addr)?;
         let transport = Arc::new(Self {
             endpoint: endpoint.clone(),
+            client: RwLock::new(tls::client_config_with(identity, revocation.clone())?),
+            revocation: revocation.clone(),
             connections: Mutex::new(HashMap::new()),
             silences: Mutex::new(HashMap::new()),
         });
-        tokio::spawn(accept_loop(endpoint, handler));
+        tokio::spawn(accept_loop(endpoint, handler, revocation));
         Ok(transport)
+    }
+
+    /// Which members this endpoint refuses; the node installs its policy here.
+    pub fn revocation(&self) -> &Arc<Revocation> {
+        &self.revocation
+    }
+
+    /// Presents `identity` (a renewed certificate) from the next handshake on, both
+    /// to peers that connect and to peers this node connects to. Open connections keep
+    /// the certificate they were made with.
+    ///
+    /// # Errors
+    /// The identity is not a valid TLS configuration; the old one stays in use.
+    pub fn set_identity(&self, identity: &TlsIdentity) -> Result<(), QuicError> {
+        let server = tls::server_config_with(identity, self.revocation.clone())?;
+        let client = tls::client_config_with(identity, self.revocation.clone())?;
+        self.endpoint.set_server_config(Some(server));
+        *self.client.write().unwrap_or_else(std::sync::PoisonError::into_inner) = client;
+        Ok(())
     }
 
     /// The bound address (useful when binding port 0).
@@ -118,13 +145,23 @@ impl QuicTransport {
         let slot = self.slot(peer.id);
         let mut guard = slot.lock().await;
         if let Some(connection) = guard.as_ref() {
-            if connection.close_reason().is_none() && connection.remote_address() == peer.addr {
+            let usable = connection.close_reason().is_none() && connection.remote_address() == peer.addr;
+            if usable && !self.revocation.is_revoked(peer.id) {
                 return Ok(connection.clone());
             }
         }
         let unreachable = |reason: String| TransportError::Unreachable { peer: peer.id, addr: peer.addr, reason };
-        let connecting =
-            self.endpoint.connect(peer.addr, &peer.id.server_name()).map_err(|error| unreachable(error.to_string()))?;
+        if self.revocation.is_revoked(peer.id) {
+            if let Some(connection) = guard.take() {
+                connection.close(quinn::VarInt::from_u32(REFUSED_CODE), b"removed from the cluster");
+            }
+            return Err(unreachable(format!("node {} was removed from the cluster", peer.id)));
+        }
+        let client = self.client.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let connecting = self
+            .endpoint
+            .connect_with(client, peer.addr, &peer.id.server_name())
+            .map_err(|error| unreachable(error.to_string()))?;
         let connection = connecting.await.map_err(|error| unreachable(error.to_string()))?;
         *guard = Some(connection.clone());
         Ok(connection)
@@ -214,7 +251,15 @@ pub fn server_endpoint(server: quinn::ServerConfig, addr: SocketAddr) -> Result<
 
 /// Sends one request on a new stream of `connection` and reads the answer.
 async fn exchange(connection: &quinn::Connection, peer: NodeId, message: Message) -> Result<Message, TransportError> {
-    let broken = |reason: String| TransportError::Broken { peer, reason };
+    // With the peer's reason when it closed the connection (a handshake it refused
+    // after this side considered it done, e.g. a revoked certificate).
+    let broken = |reason: String| TransportError::Broken {
+        peer,
+        reason: match connection.close_reason() {
+            Some(closed) => format!("{reason}: {closed}"),
+            None => reason,
+        },
+    };
     let (mut send, mut recv) = connection.open_bi().await.map_err(|error| broken(error.to_string()))?;
     write_frame(&mut send, FrameKind::Message, message).await.map_err(|error| broken(error.to_string()))?;
     let (kind, answer) = read_frame(&mut recv).await.map_err(|error| match error {
@@ -276,14 +321,15 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(FrameKind, Message)
     Ok((prefix.kind, Message { header: header.into(), payload: payload.freeze() }))
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn Handler>) {
+async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn Handler>, revocation: Arc<Revocation>) {
     // Bounded by the endpoint's life: accept() returns None once it is closed.
     while let Some(incoming) = endpoint.accept().await {
         let handler = handler.clone();
+        let revocation = revocation.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(connection) => serve_connection(connection, handler).await,
+                Ok(connection) => serve_connection(connection, handler, revocation).await,
                 Err(error) => debug!(%remote, %error, "incoming connection failed its handshake"),
             }
         });
@@ -309,7 +355,11 @@ fn caller_of(connection: &quinn::Connection) -> Result<Caller, &'static str> {
     }
 }
 
-async fn serve_connection(connection: quinn::Connection, handler: Arc<dyn Handler>) {
+/// How often an open connection's peer is checked against the revocation: a member
+/// removed while connected is cut off within this.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
+
+async fn serve_connection(connection: quinn::Connection, handler: Arc<dyn Handler>, revocation: Arc<Revocation>) {
     let caller = match caller_of(&connection) {
         Ok(caller) => caller,
         Err(reason) => {
@@ -318,8 +368,23 @@ async fn serve_connection(connection: quinn::Connection, handler: Arc<dyn Handle
             return;
         }
     };
+    let mut check = tokio::time::interval(REVOCATION_CHECK);
     // Bounded by the connection's life and by max_concurrent_bidi_streams.
-    while let Ok((send, recv)) = connection.accept_bi().await {
+    loop {
+        let accepted = tokio::select! {
+            accepted = connection.accept_bi() => accepted,
+            _ = check.tick() => {
+                if let Caller::Node(id) = caller {
+                    if revocation.is_revoked(id) {
+                        warn!(node = %id, "closing the connection of a node removed from the cluster");
+                        connection.close(quinn::VarInt::from_u32(REFUSED_CODE), b"removed from the cluster");
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        let Ok((send, recv)) = accepted else { return };
         let handler = handler.clone();
         tokio::spawn(serve_stream(caller, send, recv, handler));
     }
@@ -447,6 +512,40 @@ mod tests {
         let wrong_id = Peer { id: NodeId(9), addr };
         assert!(client.request(wrong_id, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.is_err());
         for transport in [server, client, intruder] {
+            transport.close().await;
+        }
+    }
+
+    /// A member the server's policy revokes is refused at the handshake and learns it
+    /// from the error; one revoked while connected is cut off; a renewed identity is
+    /// presented to new connections.
+    #[tokio::test]
+    async fn revoked_members_are_refused_and_cut_off() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let ca = ClusterCa::generate("a").expect("ca");
+        let server =
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &identity(&ca, 1), Arc::new(Echo)).expect("bind");
+        let revoked = Arc::new(AtomicU64::new(3));
+        let policy = revoked.clone();
+        assert!(server.revocation().install(Arc::new(move |id: NodeId| id.0 == policy.load(Ordering::SeqCst))));
+        let peer = Peer { id: NodeId(1), addr: server.local_addr().expect("addr") };
+        let bind = |id| {
+            QuicTransport::bind("127.0.0.1:0".parse().expect("addr"), &identity(&ca, id), Arc::new(Echo)).expect("bind")
+        };
+        let (member, removed) = (bind(2), bind(3));
+        member.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.expect("member");
+        let error = removed.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.expect_err("revoked");
+        assert!(crate::revocation::is_revoked_by_peer(&error.to_string()), "{error}");
+
+        revoked.store(2, Ordering::SeqCst);
+        tokio::time::sleep(REVOCATION_CHECK * 2).await;
+        let cut = member.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await;
+        assert!(cut.is_err(), "the open connection of a node revoked since was closed");
+
+        member.set_identity(&identity(&ca, 2)).expect("renewed identity");
+        revoked.store(0, Ordering::SeqCst);
+        member.request(peer, Message::new(&b"hi"[..]), Duration::from_secs(5)).await.expect("renewed member");
+        for transport in [server, member, removed] {
             transport.close().await;
         }
     }

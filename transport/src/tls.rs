@@ -19,6 +19,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::pki::{CaFingerprint, TlsIdentity, CLUSTER_SERVER_NAME};
+use crate::revocation::{MemberClientVerifier, MemberServerVerifier, Revocation};
 
 /// ALPN for member-to-member connections (mutual TLS).
 pub const ALPN_CLUSTER: &[u8] = b"fleetmesh/1";
@@ -69,24 +70,42 @@ pub fn transport_config() -> Arc<quinn::TransportConfig> {
 }
 
 /// The server side of a node's endpoint: requires a cluster certificate on
-/// [`ALPN_CLUSTER`], accepts certificate-less joiners on [`ALPN_JOIN`].
+/// [`ALPN_CLUSTER`], accepts certificate-less joiners on [`ALPN_JOIN`]. Nobody is
+/// revoked (see [`server_config_with`]).
 ///
 /// # Errors
 /// The identity does not form a valid rustls configuration.
 pub fn server_config(identity: &TlsIdentity) -> Result<quinn::ServerConfig, TlsError> {
+    server_config_with(identity, Revocation::new())
+}
+
+/// [`server_config`] that also refuses a client certificate naming a member
+/// `revocation` says was removed.
+///
+/// # Errors
+/// The identity does not form a valid rustls configuration.
+pub fn server_config_with(
+    identity: &TlsIdentity,
+    revocation: Arc<Revocation>,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = provider();
     // allow_unauthenticated lets joiners (no certificate) complete the handshake; a
     // certificate that is presented must still chain to the cluster CA, so a peer of
     // another cluster is refused during the handshake. Certificate-less connections
     // are restricted to ALPN_JOIN by the accept loop.
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(&identity.ca_cert)?, provider.clone())
+    let inner = WebPkiClientVerifier::builder_with_provider(roots(&identity.ca_cert)?, provider.clone())
         .allow_unauthenticated()
         .build()?;
+    let verifier = Arc::new(MemberClientVerifier { inner, revocation });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![identity.cert.clone(), identity.ca_cert.clone()], identity.private_key())?;
     config.alpn_protocols = vec![ALPN_CLUSTER.to_vec(), ALPN_JOIN.to_vec()];
+    // No session resumption: a resumed handshake verifies no certificate, so a member
+    // removed (or whose certificate expired) since its last handshake would get back in.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     let crypto =
         quinn::crypto::rustls::QuicServerConfig::try_from(config).map_err(|error| TlsError::Quic(error.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -94,16 +113,37 @@ pub fn server_config(identity: &TlsIdentity) -> Result<quinn::ServerConfig, TlsE
     Ok(server)
 }
 
-/// The client side for member-to-member connections.
+/// The client side for member-to-member connections. Nobody is revoked (see
+/// [`client_config_with`]).
 ///
 /// # Errors
 /// The identity does not form a valid rustls configuration.
 pub fn client_config(identity: &TlsIdentity) -> Result<quinn::ClientConfig, TlsError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    client_config_with(identity, Revocation::new())
+}
+
+/// [`client_config`] that also refuses a server certificate naming a member
+/// `revocation` says was removed.
+///
+/// # Errors
+/// The identity does not form a valid rustls configuration.
+pub fn client_config_with(
+    identity: &TlsIdentity,
+    revocation: Arc<Revocation>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let provider = provider();
+    let inner = WebPkiServerVerifier::builder_with_provider(roots(&identity.ca_cert)?, provider.clone())
+        .build()
+        .map_err(TlsError::Verifier)?;
+    let verifier = Arc::new(MemberServerVerifier { inner, revocation });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(&identity.ca_cert)?)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![identity.cert.clone()], identity.private_key())?;
     config.alpn_protocols = vec![ALPN_CLUSTER.to_vec()];
+    // Every handshake checks the server's certificate again (see server_config_with).
+    config.resumption = rustls::client::Resumption::disabled();
     quic_client(config)
 }
 

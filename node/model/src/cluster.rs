@@ -189,6 +189,15 @@ pub struct DeleteJoinTokenInput {
     pub token_id: String,
 }
 
+/// `RemoveNode`: removes a member, dead or alive, for good (feature level 5). Its id is
+/// never reused and its certificate is refused from then on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveNodeInput {
+    /// The member's id, as `GetCluster` lists it.
+    pub node_id: u64,
+}
+
 /// `RotateApiToken`: replaces one of the API's tokens with a new one (feature level 5).
 /// For the admin token the old one stops working at once; the read-only and metrics
 /// tokens are created by their first rotation.

@@ -155,6 +155,7 @@ operations! {
     ListJoinTokens(ListJoinTokensInput) -> ListJoinTokensOutput, Read;
     DeleteJoinToken(DeleteJoinTokenInput) -> Empty, Write;
     RotateApiToken(RotateApiTokenInput) -> RotateApiTokenOutput, Write;
+    RemoveNode(RemoveNodeInput) -> Empty, Write;
 }
 
 impl Operation {
@@ -163,7 +164,7 @@ impl Operation {
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
-            Self::RotateApiToken(_) => FeatureLevel::HARDENING,
+            Self::RotateApiToken(_) | Self::RemoveNode(_) => FeatureLevel::HARDENING,
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

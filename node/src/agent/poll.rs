@@ -133,6 +133,10 @@ impl PollLoop {
         };
         match node.call(target, Request::Poll(request), timeout).await {
             Ok((response, payload)) => Ok((response, payload, Some(Asked { peer: target.id, searching }))),
+            Err(error) if crate::runtime::removal::says_removed(&error, node.id()) => {
+                node.stop_removed(target.id).await;
+                Err(Duration::from_secs(1))
+            }
             Err(error) => {
                 self.stale_voter.clear();
                 debug!(peer = %target.id, %error, "poll failed");

@@ -7,7 +7,7 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, JoinTokenInfo,
-    ListJoinTokensOutput, RotateApiTokenInput, RotateApiTokenOutput,
+    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
 };
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::model::members::ApiTokenKind;
@@ -96,6 +96,21 @@ fn token_info(record: &JoinTokenRecord) -> JoinTokenInfo {
         expires_at: record.expires_at.map(Into::into),
         uses: u64::from(record.uses),
         max_uses: record.max_uses.map(u64::from),
+    }
+}
+
+/// Removes a member for good (see `leader::removal`).
+pub(super) async fn remove_node(api: &Api, input: RemoveNodeInput) -> Result<Empty, ApiError> {
+    use crate::leader::RemoveMemberError as Error;
+    let id = fleetmesh_state::NodeId(input.node_id);
+    match api.leader.remove_member(id).await {
+        Ok(()) => Ok(Empty {}),
+        Err(error @ (Error::NotMember(_) | Error::AlreadyRemoved(_))) => Err(ApiError::not_found(error.to_string())),
+        Err(error @ (Error::IsLeader(_) | Error::LastVoter(_) | Error::Rejected(_))) => {
+            Err(ApiError::new(axum::http::StatusCode::CONFLICT, error.to_string()))
+        }
+        Err(Error::Propose(error)) => Err(error.into()),
+        Err(error @ (Error::NotLeader | Error::Voters { .. })) => Err(ApiError::unavailable(error.to_string())),
     }
 }
 

@@ -78,6 +78,7 @@ impl Api {
             Operation::RotateApiToken(input) => {
                 cluster::rotate_api_token(self, input).await.map(Output::RotateApiToken)
             }
+            Operation::RemoveNode(input) => cluster::remove_node(self, input).await.map(Output::RemoveNode),
             other => deploy::handle(self, other).await,
         }
     }

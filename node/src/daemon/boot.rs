@@ -119,7 +119,9 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
     let cluster_id = random_hex(8);
     let ca = ClusterCa::generate(&cluster_id)?;
     let key = NodeKey::generate()?;
-    let cert_pem = ca.sign_node(NodeId(1), &key.public_key)?;
+    let boot_secs = i64::try_from(clock::SystemClock.now_for_boot().0 / 1000).unwrap_or(i64::MAX / 2);
+    let validity = crate::leader::api_validity(boot_secs, config.cert_lifetime_secs);
+    let cert_pem = ca.sign_node_valid(NodeId(1), &key.public_key, validity)?;
     let fingerprint = ca.fingerprint()?;
     let admin_token = format!("fma1.{}", random_hex(24));
     let metrics_token = format!("fmm1.{}", random_hex(24));
@@ -151,6 +153,7 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
         ca_fingerprint: fingerprint,
         ca_pem: ca.cert_pem.clone(),
         cert_pem,
+        cert_validity: Some(validity),
         key_pem: key.key_pem,
         admin_token_hash: info.admin_token_hash.clone(),
         tags: config.tags.clone(),
@@ -219,6 +222,9 @@ async fn settle_identity(config: &NodeConfig) -> Result<(NodeIdentity, Option<Cl
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| DaemonError::CreateDataDir { path: config.data_dir.clone(), source })?;
     super::disk::protect(&config.data_dir)?;
+    if let Ok(reason) = std::fs::read_to_string(crate::runtime::removal::removed_marker(&config.data_dir)) {
+        return Err(DaemonError::Removed { reason: reason.trim().to_string() });
+    }
     Ok(match prepare_identity(config).await? {
         Start::Resume(identity) | Start::Joined(identity) => {
             // A bootstrap interrupted before its entry committed left this file behind.
@@ -266,6 +272,8 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
         planner: fleetmesh_core::rollout::PlannerSettings::default(),
     };
     let node = Node::new(settings, Arc::new(db), transport.clone(), clock::system()).await?;
+    let weak = Arc::downgrade(&node);
+    transport.revocation().install(Arc::new(move |id| weak.upgrade().is_some_and(|node| node.is_revoked(id))));
     node.seed_directory(
         Arc::new(
             identity
@@ -334,6 +342,15 @@ async fn start_services(
         // A dropped sender stops the API as a sent signal does.
         let _ = api_stopped.await;
     }));
+    let identity = Arc::new(std::sync::Mutex::new(identity));
+    let certificate = super::node_cert::NodeCertificate::new(
+        node.clone(),
+        opened.transport.clone(),
+        identity.clone(),
+        config.data_dir.clone(),
+        config.cert_lifetime_secs,
+    );
+    tasks.spawn(certificate.maintain());
     tasks.spawn(maintain_identity(node.clone(), config.data_dir.clone(), identity));
     let agent = match HostBackend::open(&config.data_dir, &config.install_root, revisions) {
         Ok(backend) => Some(Agent::start(node, Arc::new(backend), &mut tasks)),
@@ -420,7 +437,7 @@ fn remove_rotated_tokens(node: &Node, data_dir: &std::path::Path) {
 
 /// Keeps `node.json`'s peer list current (so a restart finds the cluster even if the
 /// seed is gone) and removes `bootstrap.json` once the bootstrap entry has committed.
-async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: NodeIdentity) {
+async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, identity: Arc<std::sync::Mutex<NodeIdentity>>) {
     let mut shutdown = node.shutdown_signal();
     loop {
         tokio::select! {
@@ -444,6 +461,8 @@ async fn maintain_identity(node: Arc<Node>, data_dir: PathBuf, mut identity: Nod
             continue;
         }
         peers.sort_by_key(|peer| peer.id);
+        // Shared with the certificate renewal, which saves the file too.
+        let mut identity = identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if peers != identity.peers {
             identity.peers = peers;
             if let Err(error) = identity.save(&data_dir) {

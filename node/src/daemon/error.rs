@@ -148,6 +148,12 @@ pub enum DaemonError {
     /// The HTTPS server configuration could not be built.
     #[error("HTTPS API configuration: {0}")]
     ApiTls(#[from] fleetmesh_transport::tls::TlsError),
+    /// The data directory is of a node that was removed from the cluster.
+    #[error("{reason}")]
+    Removed {
+        /// What the node wrote when it learned it (`DIR/removed`).
+        reason: String,
+    },
     /// The node stopped by itself after a fatal error it logged.
     #[error("node {node} stopped after a fatal error (the log above says which)")]
     Fatal {

@@ -6,6 +6,7 @@ mod api_tls;
 pub mod boot;
 mod disk;
 mod error;
+mod node_cert;
 mod recover;
 
 pub use api_tls::{api_names, API_CERT_LIFETIME_DEFAULT_SECS};

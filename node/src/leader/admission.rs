@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fleetmesh_state::model::members::JoinTokenRefusal;
+use fleetmesh_state::model::members::{ClusterCa, JoinTokenRefusal};
 use fleetmesh_state::{Command, NodeId, Outcome};
 use fleetmesh_transport::pki::{CaAuthority, PkiError, Validity};
 use tracing::info;
@@ -14,13 +14,18 @@ use super::liveness::Health;
 use super::Leader;
 use crate::runtime::ca_seal::CaKeyError;
 use crate::runtime::identity::{hashes_equal, secret_hash};
-use crate::runtime::protocol::{ApiCertificateRequest, JoinRequest, JoinResponse, Request, Response};
+use crate::runtime::protocol::{
+    ApiCertificateRequest, JoinRequest, JoinResponse, NodeCertificateRequest, Request, Response,
+};
 use crate::runtime::{Node, ProposeError};
 
 /// Shortest API certificate lifetime a member may ask for (a test renews every few seconds).
 pub const API_CERT_LIFETIME_MIN_SECS: u64 = 10;
 /// Longest API certificate lifetime a member may ask for: ten years.
 pub const API_CERT_LIFETIME_MAX_SECS: u64 = 10 * 365 * 86_400;
+/// Lifetime of the node certificate a joiner gets: one year. A node whose
+/// `--cert-lifetime-secs` differs renews it to its own lifetime at once.
+pub const NODE_CERT_LIFETIME_DEFAULT_SECS: u64 = 365 * 86_400;
 /// How far back a certificate's validity starts, for members whose clocks run behind.
 const CLOCK_SKEW_SECS: i64 = 3_600;
 
@@ -60,8 +65,16 @@ pub fn sign_api_certificate(
     id: NodeId,
     request: &ApiCertificateRequest,
 ) -> Result<String, CertificateError> {
-    if !(API_CERT_LIFETIME_MIN_SECS..=API_CERT_LIFETIME_MAX_SECS).contains(&request.lifetime_secs) {
-        return Err(CertificateError::Lifetime(request.lifetime_secs));
+    let (ca, now) = signer_for(node, id, request.lifetime_secs)?;
+    let public_key = hex::decode(&request.public_key).map_err(|_| CertificateError::PublicKeyNotHex)?;
+    Ok(ca.sign_api(id, &public_key, &request.names, api_validity(now, request.lifetime_secs))?)
+}
+
+/// The CA in `node`'s state and its clock (Unix seconds), once `lifetime_secs` is in
+/// range and `id` is a member.
+fn signer_for(node: &Node, id: NodeId, lifetime_secs: u64) -> Result<(ClusterCa, i64), CertificateError> {
+    if !(API_CERT_LIFETIME_MIN_SECS..=API_CERT_LIFETIME_MAX_SECS).contains(&lifetime_secs) {
+        return Err(CertificateError::Lifetime(lifetime_secs));
     }
     let ca = node.cluster_ca().map_err(|error| match error {
         CaKeyError::NoCa => CertificateError::NoCa(node.id()),
@@ -70,9 +83,23 @@ pub fn sign_api_certificate(
     if !node.state().read(|state| state.members.contains_key(&id)) {
         return Err(CertificateError::NotMember(id));
     }
+    Ok((ca, i64::try_from(node.clock().now().0 / 1000).unwrap_or(i64::MAX / 2)))
+}
+
+/// Renews member `id`'s node certificate over `request`'s key with the cluster CA held
+/// in `node`'s replicated state (any voter can), valid from an hour ago for the asked
+/// lifetime. The asker is authenticated by its current certificate, which names `id`.
+///
+/// # Errors
+/// As [`CertificateError`].
+pub fn sign_node_certificate(
+    node: &Node,
+    id: NodeId,
+    request: &NodeCertificateRequest,
+) -> Result<String, CertificateError> {
+    let (ca, now) = signer_for(node, id, request.lifetime_secs)?;
     let public_key = hex::decode(&request.public_key).map_err(|_| CertificateError::PublicKeyNotHex)?;
-    let now = i64::try_from(node.clock().now().0 / 1000).unwrap_or(i64::MAX / 2);
-    Ok(ca.sign_api(id, &public_key, &request.names, api_validity(now, request.lifetime_secs))?)
+    Ok(ca.sign_node_valid(id, &public_key, api_validity(now, request.lifetime_secs))?)
 }
 
 /// The validity of an API certificate signed at `now` (Unix seconds) for `lifetime_secs`:
@@ -122,6 +149,17 @@ impl Leader {
         match self.admit_on_leader(request).await {
             Ok(answer) => answer,
             Err(error) => JoinResponse::Refused(error.to_string()),
+        }
+    }
+
+    /// Answers a member's request to renew its node certificate.
+    pub(super) fn answer_node_certificate_request(&self, peer: NodeId, request: &NodeCertificateRequest) -> Response {
+        match sign_node_certificate(&self.node, peer, request) {
+            Ok(cert_pem) => {
+                info!(node = %peer, lifetime_secs = request.lifetime_secs, "renewed a node certificate");
+                Response::NodeCertificate(cert_pem)
+            }
+            Err(error) => Response::Error(error.to_string()),
         }
     }
 
@@ -176,7 +214,9 @@ impl Leader {
             Some(Outcome::Rejected(error)) => return Err(AdmissionError::NotAdded(error.message.clone())),
             other => return Err(AdmissionError::NotAdded(format!("{other:?}"))),
         };
-        let cert_pem = ca.sign_node(node_id, &public_key)?;
+        let now_secs = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX / 2);
+        let validity = api_validity(now_secs, NODE_CERT_LIFETIME_DEFAULT_SECS);
+        let cert_pem = ca.sign_node_valid(node_id, &public_key, validity)?;
         info!(node = %node_id, listen = %request.spec.listen, "admitted a new node");
         let members = node.member_addresses();
         Ok(JoinResponse::Admitted {

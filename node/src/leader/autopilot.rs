@@ -57,6 +57,11 @@ impl VoterChange {
 
 /// Decides the next voter change, if any.
 pub fn decide(input: &AutopilotInput) -> Option<VoterChange> {
+    // A voter that is no longer a member (removed while autopilot was promoting it)
+    // leaves at once; the next pass restores the voter count.
+    if let Some(stray) = input.voters.iter().copied().find(|id| *id != input.leader && !input.members.contains(id)) {
+        return Some(VoterChange { promote: None, demote: Some(stray) });
+    }
     let health_of =
         |id: NodeId| input.health.iter().find(|(node, _, _)| *node == id).map(|(_, health, dead)| (*health, *dead));
     let is_alive = |id: NodeId| matches!(health_of(id), Some((Health::Alive, _)));
@@ -130,6 +135,14 @@ mod tests {
         assert_eq!(decide(&behind), Some(VoterChange { promote: Some(NodeId(3)), demote: None }));
         behind.behind = [NodeId(2), NodeId(3), NodeId(4)].into();
         assert_eq!(decide(&behind), None, "no agent runs a release that knows the cluster's level");
+    }
+
+    #[test]
+    fn a_voter_that_is_no_longer_a_member_leaves_first() {
+        assert_eq!(
+            decide(&input(&[1, 2, 4], &[1, 2, 3], &[])),
+            Some(VoterChange { promote: None, demote: Some(NodeId(3)) })
+        );
     }
 
     #[test]

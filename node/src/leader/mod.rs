@@ -33,6 +33,7 @@ mod engine;
 mod features;
 pub mod liveness;
 mod polls;
+mod removal;
 mod reports;
 mod run;
 mod seal;
@@ -43,7 +44,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use admission::{
-    api_validity, sign_api_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS, API_CERT_LIFETIME_MIN_SECS,
+    api_validity, sign_api_certificate, sign_node_certificate, CertificateError, API_CERT_LIFETIME_MAX_SECS,
+    API_CERT_LIFETIME_MIN_SECS, NODE_CERT_LIFETIME_DEFAULT_SECS,
 };
 use bytes::Bytes;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
@@ -51,6 +53,7 @@ use fleetmesh_model::{NodeHealth, NodeRole};
 use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
 use fleetmesh_transport::{BoxFuture, Caller, NodeId};
+pub use removal::RemoveMemberError;
 use tokio::sync::{mpsc, oneshot};
 pub use view::{ClusterView, NodeView};
 
@@ -197,6 +200,9 @@ impl Service for Leader {
                     Ok((self.answer_certificate_request(peer, &request), none))
                 }
                 (Some(peer), Request::HoldCaSealKey { key }) => Ok((self.hold_seal_key(peer, &key), none)),
+                (Some(peer), Request::SignNodeCertificate(request)) => {
+                    Ok((self.answer_node_certificate_request(peer, &request), none))
+                }
                 (None, _) => {
                     Err(Refusal::Forbidden("only join requests are accepted without a cluster certificate".to_string()))
                 }

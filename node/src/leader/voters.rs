@@ -18,7 +18,7 @@ use crate::runtime::Node;
 
 /// Why a voter change did not happen.
 #[derive(Debug, thiserror::Error)]
-enum VoterChangeError {
+pub(super) enum VoterChangeError {
     /// The node to promote is not a member.
     #[error("node {0} is not a member")]
     NotMember(NodeId),
@@ -90,7 +90,11 @@ impl Shell {
     }
 }
 
-async fn change_voters(node: &Node, change: &VoterChange, voters: &BTreeSet<NodeId>) -> Result<(), VoterChangeError> {
+pub(super) async fn change_voters(
+    node: &Node,
+    change: &VoterChange,
+    voters: &BTreeSet<NodeId>,
+) -> Result<(), VoterChangeError> {
     let raft = node.raft();
     if let Some(promote) = change.promote {
         let listen = node

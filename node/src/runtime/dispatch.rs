@@ -53,7 +53,8 @@ impl Family {
             | Request::Poll(_)
             | Request::Report(_)
             | Request::SignApiCertificate(_)
-            | Request::HoldCaSealKey { .. } => Some(Self::Leader),
+            | Request::HoldCaSealKey { .. }
+            | Request::SignNodeCertificate(_) => Some(Self::Leader),
             Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. } => Some(Self::Revision),
             Request::Api(_) | Request::Operation(_) => Some(Self::Api),
         }

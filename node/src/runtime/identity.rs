@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use fleetmesh_state::model::ids::Hash32;
-use fleetmesh_transport::pki::{CaFingerprint, PkiError, TlsIdentity};
+use fleetmesh_transport::pki::{CaFingerprint, PkiError, TlsIdentity, Validity};
 use fleetmesh_transport::NodeId;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,11 @@ pub struct NodeIdentity {
     pub ca_pem: String,
     /// This node's certificate, PEM.
     pub cert_pem: String,
+    /// When the certificate is valid, as this node computed it when it got it; `None`
+    /// for a certificate of an older release (which never expires) or one the node has
+    /// not renewed since it joined: renewed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_validity: Option<Validity>,
     /// This node's private key, PEM.
     pub key_pem: String,
     /// BLAKE3 of the admin token, hex.

@@ -140,6 +140,8 @@ pub async fn join_cluster(
                 ca_fingerprint: token.ca.clone(),
                 ca_pem,
                 cert_pem,
+                // The leader's default lifetime; renewed to this node's own at start.
+                cert_validity: None,
                 key_pem: key.key_pem,
                 admin_token_hash,
                 tags: spec.tags,

@@ -23,6 +23,7 @@ pub mod join;
 mod propose;
 pub mod protocol;
 mod raft_transport;
+pub mod removal;
 pub mod repeats;
 pub mod settings;
 

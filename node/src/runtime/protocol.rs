@@ -58,12 +58,24 @@ pub enum Request {
     /// A member asks a voter to certify its HTTPS API key (nodes of this release; an
     /// older voter refuses the unknown request and the member asks again later).
     SignApiCertificate(ApiCertificateRequest),
+    /// A member asks a voter to renew its node certificate (the one it speaks QUIC
+    /// with) over the same key; an older voter refuses the unknown request.
+    SignNodeCertificate(NodeCertificateRequest),
     /// The leader hands a node the CA seal key (hex) before making it a voter, or to
     /// every voter before it seals the CA of an older cluster. Accepted from a voter only.
     HoldCaSealKey {
         /// The key, 64 hex digits.
         key: SealKeyText,
     },
+}
+
+/// What a member sends to have its node certificate renewed by the cluster CA.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeCertificateRequest {
+    /// The node's Ed25519 public key (32 bytes, hex).
+    pub public_key: String,
+    /// How long the certificate should be valid, seconds.
+    pub lifetime_secs: u64,
 }
 
 /// A CA seal key in transit, hex; never printed.
@@ -120,6 +132,8 @@ pub enum Response {
     },
     /// Answer to [`Request::SignApiCertificate`]: the certificate, PEM.
     ApiCertificate(String),
+    /// Answer to [`Request::SignNodeCertificate`]: the certificate, PEM.
+    NodeCertificate(String),
     /// This node is not the leader; try the hinted one.
     NotLeader {
         /// The leader this node knows of.

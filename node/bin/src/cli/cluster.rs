@@ -2,7 +2,7 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, ListJoinTokensInput,
-    ListJoinTokensOutput, RotateApiTokenInput, RotateApiTokenOutput,
+    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
 };
 use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::Release;
@@ -82,6 +82,11 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             Ok(())
         }
         ClusterCommand::Snapshot { command: SnapshotCommand::Save { file } } => save_snapshot(client, &file),
+        ClusterCommand::RemoveNode { node_id } => {
+            client.call::<_, Empty>("RemoveNode", &RemoveNodeInput { node_id })?;
+            println!("removed node {node_id}; its certificate is refused from now on");
+            Ok(())
+        }
         ClusterCommand::RotateAdminToken => rotate_token(client, ApiTokenKind::Admin),
         ClusterCommand::RotateToken { kind } => {
             let kind = match kind.as_str() {

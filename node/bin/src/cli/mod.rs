@@ -121,7 +121,10 @@ pub(crate) struct NodeArgs {
     /// address: the token would otherwise cross the network in clear.
     #[arg(long)]
     pub(crate) api_plaintext: bool,
-    /// Lifetime of this node's API certificate in seconds; it is renewed two thirds in.
+    /// Lifetime in seconds of this node's certificates: the API's (HTTPS) and the node
+    /// certificate it speaks QUIC with. Both are renewed two thirds in, without a
+    /// restart. An agent down for longer than this cannot renew its node certificate
+    /// (peers refuse an expired one) and must join afresh; a voter renews its own.
     #[arg(long, default_value_t = fleetmesh_node::daemon::API_CERT_LIFETIME_DEFAULT_SECS, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(10..=315_360_000))]
     pub(crate) cert_lifetime_secs: u64,
@@ -231,6 +234,18 @@ pub(crate) enum ClusterCommand {
         /// What to do.
         #[command(subcommand)]
         command: SnapshotCommand,
+    },
+    /// Remove a member for good, dead or alive: a voter leaves the Raft voters first
+    /// (autopilot promotes an agent in its place), then every node refuses the member's
+    /// certificate at the QUIC handshake. A removed node that still runs logs "this node
+    /// was removed from the cluster", writes DIR/removed and exits with an error; it does
+    /// not start again on that data directory (join afresh with an empty --data-dir).
+    /// The leader cannot remove itself: stop it, then run this again once another voter
+    /// leads. Ids are never reused.
+    RemoveNode {
+        /// The member's id, as `cluster status` lists it.
+        #[arg(long, value_name = "ID")]
+        node_id: u64,
     },
     /// Replace the admin token: prints the new one once; the old one stops working at
     /// once (on every node within a poll). Same as `rotate-token --kind admin`.
