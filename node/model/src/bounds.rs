@@ -104,22 +104,28 @@ fn closing(text: &str, quote: char) -> usize {
     text.len()
 }
 
-/// A resource name: 1–100 characters of `[A-Za-z0-9._+=,@-]` (CodeDeploy's rule).
+/// A resource name: 1–100 characters of `[A-Za-z0-9._+=,@-]` (CodeDeploy's rule). The
+/// message says which name in words too, as the state's own check does.
 fn name(field: &str, value: &str) -> Result<(), OperationError> {
+    let what = match field {
+        APPLICATION => "application name",
+        GROUP => "deployment group name",
+        _ => "deployment configuration name",
+    };
     if value.is_empty() {
-        return Err(OperationError::invalid(field, "must not be empty"));
+        return Err(OperationError::invalid(field, format!("the {what} must not be empty")));
     }
     let length = value.chars().count();
     if length > NAME_LEN_MAX {
         return Err(OperationError::invalid(
             field,
-            format!("{} is {length} characters long; the most is {NAME_LEN_MAX}", echo(value)),
+            format!("the {what} {} is {length} characters long; the most is {NAME_LEN_MAX}", echo(value)),
         ));
     }
     if let Some(character) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "._+=,@-".contains(*c))) {
         return Err(OperationError::invalid(
             field,
-            format!("{} contains {character:?}; allowed are letters, digits and ._+=,@-", echo(value)),
+            format!("the {what} {} contains {character:?}; allowed are letters, digits and ._+=,@-", echo(value)),
         ));
     }
     Ok(())
