@@ -3,6 +3,7 @@
 
 mod e2e {
     mod api;
+    mod bounds;
     mod cluster;
     mod deploy;
     mod honest;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use fleetmesh_state::{FeatureLevel, NodeId, Release};
 use serde::{Deserialize, Serialize};
 
-use crate::{EpochSeconds, ErrorKind, OperationError};
+use crate::{EpochSeconds, OperationError};
 
 /// A member's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,7 @@ pub struct ClusterNode {
 
 /// `GetCluster` takes nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GetClusterInput {}
 
 /// `GetCluster`'s answer: the cluster as the leader sees it.
@@ -86,6 +87,7 @@ pub const JOIN_TOKEN_MAX_USES_MAX: u64 = 1_000_000;
 /// `CreateJoinToken`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateJoinTokenInput {
     /// Lifetime in seconds: none is [`JOIN_TOKEN_TTL_DEFAULT_SECONDS`], 0 never expires,
     /// at most [`JOIN_TOKEN_TTL_MAX_SECONDS`].
@@ -107,18 +109,18 @@ impl CreateJoinTokenInput {
     /// A bad request naming the field and its bound.
     pub fn check(&self) -> Result<(), OperationError> {
         if let Some(ttl) = self.ttl_seconds.filter(|ttl| *ttl > JOIN_TOKEN_TTL_MAX_SECONDS) {
-            return Err(OperationError::new(
-                ErrorKind::BadRequest,
+            return Err(OperationError::invalid(
+                "ttlSeconds",
                 format!(
-                    "ttlSeconds: {ttl} is more than the maximum, {JOIN_TOKEN_TTL_MAX_SECONDS} (10 years); \
+                    "{ttl} is more than the maximum, {JOIN_TOKEN_TTL_MAX_SECONDS} (10 years); \
                      use 0 for a token that never expires"
                 ),
             ));
         }
         match self.max_uses {
-            Some(uses) if uses == 0 || uses > JOIN_TOKEN_MAX_USES_MAX => Err(OperationError::new(
-                ErrorKind::BadRequest,
-                format!("maxUses: {uses} is not between 1 and {JOIN_TOKEN_MAX_USES_MAX}"),
+            Some(uses) if uses == 0 || uses > JOIN_TOKEN_MAX_USES_MAX => Err(OperationError::invalid(
+                "maxUses",
+                format!("{uses} is not between 1 and {JOIN_TOKEN_MAX_USES_MAX}"),
             )),
             _ => Ok(()),
         }
@@ -150,6 +152,7 @@ pub struct CreateJoinTokenOutput {
 
 /// `ListJoinTokens` takes nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListJoinTokensInput {}
 
 /// One join token as `ListJoinTokens` shows it: never its secret.
@@ -184,6 +187,7 @@ pub struct ListJoinTokensOutput {
 /// `DeleteJoinToken`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct DeleteJoinTokenInput {
     /// The token's id, as `ListJoinTokens` shows it.
     pub token_id: String,
@@ -203,6 +207,7 @@ pub struct RemoveNodeInput {
 /// tokens are created by their first rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct RotateApiTokenInput {
     /// Which token: `admin`, `read-only` or `metrics`.
     pub kind: fleetmesh_state::model::members::ApiTokenKind,

@@ -17,12 +17,14 @@
 //! Pure: no tokio, no files, no network. CodeDeploy's wire protocol (AWS JSON 1.1) will
 //! serve these same types.
 
+pub mod bounds;
 mod cluster;
 mod deployments;
 mod error;
 mod lifecycle;
 mod operations;
 mod shapes;
+mod strict;
 mod time;
 
 pub use cluster::*;
@@ -76,17 +78,16 @@ macro_rules! operations {
 
         impl Operation {
             /// Parses `body` (JSON; empty means `{}`) as the input of the operation named `name`.
+            /// The bounds of the values are [`Operation::check`]'s.
             ///
             /// # Errors
             /// [`ModelError::UnknownOperation`], or [`ModelError::InvalidInput`] naming the
-            /// field that is missing or of the wrong type.
+            /// field that is missing, unknown or of the wrong type.
             pub fn parse(name: &str, body: &[u8]) -> Result<Self, ModelError> {
                 let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
                 match name {
-                    $(stringify!($name) => serde_json::from_slice::<$input>(body)
-                        .map(Self::$name)
-                        .map_err(|error| ModelError::invalid_input(name, &error)),)*
-                    _ => Err(ModelError::UnknownOperation(name.to_string())),
+                    $(stringify!($name) => parse_input::<$input>(name, body).map(Self::$name),)*
+                    _ => Err(ModelError::UnknownOperation(bounds::cut(name))),
                 }
             }
 
@@ -156,6 +157,20 @@ operations! {
     DeleteJoinToken(DeleteJoinTokenInput) -> Empty, Write;
     RotateApiToken(RotateApiTokenInput) -> RotateApiTokenOutput, Write;
     RemoveNode(RemoveNodeInput) -> Empty, Write;
+}
+
+/// `body` as `T`, or the error naming the field that is wrong.
+fn parse_input<T: serde::de::DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ModelError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let input = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| ModelError::invalid_input(operation, &error))?;
+    // Trailing bytes after the object (`{} x`) are an error too, as serde_json::from_slice has it.
+    deserializer.end().map_err(|error| ModelError::InvalidInput {
+        operation: operation.to_string(),
+        field: None,
+        reason: error.to_string(),
+    })?;
+    Ok(input)
 }
 
 impl Operation {

@@ -1,6 +1,10 @@
 //! Each operation's input (`<Operation>Input`) and output (`<Operation>Output`), with
 //! botocore's member names. Members fleetmesh does not use yet are not declared, and
-//! unknown members are ignored, as AWS's SDKs send members a server may not know.
+//! a request naming a member the input does not declare is refused with the member
+//! named (`deny_unknown_fields`; the shapes of the replicated state are read through
+//! `strict.rs`), so nothing asked for is silently ignored. fleetmesh's extensions
+//! (`revisionId`, `seeds`, `registeredBy`, `allNodes`, …) are declared members.
+//! Bounds on the values are checked by `Operation::check` (`bounds.rs`).
 
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::NodeId;
@@ -10,10 +14,9 @@ use crate::deployments::{DeploymentInfo, DeploymentTarget};
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
     DeploymentStatus, FileExistsBehavior, Manifest, MinimumHealthyHosts, NodeHolding, OnPremisesTagSet,
-    OutdatedInstancesStrategy, RevisionLocation, RevisionLocationType, RevisionSummary, RollbackInfo, StopStatus,
-    TagFilter, TimeRange,
+    OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary, RollbackInfo, StopStatus, TagFilter,
+    TimeRange,
 };
-use crate::{ErrorKind, OperationError};
 
 /// The output of operations that answer nothing (the deletes).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +25,7 @@ pub struct Empty {}
 /// `CreateApplication`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateApplicationInput {
     /// Unique name.
     pub application_name: String,
@@ -42,6 +46,7 @@ pub struct CreateApplicationOutput {
 /// `ListApplicationRevisions`: operations on one application.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct ApplicationInput {
     /// The application.
     pub application_name: String,
@@ -65,6 +70,7 @@ pub struct GetApplicationOutput {
 
 /// `ListApplications` and `ListDeploymentConfigs` take nothing (everything fits one page).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListAllInput {}
 
 /// `ListApplications`.
@@ -82,6 +88,7 @@ pub struct ListApplicationsOutput {
 /// `CreateDeploymentGroup`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateDeploymentGroupInput {
     /// Application.
     pub application_name: String,
@@ -91,13 +98,13 @@ pub struct CreateDeploymentGroupInput {
     #[serde(default)]
     pub deployment_config_name: Option<String>,
     /// Hosts matching any of these are targets.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::tag_filters_strict")]
     pub on_premises_instance_tag_filters: Option<Vec<TagFilter>>,
     /// Hosts matching a filter of every group are targets.
     #[serde(default)]
     pub on_premises_tag_set: Option<OnPremisesTagSet>,
     /// Rollback settings (off by default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::rollback_strict")]
     pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
     /// Late joiners (default `UPDATE`).
     #[serde(default)]
@@ -115,6 +122,7 @@ pub struct CreateDeploymentGroupOutput {
 /// `GetDeploymentGroup`, `DeleteDeploymentGroup`: one group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentGroupInput {
     /// Application.
     pub application_name: String,
@@ -150,11 +158,12 @@ pub struct ListDeploymentGroupsOutput {
 /// `CreateDeploymentConfig`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateDeploymentConfigInput {
     /// Unique name.
     pub deployment_config_name: String,
     /// The rule (`HOST_COUNT` or `FLEET_PERCENT`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::minimum_healthy_hosts_strict")]
     pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
     /// Server (default).
     #[serde(default)]
@@ -172,6 +181,7 @@ pub struct CreateDeploymentConfigOutput {
 /// `GetDeploymentConfig`, `DeleteDeploymentConfig`: one configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentConfigInput {
     /// Its name.
     pub deployment_config_name: String,
@@ -202,10 +212,11 @@ pub struct ListDeploymentConfigsOutput {
 /// the chunks first).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct RegisterApplicationRevisionInput {
     /// Application.
     pub application_name: String,
-    /// Free text (first 256 characters kept).
+    /// Free text, at most 256 characters.
     #[serde(default)]
     pub description: Option<String>,
     /// The revision's files and chunks.
@@ -235,48 +246,10 @@ pub struct ListApplicationRevisionsOutput {
     pub revisions: Vec<RevisionSummary>,
 }
 
-/// Names a revision: `revisionId`, or AWS's `revision` location.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RevisionRef {
-    /// The id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision_id: Option<RevisionId>,
-    /// AWS's form (`{"revisionType": "fleetmesh", "revisionId": ...}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<RevisionLocation>,
-}
-
-impl RevisionRef {
-    /// A revision by id.
-    pub fn id(revision_id: RevisionId) -> Self {
-        Self { revision_id: Some(revision_id), revision: None }
-    }
-
-    /// The revision named.
-    ///
-    /// # Errors
-    /// None named, or a location of a kind fleetmesh does not serve yet.
-    pub fn resolve(&self) -> Result<RevisionId, OperationError> {
-        if let Some(id) = self.revision_id {
-            return Ok(id);
-        }
-        match &self.revision {
-            Some(RevisionLocation { revision_id: Some(id), revision_type: RevisionLocationType::Fleetmesh }) => Ok(*id),
-            Some(RevisionLocation { revision_type, .. }) if *revision_type != RevisionLocationType::Fleetmesh => {
-                Err(OperationError::new(
-                    ErrorKind::BadRequest,
-                    format!("revisionType {revision_type:?} is not served yet; push the revision and name its id"),
-                ))
-            }
-            _ => Err(OperationError::new(ErrorKind::BadRequest, "missing revisionId")),
-        }
-    }
-}
-
 /// `GetApplicationRevision`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct GetApplicationRevisionInput {
     /// The application (checked when given).
     #[serde(default)]
@@ -303,6 +276,7 @@ pub struct GetApplicationRevisionOutput {
 /// `Prefetch` (fleetmesh): spread a revision before deploying it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct PrefetchInput {
     /// The revision.
     #[serde(flatten)]
@@ -328,6 +302,7 @@ pub struct PrefetchOutput {
 /// `GetRevisionDistribution` (fleetmesh; also `GET /v1/revisions/{id}/distribution`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct GetRevisionDistributionInput {
     /// The revision.
     pub revision_id: RevisionId,
@@ -348,6 +323,7 @@ pub struct GetRevisionDistributionOutput {
 /// `CreateDeployment`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateDeploymentInput {
     /// Application.
     pub application_name: String,
@@ -359,7 +335,7 @@ pub struct CreateDeploymentInput {
     /// Overrides the group's configuration.
     #[serde(default)]
     pub deployment_config_name: Option<String>,
-    /// Free text (first 256 characters kept).
+    /// Free text, at most 256 characters.
     #[serde(default)]
     pub description: Option<String>,
     /// Continue past ApplicationStop failures.
@@ -369,7 +345,7 @@ pub struct CreateDeploymentInput {
     #[serde(default)]
     pub file_exists_behavior: Option<FileExistsBehavior>,
     /// Overrides the group's rollback settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::rollback_strict")]
     pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
 }
 
@@ -384,6 +360,7 @@ pub struct CreateDeploymentOutput {
 /// `GetDeployment`, `ListDeploymentTargets`: one deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentInput {
     /// The deployment.
     pub deployment_id: DeploymentId,
@@ -405,6 +382,7 @@ pub struct GetDeploymentOutput {
 /// `ListDeployments`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct ListDeploymentsInput {
     /// Only this application's.
     #[serde(default)]
@@ -430,6 +408,7 @@ pub struct ListDeploymentsOutput {
 /// `StopDeployment`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct StopDeploymentInput {
     /// The deployment.
     pub deployment_id: DeploymentId,
@@ -462,6 +441,7 @@ pub struct ListDeploymentTargetsOutput {
 /// `GetDeploymentTarget`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct GetDeploymentTargetInput {
     /// The deployment.
     pub deployment_id: DeploymentId,

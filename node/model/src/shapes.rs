@@ -18,7 +18,7 @@ pub use fleetmesh_state::model::resources::{
 };
 pub use fleetmesh_state::model::revision::Manifest;
 
-use crate::EpochSeconds;
+use crate::{EpochSeconds, ErrorKind, OperationError};
 
 /// `RevisionLocationType`: where a revision's content is. fleetmesh's own revisions are
 /// in the swarm, named by their manifest's BLAKE3.
@@ -40,7 +40,7 @@ pub enum RevisionLocationType {
 
 /// `RevisionLocation`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevisionLocation {
     /// The kind of location.
     #[serde(default)]
@@ -54,6 +54,49 @@ impl RevisionLocation {
     /// A revision pushed to the cluster.
     pub fn fleetmesh(revision_id: RevisionId) -> Self {
         Self { revision_type: RevisionLocationType::Fleetmesh, revision_id: Some(revision_id) }
+    }
+}
+
+/// Names a revision: `revisionId`, or AWS's `revision` location.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRef {
+    /// The id.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::strict::revision_id_named")]
+    pub revision_id: Option<RevisionId>,
+    /// AWS's form (`{"revisionType": "fleetmesh", "revisionId": ...}`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::revision_location_named"
+    )]
+    pub revision: Option<RevisionLocation>,
+}
+
+impl RevisionRef {
+    /// A revision by id.
+    pub fn id(revision_id: RevisionId) -> Self {
+        Self { revision_id: Some(revision_id), revision: None }
+    }
+
+    /// The revision named.
+    ///
+    /// # Errors
+    /// None named, or a location of a kind fleetmesh does not serve yet.
+    pub fn resolve(&self) -> Result<RevisionId, OperationError> {
+        if let Some(id) = self.revision_id {
+            return Ok(id);
+        }
+        match &self.revision {
+            Some(RevisionLocation { revision_id: Some(id), revision_type: RevisionLocationType::Fleetmesh }) => Ok(*id),
+            Some(RevisionLocation { revision_type, .. }) if *revision_type != RevisionLocationType::Fleetmesh => {
+                Err(OperationError::new(
+                    ErrorKind::BadRequest,
+                    format!("revisionType {revision_type:?} is not served yet; push the revision and name its id"),
+                ))
+            }
+            _ => Err(OperationError::new(ErrorKind::BadRequest, "missing revisionId")),
+        }
     }
 }
 
@@ -85,9 +128,10 @@ impl From<&Application> for ApplicationInfo {
 /// `onPremisesTagSet`: tag groups, AND'ed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct OnPremisesTagSet {
     /// Up to three groups; a host matches when it matches a filter of every group.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::strict::tag_groups_strict")]
     pub on_premises_tag_set_list: Vec<Vec<TagFilter>>,
 }
 
@@ -312,6 +356,7 @@ pub struct NodeHolding {
 
 /// `TimeRange`: both ends inclusive, either may be open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimeRange {
     /// From.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,15 +4,14 @@ use super::*;
 
 #[test]
 fn every_operation_parses_by_name_and_names_itself() {
-    let deployment = br#"{"deploymentId": "d-ABCDEFGHI", "applicationName": "app", "deploymentGroupName": "g",
-        "deploymentConfigName": "c", "targetId": "3"}"#;
     for name in OPERATION_NAMES {
-        match Operation::parse(name, deployment) {
+        match Operation::parse(name, b"{}") {
             Ok(operation) => assert_eq!(operation.name(), *name),
-            // Operations that need more than these fields say which one is missing.
-            Err(ModelError::InvalidInput { operation, reason }) => {
+            // Operations that need more than nothing say which field is missing.
+            Err(ModelError::InvalidInput { operation, field, reason }) => {
                 assert_eq!(operation, *name);
-                assert!(reason.contains("missing field") || reason.contains("revision"), "{name}: {reason}");
+                assert!(field.is_some(), "{name}: {reason}");
+                assert!(reason.contains("missing field"), "{name}: {reason}");
             }
             Err(other) => panic!("{name}: {other}"),
         }
@@ -38,9 +37,103 @@ fn a_wrong_enum_value_is_refused_with_the_choices() {
 #[test]
 fn unknown_operations_and_unknown_members() {
     assert_eq!(Operation::parse("Nope", b"{}"), Err(ModelError::UnknownOperation("Nope".into())));
-    // SDKs send members a server may not know: they are ignored.
-    let operation = Operation::parse("ListDeployments", br#"{"nextToken": "x", "externalId": "y"}"#).unwrap();
-    assert_eq!(operation, Operation::ListDeployments(ListDeploymentsInput::default()));
+    // A member the input does not declare is refused by name, at any depth: a request
+    // is never half understood.
+    let error = Operation::parse("ListDeployments", br#"{"nextToken": "x"}"#).unwrap_err();
+    assert_eq!(error.field(), Some("nextToken"), "{error}");
+    let error = Operation::parse(
+        "CreateDeploymentGroup",
+        br#"{"applicationName": "a", "deploymentGroupName": "g",
+            "onPremisesInstanceTagFilters": [{"Key": "k", "Type": "KEY_ONLY", "Colour": "red"}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), Some("onPremisesInstanceTagFilters[0].Colour"), "{error}");
+    let error = Operation::parse(
+        "CreateDeployment",
+        br#"{"applicationName": "a", "deploymentGroupName": "g", "targetInstances": {},
+            "revisionId": "00000000000000000000000000000000000000000000000000000000000000aa"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), Some("targetInstances"), "{error}");
+    // A member of the flattened revision reference names itself.
+    let error = Operation::parse(
+        "CreateDeployment",
+        br#"{"applicationName": "a", "deploymentGroupName": "g",
+        "revisionId": "00"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), Some("revisionId"), "{error}");
+    // fleetmesh's extensions are declared members.
+    let operation = Operation::parse(
+        "Prefetch",
+        br#"{"revisionId": "00000000000000000000000000000000000000000000000000000000000000aa", "allNodes": true}"#,
+    );
+    assert!(operation.is_ok(), "{operation:?}");
+}
+
+#[test]
+fn a_wrong_type_names_the_field_and_echoes_are_cut_short() {
+    let error = Operation::parse("CreateApplication", br#"{"applicationName": 5}"#).unwrap_err();
+    assert_eq!(error.field(), Some("applicationName"));
+    assert!(error.to_string().contains("applicationName: invalid type"), "{error}");
+    let error = Operation::parse(
+        "CreateDeploymentConfig",
+        br#"{"deploymentConfigName": "c",
+        "minimumHealthyHosts": {"type": "HOST_COUNT", "value": -1}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field(), Some("minimumHealthyHosts.value"), "{error}");
+    let huge = "x".repeat(100_000);
+    let body = format!(r#"{{"applicationName": "a", "computePlatform": "{huge}", "{huge}": 1}}"#);
+    let error = Operation::parse("CreateApplication", body.as_bytes()).unwrap_err();
+    assert!(error.to_string().len() < 600, "{}", error.to_string().len());
+    let body = format!(r#"{{"{huge}": 1}}"#);
+    let error = Operation::parse("ListApplications", body.as_bytes()).unwrap_err();
+    assert!(error.to_string().len() < 600 && error.field().is_some_and(|field| field.len() < 200), "{error}");
+}
+
+#[test]
+fn bounds_name_the_field() {
+    let check = |name: &str, body: &str| Operation::parse(name, body.as_bytes()).unwrap().check();
+    let long = "a".repeat(101);
+    let error = check("CreateApplication", &format!(r#"{{"applicationName": "{long}"}}"#)).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("applicationName"));
+    assert!(error.message.contains("101 characters") && error.message.len() < 300, "{}", error.message);
+    assert!(check("CreateApplication", &format!(r#"{{"applicationName": "{}"}}"#, "a".repeat(100))).is_ok());
+    let error =
+        check("GetDeploymentGroup", r#"{"applicationName": "a", "deploymentGroupName": "has space"}"#).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("deploymentGroupName"));
+    let error = check(
+        "CreateDeployment",
+        &format!(r#"{{"applicationName": "a", "deploymentGroupName": "g", "description": "{}"}}"#, "d".repeat(257)),
+    )
+    .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("description"));
+    let error = check(
+        "CreateDeploymentGroup",
+        r#"{"applicationName": "a", "deploymentGroupName": "g", "onPremisesTagSet": {"onPremisesTagSetList":
+            [[{"Key": "k", "Type": "KEY_ONLY"}], [{"Type": "KEY_ONLY"}]]}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("onPremisesTagSet.onPremisesTagSetList[1][0].Key"), "{error}");
+    let error = check(
+        "CreateDeploymentConfig",
+        r#"{"deploymentConfigName": "c",
+        "minimumHealthyHosts": {"type": "FLEET_PERCENT", "value": 4294967295}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("minimumHealthyHosts.value"));
+    let error = check("CreateJoinToken", r#"{"ttlSeconds": 18446744073709551615}"#).unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("ttlSeconds"));
+}
+
+#[test]
+fn echoes_are_cut_short() {
+    assert_eq!(bounds::echo("ab"), "\"ab\"");
+    assert_eq!(bounds::echo(&"é".repeat(150)), format!("{:?}…", "é".repeat(100)));
+    let message = format!("unknown variant `{}`, expected `A` or \"{}\"", "v".repeat(500), "s".repeat(500));
+    let short = bounds::shorten_echoes(&message);
+    assert!(short.len() < 300 && short.contains("expected `A` or"), "{short}");
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub(super) async fn create_join_token(
         .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?
         .map_err(|error| ApiError::internal(error.to_string()))?;
     let max_uses =
-        input.max_uses.map(u32::try_from).transpose().map_err(|_| ApiError::bad_request("maxUses: too large"))?;
+        input.max_uses.map(u32::try_from).transpose().map_err(|_| ApiError::invalid("maxUses", "too large"))?;
     let token = JoinToken::generate(fingerprint);
     let now = node.clock().now();
     // The bound checked above keeps this far from overflowing.
@@ -121,8 +121,9 @@ pub(super) async fn delete_join_token(api: &Api, input: DeleteJoinTokenInput) ->
         .strip_prefix("jt-")
         .is_some_and(|hex| (1..=16).contains(&hex.len()) && hex.bytes().all(|byte| byte.is_ascii_hexdigit()));
     if !well_formed {
-        return Err(ApiError::bad_request(
-            "tokenId: not a join token id (jt- and 16 hex digits, as `fleetmesh cluster list-join-tokens` shows)",
+        return Err(ApiError::invalid(
+            "tokenId",
+            "not a join token id (jt- and 16 hex digits, as `fleetmesh cluster list-join-tokens` shows)",
         ));
     }
     match api.node.propose_one(Command::DeleteJoinToken { token_id }).await? {

@@ -1,8 +1,12 @@
-//! API errors: an HTTP status and `{"error": "..."}`.
+//! API errors: an HTTP status and `{"error": "..."}`, with `"field"` naming the input
+//! field that is wrong when one is. Every error answer is JSON: the answers axum and
+//! its extractors give themselves (unknown method, a body too large, bad JSON for a
+//! `Json` extractor, a bad path or query) are rewritten by [`json_errors`].
 
-use axum::http::StatusCode;
+use axum::body::{to_bytes, Body};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use fleetmesh_model::{ErrorKind, ModelError, OperationError};
+use fleetmesh_model::{bounds, ErrorKind, ModelError, OperationError};
 use fleetmesh_state::{ApplyError, ApplyErrorKind};
 
 use crate::runtime::ProposeError;
@@ -14,12 +18,19 @@ pub struct ApiError {
     pub status: StatusCode,
     /// One-line reason.
     pub message: String,
+    /// The input field that is wrong, when one is.
+    pub field: Option<String>,
 }
 
 impl ApiError {
     /// Any status.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), field: None }
+    }
+
+    /// 400 because of `field`: the message is `"<field>: <reason>"`.
+    pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Self {
+        OperationError::invalid(field, reason).into()
     }
 
     /// 400.
@@ -42,9 +53,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
-    /// The JSON body.
+    /// The JSON body (the message cut to `bounds::MESSAGE_CHARS_MAX` characters).
     pub fn body(&self) -> String {
-        serde_json::json!({ "error": self.message }).to_string()
+        let error = match self.message.char_indices().nth(bounds::MESSAGE_CHARS_MAX) {
+            Some((end, _)) => format!("{}…", &self.message[..end]),
+            None => self.message.clone(),
+        };
+        match &self.field {
+            Some(field) => serde_json::json!({ "error": error, "field": field }),
+            None => serde_json::json!({ "error": error }),
+        }
+        .to_string()
     }
 }
 
@@ -79,13 +98,15 @@ impl From<ProposeError> for ApiError {
 impl From<OperationError> for ApiError {
     fn from(error: OperationError) -> Self {
         let status = StatusCode::from_u16(error.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, error.message)
+        Self { status, message: error.message, field: error.field }
     }
 }
 
 impl From<ApiError> for OperationError {
     fn from(error: ApiError) -> Self {
-        Self::new(ErrorKind::from_status(error.status.as_u16()), error.message)
+        let mut answer = Self::new(ErrorKind::from_status(error.status.as_u16()), error.message);
+        answer.field = error.field;
+        answer
     }
 }
 
@@ -93,4 +114,35 @@ impl From<ModelError> for ApiError {
     fn from(error: ModelError) -> Self {
         OperationError::from(error).into()
     }
+}
+
+/// Most bytes of a non-JSON error answer read to repeat its text.
+const REWRITTEN_BODY_BYTES_MAX: usize = 4096;
+
+/// Rewrites an error answer that is not JSON (axum's own: 404/405 of the router, 413
+/// of the body limit, 400/415/422 of an extractor) as `{"error": "<its text>"}`, status
+/// and other headers kept. Answers that are JSON already, and successes, pass as they are.
+pub(super) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, REWRITTEN_BODY_BYTES_MAX).await.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    let text = text.unwrap_or_default();
+    let text = text.trim();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("request refused").to_string()
+    } else {
+        bounds::shorten_echoes(text)
+    };
+    let body = ApiError::new(status, message).body();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }

@@ -16,6 +16,7 @@
 
 mod cluster;
 pub mod deploy;
+mod drain;
 mod error;
 mod legacy;
 mod metrics;
@@ -135,6 +136,8 @@ fn public_router(api: Arc<Api>) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .route("/healthz", get(healthz))
+        .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn(drain::drain_unread))
         .with_state(api)
 }
 
@@ -146,6 +149,7 @@ fn operations_router<S>(api: Arc<Api>) -> Router<S> {
         .route("/v1/join-tokens", post(create_join_token).get(list_join_tokens))
         .route("/v1/join-tokens/{token_id}", delete(delete_join_token))
         .route("/v1/revisions/{revision}/distribution", get(distribution))
+        .layer(middleware::map_response(error::json_errors))
         .with_state(api)
 }
 
@@ -239,6 +243,9 @@ pub(super) async fn respond(
     consistent: bool,
     mut incoming: Incoming,
 ) -> Response {
+    if let Err(error) = operation.check() {
+        return ApiError::from(error).into_response();
+    }
     let operation = match route::for_cluster_level(api, operation) {
         Ok(operation) => operation,
         Err(error) => return error.into_response(),
@@ -349,7 +356,8 @@ async fn distribution(
     headers: HeaderMap,
 ) -> Response {
     let Ok(revision_id) = revision.parse::<RevisionId>() else {
-        return ApiError::bad_request(format!("revision id {revision:?} is not 64 hex digits")).into_response();
+        let echoed = fleetmesh_model::bounds::echo(&revision);
+        return ApiError::invalid("revisionId", format!("{echoed} is not 64 hex digits")).into_response();
     };
     let operation = Operation::GetRevisionDistribution(GetRevisionDistributionInput { revision_id });
     respond(&api, operation, false, Incoming { method, uri, headers, body: Bytes::new() }).await

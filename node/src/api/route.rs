@@ -116,6 +116,10 @@ impl Api {
         if let Err(refused) = super::may_call(kind, request.operation.access() != Access::Write) {
             return NodeResponse::Operation(Box::new(Err(refused.into())));
         }
+        // A member of an older release may not have checked the bounds.
+        if let Err(refused) = request.operation.check() {
+            return NodeResponse::Operation(Box::new(Err(refused)));
+        }
         if !self.answers(&request.operation, request.consistent) {
             return crate::runtime::dispatch::not_leader(&self.node).0;
         }

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use fleetmesh_model::{Operation, RegisterApplicationRevisionInput};
+use fleetmesh_model::{bounds, Operation, RegisterApplicationRevisionInput};
 use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::Manifest;
 use serde_json::{json, Value};
@@ -78,8 +78,10 @@ async fn begin(State(api): State<Arc<Api>>, Json(body): Json<Value>) -> Result<J
     let application = body["applicationName"]
         .as_str()
         .filter(|name| !name.is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing applicationName"))?;
-    let total = body["totalBytes"].as_u64().ok_or_else(|| ApiError::bad_request("missing totalBytes"))?;
+        .ok_or_else(|| ApiError::invalid("applicationName", "missing"))?;
+    let total = body["totalBytes"]
+        .as_u64()
+        .ok_or_else(|| ApiError::invalid("totalBytes", "missing, or not a whole number of bytes"))?;
     let service = service(&api)?;
     let id = hex::encode(api.node.random_bytes::<12>());
     service
@@ -94,7 +96,7 @@ async fn missing(
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let hashes: Vec<ChunkHash> = serde_json::from_value(body["chunks"].clone())
-        .map_err(|error| ApiError::bad_request(format!("invalid chunks: {error}")))?;
+        .map_err(|error| ApiError::invalid("chunks", bounds::shorten_echoes(&error.to_string())))?;
     let missing = service(&api)?.missing_chunks(&hashes);
     Ok(Json(json!({ "missing": missing })))
 }
@@ -115,7 +117,7 @@ async fn finish(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let manifest: Manifest = serde_json::from_value(body["manifest"].clone())
-        .map_err(|error| ApiError::bad_request(format!("invalid manifest: {error}")))?;
+        .map_err(|error| ApiError::invalid("manifest", bounds::shorten_echoes(&error.to_string())))?;
     let (_revision, application) =
         service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
     let input = RegisterApplicationRevisionInput {

@@ -61,7 +61,7 @@ pub(super) async fn handle(api: &Api, operation: Operation) -> Result<Output, Ap
 /// `value`, unless it is empty: then "missing `name`".
 fn required<'a>(name: &str, value: &'a str) -> Result<&'a str, ApiError> {
     if value.is_empty() {
-        return Err(ApiError::bad_request(format!("missing {name}")));
+        return Err(ApiError::invalid(name, "missing"));
     }
     Ok(value)
 }

@@ -149,7 +149,7 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
                 .target_id
                 .trim_start_matches("node-")
                 .parse()
-                .map_err(|_| ApiError::bad_request("targetId must be a node id"))?;
+                .map_err(|_| ApiError::invalid("targetId", "must be a node id (7 or node-7)"))?;
             let target = deployment.targets.get(&target_id).ok_or_else(|| {
                 ApiError::not_found(format!("node {target_id} is not a target of {}", deployment.deployment_id))
             })?;

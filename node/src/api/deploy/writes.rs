@@ -1,5 +1,7 @@
 //! The write operations: each checks its input, then proposes one command on the leader.
 
+// Most characters of a description kept (longer ones are refused by `Operation::check`).
+use fleetmesh_model::bounds::DESCRIPTION_CHARS_MAX;
 use fleetmesh_model::{
     CreateApplicationInput, CreateApplicationOutput, CreateDeploymentConfigInput, CreateDeploymentConfigOutput,
     CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
@@ -8,9 +10,7 @@ use fleetmesh_model::{
 };
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
-use fleetmesh_state::model::resources::{
-    validate_name, MinimumHealthyHostsType, TagFilter, TargetSelector, ONE_AT_A_TIME,
-};
+use fleetmesh_state::model::resources::{MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
 use fleetmesh_transport::NodeId;
@@ -18,9 +18,6 @@ use fleetmesh_transport::NodeId;
 use super::{commit, random_id, required};
 use crate::api::ApiError;
 use crate::runtime::Node;
-
-/// Most characters of a description kept.
-const DESCRIPTION_CHARS_MAX: usize = 256;
 
 pub(super) async fn create_application(
     node: &Node,
@@ -39,11 +36,12 @@ pub(super) async fn create_deployment_group(
 ) -> Result<CreateDeploymentGroupOutput, ApiError> {
     let tag_filters = input.on_premises_instance_tag_filters.unwrap_or_default();
     let tag_set = input.on_premises_tag_set.map(|set| set.on_premises_tag_set_list).unwrap_or_default();
-    for filter in tag_filters.iter().chain(tag_set.iter().flatten()) {
-        validate_tag_filter(filter)?;
-    }
+    // Each filter's bounds were checked with the input (`Operation::check`).
     if tag_filters.is_empty() && tag_set.iter().all(Vec::is_empty) {
-        return Err(ApiError::bad_request("a deployment group needs at least one tag filter (--tag KEY=VALUE)"));
+        return Err(ApiError::invalid(
+            "onPremisesInstanceTagFilters",
+            "a deployment group needs at least one tag filter (--tag KEY=VALUE)",
+        ));
     }
     let spec = DeploymentGroupSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
@@ -64,34 +62,15 @@ pub(super) async fn create_deployment_group(
     Ok(CreateDeploymentGroupOutput { deployment_group_id })
 }
 
-fn validate_tag_filter(filter: &TagFilter) -> Result<(), ApiError> {
-    use fleetmesh_state::model::resources::TagFilterType;
-    let key_ok = filter.key.as_ref().is_some_and(|key| !key.is_empty() && key.len() <= 128);
-    let value_ok = filter.value.as_ref().is_some_and(|value| value.len() <= 256);
-    let ok = match filter.filter_type {
-        TagFilterType::KeyOnly => key_ok,
-        TagFilterType::ValueOnly => value_ok,
-        TagFilterType::KeyAndValue => key_ok && value_ok,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "tag filter {filter:?} is incomplete or too long (key ≤ 128, value ≤ 256 characters)"
-        )))
-    }
-}
-
 pub(super) async fn create_deployment_config(
     node: &Node,
     input: CreateDeploymentConfigInput,
 ) -> Result<CreateDeploymentConfigOutput, ApiError> {
     let name = required("deploymentConfigName", &input.deployment_config_name)?.to_string();
-    validate_name("deployment configuration name", &name).map_err(ApiError::bad_request)?;
     let minimum_healthy_hosts =
-        input.minimum_healthy_hosts.ok_or_else(|| ApiError::bad_request("missing minimumHealthyHosts"))?;
+        input.minimum_healthy_hosts.ok_or_else(|| ApiError::invalid("minimumHealthyHosts", "missing"))?;
     if minimum_healthy_hosts.kind == MinimumHealthyHostsType::MostConcurrency {
-        return Err(ApiError::bad_request("minimumHealthyHosts type must be HOST_COUNT or FLEET_PERCENT"));
+        return Err(ApiError::invalid("minimumHealthyHosts.type", "must be HOST_COUNT or FLEET_PERCENT"));
     }
     let compute_platform = input.compute_platform.unwrap_or_default();
     let deployment_config_id = random_id(node);
@@ -110,7 +89,7 @@ pub(super) async fn register_revision(
     input: RegisterApplicationRevisionInput,
 ) -> Result<RegisterApplicationRevisionOutput, ApiError> {
     let manifest = input.manifest;
-    manifest.validate().map_err(|error| ApiError::bad_request(error.to_string()))?;
+    manifest.validate().map_err(|error| ApiError::invalid("manifest", error))?;
     let revision_id = manifest.revision_id();
     let unique = manifest.unique_chunks();
     let record = RevisionRecord {

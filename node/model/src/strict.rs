@@ -1,0 +1,102 @@
+//! Reading the shapes the replicated state defines (tag filters, rollback settings,
+//! minimum healthy hosts) out of a request with unknown members refused, as every
+//! input of the model does. The state's own types stay lenient: they are also read
+//! back from the Raft log, where a stricter reading would change what old entries mean.
+//!
+//! Each `*_strict` function is a `deserialize_with` for an input field of that type.
+
+use fleetmesh_state::model::ids::RevisionId;
+use fleetmesh_state::model::resources::{
+    AutoRollbackConfiguration, AutoRollbackEvent, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter,
+    TagFilterType,
+};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use crate::RevisionLocation;
+
+/// [`TagFilter`], unknown members refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictTagFilter {
+    #[serde(rename = "Key", default)]
+    key: Option<String>,
+    #[serde(rename = "Value", default)]
+    value: Option<String>,
+    #[serde(rename = "Type")]
+    filter_type: TagFilterType,
+}
+
+impl From<StrictTagFilter> for TagFilter {
+    fn from(filter: StrictTagFilter) -> Self {
+        Self { key: filter.key, value: filter.value, filter_type: filter.filter_type }
+    }
+}
+
+/// [`AutoRollbackConfiguration`], unknown members refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictAutoRollbackConfiguration {
+    enabled: bool,
+    #[serde(default)]
+    events: Vec<AutoRollbackEvent>,
+}
+
+/// [`MinimumHealthyHosts`], unknown members refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictMinimumHealthyHosts {
+    #[serde(rename = "type")]
+    kind: MinimumHealthyHostsType,
+    value: u32,
+}
+
+fn filters(list: Vec<StrictTagFilter>) -> Vec<TagFilter> {
+    list.into_iter().map(TagFilter::from).collect()
+}
+
+/// An optional list of tag filters.
+pub(crate) fn tag_filters_strict<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<TagFilter>>, D::Error> {
+    Ok(Option::<Vec<StrictTagFilter>>::deserialize(deserializer)?.map(filters))
+}
+
+/// Groups of tag filters (`onPremisesTagSetList`).
+pub(crate) fn tag_groups_strict<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<TagFilter>>, D::Error> {
+    Ok(Vec::<Vec<StrictTagFilter>>::deserialize(deserializer)?.into_iter().map(filters).collect())
+}
+
+/// Optional rollback settings.
+pub(crate) fn rollback_strict<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<AutoRollbackConfiguration>, D::Error> {
+    Ok(Option::<StrictAutoRollbackConfiguration>::deserialize(deserializer)?
+        .map(|strict| AutoRollbackConfiguration { enabled: strict.enabled, events: strict.events }))
+}
+
+/// An optional minimum-healthy-hosts rule.
+pub(crate) fn minimum_healthy_hosts_strict<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<MinimumHealthyHosts>, D::Error> {
+    Ok(Option::<StrictMinimumHealthyHosts>::deserialize(deserializer)?
+        .map(|strict| MinimumHealthyHosts { kind: strict.kind, value: strict.value }))
+}
+
+/// An optional `T` whose errors begin with `field: `: a member of a flattened struct
+/// (`RevisionRef`) is read from a buffer that loses its path, so the message names it.
+fn named<'de, D: Deserializer<'de>, T: Deserialize<'de>>(field: &str, deserializer: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(deserializer).map_err(|error| D::Error::custom(format!("{field}: {error}")))
+}
+
+/// `revisionId` of a `RevisionRef`.
+pub(crate) fn revision_id_named<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RevisionId>, D::Error> {
+    named("revisionId", deserializer)
+}
+
+/// `revision` of a `RevisionRef`.
+pub(crate) fn revision_location_named<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RevisionLocation>, D::Error> {
+    named("revision", deserializer)
+}
