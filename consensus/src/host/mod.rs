@@ -30,7 +30,8 @@ pub use self::follow::follow_role;
 pub use self::watch::ServerStateWatch;
 use crate::raft::StateMachineStore;
 use crate::raft::{
-    raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport, StateHandle,
+    campaign, raft_config, LogStore, NetworkFactory, Raft, RaftRequest, RaftResponse, RaftTiming, RaftTransport,
+    StateHandle,
 };
 
 /// Why opening, replacing or initializing a Raft instance failed. Every variant but
@@ -108,6 +109,9 @@ pub struct RaftHost {
     db: Arc<redb::Database>,
     state: Arc<StateHandle>,
     transport: Arc<dyn RaftTransport>,
+    /// Whether the election timer of the running instance heard a leader within the
+    /// lease (true while no timer runs: a dormant instance never campaigns).
+    hears_leader: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RaftHost {
@@ -131,7 +135,8 @@ impl RaftHost {
     ) -> Result<Self, HostError> {
         raft_config(voter_timing)?;
         let (raft, state) =
-            Self::open_instance(id, db.clone(), transport.clone(), StateOpen::Load, RaftTiming::dormant()).await?;
+            Self::open_instance(id, db.clone(), transport.clone(), StateOpen::Load, RaftTiming::dormant(), None)
+                .await?;
         Ok(Self {
             id,
             voter_timing,
@@ -143,15 +148,19 @@ impl RaftHost {
             db,
             state,
             transport,
+            hears_leader: Arc::new(AtomicBool::new(true)),
         })
     }
 
+    /// Opens one Raft instance; with a voter timing, its election timer (`campaign`)
+    /// runs too and keeps `hears_leader` current.
     async fn open_instance(
         id: NodeId,
         db: Arc<redb::Database>,
         transport: Arc<dyn RaftTransport>,
         state: StateOpen,
         timing: RaftTiming,
+        hears_leader: Option<Arc<AtomicBool>>,
     ) -> Result<(Raft, Arc<StateHandle>), HostError> {
         let config = Arc::new(raft_config(timing)?);
         let log_store = LogStore::new(db.clone());
@@ -162,10 +171,18 @@ impl RaftHost {
             StateOpen::Resume(handle) => StateMachineStore::resume(db, handle),
         };
         let state = state_machine.handle();
-        let network = NetworkFactory::new(transport);
+        let network = NetworkFactory::new(transport.clone());
         let raft = Raft::new(id, config, network, log_store, state_machine)
             .await
             .map_err(|error| HostError::Fatal(error.to_string()))?;
+        match hears_leader {
+            Some(hears_leader) if timing != RaftTiming::dormant() => {
+                // The election timer with pre-vote; it ends with the instance.
+                tokio::spawn(campaign(raft.clone(), transport, timing, hears_leader));
+            }
+            Some(hears_leader) => hears_leader.store(true, Ordering::Relaxed),
+            None => {}
+        }
         Ok((raft, state))
     }
 
@@ -246,6 +263,14 @@ impl RaftHost {
         })
     }
 
+    /// Whether this voter's election timer heard from a leader within the leader lease
+    /// (always true on an agent, whose dormant instance never campaigns). Unlike
+    /// openraft's `current_leader`, which keeps the last leader it knew while no
+    /// election happens, this turns false once the leader falls silent.
+    pub fn hears_leader(&self) -> bool {
+        self.hears_leader.load(Ordering::Relaxed)
+    }
+
     /// Milliseconds since the leader last heard from a quorum, on a leader.
     pub fn millis_since_quorum_ack(&self) -> Option<u64> {
         self.with_metrics(|metrics| metrics.millis_since_quorum_ack)
@@ -306,7 +331,9 @@ impl RaftHost {
             }
             Replace::Activate => (StateOpen::Resume(self.state.clone()), self.voter_timing, true),
         };
-        let (raft, _) = Self::open_instance(self.id, self.db.clone(), self.transport.clone(), state, timing).await?;
+        let hears_leader = Some(self.hears_leader.clone());
+        let (raft, _) =
+            Self::open_instance(self.id, self.db.clone(), self.transport.clone(), state, timing, hears_leader).await?;
         *self.raft.write().unwrap_or_else(PoisonError::into_inner) = Instance::new(raft);
         self.active.store(active, Ordering::Relaxed);
         Ok(())

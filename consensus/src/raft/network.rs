@@ -24,6 +24,8 @@ pub enum RaftRequest {
     Vote(VoteRequest<NodeId>),
     /// One chunk of a snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Would the peer vote for this candidate now (see `prevote`)? Changes nothing.
+    PreVote(VoteRequest<NodeId>),
 }
 
 /// The answer to a [`RaftRequest`].
@@ -35,6 +37,8 @@ pub enum RaftResponse {
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// Answer to InstallSnapshot.
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// Answer to PreVote: granted or not.
+    PreVote(bool),
 }
 
 /// Hands Raft RPCs to the network. The node implements it by wrapping them in its own
@@ -56,6 +60,7 @@ pub async fn serve(raft: &Raft, request: RaftRequest) -> RaftResponse {
         RaftRequest::AppendEntries(request) => RaftResponse::AppendEntries(raft.append_entries(request).await),
         RaftRequest::Vote(request) => RaftResponse::Vote(raft.vote(request).await),
         RaftRequest::InstallSnapshot(request) => RaftResponse::InstallSnapshot(raft.install_snapshot(request).await),
+        RaftRequest::PreVote(request) => RaftResponse::PreVote(super::prevote::answer(raft, &request).await),
     }
 }
 

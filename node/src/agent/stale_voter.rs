@@ -13,7 +13,8 @@
 //! * the leader — another node — answers this node's polls with `role: agent` (the
 //!   leader's *applied*, that is committed, membership does not count it as a voter);
 //! * this node's own Raft membership still lists it as a voter;
-//! * this node's Raft knows no leader: no leader sends it entries or heartbeats.
+//! * this node's Raft knows no leader: no leader sends it entries or heartbeats (openraft
+//!   names none, or the election timer has heard none within twice the lease).
 //!
 //! A node being promoted fails the third fact: the leader replicates to it as a learner
 //! from the start of the promotion, and its Raft then names that leader. A poll answer
@@ -57,7 +58,9 @@ impl Evidence {
             // Not `voter_ids()`: that builds the union of the joint configs on every call.
             listed_as_voter: (metrics.membership_config.membership().get_joint_config().iter())
                 .any(|voters| voters.contains(&node.id())),
-            has_leader_contact: metrics.current_leader.is_some(),
+            // openraft keeps naming the last leader it knew while no election happens
+            // (pre-vote holds a voter nobody follows back): ask the election timer too.
+            has_leader_contact: metrics.current_leader.is_some() && node.raft_host().hears_leader(),
         })
     }
 

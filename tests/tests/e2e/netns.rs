@@ -263,8 +263,9 @@ fn a_rolling_deployment_lives_through_link_loss_pauses_kills_loss_and_one_way_cu
     let lost: Vec<&String> = seen.acknowledged.iter().filter(|name| !names.contains(name.as_str())).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?} (of {})", seen.acknowledged.len());
     assert!(seen.acknowledged.len() >= 10, "too few writes acknowledged: {}", seen.acknowledged.len());
-    // Pre-vote (which held the term) was taken back out: it kept a voter replaced while
-    // down from noticing (e2e voters test). Until it returns, report the jump instead.
-    eprintln!("one-way cut: term {before} -> {after} (leader {leader} -> {leader_after})");
+    assert!(
+        after <= before + 1,
+        "the one-way cut node deposed the leader: term {before} -> {after} (leader {leader} -> {leader_after})"
+    );
     assert!(started.elapsed() < Duration::from_secs(240), "the fault run took {:?}", started.elapsed());
 }
