@@ -221,7 +221,15 @@ impl ApiTls {
         let request = self.request();
         let cert_pem = match sign_api_certificate(node, node.id(), &request) {
             Ok(cert_pem) => cert_pem,
-            Err(CertificateError::NoCa(_) | CertificateError::NotMember(_)) => ask_voters(node, &request).await?,
+            Err(CertificateError::NoCa(_) | CertificateError::NotMember(_)) => {
+                fn answer(response: &Response) -> Option<&str> {
+                    match response {
+                        Response::ApiCertificate(cert_pem) => Some(cert_pem),
+                        _ => None,
+                    }
+                }
+                ask_voters(node, || Request::SignApiCertificate(request.clone()), answer).await?
+            }
             Err(error) => return Err(ObtainError::Sign(error)),
         };
         // The signer's clock set the exact window; this node's view of it only decides
@@ -231,9 +239,14 @@ impl ApiTls {
     }
 }
 
-/// Asks the leader, then every other known member, to sign `request`: any voter can,
-/// and during an upgrade the leader may be of a release that cannot yet.
-async fn ask_voters(node: &Node, request: &ApiCertificateRequest) -> Result<String, ObtainError> {
+/// Asks the leader, then every other known member, to sign `request` (an API or node
+/// certificate): any voter can, and during an upgrade the leader may be of a release
+/// that cannot yet. `certificate` picks the PEM out of the expected answer.
+pub(super) async fn ask_voters(
+    node: &Node,
+    request: impl Fn() -> Request,
+    certificate: fn(&Response) -> Option<&str>,
+) -> Result<String, AskError> {
     let directory = node.directory();
     let mut peers: Vec<_> = directory.leader.map(|leader| leader.peer()).into_iter().collect();
     for member in directory.members.values().filter(|member| member.id != node.id()) {
@@ -242,28 +255,37 @@ async fn ask_voters(node: &Node, request: &ApiCertificateRequest) -> Result<Stri
             peers.push(peer);
         }
     }
-    let mut last = ObtainError::NoLeader;
+    let mut last = AskError::NoMember;
     for peer in peers {
-        let answer = node.call(peer, Request::SignApiCertificate(request.clone()), Duration::from_secs(10)).await;
+        let answer = node.call(peer, request(), Duration::from_secs(10)).await;
         last = match answer {
-            Ok((Response::ApiCertificate(cert_pem), _)) => return Ok(cert_pem),
-            Ok((Response::Error(message), _)) => ObtainError::Refused(message),
-            Ok((other, _)) => ObtainError::Refused(format!("unexpected answer {other:?}")),
-            Err(error) => ObtainError::Call(error.to_string()),
+            Ok((Response::Error(message), _)) => AskError::Refused(message),
+            Ok((response, _)) => match certificate(&response) {
+                Some(cert_pem) => return Ok(cert_pem.to_string()),
+                None => AskError::Refused(format!("unexpected answer {response:?}")),
+            },
+            Err(error) => AskError::Call(error.to_string()),
         };
     }
     Err(last)
 }
 
-/// Why no certificate was obtained this time.
+/// Why no voter signed a certificate this time.
 #[derive(Debug, thiserror::Error)]
-enum ObtainError {
+pub(super) enum AskError {
     #[error("no member is known yet")]
-    NoLeader,
+    NoMember,
     #[error("cannot reach a voter: {0}")]
     Call(String),
     #[error("a voter refused: {0}")]
     Refused(String),
+}
+
+/// Why no certificate was obtained this time.
+#[derive(Debug, thiserror::Error)]
+enum ObtainError {
+    #[error(transparent)]
+    Ask(#[from] AskError),
     #[error(transparent)]
     Sign(CertificateError),
     #[error("cannot store the certificate: {0}")]

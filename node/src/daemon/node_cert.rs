@@ -21,6 +21,7 @@ use fleetmesh_transport::pki::{NodeKey, Validity};
 use fleetmesh_transport::quic::QuicTransport;
 use tracing::{debug, info, warn};
 
+use super::api_tls::{ask_voters, AskError};
 use crate::leader::{api_validity, sign_node_certificate, CertificateError};
 use crate::runtime::identity::NodeIdentity;
 use crate::runtime::protocol::{NodeCertificateRequest, Request, Response};
@@ -114,7 +115,15 @@ impl NodeCertificate {
             NodeCertificateRequest { public_key: hex::encode(&key.public_key), lifetime_secs: self.lifetime_secs };
         let cert_pem = match sign_node_certificate(&self.node, self.node.id(), &request) {
             Ok(cert_pem) => cert_pem,
-            Err(CertificateError::NoCa(_) | CertificateError::NotMember(_)) => ask_voters(&self.node, &request).await?,
+            Err(CertificateError::NoCa(_) | CertificateError::NotMember(_)) => {
+                fn answer(response: &Response) -> Option<&str> {
+                    match response {
+                        Response::NodeCertificate(cert_pem) => Some(cert_pem),
+                        _ => None,
+                    }
+                }
+                ask_voters(&self.node, || Request::SignNodeCertificate(request.clone()), answer).await?
+            }
             Err(error) => return Err(RenewError::Refused(error.to_string())),
         };
         // The signer's clock set the exact window; this node's view of it only decides
@@ -133,37 +142,11 @@ impl NodeCertificate {
     }
 }
 
-/// Asks the leader, then every other known member, to renew the certificate: any voter
-/// can.
-async fn ask_voters(node: &Node, request: &NodeCertificateRequest) -> Result<String, RenewError> {
-    let directory = node.directory();
-    let mut peers: Vec<_> = directory.leader.map(|leader| leader.peer()).into_iter().collect();
-    for member in directory.members.values().filter(|member| member.id != node.id()) {
-        let peer = fleetmesh_transport::Peer { id: member.id, addr: member.listen };
-        if !peers.contains(&peer) {
-            peers.push(peer);
-        }
-    }
-    let mut last = RenewError::NoMember;
-    for peer in peers {
-        let answer = node.call(peer, Request::SignNodeCertificate(request.clone()), Duration::from_secs(10)).await;
-        last = match answer {
-            Ok((Response::NodeCertificate(cert_pem), _)) => return Ok(cert_pem),
-            Ok((Response::Error(message), _)) => RenewError::Refused(message),
-            Ok((other, _)) => RenewError::Refused(format!("unexpected answer {other:?}")),
-            Err(error) => RenewError::Call(error.to_string()),
-        };
-    }
-    Err(last)
-}
-
 /// Why the certificate was not renewed this time.
 #[derive(Debug, thiserror::Error)]
 enum RenewError {
-    #[error("no member is known yet")]
-    NoMember,
-    #[error("cannot reach a voter: {0}")]
-    Call(String),
+    #[error(transparent)]
+    Ask(#[from] AskError),
     #[error("a voter refused: {0}")]
     Refused(String),
     #[error("{0}")]
