@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::features::FeatureLevel;
 use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
-use crate::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
+use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
     AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
 };
@@ -270,19 +270,32 @@ pub struct Proposal {
     pub level: FeatureLevel,
     /// The commands, applied in order; each succeeds or fails on its own.
     pub commands: Vec<Command>,
+    /// The API caller the commands were proposed for ([`FeatureLevel::AUDIT`]); `None`
+    /// for the leader's own work (rollouts, membership, rollbacks). What the commands
+    /// create or change records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Actor>,
 }
 
 impl Proposal {
     /// A proposal of `commands` at `at`, with the level they need.
     pub fn new(at: UnixMillis, commands: Vec<Command>) -> Self {
         let level = commands.iter().map(Command::feature_level).max().unwrap_or_default();
-        Self { at, level, commands }
+        Self { at, level, commands, by: None }
+    }
+
+    /// The same proposal, made for `by` (raises its level to [`FeatureLevel::AUDIT`]).
+    #[must_use]
+    pub fn made_by(mut self, by: Actor) -> Self {
+        self.level = self.level.max(FeatureLevel::AUDIT);
+        self.by = Some(by);
+        self
     }
 }
 
 impl<'de> Deserialize<'de> for Proposal {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct("Proposal", &["at", "level", "commands"], ProposalVisitor)
+        deserializer.deserialize_struct("Proposal", &["at", "level", "commands", "by"], ProposalVisitor)
     }
 }
 
@@ -293,12 +306,12 @@ impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
     type Value = Proposal;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("a proposal: {at, level, commands}")
+        formatter.write_str("a proposal: {at, level, commands, by}")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Proposal, A::Error> {
         use serde::de::Error;
-        let (mut at, mut level, mut commands) = (None, FeatureLevel::BASE, None);
+        let (mut at, mut level, mut commands, mut by) = (None, FeatureLevel::BASE, None, None);
         // Bounded by the input: one pass over the map's keys.
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
@@ -312,6 +325,7 @@ impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
                     )))
                 }
                 "commands" => commands = Some(map.next_value()?),
+                "by" => by = map.next_value()?,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -319,7 +333,7 @@ impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
         }
         let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
         let commands = commands.ok_or_else(|| A::Error::missing_field("commands"))?;
-        Ok(Proposal { at, level, commands })
+        Ok(Proposal { at, level, commands, by })
     }
 }
 

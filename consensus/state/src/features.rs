@@ -52,8 +52,12 @@ impl FeatureLevel {
     /// ([`crate::Command::SealCa`], and bootstrap entries that carry a sealed CA).
     pub const SEALED_CA: Self = Self(6);
 
+    /// Level 7: audit. A proposal made for an API caller names who made it
+    /// ([`crate::Proposal::by`]), and what it creates or changes records that caller.
+    pub const AUDIT: Self = Self(7);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::SEALED_CA;
+    pub const CURRENT: Self = Self::AUDIT;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

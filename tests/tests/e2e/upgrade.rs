@@ -56,7 +56,7 @@ fn feature_level(cluster: &TestCluster, via: u32) -> Option<u64> {
 /// a time, with a deployment in between (the new CLI through the new agent, whose
 /// operations are relayed as HTTP while an old leader may lead); the feature level stays
 /// at 2 until the last old voter is gone (the new node refuses a join token with a use
-/// limit, which needs level 4) and then rises to this build's level, 6, from when
+/// limit, which needs level 4) and then rises to this build's level (6 and above), from when
 /// operations travel typed and join tokens can be limited; the leader seals the CA key
 /// the old release kept in clear, and a node still joins after; the new CLI deploys
 /// through the new agent, and every host — the old agent included — installs the revision.
@@ -154,7 +154,10 @@ fn a_fleet_upgrades_one_host_at_a_time_and_keeps_deploying() {
             assert_eq!(between["deploymentInfo"]["status"], "Succeeded", "after upgrading voter {index}: {between:#}");
         }
     }
-    wait_until("feature level 6", Duration::from_secs(60), || (feature_level(&cluster, 4) == Some(6)).then_some(()));
+    let current = u64::from(fleetmesh_state::FeatureLevel::CURRENT.0);
+    wait_until("this build's feature level", Duration::from_secs(60), || {
+        (feature_level(&cluster, 4) == Some(current)).then_some(())
+    });
     // At level 6 the leader hands every voter a seal key and seals the CA it created in
     // clear; the new leader after that can still open it (node 6 joins below).
     wait_until("the CA sealed, its seal key on every voter", Duration::from_secs(60), || {

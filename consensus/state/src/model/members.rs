@@ -195,6 +195,32 @@ impl ClusterInfo {
     }
 }
 
+/// Who made a write, as the resources it creates or changes record it (for audit): the
+/// kind of credential and a short id of it, never the secret. An API token is
+/// `<kind>-token:<id>`, where the id is the first 8 hex digits of the BLAKE3 hash of the
+/// token (`printf %s "$TOKEN" | b3sum | cut -c1-8`), so a rotated token shows as another
+/// id. Later credentials (access keys) name themselves the same way.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Actor(pub String);
+
+impl Actor {
+    /// Hex digits of the token hash an actor shows.
+    pub const ID_DIGITS: usize = 8;
+
+    /// The holder of the API token of `kind` whose BLAKE3 hash (hex) is `hash`.
+    pub fn api_token(kind: ApiTokenKind, hash: &str) -> Self {
+        let id: String = hash.chars().take(Self::ID_DIGITS).collect();
+        Self(format!("{kind}-token:{id}"))
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
 /// What a joining node asks to be recorded as.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberSpec {
