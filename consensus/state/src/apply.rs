@@ -5,6 +5,7 @@ use crate::NodeId;
 
 use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
 use crate::model::ids::{RevisionId, UnixMillis};
+use crate::model::members::Actor;
 use crate::model::resources::{
     validate_name, Application, ComputePlatform, DeploymentConfig, DeploymentGroup, MinimumHealthyHosts,
     MinimumHealthyHostsType, PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
@@ -20,9 +21,20 @@ impl ClusterState {
         let outcomes = proposal
             .commands
             .iter()
-            .map(|command| match self.apply_one(command, at) {
-                Ok(outcome) => outcome,
-                Err(error) => Outcome::Rejected(error),
+            .map(|command| {
+                let fresh_revision = match command {
+                    Command::RegisterRevision { record } => !self.revisions.contains_key(&record.revision_id),
+                    _ => false,
+                };
+                match self.apply_one(command, at) {
+                    Ok(outcome) => {
+                        if let Some(by) = &proposal.by {
+                            self.record_actor(command, by, fresh_revision);
+                        }
+                        outcome
+                    }
+                    Err(error) => Outcome::Rejected(error),
+                }
             })
             .collect();
         if cfg!(debug_assertions) {
@@ -77,6 +89,54 @@ impl ClusterState {
         }
     }
 
+    /// Records `by` on what `command` (applied) created or changed, for audit. A revision
+    /// registered again keeps its first registrar (`fresh_revision` is false then).
+    fn record_actor(&mut self, command: &Command, by: &Actor, fresh_revision: bool) {
+        let by = Some(by.clone());
+        match command {
+            Command::CreateApplication { name, .. } => {
+                if let Some(application) = self.applications.get_mut(name) {
+                    application.created_by = by;
+                }
+            }
+            Command::CreateDeploymentGroup { spec, .. } => {
+                if let Some(group) = self.deployment_group_mut(&spec.application_name, &spec.deployment_group_name) {
+                    group.created_by = by;
+                }
+            }
+            Command::CreateDeploymentConfig { name, .. } => {
+                if let Some(config) = self.deployment_configs.get_mut(name) {
+                    config.created_by = by;
+                }
+            }
+            Command::RegisterRevision { record } if fresh_revision => {
+                if let Some(revision) = self.revisions.get_mut(&record.revision_id) {
+                    revision.created_by = by;
+                }
+            }
+            Command::CreateDeployment { deployment_id, .. } => {
+                if let Some(deployment) = self.deployments.get_mut(deployment_id) {
+                    deployment.created_by = by;
+                }
+            }
+            Command::StopDeployment { deployment_id, .. } => {
+                if let Some(deployment) = self.deployments.get_mut(deployment_id) {
+                    deployment.stopped_by = by;
+                }
+            }
+            Command::AddJoinToken { record } => {
+                let id = record.id();
+                let tokens = self.cluster.as_mut().map(|cluster| cluster.join_tokens.iter_mut());
+                if let Some(token) = tokens.into_iter().flatten().find(|token| token.id() == id) {
+                    token.created_by = by;
+                }
+            }
+            // Deletions leave nothing to record on, and the rest are the cluster's own
+            // work; the leader's audit log names the caller of every write.
+            _ => {}
+        }
+    }
+
     fn create_application(
         &mut self,
         name: &str,
@@ -95,6 +155,7 @@ impl ClusterState {
                 application_id: application_id.to_string(),
                 compute_platform: *compute_platform,
                 create_time: at,
+                created_by: None,
             },
         );
         Ok(Outcome::Done)
@@ -174,6 +235,7 @@ impl ClusterState {
                 compute_platform: *compute_platform,
                 minimum_healthy_hosts: *minimum_healthy_hosts,
                 create_time: at,
+                created_by: None,
             },
         );
         Ok(Outcome::Done)
@@ -275,6 +337,7 @@ impl ClusterState {
             active_deployment_id: None,
             instances: Default::default(),
             create_time: at,
+            created_by: None,
         };
         self.deployment_groups
             .entry(spec.application_name.clone())

@@ -101,6 +101,8 @@ impl ClusterState {
                 .unwrap_or_else(|| group.auto_rollback_configuration.clone()),
             rollback_info: None,
             create_time: at,
+            created_by: None,
+            stopped_by: None,
             start_time: None,
             complete_time: None,
             waves: 0,

@@ -11,10 +11,10 @@ use crate::model::deployment::{
     DeploymentCreator, DeploymentStatus, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
 };
 use crate::model::ids::{ChunkHash, DeploymentId, UnixMillis};
-use crate::model::members::{ClusterCa, ClusterInfo, JoinTokenRecord, MemberSpec};
+use crate::model::members::{Actor, ApiTokenKind, ClusterCa, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, TagFilter, TagFilterType, TargetSelector,
-    ONE_AT_A_TIME,
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType,
+    TagFilter, TagFilterType, TargetSelector, ONE_AT_A_TIME,
 };
 use crate::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
@@ -57,6 +57,7 @@ fn revision(content: &[u8]) -> RevisionRecord {
         register_time: UnixMillis(0),
         registered_by: "test".into(),
         seeds: vec![NodeId(1)],
+        created_by: None,
         manifest,
     }
 }
@@ -580,4 +581,53 @@ fn the_ca_key_is_sealed_once_and_sealing_needs_its_level() {
     // A bootstrap entry that carries a sealed CA needs the level too.
     let info = state.cluster.clone().expect("bootstrapped");
     assert_eq!(Command::Bootstrap { info, first: spec(7401) }.feature_level(), FeatureLevel::SEALED_CA);
+}
+
+#[test]
+fn a_write_made_for_a_caller_records_it_and_the_clusters_own_work_records_nobody() {
+    let (mut state, first, _) = setup();
+    let admin = Actor::api_token(ApiTokenKind::Admin, "0123456789abcdef");
+    assert_eq!(admin.to_string(), "admin-token:01234567");
+    let made_by = |millis, command| at(millis, vec![command]).made_by(admin.clone());
+
+    let config = Command::CreateDeploymentConfig {
+        name: "two".into(),
+        deployment_config_id: "c".into(),
+        compute_platform: ComputePlatform::Server,
+        minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 2 },
+    };
+    let entry = made_by(2, config);
+    assert_eq!(entry.level, FeatureLevel::AUDIT, "naming the caller needs the audit level");
+    let text = serde_json::to_string(&entry).expect("encodes");
+    assert_eq!(serde_json::from_str::<Proposal>(&text).expect("decodes"), entry, "{text}");
+    assert!(!serde_json::to_string(&at(2, vec![])).expect("encodes").contains("\"by\""), "no caller, no field");
+
+    state.apply(&entry);
+    state.apply(&made_by(3, deploy(&first, "d-AUDIT0001")));
+    state.apply(&made_by(
+        4,
+        Command::StopDeployment { deployment_id: DeploymentId("d-AUDIT0001".into()), rollback_id: None },
+    ));
+    // The same revision registered again by someone else keeps its first registrar
+    // (setup registered it with no caller); a new one records its caller.
+    let other = Actor::api_token(ApiTokenKind::Admin, "fedcba9876543210");
+    state.apply(&at(5, vec![Command::RegisterRevision { record: Box::new(first.clone()) }]).made_by(other.clone()));
+    let third = revision(b"version: 0.0 # three");
+    state.apply(&at(6, vec![Command::RegisterRevision { record: Box::new(third.clone()) }]).made_by(other.clone()));
+
+    assert_eq!(state.deployment_configs["two"].created_by, Some(admin.clone()));
+    let deployment = &state.deployments[&DeploymentId("d-AUDIT0001".into())];
+    assert_eq!((deployment.created_by.as_ref(), deployment.stopped_by.as_ref()), (Some(&admin), Some(&admin)));
+    assert_eq!(state.revisions[&first.revision_id].created_by, None);
+    assert_eq!(state.revisions[&third.revision_id].created_by, Some(other));
+    assert_eq!(state.applications["app"].created_by, None, "setup's entries name no caller");
+    // A refused write records nothing.
+    let again = Command::CreateApplication {
+        name: "app".into(),
+        application_id: "b".into(),
+        compute_platform: ComputePlatform::Server,
+    };
+    let response = state.apply(&made_by(7, again));
+    assert!(matches!(response.outcomes[0], Outcome::Rejected(_)));
+    assert_eq!(state.applications["app"].created_by, None);
 }

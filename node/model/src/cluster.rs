@@ -174,6 +174,9 @@ pub struct JoinTokenInfo {
     /// How many may; none is no limit.
     #[serde(default)]
     pub max_uses: Option<u64>,
+    /// Who created it (audit); absent for the bootstrap token and before feature level 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 /// `ListJoinTokens`'s answer, in creation order.

@@ -179,6 +179,13 @@ pub struct DeploymentInfo {
     pub description: String,
     /// Who created it.
     pub creator: DeploymentCreator,
+    /// The API caller who created it (fleetmesh's audit extension: `admin-token:<id>`,
+    /// ...); absent when made before feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// The API caller who stopped it, if one did (audit extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     /// Continue past ApplicationStop failures.
     pub ignore_application_stop_failures: bool,
     /// Rollback settings in force.
@@ -253,6 +260,8 @@ impl DeploymentInfo {
             deployment_overview: deployment.overview(),
             description: deployment.description.clone(),
             creator: deployment.creator,
+            created_by: deployment.created_by.as_ref().map(ToString::to_string),
+            stopped_by: deployment.stopped_by.as_ref().map(ToString::to_string),
             ignore_application_stop_failures: deployment.ignore_application_stop_failures,
             auto_rollback_configuration: deployment.auto_rollback_configuration.clone(),
             rollback_info: deployment.rollback_info.clone(),

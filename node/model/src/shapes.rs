@@ -112,6 +112,10 @@ pub struct ApplicationInfo {
     pub create_time: EpochSeconds,
     /// Server, Lambda or ECS.
     pub compute_platform: ComputePlatform,
+    /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
+    /// when it was made before feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&Application> for ApplicationInfo {
@@ -121,6 +125,7 @@ impl From<&Application> for ApplicationInfo {
             application_name: application.application_name.clone(),
             create_time: application.create_time.into(),
             compute_platform: application.compute_platform,
+            created_by: application.created_by.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -234,6 +239,10 @@ pub struct DeploymentGroupInfo {
     pub last_attempted_deployment: Option<LastDeploymentInfo>,
     /// Server, for groups of hosts.
     pub compute_platform: ComputePlatform,
+    /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
+    /// when it was made before feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl DeploymentGroupInfo {
@@ -267,6 +276,7 @@ impl DeploymentGroupInfo {
             last_successful_deployment: LastDeploymentInfo::of(group.last_successful_deployment_id.as_ref(), state),
             last_attempted_deployment: LastDeploymentInfo::of(group.active_deployment_id.as_ref(), state),
             compute_platform,
+            created_by: group.created_by.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -285,6 +295,10 @@ pub struct DeploymentConfigInfo {
     pub create_time: EpochSeconds,
     /// Its platform.
     pub compute_platform: ComputePlatform,
+    /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
+    /// when it was made before feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&DeploymentConfig> for DeploymentConfigInfo {
@@ -295,6 +309,7 @@ impl From<&DeploymentConfig> for DeploymentConfigInfo {
             minimum_healthy_hosts: config.minimum_healthy_hosts,
             create_time: config.create_time.into(),
             compute_platform: config.compute_platform,
+            created_by: config.created_by.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -323,6 +338,10 @@ pub struct RevisionSummary {
     pub seeds: Vec<NodeId>,
     /// Files in the bundle.
     pub files: usize,
+    /// Who registered it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
+    /// when it was made before feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl From<&RevisionRecord> for RevisionSummary {
@@ -338,6 +357,7 @@ impl From<&RevisionRecord> for RevisionSummary {
             registered_by: record.registered_by.clone(),
             seeds: record.seeds.clone(),
             files: record.manifest.files().count(),
+            created_by: record.created_by.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -10,8 +10,7 @@ use fleetmesh_model::{
     ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
 };
 use fleetmesh_state::model::ids::UnixMillis;
-use fleetmesh_state::model::members::ApiTokenKind;
-use fleetmesh_state::model::members::JoinTokenRecord;
+use fleetmesh_state::model::members::{Actor, ApiTokenKind, JoinTokenRecord};
 use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::CaAuthority;
 
@@ -31,6 +30,7 @@ pub(super) async fn get_cluster(api: &Api) -> Result<GetClusterOutput, ApiError>
 pub(super) async fn create_join_token(
     api: &Api,
     input: CreateJoinTokenInput,
+    by: Option<&Actor>,
 ) -> Result<CreateJoinTokenOutput, ApiError> {
     input.check()?;
     let node = &api.node;
@@ -53,7 +53,7 @@ pub(super) async fn create_join_token(
         ..JoinTokenRecord::default()
     };
     let token_id = record.id();
-    match node.propose_one(Command::AddJoinToken { record }).await? {
+    match node.propose_one_by(Command::AddJoinToken { record }, by).await? {
         Outcome::Rejected(error) => Err(error.into()),
         _ => Ok(CreateJoinTokenOutput { token: token.to_string(), expires_at: expires_at.map(Into::into), token_id }),
     }
@@ -61,7 +61,11 @@ pub(super) async fn create_join_token(
 
 /// Mints a new token of the asked kind and commits its hash; the old one of that kind
 /// stops working when the entry applies.
-pub(super) async fn rotate_api_token(api: &Api, input: RotateApiTokenInput) -> Result<RotateApiTokenOutput, ApiError> {
+pub(super) async fn rotate_api_token(
+    api: &Api,
+    input: RotateApiTokenInput,
+    by: Option<&Actor>,
+) -> Result<RotateApiTokenOutput, ApiError> {
     let prefix = match input.kind {
         ApiTokenKind::Admin => "fma1",
         ApiTokenKind::ReadOnly => "fmr1",
@@ -69,7 +73,7 @@ pub(super) async fn rotate_api_token(api: &Api, input: RotateApiTokenInput) -> R
     };
     let token = format!("{prefix}.{}", random_hex(24));
     let command = Command::SetApiToken { kind: input.kind, hash: secret_hash(&token) };
-    match api.node.propose_one(command).await? {
+    match api.node.propose_one_by(command, by).await? {
         Outcome::Rejected(error) => Err(error.into()),
         _ => {
             tracing::info!(kind = %input.kind, "an API token was rotated");
@@ -96,6 +100,7 @@ fn token_info(record: &JoinTokenRecord) -> JoinTokenInfo {
         expires_at: record.expires_at.map(Into::into),
         uses: u64::from(record.uses),
         max_uses: record.max_uses.map(u64::from),
+        created_by: record.created_by.as_ref().map(ToString::to_string),
     }
 }
 
@@ -115,7 +120,11 @@ pub(super) async fn remove_node(api: &Api, input: RemoveNodeInput) -> Result<Emp
 }
 
 /// Stops accepting a join token.
-pub(super) async fn delete_join_token(api: &Api, input: DeleteJoinTokenInput) -> Result<Empty, ApiError> {
+pub(super) async fn delete_join_token(
+    api: &Api,
+    input: DeleteJoinTokenInput,
+    by: Option<&Actor>,
+) -> Result<Empty, ApiError> {
     let token_id = input.token_id;
     let well_formed = token_id
         .strip_prefix("jt-")
@@ -126,7 +135,7 @@ pub(super) async fn delete_join_token(api: &Api, input: DeleteJoinTokenInput) ->
             "not a join token id (jt- and 16 hex digits, as `fleetmesh cluster list-join-tokens` shows)",
         ));
     }
-    match api.node.propose_one(Command::DeleteJoinToken { token_id }).await? {
+    match api.node.propose_one_by(Command::DeleteJoinToken { token_id }, by).await? {
         Outcome::Rejected(error) => Err(error.into()),
         _ => Ok(Empty {}),
     }

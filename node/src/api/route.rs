@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_model::{Access, Operation, Output};
+use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::Caller;
 
@@ -60,7 +61,38 @@ impl Api {
     /// # Errors
     /// The operation's error answer, or 503 when a consistent read cannot confirm this
     /// node still leads.
-    pub(super) async fn answer_here(&self, operation: Operation, consistent: bool) -> Result<Output, ApiError> {
+    ///
+    /// A write is made for `by` (recorded on what it creates or changes) and logged
+    /// with its caller and outcome under the `fleetmesh::audit` target.
+    pub(super) async fn answer_here(
+        &self,
+        operation: Operation,
+        consistent: bool,
+        by: Option<&Actor>,
+    ) -> Result<Output, ApiError> {
+        if operation.access() != Access::Write {
+            return self.answer_here_as(operation, consistent, by).await;
+        }
+        let name = operation.name();
+        let answer = self.answer_here_as(operation, consistent, by).await;
+        let caller = by.map_or_else(|| "unknown".to_string(), ToString::to_string);
+        match &answer {
+            Ok(_) => {
+                tracing::info!(target: "fleetmesh::audit", operation = name, by = %caller, "audit: write accepted")
+            }
+            Err(error) => {
+                tracing::info!(target: "fleetmesh::audit", operation = name, by = %caller, status = error.status.as_u16(), "audit: write refused")
+            }
+        }
+        answer
+    }
+
+    async fn answer_here_as(
+        &self,
+        operation: Operation,
+        consistent: bool,
+        by: Option<&Actor>,
+    ) -> Result<Output, ApiError> {
         if consistent && operation.access() == Access::Read {
             self.node.raft().ensure_linearizable().await.map_err(|error| {
                 ApiError::unavailable(format!("cannot confirm this node still leads (retry): {error}"))
@@ -69,17 +101,17 @@ impl Api {
         match operation {
             Operation::GetCluster(_) => cluster::get_cluster(self).await.map(Output::GetCluster),
             Operation::CreateJoinToken(input) => {
-                cluster::create_join_token(self, input).await.map(Output::CreateJoinToken)
+                cluster::create_join_token(self, input, by).await.map(Output::CreateJoinToken)
             }
             Operation::ListJoinTokens(_) => cluster::list_join_tokens(self).map(Output::ListJoinTokens),
             Operation::DeleteJoinToken(input) => {
-                cluster::delete_join_token(self, input).await.map(Output::DeleteJoinToken)
+                cluster::delete_join_token(self, input, by).await.map(Output::DeleteJoinToken)
             }
             Operation::RotateApiToken(input) => {
-                cluster::rotate_api_token(self, input).await.map(Output::RotateApiToken)
+                cluster::rotate_api_token(self, input, by).await.map(Output::RotateApiToken)
             }
             Operation::RemoveNode(input) => cluster::remove_node(self, input).await.map(Output::RemoveNode),
-            other => deploy::handle(self, other).await,
+            other => deploy::handle(self, other, by).await,
         }
     }
 
@@ -123,8 +155,9 @@ impl Api {
         if !self.answers(&request.operation, request.consistent) {
             return crate::runtime::dispatch::not_leader(&self.node).0;
         }
+        let by = self.node.actor(&request.token);
         NodeResponse::Operation(Box::new(
-            self.answer_here(request.operation, request.consistent).await.map_err(Into::into),
+            self.answer_here(request.operation, request.consistent, by.as_ref()).await.map_err(Into::into),
         ))
     }
 }
@@ -186,7 +219,8 @@ pub(super) async fn answer(
     let counts = &api.counts;
     if api.answers(&operation, consistent) {
         counts.here.fetch_add(1, Ordering::Relaxed);
-        return Some(api.answer_here(operation, consistent).await);
+        let by = api.node.actor(token);
+        return Some(api.answer_here(operation, consistent, by.as_ref()).await);
     }
     if api.node.cluster_feature_level() < FeatureLevel::TYPED_OPERATIONS {
         counts.relayed.fetch_add(1, Ordering::Relaxed);

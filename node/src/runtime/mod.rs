@@ -35,7 +35,7 @@ pub use directory::Directory;
 pub use dispatch::{Family, NodeHandler, Refusal, Service};
 use fleetmesh_consensus::host::{HostError, RaftHost, ServerStateWatch};
 use fleetmesh_consensus::raft::{Raft, StateHandle};
-use fleetmesh_state::model::members::ApiTokenKind;
+use fleetmesh_state::model::members::{Actor, ApiTokenKind};
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::{NodeId, Transport};
 pub use propose::ProposeError;
@@ -243,6 +243,13 @@ impl Node {
                 ApiTokenKind::Metrics => directory.metrics_token_hash.clone(),
             })
         })
+    }
+
+    /// Who holds `token`, as writes record it (`Actor`): its kind and the start of its
+    /// hash; `None` for a token that is not the cluster's.
+    pub fn actor(&self, token: &str) -> Option<Actor> {
+        let kind = self.token_kind(token)?;
+        self.token_hash(kind).map(|hash| Actor::api_token(kind, &hash))
     }
 
     /// What `token` may do: the kind whose hash it matches, if any.

@@ -1,6 +1,6 @@
 //! Proposing commands through Raft, with the failures a caller can act on.
 
-use fleetmesh_state::model::members::{ClusterInfo, MemberSpec};
+use fleetmesh_state::model::members::{Actor, ClusterInfo, MemberSpec};
 use fleetmesh_state::{Command, FeatureLevel, Outcome, Proposal};
 use openraft::error::{ClientWriteError, RaftError};
 
@@ -39,8 +39,21 @@ impl Node {
     /// # Errors
     /// Not the leader, no quorum within the propose timeout, or Raft has stopped.
     pub async fn propose(&self, commands: Vec<Command>) -> Result<Vec<Outcome>, ProposeError> {
-        let proposal = Proposal::new(self.clock().now(), commands);
+        self.propose_by(commands, None).await
+    }
+
+    /// Proposes commands made for the API caller `by`, who is recorded on what they
+    /// create or change once the cluster runs at [`FeatureLevel::AUDIT`] (below it the
+    /// entry would be one older voters cannot read, so it goes without the caller).
+    ///
+    /// # Errors
+    /// As [`Node::propose`].
+    pub async fn propose_by(&self, commands: Vec<Command>, by: Option<&Actor>) -> Result<Vec<Outcome>, ProposeError> {
+        let mut proposal = Proposal::new(self.clock().now(), commands);
         let cluster = self.state().read(|state| state.feature_level);
+        if let Some(by) = by.filter(|_| cluster >= FeatureLevel::AUDIT) {
+            proposal = proposal.made_by(by.clone());
+        }
         if proposal.level > cluster {
             return Err(ProposeError::FeatureLevel { needed: proposal.level, cluster });
         }
@@ -107,7 +120,15 @@ impl Node {
     /// # Errors
     /// As [`Node::propose`].
     pub async fn propose_one(&self, command: Command) -> Result<Outcome, ProposeError> {
-        let mut outcomes = self.propose(vec![command]).await?;
+        self.propose_one_by(command, None).await
+    }
+
+    /// Proposes one command made for the API caller `by` (see [`Node::propose_by`]).
+    ///
+    /// # Errors
+    /// As [`Node::propose`].
+    pub async fn propose_one_by(&self, command: Command, by: Option<&Actor>) -> Result<Outcome, ProposeError> {
+        let mut outcomes = self.propose_by(vec![command], by).await?;
         outcomes.pop().ok_or_else(|| ProposeError::Fatal("no outcome for the command".into()))
     }
 }

@@ -141,6 +141,8 @@ mod tests {
             auto_rollback_configuration: AutoRollbackConfiguration::default(),
             rollback_info: None,
             create_time: UnixMillis(0),
+            created_by: None,
+            stopped_by: None,
             start_time: None,
             complete_time: None,
             waves: 0,

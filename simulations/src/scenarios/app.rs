@@ -155,6 +155,7 @@ impl App {
                 register_time: cluster.node(seed).clock().now(),
                 registered_by: "sim".into(),
                 seeds: vec![seed],
+                created_by: None,
                 manifest,
             };
             app.revisions.push(record.revision_id);

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
+use fleetmesh_state::model::ids::Hash32;
 use fleetmesh_tests::{binary, http_agent_trusting, wait_until, Options, TestCluster};
 use serde_json::Value;
 
@@ -119,6 +120,17 @@ fn each_api_token_does_what_it_may_and_a_rotated_admin_token_stops_working() {
     });
     assert!(read_only.starts_with("fmr1."), "{read_only}");
     cluster.ok(1, &["deploy", "create-application", "--application-name", "seen"]);
+    // Audit: what a write creates names its caller by the start of its token's hash,
+    // and the leader logs every write with its caller.
+    let created_by = |cluster: &TestCluster, name: &str| {
+        let answer = cluster.cli_json(1, &["deploy", "get-application", "--application-name", name]);
+        answer.and_then(|answer| answer["application"]["createdBy"].as_str().map(str::to_string))
+    };
+    let actor = |token: &str| format!("admin-token:{}", &Hash32::of(token.as_bytes()).to_hex()[..8]);
+    let first_admin = actor(&cluster.admin_token);
+    assert_eq!(created_by(&cluster, "seen").as_deref(), Some(first_admin.as_str()));
+    let audit = format!("audit: write accepted operation=\"CreateApplication\" by={first_admin}");
+    assert!(cluster.log(1).contains(&audit), "no `{audit}` in the leader's log");
     let as_reader = |via: u32, args: &[&str]| {
         Command::new(binary())
             .args(args)
@@ -154,6 +166,10 @@ fn each_api_token_does_what_it_may_and_a_rotated_admin_token_stops_working() {
         (!first_dir.join("admin-token").exists()).then_some(())
     });
     cluster.ok(1, &["deploy", "create-application", "--application-name", "after-rotation"]);
+    let second_admin = actor(&cluster.admin_token);
+    assert_ne!(second_admin, first_admin);
+    assert_eq!(created_by(&cluster, "after-rotation"), Some(second_admin));
+    assert_eq!(created_by(&cluster, "seen"), Some(first_admin), "a record keeps who made it");
 }
 
 /// A client cannot make up where a revision's chunks are: `seeds` and `registeredBy` are

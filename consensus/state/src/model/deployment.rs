@@ -10,6 +10,7 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
+use super::members::Actor;
 use super::resources::{AutoRollbackConfiguration, FileExistsBehavior, MinimumHealthyHosts};
 
 /// `DeploymentStatus` (§6.1).
@@ -310,6 +311,13 @@ pub struct Deployment {
     pub rollback_info: Option<RollbackInfo>,
     /// Created.
     pub create_time: UnixMillis,
+    /// The API caller who created it (for audit; `creator` says why); none when made
+    /// below feature level 7 or by the cluster itself (a rollback, a late joiner's update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
+    /// The API caller who stopped it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<Actor>,
     /// Started by the rollout engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<UnixMillis>,

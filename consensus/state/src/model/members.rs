@@ -47,6 +47,9 @@ pub struct JoinTokenRecord {
     /// When it was added; `None` when it was added below feature level 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<UnixMillis>,
+    /// Who created it (for audit); none for the bootstrap token and below feature level 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
 }
 
 fn is_zero(value: &u32) -> bool {

@@ -8,6 +8,7 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
+use super::members::Actor;
 
 /// Where an application's revisions run (§4.7 `computePlatform`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -46,6 +47,10 @@ pub struct Application {
     pub compute_platform: ComputePlatform,
     /// Creation time.
     pub create_time: UnixMillis,
+    /// Who created it (for audit; see [`crate::model::members::Actor`]); none when made
+    /// below feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
 }
 
 /// How a tag filter matches (§5.1).
@@ -242,6 +247,10 @@ pub struct DeploymentGroup {
     pub instances: BTreeMap<NodeId, InstanceRecord>,
     /// Creation time.
     pub create_time: UnixMillis,
+    /// Who created it (for audit; see [`crate::model::members::Actor`]); none when made
+    /// below feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
 }
 
 /// `minimumHealthyHosts` (§4.2).
@@ -283,6 +292,10 @@ pub struct DeploymentConfig {
     pub minimum_healthy_hosts: MinimumHealthyHosts,
     /// Creation time (0 for predefined configs).
     pub create_time: UnixMillis,
+    /// Who created it (for audit; see [`crate::model::members::Actor`]); none when made
+    /// below feature level 7 or by the cluster itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
 }
 
 /// Names of the predefined Server configurations (§4.1).
@@ -302,6 +315,7 @@ pub fn predefined_configs() -> Vec<DeploymentConfig> {
         compute_platform: ComputePlatform::Server,
         minimum_healthy_hosts: MinimumHealthyHosts { kind, value },
         create_time: UnixMillis(0),
+        created_by: None,
     };
     vec![
         config(ONE_AT_A_TIME, "predefined-one-at-a-time", MinimumHealthyHostsType::MostConcurrency, 1),

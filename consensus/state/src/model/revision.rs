@@ -12,6 +12,7 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ChunkHash, RevisionId, UnixMillis};
+use super::members::Actor;
 
 /// Manifest format written by this release.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -269,6 +270,10 @@ pub struct RevisionRecord {
     pub register_time: UnixMillis,
     /// Who pushed it (the API caller's description).
     pub registered_by: String,
+    /// The API caller who registered it (for audit); set when applied, whatever the
+    /// command carries; none below feature level 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
     /// Nodes that held every chunk when it was registered (the first seeds).
     pub seeds: Vec<NodeId>,
     /// The manifest itself.

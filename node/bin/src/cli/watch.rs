@@ -40,6 +40,12 @@ pub(crate) fn print_deployment(answer: &GetDeploymentOutput) {
     if let Some(error) = &info.error_information {
         println!("error        {}: {}", spelled(&error.code), error.message);
     }
+    if let Some(by) = &info.created_by {
+        println!("created by   {by}");
+    }
+    if let Some(by) = &info.stopped_by {
+        println!("stopped by   {by}");
+    }
     if let Some(rollback) = &info.rollback_info {
         println!("rollback     {}", rollback.rollback_message);
     }

@@ -298,6 +298,7 @@ fn revision_record() -> RevisionRecord {
         register_time: UnixMillis(0),
         registered_by: "harness".into(),
         seeds: vec![NodeId(1)],
+        created_by: None,
         manifest,
     }
 }

@@ -9,6 +9,7 @@ mod writes;
 use fleetmesh_model::{
     Empty, GetRevisionDistributionInput, GetRevisionDistributionOutput, NodeHolding, Operation, Output,
 };
+use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::{Command, Outcome};
 
 use super::{Api, ApiError};
@@ -19,40 +20,42 @@ use crate::runtime::Node;
 ///
 /// # Errors
 /// The operation's error answer.
-pub(super) async fn handle(api: &Api, operation: Operation) -> Result<Output, ApiError> {
+pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) -> Result<Output, ApiError> {
     let node = &api.node;
     Ok(match operation {
         Operation::CreateApplication(input) => {
-            Output::CreateApplication(writes::create_application(node, input).await?)
+            Output::CreateApplication(writes::create_application(node, input, by).await?)
         }
         Operation::DeleteApplication(input) => {
-            commit(node, Command::DeleteApplication { name: input.application_name }).await?;
+            commit(node, Command::DeleteApplication { name: input.application_name }, by).await?;
             Output::DeleteApplication(Empty {})
         }
         Operation::CreateDeploymentGroup(input) => {
-            Output::CreateDeploymentGroup(writes::create_deployment_group(node, input).await?)
+            Output::CreateDeploymentGroup(writes::create_deployment_group(node, input, by).await?)
         }
         Operation::DeleteDeploymentGroup(input) => {
             let command = Command::DeleteDeploymentGroup {
                 application_name: input.application_name,
                 deployment_group_name: input.deployment_group_name,
             };
-            commit(node, command).await?;
+            commit(node, command, by).await?;
             Output::DeleteDeploymentGroup(Empty {})
         }
         Operation::CreateDeploymentConfig(input) => {
-            Output::CreateDeploymentConfig(writes::create_deployment_config(node, input).await?)
+            Output::CreateDeploymentConfig(writes::create_deployment_config(node, input, by).await?)
         }
         Operation::DeleteDeploymentConfig(input) => {
-            commit(node, Command::DeleteDeploymentConfig { name: input.deployment_config_name }).await?;
+            commit(node, Command::DeleteDeploymentConfig { name: input.deployment_config_name }, by).await?;
             Output::DeleteDeploymentConfig(Empty {})
         }
         Operation::RegisterApplicationRevision(input) => {
-            Output::RegisterApplicationRevision(writes::register_revision(node, input).await?)
+            Output::RegisterApplicationRevision(writes::register_revision(node, input, by).await?)
         }
-        Operation::Prefetch(input) => Output::Prefetch(writes::prefetch(node, input).await?),
-        Operation::CreateDeployment(input) => Output::CreateDeployment(writes::create_deployment(node, input).await?),
-        Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input).await?),
+        Operation::Prefetch(input) => Output::Prefetch(writes::prefetch(node, input, by).await?),
+        Operation::CreateDeployment(input) => {
+            Output::CreateDeployment(writes::create_deployment(node, input, by).await?)
+        }
+        Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input, by).await?),
         Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
         read => node.state().read(|state| reads::answer(&read, state))?,
     })
@@ -72,8 +75,9 @@ fn random_id(node: &Node) -> String {
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
-async fn commit(node: &Node, command: Command) -> Result<(), ApiError> {
-    match node.propose_one(command).await? {
+/// Proposes `command` for `by` and turns a rejection into the operation's error.
+async fn commit(node: &Node, command: Command, by: Option<&Actor>) -> Result<(), ApiError> {
+    match node.propose_one_by(command, by).await? {
         Outcome::Rejected(error) => Err(error.into()),
         _ => Ok(()),
     }

@@ -10,6 +10,7 @@ use fleetmesh_model::{
 };
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::model::resources::{MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
@@ -22,17 +23,20 @@ use crate::runtime::Node;
 pub(super) async fn create_application(
     node: &Node,
     input: CreateApplicationInput,
+    by: Option<&Actor>,
 ) -> Result<CreateApplicationOutput, ApiError> {
     let name = required("applicationName", &input.application_name)?.to_string();
     let compute_platform = input.compute_platform.unwrap_or_default();
     let application_id = random_id(node);
-    commit(node, Command::CreateApplication { name, application_id: application_id.clone(), compute_platform }).await?;
+    commit(node, Command::CreateApplication { name, application_id: application_id.clone(), compute_platform }, by)
+        .await?;
     Ok(CreateApplicationOutput { application_id })
 }
 
 pub(super) async fn create_deployment_group(
     node: &Node,
     input: CreateDeploymentGroupInput,
+    by: Option<&Actor>,
 ) -> Result<CreateDeploymentGroupOutput, ApiError> {
     let tag_filters = input.on_premises_instance_tag_filters.unwrap_or_default();
     let tag_set = input.on_premises_tag_set.map(|set| set.on_premises_tag_set_list).unwrap_or_default();
@@ -58,13 +62,14 @@ pub(super) async fn create_deployment_group(
         update_outdated_instances: input.outdated_instances_strategy != Some(OutdatedInstancesStrategy::Ignore),
     };
     let deployment_group_id = random_id(node);
-    commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }).await?;
+    commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
     Ok(CreateDeploymentGroupOutput { deployment_group_id })
 }
 
 pub(super) async fn create_deployment_config(
     node: &Node,
     input: CreateDeploymentConfigInput,
+    by: Option<&Actor>,
 ) -> Result<CreateDeploymentConfigOutput, ApiError> {
     let name = required("deploymentConfigName", &input.deployment_config_name)?.to_string();
     let minimum_healthy_hosts =
@@ -80,13 +85,14 @@ pub(super) async fn create_deployment_config(
         compute_platform,
         minimum_healthy_hosts,
     };
-    commit(node, command).await?;
+    commit(node, command, by).await?;
     Ok(CreateDeploymentConfigOutput { deployment_config_id })
 }
 
 pub(super) async fn register_revision(
     node: &Node,
     input: RegisterApplicationRevisionInput,
+    by: Option<&Actor>,
 ) -> Result<RegisterApplicationRevisionOutput, ApiError> {
     let manifest = input.manifest;
     manifest.validate().map_err(|error| ApiError::invalid("manifest", error))?;
@@ -102,14 +108,19 @@ pub(super) async fn register_revision(
         register_time: node.clock().now(),
         registered_by: input.registered_by.filter(|by| !by.is_empty()).unwrap_or_else(|| "api".to_string()),
         seeds: input.seeds,
+        created_by: None,
         manifest,
     };
     let revision_info = RevisionSummary::from(&record);
-    commit(node, Command::RegisterRevision { record: Box::new(record) }).await?;
+    commit(node, Command::RegisterRevision { record: Box::new(record) }, by).await?;
     Ok(RegisterApplicationRevisionOutput { revision_id, revision_info })
 }
 
-pub(super) async fn prefetch(node: &Node, input: PrefetchInput) -> Result<PrefetchOutput, ApiError> {
+pub(super) async fn prefetch(
+    node: &Node,
+    input: PrefetchInput,
+    by: Option<&Actor>,
+) -> Result<PrefetchOutput, ApiError> {
     let revision = input.revision.resolve()?;
     let targets = node.state().read(|state| -> Result<Vec<NodeId>, ApiError> {
         let record = state
@@ -128,13 +139,14 @@ pub(super) async fn prefetch(node: &Node, input: PrefetchInput) -> Result<Prefet
         })?;
         Ok(state.group_targets(group))
     })?;
-    commit(node, Command::RequestPrefetch { revision_id: revision, targets: targets.clone() }).await?;
+    commit(node, Command::RequestPrefetch { revision_id: revision, targets: targets.clone() }, by).await?;
     Ok(PrefetchOutput { revision_id: revision, targets })
 }
 
 pub(super) async fn create_deployment(
     node: &Node,
     input: CreateDeploymentInput,
+    by: Option<&Actor>,
 ) -> Result<CreateDeploymentOutput, ApiError> {
     let spec = DeploymentSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
@@ -149,15 +161,19 @@ pub(super) async fn create_deployment(
         targets: None,
     };
     let deployment_id = DeploymentId::from_random(node.random_bytes());
-    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }).await?;
+    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
     Ok(CreateDeploymentOutput { deployment_id })
 }
 
-pub(super) async fn stop_deployment(node: &Node, input: StopDeploymentInput) -> Result<StopDeploymentOutput, ApiError> {
+pub(super) async fn stop_deployment(
+    node: &Node,
+    input: StopDeploymentInput,
+    by: Option<&Actor>,
+) -> Result<StopDeploymentOutput, ApiError> {
     let id = input.deployment_id;
     let rollback = input.auto_rollback_enabled.unwrap_or(false);
     let rollback_id = rollback.then(|| DeploymentId::from_random(node.random_bytes()));
-    commit(node, Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback_id.clone() }).await?;
+    commit(node, Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback_id.clone() }, by).await?;
     let rollback_info =
         node.state().read(|state| state.deployments.get(&id).and_then(|deployment| deployment.rollback_info.clone()));
     let status_message = match (&rollback_info, rollback) {
