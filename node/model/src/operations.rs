@@ -219,7 +219,8 @@ pub struct RegisterApplicationRevisionInput {
     /// Free text, at most 256 characters.
     #[serde(default)]
     pub description: Option<String>,
-    /// The revision's files and chunks.
+    /// The revision's files and chunks (unknown members refused at any depth).
+    #[serde(deserialize_with = "crate::strict::manifest_strict")]
     pub manifest: Manifest,
     /// Nodes that hold every chunk.
     #[serde(default)]

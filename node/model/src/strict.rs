@@ -10,6 +10,7 @@ use fleetmesh_state::model::resources::{
     AutoRollbackConfiguration, AutoRollbackEvent, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter,
     TagFilterType,
 };
+use fleetmesh_state::model::revision::Manifest;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -60,6 +61,40 @@ pub(crate) fn tag_filters_strict<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Vec<TagFilter>>, D::Error> {
     Ok(Option::<Vec<StrictTagFilter>>::deserialize(deserializer)?.map(filters))
+}
+
+/// A manifest, unknown members refused at any depth. The revision id is the hash of
+/// the manifest as the node encodes it, so a member it would drop silently would register
+/// another revision than the one the client hashed.
+pub(crate) fn manifest_strict<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Manifest, D::Error> {
+    let given = serde_json::Value::deserialize(deserializer)?;
+    let manifest = Manifest::deserialize(&given).map_err(D::Error::custom)?;
+    let kept = serde_json::to_value(&manifest).map_err(D::Error::custom)?;
+    match unknown_member(&given, &kept, "") {
+        Some(path) => Err(D::Error::custom(format!("unknown field `{}`", crate::bounds::cut(&path)))),
+        None => Ok(manifest),
+    }
+}
+
+/// The path of the first member of `given` that `kept` (the same value read and written
+/// again) does not have. The depth is bounded by the JSON parser's recursion limit.
+fn unknown_member(given: &serde_json::Value, kept: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (given, kept) {
+        (Value::Object(given), Value::Object(kept)) => given.iter().find_map(|(key, value)| {
+            let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            match kept.get(key) {
+                None => Some(here),
+                Some(kept) => unknown_member(value, kept, &here),
+            }
+        }),
+        (Value::Array(given), Value::Array(kept)) => given
+            .iter()
+            .zip(kept)
+            .enumerate()
+            .find_map(|(index, (given, kept))| unknown_member(given, kept, &format!("{path}[{index}]"))),
+        _ => None,
+    }
 }
 
 /// Groups of tag filters (`onPremisesTagSetList`).

@@ -252,3 +252,36 @@ fn join_token_bounds_defaults_and_levels() {
     let wire = serde_json::to_string(&parse(r#"{"ttlSeconds": 5}"#)).unwrap();
     assert_eq!(wire, r#"{"ttlSeconds":5,"description":""}"#);
 }
+
+#[test]
+fn a_manifest_with_a_member_it_does_not_know_is_refused_by_path() {
+    use fleetmesh_state::model::ids::ChunkHash;
+    use fleetmesh_state::model::revision::{ChunkRef, ChunkingParams, EntryKind, ManifestEntry, MANIFEST_FORMAT};
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        chunking: ChunkingParams { algorithm: "fastcdc-v2020".into(), min_bytes: 16, avg_bytes: 64, max_bytes: 256 },
+        entries: vec![ManifestEntry {
+            path: "appspec.yml".into(),
+            mode: 0o644,
+            kind: EntryKind::File { size: 3, chunks: vec![ChunkRef(ChunkHash::of(b"abc"), 3)] },
+        }],
+    };
+    let input = |manifest: serde_json::Value| {
+        let body = serde_json::json!({"applicationName": "a", "manifest": manifest});
+        Operation::parse("RegisterApplicationRevision", body.to_string().as_bytes())
+    };
+    let plain = serde_json::to_value(&manifest).unwrap();
+    let Ok(Operation::RegisterApplicationRevision(parsed)) = input(plain.clone()) else { panic!("a plain manifest") };
+    assert_eq!(parsed.manifest, manifest);
+    // An entry's member (entries flatten their kind, where serde alone would drop it)
+    // and a nested one are named with their path; a client's hash would not match.
+    let mut extra = plain.clone();
+    extra["entries"][0]["owner"] = serde_json::json!("root");
+    let error = input(extra).unwrap_err();
+    assert!(error.to_string().contains("unknown field `entries[0].owner`"), "{error}");
+    assert_eq!(error.field(), Some("manifest.entries[0].owner"), "{error}");
+    let mut nested = plain;
+    nested["chunking"]["window"] = serde_json::json!(48);
+    let error = input(nested).unwrap_err();
+    assert!(error.to_string().contains("unknown field `chunking.window`"), "{error}");
+}

@@ -12,7 +12,14 @@ const SOURCES: &[&str] =
 
 /// fleetmesh's members beyond CodeDeploy's, per type.
 const EXTENSIONS: &[(&str, &[&str])] = &[
-    ("DeploymentInfo", &["deploymentGroupId", "minimumHealthyHosts", "revisionId", "waves", "targetWaves"]),
+    (
+        "DeploymentInfo",
+        &["deploymentGroupId", "minimumHealthyHosts", "revisionId", "waves", "targetWaves", "createdBy", "stoppedBy"],
+    ),
+    // Audit: who created it (docs/security.md).
+    ("ApplicationInfo", &["createdBy"]),
+    ("DeploymentGroupInfo", &["createdBy"]),
+    ("DeploymentConfigInfo", &["createdBy"]),
     ("GetDeploymentGroupOutput", &["targetNodes"]),
     ("RegisterApplicationRevisionInput", &["manifest", "seeds", "registeredBy"]),
     ("RevisionLocation", &["revisionId"]),
