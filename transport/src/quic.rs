@@ -305,20 +305,29 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<(FrameKind, Message)
     let mut prefix_bytes = [0u8; PREFIX_BYTES];
     recv.read_exact(&mut prefix_bytes).await.map_err(|error| ReadError::Stream(error.to_string()))?;
     let prefix = frame::decode_prefix(&prefix_bytes).map_err(ReadError::Frame)?;
-    let mut header = vec![0u8; prefix.header_len];
-    recv.read_exact(&mut header).await.map_err(|error| ReadError::Stream(error.to_string()))?;
-    // Chunk by chunk into uninitialized capacity: a piece answer is ~1 MiB, and zeroing
-    // a buffer only to overwrite it showed up in the receiver's profile.
-    let mut payload = bytes::BytesMut::with_capacity(prefix.payload_len);
-    // Bounded: each turn adds at least one byte, up to payload_len.
-    while payload.len() < prefix.payload_len {
-        match recv.read_chunk(prefix.payload_len - payload.len(), true).await {
-            Ok(Some(chunk)) => payload.extend_from_slice(&chunk.bytes),
+    let header = read_exactly(recv, prefix.header_len).await?;
+    let payload = read_exactly(recv, prefix.payload_len).await?;
+    Ok((prefix.kind, Message { header: header.freeze(), payload: payload.freeze() }))
+}
+
+/// Most bytes reserved for a frame's part before they arrive: a peer that announces a
+/// large frame (up to the prefix's limits, tens of MiB) gets the memory only as it sends
+/// the bytes, so a stream that stops early holds little.
+const RESERVED_AHEAD_MAX: usize = 1 << 20;
+
+/// Reads `len` bytes, chunk by chunk into uninitialized capacity: a piece answer is
+/// ~1 MiB, and zeroing a buffer only to overwrite it showed up in the receiver's profile.
+async fn read_exactly(recv: &mut quinn::RecvStream, len: usize) -> Result<bytes::BytesMut, ReadError> {
+    let mut buffer = bytes::BytesMut::with_capacity(len.min(RESERVED_AHEAD_MAX));
+    // Bounded: each turn adds at least one byte, up to len.
+    while buffer.len() < len {
+        match recv.read_chunk(len - buffer.len(), true).await {
+            Ok(Some(chunk)) => buffer.extend_from_slice(&chunk.bytes),
             Ok(None) => return Err(ReadError::Stream("the stream ended inside a frame".to_string())),
             Err(error) => return Err(ReadError::Stream(error.to_string())),
         }
     }
-    Ok((prefix.kind, Message { header: header.into(), payload: payload.freeze() }))
+    Ok(buffer)
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn Handler>, revocation: Arc<Revocation>) {
