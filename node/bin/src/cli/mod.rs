@@ -8,6 +8,7 @@ mod demo_deploy;
 pub(crate) mod deploy;
 mod node_cmd;
 mod push;
+mod quiet_log;
 pub(crate) mod table;
 pub(crate) mod watch;
 

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use super::{tag_map, NodeArgs};
 use fleetmesh_node::daemon::{self as boot, NodeConfig, Recovery};
@@ -13,11 +15,15 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--log {:?} is not a valid filter", args.log))?;
     // Colours only on a terminal: a log file (the demo's, systemd's) gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // openraft's repeated ERRORs (an unreachable voter, every RPC) once per call site
+    // every ten seconds.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(ansi)
+        .finish()
+        .with(super::quiet_log::OpenraftErrorLimiter::default())
         .init();
     let timing = Timing {
         voter_grace: Duration::from_secs(args.voter_grace_secs),
