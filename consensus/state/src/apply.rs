@@ -74,6 +74,9 @@ impl ClusterState {
             Command::StopDeployment { deployment_id, rollback_id } => {
                 self.stop_deployment(deployment_id, rollback_id.as_ref(), at)
             }
+            Command::CreateRoute { spec } => self.create_route(spec, at),
+            Command::DeleteRoute { route_name } => self.delete_route(route_name),
+            Command::SetRouteTargets { route_name, targets } => self.set_route_targets(route_name, targets, at),
         }
     }
 

@@ -35,6 +35,7 @@ pub use directory::Directory;
 pub use dispatch::{Family, NodeHandler, Refusal, Service};
 use fleetmesh_consensus::host::{HostError, RaftHost, ServerStateWatch};
 use fleetmesh_consensus::raft::{Raft, StateHandle};
+use fleetmesh_model::RouteInfo;
 use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::{NodeId, Transport};
@@ -59,6 +60,7 @@ pub struct Node {
     leader_changes: AtomicU64,
     services: dispatch::Services,
     seal_keys: ca_seal::SealKeyStore,
+    routes: watch::Sender<Arc<Vec<RouteInfo>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -94,6 +96,7 @@ impl Node {
             leader_changes: AtomicU64::new(0),
             services: dispatch::Services::default(),
             seal_keys,
+            routes: watch::channel(Arc::new(Vec::new())).0,
         }))
     }
 
@@ -271,6 +274,25 @@ impl Node {
         } else {
             self.read_directory(|directory| directory.role).unwrap_or(Role::Agent)
         }
+    }
+
+    /// Records the routes this node serves as a router, as the leader's last poll answer
+    /// listed them (the agent's poll loop calls it); wakes [`Node::routes`]' receivers
+    /// only when they changed.
+    pub fn publish_routes(&self, routes: &[RouteInfo]) {
+        self.routes.send_if_modified(|current| {
+            if current.as_slice() == routes {
+                return false;
+            }
+            *current = Arc::new(routes.to_vec());
+            true
+        });
+    }
+
+    /// The routes this node serves as a router (see [`Node::publish_routes`]); the
+    /// router follows it. Kept while no leader answers: routing goes on.
+    pub fn routes(&self) -> watch::Receiver<Arc<Vec<RouteInfo>>> {
+        self.routes.subscribe()
     }
 
     /// A receiver that flips to `true` when the node shuts down.

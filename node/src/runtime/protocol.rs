@@ -278,6 +278,10 @@ pub struct Assignments {
     pub deployments: Vec<DeploymentAssignment>,
     /// Revisions to fetch ahead of deployment.
     pub prefetch: Vec<RevisionId>,
+    /// The traffic routes this host serves as a router, targets resolved (feature
+    /// level 8; left out while empty, so older agents and digests see no change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<fleetmesh_model::RouteInfo>,
 }
 
 impl Assignments {
