@@ -31,17 +31,26 @@ struct Server {
 
 impl Server {
     fn start(address: SocketAddr, answer: String) -> Self {
+        Self::start_holding(address, answer, false)
+    }
+
+    /// With `hold`, connections stay open after the answer (until the server stops).
+    fn start_holding(address: SocketAddr, answer: String, hold: bool) -> Self {
         let listener = TcpListener::bind(address).unwrap_or_else(|error| panic!("bind {address}: {error}"));
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
             while !stopping.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut stream, _)) => {
                         use std::io::Write;
                         // A client that went away is not this server's problem.
-                        let _ = stream.write_all(answer.as_bytes());
+                        let _ = stream.write_all(format!("{answer}\n").as_bytes());
+                        if hold {
+                            held.push(stream);
+                        }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -152,7 +161,16 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
     wait_until("the router listens", Duration::from_secs(10), || ask(router).ok());
 
     // ~200 connections follow 60/30/10 (loosely), none fails.
+    let through = Instant::now();
     let (answers, failures) = spread(router, 200);
+    let through = through.elapsed();
+    let direct = Instant::now();
+    let (direct_answers, _) = spread(SocketAddr::new(ip(1), TARGET_PORT), 200);
+    println!(
+        "200 sequential connections: {} ms through the router, {} ms straight to a target ({direct_answers:?})",
+        through.as_millis(),
+        direct.elapsed().as_millis()
+    );
     println!("weights 60/30/10 over 200 connections: {answers:?}");
     assert!(failures.is_empty(), "{failures:?}");
     let share = |id: u64| answers.get(&id).copied().unwrap_or(0);
@@ -243,6 +261,7 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
     assert_eq!(cluster.ok(1, &["traffic", "list-routes", "--json"]), before, "nothing changed");
 
     command_route(&cluster, &ids);
+    draining_and_blocked(&cluster, ids[0]);
 
     // Deleted: the router stops listening.
     cluster.ok(1, &["traffic", "delete-route", "--route-name", "web"]);
@@ -305,4 +324,76 @@ fn write_script(script: &Path, output: &Path) {
     let text = format!("#!/bin/sh\ncat > {0}.tmp && mv {0}.tmp {0}\n", output.display());
     std::fs::write(script, text).expect("write script");
     std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+}
+
+/// An open connection through a router: true once the router closed it (end of file or
+/// reset), false while it stays open for `wait`.
+fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).expect("read timeout");
+    let mut buffer = [0u8; 64];
+    match stream.read(&mut buffer) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
+/// A held connection through the router, after reading the target's answer line.
+fn held_connection(router: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect_timeout(&router, Duration::from_secs(5)).expect("connect through the router");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let mut byte = [0u8; 1];
+    // The answer line, byte by byte up to its newline.
+    while stream.read(&mut byte).map(|read| read == 1 && byte[0] != b'\n').unwrap_or(false) {}
+    stream
+}
+
+/// Open connections to a target that stops serving: weight 0 keeps them for the
+/// route's drain time (1 s here) then closes them; blocked closes them at once.
+fn draining_and_blocked(cluster: &TestCluster, target: u64) {
+    let (listen, target_port) = (18003u16, 18081u16);
+    let _server = Server::start_holding(SocketAddr::new(cluster.ip(1), target_port), target.to_string(), true);
+    let router = SocketAddr::new(cluster.ip(2), listen);
+    let (listen_flag, target_flag) = (listen.to_string(), target_port.to_string());
+    cluster.ok(
+        1,
+        &[
+            "traffic",
+            "create-route",
+            "--route-name",
+            "hold",
+            "--listen-port",
+            &listen_flag,
+            "--target-port",
+            &target_flag,
+            "--router-tag",
+            "router=yes",
+            "--drain-seconds",
+            "1",
+        ],
+    );
+    let set = |weight: u32, state: &str| {
+        let list = targets(&[(target, weight, state)]);
+        cluster.ok(1, &["traffic", "set-route-targets", "--route-name", "hold", "--targets", &list]);
+    };
+    set(10, "serving");
+    wait_until("the hold route listens", Duration::from_secs(10), || {
+        TcpStream::connect_timeout(&router, Duration::from_secs(1)).ok()
+    });
+    let mut draining = held_connection(router);
+    set(0, "serving");
+    let stopped = Instant::now();
+    assert!(!closed_within(&mut draining, Duration::from_millis(500)), "open during the drain time");
+    assert!(closed_within(&mut draining, Duration::from_secs(3)), "closed after the drain time");
+    println!("a drained connection closed {} ms after weight 0 (drain time 1 s)", stopped.elapsed().as_millis());
+    set(10, "serving");
+    let mut blocked = wait_until("a new connection after serving again", Duration::from_secs(5), || {
+        let mut stream = held_connection(router);
+        (!closed_within(&mut stream, Duration::from_millis(100))).then_some(stream)
+    });
+    set(10, "blocked");
+    let stopped = Instant::now();
+    assert!(closed_within(&mut blocked, Duration::from_secs(1)), "blocked closes at once");
+    println!("a blocked target's connection closed after {} ms", stopped.elapsed().as_millis());
+    cluster.ok(1, &["traffic", "delete-route", "--route-name", "hold"]);
 }
