@@ -81,7 +81,8 @@ pub struct RouteTargetInfo {
     /// The target host's node id.
     pub target_id: NodeId,
     /// Where routers connect: the host's advertised IP and the route's target port
-    /// (`IP:PORT`, `[IPv6]:PORT`); empty when the node is no longer a member.
+    /// (`IP:PORT`, `[IPv6]:PORT`); empty when the node is no longer a member or has no
+    /// usable address (routers skip it).
     pub address: String,
     /// Relative share of new connections, 0–1000.
     pub weight: u32,
@@ -124,7 +125,11 @@ impl RouteInfo {
                 address: state
                     .members
                     .get(&target.target_id)
-                    .map(|member| std::net::SocketAddr::new(member.address(), spec.target_port).to_string())
+                    .map(|member| member.address())
+                    // A member recorded with a wildcard listen address and no advertised
+                    // one (it joined before level 8) cannot be reached: no address.
+                    .filter(|address| !address.is_unspecified())
+                    .map(|address| std::net::SocketAddr::new(address, spec.target_port).to_string())
                     .unwrap_or_default(),
                 weight: target.weight,
                 state: target.state,
