@@ -139,3 +139,58 @@ async fn bounded(reader: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetmesh_model::RouteTargetInfo;
+    use fleetmesh_state::model::routes::TrafficState;
+    use fleetmesh_state::NodeId;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn route(command: &std::path::Path) -> RouteInfo {
+        RouteInfo {
+            route_name: "web".into(),
+            listen_port: 9000,
+            target_port: 80,
+            routers: vec![NodeId(1)],
+            targets: vec![RouteTargetInfo {
+                target_id: NodeId(2),
+                address: "127.0.0.2:80".into(),
+                weight: 5,
+                state: TrafficState::Serving,
+            }],
+            router_tags: Default::default(),
+            drain_seconds: 30,
+            command: Some(command.display().to_string()),
+        }
+    }
+
+    fn script(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("route-command.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[tokio::test]
+    async fn the_program_gets_the_route_on_stdin_and_its_output_is_bounded() {
+        // A program that echoes its input, then floods stdout, and fails: the outcome has
+        // the route's JSON first, at most OUTPUT_BYTES_MAX bytes, and the failure.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = script(dir.path(), "cat; head -c 100000 /dev/zero; echo oops >&2; exit 3");
+        let outcome = run_once(&route(&path)).await.expect("runs");
+        assert!(!outcome.success, "{}", outcome.status);
+        assert_eq!(outcome.stdout.len(), OUTPUT_BYTES_MAX);
+        let json = serde_json::to_vec(&route(&path)).expect("encodes");
+        assert_eq!(&outcome.stdout[..json.len()], json.as_slice());
+        assert_eq!(outcome.stderr, b"oops\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_an_error_not_a_panic() {
+        let missing = std::path::Path::new("/nonexistent/fleetmesh-route-command");
+        let error = run_once(&route(missing)).await.expect_err("no such program");
+        assert!(error.to_string().contains("cannot start /nonexistent/fleetmesh-route-command"), "{error}");
+    }
+}
