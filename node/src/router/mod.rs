@@ -117,7 +117,7 @@ fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], addres
                 });
             }
             _ => {
-                // The old task (another mode or port) goes first: its port is free then.
+                // The old task (another mode or port) is aborted before the new one starts.
                 served.remove(&route.route_name);
                 let (sender, receiver) = watch::channel(Arc::new(route.clone()));
                 let task = match mode {
