@@ -160,7 +160,7 @@ operations! {
     RotateApiToken(RotateApiTokenInput) -> RotateApiTokenOutput, Write;
     RemoveNode(RemoveNodeInput) -> Empty, Write;
     CreateRoute(CreateRouteInput) -> RouteInfo, Write;
-    GetRoute(RouteNameInput) -> RouteInfo, Read;
+    GetRoute(RouteNameInput) -> RouteInfo, LeaderRead;
     ListRoutes(ListRoutesInput) -> ListRoutesOutput, Read;
     DeleteRoute(RouteNameInput) -> Empty, Write;
     SetRouteTargets(SetRouteTargetsInput) -> RouteInfo, Write;

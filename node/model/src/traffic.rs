@@ -111,6 +111,20 @@ pub struct RouteInfo {
     /// The program routers run instead of proxying, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Routers that cannot serve the route (a listen port in use), as their polls
+    /// reported it to the leader; only in `GetRoute`'s answer, left out while none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub router_errors: Vec<RouterError>,
+}
+
+/// A router that cannot serve a route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterError {
+    /// The router node.
+    pub node_id: NodeId,
+    /// Why, e.g. `cannot listen on 10.0.0.5:80: Address already in use (os error 98)`.
+    pub error: String,
 }
 
 impl RouteInfo {
@@ -149,6 +163,7 @@ impl RouteInfo {
             router_tags: spec.router_tags.clone(),
             drain_seconds: spec.drain_seconds,
             command: spec.command.clone(),
+            router_errors: Vec::new(),
         }
     }
 }

@@ -80,7 +80,7 @@ impl Api {
             }
             Operation::RemoveNode(input) => cluster::remove_node(self, input).await.map(Output::RemoveNode),
             Operation::CreateRoute(input) => traffic::create_route(self, input).await.map(Output::CreateRoute),
-            Operation::GetRoute(input) => traffic::read_route(self, &input.route_name).map(Output::GetRoute),
+            Operation::GetRoute(input) => traffic::get_route(self, &input.route_name).map(Output::GetRoute),
             Operation::ListRoutes(_) => Ok(Output::ListRoutes(traffic::list_routes(self))),
             Operation::DeleteRoute(input) => traffic::delete_route(self, input).await.map(Output::DeleteRoute),
             Operation::SetRouteTargets(input) => {

@@ -1,7 +1,9 @@
 //! The traffic route operations: the writes propose one route command on the leader
 //! and answer the route as applied; the reads answer from this node's applied state.
 
-use fleetmesh_model::{CreateRouteInput, Empty, ListRoutesOutput, RouteInfo, RouteNameInput, SetRouteTargetsInput};
+use fleetmesh_model::{
+    CreateRouteInput, Empty, ListRoutesOutput, RouteInfo, RouteNameInput, RouterError, SetRouteTargetsInput,
+};
 use fleetmesh_state::model::routes::{RouteSpec, RouteTarget, DRAIN_SECONDS_DEFAULT};
 use fleetmesh_state::{ClusterState, Command, Outcome};
 
@@ -42,7 +44,20 @@ pub(super) async fn set_route_targets(api: &Api, input: SetRouteTargetsInput) ->
     read_route(api, &input.route_name)
 }
 
-/// `GetRoute`, from this node's applied state.
+/// `GetRoute`: the route from the leader's applied state, and the errors its routers
+/// reported.
+pub(super) fn get_route(api: &Api, route_name: &str) -> Result<RouteInfo, ApiError> {
+    let mut route = read_route(api, route_name)?;
+    route.router_errors = api
+        .leader
+        .route_errors(route_name)
+        .into_iter()
+        .map(|(node_id, error)| RouterError { node_id, error })
+        .collect();
+    Ok(route)
+}
+
+/// A route from this node's applied state.
 pub(super) fn read_route(api: &Api, route_name: &str) -> Result<RouteInfo, ApiError> {
     api.node.state().read(|state| route_info(state, route_name))
 }

@@ -163,6 +163,7 @@ mod tests {
             router_tags: Default::default(),
             drain_seconds: 30,
             command: Some(command.display().to_string()),
+            router_errors: Vec::new(),
         }
     }
 

@@ -86,7 +86,8 @@ async fn run(node: Arc<Node>) {
     // Until shutdown; one reconcile per change of the routes.
     loop {
         let wanted = routes.borrow_and_update().clone();
-        reconcile(&mut served, &wanted, address);
+        node.retain_route_errors(|name| wanted.iter().any(|route| route.route_name == name));
+        reconcile(&mut served, &wanted, address, &node);
         tokio::select! {
             _ = shutdown.changed() => return,
             changed = routes.changed() => if changed.is_err() { return },
@@ -96,7 +97,7 @@ async fn run(node: Arc<Node>) {
 
 /// Makes `served` match `wanted`: stops what is gone, updates what changed in place,
 /// starts what is new or changed mode (listen port or command).
-fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], address: IpAddr) {
+fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], address: IpAddr, node: &Arc<Node>) {
     served.retain(|name, _| {
         let keep = wanted.iter().any(|route| &route.route_name == name);
         if !keep {
@@ -121,7 +122,7 @@ fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], addres
                 served.remove(&route.route_name);
                 let (sender, receiver) = watch::channel(Arc::new(route.clone()));
                 let task = match mode {
-                    Mode::Proxy(_) => tokio::spawn(proxy::run(receiver, address)),
+                    Mode::Proxy(_) => tokio::spawn(proxy::run(receiver, address, node.clone())),
                     Mode::Command => tokio::spawn(command::run(receiver)),
                 };
                 served.insert(route.route_name.clone(), Served { mode, route: sender, task });

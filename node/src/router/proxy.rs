@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::pick;
+use crate::runtime::Node;
 
 /// How long a connect to one target may take before the next target is tried: long
 /// enough for a loaded host on the same network, short enough that a client waits at
@@ -44,13 +45,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// Routes `route` on `address` until the task is aborted (the route is deleted, its
 /// listen port changes, or this node stops routing it) or the sender is dropped.
 /// Aborting it drops the listener and every connection.
-pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, address: IpAddr) {
+pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, address: IpAddr, node: Arc<Node>) {
     let (name, port) = {
         let info = route.borrow_and_update();
         (info.route_name.clone(), info.listen_port)
     };
     let listen = SocketAddr::new(address, port);
-    let Some(listener) = bind(&mut route, listen, &name).await else { return };
+    let Some(listener) = bind(&mut route, listen, &name, &node).await else { return };
     info!(route = %name, %listen, "routing traffic");
     let mut connections = JoinSet::new();
     // Until aborted or the route's sender is gone; each pass handles one event.
@@ -78,7 +79,12 @@ pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, address: IpA
 /// A listener on `listen`, retrying every [`BIND_RETRY`] while the port is taken. The
 /// first failure is logged as an error, the recovery once; `None` when the route went
 /// away meanwhile.
-async fn bind(route: &mut watch::Receiver<Arc<RouteInfo>>, listen: SocketAddr, name: &str) -> Option<TcpListener> {
+async fn bind(
+    route: &mut watch::Receiver<Arc<RouteInfo>>,
+    listen: SocketAddr,
+    name: &str,
+    node: &Node,
+) -> Option<TcpListener> {
     let mut failing = false;
     // Until bound or the route is gone; one try per BIND_RETRY.
     loop {
@@ -86,6 +92,7 @@ async fn bind(route: &mut watch::Receiver<Arc<RouteInfo>>, listen: SocketAddr, n
             Ok(listener) => {
                 if failing {
                     info!(route = %name, %listen, "the listen port is free again");
+                    node.set_route_error(name, None);
                 }
                 return Some(listener);
             }
@@ -97,6 +104,7 @@ async fn bind(route: &mut watch::Receiver<Arc<RouteInfo>>, listen: SocketAddr, n
                          using the port? Retrying every {BIND_RETRY:?} without logging again"
                     );
                     failing = true;
+                    node.set_route_error(name, Some(format!("cannot listen on {listen}: {bind_error}")));
                 }
             }
         }
@@ -206,6 +214,7 @@ mod tests {
             router_tags: Default::default(),
             drain_seconds: 30,
             command: None,
+            router_errors: Vec::new(),
         };
         let verdicts: Vec<Verdict> = (1..=5).map(|id| verdict(&route, NodeId(id))).collect();
         assert_eq!(verdicts, [Verdict::Keep, Verdict::Drain, Verdict::Drain, Verdict::Close, Verdict::Drain]);

@@ -61,6 +61,9 @@ pub struct Node {
     services: dispatch::Services,
     seal_keys: ca_seal::SealKeyStore,
     routes: watch::Sender<Arc<Vec<RouteInfo>>>,
+    /// Routes this node cannot serve, by name, with the reason (see
+    /// [`Node::set_route_error`]); one entry per route at most.
+    route_errors: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -97,6 +100,7 @@ impl Node {
             services: dispatch::Services::default(),
             seal_keys,
             routes: watch::channel(Arc::new(Vec::new())).0,
+            route_errors: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -293,6 +297,26 @@ impl Node {
     /// router follows it. Kept while no leader answers: routing goes on.
     pub fn routes(&self) -> watch::Receiver<Arc<Vec<RouteInfo>>> {
         self.routes.subscribe()
+    }
+
+    /// Records why this node cannot serve `route` (`None`: it can, or no longer serves
+    /// it); the agent's polls report these to the leader.
+    pub fn set_route_error(&self, route: &str, error: Option<String>) {
+        let mut errors = self.route_errors.lock().unwrap_or_else(PoisonError::into_inner);
+        match error {
+            Some(error) => errors.insert(route.to_string(), error),
+            None => errors.remove(route),
+        };
+    }
+
+    /// Forgets the errors of routes `keep` says this node no longer serves.
+    pub fn retain_route_errors(&self, keep: impl Fn(&str) -> bool) {
+        self.route_errors.lock().unwrap_or_else(PoisonError::into_inner).retain(|route, _| keep(route));
+    }
+
+    /// The routes this node cannot serve, with the reasons.
+    pub fn route_errors(&self) -> BTreeMap<String, String> {
+        self.route_errors.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A receiver that flips to `true` when the node shuts down.

@@ -249,6 +249,10 @@ pub struct PollRequest {
     /// when it differs. Releases before level 3 send none (and need none).
     #[serde(default)]
     pub feature_level: Option<FeatureLevel>,
+    /// Routes this node should serve and cannot (a listen port in use), by name, with
+    /// the reason; left out while there are none. The leader shows them in `GetRoute`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub route_errors: BTreeMap<String, String>,
 }
 
 /// What one agent must do for one deployment.

@@ -261,6 +261,7 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
     assert_eq!(cluster.ok(1, &["traffic", "list-routes", "--json"]), before, "nothing changed");
 
     command_route(&cluster, &ids);
+    port_in_use(&cluster, ids[1]);
     draining_and_blocked(&cluster, ids[0]);
 
     // Deleted: the router stops listening.
@@ -396,4 +397,35 @@ fn draining_and_blocked(cluster: &TestCluster, target: u64) {
     assert!(closed_within(&mut blocked, Duration::from_secs(1)), "blocked closes at once");
     println!("a blocked target's connection closed after {} ms", stopped.elapsed().as_millis());
     cluster.ok(1, &["traffic", "delete-route", "--route-name", "hold"]);
+}
+
+/// A route whose listen port is taken on its router: the router says so, and
+/// `get-route` shows it (from the router's next poll).
+fn port_in_use(cluster: &TestCluster, router: u64) {
+    let taken = TcpListener::bind(SocketAddr::new(cluster.ip(2), 18004)).expect("take the port");
+    cluster.ok(
+        1,
+        &[
+            "traffic",
+            "create-route",
+            "--route-name",
+            "busy",
+            "--listen-port",
+            "18004",
+            "--target-port",
+            "80",
+            "--router-tag",
+            "router=yes",
+        ],
+    );
+    let route = wait_until("get-route shows the router's error", Duration::from_secs(20), || {
+        let route: Value =
+            serde_json::from_str(&cluster.ok(3, &["traffic", "get-route", "--route-name", "busy", "--json"])).ok()?;
+        route["routerErrors"].as_array().is_some_and(|errors| !errors.is_empty()).then_some(route)
+    });
+    assert_eq!(route["routerErrors"][0]["nodeId"], router, "{route}");
+    let error = route["routerErrors"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cannot listen on") && error.contains("in use"), "{error}");
+    cluster.ok(1, &["traffic", "delete-route", "--route-name", "busy"]);
+    drop(taken);
 }
