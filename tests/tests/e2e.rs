@@ -13,6 +13,7 @@ mod e2e {
     mod recovery;
     mod security;
     mod swarm;
+    mod traffic;
     mod upgrade;
     mod voters;
 }

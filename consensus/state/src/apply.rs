@@ -86,6 +86,9 @@ impl ClusterState {
             Command::StopDeployment { deployment_id, rollback_id } => {
                 self.stop_deployment(deployment_id, rollback_id.as_ref(), at)
             }
+            Command::CreateRoute { spec } => self.create_route(spec, at),
+            Command::DeleteRoute { route_name } => self.delete_route(route_name),
+            Command::SetRouteTargets { route_name, targets } => self.set_route_targets(route_name, targets, at),
         }
     }
 
@@ -129,6 +132,16 @@ impl ClusterState {
                 let tokens = self.cluster.as_mut().map(|cluster| cluster.join_tokens.iter_mut());
                 if let Some(token) = tokens.into_iter().flatten().find(|token| token.id() == id) {
                     token.created_by = by;
+                }
+            }
+            Command::CreateRoute { spec } => {
+                if let Some(route) = self.routes.get_mut(&spec.route_name) {
+                    route.created_by = by;
+                }
+            }
+            Command::SetRouteTargets { route_name, .. } => {
+                if let Some(route) = self.routes.get_mut(route_name) {
+                    route.targets_set_by = by;
                 }
             }
             // Deletions leave nothing to record on, and the rest are the cluster's own

@@ -15,6 +15,7 @@ use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{ClusterInfo, Member};
 use crate::model::resources::{predefined_configs, Application, DeploymentConfig, DeploymentGroup};
 use crate::model::revision::RevisionRecord;
+use crate::model::routes::Route;
 
 /// Everything the cluster agrees on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,11 @@ pub struct ClusterState {
     /// one (written by the first release) is at [`FeatureLevel::BASE`].
     #[serde(default)]
     pub feature_level: FeatureLevel,
+    /// Traffic routes by name ([`FeatureLevel::TRAFFIC_ROUTES`]); left out of the
+    /// encoding while there are none, so a state without routes reads and writes as
+    /// before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, Route>,
 }
 
 impl ClusterState {
@@ -109,6 +115,10 @@ impl ClusterState {
                     deployment.deployment_id
                 );
             }
+        }
+        for route in self.routes.values() {
+            let listeners = self.routes.values().filter(|other| other.spec.listen_port == route.spec.listen_port);
+            assert_eq!(listeners.count(), 1, "listen port {} used twice", route.spec.listen_port);
         }
         for id in self.members.keys() {
             assert!(id.0 < self.next_node_id, "member {id} not below next id {}", self.next_node_id);

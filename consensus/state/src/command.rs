@@ -14,6 +14,7 @@ use crate::model::resources::{
     AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
+use crate::model::routes::{RouteSpec, RouteTarget};
 
 /// What a client asks for when it creates a deployment group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +254,24 @@ pub enum Command {
         /// The new level.
         level: FeatureLevel,
     },
+    /// `create-route` ([`FeatureLevel::TRAFFIC_ROUTES`]): a route without targets.
+    CreateRoute {
+        /// What was asked.
+        spec: RouteSpec,
+    },
+    /// `delete-route` ([`FeatureLevel::TRAFFIC_ROUTES`]).
+    DeleteRoute {
+        /// Route.
+        route_name: String,
+    },
+    /// Replace a route's targets ([`FeatureLevel::TRAFFIC_ROUTES`]): an operator's
+    /// `set-route-targets`, later the traffic steps of deployments.
+    SetRouteTargets {
+        /// Route.
+        route_name: String,
+        /// The new targets, all of them.
+        targets: Vec<RouteTarget>,
+    },
 }
 
 /// Commands with the leader's timestamp and the feature level they need: one Raft entry.
@@ -343,9 +362,20 @@ impl Command {
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
             Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
+            Self::Bootstrap { first: spec, .. }
+            | Self::AddMember { spec }
+            | Self::AdmitMember { spec, .. }
+            | Self::UpdateMember { spec, .. }
+                if spec.advertise.is_some() =>
+            {
+                FeatureLevel::TRAFFIC_ROUTES
+            }
             Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::SetApiToken { .. } => FeatureLevel::HARDENING,
             Self::SealCa { .. } => FeatureLevel::SEALED_CA,
+            Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
+                FeatureLevel::TRAFFIC_ROUTES
+            }
             Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
@@ -356,7 +386,9 @@ impl Command {
     /// `level`: [`Command::AdmitMember`], which counts the join against the token, from
     /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`] on; below it [`Command::AddMember`], which
     /// every release knows (joins are not counted then, and no token has a use limit).
+    /// The advertised address is recorded from [`FeatureLevel::TRAFFIC_ROUTES`] on.
     pub fn admit(spec: MemberSpec, token: &JoinTokenRecord, level: FeatureLevel) -> Self {
+        let spec = spec.for_level(level);
         if level >= FeatureLevel::JOIN_TOKEN_LIFECYCLE {
             Self::AdmitMember { spec, token_id: token.id() }
         } else {

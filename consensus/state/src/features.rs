@@ -56,8 +56,13 @@ impl FeatureLevel {
     /// ([`crate::Proposal::by`]), and what it creates or changes records that caller.
     pub const AUDIT: Self = Self(7);
 
+    /// Level 8: traffic routes ([`crate::Command::CreateRoute`], `DeleteRoute`,
+    /// `SetRouteTargets`), members' advertised addresses, and the routes a node serves
+    /// in its poll answers.
+    pub const TRAFFIC_ROUTES: Self = Self(8);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::AUDIT;
+    pub const CURRENT: Self = Self::TRAFFIC_ROUTES;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -23,6 +23,7 @@ mod deployments;
 pub mod features;
 mod membership;
 pub mod model;
+mod routes;
 #[cfg(test)]
 mod tests;
 mod touches;

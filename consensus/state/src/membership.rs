@@ -18,8 +18,7 @@ impl ClusterState {
         }
         self.cluster = Some(info.clone());
         let id = NodeId(1);
-        self.members
-            .insert(id, Member { id, listen: first.listen, api: first.api, tags: first.tags.clone(), joined_at: at });
+        self.members.insert(id, Member::from_spec(id, first, at));
         self.next_node_id = 2;
         Ok(Outcome::MemberAdded(id))
     }
@@ -30,8 +29,7 @@ impl ClusterState {
         }
         let id = NodeId(self.next_node_id);
         self.next_node_id += 1;
-        self.members
-            .insert(id, Member { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at: at });
+        self.members.insert(id, Member::from_spec(id, spec, at));
         Ok(Outcome::MemberAdded(id))
     }
 
@@ -40,6 +38,7 @@ impl ClusterState {
         member.listen = spec.listen;
         member.api = spec.api;
         member.tags = spec.tags.clone();
+        member.advertise = spec.advertise;
         Ok(Outcome::Done)
     }
 

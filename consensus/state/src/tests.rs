@@ -20,7 +20,7 @@ use crate::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
 };
 
-fn at(millis: u64, commands: Vec<Command>) -> Proposal {
+pub(crate) fn at(millis: u64, commands: Vec<Command>) -> Proposal {
     Proposal::new(UnixMillis(millis), commands)
 }
 
@@ -29,6 +29,7 @@ fn spec(port: u16) -> MemberSpec {
         listen: format!("127.0.0.1:{port}").parse().expect("addr"),
         api: format!("127.0.0.1:{}", port + 1000).parse().expect("addr"),
         tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
+        advertise: None,
     }
 }
 
@@ -64,7 +65,7 @@ fn revision(content: &[u8]) -> RevisionRecord {
 
 /// A cluster of three web hosts with an application, a OneAtATime group with automatic
 /// rollback, and two revisions.
-fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
+pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
     let mut state = ClusterState::default();
     let info = ClusterInfo {
         ca: ClusterCa { cluster_id: "t".into(), cert_pem: "x".into(), key_pem: "x".into(), sealed_key: None },

@@ -125,7 +125,10 @@ impl Command {
             | Self::FailTargets { .. }
             | Self::FinishDeployment(_)
             | Self::StopDeployment { .. }
-            | Self::SetFeatureLevel { .. } => Touches { members: false, poll_inputs: true },
+            | Self::SetFeatureLevel { .. }
+            | Self::CreateRoute { .. }
+            | Self::DeleteRoute { .. }
+            | Self::SetRouteTargets { .. } => Touches { members: false, poll_inputs: true },
         }
     }
 }

@@ -10,9 +10,18 @@
 //! | tag filters of a group / groups of a tag set | ≤ 100 (fleetmesh) / ≤ 3 |
 //! | ids named in a request (deployment, target, join token) | ≤ 100 characters |
 //! | `BatchGet*` (when served) | 25 items, `BatchGetApplications` 100 |
+//! | route names | as resource names |
+//! | route ports | 1–65535 |
+//! | router tags | 1–10 pairs, keys 1–128, values ≤ 256 characters |
+//! | drain seconds | 0–3600 |
+//! | route command | an absolute path of ≤ 1024 bytes |
+//! | route targets | ≤ 1000, weights 0–1000, each node once |
 
 use fleetmesh_state::model::resources::{
     AutoRollbackConfiguration, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType, NAME_LEN_MAX,
+};
+use fleetmesh_state::model::routes::{
+    DRAIN_SECONDS_MAX, ROUTER_TAGS_MAX, ROUTE_COMMAND_BYTES_MAX, ROUTE_TARGETS_MAX, ROUTE_WEIGHT_MAX,
 };
 
 use crate::{Operation, OperationError};
@@ -110,6 +119,7 @@ fn name(field: &str, value: &str) -> Result<(), OperationError> {
     let what = match field {
         APPLICATION => "application name",
         GROUP => "deployment group name",
+        ROUTE => "route name",
         _ => "deployment configuration name",
     };
     if value.is_empty() {
@@ -201,6 +211,81 @@ fn tag_set(field: &str, groups: &[Vec<TagFilter>]) -> Result<(), OperationError>
     Ok(())
 }
 
+/// A TCP port: 1–65535.
+fn port(field: &str, value: u32) -> Result<(), OperationError> {
+    if value == 0 || value > u32::from(u16::MAX) {
+        return Err(OperationError::invalid(field, format!("{value} is not a port (1 to 65535)")));
+    }
+    Ok(())
+}
+
+/// A route's router selector: 1–10 pairs, keys and values within tag lengths.
+fn router_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), OperationError> {
+    if tags.is_empty() || tags.len() > ROUTER_TAGS_MAX {
+        return Err(OperationError::invalid(
+            "routerTags",
+            format!("{} tags; a route needs 1 to {ROUTER_TAGS_MAX} (--router-tag KEY=VALUE)", tags.len()),
+        ));
+    }
+    for (key, value) in tags {
+        if key.is_empty() {
+            return Err(OperationError::invalid("routerTags", "a tag key must not be empty"));
+        }
+        text("routerTags key", key, TAG_KEY_CHARS_MAX)?;
+        text(&format!("routerTags.{}", cut(key)), value, TAG_VALUE_CHARS_MAX)?;
+    }
+    Ok(())
+}
+
+/// A route's drain time: at most [`DRAIN_SECONDS_MAX`] seconds.
+fn drain_seconds(seconds: Option<u32>) -> Result<(), OperationError> {
+    match seconds {
+        Some(seconds) if seconds > DRAIN_SECONDS_MAX => Err(OperationError::invalid(
+            "drainSeconds",
+            format!("{seconds} is more than the maximum, {DRAIN_SECONDS_MAX}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A route's command: an absolute path of at most [`ROUTE_COMMAND_BYTES_MAX`] bytes.
+fn route_command(command: Option<&str>) -> Result<(), OperationError> {
+    match command {
+        Some(path) if !path.starts_with('/') || path.len() > ROUTE_COMMAND_BYTES_MAX || path.contains('\0') => {
+            Err(OperationError::invalid(
+                "command",
+                format!("{} is not an absolute path of at most {ROUTE_COMMAND_BYTES_MAX} bytes", echo(path)),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A route's targets: at most [`ROUTE_TARGETS_MAX`], weights within bounds, no node twice.
+fn route_targets(targets: &[crate::RouteTargetInput]) -> Result<(), OperationError> {
+    if targets.len() > ROUTE_TARGETS_MAX {
+        return Err(OperationError::invalid(
+            "targets",
+            format!("{} targets; the most is {ROUTE_TARGETS_MAX}", targets.len()),
+        ));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        if target.weight > ROUTE_WEIGHT_MAX {
+            return Err(OperationError::invalid(
+                &format!("targets[{index}].weight"),
+                format!("{} is more than the maximum, {ROUTE_WEIGHT_MAX}", target.weight),
+            ));
+        }
+        if targets[..index].iter().any(|earlier| earlier.target_id == target.target_id) {
+            return Err(OperationError::invalid(
+                &format!("targets[{index}].targetId"),
+                format!("node {} is listed twice", target.target_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rollback settings: each event named once at most.
 fn rollback(field: &str, configuration: Option<&AutoRollbackConfiguration>) -> Result<(), OperationError> {
     let events = configuration.map(|configuration| configuration.events.as_slice()).unwrap_or_default();
@@ -233,6 +318,7 @@ const GROUP: &str = "deploymentGroupName";
 const CONFIG: &str = "deploymentConfigName";
 const DESCRIPTION: &str = "description";
 const DEPLOYMENT: &str = "deploymentId";
+const ROUTE: &str = "routeName";
 
 impl Operation {
     /// Checks every bound of the input: names, lengths, counts and numbers. Run before
@@ -241,7 +327,27 @@ impl Operation {
     /// # Errors
     /// A bad request naming the field and its bound; echoed input is cut short.
     pub fn check(&self) -> Result<(), OperationError> {
-        self.check_resources().and_then(|()| self.check_deployments())
+        self.check_resources().and_then(|()| self.check_deployments()).and_then(|()| self.check_routes())
+    }
+
+    /// Traffic routes.
+    fn check_routes(&self) -> Result<(), OperationError> {
+        match self {
+            Self::CreateRoute(input) => {
+                name(ROUTE, &input.route_name)?;
+                port("listenPort", input.listen_port)?;
+                port("targetPort", input.target_port)?;
+                router_tags(&input.router_tags)?;
+                drain_seconds(input.drain_seconds)?;
+                route_command(input.command.as_deref())
+            }
+            Self::GetRoute(input) | Self::DeleteRoute(input) => name(ROUTE, &input.route_name),
+            Self::SetRouteTargets(input) => {
+                name(ROUTE, &input.route_name)?;
+                route_targets(&input.targets)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Applications, groups, configurations, revisions and the cluster's own.

@@ -26,6 +26,7 @@ mod operations;
 mod shapes;
 mod strict;
 mod time;
+mod traffic;
 
 pub use cluster::*;
 pub use deployments::*;
@@ -34,6 +35,7 @@ pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
 pub use operations::*;
 pub use shapes::*;
 pub use time::EpochSeconds;
+pub use traffic::*;
 
 use fleetmesh_state::FeatureLevel;
 use serde::{Deserialize, Serialize};
@@ -157,6 +159,11 @@ operations! {
     DeleteJoinToken(DeleteJoinTokenInput) -> Empty, Write;
     RotateApiToken(RotateApiTokenInput) -> RotateApiTokenOutput, Write;
     RemoveNode(RemoveNodeInput) -> Empty, Write;
+    CreateRoute(CreateRouteInput) -> RouteInfo, Write;
+    GetRoute(RouteNameInput) -> RouteInfo, LeaderRead;
+    ListRoutes(ListRoutesInput) -> ListRoutesOutput, Read;
+    DeleteRoute(RouteNameInput) -> Empty, Write;
+    SetRouteTargets(SetRouteTargetsInput) -> RouteInfo, Write;
 }
 
 /// `body` as `T`, or the error naming the field that is wrong.
@@ -180,6 +187,11 @@ impl Operation {
         match self {
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::RotateApiToken(_) | Self::RemoveNode(_) => FeatureLevel::HARDENING,
+            Self::CreateRoute(_)
+            | Self::GetRoute(_)
+            | Self::ListRoutes(_)
+            | Self::DeleteRoute(_)
+            | Self::SetRouteTargets(_) => FeatureLevel::TRAFFIC_ROUTES,
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

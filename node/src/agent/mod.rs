@@ -97,6 +97,8 @@ impl Agent {
     /// event), and passes the prefetch list and swarm peers to the backend. Once the
     /// node is stopping, nothing new starts: no run, no prefetch.
     fn on_assignments(self: &Arc<Self>, poll: &PollResponse) {
+        // The router (a sibling layer) follows the routes through the node.
+        self.node.publish_routes(&poll.assignments.routes);
         let started = self.runs().assign(&poll.assignments.deployments, poll.term);
         if self.runs().is_closed() {
             return;

@@ -91,6 +91,7 @@ impl PollLoop {
                 revisions: self.agent.backend.revision_progress(),
                 release: Release::this_build(),
                 feature_level: Some(self.node.read_directory(|directory| directory.feature_level)),
+                route_errors: self.node.route_errors(),
             };
             let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
             match asked {

@@ -23,6 +23,7 @@ mod metrics;
 mod route;
 mod snapshot;
 mod tls;
+mod traffic;
 mod uploads;
 
 use std::future::Future;

@@ -30,7 +30,7 @@ use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::Caller;
 
-use super::{cluster, deploy, Api, ApiError};
+use super::{cluster, deploy, traffic, Api, ApiError};
 use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse};
 
 /// Clients' operations by where they were answered.
@@ -111,6 +111,13 @@ impl Api {
                 cluster::rotate_api_token(self, input, by).await.map(Output::RotateApiToken)
             }
             Operation::RemoveNode(input) => cluster::remove_node(self, input).await.map(Output::RemoveNode),
+            Operation::CreateRoute(input) => traffic::create_route(self, input, by).await.map(Output::CreateRoute),
+            Operation::GetRoute(input) => traffic::get_route(self, &input.route_name).map(Output::GetRoute),
+            Operation::ListRoutes(_) => Ok(Output::ListRoutes(traffic::list_routes(self))),
+            Operation::DeleteRoute(input) => traffic::delete_route(self, input, by).await.map(Output::DeleteRoute),
+            Operation::SetRouteTargets(input) => {
+                traffic::set_route_targets(self, input, by).await.map(Output::SetRouteTargets)
+            }
             other => deploy::handle(self, other, by).await,
         }
     }

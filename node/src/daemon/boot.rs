@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_state::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
+use fleetmesh_state::model::members::{ApiTokenKind, ClusterInfo, JoinTokenRecord};
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey};
 use fleetmesh_transport::quic::QuicTransport;
 use fleetmesh_transport::seal::CaSealKey;
@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// `--api`.
     pub api: SocketAddr,
+    /// `--advertise-address`: where other hosts and routers reach this node; `None` is
+    /// the `--listen` IP, which must then not be a wildcard.
+    pub advertise: Option<std::net::IpAddr>,
     /// `--join`.
     pub join: Option<SocketAddr>,
     /// `--token`.
@@ -99,7 +102,7 @@ async fn prepare_identity(config: &NodeConfig) -> Result<Start, DaemonError> {
             Ok(Start::Resume(identity))
         }
         (None, Some(seed), Some(token)) => {
-            let spec = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
+            let spec = config.member_spec();
             let identity = join_with_retry(seed, &token, spec, JOIN_RETRY_WINDOW).await?;
             identity.save(&config.data_dir)?;
             Ok(Start::Joined(identity))
@@ -210,6 +213,7 @@ pub async fn run_with(
         return Err(DaemonError::PlaintextNotLoopback { address: config.api });
     }
     fleetmesh_transport::pki::check_api_names(&config.api_sans).map_err(DaemonError::ApiCertificate)?;
+    config.advertised()?;
     let (identity, bootstrap) = settle_identity(&config).await?;
     let opened = open_node(&config, &identity).await?;
     let running = start_services(&config, &opened, identity, bootstrap, wiring).await?;
@@ -263,6 +267,7 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
         id: identity.node_id,
         listen: config.listen,
         api: config.api,
+        advertise: config.advertised()?,
         tags: config.tags.clone(),
         data_dir: Some(config.data_dir.clone()),
         install_root: config.install_root.clone(),
@@ -316,7 +321,7 @@ async fn start_services(
         other => other.cloned(),
     };
     if let Some(info) = bootstrap {
-        let first = MemberSpec { listen: config.listen, api: config.api, tags: config.tags.clone() };
+        let first = config.member_spec();
         if !node.raft_host().is_initialized().await? {
             let members = BTreeMap::from([(identity.node_id, BasicNode { addr: config.listen.to_string() })]);
             node.initialize(members).await?;
@@ -352,6 +357,7 @@ async fn start_services(
     );
     tasks.spawn(certificate.maintain());
     tasks.spawn(maintain_identity(node.clone(), config.data_dir.clone(), identity));
+    crate::router::Router::start(node, &mut tasks);
     let agent = match HostBackend::open(&config.data_dir, &config.install_root, revisions) {
         Ok(backend) => Some(Agent::start(node, Arc::new(backend), &mut tasks)),
         Err(error) => {

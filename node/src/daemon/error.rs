@@ -35,6 +35,16 @@ pub enum DaemonError {
         /// The cluster the data directory belongs to.
         cluster_id: String,
     },
+    /// `--listen` is a wildcard address and no `--advertise-address` says where other
+    /// hosts reach this one.
+    #[error(
+        "--listen {listen} is a wildcard address: give --advertise-address IP, the address other hosts and \
+         routers reach this node at"
+    )]
+    AdvertiseAddressNeeded {
+        /// `--listen`.
+        listen: std::net::SocketAddr,
+    },
     /// `--join` without `--token`.
     #[error("--join needs --token (the contents of DIR/join-token on the first node)")]
     JoinWithoutToken,

@@ -2,6 +2,7 @@
 //! resume from the data directory; then bind QUIC and the HTTP API, start the runtime,
 //! the leader's duties, the revision store and the host agent, and run until shutdown.
 
+mod address;
 mod api_tls;
 pub mod boot;
 mod disk;

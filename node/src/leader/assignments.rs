@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use fleetmesh_model::RouteInfo;
 use fleetmesh_state::model::deployment::TargetStatus;
 use fleetmesh_state::model::ids::RevisionId;
-use fleetmesh_state::ClusterState;
+use fleetmesh_state::{ClusterState, FeatureLevel};
 use fleetmesh_transport::NodeId;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -50,8 +51,23 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
                 prefetch.insert(*revision);
             }
         }
-        Assignments { deployments, prefetch: prefetch.into_iter().collect() }
+        Assignments { deployments, prefetch: prefetch.into_iter().collect(), routes: routes_for(state, node) }
     }
+}
+
+/// The routes `node` serves as a router, resolved (from feature level 8; none before,
+/// and none for a node that is not a member).
+fn routes_for(state: &ClusterState, node: NodeId) -> Vec<RouteInfo> {
+    let Some(member) = state.members.get(&node) else { return Vec::new() };
+    if state.feature_level < FeatureLevel::TRAFFIC_ROUTES {
+        return Vec::new();
+    }
+    state
+        .routes
+        .values()
+        .filter(|route| route.is_router(&member.tags))
+        .map(|route| RouteInfo::from_state(route, state))
+        .collect()
 }
 
 /// Who can serve a revision: the nodes that hold it and the nodes fetching it. The

@@ -73,6 +73,10 @@ pub struct Leader {
     poll_wakers: polls::PollWakers,
     /// What poll answers share until the state changes.
     answers: polls::AnswerCache,
+    /// Routes each router reported it cannot serve (its last poll's `route_errors`):
+    /// shown by `GetRoute`. One entry per node that reported any; a short lock, taken
+    /// once per poll and per `GetRoute`.
+    route_errors: std::sync::Mutex<BTreeMap<NodeId, BTreeMap<String, String>>>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -101,6 +105,7 @@ impl Leader {
             events,
             poll_wakers: polls::PollWakers::default(),
             answers: polls::AnswerCache::default(),
+            route_errors: std::sync::Mutex::default(),
         });
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, received));
@@ -130,6 +135,23 @@ impl Leader {
     /// heard yet is suspect, when this node does not lead).
     pub async fn health(&self, node: NodeId) -> Health {
         self.ask(|reply| Query::Health { node, reply }).await.unwrap_or(Health::Suspect)
+    }
+
+    /// The routers that reported they cannot serve `route`, with the reasons, in node
+    /// id order (meaningful on the leader).
+    pub fn route_errors(&self, route: &str) -> Vec<(NodeId, String)> {
+        let errors = self.route_errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        errors.iter().filter_map(|(node, routes)| Some((*node, routes.get(route)?.clone()))).collect()
+    }
+
+    /// Records the route errors `node` reported in a poll.
+    fn record_route_errors(&self, node: NodeId, reported: &BTreeMap<String, String>) {
+        let mut errors = self.route_errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reported.is_empty() {
+            errors.remove(&node);
+        } else {
+            errors.insert(node, reported.clone());
+        }
     }
 
     /// Per-node download progress of a revision, as reported in polls.

@@ -79,6 +79,7 @@ impl Leader {
             return not_leader(node);
         }
         let arrived = Instant::now();
+        self.record_route_errors(poll.node, &poll.route_errors);
         let facts = PollFacts { node: poll.node, release: poll.release.clone(), revisions: poll.revisions.clone() };
         // Fails only once the leader task ended, at shutdown; the answer below still goes.
         let _ = self.events.send(Event::Polled { term: node.term(), poll: facts, at: arrived });

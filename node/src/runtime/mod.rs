@@ -35,6 +35,7 @@ pub use directory::Directory;
 pub use dispatch::{Family, NodeHandler, Refusal, Service};
 use fleetmesh_consensus::host::{HostError, RaftHost, ServerStateWatch};
 use fleetmesh_consensus::raft::{Raft, StateHandle};
+use fleetmesh_model::RouteInfo;
 use fleetmesh_state::model::members::{Actor, ApiTokenKind};
 use fleetmesh_state::FeatureLevel;
 use fleetmesh_transport::{NodeId, Transport};
@@ -59,6 +60,10 @@ pub struct Node {
     leader_changes: AtomicU64,
     services: dispatch::Services,
     seal_keys: ca_seal::SealKeyStore,
+    routes: watch::Sender<Arc<Vec<RouteInfo>>>,
+    /// Routes this node cannot serve, by name, with the reason (see
+    /// [`Node::set_route_error`]); one entry per route at most.
+    route_errors: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -94,6 +99,8 @@ impl Node {
             leader_changes: AtomicU64::new(0),
             services: dispatch::Services::default(),
             seal_keys,
+            routes: watch::channel(Arc::new(Vec::new())).0,
+            route_errors: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -278,6 +285,45 @@ impl Node {
         } else {
             self.read_directory(|directory| directory.role).unwrap_or(Role::Agent)
         }
+    }
+
+    /// Records the routes this node serves as a router, as the leader's last poll answer
+    /// listed them (the agent's poll loop calls it); wakes [`Node::routes`]' receivers
+    /// only when they changed.
+    pub fn publish_routes(&self, routes: &[RouteInfo]) {
+        self.routes.send_if_modified(|current| {
+            if current.as_slice() == routes {
+                return false;
+            }
+            *current = Arc::new(routes.to_vec());
+            true
+        });
+    }
+
+    /// The routes this node serves as a router (see [`Node::publish_routes`]); the
+    /// router follows it. Kept while no leader answers: routing goes on.
+    pub fn routes(&self) -> watch::Receiver<Arc<Vec<RouteInfo>>> {
+        self.routes.subscribe()
+    }
+
+    /// Records why this node cannot serve `route` (`None`: it can, or no longer serves
+    /// it); the agent's polls report these to the leader.
+    pub fn set_route_error(&self, route: &str, error: Option<String>) {
+        let mut errors = self.route_errors.lock().unwrap_or_else(PoisonError::into_inner);
+        match error {
+            Some(error) => errors.insert(route.to_string(), error),
+            None => errors.remove(route),
+        };
+    }
+
+    /// Forgets the errors of routes `keep` says this node no longer serves.
+    pub fn retain_route_errors(&self, keep: impl Fn(&str) -> bool) {
+        self.route_errors.lock().unwrap_or_else(PoisonError::into_inner).retain(|route, _| keep(route));
+    }
+
+    /// The routes this node cannot serve, with the reasons.
+    pub fn route_errors(&self) -> BTreeMap<String, String> {
+        self.route_errors.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A receiver that flips to `true` when the node shuts down.

@@ -249,6 +249,10 @@ pub struct PollRequest {
     /// when it differs. Releases before level 3 send none (and need none).
     #[serde(default)]
     pub feature_level: Option<FeatureLevel>,
+    /// Routes this node should serve and cannot (a listen port in use), by name, with
+    /// the reason; left out while there are none. The leader shows them in `GetRoute`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub route_errors: BTreeMap<String, String>,
 }
 
 /// What one agent must do for one deployment.
@@ -278,6 +282,10 @@ pub struct Assignments {
     pub deployments: Vec<DeploymentAssignment>,
     /// Revisions to fetch ahead of deployment.
     pub prefetch: Vec<RevisionId>,
+    /// The traffic routes this host serves as a router, targets resolved (feature
+    /// level 8; left out while empty, so older agents and digests see no change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<fleetmesh_model::RouteInfo>,
 }
 
 impl Assignments {

@@ -51,6 +51,9 @@ pub struct NodeSettings {
     pub listen: SocketAddr,
     /// HTTP API address.
     pub api: SocketAddr,
+    /// Where other hosts reach this node's services (`--advertise-address`, else the
+    /// listen IP): routers listen on it.
+    pub advertise: std::net::IpAddr,
     /// Tags.
     pub tags: BTreeMap<String, String>,
     /// Data directory (`None` in simulation).

@@ -54,7 +54,7 @@ pub fn sim_tags(id: NodeId) -> BTreeMap<String, String> {
 }
 
 fn spec(id: NodeId) -> MemberSpec {
-    MemberSpec { listen: address(id, 7400), api: address(id, 7480), tags: sim_tags(id) }
+    MemberSpec { listen: address(id, 7400), api: address(id, 7480), tags: sim_tags(id), advertise: None }
 }
 
 impl SimCluster {
@@ -195,6 +195,7 @@ impl SimCluster {
             id,
             listen: spec.listen,
             api: spec.api,
+            advertise: spec.listen.ip(),
             tags: spec.tags,
             data_dir: None,
             install_root: "/sim".into(),

@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 
 /// Layers of `node/src` by rank; a layer may use only strictly lower ranks.
 const LAYERS: &[(&str, u32)] =
-    &[("runtime", 1), ("revision", 2), ("leader", 3), ("agent", 3), ("api", 4), ("daemon", 5)];
+    &[("runtime", 1), ("revision", 2), ("leader", 3), ("agent", 3), ("router", 3), ("api", 4), ("daemon", 5)];
 /// The crate (directory) whose top-level modules are the layers.
 const LAYERED_CRATE: &str = "node";
 /// Its own crate name, which it must never spell.

@@ -103,6 +103,7 @@ fn run(args: NodeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         api: args.api,
+        advertise: None,
         join: args.join,
         token: args.token,
         tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),

@@ -99,6 +99,19 @@ fn template(operation: &str) -> Vec<(&'static str, &'static str)> {
         "CreateJoinToken" => vec![("ttlSeconds", "60"), ("description", "\"pt\""), ("maxUses", "1")],
         "DeleteJoinToken" => vec![("tokenId", "\"jt-0123456789abcdef\"")],
         "RotateApiToken" => vec![("kind", "\"read-only\"")],
+        // Routed by no node (no node has the tag), so random ports are never listened on.
+        "CreateRoute" => vec![
+            ("routeName", "\"pt-route\""),
+            ("listenPort", "18500"),
+            ("targetPort", "8080"),
+            ("routerTags", r#"{"pt": "router"}"#),
+            ("drainSeconds", "30"),
+            ("command", "\"/bin/true\""),
+        ],
+        "GetRoute" | "DeleteRoute" => vec![("routeName", "\"pt-route\"")],
+        "SetRouteTargets" => {
+            vec![("routeName", "\"pt-route\""), ("targets", r#"[{"targetId": 1, "weight": 10, "state": "serving"}]"#)]
+        }
         _ => Vec::new(),
     }
 }

@@ -4,7 +4,7 @@
 //! configuration, and every reader derives a member's role from it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,22 @@ pub struct Member {
     pub tags: BTreeMap<String, String>,
     /// When it joined.
     pub joined_at: UnixMillis,
+    /// `--advertise-address` (feature level 8): where other hosts and routers reach
+    /// its services; `None` means the IP of `listen` (see [`Member::address`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<IpAddr>,
+}
+
+impl Member {
+    /// The member as recorded from `spec`.
+    pub fn from_spec(id: NodeId, spec: &MemberSpec, joined_at: UnixMillis) -> Self {
+        Self { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at, advertise: spec.advertise }
+    }
+
+    /// Its advertised address: `--advertise-address`, else the IP of `--listen`.
+    pub fn address(&self) -> IpAddr {
+        self.advertise.unwrap_or_else(|| self.listen.ip())
+    }
 }
 
 /// A join token as the cluster remembers it: only its hash, never the secret.
@@ -233,4 +249,22 @@ pub struct MemberSpec {
     pub api: SocketAddr,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// `--advertise-address`, when it differs from the listen IP or was given
+    /// ([`crate::FeatureLevel::TRAFFIC_ROUTES`]; left out of the encoding when `None`,
+    /// so older releases read the spec as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<IpAddr>,
+}
+
+impl MemberSpec {
+    /// The spec as a cluster at `level` may record it: below
+    /// [`crate::FeatureLevel::TRAFFIC_ROUTES`] without the advertised address, which
+    /// older voters would drop (their states would differ).
+    #[must_use]
+    pub fn for_level(mut self, level: crate::FeatureLevel) -> Self {
+        if level < crate::FeatureLevel::TRAFFIC_ROUTES {
+            self.advertise = None;
+        }
+        self
+    }
 }

@@ -6,3 +6,4 @@ pub mod members;
 pub mod node_id;
 pub mod resources;
 pub mod revision;
+pub mod routes;

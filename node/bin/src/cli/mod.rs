@@ -10,6 +10,7 @@ mod node_cmd;
 mod push;
 mod quiet_log;
 pub(crate) mod table;
+mod traffic;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,15 @@ pub(crate) struct DeployArgs {
     command: deploy::DeployCommand,
 }
 
+/// `fleetmesh traffic`: its client flags and verb.
+#[derive(Debug, Args)]
+pub(crate) struct TrafficArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(subcommand)]
+    command: traffic::TrafficCommand,
+}
+
 /// Top-level verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -95,6 +105,8 @@ pub(crate) enum Command {
     Cluster(ClusterArgs),
     /// Applications, deployment groups, revisions and deployments (as `aws deploy`).
     Deploy(DeployArgs),
+    /// Traffic routes: fleetmesh's built-in TCP load balancer on the nodes you choose.
+    Traffic(TrafficArgs),
     /// Start a local cluster on loopback and run a rolling deployment of a sample app.
     Demo(DemoArgs),
     /// Run the deterministic simulator (many nodes, one process, one seed).
@@ -110,6 +122,11 @@ pub(crate) struct NodeArgs {
     /// QUIC address for node-to-node traffic.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7400")]
     pub(crate) listen: SocketAddr,
+    /// The IP other hosts reach this node at: routers listen on it and proxy to it
+    /// (traffic routes). Defaults to the --listen IP; required when --listen is a
+    /// wildcard address (0.0.0.0 or [::]).
+    #[arg(long, value_name = "IP")]
+    pub(crate) advertise_address: Option<std::net::IpAddr>,
     /// API address. The API is HTTPS with a certificate from the cluster CA for this
     /// address (clients trust DIR/ca.pem, `--ca-bundle`).
     #[arg(long = "api", id = "node_api", value_name = "IP:PORT", default_value = "127.0.0.1:7480")]
@@ -179,7 +196,7 @@ pub(crate) struct NodeArgs {
     pub(crate) log: String,
 }
 
-fn parse_tag(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_tag(text: &str) -> Result<(String, String), String> {
     let (key, value) = text.split_once('=').ok_or_else(|| format!("tag {text:?} must be KEY=VALUE"))?;
     if key.is_empty() {
         return Err(format!("tag {text:?} has an empty key"));
@@ -309,6 +326,10 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Deploy(DeployArgs { client: args, command }) => {
             client(&args).map_err(Into::into).and_then(|client| deploy::run(&client, command))
         }
+        Command::Traffic(TrafficArgs { client: args, command }) => client(&args)
+            .map_err(Into::into)
+            .and_then(|client| traffic::run(&client, command))
+            .map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sim(_) => Err(anyhow::anyhow!("the simulator is run by the fleetmesh binary")),
     };

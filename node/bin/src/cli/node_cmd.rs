@@ -46,6 +46,7 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         api: args.api,
+        advertise: args.advertise_address,
         join: args.join,
         token: args.join_token,
         tags: tag_map(&args.tags),

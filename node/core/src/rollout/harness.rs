@@ -71,7 +71,10 @@ impl Harness {
             let id = NodeId(id);
             let address = "127.0.0.1:7400".parse().expect("literal address");
             let tags = BTreeMap::from([("role".to_string(), "web".to_string())]);
-            state.members.insert(id, Member { id, listen: address, api: address, tags, joined_at: UnixMillis(0) });
+            state.members.insert(
+                id,
+                Member { id, listen: address, api: address, tags, joined_at: UnixMillis(0), advertise: None },
+            );
         }
         state.next_node_id = hosts + 1;
         let mut harness = Self {

@@ -142,6 +142,7 @@ fn frame_seeds(out: &Path) {
         revisions: Vec::new(),
         release: Release::default(),
         feature_level: None,
+        route_errors: Default::default(),
     };
     let messages: Vec<(&str, FrameKind, Message)> = vec![
         ("get-manifest", FrameKind::Message, encode_request(&Request::GetManifest { revision_id }, Bytes::new())),
