@@ -193,6 +193,8 @@ impl HostBackend {
             .with("DEPLOYMENT_GROUP_ID", &assignment.deployment_group_id)
             .with("FLEETMESH_NODE_ID", &node.id().to_string())
             .with("FLEETMESH_INSTALL_ROOT", &self.install_root.to_string_lossy())
+            // Where routers and other hosts reach this one: an app a hook starts binds here.
+            .with("FLEETMESH_NODE_ADDRESS", &node.settings().advertise.to_string())
             .with("FLEETMESH_REVISION_ID", &assignment.revision_id.to_string())
     }
 

@@ -13,11 +13,12 @@ use fleetmesh_model::{
 use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
 
 /// A hook that appends one line per event to the host's `events` file:
-/// event, deployment id, application, group name, group id, and the bundle's version.
+/// event, deployment id, application, group name, group id, the bundle's version and the
+/// node's advertised address.
 const RECORD: &str = r#"#!/bin/sh
 ROOT="${FLEETMESH_INSTALL_ROOT%/}"
 mkdir -p "$ROOT/var/log/app"
-echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $(cat "$(dirname "$0")/../VERSION")" >> "$ROOT/var/log/app/events"
+echo "$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $(cat "$(dirname "$0")/../VERSION") $FLEETMESH_NODE_ADDRESS" >> "$ROOT/var/log/app/events"
 "#;
 
 fn appspec(extra_hooks: &str) -> String {
@@ -141,6 +142,8 @@ fn lifecycle_order_environment_files_and_application_stop_from_the_previous_revi
         for line in &lines[5..] {
             assert_eq!(line[5], "2", "host {index}: new-revision events run new scripts");
         }
+        let address = cluster.ip(index).to_string();
+        assert!(lines.iter().all(|line| line[6] == address), "host {index}: FLEETMESH_NODE_ADDRESS is {address}");
         let root = &cluster.nodes[&index].install_root;
         assert_eq!(std::fs::read_to_string(root.join("srv/app/VERSION")).expect("VERSION"), "2\n");
         assert_eq!(std::fs::read_to_string(root.join("srv/app/new.txt")).expect("new file"), "second\n");
