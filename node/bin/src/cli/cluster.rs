@@ -82,7 +82,9 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             Ok(())
         }
         ClusterCommand::Snapshot { command: SnapshotCommand::Save { file } } => save_snapshot(client, &file),
-        ClusterCommand::RemoveNode { node_id } => {
+        ClusterCommand::RemoveNode { id, node_id } => {
+            // clap requires exactly one of the two.
+            let node_id = id.or(node_id).unwrap_or_default();
             client.call::<_, Empty>("RemoveNode", &RemoveNodeInput { node_id })?;
             println!("removed node {node_id}; its certificate is refused from now on");
             Ok(())

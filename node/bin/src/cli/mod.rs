@@ -261,9 +261,12 @@ pub(crate) enum ClusterCommand {
     /// The leader cannot remove itself: stop it, then run this again once another voter
     /// leads. Ids are never reused.
     RemoveNode {
-        /// The member's id, as `cluster status` lists it.
+        /// The member's id, as `cluster status` lists it (`remove-node 4`).
+        #[arg(value_name = "ID", required_unless_present = "node_id", conflicts_with = "node_id")]
+        id: Option<u64>,
+        /// The same id, as a flag (`remove-node --node-id 4`).
         #[arg(long, value_name = "ID")]
-        node_id: u64,
+        node_id: Option<u64>,
     },
     /// Replace the admin token: prints the new one once; the old one stops working at
     /// once (on every node within a poll). Same as `rotate-token --kind admin`.
