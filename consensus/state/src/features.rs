@@ -61,8 +61,15 @@ impl FeatureLevel {
     /// in its poll answers.
     pub const TRAFFIC_ROUTES: Self = Self(8);
 
+    /// Level 9: traffic control in deployments. Deployment groups with a deployment
+    /// style and load-balancer info (a target group names a route), deployment configs
+    /// with a traffic-routing config (canary and linear waves for servers), and the
+    /// traffic events an agent asks the leader to perform (`BlockTraffic`,
+    /// `AllowTraffic`).
+    pub const TRAFFIC_CONTROL: Self = Self(9);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::TRAFFIC_ROUTES;
+    pub const CURRENT: Self = Self::TRAFFIC_CONTROL;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {
@@ -129,7 +136,7 @@ mod tests {
         assert_eq!(raisable_level(base, &[Some(two), Some(base), Some(two)]), None, "an old voter holds it back");
         assert_eq!(raisable_level(base, &[Some(two), None, Some(two)]), None, "a voter that did not report");
         assert_eq!(raisable_level(two, &[Some(two), Some(two)]), None, "already there");
-        assert_eq!(raisable_level(base, &[Some(FeatureLevel(9))]), Some(FeatureLevel::CURRENT), "never above ours");
+        assert_eq!(raisable_level(base, &[Some(FeatureLevel(99))]), Some(FeatureLevel::CURRENT), "never above ours");
     }
 
     #[test]
