@@ -14,6 +14,7 @@ mod e2e {
     mod security;
     mod swarm;
     mod traffic;
+    mod traffic_control;
     mod upgrade;
     mod voters;
 }

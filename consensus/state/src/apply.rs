@@ -89,6 +89,9 @@ impl ClusterState {
             Command::CreateRoute { spec } => self.create_route(spec, at),
             Command::DeleteRoute { route_name } => self.delete_route(route_name),
             Command::SetRouteTargets { route_name, targets } => self.set_route_targets(route_name, targets, at),
+            Command::SetTargetTraffic { deployment_id, target_id, allow } => {
+                self.set_target_traffic(deployment_id, *target_id, *allow, at)
+            }
         }
     }
 
@@ -330,6 +333,7 @@ impl ClusterState {
                 "a tag set has at most {TAG_SET_GROUPS_MAX} groups of at most {TAG_SET_GROUP_FILTERS_MAX} filters"
             )));
         }
+        self.validate_traffic_control(spec)?;
         if self.deployment_group(&spec.application_name, &spec.deployment_group_name).is_some() {
             return Err(ApplyError::exists(format!(
                 "deployment group {} of application {} already exists",
@@ -344,6 +348,8 @@ impl ClusterState {
             target_selector: spec.target_selector.clone(),
             auto_rollback_configuration: spec.auto_rollback_configuration.clone(),
             deployment_style: Default::default(),
+            deployment_option: spec.deployment_option,
+            load_balancer_info: spec.load_balancer_info.clone(),
             update_outdated_instances: spec.update_outdated_instances,
             target_revision: None,
             last_successful_deployment_id: None,

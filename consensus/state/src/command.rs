@@ -11,7 +11,8 @@ use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEve
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
+    AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
+    MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
@@ -32,6 +33,23 @@ pub struct DeploymentGroupSpec {
     pub auto_rollback_configuration: AutoRollbackConfiguration,
     /// Whether hosts that join later get the last successful revision.
     pub update_outdated_instances: bool,
+    /// With or without traffic control ([`FeatureLevel::TRAFFIC_CONTROL`] when with).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub deployment_option: DeploymentOption,
+    /// The routes its targets leave and rejoin ([`FeatureLevel::TRAFFIC_CONTROL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
+}
+
+impl DeploymentGroupSpec {
+    /// True when the spec uses what feature level 9 added.
+    fn uses_traffic_control(&self) -> bool {
+        self.deployment_option != DeploymentOption::default() || self.load_balancer_info.is_some()
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// What a client asks for when it creates a deployment.
@@ -272,6 +290,19 @@ pub enum Command {
         /// The new targets, all of them.
         targets: Vec<RouteTarget>,
     },
+    /// A target of an in-place deployment with traffic control leaves its deployment's
+    /// routes (`BlockTraffic`: draining, weight kept) or rejoins them (`AllowTraffic`:
+    /// serving, at its old weight or [`crate::model::routes::ROUTE_WEIGHT_DEFAULT`]);
+    /// [`FeatureLevel::TRAFFIC_CONTROL`]. Allowing is refused unless the target's
+    /// `ValidateService` succeeded.
+    SetTargetTraffic {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// The target host.
+        target_id: NodeId,
+        /// True to allow, false to block.
+        allow: bool,
+    },
 }
 
 /// Commands with the leader's timestamp and the feature level they need: one Raft entry.
@@ -376,6 +407,8 @@ impl Command {
             Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
                 FeatureLevel::TRAFFIC_ROUTES
             }
+            Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::CreateDeploymentGroup { spec, .. } if spec.uses_traffic_control() => FeatureLevel::TRAFFIC_CONTROL,
             Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,

@@ -4,8 +4,8 @@ use crate::NodeId;
 
 use crate::command::{ApplyError, DeploymentSpec, Finish, Outcome, TargetReport};
 use crate::model::deployment::{
-    Deployment, DeploymentCreator, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation, LifecycleErrorCode,
-    LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
+    in_place_events, Deployment, DeploymentCreator, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
+    LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, DeploymentGroup, InstanceRecord};
@@ -81,6 +81,8 @@ impl ClusterState {
             Some(explicit) => explicit.iter().copied().filter(|id| self.members.contains_key(id)).collect(),
             None => self.group_targets(group),
         };
+        let traffic_routes = group.traffic_routes();
+        let events = in_place_events(!traffic_routes.is_empty());
         let deployment = Deployment {
             deployment_id: deployment_id.clone(),
             application_name: spec.application_name.clone(),
@@ -106,7 +108,8 @@ impl ClusterState {
             start_time: None,
             complete_time: None,
             waves: 0,
-            targets: targets.into_iter().map(|id| (id, Target::pending(id, at))).collect(),
+            targets: targets.into_iter().map(|id| (id, Target::pending_with(id, at, events))).collect(),
+            traffic_routes,
         };
         let (application_name, group_name) = (spec.application_name.clone(), spec.deployment_group_name.clone());
         self.deployments.insert(deployment_id.clone(), deployment);

@@ -3,14 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::command::{ApplyError, Outcome};
-use crate::model::ids::UnixMillis;
-use crate::model::resources::validate_name;
+use crate::command::{ApplyError, DeploymentGroupSpec, Outcome};
+use crate::model::deployment::{LifecycleEventStatus, Target, TargetStatus};
+use crate::model::ids::{DeploymentId, UnixMillis};
+use crate::model::resources::{validate_name, DeploymentOption, LoadBalancerInfo, TARGET_GROUPS_MAX};
 use crate::model::routes::{
-    Route, RouteSpec, RouteTarget, DRAIN_SECONDS_MAX, ROUTER_TAGS_MAX, ROUTES_MAX, ROUTE_COMMAND_BYTES_MAX,
-    ROUTE_TARGETS_MAX, ROUTE_WEIGHT_MAX,
+    Route, RouteSpec, RouteTarget, TrafficState, DRAIN_SECONDS_MAX, ROUTER_TAGS_MAX, ROUTES_MAX,
+    ROUTE_COMMAND_BYTES_MAX, ROUTE_TARGETS_MAX, ROUTE_WEIGHT_DEFAULT, ROUTE_WEIGHT_MAX,
 };
-use crate::ClusterState;
+use crate::{ClusterState, NodeId};
 
 /// Most characters of a router tag key and value (as CodeDeploy's tag filters).
 const ROUTER_TAG_KEY_CHARS_MAX: usize = 128;
@@ -54,12 +55,137 @@ impl ClusterState {
         Ok(Outcome::Done)
     }
 
-    /// What keeps `route_name` from being deleted, in words. Nothing yet: once
-    /// deployment groups name routes (`loadBalancerInfo`, issue 14 item 2), a group
-    /// that names it answers here.
+    /// What keeps `route_name` from being deleted, in words: a deployment group whose
+    /// `loadBalancerInfo` names it, or a running deployment that moves traffic on it.
     fn route_user(&self, route_name: &str) -> Option<String> {
         debug_assert!(self.routes.contains_key(route_name));
-        None
+        let names = |info: &Option<LoadBalancerInfo>| {
+            info.as_ref().is_some_and(|info| info.target_group_info_list.iter().any(|group| group.name == route_name))
+        };
+        let group = self
+            .deployment_groups
+            .values()
+            .flat_map(|groups| groups.values())
+            .find(|group| names(&group.load_balancer_info));
+        if let Some(group) = group {
+            return Some(format!(
+                "deployment group {} of application {} (its loadBalancerInfo)",
+                group.deployment_group_name, group.application_name
+            ));
+        }
+        self.deployments
+            .values()
+            .find(|deployment| {
+                !deployment.status.is_terminal() && deployment.traffic_routes.iter().any(|name| name == route_name)
+            })
+            .map(|deployment| format!("deployment {}, which is running", deployment.deployment_id))
+    }
+
+    /// A group's deployment style and load-balancer info: traffic control needs at least
+    /// one target group, each naming an existing route, none twice; blue/green is not
+    /// built yet.
+    pub(crate) fn validate_traffic_control(&self, spec: &DeploymentGroupSpec) -> Result<(), ApplyError> {
+        let Some(info) = &spec.load_balancer_info else {
+            if spec.deployment_option == DeploymentOption::WithTrafficControl {
+                return Err(ApplyError::invalid(
+                    "deploymentOption WITH_TRAFFIC_CONTROL needs loadBalancerInfo naming at least one route \
+                     (--load-balancer-info '{\"targetGroupInfoList\":[{\"name\":\"ROUTE\"}]}')",
+                ));
+            }
+            return Ok(());
+        };
+        let list = &info.target_group_info_list;
+        if list.len() > TARGET_GROUPS_MAX {
+            return Err(ApplyError::invalid(format!(
+                "loadBalancerInfo names {} target groups; at most {TARGET_GROUPS_MAX}",
+                list.len()
+            )));
+        }
+        if list.is_empty() && spec.deployment_option == DeploymentOption::WithTrafficControl {
+            return Err(ApplyError::invalid(
+                "loadBalancerInfo.targetGroupInfoList is empty; WITH_TRAFFIC_CONTROL needs at least one route",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for group in list {
+            if !self.routes.contains_key(&group.name) {
+                return Err(ApplyError::not_found(format!(
+                    "loadBalancerInfo names route {:?}, which does not exist; create it with \
+                     `fleetmesh traffic create-route` (`fleetmesh traffic list-routes` lists them)",
+                    group.name
+                )));
+            }
+            if !seen.insert(group.name.as_str()) {
+                return Err(ApplyError::invalid(format!("loadBalancerInfo names route {:?} twice", group.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks or allows traffic to one target of a running deployment on its routes
+    /// ([`crate::Command::SetTargetTraffic`]).
+    pub(crate) fn set_target_traffic(
+        &mut self,
+        deployment_id: &DeploymentId,
+        target_id: NodeId,
+        allow: bool,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        let deployment = self
+            .deployments
+            .get(deployment_id)
+            .ok_or_else(|| ApplyError::not_found(format!("deployment {deployment_id} does not exist")))?;
+        if deployment.status.is_terminal() {
+            return Err(ApplyError::conflict(format!("deployment {deployment_id} is {:?}", deployment.status)));
+        }
+        if deployment.traffic_routes.is_empty() {
+            return Err(ApplyError::invalid(format!("deployment {deployment_id} does not control traffic")));
+        }
+        let target = deployment
+            .targets
+            .get(&target_id)
+            .ok_or_else(|| ApplyError::not_found(format!("node {target_id} is not a target of {deployment_id}")))?;
+        if target.status != TargetStatus::InProgress {
+            return Err(ApplyError::conflict(format!("target {target_id} of {deployment_id} is {:?}", target.status)));
+        }
+        if allow && !passed_validate_service(target) {
+            return Err(ApplyError::conflict(format!(
+                "target {target_id} of {deployment_id} has not passed ValidateService; it gets no traffic"
+            )));
+        }
+        let names = deployment.traffic_routes.clone();
+        if let Some(missing) = names.iter().find(|name| !self.routes.contains_key(name.as_str())) {
+            return Err(ApplyError::not_found(format!("route {missing} does not exist")));
+        }
+        for name in &names {
+            let Some(route) = self.routes.get_mut(name) else { continue };
+            let existing = route.targets.iter_mut().find(|entry| entry.target_id == target_id);
+            match (existing, allow) {
+                (Some(entry), true) => {
+                    entry.state = TrafficState::Serving;
+                    if entry.weight == 0 {
+                        entry.weight = ROUTE_WEIGHT_DEFAULT;
+                    }
+                }
+                (Some(entry), false) => entry.state = TrafficState::Draining,
+                (None, true) => {
+                    if route.targets.len() >= ROUTE_TARGETS_MAX {
+                        return Err(ApplyError::invalid(format!(
+                            "route {name} has {ROUTE_TARGETS_MAX} targets, its most"
+                        )));
+                    }
+                    route.targets.push(RouteTarget {
+                        target_id,
+                        weight: ROUTE_WEIGHT_DEFAULT,
+                        state: TrafficState::Serving,
+                    });
+                }
+                // Not on the route: nothing to take off.
+                (None, false) => continue,
+            }
+            route.update_time = at;
+        }
+        Ok(Outcome::Done)
     }
 
     pub(crate) fn set_route_targets(
@@ -107,6 +233,14 @@ impl ClusterState {
         }
         Ok(())
     }
+}
+
+/// True when the target's `ValidateService` event succeeded (the agent reported it).
+fn passed_validate_service(target: &Target) -> bool {
+    target
+        .lifecycle_events
+        .iter()
+        .any(|event| event.lifecycle_event_name == "ValidateService" && event.status == LifecycleEventStatus::Succeeded)
 }
 
 /// The spec's own bounds: name, ports, selector, drain time, command.

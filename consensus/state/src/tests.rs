@@ -103,6 +103,8 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
                     },
                     auto_rollback_configuration: AutoRollbackConfiguration::on_failure(),
                     update_outdated_instances: true,
+                    deployment_option: Default::default(),
+                    load_balancer_info: None,
                 },
                 deployment_group_id: "g".into(),
             },
@@ -118,7 +120,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
     (state, first, second)
 }
 
-fn deploy(revision: &RevisionRecord, id: &str) -> Command {
+pub(crate) fn deploy(revision: &RevisionRecord, id: &str) -> Command {
     Command::CreateDeployment {
         spec: DeploymentSpec {
             application_name: "app".into(),

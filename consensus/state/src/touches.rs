@@ -128,7 +128,8 @@ impl Command {
             | Self::SetFeatureLevel { .. }
             | Self::CreateRoute { .. }
             | Self::DeleteRoute { .. }
-            | Self::SetRouteTargets { .. } => Touches { members: false, poll_inputs: true },
+            | Self::SetRouteTargets { .. }
+            | Self::SetTargetTraffic { .. } => Touches { members: false, poll_inputs: true },
         }
     }
 }

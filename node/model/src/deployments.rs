@@ -9,7 +9,8 @@ use crate::lifecycle::UnknownLifecycleEvent;
 use crate::shapes::{
     AutoRollbackConfiguration, ComputePlatform, DeploymentCreator, DeploymentOption, DeploymentOverview,
     DeploymentStatus, DeploymentStyle, DeploymentType, Diagnostics, ErrorInformation, FileExistsBehavior,
-    LifecycleEventStatus, MinimumHealthyHosts, RevisionLocation, RollbackInfo, TargetStatus,
+    LifecycleEventStatus, LoadBalancerInfo, MinimumHealthyHosts, RevisionLocation, RollbackInfo, TargetGroupInfo,
+    TargetStatus,
 };
 use crate::{EpochSeconds, LifecycleEventName};
 
@@ -196,6 +197,9 @@ pub struct DeploymentInfo {
     /// In place (absent from answers of releases before level 3).
     #[serde(default)]
     pub deployment_style: DeploymentStyle,
+    /// The routes its targets leave and rejoin (with traffic control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
     /// What Install does with existing files.
     pub file_exists_behavior: FileExistsBehavior,
     /// Server (absent from answers of releases before level 3).
@@ -267,8 +271,19 @@ impl DeploymentInfo {
             rollback_info: deployment.rollback_info.clone(),
             deployment_style: DeploymentStyle {
                 deployment_type: DeploymentType::InPlace,
-                deployment_option: DeploymentOption::WithoutTrafficControl,
+                deployment_option: if deployment.traffic_routes.is_empty() {
+                    DeploymentOption::WithoutTrafficControl
+                } else {
+                    DeploymentOption::WithTrafficControl
+                },
             },
+            load_balancer_info: (!deployment.traffic_routes.is_empty()).then(|| LoadBalancerInfo {
+                target_group_info_list: deployment
+                    .traffic_routes
+                    .iter()
+                    .map(|name| TargetGroupInfo { name: name.clone() })
+                    .collect(),
+            }),
             file_exists_behavior: deployment.file_exists_behavior,
             compute_platform: ComputePlatform::Server,
             waves: deployment.waves,

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
-    DeploymentStatus, FileExistsBehavior, Manifest, MinimumHealthyHosts, NodeHolding, OnPremisesTagSet,
-    OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary, RollbackInfo, StopStatus, TagFilter,
-    TimeRange,
+    DeploymentStatus, DeploymentStyle, FileExistsBehavior, LoadBalancerInfo, Manifest, MinimumHealthyHosts,
+    NodeHolding, OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary,
+    RollbackInfo, StopStatus, TagFilter, TimeRange,
 };
 
 /// The output of operations that answer nothing (the deletes).
@@ -109,6 +109,13 @@ pub struct CreateDeploymentGroupInput {
     /// Late joiners (default `UPDATE`).
     #[serde(default)]
     pub outdated_instances_strategy: Option<OutdatedInstancesStrategy>,
+    /// In place (blue/green is not built yet), with or without traffic control.
+    #[serde(default)]
+    pub deployment_style: Option<DeploymentStyle>,
+    /// The routes (`targetGroupInfoList` names) targets leave and rejoin with traffic
+    /// control.
+    #[serde(default)]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
 }
 
 /// `CreateDeploymentGroup`'s answer.

@@ -13,8 +13,8 @@ pub use fleetmesh_state::model::deployment::{
     LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, TargetStatus,
 };
 pub use fleetmesh_state::model::resources::{
-    AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform, DeploymentType, FileExistsBehavior,
-    MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType,
+    AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform, DeploymentOption, DeploymentType,
+    FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType,
 };
 pub use fleetmesh_state::model::revision::Manifest;
 
@@ -140,14 +140,54 @@ pub struct OnPremisesTagSet {
     pub on_premises_tag_set_list: Vec<Vec<TagFilter>>,
 }
 
-/// `DeploymentStyle`.
+/// `DeploymentStyle`. Either member may be left out of an input: `IN_PLACE` and
+/// `WITHOUT_TRAFFIC_CONTROL` are the defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct DeploymentStyle {
     /// In place or blue/green.
+    #[serde(default)]
     pub deployment_type: DeploymentType,
     /// `WITH_TRAFFIC_CONTROL` or `WITHOUT_TRAFFIC_CONTROL`.
+    #[serde(default)]
     pub deployment_option: DeploymentOption,
+}
+
+/// `LoadBalancerInfo`: in fleetmesh each target group names a traffic route
+/// (`fleetmesh traffic create-route`). Classic load balancers (`elbInfoList`) and ECS
+/// target-group pairs are AWS's and refused as unknown members.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerInfo {
+    /// The routes, by name (at most 10).
+    #[serde(default)]
+    pub target_group_info_list: Vec<TargetGroupInfo>,
+}
+
+/// `TargetGroupInfo`: a route's name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroupInfo {
+    /// The route.
+    pub name: String,
+}
+
+impl From<&fleetmesh_state::model::resources::LoadBalancerInfo> for LoadBalancerInfo {
+    fn from(info: &fleetmesh_state::model::resources::LoadBalancerInfo) -> Self {
+        let list = &info.target_group_info_list;
+        Self { target_group_info_list: list.iter().map(|group| TargetGroupInfo { name: group.name.clone() }).collect() }
+    }
+}
+
+impl From<&LoadBalancerInfo> for fleetmesh_state::model::resources::LoadBalancerInfo {
+    fn from(info: &LoadBalancerInfo) -> Self {
+        use fleetmesh_state::model::resources::TargetGroupInfo as Stored;
+        let list = &info.target_group_info_list;
+        Self { target_group_info_list: list.iter().map(|group| Stored { name: group.name.clone() }).collect() }
+    }
 }
 
 impl Default for DeploymentStyle {
@@ -155,16 +195,6 @@ impl Default for DeploymentStyle {
     fn default() -> Self {
         Self { deployment_type: DeploymentType::InPlace, deployment_option: DeploymentOption::WithoutTrafficControl }
     }
-}
-
-/// `DeploymentOption`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentOption {
-    /// Traffic is moved around the deployment.
-    WithTrafficControl,
-    /// No traffic routing.
-    WithoutTrafficControl,
 }
 
 /// `OutdatedInstancesStrategy`: what happens to hosts that join while a group deploys.
@@ -226,6 +256,9 @@ pub struct DeploymentGroupInfo {
     pub auto_rollback_configuration: AutoRollbackConfiguration,
     /// In place (blue/green to come).
     pub deployment_style: DeploymentStyle,
+    /// The routes its deployments take targets off and put back on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
     /// Late joiners get the revision or not.
     pub outdated_instances_strategy: OutdatedInstancesStrategy,
     /// The revision its last successful deployment installed.
@@ -265,8 +298,9 @@ impl DeploymentGroupInfo {
             auto_rollback_configuration: group.auto_rollback_configuration.clone(),
             deployment_style: DeploymentStyle {
                 deployment_type: group.deployment_style,
-                deployment_option: DeploymentOption::WithoutTrafficControl,
+                deployment_option: group.deployment_option,
             },
+            load_balancer_info: group.load_balancer_info.as_ref().map(LoadBalancerInfo::from),
             outdated_instances_strategy: if group.update_outdated_instances {
                 OutdatedInstancesStrategy::Update
             } else {

@@ -140,6 +140,7 @@ mod tests {
                 revision_id: Hash32([7; 32]),
                 ignore_application_stop_failures: false,
                 file_exists_behavior: Default::default(),
+                traffic_routes: Vec::new(),
             },
             events: vec![LifecycleEvent::pending("ApplicationStop")],
             status: TargetStatus::InProgress,

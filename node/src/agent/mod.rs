@@ -41,6 +41,7 @@ pub mod script_log;
 mod search;
 mod sequence;
 pub mod stale_voter;
+mod traffic;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

@@ -127,6 +127,7 @@ mod tests {
             revision_id: Hash32([1; 32]),
             ignore_application_stop_failures: false,
             file_exists_behavior: Default::default(),
+            traffic_routes: Vec::new(),
         }
     }
 

@@ -43,6 +43,7 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
                     revision_id: deployment.revision_id,
                     ignore_application_stop_failures: deployment.ignore_application_stop_failures,
                     file_exists_behavior: deployment.file_exists_behavior,
+                    traffic_routes: deployment.traffic_routes.clone(),
                 });
             }
         }

@@ -37,6 +37,7 @@ mod removal;
 mod reports;
 mod run;
 mod seal;
+mod traffic;
 mod view;
 mod voters;
 
@@ -221,6 +222,7 @@ impl Service for Leader {
                 (Some(peer), Request::SignApiCertificate(request)) => {
                     Ok((self.answer_certificate_request(peer, &request), none))
                 }
+                (Some(peer), Request::Traffic(request)) => Ok((self.handle_traffic(peer, request).await, none)),
                 (Some(peer), Request::HoldCaSealKey { key }) => Ok((self.hold_seal_key(peer, &key), none)),
                 (Some(peer), Request::SignNodeCertificate(request)) => {
                     Ok((self.answer_node_certificate_request(peer, &request), none))

@@ -54,7 +54,8 @@ impl Family {
             | Request::Report(_)
             | Request::SignApiCertificate(_)
             | Request::HoldCaSealKey { .. }
-            | Request::SignNodeCertificate(_) => Some(Self::Leader),
+            | Request::SignNodeCertificate(_)
+            | Request::Traffic(_) => Some(Self::Leader),
             Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. } => Some(Self::Revision),
             Request::Api(_) | Request::Operation(_) => Some(Self::Api),
         }

@@ -67,6 +67,23 @@ pub enum Request {
         /// The key, 64 hex digits.
         key: SealKeyText,
     },
+    /// An agent asks the leader to take it off its deployment's routes (`BlockTraffic`)
+    /// or put it back on them (`AllowTraffic`); feature level 9, sent only for
+    /// deployments with traffic control.
+    Traffic(TrafficRequest),
+}
+
+/// What an agent sends for a `BlockTraffic` or `AllowTraffic` event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrafficRequest {
+    /// The deployment whose routes.
+    pub deployment_id: DeploymentId,
+    /// True for `AllowTraffic`, false for `BlockTraffic`.
+    pub allow: bool,
+    /// The agent's latest report of this target, committed in the same entry before the
+    /// traffic change: the leader's check that `ValidateService` passed sees what the
+    /// agent saw (its queued copy of the same report is then ignored as stale).
+    pub report: Option<TargetReport>,
 }
 
 /// What a member sends to have its node certificate renewed by the cluster CA.
@@ -134,6 +151,17 @@ pub enum Response {
     ApiCertificate(String),
     /// Answer to [`Request::SignNodeCertificate`]: the certificate, PEM.
     NodeCertificate(String),
+    /// Answer to [`Request::Traffic`]: the change is committed; routers stop new
+    /// connections to a blocked target and end the open ones after `drain_seconds` (the
+    /// longest drain time of the deployment's routes).
+    Traffic {
+        /// Seconds open connections may still run on a blocked target.
+        drain_seconds: u32,
+    },
+    /// Answer to [`Request::Traffic`]: the cluster state refuses the change (the
+    /// target is not in progress, has not passed `ValidateService`, ...); retrying
+    /// will not help.
+    TrafficRefused(String),
     /// This node is not the leader; try the hinted one.
     NotLeader {
         /// The leader this node knows of.
@@ -273,6 +301,11 @@ pub struct DeploymentAssignment {
     pub ignore_application_stop_failures: bool,
     /// Install's existing-file behaviour (the appspec's wins).
     pub file_exists_behavior: fleetmesh_state::model::resources::FileExistsBehavior,
+    /// The routes the target leaves before `ApplicationStop` and rejoins after
+    /// `ValidateService` (feature level 9; empty without traffic control, and then left
+    /// out so older agents and digests see no change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_routes: Vec<String>,
 }
 
 /// The agent's whole to-do list.

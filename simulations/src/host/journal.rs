@@ -122,6 +122,7 @@ mod tests {
                 revision_id: Hash32([0; 32]),
                 ignore_application_stop_failures: false,
                 file_exists_behavior: FileExistsBehavior::Disallow,
+                traffic_routes: Vec::new(),
             },
             events: Vec::new(),
             status: TargetStatus::InProgress,

@@ -146,6 +146,7 @@ mod tests {
             start_time: None,
             complete_time: None,
             waves: 0,
+            traffic_routes: Vec::new(),
             targets: (1..=targets).map(|id| (NodeId(id), Target::pending(NodeId(id), UnixMillis(0)))).collect(),
         }
     }

@@ -138,6 +138,8 @@ impl App {
             },
             auto_rollback_configuration: AutoRollbackConfiguration::on_failure(),
             update_outdated_instances: true,
+            deployment_option: Default::default(),
+            load_balancer_info: None,
         };
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
         let mut app = app;

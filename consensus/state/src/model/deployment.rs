@@ -159,6 +159,34 @@ pub const IN_PLACE_EVENTS: [&str; 7] = [
     "ValidateService",
 ];
 
+/// In-place lifecycle events of a server target whose group deploys with traffic
+/// control, in order (§2.2): the target leaves its routes before `ApplicationStop` and
+/// rejoins them after `ValidateService`.
+pub const IN_PLACE_TRAFFIC_EVENTS: [&str; 13] = [
+    "BeforeBlockTraffic",
+    "BlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+];
+
+/// The lifecycle events of an in-place target, with or without traffic control.
+pub fn in_place_events(traffic_control: bool) -> &'static [&'static str] {
+    if traffic_control {
+        &IN_PLACE_TRAFFIC_EVENTS
+    } else {
+        &IN_PLACE_EVENTS
+    }
+}
+
 /// One target (a host) of a deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,10 +208,15 @@ pub struct Target {
 impl Target {
     /// A pending target with the in-place event list.
     pub fn pending(target_id: NodeId, at: UnixMillis) -> Self {
+        Self::pending_with(target_id, at, &IN_PLACE_EVENTS)
+    }
+
+    /// A pending target with the lifecycle events `events`.
+    pub fn pending_with(target_id: NodeId, at: UnixMillis, events: &[&str]) -> Self {
         Self {
             target_id,
             status: TargetStatus::Pending,
-            lifecycle_events: IN_PLACE_EVENTS.iter().map(|name| LifecycleEvent::pending(name)).collect(),
+            lifecycle_events: events.iter().map(|name| LifecycleEvent::pending(name)).collect(),
             last_updated_at: at,
             wave: 0,
             report_seq: 0,
@@ -326,6 +359,11 @@ pub struct Deployment {
     pub complete_time: Option<UnixMillis>,
     /// Waves started so far.
     pub waves: u32,
+    /// The routes each target leaves before `ApplicationStop` and rejoins after
+    /// `ValidateService`: its group's routes when it deploys with traffic control,
+    /// copied at creation (feature level 9; empty for deployments without).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_routes: Vec<String>,
     /// Targets, by host.
     pub targets: BTreeMap<NodeId, Target>,
 }

@@ -173,6 +173,50 @@ pub enum DeploymentType {
     BlueGreen,
 }
 
+/// Whether a deployment moves traffic (§5.3): with traffic control, each target is
+/// taken off its group's routes before it stops and put back after it validates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentOption {
+    /// Targets are not taken off any route (no block or allow events).
+    #[default]
+    #[serde(rename = "WITHOUT_TRAFFIC_CONTROL")]
+    WithoutTrafficControl,
+    /// Targets leave the group's routes before `ApplicationStop` and rejoin after
+    /// `ValidateService` (the Before/Block/AfterBlockTraffic and
+    /// Before/Allow/AfterAllowTraffic events).
+    #[serde(rename = "WITH_TRAFFIC_CONTROL")]
+    WithTrafficControl,
+}
+
+/// Most target groups (routes) a deployment group names, as AWS allows (§5.3).
+pub const TARGET_GROUPS_MAX: usize = 10;
+
+/// A target group of `loadBalancerInfo`: in fleetmesh, its name names a traffic route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupInfo {
+    /// The route's name.
+    pub name: String,
+}
+
+/// `loadBalancerInfo` (§5.3): the routes a group's targets are taken off and put back
+/// on. fleetmesh reads only `targetGroupInfoList`; Classic load balancers and ECS
+/// target-group pairs are AWS's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerInfo {
+    /// The target groups, each naming a route (at most [`TARGET_GROUPS_MAX`]).
+    #[serde(default)]
+    pub target_group_info_list: Vec<TargetGroupInfo>,
+}
+
+impl LoadBalancerInfo {
+    /// The names of the routes, in order.
+    pub fn route_names(&self) -> Vec<String> {
+        self.target_group_info_list.iter().map(|group| group.name.clone()).collect()
+    }
+}
+
 /// What happens to the installed files of a host that already has a file at a
 /// destination (§1.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +259,21 @@ pub struct InstanceRecord {
     pub last_deployment_id: DeploymentId,
 }
 
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl DeploymentGroup {
+    /// The routes a deployment of this group moves traffic on: the load balancer's
+    /// target groups when the group deploys with traffic control, else none.
+    pub fn traffic_routes(&self) -> Vec<String> {
+        match (&self.deployment_option, &self.load_balancer_info) {
+            (DeploymentOption::WithTrafficControl, Some(info)) => info.route_names(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A deployment group: a set of target hosts, a deployment configuration and rollback
 /// settings, under an application.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +294,12 @@ pub struct DeploymentGroup {
     pub auto_rollback_configuration: AutoRollbackConfiguration,
     /// In-place (blue/green later).
     pub deployment_style: DeploymentType,
+    /// With or without traffic control (feature level 9; absent reads as without).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub deployment_option: DeploymentOption,
+    /// The routes its targets are taken off and put back on (feature level 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
     /// Whether hosts that join later get the last successful revision (§5.1).
     pub update_outdated_instances: bool,
     /// The revision of the last deployment that succeeded (CodeDeploy's target revision).

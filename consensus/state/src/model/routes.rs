@@ -26,6 +26,10 @@ pub const DRAIN_SECONDS_MAX: u32 = 3600;
 /// canary take 0.1 %.
 pub const ROUTE_WEIGHT_MAX: u32 = 1000;
 
+/// Weight a target gets when a deployment first puts it on a route (`AllowTraffic`);
+/// a target that had a weight keeps it.
+pub const ROUTE_WEIGHT_DEFAULT: u32 = 100;
+
 /// Most targets of one route (each is in every router's poll answer).
 pub const ROUTE_TARGETS_MAX: usize = 1000;
 

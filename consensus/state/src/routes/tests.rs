@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::{ApplyErrorKind, Command, Outcome};
+use crate::command::{ApplyErrorKind, Command, DeploymentGroupSpec, Outcome, TargetReport};
+use crate::model::deployment::{LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_TRAFFIC_EVENTS};
+use crate::model::ids::DeploymentId;
 use crate::model::members::MemberSpec;
-use crate::model::routes::{RouteSpec, RouteTarget, TrafficState, DRAIN_SECONDS_DEFAULT};
+use crate::model::resources::{DeploymentOption, LoadBalancerInfo, TargetGroupInfo};
+use crate::model::routes::{RouteSpec, RouteTarget, TrafficState, DRAIN_SECONDS_DEFAULT, ROUTE_WEIGHT_DEFAULT};
 use crate::tests::{at, setup};
 use crate::{ClusterState, FeatureLevel, NodeId, Proposal};
 
@@ -130,4 +133,149 @@ fn a_members_address_is_its_advertised_one_else_its_listen_ip() {
     };
     assert_eq!(apply(&mut state, 10, Command::AddMember { spec }), Outcome::MemberAdded(NodeId(4)));
     assert_eq!(state.members[&NodeId(4)].address().to_string(), "10.1.2.3");
+}
+
+/// The group of `tests::setup` again, as `web-lb`, with traffic control on `routes`.
+fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
+    let (state, _, _) = setup();
+    let group = state.deployment_group("app", "web").expect("the setup's group");
+    let info = LoadBalancerInfo {
+        target_group_info_list: routes.iter().map(|name| TargetGroupInfo { name: (*name).into() }).collect(),
+    };
+    Command::CreateDeploymentGroup {
+        spec: DeploymentGroupSpec {
+            application_name: "app".into(),
+            deployment_group_name: "web-lb".into(),
+            deployment_config_name: group.deployment_config_name.clone(),
+            target_selector: group.target_selector.clone(),
+            auto_rollback_configuration: group.auto_rollback_configuration.clone(),
+            update_outdated_instances: true,
+            deployment_option: option,
+            load_balancer_info: Some(info),
+        },
+        deployment_group_id: "g-lb".into(),
+    }
+}
+
+/// Replaces the setup's group by a traffic-controlled one on route `web` (port 9000)
+/// and starts deployment `d-TRAFFIC01` of the first revision on host 1.
+fn traffic_deployment() -> (ClusterState, DeploymentId) {
+    let (mut state, first, _) = setup();
+    assert_eq!(apply(&mut state, 10, Command::CreateRoute { spec: route("web", 9000) }), Outcome::Done);
+    assert_eq!(apply(&mut state, 11, traffic_group(&["web"], DeploymentOption::WithTrafficControl)), Outcome::Done);
+    let Command::CreateDeployment { mut spec, deployment_id } = crate::tests::deploy(&first, "d-TRAFFIC01") else {
+        unreachable!("deploy makes a CreateDeployment")
+    };
+    spec.deployment_group_name = "web-lb".into();
+    assert_eq!(
+        apply(&mut state, 12, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }),
+        Outcome::Done
+    );
+    let start = Command::StartTargets { deployment_id: deployment_id.clone(), targets: vec![NodeId(1)] };
+    assert_eq!(apply(&mut state, 13, start), Outcome::Done);
+    (state, deployment_id)
+}
+
+/// Host 1's report for `deployment` with every event up to and including `done`
+/// succeeded and the rest pending.
+fn report_through(deployment: &DeploymentId, seq: u64, done: &str) -> Command {
+    let mut passed = true;
+    let lifecycle_events = IN_PLACE_TRAFFIC_EVENTS
+        .iter()
+        .map(|name| {
+            let status = if passed { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Pending };
+            passed &= *name != done;
+            LifecycleEvent { status, ..LifecycleEvent::pending(name) }
+        })
+        .collect();
+    let report = TargetReport {
+        deployment_id: deployment.clone(),
+        target_id: NodeId(1),
+        seq,
+        status: TargetStatus::InProgress,
+        lifecycle_events,
+    };
+    Command::ReportTargets { reports: vec![report] }
+}
+
+#[test]
+fn a_traffic_controlled_deployment_blocks_and_allows_each_target_on_its_routes() {
+    let (mut state, id) = traffic_deployment();
+    let deployment = &state.deployments[&id];
+    assert_eq!(deployment.traffic_routes, vec!["web".to_string()]);
+    let names: Vec<&str> = deployment.targets[&NodeId(1)]
+        .lifecycle_events
+        .iter()
+        .map(|event| event.lifecycle_event_name.as_str())
+        .collect();
+    assert_eq!(names, IN_PLACE_TRAFFIC_EVENTS, "the block events come first, the allow events last");
+    let traffic = |allow| Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(1), allow };
+    assert_eq!(traffic(true).feature_level(), FeatureLevel::TRAFFIC_CONTROL);
+
+    // Blocking a host the route does not serve changes nothing; allowing before
+    // ValidateService passed is refused.
+    let before = state.routes.clone();
+    assert_eq!(apply(&mut state, 20, traffic(false)), Outcome::Done);
+    assert_eq!(state.routes, before);
+    let (kind, message) = refused(apply(&mut state, 21, traffic(true)));
+    assert_eq!(kind, ApplyErrorKind::Conflict);
+    assert!(message.contains("has not passed ValidateService"), "{message}");
+    assert_eq!(state.routes, before);
+
+    // After ValidateService: allowed, at the default weight.
+    apply(&mut state, 22, report_through(&id, 1, "ValidateService"));
+    assert_eq!(apply(&mut state, 23, traffic(true)), Outcome::Done);
+    let serving = RouteTarget { target_id: NodeId(1), weight: ROUTE_WEIGHT_DEFAULT, state: TrafficState::Serving };
+    assert_eq!(state.routes["web"].targets, vec![serving.clone()]);
+    assert_eq!(state.routes["web"].update_time.0, 23);
+    // Blocked: draining, weight kept for the next allow.
+    assert_eq!(apply(&mut state, 24, traffic(false)), Outcome::Done);
+    assert_eq!(state.routes["web"].targets, vec![RouteTarget { state: TrafficState::Draining, ..serving.clone() }]);
+    assert_eq!(apply(&mut state, 25, traffic(true)), Outcome::Done);
+    assert_eq!(state.routes["web"].targets, vec![serving]);
+
+    // The route cannot go while its group names it.
+    let (kind, message) = refused(apply(&mut state, 26, Command::DeleteRoute { route_name: "web".into() }));
+    assert_eq!(kind, ApplyErrorKind::Conflict);
+    assert!(message.contains("deployment group web-lb"), "{message}");
+    // A host that is not a target is refused.
+    let stranger = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(2), allow: false };
+    let (kind, _) = refused(apply(&mut state, 27, stranger));
+    assert_eq!(kind, ApplyErrorKind::Conflict, "host 2 is a pending target, not in progress");
+}
+
+#[test]
+fn bad_traffic_control_settings_are_refused_with_a_reason_and_change_nothing() {
+    let (mut state, _, _) = setup();
+    assert_eq!(apply(&mut state, 10, Command::CreateRoute { spec: route("web", 9000) }), Outcome::Done);
+    let before = state.clone();
+    let with = DeploymentOption::WithTrafficControl;
+    let no_info = {
+        let Command::CreateDeploymentGroup { mut spec, deployment_group_id } = traffic_group(&[], with) else {
+            unreachable!()
+        };
+        spec.load_balancer_info = None;
+        Command::CreateDeploymentGroup { spec, deployment_group_id }
+    };
+    let eleven: Vec<String> = (0..11).map(|index| format!("r{index}")).collect();
+    let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+    let cases = vec![
+        (traffic_group(&["nope"], with), ApplyErrorKind::NotFound, "names route \"nope\", which does not exist"),
+        (traffic_group(&[], with), ApplyErrorKind::Invalid, "targetGroupInfoList is empty"),
+        (no_info, ApplyErrorKind::Invalid, "needs loadBalancerInfo"),
+        (traffic_group(&["web", "web"], with), ApplyErrorKind::Invalid, "names route \"web\" twice"),
+        (traffic_group(&eleven, with), ApplyErrorKind::Invalid, "at most 10"),
+    ];
+    for (command, expected, words) in cases {
+        assert_eq!(command.feature_level(), FeatureLevel::TRAFFIC_CONTROL);
+        let (kind, message) = refused(apply(&mut state, 20, command));
+        assert_eq!(kind, expected, "{message}");
+        assert!(message.contains(words), "{message:?} should say {words:?}");
+        assert_eq!((&state.deployment_groups, &state.routes), (&before.deployment_groups, &before.routes));
+    }
+    // Without traffic control a group may still name routes (kept for later), and
+    // its deployments move no traffic.
+    let without = traffic_group(&["web"], DeploymentOption::WithoutTrafficControl);
+    assert_eq!(apply(&mut state, 30, without), Outcome::Done);
+    assert!(state.deployment_group("app", "web-lb").expect("created").traffic_routes().is_empty());
 }

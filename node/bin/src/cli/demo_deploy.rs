@@ -71,6 +71,8 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         on_premises_tag_set: None,
         auto_rollback_configuration: Some(AutoRollbackConfiguration::on_failure()),
         outdated_instances_strategy: None,
+        deployment_style: None,
+        load_balancer_info: None,
     };
     client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));

@@ -122,6 +122,8 @@ impl Harness {
                     target_selector: selector,
                     auto_rollback_configuration: Default::default(),
                     update_outdated_instances: false,
+                    deployment_option: Default::default(),
+                    load_balancer_info: None,
                 },
                 deployment_group_id: "group-1".into(),
             },

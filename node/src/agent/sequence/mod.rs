@@ -1,7 +1,10 @@
 //! The in-place lifecycle of one target, in CodeDeploy's order (§2.2): ApplicationStop,
 //! DownloadBundle, BeforeInstall, Install, AfterInstall, ApplicationStart,
-//! ValidateService. The first failure fails the target and skips the rest, except an
-//! ApplicationStop failure under `--ignore-application-stop-failures` (§2.5).
+//! ValidateService; with traffic control the block events come first and the allow
+//! events last (`BlockTraffic` and `AllowTraffic` are the leader's, see
+//! [`super::traffic`]). The first failure fails the target and skips the rest, except
+//! an ApplicationStop (or Before/AfterBlockTraffic) failure under
+//! `--ignore-application-stop-failures` (§2.5).
 //!
 //! The journal is saved (durably) before each event starts and once when the run ends;
 //! each save also queues a report for the leader.
@@ -27,7 +30,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use super::backend::{LifecycleBackend, TargetContext};
-use super::Agent;
+use super::{traffic, Agent};
 use crate::agent::hooks::EventOutcome;
 use crate::runtime::Node;
 use sequencer::{Sequencer, SequencerAction};
@@ -60,14 +63,22 @@ pub(super) async fn run(agent: &Arc<Agent>, context: TargetContext, mut cancelle
         sequencer.handle_cancelled();
     }
     sequencer.handle_start(node.clock().now());
-    // Bounded: the core queues a save and a report per event of a fixed list of seven,
-    // plus the end of the run.
+    // Bounded: the core queues a save and a report per event of a fixed list of seven
+    // (thirteen with traffic control), plus the end of the run.
+    let mut last_report = None;
     while let Some(action) = sequencer.poll_action() {
         match action {
             SequencerAction::SaveJournal(record) => sequencer.handle_journal_saved(backend.journal().save(&record)),
-            SequencerAction::Report(report) => agent.reports.push(report),
+            SequencerAction::Report(report) => {
+                last_report = Some(report.clone());
+                agent.reports.push(report);
+            }
             SequencerAction::RunEvent { name } => {
-                let outcome = run_event(backend, node, &context, &name).await;
+                let outcome = match name.as_str() {
+                    "BlockTraffic" => traffic::run(node, &context, false, last_report.clone()).await,
+                    "AllowTraffic" => traffic::run(node, &context, true, last_report.clone()).await,
+                    _ => run_event(backend, node, &context, &name).await,
+                };
                 if *cancelled.borrow_and_update() {
                     sequencer.handle_cancelled();
                 }

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use fleetmesh_state::model::deployment::{
-    Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
+    in_place_events, Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus,
 };
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::TargetReport;
@@ -18,8 +18,9 @@ use crate::agent::backend::{JournalError, JournalRecord};
 use crate::agent::hooks::EventOutcome;
 use crate::runtime::protocol::DeploymentAssignment;
 
-/// The event whose failure `ignore_application_stop_failures` forgives (§2.5).
-const APPLICATION_STOP: &str = "ApplicationStop";
+/// The events whose failure `ignore_application_stop_failures` forgives (§2.5): the
+/// ones that run the last successful install's scripts before the new one goes in.
+const FORGIVABLE: [&str; 3] = ["ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"];
 
 /// Actions queued at once, at most: a report and the next event (or the end) after a save.
 const ACTIONS_QUEUED_MAX: usize = 2;
@@ -122,7 +123,10 @@ impl Sequencer {
     pub(super) fn new(target: NodeId, assignment: &DeploymentAssignment, journaled: Option<JournalRecord>) -> Self {
         let record = journaled.unwrap_or_else(|| JournalRecord {
             assignment: assignment.clone(),
-            events: IN_PLACE_EVENTS.iter().map(|name| LifecycleEvent::pending(name)).collect(),
+            events: in_place_events(!assignment.traffic_routes.is_empty())
+                .iter()
+                .map(|name| LifecycleEvent::pending(name))
+                .collect(),
             status: TargetStatus::InProgress,
             running: None,
             next_seq: 0,
@@ -240,7 +244,7 @@ impl Sequencer {
         event.end_time = Some(now);
         self.record.running = None;
         let ignored = !outcome.succeeded
-            && event.lifecycle_event_name == APPLICATION_STOP
+            && FORGIVABLE.contains(&event.lifecycle_event_name.as_str())
             && self.ignore_application_stop_failures;
         let mut diagnostics = outcome.diagnostics;
         if outcome.succeeded || ignored {

@@ -4,6 +4,7 @@
 
 use fleetmesh_state::model::deployment::{
     Diagnostics, LifecycleErrorCode, LifecycleEvent, LifecycleEventStatus, TargetStatus, IN_PLACE_EVENTS,
+    IN_PLACE_TRAFFIC_EVENTS,
 };
 use fleetmesh_state::model::ids::{DeploymentId, Hash32, UnixMillis};
 use fleetmesh_state::TargetReport;
@@ -27,6 +28,7 @@ fn assignment(ignore_application_stop_failures: bool) -> DeploymentAssignment {
         revision_id: Hash32([3; 32]),
         ignore_application_stop_failures,
         file_exists_behavior: Default::default(),
+        traffic_routes: Vec::new(),
     }
 }
 
@@ -489,4 +491,56 @@ fn a_record_still_showing_an_event_in_progress_fails_it_instead_of_running_the_n
         ),
         "{actions:?}"
     );
+}
+
+/// Drives a sequencer started without a journal through its whole run, answering every
+/// save with success and every event with `outcome(name)`; the events run, in order.
+fn run_all(sequencer: &mut Sequencer, outcome: impl Fn(&str) -> EventOutcome) -> Vec<String> {
+    let (mut clock, mut ran) = (100, Vec::new());
+    sequencer.handle_start(at(clock));
+    for _ in 0..100 {
+        let actions = drain(sequencer);
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            match action {
+                SequencerAction::SaveJournal(_) => sequencer.handle_journal_saved(Ok(())),
+                SequencerAction::RunEvent { name } => {
+                    clock += 100;
+                    sequencer.handle_event_done(outcome(&name), at(clock));
+                    ran.push(name);
+                }
+                SequencerAction::Report(_) | SequencerAction::Finished { .. } => {}
+            }
+        }
+    }
+    ran
+}
+
+#[test]
+fn with_traffic_control_the_block_events_come_first_and_the_allow_events_last() {
+    // An assignment naming routes runs the thirteen events of §2.2 in order; under
+    // ignore_application_stop_failures a failed BeforeBlockTraffic or AfterBlockTraffic
+    // is forgiven like ApplicationStop, and without it the first one fails the target.
+    let traffic = |ignore| DeploymentAssignment { traffic_routes: vec!["web".into()], ..assignment(ignore) };
+    let mut sequencer = Sequencer::new(HOST, &traffic(false), None);
+    let ran = run_all(&mut sequencer, |_| succeeded("ok"));
+    assert_eq!(ran, IN_PLACE_TRAFFIC_EVENTS);
+    assert_eq!(sequencer.record().status, TargetStatus::Succeeded);
+
+    let block_scripts_fail = |name: &str| {
+        if name.ends_with("BlockTraffic") && name != "BlockTraffic" {
+            failed("old script exited 1")
+        } else {
+            succeeded("ok")
+        }
+    };
+    let mut forgiving = Sequencer::new(HOST, &traffic(true), None);
+    assert_eq!(run_all(&mut forgiving, block_scripts_fail), IN_PLACE_TRAFFIC_EVENTS);
+    assert_eq!(forgiving.record().status, TargetStatus::Succeeded);
+    let mut strict = Sequencer::new(HOST, &traffic(false), None);
+    assert_eq!(run_all(&mut strict, block_scripts_fail), ["BeforeBlockTraffic"]);
+    assert_eq!(strict.record().status, TargetStatus::Failed);
+    assert!(strict.record().events[1..].iter().all(|event| event.status == Skipped));
 }

@@ -11,7 +11,7 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::resources::{MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
+use fleetmesh_state::model::resources::{DeploymentType, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
 use fleetmesh_transport::NodeId;
@@ -47,6 +47,14 @@ pub(super) async fn create_deployment_group(
             "a deployment group needs at least one tag filter (--tag KEY=VALUE)",
         ));
     }
+    let style = input.deployment_style.unwrap_or_default();
+    if style.deployment_type == DeploymentType::BlueGreen {
+        return Err(ApiError::invalid(
+            "deploymentStyle.deploymentType",
+            "BLUE_GREEN deployment groups are not built in this release yet; use IN_PLACE \
+             (with WITH_TRAFFIC_CONTROL to take each host off its routes while it deploys)",
+        ));
+    }
     let spec = DeploymentGroupSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
         deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
@@ -60,6 +68,8 @@ pub(super) async fn create_deployment_group(
         },
         auto_rollback_configuration: input.auto_rollback_configuration.unwrap_or_default(),
         update_outdated_instances: input.outdated_instances_strategy != Some(OutdatedInstancesStrategy::Ignore),
+        deployment_option: style.deployment_option,
+        load_balancer_info: input.load_balancer_info.as_ref().map(Into::into),
     };
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;

@@ -203,6 +203,16 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// Do not give hosts that join later the group's last successful revision.
     #[arg(long)]
     pub(crate) no_update_outdated_instances: bool,
+    /// AWS's deployment style, as shorthand
+    /// `deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL` or JSON. With
+    /// traffic control every host leaves the routes of --load-balancer-info before
+    /// ApplicationStop and rejoins them after ValidateService.
+    #[arg(long, value_name = "STYLE")]
+    pub(crate) deployment_style: Option<String>,
+    /// AWS's load-balancer info as JSON; each target group names a route
+    /// (`fleetmesh traffic create-route`): '{"targetGroupInfoList":[{"name":"web"}]}'.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) load_balancer_info: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -10,13 +10,14 @@ use std::process::ExitCode;
 use fleetmesh_model::{
     ApplicationInput, AutoRollbackConfiguration, ComputePlatform, CreateApplicationInput, CreateApplicationOutput,
     CreateDeploymentConfigInput, CreateDeploymentConfigOutput, CreateDeploymentGroupInput, CreateDeploymentGroupOutput,
-    CreateDeploymentInput, CreateDeploymentOutput, DeploymentConfigInput, DeploymentGroupInput, DeploymentInput, Empty,
-    FileExistsBehavior, GetApplicationOutput, GetDeploymentConfigOutput, GetDeploymentGroupOutput, GetDeploymentOutput,
-    GetDeploymentTargetInput, GetDeploymentTargetOutput, GetRevisionDistributionOutput, ListAllInput,
-    ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
-    ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, MinimumHealthyHosts,
-    MinimumHealthyHostsType, OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef,
-    StopDeploymentInput, StopDeploymentOutput, TagFilter, TagFilterType,
+    CreateDeploymentInput, CreateDeploymentOutput, DeploymentConfigInput, DeploymentGroupInput, DeploymentInput,
+    DeploymentStyle, Empty, FileExistsBehavior, GetApplicationOutput, GetDeploymentConfigOutput,
+    GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetInput, GetDeploymentTargetOutput,
+    GetRevisionDistributionOutput, ListAllInput, ListApplicationRevisionsOutput, ListApplicationsOutput,
+    ListDeploymentConfigsOutput, ListDeploymentGroupsOutput, ListDeploymentTargetsOutput, ListDeploymentsInput,
+    ListDeploymentsOutput, LoadBalancerInfo, MinimumHealthyHosts, MinimumHealthyHostsType, OnPremisesTagSet,
+    OutdatedInstancesStrategy, RevisionLocation, RevisionRef, StopDeploymentInput, StopDeploymentOutput, TagFilter,
+    TagFilterType,
 };
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::Serialize;
@@ -252,6 +253,26 @@ fn tag_filter(text: &str) -> TagFilter {
     }
 }
 
+/// `--deployment-style`: JSON, or AWS's shorthand `deploymentType=…,deploymentOption=…`.
+fn parse_deployment_style(text: &str) -> anyhow::Result<DeploymentStyle> {
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|error| anyhow::anyhow!("--deployment-style: {error}"));
+    }
+    let mut members = serde_json::Map::new();
+    for pair in text.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            anyhow::bail!("--deployment-style: {pair:?} is not KEY=VALUE (deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL)");
+        };
+        members.insert(key.trim().to_string(), serde_json::Value::String(value.trim().to_string()));
+    }
+    serde_json::from_value(serde_json::Value::Object(members)).map_err(|error| {
+        anyhow::anyhow!(
+            "--deployment-style: {error}; deploymentType is IN_PLACE or BLUE_GREEN, deploymentOption \
+             WITH_TRAFFIC_CONTROL or WITHOUT_TRAFFIC_CONTROL"
+        )
+    })
+}
+
 /// Rollback on failure when `enabled`, no rollback otherwise.
 fn rollback(enabled: bool) -> AutoRollbackConfiguration {
     if enabled {
@@ -279,6 +300,19 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
         } else {
             OutdatedInstancesStrategy::Update
         }),
+        deployment_style: args.deployment_style.as_deref().map(parse_deployment_style).transpose()?,
+        load_balancer_info: args
+            .load_balancer_info
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<LoadBalancerInfo>(text).map_err(|error| {
+                    anyhow::anyhow!(
+                        "--load-balancer-info: {error}; expected JSON like \
+                         '{{\"targetGroupInfoList\":[{{\"name\":\"ROUTE\"}}]}}'"
+                    )
+                })
+            })
+            .transpose()?,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {
