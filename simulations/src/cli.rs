@@ -15,7 +15,7 @@ use crate::{SeedRangeError, SimError};
 /// `fleetmesh sim`.
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
-    /// Scenario: leader-partition, swarm, rolling-chaos, leader-kill-mid-wave, byzantine-peer.
+    /// Scenario: leader-partition, swarm, rolling-chaos, traffic-chaos, leader-kill-mid-wave, byzantine-peer.
     #[arg(long, value_name = "NAME")]
     pub scenario: String,
     /// Nodes to simulate.
@@ -73,7 +73,7 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
             let runtime = runtime(seed)?;
             runtime.block_on(scenarios::leader_partition::run(cluster_config(args, seed)))?
         }
-        "rolling-chaos" | "leader-kill-mid-wave" => {
+        "rolling-chaos" | "traffic-chaos" | "leader-kill-mid-wave" => {
             if args.nodes < 1 {
                 return Err(SimError::NoNodes { scenario: args.scenario.clone() });
             }
@@ -81,6 +81,8 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
             let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), args.planted_bug);
             if args.scenario == "rolling-chaos" {
                 runtime.block_on(scenarios::rolling_chaos::run(config))?
+            } else if args.scenario == "traffic-chaos" {
+                runtime.block_on(scenarios::rolling_chaos::run_with_traffic(config))?
             } else {
                 runtime.block_on(scenarios::leader_kill_mid_wave::run(config))?
             }

@@ -58,6 +58,7 @@ fn touched(proposal: &Proposal) -> BTreeSet<DeploymentId> {
             Command::StartTargets { deployment_id, .. }
             | Command::FailTargets { deployment_id, .. }
             | Command::StopDeployment { deployment_id, .. }
+            | Command::SetTargetTraffic { deployment_id, .. }
             | Command::CreateDeployment { deployment_id, .. } => {
                 ids.insert(deployment_id.clone());
             }
@@ -167,6 +168,7 @@ impl Observer {
         for id in touched.iter().chain(&created) {
             let Some(deployment) = self.shadow.deployments.get(id) else { continue };
             monitor.min_healthy.check(deployment, index);
+            monitor.traffic.check(&self.shadow, deployment, index);
             let was_open = active_before.contains(id) || created.contains(id);
             if was_open && deployment.status.is_terminal() {
                 monitor.deadline.ended(id, now);

@@ -86,6 +86,13 @@ fn ci_sweep_rolling_chaos() {
 }
 
 #[test]
+fn ci_sweep_traffic_chaos() {
+    // traffic-chaos (rolling-chaos with traffic control on a route) over the CI seeds at
+    // 5 nodes: asserts every invariant holds, traffic_only_to_validated_hosts included.
+    sweep("traffic-chaos");
+}
+
+#[test]
 fn ci_sweep_leader_kill_mid_wave() {
     // leader-kill-mid-wave over the CI seeds at 5 nodes: asserts every invariant holds.
     sweep("leader-kill-mid-wave");

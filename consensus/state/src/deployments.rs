@@ -82,6 +82,12 @@ impl ClusterState {
             None => self.group_targets(group),
         };
         let traffic_routes = group.traffic_routes();
+        if let Some((route, other)) = self.route_in_use(&traffic_routes) {
+            return Err(ApplyError::conflict(format!(
+                "route {route} is being changed by deployment {other} of another group; one deployment at a \
+                 time moves a route's traffic, wait for it or stop it"
+            )));
+        }
         let events = in_place_events(!traffic_routes.is_empty());
         let deployment = Deployment {
             deployment_id: deployment_id.clone(),

@@ -81,6 +81,15 @@ impl ClusterState {
             .map(|deployment| format!("deployment {}, which is running", deployment.deployment_id))
     }
 
+    /// The first of `routes` that a running deployment moves traffic on, with that
+    /// deployment.
+    pub(crate) fn route_in_use(&self, routes: &[String]) -> Option<(String, DeploymentId)> {
+        self.active_deployments().find_map(|deployment| {
+            let route = deployment.traffic_routes.iter().find(|name| routes.contains(name))?;
+            Some((route.clone(), deployment.deployment_id.clone()))
+        })
+    }
+
     /// A group's deployment style and load-balancer info: traffic control needs at least
     /// one target group, each naming an existing route, none twice; blue/green is not
     /// built yet.

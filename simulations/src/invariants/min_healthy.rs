@@ -114,7 +114,7 @@ impl MinHealthy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus, Target};
     use fleetmesh_state::model::ids::{Hash32, UnixMillis};
     use fleetmesh_state::model::resources::{
@@ -123,7 +123,8 @@ mod tests {
 
     use super::*;
 
-    fn deployment(targets: u64) -> Deployment {
+    /// An in-progress OneAtATime deployment `d-TEST00001` of hosts 1..=`targets`, all pending.
+    pub(crate) fn deployment(targets: u64) -> Deployment {
         Deployment {
             deployment_id: DeploymentId("d-TEST00001".into()),
             application_name: "app".into(),

@@ -18,6 +18,7 @@ pub mod rollback_restores;
 pub mod runaway;
 pub mod single_leader;
 pub mod terminal_deadline;
+pub mod traffic_safe;
 mod violation;
 mod voter_log;
 
@@ -31,6 +32,7 @@ use self::rollback_restores::RollbackRestores;
 use self::runaway::Runaway;
 use self::single_leader::LeaderPerTerm;
 use self::terminal_deadline::TerminalDeadline;
+use self::traffic_safe::TrafficSafe;
 pub use self::violation::Violation;
 pub use self::voter_log::VoterLog;
 
@@ -84,6 +86,8 @@ pub struct Monitor {
     pub rollbacks: RollbackRestores,
     /// No deployment storm.
     pub runaway: Runaway,
+    /// Traffic reaches only validated hosts; one deployment at a time moves a route.
+    pub traffic: TrafficSafe,
 }
 
 impl Monitor {
@@ -97,11 +101,12 @@ impl Monitor {
             installs: InstallsExact::default(),
             rollbacks: RollbackRestores::default(),
             runaway: Runaway::default(),
+            traffic: TrafficSafe::default(),
         }
     }
 
     /// Every continuous verdict so far, by name.
-    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 7] {
+    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 8] {
         [
             ("single_leader_per_term", self.single_leader.verdict()),
             ("committed_entries_never_change", self.committed.verdict()),
@@ -110,6 +115,7 @@ impl Monitor {
             ("installs_exact_bytes", self.installs.verdict()),
             ("rollback_restores_previous", self.rollbacks.verdict()),
             ("no_runaway_deployments", self.runaway.verdict()),
+            ("traffic_only_to_validated_hosts", self.traffic.verdict()),
         ]
     }
 

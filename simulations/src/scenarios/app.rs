@@ -8,10 +8,12 @@ use std::time::Duration;
 use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus};
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType,
-    TagFilter, TagFilterType, TargetSelector, HALF_AT_A_TIME, ONE_AT_A_TIME,
+    AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
+    MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType, TargetGroupInfo, TargetSelector,
+    HALF_AT_A_TIME, ONE_AT_A_TIME,
 };
 use fleetmesh_state::model::revision::RevisionRecord;
+use fleetmesh_state::model::routes::RouteSpec;
 use fleetmesh_state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +60,9 @@ impl ConfigChoice {
     }
 }
 
+/// The route of a group with traffic control ([`App::create_routed`]).
+pub const ROUTE: &str = "web";
+
 /// Name of the custom configuration.
 pub const CUSTOM_CONFIG: &str = "Sim.HostCount";
 
@@ -102,6 +107,33 @@ impl App {
         config: ConfigChoice,
         versions: u64,
     ) -> Result<Self, ScenarioError> {
+        Self::create_in(cluster, rng, config, versions, None).await
+    }
+
+    /// As [`Self::create`], with a group that deploys with traffic control on a route
+    /// named [`ROUTE`] (created first; its router tag matches no node, so no simulated
+    /// node listens: the route's state is what the invariants check) whose drain time is
+    /// `drain_seconds`.
+    ///
+    /// # Errors
+    /// A setup command could not commit.
+    pub async fn create_routed(
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        config: ConfigChoice,
+        versions: u64,
+        drain_seconds: u32,
+    ) -> Result<Self, ScenarioError> {
+        Self::create_in(cluster, rng, config, versions, Some(drain_seconds)).await
+    }
+
+    async fn create_in(
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        config: ConfigChoice,
+        versions: u64,
+        route_drain_seconds: Option<u32>,
+    ) -> Result<Self, ScenarioError> {
         let app = Self { application: "app".into(), group: "web".into(), config, revisions: Vec::new() };
         setup_command(
             cluster,
@@ -140,6 +172,10 @@ impl App {
             update_outdated_instances: true,
             deployment_option: Default::default(),
             load_balancer_info: None,
+        };
+        let spec = match route_drain_seconds {
+            None => spec,
+            Some(drain_seconds) => routed(cluster, spec, drain_seconds).await?,
         };
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
         let mut app = app;
@@ -235,6 +271,30 @@ impl App {
             outcome => Err(ScenarioError::DeploymentRefused { revision, outcome }),
         }
     }
+}
+
+/// Creates route [`ROUTE`] and returns `spec` deploying with traffic control on it.
+async fn routed(
+    cluster: &SimCluster,
+    spec: DeploymentGroupSpec,
+    drain_seconds: u32,
+) -> Result<DeploymentGroupSpec, ScenarioError> {
+    let route = RouteSpec {
+        route_name: ROUTE.into(),
+        listen_port: 18000,
+        target_port: 8080,
+        router_tags: [("router".to_string(), "none".to_string())].into_iter().collect(),
+        drain_seconds,
+        command: None,
+    };
+    setup_command(cluster, Command::CreateRoute { spec: route }).await?;
+    Ok(DeploymentGroupSpec {
+        deployment_option: DeploymentOption::WithTrafficControl,
+        load_balancer_info: Some(LoadBalancerInfo {
+            target_group_info_list: vec![TargetGroupInfo { name: ROUTE.into() }],
+        }),
+        ..spec
+    })
 }
 
 /// The status of a deployment as the observer replayed it.

@@ -50,4 +50,4 @@ impl ScenarioOutcome {
 
 /// Names of the scenarios this build runs.
 pub const SCENARIOS: &[&str] =
-    &["leader-partition", "rolling-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];
+    &["leader-partition", "rolling-chaos", "traffic-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];

@@ -9,6 +9,11 @@
 //! 3. Safety phase: host faults are planted, revision 2 is deployed, and the chaos runs
 //!    until that deployment and any rollback of it have ended (or the budget is spent).
 //! 4. Liveness phase ([`super::liveness`]).
+//!
+//! `traffic-chaos` is the same run with a group that deploys with traffic control on a
+//! route (drain 1 s): every target also runs the block and allow events, its
+//! `BlockTraffic`/`AllowTraffic` go through the leader under the same chaos, and the
+//! `traffic_only_to_validated_hosts` invariant checks every committed state.
 
 use std::time::Duration;
 
@@ -73,6 +78,21 @@ pub fn timing_for(nodes: usize) -> Timing {
 /// # Errors
 /// A setup failure (the cluster did not form, the application could not be created).
 pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
+    run_in(config, false).await
+}
+
+/// Runs `traffic-chaos`: the scenario with traffic control.
+///
+/// # Errors
+/// A setup failure (the cluster did not form, the application could not be created).
+pub async fn run_with_traffic(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
+    run_in(config, true).await
+}
+
+/// Drain time of the route in `traffic-chaos`, in seconds.
+const TRAFFIC_DRAIN_SECONDS: u32 = 1;
+
+async fn run_in(config: SimConfig, traffic: bool) -> Result<ScenarioOutcome, ScenarioError> {
     let start = tokio::time::Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x726f_6c6c_696e_6721);
     let mut verdicts = Verdicts::default();
@@ -80,7 +100,11 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     let mut cluster = SimCluster::start(config).await?;
     let choice = ConfigChoice::pick(&mut rng, nodes);
     cluster.trace.note(&format!("deployment configuration {choice:?}"));
-    let app = App::create(&cluster, &mut rng, choice, 3).await?;
+    let app = if traffic {
+        App::create_routed(&cluster, &mut rng, choice, 3, TRAFFIC_DRAIN_SECONDS).await?
+    } else {
+        App::create(&cluster, &mut rng, choice, 3).await?
+    };
 
     let limit = deployment_limit(&cluster);
     app.run_baseline(&cluster, &mut rng, limit, &mut verdicts).await?;
@@ -99,6 +123,8 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
 
     let report = liveness::run(&mut cluster, &app, &mut rng, &mut verdicts).await?;
 
+    let (traffic_checks, open_checked) = cluster
+        .with_observer(|observer| (observer.monitor.traffic.checks, observer.monitor.traffic.open_targets_checked));
     let (deployments, rollbacks, least_margin, installs, restored) = cluster.with_observer(|observer| {
         let shadow = observer.shadow();
         (
@@ -130,6 +156,10 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     figures.insert("hosts_restored_by_rollback".into(), json!(restored));
     figures.insert("min_healthy_least_margin".into(), json!(least_margin));
     figures.insert("exempt_hosts".into(), json!(report.exempt_hosts.len()));
+    if traffic {
+        figures.insert("traffic_checks".into(), json!(traffic_checks));
+        figures.insert("open_targets_checked".into(), json!(open_checked));
+    }
     figures.insert("safety_secs".into(), json!((safety_secs * 1000.0).round() / 1000.0));
     figures.insert("liveness_secs".into(), json!((report.phase.as_secs_f64() * 1000.0).round() / 1000.0));
     cluster.shutdown().await;

@@ -279,3 +279,31 @@ fn bad_traffic_control_settings_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(apply(&mut state, 30, without), Outcome::Done);
     assert!(state.deployment_group("app", "web-lb").expect("created").traffic_routes().is_empty());
 }
+
+#[test]
+fn one_deployment_at_a_time_moves_a_route() {
+    // Two groups name route web; while a deployment of one runs, the other's is refused
+    // and nothing is created.
+    let (mut state, id) = traffic_deployment();
+    let second_group = {
+        let Command::CreateDeploymentGroup { mut spec, .. } =
+            traffic_group(&["web"], DeploymentOption::WithTrafficControl)
+        else {
+            unreachable!()
+        };
+        spec.deployment_group_name = "web-2".into();
+        Command::CreateDeploymentGroup { spec, deployment_group_id: "g-2".into() }
+    };
+    assert_eq!(apply(&mut state, 30, second_group), Outcome::Done);
+    let (_, first, _) = setup();
+    let Command::CreateDeployment { mut spec, .. } = crate::tests::deploy(&first, "d-TRAFFIC02") else {
+        unreachable!()
+    };
+    spec.deployment_group_name = "web-2".into();
+    let second = DeploymentId("d-TRAFFIC02".into());
+    let (kind, message) =
+        refused(apply(&mut state, 31, Command::CreateDeployment { spec, deployment_id: second.clone() }));
+    assert_eq!(kind, ApplyErrorKind::Conflict);
+    assert!(message.contains(&format!("route web is being changed by deployment {id}")), "{message}");
+    assert!(!state.deployments.contains_key(&second));
+}
