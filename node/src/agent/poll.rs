@@ -92,6 +92,7 @@ impl PollLoop {
                 release: Release::this_build(),
                 feature_level: Some(self.node.read_directory(|directory| directory.feature_level)),
                 route_errors: self.node.route_errors(),
+                member: Some(self.node.member_spec()),
             };
             let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
             match asked {

@@ -32,6 +32,7 @@ mod core;
 mod engine;
 mod features;
 pub mod liveness;
+mod member_refresh;
 mod polls;
 mod removal;
 mod reports;
@@ -78,6 +79,8 @@ pub struct Leader {
     /// shown by `GetRoute`. One entry per node that reported any; a short lock, taken
     /// once per poll and per `GetRoute`.
     route_errors: std::sync::Mutex<BTreeMap<NodeId, BTreeMap<String, String>>>,
+    /// Members whose new tags or addresses are being proposed (one update at a time each).
+    member_updates: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -107,6 +110,7 @@ impl Leader {
             poll_wakers: polls::PollWakers::default(),
             answers: polls::AnswerCache::default(),
             route_errors: std::sync::Mutex::default(),
+            member_updates: std::sync::Mutex::default(),
         });
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, received));
@@ -214,7 +218,12 @@ impl Service for Leader {
                 (Some(peer), Request::Poll(poll)) if poll.node != peer => {
                     Err(Refusal::Forbidden(format!("node {peer} polled as node {}", poll.node)))
                 }
-                (Some(_), Request::Poll(poll)) => Ok(self.handle_poll(poll).await),
+                (Some(_), Request::Poll(poll)) => {
+                    if self.node.is_leader() {
+                        self.refresh_member(poll.node, poll.member.as_ref());
+                    }
+                    Ok(self.handle_poll(poll).await)
+                }
                 (Some(peer), Request::Report(reports)) if reports.iter().any(|report| report.target_id != peer) => {
                     Err(Refusal::Forbidden(format!("node {peer} reported progress for another node")))
                 }

@@ -119,6 +119,19 @@ impl Node {
         &self.settings
     }
 
+    /// What this node runs with, as a member record: its addresses and tags, the
+    /// advertised address only when it differs from the listen IP (as at its join).
+    pub fn member_spec(&self) -> fleetmesh_state::model::members::MemberSpec {
+        let settings = &self.settings;
+        let advertise = Some(settings.advertise).filter(|address| *address != settings.listen.ip());
+        fleetmesh_state::model::members::MemberSpec {
+            listen: settings.listen,
+            api: settings.api,
+            tags: settings.tags.clone(),
+            advertise,
+        }
+    }
+
     /// The Raft host: the instance and its life.
     pub fn raft_host(&self) -> &Arc<RaftHost> {
         &self.raft

@@ -281,6 +281,10 @@ pub struct PollRequest {
     /// the reason; left out while there are none. The leader shows them in `GetRoute`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub route_errors: BTreeMap<String, String>,
+    /// What the poller runs with now (its addresses and tags), so the leader records a
+    /// restart with other tags or addresses; releases before this one send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<fleetmesh_state::model::members::MemberSpec>,
 }
 
 /// What one agent must do for one deployment.

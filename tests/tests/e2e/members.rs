@@ -1,6 +1,7 @@
 //! Member lifecycle: `cluster remove-node` removes dead and live members for good (a
 //! removed node is refused at the QUIC handshake and stops), and node certificates
-//! expire and renew themselves while the cluster keeps working.
+//! expire and renew themselves while the cluster keeps working, and a member restarted
+//! with other tags is recorded with them.
 
 use std::time::Duration;
 
@@ -160,4 +161,26 @@ fn node_certificates_expire_and_renew_while_the_cluster_works() {
     for index in [1, 2, 3] {
         assert!(cluster.log(index).contains("node certificate renewed"), "node {index} logged no renewal");
     }
+}
+
+/// The tags of node id `id` as `cluster status --json` shows them.
+fn tags_of(cluster: &TestCluster, via: u32, id: u64) -> Option<Value> {
+    let status = cluster.status(via)?;
+    let node = status["nodes"].as_array()?.iter().find(|node| node["id"].as_u64() == Some(id))?.clone();
+    Some(node["tags"].clone())
+}
+
+#[test]
+fn a_member_restarted_with_other_tags_is_recorded_with_them() {
+    // Node 3 restarts with an extra tag: the leader records it from its polls
+    // (`UpdateMember`), so groups and routes select it by its new tags.
+    let mut cluster = TestCluster::start(3, Options::default());
+    let id = cluster.node_id(3);
+    assert_eq!(tags_of(&cluster, 1, id), Some(serde_json::json!({"role": "web"})));
+    cluster.restart_with(3, &["--tag", "zone=b"]);
+    let started = std::time::Instant::now();
+    wait_until("the new tag is recorded", Duration::from_secs(30), || {
+        (tags_of(&cluster, 1, id)? == serde_json::json!({"role": "web", "zone": "b"})).then_some(())
+    });
+    println!("a restart's new tag was recorded {} ms after the restart", started.elapsed().as_millis());
 }

@@ -143,6 +143,7 @@ fn frame_seeds(out: &Path) {
         release: Release::default(),
         feature_level: None,
         route_errors: Default::default(),
+        member: None,
     };
     let messages: Vec<(&str, FrameKind, Message)> = vec![
         ("get-manifest", FrameKind::Message, encode_request(&Request::GetManifest { revision_id }, Bytes::new())),

@@ -1,0 +1,56 @@
+//! A member that restarted with other tags, another API address or another advertised
+//! address: its polls carry what it runs with now, and the leader records the change
+//! (a restart without any `--tag` keeps the recorded tags)
+//! ([`Command::UpdateMember`]), so deployment groups and routes select it by its current
+//! tags and routers reach it where it now listens. The QUIC listen address is not
+//! changed this way (voters' Raft addresses hang on it): a node that must move is
+//! removed and joins again.
+
+use std::sync::Arc;
+
+use fleetmesh_state::model::members::MemberSpec;
+use fleetmesh_state::{Command, Outcome};
+use fleetmesh_transport::NodeId;
+use tracing::{info, warn};
+
+use super::Leader;
+
+impl Leader {
+    /// Proposes `reported` for member `node` when it differs from the recorded member,
+    /// unless an update of that member is already on its way.
+    pub(super) fn refresh_member(self: &Arc<Self>, node: NodeId, reported: Option<&MemberSpec>) {
+        let Some(reported) = reported else { return };
+        let wanted = self.node.state().read(|state| {
+            let member = state.members.get(&node)?;
+            // A restart without --tag keeps the recorded tags (a plain `node --data-dir`
+            // resume must not drop the host out of its groups).
+            let tags = if reported.tags.is_empty() { member.tags.clone() } else { reported.tags.clone() };
+            let wanted = MemberSpec { listen: member.listen, tags, ..reported.clone() }.for_level(state.feature_level);
+            let recorded = MemberSpec {
+                listen: member.listen,
+                api: member.api,
+                tags: member.tags.clone(),
+                advertise: member.advertise,
+            };
+            (wanted != recorded).then_some(wanted)
+        });
+        let Some(wanted) = wanted else { return };
+        {
+            let mut updating = self.member_updates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !updating.insert(node) {
+                return;
+            }
+        }
+        let leader = self.clone();
+        tokio::spawn(async move {
+            let tags = wanted.tags.clone();
+            match leader.node.propose_one(Command::UpdateMember { id: node, spec: wanted }).await {
+                Ok(Outcome::Done) => info!(%node, ?tags, "recorded a member's new tags or addresses"),
+                Ok(other) => warn!(%node, ?other, "a member's new tags or addresses were refused"),
+                Err(error) => warn!(%node, %error, "cannot record a member's new tags or addresses yet"),
+            }
+            let mut updating = leader.member_updates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            updating.remove(&node);
+        });
+    }
+}
