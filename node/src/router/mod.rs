@@ -23,6 +23,8 @@ mod command;
 mod pick;
 mod proxy;
 
+pub use proxy::serve_listener;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -53,6 +53,18 @@ pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, address: IpA
     let listen = SocketAddr::new(address, port);
     let Some(listener) = bind(&mut route, listen, &name, &node).await else { return };
     info!(route = %name, %listen, "routing traffic");
+    serve_listener(listener, route).await;
+}
+
+/// Proxies `route` on an already bound `listener`: accepts clients, picks a target per
+/// new connection by the route's latest weights and copies bytes both ways, applying
+/// drain and block to open connections as the route changes. Returns when the route's
+/// sender is dropped; aborting the task drops the listener and every connection.
+///
+/// This is what a router node runs once it has bound the route's listen port; it needs
+/// no node, so `bench_router` measures this very code in-process.
+pub async fn serve_listener(listener: TcpListener, mut route: watch::Receiver<Arc<RouteInfo>>) {
+    let name = route.borrow_and_update().route_name.clone();
     let mut connections = JoinSet::new();
     // Until aborted or the route's sender is gone; each pass handles one event.
     loop {
