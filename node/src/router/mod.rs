@@ -22,6 +22,7 @@
 mod command;
 mod pick;
 mod proxy;
+mod relay;
 
 pub use proxy::serve_listener;
 

@@ -4,7 +4,7 @@
 //! blocked, or its drain time after it stopped serving runs out.
 //!
 //! ```text
-//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ copy_bidirectional
+//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ relay (splice or copy)
 //!                    ▲                                          │ route changes:
 //!        route (watch) ─────────────────────────────────────────┘ blocked → close,
 //!                                                                 draining/0 → close after drain
@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::pick;
+use super::{pick, relay};
 use crate::runtime::Node;
 
 /// How long a connect to one target may take before the next target is tried: long
@@ -31,9 +31,11 @@ use crate::runtime::Node;
 /// most a few seconds when several targets are down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Most open connections per route on one router (each holds two 8 KiB copy buffers
-/// and two sockets: 10,000 cost about 160 MiB and 20,000 file descriptors). Beyond it
-/// new connections are closed at once.
+/// Most open connections per route on one router. Each holds two sockets and either
+/// two pipes (the first `relay::SPLICED_CONNECTIONS_MAX` = 512 of the process: 4 more
+/// file descriptors and at most 128 KiB of kernel pages each while bytes are in flight)
+/// or two 8 KiB copy buffers: 10,000 cost at most about 160 MiB of buffers + 64 MiB of
+/// pipe pages, and 22,048 file descriptors. Beyond it new connections are closed at once.
 const CONNECTIONS_MAX: usize = 10_000;
 
 /// Pause before trying again to listen on a port that was taken.
@@ -157,7 +159,7 @@ async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>
     let _ = client.set_nodelay(true);
     // The same for the target's side.
     let _ = upstream.set_nodelay(true);
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    let copy = relay::relay(&mut client, &mut upstream);
     tokio::pin!(copy);
     let mut drain_until: Option<Instant> = None;
     // Until the copy ends or the target may no longer be served; one pass per change.
