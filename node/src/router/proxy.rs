@@ -31,11 +31,12 @@ use crate::runtime::Node;
 /// most a few seconds when several targets are down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Most open connections per route on one router. Each holds two sockets and either
-/// two pipes (the first `relay::SPLICED_CONNECTIONS_MAX` = 512 of the process: 4 more
-/// file descriptors and at most 128 KiB of kernel pages each while bytes are in flight)
-/// or two 8 KiB copy buffers: 10,000 cost at most about 160 MiB of buffers + 64 MiB of
-/// pipe pages, and 22,048 file descriptors. Beyond it new connections are closed at once.
+/// Most open connections per route on one router. Each holds two sockets and two 8 KiB
+/// copy buffers; a direction that turns bulk swaps its buffer for a pipe (at most
+/// `relay::SPLICED_DIRECTIONS_MAX` = 1,024 in the process: 2 file descriptors and up
+/// to 64 KiB of kernel pages each while bytes are in flight). So 10,000 cost at most
+/// about 160 MiB of buffers + 64 MiB of pipe pages, and 22,048 file descriptors.
+/// Beyond it new connections are closed at once.
 const CONNECTIONS_MAX: usize = 10_000;
 
 /// Pause before trying again to listen on a port that was taken.
@@ -149,9 +150,9 @@ fn verdict(route: &RouteInfo, target: NodeId) -> Verdict {
 }
 
 /// Proxies one client connection (see the module's diagram).
-async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
+async fn serve(client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
     let info = route.borrow_and_update().clone();
-    let Some((target, mut upstream)) = connect(&info, rand::random::<u64>()).await else {
+    let Some((target, upstream)) = connect(&info, rand::random::<u64>()).await else {
         debug!(route = %info.route_name, "no target accepted the connection; closing it");
         return;
     };
@@ -159,7 +160,7 @@ async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>
     let _ = client.set_nodelay(true);
     // The same for the target's side.
     let _ = upstream.set_nodelay(true);
-    let copy = relay::relay(&mut client, &mut upstream);
+    let copy = relay::relay(&client, &upstream);
     tokio::pin!(copy);
     let mut drain_until: Option<Instant> = None;
     // Until the copy ends or the target may no longer be served; one pass per change.

@@ -1,16 +1,15 @@
 //! Moving a proxied connection's bytes both ways, client ⇄ target, until both sides
-//! have closed: with `splice(2)` through a pipe per direction, so the bytes go socket →
-//! pipe → socket inside the kernel and never through this process; with a buffer per
-//! direction (tokio's copy) when no pipe can be made (out of file descriptors).
+//! have closed. Each direction starts copying through an 8 KiB buffer (cheapest for
+//! small requests: no pipe to make); once one read fills that buffer the direction is
+//! bulk, and it switches to `splice(2)` through a pipe of its own, so the bytes go
+//! socket → pipe → socket inside the kernel and never through this process.
 //!
 //! ```text
-//!  client ─splice─▶ pipe ─splice─▶ target      each direction: fill the pipe from one
-//!  client ◀─splice─ pipe ◀─splice─ target      socket, drain it into the other; at end
-//!                                               of stream shut the other's write side
+//!  from ─read─▶ 8 KiB ─write─▶ to        while reads come in under 8 KiB
+//!  from ─splice─▶ pipe ─splice─▶ to      after a full read (a splice slot and a pipe
+//!                                        free; else it keeps copying)
+//!  end of stream from `from` → shut `to`'s write side (half-closes pass through)
 //! ```
-//!
-//! Half-closes pass through (a client that shuts its write side still gets the whole
-//! answer), as `tokio::io::copy_bidirectional` does.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -23,19 +22,20 @@ use tokio::net::TcpStream;
 /// Most bytes one splice moves: a default Linux pipe holds 16 pages (64 KiB), and a
 /// pipe is always drained before it is filled again, so one fill is at most this.
 /// Measured with bench_router (docs/benchmarks.md): the router's CPU per GiB fell from
-/// 0.72 s with 8 KiB copies to 0.36 s (64 KiB copies: 0.42 s; 1 MiB pipes: 0.19 s, but
-/// 16 times the kernel memory per connection).
+/// 0.72 s with 8 KiB copies to 0.3 to 0.36 s (64 KiB copies: 0.42 s; 1 MiB pipes: 0.19 s,
+/// but 16 times the kernel memory per direction).
 const SPLICE_BYTES_MAX: usize = 64 * 1024;
 
-/// Most connections relaying with pipes at once, in this process: each holds two pipes
-/// (four file descriptors, up to 2 × 64 KiB of kernel pages while bytes are in flight).
-/// 512 keep that within 2,048 descriptors and 64 MiB, which is also Linux's default
+/// Most directions relaying with pipes at once, in this process: each holds one pipe
+/// (two file descriptors, up to 64 KiB of kernel pages while bytes are in flight).
+/// 1,024 keep that within 2,048 descriptors and 64 MiB, which is also Linux's default
 /// pipe budget of an unprivileged user (`/proc/sys/fs/pipe-user-pages-soft`, 16,384
-/// pages), past which new pipes shrink to two pages. Connections beyond it copy.
-const SPLICED_CONNECTIONS_MAX: usize = 512;
+/// pages), past which new pipes shrink to two pages. Directions beyond it keep copying.
+const SPLICED_DIRECTIONS_MAX: usize = 1024;
 
-/// Buffer per direction when the copy falls back to userspace: tokio's default, so a
-/// router short of file descriptors keeps its old memory bound (see CONNECTIONS_MAX).
+/// Buffer per direction while copying: tokio's default for `copy_bidirectional`, so the
+/// memory bound of CONNECTIONS_MAX stays what it was. A read that fills it marks the
+/// direction as bulk.
 const COPY_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Relays bytes between `client` and `target` until both directions reached end of
@@ -44,33 +44,59 @@ const COPY_BUFFER_BYTES: usize = 8 * 1024;
 /// # Errors
 /// The first I/O error of either direction (a reset, a broken pipe); the connection is
 /// then over.
-pub(super) async fn relay(client: &mut TcpStream, target: &mut TcpStream) -> io::Result<()> {
-    let pipes = SPLICE_SLOTS.take().and_then(|slot| Some((slot, pipe().ok()?, pipe().ok()?)));
-    match pipes {
-        Some((_slot, upstream, downstream)) => relay_spliced(client, target, upstream, downstream).await,
-        // Every splice slot taken, or out of file descriptors: the plain copy needs none.
-        None => relay_copied(client, target).await,
-    }
+pub(super) async fn relay(client: &TcpStream, target: &TcpStream) -> io::Result<()> {
+    relay_with(client, target, &SPLICE_SLOTS).await
 }
 
-/// [`relay`] through the kernel, with one pipe per direction.
-async fn relay_spliced(
-    client: &TcpStream,
-    target: &TcpStream,
-    upstream: (OwnedFd, OwnedFd),
-    downstream: (OwnedFd, OwnedFd),
-) -> io::Result<()> {
-    tokio::try_join!(splice_one_way(client, target, upstream), splice_one_way(target, client, downstream))?;
+/// [`relay`] with its splice budget as an argument (tests pass their own).
+async fn relay_with(client: &TcpStream, target: &TcpStream, slots: &SpliceSlots) -> io::Result<()> {
+    tokio::try_join!(one_way(client, target, slots), one_way(target, client, slots))?;
     Ok(())
 }
 
-/// [`relay`] through a buffer of [`COPY_BUFFER_BYTES`] per direction.
-async fn relay_copied(client: &mut TcpStream, target: &mut TcpStream) -> io::Result<()> {
-    tokio::io::copy_bidirectional_with_sizes(client, target, COPY_BUFFER_BYTES, COPY_BUFFER_BYTES).await.map(|_| ())
+/// Moves everything `from` sends to `to`, copying until a read fills the buffer, then
+/// splicing if a slot and a pipe are free; then shuts `to`'s write side.
+async fn one_way(from: &TcpStream, to: &TcpStream, slots: &SpliceSlots) -> io::Result<()> {
+    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+    // Until `from`'s end of stream, an error, or the switch to splicing; one read each.
+    loop {
+        let read = io_when(from, Interest::READABLE, || from.try_read(&mut buffer)).await?;
+        if read == 0 {
+            return shut_write(to);
+        }
+        write_all(to, &buffer[..read]).await?;
+        if read == buffer.len() {
+            if let Some(slot) = slots.take() {
+                if let Ok(pipe) = pipe() {
+                    drop(buffer);
+                    let _slot = slot;
+                    return splice_one_way(from, to, pipe).await;
+                }
+            }
+        }
+    }
 }
 
-/// The process's budget of connections relaying with pipes (all routes together).
-static SPLICE_SLOTS: SpliceSlots = SpliceSlots::new(SPLICED_CONNECTIONS_MAX);
+/// Writes all of `bytes` to `to`.
+async fn write_all(to: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    // Bounded by `bytes`: every pass writes at least one byte or fails.
+    while !bytes.is_empty() {
+        let written = io_when(to, Interest::WRITABLE, || to.try_write(bytes)).await?;
+        if written == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes"));
+        }
+        bytes = &bytes[written..];
+    }
+    Ok(())
+}
+
+/// Passes an end of stream on: no more bytes will be written to `to`.
+fn shut_write(to: &TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write)
+}
+
+/// The process's budget of directions relaying with pipes (all routes together).
+static SPLICE_SLOTS: SpliceSlots = SpliceSlots::new(SPLICED_DIRECTIONS_MAX);
 
 /// A count of slots taken out of `max`.
 struct SpliceSlots {
@@ -92,7 +118,7 @@ impl SpliceSlots {
     }
 }
 
-/// One connection's right to relay with pipes, given back when dropped.
+/// One direction's right to relay with a pipe, given back when dropped.
 struct SpliceSlot<'slots> {
     slots: &'slots SpliceSlots,
 }
@@ -109,12 +135,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?)
 }
 
-/// Moves everything `from` sends to `to` through `pipe`, then shuts `to`'s write side;
-/// returns the bytes moved.
-async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: (OwnedFd, OwnedFd)) -> io::Result<u64> {
+/// Moves everything `from` sends to `to` through `pipe`, then shuts `to`'s write side.
+async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: (OwnedFd, OwnedFd)) -> io::Result<()> {
     let (pipe_read, pipe_write) = pipe;
     let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
-    let mut moved = 0u64;
     // Until `from`'s end of stream or an error; each pass fills the pipe once and drains it.
     loop {
         let filled = io_when(from, Interest::READABLE, || {
@@ -122,8 +146,7 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: (OwnedFd, OwnedF
         })
         .await?;
         if filled == 0 {
-            socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write)?;
-            return Ok(moved);
+            return shut_write(to);
         }
         let mut left = filled;
         // Bounded by `filled`: every pass moves at least one byte or waits.
@@ -137,7 +160,6 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipe: (OwnedFd, OwnedF
             }
             left -= drained;
         }
-        moved += filled as u64;
     }
 }
 
@@ -172,11 +194,11 @@ mod tests {
         (0..length).map(|index| (index % 251) as u8).collect()
     }
 
-    /// A client, a relay (spliced or copied) and a target that reads to the end of the
+    /// A client, a relay (splice budget `splice_max`) and a target that reads to the end of the
     /// client's stream and only then answers with the bytes reversed: asserts every byte
     /// crosses both ways in order and that the client's half-close reaches the target
     /// while the answer still comes back, then end of stream to the client.
-    async fn relays_both_ways_through_a_half_close(spliced: bool) {
+    async fn relays_both_ways_through_a_half_close(splice_max: usize) {
         let front = TcpListener::bind("127.0.0.1:0").await.expect("bind the front");
         let back = TcpListener::bind("127.0.0.1:0").await.expect("bind the target");
         let (front_address, back_address) = (front.local_addr().expect("front"), back.local_addr().expect("back"));
@@ -188,14 +210,12 @@ mod tests {
             stream.write_all(&received).await.expect("the answer");
         });
         let relay_task = tokio::spawn(async move {
-            let (mut client, _) = front.accept().await.expect("the client connects");
-            let mut upstream = TcpStream::connect(back_address).await.expect("connect the target");
-            if spliced {
-                let pipes = (pipe().expect("a pipe"), pipe().expect("a pipe"));
-                relay_spliced(&client, &upstream, pipes.0, pipes.1).await
-            } else {
-                relay_copied(&mut client, &mut upstream).await
-            }
+            let (client, _) = front.accept().await.expect("the client connects");
+            let upstream = TcpStream::connect(back_address).await.expect("connect the target");
+            let slots = SpliceSlots::new(splice_max);
+            let relayed = relay_with(&client, &upstream, &slots).await;
+            assert_eq!(slots.taken.load(Ordering::Acquire), 0, "every splice slot given back");
+            relayed
         });
         let sent = pattern(SENT_BYTES);
         let exchange = async {
@@ -219,13 +239,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn spliced_relay_moves_every_byte_both_ways_through_a_half_close() {
-        relays_both_ways_through_a_half_close(true).await;
+    async fn a_bulk_relay_switches_to_splice_and_moves_every_byte_both_ways_through_a_half_close() {
+        relays_both_ways_through_a_half_close(2).await;
     }
 
     #[tokio::test]
-    async fn copied_relay_moves_every_byte_both_ways_through_a_half_close() {
-        relays_both_ways_through_a_half_close(false).await;
+    async fn without_splice_slots_the_relay_copies_every_byte_both_ways_through_a_half_close() {
+        relays_both_ways_through_a_half_close(0).await;
     }
 
     #[test]
