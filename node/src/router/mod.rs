@@ -22,6 +22,9 @@
 mod command;
 mod pick;
 mod proxy;
+mod relay;
+
+pub use proxy::serve_listener;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

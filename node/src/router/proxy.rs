@@ -4,7 +4,7 @@
 //! blocked, or its drain time after it stopped serving runs out.
 //!
 //! ```text
-//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ copy_bidirectional
+//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ relay (splice or copy)
 //!                    ▲                                          │ route changes:
 //!        route (watch) ─────────────────────────────────────────┘ blocked → close,
 //!                                                                 draining/0 → close after drain
@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::pick;
+use super::{pick, relay};
 use crate::runtime::Node;
 
 /// How long a connect to one target may take before the next target is tried: long
@@ -31,9 +31,12 @@ use crate::runtime::Node;
 /// most a few seconds when several targets are down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Most open connections per route on one router (each holds two 8 KiB copy buffers
-/// and two sockets: 10,000 cost about 160 MiB and 20,000 file descriptors). Beyond it
-/// new connections are closed at once.
+/// Most open connections per route on one router. Each holds two sockets and two 8 KiB
+/// copy buffers; a direction that turns bulk swaps its buffer for a pipe (at most
+/// `relay::SPLICED_DIRECTIONS_MAX` = 1,024 in the process: 2 file descriptors and up
+/// to 64 KiB of kernel pages each while bytes are in flight). So 10,000 cost at most
+/// about 160 MiB of buffers + 64 MiB of pipe pages, and 22,048 file descriptors.
+/// Beyond it new connections are closed at once.
 const CONNECTIONS_MAX: usize = 10_000;
 
 /// Pause before trying again to listen on a port that was taken.
@@ -53,6 +56,18 @@ pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, address: IpA
     let listen = SocketAddr::new(address, port);
     let Some(listener) = bind(&mut route, listen, &name, &node).await else { return };
     info!(route = %name, %listen, "routing traffic");
+    serve_listener(listener, route).await;
+}
+
+/// Proxies `route` on an already bound `listener`: accepts clients, picks a target per
+/// new connection by the route's latest weights and copies bytes both ways, applying
+/// drain and block to open connections as the route changes. Returns when the route's
+/// sender is dropped; aborting the task drops the listener and every connection.
+///
+/// This is what a router node runs once it has bound the route's listen port; it needs
+/// no node, so `bench_router` measures this very code in-process.
+pub async fn serve_listener(listener: TcpListener, mut route: watch::Receiver<Arc<RouteInfo>>) {
+    let name = route.borrow_and_update().route_name.clone();
     let mut connections = JoinSet::new();
     // Until aborted or the route's sender is gone; each pass handles one event.
     loop {
@@ -135,9 +150,9 @@ fn verdict(route: &RouteInfo, target: NodeId) -> Verdict {
 }
 
 /// Proxies one client connection (see the module's diagram).
-async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
+async fn serve(client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
     let info = route.borrow_and_update().clone();
-    let Some((target, mut upstream)) = connect(&info, rand::random::<u64>()).await else {
+    let Some((target, upstream)) = connect(&info, rand::random::<u64>()).await else {
         debug!(route = %info.route_name, "no target accepted the connection; closing it");
         return;
     };
@@ -145,7 +160,7 @@ async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>
     let _ = client.set_nodelay(true);
     // The same for the target's side.
     let _ = upstream.set_nodelay(true);
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    let copy = relay::relay(&client, &upstream);
     tokio::pin!(copy);
     let mut drain_until: Option<Instant> = None;
     // Until the copy ends or the target may no longer be served; one pass per change.
