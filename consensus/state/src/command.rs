@@ -15,6 +15,7 @@ use crate::model::resources::{
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
+use crate::model::traffic_routing::TrafficRoutingConfig;
 
 /// What a client asks for when it creates a deployment group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +189,9 @@ pub enum Command {
         compute_platform: ComputePlatform,
         /// The rule.
         minimum_healthy_hosts: MinimumHealthyHosts,
+        /// Canary or linear steps ([`FeatureLevel::TRAFFIC_CONTROL`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traffic_routing_config: Option<TrafficRoutingConfig>,
     },
     /// `delete-deployment-config`.
     DeleteDeploymentConfig {
@@ -377,6 +381,7 @@ impl Command {
                 FeatureLevel::TRAFFIC_ROUTES
             }
             Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
+            Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }
