@@ -28,7 +28,12 @@
 //!   remaining targets unable to start, the deployment fails with
 //!   `HEALTH_CONSTRAINTS` (they are skipped) even when `S ≥ M`, because the group
 //!   could not be fully updated without dropping below the minimum;
-//! - `CodeDeployDefault.OneAtATime` (`MOST_CONCURRENCY`) is the rule `M = N − 1`.
+//! - `CodeDeployDefault.OneAtATime` (`MOST_CONCURRENCY`) is the rule `M = N − 1`;
+//! - a deployment whose configuration has canary or linear steps (`trafficRoutingConfig`,
+//!   fleetmesh's extension for servers, issue 14) also waits between steps: see
+//!   `steps.rs`. Its status stays `InProgress` while it bakes (a `Baking` status would
+//!   need a command of its own), and its 8 h timeout grows by the bakes it waits
+//!   through. A rollback has no steps.
 //!
 //! Only in-place deployments are planned here; blue/green and traffic shifting will
 //! be siblings of [`plan`], each a [`WavePlanner`] (the seam the leader's engine calls).
@@ -41,6 +46,7 @@ mod outdated;
 mod plan;
 mod planner;
 mod rule;
+mod steps;
 
 #[cfg(test)]
 mod harness;
@@ -56,3 +62,4 @@ pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};
 pub use planner::{CodeDeployPlanner, WavePlanner};
 pub use rule::{deployment_minimum, minimum_healthy_count};
+pub use steps::step_size;
