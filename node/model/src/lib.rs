@@ -193,6 +193,9 @@ impl Operation {
             | Self::DeleteRoute(_)
             | Self::SetRouteTargets(_) => FeatureLevel::TRAFFIC_ROUTES,
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::CreateDeploymentConfig(input) if input.traffic_routing_config.is_some() => {
+                FeatureLevel::TRAFFIC_CONTROL
+            }
             _ => FeatureLevel::BASE,
         }
     }

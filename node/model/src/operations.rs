@@ -15,7 +15,7 @@ use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
     DeploymentStatus, FileExistsBehavior, Manifest, MinimumHealthyHosts, NodeHolding, OnPremisesTagSet,
     OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary, RollbackInfo, StopStatus, TagFilter,
-    TimeRange,
+    TimeRange, TrafficRoutingConfig,
 };
 
 /// The output of operations that answer nothing (the deletes).
@@ -162,12 +162,21 @@ pub struct ListDeploymentGroupsOutput {
 pub struct CreateDeploymentConfigInput {
     /// Unique name.
     pub deployment_config_name: String,
-    /// The rule (`HOST_COUNT` or `FLEET_PERCENT`).
+    /// The rule (`HOST_COUNT` or `FLEET_PERCENT`); required unless
+    /// `traffic_routing_config` is given, which defaults it to OneAtATime's rule.
     #[serde(default, deserialize_with = "crate::strict::minimum_healthy_hosts_strict")]
     pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
     /// Server (default).
     #[serde(default)]
     pub compute_platform: Option<ComputePlatform>,
+    /// Canary or linear steps (AWS's shape; for Server, fleetmesh sizes in-place waves
+    /// with it). Needs feature level 9.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::traffic_routing_strict"
+    )]
+    pub traffic_routing_config: Option<TrafficRoutingConfig>,
 }
 
 /// `CreateDeploymentConfig`'s answer.
