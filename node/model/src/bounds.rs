@@ -408,7 +408,7 @@ impl Operation {
     /// Deployments and their targets.
     fn check_deployments(&self) -> Result<(), OperationError> {
         match self {
-            Self::CreateDeployment(input) => {
+            Self::CreateDeployment(input) | Self::PlanDeployment(input) => {
                 name(APPLICATION, &input.application_name)?;
                 name(GROUP, &input.deployment_group_name)?;
                 optional_name(CONFIG, input.deployment_config_name.as_ref())?;

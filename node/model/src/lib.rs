@@ -148,6 +148,7 @@ operations! {
     Prefetch(PrefetchInput) -> PrefetchOutput, Write;
     GetRevisionDistribution(GetRevisionDistributionInput) -> GetRevisionDistributionOutput, LeaderRead;
     CreateDeployment(CreateDeploymentInput) -> CreateDeploymentOutput, Write;
+    PlanDeployment(PlanDeploymentInput) -> PlanDeploymentOutput, Read;
     GetDeployment(GetDeploymentInput) -> GetDeploymentOutput, Read;
     ListDeployments(ListDeploymentsInput) -> ListDeploymentsOutput, Read;
     StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;

@@ -40,6 +40,7 @@
 
 mod action;
 mod deadlines;
+mod dry_run;
 mod fleet;
 mod order;
 mod outdated;
@@ -57,6 +58,7 @@ mod scenarios;
 
 pub use action::Action;
 pub use deadlines::{next_deadline, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS};
+pub use dry_run::{dry_run, DryRun, PlannedEnd, PlannedStep};
 pub use fleet::{FleetView, HostView, Liveness};
 pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};

@@ -160,7 +160,15 @@ pub(super) async fn create_deployment(
     input: CreateDeploymentInput,
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentOutput, ApiError> {
-    let spec = DeploymentSpec {
+    let spec = deployment_spec(input)?;
+    let deployment_id = DeploymentId::from_random(node.random_bytes());
+    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
+    Ok(CreateDeploymentOutput { deployment_id })
+}
+
+/// The command's spec for a user's `CreateDeployment` (also what `PlanDeployment` plans).
+pub(super) fn deployment_spec(input: CreateDeploymentInput) -> Result<DeploymentSpec, ApiError> {
+    Ok(DeploymentSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
         deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
         revision_id: input.revision.resolve()?,
@@ -171,10 +179,7 @@ pub(super) async fn create_deployment(
         auto_rollback_configuration: input.auto_rollback_configuration,
         creator: DeploymentCreator::User,
         targets: None,
-    };
-    let deployment_id = DeploymentId::from_random(node.random_bytes());
-    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
-    Ok(CreateDeploymentOutput { deployment_id })
+    })
 }
 
 pub(super) async fn stop_deployment(

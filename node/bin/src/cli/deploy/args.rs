@@ -285,8 +285,12 @@ pub(crate) struct CreateDeploymentArgs {
     #[arg(long)]
     pub(crate) no_auto_rollback: bool,
     /// Follow it until it ends; exit non-zero unless it succeeded.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub(crate) wait: bool,
+    /// Print the waves and bakes the planner would run for the group as it is now
+    /// (every host alive, every target succeeding); create nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

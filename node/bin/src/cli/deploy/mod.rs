@@ -16,8 +16,8 @@ use fleetmesh_model::{
     GetRevisionDistributionOutput, ListAllInput, ListApplicationRevisionsOutput, ListApplicationsOutput,
     ListDeploymentConfigsOutput, ListDeploymentGroupsOutput, ListDeploymentTargetsOutput, ListDeploymentsInput,
     ListDeploymentsOutput, MinimumHealthyHosts, MinimumHealthyHostsType, OnPremisesTagSet, OutdatedInstancesStrategy,
-    RevisionLocation, RevisionRef, StopDeploymentInput, StopDeploymentOutput, TagFilter, TagFilterType,
-    TrafficRoutingConfig, TrafficRoutingType,
+    PlanDeploymentOutput, RevisionLocation, RevisionRef, StopDeploymentInput, StopDeploymentOutput, TagFilter,
+    TagFilterType, TrafficRoutingConfig, TrafficRoutingType,
 };
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::Serialize;
@@ -379,6 +379,11 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
         file_exists_behavior: FileExistsBehavior::parse(&args.file_exists_behavior),
         auto_rollback_configuration: rollback,
     };
+    if args.dry_run {
+        let answer: PlanDeploymentOutput = client.call("PlanDeployment", &input)?;
+        print_answer(args.json, &answer, print_plan);
+        return Ok(if answer.outcome == "Succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let answer: CreateDeploymentOutput = client.call("CreateDeployment", &input)?;
     let deployment_id = answer.deployment_id.to_string();
     if args.wait {
@@ -389,6 +394,25 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
     }
     print_answer(args.json, &answer, |_| println!("{deployment_id}"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `create-deployment --dry-run` without `--json`: one line per wave and bake.
+fn print_plan(plan: &PlanDeploymentOutput) {
+    println!("deployment configuration {}", plan.deployment_config_name);
+    for step in &plan.steps {
+        match (step.wave, &step.target_ids, step.bake_seconds) {
+            (Some(wave), Some(targets), _) => {
+                let noun = if targets.len() == 1 { "host" } else { "hosts" };
+                println!("wave {wave}: {} {noun} ({})", targets.len(), targets.join(", "));
+            }
+            (_, _, Some(seconds)) => println!("bake {seconds} s"),
+            _ => {}
+        }
+    }
+    match &plan.error_information {
+        Some(error) => println!("would end {}: {}", plan.outcome, error.message),
+        None => println!("would end {}", plan.outcome),
+    }
 }
 
 #[cfg(test)]
