@@ -209,3 +209,29 @@ mod tests {
         assert_eq!(failed_hosts(&harness.plan()), vec![2]);
     }
 }
+
+#[cfg(test)]
+mod step_tests {
+    use super::super::harness::{linear, Harness};
+    use super::*;
+
+    #[test]
+    fn bakes_extend_the_timeout() {
+        // 10 hosts, linear 25 % (steps of 3: 3, 3, 3, 1) every 2 hours, so 3 bakes:
+        // asserts the deadline once started is start + 8 h + 6 h, not start + 8 h, and
+        // that the timeout's message states the longer limit.
+        let mut harness = Harness::new(10, linear(25, 7_200, None));
+        harness.step();
+        let started = harness.deployment().start_time.expect("started");
+        let limit_ms = IN_PLACE_DEPLOYMENT_TIMEOUT_MS + 3 * 7_200_000;
+        assert_eq!(timeout_ms(harness.deployment(), &harness.settings), limit_ms);
+        assert_eq!(
+            next_deadline(harness.deployment(), &harness.fleet, &harness.settings),
+            Some(UnixMillis(started.0 + limit_ms))
+        );
+        harness.now = UnixMillis(started.0 + limit_ms);
+        let actions = harness.plan();
+        let Some(Action::Finish { error: Some(error), .. }) = actions.last() else { panic!("{actions:?}") };
+        assert!(error.message.contains(&format!("limit of {limit_ms} ms")), "{}", error.message);
+    }
+}
