@@ -11,7 +11,6 @@ use fleetmesh_state::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
-use crate::shapes::ErrorInformation;
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
     DeploymentStatus, FileExistsBehavior, Manifest, MinimumHealthyHosts, NodeHolding, OnPremisesTagSet,
@@ -364,38 +363,6 @@ pub struct CreateDeploymentInput {
 /// waves and bakes a `CreateDeployment` of the same input would run now, assuming every
 /// matching host stays alive and every target succeeds. Read-only: nothing is proposed.
 pub type PlanDeploymentInput = CreateDeploymentInput;
-
-/// `PlanDeployment`'s answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanDeploymentOutput {
-    /// The configuration the deployment would use.
-    pub deployment_config_name: String,
-    /// Waves and bakes, in order.
-    pub steps: Vec<PlannedStepInfo>,
-    /// `Succeeded`, `Failed` (see `errorInformation`) or `Stalled` (the planner would
-    /// wait for hosts that are not alive).
-    pub outcome: String,
-    /// Why it would fail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_information: Option<ErrorInformation>,
-}
-
-/// One wave (`wave` and `targetIds`) or one bake (`bakeSeconds`) of a planned
-/// deployment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlannedStepInfo {
-    /// The wave's number, from 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wave: Option<u32>,
-    /// The wave's targets (node ids).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_ids: Option<Vec<String>>,
-    /// The bake's length in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bake_seconds: Option<f64>,
-}
 
 /// `CreateDeployment`'s answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
