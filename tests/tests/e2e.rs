@@ -4,6 +4,7 @@
 mod e2e {
     mod api;
     mod bounds;
+    mod canary;
     mod cluster;
     mod deploy;
     mod honest;

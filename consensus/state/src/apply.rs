@@ -11,6 +11,7 @@ use crate::model::resources::{
     MinimumHealthyHostsType, PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
 };
 use crate::model::revision::RevisionRecord;
+use crate::model::traffic_routing::TrafficRoutingConfig;
 use crate::ClusterState;
 
 impl ClusterState {
@@ -65,9 +66,20 @@ impl ClusterState {
             Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
                 self.delete_deployment_group(application_name, deployment_group_name)
             }
-            Command::CreateDeploymentConfig { name, deployment_config_id, compute_platform, minimum_healthy_hosts } => {
-                self.create_deployment_config(name, deployment_config_id, compute_platform, minimum_healthy_hosts, at)
-            }
+            Command::CreateDeploymentConfig {
+                name,
+                deployment_config_id,
+                compute_platform,
+                minimum_healthy_hosts,
+                traffic_routing_config,
+            } => self.create_deployment_config(
+                name,
+                deployment_config_id,
+                compute_platform,
+                minimum_healthy_hosts,
+                traffic_routing_config.as_ref(),
+                at,
+            ),
             Command::DeleteDeploymentConfig { name } => self.delete_deployment_config(name),
             Command::RegisterRevision { record } => self.register_revision(record),
             Command::RecordRevisionHolder { revision_id, node } => self.record_revision_holder(revision_id, node),
@@ -220,6 +232,7 @@ impl ClusterState {
         deployment_config_id: &str,
         compute_platform: &ComputePlatform,
         minimum_healthy_hosts: &MinimumHealthyHosts,
+        traffic_routing_config: Option<&TrafficRoutingConfig>,
         at: UnixMillis,
     ) -> Result<Outcome, ApplyError> {
         validate_name("deployment configuration name", name).map_err(ApplyError::invalid)?;
@@ -235,10 +248,16 @@ impl ClusterState {
                     minimum_healthy_hosts.value
                 )))
             }
+            // OneAtATime's rule is the default minimum of a config with steps (issue 14).
+            MinimumHealthyHostsType::MostConcurrency
+                if traffic_routing_config.is_some() && minimum_healthy_hosts.value == 1 => {}
             MinimumHealthyHostsType::MostConcurrency => {
                 return Err(ApplyError::invalid("minimum healthy hosts type must be HOST_COUNT or FLEET_PERCENT"))
             }
             _ => {}
+        }
+        if let Some(routing) = traffic_routing_config {
+            routing.normalise().map_err(|error| ApplyError::invalid(error.to_string()))?;
         }
         if self.deployment_config(name).is_some() {
             return Err(ApplyError::exists(format!("deployment configuration {name} already exists")));
@@ -250,6 +269,7 @@ impl ClusterState {
                 deployment_config_id: deployment_config_id.to_string(),
                 compute_platform: *compute_platform,
                 minimum_healthy_hosts: *minimum_healthy_hosts,
+                traffic_routing_config: traffic_routing_config.copied(),
                 create_time: at,
                 created_by: None,
             },

@@ -11,11 +11,12 @@ use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEve
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
+    is_default, AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
     MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
+use crate::model::traffic_routing::TrafficRoutingConfig;
 
 /// What a client asks for when it creates a deployment group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,17 +40,6 @@ pub struct DeploymentGroupSpec {
     /// The routes its targets leave and rejoin ([`FeatureLevel::TRAFFIC_CONTROL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
-}
-
-impl DeploymentGroupSpec {
-    /// True when the spec uses what feature level 9 added.
-    fn uses_traffic_control(&self) -> bool {
-        self.deployment_option != DeploymentOption::default() || self.load_balancer_info.is_some()
-    }
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
 }
 
 /// What a client asks for when it creates a deployment.
@@ -206,6 +196,9 @@ pub enum Command {
         compute_platform: ComputePlatform,
         /// The rule.
         minimum_healthy_hosts: MinimumHealthyHosts,
+        /// Canary or linear steps ([`FeatureLevel::TRAFFIC_CONTROL`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traffic_routing_config: Option<TrafficRoutingConfig>,
     },
     /// `delete-deployment-config`.
     DeleteDeploymentConfig {
@@ -410,6 +403,7 @@ impl Command {
             Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::CreateDeploymentGroup { spec, .. } if spec.uses_traffic_control() => FeatureLevel::TRAFFIC_CONTROL,
             Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
+            Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
         }

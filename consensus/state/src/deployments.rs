@@ -97,6 +97,9 @@ impl ClusterState {
             revision_id: spec.revision_id,
             deployment_config_name: config_name,
             minimum_healthy_hosts: config.minimum_healthy_hosts,
+            // Checked when the configuration was created; a config that no longer reads
+            // as valid (it cannot happen today) deploys with the minimum-healthy rule alone.
+            traffic_routing: config.traffic_routing_config.and_then(|routing| routing.normalise().ok()),
             creator: spec.creator,
             status: DeploymentStatus::Created,
             error_information: None,

@@ -17,6 +17,13 @@ use crate::{ClusterState, NodeId};
 const ROUTER_TAG_KEY_CHARS_MAX: usize = 128;
 const ROUTER_TAG_VALUE_CHARS_MAX: usize = 256;
 
+impl DeploymentGroupSpec {
+    /// True when the spec uses what feature level 9 added (traffic control).
+    pub(crate) fn uses_traffic_control(&self) -> bool {
+        self.deployment_option != DeploymentOption::default() || self.load_balancer_info.is_some()
+    }
+}
+
 impl ClusterState {
     pub(crate) fn create_route(&mut self, spec: &RouteSpec, at: UnixMillis) -> Result<Outcome, ApplyError> {
         validate_spec(spec)?;

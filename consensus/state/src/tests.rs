@@ -19,6 +19,7 @@ use crate::model::resources::{
 use crate::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
 };
+use crate::model::traffic_routing::{TimeBasedCanary, TrafficRouting, TrafficRoutingConfig, TrafficRoutingType};
 
 pub(crate) fn at(millis: u64, commands: Vec<Command>) -> Proposal {
     Proposal::new(UnixMillis(millis), commands)
@@ -598,6 +599,7 @@ fn a_write_made_for_a_caller_records_it_and_the_clusters_own_work_records_nobody
         deployment_config_id: "c".into(),
         compute_platform: ComputePlatform::Server,
         minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 2 },
+        traffic_routing_config: None,
     };
     let entry = made_by(2, config);
     assert_eq!(entry.level, FeatureLevel::AUDIT, "naming the caller needs the audit level");
@@ -633,4 +635,91 @@ fn a_write_made_for_a_caller_records_it_and_the_clusters_own_work_records_nobody
     let response = state.apply(&made_by(7, again));
     assert!(matches!(response.outcomes[0], Outcome::Rejected(_)));
     assert_eq!(state.applications["app"].created_by, None);
+}
+
+/// A `CreateDeploymentConfig` of `name` with HOST_COUNT 0 or, with `one_at_a_time`,
+/// OneAtATime's rule (the API's default for a config with steps), and `routing`.
+fn routed_config(name: &str, one_at_a_time: bool, routing: Option<TrafficRoutingConfig>) -> Command {
+    let minimum_healthy_hosts = if one_at_a_time {
+        MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 }
+    } else {
+        MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 0 }
+    };
+    Command::CreateDeploymentConfig {
+        name: name.into(),
+        deployment_config_id: format!("id-{name}"),
+        compute_platform: ComputePlatform::Server,
+        minimum_healthy_hosts,
+        traffic_routing_config: routing,
+    }
+}
+
+fn canary_seconds(percentage: u32, minutes: Option<u32>, seconds: Option<u32>) -> TrafficRoutingConfig {
+    TrafficRoutingConfig {
+        kind: TrafficRoutingType::TimeBasedCanary,
+        time_based_canary: Some(TimeBasedCanary {
+            canary_percentage: percentage,
+            canary_interval: minutes,
+            canary_interval_seconds: seconds,
+        }),
+        time_based_linear: None,
+    }
+}
+
+#[test]
+fn a_config_with_steps_needs_the_traffic_control_level() {
+    // The same config with and without a routing config: asserts only the one with
+    // steps needs feature level 9, and that its proposal survives encoding.
+    assert_eq!(routed_config("plain", false, None).feature_level(), FeatureLevel::BASE);
+    let routed = routed_config("canary", true, Some(canary_seconds(10, None, Some(30))));
+    assert_eq!(routed.feature_level(), FeatureLevel::TRAFFIC_CONTROL);
+    let entry = at(2, vec![routed]);
+    assert_eq!(entry.level, FeatureLevel::TRAFFIC_CONTROL);
+    let text = serde_json::to_string(&entry).expect("encodes");
+    assert_eq!(serde_json::from_str::<Proposal>(&text).expect("decodes"), entry, "{text}");
+    assert!(!serde_json::to_string(&routed_config("plain", false, None)).expect("encodes").contains("trafficRouting"));
+}
+
+#[test]
+fn bad_routing_configs_are_refused_and_change_nothing() {
+    // Bad routing configs, and OneAtATime's rule without one: asserts each is
+    // rejected as invalid with a message naming the member, and no config is created.
+    let (mut state, _, _) = setup();
+    let cases = [
+        (routed_config("both", true, Some(canary_seconds(10, Some(1), Some(30)))), "both given"),
+        (routed_config("neither", true, Some(canary_seconds(10, None, None))), "is required"),
+        (routed_config("zero", true, Some(canary_seconds(0, Some(1), None))), "canaryPercentage must be 1 to 99"),
+        (routed_config("hundred", true, Some(canary_seconds(100, Some(1), None))), "got 100"),
+        (routed_config("long", true, Some(canary_seconds(10, Some(2881), None))), "at most 2880"),
+        (routed_config("mc", true, None), "HOST_COUNT or FLEET_PERCENT"),
+    ];
+    let before = state.deployment_configs.len();
+    for (command, expected) in cases {
+        let response = state.apply(&at(2, vec![command]));
+        let Outcome::Rejected(error) = &response.outcomes[0] else { panic!("{response:?}") };
+        assert_eq!(error.kind, ApplyErrorKind::Invalid, "{error:?}");
+        assert!(error.message.contains(expected), "{} lacks {expected:?}", error.message);
+    }
+    assert_eq!(state.deployment_configs.len(), before);
+}
+
+#[test]
+fn a_deployment_keeps_the_steps_it_was_created_with() {
+    // A canary config (30 s) made the group's default through a deployment's
+    // override, then deleted while the deployment runs: asserts the deployment copied
+    // the normalised steps at creation and still has them after the delete.
+    let (mut state, first, _) = setup();
+    let routing = canary_seconds(34, Some(2), None);
+    let response = state.apply(&at(2, vec![routed_config("canary", true, Some(routing))]));
+    assert_eq!(response.outcomes, vec![Outcome::Done]);
+    assert_eq!(state.deployment_configs["canary"].traffic_routing_config, Some(routing));
+    let Command::CreateDeployment { mut spec, deployment_id } = deploy(&first, "d-CANARY001") else { unreachable!() };
+    spec.deployment_config_name = Some("canary".into());
+    let response = state.apply(&at(3, vec![Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }]));
+    assert_eq!(response.outcomes, vec![Outcome::Done]);
+    let expected = Some(TrafficRouting::TimeBasedCanary { percentage: 34, interval_seconds: 120 });
+    assert_eq!(state.deployments[&deployment_id].traffic_routing, expected);
+    let response = state.apply(&at(4, vec![Command::DeleteDeploymentConfig { name: "canary".into() }]));
+    assert_eq!(response.outcomes, vec![Outcome::Done]);
+    assert_eq!(state.deployments[&deployment_id].traffic_routing, expected);
 }

@@ -83,3 +83,24 @@ fn an_unknown_sim_scenario_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scenario"));
 }
+
+#[test]
+fn create_deployment_config_needs_a_minimum_or_a_routing_config() {
+    // create-deployment-config with neither --minimum-healthy-hosts nor
+    // --traffic-routing-config: asserts clap refuses it before any request, naming the
+    // flag; with a routing config that is not JSON, the CLI refuses it too.
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fleetmesh"))
+            .args(["--api", "http://127.0.0.1:9", "--token", "x", "deploy", "create-deployment-config"])
+            .args(["--deployment-config-name", "c"])
+            .args(extra)
+            .output()
+            .expect("run")
+    };
+    let output = run(&[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--minimum-healthy-hosts"));
+    let output = run(&["--traffic-routing-config", "type=TimeBasedCanary"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--traffic-routing-config is not JSON"));
+}

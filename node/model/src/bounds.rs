@@ -23,6 +23,7 @@ use fleetmesh_state::model::resources::{
 use fleetmesh_state::model::routes::{
     DRAIN_SECONDS_MAX, ROUTER_TAGS_MAX, ROUTE_COMMAND_BYTES_MAX, ROUTE_TARGETS_MAX, ROUTE_WEIGHT_MAX,
 };
+use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
 
 use crate::{Operation, OperationError};
 
@@ -313,6 +314,14 @@ fn minimum_healthy_hosts(rule: Option<&MinimumHealthyHosts>) -> Result<(), Opera
     }
 }
 
+/// A routing config's rules (`TrafficRoutingConfig::normalise`), naming the member.
+fn traffic_routing(config: Option<&TrafficRoutingConfig>) -> Result<(), OperationError> {
+    match config.map(TrafficRoutingConfig::normalise) {
+        Some(Err(error)) => Err(OperationError::invalid(error.field(), error)),
+        _ => Ok(()),
+    }
+}
+
 const APPLICATION: &str = "applicationName";
 const GROUP: &str = "deploymentGroupName";
 const CONFIG: &str = "deploymentConfigName";
@@ -374,7 +383,8 @@ impl Operation {
             }
             Self::CreateDeploymentConfig(input) => {
                 name(CONFIG, &input.deployment_config_name)?;
-                minimum_healthy_hosts(input.minimum_healthy_hosts.as_ref())
+                minimum_healthy_hosts(input.minimum_healthy_hosts.as_ref())?;
+                traffic_routing(input.traffic_routing_config.as_ref())
             }
             Self::GetDeploymentConfig(input) | Self::DeleteDeploymentConfig(input) => {
                 name(CONFIG, &input.deployment_config_name)
@@ -398,7 +408,7 @@ impl Operation {
     /// Deployments and their targets.
     fn check_deployments(&self) -> Result<(), OperationError> {
         match self {
-            Self::CreateDeployment(input) => {
+            Self::CreateDeployment(input) | Self::PlanDeployment(input) => {
                 name(APPLICATION, &input.application_name)?;
                 name(GROUP, &input.deployment_group_name)?;
                 optional_name(CONFIG, input.deployment_config_name.as_ref())?;

@@ -300,3 +300,35 @@ fn spelled<T: Serialize>(value: &T) -> String {
         Err(_) => "?".to_string(),
     }
 }
+
+/// `PlanDeployment`'s answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDeploymentOutput {
+    /// The configuration the deployment would use.
+    pub deployment_config_name: String,
+    /// Waves and bakes, in order.
+    pub steps: Vec<PlannedStepInfo>,
+    /// `Succeeded`, `Failed` (see `errorInformation`) or `Stalled` (the planner would
+    /// wait for hosts that are not alive).
+    pub outcome: String,
+    /// Why it would fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_information: Option<ErrorInformation>,
+}
+
+/// One wave (`wave` and `targetIds`) or one bake (`bakeSeconds`) of a planned
+/// deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStepInfo {
+    /// The wave's number, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    /// The wave's targets (node ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ids: Option<Vec<String>>,
+    /// The bake's length in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_seconds: Option<f64>,
+}

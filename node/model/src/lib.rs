@@ -148,6 +148,7 @@ operations! {
     Prefetch(PrefetchInput) -> PrefetchOutput, Write;
     GetRevisionDistribution(GetRevisionDistributionInput) -> GetRevisionDistributionOutput, LeaderRead;
     CreateDeployment(CreateDeploymentInput) -> CreateDeploymentOutput, Write;
+    PlanDeployment(PlanDeploymentInput) -> PlanDeploymentOutput, Read;
     GetDeployment(GetDeploymentInput) -> GetDeploymentOutput, Read;
     ListDeployments(ListDeploymentsInput) -> ListDeploymentsOutput, Read;
     StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;
@@ -193,6 +194,9 @@ impl Operation {
             | Self::DeleteRoute(_)
             | Self::SetRouteTargets(_) => FeatureLevel::TRAFFIC_ROUTES,
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::CreateDeploymentConfig(input) if input.traffic_routing_config.is_some() => {
+                FeatureLevel::TRAFFIC_CONTROL
+            }
             _ => FeatureLevel::BASE,
         }
     }

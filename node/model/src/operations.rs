@@ -15,7 +15,7 @@ use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
     DeploymentStatus, DeploymentStyle, FileExistsBehavior, LoadBalancerInfo, Manifest, MinimumHealthyHosts,
     NodeHolding, OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary,
-    RollbackInfo, StopStatus, TagFilter, TimeRange,
+    RollbackInfo, StopStatus, TagFilter, TimeRange, TrafficRoutingConfig,
 };
 
 /// The output of operations that answer nothing (the deletes).
@@ -169,12 +169,21 @@ pub struct ListDeploymentGroupsOutput {
 pub struct CreateDeploymentConfigInput {
     /// Unique name.
     pub deployment_config_name: String,
-    /// The rule (`HOST_COUNT` or `FLEET_PERCENT`).
+    /// The rule (`HOST_COUNT` or `FLEET_PERCENT`); required unless
+    /// `traffic_routing_config` is given, which defaults it to OneAtATime's rule.
     #[serde(default, deserialize_with = "crate::strict::minimum_healthy_hosts_strict")]
     pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
     /// Server (default).
     #[serde(default)]
     pub compute_platform: Option<ComputePlatform>,
+    /// Canary or linear steps (AWS's shape; for Server, fleetmesh sizes in-place waves
+    /// with it). Needs feature level 9.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::traffic_routing_strict"
+    )]
+    pub traffic_routing_config: Option<TrafficRoutingConfig>,
 }
 
 /// `CreateDeploymentConfig`'s answer.
@@ -356,6 +365,11 @@ pub struct CreateDeploymentInput {
     #[serde(default, deserialize_with = "crate::strict::rollback_strict")]
     pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
 }
+
+/// `PlanDeployment` (fleetmesh's extension behind `create-deployment --dry-run`): the
+/// waves and bakes a `CreateDeployment` of the same input would run now, assuming every
+/// matching host stays alive and every target succeeds. Read-only: nothing is proposed.
+pub type PlanDeploymentInput = CreateDeploymentInput;
 
 /// `CreateDeployment`'s answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,9 @@ pub use fleetmesh_state::model::resources::{
     FileExistsBehavior, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType,
 };
 pub use fleetmesh_state::model::revision::Manifest;
+pub use fleetmesh_state::model::traffic_routing::{
+    TimeBasedCanary, TimeBasedLinear, TrafficRouting, TrafficRoutingConfig, TrafficRoutingType,
+};
 
 use crate::{EpochSeconds, ErrorKind, OperationError};
 
@@ -329,6 +332,9 @@ pub struct DeploymentConfigInfo {
     pub create_time: EpochSeconds,
     /// Its platform.
     pub compute_platform: ComputePlatform,
+    /// Canary or linear steps, as given (minutes stay minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing_config: Option<TrafficRoutingConfig>,
     /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
     /// when it was made before feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,6 +349,7 @@ impl From<&DeploymentConfig> for DeploymentConfigInfo {
             minimum_healthy_hosts: config.minimum_healthy_hosts,
             create_time: config.create_time.into(),
             compute_platform: config.compute_platform,
+            traffic_routing_config: config.traffic_routing_config,
             created_by: config.created_by.as_ref().map(ToString::to_string),
         }
     }

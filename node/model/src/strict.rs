@@ -11,6 +11,9 @@ use fleetmesh_state::model::resources::{
     TagFilterType,
 };
 use fleetmesh_state::model::revision::Manifest;
+use fleetmesh_state::model::traffic_routing::{
+    TimeBasedCanary, TimeBasedLinear, TrafficRoutingConfig, TrafficRoutingType,
+};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -50,6 +53,58 @@ struct StrictMinimumHealthyHosts {
     #[serde(rename = "type")]
     kind: MinimumHealthyHostsType,
     value: u32,
+}
+
+/// [`TrafficRoutingConfig`], unknown members refused at every level.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StrictTrafficRoutingConfig {
+    #[serde(rename = "type")]
+    kind: TrafficRoutingType,
+    #[serde(default)]
+    time_based_canary: Option<StrictTimeBasedCanary>,
+    #[serde(default)]
+    time_based_linear: Option<StrictTimeBasedLinear>,
+}
+
+/// [`TimeBasedCanary`], unknown members refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StrictTimeBasedCanary {
+    canary_percentage: u32,
+    #[serde(default)]
+    canary_interval: Option<u32>,
+    #[serde(default)]
+    canary_interval_seconds: Option<u32>,
+}
+
+/// [`TimeBasedLinear`], unknown members refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StrictTimeBasedLinear {
+    linear_percentage: u32,
+    #[serde(default)]
+    linear_interval: Option<u32>,
+    #[serde(default)]
+    linear_interval_seconds: Option<u32>,
+}
+
+impl From<StrictTrafficRoutingConfig> for TrafficRoutingConfig {
+    fn from(strict: StrictTrafficRoutingConfig) -> Self {
+        Self {
+            kind: strict.kind,
+            time_based_canary: strict.time_based_canary.map(|canary| TimeBasedCanary {
+                canary_percentage: canary.canary_percentage,
+                canary_interval: canary.canary_interval,
+                canary_interval_seconds: canary.canary_interval_seconds,
+            }),
+            time_based_linear: strict.time_based_linear.map(|linear| TimeBasedLinear {
+                linear_percentage: linear.linear_percentage,
+                linear_interval: linear.linear_interval,
+                linear_interval_seconds: linear.linear_interval_seconds,
+            }),
+        }
+    }
 }
 
 fn filters(list: Vec<StrictTagFilter>) -> Vec<TagFilter> {
@@ -116,6 +171,13 @@ pub(crate) fn minimum_healthy_hosts_strict<'de, D: Deserializer<'de>>(
 ) -> Result<Option<MinimumHealthyHosts>, D::Error> {
     Ok(Option::<StrictMinimumHealthyHosts>::deserialize(deserializer)?
         .map(|strict| MinimumHealthyHosts { kind: strict.kind, value: strict.value }))
+}
+
+/// An optional traffic-routing config (canary or linear steps).
+pub(crate) fn traffic_routing_strict<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<TrafficRoutingConfig>, D::Error> {
+    Ok(Option::<StrictTrafficRoutingConfig>::deserialize(deserializer)?.map(TrafficRoutingConfig::from))
 }
 
 /// An optional `T` whose errors begin with `field: `: a member of a flattened struct

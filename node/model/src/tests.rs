@@ -285,3 +285,42 @@ fn a_manifest_with_a_member_it_does_not_know_is_refused_by_path() {
     let error = input(nested).unwrap_err();
     assert!(error.to_string().contains("unknown field `chunking.window`"), "{error}");
 }
+
+#[test]
+fn routing_configs_are_strict_and_checked_naming_the_member() {
+    // CreateDeploymentConfig with a canary in seconds, then with an unknown member,
+    // both intervals, a percentage of 100 and a type that does not match: asserts the
+    // first parses, checks and needs level 9, and each other is a bad request naming
+    // the member at fault.
+    let parse = |body: &str| Operation::parse("CreateDeploymentConfig", body.as_bytes());
+    let good = parse(
+        r#"{"deploymentConfigName": "c", "computePlatform": "Server", "trafficRoutingConfig":
+        {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 10, "canaryIntervalSeconds": 30}}}"#,
+    )
+    .expect("parses");
+    assert!(good.check().is_ok());
+    assert_eq!(good.feature_level(), FeatureLevel::TRAFFIC_CONTROL);
+    let error = parse(
+        r#"{"deploymentConfigName": "c", "trafficRoutingConfig":
+        {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 10, "canaryBake": 30}}}"#,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("canaryBake"), "{error}");
+    let checked = |body: &str| parse(body).expect("parses").check().unwrap_err();
+    let error = checked(
+        r#"{"deploymentConfigName": "c", "trafficRoutingConfig": {"type": "TimeBasedLinear", "timeBasedLinear":
+        {"linearPercentage": 10, "linearInterval": 1, "linearIntervalSeconds": 30}}}"#,
+    );
+    assert_eq!(error.field.as_deref(), Some("trafficRoutingConfig.timeBasedLinear.linearInterval"));
+    assert!(error.message.contains("both given"), "{}", error.message);
+    let error = checked(
+        r#"{"deploymentConfigName": "c", "trafficRoutingConfig": {"type": "TimeBasedCanary", "timeBasedCanary":
+        {"canaryPercentage": 100, "canaryInterval": 1}}}"#,
+    );
+    assert_eq!(error.field.as_deref(), Some("trafficRoutingConfig.timeBasedCanary.canaryPercentage"));
+    let error = checked(
+        r#"{"deploymentConfigName": "c", "trafficRoutingConfig": {"type": "AllAtOnce", "timeBasedLinear":
+        {"linearPercentage": 10, "linearInterval": 1}}}"#,
+    );
+    assert_eq!(error.field.as_deref(), Some("trafficRoutingConfig.timeBasedLinear"));
+}

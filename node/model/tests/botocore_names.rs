@@ -26,6 +26,10 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
     ("InstanceTarget", &["wave"]),
     ("GetApplicationRevisionOutput", &["manifest"]),
     ("StopDeploymentOutput", &["rollbackInfo"]),
+    // Bakes in seconds for short canaries and tests (issue 14): the state's
+    // `traffic_routing` types, whose other members are AWS's.
+    ("TimeBasedCanary", &["canaryIntervalSeconds"]),
+    ("TimeBasedLinear", &["linearIntervalSeconds"]),
 ];
 
 fn camel(snake: &str) -> String {

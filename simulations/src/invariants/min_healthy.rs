@@ -133,6 +133,7 @@ pub(crate) mod tests {
             revision_id: Hash32([1; 32]),
             deployment_config_name: "CodeDeployDefault.OneAtATime".into(),
             minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 },
+            traffic_routing: None,
             creator: DeploymentCreator::User,
             status: DeploymentStatus::InProgress,
             error_information: None,

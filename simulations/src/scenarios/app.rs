@@ -152,6 +152,7 @@ impl App {
                     deployment_config_id: random_id(rng),
                     compute_platform: ComputePlatform::Server,
                     minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value },
+                    traffic_routing_config: None,
                 },
             )
             .await?;

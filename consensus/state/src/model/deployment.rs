@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
 use super::resources::{AutoRollbackConfiguration, FileExistsBehavior, MinimumHealthyHosts};
+use super::traffic_routing::TrafficRouting;
 
 /// `DeploymentStatus` (§6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +325,11 @@ pub struct Deployment {
     pub deployment_config_name: String,
     /// The configuration's rule, copied at creation (configs may be deleted later).
     pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// The configuration's canary or linear steps, checked and copied at creation
+    /// (`None` when it has none), so that changing or deleting the configuration does
+    /// not change a running deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
     /// Who created it.
     pub creator: DeploymentCreator,
     /// Status.

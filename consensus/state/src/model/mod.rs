@@ -7,3 +7,4 @@ pub mod node_id;
 pub mod resources;
 pub mod revision;
 pub mod routes;
+pub mod traffic_routing;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
+use super::traffic_routing::TrafficRoutingConfig;
 
 /// Where an application's revisions run (§4.7 `computePlatform`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -259,7 +260,8 @@ pub struct InstanceRecord {
     pub last_deployment_id: DeploymentId,
 }
 
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+/// True for a type's default value (`skip_serializing_if` of optional settings).
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 
@@ -353,8 +355,13 @@ pub struct DeploymentConfig {
     pub deployment_config_id: String,
     /// Platform it applies to.
     pub compute_platform: ComputePlatform,
-    /// The in-place health rule.
+    /// The in-place health rule. `MOST_CONCURRENCY` (OneAtATime's rule) only for the
+    /// predefined config, or as the default of a config with a routing config.
     pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// Canary or linear steps (§4.6; for Server, the waves of an in-place deployment),
+    /// as the user gave them; checked when created. Needs feature level 9.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing_config: Option<TrafficRoutingConfig>,
     /// Creation time (0 for predefined configs).
     pub create_time: UnixMillis,
     /// Who created it (for audit; see [`crate::model::members::Actor`]); none when made
@@ -379,6 +386,7 @@ pub fn predefined_configs() -> Vec<DeploymentConfig> {
         deployment_config_id: id.to_string(),
         compute_platform: ComputePlatform::Server,
         minimum_healthy_hosts: MinimumHealthyHosts { kind, value },
+        traffic_routing_config: None,
         create_time: UnixMillis(0),
         created_by: None,
     };

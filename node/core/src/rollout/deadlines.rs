@@ -14,6 +14,7 @@ use fleetmesh_state::NodeId;
 use super::action::Action;
 use super::fleet::{FleetView, Liveness};
 use super::plan::PlannerSettings;
+use super::steps::{bake_deadline, steps};
 
 /// Default grace before an in-flight target on a dead host is failed.
 pub const HOST_LOST_AFTER_MS_DEFAULT: u64 = 60_000;
@@ -23,15 +24,17 @@ pub const HOST_LOST_AFTER_MS_DEFAULT: u64 = 60_000;
 pub const IN_PLACE_DEPLOYMENT_TIMEOUT_MS: u64 = 8 * 60 * 60 * 1000;
 
 /// The earliest time at which [`plan`](super::plan) may answer differently with no
-/// other change: the deployment's timeout, or the end of a dead host's grace. `None`
-/// for a finished deployment, or before it started (only a plan can start it).
+/// other change: the deployment's timeout, the end of a dead host's grace, or the end
+/// of the bake between two canary or linear steps. `None` for a finished deployment,
+/// or before it started (only a plan can start it).
 ///
 /// The leader's shell sleeps until the earlier of this deadline and the next event.
 pub fn next_deadline(deployment: &Deployment, fleet: &FleetView, settings: &PlannerSettings) -> Option<UnixMillis> {
     if deployment.status.is_terminal() {
         return None;
     }
-    let timeout = deployment.start_time.map(|start| UnixMillis(start.0.saturating_add(settings.deployment_timeout_ms)));
+    let timeout_ms = timeout_ms(deployment, settings);
+    let timeout = deployment.start_time.map(|start| UnixMillis(start.0.saturating_add(timeout_ms)));
     let host_lost = deployment
         .targets
         .values()
@@ -39,17 +42,26 @@ pub fn next_deadline(deployment: &Deployment, fleet: &FleetView, settings: &Plan
         .filter_map(|target| dead_spell_start(target, fleet))
         .map(|since| UnixMillis(since.0.saturating_add(settings.host_lost_after_ms)))
         .min();
-    timeout.into_iter().chain(host_lost).min()
+    timeout.into_iter().chain(host_lost).chain(bake_deadline(deployment)).min()
+}
+
+/// How long `deployment` may run: [`PlannerSettings::deployment_timeout_ms`] plus every
+/// bake its canary or linear steps wait through, so that a long linear configuration
+/// (10 % every hour) is not cut short by the 8 h limit meant for the hosts' work.
+pub(super) fn timeout_ms(deployment: &Deployment, settings: &PlannerSettings) -> u64 {
+    let baking_ms =
+        steps(deployment).map_or(0, |steps| steps.bakes(deployment.targets.len()).saturating_mul(steps.bake_ms));
+    settings.deployment_timeout_ms.saturating_add(baking_ms)
 }
 
 /// Fails every in-flight target and the deployment once it ran past its timeout
 /// (§6.3); `None` while time remains or before it started.
 pub(super) fn time_out(deployment: &Deployment, now: UnixMillis, settings: &PlannerSettings) -> Option<Vec<Action>> {
     let elapsed_ms = now.millis_since(deployment.start_time?);
-    if elapsed_ms < settings.deployment_timeout_ms {
+    let limit_ms = timeout_ms(deployment, settings);
+    if elapsed_ms < limit_ms {
         return None;
     }
-    let limit_ms = settings.deployment_timeout_ms;
     let in_flight: Vec<(NodeId, String)> = deployment
         .targets
         .values()
@@ -195,5 +207,31 @@ mod tests {
         assert_eq!(deadline, UnixMillis(harness.now.0 + HOST_LOST_AFTER_MS_DEFAULT));
         harness.now = deadline;
         assert_eq!(failed_hosts(&harness.plan()), vec![2]);
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::super::harness::{linear, Harness};
+    use super::*;
+
+    #[test]
+    fn bakes_extend_the_timeout() {
+        // 10 hosts, linear 25 % (steps of 3: 3, 3, 3, 1) every 2 hours, so 3 bakes:
+        // asserts the deadline once started is start + 8 h + 6 h, not start + 8 h, and
+        // that the timeout's message states the longer limit.
+        let mut harness = Harness::new(10, linear(25, 7_200, None));
+        harness.step();
+        let started = harness.deployment().start_time.expect("started");
+        let limit_ms = IN_PLACE_DEPLOYMENT_TIMEOUT_MS + 3 * 7_200_000;
+        assert_eq!(timeout_ms(harness.deployment(), &harness.settings), limit_ms);
+        assert_eq!(
+            next_deadline(harness.deployment(), &harness.fleet, &harness.settings),
+            Some(UnixMillis(started.0 + limit_ms))
+        );
+        harness.now = UnixMillis(started.0 + limit_ms);
+        let actions = harness.plan();
+        let Some(Action::Finish { error: Some(error), .. }) = actions.last() else { panic!("{actions:?}") };
+        assert!(error.message.contains(&format!("limit of {limit_ms} ms")), "{}", error.message);
     }
 }

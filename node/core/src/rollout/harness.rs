@@ -21,10 +21,14 @@ use fleetmesh_state::model::resources::{
 use fleetmesh_state::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
 };
+use fleetmesh_state::model::traffic_routing::{
+    TimeBasedCanary, TimeBasedLinear, TrafficRoutingConfig, TrafficRoutingType,
+};
 use fleetmesh_state::NodeId;
 use fleetmesh_state::{ClusterState, Command, DeploymentGroupSpec, DeploymentSpec, Outcome, Proposal, TargetReport};
 
 use super::action::Action;
+use super::deadlines::next_deadline;
 use super::fleet::{FleetView, HostView};
 use super::plan::PlannerSettings;
 use super::planner::{CodeDeployPlanner, WavePlanner};
@@ -40,6 +44,8 @@ pub(super) enum Config {
     Predefined(&'static str),
     /// A custom HOST_COUNT or FLEET_PERCENT rule.
     Custom(MinimumHealthyHosts),
+    /// A custom rule with canary or linear steps.
+    Routed(MinimumHealthyHosts, TrafficRoutingConfig),
 }
 
 /// One deployment in a real cluster state, with a liveness view and a clock.
@@ -90,12 +96,11 @@ impl Harness {
         let config_name = match config {
             Config::Predefined(name) => name.to_string(),
             Config::Custom(rule) => {
-                harness.commit(vec![Command::CreateDeploymentConfig {
-                    name: CUSTOM_CONFIG.into(),
-                    deployment_config_id: "config-1".into(),
-                    compute_platform: ComputePlatform::Server,
-                    minimum_healthy_hosts: rule,
-                }]);
+                harness.commit(vec![custom_config(rule, None)]);
+                CUSTOM_CONFIG.to_string()
+            }
+            Config::Routed(rule, routing) => {
+                harness.commit(vec![custom_config(rule, Some(routing))]);
                 CUSTOM_CONFIG.to_string()
             }
         };
@@ -257,20 +262,34 @@ impl Harness {
     /// Plays the deployment to its end: each round plans, commits, then every
     /// in-flight target reports (hosts in `failing` fail). Returns the waves started.
     pub(super) fn run_to_end(&mut self, failing: &[u64]) -> Vec<Vec<u64>> {
+        self.run_timed(failing).into_iter().map(|(_, wave)| wave).collect()
+    }
+
+    /// [`Self::run_to_end`], with the time each wave started. A round that decides
+    /// nothing with nothing in flight jumps the clock to the planner's next deadline
+    /// (a bake's end), as the leader's shell sleeps until it.
+    pub(super) fn run_timed(&mut self, failing: &[u64]) -> Vec<(UnixMillis, Vec<u64>)> {
         let mut waves = Vec::new();
-        // Each round ends at least one target or the deployment (2 per target + 2 is
-        // generous); more means the planner stalls.
-        let rounds_max = 2 * self.deployment().targets.len() + 2;
+        // Each round ends at least one target, a bake or the deployment (3 per target
+        // + 2 is generous); more means the planner stalls.
+        let rounds_max = 3 * self.deployment().targets.len() + 2;
         for _ in 0..rounds_max {
-            for action in self.step() {
+            let actions = self.step();
+            let is_idle = actions.is_empty();
+            for action in actions {
                 if let Action::Start(wave) = action {
                     if !wave.is_empty() {
-                        waves.push(wave.iter().map(|id| id.0).collect());
+                        waves.push((self.now, wave.iter().map(|id| id.0).collect()));
                     }
                 }
             }
             if self.deployment().status.is_terminal() {
                 return waves;
+            }
+            if is_idle && self.in_flight().is_empty() {
+                let deadline = next_deadline(self.deployment(), &self.fleet, &self.settings);
+                self.now = deadline.expect("an idle, unfinished deployment waits for a deadline");
+                continue;
             }
             for host in self.in_flight() {
                 self.report(host, !failing.contains(&host.0));
@@ -278,6 +297,17 @@ impl Harness {
             self.advance(1_000);
         }
         panic!("deployment did not end within {rounds_max} rounds: {:?}", self.deployment().overview());
+    }
+}
+
+/// The harness's custom configuration, with `routing` if given.
+fn custom_config(rule: MinimumHealthyHosts, routing: Option<TrafficRoutingConfig>) -> Command {
+    Command::CreateDeploymentConfig {
+        name: CUSTOM_CONFIG.into(),
+        deployment_config_id: "config-1".into(),
+        compute_platform: ComputePlatform::Server,
+        minimum_healthy_hosts: rule,
+        traffic_routing_config: routing,
     }
 }
 
@@ -337,3 +367,36 @@ pub(super) fn finish_code(actions: &[Action]) -> Option<Option<ErrorCode>> {
 pub(super) fn host_count(value: u32) -> Config {
     Config::Custom(MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value })
 }
+
+/// A canary of `percentage` % baking `seconds`, under `rule` (OneAtATime's when `None`,
+/// the API's default for a config with steps).
+pub(super) fn canary(percentage: u32, seconds: u32, rule: Option<MinimumHealthyHosts>) -> Config {
+    let routing = TrafficRoutingConfig {
+        kind: TrafficRoutingType::TimeBasedCanary,
+        time_based_canary: Some(TimeBasedCanary {
+            canary_percentage: percentage,
+            canary_interval: None,
+            canary_interval_seconds: Some(seconds),
+        }),
+        time_based_linear: None,
+    };
+    Config::Routed(rule.unwrap_or(ONE_AT_A_TIME_RULE), routing)
+}
+
+/// Linear steps of `percentage` % every `seconds`, under `rule` (OneAtATime's when `None`).
+pub(super) fn linear(percentage: u32, seconds: u32, rule: Option<MinimumHealthyHosts>) -> Config {
+    let routing = TrafficRoutingConfig {
+        kind: TrafficRoutingType::TimeBasedLinear,
+        time_based_canary: None,
+        time_based_linear: Some(TimeBasedLinear {
+            linear_percentage: percentage,
+            linear_interval: None,
+            linear_interval_seconds: Some(seconds),
+        }),
+    };
+    Config::Routed(rule.unwrap_or(ONE_AT_A_TIME_RULE), routing)
+}
+
+/// OneAtATime's rule.
+const ONE_AT_A_TIME_RULE: MinimumHealthyHosts =
+    MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 };

@@ -28,19 +28,26 @@
 //!   remaining targets unable to start, the deployment fails with
 //!   `HEALTH_CONSTRAINTS` (they are skipped) even when `S ≥ M`, because the group
 //!   could not be fully updated without dropping below the minimum;
-//! - `CodeDeployDefault.OneAtATime` (`MOST_CONCURRENCY`) is the rule `M = N − 1`.
+//! - `CodeDeployDefault.OneAtATime` (`MOST_CONCURRENCY`) is the rule `M = N − 1`;
+//! - a deployment whose configuration has canary or linear steps (`trafficRoutingConfig`,
+//!   fleetmesh's extension for servers, issue 14) also waits between steps: see
+//!   `steps.rs`. Its status stays `InProgress` while it bakes (a `Baking` status would
+//!   need a command of its own), and its 8 h timeout grows by the bakes it waits
+//!   through. A rollback has no steps.
 //!
 //! Only in-place deployments are planned here; blue/green and traffic shifting will
 //! be siblings of [`plan`], each a [`WavePlanner`] (the seam the leader's engine calls).
 
 mod action;
 mod deadlines;
+mod dry_run;
 mod fleet;
 mod order;
 mod outdated;
 mod plan;
 mod planner;
 mod rule;
+mod steps;
 
 #[cfg(test)]
 mod harness;
@@ -51,8 +58,10 @@ mod scenarios;
 
 pub use action::Action;
 pub use deadlines::{next_deadline, HOST_LOST_AFTER_MS_DEFAULT, IN_PLACE_DEPLOYMENT_TIMEOUT_MS};
+pub use dry_run::{dry_run, DryRun, PlannedEnd, PlannedStep};
 pub use fleet::{FleetView, HostView, Liveness};
 pub use outdated::{outdated_hosts, updates_outdated};
 pub use plan::{plan, PlannerSettings};
 pub use planner::{CodeDeployPlanner, WavePlanner};
 pub use rule::{deployment_minimum, minimum_healthy_count};
+pub use steps::step_size;

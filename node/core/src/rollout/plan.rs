@@ -33,6 +33,7 @@ use super::deadlines::{lost_in_flight, time_out, HOST_LOST_AFTER_MS_DEFAULT, IN_
 use super::fleet::{FleetView, Liveness};
 use super::order::pending_in_priority_order;
 use super::rule::{deployment_minimum, is_success, is_unsatisfiable, may_take_out, target_health, Health};
+use super::steps::{gate, Gate};
 
 /// Knobs of the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +69,12 @@ impl Default for PlannerSettings {
 ///    pending targets whose host is dead (they count as failures, like stopped EC2
 ///    instances in §4.2);
 /// 5. start pending targets in §4.2 priority order: an unhealthy one always, a
-///    healthy one only while `H − 1 ≥ M`; hosts that are suspect wait;
+///    healthy one only while `H − 1 ≥ M`; hosts that are suspect wait; with canary or
+///    linear steps ([`super::steps`]), no more than the current step has room for, and
+///    none while a finished step bakes or a started step still runs;
 /// 6. with nothing in flight: `Finish` `HEALTH_CONSTRAINTS` when pending targets
 ///    remain that can never start, else `Finish` succeeded iff `S ≥ M` and `S ≥ 1`.
+///    A bake that holds back a target that could start is waited for, not a failure.
 pub fn plan(
     deployment: &Deployment,
     group: &DeploymentGroup,
@@ -94,7 +98,7 @@ pub fn plan(
     if let Some(actions) = time_out(deployment, now, settings) {
         return actions;
     }
-    Round::new(deployment, group, fleet, minimum).decide(now, settings)
+    Round::new(deployment, group, fleet, minimum).decide(now, settings, gate(deployment, now))
 }
 
 /// The `Finish` CodeDeploy gives before touching any host, if the deployment cannot
@@ -174,10 +178,14 @@ impl<'a> Round<'a> {
         self.statuses.values().filter(|status| **status == wanted).count()
     }
 
-    fn decide(mut self, now: UnixMillis, settings: &PlannerSettings) -> Vec<Action> {
+    fn decide(mut self, now: UnixMillis, settings: &PlannerSettings, gate: Gate) -> Vec<Action> {
         let healthy_before = self.healthy_idle();
         let failures = self.fail_lost(now, settings);
-        let (wave, is_waiting) = self.start_wave(healthy_before);
+        let room = match gate {
+            Gate::Open(room) => room,
+            Gate::StepRunning | Gate::Baking(_) => 0,
+        };
+        let (wave, is_waiting) = self.start_wave(healthy_before, room);
         let healthy_after = self.healthy_idle();
         // §4.2: never fewer than M healthy, and never fewer than we started with when
         // the group began below M. Failing lost targets never lowers H (they were
@@ -225,13 +233,15 @@ impl<'a> Round<'a> {
         failures
     }
 
-    /// Rule 5: the next wave, and whether a suspect host holds back a target that
-    /// could start once it answers again. `healthy` is `H` before the wave: the count
-    /// before [`Self::fail_lost`], which never changes it (it fails targets that were
-    /// out of service or on dead hosts, unhealthy either way).
-    fn start_wave(&mut self, mut healthy: usize) -> (Vec<NodeId>, bool) {
+    /// Rule 5: the next wave, at most `room` targets, and whether a suspect host or
+    /// the step's room holds back a target that could start later. `healthy` is `H`
+    /// before the wave: the count before [`Self::fail_lost`], which never changes it
+    /// (it fails targets that were out of service or on dead hosts, unhealthy either
+    /// way).
+    fn start_wave(&mut self, mut healthy: usize, room: usize) -> (Vec<NodeId>, bool) {
         let mut wave = Vec::new();
         let mut suspects = Vec::new();
+        let mut is_held = false;
         for id in pending_in_priority_order(self.deployment, self.group, self.fleet) {
             if self.statuses.get(&id) != Some(&TargetStatus::Pending) {
                 continue; // failed above: its host is dead
@@ -241,21 +251,26 @@ impl<'a> Round<'a> {
                 suspects.push((id, health));
                 continue;
             }
-            let starts = match health {
+            let may_start = match health {
                 Health::Unhealthy => true,
-                Health::Healthy if may_take_out(healthy, self.minimum) => {
-                    healthy -= 1;
-                    true
-                }
-                Health::Healthy | Health::OutOfService => false,
+                Health::Healthy => may_take_out(healthy, self.minimum),
+                Health::OutOfService => false,
             };
-            if starts {
+            if may_start && wave.len() >= room {
+                // The step is full or baking: this target waits for the next one.
+                is_held = true;
+                break;
+            }
+            if may_start {
+                if health == Health::Healthy {
+                    healthy -= 1;
+                }
                 self.statuses.insert(id, TargetStatus::InProgress);
                 wave.push(id);
             }
         }
-        let is_waiting =
-            suspects.iter().any(|(_, health)| *health == Health::Unhealthy || may_take_out(healthy, self.minimum));
+        let is_waiting = is_held
+            || suspects.iter().any(|(_, health)| *health == Health::Unhealthy || may_take_out(healthy, self.minimum));
         (wave, is_waiting)
     }
 

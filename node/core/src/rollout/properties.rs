@@ -5,10 +5,17 @@
 //! - (a) after every planning round, the healthy targets not in flight are at least
 //!   `min(M, H before the round)`: no round takes more healthy targets out of service
 //!   than the minimum-healthy-hosts rule allows (§4.2);
-//! - (b) every deployment ends within `2N + 2` rounds;
+//! - (b) every deployment ends within `2N + 2` rounds, plus two per bake with canary or
+//!   linear steps (a bake is at most 90 s, a round 60 s);
 //! - (c) it ends Succeeded iff at least `M` and at least one target succeeded — except
 //!   that when succeeded hosts die, the targets they held back are skipped and the
 //!   deployment fails even with `S ≥ M` (see the module doc of `rollout`).
+//!
+//! - (e) with canary or linear steps, a round never starts targets beyond the end of
+//!   the current step, and a round that begins a new step does so only once every
+//!   started target has finished and the bake since the last of them has passed.
+//!
+//! (f) does the same for (e) with [`IgnoresSteps`], a planner that forgets the steps.
 //!
 //! (d) proves the checker can fail: with a planted bug ([`OneTooMany`], a planner that
 //! adds one more pending target to every wave the real one starts), the same check must
@@ -30,10 +37,11 @@ use fleetmesh_state::model::resources::DeploymentGroup;
 
 use super::action::Action;
 use super::fleet::{FleetView, Liveness};
-use super::harness::{Config, Harness};
+use super::harness::{canary, linear, Config, Harness};
 use super::plan::PlannerSettings;
 use super::planner::{CodeDeployPlanner, WavePlanner};
 use super::rule::minimum_healthy_count;
+use super::steps::step_size;
 
 /// A planted bug: CodeDeploy's planner, except that every wave it starts takes one more
 /// pending target on a live host with it.
@@ -66,6 +74,25 @@ impl WavePlanner for OneTooMany {
     }
 }
 
+/// A planted bug: CodeDeploy's planner on a copy of the deployment without its steps.
+#[derive(Debug)]
+struct IgnoresSteps;
+
+impl WavePlanner for IgnoresSteps {
+    fn plan(
+        &self,
+        deployment: &Deployment,
+        group: &DeploymentGroup,
+        fleet: &FleetView,
+        now: UnixMillis,
+        settings: &PlannerSettings,
+    ) -> Vec<Action> {
+        let mut without_steps = deployment.clone();
+        without_steps.traffic_routing = None;
+        CodeDeployPlanner.plan(&without_steps, group, fleet, now, settings)
+    }
+}
+
 /// What a target's agent does once started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -85,6 +112,8 @@ struct Case {
     dead_at_start: Vec<bool>,
     /// Per host: an earlier deployment left it unhealthy.
     unhealthy_record: Vec<bool>,
+    /// Canary (true) or linear (false) steps of a percentage, baking seconds.
+    steps: Option<(bool, u32, u32)>,
     /// Drives which in-flight targets report in each round, and pending-host deaths.
     seed: u64,
 }
@@ -107,13 +136,15 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             proptest::collection::vec(outcome, hosts),
             proptest::collection::vec(proptest::bool::weighted(0.1), hosts),
             proptest::collection::vec(proptest::bool::weighted(0.1), hosts),
+            proptest::option::weighted(0.3, (any::<bool>(), 1u32..=99, 0u32..=90)),
             any::<u64>(),
         )
-            .prop_map(|(rule, outcomes, dead_at_start, unhealthy_record, seed)| Case {
+            .prop_map(|(rule, outcomes, dead_at_start, unhealthy_record, steps, seed)| Case {
                 rule,
                 outcomes,
                 dead_at_start,
                 unhealthy_record,
+                steps,
                 seed,
             })
     })
@@ -145,9 +176,11 @@ fn healthy_not_in_flight(harness: &Harness) -> usize {
 /// Plays `case` with `planner` under `settings` and checks (a), (b) and (c).
 fn check(case: &Case, settings: PlannerSettings, planner: Box<dyn WavePlanner>) -> Result<(), TestCaseError> {
     let hosts = case.outcomes.len();
-    let config = match case.rule.kind {
-        MinimumHealthyHostsType::MostConcurrency => Config::Predefined(ONE_AT_A_TIME),
-        _ => Config::Custom(case.rule),
+    let config = match (case.steps, case.rule.kind) {
+        (Some((true, percentage, seconds)), _) => canary(percentage, seconds, Some(case.rule)),
+        (Some((false, percentage, seconds)), _) => linear(percentage, seconds, Some(case.rule)),
+        (None, MinimumHealthyHostsType::MostConcurrency) => Config::Predefined(ONE_AT_A_TIME),
+        (None, _) => Config::Custom(case.rule),
     };
     let mut harness = Harness::new(hosts as u64, config);
     harness.settings = settings;
@@ -162,13 +195,22 @@ fn check(case: &Case, settings: PlannerSettings, planner: Box<dyn WavePlanner>) 
     }
     let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
     let minimum = minimum_healthy_count(case.rule, hosts);
-    let rounds_max = 2 * hosts + 2;
+    let step_sizes = case.steps.map(|(is_canary, percentage, seconds)| {
+        let size = step_size(percentage, hosts);
+        (size, if is_canary { usize::MAX } else { size }, u64::from(seconds) * 1000)
+    });
+    let bakes = step_sizes.map_or(0, |(first, later, _)| hosts.saturating_sub(first).div_ceil(later));
+    let rounds_max = 2 * hosts + 2 + 2 * bakes;
     let mut rounds = 0;
     while !harness.deployment().status.is_terminal() {
         rounds += 1;
         prop_assert!(rounds <= rounds_max, "(b) not finished after {rounds_max} rounds");
         let healthy_before = healthy_not_in_flight(&harness);
+        let started_before = started_targets(&harness);
         let actions = harness.step();
+        if let Some((first, later, bake_ms)) = step_sizes {
+            check_steps(&harness, started_before, (first, later, bake_ms))?;
+        }
         let healthy_after = healthy_not_in_flight(&harness);
         prop_assert!(
             healthy_after >= minimum.min(healthy_before),
@@ -205,6 +247,44 @@ fn check(case: &Case, settings: PlannerSettings, planner: Box<dyn WavePlanner>) 
         if unsatisfiable {
             prop_assert_eq!(deployment.waves, 0, "an unsatisfiable rule touched a host");
         }
+    }
+    Ok(())
+}
+
+/// Targets started so far (any wave), and when the last of them finished (`None` while
+/// one runs).
+fn started_targets(harness: &Harness) -> (usize, Option<UnixMillis>) {
+    let started: Vec<_> = harness.deployment().targets.values().filter(|target| target.wave > 0).collect();
+    let is_running = started.iter().any(|target| target.status == TargetStatus::InProgress);
+    let finished_at = started.iter().map(|target| target.last_updated_at).max().unwrap_or(UnixMillis(0));
+    (started.len(), (!is_running).then_some(finished_at))
+}
+
+/// (e): the round that just ran respected the steps (first, later, bake_ms), restated
+/// from issue 14 item 4 independently of `steps.rs`.
+fn check_steps(
+    harness: &Harness,
+    (started_before, finished_at): (usize, Option<UnixMillis>),
+    (first, later, bake_ms): (usize, usize, u64),
+) -> Result<(), TestCaseError> {
+    let (started_after, _) = started_targets(harness);
+    // The ends of the steps: first, first + later, …
+    let (mut begin, mut end) = (0, first);
+    while end <= started_before {
+        (begin, end) = (end, end.saturating_add(later));
+    }
+    prop_assert!(started_after <= end, "(e) {started_after} started, past the step ending at {end}");
+    let begins_step = started_after > started_before && begin > 0 && begin == started_before;
+    if begins_step {
+        let Some(finished_at) = finished_at else {
+            return Err(TestCaseError::fail("(e) a step began while the one before still ran"));
+        };
+        prop_assert!(
+            harness.now.0 >= finished_at.0 + bake_ms,
+            "(e) a step began at {} before its bake ended at {}",
+            harness.now.0,
+            finished_at.0 + bake_ms
+        );
     }
     Ok(())
 }
@@ -257,6 +337,25 @@ fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
     match result {
         Err(TestError::Fail(reason, case)) => {
             assert!(reason.message().contains("(a)"), "failed for another reason: {reason} on {case:?}");
+        }
+        other => panic!("the planted bug went unnoticed: {other:?}"),
+    }
+}
+
+#[test]
+fn the_step_check_catches_a_planner_that_ignores_the_steps() {
+    // (f) Random cases with the planted bug IgnoresSteps: asserts the runner finds a
+    // failing case and that the failure is property (e).
+    let settings = PlannerSettings::default();
+    let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let result = runner.run(&case_strategy(), |case| check(&case, settings, Box::new(IgnoresSteps)));
+    match result {
+        Err(TestError::Fail(reason, case)) => {
+            assert!(reason.message().contains("(e)"), "failed for another reason: {reason} on {case:?}");
         }
         other => panic!("the planted bug went unnoticed: {other:?}"),
     }

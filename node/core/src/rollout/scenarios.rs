@@ -269,3 +269,120 @@ fn a_group_already_below_the_minimum_only_deploys_its_unhealthy_hosts() {
     assert_eq!(waves, vec![vec![1, 2, 3], vec![4, 5], vec![6]]);
     assert_succeeded(&harness);
 }
+
+// Canary and linear steps (issue 14, item 4): `steps.rs`.
+
+use fleetmesh_state::model::ids::UnixMillis;
+
+use super::deadlines::next_deadline;
+use super::harness::{canary, linear};
+use super::plan::plan;
+
+fn all_at_once_rule() -> Option<MinimumHealthyHosts> {
+    Some(MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 0 })
+}
+
+#[test]
+fn canary_goes_first_then_bakes_then_the_rest() {
+    // 10 hosts, canary 10 % baking 30 s, HOST_COUNT 0 (no health limit): asserts the
+    // waves are host 1 alone at t0, then hosts 2–10 together exactly 30 s after host 1
+    // finished (it reports in the same round, at t0), and the deployment succeeds.
+    let mut harness = Harness::new(10, canary(10, 30, all_at_once_rule()));
+    let t0 = harness.now;
+    let waves = harness.run_timed(&[]);
+    assert_eq!(waves, vec![(t0, vec![1]), (UnixMillis(t0.0 + 30_000), (2..=10).collect())]);
+    assert_succeeded(&harness);
+}
+
+#[test]
+fn canary_under_one_at_a_time_bakes_after_its_last_host() {
+    // 8 hosts, canary 25 % (2 hosts) baking 5 s under OneAtATime's rule, the default of
+    // a config with steps: asserts one host per wave, and that host 3 starts 5 s after
+    // host 2 (the canary's last) finished, later ones with no bake.
+    let mut harness = Harness::new(8, canary(25, 5, None));
+    let waves = harness.run_timed(&[]);
+    let hosts: Vec<Vec<u64>> = waves.iter().map(|(_, wave)| wave.clone()).collect();
+    assert_eq!(hosts, (1..=8).map(|host| vec![host]).collect::<Vec<_>>());
+    let finished_2 = harness.deployment().targets[&fleetmesh_state::NodeId(2)].last_updated_at;
+    assert_eq!(waves[2].0, UnixMillis(finished_2.0 + 5_000));
+    assert_eq!(waves[3].0, UnixMillis(waves[2].0 .0 + 1_000), "no bake after the canary");
+    assert_succeeded(&harness);
+}
+
+#[test]
+fn linear_steps_bake_between_each() {
+    // 10 hosts, linear 33 % (steps of 4) every 10 s, HOST_COUNT 0: asserts waves of
+    // 4, 4, 2, each starting 10 s after the step before finished.
+    let mut harness = Harness::new(10, linear(33, 10, all_at_once_rule()));
+    let t0 = harness.now;
+    let waves = harness.run_timed(&[]);
+    let expected = vec![
+        (t0, vec![1, 2, 3, 4]),
+        (UnixMillis(t0.0 + 10_000), vec![5, 6, 7, 8]),
+        (UnixMillis(t0.0 + 20_000), vec![9, 10]),
+    ];
+    assert_eq!(waves, expected);
+    assert_succeeded(&harness);
+}
+
+#[test]
+fn a_failed_canary_fails_at_once_when_the_rule_forbids_going_on() {
+    // 10 hosts, canary 10 % baking an hour under OneAtATime: host 1 fails. Asserts the
+    // deployment fails with HEALTH_CONSTRAINTS right away (no bake: nothing could
+    // start after it), the others skipped.
+    let mut harness = Harness::new(10, canary(10, 3_600, None));
+    let t0 = harness.now;
+    let waves = harness.run_timed(&[1]);
+    assert_eq!(waves, vec![(t0, vec![1])]);
+    assert_failed(&harness, ErrorCode::HealthConstraints);
+    assert!(harness.now.0 < t0.0 + 3_600_000, "it did not wait for the bake");
+    assert_skipped(&harness, &[2, 3, 10]);
+}
+
+#[test]
+fn a_failed_canary_the_rule_tolerates_still_bakes() {
+    // 4 hosts, canary 25 % baking 30 s, HOST_COUNT 0: host 1 fails. Asserts the rest
+    // start after the bake and the deployment succeeds (S = 3 ≥ M = 0).
+    let mut harness = Harness::new(4, canary(25, 30, all_at_once_rule()));
+    let t0 = harness.now;
+    let waves = harness.run_timed(&[1]);
+    assert_eq!(waves, vec![(t0, vec![1]), (UnixMillis(t0.0 + 30_000), vec![2, 3, 4])]);
+    assert_succeeded(&harness);
+}
+
+#[test]
+fn a_new_leader_bakes_until_the_same_time() {
+    // 10 hosts, canary 10 % baking 60 s: host 1 done, 20 s into the bake. Asserts a
+    // planner fed the state after serialization (a new leader) starts nothing, wakes
+    // at the same deadline (host 1's finish + 60 s), and at that deadline starts the
+    // same wave as the old leader.
+    let mut harness = Harness::new(10, canary(10, 60, all_at_once_rule()));
+    harness.step();
+    harness.report(fleetmesh_state::NodeId(1), true);
+    let finished = harness.now;
+    harness.advance(20_000);
+    let json = serde_json::to_string(&harness.state).expect("the state serializes");
+    let restored: fleetmesh_state::ClusterState = serde_json::from_str(&json).expect("the state deserializes");
+    let deployment = &restored.deployments[&harness.deployment_id];
+    let group = restored.deployment_group("web", "fleet").expect("group");
+    assert_eq!(plan(deployment, group, &harness.fleet, harness.now, &harness.settings), vec![]);
+    assert_eq!(harness.plan(), vec![]);
+    let deadline = next_deadline(deployment, &harness.fleet, &harness.settings);
+    assert_eq!(deadline, Some(UnixMillis(finished.0 + 60_000)));
+    assert_eq!(deadline, next_deadline(harness.deployment(), &harness.fleet, &harness.settings));
+    harness.now = deadline.expect("checked");
+    let old_leader = harness.plan();
+    assert_eq!(old_leader, vec![super::action::Action::Start(super::harness::ids(&[2, 3, 4, 5, 6, 7, 8, 9, 10]))]);
+    assert_eq!(plan(deployment, group, &harness.fleet, harness.now, &harness.settings), old_leader);
+}
+
+#[test]
+fn a_rollback_has_no_steps() {
+    // A canary deployment turned into a rollback (creator CodeDeployRollback) over 4
+    // hosts with HOST_COUNT 0: asserts all 4 start in one wave, no canary, no bake.
+    let mut harness = Harness::new(4, canary(25, 600, all_at_once_rule()));
+    harness.deployment_mut().creator = DeploymentCreator::CodeDeployRollback;
+    let waves = harness.run_to_end(&[]);
+    assert_eq!(waves, vec![vec![1, 2, 3, 4]]);
+    assert_succeeded(&harness);
+}

@@ -3,6 +3,7 @@
 //! (`reads.rs`) answer from the applied state of the node that runs them. Which node
 //! runs an operation is decided in `route.rs`.
 
+mod dry_run;
 mod reads;
 mod writes;
 
@@ -55,6 +56,7 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
         Operation::CreateDeployment(input) => {
             Output::CreateDeployment(writes::create_deployment(node, input, by).await?)
         }
+        Operation::PlanDeployment(input) => Output::PlanDeployment(dry_run::plan_deployment(node, input)?),
         Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input, by).await?),
         Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
         read => node.state().read(|state| reads::answer(&read, state))?,

@@ -11,7 +11,9 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::resources::{DeploymentType, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
+use fleetmesh_state::model::resources::{
+    DeploymentType, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME,
+};
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
 use fleetmesh_transport::NodeId;
@@ -82,11 +84,22 @@ pub(super) async fn create_deployment_config(
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentConfigOutput, ApiError> {
     let name = required("deploymentConfigName", &input.deployment_config_name)?.to_string();
-    let minimum_healthy_hosts =
-        input.minimum_healthy_hosts.ok_or_else(|| ApiError::invalid("minimumHealthyHosts", "missing"))?;
-    if minimum_healthy_hosts.kind == MinimumHealthyHostsType::MostConcurrency {
-        return Err(ApiError::invalid("minimumHealthyHosts.type", "must be HOST_COUNT or FLEET_PERCENT"));
-    }
+    // The routing config's own rules were checked with the input (`Operation::check`).
+    let traffic_routing_config = input.traffic_routing_config;
+    let minimum_healthy_hosts = match (input.minimum_healthy_hosts, traffic_routing_config) {
+        (Some(rule), _) if rule.kind == MinimumHealthyHostsType::MostConcurrency => {
+            return Err(ApiError::invalid("minimumHealthyHosts.type", "must be HOST_COUNT or FLEET_PERCENT"));
+        }
+        (Some(rule), _) => rule,
+        // Issue 14: with steps and no minimum, OneAtATime's rule (one host at a time).
+        (None, Some(_)) => MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 },
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "minimumHealthyHosts",
+                "missing; give minimumHealthyHosts, trafficRoutingConfig or both",
+            ))
+        }
+    };
     let compute_platform = input.compute_platform.unwrap_or_default();
     let deployment_config_id = random_id(node);
     let command = Command::CreateDeploymentConfig {
@@ -94,6 +107,7 @@ pub(super) async fn create_deployment_config(
         deployment_config_id: deployment_config_id.clone(),
         compute_platform,
         minimum_healthy_hosts,
+        traffic_routing_config,
     };
     commit(node, command, by).await?;
     Ok(CreateDeploymentConfigOutput { deployment_config_id })
@@ -158,7 +172,15 @@ pub(super) async fn create_deployment(
     input: CreateDeploymentInput,
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentOutput, ApiError> {
-    let spec = DeploymentSpec {
+    let spec = deployment_spec(input)?;
+    let deployment_id = DeploymentId::from_random(node.random_bytes());
+    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
+    Ok(CreateDeploymentOutput { deployment_id })
+}
+
+/// The command's spec for a user's `CreateDeployment` (also what `PlanDeployment` plans).
+pub(super) fn deployment_spec(input: CreateDeploymentInput) -> Result<DeploymentSpec, ApiError> {
+    Ok(DeploymentSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
         deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
         revision_id: input.revision.resolve()?,
@@ -169,10 +191,7 @@ pub(super) async fn create_deployment(
         auto_rollback_configuration: input.auto_rollback_configuration,
         creator: DeploymentCreator::User,
         targets: None,
-    };
-    let deployment_id = DeploymentId::from_random(node.random_bytes());
-    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
-    Ok(CreateDeploymentOutput { deployment_id })
+    })
 }
 
 pub(super) async fn stop_deployment(

@@ -71,9 +71,18 @@ pub(crate) enum DeployCommand {
         /// Name (not starting with CodeDeployDefault.).
         #[arg(long)]
         deployment_config_name: String,
-        /// type=HOST_COUNT|FLEET_PERCENT,value=N
-        #[arg(long, value_name = "type=T,value=N")]
-        minimum_healthy_hosts: String,
+        /// Server (default), Lambda or ECS.
+        #[arg(long, value_parser = ["Server", "Lambda", "ECS"])]
+        compute_platform: Option<String>,
+        /// type=HOST_COUNT|FLEET_PERCENT,value=N (optional with --traffic-routing-config:
+        /// one host at a time, OneAtATime's rule, by default).
+        #[arg(long, value_name = "type=T,value=N", required_unless_present = "traffic_routing_config")]
+        minimum_healthy_hosts: Option<String>,
+        /// Canary or linear waves, AWS's JSON, e.g.
+        /// '{"type":"TimeBasedCanary","timeBasedCanary":{"canaryPercentage":10,"canaryIntervalSeconds":30}}'
+        /// (canaryInterval/linearInterval in minutes, or …IntervalSeconds).
+        #[arg(long, value_name = "JSON")]
+        traffic_routing_config: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -83,6 +92,9 @@ pub(crate) enum DeployCommand {
         /// Name.
         #[arg(long)]
         deployment_config_name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List deployment configurations (predefined and custom).
     ListDeploymentConfigs {
@@ -283,8 +295,12 @@ pub(crate) struct CreateDeploymentArgs {
     #[arg(long)]
     pub(crate) no_auto_rollback: bool,
     /// Follow it until it ends; exit non-zero unless it succeeded.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub(crate) wait: bool,
+    /// Print the waves and bakes the planner would run for the group as it is now
+    /// (every host alive, every target succeeding); create nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

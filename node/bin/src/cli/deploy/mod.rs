@@ -10,14 +10,14 @@ use std::process::ExitCode;
 use fleetmesh_model::{
     ApplicationInput, AutoRollbackConfiguration, ComputePlatform, CreateApplicationInput, CreateApplicationOutput,
     CreateDeploymentConfigInput, CreateDeploymentConfigOutput, CreateDeploymentGroupInput, CreateDeploymentGroupOutput,
-    CreateDeploymentInput, CreateDeploymentOutput, DeploymentConfigInput, DeploymentGroupInput, DeploymentInput,
-    DeploymentStyle, Empty, FileExistsBehavior, GetApplicationOutput, GetDeploymentConfigOutput,
+    CreateDeploymentInput, CreateDeploymentOutput, DeploymentConfigInfo, DeploymentConfigInput, DeploymentGroupInput,
+    DeploymentInput, DeploymentStyle, Empty, FileExistsBehavior, GetApplicationOutput, GetDeploymentConfigOutput,
     GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetInput, GetDeploymentTargetOutput,
     GetRevisionDistributionOutput, ListAllInput, ListApplicationRevisionsOutput, ListApplicationsOutput,
     ListDeploymentConfigsOutput, ListDeploymentGroupsOutput, ListDeploymentTargetsOutput, ListDeploymentsInput,
     ListDeploymentsOutput, LoadBalancerInfo, MinimumHealthyHosts, MinimumHealthyHostsType, OnPremisesTagSet,
-    OutdatedInstancesStrategy, RevisionLocation, RevisionRef, StopDeploymentInput, StopDeploymentOutput, TagFilter,
-    TagFilterType,
+    OutdatedInstancesStrategy, PlanDeploymentOutput, RevisionLocation, RevisionRef, StopDeploymentInput,
+    StopDeploymentOutput, TagFilter, TagFilterType, TrafficRoutingConfig, TrafficRoutingType,
 };
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::Serialize;
@@ -112,18 +112,26 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
 fn configs_and_revisions(client: &ApiClient, command: DeployCommand) -> anyhow::Result<ExitCode> {
     use DeployCommand as C;
     match command {
-        C::CreateDeploymentConfig { deployment_config_name, minimum_healthy_hosts, json } => {
+        C::CreateDeploymentConfig {
+            deployment_config_name,
+            compute_platform,
+            minimum_healthy_hosts,
+            traffic_routing_config,
+            json,
+        } => {
             let input = CreateDeploymentConfigInput {
                 deployment_config_name: deployment_config_name.clone(),
-                minimum_healthy_hosts: Some(parse_minimum_healthy_hosts(&minimum_healthy_hosts)?),
-                compute_platform: None,
+                minimum_healthy_hosts: minimum_healthy_hosts.as_deref().map(parse_minimum_healthy_hosts).transpose()?,
+                compute_platform: compute_platform.as_deref().and_then(ComputePlatform::parse),
+                traffic_routing_config: traffic_routing_config.as_deref().map(parse_traffic_routing).transpose()?,
             };
             let answer: CreateDeploymentConfigOutput = client.call("CreateDeploymentConfig", &input)?;
             print_answer(json, &answer, |_| println!("created deployment configuration {deployment_config_name}"));
         }
-        C::GetDeploymentConfig { deployment_config_name } => {
+        C::GetDeploymentConfig { deployment_config_name, json } => {
             let input = DeploymentConfigInput { deployment_config_name };
-            print_json(&client.call::<_, GetDeploymentConfigOutput>("GetDeploymentConfig", &input)?);
+            let answer: GetDeploymentConfigOutput = client.call("GetDeploymentConfig", &input)?;
+            print_answer(json, &answer, |answer| print_deployment_config(&answer.deployment_config_info));
         }
         C::ListDeploymentConfigs { json } => {
             let answer: ListDeploymentConfigsOutput = client.call("ListDeploymentConfigs", &ListAllInput {})?;
@@ -238,6 +246,74 @@ pub(crate) fn parse_minimum_healthy_hosts(text: &str) -> anyhow::Result<MinimumH
     }
 }
 
+/// Parses `--traffic-routing-config`: AWS's JSON shape (the node checks its rules).
+///
+/// # Errors
+/// Not JSON of that shape, naming what is wrong.
+pub(crate) fn parse_traffic_routing(text: &str) -> anyhow::Result<TrafficRoutingConfig> {
+    let example = r#"'{"type":"TimeBasedCanary","timeBasedCanary":{"canaryPercentage":10,"canaryInterval":5}}'"#;
+    let given: serde_json::Value = serde_json::from_str(text)
+        .map_err(|error| anyhow::anyhow!("--traffic-routing-config is not JSON ({error}); e.g. {example}"))?;
+    let config: TrafficRoutingConfig = serde_json::from_value(given.clone()).map_err(|error| {
+        anyhow::anyhow!("--traffic-routing-config is not a trafficRoutingConfig ({error}); e.g. {example}")
+    })?;
+    // The typed reading drops members it does not know; the node would refuse them, so
+    // refuse them here rather than send a config other than the one written.
+    let kept = serde_json::to_value(config)?;
+    if let Some(member) = unknown_member(&given, &kept, "") {
+        anyhow::bail!("--traffic-routing-config has an unknown member {member}; e.g. {example}");
+    }
+    Ok(config)
+}
+
+/// The path of the first member of `given` that `kept` does not have.
+fn unknown_member(given: &serde_json::Value, kept: &serde_json::Value, path: &str) -> Option<String> {
+    let (serde_json::Value::Object(given), serde_json::Value::Object(kept)) = (given, kept) else { return None };
+    given.iter().find_map(|(key, value)| {
+        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        match kept.get(key) {
+            None => Some(here),
+            Some(kept) => unknown_member(value, kept, &here),
+        }
+    })
+}
+
+/// `get-deployment-config` without `--json`.
+fn print_deployment_config(info: &DeploymentConfigInfo) {
+    println!("name              {}", info.deployment_config_name);
+    println!("id                {}", info.deployment_config_id);
+    let platform = serde_json::to_value(info.compute_platform).unwrap_or_default();
+    println!("compute platform  {}", platform.as_str().unwrap_or("?"));
+    let rule = &info.minimum_healthy_hosts;
+    let kind = serde_json::to_value(rule.kind).unwrap_or_default();
+    println!("minimum healthy   {} {}", kind.as_str().unwrap_or("?"), rule.value);
+    if let Some(routing) = &info.traffic_routing_config {
+        println!("traffic routing   {}", describe_traffic_routing(routing));
+    }
+}
+
+/// One line for a routing config: `TimeBasedCanary 10 %, then the rest after 30 s`.
+fn describe_traffic_routing(routing: &TrafficRoutingConfig) -> String {
+    let interval = |minutes: Option<u32>, seconds: Option<u32>| match (minutes, seconds) {
+        (Some(minutes), _) => format!("{minutes} min"),
+        (None, Some(seconds)) => format!("{seconds} s"),
+        (None, None) => "?".to_string(),
+    };
+    match (routing.kind, routing.time_based_canary, routing.time_based_linear) {
+        (TrafficRoutingType::TimeBasedCanary, Some(canary), _) => format!(
+            "TimeBasedCanary {} %, then the rest after {}",
+            canary.canary_percentage,
+            interval(canary.canary_interval, canary.canary_interval_seconds)
+        ),
+        (TrafficRoutingType::TimeBasedLinear, _, Some(linear)) => format!(
+            "TimeBasedLinear {} % every {}",
+            linear.linear_percentage,
+            interval(linear.linear_interval, linear.linear_interval_seconds)
+        ),
+        (kind, _, _) => format!("{kind:?}"),
+    }
+}
+
 /// A `--tag` argument as a CodeDeploy tag filter.
 fn tag_filter(text: &str) -> TagFilter {
     match text.split_once('=') {
@@ -336,6 +412,11 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
         file_exists_behavior: FileExistsBehavior::parse(&args.file_exists_behavior),
         auto_rollback_configuration: rollback,
     };
+    if args.dry_run {
+        let answer: PlanDeploymentOutput = client.call("PlanDeployment", &input)?;
+        print_answer(args.json, &answer, print_plan);
+        return Ok(if answer.outcome == "Succeeded" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let answer: CreateDeploymentOutput = client.call("CreateDeployment", &input)?;
     let deployment_id = answer.deployment_id.to_string();
     if args.wait {
@@ -346,6 +427,25 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
     }
     print_answer(args.json, &answer, |_| println!("{deployment_id}"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `create-deployment --dry-run` without `--json`: one line per wave and bake.
+fn print_plan(plan: &PlanDeploymentOutput) {
+    println!("deployment configuration {}", plan.deployment_config_name);
+    for step in &plan.steps {
+        match (step.wave, &step.target_ids, step.bake_seconds) {
+            (Some(wave), Some(targets), _) => {
+                let noun = if targets.len() == 1 { "host" } else { "hosts" };
+                println!("wave {wave}: {} {noun} ({})", targets.len(), targets.join(", "));
+            }
+            (_, _, Some(seconds)) => println!("bake {seconds} s"),
+            _ => {}
+        }
+    }
+    match &plan.error_information {
+        Some(error) => println!("would end {}: {}", plan.outcome, error.message),
+        None => println!("would end {}", plan.outcome),
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +461,30 @@ mod tests {
         assert!(parse_minimum_healthy_hosts("type=BOGUS,value=2").is_err());
         assert!(parse_minimum_healthy_hosts("type=HOST_COUNT").is_err());
         assert!(parse_minimum_healthy_hosts("value=x,type=HOST_COUNT").is_err());
+    }
+
+    #[test]
+    fn traffic_routing_flag_takes_aws_json() {
+        // A canary in seconds and a linear config in minutes: asserts both parse to the
+        // AWS shape and read back in one line; a shorthand string is refused saying how.
+        let canary = parse_traffic_routing(
+            r#"{"type":"TimeBasedCanary","timeBasedCanary":{"canaryPercentage":10,"canaryIntervalSeconds":30}}"#,
+        )
+        .expect("ok");
+        assert_eq!(describe_traffic_routing(&canary), "TimeBasedCanary 10 %, then the rest after 30 s");
+        let linear = parse_traffic_routing(
+            r#"{"type":"TimeBasedLinear","timeBasedLinear":{"linearPercentage":20,"linearInterval":2}}"#,
+        )
+        .expect("ok");
+        assert_eq!(describe_traffic_routing(&linear), "TimeBasedLinear 20 % every 2 min");
+        let error = parse_traffic_routing("type=TimeBasedCanary").expect_err("not JSON").to_string();
+        assert!(error.contains("--traffic-routing-config") && error.contains("canaryPercentage"), "{error}");
+        let error = parse_traffic_routing(
+            r#"{"type":"TimeBasedCanary","timeBasedCanary":{"canaryPercentage":10,"canaryInterval":1,"bake":1}}"#,
+        )
+        .expect_err("unknown member")
+        .to_string();
+        assert!(error.contains("unknown member timeBasedCanary.bake"), "{error}");
     }
 
     #[test]

@@ -47,6 +47,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+mod servers;
+
+use servers::{echo, sink};
+
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Bytes per write of the bulk sender and per read of the sink.
@@ -101,47 +105,6 @@ fn parse_args() -> anyhow::Result<Args> {
     anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
     anyhow::ensure!((1..=100).contains(&args.rounds), "--rounds must be 1..=100");
     Ok(args)
-}
-
-/// Reads each connection to its end, then answers the number of bytes read (u64 LE).
-async fn sink(listener: TcpListener) {
-    // Until the runtime stops; one task per connection.
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; BULK_BLOCK_BYTES];
-            let mut received = 0u64;
-            // Until the sender's end of stream (or an error).
-            loop {
-                match stream.read(&mut buffer).await {
-                    Ok(0) => break,
-                    Ok(read) => received += read as u64,
-                    Err(_) => return,
-                }
-            }
-            // The sender sees a short answer as a failure; nothing more to do here.
-            let _ = stream.write_all(&received.to_le_bytes()).await;
-        });
-    }
-}
-
-/// Answers every `request_bytes` bytes read with as many bytes, until the client closes.
-async fn echo(listener: TcpListener, request_bytes: usize) {
-    // Until the runtime stops; one task per connection.
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
-        // Each request is answered at once, so no small write waits for more.
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; request_bytes];
-            // Until the client closes (read_exact fails at its end of stream).
-            while stream.read_exact(&mut buffer).await.is_ok() {
-                if stream.write_all(&buffer).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
 }
 
 /// A route with one serving target at `target`, as the leader would hand a router.
@@ -414,6 +377,29 @@ fn load_average() -> String {
         .join(" ")
 }
 
+/// The one-line summary: the worst ratios and the added p50 against the goals.
+fn print_summary(rows: &[Row], bulk_ratio: f64) {
+    let worst_request_ratio =
+        rows.iter().map(|row| row.routed.per_second() / row.direct.per_second()).fold(f64::INFINITY, f64::min);
+    let added_p50_ms = rows
+        .iter()
+        .take(2)
+        .map(|row| row.routed.percentile_ms(50) - row.direct.percentile_ms(50))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!(
+        "summary: bulk {:.2}x direct (goal >= {GOAL_RATIO_MIN}: {}), requests/s worst {:.2}x (goal >= {GOAL_RATIO_MIN}: {}), \
+         added p50 worst {:.3} ms (goal <= {GOAL_ADDED_P50_MS_MAX}: {}); load average {}",
+        bulk_ratio,
+        verdict(bulk_ratio >= GOAL_RATIO_MIN),
+        worst_request_ratio,
+        verdict(worst_request_ratio >= GOAL_RATIO_MIN),
+        added_p50_ms,
+        verdict(added_p50_ms <= GOAL_ADDED_P50_MS_MAX),
+        load_average(),
+    );
+}
+
 async fn bench(args: &Args, sinks: &Pair, echoes: &Pair) -> anyhow::Result<()> {
     let bytes = args.size_mib << 20;
 
@@ -479,25 +465,7 @@ async fn bench(args: &Args, sinks: &Pair, echoes: &Pair) -> anyhow::Result<()> {
     for row in &rows {
         print_request_row(row);
     }
-    let worst_request_ratio =
-        rows.iter().map(|row| row.routed.per_second() / row.direct.per_second()).fold(f64::INFINITY, f64::min);
-    let added_p50_ms = rows
-        .iter()
-        .take(2)
-        .map(|row| row.routed.percentile_ms(50) - row.direct.percentile_ms(50))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let verdict = |met: bool| if met { "met" } else { "MISSED" };
-    println!(
-        "summary: bulk {:.2}x direct (goal >= {GOAL_RATIO_MIN}: {}), requests/s worst {:.2}x (goal >= {GOAL_RATIO_MIN}: {}), \
-         added p50 worst {:.3} ms (goal <= {GOAL_ADDED_P50_MS_MAX}: {}); load average {}",
-        routed_rate / direct_rate,
-        verdict(routed_rate / direct_rate >= GOAL_RATIO_MIN),
-        worst_request_ratio,
-        verdict(worst_request_ratio >= GOAL_RATIO_MIN),
-        added_p50_ms,
-        verdict(added_p50_ms <= GOAL_ADDED_P50_MS_MAX),
-        load_average(),
-    );
+    print_summary(&rows, routed_rate / direct_rate);
     Ok(())
 }
 
