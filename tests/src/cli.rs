@@ -193,6 +193,28 @@ impl TestCluster {
         self.ok(1, &command);
     }
 
+    /// Creates traffic route `name` through node 1: routers are the nodes tagged
+    /// `router=yes`, connections drain for `drain_seconds`; `extra` flags follow.
+    pub fn create_route(&self, name: &str, listen_port: u16, target_port: u16, drain_seconds: u32, extra: &[&str]) {
+        let (listen, target, drain) = (listen_port.to_string(), target_port.to_string(), drain_seconds.to_string());
+        let mut command = vec![
+            "traffic",
+            "create-route",
+            "--route-name",
+            name,
+            "--listen-port",
+            &listen,
+            "--target-port",
+            &target,
+            "--router-tag",
+            "router=yes",
+            "--drain-seconds",
+            &drain,
+        ];
+        command.extend_from_slice(extra);
+        self.ok(1, &command);
+    }
+
     /// Asks every node to fetch `revision` (`deploy prefetch --all-nodes`, no wait).
     pub fn prefetch_all(&self, via: u32, revision: &str) {
         self.ok(via, &["deploy", "prefetch", "--revision", revision, "--all-nodes"]);

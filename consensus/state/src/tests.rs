@@ -19,7 +19,8 @@ use crate::model::resources::{
 use crate::model::revision::{
     ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, RevisionRecord, MANIFEST_FORMAT,
 };
-use crate::model::traffic_routing::{TimeBasedCanary, TrafficRouting, TrafficRoutingConfig, TrafficRoutingType};
+use crate::model::traffic_routing::tests::canary;
+use crate::model::traffic_routing::{TrafficRouting, TrafficRoutingConfig};
 
 pub(crate) fn at(millis: u64, commands: Vec<Command>) -> Proposal {
     Proposal::new(UnixMillis(millis), commands)
@@ -654,24 +655,12 @@ fn routed_config(name: &str, one_at_a_time: bool, routing: Option<TrafficRouting
     }
 }
 
-fn canary_seconds(percentage: u32, minutes: Option<u32>, seconds: Option<u32>) -> TrafficRoutingConfig {
-    TrafficRoutingConfig {
-        kind: TrafficRoutingType::TimeBasedCanary,
-        time_based_canary: Some(TimeBasedCanary {
-            canary_percentage: percentage,
-            canary_interval: minutes,
-            canary_interval_seconds: seconds,
-        }),
-        time_based_linear: None,
-    }
-}
-
 #[test]
 fn a_config_with_steps_needs_the_traffic_control_level() {
     // The same config with and without a routing config: asserts only the one with
     // steps needs feature level 9, and that its proposal survives encoding.
     assert_eq!(routed_config("plain", false, None).feature_level(), FeatureLevel::BASE);
-    let routed = routed_config("canary", true, Some(canary_seconds(10, None, Some(30))));
+    let routed = routed_config("canary", true, Some(canary(10, None, Some(30))));
     assert_eq!(routed.feature_level(), FeatureLevel::TRAFFIC_CONTROL);
     let entry = at(2, vec![routed]);
     assert_eq!(entry.level, FeatureLevel::TRAFFIC_CONTROL);
@@ -686,11 +675,11 @@ fn bad_routing_configs_are_refused_and_change_nothing() {
     // rejected as invalid with a message naming the member, and no config is created.
     let (mut state, _, _) = setup();
     let cases = [
-        (routed_config("both", true, Some(canary_seconds(10, Some(1), Some(30)))), "both given"),
-        (routed_config("neither", true, Some(canary_seconds(10, None, None))), "is required"),
-        (routed_config("zero", true, Some(canary_seconds(0, Some(1), None))), "canaryPercentage must be 1 to 99"),
-        (routed_config("hundred", true, Some(canary_seconds(100, Some(1), None))), "got 100"),
-        (routed_config("long", true, Some(canary_seconds(10, Some(2881), None))), "at most 2880"),
+        (routed_config("both", true, Some(canary(10, Some(1), Some(30)))), "both given"),
+        (routed_config("neither", true, Some(canary(10, None, None))), "is required"),
+        (routed_config("zero", true, Some(canary(0, Some(1), None))), "canaryPercentage must be 1 to 99"),
+        (routed_config("hundred", true, Some(canary(100, Some(1), None))), "got 100"),
+        (routed_config("long", true, Some(canary(10, Some(2881), None))), "at most 2880"),
         (routed_config("mc", true, None), "HOST_COUNT or FLEET_PERCENT"),
     ];
     let before = state.deployment_configs.len();
@@ -709,7 +698,7 @@ fn a_deployment_keeps_the_steps_it_was_created_with() {
     // override, then deleted while the deployment runs: asserts the deployment copied
     // the normalised steps at creation and still has them after the delete.
     let (mut state, first, _) = setup();
-    let routing = canary_seconds(34, Some(2), None);
+    let routing = canary(34, Some(2), None);
     let response = state.apply(&at(2, vec![routed_config("canary", true, Some(routing))]));
     assert_eq!(response.outcomes, vec![Outcome::Done]);
     assert_eq!(state.deployment_configs["canary"].traffic_routing_config, Some(routing));

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use fleetmesh_state::model::members::MemberSpec;
-use fleetmesh_state::{Command, Outcome};
+use fleetmesh_state::{Command, FeatureLevel, Outcome};
 use fleetmesh_transport::NodeId;
 use tracing::{info, warn};
 
@@ -20,19 +20,15 @@ impl Leader {
     /// unless an update of that member is already on its way.
     pub(super) fn refresh_member(self: &Arc<Self>, node: NodeId, reported: Option<&MemberSpec>) {
         let Some(reported) = reported else { return };
+        // Compared in place, once per poll: nothing is cloned unless the member changed.
         let wanted = self.node.state().read(|state| {
             let member = state.members.get(&node)?;
             // A restart without --tag keeps the recorded tags (a plain `node --data-dir`
             // resume must not drop the host out of its groups).
-            let tags = if reported.tags.is_empty() { member.tags.clone() } else { reported.tags.clone() };
-            let wanted = MemberSpec { listen: member.listen, tags, ..reported.clone() }.for_level(state.feature_level);
-            let recorded = MemberSpec {
-                listen: member.listen,
-                api: member.api,
-                tags: member.tags.clone(),
-                advertise: member.advertise,
-            };
-            (wanted != recorded).then_some(wanted)
+            let tags = if reported.tags.is_empty() { &member.tags } else { &reported.tags };
+            let advertise = if state.feature_level < FeatureLevel::TRAFFIC_ROUTES { None } else { reported.advertise };
+            let same = reported.api == member.api && *tags == member.tags && advertise == member.advertise;
+            (!same).then(|| MemberSpec { listen: member.listen, api: reported.api, tags: tags.clone(), advertise })
         });
         let Some(wanted) = wanted else { return };
         {

@@ -125,25 +125,9 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
         .map(|index| Server::start(SocketAddr::new(ip(index), TARGET_PORT), ids[index as usize - 1].to_string()))
         .collect();
     let router = SocketAddr::new(ip(2), LISTEN_PORT);
-    let (listen, target) = (LISTEN_PORT.to_string(), TARGET_PORT.to_string());
+    let listen = LISTEN_PORT.to_string();
 
-    cluster.ok(
-        1,
-        &[
-            "traffic",
-            "create-route",
-            "--route-name",
-            "web",
-            "--listen-port",
-            &listen,
-            "--target-port",
-            &target,
-            "--router-tag",
-            "router=yes",
-            "--drain-seconds",
-            "5",
-        ],
-    );
+    cluster.create_route("web", LISTEN_PORT, TARGET_PORT, 5, &[]);
     let weights = targets(&[(ids[0], 60, "serving"), (ids[1], 30, "serving"), (ids[2], 10, "serving")]);
     cluster.ok(1, &["traffic", "set-route-targets", "--route-name", "web", "--targets", &weights]);
     let route: Value = serde_json::from_str(&cluster.ok(2, &["traffic", "get-route", "--route-name", "web", "--json"]))
@@ -355,24 +339,7 @@ fn draining_and_blocked(cluster: &TestCluster, target: u64) {
     let (listen, target_port) = (18003u16, 18081u16);
     let _server = Server::start_holding(SocketAddr::new(cluster.ip(1), target_port), target.to_string(), true);
     let router = SocketAddr::new(cluster.ip(2), listen);
-    let (listen_flag, target_flag) = (listen.to_string(), target_port.to_string());
-    cluster.ok(
-        1,
-        &[
-            "traffic",
-            "create-route",
-            "--route-name",
-            "hold",
-            "--listen-port",
-            &listen_flag,
-            "--target-port",
-            &target_flag,
-            "--router-tag",
-            "router=yes",
-            "--drain-seconds",
-            "1",
-        ],
-    );
+    cluster.create_route("hold", listen, target_port, 1, &[]);
     let set = |weight: u32, state: &str| {
         let list = targets(&[(target, weight, state)]);
         cluster.ok(1, &["traffic", "set-route-targets", "--route-name", "hold", "--targets", &list]);

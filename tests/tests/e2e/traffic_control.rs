@@ -176,24 +176,7 @@ fn in_place_with_traffic_control_takes_each_host_off_the_route_and_no_request_fa
     wait_until("feature level 9", Duration::from_secs(60), || {
         (cluster.status(1)?["feature_level"].as_u64()? >= 9).then_some(())
     });
-    let (listen, target) = (LISTEN_PORT.to_string(), TARGET_PORT.to_string());
-    cluster.ok(
-        1,
-        &[
-            "traffic",
-            "create-route",
-            "--route-name",
-            "web",
-            "--listen-port",
-            &listen,
-            "--target-port",
-            &target,
-            "--router-tag",
-            "router=yes",
-            "--drain-seconds",
-            "1",
-        ],
-    );
+    cluster.create_route("web", LISTEN_PORT, TARGET_PORT, 1, &[]);
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
 
     // Bad input: clear errors, nothing created.

@@ -250,10 +250,11 @@ fn interval_seconds(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn canary(percentage: u32, minutes: Option<u32>, seconds: Option<u32>) -> TrafficRoutingConfig {
+    /// A TimeBasedCanary config as given (minutes, seconds, both or neither).
+    pub(crate) fn canary(percentage: u32, minutes: Option<u32>, seconds: Option<u32>) -> TrafficRoutingConfig {
         TrafficRoutingConfig {
             kind: TrafficRoutingType::TimeBasedCanary,
             time_based_canary: Some(TimeBasedCanary {

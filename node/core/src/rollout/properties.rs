@@ -323,40 +323,34 @@ proptest! {
     }
 }
 
-#[test]
-fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
-    // (d) The same random cases with the planted bug (OneTooMany): asserts the runner
-    // finds a failing case and that the failure is property (a).
+/// Runs the random cases against a planted bug: asserts the runner finds a failing case
+/// and that its failure names `property`.
+fn planted_bug_is_caught(planner: fn() -> Box<dyn WavePlanner>, property: &str) {
     let settings = PlannerSettings::default();
     let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
     let mut runner = TestRunner::new_with_rng(
         config,
         proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
-    let result = runner.run(&case_strategy(), |case| check(&case, settings, Box::new(OneTooMany)));
+    let result = runner.run(&case_strategy(), |case| check(&case, settings, planner()));
     match result {
         Err(TestError::Fail(reason, case)) => {
-            assert!(reason.message().contains("(a)"), "failed for another reason: {reason} on {case:?}");
+            assert!(reason.message().contains(property), "failed for another reason: {reason} on {case:?}");
         }
         other => panic!("the planted bug went unnoticed: {other:?}"),
     }
 }
 
 #[test]
+fn the_rule_check_catches_a_planner_that_takes_one_too_many() {
+    // (d) The same random cases with the planted bug (OneTooMany): asserts the runner
+    // finds a failing case and that the failure is property (a).
+    planted_bug_is_caught(|| Box::new(OneTooMany), "(a)");
+}
+
+#[test]
 fn the_step_check_catches_a_planner_that_ignores_the_steps() {
     // (f) Random cases with the planted bug IgnoresSteps: asserts the runner finds a
     // failing case and that the failure is property (e).
-    let settings = PlannerSettings::default();
-    let config = RunnerConfig { cases: 256, failure_persistence: None, ..RunnerConfig::default() };
-    let mut runner = TestRunner::new_with_rng(
-        config,
-        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
-    );
-    let result = runner.run(&case_strategy(), |case| check(&case, settings, Box::new(IgnoresSteps)));
-    match result {
-        Err(TestError::Fail(reason, case)) => {
-            assert!(reason.message().contains("(e)"), "failed for another reason: {reason} on {case:?}");
-        }
-        other => panic!("the planted bug went unnoticed: {other:?}"),
-    }
+    planted_bug_is_caught(|| Box::new(IgnoresSteps), "(e)");
 }
