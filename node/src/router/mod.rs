@@ -22,6 +22,11 @@
 mod command;
 mod pick;
 mod proxy;
+// The splice relay measured in docs/benchmarks.md is withdrawn from production: with it,
+// a draining connection was sometimes closed before its drain time (e2e traffic, 1 run
+// in 4 failed; 8 of 8 passed with tokio's copy). Kept with its tests until that is found.
+#[cfg(test)]
+#[allow(dead_code)]
 mod relay;
 
 pub use proxy::serve_listener;

@@ -4,7 +4,7 @@
 //! blocked, or its drain time after it stopped serving runs out.
 //!
 //! ```text
-//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ relay (splice or copy)
+//!  client ─accept─▶ pick ─connect (1 s each, ≤ 4 targets)─▶ copy_bidirectional
 //!                    ▲                                          │ route changes:
 //!        route (watch) ─────────────────────────────────────────┘ blocked → close,
 //!                                                                 draining/0 → close after drain
@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::{pick, relay};
+use super::pick;
 use crate::runtime::Node;
 
 /// How long a connect to one target may take before the next target is tried: long
@@ -150,9 +150,9 @@ fn verdict(route: &RouteInfo, target: NodeId) -> Verdict {
 }
 
 /// Proxies one client connection (see the module's diagram).
-async fn serve(client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
+async fn serve(mut client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
     let info = route.borrow_and_update().clone();
-    let Some((target, upstream)) = connect(&info, rand::random::<u64>()).await else {
+    let Some((target, mut upstream)) = connect(&info, rand::random::<u64>()).await else {
         debug!(route = %info.route_name, "no target accepted the connection; closing it");
         return;
     };
@@ -160,7 +160,7 @@ async fn serve(client: TcpStream, mut route: watch::Receiver<Arc<RouteInfo>>) {
     let _ = client.set_nodelay(true);
     // The same for the target's side.
     let _ = upstream.set_nodelay(true);
-    let copy = relay::relay(&client, &upstream);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     tokio::pin!(copy);
     let mut drain_until: Option<Instant> = None;
     // Until the copy ends or the target may no longer be served; one pass per change.
