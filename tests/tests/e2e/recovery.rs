@@ -35,7 +35,11 @@ fn a_cluster_that_lost_its_quorum_comes_back_from_one_voter_or_from_a_saved_stat
     let file = cluster.dir.path().join("state.json");
     let saved = cluster.cli(1, &["cluster", "snapshot", "save", &file.to_string_lossy()]);
     let said = String::from_utf8_lossy(&saved.stdout);
-    assert!(saved.status.success() && said.contains("saved the cluster state"), "{said}");
+    assert!(
+        saved.status.success() && said.contains("saved the cluster state"),
+        "{said}{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
     let mode = std::fs::metadata(&file).map(|meta| meta.permissions().mode() & 0o777).ok();
     assert_eq!(mode, Some(0o600));
     create_application(&cluster, 1, "after");
