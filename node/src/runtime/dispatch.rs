@@ -132,7 +132,7 @@ impl Node {
         let Some(family) = Family::of(&request) else {
             let Request::Raft(raft_request) = request else { unreachable!("only Raft has no family") };
             return Ok((
-                Response::Raft(fleetmesh_consensus::raft::serve(&self.raft(), raft_request).await),
+                Response::Raft(self.raft.serve(raft_request).await),
                 Bytes::new(),
             ));
         };

@@ -43,6 +43,14 @@ fn a_cluster_that_lost_its_quorum_comes_back_from_one_voter_or_from_a_saved_stat
     let mode = std::fs::metadata(&file).map(|meta| meta.permissions().mode() & 0o777).ok();
     assert_eq!(mode, Some(0o600));
     create_application(&cluster, 1, "after");
+    // The procedure recovers from the survivor with the most recent log; this test
+    // picks voter 2, so it waits until every voter's log holds the leader's entries.
+    wait_until("every voter holds the acknowledged writes", Duration::from_secs(30), || {
+        let logs: Option<Vec<u64>> =
+            (1..=3).map(|index| cluster.metric(index, "fleetmesh_raft_last_log_index")).collect();
+        let logs = logs?;
+        logs.iter().all(|last| *last == logs[0]).then_some(())
+    });
 
     for index in 1..=3 {
         cluster.kill9(index);
