@@ -3,6 +3,7 @@
 
 mod e2e {
     mod api;
+    mod blue_green;
     mod bounds;
     mod canary;
     mod cluster;

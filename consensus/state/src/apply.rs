@@ -1,6 +1,7 @@
 //! `apply`: each command of a proposal in order; applications, groups, configurations
 //! and revisions here, membership in `membership.rs`, deployments in `deployments.rs`.
 
+use crate::blue_green::validate_blue_green;
 use crate::NodeId;
 
 use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
@@ -103,6 +104,10 @@ impl ClusterState {
             Command::SetRouteTargets { route_name, targets } => self.set_route_targets(route_name, targets, at),
             Command::SetTargetTraffic { deployment_id, target_id, allow } => {
                 self.set_target_traffic(deployment_id, *target_id, *allow, at)
+            }
+            Command::AdvanceBlueGreen { deployment_id, step } => self.advance_blue_green(deployment_id, *step, at),
+            Command::ContinueDeployment { deployment_id, wait_type } => {
+                self.continue_deployment(deployment_id, *wait_type)
             }
         }
     }
@@ -354,6 +359,7 @@ impl ClusterState {
             )));
         }
         self.validate_traffic_control(spec)?;
+        validate_blue_green(spec)?;
         if self.deployment_group(&spec.application_name, &spec.deployment_group_name).is_some() {
             return Err(ApplyError::exists(format!(
                 "deployment group {} of application {} already exists",
@@ -367,9 +373,10 @@ impl ClusterState {
             deployment_config_name: spec.deployment_config_name.clone(),
             target_selector: spec.target_selector.clone(),
             auto_rollback_configuration: spec.auto_rollback_configuration.clone(),
-            deployment_style: Default::default(),
+            deployment_style: spec.deployment_type,
             deployment_option: spec.deployment_option,
             load_balancer_info: spec.load_balancer_info.clone(),
+            blue_green_deployment_configuration: spec.blue_green_deployment_configuration,
             update_outdated_instances: spec.update_outdated_instances,
             target_revision: None,
             last_successful_deployment_id: None,

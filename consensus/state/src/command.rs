@@ -7,12 +7,14 @@ use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureLevel;
+use crate::model::blue_green::BlueGreenDeploymentConfiguration;
+pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
 use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    is_default, AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
-    MinimumHealthyHosts, TargetSelector,
+    is_default, AutoRollbackConfiguration, ComputePlatform, DeploymentOption, DeploymentType, FileExistsBehavior,
+    LoadBalancerInfo, MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
@@ -40,6 +42,12 @@ pub struct DeploymentGroupSpec {
     /// The routes its targets leave and rejoin ([`FeatureLevel::TRAFFIC_CONTROL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
+    /// In-place or blue/green ([`FeatureLevel::BLUE_GREEN`] when blue/green).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub deployment_type: DeploymentType,
+    /// Blue/green settings ([`FeatureLevel::BLUE_GREEN`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
 }
 
 /// What a client asks for when it creates a deployment.
@@ -66,6 +74,10 @@ pub struct DeploymentSpec {
     pub creator: DeploymentCreator,
     /// Explicit targets (rollback, late joiners); `None` selects by the group's tags.
     pub targets: Option<Vec<NodeId>>,
+    /// Blue/green: the green fleet (AWS's `targetInstances` tag filters); `None` takes
+    /// the group's hosts that do not serve its routes ([`FeatureLevel::BLUE_GREEN`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_instances: Option<TargetSelector>,
 }
 
 /// A host's progress on one target, as its agent reported it.
@@ -296,6 +308,20 @@ pub enum Command {
         /// True to allow, false to block.
         allow: bool,
     },
+    /// The rollout engine moves a blue/green deployment on ([`FeatureLevel::BLUE_GREEN`]).
+    AdvanceBlueGreen {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// The step.
+        step: BlueGreenStep,
+    },
+    /// `continue-deployment` ([`FeatureLevel::BLUE_GREEN`]): ends a blue/green wait early.
+    ContinueDeployment {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// Which wait.
+        wait_type: DeploymentWaitType,
+    },
 }
 
 /// Commands with the leader's timestamp and the feature level they need: one Raft entry.
@@ -377,50 +403,6 @@ impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
         let at = at.ok_or_else(|| A::Error::missing_field("at"))?;
         let commands = commands.ok_or_else(|| A::Error::missing_field("commands"))?;
         Ok(Proposal { at, level, commands, by })
-    }
-}
-
-impl Command {
-    /// The feature level that introduced this command: a leader proposes it only when
-    /// the cluster runs at that level or above.
-    pub fn feature_level(&self) -> FeatureLevel {
-        match self {
-            Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
-            Self::Bootstrap { first: spec, .. }
-            | Self::AddMember { spec }
-            | Self::AdmitMember { spec, .. }
-            | Self::UpdateMember { spec, .. }
-                if spec.advertise.is_some() =>
-            {
-                FeatureLevel::TRAFFIC_ROUTES
-            }
-            Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
-            Self::SetApiToken { .. } => FeatureLevel::HARDENING,
-            Self::SealCa { .. } => FeatureLevel::SEALED_CA,
-            Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
-                FeatureLevel::TRAFFIC_ROUTES
-            }
-            Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
-            Self::CreateDeploymentGroup { spec, .. } if spec.uses_traffic_control() => FeatureLevel::TRAFFIC_CONTROL,
-            Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
-            Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
-            Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
-            _ => FeatureLevel::BASE,
-        }
-    }
-
-    /// The command that adds a node admitted with `token` while the cluster runs at
-    /// `level`: [`Command::AdmitMember`], which counts the join against the token, from
-    /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`] on; below it [`Command::AddMember`], which
-    /// every release knows (joins are not counted then, and no token has a use limit).
-    /// The advertised address is recorded from [`FeatureLevel::TRAFFIC_ROUTES`] on.
-    pub fn admit(spec: MemberSpec, token: &JoinTokenRecord, level: FeatureLevel) -> Self {
-        let spec = spec.for_level(level);
-        if level >= FeatureLevel::JOIN_TOKEN_LIFECYCLE {
-            Self::AdmitMember { spec, token_id: token.id() }
-        } else {
-            Self::AddMember { spec }
-        }
     }
 }
 

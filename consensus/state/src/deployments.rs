@@ -1,14 +1,17 @@
 //! `apply` for deployments: creation, waves, agent reports, finish, stop, rollback.
 
+use std::collections::BTreeMap;
+
+use crate::model::blue_green::BlueGreenRun;
 use crate::NodeId;
 
 use crate::command::{ApplyError, DeploymentSpec, Finish, Outcome, TargetReport};
 use crate::model::deployment::{
-    in_place_events, Deployment, DeploymentCreator, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation,
-    LifecycleErrorCode, LifecycleEventStatus, RollbackInfo, Target, TargetStatus,
+    in_place_events, Deployment, DeploymentStatus, Diagnostics, ErrorCode, ErrorInformation, LifecycleErrorCode,
+    LifecycleEventStatus, Target, TargetStatus,
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
-use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, DeploymentGroup, InstanceRecord};
+use crate::model::resources::{ComputePlatform, DeploymentGroup, InstanceRecord};
 use crate::ClusterState;
 
 impl ClusterState {
@@ -77,10 +80,6 @@ impl ClusterState {
         if self.deployments.contains_key(deployment_id) {
             return Err(ApplyError::exists(format!("deployment {deployment_id} already exists")));
         }
-        let targets: Vec<NodeId> = match &spec.targets {
-            Some(explicit) => explicit.iter().copied().filter(|id| self.members.contains_key(id)).collect(),
-            None => self.group_targets(group),
-        };
         let traffic_routes = group.traffic_routes();
         if let Some((route, other)) = self.route_in_use(&traffic_routes) {
             return Err(ApplyError::conflict(format!(
@@ -88,7 +87,14 @@ impl ClusterState {
                  time moves a route's traffic, wait for it or stop it"
             )));
         }
-        let events = in_place_events(!traffic_routes.is_empty());
+        let traffic_routing = config.traffic_routing_config.and_then(|routing| routing.normalise().ok());
+        if traffic_routing.is_some() && Self::is_blue_green(group, spec) {
+            return Err(ApplyError::invalid(format!(
+                "deployment configuration {config_name} has canary or linear steps; blue/green deployments \
+                 shift all at once in this release (use a configuration without --traffic-routing-config)"
+            )));
+        }
+        let (targets, blue_green) = self.new_targets(group, spec, at)?;
         let deployment = Deployment {
             deployment_id: deployment_id.clone(),
             application_name: spec.application_name.clone(),
@@ -99,7 +105,7 @@ impl ClusterState {
             minimum_healthy_hosts: config.minimum_healthy_hosts,
             // Checked when the configuration was created; a config that no longer reads
             // as valid (it cannot happen today) deploys with the minimum-healthy rule alone.
-            traffic_routing: config.traffic_routing_config.and_then(|routing| routing.normalise().ok()),
+            traffic_routing,
             creator: spec.creator,
             status: DeploymentStatus::Created,
             error_information: None,
@@ -117,8 +123,9 @@ impl ClusterState {
             start_time: None,
             complete_time: None,
             waves: 0,
-            targets: targets.into_iter().map(|id| (id, Target::pending_with(id, at, events))).collect(),
+            targets,
             traffic_routes,
+            blue_green,
         };
         let (application_name, group_name) = (spec.application_name.clone(), spec.deployment_group_name.clone());
         self.deployments.insert(deployment_id.clone(), deployment);
@@ -127,6 +134,27 @@ impl ClusterState {
             group.active_deployment_id = Some(deployment_id.clone());
         }
         Ok(Outcome::Done)
+    }
+
+    /// The targets of a new deployment of `spec` in `group`, and a blue/green
+    /// deployment's progress record: blue/green picks its two fleets; in place takes the
+    /// explicit targets that are members, or the hosts the group selects.
+    fn new_targets(
+        &self,
+        group: &DeploymentGroup,
+        spec: &DeploymentSpec,
+        at: UnixMillis,
+    ) -> Result<(BTreeMap<NodeId, Target>, Option<BlueGreenRun>), ApplyError> {
+        if Self::is_blue_green(group, spec) {
+            let (targets, run) = self.blue_green_targets(group, spec, at)?;
+            return Ok((targets, Some(run)));
+        }
+        let hosts: Vec<NodeId> = match &spec.targets {
+            Some(explicit) => explicit.iter().copied().filter(|id| self.members.contains_key(id)).collect(),
+            None => self.group_targets(group),
+        };
+        let events = in_place_events(!group.traffic_routes().is_empty());
+        Ok((hosts.into_iter().map(|id| (id, Target::pending_with(id, at, events))).collect(), None))
     }
 
     pub(super) fn start_targets(
@@ -177,7 +205,10 @@ impl ClusterState {
         if report.seq <= target.report_seq {
             return Err(ApplyError::conflict("stale report"));
         }
-        if !matches!(report.status, TargetStatus::InProgress | TargetStatus::Succeeded | TargetStatus::Failed) {
+        let ready_allowed = report.status == TargetStatus::Ready && target.target_label.is_some();
+        if !ready_allowed
+            && !matches!(report.status, TargetStatus::InProgress | TargetStatus::Succeeded | TargetStatus::Failed)
+        {
             return Err(ApplyError::invalid(format!("an agent cannot report {:?}", report.status)));
         }
         target.report_seq = report.seq;
@@ -270,6 +301,12 @@ impl ClusterState {
             && deployment
                 .auto_rollback_configuration
                 .triggers_on(crate::model::resources::AutoRollbackEvent::DeploymentFailure);
+        if deployment.blue_green.is_some() {
+            // Blue still runs: a rollback gives it the traffic back at once, in this
+            // entry, instead of deploying the old revision again.
+            let rolled_back = if rollback_wanted { self.roll_back_traffic(&finish.deployment_id, at) } else { None };
+            return Ok(self.end_blue_green(&finish.deployment_id, finish.succeeded, rolled_back));
+        }
         let (application, group_name, revision) =
             (deployment.application_name.clone(), deployment.deployment_group_name.clone(), deployment.revision_id);
         if let Some(group) = self.deployment_group_mut(&application, &group_name) {
@@ -315,83 +352,14 @@ impl ClusterState {
         for id in interrupted {
             self.record_instance(deployment_id, id, false, Installed::No);
         }
+        if self.deployments.get(deployment_id).is_some_and(|deployment| deployment.blue_green.is_some()) {
+            let rolled_back = rollback_id.and_then(|_| self.roll_back_traffic(deployment_id, at));
+            return Ok(self.end_blue_green(deployment_id, false, rolled_back));
+        }
         if let Some(rollback_id) = rollback_id {
             self.create_rollback(deployment_id, rollback_id, at);
         }
         Ok(Outcome::Done)
-    }
-
-    /// Creates the rollback of `triggering_id`: a new deployment of the group's last
-    /// successful revision to every target the triggering deployment touched (§7.1).
-    /// When there is nothing to roll back to, only records why.
-    fn create_rollback(&mut self, triggering_id: &DeploymentId, rollback_id: &DeploymentId, at: UnixMillis) {
-        let Some(triggering) = self.deployments.get(triggering_id) else { return };
-        let group = self.deployment_group(&triggering.application_name, &triggering.deployment_group_name);
-        let touched: Vec<NodeId> = triggering
-            .targets
-            .values()
-            .filter(|target| !matches!(target.status, TargetStatus::Skipped | TargetStatus::Pending))
-            .map(|target| target.target_id)
-            .collect();
-        let plan = match group.and_then(|group| group.target_revision.map(|revision| (group, revision))) {
-            None => Err("no earlier deployment of this group succeeded; there is nothing to roll back to".to_string()),
-            Some(_) if touched.is_empty() => Err("no target was changed; nothing to roll back".to_string()),
-            Some((group, revision)) => Ok((group.clone(), revision)),
-        };
-        let (group, revision) = match plan {
-            Ok(plan) => plan,
-            Err(message) => {
-                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
-                    triggering.rollback_info = Some(RollbackInfo { rollback_message: message, ..Default::default() });
-                }
-                return;
-            }
-        };
-        let file_exists_behavior = group
-            .last_successful_deployment_id
-            .as_ref()
-            .and_then(|id| self.deployments.get(id))
-            .map(|deployment| deployment.file_exists_behavior)
-            .unwrap_or_default();
-        let spec = DeploymentSpec {
-            application_name: group.application_name.clone(),
-            deployment_group_name: group.deployment_group_name.clone(),
-            revision_id: revision,
-            deployment_config_name: None,
-            description: format!("rollback of {triggering_id}"),
-            ignore_application_stop_failures: false,
-            file_exists_behavior,
-            auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
-            creator: DeploymentCreator::CodeDeployRollback,
-            targets: Some(touched),
-        };
-        let message = format!("rolled back to revision {revision} by {rollback_id}");
-        match self.create_deployment(&spec, rollback_id, at) {
-            Ok(_) => {
-                if let Some(rollback) = self.deployments.get_mut(rollback_id) {
-                    rollback.rollback_info = Some(RollbackInfo {
-                        rollback_triggering_deployment_id: Some(triggering_id.clone()),
-                        rollback_message: format!("rollback of {triggering_id}"),
-                        ..Default::default()
-                    });
-                }
-                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
-                    triggering.rollback_info = Some(RollbackInfo {
-                        rollback_deployment_id: Some(rollback_id.clone()),
-                        rollback_message: message,
-                        ..Default::default()
-                    });
-                }
-            }
-            Err(error) => {
-                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
-                    triggering.rollback_info = Some(RollbackInfo {
-                        rollback_message: format!("rollback could not be created: {error}"),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
     }
 }
 
@@ -450,7 +418,7 @@ fn fail_target(target: &mut Target, running_becomes: LifecycleEventStatus, reaso
     target.last_updated_at = at;
 }
 
-fn skip_pending(deployment: &mut Deployment, at: UnixMillis) {
+pub(crate) fn skip_pending(deployment: &mut Deployment, at: UnixMillis) {
     for target in deployment.targets.values_mut() {
         if target.status == TargetStatus::Pending {
             target.status = TargetStatus::Skipped;

@@ -68,8 +68,15 @@ impl FeatureLevel {
     /// `AllowTraffic`).
     pub const TRAFFIC_CONTROL: Self = Self(9);
 
+    /// Level 10: blue/green deployments of servers. Deployment groups of type
+    /// `BLUE_GREEN` with a `blueGreenDeploymentConfiguration`, deployments with
+    /// `targetInstances`, targets labelled blue or green, and the commands that move a
+    /// blue/green deployment ([`crate::Command::AdvanceBlueGreen`],
+    /// [`crate::Command::ContinueDeployment`]).
+    pub const BLUE_GREEN: Self = Self(10);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::TRAFFIC_CONTROL;
+    pub const CURRENT: Self = Self::BLUE_GREEN;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

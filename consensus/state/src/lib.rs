@@ -17,12 +17,15 @@
 //! ```
 
 mod apply;
+mod blue_green;
 mod cluster;
 pub mod command;
 mod deployments;
 pub mod features;
+mod levels;
 mod membership;
 pub mod model;
+mod rollback;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -30,8 +33,8 @@ mod touches;
 
 pub use cluster::ClusterState;
 pub use command::{
-    ApplyError, ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Finish, Outcome, Proposal,
-    ProposalResponse, TargetReport,
+    ApplyError, ApplyErrorKind, BlueGreenStep, Command, DeploymentGroupSpec, DeploymentSpec, DeploymentWaitType,
+    Finish, Outcome, Proposal, ProposalResponse, TargetReport,
 };
 pub use features::{FeatureLevel, Release};
 pub use model::node_id::NodeId;

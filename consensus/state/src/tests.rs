@@ -107,6 +107,8 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
                     update_outdated_instances: true,
                     deployment_option: Default::default(),
                     load_balancer_info: None,
+                    deployment_type: Default::default(),
+                    blue_green_deployment_configuration: None,
                 },
                 deployment_group_id: "g".into(),
             },
@@ -135,6 +137,7 @@ pub(crate) fn deploy(revision: &RevisionRecord, id: &str) -> Command {
             auto_rollback_configuration: None,
             creator: DeploymentCreator::User,
             targets: None,
+            target_instances: None,
         },
         deployment_id: DeploymentId(id.into()),
     }

@@ -129,7 +129,9 @@ impl Command {
             | Self::CreateRoute { .. }
             | Self::DeleteRoute { .. }
             | Self::SetRouteTargets { .. }
-            | Self::SetTargetTraffic { .. } => Touches { members: false, poll_inputs: true },
+            | Self::SetTargetTraffic { .. }
+            | Self::AdvanceBlueGreen { .. }
+            | Self::ContinueDeployment { .. } => Touches { members: false, poll_inputs: true },
         }
     }
 }

@@ -417,6 +417,7 @@ impl Operation {
             }
             Self::GetDeployment(input) | Self::ListDeploymentTargets(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::StopDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
+            Self::ContinueDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::GetDeploymentTarget(input) => {
                 id(DEPLOYMENT, &input.deployment_id.0)?;
                 id("targetId", &input.target_id)

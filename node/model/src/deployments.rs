@@ -1,6 +1,7 @@
 //! The deployment shapes: `DeploymentInfo` with fleetmesh's wave view, `InstanceTarget`
 //! and its `LifecycleEvent`s, built from the replicated deployment record.
 
+use fleetmesh_state::model::blue_green::{BlueGreenDeploymentConfiguration, BlueGreenPhase, TargetLabel};
 use fleetmesh_state::model::deployment::{self as state, Deployment, Target};
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,9 @@ pub struct InstanceTarget {
     pub wave: u32,
     /// Its lifecycle events, in order.
     pub lifecycle_events: Vec<LifecycleEvent>,
+    /// `Blue` or `Green` in a blue/green deployment (AWS's `instanceLabel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_label: Option<TargetLabel>,
 }
 
 impl InstanceTarget {
@@ -78,6 +82,7 @@ impl InstanceTarget {
             last_updated_at: target.last_updated_at.into(),
             wave: target.wave,
             lifecycle_events: target.lifecycle_events.iter().map(TryInto::try_into).collect::<Result<_, _>>()?,
+            instance_label: target.target_label,
         })
     }
 }
@@ -120,6 +125,9 @@ pub struct TargetWave {
     pub status: TargetStatus,
     /// The last event that left Pending (none before the host starts).
     pub current_event: Option<CurrentEvent>,
+    /// `Blue` or `Green` in a blue/green deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<TargetLabel>,
 }
 
 impl TargetWave {
@@ -137,6 +145,7 @@ impl TargetWave {
                 Some(event) => Some(CurrentEvent { name: event.lifecycle_event_name.parse()?, status: event.status }),
                 None => None,
             },
+            label: target.target_label,
         })
     }
 }
@@ -194,9 +203,16 @@ pub struct DeploymentInfo {
     /// Links to a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_info: Option<RollbackInfo>,
-    /// In place (absent from answers of releases before level 3).
+    /// In place or blue/green (absent from answers of releases before level 3).
     #[serde(default)]
     pub deployment_style: DeploymentStyle,
+    /// A blue/green deployment's settings, as copied from its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
+    /// Where a blue/green deployment is (fleetmesh's extension: `Installing`, `Ready`,
+    /// `Rerouting`, `Blocking`, `TerminationWait`, `Terminating`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green_phase: Option<BlueGreenPhase>,
     /// The routes its targets leave and rejoin (with traffic control).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
@@ -269,8 +285,14 @@ impl DeploymentInfo {
             ignore_application_stop_failures: deployment.ignore_application_stop_failures,
             auto_rollback_configuration: deployment.auto_rollback_configuration.clone(),
             rollback_info: deployment.rollback_info.clone(),
+            blue_green_deployment_configuration: deployment.blue_green.map(|run| run.configuration),
+            blue_green_phase: deployment.blue_green.map(|run| run.phase),
             deployment_style: DeploymentStyle {
-                deployment_type: DeploymentType::InPlace,
+                deployment_type: if deployment.blue_green.is_some() {
+                    DeploymentType::BlueGreen
+                } else {
+                    DeploymentType::InPlace
+                },
                 deployment_option: if deployment.traffic_routes.is_empty() {
                     DeploymentOption::WithoutTrafficControl
                 } else {

@@ -17,6 +17,7 @@
 //! Pure: no tokio, no files, no network. CodeDeploy's wire protocol (AWS JSON 1.1) will
 //! serve these same types.
 
+mod blue_green;
 pub mod bounds;
 mod cluster;
 mod deployments;
@@ -28,6 +29,7 @@ mod strict;
 mod time;
 mod traffic;
 
+pub use blue_green::*;
 pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
@@ -152,6 +154,7 @@ operations! {
     GetDeployment(GetDeploymentInput) -> GetDeploymentOutput, Read;
     ListDeployments(ListDeploymentsInput) -> ListDeploymentsOutput, Read;
     StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;
+    ContinueDeployment(ContinueDeploymentInput) -> Empty, Write;
     ListDeploymentTargets(ListDeploymentTargetsInput) -> ListDeploymentTargetsOutput, Read;
     GetDeploymentTarget(GetDeploymentTargetInput) -> GetDeploymentTargetOutput, Read;
     GetCluster(GetClusterInput) -> GetClusterOutput, LeaderRead;
@@ -196,6 +199,17 @@ impl Operation {
             Self::CreateJoinToken(input) if input.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::CreateDeploymentConfig(input) if input.traffic_routing_config.is_some() => {
                 FeatureLevel::TRAFFIC_CONTROL
+            }
+            Self::ContinueDeployment(_) => FeatureLevel::BLUE_GREEN,
+            Self::CreateDeployment(input) if input.target_instances.is_some() => FeatureLevel::BLUE_GREEN,
+            Self::CreateDeploymentGroup(input)
+                if input.blue_green_deployment_configuration.is_some()
+                    || input
+                        .deployment_style
+                        .as_ref()
+                        .is_some_and(|style| style.deployment_type == DeploymentType::BlueGreen) =>
+            {
+                FeatureLevel::BLUE_GREEN
             }
             _ => FeatureLevel::BASE,
         }

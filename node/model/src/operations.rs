@@ -6,10 +6,12 @@
 //! (`revisionId`, `seeds`, `registeredBy`, `allNodes`, …) are declared members.
 //! Bounds on the values are checked by `Operation::check` (`bounds.rs`).
 
+use fleetmesh_state::model::blue_green::BlueGreenDeploymentConfiguration;
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::blue_green::TargetInstances;
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
@@ -109,13 +111,16 @@ pub struct CreateDeploymentGroupInput {
     /// Late joiners (default `UPDATE`).
     #[serde(default)]
     pub outdated_instances_strategy: Option<OutdatedInstancesStrategy>,
-    /// In place (blue/green is not built yet), with or without traffic control.
+    /// In place or blue/green, with or without traffic control (blue/green needs it).
     #[serde(default)]
     pub deployment_style: Option<DeploymentStyle>,
     /// The routes (`targetGroupInfoList` names) targets leave and rejoin with traffic
     /// control.
     #[serde(default)]
     pub load_balancer_info: Option<LoadBalancerInfo>,
+    /// Blue/green settings (only with `deploymentType` `BLUE_GREEN`).
+    #[serde(default)]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
 }
 
 /// `CreateDeploymentGroup`'s answer.
@@ -364,6 +369,9 @@ pub struct CreateDeploymentInput {
     /// Overrides the group's rollback settings.
     #[serde(default, deserialize_with = "crate::strict::rollback_strict")]
     pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    /// Blue/green: the green fleet (default: the group's hosts not on its routes).
+    #[serde(default)]
+    pub target_instances: Option<TargetInstances>,
 }
 
 /// `PlanDeployment` (fleetmesh's extension behind `create-deployment --dry-run`): the

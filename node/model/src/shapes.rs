@@ -2,6 +2,7 @@
 //! `DeploymentGroupInfo`, `DeploymentConfigInfo`, `RevisionLocation`, …; the deployment
 //! shapes are in `deployments.rs`), and how each is built from the replicated state. Enums that the state already spells as AWS does are reused from it.
 
+use fleetmesh_state::model::blue_green::BlueGreenDeploymentConfiguration;
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::model::resources::{Application, DeploymentConfig, DeploymentGroup};
 use fleetmesh_state::model::revision::RevisionRecord;
@@ -257,11 +258,14 @@ pub struct DeploymentGroupInfo {
     pub on_premises_tag_set: Option<OnPremisesTagSet>,
     /// Rollback settings.
     pub auto_rollback_configuration: AutoRollbackConfiguration,
-    /// In place (blue/green to come).
+    /// In place or blue/green.
     pub deployment_style: DeploymentStyle,
     /// The routes its deployments take targets off and put back on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
+    /// Blue/green settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
     /// Late joiners get the revision or not.
     pub outdated_instances_strategy: OutdatedInstancesStrategy,
     /// The revision its last successful deployment installed.
@@ -304,6 +308,7 @@ impl DeploymentGroupInfo {
                 deployment_option: group.deployment_option,
             },
             load_balancer_info: group.load_balancer_info.as_ref().map(LoadBalancerInfo::from),
+            blue_green_deployment_configuration: group.blue_green_deployment_configuration,
             outdated_instances_strategy: if group.update_outdated_instances {
                 OutdatedInstancesStrategy::Update
             } else {

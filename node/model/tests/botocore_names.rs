@@ -7,14 +7,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 const FIXTURE: &str = include_str!("botocore-codedeploy-2014-10-06.json");
-const SOURCES: &[&str] =
-    &[include_str!("../src/operations.rs"), include_str!("../src/shapes.rs"), include_str!("../src/deployments.rs")];
+const SOURCES: &[&str] = &[
+    include_str!("../src/operations.rs"),
+    include_str!("../src/shapes.rs"),
+    include_str!("../src/deployments.rs"),
+    include_str!("../src/blue_green.rs"),
+];
 
 /// fleetmesh's members beyond CodeDeploy's, per type.
 const EXTENSIONS: &[(&str, &[&str])] = &[
     (
         "DeploymentInfo",
-        &["deploymentGroupId", "minimumHealthyHosts", "revisionId", "waves", "targetWaves", "createdBy", "stoppedBy"],
+        &[
+            "deploymentGroupId",
+            "minimumHealthyHosts",
+            "revisionId",
+            "waves",
+            "targetWaves",
+            "createdBy",
+            "stoppedBy",
+            "blueGreenPhase",
+        ],
     ),
     // Audit: who created it (docs/security.md).
     ("ApplicationInfo", &["createdBy"]),

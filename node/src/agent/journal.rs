@@ -141,6 +141,8 @@ mod tests {
                 ignore_application_stop_failures: false,
                 file_exists_behavior: Default::default(),
                 traffic_routes: Vec::new(),
+                events: Vec::new(),
+                ready_before: None,
             },
             events: vec![LifecycleEvent::pending("ApplicationStop")],
             status: TargetStatus::InProgress,

@@ -128,6 +128,8 @@ mod tests {
             ignore_application_stop_failures: false,
             file_exists_behavior: Default::default(),
             traffic_routes: Vec::new(),
+            events: Vec::new(),
+            ready_before: None,
         }
     }
 

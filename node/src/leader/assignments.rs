@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fleetmesh_model::RouteInfo;
-use fleetmesh_state::model::deployment::TargetStatus;
+use fleetmesh_state::model::blue_green::{BlueGreenPhase, TargetLabel, BLUE_TERMINATE_EVENT, GREEN_HOLD};
+use fleetmesh_state::model::deployment::{Deployment, TargetStatus};
 use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_state::{ClusterState, FeatureLevel};
 use fleetmesh_transport::NodeId;
@@ -31,7 +32,8 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
             let Some(target) = deployment.targets.get(&node) else { continue };
             let holds =
                 state.revision_holders.get(&deployment.revision_id).is_some_and(|holders| holders.contains(&node));
-            if matches!(target.status, TargetStatus::Pending | TargetStatus::InProgress) && !holds {
+            let blue = target.target_label == Some(TargetLabel::Blue);
+            if matches!(target.status, TargetStatus::Pending | TargetStatus::InProgress) && !holds && !blue {
                 prefetch.insert(deployment.revision_id);
             }
             if target.status == TargetStatus::InProgress {
@@ -44,6 +46,13 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
                     ignore_application_stop_failures: deployment.ignore_application_stop_failures,
                     file_exists_behavior: deployment.file_exists_behavior,
                     traffic_routes: deployment.traffic_routes.clone(),
+                    events: match target.target_label {
+                        Some(_) => {
+                            target.lifecycle_events.iter().map(|event| event.lifecycle_event_name.clone()).collect()
+                        }
+                        None => Vec::new(),
+                    },
+                    ready_before: ready_before(deployment, target.target_label),
                 });
             }
         }
@@ -54,6 +63,19 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
         }
         Assignments { deployments, prefetch: prefetch.into_iter().collect(), routes: routes_for(state, node) }
     }
+}
+
+/// Where a blue/green target with `label` pauses now: green before the allow events
+/// until traffic moves, blue (under `TERMINATE`) before `ApplicationStop` until the
+/// termination wait ends; `None` for in-place targets and once the phase allows.
+fn ready_before(deployment: &Deployment, label: Option<TargetLabel>) -> Option<String> {
+    let run = deployment.blue_green.as_ref()?;
+    let hold = match label? {
+        TargetLabel::Green if run.phase < BlueGreenPhase::Rerouting => GREEN_HOLD,
+        TargetLabel::Blue if run.phase < BlueGreenPhase::Terminating => BLUE_TERMINATE_EVENT,
+        _ => return None,
+    };
+    Some(hold.to_string())
 }
 
 /// The routes `node` serves as a router, resolved (from feature level 8; none before,

@@ -10,7 +10,7 @@
 
 use fleetmesh_state::model::deployment::{Deployment, DeploymentCreator, DeploymentStatus};
 use fleetmesh_state::model::ids::{DeploymentId, UnixMillis};
-use fleetmesh_state::model::resources::{AutoRollbackConfiguration, DeploymentGroup, ONE_AT_A_TIME};
+use fleetmesh_state::model::resources::{AutoRollbackConfiguration, DeploymentGroup, DeploymentType, ONE_AT_A_TIME};
 use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
@@ -58,6 +58,11 @@ fn plan_deployments(
 fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
     for groups in state.deployment_groups.values() {
         for group in groups.values() {
+            if group.deployment_style == DeploymentType::BlueGreen {
+                // A blue/green group's hosts get revisions only from its deployments: an
+                // in-place update of a late joiner would put it on the group's routes.
+                continue;
+            }
             // Before matching every member against the selector: most ticks run while
             // the group deploys, and then nothing is outdated.
             let Some(revision) = rollout::updates_outdated(group) else { continue };
@@ -92,6 +97,7 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
                     auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
                     creator: DeploymentCreator::Autoscaling,
                     targets: Some(hosts),
+                    target_instances: None,
                 },
                 deployment_id: DeploymentId::from_random(node.random_bytes()),
             });

@@ -131,10 +131,7 @@ impl Node {
         }
         let Some(family) = Family::of(&request) else {
             let Request::Raft(raft_request) = request else { unreachable!("only Raft has no family") };
-            return Ok((
-                Response::Raft(self.raft.serve(raft_request).await),
-                Bytes::new(),
-            ));
+            return Ok((Response::Raft(self.raft.serve(raft_request).await), Bytes::new()));
         };
         let service = self.services.slots[family.index()].get().cloned().ok_or(Refusal::Unserved(family))?;
         service.handle(caller, request, payload).await

@@ -310,6 +310,15 @@ pub struct DeploymentAssignment {
     /// out so older agents and digests see no change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic_routes: Vec<String>,
+    /// The target's lifecycle events, when they are not the in-place ones (a blue/green
+    /// target; feature level 10). Empty: the in-place events, with or without traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// The event before which the run pauses, reporting the target `Ready` (blue/green:
+    /// green waits before `BeforeAllowTraffic` until traffic moves). A later assignment
+    /// without it resumes the run from the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_before: Option<String>,
 }
 
 /// The agent's whole to-do list.

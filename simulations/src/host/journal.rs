@@ -123,6 +123,8 @@ mod tests {
                 ignore_application_stop_failures: false,
                 file_exists_behavior: FileExistsBehavior::Disallow,
                 traffic_routes: Vec::new(),
+                events: Vec::new(),
+                ready_before: None,
             },
             events: Vec::new(),
             status: TargetStatus::InProgress,

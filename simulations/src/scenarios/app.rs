@@ -173,6 +173,8 @@ impl App {
             update_outdated_instances: true,
             deployment_option: Default::default(),
             load_balancer_info: None,
+            deployment_type: Default::default(),
+            blue_green_deployment_configuration: None,
         };
         let spec = match route_drain_seconds {
             None => spec,
@@ -257,6 +259,7 @@ impl App {
             auto_rollback_configuration: None,
             creator: DeploymentCreator::User,
             targets: None,
+            target_instances: None,
         };
         let command = Command::CreateDeployment { spec, deployment_id: deployment_id.clone() };
         let outcome = cluster.propose(command, timeout).await?;

@@ -19,10 +19,10 @@ use fleetmesh_model::{DeploymentStatus, LifecycleEventName, LifecycleEventStatus
 use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
 use serde_json::Value;
 
-const LISTEN_PORT: u16 = 18100;
-const TARGET_PORT: u16 = 18180;
+pub(super) const LISTEN_PORT: u16 = 18100;
+pub(super) const TARGET_PORT: u16 = 18180;
 
-const APPSPEC: &str = r#"version: 0.0
+pub(super) const APPSPEC: &str = r#"version: 0.0
 os: linux
 files:
   - source: web
@@ -48,7 +48,7 @@ hooks:
 
 /// The app: answers every connection with its version, or STOPPED while the flag file
 /// exists, and closes it. Retries its bind while the previous run lets go of the port.
-const SERVER: &str = r#"import os, socket, sys, time
+pub(super) const SERVER: &str = r#"import os, socket, sys, time
 address, port, version, flag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -71,11 +71,11 @@ while True:
 
 /// Marks the app stopped: it answers STOPPED (a failed request) until restarted; the
 /// pause keeps that window wide enough that a host still on the route would be seen.
-const STOP: &str = "#!/bin/sh\ntouch \"${FLEETMESH_INSTALL_ROOT%/}/app-stopped\"\nsleep 0.5\n";
+pub(super) const STOP: &str = "#!/bin/sh\ntouch \"${FLEETMESH_INSTALL_ROOT%/}/app-stopped\"\nsleep 0.5\n";
 
 /// Replaces the running app by this revision's (in its own session, so it outlives the
 /// hook's process group).
-const START: &str = r#"#!/bin/sh
+pub(super) const START: &str = r#"#!/bin/sh
 ROOT="${FLEETMESH_INSTALL_ROOT%/}"
 if [ -f "$ROOT/app.pid" ]; then kill "$(cat "$ROOT/app.pid")" 2>/dev/null; sleep 0.2; fi
 rm -f "$ROOT/app-stopped"
@@ -84,7 +84,7 @@ echo $! > "$ROOT/app.pid"
 "#;
 
 /// Passes once the app answers this revision's version.
-const VALIDATE: &str = r#"#!/bin/sh
+pub(super) const VALIDATE: &str = r#"#!/bin/sh
 ROOT="${FLEETMESH_INSTALL_ROOT%/}"
 exec python3 - "$FLEETMESH_NODE_ADDRESS" 18180 "$(cat "$ROOT/srv/web/VERSION")" <<'PY'
 import socket, sys, time
@@ -102,12 +102,12 @@ PY
 "#;
 
 /// Appends "<event> <version of the bundle this script is in>" to the host's log.
-const RECORD: &str = r#"#!/bin/sh
+pub(super) const RECORD: &str = r#"#!/bin/sh
 ROOT="${FLEETMESH_INSTALL_ROOT%/}"
 echo "$LIFECYCLE_EVENT $(cat "$(dirname "$0")/../web/VERSION")" >> "$ROOT/traffic-events"
 "#;
 
-fn bundle(dir: &Path, version: &str) {
+pub(super) fn bundle(dir: &Path, version: &str) {
     write_bundle(
         dir,
         &[
@@ -124,7 +124,7 @@ fn bundle(dir: &Path, version: &str) {
 
 /// Kills the apps the hooks started (they run in their own sessions) when the test
 /// ends, passed or not.
-struct Apps<'a>(&'a TestCluster);
+pub(super) struct Apps<'a>(pub(super) &'a TestCluster);
 
 impl Drop for Apps<'_> {
     fn drop(&mut self) {
@@ -137,7 +137,7 @@ impl Drop for Apps<'_> {
 }
 
 /// One request through `router`: the app's answer, or why there was none.
-fn ask(router: SocketAddr) -> Result<String, String> {
+pub(super) fn ask(router: SocketAddr) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(&router, Duration::from_secs(5)).map_err(|error| error.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|error| error.to_string())?;
     let mut answer = String::new();
@@ -148,12 +148,12 @@ fn ask(router: SocketAddr) -> Result<String, String> {
     }
 }
 
-fn run(args: &[String]) -> Vec<&str> {
+pub(super) fn run(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
 /// Runs a CLI command that must fail; its stderr.
-fn refused(cluster: &TestCluster, args: &[&str]) -> String {
+pub(super) fn refused(cluster: &TestCluster, args: &[&str]) -> String {
     let output = cluster.cli(1, args);
     assert!(!output.status.success(), "fleetmesh {} should fail", args.join(" "));
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -161,7 +161,7 @@ fn refused(cluster: &TestCluster, args: &[&str]) -> String {
 
 const STYLE: &str = "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL";
 
-fn lb_info(route: &str) -> String {
+pub(super) fn lb_info(route: &str) -> String {
     serde_json::json!({"targetGroupInfoList": [{"name": route}]}).to_string()
 }
 
@@ -202,7 +202,7 @@ fn in_place_with_traffic_control_takes_each_host_off_the_route_and_no_request_fa
     let missing = refused(&cluster, &run(&group_args("bad", STYLE, lb_info("nope"))));
     assert!(missing.contains("names route \"nope\", which does not exist"), "{missing}");
     let blue_green =
-        group_args("bad", "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL", lb_info("web"));
+        group_args("bad", "deploymentType=BLUE_GREEN,deploymentOption=WITHOUT_TRAFFIC_CONTROL", lb_info("web"));
     let blue_green = refused(&cluster, &run(&blue_green));
     assert!(blue_green.contains("BLUE_GREEN"), "{blue_green}");
     let shorthand = refused(&cluster, &run(&group_args("bad", "deploymentType=SIDEWAYS", lb_info("web"))));

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
+use super::blue_green::{BlueGreenRun, TargetLabel};
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
 use super::resources::{AutoRollbackConfiguration, FileExistsBehavior, MinimumHealthyHosts};
@@ -23,9 +24,9 @@ pub enum DeploymentStatus {
     Queued,
     /// Targets are being acted on.
     InProgress,
-    /// Waiting after a traffic shift (later: blue/green, canary).
+    /// Blue/green: traffic has moved, the original fleet waits out the termination wait.
     Baking,
-    /// Blue/green replacement fleet waiting for traffic (later).
+    /// Blue/green: the replacement fleet is installed and waits for traffic.
     Ready,
     /// Finished; the health rule was met.
     Succeeded,
@@ -57,7 +58,8 @@ pub enum TargetStatus {
     Skipped,
     /// State unknown.
     Unknown,
-    /// Blue/green: installed, waiting for traffic (later).
+    /// Blue/green: installed and waiting for traffic (green), or off the routes and
+    /// waiting for the termination wait to end (blue under `TERMINATE`).
     Ready,
 }
 
@@ -204,6 +206,9 @@ pub struct Target {
     pub wave: u32,
     /// Highest report sequence number applied (reports are idempotent and ordered).
     pub report_seq: u64,
+    /// Blue or green, in a blue/green deployment (feature level 10; none in-place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_label: Option<TargetLabel>,
 }
 
 impl Target {
@@ -221,6 +226,7 @@ impl Target {
             last_updated_at: at,
             wave: 0,
             report_seq: 0,
+            target_label: None,
         }
     }
 }
@@ -370,6 +376,9 @@ pub struct Deployment {
     /// copied at creation (feature level 9; empty for deployments without).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic_routes: Vec<String>,
+    /// A blue/green deployment's progress (feature level 10; none in-place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenRun>,
     /// Targets, by host.
     pub targets: BTreeMap<NodeId, Target>,
 }

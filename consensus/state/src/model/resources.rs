@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
+use super::blue_green::BlueGreenDeploymentConfiguration;
+
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
 use super::traffic_routing::TrafficRoutingConfig;
@@ -302,6 +304,9 @@ pub struct DeploymentGroup {
     /// The routes its targets are taken off and put back on (feature level 9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
+    /// Blue/green settings (feature level 10; only with `deployment_style` blue/green).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
     /// Whether hosts that join later get the last successful revision (§5.1).
     pub update_outdated_instances: bool,
     /// The revision of the last deployment that succeeded (CodeDeploy's target revision).

@@ -152,6 +152,8 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
             update_outdated_instances: true,
             deployment_option: option,
             load_balancer_info: Some(info),
+            deployment_type: Default::default(),
+            blue_green_deployment_configuration: None,
         },
         deployment_group_id: "g-lb".into(),
     }

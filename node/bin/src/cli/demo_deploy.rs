@@ -73,6 +73,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         outdated_instances_strategy: None,
         deployment_style: None,
         load_balancer_info: None,
+        blue_green_deployment_configuration: None,
     };
     client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));
@@ -93,6 +94,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         ignore_application_stop_failures: false,
         file_exists_behavior: None,
         auto_rollback_configuration: None,
+        target_instances: None,
     };
     let created: CreateDeploymentOutput = client.call("CreateDeployment", &deployment)?;
     let deployment = created.deployment_id.to_string();

@@ -7,7 +7,7 @@
 use fleetmesh_state::model::deployment::ErrorInformation;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::NodeId;
-use fleetmesh_state::{Command, Finish};
+use fleetmesh_state::{BlueGreenStep, Command, Finish};
 
 /// One change the planner asks the leader to commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub enum Action {
         /// Why it failed; `None` on success.
         error: Option<ErrorInformation>,
     },
+    /// Move a blue/green deployment on (see `blue_green.rs`).
+    BlueGreen(BlueGreenStep),
 }
 
 impl Action {
@@ -41,6 +43,7 @@ impl Action {
             Self::Finish { succeeded, error } => {
                 Command::FinishDeployment(Finish { deployment_id, succeeded, error, rollback_id })
             }
+            Self::BlueGreen(step) => Command::AdvanceBlueGreen { deployment_id, step },
         }
     }
 }

@@ -42,6 +42,10 @@ pub fn next_deadline(deployment: &Deployment, fleet: &FleetView, settings: &Plan
         .filter_map(|target| dead_spell_start(target, fleet))
         .map(|since| UnixMillis(since.0.saturating_add(settings.host_lost_after_ms)))
         .min();
+    if let Some(run) = &deployment.blue_green {
+        // No overall timeout: each wait has its own bound, and hosts their event limits.
+        return host_lost.into_iter().chain(super::blue_green::wait_deadline(run)).min();
+    }
     timeout.into_iter().chain(host_lost).chain(bake_deadline(deployment)).min()
 }
 

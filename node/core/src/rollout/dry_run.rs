@@ -91,6 +91,9 @@ pub fn dry_run(
                 Action::Finish { succeeded, error } => {
                     return DryRun { steps, end: PlannedEnd::Finished { succeeded, error } }
                 }
+                // A blue/green deployment's phases wait for its hosts' reports; the dry
+                // run shows its green wave only.
+                Action::BlueGreen(_) => return DryRun { steps, end: PlannedEnd::Stalled },
             }
         }
         let in_flight: Vec<NodeId> = copy

@@ -39,6 +39,7 @@
 //! be siblings of [`plan`], each a [`WavePlanner`] (the seam the leader's engine calls).
 
 mod action;
+mod blue_green;
 mod deadlines;
 mod dry_run;
 mod fleet;

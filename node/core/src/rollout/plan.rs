@@ -89,6 +89,9 @@ pub fn plan(
     if deployment.status.is_terminal() {
         return Vec::new();
     }
+    if let Some(run) = &deployment.blue_green {
+        return super::blue_green::plan_blue_green(deployment, run, fleet, now, settings);
+    }
     let minimum = deployment_minimum(deployment);
     if deployment.status == DeploymentStatus::Created {
         if let Some(refusal) = refuse_at_start(deployment, minimum) {

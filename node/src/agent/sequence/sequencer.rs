@@ -121,16 +121,24 @@ impl Sequencer {
     /// journal record of the deployment) if there is one, else starting with every
     /// in-place event pending.
     pub(super) fn new(target: NodeId, assignment: &DeploymentAssignment, journaled: Option<JournalRecord>) -> Self {
-        let record = journaled.unwrap_or_else(|| JournalRecord {
+        let mut record = journaled.unwrap_or_else(|| JournalRecord {
             assignment: assignment.clone(),
-            events: in_place_events(!assignment.traffic_routes.is_empty())
-                .iter()
-                .map(|name| LifecycleEvent::pending(name))
-                .collect(),
+            events: if assignment.events.is_empty() {
+                in_place_events(!assignment.traffic_routes.is_empty())
+                    .iter()
+                    .map(|name| LifecycleEvent::pending(name))
+                    .collect()
+            } else {
+                assignment.events.iter().map(|name| LifecycleEvent::pending(name)).collect()
+            },
             status: TargetStatus::InProgress,
             running: None,
             next_seq: 0,
         });
+        if record.status == TargetStatus::Ready {
+            // Paused at a ready point: the new assignment says whether it still holds.
+            record.assignment.ready_before.clone_from(&assignment.ready_before);
+        }
         Self {
             target,
             ignore_application_stop_failures: assignment.ignore_application_stop_failures,
@@ -171,6 +179,11 @@ impl Sequencer {
             // report the leader already took, which it ignores as stale.
             let report = self.next_report();
             self.save_then_report(report, None, "the re-sent report");
+        } else if self.record.status == TargetStatus::Ready && self.holds_at_next_event() {
+            // Still waiting (the assignment was sent again before the pause was
+            // committed): report the pause again only.
+            let report = self.next_report();
+            self.save_then_report(report, None, "the re-sent ready report");
         } else if let Some(index) = self.record.events.iter().position(|event| event.status == InProgress) {
             // A record still showing an event in progress (its recovery could not be
             // saved, or the run that started it ended abnormally): that event was
@@ -183,10 +196,24 @@ impl Sequencer {
             self.fail_target();
             self.finish();
         } else {
-            info!(%deployment, revision = %self.record.assignment.revision_id, "starting the lifecycle");
+            if self.record.status == TargetStatus::Ready {
+                info!(%deployment, "resuming after the ready point");
+                self.record.status = TargetStatus::InProgress;
+            } else {
+                info!(%deployment, revision = %self.record.assignment.revision_id, "starting the lifecycle");
+            }
             self.advance(now);
         }
         self.debug_check();
+    }
+
+    /// True when the assignment pauses the run before its next pending event.
+    fn holds_at_next_event(&self) -> bool {
+        let next = self.record.events.iter().find(|event| event.status == LifecycleEventStatus::Pending);
+        match (next, &self.record.assignment.ready_before) {
+            (Some(event), Some(hold)) => event.lifecycle_event_name == *hold,
+            _ => false,
+        }
     }
 
     /// Stops the run at the next point between events: the event running now (if any)
@@ -276,6 +303,15 @@ impl Sequencer {
             self.finish();
             return;
         };
+        if !self.is_cancelled && self.holds_at_next_event() {
+            // A ready point: the target is installed and waits for the leader (a later
+            // assignment without the hold resumes here).
+            info!(deployment = %self.record.assignment.deployment_id, "ready; waiting for the deployment to go on");
+            self.record.status = TargetStatus::Ready;
+            let report = self.next_report();
+            self.save_then_report(report, None, "the ready point");
+            return;
+        }
         let event = &mut self.record.events[index];
         if self.is_cancelled {
             event.status = LifecycleEventStatus::Skipped;

@@ -29,6 +29,8 @@ fn assignment(ignore_application_stop_failures: bool) -> DeploymentAssignment {
         ignore_application_stop_failures,
         file_exists_behavior: Default::default(),
         traffic_routes: Vec::new(),
+        events: Vec::new(),
+        ready_before: None,
     }
 }
 
@@ -543,4 +545,29 @@ fn with_traffic_control_the_block_events_come_first_and_the_allow_events_last() 
     assert_eq!(run_all(&mut strict, block_scripts_fail), ["BeforeBlockTraffic"]);
     assert_eq!(strict.record().status, TargetStatus::Failed);
     assert!(strict.record().events[1..].iter().all(|event| event.status == Skipped));
+}
+
+#[test]
+fn a_green_target_pauses_ready_before_the_allow_events_and_resumes_when_released() {
+    // A blue/green green target: the assignment's own event list, held before
+    // BeforeAllowTraffic. The run ends Ready after ValidateService; the same assignment
+    // sent again only re-reports; one without the hold runs the allow events.
+    use fleetmesh_state::model::blue_green::{GREEN_EVENTS, GREEN_HOLD};
+    let held = DeploymentAssignment {
+        traffic_routes: vec!["web".into()],
+        events: GREEN_EVENTS.iter().map(|name| (*name).to_string()).collect(),
+        ready_before: Some(GREEN_HOLD.into()),
+        ..assignment(false)
+    };
+    let mut first = Sequencer::new(HOST, &held, None);
+    assert_eq!(run_all(&mut first, |_| succeeded("ok")), GREEN_EVENTS[..7]);
+    assert_eq!(first.record().status, TargetStatus::Ready);
+    let mut again = Sequencer::new(HOST, &held, Some(first.record().clone()));
+    assert!(run_all(&mut again, |_| succeeded("ok")).is_empty(), "still held: nothing runs");
+    assert!(again.record().next_seq > first.record().next_seq, "the pause is reported again");
+    let released = DeploymentAssignment { ready_before: None, ..held };
+    let mut resumed = Sequencer::new(HOST, &released, Some(again.record().clone()));
+    assert_eq!(run_all(&mut resumed, |_| succeeded("ok")), GREEN_EVENTS[7..]);
+    assert_eq!(resumed.record().status, TargetStatus::Succeeded);
+    assert!(resumed.record().events.iter().all(|event| event.status == Succeeded));
 }

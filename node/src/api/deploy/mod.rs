@@ -58,6 +58,9 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
         }
         Operation::PlanDeployment(input) => Output::PlanDeployment(dry_run::plan_deployment(node, input)?),
         Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input, by).await?),
+        Operation::ContinueDeployment(input) => {
+            Output::ContinueDeployment(writes::continue_deployment(node, input, by).await?)
+        }
         Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
         read => node.state().read(|state| reads::answer(&read, state))?,
     })

@@ -2,6 +2,7 @@
 
 // Most characters of a description kept (longer ones are refused by `Operation::check`).
 use fleetmesh_model::bounds::DESCRIPTION_CHARS_MAX;
+use fleetmesh_model::{ContinueDeploymentInput, Empty, TargetInstances};
 use fleetmesh_model::{
     CreateApplicationInput, CreateApplicationOutput, CreateDeploymentConfigInput, CreateDeploymentConfigOutput,
     CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
@@ -11,11 +12,9 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::resources::{
-    DeploymentType, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME,
-};
+use fleetmesh_state::model::resources::{MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
 use fleetmesh_state::model::revision::RevisionRecord;
-use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec};
+use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec, DeploymentWaitType};
 use fleetmesh_transport::NodeId;
 
 use super::{commit, random_id, required};
@@ -50,13 +49,6 @@ pub(super) async fn create_deployment_group(
         ));
     }
     let style = input.deployment_style.unwrap_or_default();
-    if style.deployment_type == DeploymentType::BlueGreen {
-        return Err(ApiError::invalid(
-            "deploymentStyle.deploymentType",
-            "BLUE_GREEN deployment groups are not built in this release yet; use IN_PLACE \
-             (with WITH_TRAFFIC_CONTROL to take each host off its routes while it deploys)",
-        ));
-    }
     let spec = DeploymentGroupSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
         deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
@@ -72,6 +64,8 @@ pub(super) async fn create_deployment_group(
         update_outdated_instances: input.outdated_instances_strategy != Some(OutdatedInstancesStrategy::Ignore),
         deployment_option: style.deployment_option,
         load_balancer_info: input.load_balancer_info.as_ref().map(Into::into),
+        deployment_type: style.deployment_type,
+        blue_green_deployment_configuration: input.blue_green_deployment_configuration,
     };
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
@@ -191,7 +185,30 @@ pub(super) fn deployment_spec(input: CreateDeploymentInput) -> Result<Deployment
         auto_rollback_configuration: input.auto_rollback_configuration,
         creator: DeploymentCreator::User,
         targets: None,
+        target_instances: match input.target_instances {
+            Some(TargetInstances { tag_filters: Some(filters) }) if !filters.is_empty() => {
+                Some(TargetSelector { tag_filters: filters, tag_set: Vec::new() })
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "targetInstances.tagFilters",
+                    "give at least one tag filter for the green fleet (--target-instances \
+                     '{\"tagFilters\":[{\"Key\":\"fleet\",\"Value\":\"green\",\"Type\":\"KEY_AND_VALUE\"}]}')",
+                ))
+            }
+            None => None,
+        },
     })
+}
+
+pub(super) async fn continue_deployment(
+    node: &Node,
+    input: ContinueDeploymentInput,
+    by: Option<&Actor>,
+) -> Result<Empty, ApiError> {
+    let wait_type = input.deployment_wait_type.unwrap_or(DeploymentWaitType::ReadyWait);
+    commit(node, Command::ContinueDeployment { deployment_id: input.deployment_id, wait_type }, by).await?;
+    Ok(Empty {})
 }
 
 pub(super) async fn stop_deployment(

@@ -102,6 +102,7 @@ pub(crate) fn deploy_and_time(cluster: &TestCluster, api: &Api, revision: &str) 
         ignore_application_stop_failures: false,
         file_exists_behavior: None,
         auto_rollback_configuration: None,
+        target_instances: None,
     };
     let started = Instant::now();
     let created: CreateDeploymentOutput = api.call(&base, "CreateDeployment", &input).expect("create deployment");

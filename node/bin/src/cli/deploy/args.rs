@@ -177,6 +177,16 @@ pub(crate) enum DeployCommand {
         #[arg(long)]
         json: bool,
     },
+    /// End a blue/green deployment's wait early: READY_WAIT (green is installed; move
+    /// the traffic now) or TERMINATION_WAIT (traffic has moved; finish with blue now).
+    ContinueDeployment {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// Which wait to end.
+        #[arg(long, default_value = "READY_WAIT", value_parser = ["READY_WAIT", "TERMINATION_WAIT"])]
+        deployment_wait_type: String,
+    },
     /// Stop a deployment (optionally rolling back what it changed).
     StopDeployment {
         /// Deployment id.
@@ -225,6 +235,12 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// (`fleetmesh traffic create-route`): '{"targetGroupInfoList":[{"name":"web"}]}'.
     #[arg(long, value_name = "JSON")]
     pub(crate) load_balancer_info: Option<String>,
+    /// AWS's blue/green settings as JSON (with deploymentType=BLUE_GREEN), e.g.
+    /// '{"deploymentReadyOption":{"actionOnTimeout":"STOP_DEPLOYMENT","waitTimeInMinutes":60},
+    /// "terminateBlueInstancesOnDeploymentSuccess":{"action":"KEEP_ALIVE","terminationWaitTimeInMinutes":5}}'.
+    /// fleetmesh also takes waitTimeInSeconds / terminationWaitTimeInSeconds.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) blue_green_deployment_configuration: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -294,6 +310,11 @@ pub(crate) struct CreateDeploymentArgs {
     /// Never roll back automatically (overrides the group).
     #[arg(long)]
     pub(crate) no_auto_rollback: bool,
+    /// Blue/green: the green fleet, AWS's targetInstances as JSON:
+    /// '{"tagFilters":[{"Key":"fleet","Value":"green","Type":"KEY_AND_VALUE"}]}'. Default:
+    /// the group's hosts that do not serve its routes now.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) target_instances: Option<String>,
     /// Follow it until it ends; exit non-zero unless it succeeded.
     #[arg(long, conflicts_with = "dry_run")]
     pub(crate) wait: bool,

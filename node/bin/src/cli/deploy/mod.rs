@@ -4,6 +4,7 @@
 //! `args.rs` holds the verbs' flags; this file runs them, one function per resource kind.
 
 mod args;
+mod blue_green;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 pub(crate) use self::args::{CreateDeploymentArgs, CreateDeploymentGroupArgs, DeployCommand, PrefetchArgs, PushArgs};
 use super::client::ApiClient;
+use blue_green::json_flag;
 
 /// Prints an answer as `--json` shows it: the operation's output, pretty.
 pub(crate) fn print_json<T: Serialize>(value: &T) {
@@ -193,6 +195,9 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
             let input = GetDeploymentTargetInput { deployment_id: DeploymentId(deployment_id), target_id };
             let answer: GetDeploymentTargetOutput = client.call("GetDeploymentTarget", &input)?;
             print_answer(json, &answer, crate::cli::watch::print_target);
+        }
+        C::ContinueDeployment { deployment_id, deployment_wait_type } => {
+            blue_green::continue_deployment(client, deployment_id, &deployment_wait_type)?;
         }
         C::StopDeployment { deployment_id, auto_rollback, json } => {
             let input = StopDeploymentInput {
@@ -377,18 +382,16 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
             OutdatedInstancesStrategy::Update
         }),
         deployment_style: args.deployment_style.as_deref().map(parse_deployment_style).transpose()?,
-        load_balancer_info: args
-            .load_balancer_info
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str::<LoadBalancerInfo>(text).map_err(|error| {
-                    anyhow::anyhow!(
-                        "--load-balancer-info: {error}; expected JSON like \
-                         '{{\"targetGroupInfoList\":[{{\"name\":\"ROUTE\"}}]}}'"
-                    )
-                })
-            })
-            .transpose()?,
+        load_balancer_info: json_flag::<LoadBalancerInfo>(
+            "--load-balancer-info",
+            args.load_balancer_info.as_deref(),
+            r#"'{"targetGroupInfoList":[{"name":"ROUTE"}]}'"#,
+        )?,
+        blue_green_deployment_configuration: json_flag(
+            "--blue-green-deployment-configuration",
+            args.blue_green_deployment_configuration.as_deref(),
+            r#"'{"deploymentReadyOption":{"actionOnTimeout":"CONTINUE_DEPLOYMENT"}}'"#,
+        )?,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {
@@ -411,6 +414,11 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
         ignore_application_stop_failures: args.ignore_application_stop_failures,
         file_exists_behavior: FileExistsBehavior::parse(&args.file_exists_behavior),
         auto_rollback_configuration: rollback,
+        target_instances: json_flag(
+            "--target-instances",
+            args.target_instances.as_deref(),
+            r#"'{"tagFilters":[{"Key":"fleet","Value":"green","Type":"KEY_AND_VALUE"}]}'"#,
+        )?,
     };
     if args.dry_run {
         let answer: PlanDeploymentOutput = client.call("PlanDeployment", &input)?;

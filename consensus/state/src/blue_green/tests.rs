@@ -1,0 +1,231 @@
+//! A blue/green deployment through `apply`: the setup's three web hosts, host 1 serving
+//! route `web`, hosts 2 and 3 the green fleet; every phase move, `continue-deployment`,
+//! the instant rollback, and the refusals (each changes nothing).
+
+use std::collections::BTreeMap;
+
+use crate::command::{ApplyErrorKind, BlueGreenStep, Command, DeploymentWaitType, Outcome, TargetReport};
+use crate::model::blue_green::{
+    ActionOnTimeout, BlueGreenDeploymentConfiguration, BlueGreenPhase, TargetLabel, GREEN_EVENTS, GREEN_HOLD,
+};
+use crate::model::deployment::{DeploymentStatus, LifecycleEvent, LifecycleEventStatus, TargetStatus};
+use crate::model::ids::DeploymentId;
+use crate::model::resources::{DeploymentOption, DeploymentType, LoadBalancerInfo, TargetGroupInfo, TargetSelector};
+use crate::model::routes::{RouteSpec, RouteTarget, TrafficState};
+use crate::tests::{at, deploy, setup};
+use crate::{ClusterState, FeatureLevel, NodeId};
+
+fn apply(state: &mut ClusterState, millis: u64, command: Command) -> Outcome {
+    let mut outcomes = state.apply(&at(millis, vec![command])).outcomes;
+    outcomes.pop().expect("one outcome per command")
+}
+
+fn refused(state: &mut ClusterState, millis: u64, command: Command) -> (ApplyErrorKind, String) {
+    let before = state.clone();
+    match apply(state, millis, command) {
+        Outcome::Rejected(error) => {
+            // Applying any entry records its time; nothing else may change.
+            let after = ClusterState { last_applied_at: before.last_applied_at, ..state.clone() };
+            assert!(after == before, "a refused command changed the state: {}", error.message);
+            (error.kind, error.message)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The setup at level 10 with route `web` served by host 1, group `bg` (blue/green on
+/// that route, waiting for READY_WAIT), and deployment `d-BLUEGREEN` of the first
+/// revision created (not started).
+fn blue_green() -> (ClusterState, DeploymentId) {
+    let (mut state, first, _) = setup();
+    assert_eq!(apply(&mut state, 2, Command::SetFeatureLevel { level: FeatureLevel::BLUE_GREEN }), Outcome::Done);
+    let route = RouteSpec {
+        route_name: "web".into(),
+        listen_port: 9000,
+        target_port: 8080,
+        router_tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
+        drain_seconds: 1,
+        command: None,
+    };
+    assert_eq!(apply(&mut state, 3, Command::CreateRoute { spec: route }), Outcome::Done);
+    let serving = RouteTarget { target_id: NodeId(1), weight: 100, state: TrafficState::Serving };
+    assert_eq!(
+        apply(&mut state, 4, Command::SetRouteTargets { route_name: "web".into(), targets: vec![serving] }),
+        Outcome::Done
+    );
+    let Command::CreateDeploymentGroup { mut spec, .. } = group_command() else { unreachable!() };
+    spec.deployment_group_name = "bg".into();
+    assert_eq!(
+        apply(&mut state, 5, Command::CreateDeploymentGroup { spec, deployment_group_id: "g-bg".into() }),
+        Outcome::Done
+    );
+    let Command::CreateDeployment { mut spec, deployment_id } = deploy(&first, "d-BLUEGREEN") else { unreachable!() };
+    spec.deployment_group_name = "bg".into();
+    assert_eq!(
+        apply(&mut state, 6, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }),
+        Outcome::Done
+    );
+    (state, deployment_id)
+}
+
+fn group_command() -> Command {
+    let (state, _, _) = setup();
+    let group = state.deployment_group("app", "web").expect("the setup's group").clone();
+    let mut configuration = BlueGreenDeploymentConfiguration::default();
+    configuration.deployment_ready_option.action_on_timeout = ActionOnTimeout::StopDeployment;
+    configuration.deployment_ready_option.wait_time_in_seconds = Some(60);
+    Command::CreateDeploymentGroup {
+        spec: crate::DeploymentGroupSpec {
+            application_name: "app".into(),
+            deployment_group_name: "bg".into(),
+            deployment_config_name: group.deployment_config_name,
+            target_selector: group.target_selector,
+            auto_rollback_configuration: group.auto_rollback_configuration,
+            update_outdated_instances: true,
+            deployment_option: DeploymentOption::WithTrafficControl,
+            load_balancer_info: Some(LoadBalancerInfo {
+                target_group_info_list: vec![TargetGroupInfo { name: "web".into() }],
+            }),
+            deployment_type: DeploymentType::BlueGreen,
+            blue_green_deployment_configuration: Some(configuration),
+        },
+        deployment_group_id: "g-bg".into(),
+    }
+}
+
+/// Host `node`'s report: the events up to and including `done` succeeded.
+fn report(id: &DeploymentId, node: u64, seq: u64, status: TargetStatus, events: &[&str], done: &str) -> Command {
+    let mut passed = true;
+    let lifecycle_events = events
+        .iter()
+        .map(|name| {
+            let status = if passed { LifecycleEventStatus::Succeeded } else { LifecycleEventStatus::Pending };
+            passed &= *name != done;
+            LifecycleEvent { status, ..LifecycleEvent::pending(name) }
+        })
+        .collect();
+    let report = TargetReport { deployment_id: id.clone(), target_id: NodeId(node), seq, status, lifecycle_events };
+    Command::ReportTargets { reports: vec![report] }
+}
+
+fn enter(id: &DeploymentId, phase: BlueGreenPhase) -> Command {
+    Command::AdvanceBlueGreen { deployment_id: id.clone(), step: BlueGreenStep::Enter(phase) }
+}
+
+fn route_states(state: &ClusterState) -> Vec<(u64, TrafficState)> {
+    state.routes["web"].targets.iter().map(|target| (target.target_id.0, target.state)).collect()
+}
+
+#[test]
+fn blue_serves_until_green_is_installed_allowed_and_blue_is_taken_off() {
+    let (mut state, id) = blue_green();
+    let deployment = &state.deployments[&id];
+    let labels: Vec<(u64, Option<TargetLabel>)> =
+        deployment.targets.values().map(|target| (target.target_id.0, target.target_label)).collect();
+    assert_eq!(labels, [(1, Some(TargetLabel::Blue)), (2, Some(TargetLabel::Green)), (3, Some(TargetLabel::Green))]);
+    assert_eq!(deployment.targets[&NodeId(2)].lifecycle_events.len(), GREEN_EVENTS.len());
+    assert_eq!(deployment.blue_green.map(|run| run.phase), Some(BlueGreenPhase::Installing));
+
+    let start = Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(2), NodeId(3)] };
+    assert_eq!(apply(&mut state, 10, start), Outcome::Done);
+    let (kind, message) = refused(&mut state, 11, enter(&id, BlueGreenPhase::Ready));
+    assert_eq!(kind, ApplyErrorKind::Conflict, "{message}");
+    for node in [2, 3] {
+        let ready = report(&id, node, 1, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
+        assert_eq!(apply(&mut state, 12, ready), Outcome::Done);
+    }
+    assert_eq!(apply(&mut state, 13, enter(&id, BlueGreenPhase::Ready)), Outcome::Done);
+    assert_eq!(state.deployments[&id].status, DeploymentStatus::Ready);
+    let early =
+        Command::ContinueDeployment { deployment_id: id.clone(), wait_type: DeploymentWaitType::TerminationWait };
+    assert!(refused(&mut state, 14, early).1.contains("not in its termination wait"));
+    let go = Command::ContinueDeployment { deployment_id: id.clone(), wait_type: DeploymentWaitType::ReadyWait };
+    assert_eq!(apply(&mut state, 15, go), Outcome::Done);
+    assert_eq!(apply(&mut state, 16, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
+    assert!(refused(&mut state, 17, enter(&id, BlueGreenPhase::Ready)).1.contains("only move forward"));
+    assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
+
+    for node in [2, 3] {
+        let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };
+        assert_eq!(apply(&mut state, 20, allow), Outcome::Done);
+        let done = report(&id, node, 2, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
+        assert_eq!(apply(&mut state, 21, done), Outcome::Done);
+    }
+    assert_eq!(apply(&mut state, 22, enter(&id, BlueGreenPhase::Blocking)), Outcome::Done);
+    assert_eq!(state.deployments[&id].targets[&NodeId(1)].status, TargetStatus::InProgress);
+    let block = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(1), allow: false };
+    assert_eq!(apply(&mut state, 23, block), Outcome::Done);
+    let blue_events = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"];
+    let blocked = report(&id, 1, 1, TargetStatus::Succeeded, &blue_events, "AfterBlockTraffic");
+    assert_eq!(apply(&mut state, 24, blocked), Outcome::Done);
+    assert_eq!(apply(&mut state, 25, enter(&id, BlueGreenPhase::TerminationWait)), Outcome::Done);
+    assert_eq!(state.deployments[&id].status, DeploymentStatus::Baking);
+    use TrafficState::{Draining, Serving};
+    assert_eq!(route_states(&state), [(1, Draining), (2, Serving), (3, Serving)]);
+
+    // A stop with rollback during the wait: blue serves again in the same entry.
+    let rollback = Some(DeploymentId("d-ROLLBACK1".into()));
+    assert_eq!(
+        apply(&mut state, 30, Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback }),
+        Outcome::Done
+    );
+    assert_eq!(route_states(&state), [(1, Serving), (2, Draining), (3, Draining)]);
+    let deployment = &state.deployments[&id];
+    assert_eq!(deployment.status, DeploymentStatus::Stopped);
+    let message = deployment.rollback_info.as_ref().map(|info| info.rollback_message.clone()).unwrap_or_default();
+    assert!(message.contains("traffic went back to the original fleet"), "{message}");
+    assert!(!state.deployments.contains_key(&DeploymentId("d-ROLLBACK1".into())), "no in-place rollback deployment");
+    assert_eq!(state.deployment_group("app", "bg").and_then(|group| group.active_deployment_id.clone()), None);
+}
+
+#[test]
+fn a_ready_wait_that_ends_stops_the_deployment_and_skips_blue() {
+    let (mut state, id) = blue_green();
+    let start = Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(2), NodeId(3)] };
+    assert_eq!(apply(&mut state, 10, start), Outcome::Done);
+    let expired = Command::AdvanceBlueGreen { deployment_id: id.clone(), step: BlueGreenStep::ReadyWaitExpired };
+    assert!(refused(&mut state, 11, expired.clone()).1.contains("not waiting for READY_WAIT"));
+    for node in [2, 3] {
+        assert_eq!(
+            apply(&mut state, 12, report(&id, node, 1, TargetStatus::Ready, GREEN_EVENTS, "ValidateService")),
+            Outcome::Done
+        );
+    }
+    assert_eq!(apply(&mut state, 13, enter(&id, BlueGreenPhase::Ready)), Outcome::Done);
+    assert_eq!(apply(&mut state, 70_000, expired), Outcome::Done);
+    let deployment = &state.deployments[&id];
+    assert_eq!(deployment.status, DeploymentStatus::Stopped);
+    assert_eq!(deployment.targets[&NodeId(1)].status, TargetStatus::Skipped);
+    assert_eq!(route_states(&state), [(1, TrafficState::Serving)], "traffic never moved");
+    assert_eq!(GREEN_HOLD, "BeforeAllowTraffic");
+}
+
+#[test]
+fn bad_blue_green_requests_are_refused_and_change_nothing() {
+    let (mut state, first, _) = setup();
+    // Below level 10 a blue/green group is an entry older releases cannot read.
+    assert_eq!(group_command().feature_level(), FeatureLevel::BLUE_GREEN);
+    let (mut state2, id) = blue_green();
+    // Overlap: green named by tags that select blue host 1 too.
+    let Command::CreateDeployment { mut spec, .. } = deploy(&first, "d-OVERLAP01") else { unreachable!() };
+    spec.deployment_group_name = "bg".into();
+    let stop = Command::StopDeployment { deployment_id: id, rollback_id: None };
+    assert_eq!(apply(&mut state2, 7, stop), Outcome::Done);
+    spec.target_instances = Some(state2.deployment_group("app", "bg").expect("bg").target_selector.clone());
+    let overlap = Command::CreateDeployment { spec: spec.clone(), deployment_id: DeploymentId("d-OVERLAP01".into()) };
+    assert!(refused(&mut state2, 8, overlap).1.contains("overlaps blue"));
+    spec.target_instances = Some(TargetSelector::default());
+    let nobody = Command::CreateDeployment { spec, deployment_id: DeploymentId("d-NOBODY01".into()) };
+    assert!(refused(&mut state2, 9, nobody).1.contains("green fleet is empty"));
+    // Blue/green without traffic control, and a configuration on an in-place group.
+    assert_eq!(apply(&mut state, 2, Command::SetFeatureLevel { level: FeatureLevel::BLUE_GREEN }), Outcome::Done);
+    let Command::CreateDeploymentGroup { mut spec, deployment_group_id } = group_command() else { unreachable!() };
+    spec.deployment_option = DeploymentOption::WithoutTrafficControl;
+    spec.load_balancer_info = None;
+    let without =
+        Command::CreateDeploymentGroup { spec: spec.clone(), deployment_group_id: deployment_group_id.clone() };
+    assert!(refused(&mut state, 3, without).1.contains("WITH_TRAFFIC_CONTROL"));
+    spec.deployment_type = DeploymentType::InPlace;
+    let in_place = Command::CreateDeploymentGroup { spec, deployment_group_id };
+    assert!(refused(&mut state, 4, in_place).1.contains("only for deploymentType=BLUE_GREEN"));
+}

@@ -1,0 +1,55 @@
+//! Which feature level each command needs (see [`crate::features`]).
+
+use crate::command::Command;
+use crate::features::FeatureLevel;
+use crate::model::members::{JoinTokenRecord, MemberSpec};
+use crate::model::resources::DeploymentType;
+
+impl Command {
+    /// The feature level that introduced this command: a leader proposes it only when
+    /// the cluster runs at that level or above.
+    pub fn feature_level(&self) -> FeatureLevel {
+        match self {
+            Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
+            Self::Bootstrap { first: spec, .. }
+            | Self::AddMember { spec }
+            | Self::AdmitMember { spec, .. }
+            | Self::UpdateMember { spec, .. }
+                if spec.advertise.is_some() =>
+            {
+                FeatureLevel::TRAFFIC_ROUTES
+            }
+            Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::SetApiToken { .. } => FeatureLevel::HARDENING,
+            Self::SealCa { .. } => FeatureLevel::SEALED_CA,
+            Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
+                FeatureLevel::TRAFFIC_ROUTES
+            }
+            Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::AdvanceBlueGreen { .. } | Self::ContinueDeployment { .. } => FeatureLevel::BLUE_GREEN,
+            Self::CreateDeploymentGroup { spec, .. } if spec.deployment_type == DeploymentType::BlueGreen => {
+                FeatureLevel::BLUE_GREEN
+            }
+            Self::CreateDeployment { spec, .. } if spec.target_instances.is_some() => FeatureLevel::BLUE_GREEN,
+            Self::CreateDeploymentGroup { spec, .. } if spec.uses_traffic_control() => FeatureLevel::TRAFFIC_CONTROL,
+            Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
+            Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            _ => FeatureLevel::BASE,
+        }
+    }
+
+    /// The command that adds a node admitted with `token` while the cluster runs at
+    /// `level`: [`Command::AdmitMember`], which counts the join against the token, from
+    /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`] on; below it [`Command::AddMember`], which
+    /// every release knows (joins are not counted then, and no token has a use limit).
+    /// The advertised address is recorded from [`FeatureLevel::TRAFFIC_ROUTES`] on.
+    pub fn admit(spec: MemberSpec, token: &JoinTokenRecord, level: FeatureLevel) -> Self {
+        let spec = spec.for_level(level);
+        if level >= FeatureLevel::JOIN_TOKEN_LIFECYCLE {
+            Self::AdmitMember { spec, token_id: token.id() }
+        } else {
+            Self::AddMember { spec }
+        }
+    }
+}

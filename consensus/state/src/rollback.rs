@@ -1,0 +1,84 @@
+//! `apply` for in-place rollbacks (§7.1): a new deployment of the group's last good
+//! revision to the hosts a failed or stopped deployment touched.
+
+use crate::command::DeploymentSpec;
+use crate::model::deployment::{DeploymentCreator, RollbackInfo, TargetStatus};
+use crate::model::ids::{DeploymentId, UnixMillis};
+use crate::model::resources::AutoRollbackConfiguration;
+use crate::{ClusterState, NodeId};
+
+impl ClusterState {
+    /// Creates the rollback of `triggering_id`: a new deployment of the group's last
+    /// successful revision to every target the triggering deployment touched (§7.1).
+    /// When there is nothing to roll back to, only records why.
+    pub(crate) fn create_rollback(&mut self, triggering_id: &DeploymentId, rollback_id: &DeploymentId, at: UnixMillis) {
+        let Some(triggering) = self.deployments.get(triggering_id) else { return };
+        let group = self.deployment_group(&triggering.application_name, &triggering.deployment_group_name);
+        let touched: Vec<NodeId> = triggering
+            .targets
+            .values()
+            .filter(|target| !matches!(target.status, TargetStatus::Skipped | TargetStatus::Pending))
+            .map(|target| target.target_id)
+            .collect();
+        let plan = match group.and_then(|group| group.target_revision.map(|revision| (group, revision))) {
+            None => Err("no earlier deployment of this group succeeded; there is nothing to roll back to".to_string()),
+            Some(_) if touched.is_empty() => Err("no target was changed; nothing to roll back".to_string()),
+            Some((group, revision)) => Ok((group.clone(), revision)),
+        };
+        let (group, revision) = match plan {
+            Ok(plan) => plan,
+            Err(message) => {
+                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
+                    triggering.rollback_info = Some(RollbackInfo { rollback_message: message, ..Default::default() });
+                }
+                return;
+            }
+        };
+        let file_exists_behavior = group
+            .last_successful_deployment_id
+            .as_ref()
+            .and_then(|id| self.deployments.get(id))
+            .map(|deployment| deployment.file_exists_behavior)
+            .unwrap_or_default();
+        let spec = DeploymentSpec {
+            application_name: group.application_name.clone(),
+            deployment_group_name: group.deployment_group_name.clone(),
+            revision_id: revision,
+            deployment_config_name: None,
+            description: format!("rollback of {triggering_id}"),
+            ignore_application_stop_failures: false,
+            file_exists_behavior,
+            auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
+            creator: DeploymentCreator::CodeDeployRollback,
+            targets: Some(touched),
+            target_instances: None,
+        };
+        let message = format!("rolled back to revision {revision} by {rollback_id}");
+        match self.create_deployment(&spec, rollback_id, at) {
+            Ok(_) => {
+                if let Some(rollback) = self.deployments.get_mut(rollback_id) {
+                    rollback.rollback_info = Some(RollbackInfo {
+                        rollback_triggering_deployment_id: Some(triggering_id.clone()),
+                        rollback_message: format!("rollback of {triggering_id}"),
+                        ..Default::default()
+                    });
+                }
+                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
+                    triggering.rollback_info = Some(RollbackInfo {
+                        rollback_deployment_id: Some(rollback_id.clone()),
+                        rollback_message: message,
+                        ..Default::default()
+                    });
+                }
+            }
+            Err(error) => {
+                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
+                    triggering.rollback_info = Some(RollbackInfo {
+                        rollback_message: format!("rollback could not be created: {error}"),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+}
