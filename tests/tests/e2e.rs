@@ -16,6 +16,7 @@ mod e2e {
     mod security;
     mod swarm;
     mod traffic;
+    mod traffic_command;
     mod traffic_control;
     mod upgrade;
     mod voters;

@@ -46,6 +46,7 @@ impl ClusterState {
             update_time: at,
             created_by: None,
             targets_set_by: None,
+            version: 1,
         };
         self.routes.insert(spec.route_name.clone(), route);
         Ok(Outcome::Done)
@@ -175,6 +176,11 @@ impl ClusterState {
         }
         for name in &names {
             let Some(route) = self.routes.get_mut(name) else { continue };
+            // Every traffic event counts, even one that changes no target (a retry, a
+            // block of a host already off the route): its `--command` routers run the
+            // program again, so the event learns how a run on the current state goes
+            // rather than inheriting an older run's failure.
+            route.version += 1;
             let existing = route.targets.iter_mut().find(|entry| entry.target_id == target_id);
             match (existing, allow) {
                 (Some(entry), true) => {
@@ -217,6 +223,7 @@ impl ClusterState {
         if let Some(route) = self.routes.get_mut(route_name) {
             route.targets = targets.to_vec();
             route.update_time = at;
+            route.version += 1;
         }
         Ok(Outcome::Done)
     }

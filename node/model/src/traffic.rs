@@ -121,6 +121,16 @@ pub struct RouteInfo {
     /// Who last set its targets by hand (audit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets_set_by: Option<String>,
+    /// The route's change counter (1 when created, one more per `SetRouteTargets` and
+    /// per traffic event on it): a `--command` router reports the version it ran its
+    /// program on. Left
+    /// out while 0 (a route from before the counter, or a leader of an older release).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// A router that cannot serve a route.
@@ -172,6 +182,7 @@ impl RouteInfo {
             router_errors: Vec::new(),
             created_by: route.created_by.as_ref().map(ToString::to_string),
             targets_set_by: route.targets_set_by.as_ref().map(ToString::to_string),
+            version: route.version,
         }
     }
 }

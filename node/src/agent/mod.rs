@@ -30,6 +30,7 @@
 
 pub mod appspec_file;
 mod backend;
+mod command_wait;
 pub mod hooks;
 pub mod host;
 pub mod install;

@@ -2,8 +2,9 @@
 //! program with the route's JSON (as `get-route --json` prints it) on stdin after every
 //! change, one run at a time; changes that arrive during a run are folded into the next
 //! one, so the latest state always wins. The program's output is captured, bounded, and
-//! logged when it exits non-zero (failing the traffic events of deployments on it comes
-//! with traffic control in deployments).
+//! logged when it exits non-zero; each run's outcome (the route version it ran on, its
+//! exit status, the tail of its output) is recorded for the agents whose traffic events
+//! wait for it (`outcomes.rs`): a non-zero exit fails their event.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::outcomes::CommandOutcomes;
+use crate::runtime::protocol::{RouteCommandOutcome, ROUTE_COMMAND_TAIL_BYTES_MAX};
+
 /// Longest run of the program before it is killed (an nginx reload takes well under a
 /// second; a minute allows for a slow config check).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -24,12 +28,14 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const OUTPUT_BYTES_MAX: usize = 16 << 10;
 
 /// Runs the route's program after every change of `route`, until the sender is gone or
-/// the task is aborted.
-pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>) {
+/// the task is aborted, recording each run's outcome in `outcomes`.
+pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>, outcomes: Arc<CommandOutcomes>) {
     // One run per observed change; bounded by the route's life.
     loop {
         let info = route.borrow_and_update().clone();
-        match run_once(&info).await {
+        let result = run_once(&info).await;
+        outcomes.record(&info.route_name, outcome_of(info.version, &result));
+        match result {
             Ok(outcome) if outcome.success => {
                 info!(route = %info.route_name, "route command succeeded");
             }
@@ -46,6 +52,37 @@ pub(super) async fn run(mut route: watch::Receiver<Arc<RouteInfo>>) {
             return;
         }
     }
+}
+
+/// What the router tells agents of one run on route version `version`.
+fn outcome_of(version: u64, result: &Result<RunOutcome, CommandError>) -> RouteCommandOutcome {
+    match result {
+        Ok(run) => RouteCommandOutcome {
+            route_version: version,
+            succeeded: run.success,
+            status: run.status.clone(),
+            output_tail: output_tail(&run.stdout, &run.stderr, ROUTE_COMMAND_TAIL_BYTES_MAX),
+        },
+        Err(error) => RouteCommandOutcome {
+            route_version: version,
+            succeeded: false,
+            status: error.to_string(),
+            output_tail: String::new(),
+        },
+    }
+}
+
+/// The last `bytes_max` bytes of `stdout` followed by `stderr` (the error explains the
+/// failure, so it is what is kept), cut forward to a character boundary.
+fn output_tail(stdout: &[u8], stderr: &[u8], bytes_max: usize) -> String {
+    let mut text = String::from_utf8_lossy(stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(stderr));
+    let mut start = text.len().saturating_sub(bytes_max);
+    // Bounded by the 4 bytes of a UTF-8 character.
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text.split_off(start)
 }
 
 /// How one run ended.
@@ -166,6 +203,7 @@ mod tests {
             router_errors: Vec::new(),
             created_by: None,
             targets_set_by: None,
+            version: 1,
         }
     }
 
@@ -188,6 +226,22 @@ mod tests {
         let json = serde_json::to_vec(&route(&path)).expect("encodes");
         assert_eq!(&outcome.stdout[..json.len()], json.as_slice());
         assert_eq!(outcome.stderr, b"oops\n");
+        // What agents are told: the version run on, the failure, the last 4 KiB ending
+        // with the error output.
+        let reported = outcome_of(7, &Ok(outcome));
+        assert_eq!((reported.route_version, reported.succeeded), (7, false));
+        assert_eq!(reported.status, "exit status: 3");
+        assert_eq!(reported.output_tail.len(), ROUTE_COMMAND_TAIL_BYTES_MAX);
+        assert!(reported.output_tail.ends_with("\0oops\n"), "{:?}", &reported.output_tail[4000..]);
+    }
+
+    #[test]
+    fn the_output_tail_keeps_the_end_of_stdout_then_stderr_on_a_character_boundary() {
+        // 3 bytes of stdout, a 2-byte character and "!" on stderr: 4 bytes keep "cé!";
+        // 2 bytes would cut the character in two, so the tail starts after it.
+        assert_eq!(output_tail(b"abc", "é!".as_bytes(), 4), "cé!");
+        assert_eq!(output_tail(b"abc", "é!".as_bytes(), 2), "!");
+        assert_eq!(output_tail(b"out\n", b"err\n", 4096), "out\nerr\n");
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! serves that route. In proxy mode it listens on `<advertised IP>:<listen port>` and
 //! proxies TCP to the route's targets by weight (`proxy.rs`, choices in `pick.rs`); in
 //! `--command` mode it runs the route's program with the route's JSON after every change
-//! instead (`command.rs`).
+//! instead (`command.rs`), and answers agents asking how its latest run went
+//! (`outcomes.rs`, the [`Family::Router`](crate::runtime::Family) service).
 //!
 //! Routers learn their routes the way agents learn their deployments: from the leader's
 //! poll answers (agents hold no replicated state), which carry the routes a node serves
@@ -20,6 +21,7 @@
 //! from its first poll answer.
 
 mod command;
+mod outcomes;
 mod pick;
 mod proxy;
 // The splice relay measured in docs/benchmarks.md is withdrawn from production: with it,
@@ -40,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::info;
 
+use self::outcomes::CommandOutcomes;
 use crate::runtime::Node;
 
 /// How a route is served here; a route whose mode changes is restarted.
@@ -79,14 +82,17 @@ impl Drop for Served {
 pub struct Router;
 
 impl Router {
-    /// Starts following `node`'s routes in `tasks`.
+    /// Starts following `node`'s routes in `tasks`, and registers the service that
+    /// tells agents how this node's route commands ran.
     pub fn start(node: &Arc<Node>, tasks: &mut JoinSet<()>) {
-        tasks.spawn(run(node.clone()));
+        let outcomes = Arc::new(CommandOutcomes::default());
+        outcomes::register(node, &outcomes);
+        tasks.spawn(run(node.clone(), outcomes));
     }
 }
 
 /// Follows the node's routes until shutdown.
-async fn run(node: Arc<Node>) {
+async fn run(node: Arc<Node>, outcomes: Arc<CommandOutcomes>) {
     let mut routes = node.routes();
     let mut shutdown = node.shutdown_signal();
     let address = node.settings().advertise;
@@ -95,7 +101,7 @@ async fn run(node: Arc<Node>) {
     loop {
         let wanted = routes.borrow_and_update().clone();
         node.retain_route_errors(|name| wanted.iter().any(|route| route.route_name == name));
-        reconcile(&mut served, &wanted, address, &node);
+        reconcile(&mut served, &wanted, address, &node, &outcomes);
         tokio::select! {
             _ = shutdown.changed() => return,
             changed = routes.changed() => if changed.is_err() { return },
@@ -105,7 +111,15 @@ async fn run(node: Arc<Node>) {
 
 /// Makes `served` match `wanted`: stops what is gone, updates what changed in place,
 /// starts what is new or changed mode (listen port or command).
-fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], address: IpAddr, node: &Arc<Node>) {
+fn reconcile(
+    served: &mut BTreeMap<String, Served>,
+    wanted: &[RouteInfo],
+    address: IpAddr,
+    node: &Arc<Node>,
+    outcomes: &Arc<CommandOutcomes>,
+) {
+    // An outcome is the latest run of a program this router still runs for the route.
+    outcomes.retain(|name| wanted.iter().any(|route| route.route_name == name && Mode::of(route) == Mode::Command));
     served.retain(|name, _| {
         let keep = wanted.iter().any(|route| &route.route_name == name);
         if !keep {
@@ -131,7 +145,7 @@ fn reconcile(served: &mut BTreeMap<String, Served>, wanted: &[RouteInfo], addres
                 let (sender, receiver) = watch::channel(Arc::new(route.clone()));
                 let task = match mode {
                     Mode::Proxy(_) => tokio::spawn(proxy::run(receiver, address, node.clone())),
-                    Mode::Command => tokio::spawn(command::run(receiver)),
+                    Mode::Command => tokio::spawn(command::run(receiver, outcomes.clone())),
                 };
                 served.insert(route.route_name.clone(), Served { mode, route: sender, task });
             }

@@ -11,7 +11,8 @@
 //!  transport ─▶ NodeHandler ─▶ Node::dispatch ─┬─ Raft ──────────────▶ openraft
 //!  Node::call(self) ───────────────────────────┤─ Join, Poll, Report ▶ Family::Leader
 //!                                              ├─ Get{Manifest,Piece,Have} ▶ Family::Revision
-//!                                              └─ Api ───────────────▶ Family::Api
+//!                                              ├─ Api ───────────────▶ Family::Api
+//!                                              └─ RouteCommandOutcome ▶ Family::Router
 //! ```
 
 use std::sync::{Arc, OnceLock};
@@ -32,16 +33,19 @@ pub enum Family {
     Revision,
     /// Forwarded API operations.
     Api,
+    /// Questions to this node as a router (how its route commands ran).
+    Router,
 }
 
 impl Family {
-    const COUNT: usize = 3;
+    const COUNT: usize = 4;
 
     fn index(self) -> usize {
         match self {
             Self::Leader => 0,
             Self::Revision => 1,
             Self::Api => 2,
+            Self::Router => 3,
         }
     }
 
@@ -58,6 +62,7 @@ impl Family {
             | Request::Traffic(_) => Some(Self::Leader),
             Request::GetManifest { .. } | Request::GetPiece { .. } | Request::GetHave { .. } => Some(Self::Revision),
             Request::Api(_) | Request::Operation(_) => Some(Self::Api),
+            Request::RouteCommandOutcome { .. } => Some(Self::Router),
         }
     }
 }

@@ -19,6 +19,9 @@ use fleetmesh_state::{FeatureLevel, Release, TargetReport};
 use fleetmesh_transport::{Message, NodeId, Peer, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 
+mod route_commands;
+pub use route_commands::{CommandRouteWait, RouteCommandOutcome, ROUTE_COMMAND_TAIL_BYTES_MAX};
+
 /// A request from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
@@ -71,6 +74,12 @@ pub enum Request {
     /// or put it back on them (`AllowTraffic`); feature level 9, sent only for
     /// deployments with traffic control.
     Traffic(TrafficRequest),
+    /// An agent asks a router how its latest run of `route_name`'s program went
+    /// (`--command` routes, during a traffic event); an older router refuses it.
+    RouteCommandOutcome {
+        /// The route.
+        route_name: String,
+    },
 }
 
 /// What an agent sends for a `BlockTraffic` or `AllowTraffic` event.
@@ -157,11 +166,18 @@ pub enum Response {
     Traffic {
         /// Seconds open connections may still run on a blocked target.
         drain_seconds: u32,
+        /// The deployment's `--command` routes: whose runs the agent waits for (left
+        /// out while none; an older leader sends none, and its agents wait for none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        command_routes: Vec<CommandRouteWait>,
     },
     /// Answer to [`Request::Traffic`]: the cluster state refuses the change (the
     /// target is not in progress, has not passed `ValidateService`, ...); retrying
     /// will not help.
     TrafficRefused(String),
+    /// Answer to [`Request::RouteCommandOutcome`]: the router's latest finished run,
+    /// none while it has not finished one (or does not serve the route).
+    RouteCommandOutcome(Option<RouteCommandOutcome>),
     /// This node is not the leader; try the hinted one.
     NotLeader {
         /// The leader this node knows of.

@@ -118,6 +118,7 @@ mod tests {
             update_time: UnixMillis(0),
             created_by: None,
             targets_set_by: None,
+            version: 1,
         };
         let mut state = ClusterState::default();
         state.routes.insert("web".into(), route);

@@ -123,6 +123,13 @@ pub struct Route {
     /// Who last set its targets by hand (`SetRouteTargets`, audit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets_set_by: Option<super::members::Actor>,
+    /// Counts the entries that touched the route: 1 when created, one more for every
+    /// `SetRouteTargets` and every traffic event of a deployment on it (even one that
+    /// changes no target). A `--command` router reports the version it ran its program
+    /// on, so a traffic event knows when every router has run it on the event's state.
+    /// Routes created before this field read as 0 until their next change.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Route {

@@ -50,6 +50,7 @@ fn a_route_is_created_given_targets_and_deleted() {
     assert_eq!(apply(&mut state, 20, set), Outcome::Done);
     let stored = &state.routes["web"];
     assert_eq!((stored.targets.clone(), stored.create_time.0, stored.update_time.0), (targets, 10, 20));
+    assert_eq!(stored.version, 2, "created, then targets set");
     assert!(stored.is_router(&state.members[&NodeId(1)].tags));
     assert!(stored.targets[0].is_open() && !stored.targets[2].is_open());
     assert_eq!(apply(&mut state, 30, Command::DeleteRoute { route_name: "web".into() }), Outcome::Done);
@@ -214,11 +215,13 @@ fn a_traffic_controlled_deployment_blocks_and_allows_each_target_on_its_routes()
     let traffic = |allow| Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(1), allow };
     assert_eq!(traffic(true).feature_level(), FeatureLevel::TRAFFIC_CONTROL);
 
-    // Blocking a host the route does not serve changes nothing; allowing before
-    // ValidateService passed is refused.
+    // Blocking a host the route does not serve changes no target (only the version:
+    // command routers run again); allowing before ValidateService passed is refused.
     let before = state.routes.clone();
     assert_eq!(apply(&mut state, 20, traffic(false)), Outcome::Done);
-    assert_eq!(state.routes, before);
+    assert_eq!(state.routes["web"].targets, before["web"].targets);
+    assert_eq!(state.routes["web"].version, before["web"].version + 1);
+    let before = state.routes.clone();
     let (kind, message) = refused(apply(&mut state, 21, traffic(true)));
     assert_eq!(kind, ApplyErrorKind::Conflict);
     assert!(message.contains("has not passed ValidateService"), "{message}");
@@ -235,6 +238,12 @@ fn a_traffic_controlled_deployment_blocks_and_allows_each_target_on_its_routes()
     assert_eq!(state.routes["web"].targets, vec![RouteTarget { state: TrafficState::Draining, ..serving.clone() }]);
     assert_eq!(apply(&mut state, 25, traffic(true)), Outcome::Done);
     assert_eq!(state.routes["web"].targets, vec![serving]);
+    // The version counts the traffic events (allowed, blocked, allowed), and a retried
+    // allow (a leader change) too, though it changes no target.
+    assert_eq!(state.routes["web"].version, before["web"].version + 3);
+    let targets = state.routes["web"].targets.clone();
+    assert_eq!(apply(&mut state, 25, traffic(true)), Outcome::Done);
+    assert_eq!((&state.routes["web"].targets, state.routes["web"].version), (&targets, before["web"].version + 4));
 
     // The route cannot go while its group names it.
     let (kind, message) = refused(apply(&mut state, 26, Command::DeleteRoute { route_name: "web".into() }));

@@ -126,6 +126,7 @@ fn route_to(name: &str, target: SocketAddr) -> RouteInfo {
         router_errors: Vec::new(),
         created_by: None,
         targets_set_by: None,
+        version: 1,
     }
 }
 
