@@ -186,6 +186,7 @@ impl ClusterState {
                 }
             }
             route.update_time = at;
+            route.version += 1;
         }
         Some(format!(
             "traffic went back to the original fleet: {restored} blue target(s) serve route(s) {} again, \
