@@ -93,7 +93,6 @@ impl ClusterState {
             phase_since: at,
             ready_continued: false,
             termination_continued: false,
-            rolled_back: false,
         };
         Ok((targets, run))
     }
@@ -162,12 +161,10 @@ impl ClusterState {
     /// Returns what was done, for the deployment's rollback message; `None` when green
     /// never got traffic.
     pub(crate) fn roll_back_traffic(&mut self, deployment_id: &DeploymentId, at: UnixMillis) -> Option<String> {
-        let deployment = self.deployments.get_mut(deployment_id)?;
-        let run = deployment.blue_green.as_mut()?;
-        if run.phase < BlueGreenPhase::Rerouting {
+        let deployment = self.deployments.get(deployment_id)?;
+        if deployment.blue_green?.phase < BlueGreenPhase::Rerouting {
             return None;
         }
-        run.rolled_back = true;
         let label = |id: &NodeId| deployment.targets.get(id).and_then(|target| target.target_label);
         let mut restored = 0;
         for name in &deployment.traffic_routes {

@@ -84,6 +84,11 @@ impl ClusterState {
             .collect()
     }
 
+    /// The members that route `route` (their tags hold its router selector), in id order.
+    pub fn routers_of(&self, route: &Route) -> Vec<NodeId> {
+        self.members.values().filter(|member| route.is_router(&member.tags)).map(|member| member.id).collect()
+    }
+
     /// Deployments that are not finished.
     pub fn active_deployments(&self) -> impl Iterator<Item = &Deployment> {
         self.deployments.values().filter(|deployment| !deployment.status.is_terminal())

@@ -169,12 +169,7 @@ impl RouteInfo {
             route_name: spec.route_name.clone(),
             listen_port: spec.listen_port,
             target_port: spec.target_port,
-            routers: state
-                .members
-                .values()
-                .filter(|member| route.is_router(&member.tags))
-                .map(|member| member.id)
-                .collect(),
+            routers: state.routers_of(route),
             targets,
             router_tags: spec.router_tags.clone(),
             drain_seconds: spec.drain_seconds,

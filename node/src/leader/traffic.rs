@@ -88,12 +88,7 @@ fn command_waits(state: &ClusterState, routes: &[String]) -> Vec<CommandRouteWai
             route_name: route.spec.route_name.clone(),
             command,
             version: route.version,
-            routers: state
-                .members
-                .values()
-                .filter(|member| route.is_router(&member.tags))
-                .map(|member| member.id)
-                .collect(),
+            routers: state.routers_of(route),
             routers_down: Vec::new(),
         })
         .collect()

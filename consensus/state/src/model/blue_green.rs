@@ -225,9 +225,6 @@ pub struct BlueGreenRun {
     /// Set by `continue-deployment --deployment-wait-type TERMINATION_WAIT`.
     #[serde(default)]
     pub termination_continued: bool,
-    /// True once traffic was given back to blue (a rollback).
-    #[serde(default)]
-    pub rolled_back: bool,
 }
 
 /// The lifecycle events of a green (replacement) target, in order (§2.3): the in-place

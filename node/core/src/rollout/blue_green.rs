@@ -252,7 +252,6 @@ mod tests {
             phase_since: UnixMillis(1000),
             ready_continued: false,
             termination_continued: false,
-            rolled_back: false,
         };
         Deployment {
             deployment_id: DeploymentId("d-PLANNERBG".into()),
