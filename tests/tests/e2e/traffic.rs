@@ -158,9 +158,11 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
     println!("weights 60/30/10 over 200 connections: {answers:?}");
     assert!(failures.is_empty(), "{failures:?}");
     let share = |id: u64| answers.get(&id).copied().unwrap_or(0);
-    assert!((95..=145).contains(&share(ids[0])), "{answers:?}");
-    assert!((35..=85).contains(&share(ids[1])), "{answers:?}");
-    assert!((5..=40).contains(&share(ids[2])), "{answers:?}");
+    // About ±4.5 standard deviations, and a connect slower than 1 s on a loaded machine
+    // moves a connection to the heaviest target: an even or reversed split still fails.
+    assert!((85..=155).contains(&share(ids[0])), "{answers:?}");
+    assert!((30..=90).contains(&share(ids[1])), "{answers:?}");
+    assert!((3..=45).contains(&share(ids[2])), "{answers:?}");
 
     // Node 3's server stops: its connects fail and the router moves on; no client sees it.
     servers[2].stop();
@@ -183,7 +185,9 @@ fn traffic_routes_follow_weights_skip_dead_targets_and_refuse_bad_input() {
         propagation.as_millis(),
         followed.duration_since(asked).as_millis()
     );
-    assert!(propagation < Duration::from_secs(1), "{propagation:?}");
+    // The figure (~100 ms on a quiet machine) is printed above; the bound only catches a
+    // router that stopped following, not a slow CI neighbour.
+    assert!(propagation < Duration::from_secs(3), "{propagation:?}");
     let (answers, failures) = spread(router, 50);
     assert!(failures.is_empty() && answers.keys().eq([&ids[1]]), "{answers:?} {failures:?}");
 
@@ -334,12 +338,12 @@ fn held_connection(router: SocketAddr) -> TcpStream {
 }
 
 /// Open connections to a target that stops serving: weight 0 keeps them for the
-/// route's drain time (1 s here) then closes them; blocked closes them at once.
+/// route's drain time (3 s here) then closes them; blocked closes them at once.
 fn draining_and_blocked(cluster: &TestCluster, target: u64) {
     let (listen, target_port) = (18003u16, 18081u16);
     let _server = Server::start_holding(SocketAddr::new(cluster.ip(1), target_port), target.to_string(), true);
     let router = SocketAddr::new(cluster.ip(2), listen);
-    cluster.create_route("hold", listen, target_port, 1, &[]);
+    cluster.create_route("hold", listen, target_port, 3, &[]);
     let set = |weight: u32, state: &str| {
         let list = targets(&[(target, weight, state)]);
         cluster.ok(1, &["traffic", "set-route-targets", "--route-name", "hold", "--targets", &list]);
@@ -351,9 +355,11 @@ fn draining_and_blocked(cluster: &TestCluster, target: u64) {
     let mut draining = held_connection(router);
     set(0, "serving");
     let stopped = Instant::now();
-    assert!(!closed_within(&mut draining, Duration::from_millis(500)), "open during the drain time");
-    assert!(closed_within(&mut draining, Duration::from_secs(3)), "closed after the drain time");
-    println!("a drained connection closed {} ms after weight 0 (drain time 1 s)", stopped.elapsed().as_millis());
+    // `stopped` is when the CLI returned, up to one router poll after the router saw the
+    // change: the margins allow for a loaded machine on both sides.
+    assert!(!closed_within(&mut draining, Duration::from_millis(1500)), "open during the drain time");
+    assert!(closed_within(&mut draining, Duration::from_secs(5)), "closed after the drain time");
+    println!("a drained connection closed {} ms after weight 0 (drain time 3 s)", stopped.elapsed().as_millis());
     set(10, "serving");
     let mut blocked = wait_until("a new connection after serving again", Duration::from_secs(5), || {
         let mut stream = held_connection(router);
@@ -361,7 +367,7 @@ fn draining_and_blocked(cluster: &TestCluster, target: u64) {
     });
     set(10, "blocked");
     let stopped = Instant::now();
-    assert!(closed_within(&mut blocked, Duration::from_secs(1)), "blocked closes at once");
+    assert!(closed_within(&mut blocked, Duration::from_secs(3)), "blocked closes at once");
     println!("a blocked target's connection closed after {} ms", stopped.elapsed().as_millis());
     cluster.ok(1, &["traffic", "delete-route", "--route-name", "hold"]);
 }
