@@ -4,6 +4,7 @@
 mod e2e {
     mod api;
     mod blue_green;
+    mod blue_green_steps;
     mod bounds;
     mod canary;
     mod cluster;

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{ApplyError, BlueGreenStep, DeploymentSpec, DeploymentWaitType, Outcome};
 use crate::model::blue_green::{
-    BlueGreenPhase, BlueGreenRun, BlueInstanceAction, TargetLabel, BLUE_EVENTS, BLUE_TERMINATE_EVENT, GREEN_EVENTS,
+    green_steps, BlueGreenPhase, BlueGreenRun, BlueInstanceAction, TargetLabel, BLUE_EVENTS, BLUE_TERMINATE_EVENT,
+    GREEN_EVENTS,
 };
 use crate::model::deployment::{
     Deployment, DeploymentStatus, ErrorCode, ErrorInformation, RollbackInfo, Target, TargetStatus,
@@ -93,6 +94,7 @@ impl ClusterState {
             phase_since: at,
             ready_continued: false,
             termination_continued: false,
+            green_percent: None,
         };
         Ok((targets, run))
     }
@@ -104,8 +106,10 @@ impl ClusterState {
         at: UnixMillis,
     ) -> Result<Outcome, ApplyError> {
         let deployment = blue_green_mut(self, deployment_id)?;
+        let split_before = deployment.blue_green.and_then(|run| run.green_percent);
         match step {
             BlueGreenStep::Enter(phase) => enter(deployment, phase, at)?,
+            BlueGreenStep::Shift(percent) => shift(deployment, percent, at)?,
             BlueGreenStep::ReadyWaitExpired => {
                 let run = deployment.blue_green.as_ref().expect("checked by blue_green_mut");
                 if run.phase != BlueGreenPhase::Ready {
@@ -129,7 +133,23 @@ impl ClusterState {
                 }
             }
         }
+        self.touch_routes_if_split_moved(deployment_id, split_before, at);
         Ok(Outcome::Done)
+    }
+
+    /// Counts a change of green's share as a change of the deployment's routes: their
+    /// effective weights moved, so `--command` routers run their program again.
+    fn touch_routes_if_split_moved(&mut self, id: &DeploymentId, before: Option<u32>, at: UnixMillis) {
+        let Some(deployment) = self.deployments.get(id) else { return };
+        if deployment.blue_green.and_then(|run| run.green_percent) == before {
+            return;
+        }
+        for name in deployment.traffic_routes.clone() {
+            if let Some(route) = self.routes.get_mut(&name) {
+                route.version += 1;
+                route.update_time = at;
+            }
+        }
     }
 
     pub(crate) fn continue_deployment(
@@ -161,10 +181,13 @@ impl ClusterState {
     /// Returns what was done, for the deployment's rollback message; `None` when green
     /// never got traffic.
     pub(crate) fn roll_back_traffic(&mut self, deployment_id: &DeploymentId, at: UnixMillis) -> Option<String> {
-        let deployment = self.deployments.get(deployment_id)?;
-        if deployment.blue_green?.phase < BlueGreenPhase::Rerouting {
+        let deployment = self.deployments.get_mut(deployment_id)?;
+        let run = deployment.blue_green.as_mut()?;
+        run.green_percent = None;
+        if run.phase < BlueGreenPhase::Rerouting {
             return None;
         }
+        let deployment = self.deployments.get(deployment_id)?;
         let label = |id: &NodeId| deployment.targets.get(id).and_then(|target| target.target_label);
         let mut restored = 0;
         for name in &deployment.traffic_routes {
@@ -230,7 +253,8 @@ fn enter(deployment: &mut Deployment, phase: BlueGreenPhase, at: UnixMillis) -> 
     let ready = match phase {
         BlueGreenPhase::Installing => false,
         BlueGreenPhase::Ready | BlueGreenPhase::Rerouting => fleet_is(TargetLabel::Green, &[TargetStatus::Ready]),
-        BlueGreenPhase::Blocking => fleet_is(TargetLabel::Green, &[TargetStatus::Succeeded]),
+        BlueGreenPhase::Shifting if green_steps(deployment.traffic_routing).is_none() => false,
+        BlueGreenPhase::Shifting | BlueGreenPhase::Blocking => fleet_is(TargetLabel::Green, &[TargetStatus::Succeeded]),
         BlueGreenPhase::TerminationWait | BlueGreenPhase::Terminating => {
             fleet_is(TargetLabel::Blue, &[TargetStatus::Ready, TargetStatus::Succeeded, TargetStatus::Failed])
         }
@@ -243,6 +267,15 @@ fn enter(deployment: &mut Deployment, phase: BlueGreenPhase, at: UnixMillis) -> 
     }
     run.phase = phase;
     run.phase_since = at;
+    if let Some(steps) = green_steps(deployment.traffic_routing) {
+        run.green_percent = match phase {
+            BlueGreenPhase::Rerouting => Some(steps.first),
+            // Blue takes no new connection while it runs its block events.
+            BlueGreenPhase::Blocking => Some(100),
+            BlueGreenPhase::TerminationWait | BlueGreenPhase::Terminating => None,
+            _ => run.green_percent,
+        };
+    }
     let (starts, from) = match phase {
         BlueGreenPhase::Rerouting => (Some(TargetLabel::Green), TargetStatus::Ready),
         BlueGreenPhase::Blocking => (Some(TargetLabel::Blue), TargetStatus::Pending),
@@ -267,12 +300,36 @@ fn enter(deployment: &mut Deployment, phase: BlueGreenPhase, at: UnixMillis) -> 
     Ok(())
 }
 
+/// One canary or linear step of `deployment`: green's share of new connections rises
+/// to `percent`, and the next interval starts at `at`.
+fn shift(deployment: &mut Deployment, percent: u32, at: UnixMillis) -> Result<(), ApplyError> {
+    let id = deployment.deployment_id.clone();
+    let run = deployment.blue_green.as_mut().expect("a blue/green deployment");
+    if run.phase != BlueGreenPhase::Shifting {
+        return Err(ApplyError::conflict(format!(
+            "deployment {id} is {}; traffic steps happen while shifting",
+            phase_words(run.phase)
+        )));
+    }
+    let current = run.green_percent.unwrap_or(0);
+    if percent <= current || percent >= 100 {
+        return Err(ApplyError::conflict(format!(
+            "deployment {id} sends {current} % of new connections to green; a step moves it up, to less than \
+             100 % (blue leaving the routes is the last step), not to {percent} %"
+        )));
+    }
+    run.green_percent = Some(percent);
+    run.phase_since = at;
+    Ok(())
+}
+
 /// A phase in an operator's words.
 pub(crate) fn phase_words(phase: BlueGreenPhase) -> &'static str {
     match phase {
         BlueGreenPhase::Installing => "installing the green fleet",
         BlueGreenPhase::Ready => "ready (green installed, waiting to reroute)",
         BlueGreenPhase::Rerouting => "rerouting traffic to green",
+        BlueGreenPhase::Shifting => "shifting traffic to green step by step",
         BlueGreenPhase::Blocking => "taking blue off the routes",
         BlueGreenPhase::TerminationWait => "in the termination wait",
         BlueGreenPhase::Terminating => "stopping the original fleet",
@@ -291,13 +348,16 @@ fn named(hosts: &[NodeId]) -> String {
 impl ClusterState {
     /// The group-side end of blue/green deployment `id`, after `finish_deployment` or
     /// `stop_deployment` set its status: the group is free again, records the revision
-    /// on success, and the deployment says whether traffic went back to blue.
+    /// on success, the deployment says whether traffic went back to blue, and a split
+    /// left without a rollback stays as it is (see [`ClusterState::freeze_split`]).
     pub(crate) fn end_blue_green(
         &mut self,
         id: &DeploymentId,
         succeeded: bool,
         rolled_back: Option<String>,
+        at: UnixMillis,
     ) -> Outcome {
+        self.freeze_split(id, at);
         let Some(deployment) = self.deployments.get_mut(id) else { return Outcome::Done };
         if let Some(message) = rolled_back {
             deployment.rollback_info = Some(RollbackInfo { rollback_message: message, ..Default::default() });

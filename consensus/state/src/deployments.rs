@@ -12,7 +12,7 @@ use crate::model::deployment::{
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::resources::{ComputePlatform, DeploymentGroup, InstanceRecord};
-use crate::ClusterState;
+use crate::{ClusterState, FeatureLevel};
 
 impl ClusterState {
     fn deployment_mut(&mut self, id: &DeploymentId) -> Result<&mut Deployment, ApplyError> {
@@ -88,12 +88,7 @@ impl ClusterState {
             )));
         }
         let traffic_routing = config.traffic_routing_config.and_then(|routing| routing.normalise().ok());
-        if traffic_routing.is_some() && Self::is_blue_green(group, spec) {
-            return Err(ApplyError::invalid(format!(
-                "deployment configuration {config_name} has canary or linear steps; blue/green deployments \
-                 shift all at once in this release (use a configuration without --traffic-routing-config)"
-            )));
-        }
+        self.check_stepped_blue_green(group, spec, &config_name, traffic_routing.is_some())?;
         let (targets, blue_green) = self.new_targets(group, spec, at)?;
         let deployment = Deployment {
             deployment_id: deployment_id.clone(),
@@ -134,6 +129,27 @@ impl ClusterState {
             group.active_deployment_id = Some(deployment_id.clone());
         }
         Ok(Outcome::Done)
+    }
+
+    /// A blue/green deployment with a configuration that has steps (any
+    /// `trafficRoutingConfig`) needs level 11: releases before it refused one, and all
+    /// voters must decide alike.
+    fn check_stepped_blue_green(
+        &self,
+        group: &DeploymentGroup,
+        spec: &DeploymentSpec,
+        config_name: &str,
+        stepped: bool,
+    ) -> Result<(), ApplyError> {
+        if stepped && Self::is_blue_green(group, spec) && self.feature_level < FeatureLevel::BLUE_GREEN_STEPS {
+            return Err(ApplyError::invalid(format!(
+                "deployment configuration {config_name} has canary or linear steps; this cluster shifts \
+                 blue/green traffic all at once until every voter runs a release with feature level {} \
+                 (use a configuration without --traffic-routing-config)",
+                FeatureLevel::BLUE_GREEN_STEPS.0
+            )));
+        }
+        Ok(())
     }
 
     /// The targets of a new deployment of `spec` in `group`, and a blue/green
@@ -305,7 +321,7 @@ impl ClusterState {
             // Blue still runs: a rollback gives it the traffic back at once, in this
             // entry, instead of deploying the old revision again.
             let rolled_back = if rollback_wanted { self.roll_back_traffic(&finish.deployment_id, at) } else { None };
-            return Ok(self.end_blue_green(&finish.deployment_id, finish.succeeded, rolled_back));
+            return Ok(self.end_blue_green(&finish.deployment_id, finish.succeeded, rolled_back, at));
         }
         let (application, group_name, revision) =
             (deployment.application_name.clone(), deployment.deployment_group_name.clone(), deployment.revision_id);
@@ -354,7 +370,7 @@ impl ClusterState {
         }
         if self.deployments.get(deployment_id).is_some_and(|deployment| deployment.blue_green.is_some()) {
             let rolled_back = rollback_id.and_then(|_| self.roll_back_traffic(deployment_id, at));
-            return Ok(self.end_blue_green(deployment_id, false, rolled_back));
+            return Ok(self.end_blue_green(deployment_id, false, rolled_back, at));
         }
         if let Some(rollback_id) = rollback_id {
             self.create_rollback(deployment_id, rollback_id, at);

@@ -75,8 +75,13 @@ impl FeatureLevel {
     /// [`crate::Command::ContinueDeployment`]).
     pub const BLUE_GREEN: Self = Self(10);
 
+    /// Level 11: blue/green deployments whose configuration has canary or linear steps:
+    /// green's share of the routes' new connections moves in committed steps
+    /// (`BlueGreenPhase::Shifting`, `BlueGreenStep::Shift`).
+    pub const BLUE_GREEN_STEPS: Self = Self(11);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::BLUE_GREEN;
+    pub const CURRENT: Self = Self::BLUE_GREEN_STEPS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

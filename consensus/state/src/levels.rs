@@ -26,6 +26,7 @@ impl Command {
                 FeatureLevel::TRAFFIC_ROUTES
             }
             Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::AdvanceBlueGreen { step, .. } if step.is_stepped() => FeatureLevel::BLUE_GREEN_STEPS,
             Self::AdvanceBlueGreen { .. } | Self::ContinueDeployment { .. } => FeatureLevel::BLUE_GREEN,
             Self::CreateDeploymentGroup { spec, .. } if spec.deployment_type == DeploymentType::BlueGreen => {
                 FeatureLevel::BLUE_GREEN

@@ -30,6 +30,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 mod touches;
+mod traffic_split;
 
 pub use cluster::ClusterState;
 pub use command::{
@@ -39,3 +40,4 @@ pub use command::{
 pub use features::{FeatureLevel, Release};
 pub use model::node_id::NodeId;
 pub use touches::{PollTouches, Touches};
+pub use traffic_split::{split_weights, TrafficSplit, SPLIT_WEIGHT_TOTAL};

@@ -210,9 +210,13 @@ pub struct DeploymentInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
     /// Where a blue/green deployment is (fleetmesh's extension: `Installing`, `Ready`,
-    /// `Rerouting`, `Blocking`, `TerminationWait`, `Terminating`).
+    /// `Rerouting`, `Shifting`, `Blocking`, `TerminationWait`, `Terminating`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green_phase: Option<BlueGreenPhase>,
+    /// A canary or linear blue/green deployment's share of the routes' new connections
+    /// that green gets now, in percent (fleetmesh's extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_traffic_percent: Option<u32>,
     /// The routes its targets leave and rejoin (with traffic control).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_info: Option<LoadBalancerInfo>,
@@ -287,6 +291,7 @@ impl DeploymentInfo {
             rollback_info: deployment.rollback_info.clone(),
             blue_green_deployment_configuration: deployment.blue_green.map(|run| run.configuration),
             blue_green_phase: deployment.blue_green.map(|run| run.phase),
+            green_traffic_percent: deployment.blue_green.and_then(|run| run.green_percent),
             deployment_style: DeploymentStyle {
                 deployment_type: if deployment.blue_green.is_some() {
                     DeploymentType::BlueGreen

@@ -84,7 +84,9 @@ pub struct RouteTargetInfo {
     /// (`IP:PORT`, `[IPv6]:PORT`); empty when the node is no longer a member or has no
     /// usable address (routers skip it).
     pub address: String,
-    /// Relative share of new connections, 0–1000.
+    /// Relative share of new connections: the target's own weight (0–1000), or while a
+    /// canary or linear blue/green deployment shifts the route (`trafficSplit`), the
+    /// weight routers use for it, the open targets' weights summing to 100,000.
     pub weight: u32,
     /// `serving`, `draining` or `blocked`.
     pub state: TrafficState,
@@ -127,6 +129,9 @@ pub struct RouteInfo {
     /// out while 0 (a route from before the counter, or a leader of an older release).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub version: u64,
+    /// A canary or linear blue/green deployment shifting this route now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split: Option<RouteSplitInfo>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -147,10 +152,12 @@ impl RouteInfo {
     /// `route` with its routers and its targets' addresses resolved in `state`.
     pub fn from_state(route: &Route, state: &ClusterState) -> Self {
         let spec = &route.spec;
+        let split = state.traffic_split(&spec.route_name);
         let targets = route
             .targets
             .iter()
-            .map(|target| RouteTargetInfo {
+            .zip(state.effective_weights(route))
+            .map(|(target, weight)| RouteTargetInfo {
                 target_id: target.target_id,
                 address: state
                     .members
@@ -161,7 +168,7 @@ impl RouteInfo {
                     .filter(|address| !address.is_unspecified())
                     .map(|address| std::net::SocketAddr::new(address, spec.target_port).to_string())
                     .unwrap_or_default(),
-                weight: target.weight,
+                weight,
                 state: target.state,
             })
             .collect();
@@ -178,8 +185,22 @@ impl RouteInfo {
             created_by: route.created_by.as_ref().map(ToString::to_string),
             targets_set_by: route.targets_set_by.as_ref().map(ToString::to_string),
             version: route.version,
+            traffic_split: split.map(|split| RouteSplitInfo {
+                deployment_id: split.deployment_id.to_string(),
+                green_percent: split.green_percent,
+            }),
         }
     }
+}
+
+/// A route's split between a blue/green deployment's two fleets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSplitInfo {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Green's percentage of new connections.
+    pub green_percent: u32,
 }
 
 /// `ListRoutes`'s answer, by name.

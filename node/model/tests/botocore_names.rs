@@ -27,6 +27,7 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
             "createdBy",
             "stoppedBy",
             "blueGreenPhase",
+            "greenTrafficPercent",
         ],
     ),
     // Audit: who created it (docs/security.md).

@@ -204,6 +204,7 @@ mod tests {
             created_by: None,
             targets_set_by: None,
             version: 1,
+            traffic_split: None,
         }
     }
 

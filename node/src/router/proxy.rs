@@ -233,6 +233,7 @@ mod tests {
             created_by: None,
             targets_set_by: None,
             version: 1,
+            traffic_split: None,
         };
         let verdicts: Vec<Verdict> = (1..=5).map(|id| verdict(&route, NodeId(id))).collect();
         assert_eq!(verdicts, [Verdict::Keep, Verdict::Drain, Verdict::Drain, Verdict::Close, Verdict::Drain]);

@@ -26,17 +26,17 @@ use super::traffic_control::{ask, bundle, lb_info, refused, Apps, LISTEN_PORT, T
 const STYLE: &str = "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL";
 
 /// One answer through the router (or why there was none), with when it came.
-type Answer = (Instant, Result<String, String>);
+pub(super) type Answer = (Instant, Result<String, String>);
 
 /// A client asking through the router every 5 ms until stopped; every answer, in order.
-struct Client {
+pub(super) struct Client {
     stop: Arc<AtomicBool>,
     answers: Arc<Mutex<Vec<Answer>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Client {
-    fn start(router: SocketAddr) -> Self {
+    pub(super) fn start(router: SocketAddr) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let answers = Arc::new(Mutex::new(Vec::new()));
         let thread = {
@@ -52,11 +52,11 @@ impl Client {
         Self { stop, answers, thread: Some(thread) }
     }
 
-    fn answers(&self) -> Vec<Answer> {
+    pub(super) fn answers(&self) -> Vec<Answer> {
         self.answers.lock().expect("answers").clone()
     }
 
-    fn finish(mut self) -> Vec<Answer> {
+    pub(super) fn finish(mut self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             thread.join().expect("client thread");
@@ -129,7 +129,7 @@ fn serving(cluster: &TestCluster, indexes: &[u32]) -> Vec<u64> {
     ids
 }
 
-fn failures(answers: &[Answer]) -> Vec<&Result<String, String>> {
+pub(super) fn failures(answers: &[Answer]) -> Vec<&Result<String, String>> {
     answers
         .iter()
         .map(|(_, answer)| answer)

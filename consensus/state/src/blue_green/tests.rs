@@ -37,8 +37,23 @@ fn refused(state: &mut ClusterState, millis: u64, command: Command) -> (ApplyErr
 /// that route, waiting for READY_WAIT), and deployment `d-BLUEGREEN` of the first
 /// revision created (not started).
 fn blue_green() -> (ClusterState, DeploymentId) {
+    blue_green_with(FeatureLevel::BLUE_GREEN, None)
+}
+
+/// [`blue_green`] at `level`, its deployment using deployment configuration `config`
+/// (created first) when given.
+fn blue_green_with(level: FeatureLevel, config: Option<Command>) -> (ClusterState, DeploymentId) {
     let (mut state, first, _) = setup();
-    assert_eq!(apply(&mut state, 2, Command::SetFeatureLevel { level: FeatureLevel::BLUE_GREEN }), Outcome::Done);
+    assert_eq!(apply(&mut state, 2, Command::SetFeatureLevel { level }), Outcome::Done);
+    let config_name = match config {
+        Some(command @ Command::CreateDeploymentConfig { .. }) => {
+            let Command::CreateDeploymentConfig { name, .. } = &command else { unreachable!() };
+            let name = name.clone();
+            assert_eq!(apply(&mut state, 2, command), Outcome::Done);
+            Some(name)
+        }
+        _ => None,
+    };
     let route = RouteSpec {
         route_name: "web".into(),
         listen_port: 9000,
@@ -61,10 +76,13 @@ fn blue_green() -> (ClusterState, DeploymentId) {
     );
     let Command::CreateDeployment { mut spec, deployment_id } = deploy(&first, "d-BLUEGREEN") else { unreachable!() };
     spec.deployment_group_name = "bg".into();
-    assert_eq!(
-        apply(&mut state, 6, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }),
-        Outcome::Done
-    );
+    let stepped = config_name.is_some();
+    spec.deployment_config_name = config_name;
+    let outcome = apply(&mut state, 6, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() });
+    // The one refusal expected: steps below level 11 (the caller checks it).
+    if outcome != Outcome::Done {
+        assert!(stepped && level < FeatureLevel::BLUE_GREEN_STEPS, "{outcome:?}");
+    }
     (state, deployment_id)
 }
 
@@ -228,4 +246,95 @@ fn bad_blue_green_requests_are_refused_and_change_nothing() {
     spec.deployment_type = DeploymentType::InPlace;
     let in_place = Command::CreateDeploymentGroup { spec, deployment_group_id };
     assert!(refused(&mut state, 4, in_place).1.contains("only for deploymentType=BLUE_GREEN"));
+}
+
+/// A canary configuration `canary25`: 25 % of new connections, then 3 s, then the rest.
+fn canary_config() -> Command {
+    Command::CreateDeploymentConfig {
+        name: "canary25".into(),
+        deployment_config_id: "c-25".into(),
+        compute_platform: crate::model::resources::ComputePlatform::Server,
+        minimum_healthy_hosts: crate::model::resources::MinimumHealthyHosts {
+            kind: crate::model::resources::MinimumHealthyHostsType::MostConcurrency,
+            value: 1,
+        },
+        traffic_routing_config: Some(crate::model::traffic_routing::tests::canary(25, None, Some(3))),
+    }
+}
+
+/// Starts the green hosts 2 and 3, reports them `Ready` and enters the `Ready` phase.
+fn green_ready(state: &mut ClusterState, id: &DeploymentId) {
+    let start = Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(2), NodeId(3)] };
+    assert_eq!(apply(state, 10, start), Outcome::Done);
+    for node in [2, 3] {
+        assert_eq!(
+            apply(state, 12, report(id, node, 1, TargetStatus::Ready, GREEN_EVENTS, "ValidateService")),
+            Outcome::Done
+        );
+    }
+    assert_eq!(apply(state, 13, enter(id, BlueGreenPhase::Ready)), Outcome::Done);
+}
+
+/// The route's effective weights by host.
+fn effective(state: &ClusterState) -> Vec<(u64, u32)> {
+    let route = &state.routes["web"];
+    route.targets.iter().map(|target| target.target_id.0).zip(state.effective_weights(route)).collect()
+}
+
+#[test]
+fn a_canary_gives_green_its_share_in_committed_steps_and_a_rollback_gives_blue_everything() {
+    // Below level 11 a stepped configuration is refused for blue/green, as before.
+    let (state, id) = blue_green_with(FeatureLevel::BLUE_GREEN, Some(canary_config()));
+    assert!(!state.deployments.contains_key(&id), "refused below level 11");
+    let (mut state, id) = blue_green_with(FeatureLevel::BLUE_GREEN_STEPS, Some(canary_config()));
+    green_ready(&mut state, &id);
+    let version = state.routes["web"].version;
+    assert_eq!(apply(&mut state, 14, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
+    assert_eq!(state.routes["web"].version, version + 1, "a new split is a route change");
+    // Green joins at the canary's share; shifting waits for both green targets.
+    let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(2), allow: true };
+    assert_eq!(apply(&mut state, 15, allow), Outcome::Done);
+    assert_eq!(effective(&state), [(1, 75_000), (2, 25_000)]);
+    assert!(refused(&mut state, 16, enter(&id, BlueGreenPhase::Shifting)).1.contains("not done"));
+    let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(3), allow: true };
+    assert_eq!(apply(&mut state, 17, allow), Outcome::Done);
+    assert_eq!(effective(&state), [(1, 75_000), (2, 12_500), (3, 12_500)]);
+    for node in [2, 3] {
+        let done = report(&id, node, 2, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
+        assert_eq!(apply(&mut state, 18, done), Outcome::Done);
+    }
+    assert_eq!(apply(&mut state, 20, enter(&id, BlueGreenPhase::Shifting)), Outcome::Done);
+    // Steps only go up and stay below 100 (blue leaving is the last step).
+    let shift = |percent| Command::AdvanceBlueGreen { deployment_id: id.clone(), step: BlueGreenStep::Shift(percent) };
+    assert_eq!(shift(50).feature_level(), FeatureLevel::BLUE_GREEN_STEPS);
+    assert!(refused(&mut state, 21, shift(25)).1.contains("moves it up"));
+    assert!(refused(&mut state, 21, shift(100)).1.contains("not to 100 %"));
+    assert_eq!(apply(&mut state, 22, shift(60)), Outcome::Done);
+    assert_eq!(effective(&state), [(1, 40_000), (2, 30_000), (3, 30_000)]);
+    assert_eq!(state.deployments[&id].blue_green.map(|run| run.phase_since.0), Some(22), "the next bake starts");
+    // A stop with rollback: the split goes, blue serves, green drains.
+    let rollback = Some(DeploymentId("d-ROLLBACK1".into()));
+    assert_eq!(
+        apply(&mut state, 30, Command::StopDeployment { deployment_id: id, rollback_id: rollback }),
+        Outcome::Done
+    );
+    use TrafficState::{Draining, Serving};
+    assert_eq!(route_states(&state), [(1, Serving), (2, Draining), (3, Draining)]);
+    assert_eq!(effective(&state), [(1, 100), (2, 100), (3, 100)], "weights are the targets' own again");
+    assert_eq!(state.traffic_split("web"), None);
+}
+
+#[test]
+fn a_stepped_deployment_stopped_without_rollback_leaves_traffic_where_it_was() {
+    let (mut state, id) = blue_green_with(FeatureLevel::BLUE_GREEN_STEPS, Some(canary_config()));
+    green_ready(&mut state, &id);
+    assert_eq!(apply(&mut state, 14, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
+    for node in [2, 3] {
+        let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };
+        assert_eq!(apply(&mut state, 15, allow), Outcome::Done);
+    }
+    assert_eq!(apply(&mut state, 16, Command::StopDeployment { deployment_id: id, rollback_id: None }), Outcome::Done);
+    // 25 % stays with green, now in the targets' own weights (at most 1000).
+    assert_eq!(effective(&state), [(1, 750), (2, 125), (3, 125)]);
+    assert_eq!(state.routes["web"].targets[1].weight, 125);
 }

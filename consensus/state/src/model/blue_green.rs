@@ -10,7 +10,8 @@
 //! ```text
 //!  Installing ─all green Ready─▶ Ready ─continue (at once, or READY_WAIT)─▶ Rerouting
 //!      │                          └─ wait over, STOP_DEPLOYMENT ─▶ deployment Stopped
-//!  Rerouting (green: allow events) ─▶ Blocking (blue: block events)
+//!  Rerouting (green: allow events) ─▶ [Shifting: green's share steps up, one committed
+//!      step per interval, canary/linear configs only] ─▶ Blocking (blue: block events)
 //!      ─▶ TerminationWait ─wait over or TERMINATION_WAIT─▶ Terminating (blue:
 //!         ApplicationStop, TERMINATE only) ─▶ Succeeded
 //! ```
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deployment::IN_PLACE_TRAFFIC_EVENTS;
 use super::ids::UnixMillis;
+use super::traffic_routing::TrafficRouting;
 
 /// Longest wait, in minutes, for `READY_WAIT` or before the original fleet is
 /// terminated (AWS: 2880, two days).
@@ -199,8 +201,13 @@ pub enum BlueGreenPhase {
     Installing,
     /// Every green target is installed; the deployment waits to reroute (status `Ready`).
     Ready,
-    /// Green runs the allow events: it joins the routes.
+    /// Green runs the allow events: it joins the routes (with a canary or linear
+    /// configuration, at the first step's share of new connections).
     Rerouting,
+    /// Canary or linear configurations: green is on the routes and its share of new
+    /// connections ([`BlueGreenRun::green_percent`]) steps up, one committed
+    /// [`BlueGreenStep::Shift`] after each interval, measured from `phase_since`.
+    Shifting,
     /// Blue runs the block events: it leaves the routes.
     Blocking,
     /// Traffic has moved; blue still runs, so a rollback is instant (status `Baking`).
@@ -225,6 +232,11 @@ pub struct BlueGreenRun {
     /// Set by `continue-deployment --deployment-wait-type TERMINATION_WAIT`.
     #[serde(default)]
     pub termination_continued: bool,
+    /// With a canary or linear configuration, from `Rerouting` until `TerminationWait`:
+    /// the percentage of the routes' new connections that go to green, whatever the
+    /// targets' weights (see `ClusterState::effective_weights`). `None`: by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_percent: Option<u32>,
 }
 
 /// The lifecycle events of a green (replacement) target, in order (§2.3): the in-place
@@ -259,6 +271,53 @@ pub enum BlueGreenStep {
     Enter(BlueGreenPhase),
     /// The ready wait ended with no `READY_WAIT` continue: the deployment is `Stopped`.
     ReadyWaitExpired,
+    /// `Shifting`: green's share of new connections becomes this percentage (1–99,
+    /// above the current one); the interval to the next step starts.
+    Shift(u32),
+}
+
+impl BlueGreenStep {
+    /// True for the steps of canary and linear configurations
+    /// ([`crate::FeatureLevel::BLUE_GREEN_STEPS`]).
+    pub fn is_stepped(&self) -> bool {
+        matches!(self, Self::Shift(_) | Self::Enter(BlueGreenPhase::Shifting))
+    }
+}
+
+/// The shares of new connections green gets in a blue/green deployment with `routing`:
+/// the first step and the step to the one after `current`, or `None` without steps
+/// (all at once). Every share is below 100: the last step (100 %) is blue leaving the
+/// routes (`Blocking`).
+pub fn green_steps(routing: Option<TrafficRouting>) -> Option<GreenSteps> {
+    match routing? {
+        TrafficRouting::TimeBasedCanary { percentage, interval_seconds } => {
+            Some(GreenSteps { first: percentage, increment: 100, interval_ms: u64::from(interval_seconds) * 1000 })
+        }
+        TrafficRouting::TimeBasedLinear { percentage, interval_seconds } => Some(GreenSteps {
+            first: percentage,
+            increment: percentage,
+            interval_ms: u64::from(interval_seconds) * 1000,
+        }),
+        TrafficRouting::AllAtOnce => None,
+    }
+}
+
+/// How green's share moves in a canary or linear blue/green deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GreenSteps {
+    /// Green's share while its targets join the routes and during the first interval.
+    pub first: u32,
+    /// Added at each step.
+    pub increment: u32,
+    /// The bake between steps, in milliseconds.
+    pub interval_ms: u64,
+}
+
+impl GreenSteps {
+    /// The share after `current`; 100 or more means blue leaves the routes.
+    pub fn after(&self, current: u32) -> u32 {
+        current.saturating_add(self.increment)
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,13 @@ fn render(route: &RouteInfo) -> String {
     if let Some(command) = &route.command {
         out.push_str(&format!("command {command}\n"));
     }
+    if let Some(split) = &route.traffic_split {
+        out.push_str(&format!(
+            "split: deployment {} sends {} % of new connections to its green fleet (weights below are the \
+             routers' own, out of 100000)\n",
+            split.deployment_id, split.green_percent
+        ));
+    }
     out.push('\n');
     let mut table = Table::new(&["TARGET", "ADDRESS", "WEIGHT", "STATE"]);
     for target in &route.targets {

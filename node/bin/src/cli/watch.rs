@@ -16,6 +16,27 @@ use super::client::ApiClient;
 use super::deploy::deployment;
 use super::table::{spelled, Table};
 
+/// A blue/green deployment's phase, green's share during a shift, and how to end a
+/// wait that waits for an operator.
+fn print_blue_green(info: &fleetmesh_model::DeploymentInfo, phase: fleetmesh_state::model::blue_green::BlueGreenPhase) {
+    use fleetmesh_state::model::blue_green::BlueGreenPhase;
+    let share = info.green_traffic_percent.map(|percent| format!("   green gets {percent} % of new connections"));
+    println!("blue/green   {phase:?}{}", share.unwrap_or_default());
+    let wait = match phase {
+        _ if info.status.is_terminal() => None,
+        BlueGreenPhase::Ready => Some("READY_WAIT"),
+        BlueGreenPhase::TerminationWait => Some("TERMINATION_WAIT"),
+        _ => None,
+    };
+    if let Some(wait) = wait {
+        println!(
+            "             continue now: fleetmesh deploy continue-deployment --deployment-id {} \
+             --deployment-wait-type {wait}",
+            info.deployment_id
+        );
+    }
+}
+
 /// Exit code when a deployment ends in anything but Succeeded.
 pub(crate) const EXIT_DEPLOYMENT_NOT_SUCCEEDED: u8 = 3;
 
@@ -37,6 +58,9 @@ pub(crate) fn print_deployment(answer: &GetDeploymentOutput) {
         "targets      {} succeeded, {} failed, {} skipped, {} in progress, {} pending",
         overview.Succeeded, overview.Failed, overview.Skipped, overview.InProgress, overview.Pending
     );
+    if let Some(phase) = info.blue_green_phase {
+        print_blue_green(info, phase);
+    }
     if let Some(error) = &info.error_information {
         println!("error        {}: {}", spelled(&error.code), error.message);
     }

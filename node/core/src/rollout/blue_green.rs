@@ -10,15 +10,18 @@
 //!   never moved); all green `Ready` → `Ready`, and on at once unless the group waits;
 //! - `Ready`: `READY_WAIT` continued (or no wait asked) → `Rerouting`; the wait over →
 //!   the deployment is `Stopped`;
-//! - `Rerouting`: all green succeeded (allowed) → `Blocking` (blue starts); a failure
-//!   fails the deployment, and the commit gives traffic back to blue when rollback is on;
+//! - `Rerouting`: all green succeeded (allowed) → `Shifting` with canary or linear steps,
+//!   else `Blocking` (blue starts); a failure fails the deployment, and the commit gives
+//!   traffic back to blue when rollback is on;
+//! - `Shifting`: each interval after the last committed step (`phase_since`), green's
+//!   share moves up one step (`Shift`); the step that would reach 100 % is `Blocking`;
 //! - `Blocking`: every blue target done → `TerminationWait`; a blue target that could not
 //!   leave the routes fails the deployment;
 //! - `TerminationWait`: continued or over → `Terminating` (`TERMINATE`) or success;
 //! - `Terminating`: blue done → success.
 
 use fleetmesh_state::model::blue_green::{
-    ActionOnTimeout, BlueGreenPhase, BlueGreenRun, BlueInstanceAction, TargetLabel,
+    green_steps, ActionOnTimeout, BlueGreenPhase, BlueGreenRun, BlueInstanceAction, GreenSteps, TargetLabel,
 };
 use fleetmesh_state::model::deployment::{Deployment, DeploymentStatus, ErrorCode, ErrorInformation, TargetStatus};
 use fleetmesh_state::model::ids::UnixMillis;
@@ -58,12 +61,19 @@ pub(super) fn plan_blue_green(
         actions.push(Action::Start(green.pending.clone()));
         return actions;
     }
-    actions.extend(next_move(run, &green, &blue, now));
+    actions.extend(next_move(run, green_steps(deployment.traffic_routing), &green, &blue, now));
     actions
 }
 
-/// The phase move for `run` now, given both fleets as this round leaves them.
-fn next_move(run: &BlueGreenRun, green: &Fleet, blue: &Fleet, now: UnixMillis) -> Vec<Action> {
+/// The phase move for `run` now, given its canary or linear `steps` and both fleets as
+/// this round leaves them.
+fn next_move(
+    run: &BlueGreenRun,
+    steps: Option<GreenSteps>,
+    green: &Fleet,
+    blue: &Fleet,
+    now: UnixMillis,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     let configuration = &run.configuration;
     let elapsed = now.millis_since(run.phase_since);
@@ -89,10 +99,16 @@ fn next_move(run: &BlueGreenRun, green: &Fleet, blue: &Fleet, now: UnixMillis) -
         BlueGreenPhase::Rerouting if green.failed > 0 && green.running == 0 => {
             actions.push(fail("green", green, "its traffic events failed"));
         }
-        BlueGreenPhase::Rerouting if green.all(&[TargetStatus::Succeeded]) => {
-            actions.push(enter(BlueGreenPhase::Blocking));
-            if blue.total == 0 {
-                actions.push(enter(BlueGreenPhase::TerminationWait));
+        BlueGreenPhase::Rerouting if green.all(&[TargetStatus::Succeeded]) => match steps {
+            Some(_) => actions.push(enter(BlueGreenPhase::Shifting)),
+            None => actions.extend(block(blue)),
+        },
+        BlueGreenPhase::Shifting => {
+            if let Some(steps) = steps.filter(|steps| elapsed >= steps.interval_ms) {
+                match steps.after(run.green_percent.unwrap_or(steps.first)) {
+                    next if next >= 100 => actions.extend(block(blue)),
+                    next => actions.push(Action::BlueGreen(BlueGreenStep::Shift(next))),
+                }
             }
         }
         BlueGreenPhase::Blocking if blue.running == 0 && blue.failed > 0 => {
@@ -120,11 +136,23 @@ fn next_move(run: &BlueGreenRun, green: &Fleet, blue: &Fleet, now: UnixMillis) -
     actions
 }
 
+/// Blue leaves the routes (the last step of a shift), or with no blue fleet (a first
+/// deployment onto an empty route) the termination wait begins at once.
+fn block(blue: &Fleet) -> Vec<Action> {
+    let mut actions = vec![enter(BlueGreenPhase::Blocking)];
+    if blue.total == 0 {
+        actions.push(enter(BlueGreenPhase::TerminationWait));
+    }
+    actions
+}
+
 /// When planning `deployment` again could decide something with no other input: the
-/// end of its ready wait or termination wait; `None` for other phases.
-pub(super) fn wait_deadline(run: &BlueGreenRun) -> Option<UnixMillis> {
+/// end of its ready wait, of a canary or linear interval, or of its termination wait;
+/// `None` for other phases.
+pub(super) fn wait_deadline(deployment: &Deployment, run: &BlueGreenRun) -> Option<UnixMillis> {
     let configuration = &run.configuration;
     let wait_ms = match run.phase {
+        BlueGreenPhase::Shifting => green_steps(deployment.traffic_routing)?.interval_ms,
         BlueGreenPhase::Ready
             if configuration.deployment_ready_option.action_on_timeout == ActionOnTimeout::StopDeployment =>
         {
@@ -252,6 +280,7 @@ mod tests {
             phase_since: UnixMillis(1000),
             ready_continued: false,
             termination_continued: false,
+            green_percent: None,
         };
         Deployment {
             deployment_id: DeploymentId("d-PLANNERBG".into()),
@@ -318,7 +347,7 @@ mod tests {
         let mut ready = deployment(BlueGreenPhase::Ready, TargetStatus::Ready, waiting());
         assert_eq!(plan(&ready, 60_999), vec![], "one millisecond before the wait ends");
         assert_eq!(plan(&ready, 61_000), vec![Action::BlueGreen(BlueGreenStep::ReadyWaitExpired)]);
-        assert_eq!(wait_deadline(&ready.blue_green.expect("run")), Some(UnixMillis(61_000)));
+        assert_eq!(wait_deadline(&ready, &ready.blue_green.expect("run")), Some(UnixMillis(61_000)));
         if let Some(run) = ready.blue_green.as_mut() {
             run.ready_continued = true;
         }
@@ -367,5 +396,25 @@ mod tests {
         let later = UnixMillis(1000 + settings.host_lost_after_ms);
         let actions = plan_blue_green(&installing, &run, &fleet, later, &settings);
         assert!(matches!(actions.as_slice(), [Action::FailTargets(lost)] if lost[0].0 == NodeId(2)), "{actions:?}");
+    }
+
+    #[test]
+    fn linear_steps_wait_an_interval_each_and_the_last_one_takes_blue_off() {
+        use fleetmesh_state::model::traffic_routing::TrafficRouting;
+        let mut rerouted = deployment(BlueGreenPhase::Rerouting, TargetStatus::Succeeded, waiting());
+        rerouted.traffic_routing = Some(TrafficRouting::TimeBasedLinear { percentage: 40, interval_seconds: 5 });
+        assert_eq!(plan(&rerouted, 2000), vec![enter(BlueGreenPhase::Shifting)]);
+        let mut shifting = rerouted.clone();
+        if let Some(run) = shifting.blue_green.as_mut() {
+            run.phase = BlueGreenPhase::Shifting;
+            run.green_percent = Some(40);
+        }
+        assert_eq!(plan(&shifting, 5999), vec![], "one millisecond before the interval ends");
+        assert_eq!(wait_deadline(&shifting, &shifting.blue_green.expect("run")), Some(UnixMillis(6000)));
+        assert_eq!(plan(&shifting, 6000), vec![Action::BlueGreen(BlueGreenStep::Shift(80))]);
+        if let Some(run) = shifting.blue_green.as_mut() {
+            run.green_percent = Some(80);
+        }
+        assert_eq!(plan(&shifting, 6000), vec![enter(BlueGreenPhase::Blocking)], "80 + 40 ≥ 100: blue leaves");
     }
 }

@@ -44,7 +44,7 @@ pub fn next_deadline(deployment: &Deployment, fleet: &FleetView, settings: &Plan
         .min();
     if let Some(run) = &deployment.blue_green {
         // No overall timeout: each wait has its own bound, and hosts their event limits.
-        return host_lost.into_iter().chain(super::blue_green::wait_deadline(run)).min();
+        return host_lost.into_iter().chain(super::blue_green::wait_deadline(deployment, run)).min();
     }
     timeout.into_iter().chain(host_lost).chain(bake_deadline(deployment)).min()
 }

@@ -127,6 +127,7 @@ fn route_to(name: &str, target: SocketAddr) -> RouteInfo {
         created_by: None,
         targets_set_by: None,
         version: 1,
+        traffic_split: None,
     }
 }
 
