@@ -108,8 +108,7 @@ impl ClusterState {
         let deployment = blue_green_mut(self, deployment_id)?;
         let split_before = deployment.blue_green.and_then(|run| run.green_percent);
         match step {
-            BlueGreenStep::Enter(phase) => enter(deployment, phase, at)?,
-            BlueGreenStep::Shift(percent) => shift(deployment, percent, at)?,
+            BlueGreenStep::Enter(_) | BlueGreenStep::Shift(_) => deployment.advance_blue_green(step, at)?,
             BlueGreenStep::ReadyWaitExpired => {
                 let run = deployment.blue_green.as_ref().expect("checked by blue_green_mut");
                 if run.phase != BlueGreenPhase::Ready {
@@ -213,6 +212,25 @@ impl ClusterState {
              green drains",
             deployment.traffic_routes.join(", ")
         ))
+    }
+}
+
+impl Deployment {
+    /// A phase move or a traffic step of this blue/green deployment, as `apply` makes
+    /// it (also run on copies by `create-deployment --dry-run`); the routes' versions
+    /// are the caller's. `ReadyWaitExpired` ends the deployment and is `apply`'s alone.
+    ///
+    /// # Errors
+    /// A move the record does not allow now: backwards, before the fleet it waits for is
+    /// done, a step that does not move green's share up.
+    pub fn advance_blue_green(&mut self, step: BlueGreenStep, at: UnixMillis) -> Result<(), ApplyError> {
+        match step {
+            BlueGreenStep::Enter(phase) => enter(self, phase, at),
+            BlueGreenStep::Shift(percent) => shift(self, percent, at),
+            BlueGreenStep::ReadyWaitExpired => {
+                Err(ApplyError::invalid("the end of a ready wait is applied to the cluster state, not a copy"))
+            }
+        }
     }
 }
 
@@ -321,6 +339,17 @@ fn shift(deployment: &mut Deployment, percent: u32, at: UnixMillis) -> Result<()
     run.green_percent = Some(percent);
     run.phase_since = at;
     Ok(())
+}
+
+/// True when a target labelled `label` may still stop `Ready` in `phase`: green until
+/// the reroute releases it, blue (`TERMINATE`'s hold before `ApplicationStop`) until
+/// `Terminating` does.
+pub(crate) fn holds_at_ready(phase: Option<BlueGreenPhase>, label: Option<TargetLabel>) -> bool {
+    match (phase, label) {
+        (Some(phase), Some(TargetLabel::Green)) => phase < BlueGreenPhase::Rerouting,
+        (Some(phase), Some(TargetLabel::Blue)) => phase < BlueGreenPhase::Terminating,
+        _ => false,
+    }
 }
 
 /// A phase in an operator's words.

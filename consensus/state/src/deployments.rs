@@ -212,6 +212,7 @@ impl ClusterState {
 
     pub(super) fn report_target(&mut self, report: &TargetReport, at: UnixMillis) -> Result<Outcome, ApplyError> {
         let deployment = self.deployment_mut(&report.deployment_id)?;
+        let phase = deployment.blue_green.map(|run| run.phase);
         let target = deployment.targets.get_mut(&report.target_id).ok_or_else(|| {
             ApplyError::not_found(format!("node {} is not a target of {}", report.target_id, report.deployment_id))
         })?;
@@ -222,6 +223,11 @@ impl ClusterState {
             return Err(ApplyError::conflict("stale report"));
         }
         let ready_allowed = report.status == TargetStatus::Ready && target.target_label.is_some();
+        if ready_allowed && !crate::blue_green::holds_at_ready(phase, target.target_label) {
+            // An agent repeats its Ready report while it holds; one sent just before the
+            // phase released the hold must not take the target back.
+            return Err(ApplyError::conflict("the target's hold was released already; a late Ready report is ignored"));
+        }
         if !ready_allowed
             && !matches!(report.status, TargetStatus::InProgress | TargetStatus::Succeeded | TargetStatus::Failed)
         {

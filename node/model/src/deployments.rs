@@ -344,9 +344,9 @@ pub struct PlanDeploymentOutput {
     pub error_information: Option<ErrorInformation>,
 }
 
-/// One wave (`wave` and `targetIds`) or one bake (`bakeSeconds`) of a planned
+/// One wave (`wave` and `targetIds`), one bake (`bakeSeconds`) or one traffic step (`traffic`) of a planned
 /// deployment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedStepInfo {
     /// The wave's number, from 1.
@@ -358,4 +358,7 @@ pub struct PlannedStepInfo {
     /// The bake's length in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_seconds: Option<f64>,
+    /// A blue/green deployment's traffic step or operator wait, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
 }

@@ -81,6 +81,7 @@ fn start_cluster() -> TestCluster {
     let options = Options {
         tags: [(4, vec!["router=yes".to_string()]), (5, tags("blue")), (6, tags("green")), (7, tags("green"))]
             .into_iter()
+            .chain((1..=3).map(|voter| (voter, vec!["voter=yes".to_string()])))
             .collect(),
         ..Options::default()
     };
@@ -148,6 +149,11 @@ fn a_canary_blue_green_gives_green_a_quarter_then_everything_across_a_leader_kil
     assert!((0.10..=0.45).contains(&(v2 as f64 / bake.len() as f64)), "v2 share {v2}/{}", bake.len());
 
     // kill -9 the leader mid-bake; a new leader ends the bake from the committed step.
+    let info = deployment(&cluster, &second).expect("the deployment").deployment_info;
+    let targets: std::collections::BTreeSet<String> =
+        info.target_waves.iter().map(|wave| wave.target_id.clone()).collect();
+    let expected = [5, 6, 7].iter().map(|index| cluster.node_id(*index).to_string()).collect();
+    assert_eq!(targets, expected, "the targets are blue host 5 and green hosts 6-7");
     let leader = cluster.leader_index(VIA).expect("a leader");
     assert!(leader <= 3, "the voters are nodes 1-3, the leader is {leader}");
     let killed = Instant::now();

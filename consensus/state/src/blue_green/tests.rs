@@ -162,6 +162,10 @@ fn blue_serves_until_green_is_installed_allowed_and_blue_is_taken_off() {
     assert_eq!(apply(&mut state, 16, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
     assert!(refused(&mut state, 17, enter(&id, BlueGreenPhase::Ready)).1.contains("only move forward"));
     assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
+    // A held agent's repeated Ready report that arrives after the release is ignored.
+    let late = report(&id, 2, 9, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
+    apply(&mut state, 18, late);
+    assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
 
     for node in [2, 3] {
         let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };

@@ -244,7 +244,7 @@ impl Fleet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
 
     use fleetmesh_state::model::blue_green::{BlueGreenDeploymentConfiguration, BLUE_EVENTS, GREEN_EVENTS};
@@ -260,7 +260,7 @@ mod tests {
 
     /// A blue/green deployment in `phase` since t = 1000: host 1 blue (pending), hosts
     /// 2 and 3 green with status `green`.
-    fn deployment(
+    pub(in crate::rollout) fn deployment(
         phase: BlueGreenPhase,
         green: TargetStatus,
         configuration: BlueGreenDeploymentConfiguration,
@@ -321,7 +321,7 @@ mod tests {
         plan_blue_green(deployment, &run, &fleet, UnixMillis(now), &PlannerSettings::default())
     }
 
-    fn waiting() -> BlueGreenDeploymentConfiguration {
+    pub(in crate::rollout) fn waiting() -> BlueGreenDeploymentConfiguration {
         let mut configuration = BlueGreenDeploymentConfiguration::default();
         configuration.deployment_ready_option.action_on_timeout = ActionOnTimeout::StopDeployment;
         configuration.deployment_ready_option.wait_time_in_seconds = Some(60);

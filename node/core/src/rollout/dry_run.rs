@@ -22,13 +22,18 @@ use super::fleet::FleetView;
 use super::plan::{plan, PlannerSettings};
 use super::steps::bake_deadline;
 
+mod blue_green;
+
 /// One entry of a dry run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlannedStep {
     /// These targets start together.
     Wave(Vec<NodeId>),
-    /// Nothing starts for this long (milliseconds): the bake between two steps.
+    /// Nothing starts for this long (milliseconds): the bake between two steps, or a
+    /// blue/green deployment's interval or termination wait.
     Bake(u64),
+    /// A blue/green deployment's traffic moves, or a wait for an operator, in words.
+    Traffic(String),
 }
 
 /// How a dry run ends.
@@ -71,7 +76,8 @@ pub fn dry_run(
     let mut copy = deployment.clone();
     let mut now = now;
     let mut steps = Vec::new();
-    let rounds_max = 3 * copy.targets.len() + 4;
+    // Blue/green adds a round per phase and per traffic step (at most 99).
+    let rounds_max = 3 * copy.targets.len() + 4 + 110;
     for _ in 0..rounds_max {
         let actions = plan(&copy, group, fleet, now, settings);
         let is_idle = actions.is_empty();
@@ -91,9 +97,11 @@ pub fn dry_run(
                 Action::Finish { succeeded, error } => {
                     return DryRun { steps, end: PlannedEnd::Finished { succeeded, error } }
                 }
-                // A blue/green deployment's phases wait for its hosts' reports; the dry
-                // run shows its green wave only.
-                Action::BlueGreen(_) => return DryRun { steps, end: PlannedEnd::Stalled },
+                Action::BlueGreen(step) => {
+                    if !blue_green::advance(&mut copy, step, now, &mut steps) {
+                        return DryRun { steps, end: PlannedEnd::Stalled };
+                    }
+                }
             }
         }
         let in_flight: Vec<NodeId> = copy
@@ -103,10 +111,15 @@ pub fn dry_run(
             .map(|target| target.target_id)
             .collect();
         for id in &in_flight {
-            set_status(&mut copy, *id, TargetStatus::Succeeded, now);
+            let status = blue_green::finished_status(&copy, *id);
+            set_status(&mut copy, *id, status, now);
         }
         if is_idle && in_flight.is_empty() {
-            match bake_deadline(&copy) {
+            let deadline = match &copy.blue_green {
+                Some(run) => super::blue_green::wait_deadline(&copy, run),
+                None => bake_deadline(&copy),
+            };
+            match deadline {
                 Some(until) if until > now => {
                     steps.push(PlannedStep::Bake(until.millis_since(now)));
                     now = until;
@@ -138,7 +151,7 @@ fn start(deployment: &mut Deployment, wave: &[NodeId], now: UnixMillis) {
     }
 }
 
-fn set_status(deployment: &mut Deployment, id: NodeId, status: TargetStatus, now: UnixMillis) {
+pub(super) fn set_status(deployment: &mut Deployment, id: NodeId, status: TargetStatus, now: UnixMillis) {
     if let Some(target) = deployment.targets.get_mut(&id) {
         target.status = status;
         target.last_updated_at = now;
@@ -187,7 +200,7 @@ mod tests {
                 .iter()
                 .filter_map(|step| match step {
                     PlannedStep::Wave(wave) => Some(wave.clone()),
-                    PlannedStep::Bake(_) => None,
+                    PlannedStep::Bake(_) | PlannedStep::Traffic(_) => None,
                 })
                 .collect();
             let played: Vec<Vec<NodeId>> = harness.run_to_end(&[]).iter().map(|wave| ids(wave)).collect();

@@ -49,12 +49,11 @@ pub(super) fn plan_deployment(node: &Node, input: PlanDeploymentInput) -> Result
                 PlannedStepInfo {
                     wave: Some(wave),
                     target_ids: Some(targets.iter().map(ToString::to_string).collect()),
-                    bake_seconds: None,
+                    ..PlannedStepInfo::default()
                 }
             }
-            PlannedStep::Bake(ms) => {
-                PlannedStepInfo { wave: None, target_ids: None, bake_seconds: Some(ms as f64 / 1000.0) }
-            }
+            PlannedStep::Bake(ms) => PlannedStepInfo { bake_seconds: Some(ms as f64 / 1000.0), ..Default::default() },
+            PlannedStep::Traffic(words) => PlannedStepInfo { traffic: Some(words), ..Default::default() },
         })
         .collect();
     let (outcome, error_information) = match answer.end {

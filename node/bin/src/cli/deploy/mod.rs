@@ -441,12 +441,13 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
 fn print_plan(plan: &PlanDeploymentOutput) {
     println!("deployment configuration {}", plan.deployment_config_name);
     for step in &plan.steps {
-        match (step.wave, &step.target_ids, step.bake_seconds) {
-            (Some(wave), Some(targets), _) => {
+        match (step.wave, &step.target_ids, step.bake_seconds, &step.traffic) {
+            (Some(wave), Some(targets), _, _) => {
                 let noun = if targets.len() == 1 { "host" } else { "hosts" };
                 println!("wave {wave}: {} {noun} ({})", targets.len(), targets.join(", "));
             }
-            (_, _, Some(seconds)) => println!("bake {seconds} s"),
+            (_, _, Some(seconds), _) => println!("bake {seconds} s"),
+            (_, _, _, Some(words)) => println!("traffic: {words}"),
             _ => {}
         }
     }
