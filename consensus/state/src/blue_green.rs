@@ -193,6 +193,18 @@ impl ClusterState {
     }
 }
 
+/// True when a target labelled `label` may pause (report `Ready`) while its blue/green
+/// deployment is in `phase`: green until traffic moves to it (before `Rerouting`), blue
+/// until the termination wait ends (before `Terminating`). The leader's assignments hold
+/// targets at the same points (`ready_before` in `node/src/leader/assignments.rs`).
+pub(crate) fn pauses_in(phase: Option<BlueGreenPhase>, label: Option<TargetLabel>) -> bool {
+    match (phase, label) {
+        (Some(phase), Some(TargetLabel::Green)) => phase < BlueGreenPhase::Rerouting,
+        (Some(phase), Some(TargetLabel::Blue)) => phase < BlueGreenPhase::Terminating,
+        _ => false,
+    }
+}
+
 /// The active blue/green deployment `id`.
 fn blue_green_mut<'a>(state: &'a mut ClusterState, id: &DeploymentId) -> Result<&'a mut Deployment, ApplyError> {
     let deployment = state

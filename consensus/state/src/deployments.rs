@@ -196,6 +196,7 @@ impl ClusterState {
 
     pub(super) fn report_target(&mut self, report: &TargetReport, at: UnixMillis) -> Result<Outcome, ApplyError> {
         let deployment = self.deployment_mut(&report.deployment_id)?;
+        let phase = deployment.blue_green.map(|run| run.phase);
         let target = deployment.targets.get_mut(&report.target_id).ok_or_else(|| {
             ApplyError::not_found(format!("node {} is not a target of {}", report.target_id, report.deployment_id))
         })?;
@@ -206,6 +207,17 @@ impl ClusterState {
             return Err(ApplyError::conflict("stale report"));
         }
         let ready_allowed = report.status == TargetStatus::Ready && target.target_label.is_some();
+        if ready_allowed && !crate::blue_green::pauses_in(phase, target.target_label) {
+            // A late copy of a pause the phase has moved past (an agent that restarted
+            // re-sends its Ready report with a new number): taking it would put a
+            // released target back to Ready, where nobody assigns it again, and the
+            // deployment would wait forever (found by the simulator: blue-green-chaos
+            // seed 40 at 7 nodes).
+            return Err(ApplyError::conflict(format!(
+                "target {} of {} reported Ready, but its fleet was released ({phase:?}); report ignored",
+                report.target_id, report.deployment_id
+            )));
+        }
         if !ready_allowed
             && !matches!(report.status, TargetStatus::InProgress | TargetStatus::Succeeded | TargetStatus::Failed)
         {

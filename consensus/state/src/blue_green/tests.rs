@@ -144,11 +144,17 @@ fn blue_serves_until_green_is_installed_allowed_and_blue_is_taken_off() {
     assert_eq!(apply(&mut state, 16, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
     assert!(refused(&mut state, 17, enter(&id, BlueGreenPhase::Ready)).1.contains("only move forward"));
     assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
+    // A restarted agent's late copy of its pause, with a newer number, is skipped: green
+    // is released, and a target put back to Ready would never be assigned again.
+    let late = report(&id, 2, 5, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
+    assert_eq!(apply(&mut state, 18, late), Outcome::Done);
+    assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
+    assert_eq!(state.deployments[&id].targets[&NodeId(2)].report_seq, 1);
 
     for node in [2, 3] {
         let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };
         assert_eq!(apply(&mut state, 20, allow), Outcome::Done);
-        let done = report(&id, node, 2, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
+        let done = report(&id, node, 6, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
         assert_eq!(apply(&mut state, 21, done), Outcome::Done);
     }
     assert_eq!(apply(&mut state, 22, enter(&id, BlueGreenPhase::Blocking)), Outcome::Done);
