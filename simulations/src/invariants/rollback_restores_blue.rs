@@ -2,18 +2,24 @@
 //! blue. In the entry that ends a blue/green deployment with a rollback (a stop with
 //! `--auto-rollback`, or a failure with rollback on failure, read from the entry's
 //! commands), once traffic had moved (some green target was open at some committed
-//! state of the deployment), every blue target that is still a member is open again on
-//! each route it is on, and no green target is open: blue takes 100 % of new traffic.
+//! state of the deployment) and before blue's termination was ordered (`TERMINATE`: the
+//! deployment entered `Terminating`, after which a blue host may have begun its
+//! `ApplicationStop` before any report says so), every blue target that is still a
+//! member is open again on each route it is on, and no green target is open: blue takes
+//! 100 % of new traffic.
 //!
 //! Blue still runs the old revision, so the rollback is instant and must happen in that
 //! same entry; a later entry would leave a committed state where the deployment had
-//! ended failed with green still serving.
+//! ended failed with green still serving. Once blue is being stopped there is nothing to
+//! give the routes back to, and green must keep them ([`super::route_never_empty`] and
+//! `traffic_only_to_validated_hosts` check that nothing stopped is reopened).
 
 use std::collections::BTreeSet;
 
-use fleetmesh_state::model::blue_green::TargetLabel;
+use fleetmesh_state::model::blue_green::{BlueGreenPhase, TargetLabel};
 use fleetmesh_state::model::deployment::Deployment;
 use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_transport::NodeId;
 
 use super::route_weights::{label_of, open_weights, EntryView};
 use super::Violation;
@@ -62,13 +68,18 @@ impl RollbackRestoresBlue {
     }
 
     /// What is wrong after the rollback: a blue member not open again, or a green target
-    /// open, on some route; `None` when the routes are blue's again.
+    /// open, on some route; `None` when the routes are blue's again or blue was being
+    /// stopped.
     fn unrestored(&mut self, entry: &EntryView<'_>, deployment: &Deployment) -> Option<String> {
+        if deployment.blue_green.is_some_and(|run| run.phase >= BlueGreenPhase::Terminating) {
+            return None;
+        }
+        let runs = |id: NodeId| entry.state.members.contains_key(&id);
         for name in &deployment.traffic_routes {
             let Some(route) = entry.state.routes.get(name) else { continue };
             for (id, weight) in open_weights(entry.state, route) {
                 match label_of(deployment, id) {
-                    Some(TargetLabel::Blue) if entry.state.members.contains_key(&id) => {
+                    Some(TargetLabel::Blue) if runs(id) => {
                         if weight == 0 {
                             return Some(format!("blue host {id} does not serve route {name}"));
                         }
@@ -105,7 +116,7 @@ mod tests {
     use fleetmesh_state::model::ids::UnixMillis;
     use fleetmesh_state::model::members::Member;
     use fleetmesh_state::model::routes::TrafficState;
-    use fleetmesh_state::{ClusterState, Command, NodeId};
+    use fleetmesh_state::{ClusterState, Command};
 
     use super::super::route_weights::tests::{blue_green_state, entry_at, entry_with, set_traffic, DEPLOYMENT};
     use super::*;
@@ -153,5 +164,20 @@ mod tests {
         monitor.check(&entry_with(&state, 2, commands, &[DEPLOYMENT], &[]));
         let violation = monitor.verdict().expect_err("blue left off").to_string();
         assert!(violation.contains("blue host 1 does not serve route web"), "{violation}");
+
+        // The same rollback once blue was being stopped (Terminating): green keeps the
+        // route, no violation.
+        let id = DeploymentId(DEPLOYMENT.into());
+        let deployment = state.deployments.get_mut(&id).expect("deployment");
+        deployment.status = DeploymentStatus::InProgress;
+        if let Some(run) = deployment.blue_green.as_mut() {
+            run.phase = BlueGreenPhase::Terminating;
+        }
+        set_traffic(&mut state, 3, TrafficState::Serving);
+        let mut monitor = RollbackRestoresBlue::default();
+        monitor.check(&entry_at(&state, 1, &[], &[]));
+        let commands = stop(&mut state);
+        monitor.check(&entry_with(&state, 2, commands, &[DEPLOYMENT], &[]));
+        assert_eq!((monitor.verdict(), monitor.rollbacks_checked), (Ok(()), 1));
     }
 }
