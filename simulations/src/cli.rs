@@ -9,13 +9,15 @@ use serde_json::{json, Map, Value};
 
 use crate::cluster::SimConfig;
 use crate::invariants::{Verdicts, Violation};
+use crate::planted::PlantedBug;
 use crate::scenarios::{self, ScenarioOutcome};
 use crate::{SeedRangeError, SimError};
 
 /// `fleetmesh sim`.
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
-    /// Scenario: leader-partition, swarm, rolling-chaos, traffic-chaos, leader-kill-mid-wave, byzantine-peer.
+    /// Scenario: leader-partition, swarm, rolling-chaos, traffic-chaos, blue-green-chaos,
+    /// leader-kill-mid-wave, byzantine-peer.
     #[arg(long, value_name = "NAME")]
     pub scenario: String,
     /// Nodes to simulate.
@@ -45,8 +47,9 @@ pub struct SimArgs {
     /// Probability that a message is lost.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub loss: f64,
-    /// Deliberately break the rollout engine (take one target too many out of service) to
-    /// check that the invariants catch it.
+    /// Deliberately break the rollout engine to check that the invariants catch it: take
+    /// one target too many out of service, or (blue-green-chaos) take blue off the route
+    /// while green installs.
     #[arg(long, hide = true)]
     pub planted_bug: bool,
 }
@@ -78,7 +81,8 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
                 return Err(SimError::NoNodes { scenario: args.scenario.clone() });
             }
             let runtime = runtime(seed)?;
-            let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), args.planted_bug);
+            let planted = args.planted_bug.then_some(PlantedBug::OneTooMany);
+            let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), planted);
             if args.scenario == "rolling-chaos" {
                 runtime.block_on(scenarios::rolling_chaos::run(config))?
             } else if args.scenario == "traffic-chaos" {
@@ -86,6 +90,15 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
             } else {
                 runtime.block_on(scenarios::leader_kill_mid_wave::run(config))?
             }
+        }
+        "blue-green-chaos" => {
+            if args.nodes < 2 {
+                return Err(SimError::NoGreenFleet { nodes: args.nodes });
+            }
+            let runtime = runtime(seed)?;
+            let planted = args.planted_bug.then_some(PlantedBug::BlueLeavesEarly);
+            let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), planted);
+            runtime.block_on(scenarios::blue_green_chaos::run(config))?
         }
         "swarm" | "byzantine-peer" => run_swarm(args, seed)?,
         other => return Err(SimError::UnknownScenario { name: other.to_string() }),

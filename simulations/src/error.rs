@@ -26,6 +26,12 @@ pub enum SimError {
         /// The scenario.
         scenario: String,
     },
+    /// `blue-green-chaos` was asked for one node: blue and green need a host each.
+    #[error("the blue-green-chaos scenario needs at least 2 nodes (a blue host and a green one), not {nodes}")]
+    NoGreenFleet {
+        /// Nodes asked for.
+        nodes: usize,
+    },
     /// A swarm scenario needs a seed and at least one receiver.
     #[error("the swarm scenario needs at least 2 nodes (a seed and a receiver)")]
     SwarmTooSmall,

@@ -1,5 +1,6 @@
 //! The simulator's own tests, one binary: determinism of every scenario, the CI seed
-//! sweep, and the planted bug that the min-healthy invariant must catch.
+//! sweep, and the planted bugs that the min-healthy and route-never-empty invariants
+//! must catch.
 //!
 //! Budget: the whole binary runs in about a minute on the 2-core CI machine (each sweep
 //! is a separate test, so nextest runs them side by side). The longer sweep for local
@@ -93,6 +94,14 @@ fn ci_sweep_traffic_chaos() {
 }
 
 #[test]
+fn ci_sweep_blue_green_chaos() {
+    // blue-green-chaos (blue/green deployments on a route under leader kills,
+    // partitions, hook faults and stops with rollback) over the CI seeds at 5 nodes:
+    // asserts every invariant holds, the four blue/green ones included.
+    sweep("blue-green-chaos");
+}
+
+#[test]
 fn ci_sweep_leader_kill_mid_wave() {
     // leader-kill-mid-wave over the CI seeds at 5 nodes: asserts every invariant holds.
     sweep("leader-kill-mid-wave");
@@ -138,4 +147,27 @@ fn the_planted_bug_is_caught_and_replays() {
         let report = run(&honest, seed);
         assert!(report.passed, "{}", failure_text(&honest, &report, seed));
     }
+}
+
+#[test]
+fn the_blue_green_planted_bug_is_caught_and_replays() {
+    // blue-green-chaos with --planted-bug (blue's block events start with green's
+    // install) over seeds 1–5: asserts a seed fails on route_never_empty, that replaying
+    // it fails the same way with the same trace, and that the seed passes without the
+    // flag.
+    let mut planted = args("blue-green-chaos", CI_NODES);
+    planted.planted_bug = true;
+    let (seed, report) = (1..6)
+        .map(|seed| (seed, run(&planted, seed)))
+        .find(|(_, report)| !report.passed)
+        .expect("the planted blue/green bug went unnoticed over seeds 1..6");
+    let verdict = report.json["invariants"]["route_never_empty"].as_str().expect("a route-never-empty verdict");
+    assert!(verdict.starts_with("violated: ") && verdict.contains("has no open weight"), "{verdict}");
+    let text = failure_text(&planted, &report, seed);
+    assert!(text.contains(&format!("replay: {}", replay_command(&planted, seed))), "{text}");
+    let replayed = run(&planted, seed);
+    assert_eq!(hash(&replayed), hash(&report));
+    assert_eq!(replayed.json["invariants"], report.json["invariants"]);
+    let honest = run(&args("blue-green-chaos", CI_NODES), seed);
+    assert!(honest.passed, "{}", failure_text(&args("blue-green-chaos", CI_NODES), &honest, seed));
 }

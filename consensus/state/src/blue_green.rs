@@ -177,16 +177,29 @@ impl ClusterState {
 
     /// Gives the routes of blue/green deployment `deployment_id` back to blue, once
     /// green may have had traffic: blue serves again (at its kept weight), green drains.
-    /// Returns what was done, for the deployment's rollback message; `None` when green
-    /// never got traffic.
+    /// Once blue is being stopped (`Terminating`) the routes stay with green. Returns
+    /// what was done, for the deployment's rollback message; `None` when green never got
+    /// traffic.
     pub(crate) fn roll_back_traffic(&mut self, deployment_id: &DeploymentId, at: UnixMillis) -> Option<String> {
         let deployment = self.deployments.get_mut(deployment_id)?;
         let run = deployment.blue_green.as_mut()?;
         run.green_percent = None;
-        if run.phase < BlueGreenPhase::Rerouting {
+        let phase = run.phase;
+        let deployment = self.deployments.get(deployment_id)?;
+        if phase < BlueGreenPhase::Rerouting {
             return None;
         }
-        let deployment = self.deployments.get(deployment_id)?;
+        if phase >= BlueGreenPhase::Terminating {
+            // Blue's ApplicationStop has begun (`TERMINATE`): its application may be
+            // down, so giving it the routes back would send traffic to stopped hosts
+            // (found by the simulator: blue-green-chaos with a stop in this phase, seed 6
+            // at 7 nodes). Green keeps them.
+            return Some(format!(
+                "traffic stayed on the replacement fleet: the original fleet was already being stopped \
+                 (TERMINATE), so route(s) {} were not given back",
+                deployment.traffic_routes.join(", ")
+            ));
+        }
         let label = |id: &NodeId| deployment.targets.get(id).and_then(|target| target.target_label);
         let mut restored = 0;
         for name in &deployment.traffic_routes {
@@ -231,6 +244,18 @@ impl Deployment {
                 Err(ApplyError::invalid("the end of a ready wait is applied to the cluster state, not a copy"))
             }
         }
+    }
+}
+
+/// True when a target labelled `label` may pause (report `Ready`) while its blue/green
+/// deployment is in `phase`: green until traffic moves to it (before `Rerouting`), blue
+/// until the termination wait ends (before `Terminating`). The leader's assignments hold
+/// targets at the same points (`ready_before` in `node/src/leader/assignments.rs`).
+pub(crate) fn pauses_in(phase: Option<BlueGreenPhase>, label: Option<TargetLabel>) -> bool {
+    match (phase, label) {
+        (Some(phase), Some(TargetLabel::Green)) => phase < BlueGreenPhase::Rerouting,
+        (Some(phase), Some(TargetLabel::Blue)) => phase < BlueGreenPhase::Terminating,
+        _ => false,
     }
 }
 
@@ -339,17 +364,6 @@ fn shift(deployment: &mut Deployment, percent: u32, at: UnixMillis) -> Result<()
     run.green_percent = Some(percent);
     run.phase_since = at;
     Ok(())
-}
-
-/// True when a target labelled `label` may still stop `Ready` in `phase`: green until
-/// the reroute releases it, blue (`TERMINATE`'s hold before `ApplicationStop`) until
-/// `Terminating` does.
-pub(crate) fn holds_at_ready(phase: Option<BlueGreenPhase>, label: Option<TargetLabel>) -> bool {
-    match (phase, label) {
-        (Some(phase), Some(TargetLabel::Green)) => phase < BlueGreenPhase::Rerouting,
-        (Some(phase), Some(TargetLabel::Blue)) => phase < BlueGreenPhase::Terminating,
-        _ => false,
-    }
 }
 
 /// A phase in an operator's words.

@@ -223,10 +223,16 @@ impl ClusterState {
             return Err(ApplyError::conflict("stale report"));
         }
         let ready_allowed = report.status == TargetStatus::Ready && target.target_label.is_some();
-        if ready_allowed && !crate::blue_green::holds_at_ready(phase, target.target_label) {
-            // An agent repeats its Ready report while it holds; one sent just before the
-            // phase released the hold must not take the target back.
-            return Err(ApplyError::conflict("the target's hold was released already; a late Ready report is ignored"));
+        if ready_allowed && !crate::blue_green::pauses_in(phase, target.target_label) {
+            // A late copy of a pause the phase has moved past (an agent that restarted
+            // re-sends its Ready report with a new number): taking it would put a
+            // released target back to Ready, where nobody assigns it again, and the
+            // deployment would wait forever (found by the simulator: blue-green-chaos
+            // seed 40 at 7 nodes).
+            return Err(ApplyError::conflict(format!(
+                "target {} of {} reported Ready, but its fleet was released ({phase:?}); report ignored",
+                report.target_id, report.deployment_id
+            )));
         }
         if !ready_allowed
             && !matches!(report.status, TargetStatus::InProgress | TargetStatus::Succeeded | TargetStatus::Failed)

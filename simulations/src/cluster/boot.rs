@@ -30,7 +30,6 @@ use crate::host::{HostWorld, SimHost};
 use crate::invariants::Monitor;
 use crate::net::SimNet;
 use crate::observer::{AppliedQueue, Observer};
-use crate::planted::OneTooMany;
 use crate::trace::Trace;
 
 /// Members added per proposal while the cluster forms.
@@ -219,8 +218,10 @@ impl SimCluster {
         node.seed_directory(self.member_seed.clone(), "sim".into());
         let mut tasks = tokio::task::JoinSet::new();
         node.spawn(&mut tasks);
-        let planner: Arc<dyn WavePlanner> =
-            if self.config.planted_bug { Arc::new(OneTooMany) } else { Arc::new(CodeDeployPlanner) };
+        let planner: Arc<dyn WavePlanner> = match self.config.planted_bug {
+            Some(bug) => bug.planner(),
+            None => Arc::new(CodeDeployPlanner),
+        };
         let leader = Leader::start_with_planner(&node, &mut tasks, planner);
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);

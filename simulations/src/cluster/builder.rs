@@ -9,6 +9,7 @@ use fleetmesh_node::runtime::Timing;
 use super::{ClusterError, SimCluster};
 use crate::host::HostTiming;
 use crate::net::LinkModel;
+use crate::planted::PlantedBug;
 
 /// How a simulated cluster is built.
 #[derive(Clone, Debug)]
@@ -27,9 +28,9 @@ pub struct SimConfig {
     pub host: HostTiming,
     /// The rollout planner's settings (deadlines).
     pub planner: PlannerSettings,
-    /// The leaders plan with [`crate::planted::OneTooMany`] instead of CodeDeploy's rules
-    /// (`--planted-bug`), to prove the invariants catch a wrong planner.
-    pub planted_bug: bool,
+    /// The leaders plan with this planted bug ([`crate::planted`]) instead of CodeDeploy's
+    /// rules (`--planted-bug`), to prove the invariants catch a wrong planner.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl SimConfig {
@@ -43,7 +44,7 @@ impl SimConfig {
             timing: Timing::default(),
             host: HostTiming::default(),
             planner: PlannerSettings::default(),
-            planted_bug: false,
+            planted_bug: None,
         }
     }
 }

@@ -84,7 +84,9 @@ impl SimCluster {
         let now = tokio::time::Instant::now();
         let applied = std::mem::take(&mut *lock(&self.applied));
         let installs = self.world.drain_installs();
+        let down = self.crashed().into_iter().collect();
         let mut observer = lock(&self.observer);
+        observer.set_down(down);
         observer.ingest(applied, now, &self.host_disks);
         observer.check_round(installs, now);
         drop(observer);

@@ -53,8 +53,14 @@ pub struct MinHealthy {
 }
 
 impl MinHealthy {
-    /// Records the baseline of a deployment just created in `state`.
+    /// Records the baseline of a deployment just created in `state`. A blue/green
+    /// deployment has none: its green fleet serves nothing while it installs, all at
+    /// once, and what it must keep is traffic on the route
+    /// ([`super::route_never_empty`]).
     pub fn created(&mut self, state: &ClusterState, deployment: &Deployment) {
+        if deployment.blue_green.is_some() {
+            return;
+        }
         let group = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name);
         let healthy_at_start: BTreeSet<NodeId> = deployment
             .targets

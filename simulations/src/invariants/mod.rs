@@ -11,10 +11,15 @@
 pub mod acknowledged_writes;
 pub mod committed_entries;
 pub mod convergence;
+pub mod green_share_monotonic;
 pub mod installs_exact;
 pub mod logs_agree;
 pub mod min_healthy;
+pub mod one_deployment_per_route;
 pub mod rollback_restores;
+pub mod rollback_restores_blue;
+pub mod route_never_empty;
+pub mod route_weights;
 pub mod runaway;
 pub mod single_leader;
 pub mod terminal_deadline;
@@ -26,9 +31,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use self::committed_entries::CommittedEntries;
+use self::green_share_monotonic::GreenShareMonotonic;
 use self::installs_exact::InstallsExact;
 use self::min_healthy::MinHealthy;
+use self::one_deployment_per_route::OneDeploymentPerRoute;
 use self::rollback_restores::RollbackRestores;
+use self::rollback_restores_blue::RollbackRestoresBlue;
+use self::route_never_empty::RouteNeverEmpty;
+use self::route_weights::EntryView;
 use self::runaway::Runaway;
 use self::single_leader::LeaderPerTerm;
 use self::terminal_deadline::TerminalDeadline;
@@ -86,8 +96,16 @@ pub struct Monitor {
     pub rollbacks: RollbackRestores,
     /// No deployment storm.
     pub runaway: Runaway,
-    /// Traffic reaches only validated hosts; one deployment at a time moves a route.
+    /// Traffic reaches only validated hosts.
     pub traffic: TrafficSafe,
+    /// One deployment at a time moves a route.
+    pub one_per_route: OneDeploymentPerRoute,
+    /// A blue/green deployment never empties a route that had traffic.
+    pub route_never_empty: RouteNeverEmpty,
+    /// Green's share of a blue/green deployment's routes only rises, but in a rollback.
+    pub green_share: GreenShareMonotonic,
+    /// A blue/green rollback gives the routes back to blue.
+    pub rollback_blue: RollbackRestoresBlue,
 }
 
 impl Monitor {
@@ -102,11 +120,22 @@ impl Monitor {
             rollbacks: RollbackRestores::default(),
             runaway: Runaway::default(),
             traffic: TrafficSafe::default(),
+            one_per_route: OneDeploymentPerRoute::default(),
+            route_never_empty: RouteNeverEmpty::default(),
+            green_share: GreenShareMonotonic::default(),
+            rollback_blue: RollbackRestoresBlue::default(),
         }
     }
 
+    /// Runs the blue/green checks on one committed entry.
+    pub fn check_blue_green(&mut self, entry: &EntryView<'_>) {
+        self.route_never_empty.check(entry);
+        self.green_share.check(entry);
+        self.rollback_blue.check(entry);
+    }
+
     /// Every continuous verdict so far, by name.
-    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 8] {
+    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 12] {
         [
             ("single_leader_per_term", self.single_leader.verdict()),
             ("committed_entries_never_change", self.committed.verdict()),
@@ -116,6 +145,10 @@ impl Monitor {
             ("rollback_restores_previous", self.rollbacks.verdict()),
             ("no_runaway_deployments", self.runaway.verdict()),
             ("traffic_only_to_validated_hosts", self.traffic.verdict()),
+            ("one_deployment_per_route", self.one_per_route.verdict()),
+            ("route_never_empty", self.route_never_empty.verdict()),
+            ("green_share_monotonic", self.green_share.verdict()),
+            ("rollback_restores_blue", self.rollback_blue.verdict()),
         ]
     }
 

@@ -1,5 +1,6 @@
 //! Safety: after a rollback, every target that had changed runs the previous revision
-//! again.
+//! again. (In-place deployments; a blue/green rollback moves traffic instead, see
+//! [`super::rollback_restores_blue`].)
 //!
 //! For every deployment the monitor remembers the group's last successful revision at
 //! its creation (the revision a rollback must restore). When a rollback ends, it
@@ -66,6 +67,12 @@ impl RollbackRestores {
         disks: &BTreeMap<NodeId, Arc<Mutex<SimDisk>>>,
     ) {
         if self.violation.is_some() {
+            return;
+        }
+        if rollback.blue_green.is_some() {
+            // A blue/green deployment rolls back by giving the routes back to blue,
+            // which still runs the previous revision: no rollback deployment, no
+            // install ([`super::rollback_restores_blue`] checks it).
             return;
         }
         if rollback.creator != DeploymentCreator::CodeDeployRollback {

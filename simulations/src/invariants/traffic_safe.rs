@@ -1,6 +1,8 @@
 //! Safety of traffic control (issue 14): a host whose install is under way never takes
-//! traffic, traffic reaches only hosts that passed `ValidateService`, and one deployment
-//! at a time moves a route.
+//! traffic, and traffic reaches only hosts that passed `ValidateService` (in place and
+//! blue/green alike: a green target runs `ApplicationStop` … `ValidateService` before
+//! its `AllowTraffic`). That one deployment at a time moves a route is
+//! [`super::one_deployment_per_route`].
 //!
 //! Checked after every committed proposal on the replayed state, for every deployment
 //! the proposal touched that moves traffic (`traffic_routes`). For each of its targets
@@ -11,15 +13,11 @@
 //! - (the same rule read the other way) an open target whose `ValidateService` did not
 //!   succeed has not begun `ApplicationStop`.
 //!
-//! And no two running deployments name the same route. The agent's reports reach the
-//! state after the traffic change they follow (a block is committed before the agent
+//! The agent's reports reach the state after the traffic change they follow (a block is committed before the agent
 //! goes on; an allow is committed with the report that shows `ValidateService` done), so
 //! a correct implementation never shows a violating state, under any interleaving.
 
-use std::collections::BTreeMap;
-
 use fleetmesh_state::model::deployment::{Deployment, LifecycleEventStatus, Target};
-use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::ClusterState;
 
 use super::Violation;
@@ -63,18 +61,6 @@ impl TrafficSafe {
                         deployment.deployment_id,
                         status_of(target, "ApplicationStop"),
                         status_of(target, "ValidateService"),
-                    )));
-                    return;
-                }
-            }
-        }
-        let mut movers: BTreeMap<&str, &DeploymentId> = BTreeMap::new();
-        for running in state.active_deployments() {
-            for name in &running.traffic_routes {
-                if let Some(other) = movers.insert(name.as_str(), &running.deployment_id) {
-                    self.violation = Some(Violation::new(format!(
-                        "entry {index}: deployments {other} and {} both move route {name}",
-                        running.deployment_id
                     )));
                     return;
                 }
@@ -135,7 +121,7 @@ mod tests {
     fn a_host_open_on_its_route_while_it_stops_is_caught() {
         // Host 1 open on route web: fine while pending, fine again once ValidateService
         // succeeded; its ApplicationStop running while it is open is a violation naming
-        // it. A second running deployment naming the route is one too.
+        // it.
         let mut moving = deployment(2);
         moving.traffic_routes = vec!["web".into()];
         let mut state = state_with_route(&[1]);
@@ -150,14 +136,5 @@ mod tests {
         monitor.check(&state, &moving, 3);
         let violation = monitor.verdict().expect_err("open while changing").to_string();
         assert!(violation.contains("entry 3: host 1 is open on route web"), "{violation}");
-
-        let mut monitor = TrafficSafe::default();
-        let mut other = deployment(1);
-        other.deployment_id = DeploymentId("d-TEST00002".into());
-        other.traffic_routes = vec!["web".into()];
-        state.deployments.insert(other.deployment_id.clone(), other.clone());
-        monitor.check(&state, &other, 4);
-        let violation = monitor.verdict().expect_err("two movers").to_string();
-        assert!(violation.contains("both move route web"), "{violation}");
     }
 }

@@ -5,15 +5,19 @@
 
 use std::time::Duration;
 
+use fleetmesh_state::model::blue_green::BlueGreenDeploymentConfiguration;
 use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus};
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::model::resources::{
-    AutoRollbackConfiguration, ComputePlatform, DeploymentOption, FileExistsBehavior, LoadBalancerInfo,
+    AutoRollbackConfiguration, ComputePlatform, DeploymentOption, DeploymentType, FileExistsBehavior, LoadBalancerInfo,
     MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType, TargetGroupInfo, TargetSelector,
     HALF_AT_A_TIME, ONE_AT_A_TIME,
 };
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::model::routes::RouteSpec;
+use fleetmesh_state::model::traffic_routing::{
+    TimeBasedCanary, TimeBasedLinear, TrafficRoutingConfig, TrafficRoutingType,
+};
 use fleetmesh_state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +42,8 @@ pub enum ConfigChoice {
     HalfAtATime,
     /// A custom `HOST_COUNT` rule with this minimum.
     HostCount(u32),
+    /// A custom configuration with canary or linear steps (OneAtATime's minimum).
+    Steps(TrafficRoutingConfig),
 }
 
 impl ConfigChoice {
@@ -50,14 +56,73 @@ impl ConfigChoice {
         }
     }
 
+    /// All at once, a canary (10–50 %, 1–4 s) or linear steps (20–50 %, 1–3 s), a third of
+    /// the time each: the blue/green shapes the simulator runs.
+    pub fn pick_blue_green(rng: &mut ChaCha8Rng) -> Self {
+        let routing = match rng.gen_range(0..3) {
+            0 => return Self::OneAtATime,
+            1 => TrafficRoutingConfig {
+                kind: TrafficRoutingType::TimeBasedCanary,
+                time_based_canary: Some(TimeBasedCanary {
+                    canary_percentage: rng.gen_range(10..=50),
+                    canary_interval: None,
+                    canary_interval_seconds: Some(rng.gen_range(1..=4)),
+                }),
+                time_based_linear: None,
+            },
+            _ => TrafficRoutingConfig {
+                kind: TrafficRoutingType::TimeBasedLinear,
+                time_based_canary: None,
+                time_based_linear: Some(TimeBasedLinear {
+                    linear_percentage: rng.gen_range(20..=50),
+                    linear_interval: None,
+                    linear_interval_seconds: Some(rng.gen_range(1..=3)),
+                }),
+            },
+        };
+        Self::Steps(routing)
+    }
+
+    /// The rule and the steps of a custom configuration; `None` for a predefined one.
+    fn custom(self) -> Option<(MinimumHealthyHosts, Option<TrafficRoutingConfig>)> {
+        match self {
+            Self::HostCount(value) => {
+                Some((MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value }, None))
+            }
+            Self::Steps(routing) => {
+                Some((MinimumHealthyHosts { kind: MinimumHealthyHostsType::MostConcurrency, value: 1 }, Some(routing)))
+            }
+            Self::OneAtATime | Self::HalfAtATime => None,
+        }
+    }
+
     /// The configuration's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::OneAtATime => ONE_AT_A_TIME,
             Self::HalfAtATime => HALF_AT_A_TIME,
-            Self::HostCount(_) => CUSTOM_CONFIG,
+            Self::HostCount(_) | Self::Steps(_) => CUSTOM_CONFIG,
         }
     }
+}
+
+/// How the group deploys.
+#[derive(Clone, Copy, Debug)]
+enum Style {
+    /// In place, no traffic control.
+    InPlace,
+    /// In place, with traffic control on [`ROUTE`].
+    Routed {
+        /// The route's drain time.
+        drain_seconds: u32,
+    },
+    /// Blue/green on [`ROUTE`].
+    BlueGreen {
+        /// The route's drain time.
+        drain_seconds: u32,
+        /// The group's blue/green settings.
+        configuration: BlueGreenDeploymentConfiguration,
+    },
 }
 
 /// The route of a group with traffic control ([`App::create_routed`]).
@@ -107,7 +172,7 @@ impl App {
         config: ConfigChoice,
         versions: u64,
     ) -> Result<Self, ScenarioError> {
-        Self::create_in(cluster, rng, config, versions, None).await
+        Self::create_in(cluster, rng, config, versions, Style::InPlace).await
     }
 
     /// As [`Self::create`], with a group that deploys with traffic control on a route
@@ -124,7 +189,25 @@ impl App {
         versions: u64,
         drain_seconds: u32,
     ) -> Result<Self, ScenarioError> {
-        Self::create_in(cluster, rng, config, versions, Some(drain_seconds)).await
+        Self::create_in(cluster, rng, config, versions, Style::Routed { drain_seconds }).await
+    }
+
+    /// As [`Self::create_routed`], with a `BLUE_GREEN` group deploying with
+    /// `configuration`: its deployments install on the hosts not serving [`ROUTE`] and
+    /// move the route to them.
+    ///
+    /// # Errors
+    /// A setup command could not commit.
+    pub async fn create_blue_green(
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        versions: u64,
+        drain_seconds: u32,
+        configuration: BlueGreenDeploymentConfiguration,
+        config: ConfigChoice,
+    ) -> Result<Self, ScenarioError> {
+        let style = Style::BlueGreen { drain_seconds, configuration };
+        Self::create_in(cluster, rng, config, versions, style).await
     }
 
     async fn create_in(
@@ -132,7 +215,7 @@ impl App {
         rng: &mut ChaCha8Rng,
         config: ConfigChoice,
         versions: u64,
-        route_drain_seconds: Option<u32>,
+        style: Style,
     ) -> Result<Self, ScenarioError> {
         let app = Self { application: "app".into(), group: "web".into(), config, revisions: Vec::new() };
         setup_command(
@@ -144,15 +227,15 @@ impl App {
             },
         )
         .await?;
-        if let ConfigChoice::HostCount(value) = config {
+        if let Some((minimum_healthy_hosts, traffic_routing_config)) = config.custom() {
             setup_command(
                 cluster,
                 Command::CreateDeploymentConfig {
                     name: CUSTOM_CONFIG.into(),
                     deployment_config_id: random_id(rng),
                     compute_platform: ComputePlatform::Server,
-                    minimum_healthy_hosts: MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value },
-                    traffic_routing_config: None,
+                    minimum_healthy_hosts,
+                    traffic_routing_config,
                 },
             )
             .await?;
@@ -176,10 +259,7 @@ impl App {
             deployment_type: Default::default(),
             blue_green_deployment_configuration: None,
         };
-        let spec = match route_drain_seconds {
-            None => spec,
-            Some(drain_seconds) => routed(cluster, spec, drain_seconds).await?,
-        };
+        let spec = styled(cluster, spec, style).await?;
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
         let mut app = app;
         for version in 1..=versions {
@@ -245,6 +325,22 @@ impl App {
         revision: RevisionId,
         timeout: Duration,
     ) -> Result<DeploymentId, ScenarioError> {
+        self.deploy_to(cluster, rng, revision, timeout, None).await
+    }
+
+    /// As [`Self::deploy`], on the hosts `target_instances` selects (a blue/green
+    /// deployment's green fleet) when given.
+    ///
+    /// # Errors
+    /// As [`Self::deploy`].
+    pub async fn deploy_to(
+        &self,
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        revision: RevisionId,
+        timeout: Duration,
+        target_instances: Option<TargetSelector>,
+    ) -> Result<DeploymentId, ScenarioError> {
         let mut bytes = [0u8; 9];
         rng.fill_bytes(&mut bytes);
         let deployment_id = DeploymentId::from_random(bytes);
@@ -259,7 +355,7 @@ impl App {
             auto_rollback_configuration: None,
             creator: DeploymentCreator::User,
             targets: None,
-            target_instances: None,
+            target_instances,
         };
         let command = Command::CreateDeployment { spec, deployment_id: deployment_id.clone() };
         let outcome = cluster.propose(command, timeout).await?;
@@ -275,6 +371,23 @@ impl App {
             outcome => Err(ScenarioError::DeploymentRefused { revision, outcome }),
         }
     }
+}
+
+/// `spec` as `style` wants it (creating route [`ROUTE`] when it has one).
+async fn styled(
+    cluster: &SimCluster,
+    spec: DeploymentGroupSpec,
+    style: Style,
+) -> Result<DeploymentGroupSpec, ScenarioError> {
+    Ok(match style {
+        Style::InPlace => spec,
+        Style::Routed { drain_seconds } => routed(cluster, spec, drain_seconds).await?,
+        Style::BlueGreen { drain_seconds, configuration } => DeploymentGroupSpec {
+            deployment_type: DeploymentType::BlueGreen,
+            blue_green_deployment_configuration: Some(configuration),
+            ..routed(cluster, spec, drain_seconds).await?
+        },
+    })
 }
 
 /// Creates route [`ROUTE`] and returns `spec` deploying with traffic control on it.

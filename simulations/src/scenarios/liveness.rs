@@ -32,7 +32,12 @@ pub struct LivenessReport {
     pub phase: Duration,
 }
 
-async fn wait_settled(cluster: &SimCluster, timeout: Duration) -> Result<(), ClusterError> {
+/// Waits until no deployment has run for [`SETTLE_QUIET`] (the leader has heard from
+/// every restarted host by then), for at most `timeout`.
+///
+/// # Errors
+/// The group did not settle within `timeout`.
+pub async fn wait_settled(cluster: &SimCluster, timeout: Duration) -> Result<(), ClusterError> {
     let mut quiet_since: Option<Instant> = None;
     cluster
         .wait_for("the group to settle", timeout, |cluster| {

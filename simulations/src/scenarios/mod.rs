@@ -2,6 +2,7 @@
 //! invariant verdicts and scenario figures.
 
 pub mod app;
+pub mod blue_green_chaos;
 pub mod chaos;
 mod error;
 pub mod leader_kill_mid_wave;
@@ -49,5 +50,12 @@ impl ScenarioOutcome {
 }
 
 /// Names of the scenarios this build runs.
-pub const SCENARIOS: &[&str] =
-    &["leader-partition", "rolling-chaos", "traffic-chaos", "leader-kill-mid-wave", "swarm", "byzantine-peer"];
+pub const SCENARIOS: &[&str] = &[
+    "leader-partition",
+    "rolling-chaos",
+    "traffic-chaos",
+    "blue-green-chaos",
+    "leader-kill-mid-wave",
+    "swarm",
+    "byzantine-peer",
+];

@@ -29,6 +29,7 @@ use super::chaos::{self, ChaosSettings};
 use super::{liveness, ScenarioError, ScenarioOutcome};
 use crate::cluster::{SimCluster, SimConfig};
 use crate::invariants::Verdicts;
+use crate::planted::PlantedBug;
 
 /// Virtual time the chaos may run at most.
 const SAFETY_BUDGET: Duration = Duration::from_secs(240);
@@ -48,7 +49,7 @@ pub fn deployment_limit(cluster: &SimCluster) -> Duration {
 
 /// Settings of the deployment scenarios on top of `config`: the planner's deadline and
 /// the planted bug, and, for large fleets, longer poll holds (see the README).
-pub fn deployment_config(mut config: SimConfig, planted_bug: bool) -> SimConfig {
+pub fn deployment_config(mut config: SimConfig, planted_bug: Option<PlantedBug>) -> SimConfig {
     config.planner = PlannerSettings {
         deployment_timeout_ms: deployment_timeout(config.nodes).as_millis() as u64,
         ..PlannerSettings::default()

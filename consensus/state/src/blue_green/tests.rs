@@ -162,15 +162,17 @@ fn blue_serves_until_green_is_installed_allowed_and_blue_is_taken_off() {
     assert_eq!(apply(&mut state, 16, enter(&id, BlueGreenPhase::Rerouting)), Outcome::Done);
     assert!(refused(&mut state, 17, enter(&id, BlueGreenPhase::Ready)).1.contains("only move forward"));
     assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
-    // A held agent's repeated Ready report that arrives after the release is ignored.
-    let late = report(&id, 2, 9, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
-    apply(&mut state, 18, late);
+    // A restarted agent's late copy of its pause, with a newer number, is skipped: green
+    // is released, and a target put back to Ready would never be assigned again.
+    let late = report(&id, 2, 5, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
+    assert_eq!(apply(&mut state, 18, late), Outcome::Done);
     assert_eq!(state.deployments[&id].targets[&NodeId(2)].status, TargetStatus::InProgress);
+    assert_eq!(state.deployments[&id].targets[&NodeId(2)].report_seq, 1);
 
     for node in [2, 3] {
         let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };
         assert_eq!(apply(&mut state, 20, allow), Outcome::Done);
-        let done = report(&id, node, 2, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
+        let done = report(&id, node, 6, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
         assert_eq!(apply(&mut state, 21, done), Outcome::Done);
     }
     assert_eq!(apply(&mut state, 22, enter(&id, BlueGreenPhase::Blocking)), Outcome::Done);
@@ -341,4 +343,46 @@ fn a_stepped_deployment_stopped_without_rollback_leaves_traffic_where_it_was() {
     // 25 % stays with green, now in the targets' own weights (at most 1000).
     assert_eq!(effective(&state), [(1, 750), (2, 125), (3, 125)]);
     assert_eq!(state.routes["web"].targets[1].weight, 125);
+}
+
+#[test]
+fn a_rollback_once_blue_is_being_stopped_leaves_the_routes_with_green() {
+    // Green 2 and 3 take the route, blue 1 leaves it, the termination wait ends and blue
+    // is being stopped (Terminating); a stop with rollback then: asserts the routes are
+    // unchanged (green serving, blue draining) and the rollback message says why.
+    let (mut state, id) = blue_green();
+    let start = Command::StartTargets { deployment_id: id.clone(), targets: vec![NodeId(2), NodeId(3)] };
+    assert_eq!(apply(&mut state, 10, start), Outcome::Done);
+    for node in [2, 3] {
+        let ready = report(&id, node, 1, TargetStatus::Ready, GREEN_EVENTS, "ValidateService");
+        assert_eq!(apply(&mut state, 11, ready), Outcome::Done);
+    }
+    let go = Command::ContinueDeployment { deployment_id: id.clone(), wait_type: DeploymentWaitType::ReadyWait };
+    for command in [enter(&id, BlueGreenPhase::Ready), go, enter(&id, BlueGreenPhase::Rerouting)] {
+        assert_eq!(apply(&mut state, 12, command), Outcome::Done);
+    }
+    for node in [2, 3] {
+        let allow = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(node), allow: true };
+        assert_eq!(apply(&mut state, 13, allow), Outcome::Done);
+        let done = report(&id, node, 2, TargetStatus::Succeeded, GREEN_EVENTS, "AfterAllowTraffic");
+        assert_eq!(apply(&mut state, 14, done), Outcome::Done);
+    }
+    assert_eq!(apply(&mut state, 15, enter(&id, BlueGreenPhase::Blocking)), Outcome::Done);
+    let block = Command::SetTargetTraffic { deployment_id: id.clone(), target_id: NodeId(1), allow: false };
+    assert_eq!(apply(&mut state, 16, block), Outcome::Done);
+    let blue_events = ["BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"];
+    let blocked = report(&id, 1, 1, TargetStatus::Succeeded, &blue_events, "AfterBlockTraffic");
+    assert_eq!(apply(&mut state, 17, blocked), Outcome::Done);
+    for phase in [BlueGreenPhase::TerminationWait, BlueGreenPhase::Terminating] {
+        assert_eq!(apply(&mut state, 18, enter(&id, phase)), Outcome::Done);
+    }
+    let rollback = Some(DeploymentId("d-ROLLBACK1".into()));
+    let stop = Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback };
+    assert_eq!(apply(&mut state, 20, stop), Outcome::Done);
+    use TrafficState::{Draining, Serving};
+    assert_eq!(route_states(&state), [(1, Draining), (2, Serving), (3, Serving)]);
+    let deployment = &state.deployments[&id];
+    assert_eq!(deployment.status, DeploymentStatus::Stopped);
+    let message = deployment.rollback_info.as_ref().map(|info| info.rollback_message.clone()).unwrap_or_default();
+    assert!(message.contains("traffic stayed on the replacement fleet"), "{message}");
 }
