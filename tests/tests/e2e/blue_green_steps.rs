@@ -6,15 +6,16 @@
 //! through the router every 5 ms, v2 goes to the standby hosts 6–7 under a canary
 //! configuration (25 %, then the rest after 6 s): during the bake about a quarter of the
 //! answers are v2 and `get-route` shows the split; the leader is killed with `kill -9`
-//! during the bake and a new one finishes the deployment from the committed step. No
-//! request fails, green's share never goes down, and v2 serves alone at the end.
+//! during the bake and a new one finishes the deployment from the committed step. Then
+//! v3, whose `ValidateService` fails, goes to the standby host 5: the deployment fails
+//! before traffic moves. No request fails, and v2 serves alone at the end.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fleetmesh_model::{DeploymentStatus, GetDeploymentOutput};
-use fleetmesh_tests::{wait_until, Options, TestCluster};
+use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
 use serde_json::Value;
 
 use super::blue_green::{failures, Client};
@@ -161,6 +162,29 @@ fn a_canary_blue_green_gives_green_a_quarter_then_everything_across_a_leader_kil
     wait_status(&cluster, &second, DeploymentStatus::Succeeded, Duration::from_secs(90));
     println!("leader {leader} killed mid-shift; the deployment succeeded {} ms later", killed.elapsed().as_millis());
     cluster.restart(leader);
+
+    // v3's ValidateService fails on green (host 5, the standby now): the deployment
+    // fails before any traffic moves, and v2 keeps serving.
+    let broken = work.path().join("v3");
+    bundle(&broken, "v3\n");
+    write_bundle(&broken, &[("hooks/validate.sh", "#!/bin/sh\necho 'v3 does not validate' >&2\nexit 1\n", 0o755)]);
+    // (Host 5 holds v1 from the "first" group: overwrite, as in CodeDeploy.)
+    let third = create(&cluster, "web", &cluster.push(VIA, "app", &broken), &["--file-exists-behavior", "OVERWRITE"]);
+    wait_status(&cluster, &third, DeploymentStatus::Failed, Duration::from_secs(90));
+    let failed = deployment(&cluster, &third).expect("the deployment").deployment_info;
+    let message = failed.error_information.map(|error| error.message).unwrap_or_default();
+    assert!(message.contains("green target(s) failed") && message.contains("traffic did not move"), "{message}");
+    let route: Value =
+        serde_json::from_str(&cluster.ok(VIA, &["traffic", "get-route", "--route-name", "web", "--json"]))
+            .expect("route");
+    let serving: std::collections::BTreeSet<u64> = route["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|target| target["state"] == "serving")
+        .filter_map(|target| target["targetId"].as_u64())
+        .collect();
+    assert_eq!(serving, [6, 7].iter().map(|index| cluster.node_id(*index)).collect(), "{route}");
     std::thread::sleep(Duration::from_millis(300));
     let answers = client.finish();
     assert!(failures(&answers).is_empty(), "failed requests: {:?}", failures(&answers));
