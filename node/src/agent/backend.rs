@@ -113,6 +113,17 @@ pub trait LifecycleBackend: Send + Sync + 'static {
     /// Install: cleanup of the previous install, copy, permissions (§1.3, §7.3).
     fn install<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome>;
 
+    /// Removes the files the group's last install put on this host (its cleanup list,
+    /// `codedeploy.md` §7.3), as a blue/green `TERMINATE` does after blue's
+    /// `ApplicationStop`: how many entries were removed. Backends without files do
+    /// nothing.
+    ///
+    /// # Errors
+    /// A listed path that cannot be removed, or a cleanup list that cannot be read.
+    fn remove_installed_files(&self, _context: &TargetContext) -> Result<usize, super::install::InstallError> {
+        Ok(0)
+    }
+
     /// A run ended (any outcome): a chance to prune old revisions.
     fn finished(&self, _context: &TargetContext, _status: TargetStatus) {}
 

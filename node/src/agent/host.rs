@@ -18,7 +18,7 @@ use super::backend::{Journal, LifecycleBackend, TargetContext};
 use super::journal::FileJournal;
 use crate::agent::appspec_file::{read_appspec, AppSpecFileError};
 use crate::agent::hooks::{self, EventControl, EventOutcome, HookEnv, HookGroups};
-use crate::agent::install::{self, InstallPlan};
+use crate::agent::install::{self, InstallError, InstallPlan};
 use crate::agent::script_log::ScriptLog;
 
 use crate::revision::service::RevisionService;
@@ -174,6 +174,11 @@ impl HostBackend {
     /// The revision service (chunk store, manifests, swarm).
     pub fn revisions(&self) -> &Arc<RevisionService> {
         &self.revisions
+    }
+
+    /// The group's cleanup list: what its last install created on this host.
+    fn cleanup_list(&self, context: &TargetContext) -> PathBuf {
+        self.instructions_dir().join(format!("{}-cleanup", context.assignment.deployment_group_id))
     }
 
     fn instructions_dir(&self) -> PathBuf {
@@ -370,6 +375,10 @@ fn unpack_into(revisions: &RevisionService, manifest: &Manifest, target: &Path) 
 impl LifecycleBackend for HostBackend {
     fn journal(&self) -> &dyn Journal {
         &self.journal
+    }
+
+    fn remove_installed_files(&self, context: &TargetContext) -> Result<usize, InstallError> {
+        install::remove_installed(&self.cleanup_list(context))
     }
 
     fn run_hooks<'a>(

@@ -32,6 +32,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use error::InstallError;
+
+/// Removes what the cleanup list at `path` records (newest first) and the list itself:
+/// how many entries were processed; no list, nothing to do.
+///
+/// # Errors
+/// As [`cleanup::run_cleanup`].
+pub(crate) fn remove_installed(path: &Path) -> Result<usize, InstallError> {
+    cleanup::run_cleanup(path)
+}
 pub use records::{
     last_successful_install, most_recent_install, record_last_successful_install, record_most_recent_install,
 };

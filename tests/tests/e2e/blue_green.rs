@@ -6,7 +6,8 @@
 //! v1 goes to 2–3 (an empty route: a first blue/green deployment only allows its green
 //! fleet), waits `Ready` until `continue-deployment`, and serves. Then, while a client
 //! asks through the router every 5 ms, v2 goes to the standby hosts 4–5 by default:
-//! installed while blue serves, rerouted, blue taken off; no request fails. Then a group
+//! installed while blue serves, rerouted, blue taken off and terminated (its
+//! `ApplicationStop` runs and its installed files are removed); no request fails. Then a group
 //! with a long termination wait moves traffic to v3 on 2–3 and is stopped with rollback
 //! during the wait: v2 on 4–5 serves again at once (decision to 100 % blue measured),
 //! again with no failed request. Bad input is refused and changes nothing.
@@ -171,7 +172,7 @@ fn blue_green_installs_beside_the_serving_fleet_moves_traffic_and_rolls_back_at_
 
     let waits = serde_json::json!({
         "deploymentReadyOption": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60},
-        "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE", "terminationWaitTimeInSeconds": 1}});
+        "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInSeconds": 1}});
     group(&cluster, "web", &waits);
     let work = tempfile::tempdir().expect("tempdir");
     let revisions: Vec<String> = ["v1", "v2", "v3"]
@@ -232,6 +233,12 @@ fn blue_green_installs_beside_the_serving_fleet_moves_traffic_and_rolls_back_at_
         .collect();
     assert_eq!(labels.iter().filter(|(_, label)| label.as_deref() == Some("Green")).count(), 2, "{labels:?}");
     assert!(done.deployment_info.target_waves.iter().all(|wave| wave.status == TargetStatus::Succeeded), "{done:?}");
+    // TERMINATE: blue (2-3) ran v1's ApplicationStop and its installed files are gone.
+    let installed = |index: u32| cluster.nodes[&index].install_root.join("srv/web/VERSION");
+    for index in [2, 3] {
+        assert!(!installed(index).exists(), "{} is still there after TERMINATE", installed(index).display());
+    }
+    assert_eq!(std::fs::read_to_string(installed(4)).ok().as_deref(), Some("v2\n"), "green keeps its files");
     let states = route_states(&cluster);
     let green_ids = serving(&cluster, &[4, 5]);
     for (id, state) in &states {

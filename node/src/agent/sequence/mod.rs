@@ -77,6 +77,7 @@ pub(super) async fn run(agent: &Arc<Agent>, context: TargetContext, mut cancelle
                 let outcome = match name.as_str() {
                     "BlockTraffic" => traffic::run(node, &context, false, last_report.clone()).await,
                     "AllowTraffic" => traffic::run(node, &context, true, last_report.clone()).await,
+                    "ApplicationStop" if is_terminate(&context) => terminate(backend, node, &context).await,
                     _ => run_event(backend, node, &context, &name).await,
                 };
                 if *cancelled.borrow_and_update() {
@@ -87,6 +88,41 @@ pub(super) async fn run(agent: &Arc<Agent>, context: TargetContext, mut cancelle
             SequencerAction::Finished { status } => backend.finished(&context, status),
         }
     }
+}
+
+/// True when `context` is a blue target under `TERMINATE`: its events are the block
+/// events and then `ApplicationStop`.
+fn is_terminate(context: &TargetContext) -> bool {
+    let events = &context.assignment.events;
+    events.iter().any(|event| event == "AfterBlockTraffic")
+        && events.last().is_some_and(|last| last == "ApplicationStop")
+}
+
+/// `TERMINATE`'s `ApplicationStop` on a blue host: the last install's script, then its
+/// installed files are removed (the node stays a member; fleetmesh deletes no machine).
+async fn terminate(backend: &dyn LifecycleBackend, node: &Arc<Node>, context: &TargetContext) -> EventOutcome {
+    let mut outcome = run_event(backend, node, context, "ApplicationStop").await;
+    if !outcome.succeeded {
+        return outcome;
+    }
+    match backend.remove_installed_files(context) {
+        Ok(removed) => {
+            tracing::info!(deployment = %context.assignment.deployment_id, removed, "original fleet terminated: installed files removed");
+            let note = format!("TERMINATE: removed the {removed} installed path(s) of the last install");
+            outcome.diagnostics.message = if outcome.diagnostics.message.is_empty() {
+                note
+            } else {
+                format!("{}; {note}", outcome.diagnostics.message)
+            };
+        }
+        Err(error) => {
+            outcome.succeeded = false;
+            outcome.diagnostics.error_code = fleetmesh_state::model::deployment::LifecycleErrorCode::UnknownError;
+            outcome.diagnostics.message =
+                format!("TERMINATE: ApplicationStop ran, but removing the installed files failed: {error}");
+        }
+    }
+    outcome
 }
 
 /// Runs lifecycle event `name` on the host.
