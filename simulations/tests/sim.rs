@@ -173,3 +173,52 @@ fn the_blue_green_planted_bug_is_caught_and_replays() {
     let honest = run(&args("blue-green-chaos", CI_NODES), seed);
     assert!(honest.passed, "{}", failure_text(&args("blue-green-chaos", CI_NODES), &honest, seed));
 }
+
+#[test]
+fn a_voter_replaced_while_down_finds_the_leader_behind_its_old_one() {
+    // Three voters of five nodes. Voter X stays down past the voter grace, so the
+    // autopilot replaces it; then the leader it knew, L1, crashes and comes back as a
+    // follower of a new leader L2. X restarts with a Raft that still names L1 leader and
+    // X a voter. Asserts X follows L1's redirect to L2 (not L1 forever, as openraft's
+    // stale leader would have it), learns from L2 that it is an agent, and starts over
+    // as one: within a minute its hint names L2 and it holds no voter list.
+    use std::time::Duration;
+
+    use fleetmesh_sim::cluster::{Sim, SimCluster};
+
+    let runtime = fleetmesh_sim::cli::runtime(7).expect("a runtime");
+    runtime.block_on(async {
+        let mut cluster = Sim::builder().seed(7).nodes(5).start().await.expect("the cluster forms");
+        let minute = Duration::from_secs(60);
+        cluster.wait_for("a leader", minute, |cluster| cluster.leader().is_some()).await.expect("a leader");
+        let first = cluster.leader().expect("a leader");
+        let voters = cluster.node(first).voters();
+        let stale = *voters.iter().find(|&&id| id != first).expect("a follower voter");
+        cluster.crash(stale, false).await;
+        let replaced = |cluster: &SimCluster| {
+            cluster.leader().is_some_and(|leader| {
+                let voters = cluster.node(leader).voters();
+                voters.len() == 3 && !voters.contains(&stale)
+            })
+        };
+        cluster.wait_for("the autopilot to replace the dead voter", 3 * minute, replaced).await.expect("replaced");
+
+        let old_leader = cluster.leader().expect("a leader");
+        cluster.crash(old_leader, false).await;
+        let moved_on = |cluster: &SimCluster| cluster.leader().is_some_and(|leader| leader != old_leader);
+        cluster.wait_for("a new leader", minute, moved_on).await.expect("a new leader");
+        cluster.restart(old_leader).await.expect("the old leader restarts");
+        cluster.restart(stale).await.expect("the replaced voter restarts");
+
+        let settled = |cluster: &SimCluster| {
+            let node = cluster.node(stale);
+            let leader = cluster.leader();
+            leader.is_some() && node.leader_hint().map(|hint| hint.id) == leader && node.voters().is_empty()
+        };
+        let outcome = cluster.wait_for("the replaced voter to follow the leader as an agent", minute, settled).await;
+        let node = cluster.node(stale);
+        let seen = (node.leader_hint().map(|hint| hint.id), node.voters(), cluster.leader());
+        assert!(outcome.is_ok(), "node {stale} (hint, its voters, the leader) = {seen:?}; old leader {old_leader}");
+        cluster.shutdown().await;
+    });
+}
