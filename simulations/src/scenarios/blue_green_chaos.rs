@@ -5,7 +5,9 @@
 //!
 //! 1. The cluster forms; a `BLUE_GREEN` group (every node, rollback on failure) on route
 //!    `web` (drain 1 s) and three revisions are created. The termination wait (0–4 s)
-//!    and `KEEP_ALIVE` or `TERMINATE` are drawn from the seed.
+//!    and `KEEP_ALIVE` or `TERMINATE` are drawn from the seed, and on 30 % of seeds
+//!    green waits for `continue-deployment --deployment-wait-type READY_WAIT`
+//!    (`STOP_DEPLOYMENT`, a wait of 5–15 s).
 //! 2. Baseline, no fault: revision 1 goes to the odd hosts (`--target-instances`); the
 //!    route is empty, so they become blue.
 //! 3. Safety phase, [`ROUNDS`] deployments alternating revisions 2 and 3, each onto the
@@ -14,9 +16,12 @@
 //!    of `rolling-chaos` with longer pauses until the deployment ends; on some rounds,
 //!    once the deployment reaches a phase drawn from the seed (rerouting, blocking, the
 //!    termination wait, terminating blue), the network heals, crashed nodes restart,
-//!    and the operator stops it with rollback.
+//!    and the operator stops it with rollback. Under `STOP_DEPLOYMENT`, once green is
+//!    `Ready` the operator continues it (80 % of rounds) or lets the wait expire, which
+//!    ends the deployment `Stopped`.
 //! 4. Liveness phase: faults stop, every deployment must end, and a fault-free
-//!    deployment must succeed and leave the route serving exactly its green fleet.
+//!    deployment must succeed (continued once ready, under `STOP_DEPLOYMENT`) and leave
+//!    the route serving exactly its green fleet.
 //!
 //! The blue/green invariants (`route_never_empty`, `green_share_monotonic`,
 //! `rollback_restores_blue`) and `traffic_only_to_validated_hosts` and
@@ -25,12 +30,13 @@
 use std::time::Duration;
 
 use fleetmesh_state::model::blue_green::{
-    BlueGreenDeploymentConfiguration, BlueGreenPhase, BlueInstanceAction, TargetLabel,
+    ActionOnTimeout, BlueGreenDeploymentConfiguration, BlueGreenPhase, BlueInstanceAction, DeploymentWaitType,
+    TargetLabel,
 };
 use fleetmesh_state::model::deployment::DeploymentStatus;
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use fleetmesh_state::model::resources::{TagFilter, TagFilterType, TargetSelector};
-use fleetmesh_state::Command;
+use fleetmesh_state::{Command, Outcome};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -56,6 +62,12 @@ const DRAIN_SECONDS: u32 = 1;
 
 /// Chance that a round's deployment is stopped with rollback.
 const STOP_PROBABILITY: f64 = 0.35;
+
+/// Chance that a seed's group waits for `READY_WAIT` before rerouting.
+const READY_WAIT_PROBABILITY: f64 = 0.3;
+
+/// Chance that the operator continues a waiting deployment (else the wait expires).
+const CONTINUE_PROBABILITY: f64 = 0.8;
 
 /// Phases at which a stop with rollback strikes: after green got traffic, before the end
 /// (`Terminating` only comes with `TERMINATE`; under `KEEP_ALIVE` the round runs on).
@@ -83,6 +95,8 @@ struct Tally {
     stops: u64,
     /// Hook faults planted.
     hook_faults: u64,
+    /// `READY_WAIT` continues the cluster accepted.
+    continues: u64,
     /// The chaos, summed over rounds.
     chaos: ChaosStats,
 }
@@ -110,20 +124,20 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     let steps = ConfigChoice::pick_blue_green(&mut rng);
     cluster.trace.note(&format!("blue/green configuration {configuration:?}, {steps:?}"));
     let app = App::create_blue_green(&cluster, &mut rng, 3, DRAIN_SECONDS, configuration, steps).await?;
-    baseline(&cluster, &app, &mut rng, &mut verdicts).await?;
+    baseline(&cluster, &app, &mut rng, configuration, &mut verdicts).await?;
 
     cluster.trace.note("safety phase");
     let safety_started = Instant::now();
     let mut tally = Tally::default();
     for round in 0..ROUNDS {
         let revision = app.revisions[1 + round % 2];
-        if !one_round(&mut cluster, &app, &mut rng, revision, &mut tally).await? {
+        if !one_round(&mut cluster, &app, &mut rng, (revision, configuration), &mut tally).await? {
             break;
         }
     }
     let safety_secs = safety_started.elapsed().as_secs_f64();
     let liveness_started = Instant::now();
-    let last = last_deployment(&mut cluster, &app, &mut rng, &mut verdicts).await?;
+    let last = last_deployment(&mut cluster, &app, &mut rng, configuration, &mut verdicts).await?;
     liveness::final_checks(&cluster, &mut verdicts).await;
     let liveness_secs = liveness_started.elapsed().as_secs_f64();
 
@@ -133,6 +147,12 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     figures.insert("blue_instances".into(), json!(format!("{:?}", action.action)));
     figures.insert("traffic_steps".into(), json!(format!("{steps:?}")));
     figures.insert("termination_wait_secs".into(), json!(action.termination_wait_time_in_seconds.unwrap_or(0)));
+    let ready = configuration.deployment_ready_option;
+    figures.insert(
+        "ready_wait_secs".into(),
+        json!(waits_when_ready(&configuration).then_some(ready.wait_time_in_seconds)),
+    );
+    figures.insert("ready_continues".into(), json!(tally.continues));
     figures.insert("chaos_deployments".into(), json!(tally.outcomes));
     figures.insert("last_deployment".into(), json!(format!("{last:?}")));
     figures.insert("stops_with_rollback".into(), json!(tally.stops));
@@ -158,10 +178,16 @@ pub async fn run(config: SimConfig) -> Result<ScenarioOutcome, ScenarioError> {
     Ok(outcome)
 }
 
-/// The group's blue/green settings for this seed: go on as soon as green is ready, a
-/// termination wait of 0–4 s (so stops land in it), and `TERMINATE` 30 % of the time.
+/// The group's blue/green settings for this seed: go on as soon as green is ready, or
+/// [`READY_WAIT_PROBABILITY`] of the time wait 5–15 s for `READY_WAIT`; a termination
+/// wait of 0–4 s (so stops land in it), and `TERMINATE` 30 % of the time.
 fn pick_configuration(rng: &mut ChaCha8Rng) -> BlueGreenDeploymentConfiguration {
     let mut configuration = BlueGreenDeploymentConfiguration::default();
+    if rng.gen_bool(READY_WAIT_PROBABILITY) {
+        let ready = &mut configuration.deployment_ready_option;
+        ready.action_on_timeout = ActionOnTimeout::StopDeployment;
+        ready.wait_time_in_seconds = Some(rng.gen_range(5..=15));
+    }
     let termination = &mut configuration.terminate_blue_instances_on_deployment_success;
     termination.termination_wait_time_in_seconds = Some(rng.gen_range(0..=4));
     if rng.gen_bool(0.3) {
@@ -170,11 +196,13 @@ fn pick_configuration(rng: &mut ChaCha8Rng) -> BlueGreenDeploymentConfiguration 
     configuration
 }
 
-/// Deploys revision 1 to the odd hosts with no fault and records `baseline_succeeds`.
+/// Deploys revision 1 to the odd hosts with no fault (continued once ready, under
+/// `STOP_DEPLOYMENT`) and records `baseline_succeeds`.
 async fn baseline(
     cluster: &SimCluster,
     app: &App,
     rng: &mut ChaCha8Rng,
+    configuration: BlueGreenDeploymentConfiguration,
     verdicts: &mut Verdicts,
 ) -> Result<(), ScenarioError> {
     let odd = TargetSelector {
@@ -186,6 +214,9 @@ async fn baseline(
         tag_set: Vec::new(),
     };
     let id = app.deploy_to(cluster, rng, app.revisions[0], Duration::from_secs(60), Some(odd)).await?;
+    if waits_when_ready(&configuration) {
+        continue_once_ready(cluster, &id).await?;
+    }
     let ended = wait_ended(cluster, &id).await;
     verdicts.record(
         "baseline_succeeds",
@@ -214,7 +245,7 @@ async fn one_round(
     cluster: &mut SimCluster,
     app: &App,
     rng: &mut ChaCha8Rng,
-    revision: RevisionId,
+    (revision, configuration): (RevisionId, BlueGreenDeploymentConfiguration),
     tally: &mut Tally,
 ) -> Result<bool, ScenarioError> {
     let settings = chaos_settings(cluster.all().len());
@@ -222,6 +253,15 @@ async fn one_round(
     tally.hook_faults += plant_hook_fault(cluster, rng);
     let id = app.deploy(cluster, rng, revision, Duration::from_secs(60)).await?;
     let ended = |cluster: &SimCluster| app::status(cluster, &id).is_some_and(DeploymentStatus::is_terminal);
+    if waits_when_ready(&configuration) {
+        let ready = |cluster: &SimCluster| {
+            ended(cluster) || phase_of(cluster, &id).is_some_and(|now| now >= BlueGreenPhase::Ready)
+        };
+        tally.add(chaos::run(cluster, rng, &settings, ROUND_BUDGET, ready).await?);
+        if rng.gen_bool(CONTINUE_PROBABILITY) && continue_when_ready(cluster, &id).await? {
+            tally.continues += 1;
+        }
+    }
     if rng.gen_bool(STOP_PROBABILITY) {
         let phase = STOP_PHASES[rng.gen_range(0..STOP_PHASES.len())];
         let reached = |cluster: &SimCluster| ended(cluster) || phase_of(cluster, &id).is_some_and(|now| now >= phase);
@@ -268,6 +308,36 @@ async fn recover(cluster: &mut SimCluster) -> Result<(), ClusterError> {
         cluster.restart(id).await?;
     }
     Ok(())
+}
+
+/// Without faults: waits until deployment `id` is `Ready` (or further, or over) and
+/// continues it. A deployment that never gets ready is left to the caller's verdict,
+/// which its status fails.
+async fn continue_once_ready(cluster: &SimCluster, id: &DeploymentId) -> Result<(), ScenarioError> {
+    let ready = |cluster: &SimCluster| {
+        app::status(cluster, id).is_some_and(DeploymentStatus::is_terminal)
+            || phase_of(cluster, id).is_some_and(|now| now >= BlueGreenPhase::Ready)
+    };
+    if cluster.wait_for("green to be ready", deployment_limit(cluster), ready).await.is_ok() {
+        continue_when_ready(cluster, id).await?;
+    }
+    Ok(())
+}
+
+/// True when the group waits for `continue-deployment` once green is ready.
+fn waits_when_ready(configuration: &BlueGreenDeploymentConfiguration) -> bool {
+    configuration.deployment_ready_option.action_on_timeout == ActionOnTimeout::StopDeployment
+}
+
+/// The operator runs `continue-deployment --deployment-wait-type READY_WAIT` on `id`
+/// (called once it is `Ready` or further, or has ended). Returns whether the cluster
+/// accepted it: it refuses when the deployment is past `Ready` or over.
+async fn continue_when_ready(cluster: &SimCluster, id: &DeploymentId) -> Result<bool, ScenarioError> {
+    let phase = phase_of(cluster, id);
+    let command = Command::ContinueDeployment { deployment_id: id.clone(), wait_type: DeploymentWaitType::ReadyWait };
+    let outcome = cluster.propose(command, Duration::from_secs(60)).await?;
+    cluster.trace.note(&format!("continue {id} (phase {phase:?}): {outcome:?}"));
+    Ok(outcome == Outcome::Done)
 }
 
 /// The operator stops deployment `id` with `--auto-rollback`.
@@ -322,6 +392,7 @@ async fn last_deployment(
     cluster: &mut SimCluster,
     app: &App,
     rng: &mut ChaCha8Rng,
+    configuration: BlueGreenDeploymentConfiguration,
     verdicts: &mut Verdicts,
 ) -> Result<Option<DeploymentStatus>, ScenarioError> {
     cluster.trace.note("liveness phase: faults stop");
@@ -341,6 +412,9 @@ async fn last_deployment(
     }
     let revision = app.revisions[1 + ROUNDS % 2];
     let id = app.deploy(cluster, rng, revision, Duration::from_secs(60)).await?;
+    if waits_when_ready(&configuration) {
+        continue_once_ready(cluster, &id).await?;
+    }
     let ended = wait_ended(cluster, &id).await;
     let status = app::status(cluster, &id);
     let verdict = match (ended, status) {
