@@ -5,8 +5,10 @@ use crate::blue_green::validate_blue_green;
 use crate::NodeId;
 
 use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
+use crate::features::FeatureLevel;
 use crate::model::ids::{RevisionId, UnixMillis};
 use crate::model::members::Actor;
+use crate::model::platform_configs::check_platform_config;
 use crate::model::resources::{
     validate_name, Application, ComputePlatform, DeploymentConfig, DeploymentGroup, MinimumHealthyHosts,
     MinimumHealthyHostsType, PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
@@ -264,6 +266,10 @@ impl ClusterState {
         if let Some(routing) = traffic_routing_config {
             routing.normalise().map_err(|error| ApplyError::invalid(error.to_string()))?;
         }
+        if self.feature_level >= FeatureLevel::COMPUTE_PLATFORMS {
+            check_platform_config(*compute_platform, minimum_healthy_hosts, traffic_routing_config)
+                .map_err(|error| ApplyError::invalid(error.to_string()))?;
+        }
         if self.deployment_config(name).is_some() {
             return Err(ApplyError::exists(format!("deployment configuration {name} already exists")));
         }
@@ -341,12 +347,7 @@ impl ClusterState {
         if !self.applications.contains_key(&spec.application_name) {
             return Err(ApplyError::not_found(format!("application {} does not exist", spec.application_name)));
         }
-        if self.deployment_config(&spec.deployment_config_name).is_none() {
-            return Err(ApplyError::not_found(format!(
-                "deployment configuration {} does not exist",
-                spec.deployment_config_name
-            )));
-        }
+        self.check_config_platform(&spec.application_name, &spec.deployment_config_name)?;
         let selector = &spec.target_selector;
         if !selector.tag_filters.is_empty() && !selector.tag_set.is_empty() {
             return Err(ApplyError::invalid("use either tag filters or a tag set, not both"));

@@ -9,11 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::command::ApplyError;
 use crate::features::FeatureLevel;
 use crate::model::deployment::Deployment;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{ClusterInfo, Member};
-use crate::model::resources::{predefined_configs, Application, DeploymentConfig, DeploymentGroup};
+use crate::model::platform_configs::predefined_configs_at;
+use crate::model::resources::{Application, DeploymentConfig, DeploymentGroup};
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::Route;
 
@@ -58,12 +60,35 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// A deployment configuration by name, predefined or custom.
+    /// A deployment configuration by name, predefined (those of the cluster's feature
+    /// level) or custom.
     pub fn deployment_config(&self, name: &str) -> Option<DeploymentConfig> {
-        predefined_configs()
+        predefined_configs_at(self.feature_level)
             .into_iter()
             .find(|config| config.deployment_config_name == name)
             .or_else(|| self.deployment_configs.get(name).cloned())
+    }
+
+    /// Deployment configuration `name` for a group or deployment of `application` (which
+    /// exists): it must exist and, from [`FeatureLevel::COMPUTE_PLATFORMS`] on, be for
+    /// the application's compute platform.
+    pub(crate) fn check_config_platform(&self, application: &str, name: &str) -> Result<DeploymentConfig, ApplyError> {
+        let config = self
+            .deployment_config(name)
+            .ok_or_else(|| ApplyError::not_found(format!("deployment configuration {name} does not exist")))?;
+        let platform = self.applications.get(application).map(|application| application.compute_platform);
+        match platform {
+            Some(platform)
+                if platform != config.compute_platform && self.feature_level >= FeatureLevel::COMPUTE_PLATFORMS =>
+            {
+                Err(ApplyError::invalid(format!(
+                    "deployment configuration {name} is for the {} compute platform; application {application} \
+                     deploys to {platform}",
+                    config.compute_platform
+                )))
+            }
+            _ => Ok(config),
+        }
     }
 
     /// A deployment group.

@@ -37,7 +37,8 @@ impl ClusterState {
             .ok_or_else(|| ApplyError::not_found(format!("application {} does not exist", spec.application_name)))?;
         if application.compute_platform != ComputePlatform::Server {
             return Err(ApplyError::invalid(format!(
-                "application {} is for {:?}; only Server deployments are supported in this release",
+                "application {} is for {}; this release deploys only to Server (Lambda and ECS deployments \
+                 are not built yet)",
                 spec.application_name, application.compute_platform
             )));
         }
@@ -67,9 +68,7 @@ impl ClusterState {
     ) -> Result<Outcome, ApplyError> {
         let group = self.deployable_group(spec)?;
         let config_name = spec.deployment_config_name.clone().unwrap_or_else(|| group.deployment_config_name.clone());
-        let config = self
-            .deployment_config(&config_name)
-            .ok_or_else(|| ApplyError::not_found(format!("deployment configuration {config_name} does not exist")))?;
+        let config = self.check_config_platform(&spec.application_name, &config_name)?;
         if let Some(active) = &group.active_deployment_id {
             return Err(ApplyError::conflict(format!(
                 "deployment group {} already has deployment {active} in progress; \

@@ -80,8 +80,14 @@ impl FeatureLevel {
     /// (`BlueGreenPhase::Shifting`, `BlueGreenStep::Shift`).
     pub const BLUE_GREEN_STEPS: Self = Self(11);
 
+    /// Level 12: the Lambda and ECS compute platforms' deployment configurations (the
+    /// predefined `CodeDeployDefault.Lambda*` and `CodeDeployDefault.ECS*` ones, custom
+    /// ones checked by AWS's rules) and the check that a group's or a deployment's
+    /// configuration is for its application's platform.
+    pub const COMPUTE_PLATFORMS: Self = Self(12);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::BLUE_GREEN_STEPS;
+    pub const CURRENT: Self = Self::COMPUTE_PLATFORMS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -3,7 +3,7 @@
 use crate::command::Command;
 use crate::features::FeatureLevel;
 use crate::model::members::{JoinTokenRecord, MemberSpec};
-use crate::model::resources::DeploymentType;
+use crate::model::resources::{ComputePlatform, DeploymentType};
 
 impl Command {
     /// The feature level that introduced this command: a leader proposes it only when
@@ -34,6 +34,9 @@ impl Command {
             Self::CreateDeployment { spec, .. } if spec.target_instances.is_some() => FeatureLevel::BLUE_GREEN,
             Self::CreateDeploymentGroup { spec, .. } if spec.uses_traffic_control() => FeatureLevel::TRAFFIC_CONTROL,
             Self::Bootstrap { info, .. } if info.ca.is_sealed() => FeatureLevel::SEALED_CA,
+            Self::CreateDeploymentConfig { compute_platform, .. } if *compute_platform != ComputePlatform::Server => {
+                FeatureLevel::COMPUTE_PLATFORMS
+            }
             Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,

@@ -25,6 +25,8 @@ pub mod features;
 mod levels;
 mod membership;
 pub mod model;
+#[cfg(test)]
+mod platform_tests;
 mod rollback;
 mod routes;
 #[cfg(test)]

@@ -331,8 +331,9 @@ pub struct DeploymentConfigInfo {
     pub deployment_config_id: String,
     /// Name.
     pub deployment_config_name: String,
-    /// The rule for in-place waves.
-    pub minimum_healthy_hosts: MinimumHealthyHosts,
+    /// The rule for in-place waves; absent for Lambda and ECS, which shift traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_healthy_hosts: Option<MinimumHealthyHosts>,
     /// Created (zero for the predefined ones).
     pub create_time: EpochSeconds,
     /// Its platform.
@@ -351,7 +352,8 @@ impl From<&DeploymentConfig> for DeploymentConfigInfo {
         Self {
             deployment_config_id: config.deployment_config_id.clone(),
             deployment_config_name: config.deployment_config_name.clone(),
-            minimum_healthy_hosts: config.minimum_healthy_hosts,
+            minimum_healthy_hosts: (config.compute_platform == ComputePlatform::Server)
+                .then_some(config.minimum_healthy_hosts),
             create_time: config.create_time.into(),
             compute_platform: config.compute_platform,
             traffic_routing_config: config.traffic_routing_config,

@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod ids;
 pub mod members;
 pub mod node_id;
+pub mod platform_configs;
 pub mod resources;
 pub mod revision;
 pub mod routes;

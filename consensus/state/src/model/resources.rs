@@ -19,9 +19,11 @@ pub enum ComputePlatform {
     /// Hosts running the fleetmesh agent (CodeDeploy's EC2/On-premises).
     #[default]
     Server,
-    /// AWS Lambda functions (traffic shifting; not built yet).
+    /// AWS Lambda functions (deployment configurations from feature level 12;
+    /// deployments not built yet).
     Lambda,
-    /// Amazon ECS services (traffic shifting; not built yet).
+    /// Amazon ECS services (deployment configurations from feature level 12;
+    /// deployments not built yet).
     #[serde(rename = "ECS")]
     Ecs,
 }
@@ -35,6 +37,17 @@ impl ComputePlatform {
             "ECS" => Some(Self::Ecs),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for ComputePlatform {
+    /// AWS's spelling: `Server`, `Lambda`, `ECS`.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Self::Server => "Server",
+            Self::Lambda => "Lambda",
+            Self::Ecs => "ECS",
+        })
     }
 }
 

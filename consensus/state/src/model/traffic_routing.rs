@@ -37,6 +37,12 @@ pub struct TrafficRoutingConfig {
     pub time_based_linear: Option<TimeBasedLinear>,
 }
 
+impl TrafficRoutingConfig {
+    /// `{"type": "AllAtOnce"}`.
+    pub const ALL_AT_ONCE: Self =
+        Self { kind: TrafficRoutingType::AllAtOnce, time_based_canary: None, time_based_linear: None };
+}
+
 /// `trafficRoutingConfig.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TrafficRoutingType {

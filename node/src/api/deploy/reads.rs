@@ -77,10 +77,8 @@ fn resources(operation: &Operation, state: &ClusterState) -> Answer {
                 })
         }
         Operation::ListDeploymentConfigs(_) => {
-            let mut names: Vec<String> = fleetmesh_state::model::resources::predefined_configs()
-                .into_iter()
-                .map(|config| config.deployment_config_name)
-                .collect();
+            let predefined = fleetmesh_state::model::platform_configs::predefined_configs_at(state.feature_level);
+            let mut names: Vec<String> = predefined.into_iter().map(|config| config.deployment_config_name).collect();
             names.extend(state.deployment_configs.keys().cloned());
             Ok(Output::ListDeploymentConfigs(ListDeploymentConfigsOutput { deployment_configs_list: names }))
         }

@@ -12,8 +12,12 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::resources::{MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME};
+use fleetmesh_state::model::platform_configs::NO_MINIMUM;
+use fleetmesh_state::model::resources::{
+    ComputePlatform, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME,
+};
 use fleetmesh_state::model::revision::RevisionRecord;
+use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
 use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec, DeploymentWaitType};
 use fleetmesh_transport::NodeId;
 
@@ -79,8 +83,20 @@ pub(super) async fn create_deployment_config(
 ) -> Result<CreateDeploymentConfigOutput, ApiError> {
     let name = required("deploymentConfigName", &input.deployment_config_name)?.to_string();
     // The routing config's own rules were checked with the input (`Operation::check`).
-    let traffic_routing_config = input.traffic_routing_config;
+    let compute_platform = input.compute_platform.unwrap_or_default();
+    let mut traffic_routing_config = input.traffic_routing_config;
     let minimum_healthy_hosts = match (input.minimum_healthy_hosts, traffic_routing_config) {
+        (Some(_), _) if compute_platform != ComputePlatform::Server => {
+            return Err(ApiError::invalid(
+                "minimumHealthyHosts",
+                format!("applies only to the Server compute platform, not {compute_platform}"),
+            ))
+        }
+        // AWS: a Lambda or ECS configuration without routing shifts all at once.
+        (None, routing) if compute_platform != ComputePlatform::Server => {
+            traffic_routing_config = Some(routing.unwrap_or(TrafficRoutingConfig::ALL_AT_ONCE));
+            NO_MINIMUM
+        }
         (Some(rule), _) if rule.kind == MinimumHealthyHostsType::MostConcurrency => {
             return Err(ApiError::invalid("minimumHealthyHosts.type", "must be HOST_COUNT or FLEET_PERCENT"));
         }
@@ -94,7 +110,6 @@ pub(super) async fn create_deployment_config(
             ))
         }
     };
-    let compute_platform = input.compute_platform.unwrap_or_default();
     let deployment_config_id = random_id(node);
     let command = Command::CreateDeploymentConfig {
         name,

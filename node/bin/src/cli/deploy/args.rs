@@ -74,9 +74,9 @@ pub(crate) enum DeployCommand {
         /// Server (default), Lambda or ECS.
         #[arg(long, value_parser = ["Server", "Lambda", "ECS"])]
         compute_platform: Option<String>,
-        /// type=HOST_COUNT|FLEET_PERCENT,value=N (optional with --traffic-routing-config:
-        /// one host at a time, OneAtATime's rule, by default).
-        #[arg(long, value_name = "type=T,value=N", required_unless_present = "traffic_routing_config")]
+        /// type=HOST_COUNT|FLEET_PERCENT,value=N, Server only (optional with
+        /// --traffic-routing-config: one host at a time, OneAtATime's rule, by default).
+        #[arg(long, value_name = "type=T,value=N", required_unless_present_any = ["traffic_routing_config", "compute_platform"])]
         minimum_healthy_hosts: Option<String>,
         /// Canary or linear waves, AWS's JSON, e.g.
         /// '{"type":"TimeBasedCanary","timeBasedCanary":{"canaryPercentage":10,"canaryIntervalSeconds":30}}'

@@ -289,9 +289,10 @@ fn print_deployment_config(info: &DeploymentConfigInfo) {
     println!("id                {}", info.deployment_config_id);
     let platform = serde_json::to_value(info.compute_platform).unwrap_or_default();
     println!("compute platform  {}", platform.as_str().unwrap_or("?"));
-    let rule = &info.minimum_healthy_hosts;
-    let kind = serde_json::to_value(rule.kind).unwrap_or_default();
-    println!("minimum healthy   {} {}", kind.as_str().unwrap_or("?"), rule.value);
+    if let Some(rule) = &info.minimum_healthy_hosts {
+        let kind = serde_json::to_value(rule.kind).unwrap_or_default();
+        println!("minimum healthy   {} {}", kind.as_str().unwrap_or("?"), rule.value);
+    }
     if let Some(routing) = &info.traffic_routing_config {
         println!("traffic routing   {}", describe_traffic_routing(routing));
     }
