@@ -72,3 +72,46 @@ fn a_canary_goes_first_and_the_rest_follow_after_the_bake() {
     // ended on the host: at least 3 s (a little slack for the two clocks' rounding).
     assert!(rest_start - canary_end >= 2.95, "the rest started {:.3} s after the canary", rest_start - canary_end);
 }
+
+/// One host at feature level 12: a Lambda configuration without a minimum is created as
+/// `AllAtOnce` and shows no minimum; one with a minimum is refused naming the platform
+/// and nothing is created; the predefined Lambda canary reads back as AWS defines it;
+/// a Server application refuses an ECS configuration for its group, naming both
+/// platforms.
+#[test]
+fn lambda_and_ecs_configurations_follow_their_platform_rules() {
+    let cluster = TestCluster::start(1, Options::default());
+    wait_until("feature level 12", Duration::from_secs(60), || {
+        (cluster.status(1)?["feature_level"].as_u64()? >= 12).then_some(())
+    });
+    let config = ["deploy", "create-deployment-config", "--compute-platform", "Lambda", "--deployment-config-name"];
+    cluster.ok(1, &[&config[..], &["lam"]].concat());
+    let shown = cluster.ok(1, &["deploy", "get-deployment-config", "--deployment-config-name", "lam"]);
+    assert!(shown.contains("traffic routing   AllAtOnce") && !shown.contains("minimum healthy"), "{shown}");
+
+    let with_minimum = [&config[..], &["bad", "--minimum-healthy-hosts", "type=HOST_COUNT,value=1"]].concat();
+    let refused = cluster.cli(1, &with_minimum);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("only to the Server compute platform, not Lambda"),
+        "{stderr}"
+    );
+    let names = cluster.ok(1, &["deploy", "list-deployment-configs"]);
+    assert!(!names.contains("bad") && names.contains("CodeDeployDefault.ECSAllAtOnce"), "{names}");
+
+    let predefined = "CodeDeployDefault.LambdaCanary10Percent30Minutes";
+    let shown = cluster.ok(1, &["deploy", "get-deployment-config", "--deployment-config-name", predefined]);
+    assert!(
+        shown.contains("compute platform  Lambda") && shown.contains("10 %, then the rest after 30 min"),
+        "{shown}"
+    );
+
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
+    let group = ["deploy", "create-deployment-group", "--application-name", "app", "--deployment-group-name", "web"];
+    let ecs =
+        [&group[..], &["--tag", "role=web", "--deployment-config-name", "CodeDeployDefault.ECSAllAtOnce"]].concat();
+    let refused = cluster.cli(1, &ecs);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let expected = "is for the ECS compute platform; application app deploys to Server";
+    assert!(!refused.status.success() && stderr.contains(expected), "{stderr}");
+}
