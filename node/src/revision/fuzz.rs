@@ -8,6 +8,7 @@
 //! | target     | input                          | decoder                                          |
 //! |------------|--------------------------------|--------------------------------------------------|
 //! | `appspec`  | an `appspec.yml`               | `fleetmesh_core::appspec::parse`                 |
+//! | `platform_appspec` | a Lambda or ECS AppSpec | `appspec::lambda_ecs::parse_lambda`, `parse_ecs` |
 //! | `frame`    | one frame off a QUIC stream    | `frame::decode`, then the protocol's JSON header |
 //! | `manifest` | a manifest as a peer sends it  | JSON into `Manifest`, `validate`, its piece map  |
 //! | `archive`  | a bundle file (tar, tgz, zip)  | [`bundle_size`] and [`build_manifest`]           |
@@ -28,7 +29,7 @@ use crate::runtime::protocol::{Request, Response};
 
 /// The fuzz targets, by the name of their `fuzz/fuzz_targets/<name>.rs` and corpus
 /// directory `fuzz/corpus/<name>/`.
-pub const TARGETS: [&str; 4] = ["appspec", "frame", "manifest", "archive"];
+pub const TARGETS: [&str; 5] = ["appspec", "platform_appspec", "frame", "manifest", "archive"];
 
 /// Parses `data` as an appspec, as the agent does with the file it reads from a revision.
 pub fn appspec(data: &[u8]) {
@@ -38,6 +39,26 @@ pub fn appspec(data: &[u8]) {
     let Ok(spec) = fleetmesh_core::appspec::parse("appspec.yml", text) else { return };
     for script in spec.hooks.values().flatten() {
         assert!(script.timeout <= SCRIPT_TIMEOUT_MAX, "a script timeout over the limit was accepted");
+    }
+}
+
+/// Parses `data` as a Lambda and as an ECS AppSpec, as the leader does with a revision's
+/// AppSpec content before a deployment starts. What is accepted must hold the rules the
+/// parsers promise: positive versions and port, each hook event once.
+pub fn platform_appspec(data: &[u8]) {
+    use fleetmesh_core::appspec::lambda_ecs::{parse_ecs, parse_lambda, Hook};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let once =
+        |hooks: &[Hook]| hooks.iter().enumerate().all(|(i, hook)| hooks[..i].iter().all(|h| h.event != hook.event));
+    if let Ok(spec) = parse_lambda(text) {
+        assert!(spec.current_version > 0 && spec.target_version > 0, "a version 0 was accepted");
+        assert!(!spec.alias.is_empty() && !spec.function_name.is_empty(), "an empty name was accepted");
+        assert!(once(&spec.hooks), "a hook event was accepted twice");
+    }
+    if let Ok(spec) = parse_ecs(text) {
+        assert!(spec.container_port > 0, "port 0 was accepted");
+        assert!(spec.network.is_none_or(|network| !network.subnets.is_empty()), "no subnet was accepted");
+        assert!(once(&spec.hooks), "a hook event was accepted twice");
     }
 }
 

@@ -18,6 +18,7 @@ mod acl;
 mod document;
 mod error;
 mod fields;
+pub mod lambda_ecs;
 mod locate;
 mod permission;
 mod selinux;

@@ -22,6 +22,7 @@ fn corpus_root() -> PathBuf {
 fn run(target: &str, scratch: &Path, data: &[u8]) {
     match target {
         "appspec" => super::appspec(data),
+        "platform_appspec" => super::platform_appspec(data),
         "frame" => super::frame(data),
         "manifest" => super::manifest(data),
         "archive" => archive(scratch, data).expect("write the bundle file"),
@@ -208,13 +209,32 @@ fn appspec_seeds(out: &Path) {
     fs::write(out.join("seed-merge-keys.yml"), merge).expect("write seed");
 }
 
+fn platform_appspec_seeds(out: &Path) {
+    let lambda = "version: 0.0\nResources:\n  - fn:\n      Type: AWS::Lambda::Function\n      Properties:\n        \
+                  Name: fn\n        Alias: live\n        CurrentVersion: \"1\"\n        TargetVersion: \"2\"\n\
+                  Hooks:\n  - BeforeAllowTraffic: check\n";
+    let ecs = r#"{"version": 0.0, "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": {
+  "TaskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/web:3",
+  "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080},
+  "NetworkConfiguration": {"AwsvpcConfiguration": {"Subnets": ["subnet-1"], "SecurityGroups": ["sg-1"], "AssignPublicIp": "DISABLED"}},
+  "CapacityProviderStrategy": [{"CapacityProvider": "FARGATE", "Base": 1, "Weight": 1}]}}}],
+  "Hooks": [{"AfterAllowTestTraffic": "probe"}]}"#;
+    fs::write(out.join("seed-lambda.yml"), lambda).expect("write seed");
+    fs::write(out.join("seed-ecs.json"), ecs).expect("write seed");
+}
+
 #[test]
 #[ignore = "writes the seed files into fuzz/corpus; run by hand after changing an encoder"]
 fn write_seed_corpus() {
     // Writes each target's seeds (named seed-*) with the real encoders and bundle writers.
     type Writer = fn(&Path);
-    let writers: [(&str, Writer); 4] =
-        [("appspec", appspec_seeds), ("frame", frame_seeds), ("manifest", manifest_seeds), ("archive", archive_seeds)];
+    let writers: [(&str, Writer); 5] = [
+        ("appspec", appspec_seeds),
+        ("platform_appspec", platform_appspec_seeds),
+        ("frame", frame_seeds),
+        ("manifest", manifest_seeds),
+        ("archive", archive_seeds),
+    ];
     for (target, write) in writers {
         let out = corpus_root().join(target);
         fs::create_dir_all(&out).expect("mkdir corpus");
