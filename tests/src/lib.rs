@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 pub mod compat;
 mod files;
+pub mod moto;
 pub mod netns;
 mod procfs;
 
