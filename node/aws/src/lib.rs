@@ -1,5 +1,6 @@
 //! fleetmesh's AWS edge (issue 15): the calls a leader makes to shift a Lambda alias's
-//! traffic and to invoke hook functions, behind [`LambdaTraffic`], so the rollout code
+//! traffic and to invoke hook functions, behind [`LambdaTraffic`] (and ELBv2's behind
+//! [`Elbv2Traffic`]), so the rollout code
 //! that decides the steps stays pure and the simulator can stand in a simulated AWS.
 //!
 //! Only this crate links the AWS SDK for Rust. Its HTTPS client is rustls on **ring**
@@ -12,12 +13,17 @@
 //!                                                        └──────────▶ (simulator's AWS)
 //! ```
 //!
-//! Not built yet: ECS task sets, ELBv2 listeners, STS role assumption, retries with
-//! backoff above the SDK's own (see `docs/lambda-ecs.md`).
+//! [`Elbv2Traffic`] takes a host off an ELBv2 target group and back, and sets a
+//! listener's weighted forward (ECS traffic).
+//!
+//! Not built yet: ECS task sets, STS role assumption, retries with backoff above the
+//! SDK's own (see `docs/lambda-ecs.md`).
 
+mod elbv2;
 mod error;
 mod lambda;
 
+pub use elbv2::{Elbv2Traffic, SdkElbv2, Target, TargetGroup};
 pub use error::{AwsError, AwsErrorKind};
 pub use lambda::{AliasRouting, LambdaTraffic, SdkLambda};
 
