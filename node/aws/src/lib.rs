@@ -16,13 +16,17 @@
 //! [`Elbv2Traffic`] takes a host off an ELBv2 target group and back, and sets a
 //! listener's weighted forward (ECS traffic).
 //!
-//! Not built yet: ECS task sets, STS role assumption, retries with backoff above the
+//! [`EcsTraffic`] creates, promotes and deletes an ECS service's task sets.
+//!
+//! Not built yet: STS role assumption, retries with backoff above the
 //! SDK's own (see `docs/lambda-ecs.md`).
 
+mod ecs;
 mod elbv2;
 mod error;
 mod lambda;
 
+pub use ecs::{EcsTraffic, SdkEcs, TaskSetInfo, TaskSetSpec, VpcNetwork};
 pub use elbv2::{Elbv2Traffic, SdkElbv2, Target, TargetGroup};
 pub use error::{AwsError, AwsErrorKind};
 pub use lambda::{AliasRouting, LambdaTraffic, SdkLambda};
