@@ -3,6 +3,7 @@
 
 mod e2e {
     mod api;
+    mod aws_credentials;
     mod aws_ecs;
     mod aws_elbv2;
     mod aws_lambda;

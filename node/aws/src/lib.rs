@@ -18,7 +18,9 @@
 //!
 //! [`EcsTraffic`] creates, promotes and deletes an ECS service's task sets.
 //!
-//! Not built yet: STS role assumption, retries with backoff above the
+//! A group's `serviceRoleArn` is assumed through STS ([`AwsSettings::role_arn`]).
+//!
+//! Not built yet: retries with backoff above the
 //! SDK's own (see `docs/lambda-ecs.md`).
 
 mod ecs;
@@ -40,15 +42,36 @@ pub struct AwsSettings {
     /// An endpoint for every service (an AWS-compatible server); when `None`,
     /// `AWS_ENDPOINT_URL` and its per-service twins, else AWS's own.
     pub endpoint_url: Option<String>,
+    /// A role to assume through STS with the chain's credentials (a deployment group's
+    /// `serviceRoleArn`); the calls then run as that role, session `fleetmesh`.
+    pub role_arn: Option<String>,
 }
 
 /// Region used when neither the settings nor the environment name one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// The STS session name of an assumed role.
+pub const SESSION_NAME: &str = "fleetmesh";
+
 impl AwsSettings {
     /// Loads the SDK configuration: the HTTPS client on ring, the region and endpoint of
-    /// `self` over the standard chain's.
+    /// `self` over the standard chain's, and the role of `self` assumed when set.
     pub async fn load(&self) -> aws_config::SdkConfig {
+        let base = self.loader().load().await;
+        let region = base.region().cloned().unwrap_or_else(|| aws_config::Region::new(DEFAULT_REGION));
+        let Some(role_arn) = &self.role_arn else {
+            return base.into_builder().region(region).build();
+        };
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(SESSION_NAME)
+            .region(region.clone())
+            .configure(&base)
+            .build()
+            .await;
+        self.loader().region(region).credentials_provider(provider).load().await
+    }
+
+    fn loader(&self) -> aws_config::ConfigLoader {
         use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
         let http_client =
             aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
@@ -59,10 +82,19 @@ impl AwsSettings {
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
-        let config = loader.load().await;
-        if config.region().is_some() {
-            return config;
-        }
-        config.into_builder().region(aws_config::Region::new(DEFAULT_REGION)).build()
+        loader
     }
+}
+
+/// `GetCallerIdentity`: the ARN the calls of `config` run as (a user, or
+/// `…:assumed-role/<role>/fleetmesh`), the check that AWS access works before a
+/// deployment needs it.
+///
+/// # Errors
+/// The call's [`AwsError`] (no credentials, an expired session, no network).
+pub async fn caller_identity(config: &aws_config::SdkConfig) -> Result<String, AwsError> {
+    let client = aws_sdk_sts::Client::new(config);
+    let output =
+        client.get_caller_identity().send().await.map_err(|error| AwsError::from_sdk("GetCallerIdentity", error))?;
+    Ok(output.arn.unwrap_or_default())
 }
