@@ -59,6 +59,13 @@ struct PollLoop {
     stale_voter: StaleVoterWatch,
     search: Search,
     redirects: Redirects,
+    /// The leader the last `NotLeader` answer named: polled instead of the leader Raft
+    /// names until it fails or redirects again. openraft keeps naming the last leader it
+    /// knew while no election happens, so a voter the cluster removed while it was down
+    /// (it still lists itself as a voter, its pre-votes are refused) would otherwise
+    /// poll that old leader forever and never meet the real one, whose answers let
+    /// [`StaleVoterWatch`] see that it is stale.
+    redirected: Option<LeaderHint>,
 }
 
 impl PollLoop {
@@ -72,6 +79,7 @@ impl PollLoop {
             stale_voter: StaleVoterWatch::default(),
             search: Search::new(node.id()),
             redirects: Redirects::default(),
+            redirected: None,
             agent,
             node,
         }
@@ -94,7 +102,13 @@ impl PollLoop {
                 route_errors: self.node.route_errors(),
                 member: Some(self.node.member_spec()),
             };
-            let asked = if self.node.is_leader() { self.ask_own(request).await } else { self.ask(request).await };
+            let asked = if self.node.is_leader() {
+                // A redirect from before this node led says nothing about what follows.
+                self.redirected = None;
+                self.ask_own(request).await
+            } else {
+                self.ask(request).await
+            };
             match asked {
                 Ok(answer) => self.on_answer(answer).await,
                 Err(delay) => pause(&mut self.shutdown, delay).await,
@@ -120,7 +134,8 @@ impl PollLoop {
     /// the pause before the next poll.
     async fn ask(&mut self, request: PollRequest) -> Result<Answer, Duration> {
         let node = self.node.clone();
-        let known = node.leader_hint().filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
+        let hint = self.redirected.or_else(|| node.leader_hint());
+        let known = hint.filter(|hint| hint.id != node.id()).map(|hint| hint.peer());
         let Some(target) = known.or_else(|| self.search.candidate(&node.directory(), node.id())) else {
             return Err(self.search.failed(&node.directory(), node.id(), None, true));
         };
@@ -141,6 +156,7 @@ impl PollLoop {
             }
             Err(error) => {
                 self.stale_voter.clear();
+                self.redirected = None;
                 debug!(peer = %target.id, %error, "poll failed");
                 node.update_directory(|directory| {
                     if directory.leader.is_some_and(|leader| leader.id == target.id) {
@@ -160,6 +176,7 @@ impl PollLoop {
             Response::NotLeader { leader } => {
                 self.stale_voter.clear();
                 let redirect = redirect(leader, self.node.id(), peer);
+                self.redirected = redirect;
                 self.node.update_directory(|directory| directory.leader = redirect);
                 if self.redirects.should_pause(redirect.is_some()) {
                     let delay = self.search.failed(&self.node.directory(), self.node.id(), peer, searching);

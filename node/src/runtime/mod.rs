@@ -216,24 +216,15 @@ impl Node {
         self.state().voters().into_iter().collect()
     }
 
-    /// Where the leader is, as far as this node knows: Raft's view on voters that hear
-    /// their leader, else the last poll answer or redirect. Never this node unless it
-    /// leads.
-    ///
-    /// Raft's view needs the leader heard: openraft keeps naming the last leader it
-    /// knew while no election happens, so a voter that the cluster removed while it was
-    /// down (it still lists itself as a voter, its pre-votes are refused) would poll
-    /// that old leader forever, never follow its redirects, and never meet the leader
-    /// whose answers let it see that it is stale (`agent::stale_voter`).
+    /// Where the leader is, as far as this node knows: Raft's view on voters, the last
+    /// poll answer on agents. Never this node unless it leads.
     pub fn leader_hint(&self) -> Option<LeaderHint> {
-        let leading = self.is_leader();
-        if leading || self.raft.hears_leader() {
-            if let Some((id, addr)) = self.raft.known_leader() {
-                if let Ok(listen) = addr.parse() {
-                    return Some(LeaderHint { id, listen });
-                }
+        if let Some((id, addr)) = self.raft.known_leader() {
+            if let Ok(listen) = addr.parse() {
+                return Some(LeaderHint { id, listen });
             }
         }
+        let leading = self.is_leader();
         let me = self.id();
         // Not `directory()`: that clones every member's address, on every poll.
         self.read_directory(|directory| directory.leader.filter(|hint| hint.id != me || leading))
