@@ -38,7 +38,7 @@ pub enum CompatError {
 }
 
 /// The workspace's root directory.
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -46,7 +46,7 @@ pub enum MotoError {
 }
 
 fn venv() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/aws-venv")
+    crate::compat::workspace().join("target").join("aws-venv")
 }
 
 /// The virtualenv with moto, installed on first use (under a lock).

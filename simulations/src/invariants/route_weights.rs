@@ -137,9 +137,10 @@ pub(crate) mod tests {
     use fleetmesh_state::model::blue_green::{BlueGreenPhase, BlueGreenRun};
     use fleetmesh_state::model::ids::UnixMillis;
     use fleetmesh_state::model::resources::AutoRollbackConfiguration;
-    use fleetmesh_state::model::routes::{RouteSpec, RouteTarget, TrafficState};
+    use fleetmesh_state::model::routes::{RouteTarget, TrafficState};
 
     use super::super::min_healthy::tests::deployment;
+    use super::super::traffic_safe::tests::state_with_route;
     use super::*;
 
     /// The blue/green deployment of [`blue_green_state`].
@@ -149,27 +150,7 @@ pub(crate) mod tests {
     /// blue/green deployment [`DEPLOYMENT`] on it: blue 1–2, green 3–4, installing, with
     /// rollback on failure.
     pub(crate) fn blue_green_state() -> ClusterState {
-        let spec = RouteSpec {
-            route_name: "web".into(),
-            listen_port: 80,
-            target_port: 8080,
-            router_tags: [("lb".to_string(), "yes".to_string())].into_iter().collect(),
-            drain_seconds: 1,
-            command: None,
-        };
-        let targets = [1, 2]
-            .iter()
-            .map(|id| RouteTarget { target_id: NodeId(*id), weight: 100, state: TrafficState::Serving })
-            .collect();
-        let route = Route {
-            spec,
-            targets,
-            create_time: UnixMillis(0),
-            update_time: UnixMillis(0),
-            created_by: None,
-            targets_set_by: None,
-            version: 1,
-        };
+        let mut state = state_with_route(&[1, 2]);
         let mut moving = deployment(4);
         moving.traffic_routes = vec!["web".into()];
         moving.auto_rollback_configuration = AutoRollbackConfiguration::on_failure();
@@ -184,8 +165,6 @@ pub(crate) mod tests {
             termination_continued: false,
             green_percent: None,
         });
-        let mut state = ClusterState::default();
-        state.routes.insert("web".into(), route);
         state.deployments.insert(moving.deployment_id.clone(), moving);
         state
     }

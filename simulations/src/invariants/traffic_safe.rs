@@ -75,7 +75,7 @@ impl TrafficSafe {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use fleetmesh_state::model::deployment::LifecycleEventStatus::{InProgress, Succeeded};
     use fleetmesh_state::model::ids::UnixMillis;
     use fleetmesh_state::model::routes::{Route, RouteSpec, RouteTarget, TrafficState};
@@ -84,7 +84,9 @@ mod tests {
     use super::super::min_healthy::tests::deployment;
     use super::*;
 
-    fn state_with_route(open: &[u64]) -> ClusterState {
+    /// A state holding route `web` (port 80 → 8080, drain 1 s) whose targets `open`
+    /// serve at weight 100.
+    pub(crate) fn state_with_route(open: &[u64]) -> ClusterState {
         let spec = RouteSpec {
             route_name: "web".into(),
             listen_port: 80,
