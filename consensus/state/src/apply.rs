@@ -108,6 +108,10 @@ impl ClusterState {
                 self.set_target_traffic(deployment_id, *target_id, *allow, at)
             }
             Command::AdvanceBlueGreen { deployment_id, step } => self.advance_blue_green(deployment_id, *step, at),
+            Command::AdvanceShift { deployment_id, step } => self.advance_shift(deployment_id, step, at),
+            Command::PutLifecycleEventHookExecutionStatus { deployment_id, execution_id, status } => {
+                self.put_hook_status(deployment_id, execution_id, *status, at)
+            }
             Command::ContinueDeployment { deployment_id, wait_type } => {
                 self.continue_deployment(deployment_id, *wait_type)
             }
@@ -397,8 +401,22 @@ impl ClusterState {
         if !self.applications.contains_key(&record.application_name) {
             return Err(ApplyError::not_found(format!("application {} does not exist", record.application_name)));
         }
-        record.manifest.validate().map_err(|error| ApplyError::invalid(error.to_string()))?;
-        if record.manifest.revision_id() != record.revision_id {
+        if let Some(content) = &record.app_spec {
+            let platform = self.applications.get(&record.application_name).map(|app| app.compute_platform);
+            if platform == Some(ComputePlatform::Server) {
+                return Err(ApplyError::invalid(format!(
+                    "application {} is for Server: its revisions are pushed bundles, not an AppSpec given inline",
+                    record.application_name
+                )));
+            }
+            if !record.manifest.entries.is_empty() || RevisionRecord::content_id(content) != record.revision_id {
+                return Err(ApplyError::invalid(format!(
+                    "revision {} is an AppSpec given inline: its manifest is empty and its id is the content's hash",
+                    record.revision_id
+                )));
+            }
+        } else if record.manifest.validate().is_err() || record.manifest.revision_id() != record.revision_id {
+            record.manifest.validate().map_err(|error| ApplyError::invalid(error.to_string()))?;
             return Err(ApplyError::invalid(format!(
                 "revision id {} is not the hash of its manifest",
                 record.revision_id

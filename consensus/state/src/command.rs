@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::features::FeatureLevel;
 use crate::model::blue_green::BlueGreenDeploymentConfiguration;
 pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
-use crate::model::deployment::{DeploymentCreator, ErrorInformation, LifecycleEvent, TargetStatus};
+use crate::model::deployment::{
+    DeploymentCreator, ErrorInformation, LifecycleEvent, LifecycleEventStatus, TargetStatus,
+};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
@@ -18,6 +20,7 @@ use crate::model::resources::{
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
+use crate::model::shift::{ShiftSpec, ShiftStep};
 use crate::model::traffic_routing::TrafficRoutingConfig;
 
 /// What a client asks for when it creates a deployment group.
@@ -78,6 +81,10 @@ pub struct DeploymentSpec {
     /// the group's hosts that do not serve its routes ([`FeatureLevel::BLUE_GREEN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_instances: Option<TargetSelector>,
+    /// A Lambda deployment: what its AppSpec moves, read by the API from the revision's
+    /// content ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<ShiftSpec>,
 }
 
 /// A host's progress on one target, as its agent reported it.
@@ -314,6 +321,23 @@ pub enum Command {
         deployment_id: DeploymentId,
         /// The step.
         step: BlueGreenStep,
+    },
+    /// The rollout engine moves a Lambda deployment on ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
+    AdvanceShift {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// The step.
+        step: ShiftStep,
+    },
+    /// `put-lifecycle-event-hook-execution-status` ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]):
+    /// a hook function's outcome.
+    PutLifecycleEventHookExecutionStatus {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// `lifecycleEventHookExecutionId`.
+        execution_id: String,
+        /// `Succeeded` or `Failed`.
+        status: LifecycleEventStatus,
     },
     /// `continue-deployment` ([`FeatureLevel::BLUE_GREEN`]): ends a blue/green wait early.
     ContinueDeployment {

@@ -11,7 +11,7 @@ use crate::model::deployment::{
     LifecycleEventStatus, Target, TargetStatus,
 };
 use crate::model::ids::{DeploymentId, UnixMillis};
-use crate::model::resources::{ComputePlatform, DeploymentGroup, InstanceRecord};
+use crate::model::resources::{DeploymentGroup, InstanceRecord};
 use crate::{ClusterState, FeatureLevel};
 
 impl ClusterState {
@@ -35,13 +35,7 @@ impl ClusterState {
             .applications
             .get(&spec.application_name)
             .ok_or_else(|| ApplyError::not_found(format!("application {} does not exist", spec.application_name)))?;
-        if application.compute_platform != ComputePlatform::Server {
-            return Err(ApplyError::invalid(format!(
-                "application {} is for {}; this release deploys only to Server (Lambda and ECS deployments \
-                 are not built yet)",
-                spec.application_name, application.compute_platform
-            )));
-        }
+        let platform = application.compute_platform;
         let group = self.deployment_group(&spec.application_name, &spec.deployment_group_name).ok_or_else(|| {
             ApplyError::not_found(format!(
                 "deployment group {} of application {} does not exist",
@@ -57,6 +51,7 @@ impl ClusterState {
                 spec.revision_id, revision.application_name, spec.application_name
             )));
         }
+        self.check_deployment_platform(spec, platform, revision)?;
         Ok(group)
     }
 
@@ -88,7 +83,9 @@ impl ClusterState {
         }
         let traffic_routing = config.traffic_routing_config.and_then(|routing| routing.normalise().ok());
         self.check_stepped_blue_green(group, spec, &config_name, traffic_routing.is_some())?;
-        let (targets, blue_green) = self.new_targets(group, spec, at)?;
+        let shift = Self::new_shift_run(spec, traffic_routing, at);
+        let (targets, blue_green) =
+            if shift.is_some() { (BTreeMap::new(), None) } else { self.new_targets(group, spec, at)? };
         let deployment = Deployment {
             deployment_id: deployment_id.clone(),
             application_name: spec.application_name.clone(),
@@ -120,6 +117,7 @@ impl ClusterState {
             targets,
             traffic_routes,
             blue_green,
+            shift,
         };
         let (application_name, group_name) = (spec.application_name.clone(), spec.deployment_group_name.clone());
         self.deployments.insert(deployment_id.clone(), deployment);
@@ -317,6 +315,9 @@ impl ClusterState {
                 busy.target_id, finish.deployment_id
             )));
         }
+        if let Some(run) = deployment.shift.as_mut().filter(|run| !run.status.is_terminal()) {
+            run.stop(at);
+        }
         skip_pending(deployment, at);
         deployment.status = if finish.succeeded { DeploymentStatus::Succeeded } else { DeploymentStatus::Failed };
         deployment.error_information = finish.error.clone();
@@ -364,6 +365,9 @@ impl ClusterState {
                 fail_target(target, LifecycleEventStatus::Unknown, "the deployment was stopped", at);
                 interrupted.push(target.target_id);
             }
+        }
+        if let Some(run) = deployment.shift.as_mut() {
+            run.stop(at);
         }
         skip_pending(deployment, at);
         deployment.status = DeploymentStatus::Stopped;

@@ -86,8 +86,14 @@ impl FeatureLevel {
     /// configuration is for its application's platform.
     pub const COMPUTE_PLATFORMS: Self = Self(12);
 
+    /// Level 13: Lambda deployments, the leader moving a function's alias in committed
+    /// steps ([`crate::model::shift`]): AppSpec-content revisions, `AdvanceShift`,
+    /// `PutLifecycleEventHookExecutionStatus`, and the deployment error codes of hooks and
+    /// AWS calls.
+    pub const PLATFORM_DEPLOYMENTS: Self = Self(13);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::COMPUTE_PLATFORMS;
+    pub const CURRENT: Self = Self::PLATFORM_DEPLOYMENTS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -26,6 +26,11 @@ impl Command {
                 FeatureLevel::TRAFFIC_ROUTES
             }
             Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::AdvanceShift { .. } | Self::PutLifecycleEventHookExecutionStatus { .. } => {
+                FeatureLevel::PLATFORM_DEPLOYMENTS
+            }
+            Self::CreateDeployment { spec, .. } if spec.shift.is_some() => FeatureLevel::PLATFORM_DEPLOYMENTS,
+            Self::RegisterRevision { record } if record.app_spec.is_some() => FeatureLevel::PLATFORM_DEPLOYMENTS,
             Self::AdvanceBlueGreen { step, .. } if step.is_stepped() => FeatureLevel::BLUE_GREEN_STEPS,
             Self::AdvanceBlueGreen { .. } | Self::ContinueDeployment { .. } => FeatureLevel::BLUE_GREEN,
             Self::CreateDeploymentGroup { spec, .. } if spec.deployment_type == DeploymentType::BlueGreen => {

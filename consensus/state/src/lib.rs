@@ -29,6 +29,7 @@ pub mod model;
 mod platform_tests;
 mod rollback;
 mod routes;
+mod shift;
 #[cfg(test)]
 mod tests;
 mod touches;

@@ -13,6 +13,9 @@ impl ClusterState {
     /// When there is nothing to roll back to, only records why.
     pub(crate) fn create_rollback(&mut self, triggering_id: &DeploymentId, rollback_id: &DeploymentId, at: UnixMillis) {
         let Some(triggering) = self.deployments.get(triggering_id) else { return };
+        if triggering.shift.is_some() {
+            return self.create_shift_rollback(triggering_id, rollback_id, at);
+        }
         let group = self.deployment_group(&triggering.application_name, &triggering.deployment_group_name);
         let touched: Vec<NodeId> = triggering
             .targets
@@ -52,33 +55,38 @@ impl ClusterState {
             creator: DeploymentCreator::CodeDeployRollback,
             targets: Some(touched),
             target_instances: None,
+            shift: None,
         };
         let message = format!("rolled back to revision {revision} by {rollback_id}");
-        match self.create_deployment(&spec, rollback_id, at) {
-            Ok(_) => {
-                if let Some(rollback) = self.deployments.get_mut(rollback_id) {
-                    rollback.rollback_info = Some(RollbackInfo {
-                        rollback_triggering_deployment_id: Some(triggering_id.clone()),
-                        rollback_message: format!("rollback of {triggering_id}"),
-                        ..Default::default()
-                    });
-                }
-                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
-                    triggering.rollback_info = Some(RollbackInfo {
-                        rollback_deployment_id: Some(rollback_id.clone()),
-                        rollback_message: message,
-                        ..Default::default()
-                    });
-                }
-            }
-            Err(error) => {
-                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
-                    triggering.rollback_info = Some(RollbackInfo {
-                        rollback_message: format!("rollback could not be created: {error}"),
-                        ..Default::default()
-                    });
-                }
-            }
+        self.launch_rollback(&spec, triggering_id, rollback_id, message, at);
+    }
+
+    /// Creates rollback deployment `rollback_id` of `spec` and links it and
+    /// `triggering_id` both ways; `done` is the triggering deployment's message when
+    /// the rollback was created, else it says why not.
+    pub(crate) fn launch_rollback(
+        &mut self,
+        spec: &DeploymentSpec,
+        triggering_id: &DeploymentId,
+        rollback_id: &DeploymentId,
+        done: String,
+        at: UnixMillis,
+    ) {
+        let created = self.create_deployment(spec, rollback_id, at);
+        if let (Ok(_), Some(rollback)) = (&created, self.deployments.get_mut(rollback_id)) {
+            rollback.rollback_info = Some(RollbackInfo {
+                rollback_triggering_deployment_id: Some(triggering_id.clone()),
+                rollback_message: format!("rollback of {triggering_id}"),
+                ..Default::default()
+            });
+        }
+        if let Some(triggering) = self.deployments.get_mut(triggering_id) {
+            let (rollback_deployment_id, rollback_message) = match created {
+                Ok(_) => (Some(rollback_id.clone()), done),
+                Err(error) => (None, format!("rollback could not be created: {error}")),
+            };
+            triggering.rollback_info =
+                Some(RollbackInfo { rollback_deployment_id, rollback_message, ..Default::default() });
         }
     }
 }

@@ -62,6 +62,7 @@ fn revision(content: &[u8]) -> RevisionRecord {
         seeds: vec![NodeId(1)],
         created_by: None,
         manifest,
+        app_spec: None,
     }
 }
 
@@ -138,6 +139,7 @@ pub(crate) fn deploy(revision: &RevisionRecord, id: &str) -> Command {
             creator: DeploymentCreator::User,
             targets: None,
             target_instances: None,
+            shift: None,
         },
         deployment_id: DeploymentId(id.into()),
     }

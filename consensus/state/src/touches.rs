@@ -109,7 +109,9 @@ impl Command {
             | Self::CreateDeploymentGroup { .. }
             | Self::CreateDeploymentConfig { .. }
             | Self::DeleteDeploymentConfig { .. }
-            | Self::RegisterRevision { .. } => Touches::default(),
+            | Self::RegisterRevision { .. }
+            | Self::AdvanceShift { .. }
+            | Self::PutLifecycleEventHookExecutionStatus { .. } => Touches::default(),
             // Lifecycle progress inside a target changes no poll answer; a target that
             // ends leaves the poller's assignments.
             Self::ReportTargets { reports } => Touches {

@@ -418,9 +418,14 @@ impl Operation {
             Self::GetDeployment(input) | Self::ListDeploymentTargets(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::StopDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::ContinueDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
+            Self::PutLifecycleEventHookExecutionStatus(input) => {
+                id(DEPLOYMENT, &input.deployment_id.0)?;
+                id("lifecycleEventHookExecutionId", &input.lifecycle_event_hook_execution_id)
+            }
             Self::GetDeploymentTarget(input) => {
                 id(DEPLOYMENT, &input.deployment_id.0)?;
-                id("targetId", &input.target_id)
+                // A Lambda target is `<function>:<alias>`: a function ARN (140) and an alias (128).
+                text("targetId", &input.target_id, 300)
             }
             Self::ListDeployments(input) => {
                 optional_name(APPLICATION, input.application_name.as_ref())?;

@@ -32,6 +32,10 @@ pub struct LifecycleEvent {
     /// What happened, when it failed (and `Success` when it did not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
+    /// While a Lambda hook of this event waits for its status: the id that
+    /// `put-lifecycle-event-hook-execution-status` names (fleetmesh's extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_event_hook_execution_id: Option<String>,
 }
 
 impl TryFrom<&state::LifecycleEvent> for LifecycleEvent {
@@ -44,6 +48,7 @@ impl TryFrom<&state::LifecycleEvent> for LifecycleEvent {
             start_time: event.start_time.map(Into::into),
             end_time: event.end_time.map(Into::into),
             diagnostics: event.diagnostics.clone(),
+            lifecycle_event_hook_execution_id: None,
         })
     }
 }
@@ -92,16 +97,89 @@ impl InstanceTarget {
 pub enum DeploymentTargetType {
     /// A host.
     InstanceTarget,
+    /// A Lambda function's alias.
+    LambdaTarget,
 }
 
 /// `DeploymentTarget`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentTarget {
-    /// `InstanceTarget`.
+    /// `InstanceTarget` or `LambdaTarget`.
     pub deployment_target_type: DeploymentTargetType,
-    /// The host's record.
-    pub instance_target: InstanceTarget,
+    /// A host's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_target: Option<InstanceTarget>,
+    /// A Lambda alias's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_target: Option<LambdaTarget>,
+}
+
+/// `LambdaTarget`: the alias a Lambda deployment moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaTarget {
+    /// The deployment.
+    pub deployment_id: DeploymentId,
+    /// `<function>:<alias>`.
+    pub target_id: String,
+    /// Its status.
+    pub status: TargetStatus,
+    /// Last change.
+    pub last_updated_at: EpochSeconds,
+    /// `BeforeAllowTraffic`, `AllowTraffic`, `AfterAllowTraffic`.
+    pub lifecycle_events: Vec<LifecycleEvent>,
+    /// The function, alias and versions, and the target version's share now.
+    pub lambda_function_info: LambdaFunctionInfo,
+}
+
+/// `LambdaFunctionInfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaFunctionInfo {
+    /// The function's name or ARN.
+    pub function_name: String,
+    /// The alias.
+    pub function_alias: String,
+    /// The version the alias pointed to.
+    pub current_version: String,
+    /// The version it moves to.
+    pub target_version: String,
+    /// The target version's share now, 0.0–1.0.
+    pub target_version_weight: f64,
+}
+
+impl LambdaTarget {
+    /// The target of Lambda deployment `deployment` (`None` for other deployments).
+    ///
+    /// # Errors
+    /// The state holds an event name that is not CodeDeploy's (a fault of the writer).
+    pub fn from_state(deployment: &Deployment) -> Result<Option<Self>, UnknownLifecycleEvent> {
+        let Some(run) = &deployment.shift else { return Ok(None) };
+        let mut lifecycle_events: Vec<LifecycleEvent> =
+            run.lifecycle_events.iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
+        if let Some(hook) = &run.hook {
+            let waiting =
+                lifecycle_events.iter_mut().find(|event| event.lifecycle_event_name.to_string() == hook.event);
+            if let Some(event) = waiting {
+                event.lifecycle_event_hook_execution_id = Some(hook.execution_id.clone());
+            }
+        }
+        Ok(Some(Self {
+            deployment_id: deployment.deployment_id.clone(),
+            target_id: run.spec.target_id(),
+            status: run.status,
+            last_updated_at: run.last_updated_at.into(),
+            lifecycle_events,
+            lambda_function_info: LambdaFunctionInfo {
+                function_name: run.spec.function_name.clone(),
+                function_alias: run.spec.alias.clone(),
+                current_version: run.spec.current_version.to_string(),
+                target_version: run.spec.target_version.to_string(),
+                target_version_weight: f64::from(run.applied_weight()) / 100.0,
+            },
+        }))
+    }
 }
 
 /// The event a target is at, for progress views.

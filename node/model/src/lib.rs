@@ -22,6 +22,7 @@ pub mod bounds;
 mod cluster;
 mod deployments;
 mod error;
+mod lambda;
 mod lifecycle;
 mod operations;
 mod shapes;
@@ -33,6 +34,7 @@ pub use blue_green::*;
 pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
+pub use lambda::*;
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
 pub use operations::*;
 pub use shapes::*;
@@ -155,6 +157,8 @@ operations! {
     ListDeployments(ListDeploymentsInput) -> ListDeploymentsOutput, Read;
     StopDeployment(StopDeploymentInput) -> StopDeploymentOutput, Write;
     ContinueDeployment(ContinueDeploymentInput) -> Empty, Write;
+    PutLifecycleEventHookExecutionStatus(PutLifecycleEventHookExecutionStatusInput)
+        -> PutLifecycleEventHookExecutionStatusOutput, Write;
     ListDeploymentTargets(ListDeploymentTargetsInput) -> ListDeploymentTargetsOutput, Read;
     GetDeploymentTarget(GetDeploymentTargetInput) -> GetDeploymentTargetOutput, Read;
     GetCluster(GetClusterInput) -> GetClusterOutput, LeaderRead;
@@ -201,6 +205,10 @@ impl Operation {
                 FeatureLevel::TRAFFIC_CONTROL
             }
             Self::ContinueDeployment(_) => FeatureLevel::BLUE_GREEN,
+            Self::PutLifecycleEventHookExecutionStatus(_) => FeatureLevel::PLATFORM_DEPLOYMENTS,
+            Self::CreateDeployment(input) if input.revision.inline_content().ok().flatten().is_some() => {
+                FeatureLevel::PLATFORM_DEPLOYMENTS
+            }
             Self::CreateDeployment(input) if input.target_instances.is_some() => FeatureLevel::BLUE_GREEN,
             Self::CreateDeploymentGroup(input)
                 if input.blue_green_deployment_configuration.is_some()

@@ -36,9 +36,9 @@ pub enum RevisionLocationType {
     S3,
     /// A GitHub commit (not served yet).
     GitHub,
-    /// An inline AppSpec (not served yet).
+    /// An inline AppSpec, the older form (`string.content`): Lambda revisions.
     String,
-    /// An inline AppSpec (not served yet).
+    /// An inline AppSpec (`appSpecContent.content`): Lambda revisions.
     AppSpecContent,
 }
 
@@ -52,12 +52,31 @@ pub struct RevisionLocation {
     /// For `fleetmesh`: the revision id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_id: Option<RevisionId>,
+    /// For `AppSpecContent`: the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_spec_content: Option<InlineAppSpec>,
+    /// For `String`: the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string: Option<InlineAppSpec>,
+}
+
+/// AWS's `AppSpecContent` and `RawString`: an AppSpec document given inline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InlineAppSpec {
+    /// The YAML or JSON document.
+    #[serde(default)]
+    pub content: String,
+    /// Its SHA-256, hex; fleetmesh identifies the revision by BLAKE3 and does not
+    /// check this member (botocore sends it when the caller gives it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl RevisionLocation {
     /// A revision pushed to the cluster.
     pub fn fleetmesh(revision_id: RevisionId) -> Self {
-        Self { revision_type: RevisionLocationType::Fleetmesh, revision_id: Some(revision_id) }
+        Self { revision_type: RevisionLocationType::Fleetmesh, revision_id: Some(revision_id), ..Self::default() }
     }
 }
 
@@ -91,8 +110,13 @@ impl RevisionRef {
         if let Some(id) = self.revision_id {
             return Ok(id);
         }
+        if let Some(content) = self.inline_content()? {
+            return Ok(RevisionRecord::content_id(content));
+        }
         match &self.revision {
-            Some(RevisionLocation { revision_id: Some(id), revision_type: RevisionLocationType::Fleetmesh }) => Ok(*id),
+            Some(RevisionLocation {
+                revision_id: Some(id), revision_type: RevisionLocationType::Fleetmesh, ..
+            }) => Ok(*id),
             Some(RevisionLocation { revision_type, .. }) if *revision_type != RevisionLocationType::Fleetmesh => {
                 Err(OperationError::new(
                     ErrorKind::BadRequest,
@@ -100,6 +124,29 @@ impl RevisionRef {
                 ))
             }
             _ => Err(OperationError::new(ErrorKind::BadRequest, "missing revisionId")),
+        }
+    }
+
+    /// The AppSpec given inline (`AppSpecContent` or `String`), if the location is one.
+    ///
+    /// # Errors
+    /// An inline location without its document, or with an empty one.
+    pub fn inline_content(&self) -> Result<Option<&str>, OperationError> {
+        let Some(location) = &self.revision else { return Ok(None) };
+        let (member, inline) = match location.revision_type {
+            RevisionLocationType::AppSpecContent => ("appSpecContent", &location.app_spec_content),
+            RevisionLocationType::String => ("string", &location.string),
+            _ => return Ok(None),
+        };
+        match inline {
+            Some(inline) if !inline.content.trim().is_empty() => Ok(Some(inline.content.as_str())),
+            _ => Err(OperationError::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "revision.{member}.content: give the AppSpec document (revisionType {:?})",
+                    location.revision_type
+                ),
+            )),
         }
     }
 }

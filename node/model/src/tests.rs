@@ -164,7 +164,11 @@ fn operations_round_trip_between_nodes() {
 fn revision_locations_fleetmesh_does_not_serve_are_refused() {
     let reference = RevisionRef {
         revision_id: None,
-        revision: Some(RevisionLocation { revision_type: RevisionLocationType::S3, revision_id: None }),
+        revision: Some(RevisionLocation {
+            revision_type: RevisionLocationType::S3,
+            revision_id: None,
+            ..Default::default()
+        }),
     };
     let error = reference.resolve().unwrap_err();
     assert_eq!(error.kind, ErrorKind::BadRequest);

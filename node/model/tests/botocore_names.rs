@@ -12,6 +12,7 @@ const SOURCES: &[&str] = &[
     include_str!("../src/shapes.rs"),
     include_str!("../src/deployments.rs"),
     include_str!("../src/blue_green.rs"),
+    include_str!("../src/lambda.rs"),
 ];
 
 /// fleetmesh's members beyond CodeDeploy's, per type.
@@ -44,6 +45,8 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
     // `traffic_routing` types, whose other members are AWS's.
     ("TimeBasedCanary", &["canaryIntervalSeconds"]),
     ("TimeBasedLinear", &["linearIntervalSeconds"]),
+    // A Lambda hook's execution id on its event while it waits (issue 15, DESIGN.md).
+    ("LifecycleEvent", &["lifecycleEventHookExecutionId"]),
 ];
 
 fn camel(snake: &str) -> String {

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// `--force-new-cluster` (`--from-snapshot`): make this voter the only one first.
     pub recovery: Option<super::recover::Recovery>,
+    /// `--hook-timeout-secs`: how long a Lambda hook may take to report its status,
+    /// when this node leads.
+    pub hook_timeout: Duration,
 }
 
 /// Largest voter count accepted (Raft fan-out from the leader does not scale, and 5
@@ -274,7 +277,10 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
         timing: config.timing,
         rng_seed: u64::from_le_bytes(seed),
         max_revision_bytes: config.max_revision_bytes,
-        planner: fleetmesh_core::rollout::PlannerSettings::default(),
+        planner: fleetmesh_core::rollout::PlannerSettings {
+            hook_timeout_ms: u64::try_from(config.hook_timeout.as_millis()).unwrap_or(u64::MAX),
+            ..Default::default()
+        },
     };
     let node = Node::new(settings, Arc::new(db), transport.clone(), clock::system()).await?;
     let weak = Arc::downgrade(&node);

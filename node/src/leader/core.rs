@@ -88,6 +88,8 @@ pub(super) enum Work {
     Voters,
     /// Handing the CA seal key to the voters and sealing the CA (older clusters).
     SealCa,
+    /// An AWS call of a Lambda deployment, and the commit of its outcome.
+    Aws,
 }
 
 /// The leader's core (see the module documentation). `R` is where the answer to one

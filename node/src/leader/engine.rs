@@ -25,7 +25,11 @@ use super::core::{LeaderCore, Work};
 use super::run::{Done, ReportReply, Shell};
 use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::Node;
+use fleetmesh_core::rollout::shift::ShiftMove;
 use fleetmesh_core::rollout::{self, Action, FleetView, WavePlanner};
+use fleetmesh_state::Finish;
+
+use super::shift::AwsMove;
 
 /// Plans every active deployment; returns the earliest time at which planning again
 /// could decide something new with no other change (see [`rollout::next_deadline`]).
@@ -35,11 +39,17 @@ fn plan_deployments(
     state: &ClusterState,
     fleet: &FleetView,
     commands: &mut Vec<Command>,
+    aws: &mut Vec<AwsMove>,
 ) -> Option<UnixMillis> {
     let now = node.clock().now();
     let settings = node.settings().planner;
     let mut earliest = None;
     for deployment in state.active_deployments() {
+        if deployment.shift.is_some() {
+            let deadline = plan_shift(node, deployment, now, settings.hook_timeout_ms, commands, aws);
+            earliest = earliest.into_iter().chain(deadline).min();
+            continue;
+        }
         let Some(group) = state.deployment_group(&deployment.application_name, &deployment.deployment_group_name)
         else {
             continue;
@@ -54,6 +64,48 @@ fn plan_deployments(
     }
     earliest
 }
+
+/// The next move of a Lambda deployment: a command, or an AWS call for the shell to
+/// make; returns when to plan again without other changes.
+fn plan_shift(
+    node: &Node,
+    deployment: &Deployment,
+    now: UnixMillis,
+    hook_timeout_ms: u64,
+    commands: &mut Vec<Command>,
+    aws: &mut Vec<AwsMove>,
+) -> Option<UnixMillis> {
+    let deployment_id = deployment.deployment_id.clone();
+    match rollout::shift::next_move(deployment, now, hook_timeout_ms) {
+        ShiftMove::Commit(step) => commands.push(Command::AdvanceShift { deployment_id, step }),
+        ShiftMove::Finish { succeeded, error } => {
+            let rollback = (!succeeded).then(|| DeploymentId::from_random(node.random_bytes()));
+            commands.push(Command::FinishDeployment(Finish { deployment_id, succeeded, error, rollback_id: rollback }));
+        }
+        ShiftMove::Wait(at) => return at,
+        call @ (ShiftMove::InvokeHook { .. } | ShiftMove::SetWeight { .. }) => {
+            let run = deployment.shift.as_ref()?;
+            let before = match &call {
+                ShiftMove::SetWeight { index: 0, .. }
+                    if deployment.creator == DeploymentCreator::CodeDeployRollback =>
+                {
+                    None
+                }
+                ShiftMove::SetWeight { index, .. } => Some(
+                    index.checked_sub(1).and_then(|previous| run.weights.get(previous as usize)).copied().unwrap_or(0),
+                ),
+                _ => None,
+            };
+            aws.push(AwsMove { deployment_id, spec: run.spec.clone(), call, before });
+            // Checked again soon: the call may be waiting for another one to end.
+            return Some(UnixMillis(now.0 + AWS_RECHECK_MS));
+        }
+    }
+    None
+}
+
+/// How often a plan looks again at an AWS call it could not start.
+const AWS_RECHECK_MS: u64 = 200;
 
 fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: &mut Vec<Command>) {
     for groups in state.deployment_groups.values() {
@@ -98,6 +150,7 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
                     creator: DeploymentCreator::Autoscaling,
                     targets: Some(hosts),
                     target_instances: None,
+                    shift: None,
                 },
                 deployment_id: DeploymentId::from_random(node.random_bytes()),
             });
@@ -118,12 +171,21 @@ impl Shell {
         let fleet = core.view(term, now).fleet_view(me, members_version, now, wall, || {
             node.state().read(|state| state.members.keys().copied().collect())
         });
-        let (mut commands, deadline) = node.state().read(|state| {
-            let mut commands = Vec::new();
-            let deadline = plan_deployments(&node, self.planner.as_ref(), state, &fleet, &mut commands);
+        let (mut commands, aws, deadline) = node.state().read(|state| {
+            let (mut commands, mut aws) = (Vec::new(), Vec::new());
+            let deadline = plan_deployments(&node, self.planner.as_ref(), state, &fleet, &mut commands, &mut aws);
             late_joiners(&node, state, &fleet, &mut commands);
-            (commands, deadline)
+            (commands, aws, deadline)
         });
+        if let Some(call) = aws.into_iter().next() {
+            if core.begin(Work::Aws) {
+                let (node, lambda) = (node.clone(), self.lambda.clone());
+                self.spawn(Work::Aws, async move {
+                    super::shift::run(node, lambda, call).await;
+                    Done::Other
+                });
+            }
+        }
         commands.extend(new_revision_holders(&core.view(term, now).progress, &node));
         // The planner's deadline is a wall-clock time; the core keeps monotonic ones.
         let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));

@@ -38,6 +38,7 @@ mod removal;
 mod reports;
 mod run;
 mod seal;
+pub mod shift;
 mod traffic;
 mod view;
 mod voters;
@@ -103,6 +104,17 @@ impl Leader {
         tasks: &mut tokio::task::JoinSet<()>,
         planner: Arc<dyn WavePlanner>,
     ) -> Arc<Self> {
+        Self::start_with(node, tasks, planner, Arc::new(shift::SdkEdge::default()))
+    }
+
+    /// [`Leader::start_with_planner`] with Lambda calls going to `lambda` instead of AWS:
+    /// the seam through which the simulator stands in a simulated AWS.
+    pub fn start_with(
+        node: &Arc<Node>,
+        tasks: &mut tokio::task::JoinSet<()>,
+        planner: Arc<dyn WavePlanner>,
+        lambda: Arc<dyn shift::LambdaEdge>,
+    ) -> Arc<Self> {
         let (events, received) = mpsc::unbounded_channel();
         let leader = Arc::new(Self {
             node: node.clone(),
@@ -113,7 +125,7 @@ impl Leader {
             member_updates: std::sync::Mutex::default(),
         });
         node.register(Family::Leader, leader.clone());
-        tasks.spawn(run::run(node.clone(), planner, received));
+        tasks.spawn(run::run(node.clone(), planner, lambda, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
         leader
     }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::core::{Action, LeaderCore, TickFacts, Work};
 use super::liveness::Health;
+use super::shift::LambdaEdge;
 use super::view::PollFacts;
 use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::{Node, ProposeError};
@@ -71,15 +72,22 @@ pub(super) enum Done {
 pub(super) struct Shell {
     pub(super) node: Arc<Node>,
     pub(super) planner: Arc<dyn WavePlanner>,
+    /// Where Lambda deployments' calls go.
+    pub(super) lambda: Arc<dyn LambdaEdge>,
     work: JoinSet<Done>,
     kinds: BTreeMap<Id, Work>,
 }
 
 /// The leader task: runs on every node, acts only while it leads.
-pub(super) async fn run(node: Arc<Node>, planner: Arc<dyn WavePlanner>, mut events: mpsc::UnboundedReceiver<Event>) {
+pub(super) async fn run(
+    node: Arc<Node>,
+    planner: Arc<dyn WavePlanner>,
+    lambda: Arc<dyn LambdaEdge>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) {
     let timing = node.settings().timing;
     let mut core = LeaderCore::new(timing.suspect_after, timing.dead_after);
-    let mut shell = Shell { node: node.clone(), planner, work: JoinSet::new(), kinds: BTreeMap::new() };
+    let mut shell = Shell { node: node.clone(), planner, lambda, work: JoinSet::new(), kinds: BTreeMap::new() };
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
     let mut server = node.server_state();

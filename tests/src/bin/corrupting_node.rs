@@ -116,6 +116,7 @@ fn run(args: NodeArgs) -> anyhow::Result<()> {
         cert_lifetime_secs: args.cert_lifetime_secs,
         timing: Timing { voter_grace: Duration::from_secs(args.voter_grace_secs), ..Timing::default() },
         recovery: None,
+        hook_timeout: std::time::Duration::from_secs(3600),
     };
     let wiring = Wiring { chunk_uploads: Arc::new(CorruptUploads) };
     let runtime =

@@ -13,6 +13,7 @@ use super::blue_green::{BlueGreenRun, TargetLabel};
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
 use super::resources::{AutoRollbackConfiguration, FileExistsBehavior, MinimumHealthyHosts};
+use super::shift::ShiftRun;
 use super::traffic_routing::TrafficRouting;
 
 /// `DeploymentStatus` (§6.1).
@@ -256,6 +257,21 @@ pub enum ErrorCode {
     /// Something fleetmesh did not expect.
     #[serde(rename = "INTERNAL_ERROR")]
     InternalError,
+    /// A Lambda hook reported `Failed` or did not report in time (level 13).
+    #[serde(rename = "HOOK_EXECUTION_FAILURE")]
+    HookExecutionFailure,
+    /// Lambda refused a call on the function or alias (level 13).
+    #[serde(rename = "INVALID_LAMBDA_FUNCTION")]
+    InvalidLambdaFunction,
+    /// The AppSpec's Lambda resource does not match the function (level 13).
+    #[serde(rename = "INVALID_LAMBDA_CONFIGURATION")]
+    InvalidLambdaConfiguration,
+    /// AWS throttled the calls and the retries ran out (level 13).
+    #[serde(rename = "THROTTLED")]
+    Throttled,
+    /// The credentials may not make the call (level 13).
+    #[serde(rename = "IAM_ROLE_PERMISSIONS")]
+    IamRolePermissions,
 }
 
 /// `errorInformation`.
@@ -379,6 +395,9 @@ pub struct Deployment {
     /// A blue/green deployment's progress (feature level 10; none in-place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenRun>,
+    /// A Lambda deployment's run and its one target (feature level 13; no host targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift: Option<ShiftRun>,
     /// Targets, by host.
     pub targets: BTreeMap<NodeId, Target>,
 }

@@ -9,4 +9,5 @@ pub mod platform_configs;
 pub mod resources;
 pub mod revision;
 pub mod routes;
+pub mod shift;
 pub mod traffic_routing;

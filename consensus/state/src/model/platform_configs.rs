@@ -21,6 +21,10 @@ pub const SHIFT_SPAN_MINUTES_MAX: u64 = 2880;
 /// (traffic shifts, no host waves), so the API omits it.
 pub const NO_MINIMUM: MinimumHealthyHosts = MinimumHealthyHosts { kind: MinimumHealthyHostsType::HostCount, value: 0 };
 
+/// The Lambda configuration that shifts at once: a Lambda group's default, and what a
+/// rollback moves the alias back with.
+pub const LAMBDA_ALL_AT_ONCE: &str = "CodeDeployDefault.LambdaAllAtOnce";
+
 /// The predefined Lambda configurations (§4.4): name suffix, steps.
 const LAMBDA: [(&str, Step); 9] = [
     ("LambdaCanary10Percent5Minutes", Step::Canary(10, 5)),

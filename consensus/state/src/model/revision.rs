@@ -276,8 +276,23 @@ pub struct RevisionRecord {
     pub created_by: Option<Actor>,
     /// Nodes that held every chunk when it was registered (the first seeds).
     pub seeds: Vec<NodeId>,
-    /// The manifest itself.
+    /// The manifest itself (empty for an AppSpec-content revision).
     pub manifest: Manifest,
+    /// An AppSpec given inline (AWS's `AppSpecContent` and `String` revisions, feature
+    /// level 13): the whole revision of a Lambda deployment. Its id is
+    /// [`RevisionRecord::content_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_spec: Option<String>,
+}
+
+impl RevisionRecord {
+    /// The id of an AppSpec-content revision: BLAKE3 of the document, in its own domain
+    /// so it never equals a manifest's.
+    pub fn content_id(content: &str) -> RevisionId {
+        let mut bytes = b"fleetmesh appspec content\0".to_vec();
+        bytes.extend_from_slice(content.as_bytes());
+        RevisionId::of(&bytes)
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,11 @@ pub(crate) struct NodeArgs {
     /// Seconds a voter may be dead before an agent replaces it.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) voter_grace_secs: u64,
+    /// Seconds a Lambda hook function may take to report its status
+    /// (put-lifecycle-event-hook-execution-status) before its event fails, while this
+    /// node leads (CodeDeploy: one hour).
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub(crate) hook_timeout_secs: u64,
     /// Seconds a stopping node (SIGTERM) lets running lifecycle events finish.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub(crate) shutdown_grace_secs: u64,

@@ -59,6 +59,7 @@ pub(super) fn run(args: NodeArgs) -> anyhow::Result<()> {
         cert_lifetime_secs: args.cert_lifetime_secs,
         timing,
         recovery,
+        hook_timeout: Duration::from_secs(args.hook_timeout_secs),
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;

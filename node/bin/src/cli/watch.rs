@@ -139,10 +139,33 @@ pub(crate) fn print_targets(client: &ApiClient, deployment_id: &str) -> anyhow::
 
 /// Prints `get-deployment-target` for humans.
 pub(crate) fn print_target(answer: &GetDeploymentTargetOutput) {
-    let target = &answer.deployment_target.instance_target;
-    println!("target {}   status {}   wave {}", target.target_id, spelled(&target.status), target.wave);
+    let deployment_target = &answer.deployment_target;
+    let (events, hook) = match (&deployment_target.instance_target, &deployment_target.lambda_target) {
+        (Some(target), _) => {
+            println!("target {}   status {}   wave {}", target.target_id, spelled(&target.status), target.wave);
+            (&target.lifecycle_events, None)
+        }
+        (None, Some(target)) => {
+            let info = &target.lambda_function_info;
+            println!(
+                "target {}   status {}   version {} -> {}   weight {:.0} %",
+                target.target_id,
+                spelled(&target.status),
+                info.current_version,
+                info.target_version,
+                info.target_version_weight * 100.0
+            );
+            let hook =
+                target.lifecycle_events.iter().find_map(|event| event.lifecycle_event_hook_execution_id.as_deref());
+            (&target.lifecycle_events, hook)
+        }
+        (None, None) => return println!("the target has no record"),
+    };
+    if let Some(hook) = hook {
+        println!("waiting for hook execution {hook} (put-lifecycle-event-hook-execution-status)");
+    }
     let mut table = Table::new(&["EVENT", "STATUS", "DURATION", "DIAGNOSTICS"]);
-    for event in &target.lifecycle_events {
+    for event in events {
         let duration = match (event.start_time, event.end_time) {
             (Some(start), Some(end)) => format!("{:.1}s", end.secs_since(start)),
             _ => "-".to_string(),
@@ -156,7 +179,7 @@ pub(crate) fn print_target(answer: &GetDeploymentTargetOutput) {
         table.row(vec![event.lifecycle_event_name.to_string(), spelled(&event.status), duration, summary]);
     }
     print!("{}", table.render());
-    for event in &target.lifecycle_events {
+    for event in events {
         let tail = event.diagnostics.as_ref().map(|diagnostics| diagnostics.log_tail.as_str()).unwrap_or_default();
         if event.status == LifecycleEventStatus::Failed && !tail.is_empty() {
             println!("\n--- {} output (last 4 KiB) ---\n{}", event.lifecycle_event_name, tail.trim_end());

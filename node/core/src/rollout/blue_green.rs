@@ -311,6 +311,7 @@ pub(super) mod tests {
             waves: 1,
             traffic_routes: vec!["web".into()],
             blue_green: Some(run),
+            shift: None,
             targets,
         }
     }

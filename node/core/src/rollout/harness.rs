@@ -147,6 +147,7 @@ impl Harness {
                     creator: DeploymentCreator::User,
                     targets,
                     target_instances: None,
+                    shift: None,
                 },
                 deployment_id: harness.deployment_id.clone(),
             },
@@ -338,6 +339,7 @@ fn revision_record() -> RevisionRecord {
         seeds: vec![NodeId(1)],
         created_by: None,
         manifest,
+        app_spec: None,
     }
 }
 

@@ -48,6 +48,7 @@ mod outdated;
 mod plan;
 mod planner;
 mod rule;
+pub mod shift;
 mod steps;
 
 #[cfg(test)]

@@ -44,11 +44,18 @@ pub struct PlannerSettings {
     /// A deployment still running this long after its start (milliseconds) fails
     /// with `TIMEOUT`. Default [`IN_PLACE_DEPLOYMENT_TIMEOUT_MS`].
     pub deployment_timeout_ms: u64,
+    /// How long a Lambda hook may take to report its status (milliseconds) before its
+    /// event fails. Default [`super::shift::HOOK_TIMEOUT_MS_DEFAULT`] (§2.8).
+    pub hook_timeout_ms: u64,
 }
 
 impl Default for PlannerSettings {
     fn default() -> Self {
-        Self { host_lost_after_ms: HOST_LOST_AFTER_MS_DEFAULT, deployment_timeout_ms: IN_PLACE_DEPLOYMENT_TIMEOUT_MS }
+        Self {
+            host_lost_after_ms: HOST_LOST_AFTER_MS_DEFAULT,
+            deployment_timeout_ms: IN_PLACE_DEPLOYMENT_TIMEOUT_MS,
+            hook_timeout_ms: super::shift::HOOK_TIMEOUT_MS_DEFAULT,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! runs an operation is decided in `route.rs`.
 
 mod dry_run;
+mod lambda;
 mod reads;
 mod writes;
 
@@ -60,6 +61,9 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
         Operation::StopDeployment(input) => Output::StopDeployment(writes::stop_deployment(node, input, by).await?),
         Operation::ContinueDeployment(input) => {
             Output::ContinueDeployment(writes::continue_deployment(node, input, by).await?)
+        }
+        Operation::PutLifecycleEventHookExecutionStatus(input) => {
+            Output::PutLifecycleEventHookExecutionStatus(lambda::put_hook_status(node, input, by).await?)
         }
         Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
         read => node.state().read(|state| reads::answer(&read, state))?,

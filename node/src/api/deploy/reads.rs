@@ -3,7 +3,7 @@
 use fleetmesh_model::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, DeploymentTargetType,
     EpochSeconds, GetApplicationOutput, GetApplicationRevisionOutput, GetDeploymentConfigOutput,
-    GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetOutput, InstanceTarget,
+    GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetOutput, InstanceTarget, LambdaTarget,
     ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
     ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, Operation, Output, RevisionLocation,
     RevisionSummary, UnknownLifecycleEvent,
@@ -138,11 +138,27 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
         }),
         Operation::ListDeployments(input) => Ok(Output::ListDeployments(list_deployments(input, state))),
         Operation::ListDeploymentTargets(input) => deployment(state, &input.deployment_id).map(|deployment| {
-            let target_ids = deployment.targets.keys().map(ToString::to_string).collect();
+            let lambda = deployment.shift.iter().map(|run| run.spec.target_id());
+            let target_ids = deployment.targets.keys().map(ToString::to_string).chain(lambda).collect();
             Output::ListDeploymentTargets(ListDeploymentTargetsOutput { target_ids })
         }),
         Operation::GetDeploymentTarget(input) => (|| {
             let deployment = deployment(state, &input.deployment_id)?;
+            if let Some(lambda_target) = LambdaTarget::from_state(deployment).map_err(corrupt)? {
+                if lambda_target.target_id != input.target_id {
+                    return Err(ApiError::not_found(format!(
+                        "{} is not a target of {}; its target is {}",
+                        input.target_id, deployment.deployment_id, lambda_target.target_id
+                    )));
+                }
+                return Ok(Output::GetDeploymentTarget(GetDeploymentTargetOutput {
+                    deployment_target: DeploymentTarget {
+                        deployment_target_type: DeploymentTargetType::LambdaTarget,
+                        instance_target: None,
+                        lambda_target: Some(lambda_target),
+                    },
+                }));
+            }
             let target_id: NodeId = input
                 .target_id
                 .trim_start_matches("node-")
@@ -155,7 +171,8 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
             Ok(Output::GetDeploymentTarget(GetDeploymentTargetOutput {
                 deployment_target: DeploymentTarget {
                     deployment_target_type: DeploymentTargetType::InstanceTarget,
-                    instance_target,
+                    instance_target: Some(instance_target),
+                    lambda_target: None,
                 },
             }))
         })(),

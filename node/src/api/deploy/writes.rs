@@ -12,13 +12,13 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::platform_configs::NO_MINIMUM;
+use fleetmesh_state::model::platform_configs::{LAMBDA_ALL_AT_ONCE, NO_MINIMUM};
 use fleetmesh_state::model::resources::{
     ComputePlatform, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME,
 };
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
-use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec, DeploymentWaitType};
+use fleetmesh_state::{Command, DeploymentGroupSpec, DeploymentSpec, DeploymentWaitType, Outcome};
 use fleetmesh_transport::NodeId;
 
 use super::{commit, random_id, required};
@@ -45,8 +45,18 @@ pub(super) async fn create_deployment_group(
 ) -> Result<CreateDeploymentGroupOutput, ApiError> {
     let tag_filters = input.on_premises_instance_tag_filters.unwrap_or_default();
     let tag_set = input.on_premises_tag_set.map(|set| set.on_premises_tag_set_list).unwrap_or_default();
+    let platform = node.state().read(|state| {
+        state.applications.get(&input.application_name).map_or(ComputePlatform::Server, |app| app.compute_platform)
+    });
+    let hostless = platform != ComputePlatform::Server;
+    if hostless && !(tag_filters.is_empty() && tag_set.iter().all(Vec::is_empty)) {
+        return Err(ApiError::invalid(
+            "onPremisesInstanceTagFilters",
+            format!("application {} is for {platform}: its groups have no hosts, give no tags", input.application_name),
+        ));
+    }
     // Each filter's bounds were checked with the input (`Operation::check`).
-    if tag_filters.is_empty() && tag_set.iter().all(Vec::is_empty) {
+    if !hostless && tag_filters.is_empty() && tag_set.iter().all(Vec::is_empty) {
         return Err(ApiError::invalid(
             "onPremisesInstanceTagFilters",
             "a deployment group needs at least one tag filter (--tag KEY=VALUE)",
@@ -59,7 +69,7 @@ pub(super) async fn create_deployment_group(
         deployment_config_name: input
             .deployment_config_name
             .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| ONE_AT_A_TIME.to_string()),
+            .unwrap_or_else(|| default_config(platform).to_string()),
         target_selector: TargetSelector {
             tag_filters,
             tag_set: tag_set.into_iter().filter(|group| !group.is_empty()).collect(),
@@ -74,6 +84,15 @@ pub(super) async fn create_deployment_group(
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
     Ok(CreateDeploymentGroupOutput { deployment_group_id })
+}
+
+/// A new group's configuration when none is named: CodeDeploy's default per platform.
+fn default_config(platform: ComputePlatform) -> &'static str {
+    match platform {
+        ComputePlatform::Server => ONE_AT_A_TIME,
+        ComputePlatform::Lambda => LAMBDA_ALL_AT_ONCE,
+        ComputePlatform::Ecs => "CodeDeployDefault.ECSAllAtOnce",
+    }
 }
 
 pub(super) async fn create_deployment_config(
@@ -143,6 +162,7 @@ pub(super) async fn register_revision(
         seeds: input.seeds,
         created_by: None,
         manifest,
+        app_spec: None,
     };
     let revision_info = RevisionSummary::from(&record);
     commit(node, Command::RegisterRevision { record: Box::new(record) }, by).await?;
@@ -181,9 +201,22 @@ pub(super) async fn create_deployment(
     input: CreateDeploymentInput,
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentOutput, ApiError> {
-    let spec = deployment_spec(input)?;
+    let revision = input.revision.clone();
+    let mut spec = deployment_spec(input)?;
+    let inline = super::lambda::prepare(node, &revision, &mut spec, by)?;
     let deployment_id = DeploymentId::from_random(node.random_bytes());
-    commit(node, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }, by).await?;
+    let create = Command::CreateDeployment { spec, deployment_id: deployment_id.clone() };
+    let Some(record) = inline else {
+        commit(node, create, by).await?;
+        return Ok(CreateDeploymentOutput { deployment_id });
+    };
+    // The inline revision and the deployment in one entry: a refused deployment leaves
+    // the revision registered, as `register-application-revision` would have.
+    let outcomes = node.propose_by(vec![Command::RegisterRevision { record: Box::new(record) }, create], by).await?;
+    if let Some(Outcome::Rejected(error)) = outcomes.into_iter().find(|outcome| matches!(outcome, Outcome::Rejected(_)))
+    {
+        return Err(error.into());
+    }
     Ok(CreateDeploymentOutput { deployment_id })
 }
 
@@ -213,6 +246,7 @@ pub(super) fn deployment_spec(input: CreateDeploymentInput) -> Result<Deployment
             }
             None => None,
         },
+        shift: None,
     })
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn breakdown(cluster: &TestCluster, api: &Api, info: &DeploymentInfo)
         let input =
             GetDeploymentTargetInput { deployment_id: info.deployment_id.clone(), target_id: target.target_id.clone() };
         let answer: GetDeploymentTargetOutput = api.call(&base, "GetDeploymentTarget", &input).ok()?;
-        let events = answer.deployment_target.instance_target.lifecycle_events;
+        let events = answer.deployment_target.instance_target.expect("an instance target").lifecycle_events;
         let start = events.iter().filter_map(|event| event.start_time).map(at).fold(f64::MAX, f64::min);
         let end = events.iter().filter_map(|event| event.end_time).map(at).fold(0.0, f64::max);
         for event in &events {

@@ -187,6 +187,20 @@ pub(crate) enum DeployCommand {
         #[arg(long, default_value = "READY_WAIT", value_parser = ["READY_WAIT", "TERMINATION_WAIT"])]
         deployment_wait_type: String,
     },
+    /// Report a Lambda hook's outcome (what the hook function calls with the
+    /// DeploymentId and LifecycleEventHookExecutionId it was invoked with); the
+    /// deployment waits for it, and Failed fails the deployment.
+    PutLifecycleEventHookExecutionStatus {
+        /// Deployment id.
+        #[arg(long)]
+        deployment_id: String,
+        /// The hook's execution id (also in get-deployment-target while it runs).
+        #[arg(long)]
+        lifecycle_event_hook_execution_id: String,
+        /// The hook's outcome.
+        #[arg(long, value_parser = ["Succeeded", "Failed"])]
+        status: String,
+    },
     /// Stop a deployment (optionally rolling back what it changed).
     StopDeployment {
         /// Deployment id.
@@ -216,9 +230,10 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// A tag group "K=V,K2=V2" (OR inside the group); hosts must match every group (AND). Up to 3.
     #[arg(long = "tag-set", value_name = "K=V,...", conflicts_with = "tags")]
     pub(crate) tag_sets: Vec<String>,
-    /// Deployment configuration.
-    #[arg(long, default_value = "CodeDeployDefault.OneAtATime")]
-    pub(crate) deployment_config_name: String,
+    /// Deployment configuration [default: CodeDeployDefault.OneAtATime for Server,
+    /// CodeDeployDefault.LambdaAllAtOnce for Lambda].
+    #[arg(long)]
+    pub(crate) deployment_config_name: Option<String>,
     /// Roll back automatically when a deployment fails.
     #[arg(long)]
     pub(crate) auto_rollback: bool,
@@ -289,7 +304,9 @@ pub(crate) struct CreateDeploymentArgs {
     /// Group.
     #[arg(long)]
     pub(crate) deployment_group_name: String,
-    /// Revision id (from `push`).
+    /// Revision id (from `push`), or for Lambda AWS's revision JSON with the AppSpec inline:
+    /// '{"revisionType":"AppSpecContent","appSpecContent":{"content":"version: 0.0 ..."}}'
+    /// (also "revisionType":"String" with "string":{"content":...}).
     #[arg(long)]
     pub(crate) revision: String,
     /// Overrides the group's configuration.

@@ -5,6 +5,7 @@
 
 mod args;
 mod blue_green;
+mod lambda;
 
 use std::process::ExitCode;
 
@@ -17,8 +18,8 @@ use fleetmesh_model::{
     GetRevisionDistributionOutput, ListAllInput, ListApplicationRevisionsOutput, ListApplicationsOutput,
     ListDeploymentConfigsOutput, ListDeploymentGroupsOutput, ListDeploymentTargetsOutput, ListDeploymentsInput,
     ListDeploymentsOutput, LoadBalancerInfo, MinimumHealthyHosts, MinimumHealthyHostsType, OnPremisesTagSet,
-    OutdatedInstancesStrategy, PlanDeploymentOutput, RevisionLocation, RevisionRef, StopDeploymentInput,
-    StopDeploymentOutput, TagFilter, TagFilterType, TrafficRoutingConfig, TrafficRoutingType,
+    OutdatedInstancesStrategy, PlanDeploymentOutput, StopDeploymentInput, StopDeploymentOutput, TagFilter,
+    TagFilterType, TrafficRoutingConfig, TrafficRoutingType,
 };
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::Serialize;
@@ -199,6 +200,9 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
         C::ContinueDeployment { deployment_id, deployment_wait_type } => {
             blue_green::continue_deployment(client, deployment_id, &deployment_wait_type)?;
         }
+        C::PutLifecycleEventHookExecutionStatus { deployment_id, lifecycle_event_hook_execution_id, status } => {
+            lambda::put_hook_status(client, deployment_id, lifecycle_event_hook_execution_id, &status)?;
+        }
         C::StopDeployment { deployment_id, auto_rollback, json } => {
             let input = StopDeploymentInput {
                 deployment_id: DeploymentId(deployment_id),
@@ -373,7 +377,7 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
     let input = CreateDeploymentGroupInput {
         application_name: args.application_name,
         deployment_group_name: args.deployment_group_name.clone(),
-        deployment_config_name: Some(args.deployment_config_name),
+        deployment_config_name: args.deployment_config_name,
         on_premises_instance_tag_filters: Some(args.tags.iter().map(|tag| tag_filter(tag)).collect()),
         on_premises_tag_set: Some(OnPremisesTagSet { on_premises_tag_set_list: tag_set }),
         auto_rollback_configuration: Some(rollback(args.auto_rollback)),
@@ -406,10 +410,7 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
     let input = CreateDeploymentInput {
         application_name: args.application_name,
         deployment_group_name: args.deployment_group_name,
-        revision: RevisionRef {
-            revision_id: None,
-            revision: Some(RevisionLocation::fleetmesh(parse_revision(&args.revision)?)),
-        },
+        revision: lambda::revision_flag(&args.revision)?,
         deployment_config_name: args.deployment_config_name,
         description: Some(args.description),
         ignore_application_stop_failures: args.ignore_application_stop_failures,

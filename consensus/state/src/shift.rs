@@ -1,0 +1,157 @@
+//! `apply` for Lambda deployments (feature level 13): the checks at creation, the
+//! leader's steps, hook outcomes, and the rollback that moves the alias back.
+
+use crate::command::{ApplyError, DeploymentSpec, Outcome};
+use crate::model::deployment::{Deployment, DeploymentCreator, DeploymentStatus, LifecycleEventStatus, RollbackInfo};
+use crate::model::ids::{DeploymentId, UnixMillis};
+use crate::model::platform_configs::LAMBDA_ALL_AT_ONCE;
+use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, DeploymentGroup};
+use crate::model::revision::RevisionRecord;
+use crate::model::shift::{ShiftRun, ShiftSpec, ShiftStep};
+use crate::{ClusterState, FeatureLevel};
+
+impl ClusterState {
+    /// Checks that a deployment of `spec` fits its application's platform: a Lambda
+    /// deployment names what it moves and an AppSpec revision; a Server deployment
+    /// neither. ECS deployments are not built.
+    pub(crate) fn check_deployment_platform(
+        &self,
+        spec: &DeploymentSpec,
+        platform: ComputePlatform,
+        revision: &RevisionRecord,
+    ) -> Result<(), ApplyError> {
+        let application = &spec.application_name;
+        match platform {
+            ComputePlatform::Server if spec.shift.is_some() || revision.app_spec.is_some() => {
+                Err(ApplyError::invalid(format!(
+                    "application {application} is for Server: deploy a pushed bundle (fleetmesh deploy push), not \
+                     an AppSpec given inline"
+                )))
+            }
+            ComputePlatform::Server => Ok(()),
+            ComputePlatform::Lambda if self.feature_level < FeatureLevel::PLATFORM_DEPLOYMENTS => {
+                Err(ApplyError::invalid(format!(
+                    "application {application} is for Lambda; this cluster deploys to Lambda once every voter runs \
+                     a release with feature level {}",
+                    FeatureLevel::PLATFORM_DEPLOYMENTS.0
+                )))
+            }
+            ComputePlatform::Lambda if spec.shift.is_none() || revision.app_spec.is_none() => {
+                Err(ApplyError::invalid(format!(
+                    "application {application} is for Lambda: its revision is an AppSpec \
+                     (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
+                )))
+            }
+            ComputePlatform::Lambda => Ok(()),
+            ComputePlatform::Ecs => Err(ApplyError::invalid(format!(
+                "application {application} is for ECS; this release deploys to Server and Lambda (ECS deployments \
+                 are not built yet)"
+            ))),
+        }
+    }
+
+    pub(crate) fn advance_shift(
+        &mut self,
+        deployment_id: &DeploymentId,
+        step: &ShiftStep,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        let deployment = self.shift_deployment(deployment_id)?;
+        let run = deployment.shift.as_mut().ok_or_else(|| not_lambda(deployment_id))?;
+        run.advance(step, deployment_id, at).map_err(|refused| ApplyError::conflict(refused.0))?;
+        if deployment.status == DeploymentStatus::Created {
+            deployment.status = DeploymentStatus::InProgress;
+            deployment.start_time = Some(at);
+        }
+        Ok(Outcome::Done)
+    }
+
+    pub(crate) fn put_hook_status(
+        &mut self,
+        deployment_id: &DeploymentId,
+        execution_id: &str,
+        status: LifecycleEventStatus,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        let deployment = self.shift_deployment(deployment_id)?;
+        let run = deployment.shift.as_mut().ok_or_else(|| not_lambda(deployment_id))?;
+        run.hook_status(execution_id, status, at).map_err(|refused| ApplyError::invalid(refused.0))?;
+        Ok(Outcome::Done)
+    }
+
+    fn shift_deployment(&mut self, id: &DeploymentId) -> Result<&mut Deployment, ApplyError> {
+        let deployment = self
+            .deployments
+            .get_mut(id)
+            .ok_or_else(|| ApplyError::not_found(format!("deployment {id} does not exist")))?;
+        if deployment.status.is_terminal() {
+            return Err(ApplyError::conflict(format!("deployment {id} already finished ({:?})", deployment.status)));
+        }
+        Ok(deployment)
+    }
+
+    /// The rollback of a Lambda deployment that failed or stopped: a new deployment
+    /// that moves the alias back to the version it pointed to, all at once and without
+    /// hooks (§7.1: "Lambda rollback = move alias back"). Only when the alias may have
+    /// moved: a step was applied or begun.
+    pub(crate) fn create_shift_rollback(
+        &mut self,
+        triggering_id: &DeploymentId,
+        rollback_id: &DeploymentId,
+        at: UnixMillis,
+    ) {
+        let Some(triggering) = self.deployments.get(triggering_id) else { return };
+        let Some(run) = &triggering.shift else { return };
+        let moved = run.applied_steps > 0 || run.committed_step.is_some();
+        let group = self.deployment_group(&triggering.application_name, &triggering.deployment_group_name);
+        let plan = match group {
+            _ if !moved => Err("the alias was not moved; nothing to roll back".to_string()),
+            None => Err("the deployment group is gone".to_string()),
+            Some(group) => Ok((rollback_spec(triggering, group, run.spec.reversed()), run.spec.current_version)),
+        };
+        let (spec, version) = match plan {
+            Ok(plan) => plan,
+            Err(message) => {
+                if let Some(triggering) = self.deployments.get_mut(triggering_id) {
+                    triggering.rollback_info = Some(RollbackInfo { rollback_message: message, ..Default::default() });
+                }
+                return;
+            }
+        };
+        let done = format!("rolled back to version {version} by {rollback_id}");
+        self.launch_rollback(&spec, triggering_id, rollback_id, done, at);
+    }
+
+    /// The run of a new Lambda deployment of `spec` with `config`'s steps.
+    pub(crate) fn new_shift_run(
+        spec: &DeploymentSpec,
+        routing: Option<crate::model::traffic_routing::TrafficRouting>,
+        at: UnixMillis,
+    ) -> Option<ShiftRun> {
+        spec.shift.clone().map(|shift| ShiftRun::new(shift, routing, at))
+    }
+}
+
+/// The spec of the deployment that moves `triggering`'s alias back with `reversed`.
+fn rollback_spec(triggering: &Deployment, group: &DeploymentGroup, reversed: ShiftSpec) -> DeploymentSpec {
+    DeploymentSpec {
+        application_name: group.application_name.clone(),
+        deployment_group_name: group.deployment_group_name.clone(),
+        // The group's last good revision, whose target version the alias goes back to;
+        // the failed one's own when none succeeded before (it names both versions).
+        revision_id: group.target_revision.unwrap_or(triggering.revision_id),
+        deployment_config_name: Some(LAMBDA_ALL_AT_ONCE.to_string()),
+        description: format!("rollback of {}", triggering.deployment_id),
+        ignore_application_stop_failures: false,
+        file_exists_behavior: triggering.file_exists_behavior,
+        auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
+        creator: DeploymentCreator::CodeDeployRollback,
+        targets: None,
+        target_instances: None,
+        shift: Some(reversed),
+    }
+}
+
+fn not_lambda(id: &DeploymentId) -> ApplyError {
+    ApplyError::invalid(format!("deployment {id} is not a Lambda deployment"))
+}
