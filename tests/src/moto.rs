@@ -82,6 +82,29 @@ pub fn ensure_installed() -> Result<PathBuf, MotoError> {
     Ok(venv)
 }
 
+/// See [`Moto::lambda_setup`]; `NAMES` is the Python list of function names.
+const LAMBDA_SETUP: &str = r#"
+import io, json, zipfile, boto3
+role = boto3.client("iam").create_role(
+    RoleName="lambda-role",
+    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+)["Role"]["Arn"]
+def bundle(body):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", body)
+    return buffer.getvalue()
+client = boto3.client("lambda")
+for name in NAMES:
+    client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="index.handler",
+                           Code={"ZipFile": bundle("def handler(event, context):\n    return 1\n")}, Publish=True)
+client.update_function_code(FunctionName="app", ZipFile=bundle("def handler(event, context):\n    return 2\n"))
+second = client.publish_version(FunctionName="app")["Version"]
+client.create_alias(FunctionName="app", Name="live", FunctionVersion="1")
+print(second)
+"#;
+
 impl Moto {
     /// Installs moto if needed, starts its server on a free port and waits until it
     /// answers; Lambda `Invoke` runs without Docker (the function's code does not run).
@@ -127,6 +150,28 @@ impl Moto {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "the setup script failed: {stderr}");
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Starts `script` with the virtualenv's Python as [`Moto::python`] does, in the
+    /// background, its stdout piped.
+    ///
+    /// # Panics
+    /// When Python cannot start.
+    pub fn spawn_python(&self, script: &str) -> Child {
+        Command::new(&self.python)
+            .args(["-c", script])
+            .envs(self.env())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("run {}: {error}", self.python.display()))
+    }
+
+    /// Creates Lambda function `app` with versions 1 and 2 and alias `live` on 1, and
+    /// one more function per name in `hooks` (moto runs none of their code); returns
+    /// the second version's number as moto published it.
+    pub fn lambda_setup(&self, hooks: &[&str]) -> String {
+        let names = std::iter::once("app").chain(hooks.iter().copied()).collect::<Vec<_>>().join("\", \"");
+        self.python(&LAMBDA_SETUP.replace("NAMES", &format!("[\"{names}\"]"))).trim().to_string()
     }
 
     /// The environment a client of this server needs.

@@ -14,6 +14,7 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod honest;
+    mod lambda;
     mod members;
     mod netns;
     mod operations;

@@ -6,29 +6,6 @@
 use fleetmesh_aws::{AliasRouting, AwsErrorKind, AwsSettings, LambdaTraffic, SdkLambda};
 use fleetmesh_tests::moto::Moto;
 
-/// Two functions: `app` with versions 1 and 2 and alias `live` on 1, and `hook`.
-const SETUP: &str = r#"
-import io, json, zipfile, boto3
-role = boto3.client("iam").create_role(
-    RoleName="lambda-role",
-    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
-)["Role"]["Arn"]
-def bundle(body):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("index.py", body)
-    return buffer.getvalue()
-client = boto3.client("lambda")
-for name in ["app", "hook"]:
-    client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="index.handler",
-                           Code={"ZipFile": bundle("def handler(event, context):\n    return 1\n")}, Publish=True)
-client.update_function_code(FunctionName="app", ZipFile=bundle("def handler(event, context):\n    return 2\n"))
-second = client.publish_version(FunctionName="app")["Version"]
-client.create_alias(FunctionName="app", Name="live", FunctionVersion="1")
-print(second)
-"#;
-
 /// What boto3 reads of alias `live`, independently of the client under test.
 const READ_ALIAS: &str = r#"
 import json, boto3
@@ -48,7 +25,7 @@ fn alias_by_boto3(moto: &Moto) -> serde_json::Value {
 #[test]
 fn the_lambda_edge_moves_an_alias_step_by_step_and_invokes_a_hook_on_moto() {
     let moto = Moto::start().unwrap_or_else(|error| panic!("{error}"));
-    let second = moto.python(SETUP).trim().to_string();
+    let second = moto.lambda_setup(&["hook"]);
     assert_eq!(second, "2", "moto published the second version as {second}");
     for (key, value) in moto.env() {
         std::env::set_var(key, value);

@@ -57,7 +57,11 @@ fn a_canary_goes_first_and_the_rest_follow_after_the_bake() {
     // Per wave: the earliest event start and the latest event end of its targets.
     let mut waves: Vec<(u32, EpochSeconds, EpochSeconds)> = Vec::new();
     for target in &info.target_waves {
-        let events = cluster.deployment_target(1, &id, &target.target_id).deployment_target.instance_target;
+        let events = cluster
+            .deployment_target(1, &id, &target.target_id)
+            .deployment_target
+            .instance_target
+            .expect("an instance target");
         let start =
             events.lifecycle_events.iter().filter_map(|event| event.start_time).map(|t| t.0).fold(f64::MAX, f64::min);
         let end = events.lifecycle_events.iter().filter_map(|event| event.end_time).map(|t| t.0).fold(0.0, f64::max);

@@ -74,7 +74,12 @@ fn rollback_of(failed: &DeploymentInfo) -> String {
 
 /// The lifecycle events of one target of a deployment (`get-deployment-target --json`).
 fn lifecycle_events(cluster: &TestCluster, via: u32, deployment_id: &str, target_id: &str) -> Vec<LifecycleEvent> {
-    cluster.deployment_target(via, deployment_id, target_id).deployment_target.instance_target.lifecycle_events
+    cluster
+        .deployment_target(via, deployment_id, target_id)
+        .deployment_target
+        .instance_target
+        .expect("an instance target")
+        .lifecycle_events
 }
 
 /// The event named `name` among `events`.

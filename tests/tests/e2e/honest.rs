@@ -70,7 +70,12 @@ fn wait_gone(pids: (u32, u32), within: Duration) -> Duration {
 }
 
 fn events(cluster: &TestCluster, via: u32, id: &str) -> Vec<LifecycleEvent> {
-    cluster.deployment_target(via, id, "1").deployment_target.instance_target.lifecycle_events
+    cluster
+        .deployment_target(via, id, "1")
+        .deployment_target
+        .instance_target
+        .expect("an instance target")
+        .lifecycle_events
 }
 
 fn event(events: &[LifecycleEvent], name: LifecycleEventName) -> &LifecycleEvent {
@@ -157,7 +162,7 @@ fn a_download_whose_chunks_nobody_live_holds_fails_within_the_no_holder_timeout(
     println!("the deployment ended {took:?} after it was created");
     assert_eq!(ended.deployment_info.status, DeploymentStatus::Failed, "{ended:?}");
     let target = cluster.deployment_target(1, &id, &cluster.node_id(1).to_string());
-    let events = target.deployment_target.instance_target.lifecycle_events;
+    let events = target.deployment_target.instance_target.expect("an instance target").lifecycle_events;
     let download = event(&events, LifecycleEventName::DownloadBundle);
     assert_eq!(download.status, LifecycleEventStatus::Failed, "{download:?}");
     let text = message(download);

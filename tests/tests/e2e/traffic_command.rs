@@ -33,7 +33,12 @@ fn write_command(script: &Path, dir: &Path) {
 /// `get-deployment-target`'s event `name` of node `index`, as JSON.
 fn event(cluster: &TestCluster, deployment: &str, index: u32, name: LifecycleEventName) -> Value {
     let target = cluster.node_id(index).to_string();
-    let events = cluster.deployment_target(1, deployment, &target).deployment_target.instance_target.lifecycle_events;
+    let events = cluster
+        .deployment_target(1, deployment, &target)
+        .deployment_target
+        .instance_target
+        .expect("an instance target")
+        .lifecycle_events;
     let found = events.iter().find(|event| event.lifecycle_event_name == name);
     serde_json::to_value(found.unwrap_or_else(|| panic!("no {name:?} in {events:?}"))).expect("event as JSON")
 }

@@ -303,7 +303,12 @@ fn in_place_with_traffic_control_takes_each_host_off_the_route_and_no_request_fa
     let id = second.deployment_info.deployment_id.to_string();
     for index in 1..=3 {
         let target = cluster.node_id(index).to_string();
-        let events = cluster.deployment_target(1, &id, &target).deployment_target.instance_target.lifecycle_events;
+        let events = cluster
+            .deployment_target(1, &id, &target)
+            .deployment_target
+            .instance_target
+            .expect("an instance target")
+            .lifecycle_events;
         let names: Vec<LifecycleEventName> = events.iter().map(|event| event.lifecycle_event_name).collect();
         assert_eq!(names.first(), Some(&LifecycleEventName::BeforeBlockTraffic), "{names:?}");
         assert_eq!(names.last(), Some(&LifecycleEventName::AfterAllowTraffic), "{names:?}");
