@@ -100,6 +100,11 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
             let config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), planted);
             runtime.block_on(scenarios::blue_green_chaos::run(config))?
         }
+        "traffic-shift-chaos" => {
+            let runtime = runtime(seed)?;
+            let config = scenarios::traffic_shift_chaos::config(cluster_config(args, seed));
+            runtime.block_on(scenarios::traffic_shift_chaos::run(config))?
+        }
         "swarm" | "byzantine-peer" => run_swarm(args, seed)?,
         other => return Err(SimError::UnknownScenario { name: other.to_string() }),
     };

@@ -25,6 +25,7 @@
 //! It deliberately does not own node logic (that lives in `fleetmesh-node`) nor real
 //! I/O (no sockets, no files).
 
+pub mod aws;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

@@ -108,6 +108,14 @@ fn ci_sweep_leader_kill_mid_wave() {
 }
 
 #[test]
+fn ci_sweep_traffic_shift_chaos() {
+    // traffic-shift-chaos (Lambda deployments on a simulated AWS with throttling and
+    // 5xx, leaders crashed or partitioned, half the time while an UpdateAlias has landed
+    // and not answered) over the CI seeds at 5 nodes: asserts every invariant holds.
+    sweep("traffic-shift-chaos");
+}
+
+#[test]
 fn ci_sweep_swarm_and_byzantine_peer() {
     // The discrete-event swarm, honest and with corrupt peers, 20 nodes and 64 MiB over
     // the CI seeds: asserts every invariant holds.

@@ -82,6 +82,7 @@ impl SimCluster {
             net,
             trace,
             world,
+            lambda: crate::aws::SimLambda::new(config.seed, config.lambda_fault_rate, 1),
             clock_base: VirtualClock::new(SIM_EPOCH),
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),
@@ -222,7 +223,7 @@ impl SimCluster {
             Some(bug) => bug.planner(),
             None => Arc::new(CodeDeployPlanner),
         };
-        let leader = Leader::start_with_planner(&node, &mut tasks, planner);
+        let leader = Leader::start_with(&node, &mut tasks, planner, Arc::new(self.lambda.clone()));
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());

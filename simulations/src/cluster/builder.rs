@@ -31,6 +31,8 @@ pub struct SimConfig {
     /// The leaders plan with this planted bug ([`crate::planted`]) instead of CodeDeploy's
     /// rules (`--planted-bug`), to prove the invariants catch a wrong planner.
     pub planted_bug: Option<PlantedBug>,
+    /// Probability that a call to the simulated Lambda is throttled or answered 5xx.
+    pub lambda_fault_rate: f64,
 }
 
 impl SimConfig {
@@ -45,6 +47,7 @@ impl SimConfig {
             host: HostTiming::default(),
             planner: PlannerSettings::default(),
             planted_bug: None,
+            lambda_fault_rate: 0.0,
         }
     }
 }

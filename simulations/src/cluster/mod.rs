@@ -96,6 +96,8 @@ pub struct SimCluster {
     pub trace: Arc<Trace>,
     /// What the simulated hosts share (revision contents, the hook fault plan).
     pub world: Arc<HostWorld>,
+    /// The simulated AWS Lambda every leader calls.
+    pub lambda: crate::aws::SimLambda,
     clock_base: VirtualClock,
     nodes: BTreeMap<NodeId, SimNode>,
     durable: BTreeMap<NodeId, Durable>,

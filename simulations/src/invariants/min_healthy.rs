@@ -157,6 +157,7 @@ pub(crate) mod tests {
             traffic_routes: Vec::new(),
             targets: (1..=targets).map(|id| (NodeId(id), Target::pending(NodeId(id), UnixMillis(0)))).collect(),
             blue_green: None,
+            shift: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Safety: after a rollback, every target that had changed runs the previous revision
 //! again. (In-place deployments; a blue/green rollback moves traffic instead, see
-//! [`super::rollback_restores_blue`].)
+//! [`super::rollback_restores_blue`]; a Lambda rollback moves an alias back, see
+//! `traffic-shift-chaos`.)
 //!
 //! For every deployment the monitor remembers the group's last successful revision at
 //! its creation (the revision a rollback must restore). When a rollback ends, it
@@ -73,6 +74,11 @@ impl RollbackRestores {
             // A blue/green deployment rolls back by giving the routes back to blue,
             // which still runs the previous revision: no rollback deployment, no
             // install ([`super::rollback_restores_blue`] checks it).
+            return;
+        }
+        if rollback.shift.is_some() {
+            // A Lambda deployment rolls back by moving the alias back to the version it
+            // left, not by installing a revision on hosts (`traffic-shift-chaos` checks it).
             return;
         }
         if rollback.creator != DeploymentCreator::CodeDeployRollback {

@@ -278,6 +278,7 @@ impl App {
                 seeds: vec![seed],
                 created_by: None,
                 manifest,
+                app_spec: None,
             };
             app.revisions.push(record.revision_id);
             setup_command(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;
@@ -356,6 +357,7 @@ impl App {
             creator: DeploymentCreator::User,
             targets: None,
             target_instances,
+            shift: None,
         };
         let command = Command::CreateDeployment { spec, deployment_id: deployment_id.clone() };
         let outcome = cluster.propose(command, timeout).await?;

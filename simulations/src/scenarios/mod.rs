@@ -9,6 +9,7 @@ pub mod leader_kill_mid_wave;
 pub mod leader_partition;
 pub mod liveness;
 pub mod rolling_chaos;
+pub mod traffic_shift_chaos;
 
 use std::collections::BTreeMap;
 
@@ -56,6 +57,7 @@ pub const SCENARIOS: &[&str] = &[
     "traffic-chaos",
     "blue-green-chaos",
     "leader-kill-mid-wave",
+    "traffic-shift-chaos",
     "swarm",
     "byzantine-peer",
 ];
