@@ -4,6 +4,7 @@
 use fleetmesh_state::model::blue_green::{BlueGreenDeploymentConfiguration, BlueGreenPhase, TargetLabel};
 use fleetmesh_state::model::deployment::{self as state, Deployment, Target};
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
+use fleetmesh_state::model::shift::ShiftRun;
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::UnknownLifecycleEvent;
@@ -210,21 +211,36 @@ pub struct TargetWave {
 
 impl TargetWave {
     fn of(target: &Target) -> Result<Self, UnknownLifecycleEvent> {
-        let current = target
-            .lifecycle_events
-            .iter()
-            .rev()
-            .find(|event| !matches!(event.status, LifecycleEventStatus::Pending | LifecycleEventStatus::Skipped));
         Ok(Self {
             target_id: target.target_id.to_string(),
             wave: target.wave,
             status: target.status,
-            current_event: match current {
-                Some(event) => Some(CurrentEvent { name: event.lifecycle_event_name.parse()?, status: event.status }),
-                None => None,
-            },
+            current_event: current_event(&target.lifecycle_events)?,
             label: target.target_label,
         })
+    }
+
+    /// A Lambda deployment's one target (wave 1 once it started).
+    fn of_lambda(run: &ShiftRun) -> Result<Self, UnknownLifecycleEvent> {
+        Ok(Self {
+            target_id: run.spec.target_id(),
+            wave: u32::from(run.status != TargetStatus::Pending),
+            status: run.status,
+            current_event: current_event(&run.lifecycle_events)?,
+            label: None,
+        })
+    }
+}
+
+/// The last event that left Pending, and was not skipped.
+fn current_event(events: &[state::LifecycleEvent]) -> Result<Option<CurrentEvent>, UnknownLifecycleEvent> {
+    let current = events
+        .iter()
+        .rev()
+        .find(|event| !matches!(event.status, LifecycleEventStatus::Pending | LifecycleEventStatus::Skipped));
+    match current {
+        Some(event) => Ok(Some(CurrentEvent { name: event.lifecycle_event_name.parse()?, status: event.status })),
+        None => Ok(None),
     }
 }
 
@@ -390,9 +406,18 @@ impl DeploymentInfo {
                     .collect(),
             }),
             file_exists_behavior: deployment.file_exists_behavior,
-            compute_platform: ComputePlatform::Server,
+            compute_platform: if deployment.shift.is_some() {
+                ComputePlatform::Lambda
+            } else {
+                ComputePlatform::Server
+            },
             waves: deployment.waves,
-            target_waves: deployment.targets.values().map(TargetWave::of).collect::<Result<_, _>>()?,
+            target_waves: deployment
+                .targets
+                .values()
+                .map(TargetWave::of)
+                .chain(deployment.shift.iter().map(TargetWave::of_lambda))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

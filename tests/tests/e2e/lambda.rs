@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout};
 use std::time::Duration;
 
-use fleetmesh_model::{DeploymentStatus, ErrorCode, GetDeploymentOutput, LambdaTarget, LifecycleEventStatus};
+use fleetmesh_model::{
+    ComputePlatform, DeploymentStatus, ErrorCode, GetDeploymentOutput, LambdaTarget, LifecycleEventStatus,
+};
 use fleetmesh_tests::moto::Moto;
 use fleetmesh_tests::{wait_until, Options, TestCluster};
 
@@ -139,7 +141,10 @@ fn a_linear_lambda_deployment_waits_for_its_hook_then_moves_the_alias_step_by_st
     cluster.ok(1, &[&put[..], &["--lifecycle-event-hook-execution-id", &execution, "--status", "Succeeded"]].concat());
 
     let done = wait_finished(&cluster, &id);
-    assert_eq!(done.deployment_info.status, DeploymentStatus::Succeeded, "{done:?}");
+    let info = &done.deployment_info;
+    assert_eq!(info.status, DeploymentStatus::Succeeded, "{done:?}");
+    assert_eq!((info.compute_platform, info.deployment_overview.Succeeded), (ComputePlatform::Lambda, 1));
+    assert_eq!(info.target_waves.iter().map(|target| target.target_id.as_str()).collect::<Vec<_>>(), ["app:live"]);
     let expected = serde_json::json!([
         ["1", {}], ["1", {"2": 0.25}], ["1", {"2": 0.5}], ["1", {"2": 0.75}], ["2", {}]
     ]);

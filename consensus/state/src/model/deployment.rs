@@ -406,8 +406,9 @@ impl Deployment {
     /// Counts targets per status.
     pub fn overview(&self) -> DeploymentOverview {
         let mut overview = DeploymentOverview::default();
-        for target in self.targets.values() {
-            match target.status {
+        let lambda = self.shift.iter().map(|run| run.status);
+        for status in self.targets.values().map(|target| target.status).chain(lambda) {
+            match status {
                 TargetStatus::Pending | TargetStatus::Unknown => overview.Pending += 1,
                 TargetStatus::InProgress => overview.InProgress += 1,
                 TargetStatus::Succeeded => overview.Succeeded += 1,
