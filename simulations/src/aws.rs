@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind};
-use fleetmesh_node::leader::shift::LambdaEdge;
+use fleetmesh_node::leader::shift::{LambdaEdge, Role};
 use fleetmesh_transport::BoxFuture;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -116,12 +116,13 @@ impl SimLambda {
 }
 
 impl LambdaEdge for SimLambda {
-    fn alias(&self, _function: String, _alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>> {
+    fn alias(&self, _role: Role, _function: String, _alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>> {
         Box::pin(self.call("GetAlias", |world| world.alias.clone()))
     }
 
     fn set_alias(
         &self,
+        _role: Role,
         _function: String,
         _alias: String,
         routing: AliasRouting,
@@ -148,7 +149,12 @@ impl LambdaEdge for SimLambda {
         })
     }
 
-    fn invoke(&self, _function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>> {
+    fn invoke(
+        &self,
+        _role: Role,
+        _function: String,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(self.call("Invoke", move |world| {
             let field = |name: &str| payload[name].as_str().unwrap_or_default().to_string();
             world.invocations.push_back((field("DeploymentId"), field("LifecycleEventHookExecutionId")));

@@ -365,6 +365,11 @@ impl ClusterState {
         }
         self.validate_traffic_control(spec)?;
         validate_blue_green(spec)?;
+        if let Some(role) = spec.service_role_arn.as_deref().filter(|role| !is_role_arn(role)) {
+            return Err(ApplyError::invalid(format!(
+                "serviceRoleArn {role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+            )));
+        }
         if self.deployment_group(&spec.application_name, &spec.deployment_group_name).is_some() {
             return Err(ApplyError::exists(format!(
                 "deployment group {} of application {} already exists",
@@ -382,6 +387,7 @@ impl ClusterState {
             deployment_option: spec.deployment_option,
             load_balancer_info: spec.load_balancer_info.clone(),
             blue_green_deployment_configuration: spec.blue_green_deployment_configuration,
+            service_role_arn: spec.service_role_arn.clone(),
             update_outdated_instances: spec.update_outdated_instances,
             target_revision: None,
             last_successful_deployment_id: None,
@@ -435,4 +441,11 @@ impl ClusterState {
         self.revisions.entry(record.revision_id).or_insert_with(|| record.clone());
         Ok(Outcome::Done)
     }
+}
+
+/// True for `arn:<partition>:iam::<account>:role/<path and name>`.
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if !partition.is_empty() && !account.is_empty() && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
 }

@@ -20,7 +20,6 @@ use crate::model::resources::{
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
-use crate::model::shift::{ShiftSpec, ShiftStep};
 use crate::model::traffic_routing::TrafficRoutingConfig;
 
 /// What a client asks for when it creates a deployment group.
@@ -51,6 +50,9 @@ pub struct DeploymentGroupSpec {
     /// Blue/green settings ([`FeatureLevel::BLUE_GREEN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
+    /// The IAM role assumed for the group's AWS calls ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role_arn: Option<String>,
 }
 
 /// What a client asks for when it creates a deployment.
@@ -81,10 +83,9 @@ pub struct DeploymentSpec {
     /// the group's hosts that do not serve its routes ([`FeatureLevel::BLUE_GREEN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_instances: Option<TargetSelector>,
-    /// A Lambda deployment: what its AppSpec moves, read by the API from the revision's
-    /// content ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
+    /// What a Lambda deployment's AppSpec moves ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shift: Option<ShiftSpec>,
+    pub shift: Option<crate::model::shift::ShiftSpec>,
 }
 
 /// A host's progress on one target, as its agent reported it.
@@ -327,10 +328,9 @@ pub enum Command {
         /// Deployment.
         deployment_id: DeploymentId,
         /// The step.
-        step: ShiftStep,
+        step: crate::model::shift::ShiftStep,
     },
-    /// `put-lifecycle-event-hook-execution-status` ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]):
-    /// a hook function's outcome.
+    /// A hook function's outcome ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
     PutLifecycleEventHookExecutionStatus {
         /// Deployment.
         deployment_id: DeploymentId,

@@ -83,7 +83,7 @@ impl ClusterState {
         }
         let traffic_routing = config.traffic_routing_config.and_then(|routing| routing.normalise().ok());
         self.check_stepped_blue_green(group, spec, &config_name, traffic_routing.is_some())?;
-        let shift = Self::new_shift_run(spec, traffic_routing, at);
+        let shift = Self::new_shift_run(spec, group, traffic_routing, at);
         let (targets, blue_green) =
             if shift.is_some() { (BTreeMap::new(), None) } else { self.new_targets(group, spec, at)? };
         let deployment = Deployment {

@@ -30,6 +30,9 @@ impl Command {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }
             Self::CreateDeployment { spec, .. } if spec.shift.is_some() => FeatureLevel::PLATFORM_DEPLOYMENTS,
+            Self::CreateDeploymentGroup { spec, .. } if spec.service_role_arn.is_some() => {
+                FeatureLevel::PLATFORM_DEPLOYMENTS
+            }
             Self::RegisterRevision { record } if record.app_spec.is_some() => FeatureLevel::PLATFORM_DEPLOYMENTS,
             Self::AdvanceBlueGreen { step, .. } if step.is_stepped() => FeatureLevel::BLUE_GREEN_STEPS,
             Self::AdvanceBlueGreen { .. } | Self::ContinueDeployment { .. } => FeatureLevel::BLUE_GREEN,

@@ -93,8 +93,41 @@ fn a_group_or_deployment_needs_a_config_of_its_platform() {
         load_balancer_info: None,
         deployment_type: Default::default(),
         blue_green_deployment_configuration: None,
+        service_role_arn: None,
     };
     let outcome = apply(&mut state, 4, Command::CreateDeploymentGroup { spec, deployment_group_id: "g2".into() });
     rejected(&outcome, ApplyErrorKind::Invalid, "is for the ECS compute platform");
     assert!(state.deployment_group("app", "api").is_none());
+}
+
+#[test]
+fn a_service_role_must_be_an_iam_role_arn_and_needs_level_13() {
+    let (mut state, _, _) = setup();
+    let Some(existing) = state.deployment_group("app", "web").cloned() else { unreachable!() };
+    let spec = |role: &str| crate::DeploymentGroupSpec {
+        application_name: "app".into(),
+        deployment_group_name: "roled".into(),
+        deployment_config_name: existing.deployment_config_name.clone(),
+        target_selector: existing.target_selector.clone(),
+        auto_rollback_configuration: Default::default(),
+        update_outdated_instances: true,
+        deployment_option: Default::default(),
+        load_balancer_info: None,
+        deployment_type: Default::default(),
+        blue_green_deployment_configuration: None,
+        service_role_arn: Some(role.into()),
+    };
+    for bad in
+        ["deployer", "arn:aws:iam::123456789012:user/deployer", "arn:aws:iam::123456789012:role/", "arn:aws:s3:::b"]
+    {
+        let outcome =
+            apply(&mut state, 5, Command::CreateDeploymentGroup { spec: spec(bad), deployment_group_id: "g".into() });
+        rejected(&outcome, ApplyErrorKind::Invalid, "is not an IAM role ARN");
+    }
+    let good = spec("arn:aws:iam::123456789012:role/ops/deployer");
+    let command = Command::CreateDeploymentGroup { spec: good, deployment_group_id: "g".into() };
+    assert_eq!(command.feature_level(), FeatureLevel::PLATFORM_DEPLOYMENTS);
+    assert_eq!(apply(&mut state, 6, command), Outcome::Done);
+    let group = state.deployment_group("app", "roled").map(|group| group.service_role_arn.clone());
+    assert_eq!(group, Some(Some("arn:aws:iam::123456789012:role/ops/deployer".into())));
 }

@@ -122,13 +122,15 @@ impl ClusterState {
         self.launch_rollback(&spec, triggering_id, rollback_id, done, at);
     }
 
-    /// The run of a new Lambda deployment of `spec` with `config`'s steps.
+    /// The run of a new Lambda deployment of `spec` in `group` with `routing`'s steps.
     pub(crate) fn new_shift_run(
         spec: &DeploymentSpec,
+        group: &DeploymentGroup,
         routing: Option<crate::model::traffic_routing::TrafficRouting>,
         at: UnixMillis,
     ) -> Option<ShiftRun> {
-        spec.shift.clone().map(|shift| ShiftRun::new(shift, routing, at))
+        let run = ShiftRun::new(spec.shift.clone()?, routing, at);
+        Some(ShiftRun { role_arn: group.service_role_arn.clone(), ..run })
     }
 }
 

@@ -110,6 +110,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
                     load_balancer_info: None,
                     deployment_type: Default::default(),
                     blue_green_deployment_configuration: None,
+                    service_role_arn: None,
                 },
                 deployment_group_id: "g".into(),
             },

@@ -206,6 +206,9 @@ impl Operation {
             }
             Self::ContinueDeployment(_) => FeatureLevel::BLUE_GREEN,
             Self::PutLifecycleEventHookExecutionStatus(_) => FeatureLevel::PLATFORM_DEPLOYMENTS,
+            Self::CreateDeploymentGroup(input) if input.service_role_arn.is_some() => {
+                FeatureLevel::PLATFORM_DEPLOYMENTS
+            }
             Self::CreateDeployment(input) if input.revision.inline_content().ok().flatten().is_some() => {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }

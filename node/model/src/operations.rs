@@ -121,6 +121,10 @@ pub struct CreateDeploymentGroupInput {
     /// Blue/green settings (only with `deploymentType` `BLUE_GREEN`).
     #[serde(default)]
     pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
+    /// The IAM role the leader assumes (STS) for the group's AWS calls; without one they
+    /// run with the leader's own credentials.
+    #[serde(default)]
+    pub service_role_arn: Option<String>,
 }
 
 /// `CreateDeploymentGroup`'s answer.

@@ -22,7 +22,7 @@ pub use fleetmesh_state::model::traffic_routing::{
     TimeBasedCanary, TimeBasedLinear, TrafficRouting, TrafficRoutingConfig, TrafficRoutingType,
 };
 
-use crate::{EpochSeconds, ErrorKind, OperationError};
+use crate::{EpochSeconds, ErrorKind, InlineAppSpec, OperationError};
 
 /// `RevisionLocationType`: where a revision's content is. fleetmesh's own revisions are
 /// in the swarm, named by their manifest's BLAKE3.
@@ -58,19 +58,6 @@ pub struct RevisionLocation {
     /// For `String`: the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub string: Option<InlineAppSpec>,
-}
-
-/// AWS's `AppSpecContent` and `RawString`: an AppSpec document given inline.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InlineAppSpec {
-    /// The YAML or JSON document.
-    #[serde(default)]
-    pub content: String,
-    /// Its SHA-256, hex; fleetmesh identifies the revision by BLAKE3 and does not
-    /// check this member (botocore sends it when the caller gives it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
 }
 
 impl RevisionLocation {
@@ -326,6 +313,9 @@ pub struct DeploymentGroupInfo {
     pub last_attempted_deployment: Option<LastDeploymentInfo>,
     /// Server, for groups of hosts.
     pub compute_platform: ComputePlatform,
+    /// The IAM role assumed for the group's AWS calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role_arn: Option<String>,
     /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
     /// when it was made before feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,6 +355,7 @@ impl DeploymentGroupInfo {
             last_successful_deployment: LastDeploymentInfo::of(group.last_successful_deployment_id.as_ref(), state),
             last_attempted_deployment: LastDeploymentInfo::of(group.active_deployment_id.as_ref(), state),
             compute_platform,
+            service_role_arn: group.service_role_arn.clone(),
             created_by: group.created_by.as_ref().map(ToString::to_string),
         }
     }

@@ -96,7 +96,7 @@ fn plan_shift(
                 ),
                 _ => None,
             };
-            aws.push(AwsMove { deployment_id, spec: run.spec.clone(), call, before });
+            aws.push(AwsMove { deployment_id, spec: run.spec.clone(), role: run.role_arn.clone(), call, before });
             // Checked again soon: the call may be waiting for another one to end.
             return Some(UnixMillis(now.0 + AWS_RECHECK_MS));
         }

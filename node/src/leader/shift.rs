@@ -22,7 +22,9 @@ use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::shift::{ShiftSpec, ShiftStep};
 use fleetmesh_state::Command;
 use fleetmesh_transport::BoxFuture;
-use tokio::sync::OnceCell;
+use std::collections::BTreeMap;
+
+use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::runtime::Node;
@@ -34,40 +36,63 @@ const ATTEMPTS: u32 = 4;
 /// The pause between attempts, doubled each time.
 const BACKOFF: Duration = Duration::from_millis(500);
 
+/// Whom a call runs as: the group's `serviceRoleArn`, assumed through STS, or (`None`)
+/// the leader's own credentials.
+pub type Role = Option<String>;
+
 /// The Lambda calls of a deployment, as objects the leader can hold.
 pub trait LambdaEdge: Send + Sync {
     /// `GetAlias`.
-    fn alias(&self, function: String, alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>>;
+    fn alias(&self, role: Role, function: String, alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>>;
     /// `UpdateAlias`.
-    fn set_alias(&self, function: String, alias: String, routing: AliasRouting) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn set_alias(
+        &self,
+        role: Role,
+        function: String,
+        alias: String,
+        routing: AliasRouting,
+    ) -> BoxFuture<'_, Result<(), AwsError>>;
     /// `Invoke` (asynchronous).
-    fn invoke(&self, function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn invoke(&self, role: Role, function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>>;
 }
 
-/// [`LambdaEdge`] over the AWS SDK, configured on first use.
+/// [`LambdaEdge`] over the AWS SDK: one client per role, configured on first use (the
+/// standard credential chain and endpoint variables, then STS for a role).
 #[derive(Default)]
 pub struct SdkEdge {
-    settings: AwsSettings,
-    client: OnceCell<SdkLambda>,
+    clients: Mutex<BTreeMap<Role, SdkLambda>>,
 }
 
 impl SdkEdge {
-    async fn client(&self) -> &SdkLambda {
-        self.client.get_or_init(|| async { SdkLambda::new(&self.settings.load().await) }).await
+    async fn client(&self, role: Role) -> SdkLambda {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&role) {
+            return client.clone();
+        }
+        let settings = AwsSettings { role_arn: role.clone(), ..AwsSettings::default() };
+        let client = SdkLambda::new(&settings.load().await);
+        clients.insert(role, client.clone());
+        client
     }
 }
 
 impl LambdaEdge for SdkEdge {
-    fn alias(&self, function: String, alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>> {
-        Box::pin(async move { self.client().await.alias_routing(&function, &alias).await })
+    fn alias(&self, role: Role, function: String, alias: String) -> BoxFuture<'_, Result<AliasRouting, AwsError>> {
+        Box::pin(async move { self.client(role).await.alias_routing(&function, &alias).await })
     }
 
-    fn set_alias(&self, function: String, alias: String, routing: AliasRouting) -> BoxFuture<'_, Result<(), AwsError>> {
-        Box::pin(async move { self.client().await.set_alias_routing(&function, &alias, &routing).await })
+    fn set_alias(
+        &self,
+        role: Role,
+        function: String,
+        alias: String,
+        routing: AliasRouting,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move { self.client(role).await.set_alias_routing(&function, &alias, &routing).await })
     }
 
-    fn invoke(&self, function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>> {
-        Box::pin(async move { self.client().await.invoke_hook(&function, &payload).await })
+    fn invoke(&self, role: Role, function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move { self.client(role).await.invoke_hook(&function, &payload).await })
     }
 }
 
@@ -75,6 +100,7 @@ impl LambdaEdge for SdkEdge {
 pub(super) struct AwsMove {
     pub(super) deployment_id: DeploymentId,
     pub(super) spec: ShiftSpec,
+    pub(super) role: Role,
     pub(super) call: ShiftMove,
     /// The target version's share the alias must show before a step is set (the
     /// previous step's), or `None` when any is fine (a rollback's one step).
@@ -84,7 +110,7 @@ pub(super) struct AwsMove {
 /// Makes `call` and commits its outcome. Errors that end nothing (the proposal not
 /// committed: the next leader plans the call again) are logged.
 pub(super) async fn run(node: Arc<Node>, edge: Arc<dyn LambdaEdge>, call: AwsMove) {
-    let AwsMove { deployment_id, spec, call, before } = call;
+    let AwsMove { deployment_id, spec, role, call, before } = call;
     let result = match &call {
         ShiftMove::InvokeHook { function, execution_id } => {
             let payload = serde_json::json!({
@@ -92,13 +118,17 @@ pub(super) async fn run(node: Arc<Node>, edge: Arc<dyn LambdaEdge>, call: AwsMov
                 "LifecycleEventHookExecutionId": execution_id,
             });
             info!(deployment = %deployment_id, %function, "invoking a lifecycle hook");
-            with_retries(|| edge.invoke(function.clone(), payload.clone())).await.map(|()| ShiftStep::HookInvoked)
+            with_retries(|| edge.invoke(role.clone(), function.clone(), payload.clone()))
+                .await
+                .map(|()| ShiftStep::HookInvoked)
         }
         ShiftMove::SetWeight { index, weight } => {
             let term = node.term();
             let leads = || node.is_leader() && node.term() == term;
             let step = Step { weight: *weight, before };
-            set_weight(edge.as_ref(), &spec, step, &leads).await.map(|()| ShiftStep::WeightApplied { index: *index })
+            set_weight(edge.as_ref(), (&spec, &role), step, &leads)
+                .await
+                .map(|()| ShiftStep::WeightApplied { index: *index })
         }
         _ => return,
     };
@@ -135,7 +165,7 @@ struct Step {
 /// `UpdateAlias` would close it (not used yet).
 async fn set_weight(
     edge: &dyn LambdaEdge,
-    spec: &ShiftSpec,
+    (spec, role): (&ShiftSpec, &Role),
     step: Step,
     leads: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), AwsError> {
@@ -144,7 +174,7 @@ async fn set_weight(
     let (function, alias) = (spec.function_name.clone(), spec.alias.clone());
     let (mut pause, mut attempt) = (BACKOFF, 1);
     loop {
-        let now = with_retries(|| edge.alias(function.clone(), alias.clone())).await?;
+        let now = with_retries(|| edge.alias(role.clone(), function.clone(), alias.clone())).await?;
         if same_routing(&now, &wanted) {
             info!(function = %function, alias = %alias, weight = step.weight, "the alias routes as this step says");
             return Ok(());
@@ -171,7 +201,7 @@ async fn set_weight(
             });
         }
         info!(function = %function, alias = %alias, weight = step.weight, "moving the alias");
-        match edge.set_alias(function.clone(), alias.clone(), wanted.clone()).await {
+        match edge.set_alias(role.clone(), function.clone(), alias.clone(), wanted.clone()).await {
             Err(error) if error.kind == AwsErrorKind::Retryable && attempt < ATTEMPTS => {
                 warn!(%error, attempt, "retrying UpdateAlias after reading the alias again");
                 tokio::time::sleep(pause).await;

@@ -258,6 +258,7 @@ impl App {
             load_balancer_info: None,
             deployment_type: Default::default(),
             blue_green_deployment_configuration: None,
+            service_role_arn: None,
         };
         let spec = styled(cluster, spec, style).await?;
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;

@@ -162,6 +162,7 @@ async fn setup(cluster: &SimCluster, rng: &mut ChaCha8Rng) -> Result<(), Scenari
                 load_balancer_info: None,
                 deployment_type: Default::default(),
                 blue_green_deployment_configuration: None,
+                service_role_arn: None,
             },
             deployment_group_id: hex_id(rng),
         },

@@ -168,7 +168,8 @@ fn a_linear_lambda_deployment_waits_for_its_hook_then_moves_the_alias_step_by_st
     assert!(!wrong.status.success(), "a finished deployment takes no hook status");
 }
 
-/// AllAtOnce with auto-rollback: an AfterAllowTraffic hook that reports Failed fails
+/// AllAtOnce with auto-rollback, the group's calls made as its service role (a user
+/// ARN is refused): an AfterAllowTraffic hook that reports Failed fails
 /// the deployment (HOOK_EXECUTION_FAILURE) and its rollback moves the alias back to 1;
 /// then a hook that never reports fails its deployment after --hook-timeout-secs, and
 /// with the alias never moved there is nothing to roll back. An AppSpec with an error
@@ -179,7 +180,15 @@ fn a_failed_hook_rolls_the_alias_back_and_a_silent_hook_times_out_on_moto() {
     moto.lambda_setup(&["pre", "post"]);
     let cluster = lambda_cluster(&moto, 3, &["--hook-timeout-secs", "3"]);
     let group = ["deploy", "create-deployment-group", "--application-name", "fn", "--deployment-group-name", "live"];
-    cluster.ok(1, &[&group[..], &["--auto-rollback"]].concat());
+    let user = cluster.cli(1, &[&group[..], &["--service-role-arn", "arn:aws:iam::123456789012:user/ops"]].concat());
+    let stderr = String::from_utf8_lossy(&user.stderr);
+    assert!(!user.status.success() && stderr.contains("is not an IAM role ARN"), "{stderr}");
+    // The leader's calls for this group run as the role, assumed through moto's STS.
+    let role = "arn:aws:iam::123456789012:role/deployer";
+    cluster.ok(1, &[&group[..], &["--auto-rollback", "--service-role-arn", role]].concat());
+    let group_args = ["deploy", "get-deployment-group", "--application-name", "fn", "--deployment-group-name", "live"];
+    let shown: serde_json::Value = cluster.ok_as(1, &group_args);
+    assert_eq!(shown["deploymentGroupInfo"]["serviceRoleArn"], role, "{shown}");
 
     let bad = appspec("  - AfterAllowTraffic: post\n").replace("TargetVersion: 2", "TargetVersion: two");
     let refused = cluster.cli(

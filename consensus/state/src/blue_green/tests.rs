@@ -106,6 +106,7 @@ fn group_command() -> Command {
             }),
             deployment_type: DeploymentType::BlueGreen,
             blue_green_deployment_configuration: Some(configuration),
+            service_role_arn: None,
         },
         deployment_group_id: "g-bg".into(),
     }

@@ -320,6 +320,9 @@ pub struct DeploymentGroup {
     /// Blue/green settings (feature level 10; only with `deployment_style` blue/green).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
+    /// The IAM role the leader assumes for the group's AWS calls (feature level 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_role_arn: Option<String>,
     /// Whether hosts that join later get the last successful revision (§5.1).
     pub update_outdated_instances: bool,
     /// The revision of the last deployment that succeeded (CodeDeploy's target revision).

@@ -100,6 +100,9 @@ pub struct ShiftRun {
     /// The hook running now, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookExecution>,
+    /// The IAM role its AWS calls run as (the group's `serviceRoleArn` at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
     /// Why an event failed: what the deployment fails with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInformation>,
@@ -153,6 +156,7 @@ impl ShiftRun {
             applied_steps: 0,
             last_shift_at: None,
             hook: None,
+            role_arn: None,
             error: None,
             last_updated_at: at,
         }

@@ -155,6 +155,7 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
             load_balancer_info: Some(info),
             deployment_type: Default::default(),
             blue_green_deployment_configuration: None,
+            service_role_arn: None,
         },
         deployment_group_id: "g-lb".into(),
     }

@@ -131,6 +131,7 @@ impl Harness {
                     load_balancer_info: None,
                     deployment_type: Default::default(),
                     blue_green_deployment_configuration: None,
+                    service_role_arn: None,
                 },
                 deployment_group_id: "group-1".into(),
             },

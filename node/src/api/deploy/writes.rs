@@ -80,6 +80,7 @@ pub(super) async fn create_deployment_group(
         load_balancer_info: input.load_balancer_info.as_ref().map(Into::into),
         deployment_type: style.deployment_type,
         blue_green_deployment_configuration: input.blue_green_deployment_configuration,
+        service_role_arn: input.service_role_arn.filter(|role| !role.is_empty()),
     };
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;

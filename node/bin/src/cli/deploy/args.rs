@@ -256,6 +256,11 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// fleetmesh also takes waitTimeInSeconds / terminationWaitTimeInSeconds.
     #[arg(long, value_name = "JSON")]
     pub(crate) blue_green_deployment_configuration: Option<String>,
+    /// An IAM role (arn:aws:iam::ACCOUNT:role/NAME) the leader assumes through STS for
+    /// this group's AWS calls (Lambda); without one they run with the leader's own
+    /// credentials.
+    #[arg(long, value_name = "ARN")]
+    pub(crate) service_role_arn: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -397,6 +397,7 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
             args.blue_green_deployment_configuration.as_deref(),
             r#"'{"deploymentReadyOption":{"actionOnTimeout":"CONTINUE_DEPLOYMENT"}}'"#,
         )?,
+        service_role_arn: args.service_role_arn,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {

@@ -91,6 +91,7 @@ impl Lambda {
                     load_balancer_info: None,
                     deployment_type: Default::default(),
                     blue_green_deployment_configuration: None,
+                    service_role_arn: None,
                 },
                 deployment_group_id: "g-1".into(),
             },
