@@ -172,7 +172,7 @@ async fn set_weight(
     let (current, target) = (spec.current_version.to_string(), spec.target_version.to_string());
     let wanted = AliasRouting::shifted(&current, &target, step.weight);
     let (function, alias) = (spec.function_name.clone(), spec.alias.clone());
-    let (mut pause, mut attempt) = (BACKOFF, 1);
+    let mut backoff = Backoff::default();
     loop {
         let now = with_retries(|| edge.alias(role.clone(), function.clone(), alias.clone())).await?;
         if same_routing(&now, &wanted) {
@@ -202,11 +202,8 @@ async fn set_weight(
         }
         info!(function = %function, alias = %alias, weight = step.weight, "moving the alias");
         match edge.set_alias(role.clone(), function.clone(), alias.clone(), wanted.clone()).await {
-            Err(error) if error.kind == AwsErrorKind::Retryable && attempt < ATTEMPTS => {
-                warn!(%error, attempt, "retrying UpdateAlias after reading the alias again");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
+            Err(error) if backoff.allows(&error) => {
+                backoff.wait(&error, "retrying UpdateAlias after reading the alias again").await;
             }
             result => return result,
         }
@@ -228,18 +225,39 @@ async fn with_retries<'a, T, F>(mut call: F) -> Result<T, AwsError>
 where
     F: FnMut() -> BoxFuture<'a, Result<T, AwsError>>,
 {
-    let mut pause = BACKOFF;
-    let mut attempt = 1;
+    let mut backoff = Backoff::default();
     loop {
         match call().await {
-            Err(error) if error.kind == AwsErrorKind::Retryable && attempt < ATTEMPTS => {
-                warn!(%error, attempt, "retrying an AWS call");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                attempt += 1;
-            }
+            Err(error) if backoff.allows(&error) => backoff.wait(&error, "retrying an AWS call").await,
             result => return result,
         }
+    }
+}
+
+/// The retries of one call: up to [`ATTEMPTS`] attempts, pauses doubling from [`BACKOFF`].
+struct Backoff {
+    pause: Duration,
+    attempt: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { pause: BACKOFF, attempt: 1 }
+    }
+}
+
+impl Backoff {
+    /// True when `error` may be retried: throttling or 5xx, attempts left.
+    fn allows(&self, error: &AwsError) -> bool {
+        error.kind == AwsErrorKind::Retryable && self.attempt < ATTEMPTS
+    }
+
+    /// Logs `what` and pauses before the next attempt.
+    async fn wait(&mut self, error: &AwsError, what: &str) {
+        warn!(%error, attempt = self.attempt, "{what}");
+        tokio::time::sleep(self.pause).await;
+        self.pause *= 2;
+        self.attempt += 1;
     }
 }
 
