@@ -363,7 +363,18 @@ impl ClusterState {
                 "a tag set has at most {TAG_SET_GROUPS_MAX} groups of at most {TAG_SET_GROUP_FILTERS_MAX} filters"
             )));
         }
-        self.validate_traffic_control(spec)?;
+        if self.applications.get(&spec.application_name).map(|app| app.compute_platform) == Some(ComputePlatform::Ecs) {
+            self.check_ecs_group(spec)?;
+        } else if !spec.ecs_services.is_empty()
+            || spec.load_balancer_info.as_ref().is_some_and(|info| !info.target_group_pair_info_list.is_empty())
+        {
+            return Err(ApplyError::invalid(format!(
+                "ecsServices and targetGroupPairInfoList are for ECS applications; {} is not one",
+                spec.application_name
+            )));
+        } else {
+            self.validate_traffic_control(spec)?;
+        }
         validate_blue_green(spec)?;
         if let Some(role) = spec.service_role_arn.as_deref().filter(|role| !is_role_arn(role)) {
             return Err(ApplyError::invalid(format!(
@@ -388,6 +399,7 @@ impl ClusterState {
             load_balancer_info: spec.load_balancer_info.clone(),
             blue_green_deployment_configuration: spec.blue_green_deployment_configuration,
             service_role_arn: spec.service_role_arn.clone(),
+            ecs_services: spec.ecs_services.clone(),
             update_outdated_instances: spec.update_outdated_instances,
             target_revision: None,
             last_successful_deployment_id: None,

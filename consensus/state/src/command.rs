@@ -53,6 +53,17 @@ pub struct DeploymentGroupSpec {
     /// The IAM role assumed for the group's AWS calls ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_role_arn: Option<String>,
+    /// The ECS service of an ECS group ([`FeatureLevel::ECS_DEPLOYMENTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecs_services: Vec<crate::model::ecs_group::EcsService>,
+}
+
+impl DeploymentGroupSpec {
+    /// True when the group names ECS resources (level 14).
+    pub fn is_ecs(&self) -> bool {
+        !self.ecs_services.is_empty()
+            || self.load_balancer_info.as_ref().is_some_and(|info| !info.target_group_pair_info_list.is_empty())
+    }
 }
 
 /// What a client asks for when it creates a deployment.

@@ -92,8 +92,13 @@ impl FeatureLevel {
     /// AWS calls.
     pub const PLATFORM_DEPLOYMENTS: Self = Self(13);
 
+    /// Level 14: ECS deployments: groups with `ecsServices` and a target group pair, and
+    /// the leader replacing a service's task set and moving its listeners' weights in
+    /// committed steps ([`crate::model::shift::EcsSpec`]).
+    pub const ECS_DEPLOYMENTS: Self = Self(14);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::PLATFORM_DEPLOYMENTS;
+    pub const CURRENT: Self = Self::ECS_DEPLOYMENTS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

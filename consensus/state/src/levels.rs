@@ -26,6 +26,11 @@ impl Command {
                 FeatureLevel::TRAFFIC_ROUTES
             }
             Self::SetTargetTraffic { .. } => FeatureLevel::TRAFFIC_CONTROL,
+            Self::AdvanceShift { step, .. } if step.is_ecs() => FeatureLevel::ECS_DEPLOYMENTS,
+            Self::CreateDeployment { spec, .. } if spec.shift.as_ref().is_some_and(|shift| shift.ecs().is_some()) => {
+                FeatureLevel::ECS_DEPLOYMENTS
+            }
+            Self::CreateDeploymentGroup { spec, .. } if spec.is_ecs() => FeatureLevel::ECS_DEPLOYMENTS,
             Self::AdvanceShift { .. } | Self::PutLifecycleEventHookExecutionStatus { .. } => {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }

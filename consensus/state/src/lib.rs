@@ -21,6 +21,7 @@ mod blue_green;
 mod cluster;
 pub mod command;
 mod deployments;
+mod ecs;
 pub mod features;
 mod levels;
 mod membership;

@@ -94,6 +94,7 @@ fn a_group_or_deployment_needs_a_config_of_its_platform() {
         deployment_type: Default::default(),
         blue_green_deployment_configuration: None,
         service_role_arn: None,
+        ecs_services: Vec::new(),
     };
     let outcome = apply(&mut state, 4, Command::CreateDeploymentGroup { spec, deployment_group_id: "g2".into() });
     rejected(&outcome, ApplyErrorKind::Invalid, "is for the ECS compute platform");
@@ -116,6 +117,7 @@ fn a_service_role_must_be_an_iam_role_arn_and_needs_level_13() {
         deployment_type: Default::default(),
         blue_green_deployment_configuration: None,
         service_role_arn: Some(role.into()),
+        ecs_services: Vec::new(),
     };
     for bad in
         ["deployer", "arn:aws:iam::123456789012:user/deployer", "arn:aws:iam::123456789012:role/", "arn:aws:s3:::b"]

@@ -2,6 +2,7 @@
 //! leader's steps, hook outcomes, and the rollback that moves the alias back.
 
 use crate::command::{ApplyError, DeploymentSpec, Outcome};
+use crate::ecs::ecs_rollback_spec;
 use crate::model::deployment::{Deployment, DeploymentCreator, DeploymentStatus, LifecycleEventStatus, RollbackInfo};
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::platform_configs::LAMBDA_ALL_AT_ONCE;
@@ -36,17 +37,31 @@ impl ClusterState {
                     FeatureLevel::PLATFORM_DEPLOYMENTS.0
                 )))
             }
-            ComputePlatform::Lambda if spec.shift.is_none() || revision.app_spec.is_none() => {
+            ComputePlatform::Lambda
+                if spec.shift.as_ref().and_then(ShiftSpec::lambda).is_none() || revision.app_spec.is_none() =>
+            {
                 Err(ApplyError::invalid(format!(
                     "application {application} is for Lambda: its revision is an AppSpec \
                      (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
                 )))
             }
             ComputePlatform::Lambda => Ok(()),
-            ComputePlatform::Ecs => Err(ApplyError::invalid(format!(
-                "application {application} is for ECS; this release deploys to Server and Lambda (ECS deployments \
-                 are not built yet)"
-            ))),
+            ComputePlatform::Ecs if self.feature_level < FeatureLevel::ECS_DEPLOYMENTS => {
+                Err(ApplyError::invalid(format!(
+                    "application {application} is for ECS; this cluster deploys to ECS once every voter runs a \
+                     release with feature level {}",
+                    FeatureLevel::ECS_DEPLOYMENTS.0
+                )))
+            }
+            ComputePlatform::Ecs
+                if spec.shift.as_ref().and_then(ShiftSpec::ecs).is_none() || revision.app_spec.is_none() =>
+            {
+                Err(ApplyError::invalid(format!(
+                    "application {application} is for ECS: its revision is an AppSpec \
+                     (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
+                )))
+            }
+            ComputePlatform::Ecs => Ok(()),
         }
     }
 
@@ -102,12 +117,20 @@ impl ClusterState {
     ) {
         let Some(triggering) = self.deployments.get(triggering_id) else { return };
         let Some(run) = &triggering.shift else { return };
-        let moved = run.applied_steps > 0 || run.committed_step.is_some();
         let group = self.deployment_group(&triggering.application_name, &triggering.deployment_group_name);
-        let plan = match group {
-            _ if !moved => Err("the alias was not moved; nothing to roll back".to_string()),
-            None => Err("the deployment group is gone".to_string()),
-            Some(group) => Ok((rollback_spec(triggering, group, run.spec.reversed()), run.spec.current_version)),
+        let plan = match (group, &run.spec) {
+            (None, _) => Err("the deployment group is gone".to_string()),
+            (Some(group), ShiftSpec::Lambda(lambda)) if run.applied_steps > 0 || run.committed_step.is_some() => {
+                let spec = rollback_spec(triggering, group, ShiftSpec::Lambda(lambda.reversed()));
+                Ok((spec, format!("version {}", lambda.current_version)))
+            }
+            (Some(_), ShiftSpec::Lambda(_)) => Err("the alias was not moved; nothing to roll back".to_string()),
+            (Some(group), spec @ ShiftSpec::Ecs(_)) => match &run.ecs {
+                Some(progress) => ecs_rollback_spec(triggering, group, spec, progress)
+                    .map(|spec| (spec, "the original task set".to_string()))
+                    .ok_or_else(|| "not an ECS deployment".to_string()),
+                None => Err("no replacement task set was created; nothing to roll back".to_string()),
+            },
         };
         let (spec, version) = match plan {
             Ok(plan) => plan,
@@ -118,7 +141,7 @@ impl ClusterState {
                 return;
             }
         };
-        let done = format!("rolled back to version {version} by {rollback_id}");
+        let done = format!("rolled back to {version} by {rollback_id}");
         self.launch_rollback(&spec, triggering_id, rollback_id, done, at);
     }
 
@@ -129,7 +152,15 @@ impl ClusterState {
         routing: Option<crate::model::traffic_routing::TrafficRouting>,
         at: UnixMillis,
     ) -> Option<ShiftRun> {
-        let run = ShiftRun::new(spec.shift.clone()?, routing, at);
+        let mut shift = spec.shift.clone()?;
+        if let ShiftSpec::Ecs(ecs) = &mut shift {
+            if ecs.rollback.is_none() {
+                let configuration = group.blue_green_deployment_configuration.as_ref();
+                ecs.termination_wait_ms =
+                    configuration.and_then(|configuration| configuration.termination_wait_ms().ok()).unwrap_or(0);
+            }
+        }
+        let run = ShiftRun::new(shift, routing, at);
         Some(ShiftRun { role_arn: group.service_role_arn.clone(), ..run })
     }
 }
@@ -155,5 +186,5 @@ fn rollback_spec(triggering: &Deployment, group: &DeploymentGroup, reversed: Shi
 }
 
 fn not_lambda(id: &DeploymentId) -> ApplyError {
-    ApplyError::invalid(format!("deployment {id} is not a Lambda deployment"))
+    ApplyError::invalid(format!("deployment {id} is not a Lambda or ECS deployment"))
 }

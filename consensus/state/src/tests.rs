@@ -111,6 +111,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
                     deployment_type: Default::default(),
                     blue_green_deployment_configuration: None,
                     service_role_arn: None,
+                    ecs_services: Vec::new(),
                 },
                 deployment_group_id: "g".into(),
             },

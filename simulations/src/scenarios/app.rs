@@ -259,6 +259,7 @@ impl App {
             deployment_type: Default::default(),
             blue_green_deployment_configuration: None,
             service_role_arn: None,
+            ecs_services: Vec::new(),
         };
         let spec = styled(cluster, spec, style).await?;
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
@@ -412,6 +413,7 @@ async fn routed(
         deployment_option: DeploymentOption::WithTrafficControl,
         load_balancer_info: Some(LoadBalancerInfo {
             target_group_info_list: vec![TargetGroupInfo { name: ROUTE.into() }],
+            target_group_pair_info_list: Vec::new(),
         }),
         ..spec
     })

@@ -163,6 +163,7 @@ async fn setup(cluster: &SimCluster, rng: &mut ChaCha8Rng) -> Result<(), Scenari
                 deployment_type: Default::default(),
                 blue_green_deployment_configuration: None,
                 service_role_arn: None,
+                ecs_services: Vec::new(),
             },
             deployment_group_id: hex_id(rng),
         },

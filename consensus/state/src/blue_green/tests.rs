@@ -103,10 +103,12 @@ fn group_command() -> Command {
             deployment_option: DeploymentOption::WithTrafficControl,
             load_balancer_info: Some(LoadBalancerInfo {
                 target_group_info_list: vec![TargetGroupInfo { name: "web".into() }],
+                target_group_pair_info_list: Vec::new(),
             }),
             deployment_type: DeploymentType::BlueGreen,
             blue_green_deployment_configuration: Some(configuration),
             service_role_arn: None,
+            ecs_services: Vec::new(),
         },
         deployment_group_id: "g-bg".into(),
     }

@@ -2,6 +2,7 @@
 
 pub mod blue_green;
 pub mod deployment;
+pub mod ecs_group;
 pub mod ids;
 pub mod members;
 pub mod node_id;

@@ -224,6 +224,9 @@ pub struct LoadBalancerInfo {
     /// The target groups, each naming a route (at most [`TARGET_GROUPS_MAX`]).
     #[serde(default)]
     pub target_group_info_list: Vec<TargetGroupInfo>,
+    /// An ECS group's target group pair (level 14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_group_pair_info_list: Vec<crate::model::ecs_group::TargetGroupPairInfo>,
 }
 
 impl LoadBalancerInfo {
@@ -323,6 +326,9 @@ pub struct DeploymentGroup {
     /// The IAM role the leader assumes for the group's AWS calls (feature level 13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_role_arn: Option<String>,
+    /// The ECS service an ECS group deploys (level 14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecs_services: Vec<crate::model::ecs_group::EcsService>,
     /// Whether hosts that join later get the last successful revision (§5.1).
     pub update_outdated_instances: bool,
     /// The revision of the last deployment that succeeded (CodeDeploy's target revision).

@@ -13,6 +13,10 @@ use crate::model::deployment::{
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::traffic_routing::TrafficRouting;
 
+mod ecs;
+
+pub use ecs::{EcsProgress, EcsSpec, EcsTaskSet, ECS_EVENTS};
+
 /// The Lambda events in run order (§2.6).
 pub const LAMBDA_EVENTS: [&str; 3] = ["BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"];
 
@@ -22,7 +26,7 @@ pub const SHIFT_EVENT: &str = "AllowTraffic";
 /// What a Lambda deployment moves, read from its AppSpec by the API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ShiftSpec {
+pub struct LambdaSpec {
     /// The function's name or ARN.
     pub function_name: String,
     /// The alias that moves.
@@ -36,17 +40,7 @@ pub struct ShiftSpec {
     pub hooks: Vec<(String, String)>,
 }
 
-impl ShiftSpec {
-    /// The target's id, AWS's form: `<function>:<alias>`.
-    pub fn target_id(&self) -> String {
-        format!("{}:{}", self.function_name, self.alias)
-    }
-
-    /// The hook function of `event`, if the AppSpec names one.
-    pub fn hook(&self, event: &str) -> Option<&str> {
-        self.hooks.iter().find(|(name, _)| name == event).map(|(_, function)| function.as_str())
-    }
-
+impl LambdaSpec {
     /// The spec that moves the alias back: target and current swapped, no hooks.
     pub fn reversed(&self) -> Self {
         Self {
@@ -55,6 +49,60 @@ impl ShiftSpec {
             current_version: self.target_version,
             target_version: self.current_version,
             hooks: Vec::new(),
+        }
+    }
+}
+
+/// What a Lambda or ECS deployment moves. Stored untagged: a Lambda spec reads as it
+/// did at level 13, and an ECS spec (level 14) has none of its required fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ShiftSpec {
+    /// A function's alias, moved between two versions.
+    Lambda(LambdaSpec),
+    /// An ECS service's traffic, moved from its task set to a replacement.
+    Ecs(EcsSpec),
+}
+
+impl ShiftSpec {
+    /// The target's id, AWS's form: `<function>:<alias>` or `<cluster>:<service>`.
+    pub fn target_id(&self) -> String {
+        match self {
+            Self::Lambda(spec) => format!("{}:{}", spec.function_name, spec.alias),
+            Self::Ecs(spec) => format!("{}:{}", spec.cluster, spec.service),
+        }
+    }
+
+    /// The hook function of `event`, if the AppSpec names one.
+    pub fn hook(&self, event: &str) -> Option<&str> {
+        let hooks = match self {
+            Self::Lambda(spec) => &spec.hooks,
+            Self::Ecs(spec) => &spec.hooks,
+        };
+        hooks.iter().find(|(name, _)| name == event).map(|(_, function)| function.as_str())
+    }
+
+    /// The events of a run, in order.
+    pub fn events(&self) -> &'static [&'static str] {
+        match self {
+            Self::Lambda(_) => &LAMBDA_EVENTS,
+            Self::Ecs(_) => &ECS_EVENTS,
+        }
+    }
+
+    /// The Lambda spec, if this is one.
+    pub fn lambda(&self) -> Option<&LambdaSpec> {
+        match self {
+            Self::Lambda(spec) => Some(spec),
+            Self::Ecs(_) => None,
+        }
+    }
+
+    /// The ECS spec, if this is one.
+    pub fn ecs(&self) -> Option<&EcsSpec> {
+        match self {
+            Self::Ecs(spec) => Some(spec),
+            Self::Lambda(_) => None,
         }
     }
 }
@@ -87,7 +135,7 @@ pub struct ShiftRun {
     pub interval_ms: u64,
     /// The target's status.
     pub status: TargetStatus,
-    /// The events of [`LAMBDA_EVENTS`].
+    /// The events of [`ShiftSpec::events`].
     pub lifecycle_events: Vec<LifecycleEvent>,
     /// The step being applied: committed, not yet confirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +154,9 @@ pub struct ShiftRun {
     /// Why an event failed: what the deployment fails with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInformation>,
+    /// An ECS deployment's task sets and target groups, once found (level 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsProgress>,
     /// Last change.
     pub last_updated_at: UnixMillis,
 }
@@ -140,24 +191,45 @@ pub enum ShiftStep {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<ErrorInformation>,
     },
+    /// ECS, in `Install`: the target groups and the serving task set were read; the
+    /// replacement is about to be created (level 14).
+    EcsResolved(EcsProgress),
+    /// ECS, in `Install`: the replacement task set exists.
+    TaskSetCreated {
+        /// Its ARN.
+        arn: String,
+    },
+    /// ECS, in `AllowTestTraffic`: the test listener sends to green.
+    TestTrafficRouted,
+    /// ECS, after the events: the replacement is primary, the original deleted.
+    Retired,
+}
+
+impl ShiftStep {
+    /// True for the steps only ECS deployments take (level 14).
+    pub fn is_ecs(&self) -> bool {
+        matches!(self, Self::EcsResolved(_) | Self::TaskSetCreated { .. } | Self::TestTrafficRouted | Self::Retired)
+    }
 }
 
 impl ShiftRun {
     /// A new run of `spec` with `routing`'s steps, all events pending.
     pub fn new(spec: ShiftSpec, routing: Option<TrafficRouting>, at: UnixMillis) -> Self {
         let (weights, interval_ms) = shift_weights(routing);
+        let ecs = spec.ecs().and_then(|ecs| ecs.rollback.clone());
         Self {
+            lifecycle_events: spec.events().iter().map(|name| LifecycleEvent::pending(name)).collect(),
             spec,
             weights,
             interval_ms,
             status: TargetStatus::Pending,
-            lifecycle_events: LAMBDA_EVENTS.iter().map(|name| LifecycleEvent::pending(name)).collect(),
             committed_step: None,
             applied_steps: 0,
             last_shift_at: None,
             hook: None,
             role_arn: None,
             error: None,
+            ecs,
             last_updated_at: at,
         }
     }
@@ -187,6 +259,11 @@ impl ShiftRun {
         deployment_id: &DeploymentId,
         at: UnixMillis,
     ) -> Result<(), StepRefused> {
+        if *step == ShiftStep::Retired {
+            self.retire()?;
+            self.last_updated_at = at;
+            return Ok(());
+        }
         let (index, event) = self.current_event().ok_or_else(|| StepRefused("every event has ended".into()))?;
         let (name, status) = (event.lifecycle_event_name.clone(), event.status);
         match step {
@@ -232,6 +309,15 @@ impl ShiftRun {
                 self.applied_steps = step + 1;
                 self.last_shift_at = Some(at);
             }
+            ShiftStep::EcsResolved(_)
+            | ShiftStep::TaskSetCreated { .. }
+            | ShiftStep::TestTrafficRouted
+            | ShiftStep::Retired => {
+                if status != LifecycleEventStatus::InProgress {
+                    return Err(StepRefused(format!("{name} is not running")));
+                }
+                self.advance_ecs(step, &name)?;
+            }
             ShiftStep::EndEvent { status: end, error } => {
                 if status != LifecycleEventStatus::InProgress && *end != LifecycleEventStatus::Skipped {
                     return Err(StepRefused(format!("{name} is not running")));
@@ -241,6 +327,42 @@ impl ShiftRun {
         }
         self.last_updated_at = at;
         Ok(())
+    }
+
+    /// An ECS step inside the running event `name`.
+    fn advance_ecs(&mut self, step: &ShiftStep, name: &str) -> Result<(), StepRefused> {
+        let refused = || StepRefused(format!("{step:?} does not follow in {name}"));
+        match (step, name, &mut self.ecs) {
+            (ShiftStep::EcsResolved(found), "Install", ecs @ None) => *ecs = Some(found.clone()),
+            (ShiftStep::TaskSetCreated { arn }, "Install", Some(ecs)) if ecs.replacement.is_none() => {
+                ecs.replacement = Some(arn.clone());
+            }
+            (ShiftStep::TestTrafficRouted, "AllowTestTraffic", Some(ecs)) if !ecs.test_traffic_routed => {
+                ecs.test_traffic_routed = true;
+            }
+            _ => return Err(refused()),
+        }
+        Ok(())
+    }
+
+    /// [`ShiftStep::Retired`]: every event succeeded, the original is gone.
+    fn retire(&mut self) -> Result<(), StepRefused> {
+        if self.current_event().is_some() || self.failed() {
+            return Err(StepRefused("the original task set goes once every event succeeded".into()));
+        }
+        match &mut self.ecs {
+            Some(ecs) if !ecs.retired => {
+                ecs.retired = true;
+                Ok(())
+            }
+            _ => Err(StepRefused("no original task set waits to be retired".into())),
+        }
+    }
+
+    /// True when the run has nothing left to do in AWS after its events: a Lambda run,
+    /// or an ECS run whose original task set was retired.
+    pub fn retired(&self) -> bool {
+        self.spec.ecs().is_none() || self.ecs.as_ref().is_some_and(|ecs| ecs.retired)
     }
 
     /// `PutLifecycleEventHookExecutionStatus`: ends the running hook's event.

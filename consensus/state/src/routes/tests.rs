@@ -142,6 +142,7 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
     let group = state.deployment_group("app", "web").expect("the setup's group");
     let info = LoadBalancerInfo {
         target_group_info_list: routes.iter().map(|name| TargetGroupInfo { name: (*name).into() }).collect(),
+        target_group_pair_info_list: Vec::new(),
     };
     Command::CreateDeploymentGroup {
         spec: DeploymentGroupSpec {
@@ -156,6 +157,7 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
             deployment_type: Default::default(),
             blue_green_deployment_configuration: None,
             service_role_arn: None,
+            ecs_services: Vec::new(),
         },
         deployment_group_id: "g-lb".into(),
     }

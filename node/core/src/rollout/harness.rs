@@ -132,6 +132,7 @@ impl Harness {
                     deployment_type: Default::default(),
                     blue_green_deployment_configuration: None,
                     service_role_arn: None,
+                    ecs_services: Vec::new(),
                 },
                 deployment_group_id: "group-1".into(),
             },

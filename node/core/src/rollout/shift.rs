@@ -1,6 +1,6 @@
-//! The planner of Lambda deployments (`codedeploy.md` §2.6, §2.8): what the leader does
-//! next for a deployment that moves a function's alias, from the replicated run and
-//! the time alone.
+//! The planner of Lambda and ECS deployments (`codedeploy.md` §2.6–2.8): what the leader
+//! does next for a deployment that moves a function's alias or an ECS service's
+//! listeners, from the replicated run and the time alone.
 //!
 //! ```text
 //!  BeforeAllowTraffic ─▶ AllowTraffic ─────────────────────────▶ AfterAllowTraffic
@@ -14,10 +14,17 @@
 //! leader that finds a step begun and not confirmed sets that weight again (the shell
 //! reads the alias first and skips the call when the weight is already in place); a
 //! hook committed and not confirmed invoked is invoked again with the same execution id.
+//!
+//! ECS adds three action events and a last step (§2.7): `Install` resolves the target
+//! groups and the serving task set (committed), then creates the replacement with the
+//! deployment's id as its external id (so a new leader finds it instead of creating a
+//! second); `AllowTestTraffic` sends the test listener to green; `AllowTraffic` moves
+//! the production listener's weights in the steps above; after the events and the
+//! group's termination wait the replacement becomes primary and the original goes.
 
 use fleetmesh_state::model::deployment::{Deployment, ErrorCode, ErrorInformation, LifecycleEventStatus};
 use fleetmesh_state::model::ids::UnixMillis;
-use fleetmesh_state::model::shift::{ShiftRun, ShiftSpec, ShiftStep, SHIFT_EVENT};
+use fleetmesh_state::model::shift::{EcsProgress, LambdaSpec, ShiftRun, ShiftStep, SHIFT_EVENT};
 
 /// How long a hook may take to report its status by default (§2.8: one hour).
 pub const HOOK_TIMEOUT_MS_DEFAULT: u64 = 3_600_000;
@@ -41,6 +48,18 @@ pub enum ShiftMove {
         /// The target version's share, in percent.
         weight: u32,
     },
+    /// ECS, in `Install`: read the production listener and the service's task sets,
+    /// then commit [`ShiftStep::EcsResolved`].
+    ResolveEcs,
+    /// ECS, in `Install`: create the replacement task set (or find the one a dead leader
+    /// created, by its external id), then commit [`ShiftStep::TaskSetCreated`].
+    CreateTaskSet,
+    /// ECS, in `AllowTestTraffic`: send the test listener to green, then commit
+    /// [`ShiftStep::TestTrafficRouted`].
+    RouteTestTraffic,
+    /// ECS, after the events and the termination wait: make the replacement primary and
+    /// delete the original, then commit [`ShiftStep::Retired`].
+    Retire,
     /// End the deployment.
     Finish {
         /// True when every event succeeded or was skipped.
@@ -60,11 +79,11 @@ pub fn next_move(deployment: &Deployment, now: UnixMillis, hook_timeout_ms: u64)
         return ShiftMove::Finish { succeeded: false, error: run.error.clone() };
     }
     let Some((_, event)) = run.current_event() else {
-        return ShiftMove::Finish { succeeded: true, error: None };
+        return finish_move(run, now);
     };
     let name = event.lifecycle_event_name.as_str();
     if event.status == LifecycleEventStatus::Pending {
-        if name != SHIFT_EVENT && run.spec.hook(name).is_none() {
+        if skips(run, name) {
             return ShiftMove::Commit(ShiftStep::EndEvent { status: LifecycleEventStatus::Skipped, error: None });
         }
         return ShiftMove::Commit(ShiftStep::StartEvent);
@@ -88,10 +107,42 @@ pub fn next_move(deployment: &Deployment, now: UnixMillis, hook_timeout_ms: u64)
         }
         return ShiftMove::Wait(Some(deadline));
     }
-    if name != SHIFT_EVENT {
-        return ShiftMove::Commit(ShiftStep::EndEvent { status: LifecycleEventStatus::Succeeded, error: None });
+    let ecs = run.ecs.as_ref();
+    match name {
+        SHIFT_EVENT => shift_move(run, now),
+        "Install" if ecs.is_none() => ShiftMove::ResolveEcs,
+        "Install" if ecs.is_some_and(|ecs| ecs.replacement.is_none()) => ShiftMove::CreateTaskSet,
+        "AllowTestTraffic" if ecs.is_some_and(|ecs| !ecs.test_traffic_routed) => ShiftMove::RouteTestTraffic,
+        _ => ShiftMove::Commit(ShiftStep::EndEvent { status: LifecycleEventStatus::Succeeded, error: None }),
     }
-    shift_move(run, now)
+}
+
+/// True when the pending event `name` has nothing to do: a hook event without a hook,
+/// ECS's `Install` in a rollback (the task sets exist), `AllowTestTraffic` without a
+/// test listener.
+fn skips(run: &ShiftRun, name: &str) -> bool {
+    match (name, run.spec.ecs()) {
+        (SHIFT_EVENT, _) => false,
+        ("Install", Some(ecs)) => ecs.rollback.is_some(),
+        ("AllowTestTraffic", Some(ecs)) => ecs.test_listener.is_none(),
+        _ => run.spec.hook(name).is_none(),
+    }
+}
+
+/// Every event succeeded: an ECS run retires the original task set after the
+/// termination wait, then the deployment ends.
+fn finish_move(run: &ShiftRun, now: UnixMillis) -> ShiftMove {
+    if run.retired() {
+        return ShiftMove::Finish { succeeded: true, error: None };
+    }
+    let wait = run.spec.ecs().map_or(0, |ecs| ecs.termination_wait_ms);
+    let ended = run.lifecycle_events.iter().filter_map(|event| event.end_time).max().unwrap_or(now);
+    let due = UnixMillis(ended.0.saturating_add(wait));
+    if now >= due {
+        ShiftMove::Retire
+    } else {
+        ShiftMove::Wait(Some(due))
+    }
 }
 
 /// The next move inside `AllowTraffic`.
@@ -117,13 +168,20 @@ fn shift_move(run: &ShiftRun, now: UnixMillis) -> ShiftMove {
 
 /// The alias routing step `weight` means for `spec`: the target version's share in
 /// percent, the rest on the current version; 100 is the target version alone.
-pub fn routing_of(spec: &ShiftSpec, weight: u32) -> (String, Option<(String, f64)>) {
+pub fn routing_of(spec: &LambdaSpec, weight: u32) -> (String, Option<(String, f64)>) {
     let (current, target) = (spec.current_version.to_string(), spec.target_version.to_string());
     if weight >= 100 || current == target {
         (target, None)
     } else {
         (current, Some((target, f64::from(weight) / 100.0)))
     }
+}
+
+/// An ECS production listener's forward at step `weight`: green's share in percent,
+/// the rest on blue, as (target group ARN, weight) pairs.
+pub fn listener_weights(progress: &EcsProgress, weight: u32) -> Vec<(String, i32)> {
+    let green = i32::try_from(weight.min(100)).unwrap_or(100);
+    vec![(progress.blue_target_group.clone(), 100 - green), (progress.green_target_group.clone(), green)]
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 use super::*;
 
 fn spec() -> ShiftSpec {
-    ShiftSpec {
+    ShiftSpec::Lambda(LambdaSpec {
         function_name: "checkout".into(),
         alias: "live".into(),
         current_version: 1,
         target_version: 2,
         hooks: vec![("BeforeAllowTraffic".into(), "checkout-pre".into())],
-    }
+    })
 }
 
 fn id() -> DeploymentId {
@@ -89,7 +89,93 @@ fn execution_ids_are_stable_and_differ_by_event_and_deployment() {
 
 #[test]
 fn the_reversed_spec_moves_the_alias_back_without_hooks() {
-    let back = spec().reversed();
-    assert_eq!((back.current_version, back.target_version, back.hooks.len()), (2, 1, 0));
+    let ShiftSpec::Lambda(lambda) = spec() else { panic!("a Lambda spec") };
+    let back = ShiftSpec::Lambda(lambda.reversed());
+    let reversed = back.lambda().unwrap();
+    assert_eq!((reversed.current_version, reversed.target_version, reversed.hooks.len()), (2, 1, 0));
     assert_eq!(back.target_id(), "checkout:live");
+}
+
+fn ecs_spec() -> ShiftSpec {
+    ShiftSpec::Ecs(EcsSpec {
+        cluster: "prod".into(),
+        service: "web".into(),
+        task_set: EcsTaskSet {
+            task_definition: "arn:td/web:2".into(),
+            container_name: "web".into(),
+            container_port: 80,
+            ..EcsTaskSet::default()
+        },
+        target_groups: vec!["blue".into(), "green".into()],
+        prod_listener: "arn:listener/prod".into(),
+        test_listener: Some("arn:listener/test".into()),
+        hooks: vec![("AfterAllowTestTraffic".into(), "smoke".into())],
+        termination_wait_ms: 0,
+        rollback: None,
+    })
+}
+
+/// A Lambda spec stored at level 13 reads back as one, and an ECS spec as ECS (the
+/// enum is untagged: the stored JSON of Lambda runs did not change).
+#[test]
+fn specs_round_trip_untagged_and_lambda_json_is_unchanged() {
+    let lambda = serde_json::to_value(spec()).unwrap();
+    assert_eq!(lambda["functionName"], "checkout");
+    assert!(lambda.get("Lambda").is_none());
+    assert_eq!(serde_json::from_value::<ShiftSpec>(lambda).unwrap(), spec());
+    let ecs = serde_json::to_value(ecs_spec()).unwrap();
+    assert_eq!(serde_json::from_value::<ShiftSpec>(ecs).unwrap(), ecs_spec());
+    assert_eq!(ecs_spec().target_id(), "prod:web");
+    assert_eq!(ecs_spec().events().len(), 8);
+}
+
+#[test]
+fn an_ecs_run_resolves_creates_routes_test_traffic_shifts_and_retires_in_order() {
+    let mut run = ShiftRun::new(ecs_spec(), None, UnixMillis(0));
+    let at = UnixMillis(1);
+    let skipped = ShiftStep::EndEvent { status: LifecycleEventStatus::Skipped, error: None };
+    let done = ShiftStep::EndEvent { status: LifecycleEventStatus::Succeeded, error: None };
+    run.advance(&skipped, &id(), at).unwrap(); // BeforeInstall: no hook
+    let found = EcsProgress {
+        blue_target_group: "arn:tg/blue".into(),
+        green_target_group: "arn:tg/green".into(),
+        original: Some("arn:ts/1".into()),
+        ..EcsProgress::default()
+    };
+    assert!(run.advance(&ShiftStep::EcsResolved(found.clone()), &id(), at).is_err(), "Install has not started");
+    run.advance(&ShiftStep::StartEvent, &id(), at).unwrap();
+    assert!(run.advance(&ShiftStep::TaskSetCreated { arn: "arn:ts/2".into() }, &id(), at).is_err(), "resolve first");
+    run.advance(&ShiftStep::EcsResolved(found.clone()), &id(), at).unwrap();
+    assert!(run.advance(&ShiftStep::EcsResolved(found), &id(), at).is_err(), "resolved once");
+    run.advance(&ShiftStep::TaskSetCreated { arn: "arn:ts/2".into() }, &id(), at).unwrap();
+    assert!(run.advance(&ShiftStep::TaskSetCreated { arn: "arn:ts/3".into() }, &id(), at).is_err(), "created once");
+    run.advance(&done, &id(), at).unwrap(); // Install
+    run.advance(&skipped, &id(), at).unwrap(); // AfterInstall
+    assert!(run.advance(&ShiftStep::TestTrafficRouted, &id(), at).is_err(), "AllowTestTraffic has not started");
+    run.advance(&ShiftStep::StartEvent, &id(), at).unwrap();
+    run.advance(&ShiftStep::TestTrafficRouted, &id(), at).unwrap();
+    run.advance(&done, &id(), at).unwrap();
+    assert!(run.advance(&ShiftStep::Retired, &id(), at).is_err(), "not before the events end");
+    run.advance(&ShiftStep::StartEvent, &id(), at).unwrap(); // AfterAllowTestTraffic: the smoke hook
+    let execution = run.hook.clone().unwrap().execution_id;
+    run.hook_status(&execution, LifecycleEventStatus::Succeeded, at).unwrap();
+    run.advance(&skipped, &id(), at).unwrap(); // BeforeAllowTraffic
+    run.advance(&ShiftStep::StartEvent, &id(), at).unwrap();
+    run.advance(&ShiftStep::BeginWeight { index: 0 }, &id(), at).unwrap();
+    run.advance(&ShiftStep::WeightApplied { index: 0 }, &id(), at).unwrap();
+    run.advance(&done, &id(), at).unwrap();
+    run.advance(&skipped, &id(), at).unwrap(); // AfterAllowTraffic
+    assert_eq!(run.status, TargetStatus::Succeeded);
+    assert!(!run.retired());
+    run.advance(&ShiftStep::Retired, &id(), at).unwrap();
+    assert!(run.retired());
+    assert!(run.advance(&ShiftStep::Retired, &id(), at).is_err(), "retired once");
+    let progress = run.ecs.clone().unwrap();
+    assert_eq!((progress.replacement.as_deref(), progress.test_traffic_routed), (Some("arn:ts/2"), true));
+    let back = progress.reversed(&id());
+    assert_eq!((back.original.as_deref(), back.replacement.as_deref()), (Some("arn:ts/2"), Some("arn:ts/1")));
+    assert_eq!(
+        (back.blue_target_group.as_str(), back.remove_external_id.as_deref()),
+        ("arn:tg/green", Some("d-TESTTEST1"))
+    );
 }

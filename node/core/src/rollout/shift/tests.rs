@@ -2,11 +2,14 @@
 //! applied by [`ClusterState::apply`], AWS calls are recorded, hooks answer through
 //! `PutLifecycleEventHookExecutionStatus` as a hook function would.
 
+use fleetmesh_state::model::blue_green::BlueGreenDeploymentConfiguration;
 use fleetmesh_state::model::deployment::{DeploymentCreator, DeploymentStatus, ErrorCode, TargetStatus};
+use fleetmesh_state::model::ecs_group::{EcsService, TargetGroupPairInfo, TrafficRoute};
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::resources::{AutoRollbackConfiguration, AutoRollbackEvent, ComputePlatform};
+use fleetmesh_state::model::resources::{DeploymentOption, DeploymentType, LoadBalancerInfo, TargetGroupInfo};
 use fleetmesh_state::model::revision::{ChunkingParams, Manifest, RevisionRecord, MANIFEST_FORMAT};
-use fleetmesh_state::model::shift::ShiftSpec;
+use fleetmesh_state::model::shift::{EcsSpec, EcsTaskSet, LambdaSpec, ShiftSpec};
 use fleetmesh_state::{
     ClusterState, Command, DeploymentGroupSpec, DeploymentSpec, FeatureLevel, Finish, Outcome, Proposal,
 };
@@ -22,6 +25,9 @@ const CONTENT: &str = "version: 0.0\nResources: []\n";
 enum Call {
     Invoke(String),
     Weight(u32),
+    CreateTaskSet,
+    TestTraffic,
+    Retire,
 }
 
 struct Lambda {
@@ -33,6 +39,39 @@ struct Lambda {
 
 impl Lambda {
     fn new(config: &str, hooks: &[(&str, &str)], rollback: bool) -> Self {
+        let spec = ShiftSpec::Lambda(LambdaSpec {
+            function_name: "checkout".into(),
+            alias: "live".into(),
+            current_version: 3,
+            target_version: 4,
+            hooks: hooks.iter().map(|(event, function)| (event.to_string(), function.to_string())).collect(),
+        });
+        Self::with(Platform::Lambda, config, spec, rollback)
+    }
+
+    /// An ECS service `prod:web` with a test listener, hooks `hooks`, and a termination
+    /// wait of `wait_seconds`.
+    fn ecs(config: &str, hooks: &[(&str, &str)], rollback: bool, wait_seconds: u32) -> Self {
+        let spec = ShiftSpec::Ecs(EcsSpec {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_set: EcsTaskSet {
+                task_definition: "arn:td/web:2".into(),
+                container_name: "web".into(),
+                container_port: 80,
+                ..EcsTaskSet::default()
+            },
+            target_groups: vec!["blue".into(), "green".into()],
+            prod_listener: "arn:listener/prod".into(),
+            test_listener: Some("arn:listener/test".into()),
+            hooks: hooks.iter().map(|(event, function)| (event.to_string(), function.to_string())).collect(),
+            termination_wait_ms: 0,
+            rollback: None,
+        });
+        Self::with(Platform::Ecs(wait_seconds), config, spec, rollback)
+    }
+
+    fn with(platform: Platform, config: &str, spec: ShiftSpec, rollback: bool) -> Self {
         let mut lambda = Self {
             state: ClusterState::default(),
             id: DeploymentId("d-LAMBDA001".into()),
@@ -64,19 +103,12 @@ impl Lambda {
         };
         let auto_rollback_configuration =
             AutoRollbackConfiguration { enabled: rollback, events: vec![AutoRollbackEvent::DeploymentFailure] };
-        let spec = ShiftSpec {
-            function_name: "checkout".into(),
-            alias: "live".into(),
-            current_version: 3,
-            target_version: 4,
-            hooks: hooks.iter().map(|(event, function)| (event.to_string(), function.to_string())).collect(),
-        };
         lambda.commit(vec![
-            Command::SetFeatureLevel { level: FeatureLevel::PLATFORM_DEPLOYMENTS },
+            Command::SetFeatureLevel { level: FeatureLevel::ECS_DEPLOYMENTS },
             Command::CreateApplication {
                 name: APP.into(),
                 application_id: "a-1".into(),
-                compute_platform: ComputePlatform::Lambda,
+                compute_platform: platform.compute_platform(),
             },
             Command::RegisterRevision { record: Box::new(record.clone()) },
             Command::CreateDeploymentGroup {
@@ -87,11 +119,8 @@ impl Lambda {
                     target_selector: Default::default(),
                     auto_rollback_configuration: auto_rollback_configuration.clone(),
                     update_outdated_instances: false,
-                    deployment_option: Default::default(),
-                    load_balancer_info: None,
-                    deployment_type: Default::default(),
-                    blue_green_deployment_configuration: None,
                     service_role_arn: None,
+                    ..platform.group()
                 },
                 deployment_group_id: "g-1".into(),
             },
@@ -122,6 +151,10 @@ impl Lambda {
         for (command, outcome) in proposal.commands.iter().zip(&response.outcomes) {
             assert!(!matches!(outcome, Outcome::Rejected(_)), "apply refused {command:?}: {outcome:?}");
         }
+    }
+
+    fn step(&mut self, step: ShiftStep) {
+        self.commit(vec![Command::AdvanceShift { deployment_id: self.id.clone(), step }]);
     }
 
     fn deployment(&self) -> &Deployment {
@@ -174,12 +207,83 @@ impl Lambda {
                         rollback_id,
                     })]);
                 }
+                ShiftMove::ResolveEcs => {
+                    let found = EcsProgress {
+                        blue_target_group: "arn:tg/blue".into(),
+                        green_target_group: "arn:tg/green".into(),
+                        original: Some("arn:ts/1".into()),
+                        ..EcsProgress::default()
+                    };
+                    self.step(ShiftStep::EcsResolved(found));
+                }
+                ShiftMove::CreateTaskSet => {
+                    self.calls.push(Call::CreateTaskSet);
+                    self.step(ShiftStep::TaskSetCreated { arn: "arn:ts/2".into() });
+                }
+                ShiftMove::RouteTestTraffic => {
+                    self.calls.push(Call::TestTraffic);
+                    self.step(ShiftStep::TestTrafficRouted);
+                }
+                ShiftMove::Retire => {
+                    self.calls.push(Call::Retire);
+                    self.step(ShiftStep::Retired);
+                }
                 ShiftMove::Wait(Some(at)) if at > until => return,
                 ShiftMove::Wait(Some(at)) => self.now = at,
                 ShiftMove::Wait(None) => return,
             }
         }
         panic!("the deployment did not end in 200 moves");
+    }
+}
+
+/// The application's platform; ECS with its termination wait in seconds.
+#[derive(Clone, Copy)]
+enum Platform {
+    Lambda,
+    Ecs(u32),
+}
+
+impl Platform {
+    fn compute_platform(self) -> ComputePlatform {
+        match self {
+            Self::Lambda => ComputePlatform::Lambda,
+            Self::Ecs(_) => ComputePlatform::Ecs,
+        }
+    }
+
+    /// The group's platform fields; the rest is overwritten.
+    fn group(self) -> DeploymentGroupSpec {
+        let mut group = DeploymentGroupSpec {
+            application_name: String::new(),
+            deployment_group_name: String::new(),
+            deployment_config_name: String::new(),
+            target_selector: Default::default(),
+            auto_rollback_configuration: Default::default(),
+            update_outdated_instances: false,
+            deployment_option: Default::default(),
+            load_balancer_info: None,
+            deployment_type: Default::default(),
+            blue_green_deployment_configuration: None,
+            service_role_arn: None,
+            ecs_services: Vec::new(),
+        };
+        let Self::Ecs(wait) = self else { return group };
+        group.ecs_services = vec![EcsService { service_name: "web".into(), cluster_name: "prod".into() }];
+        group.load_balancer_info = Some(LoadBalancerInfo {
+            target_group_info_list: vec![],
+            target_group_pair_info_list: vec![TargetGroupPairInfo {
+                target_groups: vec![TargetGroupInfo { name: "blue".into() }, TargetGroupInfo { name: "green".into() }],
+                prod_traffic_route: TrafficRoute { listener_arns: vec!["arn:listener/prod".into()] },
+                test_traffic_route: Some(TrafficRoute { listener_arns: vec!["arn:listener/test".into()] }),
+            }],
+        });
+        group.deployment_type = DeploymentType::BlueGreen;
+        group.deployment_option = DeploymentOption::WithTrafficControl;
+        let mut configuration = BlueGreenDeploymentConfiguration::default();
+        configuration.terminate_blue_instances_on_deployment_success.termination_wait_time_in_seconds = Some(wait);
+        group.blue_green_deployment_configuration = Some(configuration);
+        group
     }
 }
 
@@ -238,7 +342,7 @@ fn a_failed_hook_fails_the_deployment_and_the_rollback_moves_the_alias_back() {
         (rollback.status, rollback.creator),
         (DeploymentStatus::Succeeded, DeploymentCreator::CodeDeployRollback)
     );
-    let spec = &rollback.shift.as_ref().unwrap().spec;
+    let spec = rollback.shift.as_ref().unwrap().spec.lambda().unwrap();
     assert_eq!((spec.current_version, spec.target_version), (4, 3));
 }
 
@@ -288,7 +392,7 @@ fn a_new_leader_sets_a_begun_step_again_and_invokes_an_unconfirmed_hook_again() 
 
 #[test]
 fn the_routing_of_a_step_splits_between_the_two_versions() {
-    let spec = ShiftSpec {
+    let spec = LambdaSpec {
         function_name: "f".into(),
         alias: "a".into(),
         current_version: 3,
@@ -297,6 +401,76 @@ fn the_routing_of_a_step_splits_between_the_two_versions() {
     };
     assert_eq!(routing_of(&spec, 10), ("3".into(), Some(("4".into(), 0.1))));
     assert_eq!(routing_of(&spec, 100), ("4".into(), None));
-    let same = ShiftSpec { target_version: 3, ..spec };
+    let same = LambdaSpec { target_version: 3, ..spec };
     assert_eq!(routing_of(&same, 10), ("3".into(), None));
+}
+
+#[test]
+fn an_ecs_canary_creates_the_replacement_tests_it_shifts_and_retires_the_original_after_the_wait() {
+    let hooks = [("AfterAllowTestTraffic", "smoke")];
+    let mut ecs = Lambda::ecs("CodeDeployDefault.ECSCanary10Percent5Minutes", &hooks, false, 30);
+    let start = ecs.now;
+    ecs.run(&succeed);
+    assert_eq!(
+        ecs.calls,
+        [
+            Call::CreateTaskSet,
+            Call::TestTraffic,
+            Call::Invoke("smoke".into()),
+            Call::Weight(10),
+            Call::Weight(100),
+            Call::Retire
+        ]
+    );
+    let deployment = ecs.deployment();
+    assert_eq!(deployment.status, DeploymentStatus::Succeeded);
+    assert_eq!(ecs.now.0 - start.0, 300_000 + 30_000, "the canary's five minutes, then the termination wait");
+    let progress = deployment.shift.as_ref().and_then(|run| run.ecs.clone()).unwrap();
+    assert_eq!((progress.replacement.as_deref(), progress.retired), (Some("arn:ts/2"), true));
+}
+
+#[test]
+fn a_failed_ecs_hook_rolls_back_listeners_and_task_sets_without_creating_another() {
+    let hooks = [("AfterAllowTraffic", "post")];
+    let mut ecs = Lambda::ecs("CodeDeployDefault.ECSAllAtOnce", &hooks, true, 0);
+    ecs.run(&|_| Some(LifecycleEventStatus::Failed));
+    assert_eq!(
+        ecs.calls,
+        [Call::CreateTaskSet, Call::TestTraffic, Call::Weight(100), Call::Invoke("post".into())],
+        "nothing retired after a failure"
+    );
+    let deployment = ecs.deployment().clone();
+    assert_eq!(deployment.status, DeploymentStatus::Failed);
+    ecs.id = deployment.rollback_info.and_then(|info| info.rollback_deployment_id).expect("a rollback");
+    ecs.calls.clear();
+    ecs.run(&succeed);
+    assert_eq!(ecs.calls, [Call::TestTraffic, Call::Weight(100), Call::Retire], "no Install, no hooks");
+    let rollback = ecs.deployment();
+    assert_eq!(rollback.status, DeploymentStatus::Succeeded);
+    let progress = rollback.shift.as_ref().and_then(|run| run.ecs.clone()).unwrap();
+    assert_eq!(progress.green_target_group, "arn:tg/blue", "traffic goes back to the original target group");
+    assert_eq!(progress.replacement.as_deref(), Some("arn:ts/1"), "the original becomes primary again");
+    assert_eq!(progress.original.as_deref(), Some("arn:ts/2"), "the failed replacement is deleted");
+    assert_eq!(progress.remove_external_id.as_deref(), Some("d-LAMBDA001"));
+}
+
+#[test]
+fn a_failed_before_install_hook_has_nothing_to_roll_back() {
+    let hooks = [("BeforeInstall", "pre")];
+    let mut ecs = Lambda::ecs("CodeDeployDefault.ECSAllAtOnce", &hooks, true, 0);
+    ecs.run(&|_| Some(LifecycleEventStatus::Failed));
+    assert_eq!(ecs.calls, [Call::Invoke("pre".into())]);
+    let info = ecs.deployment().rollback_info.clone().unwrap();
+    assert!(
+        info.rollback_deployment_id.is_none() && info.rollback_message.contains("no replacement task set"),
+        "{info:?}"
+    );
+}
+
+#[test]
+fn an_ecs_listener_step_splits_between_blue_and_green() {
+    let progress =
+        EcsProgress { blue_target_group: "b".into(), green_target_group: "g".into(), ..EcsProgress::default() };
+    assert_eq!(listener_weights(&progress, 10), [("b".to_string(), 90), ("g".to_string(), 10)]);
+    assert_eq!(listener_weights(&progress, 100), [("b".to_string(), 0), ("g".to_string(), 100)]);
 }

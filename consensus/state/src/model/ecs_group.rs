@@ -1,0 +1,87 @@
+//! An ECS deployment group's AWS resources (feature level 14): the service it deploys
+//! and the target group pair with the listeners that move its traffic (§5.3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::resources::TargetGroupInfo;
+
+/// `ecsServices[]`: a service under the `CODE_DEPLOY` deployment controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsService {
+    /// The service's name.
+    pub service_name: String,
+    /// Its cluster's name.
+    pub cluster_name: String,
+}
+
+/// `trafficRoute`: the listeners of one kind of traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRoute {
+    /// Listener ARNs (exactly one).
+    #[serde(default)]
+    pub listener_arns: Vec<String>,
+}
+
+/// `targetGroupPairInfo`: the two ELBv2 target groups an ECS service's original and
+/// replacement task sets sit behind, the production listener and an optional test one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroupPairInfo {
+    /// Exactly two target groups, by name.
+    #[serde(default)]
+    pub target_groups: Vec<TargetGroupInfo>,
+    /// The production listener.
+    #[serde(default)]
+    pub prod_traffic_route: TrafficRoute,
+    /// The test listener, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_traffic_route: Option<TrafficRoute>,
+}
+
+impl TargetGroupPairInfo {
+    /// The production listener's ARN.
+    pub fn prod_listener(&self) -> Option<&str> {
+        self.prod_traffic_route.listener_arns.first().map(String::as_str)
+    }
+
+    /// The test listener's ARN, if the pair names one.
+    pub fn test_listener(&self) -> Option<&str> {
+        self.test_traffic_route.as_ref().and_then(|route| route.listener_arns.first()).map(String::as_str)
+    }
+}
+
+/// Checks an ECS group's service and pair as AWS does: one service, one pair of two
+/// distinct target groups, one production listener, at most one test listener.
+///
+/// # Errors
+/// What is missing or extra, in a sentence naming the field.
+pub fn check_ecs_group(services: &[EcsService], pairs: &[TargetGroupPairInfo]) -> Result<(), String> {
+    let [service] = services else {
+        return Err(format!(
+            "an ECS deployment group names exactly one service in ecsServices (it names {})",
+            services.len()
+        ));
+    };
+    if service.service_name.is_empty() || service.cluster_name.is_empty() {
+        return Err("ecsServices[0] needs serviceName and clusterName".to_string());
+    }
+    let [pair] = pairs else {
+        return Err(format!(
+            "an ECS deployment group names exactly one pair in loadBalancerInfo.targetGroupPairInfoList (it names {})",
+            pairs.len()
+        ));
+    };
+    match pair.target_groups.as_slice() {
+        [a, b] if !a.name.is_empty() && a.name != b.name && !b.name.is_empty() => {}
+        _ => return Err("targetGroupPairInfoList[0].targetGroups names two different target groups".to_string()),
+    }
+    if pair.prod_traffic_route.listener_arns.len() != 1 || pair.prod_listener().is_some_and(str::is_empty) {
+        return Err("targetGroupPairInfoList[0].prodTrafficRoute.listenerArns names exactly one listener".to_string());
+    }
+    if pair.test_traffic_route.as_ref().is_some_and(|route| route.listener_arns.len() > 1) {
+        return Err("targetGroupPairInfoList[0].testTrafficRoute.listenerArns names at most one listener".to_string());
+    }
+    Ok(())
+}
