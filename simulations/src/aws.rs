@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind};
+use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind, TaskSetInfo, TaskSetSpec};
+use fleetmesh_node::leader::ecs::EcsEdge;
 use fleetmesh_node::leader::shift::{LambdaEdge, Role};
 use fleetmesh_transport::BoxFuture;
 use rand::{Rng, SeedableRng};
@@ -160,5 +161,59 @@ impl LambdaEdge for SimLambda {
             world.invocations.push_back((field("DeploymentId"), field("LifecycleEventHookExecutionId")));
             world.invoked += 1;
         }))
+    }
+}
+
+/// The ECS and ELBv2 edge of the simulator: not simulated. No scenario deploys to ECS
+/// yet (the ECS planner is tested against the real state machine and the SDK edge
+/// against moto); a call here fails the deployment with this reason.
+pub struct Unsimulated;
+
+impl Unsimulated {
+    fn refuse<T: Send + 'static>(operation: &'static str) -> BoxFuture<'static, Result<T, AwsError>> {
+        Box::pin(async move {
+            Err(AwsError {
+                operation,
+                code: "NotSimulated".into(),
+                message: "the simulator has no ECS or ELBv2".into(),
+                kind: AwsErrorKind::Permanent,
+            })
+        })
+    }
+}
+
+impl EcsEdge for Unsimulated {
+    fn target_group_arn(&self, _: Role, _: String) -> BoxFuture<'_, Result<String, AwsError>> {
+        Self::refuse("DescribeTargetGroups")
+    }
+
+    fn listener_weights(&self, _: Role, _: String) -> BoxFuture<'_, Result<Vec<(String, i32)>, AwsError>> {
+        Self::refuse("DescribeListeners")
+    }
+
+    fn set_listener_weights(&self, _: Role, _: String, _: Vec<(String, i32)>) -> BoxFuture<'_, Result<(), AwsError>> {
+        Self::refuse("ModifyListener")
+    }
+
+    fn task_sets(&self, _: Role, _: String, _: String) -> BoxFuture<'_, Result<Vec<TaskSetInfo>, AwsError>> {
+        Self::refuse("DescribeServices")
+    }
+
+    fn create_task_set(
+        &self,
+        _: Role,
+        _: String,
+        _: String,
+        _: TaskSetSpec,
+    ) -> BoxFuture<'_, Result<TaskSetInfo, AwsError>> {
+        Self::refuse("CreateTaskSet")
+    }
+
+    fn set_primary(&self, _: Role, _: String, _: String, _: String) -> BoxFuture<'_, Result<(), AwsError>> {
+        Self::refuse("UpdateServicePrimaryTaskSet")
+    }
+
+    fn delete_task_set(&self, _: Role, _: String, _: String, _: String) -> BoxFuture<'_, Result<(), AwsError>> {
+        Self::refuse("DeleteTaskSet")
     }
 }

@@ -13,6 +13,7 @@ mod e2e {
     mod canary;
     mod cluster;
     mod deploy;
+    mod ecs;
     mod honest;
     mod lambda;
     mod members;

@@ -1,9 +1,6 @@
-//! Commands: the only way the replicated cluster state changes.
-//!
-//! Every command carries what `apply` needs to be deterministic: ids and timestamps are
-//! chosen by the leader before proposing, never inside `apply`.
+//! Commands: the only way the replicated cluster state changes. Each carries what `apply`
+//! needs to be deterministic: ids and timestamps are chosen by the leader, not `apply`.
 
-use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureLevel;
@@ -12,6 +9,7 @@ pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
 use crate::model::deployment::{
     DeploymentCreator, ErrorInformation, LifecycleEvent, LifecycleEventStatus, TargetStatus,
 };
+use crate::model::ecs_group::EcsService;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
@@ -21,6 +19,7 @@ use crate::model::resources::{
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
 use crate::model::traffic_routing::TrafficRoutingConfig;
+use crate::NodeId;
 
 /// What a client asks for when it creates a deployment group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,17 +52,9 @@ pub struct DeploymentGroupSpec {
     /// The IAM role assumed for the group's AWS calls ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_role_arn: Option<String>,
-    /// The ECS service of an ECS group ([`FeatureLevel::ECS_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ecs_services: Vec<crate::model::ecs_group::EcsService>,
-}
-
-impl DeploymentGroupSpec {
-    /// True when the group names ECS resources (level 14).
-    pub fn is_ecs(&self) -> bool {
-        !self.ecs_services.is_empty()
-            || self.load_balancer_info.as_ref().is_some_and(|info| !info.target_group_pair_info_list.is_empty())
-    }
+    /// An ECS group's service ([`FeatureLevel::ECS_DEPLOYMENTS`]).
+    pub ecs_services: Vec<EcsService>,
 }
 
 /// What a client asks for when it creates a deployment.
@@ -155,8 +146,7 @@ pub enum Command {
         /// Member.
         id: NodeId,
     },
-    /// Accept another join token. With `max_uses` it needs
-    /// [`FeatureLevel::JOIN_TOKEN_LIFECYCLE`].
+    /// Accept another join token ([`FeatureLevel::JOIN_TOKEN_LIFECYCLE`] with `max_uses`).
     AddJoinToken {
         /// Its record.
         record: JoinTokenRecord,
@@ -306,8 +296,7 @@ pub enum Command {
         /// Route.
         route_name: String,
     },
-    /// Replace a route's targets ([`FeatureLevel::TRAFFIC_ROUTES`]): an operator's
-    /// `set-route-targets`, later the traffic steps of deployments.
+    /// Replace a route's targets: `set-route-targets` ([`FeatureLevel::TRAFFIC_ROUTES`]).
     SetRouteTargets {
         /// Route.
         route_name: String,

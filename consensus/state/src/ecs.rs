@@ -4,12 +4,18 @@
 use crate::command::{ApplyError, DeploymentGroupSpec, DeploymentSpec};
 use crate::model::deployment::{Deployment, DeploymentCreator};
 use crate::model::ecs_group::check_ecs_group;
+use crate::model::platform_configs::ECS_ALL_AT_ONCE;
 use crate::model::resources::{AutoRollbackConfiguration, DeploymentGroup, DeploymentOption, DeploymentType};
 use crate::model::shift::{EcsProgress, ShiftSpec};
 use crate::{ClusterState, FeatureLevel};
 
-/// CodeDeploy's predefined ECS configuration a rollback shifts with.
-pub(crate) const ECS_ALL_AT_ONCE: &str = "CodeDeployDefault.ECSAllAtOnce";
+impl DeploymentGroupSpec {
+    /// True when the group names ECS resources (level 14).
+    pub fn is_ecs(&self) -> bool {
+        !self.ecs_services.is_empty()
+            || self.load_balancer_info.as_ref().is_some_and(|info| !info.target_group_pair_info_list.is_empty())
+    }
+}
 
 impl ClusterState {
     /// Checks a group of an ECS application: the cluster deploys to ECS, the group is
@@ -37,7 +43,8 @@ impl ClusterState {
                  not targetGroupInfoList",
             ));
         }
-        check_ecs_group(&spec.ecs_services, &info.target_group_pair_info_list).map_err(ApplyError::invalid)
+        check_ecs_group(&spec.ecs_services, &info.target_group_pair_info_list)
+            .map_err(|error| ApplyError::invalid(error.0))
     }
 }
 
@@ -68,6 +75,6 @@ pub(crate) fn ecs_rollback_spec(
         creator: DeploymentCreator::CodeDeployRollback,
         targets: None,
         target_instances: None,
-        shift: Some(ShiftSpec::Ecs(reversed)),
+        shift: Some(ShiftSpec::Ecs(Box::new(reversed))),
     })
 }

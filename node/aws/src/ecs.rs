@@ -28,6 +28,8 @@ pub struct TaskSetSpec {
     pub network: Option<VpcNetwork>,
     /// Capacity providers `(name, base, weight)`; empty runs on Fargate.
     pub capacity_providers: Vec<(String, u32, u32)>,
+    /// `externalId`: how the deployment that creates it finds it again (its id).
+    pub external_id: Option<String>,
 }
 
 /// `awsvpcConfiguration`.
@@ -52,6 +54,8 @@ pub struct TaskSetInfo {
     pub status: String,
     /// What it runs.
     pub task_definition: String,
+    /// `externalId`, empty when none was given.
+    pub external_id: String,
 }
 
 /// The ECS calls of an ECS deployment. Implemented by [`SdkEcs`] over the AWS SDK; the
@@ -111,6 +115,7 @@ fn info(task_set: aws_sdk_ecs::types::TaskSet) -> TaskSetInfo {
         arn: task_set.task_set_arn.unwrap_or_default(),
         status: task_set.status.unwrap_or_default(),
         task_definition: task_set.task_definition.unwrap_or_default(),
+        external_id: task_set.external_id.unwrap_or_default(),
     }
 }
 
@@ -148,6 +153,7 @@ impl EcsTraffic for SdkEcs {
             // replacement needs (moto also fails to place tasks when it is given).
             .load_balancers(balancer)
             .set_platform_version(spec.platform_version.clone())
+            .set_external_id(spec.external_id.clone())
             .set_network_configuration(spec.network.as_ref().map(network).transpose()?);
         if spec.capacity_providers.is_empty() {
             request = request.launch_type(LaunchType::Fargate);

@@ -4,10 +4,11 @@
 use fleetmesh_state::model::blue_green::{BlueGreenDeploymentConfiguration, BlueGreenPhase, TargetLabel};
 use fleetmesh_state::model::deployment::{self as state, Deployment, Target};
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
-use fleetmesh_state::model::shift::ShiftRun;
+use fleetmesh_state::model::shift::{ShiftRun, ShiftSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::UnknownLifecycleEvent;
+use crate::platform_targets::{EcsTarget, LambdaTarget};
 use crate::shapes::{
     AutoRollbackConfiguration, ComputePlatform, DeploymentCreator, DeploymentOption, DeploymentOverview,
     DeploymentStatus, DeploymentStyle, DeploymentType, Diagnostics, ErrorInformation, FileExistsBehavior,
@@ -100,6 +101,9 @@ pub enum DeploymentTargetType {
     InstanceTarget,
     /// A Lambda function's alias.
     LambdaTarget,
+    /// An ECS service.
+    #[serde(rename = "ECSTarget")]
+    EcsTarget,
 }
 
 /// `DeploymentTarget`.
@@ -114,73 +118,9 @@ pub struct DeploymentTarget {
     /// A Lambda alias's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda_target: Option<LambdaTarget>,
-}
-
-/// `LambdaTarget`: the alias a Lambda deployment moves.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LambdaTarget {
-    /// The deployment.
-    pub deployment_id: DeploymentId,
-    /// `<function>:<alias>`.
-    pub target_id: String,
-    /// Its status.
-    pub status: TargetStatus,
-    /// Last change.
-    pub last_updated_at: EpochSeconds,
-    /// `BeforeAllowTraffic`, `AllowTraffic`, `AfterAllowTraffic`.
-    pub lifecycle_events: Vec<LifecycleEvent>,
-    /// The function, alias and versions, and the target version's share now.
-    pub lambda_function_info: LambdaFunctionInfo,
-}
-
-/// `LambdaFunctionInfo`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LambdaFunctionInfo {
-    /// The function's name or ARN.
-    pub function_name: String,
-    /// The alias.
-    pub function_alias: String,
-    /// The version the alias pointed to.
-    pub current_version: String,
-    /// The version it moves to.
-    pub target_version: String,
-    /// The target version's share now, 0.0–1.0.
-    pub target_version_weight: f64,
-}
-
-impl LambdaTarget {
-    /// The target of Lambda deployment `deployment` (`None` for other deployments).
-    ///
-    /// # Errors
-    /// The state holds an event name that is not CodeDeploy's (a fault of the writer).
-    pub fn from_state(deployment: &Deployment) -> Result<Option<Self>, UnknownLifecycleEvent> {
-        let Some(run) = &deployment.shift else { return Ok(None) };
-        let mut lifecycle_events: Vec<LifecycleEvent> =
-            run.lifecycle_events.iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
-        if let Some(hook) = &run.hook {
-            let waiting =
-                lifecycle_events.iter_mut().find(|event| event.lifecycle_event_name.to_string() == hook.event);
-            if let Some(event) = waiting {
-                event.lifecycle_event_hook_execution_id = Some(hook.execution_id.clone());
-            }
-        }
-        Ok(Some(Self {
-            deployment_id: deployment.deployment_id.clone(),
-            target_id: run.spec.target_id(),
-            status: run.status,
-            last_updated_at: run.last_updated_at.into(),
-            lifecycle_events,
-            lambda_function_info: LambdaFunctionInfo {
-                function_name: run.spec.function_name.clone(),
-                function_alias: run.spec.alias.clone(),
-                current_version: run.spec.current_version.to_string(),
-                target_version: run.spec.target_version.to_string(),
-                target_version_weight: f64::from(run.applied_weight()) / 100.0,
-            },
-        }))
-    }
+    /// An ECS service's record.
+    #[serde(default, rename = "ecsTarget", skip_serializing_if = "Option::is_none")]
+    pub ecs_target: Option<EcsTarget>,
 }
 
 /// The event a target is at, for progress views.
@@ -220,8 +160,8 @@ impl TargetWave {
         })
     }
 
-    /// A Lambda deployment's one target (wave 1 once it started).
-    fn of_lambda(run: &ShiftRun) -> Result<Self, UnknownLifecycleEvent> {
+    /// A Lambda or ECS deployment's one target (wave 1 once it started).
+    fn of_run(run: &ShiftRun) -> Result<Self, UnknownLifecycleEvent> {
         Ok(Self {
             target_id: run.spec.target_id(),
             wave: u32::from(run.status != TargetStatus::Pending),
@@ -404,19 +344,20 @@ impl DeploymentInfo {
                     .iter()
                     .map(|name| TargetGroupInfo { name: name.clone() })
                     .collect(),
+                target_group_pair_info_list: Vec::new(),
             }),
             file_exists_behavior: deployment.file_exists_behavior,
-            compute_platform: if deployment.shift.is_some() {
-                ComputePlatform::Lambda
-            } else {
-                ComputePlatform::Server
+            compute_platform: match deployment.shift.as_ref().map(|run| &run.spec) {
+                Some(ShiftSpec::Lambda(_)) => ComputePlatform::Lambda,
+                Some(ShiftSpec::Ecs(_)) => ComputePlatform::Ecs,
+                None => ComputePlatform::Server,
             },
             waves: deployment.waves,
             target_waves: deployment
                 .targets
                 .values()
                 .map(TargetWave::of)
-                .chain(deployment.shift.iter().map(TargetWave::of_lambda))
+                .chain(deployment.shift.iter().map(TargetWave::of_run))
                 .collect::<Result<_, _>>()?,
         })
     }

@@ -25,6 +25,7 @@ mod error;
 mod lambda;
 mod lifecycle;
 mod operations;
+mod platform_targets;
 mod shapes;
 mod strict;
 mod time;
@@ -37,6 +38,7 @@ pub use error::{ErrorKind, ModelError, OperationError};
 pub use lambda::*;
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
 pub use operations::*;
+pub use platform_targets::*;
 pub use shapes::*;
 pub use time::EpochSeconds;
 pub use traffic::*;
@@ -206,6 +208,15 @@ impl Operation {
             }
             Self::ContinueDeployment(_) => FeatureLevel::BLUE_GREEN,
             Self::PutLifecycleEventHookExecutionStatus(_) => FeatureLevel::PLATFORM_DEPLOYMENTS,
+            Self::CreateDeploymentGroup(input)
+                if input.ecs_services.as_ref().is_some_and(|services| !services.is_empty())
+                    || input
+                        .load_balancer_info
+                        .as_ref()
+                        .is_some_and(|info| !info.target_group_pair_info_list.is_empty()) =>
+            {
+                FeatureLevel::ECS_DEPLOYMENTS
+            }
             Self::CreateDeploymentGroup(input) if input.service_role_arn.is_some() => {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }

@@ -39,11 +39,16 @@ pub enum LifecycleEventName {
     AfterAllowTraffic,
     /// Reserved: the deployment ends on the host.
     End,
+    /// ECS, reserved: the test listener moves to the replacement task set.
+    AllowTestTraffic,
+    /// ECS: after the test listener moved.
+    AfterAllowTestTraffic,
 }
 
 impl LifecycleEventName {
-    /// Every name, in the order an in-place deployment behind a load balancer runs them.
-    pub const ALL: [Self; 15] = [
+    /// Every name: in the order an in-place deployment behind a load balancer runs them,
+    /// then ECS's own two.
+    pub const ALL: [Self; 17] = [
         Self::Start,
         Self::BeforeBlockTraffic,
         Self::BlockTraffic,
@@ -59,6 +64,8 @@ impl LifecycleEventName {
         Self::AllowTraffic,
         Self::AfterAllowTraffic,
         Self::End,
+        Self::AllowTestTraffic,
+        Self::AfterAllowTestTraffic,
     ];
 
     /// The name as CodeDeploy spells it.
@@ -79,6 +86,8 @@ impl LifecycleEventName {
             Self::AllowTraffic => "AllowTraffic",
             Self::AfterAllowTraffic => "AfterAllowTraffic",
             Self::End => "End",
+            Self::AllowTestTraffic => "AllowTestTraffic",
+            Self::AfterAllowTestTraffic => "AfterAllowTestTraffic",
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct CreateDeploymentGroupInput {
     /// run with the leader's own credentials.
     #[serde(default)]
     pub service_role_arn: Option<String>,
+    /// An ECS group's service: exactly one (level 14).
+    #[serde(default, rename = "ecsServices")]
+    pub ecs_services: Option<Vec<fleetmesh_state::model::ecs_group::EcsService>>,
 }
 
 /// `CreateDeploymentGroup`'s answer.

@@ -192,9 +192,9 @@ pub struct DeploymentStyle {
     pub deployment_option: DeploymentOption,
 }
 
-/// `LoadBalancerInfo`: in fleetmesh each target group names a traffic route
-/// (`fleetmesh traffic create-route`). Classic load balancers (`elbInfoList`) and ECS
-/// target-group pairs are AWS's and refused as unknown members.
+/// `LoadBalancerInfo`: each target group of `targetGroupInfoList` names a fleetmesh route;
+/// an ECS group's `targetGroupPairInfoList` names ELBv2 target groups and listeners.
+/// Classic load balancers (`elbInfoList`) are refused as unknown members.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
@@ -202,6 +202,9 @@ pub struct LoadBalancerInfo {
     /// The routes, by name (at most 10).
     #[serde(default)]
     pub target_group_info_list: Vec<TargetGroupInfo>,
+    /// An ECS group's target group pair (level 14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_group_pair_info_list: Vec<fleetmesh_state::model::ecs_group::TargetGroupPairInfo>,
 }
 
 /// `TargetGroupInfo`: a route's name.
@@ -215,16 +218,18 @@ pub struct TargetGroupInfo {
 
 impl From<&fleetmesh_state::model::resources::LoadBalancerInfo> for LoadBalancerInfo {
     fn from(info: &fleetmesh_state::model::resources::LoadBalancerInfo) -> Self {
-        let list = &info.target_group_info_list;
-        Self { target_group_info_list: list.iter().map(|group| TargetGroupInfo { name: group.name.clone() }).collect() }
+        let target_group_info_list = info.target_group_info_list.iter().map(|group| group.name.clone());
+        let target_group_info_list = target_group_info_list.map(|name| TargetGroupInfo { name }).collect();
+        Self { target_group_info_list, target_group_pair_info_list: info.target_group_pair_info_list.clone() }
     }
 }
 
 impl From<&LoadBalancerInfo> for fleetmesh_state::model::resources::LoadBalancerInfo {
     fn from(info: &LoadBalancerInfo) -> Self {
         use fleetmesh_state::model::resources::TargetGroupInfo as Stored;
-        let list = &info.target_group_info_list;
-        Self { target_group_info_list: list.iter().map(|group| Stored { name: group.name.clone() }).collect() }
+        let target_group_info_list = info.target_group_info_list.iter().map(|group| group.name.clone());
+        let target_group_info_list = target_group_info_list.map(|name| Stored { name }).collect();
+        Self { target_group_info_list, target_group_pair_info_list: info.target_group_pair_info_list.clone() }
     }
 }
 
@@ -316,6 +321,9 @@ pub struct DeploymentGroupInfo {
     /// The IAM role assumed for the group's AWS calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_role_arn: Option<String>,
+    /// An ECS group's service.
+    #[serde(default, rename = "ecsServices", skip_serializing_if = "Vec::is_empty")]
+    pub ecs_services: Vec<fleetmesh_state::model::ecs_group::EcsService>,
     /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
     /// when it was made before feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,6 +364,7 @@ impl DeploymentGroupInfo {
             last_attempted_deployment: LastDeploymentInfo::of(group.active_deployment_id.as_ref(), state),
             compute_platform,
             service_role_arn: group.service_role_arn.clone(),
+            ecs_services: group.ecs_services.clone(),
             created_by: group.created_by.as_ref().map(ToString::to_string),
         }
     }

@@ -13,7 +13,11 @@ const SOURCES: &[&str] = &[
     include_str!("../src/deployments.rs"),
     include_str!("../src/blue_green.rs"),
     include_str!("../src/lambda.rs"),
+    include_str!("../src/platform_targets.rs"),
 ];
+
+/// CodeDeploy's shapes whose Rust type is spelled otherwise (acronyms in camel case).
+const RENAMED: &[(&str, &str)] = &[("ECSTarget", "EcsTarget"), ("ECSTaskSet", "EcsTaskSetInfo")];
 
 /// fleetmesh's members beyond CodeDeploy's, per type.
 const EXTENSIONS: &[(&str, &[&str])] = &[
@@ -39,6 +43,8 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
     ("RegisterApplicationRevisionInput", &["manifest", "seeds", "registeredBy"]),
     ("RevisionLocation", &["revisionId"]),
     ("InstanceTarget", &["wave"]),
+    // The leader knows a task set's target group by ARN (AWS gives `targetGroup.name`).
+    ("ECSTaskSet", &["targetGroupArn"]),
     ("GetApplicationRevisionOutput", &["manifest"]),
     ("StopDeploymentOutput", &["rollbackInfo"]),
     // Bakes in seconds for short canaries and tests (issue 14): the state's
@@ -111,7 +117,8 @@ fn member_names_are_codedeploys_or_documented_extensions() {
     let mut checked = 0;
     let mut wrong = Vec::new();
     let named = structs.keys().map(|name| (name.clone(), name.clone()));
-    let aliased = aliases.iter().map(|(alias, target)| (alias.clone(), target.clone()));
+    let renamed = RENAMED.iter().map(|(shape, type_name)| (shape.to_string(), type_name.to_string()));
+    let aliased = aliases.iter().map(|(alias, target)| (alias.clone(), target.clone())).chain(renamed);
     for (shape, type_name) in named.chain(aliased) {
         let (Some(members), Some(fields)) = (shapes.get(&shape), structs.get(&type_name)) else { continue };
         let members: BTreeSet<&str> = members.as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();

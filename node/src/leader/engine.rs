@@ -65,7 +65,7 @@ fn plan_deployments(
     earliest
 }
 
-/// The next move of a Lambda deployment: a command, or an AWS call for the shell to
+/// The next move of a Lambda or ECS deployment: a command, or an AWS call for the shell to
 /// make; returns when to plan again without other changes.
 fn plan_shift(
     node: &Node,
@@ -83,7 +83,12 @@ fn plan_shift(
             commands.push(Command::FinishDeployment(Finish { deployment_id, succeeded, error, rollback_id: rollback }));
         }
         ShiftMove::Wait(at) => return at,
-        call @ (ShiftMove::InvokeHook { .. } | ShiftMove::SetWeight { .. }) => {
+        call @ (ShiftMove::InvokeHook { .. }
+        | ShiftMove::SetWeight { .. }
+        | ShiftMove::ResolveEcs
+        | ShiftMove::CreateTaskSet
+        | ShiftMove::RouteTestTraffic
+        | ShiftMove::Retire) => {
             let run = deployment.shift.as_ref()?;
             let before = match &call {
                 ShiftMove::SetWeight { index: 0, .. }
@@ -96,7 +101,8 @@ fn plan_shift(
                 ),
                 _ => None,
             };
-            aws.push(AwsMove { deployment_id, spec: run.spec.clone(), role: run.role_arn.clone(), call, before });
+            let (spec, role, ecs) = (run.spec.clone(), run.role_arn.clone(), run.ecs.clone());
+            aws.push(AwsMove { deployment_id, spec, role, ecs, call, before });
             // Checked again soon: the call may be waiting for another one to end.
             return Some(UnixMillis(now.0 + AWS_RECHECK_MS));
         }
@@ -179,9 +185,9 @@ impl Shell {
         });
         if let Some(call) = aws.into_iter().next() {
             if core.begin(Work::Aws) {
-                let (node, lambda) = (node.clone(), self.lambda.clone());
+                let (node, aws) = (node.clone(), self.aws.clone());
                 self.spawn(Work::Aws, async move {
-                    super::shift::run(node, lambda, call).await;
+                    super::shift::run(node, aws, call).await;
                     Done::Other
                 });
             }

@@ -29,6 +29,7 @@ mod admission;
 pub mod assignments;
 pub mod autopilot;
 mod core;
+pub mod ecs;
 mod engine;
 mod features;
 pub mod liveness;
@@ -104,16 +105,16 @@ impl Leader {
         tasks: &mut tokio::task::JoinSet<()>,
         planner: Arc<dyn WavePlanner>,
     ) -> Arc<Self> {
-        Self::start_with(node, tasks, planner, Arc::new(shift::SdkEdge::default()))
+        Self::start_with(node, tasks, planner, shift::AwsEdges::sdk())
     }
 
-    /// [`Leader::start_with_planner`] with Lambda calls going to `lambda` instead of AWS:
-    /// the seam through which the simulator stands in a simulated AWS.
+    /// [`Leader::start_with_planner`] with AWS calls going to `aws` instead of AWS: the
+    /// seam through which the simulator stands in a simulated AWS.
     pub fn start_with(
         node: &Arc<Node>,
         tasks: &mut tokio::task::JoinSet<()>,
         planner: Arc<dyn WavePlanner>,
-        lambda: Arc<dyn shift::LambdaEdge>,
+        aws: shift::AwsEdges,
     ) -> Arc<Self> {
         let (events, received) = mpsc::unbounded_channel();
         let leader = Arc::new(Self {
@@ -125,7 +126,7 @@ impl Leader {
             member_updates: std::sync::Mutex::default(),
         });
         node.register(Family::Leader, leader.clone());
-        tasks.spawn(run::run(node.clone(), planner, lambda, received));
+        tasks.spawn(run::run(node.clone(), planner, aws, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
         leader
     }

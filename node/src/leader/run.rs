@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::core::{Action, LeaderCore, TickFacts, Work};
 use super::liveness::Health;
-use super::shift::LambdaEdge;
+use super::shift::AwsEdges;
 use super::view::PollFacts;
 use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::{Node, ProposeError};
@@ -72,8 +72,8 @@ pub(super) enum Done {
 pub(super) struct Shell {
     pub(super) node: Arc<Node>,
     pub(super) planner: Arc<dyn WavePlanner>,
-    /// Where Lambda deployments' calls go.
-    pub(super) lambda: Arc<dyn LambdaEdge>,
+    /// Where Lambda and ECS deployments' calls go.
+    pub(super) aws: AwsEdges,
     work: JoinSet<Done>,
     kinds: BTreeMap<Id, Work>,
 }
@@ -82,12 +82,12 @@ pub(super) struct Shell {
 pub(super) async fn run(
     node: Arc<Node>,
     planner: Arc<dyn WavePlanner>,
-    lambda: Arc<dyn LambdaEdge>,
+    aws: AwsEdges,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) {
     let timing = node.settings().timing;
     let mut core = LeaderCore::new(timing.suspect_after, timing.dead_after);
-    let mut shell = Shell { node: node.clone(), planner, lambda, work: JoinSet::new(), kinds: BTreeMap::new() };
+    let mut shell = Shell { node: node.clone(), planner, aws, work: JoinSet::new(), kinds: BTreeMap::new() };
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();
     let mut server = node.server_state();

@@ -15,11 +15,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind, AwsSettings, LambdaTraffic, SdkLambda};
+use fleetmesh_aws::{
+    AliasRouting, AwsError, AwsErrorKind, AwsSettings, EcsTraffic, Elbv2Traffic, LambdaTraffic, SdkEcs, SdkElbv2,
+    SdkLambda, TaskSetInfo, TaskSetSpec,
+};
 use fleetmesh_core::rollout::shift::ShiftMove;
 use fleetmesh_state::model::deployment::{ErrorCode, ErrorInformation, LifecycleEventStatus};
 use fleetmesh_state::model::ids::DeploymentId;
-use fleetmesh_state::model::shift::{ShiftSpec, ShiftStep};
+use fleetmesh_state::model::shift::{EcsProgress, LambdaSpec, ShiftSpec, ShiftStep};
 use fleetmesh_state::Command;
 use fleetmesh_transport::BoxFuture;
 use std::collections::BTreeMap;
@@ -27,6 +30,7 @@ use std::collections::BTreeMap;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use super::ecs::{EcsCall, EcsEdge};
 use crate::runtime::Node;
 
 /// Attempts of a call that AWS answers with throttling or a 5xx (each already retried
@@ -56,23 +60,121 @@ pub trait LambdaEdge: Send + Sync {
     fn invoke(&self, role: Role, function: String, payload: serde_json::Value) -> BoxFuture<'_, Result<(), AwsError>>;
 }
 
-/// [`LambdaEdge`] over the AWS SDK: one client per role, configured on first use (the
-/// standard credential chain and endpoint variables, then STS for a role).
+/// Where the leader's AWS calls go: Lambda's, and ECS's with ELBv2's.
+#[derive(Clone)]
+pub struct AwsEdges {
+    /// Lambda deployments' calls (and every deployment's hook invocations).
+    pub lambda: Arc<dyn LambdaEdge>,
+    /// ECS deployments' task set and listener calls.
+    pub ecs: Arc<dyn EcsEdge>,
+}
+
+impl AwsEdges {
+    /// Both over the AWS SDK.
+    pub fn sdk() -> Self {
+        let edge = Arc::new(SdkEdge::default());
+        Self { lambda: edge.clone(), ecs: edge }
+    }
+}
+
+/// [`LambdaEdge`] and [`EcsEdge`] over the AWS SDK: one configuration per role, loaded
+/// on first use (the standard credential chain and endpoint variables, then STS for a
+/// role).
 #[derive(Default)]
 pub struct SdkEdge {
-    clients: Mutex<BTreeMap<Role, SdkLambda>>,
+    clients: Mutex<BTreeMap<Role, SdkClients>>,
+}
+
+/// The clients of one role.
+#[derive(Clone)]
+struct SdkClients {
+    lambda: SdkLambda,
+    ecs: SdkEcs,
+    elbv2: SdkElbv2,
 }
 
 impl SdkEdge {
-    async fn client(&self, role: Role) -> SdkLambda {
+    async fn clients(&self, role: Role) -> SdkClients {
         let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&role) {
-            return client.clone();
+        if let Some(found) = clients.get(&role) {
+            return found.clone();
         }
         let settings = AwsSettings { role_arn: role.clone(), ..AwsSettings::default() };
-        let client = SdkLambda::new(&settings.load().await);
-        clients.insert(role, client.clone());
-        client
+        let config = settings.load().await;
+        let made =
+            SdkClients { lambda: SdkLambda::new(&config), ecs: SdkEcs::new(&config), elbv2: SdkElbv2::new(&config) };
+        clients.insert(role, made.clone());
+        made
+    }
+
+    async fn client(&self, role: Role) -> SdkLambda {
+        self.clients(role).await.lambda
+    }
+
+    async fn ecs(&self, role: Role) -> SdkEcs {
+        self.clients(role).await.ecs
+    }
+
+    async fn elbv2(&self, role: Role) -> SdkElbv2 {
+        self.clients(role).await.elbv2
+    }
+}
+
+impl EcsEdge for SdkEdge {
+    fn target_group_arn(&self, role: Role, name: String) -> BoxFuture<'_, Result<String, AwsError>> {
+        Box::pin(async move { Ok(self.elbv2(role).await.target_group(&name).await?.arn) })
+    }
+
+    fn listener_weights(&self, role: Role, listener: String) -> BoxFuture<'_, Result<Vec<(String, i32)>, AwsError>> {
+        Box::pin(async move { self.elbv2(role).await.listener_weights(&listener).await })
+    }
+
+    fn set_listener_weights(
+        &self,
+        role: Role,
+        listener: String,
+        weights: Vec<(String, i32)>,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move { self.elbv2(role).await.set_listener_weights(&listener, &weights).await })
+    }
+
+    fn task_sets(
+        &self,
+        role: Role,
+        cluster: String,
+        service: String,
+    ) -> BoxFuture<'_, Result<Vec<TaskSetInfo>, AwsError>> {
+        Box::pin(async move { self.ecs(role).await.task_sets(&cluster, &service).await })
+    }
+
+    fn create_task_set(
+        &self,
+        role: Role,
+        cluster: String,
+        service: String,
+        spec: TaskSetSpec,
+    ) -> BoxFuture<'_, Result<TaskSetInfo, AwsError>> {
+        Box::pin(async move { self.ecs(role).await.create_task_set(&cluster, &service, &spec).await })
+    }
+
+    fn set_primary(
+        &self,
+        role: Role,
+        cluster: String,
+        service: String,
+        arn: String,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move { self.ecs(role).await.set_primary_task_set(&cluster, &service, &arn).await })
+    }
+
+    fn delete_task_set(
+        &self,
+        role: Role,
+        cluster: String,
+        service: String,
+        arn: String,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move { self.ecs(role).await.delete_task_set(&cluster, &service, &arn).await })
     }
 }
 
@@ -101,6 +203,8 @@ pub(super) struct AwsMove {
     pub(super) deployment_id: DeploymentId,
     pub(super) spec: ShiftSpec,
     pub(super) role: Role,
+    /// An ECS deployment's progress when the move was planned.
+    pub(super) ecs: Option<EcsProgress>,
     pub(super) call: ShiftMove,
     /// The target version's share the alias must show before a step is set (the
     /// previous step's), or `None` when any is fine (a rollback's one step).
@@ -109,40 +213,79 @@ pub(super) struct AwsMove {
 
 /// Makes `call` and commits its outcome. Errors that end nothing (the proposal not
 /// committed: the next leader plans the call again) are logged.
-pub(super) async fn run(node: Arc<Node>, edge: Arc<dyn LambdaEdge>, call: AwsMove) {
-    let AwsMove { deployment_id, spec, role, call, before } = call;
-    let result = match &call {
-        ShiftMove::InvokeHook { function, execution_id } => {
-            let payload = serde_json::json!({
-                "DeploymentId": deployment_id.0,
-                "LifecycleEventHookExecutionId": execution_id,
-            });
-            info!(deployment = %deployment_id, %function, "invoking a lifecycle hook");
-            with_retries(|| edge.invoke(role.clone(), function.clone(), payload.clone()))
-                .await
-                .map(|()| ShiftStep::HookInvoked)
+pub(super) async fn run(node: Arc<Node>, edges: AwsEdges, call: AwsMove) {
+    let deployment_id = call.deployment_id.clone();
+    let term = node.term();
+    let leads = || node.is_leader() && node.term() == term;
+    let result = match (&call.spec, call.ecs.as_ref()) {
+        (_, _) if matches!(call.call, ShiftMove::InvokeHook { .. }) => invoke(edges.lambda.as_ref(), &call).await,
+        (ShiftSpec::Lambda(spec), _) => lambda_move(edges.lambda.as_ref(), spec, &call, &leads).await,
+        (ShiftSpec::Ecs(spec), progress) => {
+            let ecs = EcsCall {
+                edge: edges.ecs.as_ref(),
+                role: &call.role,
+                deployment_id: &deployment_id,
+                spec,
+                leads: &leads,
+            };
+            ecs_move(&ecs, progress, &call).await
         }
-        ShiftMove::SetWeight { index, weight } => {
-            let term = node.term();
-            let leads = || node.is_leader() && node.term() == term;
-            let step = Step { weight: *weight, before };
-            set_weight(edge.as_ref(), (&spec, &role), step, &leads)
-                .await
-                .map(|()| ShiftStep::WeightApplied { index: *index })
-        }
-        _ => return,
     };
+    let Some(result) = result else { return };
     if matches!(&result, Err(error) if error.code == "NotLeader") {
-        info!(deployment = %deployment_id, "deposed before moving the alias; the next leader resumes");
+        info!(deployment = %deployment_id, "deposed before an AWS write; the next leader resumes");
         return;
     }
     let step = result.unwrap_or_else(|error| {
-        warn!(deployment = %deployment_id, %error, "an AWS call of a Lambda deployment failed");
+        warn!(deployment = %deployment_id, %error, "an AWS call of a deployment failed");
         ShiftStep::EndEvent { status: LifecycleEventStatus::Failed, error: Some(deployment_error(&error)) }
     });
     if let Err(error) = node.propose(vec![Command::AdvanceShift { deployment_id, step }]).await {
         warn!(%error, "the outcome of an AWS call was not committed; the call is planned again");
     }
+}
+
+/// Invokes the running hook's function.
+async fn invoke(edge: &dyn LambdaEdge, call: &AwsMove) -> Option<Result<ShiftStep, AwsError>> {
+    let ShiftMove::InvokeHook { function, execution_id } = &call.call else { return None };
+    let payload = serde_json::json!({
+        "DeploymentId": call.deployment_id.0,
+        "LifecycleEventHookExecutionId": execution_id,
+    });
+    info!(deployment = %call.deployment_id, %function, "invoking a lifecycle hook");
+    let result = with_retries(|| edge.invoke(call.role.clone(), function.clone(), payload.clone())).await;
+    Some(result.map(|()| ShiftStep::HookInvoked))
+}
+
+/// A Lambda deployment's step: the alias moved.
+async fn lambda_move(
+    edge: &dyn LambdaEdge,
+    spec: &LambdaSpec,
+    call: &AwsMove,
+    leads: &(dyn Fn() -> bool + Sync),
+) -> Option<Result<ShiftStep, AwsError>> {
+    let ShiftMove::SetWeight { index, weight } = call.call else { return None };
+    let step = Step { weight, before: call.before };
+    Some(set_weight(edge, (spec, &call.role), step, leads).await.map(|()| ShiftStep::WeightApplied { index }))
+}
+
+/// An ECS deployment's move.
+async fn ecs_move(
+    ecs: &EcsCall<'_>,
+    progress: Option<&EcsProgress>,
+    call: &AwsMove,
+) -> Option<Result<ShiftStep, AwsError>> {
+    Some(match (&call.call, progress) {
+        (ShiftMove::ResolveEcs, _) => ecs.resolve().await,
+        (ShiftMove::CreateTaskSet, Some(progress)) => ecs.create_task_set(progress).await,
+        (ShiftMove::RouteTestTraffic, Some(progress)) => ecs.route_test_traffic(progress).await,
+        (ShiftMove::SetWeight { index, weight }, Some(progress)) => {
+            let index = *index;
+            ecs.set_step(progress, *weight, call.before).await.map(|()| ShiftStep::WeightApplied { index })
+        }
+        (ShiftMove::Retire, Some(progress)) => ecs.retire(progress).await,
+        _ => return None,
+    })
 }
 
 /// A step to set: its weight, and the weight the alias must show before it.
@@ -165,7 +308,7 @@ struct Step {
 /// `UpdateAlias` would close it (not used yet).
 async fn set_weight(
     edge: &dyn LambdaEdge,
-    (spec, role): (&ShiftSpec, &Role),
+    (spec, role): (&LambdaSpec, &Role),
     step: Step,
     leads: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), AwsError> {
@@ -221,7 +364,7 @@ fn same_routing(a: &AliasRouting, b: &AliasRouting) -> bool {
 }
 
 /// Runs `call` until it succeeds, fails for good, or [`ATTEMPTS`] retryable failures.
-async fn with_retries<'a, T, F>(mut call: F) -> Result<T, AwsError>
+pub(super) async fn with_retries<'a, T, F>(mut call: F) -> Result<T, AwsError>
 where
     F: FnMut() -> BoxFuture<'a, Result<T, AwsError>>,
 {
@@ -261,15 +404,27 @@ impl Backoff {
     }
 }
 
+/// The ECS calls, whose errors are `ECS_UPDATE_ERROR` or `INVALID_ECS_SERVICE`.
+const ECS_OPERATIONS: [&str; 4] = ["CreateTaskSet", "UpdateServicePrimaryTaskSet", "DeleteTaskSet", "DescribeServices"];
+
+/// The ELBv2 calls, whose errors are `ELASTIC_LOAD_BALANCING_INVALID`.
+const ELB_OPERATIONS: [&str; 3] = ["DescribeTargetGroups", "DescribeListeners", "ModifyListener"];
+
 /// CodeDeploy's error code and AWS's message for a failed call.
 pub fn deployment_error(error: &AwsError) -> ErrorInformation {
+    let ecs = ECS_OPERATIONS.contains(&error.operation);
     let code = match (error.kind, error.code.as_str()) {
         (AwsErrorKind::Retryable, _) => ErrorCode::Throttled,
-        (_, "ResourceNotFoundException") => ErrorCode::InvalidLambdaFunction,
         (_, code) if code.contains("AccessDenied") || code.contains("Unauthorized") => ErrorCode::IamRolePermissions,
         (_, "UnrecognizedClientException" | "InvalidClientTokenId" | "ExpiredTokenException") => {
             ErrorCode::IamRolePermissions
         }
+        (_, "ServiceNotFoundException" | "ClusterNotFoundException" | "ServiceNotActiveException") if ecs => {
+            ErrorCode::InvalidEcsService
+        }
+        _ if ecs => ErrorCode::EcsUpdateError,
+        _ if ELB_OPERATIONS.contains(&error.operation) => ErrorCode::ElasticLoadBalancingInvalid,
+        (_, "ResourceNotFoundException") => ErrorCode::InvalidLambdaFunction,
         _ => ErrorCode::InvalidLambdaConfiguration,
     };
     ErrorInformation { code, message: error.to_string() }

@@ -9,6 +9,7 @@ use fleetmesh_consensus::raft::seed_thread_rng;
 use fleetmesh_core::rollout::{CodeDeployPlanner, WavePlanner};
 use fleetmesh_model::NodeHealth;
 use fleetmesh_node::agent::Agent;
+use fleetmesh_node::leader::shift::AwsEdges;
 use fleetmesh_node::leader::Leader;
 use fleetmesh_node::runtime::clock::VirtualClock;
 use fleetmesh_node::runtime::protocol::MemberAddress;
@@ -223,7 +224,8 @@ impl SimCluster {
             Some(bug) => bug.planner(),
             None => Arc::new(CodeDeployPlanner),
         };
-        let leader = Leader::start_with(&node, &mut tasks, planner, Arc::new(self.lambda.clone()));
+        let aws = AwsEdges { lambda: Arc::new(self.lambda.clone()), ecs: Arc::new(crate::aws::Unsimulated) };
+        let leader = Leader::start_with(&node, &mut tasks, planner, aws);
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());

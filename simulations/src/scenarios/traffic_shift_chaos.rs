@@ -28,7 +28,7 @@ use fleetmesh_state::model::deployment::{DeploymentCreator, LifecycleEventStatus
 use fleetmesh_state::model::ids::{DeploymentId, UnixMillis};
 use fleetmesh_state::model::resources::{AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior};
 use fleetmesh_state::model::revision::{Manifest, RevisionRecord, MANIFEST_FORMAT};
-use fleetmesh_state::model::shift::ShiftSpec;
+use fleetmesh_state::model::shift::{LambdaSpec, ShiftSpec};
 use fleetmesh_state::model::traffic_routing::{
     TimeBasedCanary, TimeBasedLinear, TrafficRoutingConfig, TrafficRoutingType,
 };
@@ -256,7 +256,7 @@ async fn play_round(
             plans.push(draw_hook(rng));
         }
     }
-    let spec = ShiftSpec {
+    let spec = LambdaSpec {
         function_name: "app".into(),
         alias: "live".into(),
         current_version: current,
@@ -284,7 +284,7 @@ async fn play_round(
 async fn create_deployment(
     cluster: &SimCluster,
     rng: &mut ChaCha8Rng,
-    spec: &ShiftSpec,
+    spec: &LambdaSpec,
     config_name: &str,
 ) -> Result<DeploymentId, ScenarioError> {
     let content = format!(
@@ -326,7 +326,7 @@ async fn create_deployment(
             creator: DeploymentCreator::User,
             targets: None,
             target_instances: None,
-            shift: Some(spec.clone()),
+            shift: Some(ShiftSpec::Lambda(spec.clone())),
         },
         deployment_id: id.clone(),
     };

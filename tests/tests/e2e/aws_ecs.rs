@@ -64,6 +64,7 @@ fn the_ecs_edge_replaces_a_task_set_on_moto() {
         platform_version: None,
         network: Some(network.clone()),
         capacity_providers: Vec::new(),
+        external_id: Some(format!("d-{definition}")),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
@@ -71,6 +72,7 @@ fn the_ecs_edge_replaces_a_task_set_on_moto() {
         let original = ecs.create_task_set("prod", "web", &spec("v1", "blue")).await.expect("CreateTaskSet v1");
         ecs.set_primary_task_set("prod", "web", &original.arn).await.expect("UpdateServicePrimaryTaskSet v1");
         let replacement = ecs.create_task_set("prod", "web", &spec("v2", "green")).await.expect("CreateTaskSet v2");
+        assert_eq!(replacement.external_id, "d-v2", "the external id comes back");
         assert_eq!(replacement.task_definition, text("v2"));
         let sets = ecs.task_sets("prod", "web").await.expect("DescribeServices");
         assert_eq!(

@@ -272,6 +272,15 @@ pub enum ErrorCode {
     /// The credentials may not make the call (level 13).
     #[serde(rename = "IAM_ROLE_PERMISSIONS")]
     IamRolePermissions,
+    /// ECS refused a task set call (level 14).
+    #[serde(rename = "ECS_UPDATE_ERROR")]
+    EcsUpdateError,
+    /// The group's ECS cluster or service does not exist (level 14).
+    #[serde(rename = "INVALID_ECS_SERVICE")]
+    InvalidEcsService,
+    /// ELBv2 refused a call on a target group or listener (level 14).
+    #[serde(rename = "ELASTIC_LOAD_BALANCING_INVALID")]
+    ElasticLoadBalancingInvalid,
 }
 
 /// `errorInformation`.

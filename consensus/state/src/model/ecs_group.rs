@@ -52,36 +52,46 @@ impl TargetGroupPairInfo {
     }
 }
 
+/// Why an ECS group's service or pair is refused: a sentence naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEcsGroup(pub String);
+
 /// Checks an ECS group's service and pair as AWS does: one service, one pair of two
 /// distinct target groups, one production listener, at most one test listener.
 ///
 /// # Errors
-/// What is missing or extra, in a sentence naming the field.
-pub fn check_ecs_group(services: &[EcsService], pairs: &[TargetGroupPairInfo]) -> Result<(), String> {
+/// What is missing or extra.
+pub fn check_ecs_group(services: &[EcsService], pairs: &[TargetGroupPairInfo]) -> Result<(), InvalidEcsGroup> {
+    let refuse = |message: String| Err(InvalidEcsGroup(message));
     let [service] = services else {
-        return Err(format!(
+        return refuse(format!(
             "an ECS deployment group names exactly one service in ecsServices (it names {})",
             services.len()
         ));
     };
     if service.service_name.is_empty() || service.cluster_name.is_empty() {
-        return Err("ecsServices[0] needs serviceName and clusterName".to_string());
+        return refuse("ecsServices[0] needs serviceName and clusterName".to_string());
     }
     let [pair] = pairs else {
-        return Err(format!(
+        return refuse(format!(
             "an ECS deployment group names exactly one pair in loadBalancerInfo.targetGroupPairInfoList (it names {})",
             pairs.len()
         ));
     };
     match pair.target_groups.as_slice() {
         [a, b] if !a.name.is_empty() && a.name != b.name && !b.name.is_empty() => {}
-        _ => return Err("targetGroupPairInfoList[0].targetGroups names two different target groups".to_string()),
+        _ => return refuse("targetGroupPairInfoList[0].targetGroups names two different target groups".to_string()),
     }
     if pair.prod_traffic_route.listener_arns.len() != 1 || pair.prod_listener().is_some_and(str::is_empty) {
-        return Err("targetGroupPairInfoList[0].prodTrafficRoute.listenerArns names exactly one listener".to_string());
+        return refuse(
+            "targetGroupPairInfoList[0].prodTrafficRoute.listenerArns names exactly one listener".to_string(),
+        );
     }
     if pair.test_traffic_route.as_ref().is_some_and(|route| route.listener_arns.len() > 1) {
-        return Err("targetGroupPairInfoList[0].testTrafficRoute.listenerArns names at most one listener".to_string());
+        return refuse(
+            "targetGroupPairInfoList[0].testTrafficRoute.listenerArns names at most one listener".to_string(),
+        );
     }
     Ok(())
 }

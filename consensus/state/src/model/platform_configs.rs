@@ -25,6 +25,9 @@ pub const NO_MINIMUM: MinimumHealthyHosts = MinimumHealthyHosts { kind: MinimumH
 /// rollback moves the alias back with.
 pub const LAMBDA_ALL_AT_ONCE: &str = "CodeDeployDefault.LambdaAllAtOnce";
 
+/// The ECS configuration of a new ECS group when none is named, and of a rollback.
+pub const ECS_ALL_AT_ONCE: &str = "CodeDeployDefault.ECSAllAtOnce";
+
 /// The predefined Lambda configurations (§4.4): name suffix, steps.
 const LAMBDA: [(&str, Step); 9] = [
     ("LambdaCanary10Percent5Minutes", Step::Canary(10, 5)),

@@ -61,7 +61,7 @@ pub enum ShiftSpec {
     /// A function's alias, moved between two versions.
     Lambda(LambdaSpec),
     /// An ECS service's traffic, moved from its task set to a replacement.
-    Ecs(EcsSpec),
+    Ecs(Box<EcsSpec>),
 }
 
 impl ShiftSpec {

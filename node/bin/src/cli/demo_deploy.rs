@@ -75,7 +75,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         load_balancer_info: None,
         blue_green_deployment_configuration: None,
         service_role_arn: None,
-        ecs_services: Vec::new(),
+        ecs_services: None,
     };
     client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));

@@ -159,7 +159,21 @@ pub(crate) fn print_target(answer: &GetDeploymentTargetOutput) {
                 target.lifecycle_events.iter().find_map(|event| event.lifecycle_event_hook_execution_id.as_deref());
             (&target.lifecycle_events, hook)
         }
-        (None, None) => return println!("the target has no record"),
+        (None, None) => match &deployment_target.ecs_target {
+            Some(target) => {
+                println!("target {}   status {}", target.target_id, spelled(&target.status));
+                for set in &target.task_sets_info {
+                    println!(
+                        "  {} task set {}   {:.0} % of production traffic",
+                        set.task_set_label, set.identifer, set.traffic_weight
+                    );
+                }
+                let hook =
+                    target.lifecycle_events.iter().find_map(|event| event.lifecycle_event_hook_execution_id.as_deref());
+                (&target.lifecycle_events, hook)
+            }
+            None => return println!("the target has no record"),
+        },
     };
     if let Some(hook) = hook {
         println!("waiting for hook execution {hook} (put-lifecycle-event-hook-execution-status)");

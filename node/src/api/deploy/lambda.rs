@@ -1,4 +1,4 @@
-//! The API side of Lambda deployments: a deployment's AppSpec, read and checked before
+//! The API side of Lambda and ECS deployments: a deployment's AppSpec, read and checked before
 //! anything is proposed (an inline document is registered as a revision in the same
 //! entry as the deployment), and the hooks' `PutLifecycleEventHookExecutionStatus`.
 
@@ -8,9 +8,9 @@ use fleetmesh_model::{
 };
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::resources::ComputePlatform;
+use fleetmesh_state::model::resources::{ComputePlatform, DeploymentGroup};
 use fleetmesh_state::model::revision::{RevisionRecord, MANIFEST_FORMAT};
-use fleetmesh_state::model::shift::ShiftSpec;
+use fleetmesh_state::model::shift::{EcsSpec, EcsTaskSet, LambdaSpec, ShiftSpec};
 use fleetmesh_state::{Command, DeploymentSpec};
 
 use super::commit;
@@ -32,10 +32,11 @@ pub(super) fn prepare(
     by: Option<&Actor>,
 ) -> Result<Option<RevisionRecord>, ApiError> {
     let inline = revision.inline_content()?;
-    let (platform, stored) = node.state().read(|state| {
+    let (platform, stored, group) = node.state().read(|state| {
         let platform = state.applications.get(&spec.application_name).map(|app| app.compute_platform);
         let stored = state.revisions.get(&spec.revision_id).and_then(|record| record.app_spec.clone());
-        (platform, stored)
+        let group = state.deployment_group(&spec.application_name, &spec.deployment_group_name).cloned();
+        (platform, stored, group)
     });
     let Some(platform) = platform.filter(|platform| *platform != ComputePlatform::Server) else {
         if inline.is_some() {
@@ -60,39 +61,67 @@ pub(super) fn prepare(
             ),
         ));
     };
-    spec.shift = Some(read_appspec(platform, &content)?);
+    spec.shift = Some(read_appspec(platform, &content, group.as_ref())?);
     Ok(inline.map(|content| inline_record(node, &spec.application_name, content, by)))
 }
 
-/// What an AppSpec of `platform` moves.
-fn read_appspec(platform: ComputePlatform, content: &str) -> Result<ShiftSpec, ApiError> {
+/// What an AppSpec of `platform` moves; an ECS deployment's service, target groups and
+/// listeners come from its `group`.
+fn read_appspec(
+    platform: ComputePlatform,
+    content: &str,
+    group: Option<&DeploymentGroup>,
+) -> Result<ShiftSpec, ApiError> {
     let invalid = |error: fleetmesh_core::appspec::lambda_ecs::PlatformAppSpecError| {
         ApiError::invalid("revision", error.to_string())
     };
-    match platform {
-        ComputePlatform::Ecs => {
-            // Checked fully, so a bad document gets its own error; the deployment is then
-            // refused by the state machine: ECS deployments are not built yet.
-            parse_ecs(content).map_err(invalid)?;
-            Ok(ShiftSpec {
-                function_name: String::new(),
-                alias: String::new(),
-                current_version: 0,
-                target_version: 0,
-                hooks: Vec::new(),
-            })
-        }
-        _ => {
-            let appspec = parse_lambda(content).map_err(invalid)?;
-            Ok(ShiftSpec {
-                function_name: appspec.function_name,
-                alias: appspec.alias,
-                current_version: appspec.current_version,
-                target_version: appspec.target_version,
-                hooks: appspec.hooks.into_iter().map(|hook| (hook.event.to_string(), hook.function_name)).collect(),
-            })
-        }
+    if platform != ComputePlatform::Ecs {
+        let appspec = parse_lambda(content).map_err(invalid)?;
+        return Ok(ShiftSpec::Lambda(LambdaSpec {
+            function_name: appspec.function_name,
+            alias: appspec.alias,
+            current_version: appspec.current_version,
+            target_version: appspec.target_version,
+            hooks: appspec.hooks.into_iter().map(|hook| (hook.event.to_string(), hook.function_name)).collect(),
+        }));
     }
+    let appspec = parse_ecs(content).map_err(invalid)?;
+    let Some(group) = group else {
+        return Err(ApiError::not_found("the deployment group does not exist"));
+    };
+    let pair = group.load_balancer_info.as_ref().and_then(|info| info.target_group_pair_info_list.first());
+    let (Some(service), Some(pair)) = (group.ecs_services.first(), pair) else {
+        return Err(ApiError::invalid(
+            "deploymentGroupName",
+            format!("group {} names no ECS service and target group pair", group.deployment_group_name),
+        ));
+    };
+    let (subnets, security_groups, assign_public_ip) = appspec
+        .network
+        .map(|network| (network.subnets, network.security_groups, network.assign_public_ip))
+        .unwrap_or_default();
+    Ok(ShiftSpec::Ecs(Box::new(EcsSpec {
+        cluster: service.cluster_name.clone(),
+        service: service.service_name.clone(),
+        task_set: EcsTaskSet {
+            task_definition: appspec.task_definition,
+            container_name: appspec.container_name,
+            container_port: appspec.container_port,
+            platform_version: appspec.platform_version,
+            subnets,
+            security_groups,
+            assign_public_ip,
+            capacity_providers: (appspec.capacity_provider_strategy.into_iter())
+                .map(|item| (item.capacity_provider, item.base, item.weight))
+                .collect(),
+        },
+        target_groups: pair.target_groups.iter().map(|group| group.name.clone()).collect(),
+        prod_listener: pair.prod_listener().unwrap_or_default().to_string(),
+        test_listener: pair.test_listener().map(str::to_string),
+        hooks: appspec.hooks.into_iter().map(|hook| (hook.event.to_string(), hook.function_name)).collect(),
+        termination_wait_ms: 0,
+        rollback: None,
+    })))
 }
 
 /// The revision record of an AppSpec given inline.

@@ -2,7 +2,7 @@
 
 use fleetmesh_model::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, DeploymentTargetType,
-    EpochSeconds, GetApplicationOutput, GetApplicationRevisionOutput, GetDeploymentConfigOutput,
+    EcsTarget, EpochSeconds, GetApplicationOutput, GetApplicationRevisionOutput, GetDeploymentConfigOutput,
     GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetOutput, InstanceTarget, LambdaTarget,
     ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
     ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, Operation, Output, RevisionLocation,
@@ -144,18 +144,24 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
         }),
         Operation::GetDeploymentTarget(input) => (|| {
             let deployment = deployment(state, &input.deployment_id)?;
-            if let Some(lambda_target) = LambdaTarget::from_state(deployment).map_err(corrupt)? {
-                if lambda_target.target_id != input.target_id {
+            let ecs_target = EcsTarget::from_state(deployment).map_err(corrupt)?;
+            let lambda_target = LambdaTarget::from_state(deployment).map_err(corrupt)?;
+            let platform = ecs_target.as_ref().map(|target| (&target.target_id, DeploymentTargetType::EcsTarget));
+            let platform = platform
+                .or(lambda_target.as_ref().map(|target| (&target.target_id, DeploymentTargetType::LambdaTarget)));
+            if let Some((target_id, deployment_target_type)) = platform {
+                if *target_id != input.target_id {
                     return Err(ApiError::not_found(format!(
-                        "{} is not a target of {}; its target is {}",
-                        input.target_id, deployment.deployment_id, lambda_target.target_id
+                        "{} is not a target of {}; its target is {target_id}",
+                        input.target_id, deployment.deployment_id
                     )));
                 }
                 return Ok(Output::GetDeploymentTarget(GetDeploymentTargetOutput {
                     deployment_target: DeploymentTarget {
-                        deployment_target_type: DeploymentTargetType::LambdaTarget,
+                        deployment_target_type,
                         instance_target: None,
-                        lambda_target: Some(lambda_target),
+                        lambda_target,
+                        ecs_target,
                     },
                 }));
             }
@@ -173,6 +179,7 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
                     deployment_target_type: DeploymentTargetType::InstanceTarget,
                     instance_target: Some(instance_target),
                     lambda_target: None,
+                    ecs_target: None,
                 },
             }))
         })(),

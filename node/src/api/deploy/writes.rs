@@ -2,7 +2,7 @@
 
 // Most characters of a description kept (longer ones are refused by `Operation::check`).
 use fleetmesh_model::bounds::DESCRIPTION_CHARS_MAX;
-use fleetmesh_model::{ContinueDeploymentInput, Empty, TargetInstances};
+use fleetmesh_model::{ContinueDeploymentInput, DeploymentStyle, Empty, TargetInstances};
 use fleetmesh_model::{
     CreateApplicationInput, CreateApplicationOutput, CreateDeploymentConfigInput, CreateDeploymentConfigOutput,
     CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
@@ -12,9 +12,10 @@ use fleetmesh_model::{
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::members::Actor;
-use fleetmesh_state::model::platform_configs::{LAMBDA_ALL_AT_ONCE, NO_MINIMUM};
+use fleetmesh_state::model::platform_configs::{ECS_ALL_AT_ONCE, LAMBDA_ALL_AT_ONCE, NO_MINIMUM};
 use fleetmesh_state::model::resources::{
-    ComputePlatform, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector, ONE_AT_A_TIME,
+    ComputePlatform, DeploymentOption, DeploymentType, MinimumHealthyHosts, MinimumHealthyHostsType, TargetSelector,
+    ONE_AT_A_TIME,
 };
 use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
@@ -62,7 +63,15 @@ pub(super) async fn create_deployment_group(
             "a deployment group needs at least one tag filter (--tag KEY=VALUE)",
         ));
     }
-    let style = input.deployment_style.unwrap_or_default();
+    // AWS: an ECS group is blue/green with traffic control; that is the default there.
+    let style = input.deployment_style.unwrap_or(if platform == ComputePlatform::Ecs {
+        DeploymentStyle {
+            deployment_type: DeploymentType::BlueGreen,
+            deployment_option: DeploymentOption::WithTrafficControl,
+        }
+    } else {
+        DeploymentStyle::default()
+    });
     let spec = DeploymentGroupSpec {
         application_name: required("applicationName", &input.application_name)?.to_string(),
         deployment_group_name: required("deploymentGroupName", &input.deployment_group_name)?.to_string(),
@@ -81,6 +90,7 @@ pub(super) async fn create_deployment_group(
         deployment_type: style.deployment_type,
         blue_green_deployment_configuration: input.blue_green_deployment_configuration,
         service_role_arn: input.service_role_arn.filter(|role| !role.is_empty()),
+        ecs_services: input.ecs_services.unwrap_or_default(),
     };
     let deployment_group_id = random_id(node);
     commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
@@ -92,7 +102,7 @@ fn default_config(platform: ComputePlatform) -> &'static str {
     match platform {
         ComputePlatform::Server => ONE_AT_A_TIME,
         ComputePlatform::Lambda => LAMBDA_ALL_AT_ONCE,
-        ComputePlatform::Ecs => "CodeDeployDefault.ECSAllAtOnce",
+        ComputePlatform::Ecs => ECS_ALL_AT_ONCE,
     }
 }
 

@@ -4,7 +4,7 @@
 use fleetmesh_aws::AliasRouting;
 use fleetmesh_state::model::deployment::DeploymentStatus;
 use fleetmesh_state::model::ids::DeploymentId;
-use fleetmesh_state::model::shift::{shift_weights, ShiftSpec};
+use fleetmesh_state::model::shift::{shift_weights, LambdaSpec};
 use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
 use tokio::time::Instant;
 
@@ -16,7 +16,7 @@ use crate::invariants::{Verdicts, Violation};
 pub(super) fn check_round(
     cluster: &SimCluster,
     id: &DeploymentId,
-    spec: &ShiftSpec,
+    spec: &LambdaSpec,
     routing: TrafficRoutingConfig,
     changes_before: usize,
     verdicts: &mut Verdicts,

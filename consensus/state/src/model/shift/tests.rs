@@ -97,7 +97,7 @@ fn the_reversed_spec_moves_the_alias_back_without_hooks() {
 }
 
 fn ecs_spec() -> ShiftSpec {
-    ShiftSpec::Ecs(EcsSpec {
+    ShiftSpec::Ecs(Box::new(EcsSpec {
         cluster: "prod".into(),
         service: "web".into(),
         task_set: EcsTaskSet {
@@ -112,7 +112,7 @@ fn ecs_spec() -> ShiftSpec {
         hooks: vec![("AfterAllowTestTraffic".into(), "smoke".into())],
         termination_wait_ms: 0,
         rollback: None,
-    })
+    }))
 }
 
 /// A Lambda spec stored at level 13 reads back as one, and an ECS spec as ECS (the

@@ -248,6 +248,9 @@ pub(crate) struct CreateDeploymentGroupArgs {
     pub(crate) deployment_style: Option<String>,
     /// AWS's load-balancer info as JSON; each target group names a route
     /// (`fleetmesh traffic create-route`): '{"targetGroupInfoList":[{"name":"web"}]}'.
+    /// An ECS group names its ELBv2 target groups and listeners instead:
+    /// '{"targetGroupPairInfoList":[{"targetGroups":[{"name":"blue"},{"name":"green"}],
+    /// "prodTrafficRoute":{"listenerArns":["arn:..."]},"testTrafficRoute":{"listenerArns":["arn:..."]}}]}'.
     #[arg(long, value_name = "JSON")]
     pub(crate) load_balancer_info: Option<String>,
     /// AWS's blue/green settings as JSON (with deploymentType=BLUE_GREEN), e.g.
@@ -261,6 +264,10 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// credentials.
     #[arg(long, value_name = "ARN")]
     pub(crate) service_role_arn: Option<String>,
+    /// An ECS group's service: serviceName=NAME,clusterName=CLUSTER (AWS's shorthand) or
+    /// AWS's JSON list '[{"serviceName":"web","clusterName":"prod"}]'.
+    #[arg(long, value_name = "SERVICE")]
+    pub(crate) ecs_services: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,

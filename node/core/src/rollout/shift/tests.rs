@@ -52,7 +52,7 @@ impl Lambda {
     /// An ECS service `prod:web` with a test listener, hooks `hooks`, and a termination
     /// wait of `wait_seconds`.
     fn ecs(config: &str, hooks: &[(&str, &str)], rollback: bool, wait_seconds: u32) -> Self {
-        let spec = ShiftSpec::Ecs(EcsSpec {
+        let spec = ShiftSpec::Ecs(Box::new(EcsSpec {
             cluster: "prod".into(),
             service: "web".into(),
             task_set: EcsTaskSet {
@@ -67,7 +67,7 @@ impl Lambda {
             hooks: hooks.iter().map(|(event, function)| (event.to_string(), function.to_string())).collect(),
             termination_wait_ms: 0,
             rollback: None,
-        });
+        }));
         Self::with(Platform::Ecs(wait_seconds), config, spec, rollback)
     }
 
