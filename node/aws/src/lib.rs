@@ -20,8 +20,8 @@
 //!
 //! A group's `serviceRoleArn` is assumed through STS ([`AwsSettings::role_arn`]).
 //!
-//! Not built yet: retries with backoff above the
-//! SDK's own (see `docs/lambda-ecs.md`).
+//! Retries above the SDK's own (with backoff, reading before each write again) are the
+//! leader's (`fleetmesh_node::leader::shift`, `…::ecs`).
 
 mod ecs;
 mod elbv2;
