@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind, TaskSetInfo, TaskSetSpec};
+use fleetmesh_aws::{AliasRouting, AwsError, AwsErrorKind, Target, TargetGroup, TaskSetInfo, TaskSetSpec};
 use fleetmesh_node::leader::ecs::EcsEdge;
 use fleetmesh_node::leader::shift::{LambdaEdge, Role};
 use fleetmesh_transport::BoxFuture;
@@ -183,8 +183,16 @@ impl Unsimulated {
 }
 
 impl EcsEdge for Unsimulated {
-    fn target_group_arn(&self, _: Role, _: String) -> BoxFuture<'_, Result<String, AwsError>> {
+    fn target_group(&self, _: Role, _: String) -> BoxFuture<'_, Result<TargetGroup, AwsError>> {
         Self::refuse("DescribeTargetGroups")
+    }
+
+    fn set_registered(&self, _: Role, _: String, _: Target, _: bool) -> BoxFuture<'_, Result<(), AwsError>> {
+        Self::refuse("RegisterTargets")
+    }
+
+    fn target_state(&self, _: Role, _: String, _: Target) -> BoxFuture<'_, Result<Option<String>, AwsError>> {
+        Self::refuse("DescribeTargetHealth")
     }
 
     fn listener_weights(&self, _: Role, _: String) -> BoxFuture<'_, Result<Vec<(String, i32)>, AwsError>> {

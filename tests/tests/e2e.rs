@@ -21,6 +21,7 @@ mod e2e {
     mod operations;
     mod recovery;
     mod security;
+    mod server_target_groups;
     mod swarm;
     mod traffic;
     mod traffic_command;

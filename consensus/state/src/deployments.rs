@@ -116,6 +116,7 @@ impl ClusterState {
             waves: 0,
             targets,
             traffic_routes,
+            elbv2_target_groups: group.elbv2_target_groups(),
             blue_green,
             shift,
         };
@@ -166,7 +167,7 @@ impl ClusterState {
             Some(explicit) => explicit.iter().copied().filter(|id| self.members.contains_key(id)).collect(),
             None => self.group_targets(group),
         };
-        let events = in_place_events(!group.traffic_routes().is_empty());
+        let events = in_place_events(!group.traffic_routes().is_empty() || !group.elbv2_target_groups().is_empty());
         Ok((hosts.into_iter().map(|id| (id, Target::pending_with(id, at, events))).collect(), None))
     }
 

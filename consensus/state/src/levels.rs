@@ -30,7 +30,12 @@ impl Command {
             Self::CreateDeployment { spec, .. } if spec.shift.as_ref().is_some_and(|shift| shift.ecs().is_some()) => {
                 FeatureLevel::ECS_DEPLOYMENTS
             }
-            Self::CreateDeploymentGroup { spec, .. } if spec.is_ecs() => FeatureLevel::ECS_DEPLOYMENTS,
+            Self::CreateDeploymentGroup { spec, .. }
+                if spec.is_ecs()
+                    || spec.load_balancer_info.as_ref().is_some_and(|info| !info.elbv2_target_groups().is_empty()) =>
+            {
+                FeatureLevel::ECS_DEPLOYMENTS
+            }
             Self::AdvanceShift { .. } | Self::PutLifecycleEventHookExecutionStatus { .. } => {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::command::{ApplyError, DeploymentGroupSpec, Outcome};
 use crate::model::deployment::{LifecycleEventStatus, Target, TargetStatus};
+use crate::model::ecs_group::is_target_group_arn;
 use crate::model::ids::{DeploymentId, UnixMillis};
 use crate::model::resources::{validate_name, DeploymentOption, LoadBalancerInfo, TARGET_GROUPS_MAX};
 use crate::model::routes::{
@@ -118,6 +119,19 @@ impl ClusterState {
                 list.len()
             )));
         }
+        let elbv2 = info.elbv2_target_groups();
+        if !elbv2.is_empty() && self.feature_level < crate::FeatureLevel::ECS_DEPLOYMENTS {
+            return Err(ApplyError::invalid(format!(
+                "ELBv2 target groups ({}) need feature level {}",
+                elbv2.join(", "),
+                crate::FeatureLevel::ECS_DEPLOYMENTS.0
+            )));
+        }
+        if !elbv2.is_empty() && spec.deployment_type == crate::model::resources::DeploymentType::BlueGreen {
+            return Err(ApplyError::invalid(
+                "a BLUE_GREEN group moves traffic on fleetmesh routes; ELBv2 target groups are for IN_PLACE groups",
+            ));
+        }
         if list.is_empty() && spec.deployment_option == DeploymentOption::WithTrafficControl {
             return Err(ApplyError::invalid(
                 "loadBalancerInfo.targetGroupInfoList is empty; WITH_TRAFFIC_CONTROL needs at least one route",
@@ -125,10 +139,11 @@ impl ClusterState {
         }
         let mut seen = BTreeSet::new();
         for group in list {
-            if !self.routes.contains_key(&group.name) {
+            if !is_target_group_arn(&group.name) && !self.routes.contains_key(&group.name) {
                 return Err(ApplyError::not_found(format!(
                     "loadBalancerInfo names route {:?}, which does not exist; create it with \
-                     `fleetmesh traffic create-route` (`fleetmesh traffic list-routes` lists them)",
+                     `fleetmesh traffic create-route` (`fleetmesh traffic list-routes` lists them), or name an \
+                     ELBv2 target group by its ARN",
                     group.name
                 )));
             }
@@ -155,7 +170,7 @@ impl ClusterState {
         if deployment.status.is_terminal() {
             return Err(ApplyError::conflict(format!("deployment {deployment_id} is {:?}", deployment.status)));
         }
-        if deployment.traffic_routes.is_empty() {
+        if deployment.traffic_routes.is_empty() && deployment.elbv2_target_groups.is_empty() {
             return Err(ApplyError::invalid(format!("deployment {deployment_id} does not control traffic")));
         }
         let target = deployment

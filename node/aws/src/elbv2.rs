@@ -34,7 +34,7 @@ pub struct Target {
 /// The ELBv2 calls of traffic control. Implemented by [`SdkElbv2`] over the AWS SDK; the
 /// simulator implements it over a simulated AWS.
 pub trait Elbv2Traffic: Send + Sync {
-    /// `DescribeTargetGroups` by name.
+    /// `DescribeTargetGroups` by name, or by ARN when `name` is one.
     fn target_group(&self, name: &str) -> impl Future<Output = Result<TargetGroup, AwsError>> + Send;
 
     /// `RegisterTargets`: the host takes traffic again (`AllowTraffic`).
@@ -84,8 +84,9 @@ fn description(target: &Target) -> TargetDescription {
 
 impl Elbv2Traffic for SdkElbv2 {
     async fn target_group(&self, name: &str) -> Result<TargetGroup, AwsError> {
-        let output = (self.client.describe_target_groups().names(name).send().await)
-            .map_err(|error| AwsError::from_sdk("DescribeTargetGroups", error))?;
+        let request = self.client.describe_target_groups();
+        let request = if name.starts_with("arn:") { request.target_group_arns(name) } else { request.names(name) };
+        let output = (request.send().await).map_err(|error| AwsError::from_sdk("DescribeTargetGroups", error))?;
         let group = output.target_groups.unwrap_or_default().into_iter().next().ok_or_else(|| AwsError {
             operation: "DescribeTargetGroups",
             code: "TargetGroupNotFound".to_string(),

@@ -332,20 +332,21 @@ impl DeploymentInfo {
                 } else {
                     DeploymentType::InPlace
                 },
-                deployment_option: if deployment.traffic_routes.is_empty() {
+                deployment_option: if deployment.traffic_routes.is_empty() && deployment.elbv2_target_groups.is_empty()
+                {
                     DeploymentOption::WithoutTrafficControl
                 } else {
                     DeploymentOption::WithTrafficControl
                 },
             },
-            load_balancer_info: (!deployment.traffic_routes.is_empty()).then(|| LoadBalancerInfo {
-                target_group_info_list: deployment
-                    .traffic_routes
-                    .iter()
-                    .map(|name| TargetGroupInfo { name: name.clone() })
-                    .collect(),
-                target_group_pair_info_list: Vec::new(),
-            }),
+            load_balancer_info: (!deployment.traffic_routes.is_empty() || !deployment.elbv2_target_groups.is_empty())
+                .then(|| LoadBalancerInfo {
+                    target_group_info_list: (deployment.traffic_routes.iter())
+                        .chain(&deployment.elbv2_target_groups)
+                        .map(|name| TargetGroupInfo { name: name.clone() })
+                        .collect(),
+                    target_group_pair_info_list: Vec::new(),
+                }),
             file_exists_behavior: deployment.file_exists_behavior,
             compute_platform: match deployment.shift.as_ref().map(|run| &run.spec) {
                 Some(ShiftSpec::Lambda(_)) => ComputePlatform::Lambda,

@@ -33,6 +33,11 @@ use crate::runtime::Node;
 /// leader this long fails the event rather than hang the deployment).
 const TRAFFIC_EVENT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Longest a block waits while an ELBv2 target group drains the host (the leader answers
+/// [`Response::TrafficDraining`] meanwhile): AWS's deregistration delay is at most an
+/// hour.
+const ELBV2_DRAIN_MAX: Duration = Duration::from_secs(3600);
+
 /// One attempt's wait for the leader's answer (it commits one entry).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -96,10 +101,11 @@ async fn ask_leader(
 ) -> Result<(u32, Vec<CommandRouteWait>), EventOutcome> {
     let assignment = &context.assignment;
     let routes = assignment.traffic_routes.join(", ");
-    let give_up = tokio::time::Instant::now() + TRAFFIC_EVENT_TIMEOUT;
+    let started = tokio::time::Instant::now();
+    let mut give_up = started + TRAFFIC_EVENT_TIMEOUT;
     let mut delay = RETRY_DELAY;
     let mut last_problem = String::from("no leader answered");
-    // Bounded by TRAFFIC_EVENT_TIMEOUT.
+    // Bounded by TRAFFIC_EVENT_TIMEOUT (ELBV2_DRAIN_MAX while a target group drains).
     loop {
         if let Some(reason) = context.interrupt.reason() {
             return Err(failed(format!("not done: {reason}")));
@@ -107,7 +113,7 @@ async fn ask_leader(
         if tokio::time::Instant::now() >= give_up {
             return Err(failed(format!(
                 "the leader did not confirm the change to route(s) {routes} in {} s: {last_problem}",
-                TRAFFIC_EVENT_TIMEOUT.as_secs()
+                started.elapsed().as_secs()
             )));
         }
         let leader = if node.is_leader() {
@@ -122,6 +128,12 @@ async fn ask_leader(
                 }
                 Ok((Response::TrafficRefused(message), _)) => {
                     return Err(failed(format!("the cluster refused the change to route(s) {routes}: {message}")))
+                }
+                Ok((Response::TrafficDraining(message), _)) => {
+                    // The leader answers: the wait is for AWS, not for a leader.
+                    let now = tokio::time::Instant::now();
+                    give_up = (now + TRAFFIC_EVENT_TIMEOUT).min(started + ELBV2_DRAIN_MAX).max(give_up);
+                    last_problem = message;
                 }
                 Ok((other, _)) => last_problem = format!("{other:?}"),
                 Err(error) => last_problem = error.to_string(),

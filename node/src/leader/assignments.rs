@@ -45,7 +45,7 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
                     revision_id: deployment.revision_id,
                     ignore_application_stop_failures: deployment.ignore_application_stop_failures,
                     file_exists_behavior: deployment.file_exists_behavior,
-                    traffic_routes: deployment.traffic_routes.clone(),
+                    traffic_routes: [&deployment.traffic_routes[..], &deployment.elbv2_target_groups[..]].concat(),
                     events: match target.target_label {
                         Some(_) => {
                             target.lifecycle_events.iter().map(|event| event.lifecycle_event_name.clone()).collect()

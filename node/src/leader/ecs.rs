@@ -1,4 +1,4 @@
-//! ECS deployments' AWS calls, made by the leader (`fleetmesh_core::rollout::shift`
+//! ECS deployments' AWS calls (and the ELBv2 ones of Server groups), made by the leader (`fleetmesh_core::rollout::shift`
 //! decides them, `codedeploy.md` §2.7): find the target groups and the serving task set,
 //! create the replacement, point the test listener at it, move the production
 //! listener's weights, and retire the original.
@@ -9,7 +9,7 @@
 //! listener step by its weights. A step is written over the previous step's weights
 //! only, and never by a leader that was deposed meanwhile.
 
-use fleetmesh_aws::{AwsError, AwsErrorKind, TaskSetInfo, TaskSetSpec, VpcNetwork};
+use fleetmesh_aws::{AwsError, AwsErrorKind, Target, TargetGroup, TaskSetInfo, TaskSetSpec, VpcNetwork};
 use fleetmesh_core::rollout::shift::listener_weights;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::shift::{EcsProgress, EcsSpec, ShiftStep};
@@ -20,8 +20,23 @@ use super::shift::{with_retries, Role};
 
 /// The ECS and ELBv2 calls of a deployment, as objects the leader can hold.
 pub trait EcsEdge: Send + Sync {
-    /// `DescribeTargetGroups` by name: the ARN.
-    fn target_group_arn(&self, role: Role, name: String) -> BoxFuture<'_, Result<String, AwsError>>;
+    /// `DescribeTargetGroups` by name.
+    fn target_group(&self, role: Role, name: String) -> BoxFuture<'_, Result<TargetGroup, AwsError>>;
+    /// `RegisterTargets` (`register`) or `DeregisterTargets` of one target.
+    fn set_registered(
+        &self,
+        role: Role,
+        group_arn: String,
+        target: Target,
+        register: bool,
+    ) -> BoxFuture<'_, Result<(), AwsError>>;
+    /// `DescribeTargetHealth` of one target: its state, `None` when not listed.
+    fn target_state(
+        &self,
+        role: Role,
+        group_arn: String,
+        target: Target,
+    ) -> BoxFuture<'_, Result<Option<String>, AwsError>>;
     /// `DescribeListeners`: the default forward's (target group ARN, weight).
     fn listener_weights(&self, role: Role, listener: String) -> BoxFuture<'_, Result<Vec<(String, i32)>, AwsError>>;
     /// `ModifyListener`: one forward over `weights`.
@@ -81,7 +96,7 @@ impl EcsCall<'_> {
         let spec = self.spec;
         let mut arns = Vec::new();
         for name in &spec.target_groups {
-            arns.push(with_retries(|| self.edge.target_group_arn(self.role.clone(), name.clone())).await?);
+            arns.push(with_retries(|| self.edge.target_group(self.role.clone(), name.clone())).await?.arn);
         }
         let [first, second] = arns.as_slice() else {
             return Err(permanent(

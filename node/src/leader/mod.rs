@@ -30,6 +30,7 @@ pub mod assignments;
 pub mod autopilot;
 mod core;
 pub mod ecs;
+mod elbv2;
 mod engine;
 mod features;
 pub mod liveness;
@@ -83,6 +84,9 @@ pub struct Leader {
     route_errors: std::sync::Mutex<BTreeMap<NodeId, BTreeMap<String, String>>>,
     /// Members whose new tags or addresses are being proposed (one update at a time each).
     member_updates: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
+    /// Where AWS calls go (ELBv2 target groups of traffic events; the deployments'
+    /// calls go through the leader task's copy).
+    aws: shift::AwsEdges,
 }
 
 impl std::fmt::Debug for Leader {
@@ -124,6 +128,7 @@ impl Leader {
             answers: polls::AnswerCache::default(),
             route_errors: std::sync::Mutex::default(),
             member_updates: std::sync::Mutex::default(),
+            aws: aws.clone(),
         });
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, aws, received));

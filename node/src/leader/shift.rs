@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use fleetmesh_aws::{
     AliasRouting, AwsError, AwsErrorKind, AwsSettings, EcsTraffic, Elbv2Traffic, LambdaTraffic, SdkEcs, SdkElbv2,
-    SdkLambda, TaskSetInfo, TaskSetSpec,
+    SdkLambda, Target, TargetGroup, TaskSetInfo, TaskSetSpec,
 };
 use fleetmesh_core::rollout::shift::ShiftMove;
 use fleetmesh_state::model::deployment::{ErrorCode, ErrorInformation, LifecycleEventStatus};
@@ -121,8 +121,34 @@ impl SdkEdge {
 }
 
 impl EcsEdge for SdkEdge {
-    fn target_group_arn(&self, role: Role, name: String) -> BoxFuture<'_, Result<String, AwsError>> {
-        Box::pin(async move { Ok(self.elbv2(role).await.target_group(&name).await?.arn) })
+    fn target_group(&self, role: Role, name: String) -> BoxFuture<'_, Result<TargetGroup, AwsError>> {
+        Box::pin(async move { self.elbv2(role).await.target_group(&name).await })
+    }
+
+    fn set_registered(
+        &self,
+        role: Role,
+        group_arn: String,
+        target: Target,
+        register: bool,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            let elbv2 = self.elbv2(role).await;
+            if register {
+                elbv2.register(&group_arn, &target).await
+            } else {
+                elbv2.deregister(&group_arn, &target).await
+            }
+        })
+    }
+
+    fn target_state(
+        &self,
+        role: Role,
+        group_arn: String,
+        target: Target,
+    ) -> BoxFuture<'_, Result<Option<String>, AwsError>> {
+        Box::pin(async move { self.elbv2(role).await.target_state(&group_arn, &target).await })
     }
 
     fn listener_weights(&self, role: Role, listener: String) -> BoxFuture<'_, Result<Vec<(String, i32)>, AwsError>> {
@@ -408,7 +434,14 @@ impl Backoff {
 const ECS_OPERATIONS: [&str; 4] = ["CreateTaskSet", "UpdateServicePrimaryTaskSet", "DeleteTaskSet", "DescribeServices"];
 
 /// The ELBv2 calls, whose errors are `ELASTIC_LOAD_BALANCING_INVALID`.
-const ELB_OPERATIONS: [&str; 3] = ["DescribeTargetGroups", "DescribeListeners", "ModifyListener"];
+const ELB_OPERATIONS: [&str; 6] = [
+    "DescribeTargetGroups",
+    "DescribeListeners",
+    "ModifyListener",
+    "RegisterTargets",
+    "DeregisterTargets",
+    "DescribeTargetHealth",
+];
 
 /// CodeDeploy's error code and AWS's message for a failed call.
 pub fn deployment_error(error: &AwsError) -> ErrorInformation {

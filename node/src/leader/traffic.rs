@@ -37,6 +37,9 @@ impl Leader {
         match self.node.propose(commands).await {
             Ok(mut outcomes) => match outcomes.pop() {
                 Some(Outcome::Done) => {
+                    if let Err(answer) = self.move_elbv2(peer, &deployment_id, allow).await {
+                        return answer.into();
+                    }
                     let (drain_seconds, waits) = self.node.state().read(|state| {
                         let routes = state
                             .deployments

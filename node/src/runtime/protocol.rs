@@ -185,6 +185,10 @@ pub enum Response {
     },
     /// The request failed; the text says why.
     Error(String),
+    /// Answer to [`Request::Traffic`] (level 14): the change is committed and the host
+    /// deregistered from an ELBv2 target group that still drains it; ask again. The
+    /// text says which group.
+    TrafficDraining(String),
 }
 
 /// Where the leader is.
@@ -321,9 +325,10 @@ pub struct DeploymentAssignment {
     pub ignore_application_stop_failures: bool,
     /// Install's existing-file behaviour (the appspec's wins).
     pub file_exists_behavior: fleetmesh_state::model::resources::FileExistsBehavior,
-    /// The routes the target leaves before `ApplicationStop` and rejoins after
-    /// `ValidateService` (feature level 9; empty without traffic control, and then left
-    /// out so older agents and digests see no change).
+    /// The routes (and ELBv2 target groups, by ARN: level 14) the target leaves before
+    /// `ApplicationStop` and rejoins after `ValidateService` (feature level 9; empty
+    /// without traffic control, and then left out so older agents and digests see no
+    /// change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic_routes: Vec<String>,
     /// The target's lifecycle events, when they are not the in-place ones (a blue/green

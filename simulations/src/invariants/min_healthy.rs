@@ -155,6 +155,7 @@ pub(crate) mod tests {
             complete_time: None,
             waves: 0,
             traffic_routes: Vec::new(),
+            elbv2_target_groups: Vec::new(),
             targets: (1..=targets).map(|id| (NodeId(id), Target::pending(NodeId(id), UnixMillis(0)))).collect(),
             blue_green: None,
             shift: None,

@@ -401,6 +401,11 @@ pub struct Deployment {
     /// copied at creation (feature level 9; empty for deployments without).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic_routes: Vec<String>,
+    /// The ELBv2 target groups (by name) each target is deregistered from before
+    /// `ApplicationStop` and registered with after `ValidateService`, copied from the
+    /// group with its routes (feature level 14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elbv2_target_groups: Vec<String>,
     /// A blue/green deployment's progress (feature level 10; none in-place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blue_green: Option<BlueGreenRun>,

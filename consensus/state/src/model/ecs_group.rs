@@ -1,5 +1,6 @@
-//! An ECS deployment group's AWS resources (feature level 14): the service it deploys
-//! and the target group pair with the listeners that move its traffic (§5.3).
+//! A deployment group's AWS resources (feature level 14): an ECS group's service and
+//! the target group pair with the listeners that move its traffic (§5.3), and the ELBv2
+//! target groups a Server group names by ARN.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,4 +95,12 @@ pub fn check_ecs_group(services: &[EcsService], pairs: &[TargetGroupPairInfo]) -
         );
     }
     Ok(())
+}
+
+/// True when a `targetGroupInfoList` name is an ELBv2 target group's ARN
+/// (`arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>`):
+/// fleetmesh's own routes are named there too, and a route name has no `:`.
+pub fn is_target_group_arn(name: &str) -> bool {
+    let parts: Vec<&str> = name.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", _, "elasticloadbalancing", _, _, rest] if rest.starts_with("targetgroup/"))
 }

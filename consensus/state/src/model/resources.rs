@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blue_green::BlueGreenDeploymentConfiguration;
 
+use super::ecs_group::is_target_group_arn;
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
 use super::traffic_routing::TrafficRoutingConfig;
@@ -232,7 +233,14 @@ pub struct LoadBalancerInfo {
 impl LoadBalancerInfo {
     /// The names of the routes, in order.
     pub fn route_names(&self) -> Vec<String> {
-        self.target_group_info_list.iter().map(|group| group.name.clone()).collect()
+        let names = self.target_group_info_list.iter().map(|group| &group.name);
+        names.filter(|name| !is_target_group_arn(name)).cloned().collect()
+    }
+
+    /// The ELBv2 target groups, by ARN, in order (level 14).
+    pub fn elbv2_target_groups(&self) -> Vec<String> {
+        let names = self.target_group_info_list.iter().map(|group| &group.name);
+        names.filter(|name| is_target_group_arn(name)).cloned().collect()
     }
 }
 
@@ -289,6 +297,15 @@ impl DeploymentGroup {
     pub fn traffic_routes(&self) -> Vec<String> {
         match (&self.deployment_option, &self.load_balancer_info) {
             (DeploymentOption::WithTrafficControl, Some(info)) => info.route_names(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The ELBv2 target groups a deployment of this group takes targets off and puts
+    /// back on, when it deploys with traffic control.
+    pub fn elbv2_target_groups(&self) -> Vec<String> {
+        match (&self.deployment_option, &self.load_balancer_info) {
+            (DeploymentOption::WithTrafficControl, Some(info)) => info.elbv2_target_groups(),
             _ => Vec::new(),
         }
     }

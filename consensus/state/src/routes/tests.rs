@@ -321,3 +321,51 @@ fn one_deployment_at_a_time_moves_a_route() {
     assert!(message.contains(&format!("route web is being changed by deployment {id}")), "{message}");
     assert!(!state.deployments.contains_key(&second));
 }
+
+const TARGET_GROUP_ARN: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+
+/// A target group named by its ARN is an ELBv2 one (level 14): no route needed, copied
+/// into the deployment, whose targets get the traffic events, and traffic events apply
+/// with no route to change. Below level 14, and on a blue/green group, it is refused.
+#[test]
+fn an_elbv2_target_group_by_arn_controls_traffic_from_level_14() {
+    use crate::model::ecs_group::is_target_group_arn;
+    use crate::model::resources::DeploymentType;
+    assert!(is_target_group_arn(TARGET_GROUP_ARN));
+    assert!(!is_target_group_arn("web") && !is_target_group_arn("arn:aws:iam::1:role/x"));
+    let (mut state, first, _) = setup();
+    let group = traffic_group(&[TARGET_GROUP_ARN], DeploymentOption::WithTrafficControl);
+    state.feature_level = FeatureLevel::PLATFORM_DEPLOYMENTS;
+    let (_, message) = refused(apply(&mut state, 10, group.clone()));
+    assert!(message.contains("need feature level 14"), "{message}");
+    state.feature_level = FeatureLevel::ECS_DEPLOYMENTS;
+    let Command::CreateDeploymentGroup { spec, deployment_group_id } = group.clone() else { unreachable!() };
+    let blue_green = DeploymentGroupSpec { deployment_type: DeploymentType::BlueGreen, ..spec };
+    let command = Command::CreateDeploymentGroup { spec: blue_green, deployment_group_id };
+    let (_, message) = refused(apply(&mut state, 11, command));
+    assert!(message.contains("ELBv2 target groups are for IN_PLACE groups"), "{message}");
+    assert_eq!(apply(&mut state, 12, group), Outcome::Done);
+    let Command::CreateDeployment { mut spec, deployment_id } = crate::tests::deploy(&first, "d-ELBV2TG01") else {
+        unreachable!("deploy makes a CreateDeployment")
+    };
+    spec.deployment_group_name = "web-lb".into();
+    assert_eq!(
+        apply(&mut state, 13, Command::CreateDeployment { spec, deployment_id: deployment_id.clone() }),
+        Outcome::Done
+    );
+    let deployment = &state.deployments[&deployment_id];
+    assert_eq!(
+        (deployment.traffic_routes.len(), deployment.elbv2_target_groups.clone()),
+        (0, vec![TARGET_GROUP_ARN.to_string()])
+    );
+    let events: Vec<&str> = deployment.targets[&NodeId(1)]
+        .lifecycle_events
+        .iter()
+        .map(|event| event.lifecycle_event_name.as_str())
+        .collect();
+    assert_eq!(events, IN_PLACE_TRAFFIC_EVENTS);
+    let start = Command::StartTargets { deployment_id: deployment_id.clone(), targets: vec![NodeId(1)] };
+    assert_eq!(apply(&mut state, 14, start), Outcome::Done);
+    let block = Command::SetTargetTraffic { deployment_id, target_id: NodeId(1), allow: false };
+    assert_eq!(apply(&mut state, 15, block), Outcome::Done);
+}

@@ -310,6 +310,7 @@ pub(super) mod tests {
             complete_time: None,
             waves: 1,
             traffic_routes: vec!["web".into()],
+            elbv2_target_groups: Vec::new(),
             blue_green: Some(run),
             shift: None,
             targets,
