@@ -247,7 +247,8 @@ pub(crate) struct CreateDeploymentGroupArgs {
     #[arg(long, value_name = "STYLE")]
     pub(crate) deployment_style: Option<String>,
     /// AWS's load-balancer info as JSON; each target group names a route
-    /// (`fleetmesh traffic create-route`): '{"targetGroupInfoList":[{"name":"web"}]}'.
+    /// (`fleetmesh traffic create-route`): '{"targetGroupInfoList":[{"name":"web"}]}',
+    /// or an ELBv2 target group by its ARN (hosts tagged aws:ip= or aws:instance-id=).
     /// An ECS group names its ELBv2 target groups and listeners instead:
     /// '{"targetGroupPairInfoList":[{"targetGroups":[{"name":"blue"},{"name":"green"}],
     /// "prodTrafficRoute":{"listenerArns":["arn:..."]},"testTrafficRoute":{"listenerArns":["arn:..."]}}]}'.
