@@ -276,3 +276,39 @@ fn a_failed_ecs_hook_rolls_traffic_back_and_deletes_the_replacement_on_moto() {
     assert_eq!(sets.len(), 1, "the replacement was deleted: {after}");
     assert_eq!((sets[0][0].as_str(), sets[0][1].as_str()), (Some("web:1"), Some("PRIMARY")), "{after}");
 }
+
+/// Linear 25 % every 2 s; the leader is killed (-9) as soon as the replacement task set
+/// is recorded: the new leader finds the replacement by its external id instead of
+/// creating another, carries on from the committed steps, and the deployment succeeds
+/// with each production weight seen once, in order, and only the replacement left.
+#[test]
+fn a_leader_killed_after_the_replacement_was_created_creates_no_second_one_on_moto() {
+    let (moto, setup, mut cluster) = ecs_cluster();
+    let routing = r#"{"type":"TimeBasedLinear","timeBasedLinear":{"linearPercentage":25,"linearIntervalSeconds":2}}"#;
+    let config = ["deploy", "create-deployment-config", "--deployment-config-name", "linear25"];
+    cluster.ok(1, &[&config[..], &["--compute-platform", "ECS", "--traffic-routing-config", routing]].concat());
+    create_group(&cluster, &setup, "live", &["--deployment-config-name", "linear25"]);
+    wait_until("three voters", Duration::from_secs(60), || {
+        let status = cluster.status(1)?;
+        let voters = status["nodes"].as_array()?.iter().filter(|node| node["role"] == "voter").count();
+        (voters == 3).then_some(())
+    });
+    let watcher = watch(&moto, &setup, 5);
+
+    let id = create(&cluster, "live", &setup.appspec(""));
+    wait_until("the replacement task set", Duration::from_secs(30), || {
+        let target = ecs_target(&cluster, &id);
+        target.task_sets_info.iter().any(|set| set.task_set_label == "GREEN").then_some(())
+    });
+    let leader = cluster.leader_index(1).expect("a leader");
+    cluster.kill9(leader);
+    eprintln!("killed the leader, node {leader}");
+
+    let done = cluster.wait_deployment(&id, Duration::from_secs(90));
+    assert_eq!(done.deployment_info.status, DeploymentStatus::Succeeded, "{done:?}");
+    assert_eq!(seen(watcher), serde_json::json!([0, 25, 50, 75, 100]), "every weight once, in order");
+    let after = aws_state(&moto, &setup);
+    let sets = after["sets"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sets.len(), 1, "one replacement, the original deleted: {after}");
+    assert_eq!((sets[0][0].as_str(), sets[0][1].as_str()), (Some("web:2"), Some("PRIMARY")), "{after}");
+}
