@@ -1,12 +1,9 @@
-//! `apply` for ECS deployments (feature level 14): the checks of an ECS group, and the
-//! rollback that moves an ECS service's traffic back and removes the replacement.
+//! `apply` for ECS deployments (feature level 14): the checks of an ECS group. (Their
+//! runs and rollbacks are `shift.rs`'s, shared with Lambda.)
 
-use crate::command::{ApplyError, DeploymentGroupSpec, DeploymentSpec};
-use crate::model::deployment::{Deployment, DeploymentCreator};
+use crate::command::{ApplyError, DeploymentGroupSpec};
 use crate::model::ecs_group::check_ecs_group;
-use crate::model::platform_configs::ECS_ALL_AT_ONCE;
-use crate::model::resources::{AutoRollbackConfiguration, DeploymentGroup, DeploymentOption, DeploymentType};
-use crate::model::shift::{EcsProgress, ShiftSpec};
+use crate::model::resources::{DeploymentOption, DeploymentType};
 use crate::{ClusterState, FeatureLevel};
 
 impl DeploymentGroupSpec {
@@ -46,35 +43,4 @@ impl ClusterState {
         check_ecs_group(&spec.ecs_services, &info.target_group_pair_info_list)
             .map_err(|error| ApplyError::invalid(error.0))
     }
-}
-
-/// The spec of the ECS deployment that undoes `triggering`, which got as far as
-/// `progress`: the target groups and task sets swapped, all at once, no hooks.
-pub(crate) fn ecs_rollback_spec(
-    triggering: &Deployment,
-    group: &DeploymentGroup,
-    spec: &ShiftSpec,
-    progress: &EcsProgress,
-) -> Option<DeploymentSpec> {
-    let ecs = spec.ecs()?;
-    let reversed = crate::model::shift::EcsSpec {
-        hooks: Vec::new(),
-        termination_wait_ms: 0,
-        rollback: Some(progress.reversed(&triggering.deployment_id)),
-        ..ecs.clone()
-    };
-    Some(DeploymentSpec {
-        application_name: group.application_name.clone(),
-        deployment_group_name: group.deployment_group_name.clone(),
-        revision_id: group.target_revision.unwrap_or(triggering.revision_id),
-        deployment_config_name: Some(ECS_ALL_AT_ONCE.to_string()),
-        description: format!("rollback of {}", triggering.deployment_id),
-        ignore_application_stop_failures: false,
-        file_exists_behavior: triggering.file_exists_behavior,
-        auto_rollback_configuration: Some(AutoRollbackConfiguration::default()),
-        creator: DeploymentCreator::CodeDeployRollback,
-        targets: None,
-        target_instances: None,
-        shift: Some(ShiftSpec::Ecs(Box::new(reversed))),
-    })
 }

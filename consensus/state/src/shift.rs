@@ -2,10 +2,9 @@
 //! leader's steps, hook outcomes, and the rollback that moves the alias back.
 
 use crate::command::{ApplyError, DeploymentSpec, Outcome};
-use crate::ecs::ecs_rollback_spec;
 use crate::model::deployment::{Deployment, DeploymentCreator, DeploymentStatus, LifecycleEventStatus, RollbackInfo};
 use crate::model::ids::{DeploymentId, UnixMillis};
-use crate::model::platform_configs::LAMBDA_ALL_AT_ONCE;
+use crate::model::platform_configs::{ECS_ALL_AT_ONCE, LAMBDA_ALL_AT_ONCE};
 use crate::model::resources::{AutoRollbackConfiguration, ComputePlatform, DeploymentGroup};
 use crate::model::revision::RevisionRecord;
 use crate::model::shift::{ShiftRun, ShiftSpec, ShiftStep};
@@ -22,47 +21,35 @@ impl ClusterState {
         revision: &RevisionRecord,
     ) -> Result<(), ApplyError> {
         let application = &spec.application_name;
-        match platform {
+        let (level, fits) = match platform {
             ComputePlatform::Server if spec.shift.is_some() || revision.app_spec.is_some() => {
-                Err(ApplyError::invalid(format!(
+                return Err(ApplyError::invalid(format!(
                     "application {application} is for Server: deploy a pushed bundle (fleetmesh deploy push), not \
                      an AppSpec given inline"
                 )))
             }
-            ComputePlatform::Server => Ok(()),
-            ComputePlatform::Lambda if self.feature_level < FeatureLevel::PLATFORM_DEPLOYMENTS => {
-                Err(ApplyError::invalid(format!(
-                    "application {application} is for Lambda; this cluster deploys to Lambda once every voter runs \
-                     a release with feature level {}",
-                    FeatureLevel::PLATFORM_DEPLOYMENTS.0
-                )))
+            ComputePlatform::Server => return Ok(()),
+            ComputePlatform::Lambda => {
+                (FeatureLevel::PLATFORM_DEPLOYMENTS, spec.shift.as_ref().and_then(ShiftSpec::lambda).is_some())
             }
-            ComputePlatform::Lambda
-                if spec.shift.as_ref().and_then(ShiftSpec::lambda).is_none() || revision.app_spec.is_none() =>
-            {
-                Err(ApplyError::invalid(format!(
-                    "application {application} is for Lambda: its revision is an AppSpec \
-                     (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
-                )))
+            ComputePlatform::Ecs => {
+                (FeatureLevel::ECS_DEPLOYMENTS, spec.shift.as_ref().and_then(ShiftSpec::ecs).is_some())
             }
-            ComputePlatform::Lambda => Ok(()),
-            ComputePlatform::Ecs if self.feature_level < FeatureLevel::ECS_DEPLOYMENTS => {
-                Err(ApplyError::invalid(format!(
-                    "application {application} is for ECS; this cluster deploys to ECS once every voter runs a \
-                     release with feature level {}",
-                    FeatureLevel::ECS_DEPLOYMENTS.0
-                )))
-            }
-            ComputePlatform::Ecs
-                if spec.shift.as_ref().and_then(ShiftSpec::ecs).is_none() || revision.app_spec.is_none() =>
-            {
-                Err(ApplyError::invalid(format!(
-                    "application {application} is for ECS: its revision is an AppSpec \
-                     (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
-                )))
-            }
-            ComputePlatform::Ecs => Ok(()),
+        };
+        if self.feature_level < level {
+            return Err(ApplyError::invalid(format!(
+                "application {application} is for {platform}; this cluster deploys to {platform} once every voter \
+                 runs a release with feature level {}",
+                level.0
+            )));
         }
+        if !fits || revision.app_spec.is_none() {
+            return Err(ApplyError::invalid(format!(
+                "application {application} is for {platform}: its revision is an AppSpec \
+                 (--revision '{{\"revisionType\":\"AppSpecContent\",\"appSpecContent\":{{\"content\":\"...\"}}}}')"
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn advance_shift(
@@ -125,10 +112,11 @@ impl ClusterState {
                 Ok((spec, format!("version {}", lambda.current_version)))
             }
             (Some(_), ShiftSpec::Lambda(_)) => Err("the alias was not moved; nothing to roll back".to_string()),
-            (Some(group), spec @ ShiftSpec::Ecs(_)) => match &run.ecs {
-                Some(progress) => ecs_rollback_spec(triggering, group, spec, progress)
-                    .map(|spec| (spec, "the original task set".to_string()))
-                    .ok_or_else(|| "not an ECS deployment".to_string()),
+            (Some(group), ShiftSpec::Ecs(ecs)) => match &run.ecs {
+                Some(progress) => {
+                    let reversed = ShiftSpec::Ecs(Box::new(ecs.reversed(progress, triggering_id)));
+                    Ok((rollback_spec(triggering, group, reversed), "the original task set".to_string()))
+                }
                 None => Err("no replacement task set was created; nothing to roll back".to_string()),
             },
         };
@@ -165,15 +153,21 @@ impl ClusterState {
     }
 }
 
-/// The spec of the deployment that moves `triggering`'s alias back with `reversed`.
+/// The spec of the deployment that undoes `triggering` with `reversed` (its alias or
+/// its ECS service moved back), all at once with the platform's predefined
+/// configuration.
 fn rollback_spec(triggering: &Deployment, group: &DeploymentGroup, reversed: ShiftSpec) -> DeploymentSpec {
+    let configuration = match reversed {
+        ShiftSpec::Lambda(_) => LAMBDA_ALL_AT_ONCE,
+        ShiftSpec::Ecs(_) => ECS_ALL_AT_ONCE,
+    };
     DeploymentSpec {
         application_name: group.application_name.clone(),
         deployment_group_name: group.deployment_group_name.clone(),
-        // The group's last good revision, whose target version the alias goes back to;
-        // the failed one's own when none succeeded before (it names both versions).
+        // The group's last good revision, whose target the traffic goes back to; the
+        // failed one's own when none succeeded before (it names both sides).
         revision_id: group.target_revision.unwrap_or(triggering.revision_id),
-        deployment_config_name: Some(LAMBDA_ALL_AT_ONCE.to_string()),
+        deployment_config_name: Some(configuration.to_string()),
         description: format!("rollback of {}", triggering.deployment_id),
         ignore_application_stop_failures: false,
         file_exists_behavior: triggering.file_exists_behavior,

@@ -55,6 +55,14 @@ pub struct EcsSpec {
     pub rollback: Option<EcsProgress>,
 }
 
+impl EcsSpec {
+    /// The spec that undoes a deployment `failed` of this spec that got as far as
+    /// `progress`: starts from the progress reversed, no hooks, no termination wait.
+    pub fn reversed(&self, progress: &EcsProgress, failed: &DeploymentId) -> Self {
+        Self { hooks: Vec::new(), termination_wait_ms: 0, rollback: Some(progress.reversed(failed)), ..self.clone() }
+    }
+}
+
 /// The AppSpec's `TargetService` properties.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
