@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// task sets and ELBv2 weighted forwards).
 pub const MOTO: &str = "moto[server]==5.2.5";
 
+/// The pinned AWS CLI (v1, from PyPI; it shares botocore with moto's boto3: 1.44.8), for
+/// the tests of CodeDeploy's protocol (`tests/e2e/aws_protocol.rs`).
+pub const AWS_CLI: &str = "awscli==1.46.3";
+
 /// A running moto server; killed when dropped.
 #[derive(Debug)]
 pub struct Moto {
@@ -55,8 +59,8 @@ fn venv() -> PathBuf {
 /// When `python3 -m venv` or `pip install` fails.
 pub fn ensure_installed() -> Result<PathBuf, MotoError> {
     let venv = venv();
-    let server = venv.join("bin/moto_server");
-    if server.exists() {
+    let installed = || venv.join("bin/moto_server").exists() && venv.join("bin/aws").exists();
+    if installed() {
         return Ok(venv);
     }
     let failed = |step, reason: String| MotoError::Install { venv: venv.display().to_string(), step, reason };
@@ -66,7 +70,7 @@ pub fn ensure_installed() -> Result<PathBuf, MotoError> {
         std::fs::File::create(parent.join(".aws-venv.lock")).map_err(|error| failed("lock", error.to_string()))?;
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| failed("lock", errno.to_string()))?;
-    if server.exists() {
+    if installed() {
         return Ok(venv);
     }
     let run = |step, command: &mut Command| {
@@ -77,8 +81,10 @@ pub fn ensure_installed() -> Result<PathBuf, MotoError> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(failed(step, stderr.lines().last().unwrap_or("no output").to_string()))
     };
-    run("python3 -m venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run("pip install", Command::new(venv.join("bin/pip")).args(["install", "--quiet", MOTO]))?;
+    if !venv.join("bin/pip").exists() {
+        run("python3 -m venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run("pip install", Command::new(venv.join("bin/pip")).args(["install", "--quiet", MOTO, AWS_CLI]))?;
     Ok(venv)
 }
 

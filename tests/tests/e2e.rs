@@ -7,6 +7,7 @@ mod e2e {
     mod aws_ecs;
     mod aws_elbv2;
     mod aws_lambda;
+    mod aws_protocol;
     mod blue_green;
     mod blue_green_steps;
     mod bounds;

@@ -93,24 +93,12 @@ impl CaSealKey {
         if ca.sealed_key.is_some() {
             return Err(SealError::AlreadySealed);
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        // A random 96-bit nonce per seal: a cluster seals its key once or a few times.
-        SystemRandom::new().fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut text = ca.key_pem.as_bytes().to_vec();
-        self.aead()?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(ca.cluster_id.as_bytes()),
-                &mut text,
-            )
-            .map_err(|_| SealError::Random)?;
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&text);
+        let sealed = self.seal_bytes(ca.key_pem.as_bytes(), ca.cluster_id.as_bytes())?;
         Ok(ClusterCa {
             cluster_id: ca.cluster_id.clone(),
             cert_pem: ca.cert_pem.clone(),
             key_pem: String::new(),
-            sealed_key: Some(format!("{SCHEME}{}", hex::encode(sealed))),
+            sealed_key: Some(sealed),
         })
     }
 
@@ -120,6 +108,36 @@ impl CaSealKey {
     /// The CA is not sealed, the sealed text is malformed, or this key does not open it.
     pub fn unseal(&self, ca: &ClusterCa) -> Result<ClusterCa, SealError> {
         let sealed = ca.sealed_key.as_deref().ok_or(SealError::NotSealed)?;
+        let plain = self.open_bytes(sealed, ca.cluster_id.as_bytes())?;
+        let key_pem = String::from_utf8(plain).map_err(|_| SealError::Malformed)?;
+        Ok(ClusterCa { cluster_id: ca.cluster_id.clone(), cert_pem: ca.cert_pem.clone(), key_pem, sealed_key: None })
+    }
+
+    /// `plain` sealed under this key, bound to `context` (the associated data: the same
+    /// text does not open under another context): `chacha20poly1305:<hex nonce ‖
+    /// ciphertext ‖ tag>`. The CA key uses the cluster id as context; other secrets kept in
+    /// the replicated state (the API's access keys) use their own.
+    ///
+    /// # Errors
+    /// The random source failed.
+    pub fn seal_bytes(&self, plain: &[u8], context: &[u8]) -> Result<String, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        // A random 96-bit nonce per seal: a cluster seals a few secrets, not billions.
+        SystemRandom::new().fill(&mut nonce).map_err(|_| SealError::Random)?;
+        let mut text = plain.to_vec();
+        self.aead()?
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut text)
+            .map_err(|_| SealError::Random)?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&text);
+        Ok(format!("{SCHEME}{}", hex::encode(sealed)))
+    }
+
+    /// Opens what [`CaSealKey::seal_bytes`] sealed under `context`.
+    ///
+    /// # Errors
+    /// The text is malformed, or this key (or this context) does not open it.
+    pub fn open_bytes(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, SealError> {
         let sealed = sealed.strip_prefix(SCHEME).ok_or(SealError::Malformed)?;
         let mut bytes = hex::decode(sealed).map_err(|_| SealError::Malformed)?;
         if bytes.len() < NONCE_LEN {
@@ -127,12 +145,9 @@ impl CaSealKey {
         }
         let mut text = bytes.split_off(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| SealError::Malformed)?;
-        let plain = self
-            .aead()?
-            .open_in_place(nonce, Aad::from(ca.cluster_id.as_bytes()), &mut text)
-            .map_err(|_| SealError::WrongKey)?;
-        let key_pem = String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed)?;
-        Ok(ClusterCa { cluster_id: ca.cluster_id.clone(), cert_pem: ca.cert_pem.clone(), key_pem, sealed_key: None })
+        let plain =
+            self.aead()?.open_in_place(nonce, Aad::from(context), &mut text).map_err(|_| SealError::WrongKey)?;
+        Ok(plain.to_vec())
     }
 
     /// Whether this key opens `ca`'s sealed key.

@@ -58,6 +58,8 @@ impl ClusterState {
             Command::DeleteJoinToken { token_id } => self.delete_join_token(token_id),
             Command::SetApiToken { kind, hash } => self.set_api_token(*kind, hash),
             Command::SealCa { sealed_key } => self.seal_ca(sealed_key),
+            Command::CreateAccessKey { record } => self.create_access_key(record, at),
+            Command::DeleteAccessKey { access_key_id } => self.delete_access_key(access_key_id),
             Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
                 self.create_application(name, application_id, compute_platform, at)
@@ -158,6 +160,12 @@ impl ClusterState {
                 let tokens = self.cluster.as_mut().map(|cluster| cluster.join_tokens.iter_mut());
                 if let Some(token) = tokens.into_iter().flatten().find(|token| token.id() == id) {
                     token.created_by = by;
+                }
+            }
+            Command::CreateAccessKey { record } => {
+                let keys = self.cluster.as_mut().map(|cluster| cluster.access_keys.iter_mut());
+                if let Some(key) = keys.into_iter().flatten().find(|key| key.access_key_id == record.access_key_id) {
+                    key.created_by = by;
                 }
             }
             Command::CreateRoute { spec } => {

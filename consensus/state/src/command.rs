@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::apply_error::{ApplyError, ApplyErrorKind};
 use crate::features::FeatureLevel;
 use crate::model::blue_green::BlueGreenDeploymentConfiguration;
 pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
@@ -11,7 +12,7 @@ use crate::model::deployment::{
 };
 use crate::model::ecs_group::EcsService;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
-use crate::model::members::{Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
+use crate::model::members::{AccessKeyRecord, Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
     is_default, AutoRollbackConfiguration, ComputePlatform, DeploymentOption, DeploymentType, FileExistsBehavior,
     LoadBalancerInfo, MinimumHealthyHosts, TargetSelector,
@@ -172,6 +173,17 @@ pub enum Command {
         kind: ApiTokenKind,
         /// BLAKE3 of the new token, hex.
         hash: String,
+    },
+    /// Add an access key of the AWS protocol ([`FeatureLevel::AWS_PROTOCOL`]): its secret
+    /// sealed like the CA key. Refused when the id exists.
+    CreateAccessKey {
+        /// The key, its secret sealed.
+        record: AccessKeyRecord,
+    },
+    /// Revoke an access key ([`FeatureLevel::AWS_PROTOCOL`]).
+    DeleteAccessKey {
+        /// Its id (`AKIA…`).
+        access_key_id: String,
     },
     /// Replace the CA's clear private key by its sealed form ([`FeatureLevel::SEALED_CA`]):
     /// the leader proposes it once every voter holds the seal key. Refused when sealed.
@@ -433,51 +445,6 @@ impl<'de> serde::de::Visitor<'de> for ProposalVisitor {
 impl std::fmt::Display for Proposal {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "proposal of {} command(s) at {}", self.commands.len(), self.at.0)
-    }
-}
-
-/// Why a command changed nothing. `kind` tells the API which HTTP status to use.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ApplyError {
-    /// Class of error.
-    pub kind: ApplyErrorKind,
-    /// What is wrong, naming the offending value.
-    pub message: String,
-}
-
-/// Classes of apply errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ApplyErrorKind {
-    /// A named thing does not exist (404).
-    NotFound,
-    /// It exists already (409).
-    AlreadyExists,
-    /// The state does not allow it now (409).
-    Conflict,
-    /// The request itself is invalid (400).
-    Invalid,
-}
-
-impl ApplyError {
-    /// A NotFound error.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self { kind: ApplyErrorKind::NotFound, message: message.into() }
-    }
-
-    /// An AlreadyExists error.
-    pub fn exists(message: impl Into<String>) -> Self {
-        Self { kind: ApplyErrorKind::AlreadyExists, message: message.into() }
-    }
-
-    /// A Conflict error.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self { kind: ApplyErrorKind::Conflict, message: message.into() }
-    }
-
-    /// An Invalid error.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self { kind: ApplyErrorKind::Invalid, message: message.into() }
     }
 }
 

@@ -97,8 +97,12 @@ impl FeatureLevel {
     /// committed steps ([`crate::model::shift::EcsSpec`]).
     pub const ECS_DEPLOYMENTS: Self = Self(14);
 
+    /// Level 15: CodeDeploy's own protocol (AWS JSON 1.1 with SigV4): the cluster's
+    /// access keys ([`crate::Command::CreateAccessKey`], `DeleteAccessKey`).
+    pub const AWS_PROTOCOL: Self = Self(15);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::ECS_DEPLOYMENTS;
+    pub const CURRENT: Self = Self::AWS_PROTOCOL;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -21,6 +21,7 @@ impl Command {
             }
             Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::SetApiToken { .. } => FeatureLevel::HARDENING,
+            Self::CreateAccessKey { .. } | Self::DeleteAccessKey { .. } => FeatureLevel::AWS_PROTOCOL,
             Self::SealCa { .. } => FeatureLevel::SEALED_CA,
             Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
                 FeatureLevel::TRAFFIC_ROUTES

@@ -16,7 +16,9 @@
 //!  leader: Proposal{at, commands} ──Raft──▶ every voter: ClusterState::apply ──▶ Outcomes
 //! ```
 
+mod access_keys;
 mod apply;
+mod apply_error;
 mod blue_green;
 mod cluster;
 pub mod command;

@@ -78,6 +78,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
         read_only_token_hash: None,
         metrics_token_hash: None,
         created_at: UnixMillis(0),
+        access_keys: Vec::new(),
     };
     let (first, second) = (revision(b"version: 0.0 # one"), revision(b"version: 0.0 # two"));
     let response = state.apply(&at(

@@ -104,6 +104,8 @@ impl Command {
             Self::AddJoinToken { .. }
             | Self::DeleteJoinToken { .. }
             | Self::SetApiToken { .. }
+            | Self::CreateAccessKey { .. }
+            | Self::DeleteAccessKey { .. }
             | Self::SealCa { .. }
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }

@@ -363,10 +363,19 @@ impl Operation {
     fn check_resources(&self) -> Result<(), OperationError> {
         match self {
             Self::CreateApplication(input) => name(APPLICATION, &input.application_name),
-            Self::GetApplication(input)
-            | Self::DeleteApplication(input)
-            | Self::ListDeploymentGroups(input)
-            | Self::ListApplicationRevisions(input) => name(APPLICATION, &input.application_name),
+            Self::GetApplication(input) | Self::DeleteApplication(input) => name(APPLICATION, &input.application_name),
+            Self::ListDeploymentGroups(input) | Self::ListApplicationRevisions(input) => {
+                name(APPLICATION, &input.application_name)
+            }
+            Self::BatchGetApplications(input) => {
+                batch("applicationNames", input.application_names.len(), BATCH_APPLICATIONS_MAX)?;
+                input.application_names.iter().try_for_each(|each| name(APPLICATION, each))
+            }
+            Self::BatchGetDeploymentGroups(input) => {
+                name(APPLICATION, &input.application_name)?;
+                batch("deploymentGroupNames", input.deployment_group_names.len(), BATCH_APPLICATIONS_MAX)?;
+                input.deployment_group_names.iter().try_for_each(|each| name(GROUP, each))
+            }
             Self::CreateDeploymentGroup(input) => {
                 name(APPLICATION, &input.application_name)?;
                 name(GROUP, &input.deployment_group_name)?;
@@ -415,7 +424,17 @@ impl Operation {
                 text(DESCRIPTION, input.description.as_deref().unwrap_or_default(), DESCRIPTION_CHARS_MAX)?;
                 rollback("autoRollbackConfiguration", input.auto_rollback_configuration.as_ref())
             }
-            Self::GetDeployment(input) | Self::ListDeploymentTargets(input) => id(DEPLOYMENT, &input.deployment_id.0),
+            Self::GetDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
+            Self::ListDeploymentTargets(input) => id(DEPLOYMENT, &input.deployment_id.0),
+            Self::BatchGetDeployments(input) => {
+                batch("deploymentIds", input.deployment_ids.len(), BATCH_MAX)?;
+                input.deployment_ids.iter().try_for_each(|each| id(DEPLOYMENT, &each.0))
+            }
+            Self::BatchGetDeploymentTargets(input) => {
+                id(DEPLOYMENT, &input.deployment_id.0)?;
+                batch("targetIds", input.target_ids.len(), BATCH_MAX)?;
+                input.target_ids.iter().try_for_each(|each| text("targetIds", each, 300))
+            }
             Self::StopDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::ContinueDeployment(input) => id(DEPLOYMENT, &input.deployment_id.0),
             Self::PutLifecycleEventHookExecutionStatus(input) => {
@@ -434,4 +453,22 @@ impl Operation {
             _ => Ok(()),
         }
     }
+}
+
+/// Most items of a `BatchGet*` call (deployments, targets: AWS's 25).
+pub const BATCH_MAX: usize = 25;
+/// Most applications (and groups) of one `BatchGetApplications` (AWS's 100).
+pub const BATCH_APPLICATIONS_MAX: usize = 100;
+
+/// A batch of `count` items under `field`: at least one, at most `max`.
+fn batch(field: &str, count: usize, max: usize) -> Result<(), OperationError> {
+    if count == 0 {
+        return Err(OperationError::invalid(field, "name at least one"));
+    }
+    if count > max {
+        let mut error = OperationError::invalid(field, format!("{count} items; a batch holds at most {max}"));
+        error.code = Some("BatchLimitExceededException".into());
+        return Err(error);
+    }
+    Ok(())
 }

@@ -121,17 +121,26 @@ pub struct OperationError {
     /// answers of releases before it (between nodes the error travels as JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// AWS's exception name for it (`UnrecognizedClientException`), when the answering
+    /// node knows one better than the AWS protocol's reading of kind and field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 impl OperationError {
     /// An error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), field: None }
+        Self { kind, message: message.into(), field: None, code: None }
     }
 
     /// A bad request because of `field`: the message is `"<field>: <reason>"`.
     pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Self {
-        Self { kind: ErrorKind::BadRequest, message: format!("{field}: {reason}"), field: Some(field.to_string()) }
+        Self {
+            kind: ErrorKind::BadRequest,
+            message: format!("{field}: {reason}"),
+            field: Some(field.to_string()),
+            code: None,
+        }
     }
 }
 
@@ -142,6 +151,6 @@ impl From<ModelError> for OperationError {
             ModelError::InvalidInput { .. } => ErrorKind::BadRequest,
         };
         let field = error.field().map(ToString::to_string);
-        Self { kind, message: error.to_string(), field }
+        Self { kind, message: error.to_string(), field, code: None }
     }
 }

@@ -14,9 +14,13 @@
 //! Timestamps leave the API as epoch seconds with a fraction ([`EpochSeconds`]), as AWS
 //! does; lifecycle event names are an enum ([`LifecycleEventName`]).
 //!
-//! Pure: no tokio, no files, no network. CodeDeploy's wire protocol (AWS JSON 1.1) will
-//! serve these same types.
+//! CodeDeploy's wire protocol (AWS JSON 1.1, [`aws`]) serves these same types; its
+//! signatures (SigV4) are checked by [`sigv4`].
+//!
+//! Pure: no tokio, no files, no network.
 
+pub mod aws;
+mod batch;
 mod blue_green;
 pub mod bounds;
 mod cluster;
@@ -24,19 +28,23 @@ mod deployments;
 mod error;
 mod lambda;
 mod lifecycle;
+mod lists;
 mod operations;
 mod platform_targets;
 mod shapes;
+pub mod sigv4;
 mod strict;
 mod time;
 mod traffic;
 
+pub use batch::*;
 pub use blue_green::*;
 pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
 pub use lambda::*;
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
+pub use lists::*;
 pub use operations::*;
 pub use platform_targets::*;
 pub use shapes::*;
@@ -174,6 +182,13 @@ operations! {
     ListRoutes(ListRoutesInput) -> ListRoutesOutput, Read;
     DeleteRoute(RouteNameInput) -> Empty, Write;
     SetRouteTargets(SetRouteTargetsInput) -> RouteInfo, Write;
+    BatchGetApplications(BatchGetApplicationsInput) -> BatchGetApplicationsOutput, Read;
+    BatchGetDeploymentGroups(BatchGetDeploymentGroupsInput) -> BatchGetDeploymentGroupsOutput, Read;
+    BatchGetDeployments(BatchGetDeploymentsInput) -> BatchGetDeploymentsOutput, Read;
+    BatchGetDeploymentTargets(BatchGetDeploymentTargetsInput) -> BatchGetDeploymentTargetsOutput, Read;
+    CreateAccessKey(CreateAccessKeyInput) -> CreateAccessKeyOutput, Write;
+    ListAccessKeys(ListAccessKeysInput) -> ListAccessKeysOutput, Read;
+    DeleteAccessKey(DeleteAccessKeyInput) -> Empty, Write;
 }
 
 /// `body` as `T`, or the error naming the field that is wrong.
@@ -196,6 +211,21 @@ impl Operation {
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
+            Self::BatchGetApplications(_)
+            | Self::BatchGetDeploymentGroups(_)
+            | Self::BatchGetDeployments(_)
+            | Self::BatchGetDeploymentTargets(_)
+            | Self::CreateAccessKey(_)
+            | Self::ListAccessKeys(_)
+            | Self::DeleteAccessKey(_) => FeatureLevel::AWS_PROTOCOL,
+            Self::ListApplications(ListAllInput { next_token: Some(_) })
+            | Self::ListDeploymentConfigs(ListAllInput { next_token: Some(_) })
+            | Self::ListDeploymentGroups(ApplicationListInput { next_token: Some(_), .. })
+            | Self::ListApplicationRevisions(ApplicationListInput { next_token: Some(_), .. })
+            | Self::ListDeploymentTargets(ListDeploymentTargetsInput { next_token: Some(_), .. }) => {
+                FeatureLevel::AWS_PROTOCOL
+            }
+            Self::ListDeployments(input) if input.next_token.is_some() => FeatureLevel::AWS_PROTOCOL,
             Self::RotateApiToken(_) | Self::RemoveNode(_) => FeatureLevel::HARDENING,
             Self::CreateRoute(_)
             | Self::GetRoute(_)

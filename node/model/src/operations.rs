@@ -15,9 +15,9 @@ use crate::blue_green::TargetInstances;
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
-    DeploymentStatus, DeploymentStyle, FileExistsBehavior, LoadBalancerInfo, Manifest, MinimumHealthyHosts,
-    NodeHolding, OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary,
-    RollbackInfo, StopStatus, TagFilter, TimeRange, TrafficRoutingConfig,
+    DeploymentStyle, FileExistsBehavior, LoadBalancerInfo, Manifest, MinimumHealthyHosts, NodeHolding,
+    OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary, RollbackInfo,
+    StopStatus, TagFilter, TrafficRoutingConfig,
 };
 
 /// The output of operations that answer nothing (the deletes).
@@ -44,8 +44,7 @@ pub struct CreateApplicationOutput {
     pub application_id: String,
 }
 
-/// `GetApplication`, `DeleteApplication`, `ListDeploymentGroups`,
-/// `ListApplicationRevisions`: operations on one application.
+/// `GetApplication`, `DeleteApplication`: operations on one application.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
@@ -58,33 +57,12 @@ pub struct ApplicationInput {
 pub type GetApplicationInput = ApplicationInput;
 /// `DeleteApplication`.
 pub type DeleteApplicationInput = ApplicationInput;
-/// `ListDeploymentGroups`.
-pub type ListDeploymentGroupsInput = ApplicationInput;
-/// `ListApplicationRevisions`.
-pub type ListApplicationRevisionsInput = ApplicationInput;
 
 /// `GetApplication`'s answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GetApplicationOutput {
     /// The application.
     pub application: ApplicationInfo,
-}
-
-/// `ListApplications` and `ListDeploymentConfigs` take nothing (everything fits one page).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListAllInput {}
-
-/// `ListApplications`.
-pub type ListApplicationsInput = ListAllInput;
-/// `ListDeploymentConfigs`.
-pub type ListDeploymentConfigsInput = ListAllInput;
-
-/// `ListApplications`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ListApplicationsOutput {
-    /// Names, sorted.
-    pub applications: Vec<String>,
 }
 
 /// `CreateDeploymentGroup`.
@@ -164,16 +142,6 @@ pub struct GetDeploymentGroupOutput {
     pub target_nodes: Vec<NodeId>,
 }
 
-/// `ListDeploymentGroups`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListDeploymentGroupsOutput {
-    /// Application.
-    pub application_name: String,
-    /// Group names, sorted.
-    pub deployment_groups: Vec<String>,
-}
-
 /// `CreateDeploymentConfig`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,14 +196,6 @@ pub struct GetDeploymentConfigOutput {
     pub deployment_config_info: DeploymentConfigInfo,
 }
 
-/// `ListDeploymentConfigs`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListDeploymentConfigsOutput {
-    /// The predefined configurations, then the custom ones.
-    pub deployment_configs_list: Vec<String>,
-}
-
 /// `RegisterApplicationRevision` (fleetmesh: the revision is its manifest; `push` sends
 /// the chunks first).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,13 +226,6 @@ pub struct RegisterApplicationRevisionOutput {
     pub revision_id: RevisionId,
     /// What was registered.
     pub revision_info: RevisionSummary,
-}
-
-/// `ListApplicationRevisions`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ListApplicationRevisionsOutput {
-    /// Newest first.
-    pub revisions: Vec<RevisionSummary>,
 }
 
 /// `GetApplicationRevision`.
@@ -394,7 +347,7 @@ pub struct CreateDeploymentOutput {
     pub deployment_id: DeploymentId,
 }
 
-/// `GetDeployment`, `ListDeploymentTargets`: one deployment.
+/// `GetDeployment`: one deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
@@ -405,8 +358,6 @@ pub struct DeploymentInput {
 
 /// `GetDeployment`.
 pub type GetDeploymentInput = DeploymentInput;
-/// `ListDeploymentTargets`.
-pub type ListDeploymentTargetsInput = DeploymentInput;
 
 /// `GetDeployment`'s answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -414,32 +365,6 @@ pub type ListDeploymentTargetsInput = DeploymentInput;
 pub struct GetDeploymentOutput {
     /// The deployment.
     pub deployment_info: DeploymentInfo,
-}
-
-/// `ListDeployments`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[serde(deny_unknown_fields)]
-pub struct ListDeploymentsInput {
-    /// Only this application's.
-    #[serde(default)]
-    pub application_name: Option<String>,
-    /// Only this group's (with `applicationName`).
-    #[serde(default)]
-    pub deployment_group_name: Option<String>,
-    /// Only these statuses.
-    #[serde(default)]
-    pub include_only_statuses: Vec<DeploymentStatus>,
-    /// Only those created in this range.
-    #[serde(default)]
-    pub create_time_range: Option<TimeRange>,
-}
-
-/// `ListDeployments`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ListDeploymentsOutput {
-    /// Newest first.
-    pub deployments: Vec<DeploymentId>,
 }
 
 /// `StopDeployment`.
@@ -465,14 +390,6 @@ pub struct StopDeploymentOutput {
     /// The rollback, when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_info: Option<RollbackInfo>,
-}
-
-/// `ListDeploymentTargets`' answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListDeploymentTargetsOutput {
-    /// Node ids.
-    pub target_ids: Vec<String>,
 }
 
 /// `GetDeploymentTarget`.

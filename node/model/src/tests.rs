@@ -39,8 +39,8 @@ fn unknown_operations_and_unknown_members() {
     assert_eq!(Operation::parse("Nope", b"{}"), Err(ModelError::UnknownOperation("Nope".into())));
     // A member the input does not declare is refused by name, at any depth: a request
     // is never half understood.
-    let error = Operation::parse("ListDeployments", br#"{"nextToken": "x"}"#).unwrap_err();
-    assert_eq!(error.field(), Some("nextToken"), "{error}");
+    let error = Operation::parse("ListDeployments", br#"{"nextTokens": "x"}"#).unwrap_err();
+    assert_eq!(error.field(), Some("nextTokens"), "{error}");
     let error = Operation::parse(
         "CreateDeploymentGroup",
         br#"{"applicationName": "a", "deploymentGroupName": "g",

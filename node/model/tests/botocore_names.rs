@@ -10,6 +10,8 @@ const FIXTURE: &str = include_str!("botocore-codedeploy-2014-10-06.json");
 const SOURCES: &[&str] = &[
     include_str!("../src/operations.rs"),
     include_str!("../src/shapes.rs"),
+    include_str!("../src/lists.rs"),
+    include_str!("../src/batch.rs"),
     include_str!("../src/deployments.rs"),
     include_str!("../src/blue_green.rs"),
     include_str!("../src/lambda.rs"),

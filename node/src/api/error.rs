@@ -20,12 +20,15 @@ pub struct ApiError {
     pub message: String,
     /// The input field that is wrong, when one is.
     pub field: Option<String>,
+    /// AWS's exception name, when it is known better than from status and field
+    /// (`fleetmesh_model::aws::exception`).
+    pub code: Option<String>,
 }
 
 impl ApiError {
     /// Any status.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), field: None }
+        Self { status, message: message.into(), field: None, code: None }
     }
 
     /// 400 because of `field`: the message is `"<field>: <reason>"`.
@@ -41,6 +44,12 @@ impl ApiError {
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// This error with AWS's exception name `code`.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
+        self
     }
 
     /// 500: a fault of fleetmesh.
@@ -98,7 +107,7 @@ impl From<ProposeError> for ApiError {
 impl From<OperationError> for ApiError {
     fn from(error: OperationError) -> Self {
         let status = StatusCode::from_u16(error.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self { status, message: error.message, field: error.field }
+        Self { status, message: error.message, field: error.field, code: error.code }
     }
 }
 
@@ -106,6 +115,7 @@ impl From<ApiError> for OperationError {
     fn from(error: ApiError) -> Self {
         let mut answer = Self::new(ErrorKind::from_status(error.status.as_u16()), error.message);
         answer.field = error.field;
+        answer.code = error.code;
         answer
     }
 }
@@ -128,7 +138,7 @@ pub(super) async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| value.starts_with("application/json") || value.starts_with("application/x-amz-json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -14,6 +14,7 @@
 //!                                         ──▶ Operation ──▶ route: here, or Request::Operation to the leader
 //! ```
 
+pub mod aws;
 mod cluster;
 pub mod deploy;
 mod drain;
@@ -137,6 +138,8 @@ fn public_router(api: Arc<Api>) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .route("/healthz", get(healthz))
+        // The AWS protocol authenticates each request itself (SigV4 or the bearer token).
+        .route("/", post(aws::handle))
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn(drain::drain_unread))
         .with_state(api)
@@ -202,7 +205,8 @@ fn is_read(method: &Method, path: &str) -> bool {
         return true;
     }
     let operation = path.strip_prefix("/v1/deploy/").unwrap_or_default();
-    method == Method::POST && (operation.starts_with("Get") || operation.starts_with("List"))
+    method == Method::POST
+        && (operation.starts_with("Get") || operation.starts_with("List") || operation.starts_with("BatchGet"))
 }
 
 /// Whether a caller holding a token of `kind` may make a call that `reads` only.

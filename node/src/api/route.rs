@@ -118,6 +118,10 @@ impl Api {
             Operation::SetRouteTargets(input) => {
                 traffic::set_route_targets(self, input, by).await.map(Output::SetRouteTargets)
             }
+            Operation::CreateAccessKey(_) => super::aws::create_access_key(self, by).await.map(Output::CreateAccessKey),
+            Operation::DeleteAccessKey(input) => {
+                super::aws::delete_access_key(self, input, by).await.map(Output::DeleteAccessKey)
+            }
             other => deploy::handle(self, other, by).await,
         }
     }
@@ -133,7 +137,21 @@ impl Api {
         consistent: bool,
         token: &str,
     ) -> Result<Output, ApiError> {
-        let request = OperationRequest { operation, consistent, token: token.to_string() };
+        self.forward_as(operation, consistent, token, None).await
+    }
+
+    /// [`Api::forward`] for a client that signed its request (the AWS protocol).
+    ///
+    /// # Errors
+    /// The operation's error answer, or 503 when no leader can be reached.
+    pub(super) async fn forward_as(
+        &self,
+        operation: Operation,
+        consistent: bool,
+        token: &str,
+        signed: Option<Box<fleetmesh_model::sigv4::SignedRequest>>,
+    ) -> Result<Output, ApiError> {
+        let request = OperationRequest { operation, consistent, token: token.to_string(), signed };
         let make = || NodeRequest::Operation(request.clone());
         let answer = call_leader(&self.node, make, |response| match response {
             NodeResponse::Operation(answer) => Ok(answer),
@@ -151,10 +169,19 @@ impl Api {
                 ApiError::unavailable("only members forward operations").into()
             )));
         }
-        let kind = self.node.token_kind(&request.token);
-        if let Err(refused) = super::may_call(kind, request.operation.access() != Access::Write) {
-            return NodeResponse::Operation(Box::new(Err(refused.into())));
-        }
+        let by = match &request.signed {
+            Some(signed) => match super::aws::check_forwarded(self, signed, &request.operation) {
+                Ok(actor) => Some(actor),
+                Err(refused) => return NodeResponse::Operation(Box::new(Err(refused.into()))),
+            },
+            None => {
+                let kind = self.node.token_kind(&request.token);
+                if let Err(refused) = super::may_call(kind, request.operation.access() != Access::Write) {
+                    return NodeResponse::Operation(Box::new(Err(refused.into())));
+                }
+                self.node.actor(&request.token)
+            }
+        };
         // A member of an older release may not have checked the bounds.
         if let Err(refused) = request.operation.check() {
             return NodeResponse::Operation(Box::new(Err(refused)));
@@ -162,7 +189,6 @@ impl Api {
         if !self.answers(&request.operation, request.consistent) {
             return crate::runtime::dispatch::not_leader(&self.node).0;
         }
-        let by = self.node.actor(&request.token);
         NodeResponse::Operation(Box::new(
             self.answer_here(request.operation, request.consistent, by.as_ref()).await.map_err(Into::into),
         ))

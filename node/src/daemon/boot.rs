@@ -151,6 +151,7 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
         read_only_token_hash: None,
         metrics_token_hash: Some(secret_hash(&metrics_token)),
         created_at,
+        access_keys: Vec::new(),
     };
     let identity = NodeIdentity {
         format: IDENTITY_FORMAT,

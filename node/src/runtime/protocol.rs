@@ -415,6 +415,10 @@ pub struct OperationRequest {
     /// The client's admin token, checked again by the answering node: a member cannot
     /// act as an operator without the token.
     pub token: String,
+    /// The client's SigV4 signature instead of a token (the AWS protocol, feature level
+    /// 15), checked again by the answering node with the key's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<Box<fleetmesh_model::sigv4::SignedRequest>>,
 }
 
 /// An HTTP request forwarded to the leader.

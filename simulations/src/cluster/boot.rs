@@ -131,6 +131,7 @@ impl SimCluster {
             metrics_token_hash: None,
             voters_desired: self.config.voters,
             created_at: SIM_EPOCH,
+            access_keys: Vec::new(),
         };
         self.leader_of(FIRST).set_pending_bootstrap(info, spec(FIRST));
         self.wait_for("bootstrap", Duration::from_secs(30), |cluster| {

@@ -172,6 +172,42 @@ pub struct ClusterInfo {
     pub metrics_token_hash: Option<String>,
     /// When the cluster was created.
     pub created_at: UnixMillis,
+    /// The AWS protocol's access keys ([`crate::FeatureLevel::AWS_PROTOCOL`]), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_keys: Vec<AccessKeyRecord>,
+}
+
+/// An access key of the AWS protocol (SigV4): the id is public, the secret is sealed
+/// under the voters' CA seal key (`fleetmesh_transport::seal`, context
+/// [`AccessKeyRecord::seal_context`]), so a copy of the log or of a snapshot does not
+/// carry a usable secret. The secret is shown once, when the key is created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    /// `AKIA` and 16 upper-case letters and digits, as AWS's.
+    pub access_key_id: String,
+    /// The secret, sealed.
+    pub sealed_secret: String,
+    /// When it was created (set by `apply`).
+    #[serde(default)]
+    pub created_at: UnixMillis,
+    /// Who created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Actor>,
+}
+
+impl AccessKeyRecord {
+    /// The associated data its secret is sealed under: the key id and the cluster's, so a
+    /// sealed secret does not open as another key's or in another cluster.
+    pub fn seal_context(cluster_id: &str, access_key_id: &str) -> Vec<u8> {
+        format!("fleetmesh-access-key:{cluster_id}:{access_key_id}").into_bytes()
+    }
+
+    /// Whether `id` has the form of an access key id.
+    pub fn is_id(id: &str) -> bool {
+        id.len() == 20
+            && id.starts_with("AKIA")
+            && id.bytes().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
+    }
 }
 
 /// The API's tokens, by what they may do.
@@ -231,6 +267,11 @@ impl Actor {
     pub fn api_token(kind: ApiTokenKind, hash: &str) -> Self {
         let id: String = hash.chars().take(Self::ID_DIGITS).collect();
         Self(format!("{kind}-token:{id}"))
+    }
+
+    /// The holder of the access key `access_key_id` (the AWS protocol).
+    pub fn access_key(access_key_id: &str) -> Self {
+        Self(format!("access-key:{access_key_id}"))
     }
 }
 

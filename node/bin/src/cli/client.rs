@@ -175,6 +175,48 @@ impl ApiClient {
         decode(operation, self.finish(response)?)
     }
 
+    /// Calls the `List*` operation `operation` page after page (following `nextToken`)
+    /// and reads the pages' `list` members joined, in order, as `O`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub(crate) fn call_all<I: Serialize, O: DeserializeOwned>(
+        &self,
+        operation: &str,
+        input: &I,
+        list: &str,
+    ) -> Result<O, ClientError> {
+        let decode_error = |error: serde_json::Error| ClientError::Decode(error.to_string());
+        let mut request = serde_json::to_value(input).map_err(decode_error)?;
+        let mut joined: Option<serde_json::Value> = None;
+        loop {
+            let mut page: serde_json::Value = self.call(operation, &request)?;
+            let next = page.get("nextToken").and_then(serde_json::Value::as_str).map(str::to_string);
+            match &mut joined {
+                None => joined = Some(page),
+                Some(all) => {
+                    let items = page.get_mut(list).map(serde_json::Value::take);
+                    if let (Some(serde_json::Value::Array(all)), Some(serde_json::Value::Array(items))) =
+                        (all.get_mut(list), items)
+                    {
+                        all.extend(items);
+                    }
+                }
+            }
+            match (next, request.as_object_mut()) {
+                (Some(token), Some(fields)) => {
+                    fields.insert("nextToken".into(), serde_json::Value::from(token));
+                }
+                _ => break,
+            }
+        }
+        let mut joined = joined.unwrap_or_default();
+        if let Some(fields) = joined.as_object_mut() {
+            fields.remove("nextToken");
+        }
+        serde_json::from_value(joined).map_err(decode_error)
+    }
+
     /// GET a JSON document and read it as `O`.
     ///
     /// # Errors

@@ -81,6 +81,9 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             println!("deleted join token {token_id}");
             Ok(())
         }
+        ClusterCommand::CreateAccessKey { json } => super::access_keys::create(client, json),
+        ClusterCommand::ListAccessKeys { json } => super::access_keys::list(client, json),
+        ClusterCommand::DeleteAccessKey { access_key_id } => super::access_keys::delete(client, access_key_id),
         ClusterCommand::Snapshot { command: SnapshotCommand::Save { file } } => save_snapshot(client, &file),
         ClusterCommand::RemoveNode { id, node_id } => {
             // clap requires exactly one of the two.

@@ -1,6 +1,7 @@
 //! The `fleetmesh` command line: one binary for nodes, operators, the demo and the
 //! simulator. Verbs and flags of `deploy` follow `aws deploy`.
 
+mod access_keys;
 mod client;
 pub(crate) mod cluster;
 mod demo;
@@ -251,6 +252,26 @@ pub(crate) enum ClusterCommand {
         /// The token's id, as list-join-tokens shows it (jt-...).
         #[arg(long, value_name = "ID")]
         token_id: String,
+    },
+    /// Mint an access key for CodeDeploy's own protocol (the AWS CLI, boto3 and the SDKs
+    /// with --endpoint-url https://NODE:PORT). The secret is printed once and kept only
+    /// sealed in the cluster.
+    CreateAccessKey {
+        /// Print JSON ({"accessKeyId", "secretAccessKey"}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the access keys: id, created, by whom (never the secret).
+    ListAccessKeys {
+        /// Print JSON ({"accessKeys": [{"accessKeyId", "createTime", "createdBy"}]}).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an access key: requests signed with it are refused from then on.
+    DeleteAccessKey {
+        /// The key's id (AKIA...).
+        #[arg(long, value_name = "ID")]
+        access_key_id: String,
     },
     /// Save or restore the replicated state (disaster recovery; see docs/operations.md).
     Snapshot {

@@ -3,6 +3,7 @@
 //! (`reads.rs`) answer from the applied state of the node that runs them. Which node
 //! runs an operation is decided in `route.rs`.
 
+mod batch;
 mod dry_run;
 mod lambda;
 mod reads;

@@ -1,12 +1,13 @@
 //! The read operations, answered from this node's applied state (`ClusterState`).
 
+use fleetmesh_model::page;
 use fleetmesh_model::{
     ApplicationInfo, DeploymentConfigInfo, DeploymentGroupInfo, DeploymentInfo, DeploymentTarget, DeploymentTargetType,
     EcsTarget, EpochSeconds, GetApplicationOutput, GetApplicationRevisionOutput, GetDeploymentConfigOutput,
     GetDeploymentGroupOutput, GetDeploymentOutput, GetDeploymentTargetOutput, InstanceTarget, LambdaTarget,
     ListApplicationRevisionsOutput, ListApplicationsOutput, ListDeploymentConfigsOutput, ListDeploymentGroupsOutput,
     ListDeploymentTargetsOutput, ListDeploymentsInput, ListDeploymentsOutput, Operation, Output, RevisionLocation,
-    RevisionSummary, UnknownLifecycleEvent,
+    RevisionSummary, UnknownLifecycleEvent, LIST_PAGE_SIZE,
 };
 use fleetmesh_state::model::deployment::Deployment;
 use fleetmesh_state::model::ids::DeploymentId;
@@ -26,6 +27,7 @@ pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Result<Outp
     resources(operation, state)
         .or_else(|| revisions(operation, state))
         .or_else(|| deployments(operation, state))
+        .or_else(|| super::batch::answer(operation, state))
         .unwrap_or_else(|| Err(ApiError::internal(format!("{} is not a read of the state", operation.name()))))
 }
 
@@ -42,9 +44,12 @@ fn resources(operation: &Operation, state: &ClusterState) -> Answer {
                     Output::GetApplication(GetApplicationOutput { application: ApplicationInfo::from(application) })
                 })
         }
-        Operation::ListApplications(_) => Ok(Output::ListApplications(ListApplicationsOutput {
-            applications: state.applications.keys().cloned().collect(),
-        })),
+        Operation::ListApplications(input) => {
+            let names = state.applications.keys().cloned().collect();
+            by_name(names, input.next_token.as_deref()).map(|(applications, next_token)| {
+                Output::ListApplications(ListApplicationsOutput { applications, next_token })
+            })
+        }
         Operation::GetDeploymentGroup(input) => {
             let (application, group) = (&input.application_name, &input.deployment_group_name);
             state
@@ -59,13 +64,17 @@ fn resources(operation: &Operation, state: &ClusterState) -> Answer {
                     })
                 })
         }
-        Operation::ListDeploymentGroups(input) => existing_application(&input.application_name, state).map(|name| {
-            let groups = state.deployment_groups.get(name).map(|groups| groups.keys().cloned().collect());
-            Output::ListDeploymentGroups(ListDeploymentGroupsOutput {
-                application_name: name.to_string(),
-                deployment_groups: groups.unwrap_or_default(),
+        Operation::ListDeploymentGroups(input) => {
+            existing_application(&input.application_name, state).and_then(|name| {
+                let groups = state.deployment_groups.get(name).map(|groups| groups.keys().cloned().collect());
+                let (deployment_groups, next_token) = by_name(groups.unwrap_or_default(), input.next_token.as_deref())?;
+                Ok(Output::ListDeploymentGroups(ListDeploymentGroupsOutput {
+                    application_name: name.to_string(),
+                    deployment_groups,
+                    next_token,
+                }))
             })
-        }),
+        }
         Operation::GetDeploymentConfig(input) => {
             let name = &input.deployment_config_name;
             state
@@ -76,14 +85,21 @@ fn resources(operation: &Operation, state: &ClusterState) -> Answer {
                     Output::GetDeploymentConfig(GetDeploymentConfigOutput { deployment_config_info })
                 })
         }
-        Operation::ListDeploymentConfigs(_) => {
+        Operation::ListDeploymentConfigs(input) => {
             let predefined = fleetmesh_state::model::platform_configs::predefined_configs_at(state.feature_level);
             let mut names: Vec<String> = predefined.into_iter().map(|config| config.deployment_config_name).collect();
             names.extend(state.deployment_configs.keys().cloned());
-            Ok(Output::ListDeploymentConfigs(ListDeploymentConfigsOutput { deployment_configs_list: names }))
+            by_name(names, input.next_token.as_deref()).map(|(deployment_configs_list, next_token)| {
+                Output::ListDeploymentConfigs(ListDeploymentConfigsOutput { deployment_configs_list, next_token })
+            })
         }
         _ => return None,
     })
+}
+
+/// The page of `names` after `token`.
+fn by_name(names: Vec<String>, token: Option<&str>) -> Result<(Vec<String>, Option<String>), ApiError> {
+    Ok(page(names, token, LIST_PAGE_SIZE, Clone::clone)?)
 }
 
 /// `name`, if that application exists.
@@ -98,12 +114,15 @@ fn existing_application<'a>(name: &'a str, state: &ClusterState) -> Result<&'a s
 fn revisions(operation: &Operation, state: &ClusterState) -> Answer {
     Some(match operation {
         Operation::ListApplicationRevisions(input) => {
-            existing_application(&input.application_name, state).map(|application| {
+            existing_application(&input.application_name, state).and_then(|application| {
                 let mut revisions: Vec<&RevisionRecord> =
                     state.revisions.values().filter(|revision| revision.application_name == application).collect();
                 revisions.sort_by_key(|revision| std::cmp::Reverse(revision.register_time));
+                let token = input.next_token.as_deref();
+                let (revisions, next_token) =
+                    page(revisions, token, LIST_PAGE_SIZE, |revision| revision.revision_id.to_string())?;
                 let revisions = revisions.into_iter().map(RevisionSummary::from).collect();
-                Output::ListApplicationRevisions(ListApplicationRevisionsOutput { revisions })
+                Ok(Output::ListApplicationRevisions(ListApplicationRevisionsOutput { revisions, next_token }))
             })
         }
         Operation::GetApplicationRevision(input) => (|| {
@@ -136,11 +155,12 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
             let deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?.with_rollback(rollback);
             Ok(Output::GetDeployment(GetDeploymentOutput { deployment_info }))
         }),
-        Operation::ListDeployments(input) => Ok(Output::ListDeployments(list_deployments(input, state))),
-        Operation::ListDeploymentTargets(input) => deployment(state, &input.deployment_id).map(|deployment| {
+        Operation::ListDeployments(input) => list_deployments(input, state).map(Output::ListDeployments),
+        Operation::ListDeploymentTargets(input) => deployment(state, &input.deployment_id).and_then(|deployment| {
             let lambda = deployment.shift.iter().map(|run| run.spec.target_id());
             let target_ids = deployment.targets.keys().map(ToString::to_string).chain(lambda).collect();
-            Output::ListDeploymentTargets(ListDeploymentTargetsOutput { target_ids })
+            let (target_ids, next_token) = page(target_ids, input.next_token.as_deref(), LIST_PAGE_SIZE, Clone::clone)?;
+            Ok(Output::ListDeploymentTargets(ListDeploymentTargetsOutput { target_ids, next_token }))
         }),
         Operation::GetDeploymentTarget(input) => (|| {
             let deployment = deployment(state, &input.deployment_id)?;
@@ -188,7 +208,7 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
 }
 
 /// `ListDeployments`: newest first, filtered by application, group, status and creation time.
-fn list_deployments(input: &ListDeploymentsInput, state: &ClusterState) -> ListDeploymentsOutput {
+fn list_deployments(input: &ListDeploymentsInput, state: &ClusterState) -> Result<ListDeploymentsOutput, ApiError> {
     let application = input.application_name.as_deref().filter(|name| !name.is_empty());
     let group = input.deployment_group_name.as_deref().filter(|name| !name.is_empty());
     let deployments = state
@@ -208,7 +228,9 @@ fn list_deployments(input: &ListDeploymentsInput, state: &ClusterState) -> ListD
         })
         .cloned()
         .collect();
-    ListDeploymentsOutput { deployments }
+    let (deployments, next_token) =
+        page(deployments, input.next_token.as_deref(), LIST_PAGE_SIZE, ToString::to_string)?;
+    Ok(ListDeploymentsOutput { deployments, next_token })
 }
 
 fn deployment<'a>(state: &'a ClusterState, id: &DeploymentId) -> Result<&'a Deployment, ApiError> {

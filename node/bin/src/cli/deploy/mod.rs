@@ -85,7 +85,8 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
             print_json(&client.call::<_, GetApplicationOutput>("GetApplication", &application(&application_name))?);
         }
         C::ListApplications { json } => {
-            let answer: ListApplicationsOutput = client.call("ListApplications", &ListAllInput {})?;
+            let answer: ListApplicationsOutput =
+                client.call_all("ListApplications", &ListAllInput::default(), "applications")?;
             print_answer(json, &answer, |answer| print_names(&answer.applications));
         }
         C::DeleteApplication { application_name } => {
@@ -99,7 +100,7 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
         }
         C::ListDeploymentGroups { application_name, json } => {
             let answer: ListDeploymentGroupsOutput =
-                client.call("ListDeploymentGroups", &application(&application_name))?;
+                client.call_all("ListDeploymentGroups", &application(&application_name), "deploymentGroups")?;
             print_answer(json, &answer, |answer| print_names(&answer.deployment_groups));
         }
         C::DeleteDeploymentGroup { application_name, deployment_group_name } => {
@@ -138,7 +139,8 @@ fn configs_and_revisions(client: &ApiClient, command: DeployCommand) -> anyhow::
             print_answer(json, &answer, |answer| print_deployment_config(&answer.deployment_config_info));
         }
         C::ListDeploymentConfigs { json } => {
-            let answer: ListDeploymentConfigsOutput = client.call("ListDeploymentConfigs", &ListAllInput {})?;
+            let answer: ListDeploymentConfigsOutput =
+                client.call_all("ListDeploymentConfigs", &ListAllInput::default(), "deploymentConfigsList")?;
             print_answer(json, &answer, |answer| print_names(&answer.deployment_configs_list));
         }
         C::DeleteDeploymentConfig { deployment_config_name } => {
@@ -149,7 +151,7 @@ fn configs_and_revisions(client: &ApiClient, command: DeployCommand) -> anyhow::
         C::Push(args) => crate::cli::push::run(client, &args)?,
         C::ListApplicationRevisions { application_name, json } => {
             let answer: ListApplicationRevisionsOutput =
-                client.call("ListApplicationRevisions", &application(&application_name))?;
+                client.call_all("ListApplicationRevisions", &application(&application_name), "revisions")?;
             print_answer(json, &answer, crate::cli::watch::print_revisions);
         }
         C::Prefetch(args) => return crate::cli::push::prefetch(client, &args),
@@ -177,7 +179,7 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
         }
         C::ListDeployments { application_name, deployment_group_name, json } => {
             let input = ListDeploymentsInput { application_name, deployment_group_name, ..Default::default() };
-            let answer: ListDeploymentsOutput = client.call("ListDeployments", &input)?;
+            let answer: ListDeploymentsOutput = client.call_all("ListDeployments", &input, "deployments")?;
             if json {
                 print_json(&answer)
             } else {
@@ -186,7 +188,7 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
         }
         C::ListDeploymentTargets { deployment_id, json } => {
             let answer: ListDeploymentTargetsOutput =
-                client.call("ListDeploymentTargets", &deployment(&deployment_id))?;
+                client.call_all("ListDeploymentTargets", &deployment(&deployment_id), "targetIds")?;
             if json {
                 print_json(&answer)
             } else {
