@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p fleetmesh
-//! cargo run --release -p fleetmesh-tests --bin bench_cluster -- <failover|commit|idle|waves|all> [--json] [--runs N]
+//! cargo run --release -p fleetmesh-tests --bin bench_cluster -- <failover|commit|idle|waves|aws|all> [--json] [--runs N]
 //! ```
 //!
 //! * `failover`: a 3-voter cluster; `kill -9` the leader, then measure (a) until a
@@ -14,6 +14,8 @@
 //! * `commit`: a 3-voter cluster; sequential `CreateApplication` writes through the
 //!   leader's API (and through a follower's), then K concurrent clients for throughput.
 //! * `idle`: a 5-node cluster (3 voters, 2 agents) left idle; RSS and CPU from `/proc`.
+//! * `aws`: `GetDeployment` and `ListDeployments` through CodeDeploy's protocol (SigV4
+//!   over HTTPS) and through the REST path (bearer token over HTTPS), 1 and 4 clients.
 //! * `waves`: a 5-host `OneAtATime` deployment of a prefetched revision whose appspec has
 //!   no hooks (and one whose hooks are `exit 0` scripts); wall time from create to
 //!   Succeeded, divided by 5, and where the time goes (from the lifecycle events).
@@ -22,6 +24,7 @@
 //! that moves while nothing is killed is a spurious election.
 
 mod api;
+mod aws;
 mod cluster;
 mod commit;
 mod failover;
@@ -32,12 +35,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use aws::aws;
 use commit::commit;
 use failover::failover;
 use idle::idle;
 use waves::waves;
 
-const USAGE: &str = "usage: bench_cluster <failover|commit|idle|waves|all> [--json] [--runs N]";
+const USAGE: &str = "usage: bench_cluster <failover|commit|idle|waves|aws|all> [--json] [--runs N]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,7 +53,7 @@ fn main() {
     let what = args.iter().find(|arg| !arg.starts_with("--") && arg.parse::<usize>().is_err()).map(String::as_str);
     let sections: Vec<&str> = match what {
         Some("all") => vec!["failover", "commit", "idle", "waves"],
-        Some(one @ ("failover" | "commit" | "idle" | "waves")) => vec![one],
+        Some(one @ ("failover" | "commit" | "idle" | "waves" | "aws")) => vec![one],
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -67,6 +71,7 @@ fn main() {
             "failover" => failover(runs.unwrap_or(10)),
             "commit" => commit(runs.unwrap_or(500), 8),
             "idle" => idle(5, Duration::from_secs(30)),
+            "aws" => aws(runs.unwrap_or(2000)),
             _ => waves(runs.unwrap_or(5)),
         };
         eprintln!("[{section} done in {:.0} s]", started.elapsed().as_secs_f64());
