@@ -1,17 +1,16 @@
 //! `apply`: each command of a proposal in order; applications, groups, configurations
 //! and revisions here, membership in `membership.rs`, deployments in `deployments.rs`.
 
-use crate::blue_green::validate_blue_green;
 use crate::NodeId;
 
-use crate::command::{ApplyError, Command, DeploymentGroupSpec, Outcome, Proposal, ProposalResponse};
+use crate::command::{ApplyError, Command, Outcome, Proposal, ProposalResponse};
 use crate::features::FeatureLevel;
 use crate::model::ids::{RevisionId, UnixMillis};
 use crate::model::members::Actor;
 use crate::model::platform_configs::check_platform_config;
 use crate::model::resources::{
-    validate_name, Application, ComputePlatform, DeploymentConfig, DeploymentGroup, MinimumHealthyHosts,
-    MinimumHealthyHostsType, PREDEFINED_PREFIX, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
+    validate_name, Application, ComputePlatform, DeploymentConfig, MinimumHealthyHosts, MinimumHealthyHostsType,
+    PREDEFINED_PREFIX,
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::traffic_routing::TrafficRoutingConfig;
@@ -67,6 +66,12 @@ impl ClusterState {
             Command::DeleteApplication { name } => self.delete_application(name),
             Command::CreateDeploymentGroup { spec, deployment_group_id } => {
                 self.create_deployment_group(spec, deployment_group_id, at)
+            }
+            Command::UpdateApplication { application_name, new_application_name } => {
+                self.update_application(application_name, new_application_name)
+            }
+            Command::UpdateDeploymentGroup { current_deployment_group_name, spec } => {
+                self.update_deployment_group(current_deployment_group_name, spec)
             }
             Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
                 self.delete_deployment_group(application_name, deployment_group_name)
@@ -349,80 +354,6 @@ impl ClusterState {
         Ok(Outcome::Done)
     }
 
-    fn create_deployment_group(
-        &mut self,
-        spec: &DeploymentGroupSpec,
-        deployment_group_id: &str,
-        at: UnixMillis,
-    ) -> Result<Outcome, ApplyError> {
-        validate_name("deployment group name", &spec.deployment_group_name).map_err(ApplyError::invalid)?;
-        if !self.applications.contains_key(&spec.application_name) {
-            return Err(ApplyError::not_found(format!("application {} does not exist", spec.application_name)));
-        }
-        self.check_config_platform(&spec.application_name, &spec.deployment_config_name)?;
-        let selector = &spec.target_selector;
-        if !selector.tag_filters.is_empty() && !selector.tag_set.is_empty() {
-            return Err(ApplyError::invalid("use either tag filters or a tag set, not both"));
-        }
-        if selector.tag_set.len() > TAG_SET_GROUPS_MAX
-            || selector.tag_set.iter().any(|group| group.len() > TAG_SET_GROUP_FILTERS_MAX)
-        {
-            return Err(ApplyError::invalid(format!(
-                "a tag set has at most {TAG_SET_GROUPS_MAX} groups of at most {TAG_SET_GROUP_FILTERS_MAX} filters"
-            )));
-        }
-        if self.applications.get(&spec.application_name).map(|app| app.compute_platform) == Some(ComputePlatform::Ecs) {
-            self.check_ecs_group(spec)?;
-        } else if !spec.ecs_services.is_empty()
-            || spec.load_balancer_info.as_ref().is_some_and(|info| !info.target_group_pair_info_list.is_empty())
-        {
-            return Err(ApplyError::invalid(format!(
-                "ecsServices and targetGroupPairInfoList are for ECS applications; {} is not one",
-                spec.application_name
-            )));
-        } else {
-            self.validate_traffic_control(spec)?;
-        }
-        validate_blue_green(spec)?;
-        if let Some(role) = spec.service_role_arn.as_deref().filter(|role| !is_role_arn(role)) {
-            return Err(ApplyError::invalid(format!(
-                "serviceRoleArn {role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
-            )));
-        }
-        if self.deployment_group(&spec.application_name, &spec.deployment_group_name).is_some() {
-            return Err(ApplyError::exists(format!(
-                "deployment group {} of application {} already exists",
-                spec.deployment_group_name, spec.application_name
-            )));
-        }
-        let group = DeploymentGroup {
-            application_name: spec.application_name.clone(),
-            deployment_group_name: spec.deployment_group_name.clone(),
-            deployment_group_id: deployment_group_id.to_string(),
-            deployment_config_name: spec.deployment_config_name.clone(),
-            target_selector: spec.target_selector.clone(),
-            auto_rollback_configuration: spec.auto_rollback_configuration.clone(),
-            deployment_style: spec.deployment_type,
-            deployment_option: spec.deployment_option,
-            load_balancer_info: spec.load_balancer_info.clone(),
-            blue_green_deployment_configuration: spec.blue_green_deployment_configuration,
-            service_role_arn: spec.service_role_arn.clone(),
-            ecs_services: spec.ecs_services.clone(),
-            update_outdated_instances: spec.update_outdated_instances,
-            target_revision: None,
-            last_successful_deployment_id: None,
-            active_deployment_id: None,
-            instances: Default::default(),
-            create_time: at,
-            created_by: None,
-        };
-        self.deployment_groups
-            .entry(spec.application_name.clone())
-            .or_default()
-            .insert(spec.deployment_group_name.clone(), group);
-        Ok(Outcome::Done)
-    }
-
     fn register_revision(&mut self, record: &RevisionRecord) -> Result<Outcome, ApplyError> {
         if !self.applications.contains_key(&record.application_name) {
             return Err(ApplyError::not_found(format!("application {} does not exist", record.application_name)));
@@ -461,11 +392,4 @@ impl ClusterState {
         self.revisions.entry(record.revision_id).or_insert_with(|| record.clone());
         Ok(Outcome::Done)
     }
-}
-
-/// True for `arn:<partition>:iam::<account>:role/<path and name>`.
-fn is_role_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
-        if !partition.is_empty() && !account.is_empty() && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
 }

@@ -212,6 +212,21 @@ pub enum Command {
         /// Random id.
         deployment_group_id: String,
     },
+    /// `UpdateApplication`: rename ([`FeatureLevel::AWS_PROTOCOL`]).
+    UpdateApplication {
+        /// Its name now.
+        application_name: String,
+        /// Its new name.
+        new_application_name: String,
+    },
+    /// `UpdateDeploymentGroup` ([`FeatureLevel::AWS_PROTOCOL`]): the group's whole spec,
+    /// the API having merged what the request changes into what the group was.
+    UpdateDeploymentGroup {
+        /// Its name now (the spec's name is the new one).
+        current_deployment_group_name: String,
+        /// What it becomes.
+        spec: DeploymentGroupSpec,
+    },
     /// `delete-deployment-group`.
     DeleteDeploymentGroup {
         /// Application.

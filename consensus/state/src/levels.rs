@@ -21,7 +21,10 @@ impl Command {
             }
             Self::AdmitMember { .. } | Self::DeleteJoinToken { .. } => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::SetApiToken { .. } => FeatureLevel::HARDENING,
-            Self::CreateAccessKey { .. } | Self::DeleteAccessKey { .. } => FeatureLevel::AWS_PROTOCOL,
+            Self::CreateAccessKey { .. }
+            | Self::DeleteAccessKey { .. }
+            | Self::UpdateApplication { .. }
+            | Self::UpdateDeploymentGroup { .. } => FeatureLevel::AWS_PROTOCOL,
             Self::SealCa { .. } => FeatureLevel::SEALED_CA,
             Self::CreateRoute { .. } | Self::DeleteRoute { .. } | Self::SetRouteTargets { .. } => {
                 FeatureLevel::TRAFFIC_ROUTES

@@ -25,6 +25,7 @@ pub mod command;
 mod deployments;
 mod ecs;
 pub mod features;
+mod groups;
 mod levels;
 mod membership;
 pub mod model;

@@ -106,6 +106,8 @@ impl Command {
             | Self::SetApiToken { .. }
             | Self::CreateAccessKey { .. }
             | Self::DeleteAccessKey { .. }
+            | Self::UpdateApplication { .. }
+            | Self::UpdateDeploymentGroup { .. }
             | Self::SealCa { .. }
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }

@@ -48,6 +48,8 @@ pub const WIRE_OPERATIONS: &[&str] = &[
     "ListDeployments",
     "PutLifecycleEventHookExecutionStatus",
     "StopDeployment",
+    "UpdateApplication",
+    "UpdateDeploymentGroup",
 ];
 
 /// The operation a request of the AWS protocol asks for: its `X-Amz-Target` and body.
@@ -114,9 +116,13 @@ fn by_field(field: &str, message: &str) -> &'static str {
     let root = field.split(['.', '[']).next().unwrap_or(field);
     match root {
         "applicationName" | "applicationNames" if missing => "ApplicationNameRequiredException",
-        "applicationName" | "applicationNames" => "InvalidApplicationNameException",
-        "deploymentGroupName" | "deploymentGroupNames" if missing => "DeploymentGroupNameRequiredException",
-        "deploymentGroupName" | "deploymentGroupNames" => "InvalidDeploymentGroupNameException",
+        "applicationName" | "applicationNames" | "newApplicationName" => "InvalidApplicationNameException",
+        "deploymentGroupName" | "deploymentGroupNames" | "currentDeploymentGroupName" if missing => {
+            "DeploymentGroupNameRequiredException"
+        }
+        "deploymentGroupName" | "deploymentGroupNames" | "currentDeploymentGroupName" | "newDeploymentGroupName" => {
+            "InvalidDeploymentGroupNameException"
+        }
         "deploymentConfigName" if missing => "DeploymentConfigNameRequiredException",
         "deploymentConfigName" => "InvalidDeploymentConfigNameException",
         "deploymentId" | "deploymentIds" if missing => "DeploymentIdRequiredException",
@@ -182,7 +188,8 @@ fn conflict(operation: &str, message: &str) -> &'static str {
     let subject = |prefix: &str| message.starts_with(prefix);
     match operation {
         "CreateApplication" if exists => "ApplicationAlreadyExistsException",
-        "CreateDeploymentGroup" if exists => "DeploymentGroupAlreadyExistsException",
+        "CreateDeploymentGroup" | "UpdateDeploymentGroup" if exists => "DeploymentGroupAlreadyExistsException",
+        "UpdateApplication" if exists => "ApplicationAlreadyExistsException",
         "CreateDeploymentConfig" if exists => "DeploymentConfigAlreadyExistsException",
         "DeleteDeploymentConfig" => "DeploymentConfigInUseException",
         "StopDeployment" | "ContinueDeployment" if message.contains("finished") || message.contains("completed") => {

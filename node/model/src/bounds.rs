@@ -367,6 +367,17 @@ impl Operation {
             Self::ListDeploymentGroups(input) | Self::ListApplicationRevisions(input) => {
                 name(APPLICATION, &input.application_name)
             }
+            Self::UpdateApplication(input) => {
+                name(APPLICATION, &input.application_name)?;
+                name("newApplicationName", &input.new_application_name)
+            }
+            // The merged group is checked as a CreateDeploymentGroup's input on the leader.
+            Self::UpdateDeploymentGroup(input) => {
+                name(APPLICATION, &input.application_name)?;
+                name("currentDeploymentGroupName", &input.current_deployment_group_name)?;
+                optional_name("newDeploymentGroupName", input.new_deployment_group_name.as_ref())?;
+                optional_name(CONFIG, input.deployment_config_name.as_ref())
+            }
             Self::BatchGetApplications(input) => {
                 batch("applicationNames", input.application_names.len(), BATCH_APPLICATIONS_MAX)?;
                 input.application_names.iter().try_for_each(|each| name(APPLICATION, each))

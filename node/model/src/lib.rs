@@ -36,6 +36,7 @@ pub mod sigv4;
 mod strict;
 mod time;
 mod traffic;
+mod updates;
 
 pub use batch::*;
 pub use blue_green::*;
@@ -50,6 +51,7 @@ pub use platform_targets::*;
 pub use shapes::*;
 pub use time::EpochSeconds;
 pub use traffic::*;
+pub use updates::*;
 
 use fleetmesh_state::FeatureLevel;
 use serde::{Deserialize, Serialize};
@@ -189,6 +191,8 @@ operations! {
     CreateAccessKey(CreateAccessKeyInput) -> CreateAccessKeyOutput, Write;
     ListAccessKeys(ListAccessKeysInput) -> ListAccessKeysOutput, Read;
     DeleteAccessKey(DeleteAccessKeyInput) -> Empty, Write;
+    UpdateApplication(UpdateApplicationInput) -> Empty, Write;
+    UpdateDeploymentGroup(UpdateDeploymentGroupInput) -> UpdateDeploymentGroupOutput, Write;
 }
 
 /// `body` as `T`, or the error naming the field that is wrong.
@@ -217,7 +221,9 @@ impl Operation {
             | Self::BatchGetDeploymentTargets(_)
             | Self::CreateAccessKey(_)
             | Self::ListAccessKeys(_)
-            | Self::DeleteAccessKey(_) => FeatureLevel::AWS_PROTOCOL,
+            | Self::DeleteAccessKey(_)
+            | Self::UpdateApplication(_)
+            | Self::UpdateDeploymentGroup(_) => FeatureLevel::AWS_PROTOCOL,
             Self::ListApplications(ListAllInput { next_token: Some(_) })
             | Self::ListDeploymentConfigs(ListAllInput { next_token: Some(_) })
             | Self::ListDeploymentGroups(ApplicationListInput { next_token: Some(_), .. })

@@ -183,6 +183,61 @@ fn the_aws_cli_deploys_a_pushed_revision_through_an_agent() {
         &["get-deployment-group", "--application-name", "shop", "--deployment-group-name", "bad"],
         "DeploymentGroupDoesNotExistException",
     );
+
+    // Renames keep the group's id and history; its deployments follow.
+    let before = aws_json(
+        &cluster,
+        &key,
+        &["get-deployment-group", "--application-name", "shop", "--deployment-group-name", "web"],
+    );
+    aws_json(
+        &cluster,
+        &key,
+        &[
+            "update-deployment-group",
+            "--application-name",
+            "shop",
+            "--current-deployment-group-name",
+            "web",
+            "--new-deployment-group-name",
+            "prod",
+            "--deployment-config-name",
+            "CodeDeployDefault.OneAtATime",
+        ],
+    );
+    aws_json(&cluster, &key, &["update-application", "--application-name", "shop", "--new-application-name", "store"]);
+    let after = aws_json(
+        &cluster,
+        &key,
+        &["get-deployment-group", "--application-name", "store", "--deployment-group-name", "prod"],
+    );
+    let (before, after) = (&before["deploymentGroupInfo"], &after["deploymentGroupInfo"]);
+    assert_eq!(after["deploymentGroupId"], before["deploymentGroupId"], "{after}");
+    assert_eq!(after["deploymentConfigName"], "CodeDeployDefault.OneAtATime", "{after}");
+    assert_eq!(after["onPremisesInstanceTagFilters"], before["onPremisesInstanceTagFilters"], "kept: {after}");
+    let moved = &aws_json(&cluster, &key, &["get-deployment", "--deployment-id", &id])["deploymentInfo"];
+    assert_eq!(
+        (moved["applicationName"].as_str(), moved["deploymentGroupName"].as_str()),
+        (Some("store"), Some("prod"))
+    );
+    refused(&["get-application", "--application-name", "shop"], "ApplicationDoesNotExistException");
+    let again = aws_json(
+        &cluster,
+        &key,
+        &[
+            "create-deployment",
+            "--application-name",
+            "store",
+            "--deployment-group-name",
+            "prod",
+            "--s3-location",
+            &location,
+        ],
+    );
+    let again = again["deploymentId"].as_str().expect("deploymentId").to_string();
+    let waited = aws(&cluster, &key, &["wait", "deployment-successful", "--deployment-id", &again]);
+    assert!(waited.status.success(), "wait: {}{}", String::from_utf8_lossy(&waited.stderr), cluster.logs());
+
     let wrong = ("AKIAAAAAAAAAAAAAAAAA".to_string(), key.1.clone());
     let output = aws(&cluster, &wrong, &["list-applications"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("(UnrecognizedClientException)"), "{output:?}");

@@ -7,6 +7,7 @@ mod batch;
 mod dry_run;
 mod lambda;
 mod reads;
+mod updates;
 mod writes;
 
 use fleetmesh_model::{
@@ -35,6 +36,12 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
         }
         Operation::CreateDeploymentGroup(input) => {
             Output::CreateDeploymentGroup(writes::create_deployment_group(node, input, by).await?)
+        }
+        Operation::UpdateApplication(input) => {
+            Output::UpdateApplication(updates::update_application(node, input, by).await?)
+        }
+        Operation::UpdateDeploymentGroup(input) => {
+            Output::UpdateDeploymentGroup(updates::update_deployment_group(node, input, by).await?)
         }
         Operation::DeleteDeploymentGroup(input) => {
             let command = Command::DeleteDeploymentGroup {

@@ -44,6 +44,17 @@ pub(super) async fn create_deployment_group(
     input: CreateDeploymentGroupInput,
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentGroupOutput, ApiError> {
+    let spec = group_spec(node, input)?;
+    let deployment_group_id = random_id(node);
+    commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
+    Ok(CreateDeploymentGroupOutput { deployment_group_id })
+}
+
+/// The group `input` asks for, defaults filled in for the application's platform.
+///
+/// # Errors
+/// Tags given to a group without hosts, or none given to one with hosts; a name missing.
+pub(super) fn group_spec(node: &Node, input: CreateDeploymentGroupInput) -> Result<DeploymentGroupSpec, ApiError> {
     let tag_filters = input.on_premises_instance_tag_filters.unwrap_or_default();
     let tag_set = input.on_premises_tag_set.map(|set| set.on_premises_tag_set_list).unwrap_or_default();
     let platform = node.state().read(|state| {
@@ -92,9 +103,7 @@ pub(super) async fn create_deployment_group(
         service_role_arn: input.service_role_arn.filter(|role| !role.is_empty()),
         ecs_services: input.ecs_services.unwrap_or_default(),
     };
-    let deployment_group_id = random_id(node);
-    commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
-    Ok(CreateDeploymentGroupOutput { deployment_group_id })
+    Ok(spec)
 }
 
 /// A new group's configuration when none is named: CodeDeploy's default per platform.

@@ -130,7 +130,10 @@ pub(crate) fn aws(requests: usize) -> Value {
     let key = wait_until("the AWS protocol's feature level", Duration::from_secs(60), || {
         cluster.cli_json(1, &["cluster", "create-access-key", "--json"])
     });
-    let key = (key["accessKeyId"].as_str().unwrap_or_default().into(), key["secretAccessKey"].as_str().unwrap_or_default().into());
+    let key = (
+        key["accessKeyId"].as_str().unwrap_or_default().into(),
+        key["secretAccessKey"].as_str().unwrap_or_default().into(),
+    );
     let base = cluster.api_url(1);
     let host = base.trim_start_matches("https://").to_string();
     let agent = http_agent_trusting(Some(&cluster.ca_bundle(1)));
