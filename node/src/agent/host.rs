@@ -19,7 +19,7 @@ use super::journal::FileJournal;
 use crate::agent::appspec_file::{read_appspec, AppSpecFileError};
 use crate::agent::hooks::{self, EventControl, EventOutcome, HookEnv, HookGroups};
 use crate::agent::install::{self, InstallError, InstallPlan};
-use crate::agent::script_log::ScriptLog;
+use crate::agent::script_log::{deployments_log, ScriptLog};
 
 use crate::revision::service::RevisionService;
 use crate::revision::MaterializeError;
@@ -270,7 +270,9 @@ impl HostBackend {
     ) -> Result<EventOutcome, EventError> {
         let appspec = read_appspec(archive)?;
         let scripts = appspec.scripts(event).to_vec();
-        let mut log = ScriptLog::for_deployment(&self.deployment_dir(context)).map_err(EventError::ScriptLog)?;
+        let mut log = ScriptLog::for_deployment(&self.deployment_dir(context))
+            .map_err(EventError::ScriptLog)?
+            .also_to(&deployments_log(&self.root), &context.assignment.deployment_id.to_string());
         let control = EventControl { interrupt: context.interrupt.clone(), groups: self.hook_groups.clone() };
         Ok(hooks::run_event(event, &scripts, archive, &self.env(node, context), &mut log, &control).await)
     }

@@ -2,7 +2,10 @@
 //! §1.5, §8.3): every line a hook script prints, stamped and tagged with its stream, so
 //! an operator can read what happened on a host after the fact.
 //!
-//! Lines are written as `[2026-11-26T10:00:00.123Z] [stdout] text`. Each line is one
+//! Lines are written as `[2026-11-26T10:00:00.123Z] [stdout] text`; a host's log of all
+//! deployments (`<root>/deployment-logs/codedeploy-agent-deployments.log`, which existing
+//! tooling tails) gets each line too, prefixed with its deployment:
+//! `[2026-11-26T10:00:00.123Z] [d-XXXXXXXXX] [stdout] text`. Each line is one
 //! unbuffered `write`, so a crash loses at most the line being written. A failure to
 //! write the log never fails a lifecycle event (the scripts' own success is what
 //! counts); the first write error is kept and logged once.
@@ -39,7 +42,14 @@ impl LogStream {
 pub struct ScriptLog {
     path: PathBuf,
     file: File,
+    /// The host's log of all deployments, and the deployment id its lines carry.
+    all: Option<(File, String)>,
     write_error: Option<String>,
+}
+
+/// The host's log of all deployments under a deployment root (`codedeploy.md` §8.3).
+pub fn deployments_log(root: &Path) -> PathBuf {
+    root.join("deployment-logs").join("codedeploy-agent-deployments.log")
 }
 
 impl ScriptLog {
@@ -61,7 +71,22 @@ impl ScriptLog {
             std::fs::create_dir_all(parent)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { path: path.to_path_buf(), file, write_error: None })
+        Ok(Self { path: path.to_path_buf(), file, all: None, write_error: None })
+    }
+
+    /// Also writes every line to the host's log of all deployments at `path`, prefixed
+    /// with `deployment_id`. A log that cannot be opened is warned about and skipped:
+    /// the per-deployment log is the one the diagnostics come from.
+    pub fn also_to(mut self, path: &Path, deployment_id: &str) -> Self {
+        let opened = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| OpenOptions::new().create(true).append(true).open(path));
+        match opened {
+            Ok(file) => self.all = Some((file, deployment_id.to_string())),
+            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot open the deployments log"),
+        }
+        self
     }
 
     /// The log file's path.
@@ -77,7 +102,15 @@ impl ScriptLog {
     /// Appends one stamped line. `text` must not contain a newline (the hook runner
     /// splits output into lines first).
     pub fn write_line(&mut self, stream: LogStream, text: &str) {
-        let line = format!("[{}] [{}] {text}\n", rfc3339_utc(SystemTime::now()), stream.tag());
+        let time = rfc3339_utc(SystemTime::now());
+        let line = format!("[{time}] [{}] {text}\n", stream.tag());
+        if let Some((all, deployment_id)) = &mut self.all {
+            // One write per line with O_APPEND: lines of concurrent deployments do not mix.
+            let tagged = format!("[{time}] [{deployment_id}] [{}] {text}\n", stream.tag());
+            if let Err(error) = all.write_all(tagged.as_bytes()) {
+                tracing::warn!(%error, "cannot write the deployments log");
+            }
+        }
         if let Err(error) = self.file.write_all(line.as_bytes()) {
             if self.write_error.is_none() {
                 tracing::warn!(path = %self.path.display(), %error, "cannot write the script log");
@@ -153,5 +186,24 @@ mod tests {
             assert_eq!(&line[24..26], "Z]", "{line}");
         }
         assert!(log.write_error().is_none());
+    }
+
+    #[test]
+    fn every_deployment_also_writes_the_hosts_deployments_log() {
+        // Two deployments' logs share the host's log; each line there names its deployment.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = deployments_log(dir.path());
+        let mut first = ScriptLog::for_deployment(&dir.path().join("g/d-1")).expect("open").also_to(&all, "d-1");
+        let mut second = ScriptLog::for_deployment(&dir.path().join("g/d-2")).expect("open").also_to(&all, "d-2");
+        first.write_line(LogStream::Stdout, "one");
+        second.write_line(LogStream::Stderr, "two");
+        let text = std::fs::read_to_string(&all).expect("read the deployments log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with("] [d-1] [stdout] one"), "{text}");
+        assert!(lines[1].ends_with("] [d-2] [stderr] two"), "{text}");
+        assert!(all.ends_with("deployment-logs/codedeploy-agent-deployments.log"));
+        let own = std::fs::read_to_string(dir.path().join("g/d-1/logs/scripts.log")).expect("read");
+        assert!(own.trim_end().ends_with("] [stdout] one") && !own.contains("d-2"), "{own}");
     }
 }

@@ -117,10 +117,12 @@ fn the_aws_cli_deploys_a_pushed_revision_through_an_agent() {
         &[
             (
                 "appspec.yml",
-                "version: 0.0\nos: linux\nfiles:\n  - source: index.html\n    destination: /srv/shop\n",
+                "version: 0.0\nos: linux\nfiles:\n  - source: index.html\n    destination: /srv/shop\nhooks:\n  \
+                 ValidateService:\n    - location: validate.sh\n",
                 0o644,
             ),
             ("index.html", "<h1>shop v1</h1>\n", 0o644),
+            ("validate.sh", "#!/bin/sh\necho \"validated $DEPLOYMENT_ID\"\n", 0o755),
         ],
     );
     let revision = cluster.push(1, "shop", &bundle);
@@ -149,8 +151,13 @@ fn the_aws_cli_deploys_a_pushed_revision_through_an_agent() {
     assert_eq!(info["revision"]["s3Location"]["key"], revision.as_str(), "{info}");
     assert!(info["createTime"].is_number(), "timestamps are epoch seconds: {info}");
     for index in [1, 2] {
-        let installed = cluster.nodes[&index].install_root.join("srv/shop/index.html");
+        let node = &cluster.nodes[&index];
+        let installed = node.install_root.join("srv/shop/index.html");
         assert_eq!(std::fs::read_to_string(&installed).ok().as_deref(), Some("<h1>shop v1</h1>\n"), "node {index}");
+        // The agent's log of all deployments, which existing tooling tails.
+        let log = node.data_dir.join("deployment-root/deployment-logs/codedeploy-agent-deployments.log");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(log.contains(&format!("] [{id}] [stdout] validated {id}")), "node {index}: {log}");
     }
     let listed = aws_json(&cluster, &key, &["list-deployments", "--application-name", "shop"]);
     assert_eq!(listed["deployments"], serde_json::json!([id]), "{listed}");

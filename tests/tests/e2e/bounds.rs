@@ -401,8 +401,8 @@ fn specific_answers(agent: &ureq::Agent, base: &str, token: &str) {
         (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
     };
     let json = Some("application/json");
-    let (status, body) = post("/v1/deploy/ListDeployments", br#"{"nextToken": "x"}"#, json);
-    assert_eq!((status, body["field"].as_str()), (400, Some("nextToken")), "{body}");
+    let (status, body) = post("/v1/deploy/ListDeployments", br#"{"maxItems": 3}"#, json);
+    assert_eq!((status, body["field"].as_str()), (400, Some("maxItems")), "{body}");
     let long = format!(r#"{{"applicationName": "{}"}}"#, "a".repeat(101));
     let (status, body) = post("/v1/deploy/CreateApplication", long.as_bytes(), json);
     assert_eq!((status, body["field"].as_str()), (400, Some("applicationName")), "{body}");

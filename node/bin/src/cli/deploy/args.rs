@@ -37,8 +37,36 @@ pub(crate) enum DeployCommand {
         #[arg(long)]
         application_name: String,
     },
+    /// Rename an application (its groups, revisions and deployments go with it).
+    UpdateApplication {
+        /// Its name now.
+        #[arg(long)]
+        application_name: String,
+        /// Its new name.
+        #[arg(long)]
+        new_application_name: String,
+    },
     /// Create a deployment group: which hosts (by tags), how (configuration), rollback.
     CreateDeploymentGroup(CreateDeploymentGroupArgs),
+    /// Change a deployment group: what you name changes, the rest stays. A renamed group
+    /// keeps its id, its hosts' install records and its deployments.
+    UpdateDeploymentGroup {
+        /// Application.
+        #[arg(long)]
+        application_name: String,
+        /// The group's name now.
+        #[arg(long)]
+        current_deployment_group_name: String,
+        /// A new name.
+        #[arg(long)]
+        new_deployment_group_name: Option<String>,
+        /// The default configuration of its deployments.
+        #[arg(long)]
+        deployment_config_name: Option<String>,
+        /// Replace its target tags: KEY=VALUE, KEY or =VALUE, repeated (OR'ed).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
     /// Show a deployment group.
     GetDeploymentGroup {
         /// Application.

@@ -6,6 +6,7 @@
 mod args;
 mod blue_green;
 mod lambda;
+mod updates;
 
 use std::process::ExitCode;
 
@@ -103,6 +104,7 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
                 client.call_all("ListDeploymentGroups", &application(&application_name), "deploymentGroups")?;
             print_answer(json, &answer, |answer| print_names(&answer.deployment_groups));
         }
+        command @ (C::UpdateApplication { .. } | C::UpdateDeploymentGroup { .. }) => updates::run(client, command)?,
         C::DeleteDeploymentGroup { application_name, deployment_group_name } => {
             client
                 .call::<_, Empty>("DeleteDeploymentGroup", &group(application_name, deployment_group_name.clone()))?;

@@ -1,0 +1,40 @@
+//! `deploy update-application` and `deploy update-deployment-group`.
+
+use fleetmesh_model::{Empty, UpdateApplicationInput, UpdateDeploymentGroupInput, UpdateDeploymentGroupOutput};
+
+use super::{tag_filter, DeployCommand};
+use crate::cli::client::ApiClient;
+
+/// Runs an update verb (`command` is one of the two).
+pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<()> {
+    use DeployCommand as C;
+    match command {
+        C::UpdateApplication { application_name, new_application_name } => {
+            let input = UpdateApplicationInput { application_name, new_application_name: new_application_name.clone() };
+            client.call::<_, Empty>("UpdateApplication", &input)?;
+            println!("renamed application {} to {new_application_name}", input.application_name);
+        }
+        C::UpdateDeploymentGroup {
+            application_name,
+            current_deployment_group_name,
+            new_deployment_group_name,
+            deployment_config_name,
+            tags,
+        } => {
+            let input = UpdateDeploymentGroupInput {
+                application_name,
+                current_deployment_group_name: current_deployment_group_name.clone(),
+                new_deployment_group_name: new_deployment_group_name.clone(),
+                deployment_config_name,
+                on_premises_instance_tag_filters: (!tags.is_empty())
+                    .then(|| tags.iter().map(|tag| tag_filter(tag)).collect()),
+                ..UpdateDeploymentGroupInput::default()
+            };
+            client.call::<_, UpdateDeploymentGroupOutput>("UpdateDeploymentGroup", &input)?;
+            let name = new_deployment_group_name.unwrap_or(current_deployment_group_name);
+            println!("updated deployment group {name}");
+        }
+        _ => {}
+    }
+    Ok(())
+}
