@@ -22,6 +22,7 @@ pub const PUSHED_BUCKET: &str = "fleetmesh";
 /// CodeDeploy's operations this release answers on the wire; the rest of botocore's 47
 /// are listed in the README with the reason each is left out.
 pub const WIRE_OPERATIONS: &[&str] = &[
+    "BatchGetApplicationRevisions",
     "BatchGetApplications",
     "BatchGetDeploymentGroups",
     "BatchGetDeployments",
@@ -128,8 +129,8 @@ fn by_field(field: &str, message: &str) -> &'static str {
         "deploymentId" | "deploymentIds" if missing => "DeploymentIdRequiredException",
         "deploymentId" | "deploymentIds" => "InvalidDeploymentIdException",
         "targetId" | "targetIds" => "InvalidDeploymentTargetIdException",
-        "revision" | "revisionId" if missing => "RevisionRequiredException",
-        "revision" | "revisionId" => "InvalidRevisionException",
+        "revision" | "revisionId" | "revisions" if missing => "RevisionRequiredException",
+        "revision" | "revisionId" | "revisions" => "InvalidRevisionException",
         "description" => "DescriptionTooLongException",
         "nextToken" => "InvalidNextTokenException",
         "onPremisesInstanceTagFilters" => "InvalidTagFilterException",

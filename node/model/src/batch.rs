@@ -5,7 +5,7 @@ use fleetmesh_state::model::ids::DeploymentId;
 use serde::{Deserialize, Serialize};
 
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
-use crate::shapes::{ApplicationInfo, DeploymentGroupInfo};
+use crate::shapes::{ApplicationInfo, DeploymentGroupInfo, RevisionLocation, RevisionSummary};
 use crate::time::EpochSeconds;
 
 /// `BatchGetApplications`.
@@ -77,6 +77,39 @@ pub struct BatchGetDeploymentTargetsInput {
 pub struct BatchGetDeploymentTargetsOutput {
     /// The targets, in the order asked.
     pub deployment_targets: Vec<DeploymentTarget>,
+}
+
+/// `BatchGetApplicationRevisions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchGetApplicationRevisionsInput {
+    /// The application.
+    pub application_name: String,
+    /// Up to 25 revisions, by location.
+    pub revisions: Vec<RevisionLocation>,
+}
+
+/// One revision of a `BatchGetApplicationRevisions` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionInfo {
+    /// Where it is.
+    pub revision_location: RevisionLocation,
+    /// What is known about it.
+    pub generic_revision_info: RevisionSummary,
+}
+
+/// `BatchGetApplicationRevisions`' answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchGetApplicationRevisionsOutput {
+    /// The application.
+    pub application_name: String,
+    /// Which revisions do not exist, when some do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// The revisions that exist, in the order asked.
+    pub revisions: Vec<RevisionInfo>,
 }
 
 /// `CreateAccessKey` (fleetmesh): a new access key for the AWS protocol.

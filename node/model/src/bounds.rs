@@ -367,6 +367,10 @@ impl Operation {
             Self::ListDeploymentGroups(input) | Self::ListApplicationRevisions(input) => {
                 name(APPLICATION, &input.application_name)
             }
+            Self::BatchGetApplicationRevisions(input) => {
+                name(APPLICATION, &input.application_name)?;
+                batch("revisions", input.revisions.len(), BATCH_MAX)
+            }
             Self::UpdateApplication(input) => {
                 name(APPLICATION, &input.application_name)?;
                 name("newApplicationName", &input.new_application_name)

@@ -188,6 +188,7 @@ operations! {
     BatchGetDeploymentGroups(BatchGetDeploymentGroupsInput) -> BatchGetDeploymentGroupsOutput, Read;
     BatchGetDeployments(BatchGetDeploymentsInput) -> BatchGetDeploymentsOutput, Read;
     BatchGetDeploymentTargets(BatchGetDeploymentTargetsInput) -> BatchGetDeploymentTargetsOutput, Read;
+    BatchGetApplicationRevisions(BatchGetApplicationRevisionsInput) -> BatchGetApplicationRevisionsOutput, Read;
     CreateAccessKey(CreateAccessKeyInput) -> CreateAccessKeyOutput, Write;
     ListAccessKeys(ListAccessKeysInput) -> ListAccessKeysOutput, Read;
     DeleteAccessKey(DeleteAccessKeyInput) -> Empty, Write;
@@ -219,6 +220,7 @@ impl Operation {
             | Self::BatchGetDeploymentGroups(_)
             | Self::BatchGetDeployments(_)
             | Self::BatchGetDeploymentTargets(_)
+            | Self::BatchGetApplicationRevisions(_)
             | Self::CreateAccessKey(_)
             | Self::ListAccessKeys(_)
             | Self::DeleteAccessKey(_)

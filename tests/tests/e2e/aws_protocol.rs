@@ -281,6 +281,10 @@ try:
     raise SystemExit("a foreign nextToken was accepted")
 except botocore.exceptions.ClientError as error:
     assert error.response["Error"]["Code"] == "InvalidNextTokenException", error.response
+pushed = {{"revisionType": "S3", "s3Location": {{"bucket": "fleetmesh", "key": "{revision}", "bundleType": "tar"}}}}
+found = client.batch_get_application_revisions(applicationName="bulk", revisions=[pushed])
+assert found["revisions"][0]["revisionLocation"]["s3Location"]["key"] == "{revision}", found
+assert found["revisions"][0]["genericRevisionInfo"]["registerTime"].year >= 2026, found
 infos = client.batch_get_deployments(deploymentIds=created[:25])["deploymentsInfo"]
 assert len(infos) == 25
 try:

@@ -2,9 +2,10 @@
 //! state, in the order asked; and `ListAccessKeys`.
 
 use fleetmesh_model::{
-    AccessKeyInfo, ApplicationInfo, BatchGetApplicationsOutput, BatchGetDeploymentGroupsOutput,
-    BatchGetDeploymentTargetsOutput, BatchGetDeploymentsOutput, DeploymentGroupInfo, DeploymentInput,
-    GetDeploymentTargetInput, ListAccessKeysOutput, Operation, Output,
+    AccessKeyInfo, ApplicationInfo, BatchGetApplicationRevisionsInput, BatchGetApplicationRevisionsOutput,
+    BatchGetApplicationsOutput, BatchGetDeploymentGroupsOutput, BatchGetDeploymentTargetsOutput,
+    BatchGetDeploymentsOutput, DeploymentGroupInfo, DeploymentInput, GetDeploymentTargetInput, ListAccessKeysOutput,
+    Operation, Output, RevisionInfo, RevisionLocation, RevisionRef, RevisionSummary,
 };
 use fleetmesh_state::ClusterState;
 
@@ -68,6 +69,7 @@ pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Option<Resu
             }
             Ok(Output::BatchGetDeploymentTargets(BatchGetDeploymentTargetsOutput { deployment_targets }))
         })(),
+        Operation::BatchGetApplicationRevisions(input) => revisions(input, state),
         Operation::ListAccessKeys(_) => {
             let keys = state.cluster.as_ref().map(|cluster| cluster.access_keys.as_slice()).unwrap_or_default();
             let access_keys = keys
@@ -82,4 +84,32 @@ pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Option<Resu
         }
         _ => return None,
     })
+}
+
+/// `BatchGetApplicationRevisions`: the revisions of the application that exist, in the
+/// order asked, and which do not.
+fn revisions(input: &BatchGetApplicationRevisionsInput, state: &ClusterState) -> Result<Output, ApiError> {
+    let application = &input.application_name;
+    if !state.applications.contains_key(application) {
+        return Err(ApiError::not_found(format!("application {application} does not exist")));
+    }
+    let (mut revisions, mut missing) = (Vec::new(), Vec::new());
+    for location in &input.revisions {
+        let named = RevisionRef { revision_id: None, revision: Some(location.clone()) };
+        let id = named.resolve()?;
+        match state.revisions.get(&id).filter(|record| record.application_name == *application) {
+            Some(record) => revisions.push(RevisionInfo {
+                revision_location: RevisionLocation::fleetmesh(id),
+                generic_revision_info: RevisionSummary::from(record),
+            }),
+            None => missing.push(id.to_string()),
+        }
+    }
+    let error_message = (!missing.is_empty())
+        .then(|| format!("revisions of application {application} that do not exist: {}", missing.join(", ")));
+    Ok(Output::BatchGetApplicationRevisions(BatchGetApplicationRevisionsOutput {
+        application_name: application.clone(),
+        error_message,
+        revisions,
+    }))
 }
