@@ -49,7 +49,7 @@ pub use lists::*;
 pub use operations::*;
 pub use platform_targets::*;
 pub use shapes::*;
-pub use time::EpochSeconds;
+pub use time::{civil_from_days, EpochSeconds};
 pub use traffic::*;
 pub use updates::*;
 

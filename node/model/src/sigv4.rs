@@ -279,6 +279,18 @@ fn parse_amz_date(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
+/// `YYYYMMDDTHHMMSSZ` of `epoch_secs` (a client's `X-Amz-Date`).
+pub fn amz_date(epoch_secs: i64) -> String {
+    let (days, second_of_day) = (epoch_secs.div_euclid(86_400), epoch_secs.rem_euclid(86_400));
+    let (year, month, day) = crate::time::civil_from_days(days);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
 }

@@ -78,6 +78,10 @@ fn amz_dates_convert_to_epoch_seconds() {
     assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
     assert_eq!(parse_amz_date("20000301T000000Z"), Some(951_868_800));
     assert_eq!(parse_amz_date("20261204T214349Z"), Some(1_796_420_629));
+    for secs in [0, 951_868_800, 1_796_420_629, 4_102_444_799] {
+        assert_eq!(parse_amz_date(&amz_date(secs)), Some(secs), "{secs}");
+    }
+    assert_eq!(amz_date(1_796_420_629), "20261204T214349Z");
     for bad in ["2026-12-04T21:43:49Z", "20261304T000000Z", "20261204T246000Z", "", "20261204T214349"] {
         assert_eq!(parse_amz_date(bad), None, "{bad}");
     }
