@@ -8,6 +8,7 @@ mod e2e {
     mod aws_elbv2;
     mod aws_lambda;
     mod aws_protocol;
+    mod aws_sources;
     mod blue_green;
     mod blue_green_steps;
     mod bounds;

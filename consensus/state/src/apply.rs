@@ -389,7 +389,10 @@ impl ClusterState {
         }
         let holders = self.revision_holders.entry(record.revision_id).or_default();
         holders.extend(record.seeds.iter().copied());
-        self.revisions.entry(record.revision_id).or_insert_with(|| record.clone());
+        let kept = self.revisions.entry(record.revision_id).or_insert_with(|| record.clone());
+        if record.source.is_some() {
+            kept.source.clone_from(&record.source);
+        }
         Ok(Outcome::Done)
     }
 }

@@ -47,6 +47,7 @@ impl Command {
             Self::CreateDeploymentGroup { spec, .. } if spec.service_role_arn.is_some() => {
                 FeatureLevel::PLATFORM_DEPLOYMENTS
             }
+            Self::RegisterRevision { record } if record.source.is_some() => FeatureLevel::AWS_PROTOCOL,
             Self::RegisterRevision { record } if record.app_spec.is_some() => FeatureLevel::PLATFORM_DEPLOYMENTS,
             Self::AdvanceBlueGreen { step, .. } if step.is_stepped() => FeatureLevel::BLUE_GREEN_STEPS,
             Self::AdvanceBlueGreen { .. } | Self::ContinueDeployment { .. } => FeatureLevel::BLUE_GREEN,

@@ -63,6 +63,7 @@ fn revision(content: &[u8]) -> RevisionRecord {
         created_by: None,
         manifest,
         app_spec: None,
+        source: None,
     }
 }
 

@@ -16,6 +16,8 @@
 //! [`Elbv2Traffic`] takes a host off an ELBv2 target group and back, and sets a
 //! listener's weighted forward (ECS traffic).
 //!
+//! [`SdkS3`] reads the bundle of an S3 revision, once, on the node that takes the request.
+//!
 //! [`EcsTraffic`] creates, promotes and deletes an ECS service's task sets.
 //!
 //! A group's `serviceRoleArn` is assumed through STS ([`AwsSettings::role_arn`]).
@@ -27,11 +29,13 @@ mod ecs;
 mod elbv2;
 mod error;
 mod lambda;
+mod s3;
 
 pub use ecs::{EcsTraffic, SdkEcs, TaskSetInfo, TaskSetSpec, VpcNetwork};
 pub use elbv2::{Elbv2Traffic, SdkElbv2, Target, TargetGroup};
 pub use error::{AwsError, AwsErrorKind};
 pub use lambda::{AliasRouting, LambdaTraffic, SdkLambda};
+pub use s3::{unquote, ObjectInfo, ObjectRef, SdkS3};
 
 /// Where and how the leader reaches AWS.
 #[derive(Clone, Debug, Default)]

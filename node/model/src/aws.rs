@@ -48,6 +48,7 @@ pub const WIRE_OPERATIONS: &[&str] = &[
     "ListDeploymentTargets",
     "ListDeployments",
     "PutLifecycleEventHookExecutionStatus",
+    "RegisterApplicationRevision",
     "StopDeployment",
     "UpdateApplication",
     "UpdateDeploymentGroup",
@@ -81,7 +82,8 @@ pub fn parse(target: &str, body: &[u8]) -> Result<crate::Operation, OperationErr
     })?;
     revisions_in(&mut value);
     let body = serde_json::to_vec(&value).unwrap_or_default();
-    crate::Operation::parse(name, &body).map_err(OperationError::from)
+    // By name only: the push registration's older spelling is not part of the protocol.
+    crate::Operation::parse_named(name, &body).map_err(OperationError::from)
 }
 
 /// The exception name AWS gives `error` of `operation`: the error's own code when it
@@ -209,7 +211,7 @@ fn conflict(operation: &str, message: &str) -> &'static str {
 /// Reads revisions in the S3 form of pushed revisions (`{"revisionType": "S3",
 /// "s3Location": {"bucket": "fleetmesh", "key": "<revision id>", …}}`) as fleetmesh's
 /// (`{"revisionType": "fleetmesh", "revisionId": …}`), everywhere in `body`. Other S3
-/// locations are left as they are (and refused by the model, which serves none yet).
+/// locations are left as they are: the node that answers fetches them.
 pub fn revisions_in(body: &mut Value) {
     walk(body, &|object| {
         let is_s3 = object.get("revisionType").and_then(Value::as_str) == Some("S3");
@@ -227,10 +229,16 @@ pub fn revisions_in(body: &mut Value) {
     });
 }
 
-/// Shows revisions pushed to the cluster in the S3 form, everywhere in `answer`.
+/// Shows revisions pushed to the cluster in the S3 form, everywhere in `answer`; those
+/// fetched from S3 show their object alone (without fleetmesh's `revisionId`).
 pub fn revisions_out(answer: &mut Value) {
     walk(answer, &|object| {
-        if object.get("revisionType").and_then(Value::as_str) != Some("fleetmesh") {
+        let kind = object.get("revisionType").and_then(Value::as_str).map(str::to_string);
+        let kind = kind.as_deref();
+        if kind == Some("S3") && object.contains_key("s3Location") {
+            object.remove("revisionId");
+        }
+        if kind != Some("fleetmesh") {
             return;
         }
         let key = object.remove("revisionId").unwrap_or_default();

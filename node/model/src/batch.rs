@@ -5,7 +5,8 @@ use fleetmesh_state::model::ids::DeploymentId;
 use serde::{Deserialize, Serialize};
 
 use crate::deployments::{DeploymentInfo, DeploymentTarget};
-use crate::shapes::{ApplicationInfo, DeploymentGroupInfo, RevisionLocation, RevisionSummary};
+use crate::shapes::{ApplicationInfo, DeploymentGroupInfo, RevisionLocation};
+use crate::sources::RevisionSummary;
 use crate::time::EpochSeconds;
 
 /// `BatchGetApplications`.

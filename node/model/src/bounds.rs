@@ -413,10 +413,14 @@ impl Operation {
             Self::GetDeploymentConfig(input) | Self::DeleteDeploymentConfig(input) => {
                 name(CONFIG, &input.deployment_config_name)
             }
-            Self::RegisterApplicationRevision(input) => {
+            Self::RegisterPushedRevision(input) => {
                 name(APPLICATION, &input.application_name)?;
                 text(DESCRIPTION, input.description.as_deref().unwrap_or_default(), DESCRIPTION_CHARS_MAX)?;
                 text("registeredBy", input.registered_by.as_deref().unwrap_or_default(), ID_CHARS_MAX)
+            }
+            Self::RegisterApplicationRevision(input) => {
+                name(APPLICATION, &input.application_name)?;
+                text(DESCRIPTION, input.description.as_deref().unwrap_or_default(), DESCRIPTION_CHARS_MAX)
             }
             Self::GetApplicationRevision(input) => optional_name(APPLICATION, input.application_name.as_ref()),
             Self::Prefetch(input) => optional_name(GROUP, input.deployment_group_name.as_ref()),

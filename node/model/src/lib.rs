@@ -33,6 +33,7 @@ mod operations;
 mod platform_targets;
 mod shapes;
 pub mod sigv4;
+mod sources;
 mod strict;
 mod time;
 mod traffic;
@@ -49,6 +50,7 @@ pub use lists::*;
 pub use operations::*;
 pub use platform_targets::*;
 pub use shapes::*;
+pub use sources::*;
 pub use time::{civil_from_days, EpochSeconds};
 pub use traffic::*;
 pub use updates::*;
@@ -70,13 +72,14 @@ pub enum Access {
 /// Declares the operations: their enum of inputs, their enum of outputs, each one's
 /// name and access, and parsing an input from its name and JSON body.
 macro_rules! operations {
-    ($($name:ident($input:ident) -> $output:ident, $access:ident;)*) => {
+    ($($(#[$meta:meta])* $name:ident($input:ident) -> $output:ident, $access:ident;)*) => {
         /// One API call: the operation and its input.
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "operation", content = "input")]
         pub enum Operation {
             $(
                 #[doc = concat!("`", stringify!($name), "`.")]
+                $(#[$meta])*
                 $name($input),
             )*
         }
@@ -87,6 +90,7 @@ macro_rules! operations {
         pub enum Output {
             $(
                 #[doc = concat!("`", stringify!($name), "`.")]
+                $(#[$meta])*
                 $name($output),
             )*
         }
@@ -101,7 +105,7 @@ macro_rules! operations {
             /// # Errors
             /// [`ModelError::UnknownOperation`], or [`ModelError::InvalidInput`] naming the
             /// field that is missing, unknown or of the wrong type.
-            pub fn parse(name: &str, body: &[u8]) -> Result<Self, ModelError> {
+            pub fn parse_named(name: &str, body: &[u8]) -> Result<Self, ModelError> {
                 let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
                 match name {
                     $(stringify!($name) => parse_input::<$input>(name, body).map(Self::$name),)*
@@ -158,7 +162,11 @@ operations! {
     GetDeploymentConfig(GetDeploymentConfigInput) -> GetDeploymentConfigOutput, Read;
     ListDeploymentConfigs(ListDeploymentConfigsInput) -> ListDeploymentConfigsOutput, Read;
     DeleteDeploymentConfig(DeleteDeploymentConfigInput) -> Empty, Write;
-    RegisterApplicationRevision(RegisterApplicationRevisionInput) -> RegisterApplicationRevisionOutput, Write;
+    // Between nodes, a push's registration keeps the name older releases know it by.
+    #[serde(rename = "RegisterApplicationRevision")]
+    RegisterPushedRevision(RegisterPushedRevisionInput) -> RegisterPushedRevisionOutput, Write;
+    #[serde(rename = "RegisterRevisionLocation")]
+    RegisterApplicationRevision(RegisterApplicationRevisionInput) -> Empty, Write;
     ListApplicationRevisions(ListApplicationRevisionsInput) -> ListApplicationRevisionsOutput, Read;
     GetApplicationRevision(GetApplicationRevisionInput) -> GetApplicationRevisionOutput, Read;
     Prefetch(PrefetchInput) -> PrefetchOutput, Write;
@@ -196,6 +204,12 @@ operations! {
     UpdateDeploymentGroup(UpdateDeploymentGroupInput) -> UpdateDeploymentGroupOutput, Write;
 }
 
+/// True when `body` is a JSON object with a top-level member `name`.
+fn has_member(body: &[u8], name: &str) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+        .is_ok_and(|object| object.contains_key(name))
+}
+
 /// `body` as `T`, or the error naming the field that is wrong.
 fn parse_input<T: serde::de::DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T, ModelError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -211,6 +225,20 @@ fn parse_input<T: serde::de::DeserializeOwned>(operation: &str, body: &[u8]) -> 
 }
 
 impl Operation {
+    /// Parses `body` (JSON; empty means `{}`) as the input of the operation named `name`,
+    /// as [`Self::parse_named`] does, but `RegisterApplicationRevision` with a
+    /// `manifest` is the push registration of releases before feature level 15
+    /// ([`Self::RegisterPushedRevision`]), as their CLIs and relays still send it.
+    ///
+    /// # Errors
+    /// As [`Self::parse_named`].
+    pub fn parse(name: &str, body: &[u8]) -> Result<Self, ModelError> {
+        if name == "RegisterApplicationRevision" && has_member(body, "manifest") {
+            return Self::parse_named("RegisterPushedRevision", body);
+        }
+        Self::parse_named(name, body)
+    }
+
     /// The feature level the cluster must run at for this operation: a node refuses it
     /// below that level, since the leader may run a release that does not know it.
     pub fn feature_level(&self) -> FeatureLevel {
@@ -225,7 +253,13 @@ impl Operation {
             | Self::ListAccessKeys(_)
             | Self::DeleteAccessKey(_)
             | Self::UpdateApplication(_)
-            | Self::UpdateDeploymentGroup(_) => FeatureLevel::AWS_PROTOCOL,
+            | Self::UpdateDeploymentGroup(_)
+            | Self::RegisterApplicationRevision(_) => FeatureLevel::AWS_PROTOCOL,
+            Self::CreateDeployment(input)
+                if input.revision.revision.as_ref().is_some_and(|location| location.s3_location.is_some()) =>
+            {
+                FeatureLevel::AWS_PROTOCOL
+            }
             Self::ListApplications(ListAllInput { next_token: Some(_) })
             | Self::ListDeploymentConfigs(ListAllInput { next_token: Some(_) })
             | Self::ListDeploymentGroups(ApplicationListInput { next_token: Some(_), .. })

@@ -8,7 +8,8 @@ use fleetmesh_state::model::ids::DeploymentId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::OperationError;
-use crate::shapes::{DeploymentStatus, RevisionSummary, TimeRange};
+use crate::shapes::{DeploymentStatus, TimeRange};
+use crate::sources::RevisionSummary;
 
 /// Items per page of every `List*` answer (AWS's page size for CodeDeploy's lists).
 pub const LIST_PAGE_SIZE: usize = 100;

@@ -16,9 +16,10 @@ use crate::deployments::{DeploymentInfo, DeploymentTarget};
 use crate::shapes::{
     ApplicationInfo, AutoRollbackConfiguration, ComputePlatform, DeploymentConfigInfo, DeploymentGroupInfo,
     DeploymentStyle, FileExistsBehavior, LoadBalancerInfo, Manifest, MinimumHealthyHosts, NodeHolding,
-    OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RevisionSummary, RollbackInfo,
-    StopStatus, TagFilter, TrafficRoutingConfig,
+    OnPremisesTagSet, OutdatedInstancesStrategy, RevisionLocation, RevisionRef, RollbackInfo, StopStatus, TagFilter,
+    TrafficRoutingConfig,
 };
+use crate::sources::RevisionSummary;
 
 /// The output of operations that answer nothing (the deletes).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -196,12 +197,13 @@ pub struct GetDeploymentConfigOutput {
     pub deployment_config_info: DeploymentConfigInfo,
 }
 
-/// `RegisterApplicationRevision` (fleetmesh: the revision is its manifest; `push` sends
-/// the chunks first).
+/// `RegisterPushedRevision`: a revision pushed to the node that answers (the revision is
+/// its manifest; `push` sends the chunks first). Before feature level 15 it was called
+/// `RegisterApplicationRevision`, the name AWS gives registration by location.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[serde(deny_unknown_fields)]
-pub struct RegisterApplicationRevisionInput {
+pub struct RegisterPushedRevisionInput {
     /// Application.
     pub application_name: String,
     /// Free text, at most 256 characters.
@@ -218,10 +220,10 @@ pub struct RegisterApplicationRevisionInput {
     pub registered_by: Option<String>,
 }
 
-/// `RegisterApplicationRevision`'s answer.
+/// `RegisterPushedRevision`'s answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RegisterApplicationRevisionOutput {
+pub struct RegisterPushedRevisionOutput {
     /// The revision id.
     pub revision_id: RevisionId,
     /// What was registered.

@@ -32,7 +32,7 @@ pub enum RevisionLocationType {
     #[default]
     #[serde(rename = "fleetmesh")]
     Fleetmesh,
-    /// An S3 object (not served yet).
+    /// An S3 object: fetched once by the node that takes the request.
     S3,
     /// A GitHub commit (not served yet).
     GitHub,
@@ -58,6 +58,9 @@ pub struct RevisionLocation {
     /// For `String`: the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub string: Option<InlineAppSpec>,
+    /// For `S3`: the object (feature level 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_location: Option<Box<crate::S3Location>>,
 }
 
 impl RevisionLocation {
@@ -359,7 +362,7 @@ impl DeploymentGroupInfo {
             } else {
                 OutdatedInstancesStrategy::Ignore
             },
-            target_revision: group.target_revision.map(RevisionLocation::fleetmesh),
+            target_revision: group.target_revision.map(|id| RevisionLocation::in_state(state, id)),
             last_successful_deployment: LastDeploymentInfo::of(group.last_successful_deployment_id.as_ref(), state),
             last_attempted_deployment: LastDeploymentInfo::of(group.active_deployment_id.as_ref(), state),
             compute_platform,
@@ -405,54 +408,6 @@ impl From<&DeploymentConfig> for DeploymentConfigInfo {
             compute_platform: config.compute_platform,
             traffic_routing_config: config.traffic_routing_config,
             created_by: config.created_by.as_ref().map(ToString::to_string),
-        }
-    }
-}
-
-/// `GenericRevisionInfo`, with fleetmesh's facts about a pushed revision.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RevisionSummary {
-    /// BLAKE3 of the manifest.
-    pub revision_id: RevisionId,
-    /// Application.
-    pub application_name: String,
-    /// Free text.
-    pub description: String,
-    /// Bytes of file content.
-    pub size_bytes: u64,
-    /// Bytes of distinct chunks.
-    pub unique_bytes: u64,
-    /// Distinct chunks.
-    pub chunk_count: u64,
-    /// Registered.
-    pub register_time: EpochSeconds,
-    /// Who pushed it.
-    pub registered_by: String,
-    /// Nodes that held every chunk when it was registered.
-    pub seeds: Vec<NodeId>,
-    /// Files in the bundle.
-    pub files: usize,
-    /// Who registered it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
-    /// when it was made before feature level 7 or by the cluster itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
-}
-
-impl From<&RevisionRecord> for RevisionSummary {
-    fn from(record: &RevisionRecord) -> Self {
-        Self {
-            revision_id: record.revision_id,
-            application_name: record.application_name.clone(),
-            description: record.description.clone(),
-            size_bytes: record.size_bytes,
-            unique_bytes: record.unique_bytes,
-            chunk_count: record.chunk_count,
-            register_time: record.register_time.into(),
-            registered_by: record.registered_by.clone(),
-            seeds: record.seeds.clone(),
-            files: record.manifest.files().count(),
-            created_by: record.created_by.as_ref().map(ToString::to_string),
         }
     }
 }

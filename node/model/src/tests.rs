@@ -275,7 +275,7 @@ fn a_manifest_with_a_member_it_does_not_know_is_refused_by_path() {
         Operation::parse("RegisterApplicationRevision", body.to_string().as_bytes())
     };
     let plain = serde_json::to_value(&manifest).unwrap();
-    let Ok(Operation::RegisterApplicationRevision(parsed)) = input(plain.clone()) else { panic!("a plain manifest") };
+    let Ok(Operation::RegisterPushedRevision(parsed)) = input(plain.clone()) else { panic!("a plain manifest") };
     assert_eq!(parsed.manifest, manifest);
     // An entry's member (entries flatten their kind, where serde alone would drop it)
     // and a nested one are named with their path; a client's hash would not match.

@@ -16,6 +16,7 @@ const SOURCES: &[&str] = &[
     include_str!("../src/blue_green.rs"),
     include_str!("../src/lambda.rs"),
     include_str!("../src/platform_targets.rs"),
+    include_str!("../src/sources.rs"),
 ];
 
 /// CodeDeploy's shapes whose Rust type is spelled otherwise (acronyms in camel case).
@@ -42,7 +43,6 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
     ("DeploymentGroupInfo", &["createdBy"]),
     ("DeploymentConfigInfo", &["createdBy"]),
     ("GetDeploymentGroupOutput", &["targetNodes"]),
-    ("RegisterApplicationRevisionInput", &["manifest", "seeds", "registeredBy"]),
     ("RevisionLocation", &["revisionId"]),
     ("InstanceTarget", &["wave"]),
     // The leader knows a task set's target group by ARN (AWS gives `targetGroup.name`).

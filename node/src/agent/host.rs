@@ -191,7 +191,9 @@ impl HostBackend {
 
     fn env(&self, node: &Node, context: &TargetContext) -> HookEnv {
         let assignment = &context.assignment;
-        HookEnv::default()
+        let bundle = assignment.source.iter().flat_map(|source| source.hook_env());
+        bundle
+            .fold(HookEnv::default(), |env, (name, value)| env.with(name, &value))
             .with("DEPLOYMENT_ID", &assignment.deployment_id.to_string())
             .with("APPLICATION_NAME", &assignment.application_name)
             .with("DEPLOYMENT_GROUP_NAME", &assignment.deployment_group_name)

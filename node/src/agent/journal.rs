@@ -143,6 +143,7 @@ mod tests {
                 traffic_routes: Vec::new(),
                 events: Vec::new(),
                 ready_before: None,
+                source: None,
             },
             events: vec![LifecycleEvent::pending("ApplicationStop")],
             status: TargetStatus::InProgress,

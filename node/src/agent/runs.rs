@@ -130,6 +130,7 @@ mod tests {
             traffic_routes: Vec::new(),
             events: Vec::new(),
             ready_before: None,
+            source: None,
         }
     }
 

@@ -296,9 +296,9 @@ async fn deploy_operation(
     body: Bytes,
 ) -> Response {
     let operation = match Operation::parse(&name, &body) {
-        Ok(Operation::RegisterApplicationRevision(input)) if relayed.is_none() => {
+        Ok(Operation::RegisterPushedRevision(input)) if relayed.is_none() => {
             match uploads::settle_registration(&api, input) {
-                Ok(input) => Operation::RegisterApplicationRevision(input),
+                Ok(input) => Operation::RegisterPushedRevision(input),
                 Err(error) => return error.into_response(),
             }
         }
@@ -307,7 +307,7 @@ async fn deploy_operation(
     };
     // A relayed request (to a leader of an older release) carries the settled input.
     let body = match &operation {
-        Operation::RegisterApplicationRevision(input) => serde_json::to_vec(input).map(Bytes::from).unwrap_or(body),
+        Operation::RegisterPushedRevision(input) => serde_json::to_vec(input).map(Bytes::from).unwrap_or(body),
         _ => body,
     };
     respond(&api, operation, options.consistent, Incoming { method, uri, headers, body }).await

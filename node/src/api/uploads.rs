@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use fleetmesh_model::{bounds, Operation, RegisterApplicationRevisionInput};
+use fleetmesh_model::{bounds, Operation, RegisterPushedRevisionInput};
 use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::Manifest;
 use serde_json::{json, Value};
@@ -44,8 +44,8 @@ pub(super) fn router() -> Router<Arc<Api>> {
 /// 400 naming the field: `seeds` or `registeredBy` given, or chunks this node lacks.
 pub(super) fn settle_registration(
     api: &Api,
-    mut input: RegisterApplicationRevisionInput,
-) -> Result<RegisterApplicationRevisionInput, ApiError> {
+    mut input: RegisterPushedRevisionInput,
+) -> Result<RegisterPushedRevisionInput, ApiError> {
     if !input.seeds.is_empty() {
         return Err(ApiError::bad_request(
             "seeds: recorded by the node that holds the revision's chunks, not set by a client; \
@@ -120,7 +120,7 @@ async fn finish(
         .map_err(|error| ApiError::invalid("manifest", bounds::shorten_echoes(&error.to_string())))?;
     let (_revision, application) =
         service(&api)?.finish_upload(&id, manifest.clone()).map_err(ApiError::bad_request)?;
-    let input = RegisterApplicationRevisionInput {
+    let input = RegisterPushedRevisionInput {
         application_name: application,
         description: body["description"].as_str().map(ToString::to_string),
         manifest,
@@ -135,5 +135,5 @@ async fn finish(
         headers,
         body,
     };
-    Ok(super::respond(&api, Operation::RegisterApplicationRevision(input), false, incoming).await)
+    Ok(super::respond(&api, Operation::RegisterPushedRevision(input), false, incoming).await)
 }

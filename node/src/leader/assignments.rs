@@ -53,6 +53,10 @@ pub fn for_node(state: &ClusterState, node: NodeId) -> Assignments {
                         None => Vec::new(),
                     },
                     ready_before: ready_before(deployment, target.target_label),
+                    source: state
+                        .revisions
+                        .get(&deployment.revision_id)
+                        .and_then(|record| record.source.clone().map(Box::new)),
                 });
             }
         }

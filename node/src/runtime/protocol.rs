@@ -340,6 +340,10 @@ pub struct DeploymentAssignment {
     /// without it resumes the run from the journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_before: Option<String>,
+    /// Where the revision came from when the cluster fetched it (an S3 object, a Git
+    /// commit; feature level 15): the hooks' `BUNDLE_*` variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Box<fleetmesh_state::model::revision::RevisionSource>>,
 }
 
 /// The agent's whole to-do list.

@@ -125,6 +125,7 @@ mod tests {
                 traffic_routes: Vec::new(),
                 events: Vec::new(),
                 ready_before: None,
+                source: None,
             },
             events: Vec::new(),
             status: TargetStatus::InProgress,

@@ -281,6 +281,7 @@ impl App {
                 created_by: None,
                 manifest,
                 app_spec: None,
+                source: None,
             };
             app.revisions.push(record.revision_id);
             setup_command(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;

@@ -305,6 +305,7 @@ async fn create_deployment(
         seeds: Vec::new(),
         manifest: Manifest { format: MANIFEST_FORMAT, chunking: fleetmesh_node::revision::chunking(), entries: vec![] },
         app_spec: Some(content),
+        source: None,
     };
     let revision_id = record.revision_id;
     propose(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;

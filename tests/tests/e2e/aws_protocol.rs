@@ -19,7 +19,7 @@ fn cluster() -> TestCluster {
 
 /// An access key from `fleetmesh cluster create-access-key --json`, once the leader has
 /// raised the cluster's feature level to the protocol's (a moment after it forms).
-fn access_key(cluster: &TestCluster) -> (String, String) {
+pub(super) fn access_key(cluster: &TestCluster) -> (String, String) {
     let key = wait_until("the AWS protocol's feature level", Duration::from_secs(60), || {
         cluster.cli_json(1, &["cluster", "create-access-key", "--json"])
     });
@@ -47,7 +47,7 @@ fn client_env(command: &mut Command, home: &Path, key: &(String, String)) {
 }
 
 /// `aws --endpoint-url <node 2> --ca-bundle <ca.pem> deploy ARGS`.
-fn aws(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Output {
+pub(super) fn aws(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Output {
     let mut command = Command::new(venv().join("bin/aws"));
     command
         .args(["--endpoint-url", &cluster.api_url(2), "--ca-bundle"])
@@ -58,7 +58,7 @@ fn aws(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Output {
     command.output().expect("run aws")
 }
 
-fn aws_json(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Value {
+pub(super) fn aws_json(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Value {
     let output = aws(cluster, key, args);
     assert!(
         output.status.success(),
@@ -67,6 +67,28 @@ fn aws_json(cluster: &TestCluster, key: &(String, String), args: &[&str]) -> Val
         cluster.logs()
     );
     serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
+/// `aws deploy create-deployment-group`: group `web` of application `shop`, the hosts
+/// tagged `role=web`, all at once.
+pub(super) fn create_web_group(cluster: &TestCluster, key: &(String, String)) {
+    aws_json(
+        cluster,
+        key,
+        &[
+            "create-deployment-group",
+            "--application-name",
+            "shop",
+            "--deployment-group-name",
+            "web",
+            "--on-premises-instance-tag-filters",
+            "Key=role,Value=web,Type=KEY_AND_VALUE",
+            "--deployment-config-name",
+            "CodeDeployDefault.AllAtOnce",
+            "--service-role-arn",
+            "arn:aws:iam::000000000000:role/codedeploy",
+        ],
+    );
 }
 
 /// `python` on `script` with the client environment and `ENDPOINT`, `CA` set; its stdout.
@@ -94,23 +116,7 @@ fn the_aws_cli_deploys_a_pushed_revision_through_an_agent() {
     let key = access_key(&cluster);
     let created = aws_json(&cluster, &key, &["create-application", "--application-name", "shop"]);
     assert!(created["applicationId"].as_str().is_some_and(|id| !id.is_empty()), "{created}");
-    aws_json(
-        &cluster,
-        &key,
-        &[
-            "create-deployment-group",
-            "--application-name",
-            "shop",
-            "--deployment-group-name",
-            "web",
-            "--on-premises-instance-tag-filters",
-            "Key=role,Value=web,Type=KEY_AND_VALUE",
-            "--deployment-config-name",
-            "CodeDeployDefault.AllAtOnce",
-            "--service-role-arn",
-            "arn:aws:iam::000000000000:role/codedeploy",
-        ],
-    );
+    create_web_group(&cluster, &key);
     let bundle = cluster.dir.path().join("bundle");
     write_bundle(
         &bundle,

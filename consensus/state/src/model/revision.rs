@@ -283,6 +283,61 @@ pub struct RevisionRecord {
     /// [`RevisionRecord::content_id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_spec: Option<String>,
+    /// Where the cluster fetched the bundle from (an S3 object or a Git commit; feature
+    /// level 15); none for a pushed bundle. A later registration of the same content
+    /// from elsewhere replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RevisionSource>,
+}
+
+/// Where a revision's bundle came from, when a node fetched it for the cluster
+/// (`revisionType` `S3` or `GitHub`): what hooks see as `BUNDLE_*` (codedeploy.md §1.5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum RevisionSource {
+    /// An S3 object.
+    #[serde(rename_all = "camelCase")]
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// `tar`, `tgz`, `zip`, `YAML` or `JSON`.
+        bundle_type: String,
+        /// The object's ETag when it was read (no quotes).
+        e_tag: String,
+        /// Its version id, in a versioned bucket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+    /// A Git commit.
+    #[serde(rename_all = "camelCase")]
+    Git {
+        /// The repository as given (`owner/name` for GitHub, or a Git URL).
+        repository: String,
+        /// The full commit id.
+        commit_id: String,
+    },
+}
+
+impl RevisionSource {
+    /// The hook environment CodeDeploy's agent sets for such a revision:
+    /// `BUNDLE_BUCKET`, `BUNDLE_KEY`, `BUNDLE_ETAG` and, when versioned, `BUNDLE_VERSION`
+    /// for S3; `BUNDLE_COMMIT` for Git.
+    pub fn hook_env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::S3 { bucket, key, e_tag, version, .. } => {
+                let mut env = vec![
+                    ("BUNDLE_BUCKET", bucket.clone()),
+                    ("BUNDLE_KEY", key.clone()),
+                    ("BUNDLE_ETAG", e_tag.clone()),
+                ];
+                env.extend(version.clone().map(|version| ("BUNDLE_VERSION", version)));
+                env
+            }
+            Self::Git { commit_id, .. } => vec![("BUNDLE_COMMIT", commit_id.clone())],
+        }
+    }
 }
 
 impl RevisionRecord {

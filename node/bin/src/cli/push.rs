@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fleetmesh_model::{
     ApplicationInput, GetApplicationOutput, GetRevisionDistributionOutput, PrefetchInput, PrefetchOutput,
-    RegisterApplicationRevisionOutput, RevisionRef,
+    RegisterPushedRevisionOutput, RevisionRef,
 };
 use fleetmesh_state::model::ids::ChunkHash;
 use fleetmesh_state::model::revision::ChunkRef;
@@ -115,7 +115,7 @@ pub(super) fn run(client: &ApiClient, args: &PushArgs) -> anyhow::Result<()> {
     }
     // The upload's end registers the revision: the answer is RegisterApplicationRevision's.
     let finish = format!("/v1/uploads/{upload_id}/finish");
-    let answer: RegisterApplicationRevisionOutput = decode(
+    let answer: RegisterPushedRevisionOutput = decode(
         &finish,
         client.post(&finish, &json!({ "manifest": built.manifest, "description": args.description }))?,
     )?;

@@ -342,6 +342,7 @@ fn revision_record() -> RevisionRecord {
         created_by: None,
         manifest,
         app_spec: None,
+        source: None,
     }
 }
 

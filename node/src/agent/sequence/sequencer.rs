@@ -30,7 +30,7 @@ const ACTIONS_QUEUED_MAX: usize = 2;
 pub(super) enum SequencerAction {
     /// Save this record durably, then pass the result to
     /// [`Sequencer::handle_journal_saved`].
-    SaveJournal(JournalRecord),
+    SaveJournal(Box<JournalRecord>),
     /// Queue this report for the leader.
     Report(TargetReport),
     /// Run this lifecycle event, then pass its outcome to [`Sequencer::handle_event_done`].
@@ -324,7 +324,7 @@ impl Sequencer {
         event.status = LifecycleEventStatus::InProgress;
         event.start_time = Some(now);
         self.record.running = Some(event.lifecycle_event_name.clone());
-        self.queue(SequencerAction::SaveJournal(self.record.clone()));
+        self.queue(SequencerAction::SaveJournal(Box::new(self.record.clone())));
         self.awaiting = Awaiting::SaveBeforeEvent { index };
     }
 
@@ -355,7 +355,7 @@ impl Sequencer {
     }
 
     fn save_then_report(&mut self, report: TargetReport, end: Option<TargetStatus>, what: &'static str) {
-        self.queue(SequencerAction::SaveJournal(self.record.clone()));
+        self.queue(SequencerAction::SaveJournal(Box::new(self.record.clone())));
         self.awaiting = Awaiting::SaveThenReport { report, end, what };
     }
 

@@ -31,6 +31,7 @@ fn assignment(ignore_application_stop_failures: bool) -> DeploymentAssignment {
         traffic_routes: Vec::new(),
         events: Vec::new(),
         ready_before: None,
+        source: None,
     }
 }
 
@@ -110,7 +111,7 @@ fn started_fresh(ignore: bool) -> Sequencer {
     let mut events = pending_events();
     events[0] = started("ApplicationStop", 100);
     let before = record(events, TargetStatus::InProgress, Some("ApplicationStop"), 0, ignore);
-    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(before.clone())]);
+    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(Box::new(before.clone()))]);
     sequencer.handle_journal_saved(Ok(()));
     let reported = JournalRecord { next_seq: 1, ..before };
     assert_eq!(drain(&mut sequencer), vec![SequencerAction::Report(report(&reported)), run_event("ApplicationStop")]);
@@ -156,7 +157,7 @@ fn each_event_is_journalled_once_before_it_starts_and_the_end_once_more() {
     events[0] = ran("ApplicationStop", Succeeded, 100, 200, &outcome);
     events[1] = started("DownloadBundle", 200);
     let before = record(events, TargetStatus::InProgress, Some("DownloadBundle"), 1, false);
-    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(before.clone())]);
+    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(Box::new(before.clone()))]);
     sequencer.handle_journal_saved(Ok(()));
     let reported = JournalRecord { next_seq: 2, ..before };
     assert_eq!(drain(&mut sequencer), vec![SequencerAction::Report(report(&reported)), run_event("DownloadBundle")]);
@@ -213,7 +214,7 @@ fn a_failed_save_before_an_event_refuses_to_run_it() {
         ..started("ApplicationStop", 100)
     };
     let end = record(events, TargetStatus::Failed, None, 1, false);
-    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(end.clone())]);
+    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(Box::new(end.clone()))]);
     // The final save fails too: it is logged, and the report and the end still go out.
     sequencer.handle_journal_saved(Err(disk_full()));
     assert_eq!(
@@ -298,7 +299,7 @@ fn a_cancel_between_events_skips_the_rest_and_fails_the_target() {
     events[1] = ran("DownloadBundle", Succeeded, 200, 300, &download);
     events[2].end_time = Some(at(300));
     let end = record(events, TargetStatus::Failed, None, 3, false);
-    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(end.clone())]);
+    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(Box::new(end.clone()))]);
     sequencer.handle_journal_saved(Ok(()));
     assert_eq!(
         drain(&mut sequencer),
@@ -380,7 +381,7 @@ fn a_finished_target_is_only_reported_again() {
     let mut sequencer = Sequencer::new(HOST, &assignment(false), Some(journaled.clone()));
     sequencer.handle_start(at(5000));
     let again = JournalRecord { next_seq: 9, ..journaled };
-    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(again.clone())]);
+    assert_eq!(drain(&mut sequencer), vec![SequencerAction::SaveJournal(Box::new(again.clone()))]);
     sequencer.handle_journal_saved(Err(disk_full()));
     assert_eq!(drain(&mut sequencer), vec![SequencerAction::Report(report(&again))]);
     assert_eq!(sequencer.poll_action(), None);
@@ -557,6 +558,7 @@ fn a_green_target_pauses_ready_before_the_allow_events_and_resumes_when_released
         traffic_routes: vec!["web".into()],
         events: GREEN_EVENTS.iter().map(|name| (*name).to_string()).collect(),
         ready_before: Some(GREEN_HOLD.into()),
+        source: None,
         ..assignment(false)
     };
     let mut first = Sequencer::new(HOST, &held, None);

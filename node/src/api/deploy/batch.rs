@@ -96,10 +96,17 @@ fn revisions(input: &BatchGetApplicationRevisionsInput, state: &ClusterState) ->
     let (mut revisions, mut missing) = (Vec::new(), Vec::new());
     for location in &input.revisions {
         let named = RevisionRef { revision_id: None, revision: Some(location.clone()) };
-        let id = named.resolve()?;
+        let id = match named.resolve_in(state, Some(application)) {
+            Ok(id) => id,
+            Err(error) if error.kind == fleetmesh_model::ErrorKind::NotFound => {
+                missing.push(error.message);
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         match state.revisions.get(&id).filter(|record| record.application_name == *application) {
             Some(record) => revisions.push(RevisionInfo {
-                revision_location: RevisionLocation::fleetmesh(id),
+                revision_location: RevisionLocation::of(record),
                 generic_revision_info: RevisionSummary::from(record),
             }),
             None => missing.push(id.to_string()),

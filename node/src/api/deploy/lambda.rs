@@ -125,7 +125,7 @@ fn read_appspec(
 }
 
 /// The revision record of an AppSpec given inline.
-fn inline_record(node: &Node, application_name: &str, content: &str, by: Option<&Actor>) -> RevisionRecord {
+pub(super) fn inline_record(node: &Node, application_name: &str, content: &str, by: Option<&Actor>) -> RevisionRecord {
     RevisionRecord {
         revision_id: RevisionRecord::content_id(content),
         application_name: application_name.to_string(),
@@ -139,6 +139,7 @@ fn inline_record(node: &Node, application_name: &str, content: &str, by: Option<
         seeds: Vec::new(),
         manifest: Manifest { format: MANIFEST_FORMAT, chunking: crate::revision::chunking(), entries: Vec::new() },
         app_spec: Some(content.to_string()),
+        source: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod batch;
 mod dry_run;
 mod lambda;
 mod reads;
+mod sources;
 mod updates;
 mod writes;
 
@@ -58,11 +59,16 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
             commit(node, Command::DeleteDeploymentConfig { name: input.deployment_config_name }, by).await?;
             Output::DeleteDeploymentConfig(Empty {})
         }
+        Operation::RegisterPushedRevision(input) => {
+            Output::RegisterPushedRevision(writes::register_revision(node, input, by).await?)
+        }
         Operation::RegisterApplicationRevision(input) => {
-            Output::RegisterApplicationRevision(writes::register_revision(node, input, by).await?)
+            Output::RegisterApplicationRevision(sources::register(api, input, by).await?)
         }
         Operation::Prefetch(input) => Output::Prefetch(writes::prefetch(node, input, by).await?),
-        Operation::CreateDeployment(input) => {
+        Operation::CreateDeployment(mut input) => {
+            let description = input.description.clone().unwrap_or_default();
+            sources::fetch(api, &input.application_name, &mut input.revision, &description, by).await?;
             Output::CreateDeployment(writes::create_deployment(node, input, by).await?)
         }
         Operation::PlanDeployment(input) => Output::PlanDeployment(dry_run::plan_deployment(node, input)?),

@@ -126,7 +126,7 @@ fn revisions(operation: &Operation, state: &ClusterState) -> Answer {
             })
         }
         Operation::GetApplicationRevision(input) => (|| {
-            let revision = input.revision.resolve()?;
+            let revision = input.revision.resolve_in(state, input.application_name.as_deref())?;
             let record = state
                 .revisions
                 .get(&revision)
@@ -134,7 +134,7 @@ fn revisions(operation: &Operation, state: &ClusterState) -> Answer {
                 .ok_or_else(|| ApiError::not_found(format!("revision {revision} does not exist")))?;
             Ok(Output::GetApplicationRevision(GetApplicationRevisionOutput {
                 application_name: record.application_name.clone(),
-                revision: RevisionLocation::fleetmesh(revision),
+                revision: RevisionLocation::of(record),
                 revision_info: RevisionSummary::from(record),
                 manifest: record.manifest.clone(),
             }))

@@ -6,8 +6,8 @@ use fleetmesh_model::{ContinueDeploymentInput, DeploymentStyle, Empty, TargetIns
 use fleetmesh_model::{
     CreateApplicationInput, CreateApplicationOutput, CreateDeploymentConfigInput, CreateDeploymentConfigOutput,
     CreateDeploymentGroupInput, CreateDeploymentGroupOutput, CreateDeploymentInput, CreateDeploymentOutput,
-    OutdatedInstancesStrategy, PrefetchInput, PrefetchOutput, RegisterApplicationRevisionInput,
-    RegisterApplicationRevisionOutput, RevisionSummary, StopDeploymentInput, StopDeploymentOutput, StopStatus,
+    OutdatedInstancesStrategy, PrefetchInput, PrefetchOutput, RegisterPushedRevisionInput,
+    RegisterPushedRevisionOutput, RevisionSummary, StopDeploymentInput, StopDeploymentOutput, StopStatus,
 };
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
@@ -163,9 +163,9 @@ pub(super) async fn create_deployment_config(
 
 pub(super) async fn register_revision(
     node: &Node,
-    input: RegisterApplicationRevisionInput,
+    input: RegisterPushedRevisionInput,
     by: Option<&Actor>,
-) -> Result<RegisterApplicationRevisionOutput, ApiError> {
+) -> Result<RegisterPushedRevisionOutput, ApiError> {
     let manifest = input.manifest;
     manifest.validate().map_err(|error| ApiError::invalid("manifest", error))?;
     let revision_id = manifest.revision_id();
@@ -183,10 +183,11 @@ pub(super) async fn register_revision(
         created_by: None,
         manifest,
         app_spec: None,
+        source: None,
     };
     let revision_info = RevisionSummary::from(&record);
     commit(node, Command::RegisterRevision { record: Box::new(record) }, by).await?;
-    Ok(RegisterApplicationRevisionOutput { revision_id, revision_info })
+    Ok(RegisterPushedRevisionOutput { revision_id, revision_info })
 }
 
 pub(super) async fn prefetch(

@@ -22,6 +22,7 @@
 mod book;
 mod error;
 mod fetch;
+mod import;
 mod origin;
 mod requests;
 mod serve;
@@ -45,6 +46,7 @@ use crate::runtime::Node;
 use book::{Book, FetchStart, Tracked, Wake};
 pub use error::{FetchError, ManifestFetchError, NoHolder, UploadError};
 use fleetmesh_core::swarm::{Bitfield, PieceMap};
+pub use import::ImportError;
 pub use requests::RevisionRequests;
 pub use uploads::{ChunkUploads, HonestUploads};
 

@@ -100,6 +100,7 @@ impl Lambda {
                 entries: vec![],
             },
             app_spec: Some(CONTENT.into()),
+            source: None,
         };
         let auto_rollback_configuration =
             AutoRollbackConfiguration { enabled: rollback, events: vec![AutoRollbackEvent::DeploymentFailure] };

@@ -1,0 +1,139 @@
+//! Revisions the cluster fetches itself: the AWS CLI registers a bundle that lives in S3
+//! (moto's server), the leader reads it once and seeds it, and a deployment of it
+//! installs on every host with CodeDeploy's `BUNDLE_*` variables in the hooks. The same
+//! content as a `.tgz` is the same revision; a missing object, a wrong ETag and an
+//! object that is not a bundle are refused by AWS's names.
+
+use std::process::Command;
+
+use fleetmesh_tests::moto::Moto;
+use fleetmesh_tests::{write_bundle, Options, TestCluster};
+
+use super::aws_protocol::{access_key, aws, aws_json, create_web_group};
+
+/// Uploads the files of `BUNDLE` (a tar and a tgz of the same tree) and a text file to
+/// bucket `releases`; prints the tar's ETag.
+const UPLOAD: &str = r#"
+import boto3, os, sys
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="releases")
+for key, path in [("shop/v1.tar", sys.argv[1]), ("shop/v1.tgz", sys.argv[2])]:
+    with open(path, "rb") as f:
+        s3.put_object(Bucket="releases", Key=key, Body=f.read())
+s3.put_object(Bucket="releases", Key="shop/notes.zip", Body=b"not a zip at all")
+print(s3.head_object(Bucket="releases", Key="shop/v1.tar")["ETag"].strip('"'))
+"#;
+
+/// A two-node cluster (node 1 the voter) whose nodes reach moto for S3.
+fn cluster(moto: &Moto) -> TestCluster {
+    let env: Vec<(String, String)> = moto.env().iter().map(|(key, value)| (key.to_string(), value.clone())).collect();
+    let options = Options {
+        node_flags: vec!["--voters".into(), "1".into()],
+        env: [(1, env.clone()), (2, env)].into_iter().collect(),
+        ..Options::default()
+    };
+    TestCluster::start(2, options)
+}
+
+/// `tar` over `dir` into `archive`, gzip-compressed when `gzip`.
+fn archive(dir: &std::path::Path, archive: &std::path::Path, gzip: bool) {
+    let flags = if gzip { "-czf" } else { "-cf" };
+    let status = Command::new("tar").arg(flags).arg(archive).arg("-C").arg(dir).arg(".").status().expect("run tar");
+    assert!(status.success(), "tar {flags} failed");
+}
+
+#[test]
+fn an_s3_revision_is_fetched_once_and_deployed_with_its_bundle_variables() {
+    let moto = Moto::start().unwrap_or_else(|error| panic!("{error}"));
+    let cluster = cluster(&moto);
+    let work = cluster.dir.path();
+    let tree = work.join("tree");
+    write_bundle(
+        &tree,
+        &[
+            (
+                "appspec.yml",
+                "version: 0.0\nos: linux\nfiles:\n  - source: index.html\n    destination: /srv/shop\nhooks:\n  \
+                 AfterInstall:\n    - location: bundle.sh\n",
+                0o644,
+            ),
+            ("index.html", "<h1>shop from s3</h1>\n", 0o644),
+            ("bundle.sh", "#!/bin/sh\necho \"bundle $BUNDLE_BUCKET $BUNDLE_KEY $BUNDLE_ETAG\"\n", 0o755),
+        ],
+    );
+    let (tar, tgz) = (work.join("v1.tar"), work.join("v1.tgz"));
+    archive(&tree, &tar, false);
+    archive(&tree, &tgz, true);
+    let script = format!("import sys; sys.argv = ['upload', {:?}, {:?}]\n{UPLOAD}", tar.display(), tgz.display());
+    let e_tag = moto.python(&script).trim().to_string();
+
+    let key = access_key(&cluster);
+    aws_json(&cluster, &key, &["create-application", "--application-name", "shop"]);
+    create_web_group(&cluster, &key);
+    let register = |location: &str, description: &str| {
+        let args = ["--application-name", "shop", "--s3-location", location, "--description", description];
+        aws(&cluster, &key, &[&["register-application-revision"][..], &args].concat())
+    };
+    let location = "bucket=releases,key=shop/v1.tar,bundleType=tar";
+    let registered = register(location, "v1");
+    assert!(registered.status.success(), "{}{}", String::from_utf8_lossy(&registered.stderr), cluster.logs());
+    let got = aws_json(
+        &cluster,
+        &key,
+        &["get-application-revision", "--application-name", "shop", "--s3-location", location],
+    );
+    assert_eq!(got["revision"]["revisionType"], "S3", "{got}");
+    assert_eq!(got["revision"]["s3Location"]["key"], "shop/v1.tar", "{got}");
+    assert_eq!(got["revision"]["s3Location"]["eTag"], e_tag.as_str(), "{got}");
+    assert_eq!(got["revisionInfo"]["description"], "v1", "{got}");
+
+    let deployment = aws_json(
+        &cluster,
+        &key,
+        &[
+            "create-deployment",
+            "--application-name",
+            "shop",
+            "--deployment-group-name",
+            "web",
+            "--s3-location",
+            location,
+        ],
+    );
+    let id = deployment["deploymentId"].as_str().expect("deploymentId").to_string();
+    let waited = aws(&cluster, &key, &["wait", "deployment-successful", "--deployment-id", &id]);
+    assert!(waited.status.success(), "wait: {}{}", String::from_utf8_lossy(&waited.stderr), cluster.logs());
+    let info = &aws_json(&cluster, &key, &["get-deployment", "--deployment-id", &id])["deploymentInfo"];
+    assert_eq!(info["deploymentOverview"]["Succeeded"], 2, "{info}");
+    for index in [1, 2] {
+        let node = &cluster.nodes[&index];
+        let installed = std::fs::read_to_string(node.install_root.join("srv/shop/index.html")).unwrap_or_default();
+        assert_eq!(installed, "<h1>shop from s3</h1>\n", "node {index}");
+        let log = node.data_dir.join("deployment-root/deployment-logs/codedeploy-agent-deployments.log");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = format!("] [{id}] [stdout] bundle releases shop/v1.tar {e_tag}");
+        assert!(log.contains(&line), "node {index} lacks {line:?}: {log}");
+    }
+
+    // The same tree as a tgz is the same revision: one revision, now shown at its newest source.
+    let tgz = register("bucket=releases,key=shop/v1.tgz,bundleType=tgz", "v1 again");
+    assert!(tgz.status.success(), "{}", String::from_utf8_lossy(&tgz.stderr));
+    let listed = aws_json(&cluster, &key, &["list-application-revisions", "--application-name", "shop"]);
+    let revisions = listed["revisions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(revisions.len(), 1, "{listed}");
+    assert_eq!(revisions[0]["s3Location"]["key"], "shop/v1.tgz", "{listed}");
+
+    let refused = |location: &str, name: &str| {
+        let output = register(location, "refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(&format!("({name})")), "{location}: {stderr}");
+        stderr.into_owned()
+    };
+    let missing = refused("bucket=releases,key=shop/v9.tar,bundleType=tar", "RevisionDoesNotExistException");
+    assert!(missing.contains("s3://releases/shop/v9.tar"), "names the object: {missing}");
+    refused("bucket=releases,key=shop/v1.tar,bundleType=tar,eTag=0123abcd", "InvalidRevisionException");
+    let bad = refused("bucket=releases,key=shop/notes.zip,bundleType=zip", "InvalidRevisionException");
+    assert!(bad.contains("s3://releases/shop/notes.zip"), "names the object: {bad}");
+    let listed = aws_json(&cluster, &key, &["list-application-revisions", "--application-name", "shop"]);
+    assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(1), "refusals register nothing: {listed}");
+}
