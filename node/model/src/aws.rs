@@ -235,7 +235,9 @@ pub fn revisions_out(answer: &mut Value) {
     walk(answer, &|object| {
         let kind = object.get("revisionType").and_then(Value::as_str).map(str::to_string);
         let kind = kind.as_deref();
-        if kind == Some("S3") && object.contains_key("s3Location") {
+        if (kind == Some("S3") && object.contains_key("s3Location"))
+            || (kind == Some("GitHub") && object.contains_key("gitHubLocation"))
+        {
             object.remove("revisionId");
         }
         if kind != Some("fleetmesh") {

@@ -256,7 +256,11 @@ impl Operation {
             | Self::UpdateDeploymentGroup(_)
             | Self::RegisterApplicationRevision(_) => FeatureLevel::AWS_PROTOCOL,
             Self::CreateDeployment(input)
-                if input.revision.revision.as_ref().is_some_and(|location| location.s3_location.is_some()) =>
+                if input
+                    .revision
+                    .revision
+                    .as_ref()
+                    .is_some_and(|location| location.s3_location.is_some() || location.git_hub_location.is_some()) =>
             {
                 FeatureLevel::AWS_PROTOCOL
             }

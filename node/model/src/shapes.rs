@@ -34,7 +34,7 @@ pub enum RevisionLocationType {
     Fleetmesh,
     /// An S3 object: fetched once by the node that takes the request.
     S3,
-    /// A GitHub commit (not served yet).
+    /// A Git commit: `owner/name` on GitHub, or any Git URL (fetched once).
     GitHub,
     /// An inline AppSpec, the older form (`string.content`): Lambda revisions.
     String,
@@ -61,6 +61,9 @@ pub struct RevisionLocation {
     /// For `S3`: the object (feature level 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_location: Option<Box<crate::S3Location>>,
+    /// For `GitHub`: the repository and commit (feature level 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_hub_location: Option<Box<crate::GitHubLocation>>,
 }
 
 impl RevisionLocation {

@@ -86,6 +86,50 @@ pub struct S3Location {
     pub e_tag: Option<String>,
 }
 
+/// `GitHubLocation`: a commit of a GitHub repository (`owner/name`) or, as a fleetmesh
+/// extension of the same member, of any Git URL (`git://`, `ssh://`, a path).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitHubLocation {
+    /// `owner/name`, or a Git URL.
+    #[serde(default)]
+    pub repository: String,
+    /// The full commit id.
+    #[serde(default)]
+    pub commit_id: String,
+}
+
+impl GitHubLocation {
+    /// True when `source` is this commit of this repository.
+    pub fn matches(&self, source: &RevisionSource) -> bool {
+        matches!(source, RevisionSource::Git { repository, commit_id }
+            if *repository == self.repository && commit_id.eq_ignore_ascii_case(&self.commit_id))
+    }
+}
+
+/// The commit `location` names, when it is a `GitHub` location.
+///
+/// # Errors
+/// `revisionType: GitHub` without `gitHubLocation`, or without its repository or
+/// commit (field named).
+pub fn git_commit(location: &RevisionLocation) -> Result<Option<&GitHubLocation>, OperationError> {
+    if location.revision_type != RevisionLocationType::GitHub {
+        return Ok(None);
+    }
+    let invalid = |field: &str, reason: &str| {
+        let mut error =
+            OperationError::new(ErrorKind::BadRequest, format!("revision.gitHubLocation.{field}: {reason}"));
+        error.field = Some(format!("revision.gitHubLocation.{field}"));
+        error
+    };
+    match location.git_hub_location.as_deref() {
+        None => Err(invalid("repository", "revisionType GitHub needs gitHubLocation {repository, commitId}")),
+        Some(git) if git.repository.is_empty() => Err(invalid("repository", "missing")),
+        Some(git) if git.commit_id.is_empty() => Err(invalid("commitId", "missing")),
+        Some(git) => Ok(Some(git)),
+    }
+}
+
 impl S3Location {
     /// True for the reserved bucket of pushed revisions.
     pub fn is_pushed(&self) -> bool {
@@ -139,26 +183,44 @@ pub fn s3_object(location: &RevisionLocation) -> Result<Option<&S3Location>, Ope
 /// The newest revision registered from the S3 object `s3` names (of `application_name`
 /// when given): how a read names a fetched revision by its location.
 pub fn registered_from(state: &ClusterState, application_name: Option<&str>, s3: &S3Location) -> Option<RevisionId> {
+    registered(state, application_name, |source| s3.matches(source))
+}
+
+/// The newest revision (of `application_name` when given) whose source is `wanted`.
+pub fn registered(
+    state: &ClusterState,
+    application_name: Option<&str>,
+    wanted: impl Fn(&RevisionSource) -> bool,
+) -> Option<RevisionId> {
     state
         .revisions
         .values()
         .filter(|record| application_name.is_none_or(|name| record.application_name == name))
-        .filter(|record| record.source.as_ref().is_some_and(|source| s3.matches(source)))
+        .filter(|record| record.source.as_ref().is_some_and(&wanted))
         .max_by_key(|record| record.register_time)
         .map(|record| record.revision_id)
 }
 
 impl RevisionRef {
-    /// The revision named, an S3 object's by the revision registered from it.
+    /// The revision named, an S3 object's or a Git commit's by the revision registered
+    /// from it.
     ///
     /// # Errors
-    /// As [`RevisionRef::resolve`]; an S3 object no revision was registered from
-    /// (not found, naming it).
+    /// As [`RevisionRef::resolve`]; an S3 object or commit no revision was registered
+    /// from (not found, naming it).
     pub fn resolve_in(
         &self,
         state: &ClusterState,
         application_name: Option<&str>,
     ) -> Result<RevisionId, OperationError> {
+        if let Some(git) = self.revision.as_ref().map(git_commit).transpose()?.flatten() {
+            return registered(state, application_name, |source| git.matches(source)).ok_or_else(|| {
+                OperationError::new(
+                    ErrorKind::NotFound,
+                    format!("revision {} at {} does not exist: register it first", git.repository, git.commit_id),
+                )
+            });
+        }
         let Some(s3) = self.revision.as_ref().map(s3_object).transpose()?.flatten() else {
             return self.resolve();
         };
@@ -188,7 +250,16 @@ impl RevisionLocation {
                 })),
                 ..Self::default()
             },
-            _ => Self::fleetmesh(record.revision_id),
+            Some(RevisionSource::Git { repository, commit_id }) => Self {
+                revision_type: RevisionLocationType::GitHub,
+                revision_id: Some(record.revision_id),
+                git_hub_location: Some(Box::new(GitHubLocation {
+                    repository: repository.clone(),
+                    commit_id: commit_id.clone(),
+                })),
+                ..Self::default()
+            },
+            None => Self::fleetmesh(record.revision_id),
         }
     }
 
@@ -233,6 +304,9 @@ pub struct RevisionSummary {
     /// For `S3`: the object it was fetched from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_location: Option<Box<S3Location>>,
+    /// For `GitHub`: the commit it was fetched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_hub_location: Option<Box<GitHubLocation>>,
 }
 
 impl From<&RevisionRecord> for RevisionSummary {
@@ -252,6 +326,7 @@ impl From<&RevisionRecord> for RevisionSummary {
             created_by: record.created_by.as_ref().map(ToString::to_string),
             revision_type: location.revision_type,
             s3_location: location.s3_location,
+            git_hub_location: location.git_hub_location,
         }
     }
 }

@@ -12,6 +12,8 @@
 //! | `frame`    | one frame off a QUIC stream    | `frame::decode`, then the protocol's JSON header |
 //! | `manifest` | a manifest as a peer sends it  | JSON into `Manifest`, `validate`, its piece map  |
 //! | `archive`  | a bundle file (tar, tgz, zip)  | [`bundle_size`] and [`build_manifest`]           |
+//! | `aws_request` | `X-Amz-Target`, newline, body | `fleetmesh_model::aws::parse`, `exception`, `status` |
+//! | `sigv4`    | headers, empty line, body      | `sigv4::signed`, `verify`, `binds`               |
 
 use std::convert::Infallible;
 use std::io;
@@ -29,7 +31,7 @@ use crate::runtime::protocol::{Request, Response};
 
 /// The fuzz targets, by the name of their `fuzz/fuzz_targets/<name>.rs` and corpus
 /// directory `fuzz/corpus/<name>/`.
-pub const TARGETS: [&str; 5] = ["appspec", "platform_appspec", "frame", "manifest", "archive"];
+pub const TARGETS: [&str; 7] = ["appspec", "platform_appspec", "frame", "manifest", "archive", "aws_request", "sigv4"];
 
 /// Parses `data` as an appspec, as the agent does with the file it reads from a revision.
 pub fn appspec(data: &[u8]) {
@@ -124,6 +126,52 @@ pub fn archive(dir: &Path, data: &[u8]) -> io::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Parses `data` as a request of CodeDeploy's protocol, as a node's `POST /` does: the
+/// first line is the `X-Amz-Target`, the rest the body. An accepted request is one of
+/// the served operations and its bounds check runs; a refused one gets an exception
+/// name and a 4xx or 5xx status.
+pub fn aws_request(data: &[u8]) {
+    use fleetmesh_model::aws;
+    let split = data.iter().position(|byte| *byte == b'\n').unwrap_or(data.len());
+    let Ok(target) = std::str::from_utf8(&data[..split]) else { return };
+    let body = data.get(split + 1..).unwrap_or_default();
+    match aws::parse(target, body) {
+        Ok(operation) => {
+            assert!(aws::WIRE_OPERATIONS.contains(&operation.name()), "{} was accepted off the wire", operation.name());
+            drop(operation.check());
+        }
+        Err(error) => {
+            let name = target.strip_prefix(aws::TARGET_PREFIX).unwrap_or(target);
+            assert!(!aws::exception(name, &error).is_empty(), "a refusal without an exception name");
+            assert!((400..600).contains(&aws::status(&error)), "a refusal with status {}", aws::status(&error));
+        }
+    }
+}
+
+/// Reads `data` as a signed request, as a node does before it answers one: header lines
+/// `name: value` up to an empty line, then the body; builds the canonical request
+/// ([`fleetmesh_model::sigv4::signed`]) and checks it with a fixed secret and clock.
+/// A request that verifies must bind its own body and target.
+pub fn sigv4(data: &[u8]) {
+    use fleetmesh_model::sigv4::{binds, signed, verify, RequestParts};
+    let split = data.windows(2).position(|pair| pair == b"\n\n").unwrap_or(data.len());
+    let Ok(head) = std::str::from_utf8(&data[..split]) else { return };
+    let body = data.get(split + 2..).unwrap_or_default();
+    let headers: Vec<(&str, &[u8])> = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name, value.trim().as_bytes()))
+        .collect();
+    let target = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("x-amz-target")).map(|(_, value)| *value);
+    let parts = RequestParts { method: "POST", path: "/", query: "", headers: headers.clone(), body };
+    let Ok(request) = signed(&parts) else { return };
+    // The secret and clock of the request botocore signed in `sigv4`'s tests (a seed).
+    if verify(&request, "fleetmesh/test+secret/0123456789abcdefABCD", 1796420629).is_ok() {
+        let target = target.and_then(|target| std::str::from_utf8(target).ok()).unwrap_or_default();
+        assert!(binds(&request, target, body), "a verified request does not bind its own target and body");
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ mod chunker;
 mod directory;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod git;
 mod layout;
 mod materialize;
 mod pipeline;

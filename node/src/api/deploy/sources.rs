@@ -1,15 +1,15 @@
-//! Revisions the cluster fetches itself: an S3 object named by `RegisterApplicationRevision`
-//! or `CreateDeployment` is read once, by the node that answers (the leader), into
-//! chunks it seeds; hosts get them from the swarm. The same content gives the same
-//! revision id whatever its source, and an object already registered at the ETag S3
-//! reports is not read again.
+//! Revisions the cluster fetches itself: an S3 object or a Git commit named by
+//! `RegisterApplicationRevision` or `CreateDeployment` is read once, by the node that
+//! answers (the leader), into chunks it seeds; hosts get them from the swarm. The same
+//! content gives the same revision id whatever its source; an object already
+//! registered at the ETag S3 reports, or a commit already registered, is not read again.
 
 use std::path::{Path, PathBuf};
 
 use fleetmesh_aws::{AwsErrorKind, AwsSettings, ObjectInfo, ObjectRef, SdkS3};
 use fleetmesh_model::{
-    registered_from, s3_object, BundleType, Empty, RegisterApplicationRevisionInput, RevisionLocationType, RevisionRef,
-    RevisionSource, S3Location,
+    git_commit, registered, registered_from, s3_object, BundleType, Empty, GitHubLocation,
+    RegisterApplicationRevisionInput, RevisionRef, RevisionSource, S3Location,
 };
 use fleetmesh_state::model::ids::RevisionId;
 use fleetmesh_state::model::members::Actor;
@@ -17,7 +17,9 @@ use fleetmesh_state::model::revision::RevisionRecord;
 use fleetmesh_state::Command;
 
 use super::{commit, lambda, Api, ApiError};
+use crate::revision::git::GitError;
 use crate::revision::service::ImportError;
+use crate::revision::BuiltRevision;
 
 /// `RegisterApplicationRevision`: an S3 object is fetched and registered; an AppSpec
 /// given inline is registered; a pushed revision must exist already.
@@ -65,29 +67,117 @@ pub(super) async fn fetch(
     by: Option<&Actor>,
 ) -> Result<(), ApiError> {
     let Some(location) = &reference.revision else { return Ok(()) };
-    if location.revision_type == RevisionLocationType::GitHub {
-        return Err(ApiError::invalid("revision.revisionType", "GitHub revisions are not served yet; use S3 or push"));
+    let git = git_commit(location)?.cloned();
+    let s3 = s3_object(location)?.filter(|s3| !s3.is_pushed()).cloned();
+    if git.is_none() && s3.is_none() {
+        return Ok(());
     }
-    let Some(s3) = s3_object(location)?.filter(|s3| !s3.is_pushed()).cloned() else { return Ok(()) };
     if !api.node.state().read(|state| state.applications.contains_key(application)) {
         return Err(ApiError::not_found(format!("application {application} does not exist")));
     }
-    let client = SdkS3::new(&AwsSettings::default().load().await);
-    let object = ObjectRef { bucket: &s3.bucket, key: &s3.key, version: s3.version.as_deref() };
-    let head = client.head(object).await.map_err(|error| s3_refusal(&s3, &error))?;
-    if let Some(wanted) = s3.e_tag.as_deref().map(fleetmesh_model::unquoted) {
-        if wanted != head.e_tag {
-            return Err(invalid_revision(&s3, format!("its ETag is {}, not {wanted}", head.e_tag)));
-        }
-    }
-    let now = S3Location { e_tag: Some(head.e_tag.clone()), version: head.version.clone(), ..s3.clone() };
-    let known = api.node.state().read(|state| registered_from(state, Some(application), &now));
-    let revision = match known {
-        Some(revision) => revision,
-        None => import(api, application, &s3, &head, description, by).await?,
+    let revision = match (git, s3) {
+        (Some(git), _) => fetch_git(api, application, &git, description, by).await?,
+        (_, Some(s3)) => fetch_s3(api, application, &s3, description, by).await?,
+        (None, None) => return Ok(()),
     };
     *reference = RevisionRef::id(revision);
     Ok(())
+}
+
+/// The revision of an S3 object: the one registered at the ETag (and version) S3
+/// reports now, else the object read and registered.
+async fn fetch_s3(
+    api: &Api,
+    application: &str,
+    s3: &S3Location,
+    description: &str,
+    by: Option<&Actor>,
+) -> Result<RevisionId, ApiError> {
+    let client = SdkS3::new(&AwsSettings::default().load().await);
+    let object = ObjectRef { bucket: &s3.bucket, key: &s3.key, version: s3.version.as_deref() };
+    let head = client.head(object).await.map_err(|error| s3_refusal(s3, &error))?;
+    if let Some(wanted) = s3.e_tag.as_deref().map(fleetmesh_model::unquoted) {
+        if wanted != head.e_tag {
+            return Err(invalid_revision(s3, format!("its ETag is {}, not {wanted}", head.e_tag)));
+        }
+    }
+    let now = S3Location { e_tag: Some(head.e_tag.clone()), version: head.version.clone(), ..s3.clone() };
+    match api.node.state().read(|state| registered_from(state, Some(application), &now)) {
+        Some(revision) => Ok(revision),
+        None => import(api, application, s3, &head, description, by).await,
+    }
+}
+
+/// The revision of a Git commit: the one registered from it, else the repository
+/// cloned, the commit's tree written out and registered.
+async fn fetch_git(
+    api: &Api,
+    application: &str,
+    git: &GitHubLocation,
+    description: &str,
+    by: Option<&Actor>,
+) -> Result<RevisionId, ApiError> {
+    if let Some(known) =
+        api.node.state().read(|state| registered(state, Some(application), |source| git.matches(source)))
+    {
+        return Ok(known);
+    }
+    let service = api
+        .revisions
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("this node stores no chunks (it has no revision store)"))?;
+    let scratch = Scratch::new(api)?;
+    let max_bytes = api.node.settings().max_revision_bytes;
+    let (owned, repository, commit_id) =
+        (application.to_string(), git.repository.clone(), git.commit_id.to_ascii_lowercase());
+    let dir = scratch.0.clone();
+    let built = tokio::task::spawn_blocking(move || -> Result<BuiltRevision, ApiError> {
+        let tree =
+            crate::revision::git::checkout(&repository, &commit_id, &dir).map_err(|error| git_refusal(&error))?;
+        service.import_bundle(&owned, &tree, max_bytes).map_err(|error| {
+            ApiError::invalid("revision.gitHubLocation", format!("{repository} at {commit_id}: {error}"))
+                .with_code("InvalidRevisionException")
+        })
+    })
+    .await
+    .map_err(|error| ApiError::internal(error.to_string()))??;
+    let mut record = bundle_record(api, application, built);
+    record.description = description.chars().take(fleetmesh_model::bounds::DESCRIPTION_CHARS_MAX).collect();
+    record.registered_by = format!("{} at {} via node {}", git.repository, git.commit_id, api.node.id());
+    record.source =
+        Some(RevisionSource::Git { repository: git.repository.clone(), commit_id: git.commit_id.to_ascii_lowercase() });
+    let revision = record.revision_id;
+    commit(&api.node, Command::RegisterRevision { record: Box::new(record) }, by).await?;
+    Ok(revision)
+}
+
+/// The record of a bundle this node read and seeds.
+fn bundle_record(api: &Api, application: &str, built: BuiltRevision) -> RevisionRecord {
+    RevisionRecord {
+        revision_id: built.manifest.revision_id(),
+        application_name: application.to_string(),
+        description: String::new(),
+        size_bytes: built.total_bytes,
+        unique_bytes: built.unique_bytes,
+        chunk_count: built.chunk_count,
+        register_time: api.node.clock().now(),
+        registered_by: String::new(),
+        created_by: None,
+        seeds: vec![api.node.id()],
+        manifest: built.manifest,
+        app_spec: None,
+        source: None,
+    }
+}
+
+/// Git's refusal: a bad commit id or a missing commit is `InvalidRevisionException`
+/// naming it; a repository that cannot be cloned names it with Git's reason.
+fn git_refusal(error: &GitError) -> ApiError {
+    let field = match error {
+        GitError::CommitId(_) | GitError::NoCommit { .. } => "revision.gitHubLocation.commitId",
+        GitError::Clone { .. } | GitError::Tree { .. } => "revision.gitHubLocation.repository",
+    };
+    ApiError::invalid(field, error).with_code("InvalidRevisionException")
 }
 
 /// Downloads the object into a scratch directory of this node, turns it into a
@@ -107,9 +197,7 @@ async fn import(
         .ok_or_else(|| ApiError::unavailable("this node stores no chunks (it has no revision store)"))?;
     let max_bytes = api.node.settings().max_revision_bytes;
     let bundle_type = s3.bundle_type.unwrap_or_default();
-    let base = api.node.settings().data_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let scratch = Scratch::new(&base, &hex::encode(api.node.random_bytes::<8>()))
-        .map_err(|error| ApiError::internal(format!("cannot make a scratch directory: {error}")))?;
+    let scratch = Scratch::new(api)?;
     let file = scratch.0.join(format!("bundle.{}", bundle_type.archive_extension().unwrap_or("appspec")));
     let client = SdkS3::new(&AwsSettings::default().load().await);
     let object = ObjectRef { bucket: &s3.bucket, key: &s3.key, version: head.version.as_deref() };
@@ -128,22 +216,7 @@ async fn import(
             .await
             .map_err(|error| ApiError::internal(error.to_string()))?
             .map_err(|error| bad_bundle(s3, &error))?;
-        let revision_id = built.manifest.revision_id();
-        RevisionRecord {
-            revision_id,
-            application_name: application.to_string(),
-            description: String::new(),
-            size_bytes: built.total_bytes,
-            unique_bytes: built.unique_bytes,
-            chunk_count: built.chunk_count,
-            register_time: api.node.clock().now(),
-            registered_by: String::new(),
-            created_by: None,
-            seeds: vec![api.node.id()],
-            manifest: built.manifest,
-            app_spec: None,
-            source: None,
-        }
+        bundle_record(api, application, built)
     } else {
         let content = appspec_document(s3, bundle_type, &file)?;
         lambda::inline_record(&api.node, application, &content, by)
@@ -167,13 +240,15 @@ fn appspec_document(s3: &S3Location, bundle_type: BundleType, file: &Path) -> Re
     Ok(content)
 }
 
-/// A scratch directory `DIR/imports/<name>`, removed when dropped.
+/// A scratch directory `DIR/imports/<random>`, removed when dropped.
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(data_dir: &Path, name: &str) -> std::io::Result<Self> {
-        let dir = data_dir.join("imports").join(name);
-        std::fs::create_dir_all(&dir)?;
+    fn new(api: &Api) -> Result<Self, ApiError> {
+        let base = api.node.settings().data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = base.join("imports").join(hex::encode(api.node.random_bytes::<8>()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| ApiError::internal(format!("cannot make {}: {error}", dir.display())))?;
         Ok(Self(dir))
     }
 }

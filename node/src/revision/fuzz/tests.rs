@@ -26,6 +26,8 @@ fn run(target: &str, scratch: &Path, data: &[u8]) {
         "frame" => super::frame(data),
         "manifest" => super::manifest(data),
         "archive" => archive(scratch, data).expect("write the bundle file"),
+        "aws_request" => super::aws_request(data),
+        "sigv4" => super::sigv4(data),
         other => panic!("no fuzz target {other}"),
     }
 }
