@@ -109,6 +109,8 @@ fn an_s3_revision_is_fetched_once_and_deployed_with_its_bundle_variables() {
     assert!(waited.status.success(), "wait: {}{}", String::from_utf8_lossy(&waited.stderr), cluster.logs());
     let info = &aws_json(&cluster, &key, &["get-deployment", "--deployment-id", &id])["deploymentInfo"];
     assert_eq!(info["deploymentOverview"]["Succeeded"], 2, "{info}");
+    assert_eq!(info["revision"]["s3Location"]["key"], "shop/v1.tar", "the deployment shows its object: {info}");
+    assert!(info["revision"].get("revisionId").is_none(), "no fleetmesh member on the wire: {info}");
     for index in [1, 2] {
         let node = &cluster.nodes[&index];
         let installed = std::fs::read_to_string(node.install_root.join("srv/shop/index.html")).unwrap_or_default();
@@ -226,6 +228,8 @@ fn a_git_commit_served_by_git_daemon_is_fetched_once_and_deployed() {
     let id = deployment["deploymentId"].as_str().expect("deploymentId").to_string();
     let waited = aws(&cluster, &key, &["wait", "deployment-successful", "--deployment-id", &id]);
     assert!(waited.status.success(), "wait: {}{}", String::from_utf8_lossy(&waited.stderr), cluster.logs());
+    let info = &aws_json(&cluster, &key, &["get-deployment", "--deployment-id", &id])["deploymentInfo"];
+    assert_eq!(info["revision"]["gitHubLocation"]["commitId"], first.as_str(), "{info}");
     for index in [1, 2] {
         let node = &cluster.nodes[&index];
         let installed = std::fs::read_to_string(node.install_root.join("srv/shop/index.html")).unwrap_or_default();

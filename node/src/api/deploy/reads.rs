@@ -152,7 +152,9 @@ fn deployments(operation: &Operation, state: &ClusterState) -> Answer {
                 .as_ref()
                 .and_then(|info| info.rollback_deployment_id.as_ref())
                 .and_then(|id| state.deployments.get(id));
-            let deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?.with_rollback(rollback);
+            let mut deployment_info = DeploymentInfo::from_state(deployment).map_err(corrupt)?.with_rollback(rollback);
+            // Where the revision came from (an S3 object, a Git commit), as it was registered.
+            deployment_info.revision = RevisionLocation::in_state(state, deployment.revision_id);
             Ok(Output::GetDeployment(GetDeploymentOutput { deployment_info }))
         }),
         Operation::ListDeployments(input) => list_deployments(input, state).map(Output::ListDeployments),
