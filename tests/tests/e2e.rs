@@ -6,6 +6,7 @@ mod e2e {
     mod aws_credentials;
     mod aws_ecs;
     mod aws_elbv2;
+    mod aws_instances;
     mod aws_lambda;
     mod aws_protocol;
     mod aws_sources;

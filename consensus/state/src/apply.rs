@@ -50,7 +50,7 @@ impl ClusterState {
         match command {
             Command::Bootstrap { info, first } => self.bootstrap(info, first, at),
             Command::AddMember { spec } => self.add_member(spec, at),
-            Command::UpdateMember { id, spec } => self.update_member(id, spec),
+            Command::UpdateMember { id, spec } => self.update_member(id, spec, at),
             Command::RemoveMember { id } => self.remove_member(id),
             Command::AddJoinToken { record } => self.add_join_token(record, at),
             Command::AdmitMember { spec, token_id } => self.admit_member(spec, token_id, at),
@@ -59,6 +59,10 @@ impl ClusterState {
             Command::SealCa { sealed_key } => self.seal_ca(sealed_key),
             Command::CreateAccessKey { record } => self.create_access_key(record, at),
             Command::DeleteAccessKey { access_key_id } => self.delete_access_key(access_key_id),
+            Command::RegisterInstance { .. }
+            | Command::DeregisterInstance { .. }
+            | Command::TagInstances { .. }
+            | Command::TagResource { .. } => self.apply_tagging(command, at),
             Command::SetFeatureLevel { level } => self.set_feature_level(*level),
             Command::CreateApplication { name, application_id, compute_platform } => {
                 self.create_application(name, application_id, compute_platform, at)
@@ -96,13 +100,7 @@ impl ClusterState {
             Command::RequestPrefetch { revision_id, targets } => self.request_prefetch(revision_id, targets),
             Command::CreateDeployment { spec, deployment_id } => self.create_deployment(spec, deployment_id, at),
             Command::StartTargets { deployment_id, targets } => self.start_targets(deployment_id, targets, at),
-            Command::ReportTargets { reports } => {
-                for report in reports {
-                    // Each report stands alone: a stale one is skipped, not fatal to the batch.
-                    let _ = self.report_target(report, at);
-                }
-                Ok(Outcome::Done)
-            }
+            Command::ReportTargets { reports } => Ok(self.report_targets(reports, at)),
             Command::FailTargets { deployment_id, targets } => self.fail_targets(deployment_id, targets, at),
             Command::FinishDeployment(finish) => self.finish_deployment(finish, at),
             Command::StopDeployment { deployment_id, rollback_id } => {
@@ -123,6 +121,16 @@ impl ClusterState {
                 self.continue_deployment(deployment_id, *wait_type)
             }
         }
+    }
+
+    /// Applies target reports, each on its own: a stale one is skipped, not fatal to the
+    /// batch.
+    fn report_targets(&mut self, reports: &[crate::command::TargetReport], at: UnixMillis) -> Outcome {
+        for report in reports {
+            // A stale report's refusal is the expected answer to a race; nothing to do.
+            let _ = self.report_target(report, at);
+        }
+        Outcome::Done
     }
 
     /// Records `by` on what `command` (applied) created or changed, for audit. A revision
@@ -208,6 +216,7 @@ impl ClusterState {
                 compute_platform: *compute_platform,
                 create_time: at,
                 created_by: None,
+                tags: Default::default(),
             },
         );
         Ok(Outcome::Done)

@@ -48,9 +48,12 @@ impl ClusterState {
             .map(|target| target.target_id)
             .collect();
         let green: BTreeSet<NodeId> = match &spec.target_instances {
-            Some(selector) => {
-                self.members.values().filter(|member| selector.matches(&member.tags)).map(|member| member.id).collect()
-            }
+            Some(selector) => self
+                .members
+                .values()
+                .filter(|member| self.is_deployable(member) && selector.matches(&member.tags))
+                .map(|member| member.id)
+                .collect(),
             None => self.group_targets(group).into_iter().filter(|id| !blue.contains(id)).collect(),
         };
         if green.is_empty() {

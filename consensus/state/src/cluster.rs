@@ -13,6 +13,7 @@ use crate::command::ApplyError;
 use crate::features::FeatureLevel;
 use crate::model::deployment::Deployment;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
+use crate::model::instances::OnPremisesInstance;
 use crate::model::members::{ClusterInfo, Member};
 use crate::model::platform_configs::predefined_configs_at;
 use crate::model::resources::{Application, DeploymentConfig, DeploymentGroup};
@@ -57,6 +58,10 @@ pub struct ClusterState {
     /// before.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub routes: BTreeMap<String, Route>,
+    /// On-premises instances by name ([`FeatureLevel::AWS_PROTOCOL`]); left out of the
+    /// encoding while there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, OnPremisesInstance>,
 }
 
 impl ClusterState {
@@ -104,7 +109,7 @@ impl ClusterState {
     pub fn group_targets(&self, group: &DeploymentGroup) -> Vec<NodeId> {
         self.members
             .values()
-            .filter(|member| group.target_selector.matches(&member.tags))
+            .filter(|member| self.is_deployable(member) && group.target_selector.matches(&member.tags))
             .map(|member| member.id)
             .collect()
     }
@@ -125,6 +130,18 @@ impl ClusterState {
     /// # Panics
     /// When an invariant is broken: that is a bug in `apply`.
     pub fn check_invariants(&self) {
+        for (name, instance) in &self.instances {
+            if let Some(node) = instance.node {
+                let held = self.members.get(&node).and_then(|member| member.instance_name.as_deref());
+                assert_eq!(held, Some(name.as_str()), "instance {name} names node {node}, which does not hold it");
+            }
+        }
+        for member in self.members.values() {
+            if let Some(name) = &member.instance_name {
+                let holder = self.instances.get(name).and_then(|instance| instance.node);
+                assert_eq!(holder, Some(member.id), "node {} holds instance {name}, which does not name it", member.id);
+            }
+        }
         for (application, groups) in &self.deployment_groups {
             assert!(self.applications.contains_key(application), "groups of unknown application {application}");
             for group in groups.values() {

@@ -5,58 +5,21 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::apply_error::{ApplyError, ApplyErrorKind};
 use crate::features::FeatureLevel;
-use crate::model::blue_green::BlueGreenDeploymentConfiguration;
 pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
 use crate::model::deployment::{
     DeploymentCreator, ErrorInformation, LifecycleEvent, LifecycleEventStatus, TargetStatus,
 };
-use crate::model::ecs_group::EcsService;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{AccessKeyRecord, Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
-    is_default, AutoRollbackConfiguration, ComputePlatform, DeploymentOption, DeploymentType, FileExistsBehavior,
-    LoadBalancerInfo, MinimumHealthyHosts, TargetSelector,
+    AutoRollbackConfiguration, ComputePlatform, FileExistsBehavior, MinimumHealthyHosts, TargetSelector,
 };
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
 use crate::model::traffic_routing::TrafficRoutingConfig;
 use crate::NodeId;
 
-/// What a client asks for when it creates a deployment group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentGroupSpec {
-    /// Owning application.
-    pub application_name: String,
-    /// Name.
-    pub deployment_group_name: String,
-    /// Default configuration (`CodeDeployDefault.OneAtATime` when not given).
-    pub deployment_config_name: String,
-    /// Targets.
-    pub target_selector: TargetSelector,
-    /// Rollback settings.
-    pub auto_rollback_configuration: AutoRollbackConfiguration,
-    /// Whether hosts that join later get the last successful revision.
-    pub update_outdated_instances: bool,
-    /// With or without traffic control ([`FeatureLevel::TRAFFIC_CONTROL`] when with).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub deployment_option: DeploymentOption,
-    /// The routes its targets leave and rejoin ([`FeatureLevel::TRAFFIC_CONTROL`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_info: Option<LoadBalancerInfo>,
-    /// In-place or blue/green ([`FeatureLevel::BLUE_GREEN`] when blue/green).
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub deployment_type: DeploymentType,
-    /// Blue/green settings ([`FeatureLevel::BLUE_GREEN`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
-    /// The IAM role assumed for the group's AWS calls ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    /// An ECS group's service ([`FeatureLevel::ECS_DEPLOYMENTS`]).
-    pub ecs_services: Vec<EcsService>,
-}
+pub use crate::group_spec::DeploymentGroupSpec;
 
 /// What a client asks for when it creates a deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +335,45 @@ pub enum Command {
         deployment_id: DeploymentId,
         /// Which wait.
         wait_type: DeploymentWaitType,
+    },
+    /// `RegisterOnPremisesInstance` ([`FeatureLevel::AWS_PROTOCOL`]): a name a node
+    /// started with `--instance-name` takes. Refused while the name is registered.
+    RegisterInstance {
+        /// The name.
+        instance_name: String,
+        /// An IAM session ARN, kept and shown.
+        iam_session_arn: Option<String>,
+        /// An IAM user ARN, kept and shown.
+        iam_user_arn: Option<String>,
+    },
+    /// `DeregisterOnPremisesInstance` ([`FeatureLevel::AWS_PROTOCOL`]): no deployment
+    /// selects its node any more.
+    DeregisterInstance {
+        /// The name.
+        instance_name: String,
+    },
+    /// `AddTagsToOnPremisesInstances` and `RemoveTagsFromOnPremisesInstances`
+    /// ([`FeatureLevel::AWS_PROTOCOL`]): every instance named gets `add` and loses the
+    /// tags of `remove` (a tag removed by key and value, or by key when its value is
+    /// empty); the nodes holding them change tags with them. All or nothing.
+    TagInstances {
+        /// The instances, each registered.
+        instance_names: Vec<String>,
+        /// Tags to add (replacing a tag of the same key).
+        add: Vec<crate::model::instances::Tag>,
+        /// Tags to remove.
+        remove: Vec<crate::model::instances::Tag>,
+    },
+    /// `TagResource` and `UntagResource` ([`FeatureLevel::AWS_PROTOCOL`]): an
+    /// application's or group's tags get `add` (replacing tags of the same keys) and lose
+    /// the keys of `remove`.
+    TagResource {
+        /// The application or group.
+        resource: crate::model::instances::TaggedResource,
+        /// Tags to add.
+        add: Vec<crate::model::instances::Tag>,
+        /// Keys to remove.
+        remove: Vec<String>,
     },
 }
 

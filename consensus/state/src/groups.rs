@@ -43,6 +43,7 @@ impl ClusterState {
             instances: Default::default(),
             create_time: at,
             created_by: None,
+            tags: Default::default(),
         };
         self.deployment_groups
             .entry(spec.application_name.clone())

@@ -15,6 +15,14 @@ impl Command {
             | Self::AddMember { spec }
             | Self::AdmitMember { spec, .. }
             | Self::UpdateMember { spec, .. }
+                if spec.instance_name.is_some() =>
+            {
+                FeatureLevel::AWS_PROTOCOL
+            }
+            Self::Bootstrap { first: spec, .. }
+            | Self::AddMember { spec }
+            | Self::AdmitMember { spec, .. }
+            | Self::UpdateMember { spec, .. }
                 if spec.advertise.is_some() =>
             {
                 FeatureLevel::TRAFFIC_ROUTES
@@ -23,6 +31,10 @@ impl Command {
             Self::SetApiToken { .. } => FeatureLevel::HARDENING,
             Self::CreateAccessKey { .. }
             | Self::DeleteAccessKey { .. }
+            | Self::RegisterInstance { .. }
+            | Self::DeregisterInstance { .. }
+            | Self::TagInstances { .. }
+            | Self::TagResource { .. }
             | Self::UpdateApplication { .. }
             | Self::UpdateDeploymentGroup { .. } => FeatureLevel::AWS_PROTOCOL,
             Self::SealCa { .. } => FeatureLevel::SEALED_CA,

@@ -16,9 +16,15 @@ impl ClusterState {
         if self.cluster.is_some() {
             return Err(ApplyError::conflict("the cluster is already bootstrapped"));
         }
-        self.cluster = Some(info.clone());
         let id = NodeId(1);
+        if let Some(name) = &first.instance_name {
+            self.check_take(id, name)?;
+        }
+        self.cluster = Some(info.clone());
         self.members.insert(id, Member::from_spec(id, first, at));
+        if let Some(name) = &first.instance_name {
+            self.take_instance(id, name, at);
+        }
         self.next_node_id = 2;
         Ok(Outcome::MemberAdded(id))
     }
@@ -28,24 +34,49 @@ impl ClusterState {
             return Err(ApplyError::conflict("the cluster is not bootstrapped"));
         }
         let id = NodeId(self.next_node_id);
+        if let Some(name) = &spec.instance_name {
+            self.check_take(id, name)?;
+        }
         self.next_node_id += 1;
         self.members.insert(id, Member::from_spec(id, spec, at));
+        if let Some(name) = &spec.instance_name {
+            self.take_instance(id, name, at);
+        }
         Ok(Outcome::MemberAdded(id))
     }
 
-    pub(crate) fn update_member(&mut self, id: &NodeId, spec: &MemberSpec) -> Result<Outcome, ApplyError> {
-        let member = self.members.get_mut(id).ok_or_else(|| ApplyError::not_found(format!("no member {id}")))?;
-        member.listen = spec.listen;
-        member.api = spec.api;
-        member.tags = spec.tags.clone();
-        member.advertise = spec.advertise;
+    /// Records a member's new addresses and tags, and the instance it now names; a spec
+    /// without an instance name leaves the member's instance as it is.
+    pub(crate) fn update_member(
+        &mut self,
+        id: &NodeId,
+        spec: &MemberSpec,
+        at: UnixMillis,
+    ) -> Result<Outcome, ApplyError> {
+        if !self.members.contains_key(id) {
+            return Err(ApplyError::not_found(format!("no member {id}")));
+        }
+        if let Some(name) = &spec.instance_name {
+            self.check_take(*id, name)?;
+        }
+        if let Some(member) = self.members.get_mut(id) {
+            member.listen = spec.listen;
+            member.api = spec.api;
+            member.tags = spec.tags.clone();
+            member.advertise = spec.advertise;
+        }
+        if let Some(name) = &spec.instance_name {
+            self.take_instance(*id, name, at);
+        }
         Ok(Outcome::Done)
     }
 
     pub(crate) fn remove_member(&mut self, id: &NodeId) -> Result<Outcome, ApplyError> {
-        if self.members.remove(id).is_none() {
+        if !self.members.contains_key(id) {
             return Err(ApplyError::not_found(format!("no member {id}")));
         }
+        self.release_instance(*id);
+        self.members.remove(id);
         self.removed.insert(*id);
         Ok(Outcome::Done)
     }

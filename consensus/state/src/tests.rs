@@ -32,6 +32,7 @@ fn spec(port: u16) -> MemberSpec {
         api: format!("127.0.0.1:{}", port + 1000).parse().expect("addr"),
         tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
         advertise: None,
+        instance_name: None,
     }
 }
 
@@ -80,6 +81,8 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
         metrics_token_hash: None,
         created_at: UnixMillis(0),
         access_keys: Vec::new(),
+        aws_region: None,
+        aws_account_id: None,
     };
     let (first, second) = (revision(b"version: 0.0 # one"), revision(b"version: 0.0 # two"));
     let response = state.apply(&at(

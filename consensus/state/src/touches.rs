@@ -100,7 +100,10 @@ impl Command {
             | Self::AddMember { .. }
             | Self::AdmitMember { .. }
             | Self::UpdateMember { .. }
-            | Self::RemoveMember { .. } => Touches::ALL,
+            | Self::RemoveMember { .. }
+            | Self::RegisterInstance { .. }
+            | Self::DeregisterInstance { .. }
+            | Self::TagInstances { .. } => Touches::ALL,
             Self::AddJoinToken { .. }
             | Self::DeleteJoinToken { .. }
             | Self::SetApiToken { .. }
@@ -108,6 +111,7 @@ impl Command {
             | Self::DeleteAccessKey { .. }
             | Self::UpdateApplication { .. }
             | Self::UpdateDeploymentGroup { .. }
+            | Self::TagResource { .. }
             | Self::SealCa { .. }
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }

@@ -22,11 +22,13 @@ pub const PUSHED_BUCKET: &str = "fleetmesh";
 /// CodeDeploy's operations this release answers on the wire; the rest of botocore's 47
 /// are listed in the README with the reason each is left out.
 pub const WIRE_OPERATIONS: &[&str] = &[
+    "AddTagsToOnPremisesInstances",
     "BatchGetApplicationRevisions",
     "BatchGetApplications",
     "BatchGetDeploymentGroups",
     "BatchGetDeployments",
     "BatchGetDeploymentTargets",
+    "BatchGetOnPremisesInstances",
     "ContinueDeployment",
     "CreateApplication",
     "CreateDeployment",
@@ -35,21 +37,29 @@ pub const WIRE_OPERATIONS: &[&str] = &[
     "DeleteApplication",
     "DeleteDeploymentConfig",
     "DeleteDeploymentGroup",
+    "DeregisterOnPremisesInstance",
     "GetApplication",
     "GetApplicationRevision",
     "GetDeployment",
     "GetDeploymentConfig",
     "GetDeploymentGroup",
     "GetDeploymentTarget",
+    "GetOnPremisesInstance",
     "ListApplicationRevisions",
     "ListApplications",
     "ListDeploymentConfigs",
     "ListDeploymentGroups",
     "ListDeploymentTargets",
     "ListDeployments",
+    "ListOnPremisesInstances",
+    "ListTagsForResource",
     "PutLifecycleEventHookExecutionStatus",
     "RegisterApplicationRevision",
+    "RegisterOnPremisesInstance",
+    "RemoveTagsFromOnPremisesInstances",
     "StopDeployment",
+    "TagResource",
+    "UntagResource",
     "UpdateApplication",
     "UpdateDeploymentGroup",
 ];
@@ -157,6 +167,20 @@ fn by_field(field: &str, message: &str) -> &'static str {
             "InvalidUpdateOutdatedInstancesOnlyValueException"
         }
         "ignoreApplicationStopFailures" => "InvalidIgnoreApplicationStopFailuresValueException",
+        "instanceName" | "instanceNames" if missing => "InstanceNameRequiredException",
+        "instanceName" | "instanceNames" => "InvalidInstanceNameException",
+        "iamSessionArn" => "InvalidIamSessionArnException",
+        "iamUserArn" => "InvalidIamUserArnException",
+        "registrationStatus" => "InvalidRegistrationStatusException",
+        "tagFilters" => "InvalidTagFilterException",
+        "ResourceArn" if missing => "ResourceArnRequiredException",
+        "ResourceArn" => "InvalidArnException",
+        "TagKeys" | "Tags" if missing => "TagRequiredException",
+        "TagKeys" => "InvalidTagException",
+        "Tags" => "InvalidTagsToAddException",
+        "NextToken" => "InvalidNextTokenException",
+        "tags" if missing => "TagRequiredException",
+        "tags" => "InvalidTagException",
         _ => "InvalidInputException",
     }
 }
@@ -171,6 +195,7 @@ fn missing(operation: &str, message: &str) -> &'static str {
         ("revision ", "RevisionDoesNotExistException"),
         ("deployment ", "DeploymentDoesNotExistException"),
         ("node ", "DeploymentTargetDoesNotExistException"),
+        ("on-premises instance ", "InstanceNotRegisteredException"),
     ];
     if let Some((_, name)) = subject.iter().find(|(prefix, _)| message.starts_with(prefix)) {
         return name;
@@ -203,6 +228,14 @@ fn conflict(operation: &str, message: &str) -> &'static str {
             "DeploymentLimitExceededException"
         }
         "PutLifecycleEventHookExecutionStatus" => "LifecycleEventAlreadyCompletedException",
+        "RegisterOnPremisesInstance" if message.contains("IAM session ARN") => {
+            "IamSessionArnAlreadyRegisteredException"
+        }
+        "RegisterOnPremisesInstance" if message.contains("IAM user ARN") => "IamUserArnAlreadyRegisteredException",
+        "RegisterOnPremisesInstance" if exists || message.contains("registered already") => {
+            "InstanceNameAlreadyRegisteredException"
+        }
+        "RegisterOnPremisesInstance" => "InstanceLimitExceededException",
         _ if message.contains("feature level") => "UnsupportedActionForDeploymentTypeException",
         _ => "InvalidInputException",
     }

@@ -20,12 +20,14 @@
 use fleetmesh_state::model::resources::{
     AutoRollbackConfiguration, MinimumHealthyHosts, MinimumHealthyHostsType, TagFilter, TagFilterType, NAME_LEN_MAX,
 };
-use fleetmesh_state::model::routes::{
-    DRAIN_SECONDS_MAX, ROUTER_TAGS_MAX, ROUTE_COMMAND_BYTES_MAX, ROUTE_TARGETS_MAX, ROUTE_WEIGHT_MAX,
-};
 use fleetmesh_state::model::traffic_routing::TrafficRoutingConfig;
 
 use crate::{Operation, OperationError};
+
+mod instances;
+mod routes;
+use instances::resource_tags;
+use routes::{drain_seconds, port, route_command, route_targets, router_tags};
 
 /// Most characters of a description (CodeDeploy's limit).
 pub const DESCRIPTION_CHARS_MAX: usize = 256;
@@ -212,81 +214,6 @@ fn tag_set(field: &str, groups: &[Vec<TagFilter>]) -> Result<(), OperationError>
     Ok(())
 }
 
-/// A TCP port: 1–65535.
-fn port(field: &str, value: u32) -> Result<(), OperationError> {
-    if value == 0 || value > u32::from(u16::MAX) {
-        return Err(OperationError::invalid(field, format!("{value} is not a port (1 to 65535)")));
-    }
-    Ok(())
-}
-
-/// A route's router selector: 1–10 pairs, keys and values within tag lengths.
-fn router_tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), OperationError> {
-    if tags.is_empty() || tags.len() > ROUTER_TAGS_MAX {
-        return Err(OperationError::invalid(
-            "routerTags",
-            format!("{} tags; a route needs 1 to {ROUTER_TAGS_MAX} (--router-tag KEY=VALUE)", tags.len()),
-        ));
-    }
-    for (key, value) in tags {
-        if key.is_empty() {
-            return Err(OperationError::invalid("routerTags", "a tag key must not be empty"));
-        }
-        text("routerTags key", key, TAG_KEY_CHARS_MAX)?;
-        text(&format!("routerTags.{}", cut(key)), value, TAG_VALUE_CHARS_MAX)?;
-    }
-    Ok(())
-}
-
-/// A route's drain time: at most [`DRAIN_SECONDS_MAX`] seconds.
-fn drain_seconds(seconds: Option<u32>) -> Result<(), OperationError> {
-    match seconds {
-        Some(seconds) if seconds > DRAIN_SECONDS_MAX => Err(OperationError::invalid(
-            "drainSeconds",
-            format!("{seconds} is more than the maximum, {DRAIN_SECONDS_MAX}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A route's command: an absolute path of at most [`ROUTE_COMMAND_BYTES_MAX`] bytes.
-fn route_command(command: Option<&str>) -> Result<(), OperationError> {
-    match command {
-        Some(path) if !path.starts_with('/') || path.len() > ROUTE_COMMAND_BYTES_MAX || path.contains('\0') => {
-            Err(OperationError::invalid(
-                "command",
-                format!("{} is not an absolute path of at most {ROUTE_COMMAND_BYTES_MAX} bytes", echo(path)),
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A route's targets: at most [`ROUTE_TARGETS_MAX`], weights within bounds, no node twice.
-fn route_targets(targets: &[crate::RouteTargetInput]) -> Result<(), OperationError> {
-    if targets.len() > ROUTE_TARGETS_MAX {
-        return Err(OperationError::invalid(
-            "targets",
-            format!("{} targets; the most is {ROUTE_TARGETS_MAX}", targets.len()),
-        ));
-    }
-    for (index, target) in targets.iter().enumerate() {
-        if target.weight > ROUTE_WEIGHT_MAX {
-            return Err(OperationError::invalid(
-                &format!("targets[{index}].weight"),
-                format!("{} is more than the maximum, {ROUTE_WEIGHT_MAX}", target.weight),
-            ));
-        }
-        if targets[..index].iter().any(|earlier| earlier.target_id == target.target_id) {
-            return Err(OperationError::invalid(
-                &format!("targets[{index}].targetId"),
-                format!("node {} is listed twice", target.target_id),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Rollback settings: each event named once at most.
 fn rollback(field: &str, configuration: Option<&AutoRollbackConfiguration>) -> Result<(), OperationError> {
     let events = configuration.map(|configuration| configuration.events.as_slice()).unwrap_or_default();
@@ -328,6 +255,7 @@ const CONFIG: &str = "deploymentConfigName";
 const DESCRIPTION: &str = "description";
 const DEPLOYMENT: &str = "deploymentId";
 const ROUTE: &str = "routeName";
+const INSTANCE: &str = "instanceName";
 
 impl Operation {
     /// Checks every bound of the input: names, lengths, counts and numbers. Run before
@@ -336,7 +264,10 @@ impl Operation {
     /// # Errors
     /// A bad request naming the field and its bound; echoed input is cut short.
     pub fn check(&self) -> Result<(), OperationError> {
-        self.check_resources().and_then(|()| self.check_deployments()).and_then(|()| self.check_routes())
+        self.check_resources()
+            .and_then(|()| self.check_deployments())
+            .and_then(|()| self.check_routes())
+            .and_then(|()| self.check_instances())
     }
 
     /// Traffic routes.
@@ -362,7 +293,10 @@ impl Operation {
     /// Applications, groups, configurations, revisions and the cluster's own.
     fn check_resources(&self) -> Result<(), OperationError> {
         match self {
-            Self::CreateApplication(input) => name(APPLICATION, &input.application_name),
+            Self::CreateApplication(input) => {
+                name(APPLICATION, &input.application_name)?;
+                resource_tags(input.tags.as_deref())
+            }
             Self::GetApplication(input) | Self::DeleteApplication(input) => name(APPLICATION, &input.application_name),
             Self::ListDeploymentGroups(input) | Self::ListApplicationRevisions(input) => {
                 name(APPLICATION, &input.application_name)
@@ -399,7 +333,8 @@ impl Operation {
                 tag_filters("onPremisesInstanceTagFilters", filters)?;
                 let groups = input.on_premises_tag_set.as_ref().map(|set| set.on_premises_tag_set_list.as_slice());
                 tag_set("onPremisesTagSet.onPremisesTagSetList", groups.unwrap_or_default())?;
-                rollback("autoRollbackConfiguration", input.auto_rollback_configuration.as_ref())
+                rollback("autoRollbackConfiguration", input.auto_rollback_configuration.as_ref())?;
+                resource_tags(input.tags.as_deref())
             }
             Self::GetDeploymentGroup(input) | Self::DeleteDeploymentGroup(input) => {
                 name(APPLICATION, &input.application_name)?;

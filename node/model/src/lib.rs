@@ -26,6 +26,7 @@ pub mod bounds;
 mod cluster;
 mod deployments;
 mod error;
+mod instances;
 mod lambda;
 mod lifecycle;
 mod lists;
@@ -44,6 +45,7 @@ pub use blue_green::*;
 pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
+pub use instances::*;
 pub use lambda::*;
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
 pub use lists::*;
@@ -202,6 +204,29 @@ operations! {
     DeleteAccessKey(DeleteAccessKeyInput) -> Empty, Write;
     UpdateApplication(UpdateApplicationInput) -> Empty, Write;
     UpdateDeploymentGroup(UpdateDeploymentGroupInput) -> UpdateDeploymentGroupOutput, Write;
+    RegisterOnPremisesInstance(RegisterOnPremisesInstanceInput) -> Empty, Write;
+    DeregisterOnPremisesInstance(DeregisterOnPremisesInstanceInput) -> Empty, Write;
+    GetOnPremisesInstance(GetOnPremisesInstanceInput) -> GetOnPremisesInstanceOutput, Read;
+    BatchGetOnPremisesInstances(BatchGetOnPremisesInstancesInput) -> BatchGetOnPremisesInstancesOutput, Read;
+    ListOnPremisesInstances(ListOnPremisesInstancesInput) -> ListOnPremisesInstancesOutput, Read;
+    AddTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput) -> Empty, Write;
+    RemoveTagsFromOnPremisesInstances(RemoveTagsFromOnPremisesInstancesInput) -> Empty, Write;
+    TagResource(TagResourceInput) -> Empty, Write;
+    UntagResource(UntagResourceInput) -> Empty, Write;
+    ListTagsForResource(ListTagsForResourceInput) -> ListTagsForResourceOutput, Read;
+}
+
+/// `arn:aws:codedeploy:<region>:<account>:<resource>` with the region and account of the
+/// cluster of `state` (the defaults before it is bootstrapped).
+pub fn arn(state: &fleetmesh_state::ClusterState, resource: &str) -> String {
+    match &state.cluster {
+        Some(cluster) => cluster.arn(resource),
+        None => format!(
+            "arn:aws:codedeploy:{}:{}:{resource}",
+            fleetmesh_state::model::members::DEFAULT_AWS_REGION,
+            fleetmesh_state::model::members::DEFAULT_AWS_ACCOUNT_ID
+        ),
+    }
 }
 
 /// True when `body` is a JSON object with a top-level member `name`.
@@ -255,6 +280,7 @@ impl Operation {
             | Self::UpdateApplication(_)
             | Self::UpdateDeploymentGroup(_)
             | Self::RegisterApplicationRevision(_) => FeatureLevel::AWS_PROTOCOL,
+            tagging if tagging.is_tagging() => FeatureLevel::AWS_PROTOCOL,
             Self::CreateDeployment(input)
                 if input
                     .revision

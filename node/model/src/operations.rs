@@ -35,6 +35,9 @@ pub struct CreateApplicationInput {
     /// Server (default), Lambda or ECS.
     #[serde(default)]
     pub compute_platform: Option<ComputePlatform>,
+    /// Tags of the application (level 15; `ListTagsForResource` shows them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<crate::instances::Tag>>,
 }
 
 /// `CreateApplication`'s answer.
@@ -107,6 +110,9 @@ pub struct CreateDeploymentGroupInput {
     /// An ECS group's service: exactly one (level 14).
     #[serde(default, rename = "ecsServices")]
     pub ecs_services: Option<Vec<fleetmesh_state::model::ecs_group::EcsService>>,
+    /// Tags of the group (level 15; `ListTagsForResource` shows them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<crate::instances::Tag>>,
 }
 
 /// `CreateDeploymentGroup`'s answer.

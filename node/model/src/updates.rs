@@ -116,6 +116,7 @@ impl From<crate::shapes::DeploymentGroupInfo> for CreateDeploymentGroupInput {
             blue_green_deployment_configuration: info.blue_green_deployment_configuration,
             service_role_arn: info.service_role_arn,
             ecs_services: (!info.ecs_services.is_empty()).then_some(info.ecs_services),
+            tags: None,
         }
     }
 }

@@ -25,6 +25,12 @@ impl NodeConfig {
     /// address only when it differs from the listen IP (older releases record none).
     pub(super) fn member_spec(&self) -> MemberSpec {
         let advertise = self.advertise.filter(|address| *address != self.listen.ip());
-        MemberSpec { listen: self.listen, api: self.api, tags: self.tags.clone(), advertise }
+        MemberSpec {
+            listen: self.listen,
+            api: self.api,
+            tags: self.tags.clone(),
+            advertise,
+            instance_name: self.instance_name.clone(),
+        }
     }
 }

@@ -52,6 +52,12 @@ pub struct NodeConfig {
     pub token: Option<String>,
     /// `--tag`s.
     pub tags: BTreeMap<String, String>,
+    /// `--instance-name`: the on-premises instance this node takes.
+    pub instance_name: Option<String>,
+    /// `--aws-region` (first node only): the region of the cluster's ARNs.
+    pub aws_region: Option<String>,
+    /// `--aws-account-id` (first node only): the account of the cluster's ARNs.
+    pub aws_account_id: Option<String>,
     /// `--voters`.
     pub voters: u32,
     /// `--install-root`.
@@ -152,6 +158,8 @@ fn bootstrap_identity(config: &NodeConfig) -> Result<(NodeIdentity, ClusterInfo)
         metrics_token_hash: Some(secret_hash(&metrics_token)),
         created_at,
         access_keys: Vec::new(),
+        aws_region: config.aws_region.clone(),
+        aws_account_id: config.aws_account_id.clone(),
     };
     let identity = NodeIdentity {
         format: IDENTITY_FORMAT,
@@ -273,6 +281,7 @@ async fn open_node(config: &NodeConfig, identity: &NodeIdentity) -> Result<Opene
         api: config.api,
         advertise: config.advertised()?,
         tags: config.tags.clone(),
+        instance_name: config.instance_name.clone(),
         data_dir: Some(config.data_dir.clone()),
         install_root: config.install_root.clone(),
         timing: config.timing,

@@ -1,6 +1,7 @@
 //! A member that restarted with other tags, another API address or another advertised
 //! address: its polls carry what it runs with now, and the leader records the change
-//! (a restart without any `--tag` keeps the recorded tags)
+//! (a restart without any `--tag` keeps the recorded tags), and the on-premises
+//! instance it names (`--instance-name`; its tags are managed through the API then)
 //! ([`Command::UpdateMember`]), so deployment groups and routes select it by its current
 //! tags and routers reach it where it now listens. The QUIC listen address is not
 //! changed this way (voters' Raft addresses hang on it): a node that must move is
@@ -24,11 +25,26 @@ impl Leader {
         let wanted = self.node.state().read(|state| {
             let member = state.members.get(&node)?;
             // A restart without --tag keeps the recorded tags (a plain `node --data-dir`
-            // resume must not drop the host out of its groups).
-            let tags = if reported.tags.is_empty() { &member.tags } else { &reported.tags };
+            // resume must not drop the host out of its groups), and so does a node that
+            // holds an on-premises instance: its tags are the instance's, changed through
+            // the API (its --tag flags joined them when it took the name).
+            let aws = state.feature_level >= FeatureLevel::AWS_PROTOCOL;
+            let instance_name =
+                reported.instance_name.clone().filter(|name| aws && member.instance_name.as_ref() != Some(name));
+            let keep = reported.tags.is_empty() || (member.instance_name.is_some() && instance_name.is_none());
+            let tags = if keep { &member.tags } else { &reported.tags };
             let advertise = if state.feature_level < FeatureLevel::TRAFFIC_ROUTES { None } else { reported.advertise };
-            let same = reported.api == member.api && *tags == member.tags && advertise == member.advertise;
-            (!same).then(|| MemberSpec { listen: member.listen, api: reported.api, tags: tags.clone(), advertise })
+            let same = reported.api == member.api
+                && *tags == member.tags
+                && advertise == member.advertise
+                && instance_name.is_none();
+            (!same).then(|| MemberSpec {
+                listen: member.listen,
+                api: reported.api,
+                tags: tags.clone(),
+                advertise,
+                instance_name,
+            })
         });
         let Some(wanted) = wanted else { return };
         {

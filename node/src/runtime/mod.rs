@@ -129,6 +129,7 @@ impl Node {
             api: settings.api,
             tags: settings.tags.clone(),
             advertise,
+            instance_name: settings.instance_name.clone(),
         }
     }
 

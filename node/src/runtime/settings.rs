@@ -56,6 +56,8 @@ pub struct NodeSettings {
     pub advertise: std::net::IpAddr,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// `--instance-name`: the on-premises instance it takes, if any.
+    pub instance_name: Option<String>,
     /// Data directory (`None` in simulation).
     pub data_dir: Option<PathBuf>,
     /// Where appspec destinations resolve.

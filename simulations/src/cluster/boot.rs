@@ -54,7 +54,13 @@ pub fn sim_tags(id: NodeId) -> BTreeMap<String, String> {
 }
 
 fn spec(id: NodeId) -> MemberSpec {
-    MemberSpec { listen: address(id, 7400), api: address(id, 7480), tags: sim_tags(id), advertise: None }
+    MemberSpec {
+        listen: address(id, 7400),
+        api: address(id, 7480),
+        tags: sim_tags(id),
+        advertise: None,
+        instance_name: None,
+    }
 }
 
 impl SimCluster {
@@ -132,6 +138,8 @@ impl SimCluster {
             voters_desired: self.config.voters,
             created_at: SIM_EPOCH,
             access_keys: Vec::new(),
+            aws_region: None,
+            aws_account_id: None,
         };
         self.leader_of(FIRST).set_pending_bootstrap(info, spec(FIRST));
         self.wait_for("bootstrap", Duration::from_secs(30), |cluster| {
@@ -199,6 +207,7 @@ impl SimCluster {
             api: spec.api,
             advertise: spec.listen.ip(),
             tags: spec.tags,
+            instance_name: None,
             data_dir: None,
             install_root: "/sim".into(),
             timing: self.config.timing,

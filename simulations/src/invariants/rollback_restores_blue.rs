@@ -143,6 +143,7 @@ mod tests {
                 tags: Default::default(),
                 joined_at: UnixMillis(0),
                 advertise: None,
+                instance_name: None,
             };
             state.members.insert(NodeId(id), member);
         }

@@ -28,12 +28,25 @@ pub struct Member {
     /// its services; `None` means the IP of `listen` (see [`Member::address`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<IpAddr>,
+    /// The on-premises instance it holds (`--instance-name`, feature level 15): while it
+    /// does, its tags are the instance's (see [`crate::model::instances`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
 }
 
 impl Member {
-    /// The member as recorded from `spec`.
+    /// The member as recorded from `spec`; the instance it names is taken by
+    /// [`crate::ClusterState`]'s apply, which sets `instance_name`.
     pub fn from_spec(id: NodeId, spec: &MemberSpec, joined_at: UnixMillis) -> Self {
-        Self { id, listen: spec.listen, api: spec.api, tags: spec.tags.clone(), joined_at, advertise: spec.advertise }
+        Self {
+            id,
+            listen: spec.listen,
+            api: spec.api,
+            tags: spec.tags.clone(),
+            joined_at,
+            advertise: spec.advertise,
+            instance_name: None,
+        }
     }
 
     /// Its advertised address: `--advertise-address`, else the IP of `--listen`.
@@ -175,7 +188,19 @@ pub struct ClusterInfo {
     /// The AWS protocol's access keys ([`crate::FeatureLevel::AWS_PROTOCOL`]), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_keys: Vec<AccessKeyRecord>,
+    /// The region in the ARNs the AWS protocol shows (`node --aws-region` of the first
+    /// node); `None` is [`DEFAULT_AWS_REGION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_region: Option<String>,
+    /// The account in those ARNs (`--aws-account-id`); `None` is [`DEFAULT_AWS_ACCOUNT_ID`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_account_id: Option<String>,
 }
+
+/// The region of a cluster's ARNs unless `--aws-region` said otherwise.
+pub const DEFAULT_AWS_REGION: &str = "us-east-1";
+/// The account of a cluster's ARNs unless `--aws-account-id` said otherwise.
+pub const DEFAULT_AWS_ACCOUNT_ID: &str = "000000000000";
 
 /// An access key of the AWS protocol (SigV4): the id is public, the secret is sealed
 /// under the voters' CA seal key (`fleetmesh_transport::seal`, context
@@ -240,6 +265,14 @@ impl std::fmt::Display for ApiTokenKind {
 }
 
 impl ClusterInfo {
+    /// `arn:aws:codedeploy:<region>:<account>:<resource>`, with this cluster's region and
+    /// account.
+    pub fn arn(&self, resource: &str) -> String {
+        let region = self.aws_region.as_deref().unwrap_or(DEFAULT_AWS_REGION);
+        let account = self.aws_account_id.as_deref().unwrap_or(DEFAULT_AWS_ACCOUNT_ID);
+        format!("arn:aws:codedeploy:{region}:{account}:{resource}")
+    }
+
     /// The hash of the token of `kind`, if there is one.
     pub fn token_hash(&self, kind: ApiTokenKind) -> Option<&str> {
         match kind {
@@ -295,6 +328,10 @@ pub struct MemberSpec {
     /// so older releases read the spec as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<IpAddr>,
+    /// `--instance-name`: the on-premises instance the node takes
+    /// ([`crate::FeatureLevel::AWS_PROTOCOL`]; left out of the encoding when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
 }
 
 impl MemberSpec {
@@ -305,6 +342,9 @@ impl MemberSpec {
     pub fn for_level(mut self, level: crate::FeatureLevel) -> Self {
         if level < crate::FeatureLevel::TRAFFIC_ROUTES {
             self.advertise = None;
+        }
+        if level < crate::FeatureLevel::AWS_PROTOCOL {
+            self.instance_name = None;
         }
         self
     }

@@ -12,6 +12,7 @@ use super::blue_green::BlueGreenDeploymentConfiguration;
 use super::ecs_group::is_target_group_arn;
 use super::ids::{DeploymentId, RevisionId, UnixMillis};
 use super::members::Actor;
+pub use super::names::{validate_name, InvalidName, NAME_LEN_MAX};
 use super::traffic_routing::TrafficRoutingConfig;
 
 /// Where an application's revisions run (§4.7 `computePlatform`).
@@ -68,6 +69,9 @@ pub struct Application {
     /// below feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Actor>,
+    /// Its tags (`TagResource`, feature level 15); left out of the encoding while none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// How a tag filter matches (§5.1).
@@ -362,6 +366,9 @@ pub struct DeploymentGroup {
     /// below feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Actor>,
+    /// Its tags (`TagResource`, feature level 15); left out of the encoding while none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `minimumHealthyHosts` (§4.2).
@@ -439,62 +446,6 @@ pub fn predefined_configs() -> Vec<DeploymentConfig> {
         config(HALF_AT_A_TIME, "predefined-half-at-a-time", MinimumHealthyHostsType::FleetPercent, 50),
         config(ALL_AT_ONCE, "predefined-all-at-once", MinimumHealthyHostsType::HostCount, 0),
     ]
-}
-
-/// Longest application, group or configuration name (§4.7).
-pub const NAME_LEN_MAX: usize = 100;
-
-/// Why a resource name is refused (§4.7).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidName {
-    /// The name is empty.
-    #[error("{field} must not be empty")]
-    Empty {
-        /// Which name ("application name", …).
-        field: String,
-    },
-    /// The name is longer than [`NAME_LEN_MAX`] characters.
-    #[error("{field} {name:?} is longer than {NAME_LEN_MAX} characters")]
-    TooLong {
-        /// Which name.
-        field: String,
-        /// The name.
-        name: String,
-    },
-    /// The name has a character CodeDeploy does not allow.
-    #[error("{field} {name:?} contains {character:?}; allowed are letters, digits and ._+=,@-")]
-    BadCharacter {
-        /// Which name.
-        field: String,
-        /// The name.
-        name: String,
-        /// The first character not allowed.
-        character: char,
-    },
-}
-
-impl From<InvalidName> for String {
-    fn from(error: InvalidName) -> Self {
-        error.to_string()
-    }
-}
-
-/// Checks a resource name against CodeDeploy's rules (§4.7): 1–100 characters from
-/// `[A-Za-z0-9._+=,@-]`.
-///
-/// # Errors
-/// The rule broken, naming the field and the offending character.
-pub fn validate_name(field: &str, name: &str) -> Result<(), InvalidName> {
-    if name.is_empty() {
-        return Err(InvalidName::Empty { field: field.to_string() });
-    }
-    if name.chars().count() > NAME_LEN_MAX {
-        return Err(InvalidName::TooLong { field: field.to_string(), name: name.to_string() });
-    }
-    if let Some(character) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._+=,@-".contains(*c))) {
-        return Err(InvalidName::BadCharacter { field: field.to_string(), name: name.to_string(), character });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ fn route_commands_need_level_8_and_an_advertised_address_too() {
         api: "127.0.0.1:7480".parse().expect("address"),
         tags: BTreeMap::new(),
         advertise: None,
+        instance_name: None,
     };
     assert_eq!(Command::AddMember { spec: spec.clone() }.feature_level(), FeatureLevel::BASE);
     spec.advertise = Some("10.0.0.5".parse().expect("address"));
@@ -131,6 +132,7 @@ fn a_members_address_is_its_advertised_one_else_its_listen_ip() {
         api: "127.0.0.1:8500".parse().expect("address"),
         tags: BTreeMap::new(),
         advertise: Some("10.1.2.3".parse().expect("address")),
+        instance_name: None,
     };
     assert_eq!(apply(&mut state, 10, Command::AddMember { spec }), Outcome::MemberAdded(NodeId(4)));
     assert_eq!(state.members[&NodeId(4)].address().to_string(), "10.1.2.3");

@@ -56,7 +56,8 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
     let bundle = cluster.dir.join("sample-app");
     write_sample_app(&bundle)?;
     say("deploy create-application --application-name sample-app");
-    let application = CreateApplicationInput { application_name: "sample-app".into(), compute_platform: None };
+    let application =
+        CreateApplicationInput { application_name: "sample-app".into(), compute_platform: None, tags: None };
     client.call::<_, CreateApplicationOutput>("CreateApplication", &application)?;
     say("deploy create-deployment-group --application-name sample-app --deployment-group-name web --tag role=web --deployment-config-name CodeDeployDefault.OneAtATime --auto-rollback");
     let group = CreateDeploymentGroupInput {
@@ -76,6 +77,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         blue_green_deployment_configuration: None,
         service_role_arn: None,
         ecs_services: None,
+        tags: None,
     };
     client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));

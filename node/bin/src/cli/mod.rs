@@ -162,6 +162,20 @@ pub(crate) struct NodeArgs {
     /// A tag KEY=VALUE; deployment groups select hosts by tags. Repeatable.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub(crate) tags: Vec<(String, String)>,
+    /// The on-premises instance this node is (CodeDeploy's RegisterOnPremisesInstance
+    /// names, registered now if they are not yet). While it holds the name, its tags are
+    /// the instance's: `aws deploy add-tags-to-on-premises-instances` changes them, and
+    /// --tag adds to them when it first takes the name. A deregistered instance's node
+    /// gets no deployments.
+    #[arg(long, value_name = "NAME", value_parser = parse_instance_name)]
+    pub(crate) instance_name: Option<String>,
+    /// The region in the ARNs CodeDeploy's protocol shows (instances, applications,
+    /// groups). First node only: the cluster keeps it. [default: us-east-1]
+    #[arg(long, value_name = "REGION", value_parser = parse_aws_region)]
+    pub(crate) aws_region: Option<String>,
+    /// The 12-digit account in those ARNs. First node only. [default: 000000000000]
+    #[arg(long, value_name = "ACCOUNT", value_parser = parse_aws_account_id)]
+    pub(crate) aws_account_id: Option<String>,
     /// Raft voters to keep (first node only; the rest are agents).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub(crate) voters: u32,
@@ -208,6 +222,30 @@ pub(crate) fn parse_tag(text: &str) -> Result<(String, String), String> {
         return Err(format!("tag {text:?} has an empty key"));
     }
     Ok((key.to_string(), value.to_string()))
+}
+
+/// An on-premises instance name: 1 to 100 letters, digits and `._+=,@-`.
+fn parse_instance_name(text: &str) -> Result<String, String> {
+    fleetmesh_state::model::resources::validate_name("instance name", text).map_err(|error| error.to_string())?;
+    Ok(text.to_string())
+}
+
+/// A region name such as `eu-west-1`: 1 to 32 lower-case letters, digits and dashes.
+fn parse_aws_region(text: &str) -> Result<String, String> {
+    let valid = (1..=32).contains(&text.len())
+        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    if !valid {
+        return Err(format!("{text:?} is not a region name (such as eu-west-1)"));
+    }
+    Ok(text.to_string())
+}
+
+/// An AWS account id: 12 digits.
+fn parse_aws_account_id(text: &str) -> Result<String, String> {
+    if text.len() != 12 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!("{text:?} is not an account id (12 digits)"));
+    }
+    Ok(text.to_string())
 }
 
 /// `fleetmesh cluster ...`.

@@ -79,7 +79,15 @@ impl Harness {
             let tags = BTreeMap::from([("role".to_string(), "web".to_string())]);
             state.members.insert(
                 id,
-                Member { id, listen: address, api: address, tags, joined_at: UnixMillis(0), advertise: None },
+                Member {
+                    id,
+                    listen: address,
+                    api: address,
+                    tags,
+                    joined_at: UnixMillis(0),
+                    advertise: None,
+                    instance_name: None,
+                },
             );
         }
         state.next_node_id = hosts + 1;

@@ -5,6 +5,7 @@
 
 mod batch;
 mod dry_run;
+mod instances;
 mod lambda;
 mod reads;
 mod sources;
@@ -80,6 +81,15 @@ pub(super) async fn handle(api: &Api, operation: Operation, by: Option<&Actor>) 
             Output::PutLifecycleEventHookExecutionStatus(lambda::put_hook_status(node, input, by).await?)
         }
         Operation::GetRevisionDistribution(input) => Output::GetRevisionDistribution(distribution(api, &input).await?),
+        Operation::RegisterOnPremisesInstance(_)
+        | Operation::DeregisterOnPremisesInstance(_)
+        | Operation::AddTagsToOnPremisesInstances(_)
+        | Operation::RemoveTagsFromOnPremisesInstances(_)
+        | Operation::TagResource(_)
+        | Operation::UntagResource(_) => match instances::write(node, &operation, by).await {
+            Some(answer) => answer?,
+            None => return Err(ApiError::internal(format!("{} is not an instance write", operation.name()))),
+        },
         read => node.state().read(|state| reads::answer(&read, state))?,
     })
 }

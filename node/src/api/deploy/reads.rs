@@ -28,6 +28,7 @@ pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Result<Outp
         .or_else(|| revisions(operation, state))
         .or_else(|| deployments(operation, state))
         .or_else(|| super::batch::answer(operation, state))
+        .or_else(|| super::instances::read(operation, state))
         .unwrap_or_else(|| Err(ApiError::internal(format!("{} is not a read of the state", operation.name()))))
 }
 

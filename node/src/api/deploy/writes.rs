@@ -11,6 +11,7 @@ use fleetmesh_model::{
 };
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
+use fleetmesh_state::model::instances::{Tag, TaggedResource};
 use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::model::platform_configs::{ECS_ALL_AT_ONCE, LAMBDA_ALL_AT_ONCE, NO_MINIMUM};
 use fleetmesh_state::model::resources::{
@@ -34,8 +35,9 @@ pub(super) async fn create_application(
     let name = required("applicationName", &input.application_name)?.to_string();
     let compute_platform = input.compute_platform.unwrap_or_default();
     let application_id = random_id(node);
-    commit(node, Command::CreateApplication { name, application_id: application_id.clone(), compute_platform }, by)
-        .await?;
+    let resource = TaggedResource::Application { application_name: name.clone() };
+    let create = Command::CreateApplication { name, application_id: application_id.clone(), compute_platform };
+    commit_tagged(node, create, resource, input.tags, by).await?;
     Ok(CreateApplicationOutput { application_id })
 }
 
@@ -44,10 +46,40 @@ pub(super) async fn create_deployment_group(
     input: CreateDeploymentGroupInput,
     by: Option<&Actor>,
 ) -> Result<CreateDeploymentGroupOutput, ApiError> {
+    let resource = TaggedResource::DeploymentGroup {
+        application_name: input.application_name.clone(),
+        deployment_group_name: input.deployment_group_name.clone(),
+    };
+    let tags = input.tags.clone();
     let spec = group_spec(node, input)?;
     let deployment_group_id = random_id(node);
-    commit(node, Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() }, by).await?;
+    let create = Command::CreateDeploymentGroup { spec, deployment_group_id: deployment_group_id.clone() };
+    commit_tagged(node, create, resource, tags, by).await?;
     Ok(CreateDeploymentGroupOutput { deployment_group_id })
+}
+
+/// Proposes `create` and, in the same entry, the tags of what it creates (checked by
+/// `Operation::check` already, so they are not refused once it is).
+async fn commit_tagged(
+    node: &Node,
+    create: Command,
+    resource: TaggedResource,
+    tags: Option<Vec<Tag>>,
+    by: Option<&Actor>,
+) -> Result<(), ApiError> {
+    let tags = tags.unwrap_or_default();
+    if tags.is_empty() {
+        return commit(node, create, by).await;
+    }
+    let commands = vec![create, Command::TagResource { resource, add: tags, remove: Vec::new() }];
+    let outcomes = node.propose_by(commands, by).await?;
+    match outcomes.into_iter().find_map(|outcome| match outcome {
+        Outcome::Rejected(error) => Some(error),
+        _ => None,
+    }) {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 /// The group `input` asks for, defaults filled in for the application's platform.

@@ -23,7 +23,7 @@ pub(crate) fn commit(writes: usize, clients: usize) -> Value {
         api.call::<_, CreateApplicationOutput>(
             base,
             "CreateApplication",
-            &CreateApplicationInput { application_name: name, compute_platform: None },
+            &CreateApplicationInput { application_name: name, compute_platform: None, tags: None },
         )
         .unwrap_or_else(|error| panic!("write failed: {error}"));
         millis(started.elapsed())

@@ -101,7 +101,7 @@ pub(crate) fn kill_leader_and_watch(
                     .call::<_, CreateApplicationOutput>(
                         base,
                         "CreateApplication",
-                        &CreateApplicationInput { application_name: name, compute_platform: None },
+                        &CreateApplicationInput { application_name: name, compute_platform: None, tags: None },
                     )
                     .is_ok()
                 {

@@ -78,6 +78,7 @@ pub(crate) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
             let input = CreateApplicationInput {
                 application_name: application_name.clone(),
                 compute_platform: ComputePlatform::parse(&compute_platform),
+                tags: None,
             };
             let answer: CreateApplicationOutput = client.call("CreateApplication", &input)?;
             print_answer(json, &answer, |_| println!("created application {application_name}"));
@@ -425,6 +426,7 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
         )?,
         service_role_arn: args.service_role_arn,
         ecs_services: args.ecs_services.as_deref().map(parse_ecs_services).transpose()?,
+        tags: None,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {
