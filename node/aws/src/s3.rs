@@ -1,11 +1,35 @@
 //! Reading a revision's bundle from S3 (`revisionType: S3`): the node that takes the
 //! request downloads the object once; hosts never call S3 (the swarm spreads its chunks).
 
+use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{AwsError, AwsErrorKind};
+
+/// Longest wait for S3's answer to a request (its headers, not a whole object).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the next bytes of an object being read: a download that stalls this
+/// long fails (retryable), however long the whole object takes.
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `call`, or a retryable `Timeout` error of `operation` after `limit`.
+async fn within<T>(
+    operation: &'static str,
+    limit: Duration,
+    call: impl Future<Output = Result<T, AwsError>>,
+) -> Result<T, AwsError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(AwsError {
+            operation,
+            code: "Timeout".into(),
+            message: format!("no answer from S3 within {} s", limit.as_secs()),
+            kind: AwsErrorKind::Retryable,
+        })
+    })
+}
 
 /// An object as S3 describes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,15 +74,17 @@ impl SdkS3 {
     /// # Errors
     /// AWS's answer (`NotFound`, `Forbidden`, …) or the connection's failure.
     pub async fn head(&self, object: ObjectRef<'_>) -> Result<ObjectInfo, AwsError> {
-        let output = self
+        let request = self
             .client
             .head_object()
             .bucket(object.bucket)
             .key(object.key)
             .set_version_id(object.version.map(str::to_string))
-            .send()
-            .await
-            .map_err(|error| AwsError::from_sdk("HeadObject", error))?;
+            .send();
+        let output = within("HeadObject", REQUEST_TIMEOUT, async {
+            request.await.map_err(|error| AwsError::from_sdk("HeadObject", error))
+        })
+        .await?;
         Ok(ObjectInfo {
             e_tag: unquote(output.e_tag()),
             version: output.version_id().map(str::to_string),
@@ -71,8 +97,9 @@ impl SdkS3 {
     /// when given (S3 checks it: `If-Match`).
     ///
     /// # Errors
-    /// AWS's answer (`NoSuchKey`, `PreconditionFailed`, …), a too large object, or the
-    /// file's write failure (code `LocalWrite`).
+    /// AWS's answer (`NoSuchKey`, `PreconditionFailed`, …), a too large object, the
+    /// file's write failure (code `LocalWrite`), or no answer or no bytes for a minute
+    /// (`Timeout`, retryable: [`REQUEST_TIMEOUT`], [`STALL_TIMEOUT`]).
     pub async fn download(
         &self,
         object: ObjectRef<'_>,
@@ -80,16 +107,18 @@ impl SdkS3 {
         max_bytes: u64,
         dest: &Path,
     ) -> Result<ObjectInfo, AwsError> {
-        let output = self
+        let request = self
             .client
             .get_object()
             .bucket(object.bucket)
             .key(object.key)
             .set_version_id(object.version.map(str::to_string))
             .set_if_match(e_tag.map(|tag| format!("\"{}\"", unquote(Some(tag)))))
-            .send()
-            .await
-            .map_err(|error| AwsError::from_sdk("GetObject", error))?;
+            .send();
+        let output = within("GetObject", REQUEST_TIMEOUT, async {
+            request.await.map_err(|error| AwsError::from_sdk("GetObject", error))
+        })
+        .await?;
         let info = ObjectInfo {
             e_tag: unquote(output.e_tag()),
             version: output.version_id().map(str::to_string),
@@ -105,11 +134,13 @@ impl SdkS3 {
         let mut file = tokio::fs::File::create(dest).await.map_err(write)?;
         let mut body = output.body;
         let mut written: u64 = 0;
-        while let Some(bytes) = body
-            .try_next()
-            .await
-            .map_err(|error| AwsError { kind: AwsErrorKind::Retryable, ..local("Read", error.to_string()) })?
-        {
+        loop {
+            let read = within("GetObject", STALL_TIMEOUT, async {
+                body.try_next()
+                    .await
+                    .map_err(|error| AwsError { kind: AwsErrorKind::Retryable, ..local("Read", error.to_string()) })
+            });
+            let Some(bytes) = read.await? else { break };
             written += bytes.len() as u64;
             if written > max_bytes {
                 return Err(local("TooLarge", format!("the object has more than {max_bytes} bytes")));
@@ -132,12 +163,22 @@ pub fn unquote(e_tag: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::unquote;
+    use super::*;
 
     #[test]
     fn etags_lose_their_quotes() {
         assert_eq!(unquote(Some("\"abc\"")), "abc");
         assert_eq!(unquote(Some("abc")), "abc");
         assert_eq!(unquote(None), "");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_fails_as_a_retryable_timeout() {
+        let limit = Duration::from_millis(20);
+        let silent = within("GetObject", limit, std::future::pending::<Result<(), AwsError>>()).await;
+        let error = silent.expect_err("times out");
+        assert_eq!((error.code.as_str(), error.kind), ("Timeout", AwsErrorKind::Retryable));
+        let answered = within("GetObject", limit, async { Ok::<_, AwsError>(7) }).await;
+        assert_eq!(answered.ok(), Some(7));
     }
 }

@@ -57,11 +57,12 @@ pub fn clone_url(repository: &str) -> String {
 }
 
 /// Clones `repository` bare under `scratch`, then writes the tree of `commit` into
-/// `scratch/tree`, which it returns. Blocking (network and disk).
+/// `scratch/tree`, which it returns. Blocking (network and disk); setting `interrupt`
+/// stops the fetch at its next step (the caller's timeout does).
 ///
 /// # Errors
 /// [`GitError`], naming the repository or commit and Git's reason.
-pub fn checkout(repository: &str, commit: &str, scratch: &Path) -> Result<PathBuf, GitError> {
+pub fn checkout(repository: &str, commit: &str, scratch: &Path, interrupt: &AtomicBool) -> Result<PathBuf, GitError> {
     if commit.len() != 40 || !commit.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return Err(GitError::CommitId(commit.to_string()));
     }
@@ -77,9 +78,7 @@ pub fn checkout(repository: &str, commit: &str, scratch: &Path) -> Result<PathBu
     }
     let mut prepare =
         gix::prepare_clone_bare(url.as_str(), scratch.join("repo")).map_err(|error| cloned(error.to_string()))?;
-    let interrupt = AtomicBool::new(false);
-    let (repo, _) =
-        prepare.fetch_only(gix::progress::Discard, &interrupt).map_err(|error| cloned(error.to_string()))?;
+    let (repo, _) = prepare.fetch_only(gix::progress::Discard, interrupt).map_err(|error| cloned(error.to_string()))?;
     let missing =
         |reason: String| GitError::NoCommit { repository: repository.to_string(), commit: commit.to_string(), reason };
     let found = repo.find_object(id).map_err(|error| missing(error.to_string()))?;
@@ -134,7 +133,7 @@ fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path, commit: 
 
 #[cfg(test)]
 mod tests {
-    use super::{checkout, clone_url, GitError};
+    use super::{checkout, clone_url, AtomicBool, GitError};
 
     #[test]
     fn owner_and_name_is_github_and_anything_else_is_a_url() {
@@ -146,7 +145,7 @@ mod tests {
 
     #[test]
     fn https_is_refused_naming_the_repository_before_any_network() {
-        let error = checkout("acme/shop", &"a".repeat(40), &std::env::temp_dir()).unwrap_err();
+        let error = checkout("acme/shop", &"a".repeat(40), &std::env::temp_dir(), &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(&error, GitError::Clone { repository, .. } if repository == "acme/shop"), "{error}");
         assert!(error.to_string().contains("no HTTPS transport"), "{error}");
     }
@@ -155,7 +154,13 @@ mod tests {
     fn a_short_or_non_hex_commit_id_is_refused_before_any_clone() {
         let scratch = std::env::temp_dir();
         for commit in ["abc123", "z".repeat(40).as_str(), ""] {
-            assert!(matches!(checkout("/nonexistent", commit, &scratch), Err(GitError::CommitId(_))), "{commit}");
+            assert!(
+                matches!(
+                    checkout("/nonexistent", commit, &scratch, &AtomicBool::new(false)),
+                    Err(GitError::CommitId(_))
+                ),
+                "{commit}"
+            );
         }
     }
 }

@@ -5,6 +5,9 @@
 //! registered at the ETag S3 reports, or a commit already registered, is not read again.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use fleetmesh_aws::{AwsErrorKind, AwsSettings, ObjectInfo, ObjectRef, SdkS3};
 use fleetmesh_model::{
@@ -108,6 +111,10 @@ async fn fetch_s3(
     }
 }
 
+/// Longest a Git clone and checkout may take on the leader before the request fails
+/// (503, retryable) and the clone is stopped.
+const GIT_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The revision of a Git commit: the one registered from it, else the repository
 /// cloned, the commit's tree written out and registered.
 async fn fetch_git(
@@ -131,16 +138,27 @@ async fn fetch_git(
     let (owned, repository, commit_id) =
         (application.to_string(), git.repository.clone(), git.commit_id.to_ascii_lowercase());
     let dir = scratch.0.clone();
-    let built = tokio::task::spawn_blocking(move || -> Result<BuiltRevision, ApiError> {
-        let tree =
-            crate::revision::git::checkout(&repository, &commit_id, &dir).map_err(|error| git_refusal(&error))?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let stop = interrupt.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<BuiltRevision, ApiError> {
+        let tree = crate::revision::git::checkout(&repository, &commit_id, &dir, &stop)
+            .map_err(|error| git_refusal(&error))?;
         service.import_bundle(&owned, &tree, max_bytes).map_err(|error| {
             ApiError::invalid("revision.gitHubLocation", format!("{repository} at {commit_id}: {error}"))
                 .with_code("InvalidRevisionException")
         })
-    })
-    .await
-    .map_err(|error| ApiError::internal(error.to_string()))??;
+    });
+    let Ok(joined) = tokio::time::timeout(GIT_FETCH_TIMEOUT, task).await else {
+        interrupt.store(true, Ordering::Relaxed);
+        return Err(ApiError::unavailable(format!(
+            "{} at {}: the clone took longer than {} s and was stopped; retry, or check that the repository \
+             answers from the leader",
+            git.repository,
+            git.commit_id,
+            GIT_FETCH_TIMEOUT.as_secs()
+        )));
+    };
+    let built = joined.map_err(|error| ApiError::internal(error.to_string()))??;
     let mut record = bundle_record(api, application, built);
     record.description = description.chars().take(fleetmesh_model::bounds::DESCRIPTION_CHARS_MAX).collect();
     record.registered_by = format!("{} at {} via node {}", git.repository, git.commit_id, api.node.id());
