@@ -84,6 +84,8 @@ pub struct Leader {
     route_errors: std::sync::Mutex<BTreeMap<NodeId, BTreeMap<String, String>>>,
     /// Members whose new tags or addresses are being proposed (one update at a time each).
     member_updates: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
+    /// Members told once that the instance name they report is another member's.
+    instance_conflicts: std::sync::Mutex<std::collections::BTreeSet<(NodeId, String)>>,
     /// Where AWS calls go (ELBv2 target groups of traffic events; the deployments'
     /// calls go through the leader task's copy).
     aws: shift::AwsEdges,
@@ -128,6 +130,7 @@ impl Leader {
             answers: polls::AnswerCache::default(),
             route_errors: std::sync::Mutex::default(),
             member_updates: std::sync::Mutex::default(),
+            instance_conflicts: std::sync::Mutex::default(),
             aws: aws.clone(),
         });
         node.register(Family::Leader, leader.clone());

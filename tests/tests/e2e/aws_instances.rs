@@ -39,6 +39,15 @@ fn planned_targets(cluster: &TestCluster, group: &str, revision: &str) -> Vec<St
     targets
 }
 
+/// The node id of node `index` (ids follow join order, not indices).
+fn node_id(cluster: &TestCluster, index: u32) -> String {
+    let status = cluster.cli_json(1, &["cluster", "status", "--json"]).expect("cluster status");
+    let api = cluster.nodes[&index].api.to_string();
+    let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+    let node = nodes.iter().find(|node| node["api"].as_str() == Some(api.as_str()));
+    node.map(|node| node["id"].to_string()).unwrap_or_else(|| panic!("node {index} ({api}) in {status}"))
+}
+
 /// `aws deploy <args>` fails with `exception`.
 fn refused_with(cluster: &TestCluster, key: &(String, String), args: &[&str], exception: &str) {
     let output = aws(cluster, key, args);
@@ -63,7 +72,7 @@ fn tags_of(info: &Value) -> Vec<(String, String)> {
 fn a_node_takes_a_registered_instance_and_groups_follow_its_tags() {
     let flags = ["--voters", "1", "--aws-region", "eu-west-3", "--aws-account-id", "123456789012"];
     let options = Options { node_flags: flags.iter().map(ToString::to_string).collect(), ..Options::default() };
-    let mut cluster = TestCluster::start(2, options);
+    let mut cluster = TestCluster::start(3, options);
     let key = access_key(&cluster);
 
     aws_json(
@@ -147,6 +156,17 @@ fn a_node_takes_a_registered_instance_and_groups_follow_its_tags() {
     );
     assert_eq!(listed["instanceNames"], serde_json::json!(["box-2"]), "{listed}");
 
+    // Node 3 naming the same instance runs on without it; the leader says so once.
+    cluster.restart_with(3, &["--instance-name", "box-2"]);
+    let warning = "names an on-premises instance another node holds";
+    wait_until("the leader to say node 3 cannot take box-2", Duration::from_secs(30), || {
+        cluster.log(1).contains(warning).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.log(1).matches(warning).count(), 1, "{}", cluster.log(1));
+    let held = aws_json(&cluster, &key, &["get-on-premises-instance", "--instance-name", "box-2"]);
+    assert_eq!(held["instanceInfo"]["tags"], taken["instanceInfo"]["tags"], "{held}");
+
     // Groups select the node by the instance's tags, as they change.
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
     cluster.create_group("prod", &["--tag", "env=prod"]);
@@ -154,14 +174,19 @@ fn a_node_takes_a_registered_instance_and_groups_follow_its_tags() {
     let work = tempfile::tempdir().expect("tempdir");
     write_bundle(work.path(), &[("appspec.yml", "version: 0.0\nos: linux\n", 0o644)]);
     let revision = cluster.push(1, "app", work.path());
-    assert_eq!(planned_targets(&cluster, "prod", &revision), vec!["2".to_string()]);
+    let (one, two, three) = (node_id(&cluster, 1), node_id(&cluster, 2), node_id(&cluster, 3));
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    assert_eq!(planned_targets(&cluster, "prod", &revision), vec![two.clone()]);
     aws_json(
         &cluster,
         &key,
         &["remove-tags-from-on-premises-instances", "--instance-names", "box-2", "--tags", "Key=env,Value=prod"],
     );
     assert_eq!(planned_targets(&cluster, "prod", &revision), Vec::<String>::new());
-    assert_eq!(planned_targets(&cluster, "web", &revision), vec!["1".to_string(), "2".to_string()]);
+    assert_eq!(planned_targets(&cluster, "web", &revision), sorted(vec![one.clone(), two.clone(), three.clone()]));
     // A restart keeps the instance's tags: --tag flags do not come back over them.
     cluster.restart_with(2, &["--instance-name", "box-2"]);
     std::thread::sleep(Duration::from_secs(3));
@@ -176,7 +201,7 @@ fn a_node_takes_a_registered_instance_and_groups_follow_its_tags() {
         &["deregister-on-premises-instance", "--instance-name", "box-2"],
         "InstanceNotRegisteredException",
     );
-    assert_eq!(planned_targets(&cluster, "web", &revision), vec!["1".to_string()]);
+    assert_eq!(planned_targets(&cluster, "web", &revision), sorted(vec![one, three]));
     let batch = aws_json(&cluster, &key, &["batch-get-on-premises-instances", "--instance-names", "box-2", "nobody"]);
     let infos = batch["instanceInfos"].as_array().cloned().unwrap_or_default();
     assert_eq!(infos.len(), 1, "{batch}");
