@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::command::{ApplyError, Command, Outcome};
 use crate::model::ids::UnixMillis;
 use crate::model::instances::{
-    check_tag, OnPremisesInstance, Tag, TaggedResource, IAM_ARN_CHARS_MAX, INSTANCES_MAX, INSTANCE_TAGS_MAX,
-    RESOURCE_TAGS_MAX, TAGGED_INSTANCES_MAX, TAGS_PER_CALL_MAX,
+    check_tag, is_iam_arn, OnPremisesInstance, Tag, TaggedResource, IAM_ARN_CHARS_MAX, INSTANCES_MAX,
+    INSTANCE_TAGS_MAX, RESOURCE_TAGS_MAX, TAGGED_INSTANCES_MAX, TAGS_PER_CALL_MAX,
 };
 use crate::model::members::Member;
 use crate::model::resources::validate_name;
@@ -58,7 +58,7 @@ impl ClusterState {
         }
         for (what, arn) in [("IAM session ARN", iam_session_arn), ("IAM user ARN", iam_user_arn)] {
             let Some(arn) = arn else { continue };
-            if !arn.starts_with("arn:") || arn.len() > IAM_ARN_CHARS_MAX || arn.chars().any(char::is_control) {
+            if !is_iam_arn(arn) {
                 return Err(ApplyError::invalid(format!(
                     "the {what} is not an ARN (arn:partition:iam::account:…, at most {IAM_ARN_CHARS_MAX} characters)"
                 )));

@@ -58,6 +58,12 @@ pub struct OnPremisesInstance {
     pub node: Option<NodeId>,
 }
 
+/// True when `arn` looks like an IAM ARN as registration keeps it: `arn:…`, at most
+/// [`IAM_ARN_CHARS_MAX`] characters, no control characters.
+pub fn is_iam_arn(arn: &str) -> bool {
+    arn.starts_with("arn:") && arn.len() <= IAM_ARN_CHARS_MAX && !arn.chars().any(char::is_control)
+}
+
 impl OnPremisesInstance {
     /// True until it is deregistered.
     pub fn is_registered(&self) -> bool {

@@ -22,7 +22,7 @@ impl Operation {
                 }
                 for (field, arn) in [("iamSessionArn", &input.iam_session_arn), ("iamUserArn", &input.iam_user_arn)] {
                     if let Some(arn) = arn {
-                        if !arn.starts_with("arn:") || arn.len() > 2048 || arn.chars().any(char::is_control) {
+                        if !fleetmesh_state::model::instances::is_iam_arn(arn) {
                             return Err(OperationError::invalid(
                                 field,
                                 format!("{} is not an ARN (arn:partition:iam::account:…)", echo(arn)),
