@@ -76,6 +76,32 @@ impl ApiError {
     }
 }
 
+/// A write reached a node that no longer leads (openraft refused it, or dropped its
+/// uncommitted entry): nothing of it was applied.
+pub(super) const LEADERSHIP_CHANGED: &str = "leadership changed during the request; retry";
+
+/// No leader is known to send an operation to: nothing was sent.
+pub(super) const NO_LEADER: &str = "no leader is elected (no quorum of voters is reachable); retry later";
+
+/// The leader a node knew could not be connected to (it died, or moved): nothing was sent.
+pub(super) const LEADER_UNREACHABLE: &str = "cannot connect to the leader, nothing was sent";
+
+/// A consistent read whose node could not confirm it leads: nothing was read.
+pub(super) const LEADERSHIP_UNCONFIRMED: &str = "cannot confirm this node still leads (retry)";
+
+impl ApiError {
+    /// Whether this answer says only that leadership was moving, with nothing applied:
+    /// the same operation can be sent again, to whichever node leads next. True of
+    /// answers forwarded from another node too (they keep their message).
+    pub(super) fn is_leader_change(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
+            && (self.message == LEADERSHIP_CHANGED
+                || self.message == NO_LEADER
+                || self.message.starts_with(LEADERSHIP_UNCONFIRMED)
+                || self.message.starts_with(LEADER_UNREACHABLE))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], self.body()).into_response()
@@ -96,7 +122,7 @@ impl From<ApplyError> for ApiError {
 impl From<ProposeError> for ApiError {
     fn from(error: ProposeError) -> Self {
         match error {
-            ProposeError::NotLeader { .. } => Self::unavailable("leadership changed during the request; retry"),
+            ProposeError::NotLeader { .. } => Self::unavailable(LEADERSHIP_CHANGED),
             ProposeError::NoQuorum(reason) => Self::unavailable(format!("no quorum: {reason}")),
             ProposeError::FeatureLevel { .. } => Self::new(StatusCode::CONFLICT, error.to_string()),
             ProposeError::Fatal(reason) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, reason),

@@ -28,10 +28,11 @@ use std::time::Duration;
 use fleetmesh_model::{Access, Operation, Output};
 use fleetmesh_state::model::members::Actor;
 use fleetmesh_state::FeatureLevel;
-use fleetmesh_transport::Caller;
+use fleetmesh_transport::{Caller, TransportError};
 
+use super::error::{LEADERSHIP_UNCONFIRMED, LEADER_UNREACHABLE, NO_LEADER};
 use super::{cluster, deploy, traffic, Api, ApiError};
-use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse};
+use crate::runtime::protocol::{OperationRequest, Request as NodeRequest, Response as NodeResponse, RpcError};
 
 /// Clients' operations by where they were answered.
 #[derive(Debug, Default)]
@@ -94,9 +95,11 @@ impl Api {
         by: Option<&Actor>,
     ) -> Result<Output, ApiError> {
         if consistent && operation.access() == Access::Read {
-            self.node.raft().ensure_linearizable().await.map_err(|error| {
-                ApiError::unavailable(format!("cannot confirm this node still leads (retry): {error}"))
-            })?;
+            self.node
+                .raft()
+                .ensure_linearizable()
+                .await
+                .map_err(|error| ApiError::unavailable(format!("{LEADERSHIP_UNCONFIRMED}: {error}")))?;
         }
         match operation {
             Operation::GetCluster(_) => cluster::get_cluster(self).await.map(Output::GetCluster),
@@ -241,26 +244,62 @@ pub(super) fn for_cluster_level(api: &Api, operation: Operation) -> Result<Opera
 }
 
 /// Answers `operation` for a client that presented `token`: here when this node can,
-/// else typed on the leader. `None` when the cluster is below feature level 3 and the
-/// operation must go to the leader: the caller relays its HTTP request instead.
+/// else typed on the leader, through changes of leader (see [`through_leader_changes`]).
+/// `None` when the cluster is below feature level 3 and the operation must go to the
+/// leader: the caller relays its HTTP request instead.
 pub(super) async fn answer(
     api: &Arc<Api>,
     operation: Operation,
     consistent: bool,
     token: &str,
 ) -> Option<Result<Output, ApiError>> {
-    let counts = &api.counts;
-    if api.answers(&operation, consistent) {
-        counts.here.fetch_add(1, Ordering::Relaxed);
-        let by = api.node.actor(token);
-        return Some(api.answer_here(operation, consistent, by.as_ref()).await);
-    }
-    if api.node.cluster_feature_level() < FeatureLevel::TYPED_OPERATIONS {
-        counts.relayed.fetch_add(1, Ordering::Relaxed);
+    if !api.answers(&operation, consistent) && api.node.cluster_feature_level() < FeatureLevel::TYPED_OPERATIONS {
+        api.counts.relayed.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    counts.forwarded.fetch_add(1, Ordering::Relaxed);
-    Some(api.forward(operation, consistent, token).await)
+    // Boxed: the operation futures are deep, and nesting them in the retry loop's
+    // closure passes the compiler's layout depth limit.
+    Some(through_leader_changes(|| Box::pin(answer_typed(api, operation.clone(), consistent, token))).await)
+}
+
+/// One try of [`answer`] at feature level 3 and above.
+async fn answer_typed(api: &Arc<Api>, operation: Operation, consistent: bool, token: &str) -> Result<Output, ApiError> {
+    if api.answers(&operation, consistent) {
+        api.counts.here.fetch_add(1, Ordering::Relaxed);
+        let by = api.node.actor(token);
+        return api.answer_here(operation, consistent, by.as_ref()).await;
+    }
+    api.counts.forwarded.fetch_add(1, Ordering::Relaxed);
+    api.forward(operation, consistent, token).await
+}
+
+/// How long a client's operation waits out an election before its 503 goes back: a
+/// few election rounds on a loaded machine (timeouts are 200-400 ms).
+const LEADER_CHANGE_WAIT: Duration = Duration::from_secs(5);
+
+/// The pause between tries while leadership moves.
+const LEADER_CHANGE_PAUSE: Duration = Duration::from_millis(100);
+
+/// Runs `attempt` again while its answer says only that leadership was moving and
+/// nothing was applied ([`ApiError::is_leader_change`]), for up to
+/// [`LEADER_CHANGE_WAIT`]. A client then sees an election as a slower answer, not a
+/// 503 it has to retry itself. Answers that may have been applied (a leader that could
+/// not be reached mid-request, a commit that timed out) are never tried again.
+pub(super) async fn through_leader_changes<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_CHANGE_WAIT;
+    loop {
+        match attempt().await {
+            Err(error) if error.is_leader_change() && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%error.message, "leadership is moving; trying the operation again");
+                tokio::time::sleep(LEADER_CHANGE_PAUSE).await;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Sends the request `make` builds to the leader and gives its answer to `accept`, following one "not the
@@ -283,10 +322,59 @@ pub(super) async fn call_leader<T>(
                 return accept(response)
                     .map_err(|other| ApiError::unavailable(format!("the leader answered {other:?}")))
             }
+            // No connection could be made: nothing was sent, so the operation may go again.
+            Err(RpcError::Transport(error @ TransportError::Unreachable { .. })) => {
+                return Err(ApiError::unavailable(format!("{LEADER_UNREACHABLE} (node {}): {error}", leader.id)))
+            }
             Err(error) => {
                 return Err(ApiError::unavailable(format!("cannot reach the leader (node {}): {error}", leader.id)))
             }
         }
     }
-    Err(ApiError::unavailable("no leader is elected (no quorum of voters is reachable); retry later"))
+    Err(ApiError::unavailable(NO_LEADER))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::api::error::LEADERSHIP_CHANGED;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_election_is_waited_out_and_anything_else_answers_at_once() {
+        let tries = Cell::new(0);
+        let answer = through_leader_changes(|| {
+            tries.set(tries.get() + 1);
+            let now = tries.get();
+            async move {
+                match now {
+                    1 => Err(ApiError::unavailable(LEADERSHIP_CHANGED)),
+                    2 => Err(ApiError::unavailable(NO_LEADER)),
+                    _ => Ok(now),
+                }
+            }
+        })
+        .await;
+        assert_eq!((answer.ok(), tries.get()), (Some(3), 3));
+
+        // A 503 that may have been applied (a commit that timed out) goes back as it is.
+        tries.set(0);
+        let answer: Result<(), ApiError> = through_leader_changes(|| {
+            tries.set(tries.get() + 1);
+            async { Err(ApiError::unavailable("no quorum: the write was not committed within 10s")) }
+        })
+        .await;
+        assert_eq!((answer.map_err(|error| error.status.as_u16()), tries.get()), (Err(503), 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leaderless_cluster_answers_503_after_the_wait() {
+        let started = tokio::time::Instant::now();
+        let answer: Result<(), ApiError> =
+            through_leader_changes(|| async { Err(ApiError::unavailable(NO_LEADER)) }).await;
+        let waited = started.elapsed();
+        assert!(answer.is_err_and(|error| error.is_leader_change()));
+        assert!(waited >= LEADER_CHANGE_WAIT && waited < LEADER_CHANGE_WAIT + 2 * LEADER_CHANGE_PAUSE, "{waited:?}");
+    }
 }

@@ -171,6 +171,17 @@ async fn answer_signed(
     operation: Operation,
     signed: Box<SignedRequest>,
 ) -> Result<fleetmesh_model::Output, ApiError> {
+    // Boxed: the operation futures are deep, and nesting them in the retry loop's
+    // closure passes the compiler's layout depth limit.
+    super::route::through_leader_changes(|| Box::pin(answer_signed_once(api, operation.clone(), signed.clone()))).await
+}
+
+/// One try of [`answer_signed`].
+async fn answer_signed_once(
+    api: &Arc<Api>,
+    operation: Operation,
+    signed: Box<SignedRequest>,
+) -> Result<fleetmesh_model::Output, ApiError> {
     if api.answers(&operation, false) && keys::verifies_here(&api.node) {
         let by = keys::verify_here(&api.node, &signed.signed).map_err(|error| auth_refusal(&error))?;
         return api.answer_here(operation, false, Some(&by)).await;
