@@ -407,8 +407,10 @@ async fn count_leader_changes(node: Arc<Node>) {
             () = server.changed(&node.raft) => {}
         }
         let now = server.current_leader();
-        if now != leader && now.is_some() {
+        if let Some(elected) = now.filter(|_| now != leader) {
             node.leader_changes.fetch_add(1, Ordering::Relaxed);
+            // Every node logs it: an election on a healthy cluster is worth seeing.
+            tracing::info!(leader = %elected, term = node.term(), "following a new leader");
         }
         leader = now;
     }
