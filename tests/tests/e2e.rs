@@ -17,6 +17,7 @@ mod e2e {
     mod cluster;
     mod deploy;
     mod ecs;
+    mod events;
     mod honest;
     mod lambda;
     mod members;

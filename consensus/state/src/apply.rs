@@ -29,8 +29,12 @@ impl ClusterState {
                     Command::RegisterRevision { record } => !self.revisions.contains_key(&record.revision_id),
                     _ => false,
                 };
+                let before = self.events_before(command);
                 match self.apply_one(command, at) {
                     Ok(outcome) => {
+                        if let Some(before) = before {
+                            self.record_events(before, at);
+                        }
                         if let Some(by) = &proposal.by {
                             self.record_actor(command, by, fresh_revision);
                         }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::ApplyError;
 use crate::features::FeatureLevel;
 use crate::model::deployment::Deployment;
+use crate::model::events::EventLog;
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::instances::OnPremisesInstance;
 use crate::model::members::{ClusterInfo, Member};
@@ -62,6 +63,10 @@ pub struct ClusterState {
     /// encoding while there are none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instances: BTreeMap<String, OnPremisesInstance>,
+    /// The deployment event log ([`FeatureLevel::EVENTS`]); left out of the encoding
+    /// until its first event.
+    #[serde(default, skip_serializing_if = "EventLog::is_unused")]
+    pub events: EventLog,
 }
 
 impl ClusterState {
@@ -130,6 +135,7 @@ impl ClusterState {
     /// # Panics
     /// When an invariant is broken: that is a bug in `apply`.
     pub fn check_invariants(&self) {
+        self.events.check();
         for (name, instance) in &self.instances {
             if let Some(node) = instance.node {
                 let held = self.members.get(&node).and_then(|member| member.instance_name.as_deref());

@@ -101,8 +101,13 @@ impl FeatureLevel {
     /// access keys ([`crate::Command::CreateAccessKey`], `DeleteAccessKey`).
     pub const AWS_PROTOCOL: Self = Self(15);
 
+    /// Level 16: the deployment event log (`ClusterState::events`): applying a command
+    /// that changes a deployment also numbers its events, so a release without the log
+    /// must not apply entries past this level.
+    pub const EVENTS: Self = Self(16);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::AWS_PROTOCOL;
+    pub const CURRENT: Self = Self::EVENTS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -24,6 +24,7 @@ mod cluster;
 pub mod command;
 mod deployments;
 mod ecs;
+mod events;
 pub mod features;
 mod group_spec;
 mod groups;

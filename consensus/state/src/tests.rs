@@ -152,7 +152,7 @@ pub(crate) fn deploy(revision: &RevisionRecord, id: &str) -> Command {
     }
 }
 
-fn report(id: &str, node: u64, seq: u64, status: TargetStatus) -> TargetReport {
+pub(crate) fn report(id: &str, node: u64, seq: u64, status: TargetStatus) -> TargetReport {
     let event_status = match status {
         TargetStatus::Succeeded => LifecycleEventStatus::Succeeded,
         _ => LifecycleEventStatus::Failed,
@@ -204,7 +204,7 @@ fn a_successful_deployment_updates_the_group_and_frees_it() {
 }
 
 /// Deploys `revision` to hosts 1-3 at once, every target succeeding, at times 2-4.
-fn deploy_everywhere(state: &mut ClusterState, revision: &RevisionRecord, id: &str) {
+pub(crate) fn deploy_everywhere(state: &mut ClusterState, revision: &RevisionRecord, id: &str) {
     let deployment_id = DeploymentId(id.into());
     let everyone = vec![NodeId(1), NodeId(2), NodeId(3)];
     state.apply(&at(

@@ -107,6 +107,7 @@ pub fn exception(operation: &str, error: &OperationError) -> String {
         ErrorKind::BadRequest => error.field.as_deref().map(|field| by_field(field, message)),
         ErrorKind::NotFound => Some(missing(operation, message)),
         ErrorKind::Conflict => Some(conflict(operation, message)),
+        ErrorKind::Gone => Some("ResourceNotFoundException"),
         ErrorKind::Unauthorized => Some("AccessDeniedException"),
         ErrorKind::Unavailable => Some("ThrottlingException"),
         ErrorKind::Internal => Some("InternalFailure"),
@@ -120,7 +121,7 @@ pub fn status(error: &OperationError) -> u16 {
         ErrorKind::Unauthorized => 403,
         ErrorKind::Internal => 500,
         ErrorKind::Unavailable => 503,
-        ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::Conflict => 400,
+        ErrorKind::BadRequest | ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Gone => 400,
     }
 }
 

@@ -75,6 +75,8 @@ pub enum ErrorKind {
     NotFound,
     /// 409: it exists already, or conflicts with the current state.
     Conflict,
+    /// 410: what was asked for is no longer kept (purged events).
+    Gone,
     /// 500: a fault of fleetmesh.
     Internal,
     /// 503: no leader, no quorum, or leadership changed; retry.
@@ -89,6 +91,7 @@ impl ErrorKind {
             Self::Unauthorized => 401,
             Self::NotFound => 404,
             Self::Conflict => 409,
+            Self::Gone => 410,
             Self::Internal => 500,
             Self::Unavailable => 503,
         }
@@ -100,6 +103,7 @@ impl ErrorKind {
             401 | 403 => Self::Unauthorized,
             404 => Self::NotFound,
             409 => Self::Conflict,
+            410 => Self::Gone,
             502..=504 => Self::Unavailable,
             400..=499 => Self::BadRequest,
             _ => Self::Internal,

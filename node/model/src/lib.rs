@@ -26,6 +26,7 @@ pub mod bounds;
 mod cluster;
 mod deployments;
 mod error;
+mod events;
 mod instances;
 mod lambda;
 mod lifecycle;
@@ -45,6 +46,7 @@ pub use blue_green::*;
 pub use cluster::*;
 pub use deployments::*;
 pub use error::{ErrorKind, ModelError, OperationError};
+pub use events::*;
 pub use instances::*;
 pub use lambda::*;
 pub use lifecycle::{LifecycleEventName, UnknownLifecycleEvent};
@@ -214,6 +216,7 @@ operations! {
     TagResource(TagResourceInput) -> Empty, Write;
     UntagResource(UntagResourceInput) -> Empty, Write;
     ListTagsForResource(ListTagsForResourceInput) -> ListTagsForResourceOutput, Read;
+    ListEvents(ListEventsInput) -> ListEventsOutput, Read;
 }
 
 /// `arn:aws:codedeploy:<region>:<account>:<resource>` with the region and account of the
@@ -298,6 +301,7 @@ impl Operation {
                 FeatureLevel::AWS_PROTOCOL
             }
             Self::ListDeployments(input) if input.next_token.is_some() => FeatureLevel::AWS_PROTOCOL,
+            Self::ListEvents(_) => FeatureLevel::EVENTS,
             Self::RotateApiToken(_) | Self::RemoveNode(_) => FeatureLevel::HARDENING,
             Self::CreateRoute(_)
             | Self::GetRoute(_)

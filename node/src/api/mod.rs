@@ -19,6 +19,7 @@ mod cluster;
 pub mod deploy;
 mod drain;
 mod error;
+mod events;
 mod legacy;
 mod metrics;
 mod route;
@@ -132,6 +133,7 @@ pub async fn serve(
 fn public_router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/metrics", get(metrics::render))
+        .route("/v1/events", get(events::stream))
         .merge(uploads::router())
         .merge(snapshot::router())
         .merge(operations_router(api.clone()))

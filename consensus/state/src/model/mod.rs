@@ -3,6 +3,7 @@
 pub mod blue_green;
 pub mod deployment;
 pub mod ecs_group;
+pub mod events;
 pub mod ids;
 pub mod instances;
 pub mod members;

@@ -149,6 +149,29 @@ impl ApiClient {
         self.finish(response)
     }
 
+    /// Opens a stream (`GET path`, `text/event-stream`) and returns its lines as they
+    /// come: no overall time limit (the server sends a comment line every 15 s).
+    ///
+    /// # Errors
+    /// As [`ClientError`], for an answer that is not 2xx.
+    pub(crate) fn stream(&self, path: &str) -> Result<impl std::io::BufRead, ClientError> {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Accept", "text/event-stream")
+            .config()
+            .timeout_global(None)
+            .build()
+            .call();
+        let response = response
+            .map_err(|error| ClientError::Unreachable { base: self.base.clone(), reason: error.to_string() })?;
+        if !response.status().is_success() {
+            return Err(self.finish(Ok(response)).err().unwrap_or(ClientError::Decode("an empty error".into())));
+        }
+        Ok(std::io::BufReader::new(response.into_body().into_with_config().limit(u64::MAX).reader()))
+    }
+
     /// Makes reads (`/v1/deploy/Get*`, `List*`) leader-checked (`?consistent=true`).
     pub(crate) fn consistent(mut self, consistent: bool) -> Self {
         self.consistent = consistent;

@@ -7,6 +7,7 @@ pub(crate) mod cluster;
 mod demo;
 mod demo_deploy;
 pub(crate) mod deploy;
+mod events;
 mod node_cmd;
 mod push;
 mod quiet_log;
@@ -97,6 +98,15 @@ pub(crate) struct TrafficArgs {
     command: traffic::TrafficCommand,
 }
 
+/// `fleetmesh events`: its client flags and options.
+#[derive(Debug, Args)]
+pub(crate) struct EventsCommandArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    events: events::EventsArgs,
+}
+
 /// Top-level verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -108,6 +118,9 @@ pub(crate) enum Command {
     Deploy(DeployArgs),
     /// Traffic routes: fleetmesh's built-in TCP load balancer on the nodes you choose.
     Traffic(TrafficArgs),
+    /// The deployment event log: every change of a deployment or a target, numbered
+    /// cluster-wide without gaps; --follow streams new ones as they commit.
+    Events(EventsCommandArgs),
     /// Start a local cluster on loopback and run a rolling deployment of a sample app.
     Demo(DemoArgs),
     /// Run the deterministic simulator (many nodes, one process, one seed).
@@ -396,6 +409,10 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Traffic(TrafficArgs { client: args, command }) => client(&args)
             .map_err(Into::into)
             .and_then(|client| traffic::run(&client, command))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Events(EventsCommandArgs { client: args, events }) => client(&args)
+            .map_err(Into::into)
+            .and_then(|client| events::run(&client, events))
             .map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sim(_) => Err(anyhow::anyhow!("the simulator is run by the fleetmesh binary")),

@@ -29,6 +29,12 @@ pub(super) fn answer(operation: &Operation, state: &ClusterState) -> Result<Outp
         .or_else(|| deployments(operation, state))
         .or_else(|| super::batch::answer(operation, state))
         .or_else(|| super::instances::read(operation, state))
+        .or_else(|| match operation {
+            Operation::ListEvents(input) => {
+                Some(fleetmesh_model::list_events(state, input).map(Output::ListEvents).map_err(ApiError::from))
+            }
+            _ => None,
+        })
         .unwrap_or_else(|| Err(ApiError::internal(format!("{} is not a read of the state", operation.name()))))
 }
 
