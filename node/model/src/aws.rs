@@ -107,7 +107,8 @@ pub fn exception(operation: &str, error: &OperationError) -> String {
         ErrorKind::BadRequest => error.field.as_deref().map(|field| by_field(field, message)),
         ErrorKind::NotFound => Some(missing(operation, message)),
         ErrorKind::Conflict => Some(conflict(operation, message)),
-        ErrorKind::Gone => Some("ResourceNotFoundException"),
+        // Only ListEvents answers Gone, and it is not on the wire.
+        ErrorKind::Gone => None,
         ErrorKind::Unauthorized => Some("AccessDeniedException"),
         ErrorKind::Unavailable => Some("ThrottlingException"),
         ErrorKind::Internal => Some("InternalFailure"),

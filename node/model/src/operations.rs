@@ -382,9 +382,21 @@ pub struct GetDeploymentOutput {
 pub struct StopDeploymentInput {
     /// The deployment.
     pub deployment_id: DeploymentId,
-    /// Roll the stopped hosts back to the group's last good revision.
+    /// Roll the stopped hosts back to the group's last good revision; when absent, the
+    /// deployment's `autoRollbackConfiguration` decides (see [`Self::rolls_back`]).
     #[serde(default)]
     pub auto_rollback_enabled: Option<bool>,
+}
+
+impl StopDeploymentInput {
+    /// Whether this stop rolls back a deployment configured with `configuration`: as
+    /// the caller says when it says, else when the configuration is enabled with
+    /// `DEPLOYMENT_STOP_ON_REQUEST` (§7.1).
+    pub fn rolls_back(&self, configuration: &fleetmesh_state::model::resources::AutoRollbackConfiguration) -> bool {
+        use fleetmesh_state::model::resources::AutoRollbackEvent;
+        self.auto_rollback_enabled
+            .unwrap_or_else(|| configuration.triggers_on(AutoRollbackEvent::DeploymentStopOnRequest))
+    }
 }
 
 /// `StopDeployment`'s answer.

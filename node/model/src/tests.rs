@@ -328,3 +328,23 @@ fn routing_configs_are_strict_and_checked_naming_the_member() {
     );
     assert_eq!(error.field.as_deref(), Some("trafficRoutingConfig.timeBasedLinear"));
 }
+
+#[test]
+fn a_stop_rolls_back_as_asked_else_as_the_deployment_is_configured() {
+    use fleetmesh_state::model::resources::{AutoRollbackConfiguration, AutoRollbackEvent};
+    let on_request =
+        AutoRollbackConfiguration { enabled: true, events: vec![AutoRollbackEvent::DeploymentStopOnRequest] };
+    let disabled = AutoRollbackConfiguration { enabled: false, ..on_request.clone() };
+    let stop =
+        |asked| StopDeploymentInput { deployment_id: DeploymentId("d-AAAAAAAAA".into()), auto_rollback_enabled: asked };
+    let cases = [
+        (None, &on_request, true),
+        (None, &AutoRollbackConfiguration::on_failure(), false),
+        (None, &disabled, false),
+        (Some(false), &on_request, false),
+        (Some(true), &disabled, true),
+    ];
+    for (asked, configuration, rolls_back) in cases {
+        assert_eq!(stop(asked).rolls_back(configuration), rolls_back, "{asked:?} {configuration:?}");
+    }
+}

@@ -26,14 +26,16 @@ fn version_on(cluster: &TestCluster, index: u32) -> Option<String> {
 }
 
 /// Stopping a OneAtATime deployment after its first host: Stopped with MANUAL_STOP, the
-/// hosts not reached are skipped; with --auto-rollback a rollback deployment puts the
-/// previous revision back on the host that changed.
+/// hosts not reached are skipped; since the group rolls back on DEPLOYMENT_STOP_ON_REQUEST,
+/// a rollback deployment puts the previous revision back on the host that changed.
 #[test]
 fn stop_deployment_with_rollback() {
     let cluster = TestCluster::start(3, Options::default());
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
     cluster.create_group("web", &["--tag", "role=web", "--deployment-config-name", "CodeDeployDefault.AllAtOnce"]);
-    cluster.create_group("slow", &["--tag", "role=web"]);
+    // The slow group rolls back when stopped, without the stop saying so.
+    let on_stop = r#"{"enabled":true,"events":["DEPLOYMENT_FAILURE","DEPLOYMENT_STOP_ON_REQUEST"]}"#;
+    cluster.create_group("slow", &["--tag", "role=web", "--auto-rollback-configuration", on_stop]);
     let work = tempfile::tempdir().expect("tempdir");
     let (v1, v2) = (work.path().join("v1"), work.path().join("v2"));
     bundle(&v1, "1", 0);
@@ -81,8 +83,7 @@ fn stop_deployment_with_rollback() {
         let info = cluster.deployment(1, &id)?;
         (info.deployment_info.deployment_overview.Succeeded == 1).then_some(())
     });
-    let stop: StopDeploymentOutput =
-        cluster.ok_as(1, &["deploy", "stop-deployment", "--deployment-id", &id, "--auto-rollback", "--json"]);
+    let stop: StopDeploymentOutput = cluster.ok_as(1, &["deploy", "stop-deployment", "--deployment-id", &id, "--json"]);
     assert_eq!(stop.status, StopStatus::Pending);
     let stopped = cluster.wait_deployment(&id, Duration::from_secs(30));
     let info = &stopped.deployment_info;

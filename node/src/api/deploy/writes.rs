@@ -318,8 +318,11 @@ pub(super) async fn stop_deployment(
     input: StopDeploymentInput,
     by: Option<&Actor>,
 ) -> Result<StopDeploymentOutput, ApiError> {
+    let configuration = node.state().read(|state| {
+        state.deployments.get(&input.deployment_id).map(|deployment| deployment.auto_rollback_configuration.clone())
+    });
+    let rollback = input.rolls_back(&configuration.unwrap_or_default());
     let id = input.deployment_id;
-    let rollback = input.auto_rollback_enabled.unwrap_or(false);
     let rollback_id = rollback.then(|| DeploymentId::from_random(node.random_bytes()));
     commit(node, Command::StopDeployment { deployment_id: id.clone(), rollback_id: rollback_id.clone() }, by).await?;
     let rollback_info =

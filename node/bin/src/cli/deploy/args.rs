@@ -234,9 +234,14 @@ pub(crate) enum DeployCommand {
         /// Deployment id.
         #[arg(long)]
         deployment_id: String,
-        /// Roll back to the group's last successful revision.
-        #[arg(long)]
+        /// Roll back to the group's last successful revision. Without this flag or
+        /// --no-auto-rollback, the deployment's autoRollbackConfiguration decides: it
+        /// rolls back when it is enabled with the event DEPLOYMENT_STOP_ON_REQUEST.
+        #[arg(long, visible_alias = "auto-rollback-enabled", conflicts_with = "no_auto_rollback")]
         auto_rollback: bool,
+        /// Do not roll back, whatever the deployment's autoRollbackConfiguration says.
+        #[arg(long, visible_alias = "no-auto-rollback-enabled")]
+        no_auto_rollback: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -265,6 +270,11 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// Roll back automatically when a deployment fails.
     #[arg(long)]
     pub(crate) auto_rollback: bool,
+    /// AWS's autoRollbackConfiguration as JSON, for events besides failure:
+    /// '{"enabled":true,"events":["DEPLOYMENT_FAILURE","DEPLOYMENT_STOP_ON_REQUEST"]}'
+    /// (DEPLOYMENT_STOP_ON_REQUEST: a stop without --no-auto-rollback rolls back).
+    #[arg(long, value_name = "JSON", conflicts_with = "auto_rollback")]
+    pub(crate) auto_rollback_configuration: Option<String>,
     /// Do not give hosts that join later the group's last successful revision.
     #[arg(long)]
     pub(crate) no_update_outdated_instances: bool,

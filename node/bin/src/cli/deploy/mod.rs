@@ -209,10 +209,10 @@ fn deployments(client: &ApiClient, command: DeployCommand) -> anyhow::Result<Exi
         C::PutLifecycleEventHookExecutionStatus { deployment_id, lifecycle_event_hook_execution_id, status } => {
             lambda::put_hook_status(client, deployment_id, lifecycle_event_hook_execution_id, &status)?;
         }
-        C::StopDeployment { deployment_id, auto_rollback, json } => {
+        C::StopDeployment { deployment_id, auto_rollback, no_auto_rollback, json } => {
             let input = StopDeploymentInput {
                 deployment_id: DeploymentId(deployment_id),
-                auto_rollback_enabled: Some(auto_rollback),
+                auto_rollback_enabled: (auto_rollback || no_auto_rollback).then_some(auto_rollback),
             };
             let answer: StopDeploymentOutput = client.call("StopDeployment", &input)?;
             print_answer(json, &answer, |answer| println!("{}", answer.status_message));
@@ -407,7 +407,14 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
         deployment_config_name: args.deployment_config_name,
         on_premises_instance_tag_filters: Some(args.tags.iter().map(|tag| tag_filter(tag)).collect()),
         on_premises_tag_set: Some(OnPremisesTagSet { on_premises_tag_set_list: tag_set }),
-        auto_rollback_configuration: Some(rollback(args.auto_rollback)),
+        auto_rollback_configuration: match json_flag(
+            "--auto-rollback-configuration",
+            args.auto_rollback_configuration.as_deref(),
+            r#"'{"enabled":true,"events":["DEPLOYMENT_FAILURE","DEPLOYMENT_STOP_ON_REQUEST"]}'"#,
+        )? {
+            Some(configuration) => Some(configuration),
+            None => Some(rollback(args.auto_rollback)),
+        },
         outdated_instances_strategy: Some(if args.no_update_outdated_instances {
             OutdatedInstancesStrategy::Ignore
         } else {
