@@ -42,6 +42,16 @@ impl TestCluster {
         serde_json::from_str(&out).unwrap_or_else(|error| panic!("fleetmesh {}: {error}: {out}", args.join(" ")))
     }
 
+    /// Creates a deployment of `revision` to app/`group` through node `via` without
+    /// waiting for it; returns its id.
+    pub fn start_deployment(&self, via: u32, group: &str, revision: &str) -> String {
+        let args = ["--application-name", "app", "--deployment-group-name", group, "--revision", revision, "--json"];
+        let mut command = vec!["deploy", "create-deployment"];
+        command.extend(args);
+        let created: fleetmesh_model::CreateDeploymentOutput = self.ok_as(via, &command);
+        created.deployment_id.to_string()
+    }
+
     /// `cluster status --json` through node `via`.
     pub fn status(&self, via: u32) -> Option<Value> {
         self.cli_json(via, &["cluster", "status", "--json"])

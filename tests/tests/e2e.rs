@@ -30,6 +30,7 @@ mod e2e {
     mod traffic;
     mod traffic_command;
     mod traffic_control;
+    mod triggers;
     mod upgrade;
     mod voters;
 }

@@ -75,6 +75,15 @@ impl CaSealKey {
         Ok(Self(bytes))
     }
 
+    /// A secret derived from this key for `label` (HMAC-SHA256 of the label): the same
+    /// on every node that holds the key, and useless for opening what the key seals.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(ring::hmac::sign(&key, label).as_ref());
+        secret
+    }
+
     /// 64 hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -81,6 +81,7 @@ impl ClusterState {
             Command::UpdateDeploymentGroup { current_deployment_group_name, spec } => {
                 self.update_deployment_group(current_deployment_group_name, spec)
             }
+            Command::AdvanceTriggerCursor(cursor) => self.advance_trigger_cursor(cursor),
             Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
                 self.delete_deployment_group(application_name, deployment_group_name)
             }

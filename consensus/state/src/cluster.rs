@@ -136,6 +136,7 @@ impl ClusterState {
     /// When an invariant is broken: that is a bug in `apply`.
     pub fn check_invariants(&self) {
         self.events.check();
+        self.check_trigger_cursors();
         for (name, instance) in &self.instances {
             if let Some(node) = instance.node {
                 let held = self.members.get(&node).and_then(|member| member.instance_name.as_deref());

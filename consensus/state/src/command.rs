@@ -190,6 +190,9 @@ pub enum Command {
         /// What it becomes.
         spec: DeploymentGroupSpec,
     },
+    /// A trigger delivered every event up to `delivered_through`
+    /// ([`FeatureLevel::TRIGGERS`]); the leader commits it after a delivery.
+    AdvanceTriggerCursor(crate::model::triggers::TriggerCursor),
     /// `delete-deployment-group`.
     DeleteDeploymentGroup {
         /// Application.

@@ -106,8 +106,12 @@ impl FeatureLevel {
     /// must not apply entries past this level.
     pub const EVENTS: Self = Self(16);
 
+    /// Level 17: deployment-group triggers (`triggerConfigurations`) and their delivery
+    /// cursors ([`crate::Command::AdvanceTriggerCursor`]).
+    pub const TRIGGERS: Self = Self(17);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::EVENTS;
+    pub const CURRENT: Self = Self::TRIGGERS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -43,4 +43,7 @@ pub struct DeploymentGroupSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     /// An ECS group's service ([`crate::FeatureLevel::ECS_DEPLOYMENTS`]).
     pub ecs_services: Vec<EcsService>,
+    /// Its triggers ([`crate::FeatureLevel::TRIGGERS`]); secrets sealed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trigger_configurations: Vec<crate::model::triggers::TriggerConfig>,
 }

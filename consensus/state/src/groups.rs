@@ -7,6 +7,7 @@ use crate::model::ids::UnixMillis;
 use crate::model::resources::{
     validate_name, ComputePlatform, DeploymentGroup, TAG_SET_GROUPS_MAX, TAG_SET_GROUP_FILTERS_MAX,
 };
+use crate::triggers::check_triggers;
 use crate::ClusterState;
 
 impl ClusterState {
@@ -44,6 +45,7 @@ impl ClusterState {
             create_time: at,
             created_by: None,
             tags: Default::default(),
+            triggers: self.new_triggers(&[], &spec.trigger_configurations),
         };
         self.deployment_groups
             .entry(spec.application_name.clone())
@@ -83,6 +85,7 @@ impl ClusterState {
             self.validate_traffic_control(spec)?;
         }
         validate_blue_green(spec)?;
+        check_triggers(&spec.trigger_configurations)?;
         if let Some(role) = spec.service_role_arn.as_deref().filter(|role| !is_role_arn(role)) {
             return Err(ApplyError::invalid(format!(
                 "serviceRoleArn {role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
@@ -108,6 +111,7 @@ impl ClusterState {
             blue_green_deployment_configuration: group.blue_green_deployment_configuration,
             service_role_arn: group.service_role_arn.clone(),
             ecs_services: group.ecs_services.clone(),
+            trigger_configurations: group.triggers.iter().map(|trigger| trigger.config.clone()).collect(),
         }
     }
 
@@ -185,6 +189,7 @@ impl ClusterState {
         group.service_role_arn.clone_from(&spec.service_role_arn);
         group.ecs_services.clone_from(&spec.ecs_services);
         group.update_outdated_instances = spec.update_outdated_instances;
+        group.triggers = self.new_triggers(&group.triggers, &spec.trigger_configurations);
         self.deployment_groups.entry(application.to_string()).or_default().insert(new.to_string(), group);
         if new != current {
             self.deployments

@@ -10,6 +10,12 @@ impl Command {
     /// the cluster runs at that level or above.
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
+            Self::AdvanceTriggerCursor(_) => FeatureLevel::TRIGGERS,
+            Self::CreateDeploymentGroup { spec, .. } | Self::UpdateDeploymentGroup { spec, .. }
+                if !spec.trigger_configurations.is_empty() =>
+            {
+                FeatureLevel::TRIGGERS
+            }
             Self::SetFeatureLevel { .. } => FeatureLevel::VERSIONED_ENTRIES,
             Self::Bootstrap { first: spec, .. }
             | Self::AddMember { spec }

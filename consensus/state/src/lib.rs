@@ -41,6 +41,7 @@ mod shift;
 mod tests;
 mod touches;
 mod traffic_split;
+mod triggers;
 
 pub use cluster::ClusterState;
 pub use command::{

@@ -95,6 +95,7 @@ fn a_group_or_deployment_needs_a_config_of_its_platform() {
         blue_green_deployment_configuration: None,
         service_role_arn: None,
         ecs_services: Vec::new(),
+        trigger_configurations: Vec::new(),
     };
     let outcome = apply(&mut state, 4, Command::CreateDeploymentGroup { spec, deployment_group_id: "g2".into() });
     rejected(&outcome, ApplyErrorKind::Invalid, "is for the ECS compute platform");
@@ -118,6 +119,7 @@ fn a_service_role_must_be_an_iam_role_arn_and_needs_level_13() {
         blue_green_deployment_configuration: None,
         service_role_arn: Some(role.into()),
         ecs_services: Vec::new(),
+        trigger_configurations: Vec::new(),
     };
     for bad in
         ["deployer", "arn:aws:iam::123456789012:user/deployer", "arn:aws:iam::123456789012:role/", "arn:aws:s3:::b"]

@@ -117,6 +117,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
                     blue_green_deployment_configuration: None,
                     service_role_arn: None,
                     ecs_services: Vec::new(),
+                    trigger_configurations: Vec::new(),
                 },
                 deployment_group_id: "g".into(),
             },

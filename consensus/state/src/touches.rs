@@ -113,6 +113,7 @@ impl Command {
             | Self::UpdateDeploymentGroup { .. }
             | Self::TagResource { .. }
             | Self::SealCa { .. }
+            | Self::AdvanceTriggerCursor(_)
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }
             | Self::CreateDeploymentConfig { .. }

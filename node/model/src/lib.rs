@@ -39,6 +39,7 @@ mod sources;
 mod strict;
 mod time;
 mod traffic;
+mod triggers;
 mod updates;
 
 pub use batch::*;
@@ -57,6 +58,7 @@ pub use shapes::*;
 pub use sources::*;
 pub use time::{civil_from_days, EpochSeconds};
 pub use traffic::*;
+pub use triggers::*;
 pub use updates::*;
 
 use fleetmesh_state::FeatureLevel;
@@ -271,6 +273,12 @@ impl Operation {
     /// below that level, since the leader may run a release that does not know it.
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
+            Self::CreateDeploymentGroup(CreateDeploymentGroupInput {
+                trigger_configurations: Some(triggers), ..
+            })
+            | Self::UpdateDeploymentGroup(UpdateDeploymentGroupInput {
+                trigger_configurations: Some(triggers), ..
+            }) if !triggers.is_empty() => FeatureLevel::TRIGGERS,
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::BatchGetApplications(_)
             | Self::BatchGetDeploymentGroups(_)

@@ -113,6 +113,9 @@ pub struct CreateDeploymentGroupInput {
     /// Tags of the group (level 15; `ListTagsForResource` shows them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<crate::instances::Tag>>,
+    /// Where its events go (level 17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_configurations: Option<Vec<crate::triggers::TriggerConfig>>,
 }
 
 /// `CreateDeploymentGroup`'s answer.

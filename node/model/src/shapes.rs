@@ -330,6 +330,9 @@ pub struct DeploymentGroupInfo {
     /// An ECS group's service.
     #[serde(default, rename = "ecsServices", skip_serializing_if = "Vec::is_empty")]
     pub ecs_services: Vec<fleetmesh_state::model::ecs_group::EcsService>,
+    /// Its triggers (secrets never shown).
+    #[serde(default)]
+    pub trigger_configurations: Vec<crate::triggers::TriggerConfig>,
     /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
     /// when it was made before feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -371,6 +374,7 @@ impl DeploymentGroupInfo {
             compute_platform,
             service_role_arn: group.service_role_arn.clone(),
             ecs_services: group.ecs_services.clone(),
+            trigger_configurations: group.triggers.iter().map(crate::triggers::TriggerConfig::shown).collect(),
             created_by: group.created_by.as_ref().map(ToString::to_string),
         }
     }

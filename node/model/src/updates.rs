@@ -62,6 +62,10 @@ pub struct UpdateDeploymentGroupInput {
     /// An ECS group's service.
     #[serde(default, rename = "ecsServices", skip_serializing_if = "Option::is_none")]
     pub ecs_services: Option<Vec<fleetmesh_state::model::ecs_group::EcsService>>,
+    /// Replaces the triggers (`[]` removes them; a trigger kept by name keeps its
+    /// delivery position and, when `secret` is left out, its secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_configurations: Option<Vec<crate::triggers::TriggerConfig>>,
 }
 
 impl UpdateDeploymentGroupInput {
@@ -86,7 +90,8 @@ impl UpdateDeploymentGroupInput {
             load_balancer_info,
             blue_green_deployment_configuration,
             service_role_arn,
-            ecs_services
+            ecs_services,
+            trigger_configurations
         );
         current
     }
@@ -117,6 +122,7 @@ impl From<crate::shapes::DeploymentGroupInfo> for CreateDeploymentGroupInput {
             service_role_arn: info.service_role_arn,
             ecs_services: (!info.ecs_services.is_empty()).then_some(info.ecs_services),
             tags: None,
+            trigger_configurations: Some(info.trigger_configurations),
         }
     }
 }

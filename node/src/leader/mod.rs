@@ -42,6 +42,7 @@ mod run;
 mod seal;
 pub mod shift;
 mod traffic;
+pub mod triggers;
 mod view;
 mod voters;
 
@@ -136,6 +137,7 @@ impl Leader {
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, aws, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
+        tasks.spawn(triggers::run(node.clone(), Arc::new(triggers::webhook::WebhookSink::default())));
         leader
     }
 

@@ -260,6 +260,7 @@ impl App {
             blue_green_deployment_configuration: None,
             service_role_arn: None,
             ecs_services: Vec::new(),
+            trigger_configurations: Vec::new(),
         };
         let spec = styled(cluster, spec, style).await?;
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;

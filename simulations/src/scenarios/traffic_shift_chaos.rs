@@ -164,6 +164,7 @@ async fn setup(cluster: &SimCluster, rng: &mut ChaCha8Rng) -> Result<(), Scenari
                 blue_green_deployment_configuration: None,
                 service_role_arn: None,
                 ecs_services: Vec::new(),
+                trigger_configurations: Vec::new(),
             },
             deployment_group_id: hex_id(rng),
         },

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fleetmesh_model::{
-    CreateDeploymentOutput, DeploymentStatus, LifecycleEvent, LifecycleEventName, LifecycleEventStatus,
-};
+use fleetmesh_model::{DeploymentStatus, LifecycleEvent, LifecycleEventName, LifecycleEventStatus};
 use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
 
 /// A BeforeInstall hook that writes its own pid and a background child's to `dir`, then
@@ -29,21 +27,7 @@ fn setup(cluster: &TestCluster, tag: &str) {
 }
 
 fn create(cluster: &TestCluster, revision: &str) -> String {
-    let created: CreateDeploymentOutput = cluster.ok_as(
-        1,
-        &[
-            "deploy",
-            "create-deployment",
-            "--application-name",
-            "app",
-            "--deployment-group-name",
-            "web",
-            "--revision",
-            revision,
-            "--json",
-        ],
-    );
-    created.deployment_id.to_string()
+    cluster.start_deployment(1, "web", revision)
 }
 
 /// The pids the sleeper hook wrote, once it wrote both.

@@ -109,6 +109,7 @@ fn group_command() -> Command {
             blue_green_deployment_configuration: Some(configuration),
             service_role_arn: None,
             ecs_services: Vec::new(),
+            trigger_configurations: Vec::new(),
         },
         deployment_group_id: "g-bg".into(),
     }

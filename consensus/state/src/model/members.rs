@@ -268,9 +268,17 @@ impl ClusterInfo {
     /// `arn:aws:codedeploy:<region>:<account>:<resource>`, with this cluster's region and
     /// account.
     pub fn arn(&self, resource: &str) -> String {
-        let region = self.aws_region.as_deref().unwrap_or(DEFAULT_AWS_REGION);
-        let account = self.aws_account_id.as_deref().unwrap_or(DEFAULT_AWS_ACCOUNT_ID);
-        format!("arn:aws:codedeploy:{region}:{account}:{resource}")
+        format!("arn:aws:codedeploy:{}:{}:{resource}", self.region(), self.account_id())
+    }
+
+    /// The cluster's AWS region (`node --aws-region`, else [`DEFAULT_AWS_REGION`]).
+    pub fn region(&self) -> &str {
+        self.aws_region.as_deref().unwrap_or(DEFAULT_AWS_REGION)
+    }
+
+    /// The cluster's AWS account id (`node --aws-account-id`, else [`DEFAULT_AWS_ACCOUNT_ID`]).
+    pub fn account_id(&self) -> &str {
+        self.aws_account_id.as_deref().unwrap_or(DEFAULT_AWS_ACCOUNT_ID)
     }
 
     /// The hash of the token of `kind`, if there is one.

@@ -15,3 +15,4 @@ pub mod revision;
 pub mod routes;
 pub mod shift;
 pub mod traffic_routing;
+pub mod triggers;

@@ -369,6 +369,9 @@ pub struct DeploymentGroup {
     /// Its tags (`TagResource`, feature level 15); left out of the encoding while none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Its triggers and their delivery cursors (feature level 17); left out while none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::model::triggers::GroupTrigger>,
 }
 
 /// `minimumHealthyHosts` (§4.2).

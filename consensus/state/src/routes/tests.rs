@@ -160,6 +160,7 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
             blue_green_deployment_configuration: None,
             service_role_arn: None,
             ecs_services: Vec::new(),
+            trigger_configurations: Vec::new(),
         },
         deployment_group_id: "g-lb".into(),
     }

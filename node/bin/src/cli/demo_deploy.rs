@@ -78,6 +78,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
         service_role_arn: None,
         ecs_services: None,
         tags: None,
+        trigger_configurations: None,
     };
     client.call::<_, CreateDeploymentGroupOutput>("CreateDeploymentGroup", &group)?;
     say(&format!("deploy push --application-name sample-app --source {}", bundle.display()));

@@ -141,6 +141,7 @@ impl Harness {
                     blue_green_deployment_configuration: None,
                     service_role_arn: None,
                     ecs_services: Vec::new(),
+                    trigger_configurations: Vec::new(),
                 },
                 deployment_group_id: "group-1".into(),
             },

@@ -9,6 +9,7 @@ mod instances;
 mod lambda;
 mod reads;
 mod sources;
+mod trigger_secrets;
 mod updates;
 mod writes;
 

@@ -134,6 +134,10 @@ pub(super) fn group_spec(node: &Node, input: CreateDeploymentGroupInput) -> Resu
         blue_green_deployment_configuration: input.blue_green_deployment_configuration,
         service_role_arn: input.service_role_arn.filter(|role| !role.is_empty()),
         ecs_services: input.ecs_services.unwrap_or_default(),
+        trigger_configurations: super::trigger_secrets::seal_triggers(
+            node,
+            input.trigger_configurations.unwrap_or_default(),
+        )?,
     };
     Ok(spec)
 }

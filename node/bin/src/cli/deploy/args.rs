@@ -66,6 +66,13 @@ pub(crate) enum DeployCommand {
         /// Replace its target tags: KEY=VALUE, KEY or =VALUE, repeated (OR'ed).
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
+        /// Where the group's events go, as AWS's JSON list:
+        /// '[{"triggerName":"chat","triggerTargetArn":"https://hooks.example/x","triggerEvents":["DeploymentFailure"],"secret":"S"}]'.
+        /// A webhook gets CodeDeploy's notification JSON, signed in X-Fleetmesh-Signature
+        /// (sha256=HMAC of the body) with `secret`, or else the cluster's DIR/webhook-secret.
+        /// `[]` removes them; a trigger kept by name keeps its place in the event stream.
+        #[arg(long, value_name = "JSON")]
+        trigger_configurations: Option<String>,
     },
     /// Show a deployment group.
     GetDeploymentGroup {
@@ -275,6 +282,12 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// (DEPLOYMENT_STOP_ON_REQUEST: a stop without --no-auto-rollback rolls back).
     #[arg(long, value_name = "JSON", conflicts_with = "auto_rollback")]
     pub(crate) auto_rollback_configuration: Option<String>,
+    /// Where the group's events go, as AWS's JSON list:
+    /// '[{"triggerName":"chat","triggerTargetArn":"https://hooks.example/x","triggerEvents":["DeploymentFailure"],"secret":"S"}]'.
+    /// A webhook gets CodeDeploy's notification JSON, signed in X-Fleetmesh-Signature
+    /// (sha256=HMAC of the body) with `secret`, or else the cluster's DIR/webhook-secret.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) trigger_configurations: Option<String>,
     /// Do not give hosts that join later the group's last successful revision.
     #[arg(long)]
     pub(crate) no_update_outdated_instances: bool,

@@ -434,6 +434,7 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
         service_role_arn: args.service_role_arn,
         ecs_services: args.ecs_services.as_deref().map(parse_ecs_services).transpose()?,
         tags: None,
+        trigger_configurations: updates::triggers_flag(args.trigger_configurations.as_deref())?,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {

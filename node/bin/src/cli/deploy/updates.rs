@@ -1,6 +1,8 @@
 //! `deploy update-application` and `deploy update-deployment-group`.
 
-use fleetmesh_model::{Empty, UpdateApplicationInput, UpdateDeploymentGroupInput, UpdateDeploymentGroupOutput};
+use fleetmesh_model::{
+    Empty, TriggerConfig, UpdateApplicationInput, UpdateDeploymentGroupInput, UpdateDeploymentGroupOutput,
+};
 
 use super::{tag_filter, DeployCommand};
 use crate::cli::client::ApiClient;
@@ -20,6 +22,7 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
             new_deployment_group_name,
             deployment_config_name,
             tags,
+            trigger_configurations,
         } => {
             let input = UpdateDeploymentGroupInput {
                 application_name,
@@ -28,6 +31,7 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
                 deployment_config_name,
                 on_premises_instance_tag_filters: (!tags.is_empty())
                     .then(|| tags.iter().map(|tag| tag_filter(tag)).collect()),
+                trigger_configurations: triggers_flag(trigger_configurations.as_deref())?,
                 ..UpdateDeploymentGroupInput::default()
             };
             client.call::<_, UpdateDeploymentGroupOutput>("UpdateDeploymentGroup", &input)?;
@@ -37,4 +41,10 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
         _ => {}
     }
     Ok(())
+}
+
+/// `--trigger-configurations JSON`: AWS's list of `TriggerConfig`.
+pub(super) fn triggers_flag(text: Option<&str>) -> anyhow::Result<Option<Vec<TriggerConfig>>> {
+    let example = r#"'[{"triggerName":"chat","triggerTargetArn":"https://hooks.example/x","triggerEvents":["DeploymentFailure"]}]'"#;
+    super::blue_green::json_flag("--trigger-configurations", text, example)
 }

@@ -268,6 +268,7 @@ impl Platform {
             blue_green_deployment_configuration: None,
             service_role_arn: None,
             ecs_services: Vec::new(),
+            trigger_configurations: Vec::new(),
         };
         let Self::Ecs(wait) = self else { return group };
         group.ecs_services = vec![EcsService { service_name: "web".into(), cluster_name: "prod".into() }];

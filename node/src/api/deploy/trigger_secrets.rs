@@ -1,0 +1,65 @@
+//! A group's `triggerConfigurations` on their way into the state: each secret sealed
+//! with the CA seal key, as access keys are, so the replicated state and its snapshots
+//! never hold one in clear.
+
+use fleetmesh_model::{TriggerConfig, TRIGGER_SECRET_CHARS_MAX};
+use fleetmesh_state::model::triggers::{self, is_sns_topic_arn};
+
+use crate::api::ApiError;
+use crate::runtime::Node;
+
+/// `configs` as the state keeps them: secrets sealed (`""`, which clears a secret, and a
+/// left-out secret, which keeps one, pass as they are). The state checks the rest.
+///
+/// # Errors
+/// A secret is too long, an SNS target is named (not built yet), or this node holds no
+/// seal key to seal a secret with.
+pub(super) fn seal_triggers(
+    node: &Node,
+    configs: Vec<TriggerConfig>,
+) -> Result<Vec<triggers::TriggerConfig>, ApiError> {
+    configs
+        .into_iter()
+        .map(|config| {
+            let name: String = config.trigger_name.chars().take(128).collect();
+            if is_sns_topic_arn(&config.trigger_target_arn) {
+                return Err(ApiError::invalid(
+                    "triggerConfigurations",
+                    format!(
+                        "trigger {name}: SNS topic targets are not supported yet; give an http(s):// webhook URL \
+                         (the SNS message JSON is what the webhook receives)"
+                    ),
+                ));
+            }
+            let sealed_secret = match config.secret {
+                None => None,
+                Some(secret) if secret.is_empty() => Some(String::new()),
+                Some(secret) if secret.chars().count() > TRIGGER_SECRET_CHARS_MAX => {
+                    return Err(ApiError::invalid(
+                        "triggerConfigurations",
+                        format!("trigger {name}: a secret has at most {TRIGGER_SECRET_CHARS_MAX} characters"),
+                    ));
+                }
+                Some(secret) => Some(seal(node, &secret)?),
+            };
+            Ok(triggers::TriggerConfig {
+                trigger_name: config.trigger_name,
+                trigger_target_arn: config.trigger_target_arn,
+                trigger_events: config.trigger_events,
+                sealed_secret,
+            })
+        })
+        .collect()
+}
+
+fn seal(node: &Node, secret: &str) -> Result<String, ApiError> {
+    let key = node.seal_keys().get().map_err(|error| ApiError::internal(error.to_string()))?.ok_or_else(|| {
+        ApiError::unavailable("this leader holds no CA seal key yet to seal the trigger's secret with; retry")
+    })?;
+    let cluster_id = node
+        .state()
+        .read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
+        .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?;
+    key.seal_bytes(secret.as_bytes(), &triggers::secret_seal_context(&cluster_id))
+        .map_err(|error| ApiError::internal(error.to_string()))
+}

@@ -1,0 +1,285 @@
+//! Trigger delivery: while this node leads, every trigger of every group sends the
+//! events after its replicated cursor, one at a time and in order, and the cursor is
+//! committed past each one delivered ([`Command::AdvanceTriggerCursor`]).
+//!
+//! A new leader starts from the committed cursors, so an event delivered by a leader
+//! that died before committing is sent again with the same `X-Fleetmesh-Event-Id`:
+//! delivery is at least once and in order per trigger. A receiver that keeps failing
+//! does not hold its trigger forever: after [`ATTEMPTS`] tries over about two minutes
+//! the event is logged as undeliverable and the trigger moves on.
+//!
+//! ```text
+//!  state change / tick ──▶ run: one worker per trigger with a backlog
+//!  worker: backlog[0] ──▶ message ──▶ sink (webhook) ──retries──▶ propose cursor ──▶ next
+//! ```
+
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetmesh_model::trigger_message;
+use fleetmesh_state::model::triggers::{secret_seal_context, webhook_secret_label, TriggerCursor, TriggerEventType};
+use fleetmesh_state::{ClusterState, Command, Outcome};
+use fleetmesh_transport::BoxFuture;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::runtime::Node;
+
+/// Tries per event before it is given up.
+pub const ATTEMPTS: u32 = 8;
+
+/// The first retry's wait; each next one doubles, up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between tries.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How often the leader looks for work even when nothing changed.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// One message for one trigger's target.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The webhook URL.
+    pub target: String,
+    /// The event's number (`X-Fleetmesh-Event-Id`).
+    pub event_id: u64,
+    /// CodeDeploy's event type (`X-Fleetmesh-Event`).
+    pub kind: TriggerEventType,
+    /// The trigger's name.
+    pub trigger_name: String,
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// The HMAC key of `X-Fleetmesh-Signature`; none when no key could be had.
+    pub secret: Option<Vec<u8>>,
+}
+
+/// Why a delivery was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The receiver answered with a status other than 2xx.
+    #[error("the webhook answered {0}")]
+    Status(u16),
+    /// No answer: connection, TLS or timeout.
+    #[error("{0}")]
+    Transport(String),
+    /// The sending task ended abnormally.
+    #[error("the delivery task failed: {0}")]
+    Task(String),
+}
+
+/// Where deliveries go: the webhook client, or a stand-in in tests.
+pub trait TriggerSink: Send + Sync {
+    /// Sends `delivery` once; an error says why it was not accepted.
+    fn deliver(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), DeliveryError>>;
+}
+
+/// Which trigger: the group's application and id, and the trigger's name.
+type TriggerKey = (String, String, String);
+
+/// The delivery task: runs on every node and acts only while the node leads.
+pub async fn run(node: Arc<Node>, sink: Arc<dyn TriggerSink>) {
+    let mut shutdown = node.shutdown_signal();
+    let mut server = node.server_state();
+    let mut changes = node.state().subscribe();
+    let mut workers: JoinSet<()> = JoinSet::new();
+    let mut running: BTreeMap<TriggerKey, tokio::task::AbortHandle> = BTreeMap::new();
+    let mut secret_written = false;
+    // Bounded by shutdown: every pass waits for a change, a worker's end or a tick.
+    loop {
+        let leading = server.leadership(node.id()).1;
+        if !secret_written {
+            secret_written = write_webhook_secret(&node);
+        }
+        if leading {
+            running.retain(|_, handle| !handle.is_finished());
+            for key in triggers_with_backlog(&node) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(key) {
+                    let key = slot.key().clone();
+                    slot.insert(workers.spawn(deliver_in_order(node.clone(), sink.clone(), key)));
+                }
+            }
+        } else if !running.is_empty() {
+            workers.abort_all();
+            running.clear();
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {
+                workers.abort_all();
+                return;
+            }
+            () = server.changed(node.raft_host()) => {}
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            changed = changes.changed(), if leading => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(RESCAN), if leading => {}
+        }
+    }
+}
+
+/// The triggers that have events to send now.
+fn triggers_with_backlog(node: &Node) -> Vec<TriggerKey> {
+    node.state().read(|state| {
+        let mut keys = Vec::new();
+        for group in state.deployment_groups.values().flat_map(|groups| groups.values()) {
+            for trigger in &group.triggers {
+                let pending = match state.trigger_backlog(group, trigger) {
+                    Ok(mut backlog) => backlog.next().is_some(),
+                    Err(_) => true,
+                };
+                if pending {
+                    keys.push((
+                        group.application_name.clone(),
+                        group.deployment_group_id.clone(),
+                        trigger.config.trigger_name.clone(),
+                    ));
+                }
+            }
+        }
+        keys
+    })
+}
+
+/// What a worker does next for its trigger.
+enum Next {
+    /// Nothing left (or the trigger is gone).
+    Done,
+    /// Send this, then move the cursor to `event_id`.
+    Send(Box<Delivery>),
+    /// Events up to here are purged or have nothing to say (their deployment is gone):
+    /// move the cursor without sending.
+    Skip(u64),
+}
+
+/// Sends `key`'s backlog, oldest first, committing the cursor after each event; ends
+/// when the backlog is empty or this node stops leading.
+async fn deliver_in_order(node: Arc<Node>, sink: Arc<dyn TriggerSink>, key: TriggerKey) {
+    let (application, group_id, trigger_name) = key;
+    loop {
+        let next = node.state().read(|state| next_delivery(&node, state, &application, &group_id, &trigger_name));
+        let through = match next {
+            Next::Done => return,
+            Next::Skip(through) => through,
+            Next::Send(delivery) => {
+                let through = delivery.event_id;
+                send_with_retries(sink.as_ref(), *delivery).await;
+                through
+            }
+        };
+        let command = Command::AdvanceTriggerCursor(TriggerCursor {
+            application_name: application.clone(),
+            deployment_group_id: group_id.clone(),
+            trigger_name: trigger_name.clone(),
+            delivered_through: through,
+        });
+        match node.propose_one(command).await {
+            Ok(Outcome::Rejected(error)) => {
+                info!(trigger = %trigger_name, %error, "trigger cursor not moved; the trigger changed");
+                return;
+            }
+            Ok(_) => {}
+            // Not the leader any more, or no quorum: the next leader starts from the
+            // committed cursor and sends this event again.
+            Err(error) => {
+                info!(trigger = %trigger_name, %error, "trigger cursor not committed; stopping this trigger's delivery");
+                return;
+            }
+        }
+    }
+}
+
+fn next_delivery(node: &Node, state: &ClusterState, application: &str, group_id: &str, trigger_name: &str) -> Next {
+    let Some(group) = state
+        .deployment_groups
+        .get(application)
+        .and_then(|groups| groups.values().find(|group| group.deployment_group_id == group_id))
+    else {
+        return Next::Done;
+    };
+    let Some(trigger) = group.triggers.iter().find(|trigger| trigger.config.trigger_name == trigger_name) else {
+        return Next::Done;
+    };
+    let first = match state.trigger_backlog(group, trigger) {
+        Ok(mut backlog) => backlog.next(),
+        Err(purged) => {
+            warn!(trigger = trigger_name, %purged, "trigger events were purged before delivery; skipping them");
+            return Next::Skip(purged.first_kept.saturating_sub(1));
+        }
+    };
+    let Some((event, kind)) = first else { return Next::Done };
+    let Some(message) = trigger_message(state, trigger_name, event, kind) else {
+        return Next::Skip(event.id);
+    };
+    let cluster_id = state.cluster.as_ref().map(|cluster| cluster.ca.cluster_id.clone()).unwrap_or_default();
+    let seal = node.seal_keys().get().ok().flatten();
+    let secret = match (&trigger.config.sealed_secret, &seal) {
+        (Some(sealed), Some(seal)) => seal.open_bytes(sealed, &secret_seal_context(&cluster_id)).ok(),
+        (None, Some(seal)) => Some(hex::encode(seal.derive(&webhook_secret_label(&cluster_id))).into_bytes()),
+        (_, None) => None,
+    };
+    Next::Send(Box::new(Delivery {
+        target: trigger.config.trigger_target_arn.clone(),
+        event_id: event.id,
+        kind,
+        trigger_name: trigger_name.to_string(),
+        body: message.to_string().into_bytes(),
+        secret,
+    }))
+}
+
+/// Sends `delivery` until it is accepted or [`ATTEMPTS`] tries failed.
+async fn send_with_retries(sink: &dyn TriggerSink, delivery: Delivery) {
+    let mut wait = BACKOFF_FIRST;
+    for attempt in 1..=ATTEMPTS {
+        match sink.deliver(delivery.clone()).await {
+            Ok(()) => return,
+            Err(error) if attempt == ATTEMPTS => {
+                warn!(
+                    trigger = %delivery.trigger_name, event = delivery.event_id, target = %delivery.target, %error,
+                    "trigger event undeliverable after {ATTEMPTS} tries; moving on"
+                );
+            }
+            Err(error) => {
+                info!(
+                    trigger = %delivery.trigger_name, event = delivery.event_id, attempt, %error,
+                    "trigger delivery failed; retrying in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Writes the cluster's webhook secret to `DIR/webhook-secret` (mode 0600) once this
+/// node holds the seal key and the cluster's id: what receivers of triggers without a
+/// secret of their own verify signatures with. True once written (or nowhere to write).
+fn write_webhook_secret(node: &Node) -> bool {
+    let Some(dir) = node.settings().data_dir.clone() else { return true };
+    let Ok(Some(seal)) = node.seal_keys().get() else { return false };
+    let Some(cluster_id) = node.state().read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
+    else {
+        return false;
+    };
+    let secret = hex::encode(seal.derive(&webhook_secret_label(&cluster_id)));
+    let path = dir.join("webhook-secret");
+    if std::fs::read_to_string(&path).is_ok_and(|text| text.trim() == secret) {
+        return true;
+    }
+    match crate::runtime::identity::write_private_file(&path, format!("{secret}\n").as_bytes()) {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot write the webhook secret");
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
