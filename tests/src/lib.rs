@@ -14,6 +14,7 @@ mod cli;
 mod cluster;
 pub mod compat;
 mod files;
+mod http_stub;
 pub mod moto;
 pub mod netns;
 mod procfs;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 pub use api::{http_agent_trusting, http_agent_within, parse_metric};
 pub use cluster::{log_tail, Options, TestCluster, TestNode};
 pub use files::{hash_file, write_bundle, write_random_file};
+pub use http_stub::{Handler, HttpStub, StubRequest};
 pub use procfs::{proc_status_kib, process_cpu};
 
 /// QUIC port of every test node (each has its own IP).

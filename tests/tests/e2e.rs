@@ -2,6 +2,7 @@
 //! real files and hooks. One test binary; each test builds its own cluster.
 
 mod e2e {
+    mod alarms;
     mod api;
     mod aws_credentials;
     mod aws_ecs;

@@ -109,7 +109,10 @@ impl ClusterState {
             Command::FailTargets { deployment_id, targets } => self.fail_targets(deployment_id, targets, at),
             Command::FinishDeployment(finish) => self.finish_deployment(finish, at),
             Command::StopDeployment { deployment_id, rollback_id } => {
-                self.stop_deployment(deployment_id, rollback_id.as_ref(), at)
+                self.stop_deployment(deployment_id, rollback_id.as_ref(), None, at)
+            }
+            Command::StopOnAlarm { deployment_id, rollback_id, message } => {
+                self.stop_deployment(deployment_id, rollback_id.as_ref(), Some(message), at)
             }
             Command::CreateRoute { spec } => self.create_route(spec, at),
             Command::DeleteRoute { route_name } => self.delete_route(route_name),

@@ -52,6 +52,9 @@ pub struct DeploymentSpec {
     /// What a Lambda deployment's AppSpec moves ([`FeatureLevel::PLATFORM_DEPLOYMENTS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift: Option<crate::model::shift::ShiftSpec>,
+    /// `overrideAlarmConfiguration` ([`FeatureLevel::ALARMS`]); none: the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<crate::model::alarms::AlarmConfiguration>,
 }
 
 /// A host's progress on one target, as its agent reported it.
@@ -272,6 +275,16 @@ pub enum Command {
         deployment_id: DeploymentId,
         /// Id for the rollback deployment when `--auto-rollback` was given.
         rollback_id: Option<DeploymentId>,
+    },
+    /// The leader stops a deployment whose alarm fired, or whose alarms could not be
+    /// read ([`FeatureLevel::ALARMS`]): as a stop, with `ALARM_ACTIVE` and `message`.
+    StopOnAlarm {
+        /// Deployment.
+        deployment_id: DeploymentId,
+        /// Id for the rollback deployment when `DEPLOYMENT_STOP_ON_ALARM` is set.
+        rollback_id: Option<DeploymentId>,
+        /// Which alarm, and what it said.
+        message: String,
     },
     /// The leader raises the cluster's feature level: every voter runs a release that
     /// knows it (see [`crate::features`]). Refused unless it raises.

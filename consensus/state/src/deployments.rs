@@ -107,6 +107,7 @@ impl ClusterState {
                 .auto_rollback_configuration
                 .clone()
                 .unwrap_or_else(|| group.auto_rollback_configuration.clone()),
+            alarm_configuration: deployment_alarms(spec, group)?,
             rollback_info: None,
             create_time: at,
             created_by: None,
@@ -357,6 +358,7 @@ impl ClusterState {
         &mut self,
         deployment_id: &DeploymentId,
         rollback_id: Option<&DeploymentId>,
+        alarm: Option<&str>,
         at: UnixMillis,
     ) -> Result<Outcome, ApplyError> {
         let deployment = self.active_deployment_mut(deployment_id)?;
@@ -372,9 +374,12 @@ impl ClusterState {
         }
         skip_pending(deployment, at);
         deployment.status = DeploymentStatus::Stopped;
-        deployment.error_information = Some(ErrorInformation {
-            code: ErrorCode::ManualStop,
-            message: "the deployment was stopped by request".into(),
+        deployment.error_information = Some(match alarm {
+            Some(message) => ErrorInformation { code: ErrorCode::AlarmActive, message: message.to_string() },
+            None => ErrorInformation {
+                code: ErrorCode::ManualStop,
+                message: "the deployment was stopped by request".into(),
+            },
         });
         deployment.complete_time = Some(at);
         let (application, group_name) = (deployment.application_name.clone(), deployment.deployment_group_name.clone());
@@ -460,4 +465,20 @@ pub(crate) fn skip_pending(deployment: &mut Deployment, at: UnixMillis) {
             }
         }
     }
+}
+
+/// The alarms a new deployment is gated on: its override or its group's. A rollback
+/// restores the last good revision while the alarm may still be on: gating it on the
+/// same alarms would stop the cure with the disease.
+fn deployment_alarms(
+    spec: &DeploymentSpec,
+    group: &crate::model::resources::DeploymentGroup,
+) -> Result<Option<crate::model::alarms::AlarmConfiguration>, ApplyError> {
+    if let Some(alarms) = &spec.alarm_configuration {
+        crate::model::alarms::check_alarms(alarms).map_err(|error| ApplyError::invalid(error.0))?;
+    }
+    Ok(match spec.creator {
+        crate::model::deployment::DeploymentCreator::CodeDeployRollback => None,
+        _ => spec.alarm_configuration.clone().or_else(|| group.alarm_configuration.clone()),
+    })
 }

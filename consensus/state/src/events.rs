@@ -108,7 +108,8 @@ fn scopes(command: &Command) -> Vec<(DeploymentId, Scope)> {
             by_deployment.into_iter().map(|(id, targets)| (id, Scope::Targets(targets))).collect()
         }
         Command::FinishDeployment(finish) => with_rollback(&finish.deployment_id, finish.rollback_id.as_ref()),
-        Command::StopDeployment { deployment_id, rollback_id } => with_rollback(deployment_id, rollback_id.as_ref()),
+        Command::StopDeployment { deployment_id, rollback_id }
+        | Command::StopOnAlarm { deployment_id, rollback_id, .. } => with_rollback(deployment_id, rollback_id.as_ref()),
         Command::SetTargetTraffic { deployment_id, target_id, .. } => {
             vec![(deployment_id.clone(), some(&[*target_id]))]
         }

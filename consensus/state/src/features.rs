@@ -110,8 +110,12 @@ impl FeatureLevel {
     /// cursors ([`crate::Command::AdvanceTriggerCursor`]).
     pub const TRIGGERS: Self = Self(17);
 
+    /// Level 18: alarm gates: `alarmConfiguration` on groups and deployments, and
+    /// [`crate::Command::StopOnAlarm`] (`ALARM_ACTIVE`).
+    pub const ALARMS: Self = Self(18);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::TRIGGERS;
+    pub const CURRENT: Self = Self::ALARMS;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

@@ -46,4 +46,7 @@ pub struct DeploymentGroupSpec {
     /// Its triggers ([`crate::FeatureLevel::TRIGGERS`]); secrets sealed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trigger_configurations: Vec<crate::model::triggers::TriggerConfig>,
+    /// The alarms its deployments are gated on ([`crate::FeatureLevel::ALARMS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<crate::model::alarms::AlarmConfiguration>,
 }

@@ -46,6 +46,7 @@ impl ClusterState {
             created_by: None,
             tags: Default::default(),
             triggers: self.new_triggers(&[], &spec.trigger_configurations),
+            alarm_configuration: spec.alarm_configuration.clone(),
         };
         self.deployment_groups
             .entry(spec.application_name.clone())
@@ -86,6 +87,9 @@ impl ClusterState {
         }
         validate_blue_green(spec)?;
         check_triggers(&spec.trigger_configurations)?;
+        if let Some(alarms) = &spec.alarm_configuration {
+            crate::model::alarms::check_alarms(alarms).map_err(|error| ApplyError::invalid(error.0))?;
+        }
         if let Some(role) = spec.service_role_arn.as_deref().filter(|role| !is_role_arn(role)) {
             return Err(ApplyError::invalid(format!(
                 "serviceRoleArn {role:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
@@ -112,6 +116,7 @@ impl ClusterState {
             service_role_arn: group.service_role_arn.clone(),
             ecs_services: group.ecs_services.clone(),
             trigger_configurations: group.triggers.iter().map(|trigger| trigger.config.clone()).collect(),
+            alarm_configuration: group.alarm_configuration.clone(),
         }
     }
 
@@ -190,6 +195,7 @@ impl ClusterState {
         group.ecs_services.clone_from(&spec.ecs_services);
         group.update_outdated_instances = spec.update_outdated_instances;
         group.triggers = self.new_triggers(&group.triggers, &spec.trigger_configurations);
+        group.alarm_configuration.clone_from(&spec.alarm_configuration);
         self.deployment_groups.entry(application.to_string()).or_default().insert(new.to_string(), group);
         if new != current {
             self.deployments

@@ -10,6 +10,7 @@ impl Command {
     /// the cluster runs at that level or above.
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
+            command if command.uses_alarms() => FeatureLevel::ALARMS,
             Self::AdvanceTriggerCursor(_) => FeatureLevel::TRIGGERS,
             Self::CreateDeploymentGroup { spec, .. } | Self::UpdateDeploymentGroup { spec, .. }
                 if !spec.trigger_configurations.is_empty() =>
@@ -81,6 +82,18 @@ impl Command {
             Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
+        }
+    }
+
+    /// True for the commands that need [`FeatureLevel::ALARMS`].
+    fn uses_alarms(&self) -> bool {
+        match self {
+            Self::StopOnAlarm { .. } => true,
+            Self::CreateDeploymentGroup { spec, .. } | Self::UpdateDeploymentGroup { spec, .. } => {
+                spec.alarm_configuration.is_some()
+            }
+            Self::CreateDeployment { spec, .. } => spec.alarm_configuration.is_some(),
+            _ => false,
         }
     }
 

@@ -17,6 +17,8 @@
 //! ```
 
 mod access_keys;
+#[cfg(test)]
+mod alarm_tests;
 mod apply;
 mod apply_error;
 mod blue_green;

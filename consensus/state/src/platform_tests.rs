@@ -83,6 +83,7 @@ fn a_group_or_deployment_needs_a_config_of_its_platform() {
 
     let Some(existing) = state.deployment_group("app", "web").cloned() else { unreachable!() };
     let spec = crate::DeploymentGroupSpec {
+        alarm_configuration: None,
         application_name: "app".into(),
         deployment_group_name: "api".into(),
         deployment_config_name: "CodeDeployDefault.ECSAllAtOnce".into(),
@@ -107,6 +108,7 @@ fn a_service_role_must_be_an_iam_role_arn_and_needs_level_13() {
     let (mut state, _, _) = setup();
     let Some(existing) = state.deployment_group("app", "web").cloned() else { unreachable!() };
     let spec = |role: &str| crate::DeploymentGroupSpec {
+        alarm_configuration: None,
         application_name: "app".into(),
         deployment_group_name: "roled".into(),
         deployment_config_name: existing.deployment_config_name.clone(),

@@ -44,6 +44,7 @@ impl ClusterState {
             .map(|deployment| deployment.file_exists_behavior)
             .unwrap_or_default();
         let spec = DeploymentSpec {
+            alarm_configuration: None,
             application_name: group.application_name.clone(),
             deployment_group_name: group.deployment_group_name.clone(),
             revision_id: revision,

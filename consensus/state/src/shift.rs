@@ -162,6 +162,7 @@ fn rollback_spec(triggering: &Deployment, group: &DeploymentGroup, reversed: Shi
         ShiftSpec::Ecs(_) => ECS_ALL_AT_ONCE,
     };
     DeploymentSpec {
+        alarm_configuration: None,
         application_name: group.application_name.clone(),
         deployment_group_name: group.deployment_group_name.clone(),
         // The group's last good revision, whose target the traffic goes back to; the

@@ -98,6 +98,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
             },
             Command::CreateDeploymentGroup {
                 spec: DeploymentGroupSpec {
+                    alarm_configuration: None,
                     application_name: "app".into(),
                     deployment_group_name: "web".into(),
                     deployment_config_name: ONE_AT_A_TIME.into(),
@@ -136,6 +137,7 @@ pub(crate) fn setup() -> (ClusterState, RevisionRecord, RevisionRecord) {
 pub(crate) fn deploy(revision: &RevisionRecord, id: &str) -> Command {
     Command::CreateDeployment {
         spec: DeploymentSpec {
+            alarm_configuration: None,
             application_name: "app".into(),
             deployment_group_name: "web".into(),
             revision_id: revision.revision_id,

@@ -136,6 +136,7 @@ impl Command {
             | Self::FailTargets { .. }
             | Self::FinishDeployment(_)
             | Self::StopDeployment { .. }
+            | Self::StopOnAlarm { .. }
             | Self::SetFeatureLevel { .. }
             | Self::CreateRoute { .. }
             | Self::DeleteRoute { .. }

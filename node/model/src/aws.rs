@@ -160,6 +160,8 @@ fn by_field(field: &str, message: &str) -> &'static str {
         "includeOnlyStatuses" => "InvalidDeploymentStatusException",
         "createTimeRange" => "InvalidTimeRangeException",
         "serviceRoleArn" => "InvalidRoleException",
+        "triggerConfigurations" => "InvalidTriggerConfigException",
+        "alarmConfiguration" | "overrideAlarmConfiguration" => "InvalidAlarmConfigException",
         "fileExistsBehavior" => "InvalidFileExistsBehaviorException",
         "ecsServices" => "InvalidECSServiceException",
         "deploymentWaitType" => "InvalidDeploymentWaitTypeException",

@@ -269,16 +269,30 @@ impl Operation {
         Self::parse_named(name, body)
     }
 
-    /// The feature level the cluster must run at for this operation: a node refuses it
-    /// below that level, since the leader may run a release that does not know it.
-    pub fn feature_level(&self) -> FeatureLevel {
+    /// The level that alarms (18) and triggers (17) on a group or deployment need;
+    /// [`FeatureLevel::BASE`] without them.
+    fn watch_level(&self) -> FeatureLevel {
         match self {
+            Self::CreateDeploymentGroup(CreateDeploymentGroupInput { alarm_configuration: Some(_), .. })
+            | Self::UpdateDeploymentGroup(UpdateDeploymentGroupInput { alarm_configuration: Some(_), .. })
+            | Self::CreateDeployment(CreateDeploymentInput { override_alarm_configuration: Some(_), .. }) => {
+                FeatureLevel::ALARMS
+            }
             Self::CreateDeploymentGroup(CreateDeploymentGroupInput {
                 trigger_configurations: Some(triggers), ..
             })
             | Self::UpdateDeploymentGroup(UpdateDeploymentGroupInput {
                 trigger_configurations: Some(triggers), ..
             }) if !triggers.is_empty() => FeatureLevel::TRIGGERS,
+            _ => FeatureLevel::BASE,
+        }
+    }
+
+    /// The feature level the cluster must run at for this operation: a node refuses it
+    /// below that level, since the leader may run a release that does not know it.
+    pub fn feature_level(&self) -> FeatureLevel {
+        match self {
+            operation if operation.watch_level() > FeatureLevel::BASE => operation.watch_level(),
             Self::ListJoinTokens(_) | Self::DeleteJoinToken(_) => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             Self::BatchGetApplications(_)
             | Self::BatchGetDeploymentGroups(_)

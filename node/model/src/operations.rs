@@ -116,6 +116,9 @@ pub struct CreateDeploymentGroupInput {
     /// Where its events go (level 17).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_configurations: Option<Vec<crate::triggers::TriggerConfig>>,
+    /// Alarms that stop its deployments (level 18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<fleetmesh_state::model::alarms::AlarmConfiguration>,
 }
 
 /// `CreateDeploymentGroup`'s answer.
@@ -343,6 +346,9 @@ pub struct CreateDeploymentInput {
     /// Blue/green: the green fleet (default: the group's hosts not on its routes).
     #[serde(default)]
     pub target_instances: Option<TargetInstances>,
+    /// Alarms for this deployment instead of its group's (level 18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_alarm_configuration: Option<fleetmesh_state::model::alarms::AlarmConfiguration>,
 }
 
 /// `PlanDeployment` (fleetmesh's extension behind `create-deployment --dry-run`): the

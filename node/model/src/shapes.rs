@@ -333,6 +333,9 @@ pub struct DeploymentGroupInfo {
     /// Its triggers (secrets never shown).
     #[serde(default)]
     pub trigger_configurations: Vec<crate::triggers::TriggerConfig>,
+    /// The alarms that stop its deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<fleetmesh_state::model::alarms::AlarmConfiguration>,
     /// Who created it (fleetmesh's audit extension: `admin-token:<id>`, ...); absent
     /// when it was made before feature level 7 or by the cluster itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,6 +378,7 @@ impl DeploymentGroupInfo {
             service_role_arn: group.service_role_arn.clone(),
             ecs_services: group.ecs_services.clone(),
             trigger_configurations: group.triggers.iter().map(crate::triggers::TriggerConfig::shown).collect(),
+            alarm_configuration: group.alarm_configuration.clone(),
             created_by: group.created_by.as_ref().map(ToString::to_string),
         }
     }

@@ -50,11 +50,11 @@ fn unknown_operations_and_unknown_members() {
     assert_eq!(error.field(), Some("onPremisesInstanceTagFilters[0].Colour"), "{error}");
     let error = Operation::parse(
         "CreateDeployment",
-        br#"{"applicationName": "a", "deploymentGroupName": "g", "overrideAlarmConfiguration": {},
+        br#"{"applicationName": "a", "deploymentGroupName": "g", "updateOutdatedInstancesOnly": true,
             "revisionId": "00000000000000000000000000000000000000000000000000000000000000aa"}"#,
     )
     .unwrap_err();
-    assert_eq!(error.field(), Some("overrideAlarmConfiguration"), "{error}");
+    assert_eq!(error.field(), Some("updateOutdatedInstancesOnly"), "{error}");
     // A member of the flattened revision reference names itself.
     let error = Operation::parse(
         "CreateDeployment",

@@ -66,6 +66,9 @@ pub struct UpdateDeploymentGroupInput {
     /// delivery position and, when `secret` is left out, its secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_configurations: Option<Vec<crate::triggers::TriggerConfig>>,
+    /// Replaces the alarm configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<fleetmesh_state::model::alarms::AlarmConfiguration>,
 }
 
 impl UpdateDeploymentGroupInput {
@@ -91,7 +94,8 @@ impl UpdateDeploymentGroupInput {
             blue_green_deployment_configuration,
             service_role_arn,
             ecs_services,
-            trigger_configurations
+            trigger_configurations,
+            alarm_configuration
         );
         current
     }
@@ -123,6 +127,7 @@ impl From<crate::shapes::DeploymentGroupInfo> for CreateDeploymentGroupInput {
             ecs_services: (!info.ecs_services.is_empty()).then_some(info.ecs_services),
             tags: None,
             trigger_configurations: Some(info.trigger_configurations),
+            alarm_configuration: info.alarm_configuration,
         }
     }
 }

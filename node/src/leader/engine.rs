@@ -139,6 +139,7 @@ fn late_joiners(node: &Node, state: &ClusterState, fleet: &FleetView, commands: 
             info!(group = %group.deployment_group_name, ?hosts, "{description}");
             commands.push(Command::CreateDeployment {
                 spec: DeploymentSpec {
+                    alarm_configuration: None,
                     application_name: group.application_name.clone(),
                     deployment_group_name: group.deployment_group_name.clone(),
                     revision_id: revision,

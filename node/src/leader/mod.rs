@@ -26,6 +26,7 @@
 //! ```
 
 mod admission;
+pub mod alarms;
 pub mod assignments;
 pub mod autopilot;
 mod core;
@@ -33,6 +34,7 @@ pub mod ecs;
 mod elbv2;
 mod engine;
 mod features;
+mod keyed;
 pub mod liveness;
 mod member_refresh;
 mod polls;
@@ -138,6 +140,7 @@ impl Leader {
         tasks.spawn(run::run(node.clone(), planner, aws, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
         tasks.spawn(triggers::run(node.clone(), Arc::new(triggers::webhook::WebhookSink::default())));
+        tasks.spawn(alarms::run(node.clone(), Arc::new(alarms::prometheus::PrometheusProbe::default())));
         leader
     }
 

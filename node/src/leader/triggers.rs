@@ -15,7 +15,6 @@
 
 pub mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,6 @@ use fleetmesh_model::trigger_message;
 use fleetmesh_state::model::triggers::{secret_seal_context, webhook_secret_label, TriggerCursor, TriggerEventType};
 use fleetmesh_state::{ClusterState, Command, Outcome};
 use fleetmesh_transport::BoxFuture;
-use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::runtime::Node;
@@ -80,47 +78,23 @@ pub trait TriggerSink: Send + Sync {
 /// Which trigger: the group's application and id, and the trigger's name.
 type TriggerKey = (String, String, String);
 
-/// The delivery task: runs on every node and acts only while the node leads.
+/// The delivery task: runs on every node and acts only while the node leads; also
+/// writes `DIR/webhook-secret` once the node can.
 pub async fn run(node: Arc<Node>, sink: Arc<dyn TriggerSink>) {
-    let mut shutdown = node.shutdown_signal();
-    let mut server = node.server_state();
-    let mut changes = node.state().subscribe();
-    let mut workers: JoinSet<()> = JoinSet::new();
-    let mut running: BTreeMap<TriggerKey, tokio::task::AbortHandle> = BTreeMap::new();
     let mut secret_written = false;
-    // Bounded by shutdown: every pass waits for a change, a worker's end or a tick.
-    loop {
-        let leading = server.leadership(node.id()).1;
-        if !secret_written {
-            secret_written = write_webhook_secret(&node);
-        }
-        if leading {
-            running.retain(|_, handle| !handle.is_finished());
-            for key in triggers_with_backlog(&node) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(key) {
-                    let key = slot.key().clone();
-                    slot.insert(workers.spawn(deliver_in_order(node.clone(), sink.clone(), key)));
-                }
+    let worker_node = node.clone();
+    super::keyed::per_key_while_leading(
+        node,
+        triggers_with_backlog,
+        move |key| deliver_in_order(worker_node.clone(), sink.clone(), key),
+        Some(RESCAN),
+        move |node| {
+            if !secret_written {
+                secret_written = write_webhook_secret(node);
             }
-        } else if !running.is_empty() {
-            workers.abort_all();
-            running.clear();
-        }
-        tokio::select! {
-            _ = shutdown.changed() => {
-                workers.abort_all();
-                return;
-            }
-            () = server.changed(node.raft_host()) => {}
-            Some(_) = workers.join_next(), if !workers.is_empty() => {}
-            changed = changes.changed(), if leading => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            () = tokio::time::sleep(RESCAN), if leading => {}
-        }
-    }
+        },
+    )
+    .await;
 }
 
 /// The triggers that have events to send now.

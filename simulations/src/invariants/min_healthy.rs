@@ -132,6 +132,7 @@ pub(crate) mod tests {
     /// An in-progress OneAtATime deployment `d-TEST00001` of hosts 1..=`targets`, all pending.
     pub(crate) fn deployment(targets: u64) -> Deployment {
         Deployment {
+            alarm_configuration: None,
             deployment_id: DeploymentId("d-TEST00001".into()),
             application_name: "app".into(),
             deployment_group_name: "web".into(),

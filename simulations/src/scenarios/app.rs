@@ -241,6 +241,7 @@ impl App {
             .await?;
         }
         let spec = DeploymentGroupSpec {
+            alarm_configuration: None,
             application_name: app.application.clone(),
             deployment_group_name: app.group.clone(),
             deployment_config_name: config.name().to_string(),
@@ -350,6 +351,7 @@ impl App {
         rng.fill_bytes(&mut bytes);
         let deployment_id = DeploymentId::from_random(bytes);
         let spec = DeploymentSpec {
+            alarm_configuration: None,
             application_name: self.application.clone(),
             deployment_group_name: self.group.clone(),
             revision_id: revision,

@@ -152,6 +152,7 @@ async fn setup(cluster: &SimCluster, rng: &mut ChaCha8Rng) -> Result<(), Scenari
         },
         Command::CreateDeploymentGroup {
             spec: DeploymentGroupSpec {
+                alarm_configuration: None,
                 application_name: APPLICATION.into(),
                 deployment_group_name: GROUP.into(),
                 deployment_config_name: "CodeDeployDefault.LambdaAllAtOnce".into(),
@@ -317,6 +318,7 @@ async fn create_deployment(
     });
     let command = Command::CreateDeployment {
         spec: DeploymentSpec {
+            alarm_configuration: None,
             application_name: APPLICATION.into(),
             deployment_group_name: GROUP.into(),
             revision_id,

@@ -5,14 +5,12 @@
 //! the cluster's `DIR/webhook-secret`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmesh_model::DeploymentStatus;
-use fleetmesh_tests::{wait_until, write_bundle, Options, TestCluster};
+use fleetmesh_tests::{wait_until, write_bundle, HttpStub, Options, StubRequest, TestCluster};
 use serde_json::Value;
 
 const APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n";
@@ -26,7 +24,6 @@ const ALL_EVENTS: &str = r#"["DeploymentStart","DeploymentSuccess","DeploymentFa
 /// One request the receiver accepted.
 #[derive(Clone, Debug)]
 struct Received {
-    path: String,
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
 }
@@ -49,54 +46,31 @@ impl Received {
 /// takes `delay` over each answer (so deliveries lag behind the deployment).
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<Received>>>,
+    stub: HttpStub,
 }
 
 impl Receiver {
     fn start(refuse: u32, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let refusals = Arc::new(AtomicU32::new(refuse));
-        let kept = got.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let accept = refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err();
-                std::thread::sleep(delay);
-                if let Some(request) = serve(stream, accept) {
-                    kept.lock().expect("lock").push(request);
-                }
+        let refusals = AtomicU32::new(refuse);
+        let stub = HttpStub::start(Arc::new(move |_: &StubRequest| {
+            std::thread::sleep(delay);
+            match refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+                Ok(_) => (503, String::new()),
+                Err(_) => (200, String::new()),
             }
-        });
-        Self { url, got }
+        }));
+        Self { url: stub.url.clone(), stub }
     }
 
+    /// The requests accepted at `path`.
     fn at(&self, path: &str) -> Vec<Received> {
-        self.got.lock().expect("lock").iter().filter(|request| request.path == path).cloned().collect()
+        self.stub
+            .requests()
+            .into_iter()
+            .filter(|request| request.status == 200 && request.target == path)
+            .map(|request| Received { headers: request.headers, body: request.body })
+            .collect()
     }
-}
-
-/// Reads one request; answers 200 (and returns it) when `accept`, else 503.
-fn serve(mut stream: TcpStream, accept: bool) -> Option<Received> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).ok()?;
-        let Some((name, value)) = line.trim_end().split_once(':') else { break };
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-    }
-    let length: usize = headers.get("content-length").and_then(|length| length.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    let status = if accept { "200 OK" } else { "503 Service Unavailable" };
-    let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(answer.as_bytes()).ok()?;
-    accept.then_some(Received { path, headers, body })
 }
 
 fn signature(secret: &[u8], body: &[u8]) -> String {

@@ -94,6 +94,7 @@ fn group_command() -> Command {
     configuration.deployment_ready_option.wait_time_in_seconds = Some(60);
     Command::CreateDeploymentGroup {
         spec: crate::DeploymentGroupSpec {
+            alarm_configuration: None,
             application_name: "app".into(),
             deployment_group_name: "bg".into(),
             deployment_config_name: group.deployment_config_name,

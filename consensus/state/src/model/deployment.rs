@@ -281,6 +281,9 @@ pub enum ErrorCode {
     /// ELBv2 refused a call on a target group or listener (level 14).
     #[serde(rename = "ELASTIC_LOAD_BALANCING_INVALID")]
     ElasticLoadBalancingInvalid,
+    /// An alarm fired, or could not be read (level 18).
+    #[serde(rename = "ALARM_ACTIVE")]
+    AlarmActive,
 }
 
 /// `errorInformation`.
@@ -376,6 +379,10 @@ pub struct Deployment {
     pub file_exists_behavior: FileExistsBehavior,
     /// Rollback settings in force.
     pub auto_rollback_configuration: AutoRollbackConfiguration,
+    /// The alarms polled while it runs (level 18): the deployment's override or its
+    /// group's, copied at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<crate::model::alarms::AlarmConfiguration>,
     /// Links to a rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_info: Option<RollbackInfo>,

@@ -1,5 +1,6 @@
 //! The replicated data model: plain serde types, no I/O.
 
+pub mod alarms;
 pub mod blue_green;
 pub mod deployment;
 pub mod ecs_group;

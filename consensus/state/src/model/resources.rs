@@ -372,6 +372,9 @@ pub struct DeploymentGroup {
     /// Its triggers and their delivery cursors (feature level 17); left out while none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<crate::model::triggers::GroupTrigger>,
+    /// The alarms its deployments are gated on (feature level 18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_configuration: Option<crate::model::alarms::AlarmConfiguration>,
 }
 
 /// `minimumHealthyHosts` (§4.2).

@@ -148,6 +148,7 @@ fn traffic_group(routes: &[&str], option: DeploymentOption) -> Command {
     };
     Command::CreateDeploymentGroup {
         spec: DeploymentGroupSpec {
+            alarm_configuration: None,
             application_name: "app".into(),
             deployment_group_name: "web-lb".into(),
             deployment_config_name: group.deployment_config_name.clone(),

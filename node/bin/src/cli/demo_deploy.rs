@@ -61,6 +61,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
     client.call::<_, CreateApplicationOutput>("CreateApplication", &application)?;
     say("deploy create-deployment-group --application-name sample-app --deployment-group-name web --tag role=web --deployment-config-name CodeDeployDefault.OneAtATime --auto-rollback");
     let group = CreateDeploymentGroupInput {
+        alarm_configuration: None,
         application_name: "sample-app".into(),
         deployment_group_name: "web".into(),
         deployment_config_name: Some("CodeDeployDefault.OneAtATime".into()),
@@ -91,6 +92,7 @@ pub(super) fn run(cluster: &DemoCluster) -> anyhow::Result<anyhow::Result<()>> {
     let revision = revisions.revisions.first().context("the pushed revision is not listed")?.revision_id;
     say(&format!("deploy create-deployment --application-name sample-app --deployment-group-name web --revision {revision} --wait"));
     let deployment = CreateDeploymentInput {
+        override_alarm_configuration: None,
         application_name: "sample-app".into(),
         deployment_group_name: "web".into(),
         revision: RevisionRef { revision_id: None, revision: Some(RevisionLocation::fleetmesh(revision)) },

@@ -283,6 +283,7 @@ pub(super) mod tests {
             green_percent: None,
         };
         Deployment {
+            alarm_configuration: None,
             deployment_id: DeploymentId("d-PLANNERBG".into()),
             application_name: "app".into(),
             deployment_group_name: "bg".into(),

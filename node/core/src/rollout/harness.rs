@@ -129,6 +129,7 @@ impl Harness {
             Command::RegisterRevision { record: Box::new(revision.clone()) },
             Command::CreateDeploymentGroup {
                 spec: DeploymentGroupSpec {
+                    alarm_configuration: None,
                     application_name: APPLICATION.into(),
                     deployment_group_name: GROUP.into(),
                     deployment_config_name: config_name,
@@ -147,6 +148,7 @@ impl Harness {
             },
             Command::CreateDeployment {
                 spec: DeploymentSpec {
+                    alarm_configuration: None,
                     application_name: APPLICATION.into(),
                     deployment_group_name: GROUP.into(),
                     revision_id: revision.revision_id,

@@ -94,6 +94,7 @@ pub(crate) fn prepare_revision(cluster: &TestCluster, work: &std::path::Path, ap
 pub(crate) fn deploy_and_time(cluster: &TestCluster, api: &Api, revision: &str) -> (Duration, DeploymentInfo) {
     let base = cluster.api_url(1);
     let input = CreateDeploymentInput {
+        override_alarm_configuration: None,
         application_name: "bench".into(),
         deployment_group_name: "waves".into(),
         revision: RevisionRef::id(revision.parse().expect("revision id")),

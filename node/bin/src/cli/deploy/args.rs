@@ -73,6 +73,13 @@ pub(crate) enum DeployCommand {
         /// `[]` removes them; a trigger kept by name keeps its place in the event stream.
         #[arg(long, value_name = "JSON")]
         trigger_configurations: Option<String>,
+        /// Alarms that stop its deployments with ALARM_ACTIVE (and roll back with
+        /// DEPLOYMENT_STOP_ON_ALARM in the rollback events), polled every 2 s while one runs:
+        /// '{"enabled":true,"ignorePollAlarmFailure":false,"alarms":[{"name":"errors","prometheus":
+        /// {"url":"http://prometheus:9090","query":"sum(rate(http_errors_total[1m]))","threshold":5,
+        /// "comparisonOperator":"GreaterThanThreshold"}}]}'. Only Prometheus query alarms are read.
+        #[arg(long, value_name = "JSON")]
+        alarm_configuration: Option<String>,
     },
     /// Show a deployment group.
     GetDeploymentGroup {
@@ -288,6 +295,13 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// (sha256=HMAC of the body) with `secret`, or else the cluster's DIR/webhook-secret.
     #[arg(long, value_name = "JSON")]
     pub(crate) trigger_configurations: Option<String>,
+    /// Alarms that stop its deployments with ALARM_ACTIVE (and roll back with
+    /// DEPLOYMENT_STOP_ON_ALARM in the rollback events), polled every 2 s while one runs:
+    /// '{"enabled":true,"ignorePollAlarmFailure":false,"alarms":[{"name":"errors","prometheus":
+    /// {"url":"http://prometheus:9090","query":"sum(rate(http_errors_total[1m]))","threshold":5,
+    /// "comparisonOperator":"GreaterThanThreshold"}}]}'. Only Prometheus query alarms are read.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) alarm_configuration: Option<String>,
     /// Do not give hosts that join later the group's last successful revision.
     #[arg(long)]
     pub(crate) no_update_outdated_instances: bool,
@@ -396,6 +410,10 @@ pub(crate) struct CreateDeploymentArgs {
     /// the group's hosts that do not serve its routes now.
     #[arg(long, value_name = "JSON")]
     pub(crate) target_instances: Option<String>,
+    /// Alarms for this deployment instead of its group's, as --alarm-configuration of
+    /// create-deployment-group takes them ('{"enabled":false}' turns them off).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) override_alarm_configuration: Option<String>,
     /// Follow it until it ends; exit non-zero unless it succeeded.
     #[arg(long, conflicts_with = "dry_run")]
     pub(crate) wait: bool,

@@ -6,6 +6,7 @@ use fleetmesh_model::{
     RevisionRef,
 };
 use fleetmesh_state::model::deployment::LifecycleEventStatus;
+use fleetmesh_state::model::ecs_group::EcsService;
 use fleetmesh_state::model::ids::DeploymentId;
 
 use super::parse_revision;
@@ -49,6 +50,27 @@ pub(super) fn put_hook_status(
         client.call("PutLifecycleEventHookExecutionStatus", &input)?;
     println!("recorded {status:?} for hook execution {} of {deployment_id}", answer.lifecycle_event_hook_execution_id);
     Ok(())
+}
+
+/// `--ecs-services`: AWS's shorthand `serviceName=web,clusterName=prod` or its JSON list.
+pub(super) fn parse_ecs_services(text: &str) -> anyhow::Result<Vec<EcsService>> {
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(text).map_err(|error| {
+            anyhow::anyhow!("--ecs-services: {error}; give '[{{\"serviceName\":\"web\",\"clusterName\":\"prod\"}}]'")
+        });
+    }
+    let (mut service_name, mut cluster_name) = (None, None);
+    for pair in text.split(',').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("serviceName", value)) => service_name = Some(value.to_string()),
+            Some(("clusterName", value)) => cluster_name = Some(value.to_string()),
+            _ => anyhow::bail!("--ecs-services: {pair:?} is neither serviceName=NAME nor clusterName=CLUSTER"),
+        }
+    }
+    match (service_name, cluster_name) {
+        (Some(service_name), Some(cluster_name)) => Ok(vec![EcsService { service_name, cluster_name }]),
+        _ => anyhow::bail!("--ecs-services needs serviceName=NAME,clusterName=CLUSTER"),
+    }
 }
 
 #[cfg(test)]

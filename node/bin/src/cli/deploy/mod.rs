@@ -22,7 +22,6 @@ use fleetmesh_model::{
     OutdatedInstancesStrategy, PlanDeploymentOutput, StopDeploymentInput, StopDeploymentOutput, TagFilter,
     TagFilterType, TrafficRoutingConfig, TrafficRoutingType,
 };
-use fleetmesh_state::model::ecs_group::EcsService;
 use fleetmesh_state::model::ids::{DeploymentId, RevisionId};
 use serde::Serialize;
 
@@ -365,27 +364,6 @@ fn parse_deployment_style(text: &str) -> anyhow::Result<DeploymentStyle> {
     })
 }
 
-/// `--ecs-services`: AWS's shorthand `serviceName=web,clusterName=prod` or its JSON list.
-fn parse_ecs_services(text: &str) -> anyhow::Result<Vec<EcsService>> {
-    if text.trim_start().starts_with('[') {
-        return serde_json::from_str(text).map_err(|error| {
-            anyhow::anyhow!("--ecs-services: {error}; give '[{{\"serviceName\":\"web\",\"clusterName\":\"prod\"}}]'")
-        });
-    }
-    let (mut service_name, mut cluster_name) = (None, None);
-    for pair in text.split(',').filter(|pair| !pair.is_empty()) {
-        match pair.split_once('=') {
-            Some(("serviceName", value)) => service_name = Some(value.to_string()),
-            Some(("clusterName", value)) => cluster_name = Some(value.to_string()),
-            _ => anyhow::bail!("--ecs-services: {pair:?} is neither serviceName=NAME nor clusterName=CLUSTER"),
-        }
-    }
-    match (service_name, cluster_name) {
-        (Some(service_name), Some(cluster_name)) => Ok(vec![EcsService { service_name, cluster_name }]),
-        _ => anyhow::bail!("--ecs-services needs serviceName=NAME,clusterName=CLUSTER"),
-    }
-}
-
 /// Rollback on failure when `enabled`, no rollback otherwise.
 fn rollback(enabled: bool) -> AutoRollbackConfiguration {
     if enabled {
@@ -432,9 +410,10 @@ fn create_deployment_group(client: &ApiClient, args: CreateDeploymentGroupArgs) 
             r#"'{"deploymentReadyOption":{"actionOnTimeout":"CONTINUE_DEPLOYMENT"}}'"#,
         )?,
         service_role_arn: args.service_role_arn,
-        ecs_services: args.ecs_services.as_deref().map(parse_ecs_services).transpose()?,
+        ecs_services: args.ecs_services.as_deref().map(lambda::parse_ecs_services).transpose()?,
         tags: None,
         trigger_configurations: updates::triggers_flag(args.trigger_configurations.as_deref())?,
+        alarm_configuration: updates::alarms_flag("--alarm-configuration", args.alarm_configuration.as_deref())?,
     };
     let answer: CreateDeploymentGroupOutput = client.call("CreateDeploymentGroup", &input)?;
     print_answer(args.json, &answer, |answer| {
@@ -458,6 +437,10 @@ fn create_deployment(client: &ApiClient, args: CreateDeploymentArgs) -> anyhow::
             "--target-instances",
             args.target_instances.as_deref(),
             r#"'{"tagFilters":[{"Key":"fleet","Value":"green","Type":"KEY_AND_VALUE"}]}'"#,
+        )?,
+        override_alarm_configuration: updates::alarms_flag(
+            "--override-alarm-configuration",
+            args.override_alarm_configuration.as_deref(),
         )?,
     };
     if args.dry_run {

@@ -6,6 +6,7 @@ use fleetmesh_model::{
 
 use super::{tag_filter, DeployCommand};
 use crate::cli::client::ApiClient;
+use fleetmesh_state::model::alarms::AlarmConfiguration;
 
 /// Runs an update verb (`command` is one of the two).
 pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<()> {
@@ -23,6 +24,7 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
             deployment_config_name,
             tags,
             trigger_configurations,
+            alarm_configuration,
         } => {
             let input = UpdateDeploymentGroupInput {
                 application_name,
@@ -32,6 +34,7 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
                 on_premises_instance_tag_filters: (!tags.is_empty())
                     .then(|| tags.iter().map(|tag| tag_filter(tag)).collect()),
                 trigger_configurations: triggers_flag(trigger_configurations.as_deref())?,
+                alarm_configuration: alarms_flag("--alarm-configuration", alarm_configuration.as_deref())?,
                 ..UpdateDeploymentGroupInput::default()
             };
             client.call::<_, UpdateDeploymentGroupOutput>("UpdateDeploymentGroup", &input)?;
@@ -47,4 +50,12 @@ pub(super) fn run(client: &ApiClient, command: DeployCommand) -> anyhow::Result<
 pub(super) fn triggers_flag(text: Option<&str>) -> anyhow::Result<Option<Vec<TriggerConfig>>> {
     let example = r#"'[{"triggerName":"chat","triggerTargetArn":"https://hooks.example/x","triggerEvents":["DeploymentFailure"]}]'"#;
     super::blue_green::json_flag("--trigger-configurations", text, example)
+}
+
+/// `--alarm-configuration JSON` (or `--override-alarm-configuration`): AWS's
+/// `AlarmConfiguration`, with fleetmesh's Prometheus alarms.
+pub(super) fn alarms_flag(flag: &str, text: Option<&str>) -> anyhow::Result<Option<AlarmConfiguration>> {
+    let example = r#"'{"enabled":true,"alarms":[{"name":"errors","prometheus":{"url":"http://prometheus:9090",
+        "query":"sum(rate(http_errors_total[1m]))","threshold":5,"comparisonOperator":"GreaterThanThreshold"}}]}'"#;
+    super::blue_green::json_flag(flag, text, example)
 }

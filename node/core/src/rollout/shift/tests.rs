@@ -127,6 +127,7 @@ impl Lambda {
             },
             Command::CreateDeployment {
                 spec: DeploymentSpec {
+                    alarm_configuration: None,
                     application_name: APP.into(),
                     deployment_group_name: GROUP.into(),
                     revision_id: record.revision_id,
@@ -256,6 +257,7 @@ impl Platform {
     /// The group's platform fields; the rest is overwritten.
     fn group(self) -> DeploymentGroupSpec {
         let mut group = DeploymentGroupSpec {
+            alarm_configuration: None,
             application_name: String::new(),
             deployment_group_name: String::new(),
             deployment_config_name: String::new(),
