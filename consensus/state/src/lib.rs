@@ -54,3 +54,4 @@ pub use features::{FeatureLevel, Release};
 pub use model::node_id::NodeId;
 pub use touches::{PollTouches, Touches};
 pub use traffic_split::{split_weights, TrafficSplit, SPLIT_WEIGHT_TOTAL};
+pub use triggers::{TriggerKey, TriggerScan};

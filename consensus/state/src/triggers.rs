@@ -2,7 +2,7 @@
 //! updated trigger's cursor, the cursor's advance ([`crate::Command::AdvanceTriggerCursor`])
 //! and the backlog a trigger has to deliver.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::{ApplyError, Outcome};
 use crate::model::events::{DeploymentEvent, Purged};
@@ -12,6 +12,16 @@ use crate::model::triggers::{
     SEALED_TRIGGER_SECRET_CHARS_MAX, TRIGGERS_MAX, TRIGGER_NAME_CHARS_MAX, TRIGGER_TARGET_CHARS_MAX,
 };
 use crate::ClusterState;
+
+/// A trigger: its group's application and id, and its name.
+pub type TriggerKey = (String, String, String);
+
+/// How far [`ClusterState::triggers_with_backlog`] has looked at each trigger's events
+/// without finding one to send, with the event types it looked for.
+#[derive(Debug, Default)]
+pub struct TriggerScan {
+    marks: BTreeMap<TriggerKey, (u64, Vec<TriggerEventType>)>,
+}
 
 /// The checks a group's triggers pass, created or updated.
 pub(crate) fn check_triggers(triggers: &[TriggerConfig]) -> Result<(), ApplyError> {
@@ -109,14 +119,19 @@ impl ClusterState {
     /// CodeDeploy event type: those after its cursor, of the group's deployments, of a
     /// type it names.
     ///
+    /// `scanned_through` lets a caller that already looked at events up to a number skip
+    /// them (the leader's delivery task, which asks after every change): the walk starts
+    /// after the larger of it and the cursor.
+    ///
     /// # Errors
     /// Retention dropped events the cursor has not passed.
     pub fn trigger_backlog<'a>(
         &'a self,
         group: &'a DeploymentGroup,
         trigger: &'a GroupTrigger,
+        scanned_through: u64,
     ) -> Result<impl Iterator<Item = (&'a DeploymentEvent, TriggerEventType)> + 'a, Purged> {
-        let events = self.events.since(trigger.delivered_through)?;
+        let events = self.events.since(trigger.delivered_through.max(scanned_through))?;
         Ok(events.filter_map(move |event| {
             let kind = TriggerEventType::of(&event.what)?;
             let ours = match self.deployments.get(&event.what.deployment_id) {
@@ -131,6 +146,42 @@ impl ClusterState {
             };
             (ours && trigger.config.trigger_events.contains(&kind)).then_some((event, kind))
         }))
+    }
+
+    /// The triggers that have events to send now, each named by its group's application
+    /// and id and its own name. The leader asks after every applied change, so `scan`
+    /// remembers how far each trigger's events were looked at without finding one to
+    /// send: a trigger that names rare events keeps an old cursor, and walking from it
+    /// every time would cost up to the whole event log per commit. Event numbers never
+    /// change meaning, so a mark stays good across leaders; it is dropped when the
+    /// trigger's event types change.
+    pub fn triggers_with_backlog(&self, scan: &mut TriggerScan) -> Vec<TriggerKey> {
+        let mut keys = Vec::new();
+        let mut marks = BTreeMap::new();
+        for group in self.deployment_groups.values().flat_map(|groups| groups.values()) {
+            for trigger in &group.triggers {
+                let key = (
+                    group.application_name.clone(),
+                    group.deployment_group_id.clone(),
+                    trigger.config.trigger_name.clone(),
+                );
+                let events = &trigger.config.trigger_events;
+                let from =
+                    scan.marks.remove(&key).filter(|(_, named)| named == events).map_or(0, |(through, _)| through);
+                let pending = match self.trigger_backlog(group, trigger, from) {
+                    Ok(mut backlog) => backlog.next().is_some(),
+                    Err(_) => true,
+                };
+                if pending {
+                    marks.insert(key.clone(), (from, events.clone()));
+                    keys.push(key);
+                } else {
+                    marks.insert(key, (self.events.last_id, events.clone()));
+                }
+            }
+        }
+        scan.marks = marks;
+        keys
     }
 
     /// Every trigger cursor is at most the last event (`check_invariants`).

@@ -62,6 +62,19 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// This leader cannot seal `what` now: 503 while the cluster bootstraps or the seal
+    /// key has not reached it (retry), 500 when the key file is unreadable.
+    pub fn sealer_unavailable(error: &crate::runtime::ca_seal::CaKeyError, what: &str) -> Self {
+        use crate::runtime::ca_seal::CaKeyError;
+        match error {
+            CaKeyError::NoCa => Self::unavailable("the cluster is still bootstrapping; retry"),
+            CaKeyError::NoSealKey => {
+                Self::unavailable(format!("this leader holds no CA seal key yet to seal {what} with; retry"))
+            }
+            other => Self::internal(other.to_string()),
+        }
+    }
+
     /// The JSON body (the message cut to `bounds::MESSAGE_CHARS_MAX` characters).
     pub fn body(&self) -> String {
         let error = match self.message.char_indices().nth(bounds::MESSAGE_CHARS_MAX) {

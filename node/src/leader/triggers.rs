@@ -15,15 +15,16 @@
 
 pub mod webhook;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fleetmesh_model::trigger_message;
 use fleetmesh_state::model::triggers::{secret_seal_context, webhook_secret_label, TriggerCursor, TriggerEventType};
-use fleetmesh_state::{ClusterState, Command, Outcome};
+use fleetmesh_state::{ClusterState, Command, Outcome, TriggerKey, TriggerScan};
 use fleetmesh_transport::BoxFuture;
 use tracing::{info, warn};
 
+use crate::runtime::ca_seal::Sealer;
 use crate::runtime::Node;
 
 /// Tries per event before it is given up.
@@ -75,17 +76,15 @@ pub trait TriggerSink: Send + Sync {
     fn deliver(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), DeliveryError>>;
 }
 
-/// Which trigger: the group's application and id, and the trigger's name.
-type TriggerKey = (String, String, String);
-
 /// The delivery task: runs on every node and acts only while the node leads; also
 /// writes `DIR/webhook-secret` once the node can.
 pub async fn run(node: Arc<Node>, sink: Arc<dyn TriggerSink>) {
     let mut secret_written = false;
     let worker_node = node.clone();
+    let scan = Mutex::new(TriggerScan::default());
     super::keyed::per_key_while_leading(
         node,
-        triggers_with_backlog,
+        move |node| triggers_with_backlog(node, &scan),
         move |key| deliver_in_order(worker_node.clone(), sink.clone(), key),
         Some(RESCAN),
         move |node| {
@@ -98,26 +97,9 @@ pub async fn run(node: Arc<Node>, sink: Arc<dyn TriggerSink>) {
 }
 
 /// The triggers that have events to send now.
-fn triggers_with_backlog(node: &Node) -> Vec<TriggerKey> {
-    node.state().read(|state| {
-        let mut keys = Vec::new();
-        for group in state.deployment_groups.values().flat_map(|groups| groups.values()) {
-            for trigger in &group.triggers {
-                let pending = match state.trigger_backlog(group, trigger) {
-                    Ok(mut backlog) => backlog.next().is_some(),
-                    Err(_) => true,
-                };
-                if pending {
-                    keys.push((
-                        group.application_name.clone(),
-                        group.deployment_group_id.clone(),
-                        trigger.config.trigger_name.clone(),
-                    ));
-                }
-            }
-        }
-        keys
-    })
+fn triggers_with_backlog(node: &Node, scan: &Mutex<TriggerScan>) -> Vec<TriggerKey> {
+    let mut scan = scan.lock().unwrap_or_else(PoisonError::into_inner);
+    node.state().read(|state| state.triggers_with_backlog(&mut scan))
 }
 
 /// What a worker does next for its trigger.
@@ -136,7 +118,10 @@ enum Next {
 async fn deliver_in_order(node: Arc<Node>, sink: Arc<dyn TriggerSink>, key: TriggerKey) {
     let (application, group_id, trigger_name) = key;
     loop {
-        let next = node.state().read(|state| next_delivery(&node, state, &application, &group_id, &trigger_name));
+        // Taken before the state's lock: the sealer reads the state itself.
+        let sealer = node.sealer().ok();
+        let next =
+            node.state().read(|state| next_delivery(sealer.as_ref(), state, &application, &group_id, &trigger_name));
         let through = match next {
             Next::Done => return,
             Next::Skip(through) => through,
@@ -168,7 +153,13 @@ async fn deliver_in_order(node: Arc<Node>, sink: Arc<dyn TriggerSink>, key: Trig
     }
 }
 
-fn next_delivery(node: &Node, state: &ClusterState, application: &str, group_id: &str, trigger_name: &str) -> Next {
+fn next_delivery(
+    sealer: Option<&Sealer>,
+    state: &ClusterState,
+    application: &str,
+    group_id: &str,
+    trigger_name: &str,
+) -> Next {
     let Some(group) = state
         .deployment_groups
         .get(application)
@@ -179,7 +170,7 @@ fn next_delivery(node: &Node, state: &ClusterState, application: &str, group_id:
     let Some(trigger) = group.triggers.iter().find(|trigger| trigger.config.trigger_name == trigger_name) else {
         return Next::Done;
     };
-    let first = match state.trigger_backlog(group, trigger) {
+    let first = match state.trigger_backlog(group, trigger, 0) {
         Ok(mut backlog) => backlog.next(),
         Err(purged) => {
             warn!(trigger = trigger_name, %purged, "trigger events were purged before delivery; skipping them");
@@ -190,11 +181,9 @@ fn next_delivery(node: &Node, state: &ClusterState, application: &str, group_id:
     let Some(message) = trigger_message(state, trigger_name, event, kind) else {
         return Next::Skip(event.id);
     };
-    let cluster_id = state.cluster.as_ref().map(|cluster| cluster.ca.cluster_id.clone()).unwrap_or_default();
-    let seal = node.seal_keys().get().ok().flatten();
-    let secret = match (&trigger.config.sealed_secret, &seal) {
-        (Some(sealed), Some(seal)) => seal.open_bytes(sealed, &secret_seal_context(&cluster_id)).ok(),
-        (None, Some(seal)) => Some(hex::encode(seal.derive(&webhook_secret_label(&cluster_id))).into_bytes()),
+    let secret = match (&trigger.config.sealed_secret, sealer) {
+        (Some(sealed), Some(sealer)) => sealer.open(sealed, &secret_seal_context(sealer.cluster_id())).ok(),
+        (None, Some(sealer)) => Some(webhook_secret(sealer).into_bytes()),
         (_, None) => None,
     };
     Next::Send(Box::new(Delivery {
@@ -231,17 +220,19 @@ async fn send_with_retries(sink: &dyn TriggerSink, delivery: Delivery) {
     }
 }
 
+/// The cluster's webhook secret (hex): what signs deliveries of triggers without a
+/// secret of their own.
+fn webhook_secret(sealer: &Sealer) -> String {
+    hex::encode(sealer.derive(&webhook_secret_label(sealer.cluster_id())))
+}
+
 /// Writes the cluster's webhook secret to `DIR/webhook-secret` (mode 0600) once this
 /// node holds the seal key and the cluster's id: what receivers of triggers without a
 /// secret of their own verify signatures with. True once written (or nowhere to write).
 fn write_webhook_secret(node: &Node) -> bool {
     let Some(dir) = node.settings().data_dir.clone() else { return true };
-    let Ok(Some(seal)) = node.seal_keys().get() else { return false };
-    let Some(cluster_id) = node.state().read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
-    else {
-        return false;
-    };
-    let secret = hex::encode(seal.derive(&webhook_secret_label(&cluster_id)));
+    let Ok(sealer) = node.sealer() else { return false };
+    let secret = webhook_secret(&sealer);
     let path = dir.join("webhook-secret");
     if std::fs::read_to_string(&path).is_ok_and(|text| text.trim() == secret) {
         return true;

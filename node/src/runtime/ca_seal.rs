@@ -94,7 +94,58 @@ impl SealKeyStore {
     }
 }
 
+/// This node's seal key with the cluster's id, which every seal context names: what
+/// seals the secrets the replicated state keeps (access keys, trigger secrets) and
+/// derives the cluster's webhook secret.
+#[derive(Debug)]
+pub struct Sealer {
+    key: CaSealKey,
+    cluster_id: String,
+}
+
+impl Sealer {
+    /// The cluster's id, for the seal contexts.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// `plain` sealed under `context`.
+    ///
+    /// # Errors
+    /// The system random source failed.
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Result<String, SealError> {
+        self.key.seal_bytes(plain, context)
+    }
+
+    /// `sealed` opened under `context`.
+    ///
+    /// # Errors
+    /// It is malformed, or was sealed under another key or context.
+    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.key.open_bytes(sealed, context)
+    }
+
+    /// A secret derived from the key under `label`.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        self.key.derive(label)
+    }
+}
+
 impl Node {
+    /// The seal key and the cluster's id, to seal or open a secret with.
+    ///
+    /// # Errors
+    /// The cluster is not bootstrapped here ([`CaKeyError::NoCa`]), this node holds no
+    /// seal key ([`CaKeyError::NoSealKey`]), or its file cannot be read.
+    pub fn sealer(&self) -> Result<Sealer, CaKeyError> {
+        let key = self.seal_keys().get()?.ok_or(CaKeyError::NoSealKey)?;
+        let cluster_id = self
+            .state()
+            .read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
+            .ok_or(CaKeyError::NoCa)?;
+        Ok(Sealer { key, cluster_id })
+    }
+
     /// The cluster CA with its private key usable (opened in memory when sealed), to sign.
     ///
     /// # Errors

@@ -121,7 +121,7 @@ impl EventLog {
             return Err(Purged { since, first_kept });
         }
         let skip = usize::try_from(since + 1 - first_kept).unwrap_or(usize::MAX);
-        Ok(self.events.iter().skip(skip))
+        Ok(self.events.range(skip.min(self.events.len())..))
     }
 
     /// Numbers `what`, appends it as of `at`, then drops what is past the retention.

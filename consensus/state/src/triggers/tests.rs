@@ -5,7 +5,7 @@ use crate::command::{Command, Outcome};
 use crate::features::FeatureLevel;
 use crate::model::triggers::{TriggerConfig, TriggerCursor, TriggerEventType};
 use crate::tests::{at, deploy_everywhere, setup};
-use crate::ClusterState;
+use crate::{ClusterState, TriggerScan};
 
 fn trigger(name: &str, target: &str, events: &[TriggerEventType], secret: Option<&str>) -> TriggerConfig {
     TriggerConfig {
@@ -93,7 +93,7 @@ fn a_trigger_sends_its_groups_events_in_codedeploy_order_from_its_creation_on() 
             .and_then(|group| group.triggers.iter().find(|t| t.config.trigger_name == trigger.config.trigger_name))
             .expect("trigger")
             .clone();
-        let backlog = state.trigger_backlog(&group, &trigger).expect("kept");
+        let backlog = state.trigger_backlog(&group, &trigger, 0).expect("kept");
         backlog.map(|(event, kind)| (event.id, kind)).collect()
     };
     let all = backlog(&state, 0);
@@ -131,4 +131,36 @@ fn a_trigger_sends_its_groups_events_in_codedeploy_order_from_its_creation_on() 
     assert_eq!(update(&mut state, vec![trigger("all", "http://127.0.0.1:9/a", &every, Some(""))]), Outcome::Done);
     assert_eq!(state.deployment_group("app", "web").expect("group").triggers[0].config.sealed_secret, None);
     state.check_invariants();
+}
+
+#[test]
+fn the_leaders_scan_looks_at_each_event_once_and_misses_none() {
+    let (mut state, first, second) = setup();
+    state.feature_level = FeatureLevel::TRIGGERS;
+    let rare = |events: &[TriggerEventType]| trigger("rare", "http://127.0.0.1:9/r", events, None);
+    let hosts = trigger("hosts", "http://127.0.0.1:9/h", &[TriggerEventType::InstanceSuccess], None);
+    let triggers = vec![rare(&[TriggerEventType::DeploymentFailure]), hosts.clone()];
+    assert_eq!(update(&mut state, triggers), Outcome::Done);
+    let key = |name: &str| ("app".to_string(), "g".to_string(), name.to_string());
+    let mut scan = TriggerScan::default();
+    assert!(state.triggers_with_backlog(&mut scan).is_empty());
+
+    deploy_everywhere(&mut state, &first, "d-AAAAAAAAA");
+    assert_eq!(state.triggers_with_backlog(&mut scan), vec![key("hosts")], "no failure happened");
+    let last = state.events.last_id;
+    assert_eq!(scan.marks[&key("rare")].0, last, "the rare trigger's events were looked at once");
+    assert!(scan.marks[&key("hosts")].0 < last, "a trigger with something to send keeps its mark");
+
+    // The same trigger naming other types looks again from its cursor.
+    let triggers = vec![rare(&[TriggerEventType::InstanceSuccess]), hosts];
+    assert_eq!(update(&mut state, triggers), Outcome::Done);
+    assert_eq!(state.triggers_with_backlog(&mut scan), vec![key("rare"), key("hosts")]);
+
+    // Events after a mark are found: the next deployment's are.
+    let last = state.events.last_id;
+    assert_eq!(advance(&mut state, "rare", last), Outcome::Done);
+    assert_eq!(advance(&mut state, "hosts", last), Outcome::Done);
+    assert!(state.triggers_with_backlog(&mut scan).is_empty());
+    deploy_everywhere(&mut state, &second, "d-BBBBBBBBB");
+    assert_eq!(state.triggers_with_backlog(&mut scan), vec![key("rare"), key("hosts")]);
 }

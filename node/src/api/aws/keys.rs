@@ -30,20 +30,12 @@ pub(in crate::api) async fn create_access_key(
     by: Option<&Actor>,
 ) -> Result<CreateAccessKeyOutput, ApiError> {
     let node = &api.node;
-    let seal =
-        node.seal_keys().get().map_err(|error| ApiError::internal(error.to_string()))?.ok_or_else(|| {
-            ApiError::unavailable("this leader holds no CA seal key yet to seal the secret with; retry")
-        })?;
-    let cluster_id = node
-        .state()
-        .read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
-        .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?;
+    let sealer = node.sealer().map_err(|error| ApiError::sealer_unavailable(&error, "the secret"))?;
     let access_key_id = format!("AKIA{}", random_text(ID_ALPHABET, 16)?);
     let secret_access_key = random_text(SECRET_ALPHABET, 40)?;
-    let context = AccessKeyRecord::seal_context(&cluster_id, &access_key_id);
-    let sealed_secret = seal
-        .seal_bytes(secret_access_key.as_bytes(), &context)
-        .map_err(|error| ApiError::internal(error.to_string()))?;
+    let context = AccessKeyRecord::seal_context(sealer.cluster_id(), &access_key_id);
+    let sealed_secret =
+        sealer.seal(secret_access_key.as_bytes(), &context).map_err(|error| ApiError::internal(error.to_string()))?;
     let record = AccessKeyRecord {
         access_key_id: access_key_id.clone(),
         sealed_secret,
@@ -72,8 +64,7 @@ pub(in crate::api) async fn delete_access_key(
 /// Whether this node can check signatures itself: it holds the replicated state and the
 /// seal key (a voter).
 pub(in crate::api) fn verifies_here(node: &Node) -> bool {
-    let has_state = node.state().read(|state| state.cluster.is_some());
-    has_state && matches!(node.seal_keys().get(), Ok(Some(_)))
+    node.sealer().is_ok()
 }
 
 /// Checks `signed` with the secret of its key, opened here (a voter): the actor it
@@ -85,16 +76,16 @@ pub(in crate::api) fn verify_here(node: &Node, signed: &Signed) -> Result<Actor,
     let found = node.state().read(|state| {
         let cluster = state.cluster.as_ref()?;
         let key = cluster.access_keys.iter().find(|key| key.access_key_id == signed.access_key_id)?;
-        Some((cluster.ca.cluster_id.clone(), key.sealed_secret.clone()))
+        Some(key.sealed_secret.clone())
     });
     let shown: String = signed.access_key_id.chars().take(32).collect();
-    let (cluster_id, sealed) = found.ok_or_else(|| AuthError::UnknownKey(shown.clone()))?;
-    let Ok(Some(seal)) = node.seal_keys().get() else {
+    let sealed = found.ok_or_else(|| AuthError::UnknownKey(shown.clone()))?;
+    let Ok(sealer) = node.sealer() else {
         return Err(AuthError::Invalid("this node holds no seal key to check signatures with".into()));
     };
-    let context = AccessKeyRecord::seal_context(&cluster_id, &signed.access_key_id);
-    let secret = seal
-        .open_bytes(&sealed, &context)
+    let context = AccessKeyRecord::seal_context(sealer.cluster_id(), &signed.access_key_id);
+    let secret = sealer
+        .open(&sealed, &context)
         .ok()
         .and_then(|plain| String::from_utf8(plain).ok())
         .ok_or_else(|| AuthError::Invalid(format!("the secret of access key {shown} does not open here")))?;

@@ -53,13 +53,8 @@ pub(super) fn seal_triggers(
 }
 
 fn seal(node: &Node, secret: &str) -> Result<String, ApiError> {
-    let key = node.seal_keys().get().map_err(|error| ApiError::internal(error.to_string()))?.ok_or_else(|| {
-        ApiError::unavailable("this leader holds no CA seal key yet to seal the trigger's secret with; retry")
-    })?;
-    let cluster_id = node
-        .state()
-        .read(|state| state.cluster.as_ref().map(|info| info.ca.cluster_id.clone()))
-        .ok_or_else(|| ApiError::unavailable("the cluster is still bootstrapping"))?;
-    key.seal_bytes(secret.as_bytes(), &triggers::secret_seal_context(&cluster_id))
+    let sealer = node.sealer().map_err(|error| ApiError::sealer_unavailable(&error, "the trigger's secret"))?;
+    sealer
+        .seal(secret.as_bytes(), &triggers::secret_seal_context(sealer.cluster_id()))
         .map_err(|error| ApiError::internal(error.to_string()))
 }
