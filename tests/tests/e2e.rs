@@ -16,6 +16,7 @@ mod e2e {
     mod bounds;
     mod canary;
     mod cluster;
+    mod dashboard;
     mod deploy;
     mod ecs;
     mod events;

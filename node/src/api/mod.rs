@@ -1,7 +1,8 @@
 //! The HTTP/JSON API every node serves.
 //!
-//! Every endpoint but `/healthz` needs `Authorization: Bearer <admin token>`. A node
-//! answers `/healthz`, `/metrics` and chunk uploads itself. Every other call is an
+//! Every endpoint but `/healthz` and the dashboard's files (`/ui`) needs
+//! `Authorization: Bearer <admin token>`. A node answers `/healthz`, `/metrics` and
+//! chunk uploads itself. Every other call is an
 //! operation of the API model (`fleetmesh_model::Operation`): parsed here, then
 //! answered by this node when it can (a read on a voter, anything on the leader) or
 //! forwarded, typed, to the node that can (`route.rs`), so a client never has to find
@@ -26,6 +27,7 @@ mod route;
 mod snapshot;
 mod tls;
 mod traffic;
+mod ui;
 mod uploads;
 
 use std::future::Future;
@@ -140,6 +142,8 @@ fn public_router(api: Arc<Api>) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .route("/healthz", get(healthz))
+        // The dashboard's files hold no data: the page sends the token on its own calls.
+        .merge(ui::router())
         // The AWS protocol authenticates each request itself (SigV4 or the bearer token).
         .route("/", post(aws::handle))
         .layer(middleware::map_response(error::json_errors))
