@@ -45,11 +45,15 @@ impl TestCluster {
     /// Reads the value of metric `name` from node `index`'s `/metrics` (summed over its
     /// label sets); `None` when the node does not answer or has no such metric.
     pub fn metric(&self, index: u32, name: &str) -> Option<u64> {
+        parse_metric(&self.metrics_text(index)?, name)
+    }
+
+    /// Node `index`'s whole `/metrics` text, read with the admin token.
+    pub fn metrics_text(&self, index: u32) -> Option<String> {
         let url = format!("{}/metrics", self.api_url(index));
         let mut response =
             self.http().get(&url).header("Authorization", &format!("Bearer {}", self.admin_token)).call().ok()?;
-        let text = response.body_mut().read_to_string().ok()?;
-        parse_metric(&text, name)
+        response.body_mut().read_to_string().ok()
     }
 
     /// POSTs a JSON body to node `via`'s API with the admin token; returns the status

@@ -3,6 +3,7 @@
 
 mod e2e {
     mod alarms;
+    mod alarms_cloudwatch;
     mod api;
     mod aws_credentials;
     mod aws_ecs;

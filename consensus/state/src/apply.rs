@@ -82,6 +82,7 @@ impl ClusterState {
                 self.update_deployment_group(current_deployment_group_name, spec)
             }
             Command::AdvanceTriggerCursor(cursor) => self.advance_trigger_cursor(cursor),
+            Command::SetDeploymentRetention(retention) => self.set_deployment_retention(*retention, at),
             Command::DeleteDeploymentGroup { application_name, deployment_group_name } => {
                 self.delete_deployment_group(application_name, deployment_group_name)
             }
@@ -103,7 +104,7 @@ impl ClusterState {
             Command::RegisterRevision { record } => self.register_revision(record),
             Command::RecordRevisionHolder { revision_id, node } => self.record_revision_holder(revision_id, node),
             Command::RequestPrefetch { revision_id, targets } => self.request_prefetch(revision_id, targets),
-            Command::CreateDeployment { spec, deployment_id } => self.create_deployment(spec, deployment_id, at),
+            Command::CreateDeployment { spec, deployment_id } => self.create_compacting(spec, deployment_id, at),
             Command::StartTargets { deployment_id, targets } => self.start_targets(deployment_id, targets, at),
             Command::ReportTargets { reports } => Ok(self.report_targets(reports, at)),
             Command::FailTargets { deployment_id, targets } => self.fail_targets(deployment_id, targets, at),
@@ -125,9 +126,7 @@ impl ClusterState {
             Command::PutLifecycleEventHookExecutionStatus { deployment_id, execution_id, status } => {
                 self.put_hook_status(deployment_id, execution_id, *status, at)
             }
-            Command::ContinueDeployment { deployment_id, wait_type } => {
-                self.continue_deployment(deployment_id, *wait_type)
-            }
+            Command::ContinueDeployment { deployment_id: id, wait_type } => self.continue_deployment(id, *wait_type),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::model::instances::OnPremisesInstance;
 use crate::model::members::{ClusterInfo, Member};
 use crate::model::platform_configs::predefined_configs_at;
 use crate::model::resources::{Application, DeploymentConfig, DeploymentGroup};
+use crate::model::retention::DeploymentRetention;
 use crate::model::revision::RevisionRecord;
 use crate::model::routes::Route;
 
@@ -67,6 +68,10 @@ pub struct ClusterState {
     /// until its first event.
     #[serde(default, skip_serializing_if = "EventLog::is_unused")]
     pub events: EventLog,
+    /// How many finished deployments are kept, and how long ([`FeatureLevel::RETENTION`]);
+    /// left out of the encoding while it is the default.
+    #[serde(default, skip_serializing_if = "DeploymentRetention::is_default")]
+    pub deployment_retention: DeploymentRetention,
 }
 
 impl ClusterState {

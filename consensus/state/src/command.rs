@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::apply_error::{ApplyError, ApplyErrorKind};
 use crate::features::FeatureLevel;
 pub use crate::model::blue_green::{BlueGreenStep, DeploymentWaitType};
-use crate::model::deployment::{
-    DeploymentCreator, ErrorInformation, LifecycleEvent, LifecycleEventStatus, TargetStatus,
-};
+use crate::model::deployment::{DeploymentCreator, LifecycleEventStatus};
 use crate::model::ids::{DeploymentId, RevisionId, UnixMillis};
 use crate::model::members::{AccessKeyRecord, Actor, ApiTokenKind, ClusterInfo, JoinTokenRecord, MemberSpec};
 use crate::model::resources::{
@@ -18,6 +16,9 @@ use crate::model::revision::RevisionRecord;
 use crate::model::routes::{RouteSpec, RouteTarget};
 use crate::model::traffic_routing::TrafficRoutingConfig;
 use crate::NodeId;
+
+mod reports;
+pub use reports::{Finish, TargetReport};
 
 pub use crate::group_spec::DeploymentGroupSpec;
 
@@ -55,35 +56,6 @@ pub struct DeploymentSpec {
     /// `overrideAlarmConfiguration` ([`FeatureLevel::ALARMS`]); none: the group's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_configuration: Option<crate::model::alarms::AlarmConfiguration>,
-}
-
-/// A host's progress on one target, as its agent reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TargetReport {
-    /// Deployment.
-    pub deployment_id: DeploymentId,
-    /// Host.
-    pub target_id: NodeId,
-    /// Increases with every report of this host for this deployment; older ones are ignored.
-    pub seq: u64,
-    /// Target status after this report.
-    pub status: TargetStatus,
-    /// All lifecycle events as the agent sees them.
-    pub lifecycle_events: Vec<LifecycleEvent>,
-}
-
-/// How a deployment ends, as decided by the rollout engine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finish {
-    /// Deployment.
-    pub deployment_id: DeploymentId,
-    /// Succeeded or Failed.
-    pub succeeded: bool,
-    /// Why it failed.
-    pub error: Option<ErrorInformation>,
-    /// Id for the rollback deployment, if the configuration asks for one.
-    pub rollback_id: Option<DeploymentId>,
 }
 
 /// A change to the cluster state.
@@ -286,6 +258,9 @@ pub enum Command {
         /// Which alarm, and what it said.
         message: String,
     },
+    /// `set-deployment-retention` ([`FeatureLevel::RETENTION`]): how many finished
+    /// deployments the state keeps, and for how long; applied at once.
+    SetDeploymentRetention(crate::model::retention::DeploymentRetention),
     /// The leader raises the cluster's feature level: every voter runs a release that
     /// knows it (see [`crate::features`]). Refused unless it raises.
     SetFeatureLevel {

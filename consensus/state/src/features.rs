@@ -114,8 +114,14 @@ impl FeatureLevel {
     /// [`crate::Command::StopOnAlarm`] (`ALARM_ACTIVE`).
     pub const ALARMS: Self = Self(18);
 
+    /// Level 19: deployment retention: finished deployments past the cluster's retention
+    /// are compacted out of the state ([`crate::Command::SetDeploymentRetention`]); and
+    /// SNS topics as trigger targets and CloudWatch alarms in alarm gates, which a leader
+    /// of an earlier release would neither deliver nor poll.
+    pub const RETENTION: Self = Self(19);
+
     /// The highest level this release knows.
-    pub const CURRENT: Self = Self::ALARMS;
+    pub const CURRENT: Self = Self::RETENTION;
 
     /// True when this release knows `self`.
     pub fn is_known(self) -> bool {

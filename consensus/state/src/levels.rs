@@ -2,14 +2,18 @@
 
 use crate::command::Command;
 use crate::features::FeatureLevel;
+use crate::model::alarms::AlarmConfiguration;
 use crate::model::members::{JoinTokenRecord, MemberSpec};
 use crate::model::resources::{ComputePlatform, DeploymentType};
+use crate::model::triggers::is_sns_topic_arn;
 
 impl Command {
     /// The feature level that introduced this command: a leader proposes it only when
     /// the cluster runs at that level or above.
     pub fn feature_level(&self) -> FeatureLevel {
         match self {
+            Self::SetDeploymentRetention(_) => FeatureLevel::RETENTION,
+            command if command.uses_aws_watch() => FeatureLevel::RETENTION,
             command if command.uses_alarms() => FeatureLevel::ALARMS,
             Self::AdvanceTriggerCursor(_) => FeatureLevel::TRIGGERS,
             Self::CreateDeploymentGroup { spec, .. } | Self::UpdateDeploymentGroup { spec, .. }
@@ -82,6 +86,23 @@ impl Command {
             Self::CreateDeploymentConfig { traffic_routing_config: Some(_), .. } => FeatureLevel::TRAFFIC_CONTROL,
             Self::AddJoinToken { record } if record.max_uses.is_some() => FeatureLevel::JOIN_TOKEN_LIFECYCLE,
             _ => FeatureLevel::BASE,
+        }
+    }
+
+    /// True for the commands that name SNS trigger targets or CloudWatch alarms, which a
+    /// leader of a release below [`FeatureLevel::RETENTION`] would not deliver or poll.
+    fn uses_aws_watch(&self) -> bool {
+        let cloudwatch = |configuration: Option<&AlarmConfiguration>| {
+            configuration
+                .is_some_and(|configuration| configuration.alarms.iter().any(|alarm| alarm.prometheus.is_none()))
+        };
+        match self {
+            Self::CreateDeploymentGroup { spec, .. } | Self::UpdateDeploymentGroup { spec, .. } => {
+                spec.trigger_configurations.iter().any(|trigger| is_sns_topic_arn(&trigger.trigger_target_arn))
+                    || cloudwatch(spec.alarm_configuration.as_ref())
+            }
+            Self::CreateDeployment { spec, .. } => cloudwatch(spec.alarm_configuration.as_ref()),
+            _ => false,
         }
     }
 

@@ -28,6 +28,7 @@ mod deployments;
 mod ecs;
 mod events;
 pub mod features;
+mod finished;
 mod group_spec;
 mod groups;
 mod instances;
@@ -36,6 +37,7 @@ mod membership;
 pub mod model;
 #[cfg(test)]
 mod platform_tests;
+mod retention;
 mod rollback;
 mod routes;
 mod shift;
@@ -51,7 +53,12 @@ pub use command::{
     Finish, Outcome, Proposal, ProposalResponse, TargetReport,
 };
 pub use features::{FeatureLevel, Release};
+pub use finished::{platform_of, Finished};
 pub use model::node_id::NodeId;
+pub use model::retention::{
+    DeploymentRetention, DEPLOYMENTS_KEPT_DEFAULT, DEPLOYMENTS_KEPT_RANGE, DEPLOYMENT_DAYS_KEPT_DEFAULT,
+    DEPLOYMENT_DAYS_KEPT_RANGE,
+};
 pub use touches::{PollTouches, Touches};
 pub use traffic_split::{split_weights, TrafficSplit, SPLIT_WEIGHT_TOTAL};
 pub use triggers::{TriggerKey, TriggerScan};

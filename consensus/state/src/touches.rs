@@ -114,6 +114,7 @@ impl Command {
             | Self::TagResource { .. }
             | Self::SealCa { .. }
             | Self::AdvanceTriggerCursor(_)
+            | Self::SetDeploymentRetention(_)
             | Self::CreateApplication { .. }
             | Self::CreateDeploymentGroup { .. }
             | Self::CreateDeploymentConfig { .. }

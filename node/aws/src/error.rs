@@ -30,7 +30,7 @@ pub struct AwsError {
 }
 
 /// Codes AWS uses for throttling across services.
-const THROTTLING_CODES: [&str; 6] = [
+pub(crate) const THROTTLING_CODES: [&str; 6] = [
     "Throttling",
     "ThrottlingException",
     "TooManyRequestsException",

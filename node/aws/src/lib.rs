@@ -20,22 +20,32 @@
 //!
 //! [`EcsTraffic`] creates, promotes and deletes an ECS service's task sets.
 //!
+//! [`SdkSns`] publishes a deployment-group trigger's notifications to its SNS topic, in
+//! the topic's region.
+//!
+//! [`CloudWatchAlarms`] reads alarm states (`DescribeAlarms`) for alarm gates, over AWS
+//! JSON 1.0 signed with Signature V4 by hand (the SDK's CloudWatch client speaks only CBOR).
+//!
 //! A group's `serviceRoleArn` is assumed through STS ([`AwsSettings::role_arn`]).
 //!
 //! Retries above the SDK's own (with backoff, reading before each write again) are the
 //! leader's (`fleetmesh_node::leader::shift`, `…::ecs`).
 
+mod cloudwatch;
 mod ecs;
 mod elbv2;
 mod error;
 mod lambda;
 mod s3;
+mod sns;
 
+pub use cloudwatch::{endpoint_url, AlarmState, AlarmStateValue, CloudWatchAlarms, NAMES_PER_CALL_MAX};
 pub use ecs::{EcsTraffic, SdkEcs, TaskSetInfo, TaskSetSpec, VpcNetwork};
 pub use elbv2::{Elbv2Traffic, SdkElbv2, Target, TargetGroup};
 pub use error::{AwsError, AwsErrorKind};
 pub use lambda::{AliasRouting, LambdaTraffic, SdkLambda};
 pub use s3::{unquote, ObjectInfo, ObjectRef, SdkS3};
+pub use sns::{clamp_subject, topic_region, SdkSns, PUBLISH_TIMEOUT, SUBJECT_CHARS_MAX};
 
 /// Where and how the leader reaches AWS.
 #[derive(Clone, Debug, Default)]

@@ -225,3 +225,26 @@ pub struct RotateApiTokenOutput {
     /// The new token, shown once.
     pub token: String,
 }
+
+/// `SetDeploymentRetention` (fleetmesh): how many finished deployments the cluster
+/// keeps and for how long (feature level 19). A member left out keeps its value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetDeploymentRetentionInput {
+    /// At most this many deployments; finished ones beyond it go, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deployments: Option<u32>,
+    /// Finished deployments that ended more than this many days ago go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
+}
+
+/// `SetDeploymentRetention`'s answer: the retention now in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetDeploymentRetentionOutput {
+    /// At most this many deployments.
+    pub max_deployments: u32,
+    /// Days a finished deployment is kept.
+    pub max_age_days: u32,
+}

@@ -219,6 +219,7 @@ operations! {
     UntagResource(UntagResourceInput) -> Empty, Write;
     ListTagsForResource(ListTagsForResourceInput) -> ListTagsForResourceOutput, Read;
     ListEvents(ListEventsInput) -> ListEventsOutput, Read;
+    SetDeploymentRetention(SetDeploymentRetentionInput) -> SetDeploymentRetentionOutput, Write;
 }
 
 /// `arn:aws:codedeploy:<region>:<account>:<resource>` with the region and account of the
@@ -324,6 +325,7 @@ impl Operation {
             }
             Self::ListDeployments(input) if input.next_token.is_some() => FeatureLevel::AWS_PROTOCOL,
             Self::ListEvents(_) => FeatureLevel::EVENTS,
+            Self::SetDeploymentRetention(_) => FeatureLevel::RETENTION,
             Self::RotateApiToken(_) | Self::RemoveNode(_) => FeatureLevel::HARDENING,
             Self::CreateRoute(_)
             | Self::GetRoute(_)

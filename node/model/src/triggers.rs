@@ -25,7 +25,8 @@ pub struct TriggerConfig {
     /// What it sends.
     #[serde(default)]
     pub trigger_events: Vec<TriggerEventType>,
-    /// The webhook's signing secret (fleetmesh's extension).
+    /// The webhook's signing secret (fleetmesh's extension); refused on an SNS topic
+    /// target, which SNS signs for itself (`""` is accepted there: it clears a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }

@@ -7,11 +7,12 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, JoinTokenInfo,
-    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
+    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput, SetDeploymentRetentionInput,
+    SetDeploymentRetentionOutput,
 };
 use fleetmesh_state::model::ids::UnixMillis;
 use fleetmesh_state::model::members::{Actor, ApiTokenKind, JoinTokenRecord};
-use fleetmesh_state::{Command, Outcome};
+use fleetmesh_state::{Command, DeploymentRetention, Outcome};
 use fleetmesh_transport::pki::CaAuthority;
 
 use super::{Api, ApiError};
@@ -116,6 +117,26 @@ pub(super) async fn remove_node(api: &Api, input: RemoveNodeInput) -> Result<Emp
         }
         Err(Error::Propose(error)) => Err(error.into()),
         Err(error @ (Error::NotLeader | Error::Voters { .. })) => Err(ApiError::unavailable(error.to_string())),
+    }
+}
+
+/// Sets the deployment retention: the members given, the current values for the rest.
+pub(super) async fn set_deployment_retention(
+    api: &Api,
+    input: SetDeploymentRetentionInput,
+    by: Option<&Actor>,
+) -> Result<SetDeploymentRetentionOutput, ApiError> {
+    let current = api.node.state().read(|state| state.deployment_retention);
+    let retention = DeploymentRetention {
+        max_deployments: input.max_deployments.unwrap_or(current.max_deployments),
+        max_age_days: input.max_age_days.unwrap_or(current.max_age_days),
+    };
+    match api.node.propose_one_by(Command::SetDeploymentRetention(retention), by).await? {
+        Outcome::Rejected(error) => Err(error.into()),
+        _ => Ok(SetDeploymentRetentionOutput {
+            max_deployments: retention.max_deployments,
+            max_age_days: retention.max_age_days,
+        }),
     }
 }
 

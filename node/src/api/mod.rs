@@ -65,6 +65,8 @@ pub struct Api {
     revisions: Option<Arc<RevisionService>>,
     /// Clients' operations by where they were answered (`/metrics`).
     counts: route::Counts,
+    /// Deployment outcomes counted from the event log (`/metrics`).
+    tally: metrics::DeploymentTally,
 }
 
 impl std::fmt::Debug for Api {
@@ -82,6 +84,7 @@ impl Api {
             leader: leader.clone(),
             revisions,
             counts: route::Counts::default(),
+            tally: metrics::DeploymentTally::default(),
         });
         api.node.register(Family::Api, api.clone());
         api

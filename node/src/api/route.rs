@@ -114,6 +114,9 @@ impl Api {
                 cluster::rotate_api_token(self, input, by).await.map(Output::RotateApiToken)
             }
             Operation::RemoveNode(input) => cluster::remove_node(self, input).await.map(Output::RemoveNode),
+            Operation::SetDeploymentRetention(input) => {
+                cluster::set_deployment_retention(self, input, by).await.map(Output::SetDeploymentRetention)
+            }
             Operation::CreateRoute(input) => traffic::create_route(self, input, by).await.map(Output::CreateRoute),
             Operation::GetRoute(input) => traffic::get_route(self, &input.route_name).map(Output::GetRoute),
             Operation::ListRoutes(_) => Ok(Output::ListRoutes(traffic::list_routes(self))),

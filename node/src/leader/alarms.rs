@@ -4,9 +4,18 @@
 //! deployment with `ALARM_ACTIVE` ([`Command::StopOnAlarm`]) and starts its rollback when
 //! its `autoRollbackConfiguration` has `DEPLOYMENT_STOP_ON_ALARM`.
 //!
-//! The poll runs through an [`AlarmProbe`] (Prometheus's query API over HTTP here), so
-//! the decision ([`verdict`]) is plain code tested on its own.
+//! Each round reads every alarm through the [`AlarmProbe`] of its kind ([`Probes`]):
+//! Prometheus query alarms through Prometheus's query API over HTTP, CloudWatch alarms by
+//! name through one `DescribeAlarms` for all of them, as the group's `serviceRoleArn` when
+//! set. The decision ([`verdict`]) is plain code tested on its own.
+//!
+//! ```text
+//! every POLL_EVERY ─▶ Probes::read(alarms, role) ─┬─▶ PrometheusProbe (one query per alarm)
+//!                                                 └─▶ CloudWatchProbe (one DescribeAlarms)
+//!                  ─▶ verdict(configuration, readings) ─▶ Command::StopOnAlarm or wait
+//! ```
 
+pub mod cloudwatch;
 pub mod prometheus;
 
 use std::sync::Arc;
@@ -19,6 +28,7 @@ use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::BoxFuture;
 use tracing::{info, warn};
 
+use super::shift::Role;
 use crate::runtime::Node;
 
 /// How often a running deployment's alarms are read.
@@ -38,10 +48,56 @@ pub struct Reading {
 #[error("{0}")]
 pub struct PollError(pub String);
 
-/// Reads alarms: Prometheus's query API, or a stand-in.
+/// Reads alarms of one kind: Prometheus's query API, CloudWatch's `DescribeAlarms`, or a
+/// stand-in.
 pub trait AlarmProbe: Send + Sync {
-    /// The state of `alarm` now.
-    fn read(&self, alarm: &Alarm) -> BoxFuture<'static, Result<Reading, PollError>>;
+    /// The state of each of `alarms` now, one answer per alarm in their order; AWS calls
+    /// run as `role` (the group's `serviceRoleArn`) when set.
+    fn read(&self, alarms: Vec<Alarm>, role: Role) -> BoxFuture<'static, Vec<Result<Reading, PollError>>>;
+}
+
+/// The probe of each kind of alarm.
+#[derive(Clone)]
+pub struct Probes {
+    /// Alarms with a `prometheus` member.
+    pub prometheus: Arc<dyn AlarmProbe>,
+    /// Alarms by name alone: CloudWatch's.
+    pub cloudwatch: Arc<dyn AlarmProbe>,
+}
+
+impl Probes {
+    /// Prometheus over HTTP and CloudWatch over AWS JSON.
+    pub fn real() -> Self {
+        Self {
+            prometheus: Arc::new(prometheus::PrometheusProbe::default()),
+            cloudwatch: Arc::new(cloudwatch::CloudWatchProbe::default()),
+        }
+    }
+
+    /// Reads every one of `alarms` with the probe of its kind, both kinds at once:
+    /// `(name, answer)` in the order of `alarms`. A kind with no alarms is not asked.
+    pub async fn read(&self, alarms: &[Alarm], role: Role) -> Vec<(String, Result<Reading, PollError>)> {
+        let (prometheus, cloudwatch): (Vec<Alarm>, Vec<Alarm>) =
+            alarms.iter().cloned().partition(|alarm| alarm.prometheus.is_some());
+        let ask = |probe: &Arc<dyn AlarmProbe>, alarms: Vec<Alarm>| {
+            let asked = (!alarms.is_empty()).then(|| probe.read(alarms, role.clone()));
+            async move {
+                match asked {
+                    Some(answers) => answers.await,
+                    None => Vec::new(),
+                }
+            }
+        };
+        let (prometheus, cloudwatch) =
+            tokio::join!(ask(&self.prometheus, prometheus), ask(&self.cloudwatch, cloudwatch));
+        let (mut prometheus, mut cloudwatch) = (prometheus.into_iter(), cloudwatch.into_iter());
+        let answered = alarms.iter().map(|alarm| {
+            let answer = if alarm.prometheus.is_some() { prometheus.next() } else { cloudwatch.next() };
+            let missing = || Err(PollError(format!("alarm {}: the probe gave no answer", alarm.name)));
+            (alarm.name.clone(), answer.unwrap_or_else(missing))
+        });
+        answered.collect()
+    }
 }
 
 /// Whether a deployment stops after one round of polls, and why: the first alarm that
@@ -66,9 +122,9 @@ pub fn verdict(
 }
 
 /// The poller: runs on every node and acts only while the node leads.
-pub async fn run(node: Arc<Node>, probe: Arc<dyn AlarmProbe>) {
+pub async fn run(node: Arc<Node>, probes: Probes) {
     let worker_node = node.clone();
-    let work = move |id| watch(worker_node.clone(), probe.clone(), id);
+    let work = move |id| watch(worker_node.clone(), probes.clone(), id);
     super::keyed::per_key_while_leading(node, gated_deployments, work, None, |_| {}).await;
 }
 
@@ -85,19 +141,20 @@ fn gated_deployments(node: &Node) -> Vec<DeploymentId> {
 
 /// Polls deployment `id`'s alarms until it ends, is stopped here, or this node stops
 /// leading (the task is aborted then).
-async fn watch(node: Arc<Node>, probe: Arc<dyn AlarmProbe>, id: DeploymentId) {
+async fn watch(node: Arc<Node>, probes: Probes, id: DeploymentId) {
     loop {
         let running = node.state().read(|state| {
             let deployment = state.deployments.get(&id).filter(|deployment| !deployment.status.is_terminal())?;
             let rolls_back =
                 deployment.auto_rollback_configuration.triggers_on(AutoRollbackEvent::DeploymentStopOnAlarm);
-            Some((deployment.alarm_configuration.clone()?, rolls_back))
+            let role = state
+                .deployment_group(&deployment.application_name, &deployment.deployment_group_name)
+                .and_then(|group| group.service_role_arn.clone());
+            Some((deployment.alarm_configuration.clone()?, rolls_back, role))
         });
-        let Some((configuration, rolls_back)) = running else { return };
-        let mut readings = Vec::new();
-        for alarm in &configuration.alarms {
-            readings.push((alarm.name.clone(), probe.read(alarm).await));
-        }
+        let Some((configuration, rolls_back, role)) = running else { return };
+        let readings = probes.read(&configuration.alarms, role).await;
+        count_polls(&node, &configuration, &readings);
         if let Some(message) = verdict(&configuration, &readings) {
             stop(&node, &id, message, rolls_back).await;
             return;
@@ -108,6 +165,19 @@ async fn watch(node: Arc<Node>, probe: Arc<dyn AlarmProbe>, id: DeploymentId) {
             }
         }
         tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Counts one round's polls in `/metrics` (`fleetmesh_alarm_polls_total`).
+fn count_polls(node: &Node, configuration: &AlarmConfiguration, readings: &[(String, Result<Reading, PollError>)]) {
+    for (alarm, (_, reading)) in configuration.alarms.iter().zip(readings) {
+        let kind = if alarm.prometheus.is_some() { "prometheus" } else { "cloudwatch" };
+        let result = match reading {
+            Ok(reading) if reading.firing => "firing",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        };
+        node.duty_metrics().alarm_poll(kind, result);
     }
 }
 

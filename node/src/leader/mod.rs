@@ -139,8 +139,8 @@ impl Leader {
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, aws, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
-        tasks.spawn(triggers::run(node.clone(), Arc::new(triggers::webhook::WebhookSink::default())));
-        tasks.spawn(alarms::run(node.clone(), Arc::new(alarms::prometheus::PrometheusProbe::default())));
+        tasks.spawn(triggers::run(node.clone(), Arc::new(triggers::ByTarget::production())));
+        tasks.spawn(alarms::run(node.clone(), alarms::Probes::real()));
         leader
     }
 

@@ -10,21 +10,27 @@
 //!
 //! ```text
 //!  state change / tick ──▶ run: one worker per trigger with a backlog
-//!  worker: backlog[0] ──▶ message ──▶ sink (webhook) ──retries──▶ propose cursor ──▶ next
+//!  worker: backlog[0] ──▶ message ──▶ sink ──retries──▶ propose cursor ──▶ next
+//!                                      ├─ http(s) URL ──▶ webhook (signed POST)
+//!                                      └─ SNS topic ARN ──▶ sns (Publish, as the group's role)
 //! ```
 
+pub mod sns;
 pub mod webhook;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fleetmesh_model::trigger_message;
-use fleetmesh_state::model::triggers::{secret_seal_context, webhook_secret_label, TriggerCursor, TriggerEventType};
+use fleetmesh_state::model::triggers::{
+    is_sns_topic_arn, is_webhook_url, secret_seal_context, webhook_secret_label, TriggerCursor, TriggerEventType,
+};
 use fleetmesh_state::{ClusterState, Command, Outcome, TriggerKey, TriggerScan};
 use fleetmesh_transport::BoxFuture;
 use tracing::{info, warn};
 
 use crate::runtime::ca_seal::Sealer;
+use crate::runtime::duty_metrics::DutyMetrics;
 use crate::runtime::Node;
 
 /// Tries per event before it is given up.
@@ -42,7 +48,7 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// One message for one trigger's target.
 #[derive(Clone, Debug)]
 pub struct Delivery {
-    /// The webhook URL.
+    /// The webhook URL or the SNS topic ARN.
     pub target: String,
     /// The event's number (`X-Fleetmesh-Event-Id`).
     pub event_id: u64,
@@ -52,8 +58,14 @@ pub struct Delivery {
     pub trigger_name: String,
     /// The JSON body.
     pub body: Vec<u8>,
-    /// The HMAC key of `X-Fleetmesh-Signature`; none when no key could be had.
+    /// The HMAC key of `X-Fleetmesh-Signature`; none when no key could be had, and for
+    /// an SNS target (SNS signs what it delivers itself).
     pub secret: Option<Vec<u8>>,
+    /// The SNS subject line, CodeDeploy's ([`sns::subject`]); webhooks do not send it.
+    pub subject: String,
+    /// Whom an SNS target is published as: the group's `serviceRoleArn` (assumed through
+    /// STS), or `None` for the leader's own credentials. Webhooks do not use it.
+    pub role_arn: Option<String>,
 }
 
 /// Why a delivery was not accepted.
@@ -68,12 +80,47 @@ pub enum DeliveryError {
     /// The sending task ended abnormally.
     #[error("the delivery task failed: {0}")]
     Task(String),
+    /// SNS refused the message or could not be reached (retried like any failure).
+    #[error("SNS: {0}")]
+    Aws(#[from] fleetmesh_aws::AwsError),
+    /// The target is neither a webhook URL nor an SNS topic ARN (the state refuses such
+    /// triggers; kept for a target written by a future release).
+    #[error("the target is neither an http(s):// URL nor an SNS topic ARN")]
+    UnknownTarget,
 }
 
-/// Where deliveries go: the webhook client, or a stand-in in tests.
+/// Where deliveries go: the webhook client, SNS, or a stand-in in tests.
 pub trait TriggerSink: Send + Sync {
     /// Sends `delivery` once; an error says why it was not accepted.
     fn deliver(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), DeliveryError>>;
+}
+
+/// The sink the leader runs with: each delivery goes to the sink of its target's kind,
+/// webhook URLs to `webhook` and SNS topic ARNs to `sns`.
+pub struct ByTarget {
+    /// Takes `http://` and `https://` targets.
+    pub webhook: Arc<dyn TriggerSink>,
+    /// Takes `arn:…:sns:…` targets.
+    pub sns: Arc<dyn TriggerSink>,
+}
+
+impl ByTarget {
+    /// The production sinks: [`webhook::WebhookSink`] and [`sns::SnsSink`].
+    pub fn production() -> Self {
+        Self { webhook: Arc::new(webhook::WebhookSink::default()), sns: Arc::new(sns::SnsSink::default()) }
+    }
+}
+
+impl TriggerSink for ByTarget {
+    fn deliver(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), DeliveryError>> {
+        if is_webhook_url(&delivery.target) {
+            self.webhook.deliver(delivery)
+        } else if is_sns_topic_arn(&delivery.target) {
+            self.sns.deliver(delivery)
+        } else {
+            Box::pin(async { Err(DeliveryError::UnknownTarget) })
+        }
+    }
 }
 
 /// The delivery task: runs on every node and acts only while the node leads; also
@@ -127,7 +174,7 @@ async fn deliver_in_order(node: Arc<Node>, sink: Arc<dyn TriggerSink>, key: Trig
             Next::Skip(through) => through,
             Next::Send(delivery) => {
                 let through = delivery.event_id;
-                send_with_retries(sink.as_ref(), *delivery).await;
+                send_with_retries(sink.as_ref(), *delivery, node.duty_metrics()).await;
                 through
             }
         };
@@ -182,10 +229,14 @@ fn next_delivery(
         return Next::Skip(event.id);
     };
     let secret = match (&trigger.config.sealed_secret, sealer) {
+        _ if !trigger.config.is_webhook() => None,
         (Some(sealed), Some(sealer)) => sealer.open(sealed, &secret_seal_context(sealer.cluster_id())).ok(),
         (None, Some(sealer)) => Some(webhook_secret(sealer).into_bytes()),
         (_, None) => None,
     };
+    let region =
+        state.cluster.as_ref().map_or(fleetmesh_state::model::members::DEFAULT_AWS_REGION, |cluster| cluster.region());
+    let subject = sns::subject(kind, &event.what.deployment_id.0, region, &event.what.application_name);
     Next::Send(Box::new(Delivery {
         target: trigger.config.trigger_target_arn.clone(),
         event_id: event.id,
@@ -193,22 +244,27 @@ fn next_delivery(
         trigger_name: trigger_name.to_string(),
         body: message.to_string().into_bytes(),
         secret,
+        subject,
+        role_arn: group.service_role_arn.clone(),
     }))
 }
 
 /// Sends `delivery` until it is accepted or [`ATTEMPTS`] tries failed.
-async fn send_with_retries(sink: &dyn TriggerSink, delivery: Delivery) {
+async fn send_with_retries(sink: &dyn TriggerSink, delivery: Delivery, metrics: &DutyMetrics) {
+    let kind = if is_sns_topic_arn(&delivery.target) { "sns" } else { "webhook" };
     let mut wait = BACKOFF_FIRST;
     for attempt in 1..=ATTEMPTS {
         match sink.deliver(delivery.clone()).await {
-            Ok(()) => return,
+            Ok(()) => return metrics.trigger_delivery(kind, "delivered"),
             Err(error) if attempt == ATTEMPTS => {
+                metrics.trigger_delivery(kind, "undeliverable");
                 warn!(
                     trigger = %delivery.trigger_name, event = delivery.event_id, target = %delivery.target, %error,
                     "trigger event undeliverable after {ATTEMPTS} tries; moving on"
                 );
             }
             Err(error) => {
+                metrics.trigger_delivery(kind, "failed");
                 info!(
                     trigger = %delivery.trigger_name, event = delivery.event_id, attempt, %error,
                     "trigger delivery failed; retrying in {wait:?}"

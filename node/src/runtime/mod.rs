@@ -18,6 +18,7 @@ pub mod ca_seal;
 pub mod clock;
 pub mod directory;
 pub mod dispatch;
+pub mod duty_metrics;
 pub mod identity;
 pub mod join;
 mod propose;
@@ -64,6 +65,7 @@ pub struct Node {
     /// Routes this node cannot serve, by name, with the reason (see
     /// [`Node::set_route_error`]); one entry per route at most.
     route_errors: Mutex<BTreeMap<String, String>>,
+    duty_metrics: duty_metrics::DutyMetrics,
 }
 
 impl std::fmt::Debug for Node {
@@ -101,6 +103,7 @@ impl Node {
             seal_keys,
             routes: watch::channel(Arc::new(Vec::new())).0,
             route_errors: Mutex::new(BTreeMap::new()),
+            duty_metrics: duty_metrics::DutyMetrics::default(),
         }))
     }
 
@@ -112,6 +115,11 @@ impl Node {
     /// This node's CA seal key ([`ca_seal`]).
     pub fn seal_keys(&self) -> &ca_seal::SealKeyStore {
         &self.seal_keys
+    }
+
+    /// What the leader's watch duties did here (`/metrics`).
+    pub fn duty_metrics(&self) -> &duty_metrics::DutyMetrics {
+        &self.duty_metrics
     }
 
     /// Its settings.

@@ -1,7 +1,7 @@
 //! Alarm gates from outside, against a stand-in Prometheus that serves the query API's
 //! JSON: an alarm that fires mid-deployment stops it with `ALARM_ACTIVE` and rolls it
 //! back (`DEPLOYMENT_STOP_ON_ALARM`); an alarm that cannot be read stops a deployment
-//! unless `ignorePollAlarmFailure` is set.
+//! unless `ignorePollAlarmFailure` is set. CloudWatch alarms: `alarms_cloudwatch.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use std::time::Duration;
 use fleetmesh_model::{DeploymentInfo, DeploymentStatus, ErrorCode};
 use fleetmesh_tests::{wait_until, write_bundle, HttpStub, Options, StubRequest, TestCluster};
 
-const APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n";
+pub(super) const APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n";
 
 /// Each host takes a few seconds, so the alarm has time to fire mid-deployment.
-const SLOW_APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n\
+pub(super) const SLOW_APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n\
                             hooks:\n  AfterInstall:\n    - location: hooks/slow.sh\n      timeout: 60\n";
 
 fn alarm_configuration(url: &str, ignore_poll_failure: bool) -> String {
@@ -24,17 +24,17 @@ fn alarm_configuration(url: &str, ignore_poll_failure: bool) -> String {
     )
 }
 
-fn set_alarms(cluster: &TestCluster, configuration: &str) {
+pub(super) fn set_alarms(cluster: &TestCluster, configuration: &str) {
     let mut command = vec!["deploy", "update-deployment-group", "--application-name", "app"];
     command.extend(["--current-deployment-group-name", "web", "--alarm-configuration", configuration]);
     cluster.ok(1, &command);
 }
 
-fn ended(cluster: &TestCluster, id: &str) -> DeploymentInfo {
+pub(super) fn ended(cluster: &TestCluster, id: &str) -> DeploymentInfo {
     cluster.wait_deployment(id, Duration::from_secs(180)).deployment_info
 }
 
-fn error_of(info: &DeploymentInfo) -> (Option<ErrorCode>, String) {
+pub(super) fn error_of(info: &DeploymentInfo) -> (Option<ErrorCode>, String) {
     let error = info.error_information.as_ref();
     (error.map(|error| error.code), error.map(|error| error.message.clone()).unwrap_or_default())
 }
@@ -61,14 +61,6 @@ fn a_prometheus_alarm_stops_and_rolls_back_and_unreadable_alarms_follow_ignore_p
         (200, answer)
     }));
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
-
-    // CloudWatch alarms cannot be read by this release: refused, naming the way out.
-    let cloudwatch = r#"{"enabled":true,"alarms":[{"name":"HighErrors"}]}"#;
-    let mut command = vec!["deploy", "create-deployment-group", "--application-name", "app"];
-    command.extend(["--deployment-group-name", "cw", "--tag", "role=web", "--alarm-configuration", cloudwatch]);
-    let output = cluster.cli(1, &command);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains("CloudWatch alarms are not supported yet"), "{stderr}");
 
     let rollback_events = r#"{"enabled":true,"events":["DEPLOYMENT_FAILURE","DEPLOYMENT_STOP_ON_ALARM"]}"#;
     cluster.create_group(
@@ -136,4 +128,18 @@ fn a_prometheus_alarm_stops_and_rolls_back_and_unreadable_alarms_follow_ignore_p
     set_alarms(&cluster, &alarm_configuration(&unreachable, true));
     let fourth = cluster.deploy_and_wait(1, "app", "web", &slow, &[]).deployment_info;
     assert_eq!(fourth.status, DeploymentStatus::Succeeded, "ignorePollAlarmFailure lets it through: {fourth:?}");
+
+    // The leader counted its polls by result in /metrics (summed over nodes: whoever led).
+    let polls = |result: &str| -> u64 {
+        let result = format!("result=\"{result}\"");
+        let line_value = |text: String| {
+            text.lines()
+                .filter(|line| line.starts_with("fleetmesh_alarm_polls_total{"))
+                .filter(|line| line.contains("kind=\"prometheus\"") && line.contains(&result))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum::<u64>()
+        };
+        cluster.live_indices().into_iter().filter_map(|index| cluster.metrics_text(index)).map(line_value).sum()
+    };
+    assert!(polls("firing") >= 1 && polls("ok") >= 1 && polls("failed") >= 2, "polls by result");
 }

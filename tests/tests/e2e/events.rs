@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use fleetmesh_model::{DeploymentStatus, GetDeploymentOutput};
-use fleetmesh_tests::{http_agent_within, wait_until, write_bundle, Options, TestCluster};
+use fleetmesh_tests::{http_agent_within, parse_metric, wait_until, write_bundle, Options, TestCluster};
 use serde_json::Value;
 
 const APPSPEC: &str = "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\n";
@@ -124,8 +124,8 @@ fn the_event_stream_resumes_on_another_node_after_a_leader_kill_without_gaps_or_
     // A second deployment under the new leader, read by reconnecting to a survivor with
     // the last number seen.
     // (It fails: the dead host is still a member of the group. Its events are as good.)
-    let second =
-        cluster.deploy_and_wait(survivor, "app", "web", &revision, &[]).deployment_info.deployment_id.to_string();
+    let second = cluster.deploy_and_wait(survivor, "app", "web", &revision, &[]).deployment_info;
+    let (second, second_status) = (second.deployment_id.to_string(), format!("{:?}", second.status));
     let resume_from = seen.last().and_then(|event| event["id"].as_u64()).unwrap_or(last);
     let mut after = read_stream(&cluster, survivor, resume_from, |events| ended(events, &second));
     assert!(ended(&after, &second), "the survivor's stream reaches the second deployment's end: {after:?}");
@@ -139,6 +139,37 @@ fn the_event_stream_resumes_on_another_node_after_a_leader_kill_without_gaps_or_
         );
         assert!(event["time"].as_f64().is_some_and(|time| time > 1.7e9), "time in epoch seconds: {event}");
     }
+
+    // Every node counts the same outcomes from the same log in /metrics: the first
+    // deployment's success and the second's end, with their durations.
+    for index in cluster.live_indices() {
+        let text = wait_until("the outcomes in /metrics", Duration::from_secs(10), || {
+            let text = cluster.metrics_text(index)?;
+            (parse_metric(&text, "fleetmesh_deployments_completed_total")? >= 2).then_some(text)
+        });
+        let outcome = |status: &str| {
+            text.lines().any(|line| {
+                line.starts_with("fleetmesh_deployments_completed_total{")
+                    && line.contains("platform=\"Server\"")
+                    && line.contains(&format!("status=\"{status}\""))
+            })
+        };
+        assert!(outcome("Succeeded") && outcome(&second_status), "{text}");
+        let durations = parse_metric(&text, "fleetmesh_deployment_duration_seconds_count").unwrap_or(0);
+        assert!(durations >= 2, "each outcome is timed: {text}");
+        let lifecycle = parse_metric(&text, "fleetmesh_lifecycle_event_duration_seconds_count").unwrap_or(0);
+        assert!(lifecycle >= 3 * 5, "every host's lifecycle events are timed: {text}");
+        assert!(text.contains("fleetmesh_lifecycle_event_duration_seconds_bucket{"), "{text}");
+        assert!(text.contains("fleetmesh_targets_in_flight{"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
+    }
+
+    // Retention is a cluster setting, checked: a bad one changes nothing.
+    let refused = cluster.cli(survivor, &["cluster", "set-deployment-retention", "--max-deployments", "5"]);
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success() && said.contains("maxDeployments 5 is outside 10..=1000000"), "{said}");
+    let set = cluster.ok(survivor, &["cluster", "set-deployment-retention", "--max-age-days", "30"]);
+    assert!(set.contains("keeping at most 10000 deployments; finished ones for 30 days"), "{set}");
 
     // The CLI lists the same log, and filters it.
     let listed: Vec<Value> = cluster

@@ -2,14 +2,18 @@
 //! deployment that succeeds, one that fails and rolls back, and one whose leader is
 //! killed with -9 in the middle: every event arrives (duplicates allowed, with the same
 //! `X-Fleetmesh-Event-Id`), in order per trigger, signed with the trigger's secret or
-//! the cluster's `DIR/webhook-secret`.
+//! the cluster's `DIR/webhook-secret`. And an SNS topic on moto's server, read through a
+//! subscribed SQS queue: CodeDeploy's messages and subjects, published as the group's
+//! service role.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleetmesh_aws::{AwsErrorKind, AwsSettings, SdkSns};
 use fleetmesh_model::DeploymentStatus;
+use fleetmesh_tests::moto::Moto;
 use fleetmesh_tests::{wait_until, write_bundle, HttpStub, Options, StubRequest, TestCluster};
 use serde_json::Value;
 
@@ -125,17 +129,13 @@ fn webhooks_get_every_event_in_order_signed_across_a_failure_a_rollback_and_a_le
     let receiver = Receiver::start(1, Duration::from_millis(150));
     let url = &receiver.url;
 
-    // Bad triggers are refused, naming what is wrong.
-    for (target, expected) in [("ftp://x/y", "neither an http(s)"), ("arn:aws:sns:us-east-1:1:t", "not supported yet")]
-    {
-        let triggers =
-            format!(r#"[{{"triggerName":"t","triggerTargetArn":"{target}","triggerEvents":["DeploymentStart"]}}]"#);
-        let mut command = vec!["deploy", "create-deployment-group", "--application-name", "app"];
-        command.extend(["--deployment-group-name", "bad", "--tag", "role=web", "--trigger-configurations", &triggers]);
-        let output = cluster.cli(1, &command);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success() && stderr.contains(expected), "{target}: {stderr}");
-    }
+    // A bad target is refused, naming what is wrong.
+    let triggers = r#"[{"triggerName":"t","triggerTargetArn":"ftp://x/y","triggerEvents":["DeploymentStart"]}]"#;
+    let mut command = vec!["deploy", "create-deployment-group", "--application-name", "app"];
+    command.extend(["--deployment-group-name", "bad", "--tag", "role=web", "--trigger-configurations", triggers]);
+    let output = cluster.cli(1, &command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("neither an http(s)"), "{stderr}");
 
     let triggers = format!(
         r#"[{{"triggerName":"all","triggerTargetArn":"{url}/all","triggerEvents":{ALL_EVENTS}}},
@@ -279,4 +279,127 @@ fn webhooks_get_every_event_in_order_signed_across_a_failure_a_rollback_and_a_le
     assert!(instance["instanceId"].as_str().is_some_and(|id| id.starts_with("arn:aws:codedeploy:us-east-1:")));
     assert_eq!(instance["instanceStatus"], "Succeeded");
     assert!(instance["lifecycleEvents"].as_array().is_some_and(|events| !events.is_empty()), "{instance}");
+}
+
+/// Topic `deploys` and queue `deploys` subscribed to it (the SNS envelope kept, so the
+/// subject shows); prints `{"topic": ARN, "queue": URL}`.
+const SNS_SETUP: &str = r#"
+import json, boto3
+sns, sqs = boto3.client("sns"), boto3.client("sqs")
+topic = sns.create_topic(Name="deploys")["TopicArn"]
+queue = sqs.create_queue(QueueName="deploys")["QueueUrl"]
+queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+print(json.dumps({"topic": topic, "queue": queue}))
+"#;
+
+/// Takes what queue `sys.argv[1]` holds (waiting up to a second) and prints the SNS
+/// envelopes as a JSON list.
+const SQS_DRAIN: &str = r#"
+import json, sys, boto3
+sqs, got = boto3.client("sqs"), []
+for message in sqs.receive_message(QueueUrl=sys.argv[1], MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+    got.append(json.loads(message["Body"]))
+    sqs.delete_message(QueueUrl=sys.argv[1], ReceiptHandle=message["ReceiptHandle"])
+print(json.dumps(got))
+"#;
+
+/// A message attribute of an SNS envelope.
+fn attribute<'a>(envelope: &'a Value, name: &str) -> &'a str {
+    envelope["MessageAttributes"][name]["Value"].as_str().unwrap_or_default()
+}
+
+/// A 3-node cluster reaching moto, group `web` (one host at a time, service role
+/// `deployer`) with a trigger on an SNS topic for DeploymentStart, InstanceSuccess and
+/// DeploymentSuccess: a secret on an SNS trigger is refused; a deployment's messages
+/// reach the queue subscribed to the topic, in event order, with CodeDeploy's JSON, its
+/// subject, and the event's number as an attribute.
+#[test]
+fn an_sns_topic_gets_codedeploys_messages_in_order_on_moto() {
+    let moto = Moto::start().unwrap_or_else(|error| panic!("{error}"));
+    let created: Value = serde_json::from_str(moto.python(SNS_SETUP).trim()).expect("setup printed JSON");
+    let (topic, queue) = (created["topic"].as_str().expect("topic"), created["queue"].as_str().expect("queue"));
+    let env: Vec<(String, String)> = moto.env().iter().map(|(key, value)| (key.to_string(), value.clone())).collect();
+    let options = Options { env: (1..=3).map(|index| (index, env.clone())).collect(), ..Options::default() };
+    let cluster = TestCluster::start(3, options);
+    cluster.wait_alive(3, Duration::from_secs(60));
+    let level = u64::from(fleetmesh_state::FeatureLevel::TRIGGERS.0);
+    wait_until("the triggers feature level", Duration::from_secs(60), || {
+        cluster.status(1).filter(|status| status["feature_level"].as_u64() >= Some(level))
+    });
+    cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
+
+    let events = r#"["DeploymentStart","InstanceSuccess","DeploymentSuccess"]"#;
+    let trigger = format!(r#"{{"triggerName":"sns","triggerTargetArn":"{topic}","triggerEvents":{events}"#);
+    let signed = format!(r#"[{trigger},"secret":"s3cret"}}]"#);
+    let mut group = vec!["--tag", "role=web", "--deployment-config-name", "CodeDeployDefault.OneAtATime"];
+    group.extend(["--service-role-arn", "arn:aws:iam::123456789012:role/deployer", "--trigger-configurations"]);
+    let create = ["deploy", "create-deployment-group", "--application-name", "app", "--deployment-group-name", "web"];
+    let output = cluster.cli(1, &[&create[..], &group, &[signed.as_str()]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("signs webhook deliveries only"), "{stderr}");
+    let unsigned = format!("[{trigger}}}]");
+    cluster.create_group("web", &[&group[..], &[unsigned.as_str()]].concat());
+
+    let work = tempfile::tempdir().expect("tempdir");
+    write_bundle(work.path(), &[("appspec.yml", APPSPEC, 0o644), ("site/index.html", "one\n", 0o644)]);
+    let revision = cluster.push(1, "app", work.path());
+    let deployed = cluster.deploy_and_wait(1, "app", "web", &revision, &[]).deployment_info;
+    assert_eq!(deployed.status, DeploymentStatus::Succeeded);
+    let id = deployed.deployment_id.to_string();
+
+    // Drained until the success arrives; duplicates (same event number) dropped.
+    let mut got: BTreeMap<u64, Value> = BTreeMap::new();
+    wait_until("DeploymentSuccess in the queue", Duration::from_secs(90), || {
+        let drained: Vec<Value> = serde_json::from_str(
+            moto.python(&format!("import sys; sys.argv = ['drain', '{queue}']\n{SQS_DRAIN}")).trim(),
+        )
+        .expect("the drain printed JSON");
+        for envelope in drained {
+            let number = attribute(&envelope, "X-Fleetmesh-Event-Id").parse().expect("X-Fleetmesh-Event-Id");
+            got.entry(number).or_insert(envelope);
+        }
+        got.values().any(|envelope| attribute(envelope, "X-Fleetmesh-Event") == "DeploymentSuccess").then_some(())
+    });
+    let kinds: Vec<&str> = got.values().map(|envelope| attribute(envelope, "X-Fleetmesh-Event")).collect();
+    let mut expected = vec!["DeploymentStart"];
+    expected.extend(["InstanceSuccess"; 3]);
+    expected.push("DeploymentSuccess");
+    assert_eq!(kinds, expected, "in event order");
+    for envelope in got.values() {
+        let kind = attribute(envelope, "X-Fleetmesh-Event");
+        let message: Value = serde_json::from_str(envelope["Message"].as_str().expect("Message")).expect("JSON");
+        assert_eq!((envelope["TopicArn"].as_str(), attribute(envelope, "X-Fleetmesh-Trigger")), (Some(topic), "sns"));
+        assert_eq!((message["deploymentId"].as_str(), message["eventTriggerName"].as_str()), (Some(&*id), Some("sns")));
+        let word = if kind == "DeploymentStart" { "CREATED" } else { "SUCCEEDED" };
+        let subject = format!("{word}: AWS CodeDeploy {id} in us-east-1 to app");
+        assert_eq!(envelope["Subject"].as_str(), Some(subject.as_str()), "{kind}");
+        if kind == "InstanceSuccess" {
+            assert_eq!(message["instanceStatus"], "Succeeded", "{message}");
+        } else {
+            assert_eq!(
+                (message["applicationName"].as_str(), message["region"].as_str()),
+                (Some("app"), Some("us-east-1"))
+            );
+        }
+    }
+    let success = got.values().last().expect("the success");
+    let success: Value = serde_json::from_str(success["Message"].as_str().expect("Message")).expect("JSON");
+    assert_eq!(
+        (success["status"].as_str(), success["deploymentOverview"]["Succeeded"].as_str()),
+        (Some("Succeeded"), Some("3"))
+    );
+
+    // The edge alone: a topic that does not exist is AWS's permanent error, with its code.
+    // (Env vars are set for this process: nextest runs each test in its own.)
+    for (key, value) in moto.env() {
+        std::env::set_var(key, value);
+    }
+    let missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let error = runtime.block_on(async {
+        let sns = SdkSns::for_topic(&AwsSettings::default(), missing).await.expect("a client");
+        sns.publish(missing, "subject", "{}").await.expect_err("no such topic")
+    });
+    assert_eq!((error.kind, error.code.as_str()), (AwsErrorKind::Permanent, "NotFound"), "{error}");
 }

@@ -12,6 +12,7 @@ pub mod names;
 pub mod node_id;
 pub mod platform_configs;
 pub mod resources;
+pub mod retention;
 pub mod revision;
 pub mod routes;
 pub mod shift;

@@ -2,7 +2,8 @@
 
 use fleetmesh_model::{
     CreateJoinTokenInput, CreateJoinTokenOutput, DeleteJoinTokenInput, Empty, GetClusterOutput, ListJoinTokensInput,
-    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput,
+    ListJoinTokensOutput, RemoveNodeInput, RotateApiTokenInput, RotateApiTokenOutput, SetDeploymentRetentionInput,
+    SetDeploymentRetentionOutput,
 };
 use fleetmesh_state::model::members::ApiTokenKind;
 use fleetmesh_state::Release;
@@ -90,6 +91,15 @@ pub(crate) fn run(client: &ApiClient, command: ClusterCommand) -> Result<(), Cli
             let node_id = id.or(node_id).unwrap_or_default();
             client.call::<_, Empty>("RemoveNode", &RemoveNodeInput { node_id })?;
             println!("removed node {node_id}; its certificate is refused from now on");
+            Ok(())
+        }
+        ClusterCommand::SetDeploymentRetention { max_deployments, max_age_days } => {
+            let input = SetDeploymentRetentionInput { max_deployments, max_age_days };
+            let now: SetDeploymentRetentionOutput = client.call("SetDeploymentRetention", &input)?;
+            println!(
+                "keeping at most {} deployments; finished ones for {} days",
+                now.max_deployments, now.max_age_days
+            );
             Ok(())
         }
         ClusterCommand::RotateAdminToken => rotate_token(client, ApiTokenKind::Admin),

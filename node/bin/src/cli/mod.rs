@@ -345,6 +345,18 @@ pub(crate) enum ClusterCommand {
         #[arg(long, value_name = "ID")]
         node_id: Option<u64>,
     },
+    /// Set how many finished deployments the cluster keeps and for how long (default
+    /// 10000 deployments, 90 days). Finished deployments past either are dropped from the
+    /// state, oldest first, when the next deployment is created; running deployments and
+    /// each group's last successful one are always kept.
+    SetDeploymentRetention {
+        /// Keep at most this many deployments (10 to 1000000).
+        #[arg(long, value_name = "N")]
+        max_deployments: Option<u32>,
+        /// Drop finished deployments that ended more than this many days ago (1 to 3650).
+        #[arg(long, value_name = "DAYS")]
+        max_age_days: Option<u32>,
+    },
     /// Replace the admin token: prints the new one once; the old one stops working at
     /// once (on every node within a poll). Same as `rotate-token --kind admin`.
     RotateAdminToken,

@@ -1,6 +1,11 @@
 //! A group's `triggerConfigurations` on their way into the state: each secret sealed
 //! with the CA seal key, as access keys are, so the replicated state and its snapshots
 //! never hold one in clear.
+//!
+//! A secret signs webhook deliveries only: an SNS topic target given one is refused
+//! (SNS signs what it delivers itself; a secret that signs nothing would mislead). `""`
+//! (clear the secret) is accepted on any target, so a trigger moved from a webhook to a
+//! topic can drop the secret it had.
 
 use fleetmesh_model::{TriggerConfig, TRIGGER_SECRET_CHARS_MAX};
 use fleetmesh_state::model::triggers::{self, is_sns_topic_arn};
@@ -12,8 +17,8 @@ use crate::runtime::Node;
 /// left-out secret, which keeps one, pass as they are). The state checks the rest.
 ///
 /// # Errors
-/// A secret is too long, an SNS target is named (not built yet), or this node holds no
-/// seal key to seal a secret with.
+/// A secret is too long or given to an SNS topic target, or this node holds no seal key
+/// to seal a secret with.
 pub(super) fn seal_triggers(
     node: &Node,
     configs: Vec<TriggerConfig>,
@@ -22,12 +27,13 @@ pub(super) fn seal_triggers(
         .into_iter()
         .map(|config| {
             let name: String = config.trigger_name.chars().take(128).collect();
-            if is_sns_topic_arn(&config.trigger_target_arn) {
+            let has_secret = config.secret.as_ref().is_some_and(|secret| !secret.is_empty());
+            if has_secret && is_sns_topic_arn(&config.trigger_target_arn) {
                 return Err(ApiError::invalid(
                     "triggerConfigurations",
                     format!(
-                        "trigger {name}: SNS topic targets are not supported yet; give an http(s):// webhook URL \
-                         (the SNS message JSON is what the webhook receives)"
+                        "trigger {name}: a secret signs webhook deliveries only and an SNS topic target takes none \
+                         (SNS signs its own deliveries); leave \"secret\" out"
                     ),
                 ));
             }

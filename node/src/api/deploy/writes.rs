@@ -9,7 +9,6 @@ use fleetmesh_model::{
     OutdatedInstancesStrategy, PrefetchInput, PrefetchOutput, RegisterPushedRevisionInput,
     RegisterPushedRevisionOutput, RevisionSummary, StopDeploymentInput, StopDeploymentOutput, StopStatus,
 };
-use fleetmesh_state::model::alarms::AlarmConfiguration;
 use fleetmesh_state::model::deployment::DeploymentCreator;
 use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::instances::{Tag, TaggedResource};
@@ -139,7 +138,7 @@ pub(super) fn group_spec(node: &Node, input: CreateDeploymentGroupInput) -> Resu
             node,
             input.trigger_configurations.unwrap_or_default(),
         )?,
-        alarm_configuration: input.alarm_configuration.map(alarms_here).transpose()?,
+        alarm_configuration: input.alarm_configuration,
     };
     Ok(spec)
 }
@@ -306,24 +305,8 @@ pub(super) fn deployment_spec(input: CreateDeploymentInput) -> Result<Deployment
             None => None,
         },
         shift: None,
-        alarm_configuration: input.override_alarm_configuration.map(alarms_here).transpose()?,
+        alarm_configuration: input.override_alarm_configuration,
     })
-}
-
-/// `configuration` if this release can poll its alarms: Prometheus query alarms only
-/// (CloudWatch alarms by name are not built yet).
-fn alarms_here(configuration: AlarmConfiguration) -> Result<AlarmConfiguration, ApiError> {
-    match configuration.alarms.iter().find(|alarm| alarm.prometheus.is_none()) {
-        Some(alarm) => Err(ApiError::invalid(
-            "alarmConfiguration",
-            format!(
-                "alarm {}: CloudWatch alarms are not supported yet; give a Prometheus query alarm \
-                 {{\"name\",\"prometheus\":{{\"url\",\"query\",\"threshold\",\"comparisonOperator\"}}}}",
-                alarm.name.chars().take(255).collect::<String>()
-            ),
-        )),
-        None => Ok(configuration),
-    }
 }
 
 pub(super) async fn continue_deployment(

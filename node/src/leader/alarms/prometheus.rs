@@ -8,7 +8,7 @@ use fleetmesh_state::model::alarms::{Alarm, PrometheusAlarm};
 use fleetmesh_transport::BoxFuture;
 use serde_json::Value;
 
-use super::{AlarmProbe, PollError, Reading};
+use super::{AlarmProbe, PollError, Reading, Role};
 
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +61,8 @@ pub struct PrometheusProbe {
 }
 
 impl AlarmProbe for PrometheusProbe {
-    fn read(&self, alarm: &Alarm) -> BoxFuture<'static, Result<Reading, PollError>> {
+    /// One query per alarm, all at once on the blocking pool.
+    fn read(&self, alarms: Vec<Alarm>, _role: Role) -> BoxFuture<'static, Vec<Result<Reading, PollError>>> {
         let agent = self
             .agent
             .get_or_init(|| {
@@ -72,13 +73,26 @@ impl AlarmProbe for PrometheusProbe {
                     .into()
             })
             .clone();
-        let (name, prometheus) = (alarm.name.clone(), alarm.prometheus.clone());
         Box::pin(async move {
-            let prometheus = prometheus.ok_or_else(|| {
-                PollError(format!("alarm {name} is a CloudWatch alarm, which this release cannot read"))
-            })?;
-            let read = tokio::task::spawn_blocking(move || query(&agent, &prometheus)).await;
-            read.map_err(|error| PollError(format!("the query task failed: {error}")))?
+            let queries: Vec<_> = alarms
+                .into_iter()
+                .map(|alarm| {
+                    let agent = agent.clone();
+                    tokio::task::spawn_blocking(move || match &alarm.prometheus {
+                        Some(prometheus) => query(&agent, prometheus),
+                        None => {
+                            Err(PollError(format!("alarm {} is a CloudWatch alarm, not a Prometheus one", alarm.name)))
+                        }
+                    })
+                })
+                .collect();
+            let mut readings = Vec::with_capacity(queries.len());
+            for query in queries {
+                readings.push(
+                    query.await.unwrap_or_else(|error| Err(PollError(format!("the query task failed: {error}")))),
+                );
+            }
+            readings
         })
     }
 }

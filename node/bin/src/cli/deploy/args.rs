@@ -77,7 +77,8 @@ pub(crate) enum DeployCommand {
         /// DEPLOYMENT_STOP_ON_ALARM in the rollback events), polled every 2 s while one runs:
         /// '{"enabled":true,"ignorePollAlarmFailure":false,"alarms":[{"name":"errors","prometheus":
         /// {"url":"http://prometheus:9090","query":"sum(rate(http_errors_total[1m]))","threshold":5,
-        /// "comparisonOperator":"GreaterThanThreshold"}}]}'. Only Prometheus query alarms are read.
+        /// "comparisonOperator":"GreaterThanThreshold"}}]}'. An alarm given by name alone
+        /// ({"name":"HighErrors"}) is a CloudWatch alarm, on in state ALARM.
         #[arg(long, value_name = "JSON")]
         alarm_configuration: Option<String>,
     },
@@ -299,7 +300,8 @@ pub(crate) struct CreateDeploymentGroupArgs {
     /// DEPLOYMENT_STOP_ON_ALARM in the rollback events), polled every 2 s while one runs:
     /// '{"enabled":true,"ignorePollAlarmFailure":false,"alarms":[{"name":"errors","prometheus":
     /// {"url":"http://prometheus:9090","query":"sum(rate(http_errors_total[1m]))","threshold":5,
-    /// "comparisonOperator":"GreaterThanThreshold"}}]}'. Only Prometheus query alarms are read.
+    /// "comparisonOperator":"GreaterThanThreshold"}}]}'. An alarm given by name alone
+    /// ({"name":"HighErrors"}) is a CloudWatch alarm, on in state ALARM.
     #[arg(long, value_name = "JSON")]
     pub(crate) alarm_configuration: Option<String>,
     /// Do not give hosts that join later the group's last successful revision.
