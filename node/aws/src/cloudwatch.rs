@@ -14,7 +14,7 @@
 //! ureq rather than the SDK's own HTTP client, which is built to be driven by the SDK's
 //! orchestrator (runtime components, connector settings) and awkward to call alone; ureq
 //! is already built for the node, and one poll every 2 s fits the blocking pool. Its
-//! roots are the system's (`rustls-native-certs`, as the SDK's client loads them).
+//! roots are the system's ([`crate::outbound_agent`]).
 //!
 //! The endpoint: [`AwsSettings::endpoint_url`], else `AWS_ENDPOINT_URL_CLOUDWATCH`, else
 //! `AWS_ENDPOINT_URL`, else `https://monitoring.<region>.amazonaws.com` ([`endpoint_url`]).
@@ -286,22 +286,6 @@ fn send(agent: &ureq::Agent, request: &SignedRequest) -> Result<DescribeAlarmsOu
     read_answer(status, query_error.as_deref(), &body)
 }
 
-/// The HTTPS client: rustls on ring with the system's roots (none found: HTTPS calls fail
-/// with a TLS error, plain HTTP works).
-fn agent() -> ureq::Agent {
-    let roots: Vec<_> = rustls_native_certs::load_native_certs()
-        .certs
-        .iter()
-        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
-        .collect();
-    let mut config = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(CALL_TIMEOUT));
-    if !roots.is_empty() {
-        let roots = ureq::tls::RootCerts::new_with_certs(&roots);
-        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
-    }
-    config.build().into()
-}
-
 /// A CloudWatch client for alarm states; cheap to clone (clones share the HTTPS client
 /// and the cached credentials).
 #[derive(Clone)]
@@ -325,7 +309,15 @@ impl CloudWatchAlarms {
         let endpoint = endpoint_url(settings.endpoint_url.as_deref(), |name| std::env::var(name).ok(), &region);
         let provider = config.credentials_provider();
         let credentials = tokio::sync::Mutex::new(None);
-        Self { inner: Arc::new(Inner { endpoint, region, provider, credentials, agent: agent() }) }
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                region,
+                provider,
+                credentials,
+                agent: crate::outbound_agent(CALL_TIMEOUT, 0),
+            }),
+        }
     }
 
     /// The region the calls go to.

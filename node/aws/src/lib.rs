@@ -36,6 +36,7 @@ mod ecs;
 mod elbv2;
 mod error;
 mod lambda;
+mod outbound;
 mod s3;
 mod sns;
 
@@ -44,6 +45,7 @@ pub use ecs::{EcsTraffic, SdkEcs, TaskSetInfo, TaskSetSpec, VpcNetwork};
 pub use elbv2::{Elbv2Traffic, SdkElbv2, Target, TargetGroup};
 pub use error::{AwsError, AwsErrorKind};
 pub use lambda::{AliasRouting, LambdaTraffic, SdkLambda};
+pub use outbound::outbound_agent;
 pub use s3::{unquote, ObjectInfo, ObjectRef, SdkS3};
 pub use sns::{clamp_subject, topic_region, SdkSns, PUBLISH_TIMEOUT, SUBJECT_CHARS_MAX};
 

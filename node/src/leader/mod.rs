@@ -26,6 +26,7 @@
 //! ```
 
 mod admission;
+pub mod clients;
 pub mod alarms;
 pub mod assignments;
 pub mod autopilot;
@@ -125,6 +126,18 @@ impl Leader {
         planner: Arc<dyn WavePlanner>,
         aws: shift::AwsEdges,
     ) -> Arc<Self> {
+        Self::start_with_trigger_sink(node, tasks, planner, aws, Arc::new(triggers::ByTarget::production()))
+    }
+
+    /// [`Leader::start_with`] with trigger deliveries going to `trigger_sink` instead of
+    /// webhooks and SNS: the seam through which the simulator records (and fails) them.
+    pub fn start_with_trigger_sink(
+        node: &Arc<Node>,
+        tasks: &mut tokio::task::JoinSet<()>,
+        planner: Arc<dyn WavePlanner>,
+        aws: shift::AwsEdges,
+        trigger_sink: Arc<dyn triggers::TriggerSink>,
+    ) -> Arc<Self> {
         let (events, received) = mpsc::unbounded_channel();
         let leader = Arc::new(Self {
             node: node.clone(),
@@ -139,7 +152,7 @@ impl Leader {
         node.register(Family::Leader, leader.clone());
         tasks.spawn(run::run(node.clone(), planner, aws, received));
         tasks.spawn(polls::watch_poll_inputs(leader.clone()));
-        tasks.spawn(triggers::run(node.clone(), Arc::new(triggers::ByTarget::production())));
+        tasks.spawn(triggers::run(node.clone(), trigger_sink));
         tasks.spawn(alarms::run(node.clone(), alarms::Probes::real()));
         leader
     }

@@ -25,9 +25,8 @@ use fleetmesh_state::model::ids::DeploymentId;
 use fleetmesh_state::model::shift::{EcsProgress, LambdaSpec, ShiftSpec, ShiftStep};
 use fleetmesh_state::Command;
 use fleetmesh_transport::BoxFuture;
-use std::collections::BTreeMap;
 
-use tokio::sync::Mutex;
+use crate::leader::clients::ClientCache;
 use tracing::{info, warn};
 
 use super::ecs::{EcsCall, EcsEdge};
@@ -82,7 +81,7 @@ impl AwsEdges {
 /// role).
 #[derive(Default)]
 pub struct SdkEdge {
-    clients: Mutex<BTreeMap<Role, SdkClients>>,
+    clients: ClientCache<Role, SdkClients>,
 }
 
 /// The clients of one role.
@@ -95,16 +94,11 @@ struct SdkClients {
 
 impl SdkEdge {
     async fn clients(&self, role: Role) -> SdkClients {
-        let mut clients = self.clients.lock().await;
-        if let Some(found) = clients.get(&role) {
-            return found.clone();
-        }
-        let settings = AwsSettings { role_arn: role.clone(), ..AwsSettings::default() };
-        let config = settings.load().await;
-        let made =
-            SdkClients { lambda: SdkLambda::new(&config), ecs: SdkEcs::new(&config), elbv2: SdkElbv2::new(&config) };
-        clients.insert(role, made.clone());
-        made
+        let make = |role: Role| async move {
+            let config = AwsSettings { role_arn: role, ..AwsSettings::default() }.load().await;
+            SdkClients { lambda: SdkLambda::new(&config), ecs: SdkEcs::new(&config), elbv2: SdkElbv2::new(&config) }
+        };
+        self.clients.get_or_make(role, make).await
     }
 
     async fn client(&self, role: Role) -> SdkLambda {

@@ -114,7 +114,7 @@ fn register_running(registry: &mut Registry, state: &ClusterState) {
         in_flight.get_or_create(&[("platform", platform.to_string())]).set(0);
     }
     let shares = Family::<Labels2, Gauge>::default();
-    for deployment in state.deployments.values().filter(|deployment| !deployment.status.is_terminal()) {
+    for deployment in state.active_deployments() {
         let platform = platform_of(deployment);
         let running = deployment.targets.values().filter(|target| target.status == TargetStatus::InProgress).count()
             + usize::from(deployment.shift.as_ref().is_some_and(|run| run.status == TargetStatus::InProgress));

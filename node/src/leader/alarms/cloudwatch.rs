@@ -9,13 +9,10 @@
 //! `AWS_ENDPOINT_URL_CLOUDWATCH` / `AWS_ENDPOINT_URL` when set
 //! ([`fleetmesh_aws::CloudWatchAlarms`]); one client per role, kept.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
+use crate::leader::clients::ClientCache;
 use fleetmesh_aws::{AlarmState, AlarmStateValue, AwsSettings, CloudWatchAlarms};
 use fleetmesh_state::model::alarms::Alarm;
 use fleetmesh_transport::BoxFuture;
-use tokio::sync::Mutex;
 
 use super::{AlarmProbe, PollError, Reading, Role};
 
@@ -54,20 +51,17 @@ fn reading(state: &AlarmState) -> Result<Reading, PollError> {
 /// Reads CloudWatch alarms with a client per role.
 #[derive(Default)]
 pub struct CloudWatchProbe {
-    clients: Arc<Mutex<BTreeMap<Role, CloudWatchAlarms>>>,
+    clients: ClientCache<Role, CloudWatchAlarms>,
 }
 
 /// The client of `role`, made on first use (the configuration loaded the AWS way, the
 /// role assumed through STS).
-async fn client(clients: &Mutex<BTreeMap<Role, CloudWatchAlarms>>, role: Role) -> CloudWatchAlarms {
-    let mut clients = clients.lock().await;
-    if let Some(client) = clients.get(&role) {
-        return client.clone();
-    }
-    let settings = AwsSettings { role_arn: role.clone(), ..AwsSettings::default() };
-    let client = CloudWatchAlarms::new(&settings.load().await, &settings);
-    clients.insert(role, client.clone());
-    client
+async fn client(clients: &ClientCache<Role, CloudWatchAlarms>, role: Role) -> CloudWatchAlarms {
+    let make = |role: Role| async move {
+        let settings = AwsSettings { role_arn: role, ..AwsSettings::default() };
+        CloudWatchAlarms::new(&settings.load().await, &settings)
+    };
+    clients.get_or_make(role, make).await
 }
 
 impl AlarmProbe for CloudWatchProbe {

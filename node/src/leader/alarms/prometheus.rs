@@ -63,16 +63,7 @@ pub struct PrometheusProbe {
 impl AlarmProbe for PrometheusProbe {
     /// One query per alarm, all at once on the blocking pool.
     fn read(&self, alarms: Vec<Alarm>, _role: Role) -> BoxFuture<'static, Vec<Result<Reading, PollError>>> {
-        let agent = self
-            .agent
-            .get_or_init(|| {
-                ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(QUERY_TIMEOUT))
-                    .build()
-                    .into()
-            })
-            .clone();
+        let agent = self.agent.get_or_init(|| fleetmesh_aws::outbound_agent(QUERY_TIMEOUT, 5)).clone();
         Box::pin(async move {
             let queries: Vec<_> = alarms
                 .into_iter()

@@ -10,13 +10,10 @@
 //! (the standard chain). The region is the topic's (from its ARN); the endpoint is AWS's,
 //! or `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SNS` for an SNS-compatible server.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
+use crate::leader::clients::ClientCache;
 use fleetmesh_aws::{AwsError, AwsSettings, SdkSns};
 use fleetmesh_state::model::triggers::TriggerEventType;
 use fleetmesh_transport::BoxFuture;
-use tokio::sync::Mutex;
 use tracing::debug;
 
 use super::{Delivery, DeliveryError, TriggerSink};
@@ -29,26 +26,21 @@ type ClientKey = (Option<String>, String);
 /// by the state: at most one entry per group role and topic region of the triggers set.
 #[derive(Default)]
 pub struct SnsSink {
-    clients: Arc<Mutex<BTreeMap<ClientKey, SdkSns>>>,
+    clients: ClientCache<ClientKey, SdkSns>,
 }
 
 impl SnsSink {
     /// The client for `role` in `topic_arn`'s region, made on first use.
     async fn client(
-        clients: &Mutex<BTreeMap<ClientKey, SdkSns>>,
+        clients: &ClientCache<ClientKey, SdkSns>,
         role: Option<String>,
         topic_arn: &str,
     ) -> Result<SdkSns, AwsError> {
         let region = fleetmesh_aws::topic_region(topic_arn).unwrap_or_default().to_string();
-        let mut clients = clients.lock().await;
-        let key = (role, region);
-        if let Some(found) = clients.get(&key) {
-            return Ok(found.clone());
-        }
-        let settings = AwsSettings { role_arn: key.0.clone(), ..AwsSettings::default() };
-        let made = SdkSns::for_topic(&settings, topic_arn).await?;
-        clients.insert(key, made.clone());
-        Ok(made)
+        let make = |(role, _region): ClientKey| async move {
+            SdkSns::for_topic(&AwsSettings { role_arn: role, ..AwsSettings::default() }, topic_arn).await
+        };
+        clients.get_or_try_make((role, region), make).await
     }
 }
 

@@ -5,7 +5,7 @@
 //! (CodeDeploy's event type), `X-Fleetmesh-Trigger` (the trigger's name) and
 //! `X-Fleetmesh-Signature: sha256=<hex HMAC-SHA256 of the body>`. Any 2xx answer
 //! accepts the delivery. HTTPS targets are checked against the system's roots
-//! (`/etc/ssl/certs/ca-certificates.crt`).
+//! ([`fleetmesh_aws::outbound_agent`]).
 
 use std::time::Duration;
 
@@ -15,9 +15,6 @@ use super::{Delivery, DeliveryError, TriggerSink};
 
 /// How long one try may take, connect to answer.
 const TRY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where Debian-family systems keep the public roots.
-const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// `sha256=<hex>` of `body` under `secret`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
@@ -33,32 +30,10 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    /// The client, with the system's roots for HTTPS (none found: HTTPS targets fail
-    /// with a TLS error, plain HTTP works).
+    /// The client, made once ([`fleetmesh_aws::outbound_agent`]); redirects are not
+    /// followed (a delivery goes where the trigger says).
     fn agent(&self) -> ureq::Agent {
-        self.agent.get_or_init(Self::client).clone()
-    }
-
-    fn client() -> ureq::Agent {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TRY_TIMEOUT))
-            .max_redirects(0);
-        let roots: Vec<_> = std::fs::read(SYSTEM_ROOTS)
-            .map(|pem| {
-                ureq::tls::parse_pem(&pem)
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(certificate)) => Some(certificate),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !roots.is_empty() {
-            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&roots)).build();
-            config = config.tls_config(tls);
-        }
-        config.build().into()
+        self.agent.get_or_init(|| fleetmesh_aws::outbound_agent(TRY_TIMEOUT, 0)).clone()
     }
 }
 
