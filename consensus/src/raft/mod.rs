@@ -54,19 +54,19 @@ pub struct RaftTiming {
 
 impl Default for RaftTiming {
     fn default() -> Self {
-        // A follower that knew a leader campaigns only after the leader lease (= the
-        // election timeout maximum) plus a random timeout have passed without a
-        // heartbeat, checked every heartbeat, and only with a majority of pre-vote
-        // grants (`prevote.rs`); a voter grants only once its own lease has expired. With 100 ms
-        // heartbeats and a 200–400 ms window a follower campaigns after 600–800 ms of
-        // silence (six or more missed heartbeats), so failover takes ≈ 0.6–0.95 s; the
-        // earlier 400–800 ms window made that 1.2–1.9 s (measured: median 1.42 s, see
-        // docs/benchmarks.md). The bench's quiet phases (idle, commit load, rollouts) on a
-        // loaded 2-core machine showed no spurious election with either window.
+        // A follower that knew a leader campaigns once the leader lease (= the election
+        // timeout maximum) plus a random part of the window (0 to max − min) have passed
+        // without a heartbeat, checked every half heartbeat, and only with a majority of
+        // pre-vote grants (`prevote.rs`); a voter grants only once its own lease has
+        // expired. With 50 ms heartbeats and a 150–250 ms window a follower campaigns
+        // after 250–350 ms of silence (five or more missed heartbeats): failover ≈ 0.3 s.
+        // Before, 100 ms heartbeats, a 200–400 ms window and the lease plus a whole
+        // random timeout: 600–800 ms of silence, failover median 0.63–0.67 s. Numbers and
+        // the spurious-election check on a loaded machine: docs/benchmarks.md.
         Self {
-            heartbeat: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(200),
-            election_timeout_max: Duration::from_millis(400),
+            heartbeat: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(250),
         }
     }
 }

@@ -10,8 +10,9 @@
 //! (measured on a real network: terms 4 → 20 after a 5 s cut).
 //!
 //! So openraft's own election timer is off (`enable_elect: false`, see
-//! [`super::raft_config`]) and [`campaign`] runs the timer instead: after the same
-//! silence openraft waits (the leader lease plus a random election timeout) it sends
+//! [`super::raft_config`]) and [`campaign`] runs the timer instead: once the leader lease has passed without a
+//! heartbeat, plus a random part of the election window (so that two voters rarely
+//! campaign at once), it sends
 //! [`RaftRequest::PreVote`] to every other voter, and calls `trigger().elect()` only with
 //! a majority of grants. A voter grants ([`answer`]) when it has not heard from a leader
 //! within the lease, is not the leader itself, and the candidate's log is at least as
@@ -72,10 +73,12 @@ impl View {
         self.vote.is_committed() && self.heard.is_some_and(|heard| now - heard <= lease)
     }
 
-    /// Whether this voter has waited long enough to campaign: the lease (when it
-    /// followed a leader) plus `timeout` since it last heard of one.
-    fn silent_for(&self, now: Instant, lease: Duration, timeout: Duration) -> bool {
-        let wait = if self.vote.is_committed() { lease + timeout } else { timeout };
+    /// Whether this voter has waited long enough to campaign since it last heard of a
+    /// leader: `lease + jitter` when it followed one (the other voters grant their vote
+    /// only once their own lease has passed, and they heard the leader's last heartbeat
+    /// when this voter did), `timeout` when it never knew one.
+    fn silent_for(&self, now: Instant, lease: Duration, timeout: Duration, jitter: Duration) -> bool {
+        let wait = if self.vote.is_committed() { lease + jitter } else { timeout };
         self.heard.is_none_or(|heard| now - heard >= wait)
     }
 }
@@ -111,11 +114,12 @@ pub async fn campaign(
     let mut timeout = draw(timing);
     let mut last_try: Option<Instant> = None;
     loop {
-        FleetRuntime::sleep(timing.heartbeat).await;
+        FleetRuntime::sleep(timing.heartbeat / 2).await;
         let Some(view) = View::read(&raft, id).await else { return };
         let now = <Instant as openraft::Instant>::now();
         hears_leader.store(view.leader || view.has_live_leader(now, 2 * lease), Ordering::Relaxed);
-        if view.leader || !view.voter || !view.silent_for(now, lease, timeout) {
+        let jitter = timeout.saturating_sub(timing.election_timeout_min);
+        if view.leader || !view.voter || !view.silent_for(now, lease, timeout, jitter) {
             continue;
         }
         if last_try.is_some_and(|at| now - at < timeout) {
