@@ -50,6 +50,9 @@ pub struct ClusterNode {
     /// Its release, as its polls report it (none until it has polled this leader).
     #[serde(default)]
     pub release: Option<Release>,
+    /// The on-premises instance name it took (`node --instance-name`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
 }
 
 /// `GetCluster` takes nothing.

@@ -26,10 +26,10 @@
 //! ```
 
 mod admission;
-pub mod clients;
 pub mod alarms;
 pub mod assignments;
 pub mod autopilot;
+pub mod clients;
 mod core;
 pub mod ecs;
 mod elbv2;
@@ -235,6 +235,7 @@ impl Leader {
                     },
                     tags: member.tags,
                     release,
+                    instance_name: member.instance_name,
                 }
             })
             .collect();

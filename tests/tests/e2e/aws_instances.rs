@@ -167,6 +167,22 @@ fn a_node_takes_a_registered_instance_and_groups_follow_its_tags() {
     let held = aws_json(&cluster, &key, &["get-on-premises-instance", "--instance-name", "box-2"]);
     assert_eq!(held["instanceInfo"]["tags"], taken["instanceInfo"]["tags"], "{held}");
 
+    // `cluster status` names the node that holds the instance, and only that one.
+    let status = cluster.cli_json(1, &["cluster", "status", "--json"]).expect("cluster status");
+    let named: Vec<(String, Value)> = status["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|node| (node["id"].to_string(), node["instance_name"].clone()))
+        .collect();
+    for (id, name) in &named {
+        let expected = if *id == node_id(&cluster, 2) { Value::from("box-2") } else { Value::Null };
+        assert_eq!(*name, expected, "node {id} in {status}");
+    }
+    let table = cluster.ok(1, &["cluster", "status"]);
+    assert!(table.contains("NAME") && table.contains("box-2"), "{table}");
+
     // Groups select the node by the instance's tags, as they change.
     cluster.ok(1, &["deploy", "create-application", "--application-name", "app"]);
     cluster.create_group("prod", &["--tag", "env=prod"]);

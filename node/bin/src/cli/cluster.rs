@@ -32,7 +32,7 @@ pub(crate) fn render_status(view: &GetClusterOutput) -> String {
         "cluster {}   term {}   leader {leader}   feature level {}\n\n",
         view.cluster_id, view.term, view.feature_level
     );
-    let mut table = Table::new(&["ID", "ROLE", "HEALTH", "RELEASE", "ADDRESS", "API", "TAGS"]);
+    let mut table = Table::new(&["ID", "NAME", "ROLE", "HEALTH", "RELEASE", "ADDRESS", "API", "TAGS"]);
     for node in &view.nodes {
         let tags = node.tags.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(",");
         let mut id = node.id.to_string();
@@ -41,6 +41,7 @@ pub(crate) fn render_status(view: &GetClusterOutput) -> String {
         }
         table.row(vec![
             id,
+            or_dash(node.instance_name.clone()),
             spelled(&node.role),
             spelled(&node.health),
             release(node.release.as_ref()),
