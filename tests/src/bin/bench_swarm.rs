@@ -8,7 +8,12 @@
 //!    process on loopback, bound and configured exactly as a node binds its endpoint
 //!    (TLS, transport parameters, socket buffers); the bytes come from memory and are
 //!    dropped on arrival.
-//! 4. The swarm: a `--nodes`-node cluster (default 2) of real `fleetmesh` processes;
+//! 4. The work a receiver cannot avoid besides the transport, each alone on the same
+//!    number of bytes: BLAKE3 on one thread in chunk-sized slices (as the receiver
+//!    verifies), and writing the bytes to a file in 1 MiB writes (no fsync, as the
+//!    store writes). With raw quinn's CPU time they make the "bound" the swarm's CPU
+//!    time (seed + receiver) is compared with, per GiB. (It runs before step 3.)
+//! 5. The swarm: a `--nodes`-node cluster (default 2) of real `fleetmesh` processes;
 //!    the file is pushed to node 1 and every other node prefetches it. It times node
 //!    2's fetch, prints the ratio to the raw quinn rate, and node 2's peak RSS while
 //!    receiving (VmHWM) minus its idle RSS before the fetch.
@@ -110,6 +115,140 @@ fn raw_quinn(bytes: u64) -> anyhow::Result<(Duration, Duration)> {
     })
 }
 
+/// Bytes per BLAKE3 call in [`hash_alone`]: about the average chunk (the receiver hashes
+/// chunk by chunk).
+const HASH_SLICE_BYTES: usize = 64 << 10;
+
+/// CPU time of this process (its other threads are idle) while `work` runs, and its wall time.
+fn cpu_of(work: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(Duration, Duration)> {
+    let before = process_cpu(std::process::id()).unwrap_or_default();
+    let start = Instant::now();
+    work()?;
+    let elapsed = start.elapsed();
+    Ok((process_cpu(std::process::id()).unwrap_or_default().saturating_sub(before), elapsed))
+}
+
+/// The first MiBs of `blob` (up to 64), reused as the data of [`hash_alone`] and
+/// [`write_alone`] so that reading the file is not in their figures.
+fn sample(blob: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(blob)?.take(64 << 20).read_to_end(&mut data)?;
+    anyhow::ensure!(!data.is_empty(), "the bench file is empty");
+    Ok(data)
+}
+
+/// BLAKE3 of `bytes` bytes on this thread, [`HASH_SLICE_BYTES`] at a time: (CPU, wall).
+fn hash_alone(data: &[u8], bytes: u64) -> anyhow::Result<(Duration, Duration)> {
+    cpu_of(|| {
+        let mut left = bytes;
+        let mut digest = [0u8; 32];
+        // Bounded: each turn hashes at least one byte of `left`.
+        while left > 0 {
+            for slice in data.chunks(HASH_SLICE_BYTES) {
+                let take = slice.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let hash = blake3::hash(&slice[..take]);
+                digest.iter_mut().zip(hash.as_bytes()).for_each(|(byte, other)| *byte ^= other);
+                left -= take as u64;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        std::hint::black_box(digest);
+        Ok(())
+    })
+}
+
+/// Writes `bytes` bytes to a new file in `dir`, 1 MiB per `write`, no fsync (as the
+/// store writes packs), then deletes it: (CPU, wall) of the writes.
+fn write_alone(dir: &Path, data: &[u8], bytes: u64) -> anyhow::Result<(Duration, Duration)> {
+    use std::io::Write;
+    let path = dir.join("write-alone.bin");
+    let figures = cpu_of(|| {
+        let mut file = std::fs::File::create_new(&path)?;
+        let mut left = bytes;
+        // Bounded: each turn writes at least one byte of `left`.
+        while left > 0 {
+            for block in data.chunks(1 << 20) {
+                let take = block.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                file.write_all(&block[..take])?;
+                left -= take as u64;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    std::fs::remove_file(&path)?;
+    Ok(figures)
+}
+
+/// Step 4's figures: the receiver's unavoidable work, each alone.
+struct Alone {
+    hash_cpu: Duration,
+    hash_wall: Duration,
+    write_cpu: Duration,
+    write_wall: Duration,
+}
+
+impl Alone {
+    fn measure(blob: &Path, dir: &Path, bytes: u64) -> anyhow::Result<Self> {
+        let data = sample(blob)?;
+        let (hash_cpu, hash_wall) = hash_alone(&data, bytes)?;
+        let (write_cpu, write_wall) = write_alone(dir, &data, bytes)?;
+        let alone = Self { hash_cpu, hash_wall, write_cpu, write_wall };
+        let mib = bytes as f64 / MIB;
+        eprintln!(
+            "alone: BLAKE3 one thread {:.2} CPU-s ({:.0} MiB/s), write {:.2} CPU-s ({:.0} MiB/s)",
+            hash_cpu.as_secs_f64(),
+            mib / hash_wall.as_secs_f64(),
+            write_cpu.as_secs_f64(),
+            mib / write_wall.as_secs_f64()
+        );
+        Ok(alone)
+    }
+
+    fn json(&self, mib: f64) -> serde_json::Value {
+        json!({
+            "blake3CpuSecs": self.hash_cpu.as_secs_f64(),
+            "blake3MibPerSec": mib / self.hash_wall.as_secs_f64(),
+            "writeCpuSecs": self.write_cpu.as_secs_f64(),
+            "writeMibPerSec": mib / self.write_wall.as_secs_f64(),
+        })
+    }
+
+    /// Prints and returns CPU-s per GiB: the swarm's two ends against the "bound", raw
+    /// quinn's two ends plus the hashing and writing a receiver must do anyway.
+    fn report(&self, raw_cpu: Duration, swarm: &Swarm, mib: f64) -> serde_json::Value {
+        let per_gib = |cpu: Duration| cpu.as_secs_f64() * 1024.0 / mib;
+        let bound = raw_cpu + self.hash_cpu + self.write_cpu;
+        let swarm_cpu = swarm.seed_cpu + swarm.receiver_cpu;
+        let ratio = swarm_cpu.as_secs_f64() / bound.as_secs_f64();
+        eprintln!(
+            "CPU-s/GiB: swarm {:.2} (seed {:.2} + receiver {:.2}); bound {:.2} (raw quinn {:.2} + BLAKE3 {:.2} + write {:.2}); swarm / bound {ratio:.2}x",
+            per_gib(swarm_cpu),
+            per_gib(swarm.seed_cpu),
+            per_gib(swarm.receiver_cpu),
+            per_gib(bound),
+            per_gib(raw_cpu),
+            per_gib(self.hash_cpu),
+            per_gib(self.write_cpu),
+        );
+        json!({
+            "swarmCpuSecsPerGib": per_gib(swarm_cpu),
+            "seedCpuSecsPerGib": per_gib(swarm.seed_cpu),
+            "receiverCpuSecsPerGib": per_gib(swarm.receiver_cpu),
+            "boundCpuSecsPerGib": per_gib(bound),
+            "rawQuinnCpuSecsPerGib": per_gib(raw_cpu),
+            "blake3CpuSecsPerGib": per_gib(self.hash_cpu),
+            "writeCpuSecsPerGib": per_gib(self.write_cpu),
+            "swarmOverBound": ratio,
+        })
+    }
+}
+
 /// Wall time of `b3sum --num-threads 1 file`, if b3sum is installed.
 fn b3sum(path: &Path) -> Option<Duration> {
     let start = Instant::now();
@@ -152,12 +291,14 @@ fn main() -> anyhow::Result<()> {
         b3sum_mib_per_sec.map_or("not installed".to_string(), |rate| format!("{rate:.0} MiB/s")),
     );
 
+    let alone = Alone::measure(&blob, scratch.path(), bytes)?;
     let (raw_elapsed, raw_cpu) = raw_quinn(bytes)?;
     let raw_rate = mib / raw_elapsed.as_secs_f64();
     eprintln!("raw quinn: {raw_rate:.0} MiB/s over one stream ({:.2} CPU-s)", raw_cpu.as_secs_f64());
 
     let swarm = measure_swarm(&args, &bundle, raw_rate)?;
     eprintln!("load average after: {}", load_average());
+    let cpu = alone.report(raw_cpu, &swarm, mib);
     let figures = json!({
         "fileBytes": bytes,
         "pipeline": pipeline,
@@ -165,6 +306,8 @@ fn main() -> anyhow::Result<()> {
         "b3sumOneThreadMibPerSec": b3sum_mib_per_sec,
         "rawQuinnMibPerSec": raw_rate,
         "rawQuinnCpuSecs": raw_cpu.as_secs_f64(),
+        "alone": alone.json(mib),
+        "cpu": cpu,
         "pushSecs": swarm.push_elapsed.as_secs_f64(),
         "revisionBytes": swarm.size,
         "nodes": args.nodes,
@@ -200,7 +343,7 @@ struct Swarm {
     peak_rss_kib: u64,
 }
 
-/// Step 4: pushes the bundle to node 1 of a fresh cluster, has every node prefetch it,
+/// Step 5: pushes the bundle to node 1 of a fresh cluster, has every node prefetch it,
 /// and times node 2's fetch (with CPU and memory of the seed and the receiver).
 fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64) -> anyhow::Result<Swarm> {
     let cluster = TestCluster::start(args.nodes, Options::default());

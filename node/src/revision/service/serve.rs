@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_transport::NodeId;
 
@@ -95,20 +95,12 @@ impl RevisionService {
         (Response::Piece { have }, payload)
     }
 
-    /// Reads and verifies the named chunks into one buffer (blocking).
+    /// Reads the named chunks into one buffer (blocking), each checked as
+    /// [`crate::revision::ChunkStore::read_for_peer`] says: one `pread` per chunk into
+    /// the answer, hashed again unless this process wrote and verified its pack.
     fn read_piece(&self, chunks: &[ChunkHash]) -> Result<Bytes, ChunkUnavailable> {
-        let mut payload = BytesMut::new();
-        for hash in chunks {
-            let bytes = self.store.get(*hash).map_err(|reason| ChunkUnavailable { hash: *hash, reason })?;
-            if payload.is_empty() {
-                // One allocation for a typical piece: chunks of a piece are similar in size.
-                payload.reserve(bytes.len() * chunks.len());
-            }
-            let start = payload.len();
-            payload.extend_from_slice(&bytes);
-            self.chunk_uploads.outgoing(&mut payload[start..]);
-        }
-        Ok(payload.freeze())
+        let payload = self.store.read_for_peer(chunks, |chunk| self.chunk_uploads.outgoing(chunk))?;
+        Ok(Bytes::from(payload))
     }
 
     /// Opens a push of `declared_bytes`, refused when over `limit`.
@@ -184,10 +176,7 @@ impl RevisionService {
 }
 
 /// A chunk a piece request named that this node cannot read (answered to the peer as
-/// an error).
+/// an error; the store's error names the chunk or the file).
 #[derive(Debug, thiserror::Error)]
-#[error("chunk {hash} is not available here: {reason}")]
-struct ChunkUnavailable {
-    hash: ChunkHash,
-    reason: StoreError,
-}
+#[error("a chunk of the piece is not available here: {0}")]
+struct ChunkUnavailable(#[from] StoreError);

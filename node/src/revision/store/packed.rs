@@ -4,8 +4,9 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -20,8 +21,13 @@ impl ChunkStore {
     /// asks two peers for one piece) each write a pack; the chunk is indexed in the first.
     pub(super) fn store_pack(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<usize, StoreError> {
         let (name, offsets) = self.write_pack(chunks)?;
+        // Stamped after the pack is linked and its temp name removed (both change ctime).
+        let stamp = fs::metadata(packs::dir(&self.dir).join(&name)).map(|metadata| packs::Stamp::of(&metadata));
         let mut index = self.lock_packs();
         let key = index.add_pack(name);
+        if let Ok(stamp) = stamp {
+            index.verified.insert(key, stamp);
+        }
         let mut stored = 0;
         for ((hash, bytes), offset) in chunks.iter().zip(offsets) {
             if let Entry::Vacant(vacant) = index.chunks.entry(*hash) {
@@ -115,6 +121,85 @@ impl ChunkStore {
         None
     }
 
+    /// Reads the chunks `hashes`, in order, into one buffer (a piece answer for a peer)
+    /// and calls `each` on every chunk's bytes in it, once they are read and checked.
+    ///
+    /// The serve path: one open per pack and one `pread` per chunk straight into the
+    /// answer, where [`ChunkStore::get`] costs an open, a zeroed buffer and then a copy
+    /// per chunk. A chunk is hashed again unless its pack is one this process wrote
+    /// after verifying every chunk in it and the file still has the [`packs::Stamp`]
+    /// it had then (a pack changed behind the store's back, or any pack after a
+    /// restart, is verified as `get` does). That is the one read that may skip the
+    /// check: the peer verifies every chunk it receives before storing it, and
+    /// deployments read through `get`, which always verifies. A chunk not in a pack (or
+    /// whose pack moved or failed its check) is read through `get`.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] for a chunk not held (or corrupt, now dropped), or
+    /// [`StoreError::Io`].
+    pub fn read_for_peer(&self, hashes: &[ChunkHash], mut each: impl FnMut(&mut [u8])) -> Result<Vec<u8>, StoreError> {
+        let plan: Vec<Option<Planned>> = {
+            let index = self.lock_packs();
+            hashes
+                .iter()
+                .map(|hash| {
+                    let slot = *index.chunks.get(hash)?;
+                    let name = index.packs.get(&slot.pack)?.clone();
+                    Some(Planned { slot, name, stamp: index.verified.get(&slot.pack).copied() })
+                })
+                .collect()
+        };
+        let packed_bytes: usize = plan.iter().flatten().map(|planned| planned.slot.len as usize).sum();
+        let mut payload = Vec::with_capacity(packed_bytes);
+        let mut open = None;
+        for (hash, planned) in hashes.iter().zip(plan) {
+            let start = payload.len();
+            let read = match planned {
+                Some(planned) => self.read_slot_into(&mut open, *hash, &planned, &mut payload)?,
+                None => false,
+            };
+            if !read {
+                payload.truncate(start);
+                payload.extend_from_slice(&self.get(*hash)?);
+            }
+            each(&mut payload[start..]);
+        }
+        Ok(payload)
+    }
+
+    /// Appends the chunk at `planned` to `payload`, reusing `open` when it is that pack;
+    /// `Ok(false)` when the caller must read it through `get` instead (the pack file
+    /// is gone, or the bytes failed their check and the chunk is dropped).
+    fn read_slot_into(
+        &self,
+        open: &mut Option<OpenPack>,
+        hash: ChunkHash,
+        planned: &Planned,
+        payload: &mut Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let path = || packs::dir(&self.dir).join(&planned.name);
+        if open.as_ref().is_none_or(|open| open.key != planned.slot.pack) {
+            let file = match File::open(path()) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(source) => return Err(StoreError::Io { path: path(), source }),
+            };
+            let now = file.metadata().map(|metadata| packs::Stamp::of(&metadata)).ok();
+            let trusted = planned.stamp.is_some() && now == planned.stamp;
+            *open = Some(OpenPack { key: planned.slot.pack, file, trusted });
+        }
+        let Some(pack) = open.as_ref() else { return Ok(false) };
+        let start = payload.len();
+        payload.resize(start + planned.slot.len as usize, 0);
+        pack.file.read_exact_at(&mut payload[start..], planned.slot.offset).map_err(io_error(&path()))?;
+        if pack.trusted || ChunkHash::of(&payload[start..]) == hash {
+            return Ok(true);
+        }
+        tracing::warn!(chunk = %hash, pack = planned.name, "corrupt chunk in a pack dropped; it will be fetched again");
+        self.drop_slot(hash, planned.slot);
+        Ok(false)
+    }
+
     /// Removes `hash` from the pack index if it still points at `slot`.
     pub(super) fn drop_slot(&self, hash: ChunkHash, slot: packs::Slot) {
         let mut index = self.lock_packs();
@@ -170,6 +255,7 @@ impl ChunkStore {
                 // Dropped whole, or rewritten above; a pack whose every record is
                 // indexed elsewhere (a duplicate batch) is dropped too.
                 index.packs.remove(&key);
+                index.verified.remove(&key);
                 dropped
             };
             self.subtract(dropped);
@@ -182,4 +268,21 @@ impl ChunkStore {
         }
         Ok(removed)
     }
+}
+
+/// Where [`ChunkStore::read_for_peer`] finds one chunk, looked up under one lock.
+struct Planned {
+    slot: packs::Slot,
+    name: String,
+    /// The pack's stamp when this process wrote it, if it verified it then.
+    stamp: Option<packs::Stamp>,
+}
+
+/// The pack file [`ChunkStore::read_for_peer`] reads from, kept open across the chunks
+/// of a piece that share it.
+struct OpenPack {
+    key: u64,
+    file: File,
+    /// The file still has the stamp of a pack this process wrote and verified.
+    trusted: bool,
 }
