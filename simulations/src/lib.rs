@@ -38,5 +38,6 @@ pub mod planted;
 pub mod scenarios;
 pub mod swarm;
 pub mod trace;
+pub mod trigger_sink;
 
 pub use error::{SeedRangeError, SimError};

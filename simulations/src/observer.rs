@@ -30,7 +30,9 @@ use tokio::time::Instant;
 
 use crate::host::disk::{InstallRecord, SimDisk};
 use crate::invariants::committed_entries::fingerprint;
+use crate::invariants::events_per_transition::{self, VoterEvents};
 use crate::invariants::route_weights::EntryView;
+use crate::invariants::trigger_cursors::DeliveryTry;
 use crate::invariants::{Monitor, Violation};
 
 /// Entries the apply taps copied, with the node that applied each.
@@ -52,6 +54,11 @@ pub struct Observer {
     /// Nodes the simulator has crashed now (set before each round; the blue/green
     /// route check excuses a route whose hosts are all down).
     down: BTreeSet<NodeId>,
+    /// Per entry not replayed yet: the trigger deliveries tried when a node first
+    /// applied it (see [`crate::trigger_sink`]).
+    marks: BTreeMap<u64, u64>,
+    /// Trigger deliveries tried so far.
+    tries: u64,
 }
 
 /// Deployments a proposal acts on.
@@ -89,6 +96,20 @@ impl Observer {
             proposals: 0,
             last_term: BTreeMap::new(),
             down: BTreeSet::new(),
+            marks: BTreeMap::new(),
+            tries: 0,
+        }
+    }
+
+    /// Takes in the trigger deliveries tried since the last round, in order, and the
+    /// entries applied meanwhile with how many had been tried when each was first
+    /// applied (checked against the cursors as the entries are replayed).
+    pub fn deliveries(&mut self, tries: &[DeliveryTry], marks: BTreeMap<u64, u64>) {
+        self.tries += tries.len() as u64;
+        self.monitor.trigger_cursors.record(tries);
+        let next = self.next_index.unwrap_or_default();
+        for (index, mark) in marks.into_iter().filter(|(index, _)| *index >= next) {
+            self.marks.entry(index).or_insert(mark);
         }
     }
 
@@ -171,7 +192,7 @@ impl Observer {
             .map(|deployment| deployment.deployment_id.clone())
             .collect();
         let known = self.shadow.deployment_order.len();
-        self.shadow.apply(proposal);
+        self.apply_checked(proposal, index);
         let created: Vec<DeploymentId> = self.shadow.deployment_order[known..].to_vec();
         let monitor = &mut self.monitor;
         monitor.runaway.created(created.len(), now);
@@ -205,6 +226,39 @@ impl Observer {
             .collect();
         let entry = EntryView { state: &self.shadow, proposal, index, ended: &ended, down: &self.down };
         monitor.check_blue_green(&entry);
+    }
+
+    /// Applies `proposal` (entry `index`) to the shadow one command at a time, which
+    /// is what applying it whole does, checking the events each command appends; then
+    /// checks the trigger cursors of the state it leads to.
+    fn apply_checked(&mut self, proposal: &Proposal, index: u64) {
+        let monitor = &mut self.monitor;
+        if let [command] = &proposal.commands[..] {
+            let recording = events_per_transition::recording(&self.shadow);
+            self.shadow.apply(proposal);
+            monitor.events.check(&self.shadow, recording, index, command);
+        } else {
+            for command in &proposal.commands {
+                let recording = events_per_transition::recording(&self.shadow);
+                let one = Proposal {
+                    at: proposal.at,
+                    level: proposal.level,
+                    commands: vec![command.clone()],
+                    by: proposal.by.clone(),
+                };
+                self.shadow.apply(&one);
+                monitor.events.check(&self.shadow, recording, index, command);
+            }
+        }
+        let mark = self.marks.remove(&index).unwrap_or(self.tries);
+        monitor.trigger_cursors.check(&self.shadow, index, mark);
+    }
+
+    /// The end-of-run events check ([`crate::invariants::events_per_transition`]) on
+    /// the replayed state and the voters' event logs.
+    pub fn check_event_logs(&mut self, voters: &[VoterEvents]) {
+        let index = self.next_index().saturating_sub(1);
+        self.monitor.events.final_check(&self.shadow, index, voters);
     }
 
     /// Checks installs and open deployments against the replayed state.

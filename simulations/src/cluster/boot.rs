@@ -90,6 +90,7 @@ impl SimCluster {
             trace,
             world,
             lambda: crate::aws::SimLambda::new(config.seed, config.lambda_fault_rate, 1),
+            triggers: crate::trigger_sink::SimTriggerSink::new(config.seed),
             clock_base: VirtualClock::new(SIM_EPOCH),
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),
@@ -223,10 +224,13 @@ impl SimCluster {
         };
         let handler = NodeHandler::new();
         let node = Node::new(settings, raft_disk, self.net.transport(id), clock.clone()).await?;
-        let applied = self.applied.clone();
+        let (applied, triggers) = (self.applied.clone(), self.triggers.clone());
         // A fresh handle per boot, so the slot is free; entries a restarted node
         // re-applies from its log before this line were applied (and seen) before.
-        let _ = node.state().set_apply_tap(Box::new(move |entry| lock(&applied).push((id, entry.clone()))));
+        let _ = node.state().set_apply_tap(Box::new(move |entry| {
+            triggers.note_applied(entry.log_id.index);
+            lock(&applied).push((id, entry.clone()));
+        }));
         node.seed_directory(self.member_seed.clone(), "sim".into());
         let mut tasks = tokio::task::JoinSet::new();
         node.spawn(&mut tasks);
@@ -235,7 +239,7 @@ impl SimCluster {
             None => Arc::new(CodeDeployPlanner),
         };
         let aws = AwsEdges { lambda: Arc::new(self.lambda.clone()), ecs: Arc::new(crate::aws::Unsimulated) };
-        let leader = Leader::start_with(&node, &mut tasks, planner, aws);
+        let leader = Leader::start_with_trigger_sink(&node, &mut tasks, planner, aws, self.triggers.for_node(&node));
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());

@@ -6,6 +6,7 @@ use fleetmesh_transport::NodeId;
 use openraft::{Entry, RaftLogReader};
 
 use super::{ClusterError, SimCluster};
+use crate::invariants::events_per_transition::VoterEvents;
 use crate::invariants::VoterLog;
 
 impl SimCluster {
@@ -28,5 +29,24 @@ impl SimCluster {
             logs.push(VoterLog { id: *id, applied_index, entries: self.log(*id).await });
         }
         logs
+    }
+
+    /// Checks the event log of every running voter of the current leader that applied
+    /// as far as the observer replayed against the replayed one (after a round, so the
+    /// observer is as far as the nodes): the event numbers survived snapshots and
+    /// restarts alike everywhere ([`crate::invariants::events_per_transition`]).
+    pub async fn check_event_logs(&self) {
+        self.pump().await;
+        let voters = self.leader().map(|leader| self.node(leader).voters()).unwrap_or_default();
+        let logs: Vec<VoterEvents> = voters
+            .into_iter()
+            .filter_map(|id| self.nodes.get(&id).map(|sim| (id, sim.node.state())))
+            .map(|(node, state)| VoterEvents {
+                node,
+                applied_index: state.applied_index(),
+                events: state.read(|state| state.events.clone()),
+            })
+            .collect();
+        self.with_observer(|observer| observer.check_event_logs(&logs));
     }
 }

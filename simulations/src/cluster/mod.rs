@@ -98,6 +98,8 @@ pub struct SimCluster {
     pub world: Arc<HostWorld>,
     /// The simulated AWS Lambda every leader calls.
     pub lambda: crate::aws::SimLambda,
+    /// Where every leader's trigger duty delivers.
+    pub triggers: crate::trigger_sink::SimTriggerSink,
     clock_base: VirtualClock,
     nodes: BTreeMap<NodeId, SimNode>,
     durable: BTreeMap<NodeId, Durable>,

@@ -83,10 +83,12 @@ impl SimCluster {
     pub async fn pump(&self) {
         let now = tokio::time::Instant::now();
         let applied = std::mem::take(&mut *lock(&self.applied));
+        let deliveries = self.triggers.drain();
         let installs = self.world.drain_installs();
         let down = self.crashed().into_iter().collect();
         let mut observer = lock(&self.observer);
         observer.set_down(down);
+        observer.deliveries(&deliveries.tries, deliveries.marks);
         observer.ingest(applied, now, &self.host_disks);
         observer.check_round(installs, now);
         drop(observer);

@@ -11,6 +11,7 @@
 pub mod acknowledged_writes;
 pub mod committed_entries;
 pub mod convergence;
+pub mod events_per_transition;
 pub mod green_share_monotonic;
 pub mod installs_exact;
 pub mod logs_agree;
@@ -24,6 +25,7 @@ pub mod runaway;
 pub mod single_leader;
 pub mod terminal_deadline;
 pub mod traffic_safe;
+pub mod trigger_cursors;
 mod violation;
 mod voter_log;
 
@@ -31,6 +33,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use self::committed_entries::CommittedEntries;
+use self::events_per_transition::EventsPerTransition;
 use self::green_share_monotonic::GreenShareMonotonic;
 use self::installs_exact::InstallsExact;
 use self::min_healthy::MinHealthy;
@@ -43,6 +46,7 @@ use self::runaway::Runaway;
 use self::single_leader::LeaderPerTerm;
 use self::terminal_deadline::TerminalDeadline;
 use self::traffic_safe::TrafficSafe;
+use self::trigger_cursors::TriggerCursors;
 pub use self::violation::Violation;
 pub use self::voter_log::VoterLog;
 
@@ -106,6 +110,10 @@ pub struct Monitor {
     pub green_share: GreenShareMonotonic,
     /// A blue/green rollback gives the routes back to blue.
     pub rollback_blue: RollbackRestoresBlue,
+    /// One event number per committed transition, without gaps.
+    pub events: EventsPerTransition,
+    /// Trigger cursors never pass an undelivered event.
+    pub trigger_cursors: TriggerCursors,
 }
 
 impl Monitor {
@@ -124,6 +132,8 @@ impl Monitor {
             route_never_empty: RouteNeverEmpty::default(),
             green_share: GreenShareMonotonic::default(),
             rollback_blue: RollbackRestoresBlue::default(),
+            events: EventsPerTransition::default(),
+            trigger_cursors: TriggerCursors::default(),
         }
     }
 
@@ -135,7 +145,7 @@ impl Monitor {
     }
 
     /// Every continuous verdict so far, by name.
-    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 12] {
+    fn verdicts(&self) -> [(&'static str, Result<(), Violation>); 14] {
         [
             ("single_leader_per_term", self.single_leader.verdict()),
             ("committed_entries_never_change", self.committed.verdict()),
@@ -149,6 +159,8 @@ impl Monitor {
             ("route_never_empty", self.route_never_empty.verdict()),
             ("green_share_monotonic", self.green_share.verdict()),
             ("rollback_restores_blue", self.rollback_blue.verdict()),
+            ("events_per_transition", self.events.verdict()),
+            ("trigger_cursors_behind_delivery", self.trigger_cursors.verdict()),
         ]
     }
 

@@ -18,6 +18,7 @@ use fleetmesh_state::model::routes::RouteSpec;
 use fleetmesh_state::model::traffic_routing::{
     TimeBasedCanary, TimeBasedLinear, TrafficRoutingConfig, TrafficRoutingType,
 };
+use fleetmesh_state::model::triggers::{TriggerConfig, TriggerEventType};
 use fleetmesh_state::{ApplyErrorKind, Command, DeploymentGroupSpec, DeploymentSpec, Outcome};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
@@ -130,6 +131,35 @@ pub const ROUTE: &str = "web";
 
 /// Name of the custom configuration.
 pub const CUSTOM_CONFIG: &str = "Sim.HostCount";
+
+/// Where the scenarios' triggers point. Nothing is sent there: the simulator's leaders
+/// deliver to a stand-in ([`crate::trigger_sink`]).
+pub const TRIGGER_URL: &str = "https://sink.invalid/hook";
+
+/// Every CodeDeploy trigger event type.
+pub const ALL_TRIGGER_EVENTS: [TriggerEventType; 10] = [
+    TriggerEventType::DeploymentStart,
+    TriggerEventType::DeploymentSuccess,
+    TriggerEventType::DeploymentFailure,
+    TriggerEventType::DeploymentStop,
+    TriggerEventType::DeploymentRollback,
+    TriggerEventType::DeploymentReady,
+    TriggerEventType::InstanceStart,
+    TriggerEventType::InstanceSuccess,
+    TriggerEventType::InstanceFailure,
+    TriggerEventType::InstanceReady,
+];
+
+/// A trigger named `sim` sending `events` to [`TRIGGER_URL`]: what the scenarios' groups
+/// get, so their leaders run the trigger duty (`trigger_cursors_behind_delivery`).
+pub fn sim_trigger(events: &[TriggerEventType]) -> TriggerConfig {
+    TriggerConfig {
+        trigger_name: "sim".into(),
+        trigger_target_arn: TRIGGER_URL.into(),
+        trigger_events: events.to_vec(),
+        sealed_secret: None,
+    }
+}
 
 /// The application under test.
 #[derive(Clone, Debug)]
@@ -261,7 +291,7 @@ impl App {
             blue_green_deployment_configuration: None,
             service_role_arn: None,
             ecs_services: Vec::new(),
-            trigger_configurations: Vec::new(),
+            trigger_configurations: vec![sim_trigger(&ALL_TRIGGER_EVENTS)],
         };
         let spec = styled(cluster, spec, style).await?;
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;

@@ -172,5 +172,10 @@ async fn heal(cluster: &SimCluster, acknowledged: &[String], verdicts: &mut Verd
     });
     verdicts.record("acknowledged_writes_durable", durable);
     verdicts.record("single_leader_per_term", cluster.single_leader_verdict());
+    cluster.check_event_logs().await;
+    cluster.with_observer(|observer| {
+        verdicts.record("events_per_transition", observer.monitor.events.verdict());
+        verdicts.record("trigger_cursors_behind_delivery", observer.monitor.trigger_cursors.verdict());
+    });
     leader_after
 }

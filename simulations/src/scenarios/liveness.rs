@@ -147,6 +147,7 @@ pub async fn final_checks(cluster: &SimCluster, verdicts: &mut Verdicts) {
         .unwrap_or_default();
     let logs = cluster.voter_logs(&voters).await;
     verdicts.record("logs_agree", logs_agree::check(&logs));
+    cluster.check_event_logs().await;
     cluster.with_observer(|observer| {
         observer.monitor.committed.final_check(&logs);
         observer.final_check();

@@ -13,7 +13,7 @@ pub mod traffic_shift_chaos;
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub use self::error::ScenarioError;
 use crate::invariants::Verdicts;
@@ -37,15 +37,27 @@ pub struct ScenarioOutcome {
 
 impl ScenarioOutcome {
     /// The outcome of a run on `cluster` that started at `start`: the verdicts, and the
-    /// virtual time, trace digest and events read from the cluster now.
+    /// virtual time, trace digest and events read from the cluster now, with what the
+    /// event and trigger monitors checked as figures.
     pub fn of_cluster(verdicts: Verdicts, start: tokio::time::Instant, cluster: &crate::cluster::SimCluster) -> Self {
+        let figures = cluster.with_observer(|observer| {
+            let (events, triggers) = (&observer.monitor.events, &observer.monitor.trigger_cursors);
+            BTreeMap::from([
+                ("deployment_events_checked".to_string(), json!(events.events_checked)),
+                ("event_logs_compared".to_string(), json!(events.voters_compared)),
+                ("trigger_deliveries".to_string(), json!(triggers.deliveries)),
+                ("trigger_tries_refused".to_string(), json!(triggers.refused)),
+                ("trigger_events_checked".to_string(), json!(triggers.events_checked)),
+                ("trigger_events_purged_unchecked".to_string(), json!(triggers.purged_unchecked)),
+            ])
+        });
         Self {
             verdicts,
+            figures,
             virtual_secs: start.elapsed().as_secs_f64(),
             trace_hash: cluster.trace.hash(),
             events: cluster.trace.events(),
             recent: cluster.recent_events(),
-            ..Default::default()
         }
     }
 }
