@@ -9,6 +9,12 @@
 //! lower it. When weights move in steps (canary, linear), each step raises the share
 //! too, so the rule stays the same.
 //!
+//! While a step holds, green's share is its committed percentage whoever joins or
+//! leaves, up to the rounding of split weights to whole numbers: a green target joining
+//! can lower it by a few units in 100,000 (27,000/100,000 to 26,985/99,985 at 100
+//! nodes). That is not traffic moving back, so the comparison
+//! ([`GreenShare::is_below`]) forgives exactly what rounding can explain, and no more.
+//!
 //! Checked after every committed entry, on every running blue/green deployment and on
 //! those the entry ended.
 
