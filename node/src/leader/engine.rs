@@ -14,7 +14,7 @@ use fleetmesh_state::model::resources::{AutoRollbackConfiguration, DeploymentGro
 use fleetmesh_state::{ClusterState, Command, DeploymentSpec, Outcome};
 use tracing::{debug, info, warn};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fleetmesh_state::model::ids::RevisionId;
@@ -23,7 +23,6 @@ use tokio::time::Instant;
 
 use super::core::{LeaderCore, Work};
 use super::run::{Done, ReportReply, Shell};
-use crate::runtime::protocol::RevisionProgress;
 use crate::runtime::Node;
 use fleetmesh_core::rollout::shift::ShiftMove;
 use fleetmesh_core::rollout::{self, Action, FleetView, WavePlanner};
@@ -193,7 +192,7 @@ impl Shell {
                 });
             }
         }
-        commands.extend(new_revision_holders(&core.view(term, now).progress, &node));
+        commands.extend(new_revision_holders(&mut core.view(term, now).unrecorded, &node));
         // The planner's deadline is a wall-clock time; the core keeps monotonic ones.
         let deadline = deadline.map(|at| now + Duration::from_millis(at.0.saturating_sub(wall.0)));
         if commands.is_empty() {
@@ -219,23 +218,22 @@ impl Shell {
     }
 }
 
-/// `RecordRevisionHolder` commands for nodes whose polls report a complete revision
-/// the replicated state does not list them as holding.
-fn new_revision_holders(
-    progress: &BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
-    node: &Node,
-) -> Vec<Command> {
+/// `RecordRevisionHolder` commands for nodes whose polls reported a complete revision
+/// the replicated state does not list them as holding. `unrecorded` holds each report of
+/// completion until the state lists the holder (holders are never removed); one whose
+/// revision is not registered yet waits for it.
+fn new_revision_holders(unrecorded: &mut BTreeSet<(RevisionId, NodeId)>, node: &Node) -> Vec<Command> {
+    if unrecorded.is_empty() {
+        return Vec::new();
+    }
     node.state().read(|state| {
-        progress
+        unrecorded.retain(|(revision, node)| {
+            !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
+        });
+        unrecorded
             .iter()
-            .flat_map(|(revision, nodes)| {
-                nodes.iter().filter(|(_, progress)| progress.complete).map(move |(node, _)| (*revision, *node))
-            })
-            .filter(|(revision, node)| {
-                state.revisions.contains_key(revision)
-                    && !state.revision_holders.get(revision).is_some_and(|holders| holders.contains(node))
-            })
-            .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id, node })
+            .filter(|(revision, _)| state.revisions.contains_key(revision))
+            .map(|(revision_id, node)| Command::RecordRevisionHolder { revision_id: *revision_id, node: *node })
             .collect()
     })
 }

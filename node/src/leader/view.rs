@@ -6,7 +6,7 @@
 //! (liveness starts at "heard now"). It belongs to the leader's core ([`super::core`]),
 //! which the leader task alone owns, so nothing here locks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,11 @@ pub(super) struct LeaderView {
     pub(super) progress: BTreeMap<RevisionId, BTreeMap<NodeId, RevisionProgress>>,
     /// Counts polls that reported a revision complete for the first time.
     pub(super) completions: u64,
+    /// Revisions nodes reported complete that the rollout engine has not yet seen
+    /// recorded as held in the replicated state (see `engine::new_revision_holders`):
+    /// the engine plans after every applied entry, and scanning every node's progress
+    /// each time was O(fleet) per entry (6 % of a simulated run at 5,000 nodes).
+    pub(super) unrecorded: BTreeSet<(RevisionId, NodeId)>,
     /// Each poller's release, as its last poll reported it.
     pub(super) releases: BTreeMap<NodeId, Release>,
 }
@@ -74,6 +79,7 @@ impl LeaderView {
             health: None,
             progress: BTreeMap::new(),
             completions: 0,
+            unrecorded: BTreeSet::new(),
             releases: BTreeMap::new(),
         }
     }
@@ -86,10 +92,11 @@ impl LeaderView {
             self.releases.insert(poll.node, poll.release);
         }
         for progress in poll.revisions {
-            let complete = progress.complete;
+            let (complete, revision_id) = (progress.complete, progress.revision_id);
             let before = self.progress.entry(progress.revision_id).or_default().insert(poll.node, progress);
             if complete && !before.is_some_and(|before| before.complete) {
                 self.completions += 1;
+                self.unrecorded.insert((revision_id, poll.node));
             }
         }
     }
