@@ -1,6 +1,6 @@
 //! Forming a cluster, and booting, crashing and restarting its nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,6 @@ use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::ClusterCa;
 use fleetmesh_transport::NodeId;
 use openraft::BasicNode;
-use redb::backends::InMemoryBackend;
 
 use super::leaders::LeaderScan;
 use super::observe::Progress;
@@ -94,6 +93,7 @@ impl SimCluster {
             clock_base: VirtualClock::new(SIM_EPOCH),
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),
+            down: BTreeSet::new(),
             host_disks: BTreeMap::new(),
             clocks: BTreeMap::new(),
             observer: Mutex::new(Observer::new(monitor)),
@@ -192,7 +192,8 @@ impl SimCluster {
 
     async fn boot(&mut self, id: NodeId) -> Result<(), ClusterError> {
         if !self.durable.contains_key(&id) {
-            let raft = Arc::new(redb::Database::builder().create_with_backend(InMemoryBackend::new())?);
+            let raft =
+                Arc::new(redb::Database::builder().create_with_backend(super::sparse_store::SparseStore::default())?);
             let disk = Arc::new(Mutex::new(SimDisk::default()));
             self.host_disks.insert(id, disk.clone());
             self.durable.insert(id, Durable { raft, disk, journal: SimJournal::default(), skew_ms: 0, incarnation: 0 });
@@ -245,6 +246,7 @@ impl SimCluster {
         handler.bind(node.clone());
         self.net.attach(id, handler);
         self.nodes.insert(id, SimNode { node, leader, tasks });
+        self.down.remove(&id);
         self.clocks.insert(id, clock);
         Ok(())
     }
@@ -259,6 +261,7 @@ impl SimCluster {
         self.trace.note(&format!("crash node {id}{suffix}"));
         self.net.crash(id);
         if let Some(mut sim) = self.nodes.remove(&id) {
+            self.down.insert(id);
             sim.tasks.abort_all();
             sim.node.shutdown().await;
         }

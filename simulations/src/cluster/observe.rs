@@ -85,7 +85,7 @@ impl SimCluster {
         let applied = std::mem::take(&mut *lock(&self.applied));
         let deliveries = self.triggers.drain();
         let installs = self.world.drain_installs();
-        let down = self.crashed().into_iter().collect();
+        let down = self.down.clone();
         let mut observer = lock(&self.observer);
         observer.set_down(down);
         observer.deliveries(&deliveries.tries, deliveries.marks);

@@ -18,6 +18,7 @@
 pub mod catalog;
 pub mod disk;
 pub mod faults;
+pub mod holders;
 pub mod journal;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,7 +82,7 @@ pub struct HostWorld {
     pub timing: HostTiming,
     catalog: Mutex<Catalog>,
     faults: Mutex<HostFaults>,
-    holders: Mutex<BTreeMap<RevisionId, BTreeSet<NodeId>>>,
+    holders: Mutex<BTreeMap<RevisionId, holders::Holders>>,
     installs: Mutex<Vec<InstallRecord>>,
 }
 
@@ -124,7 +125,9 @@ impl HostWorld {
         seeds: &[NodeId],
     ) -> fleetmesh_state::model::revision::Manifest {
         let manifest = lock(&self.catalog).synthesize(self.seed, version, bin_chunks);
-        lock(&self.holders).entry(manifest.revision_id()).or_default().extend(seeds.iter().copied());
+        let mut holders = lock(&self.holders);
+        let holders = holders.entry(manifest.revision_id()).or_default();
+        seeds.iter().for_each(|seed| holders.insert(*seed));
         manifest
     }
 
@@ -274,19 +277,26 @@ impl SimHost {
                 return Err(FetchError::TimedOut { chunk, revision, timeout: timing.download_timeout });
             }
             let corrupt = lock(&self.world.faults).corrupt_peers.clone();
-            let holders = lock(&self.world.holders).get(&revision).cloned().unwrap_or_default();
-            let candidates: Vec<NodeId> = holders
-                .union(&corrupt)
-                .copied()
-                .filter(|peer| *peer != self.me && !dropped.contains(peer))
-                .filter(|peer| self.world.net.reachable(self.me, *peer) && self.world.net.reachable(*peer, self.me))
-                .collect();
-            if candidates.is_empty() {
+            let draw = |probe: u64| {
+                draw(
+                    self.world.seed,
+                    &[&self.me.0.to_le_bytes(), &chunk.0, &attempt.to_le_bytes(), &probe.to_le_bytes()],
+                )
+            };
+            let usable = |peer: NodeId| {
+                peer != self.me
+                    && !dropped.contains(&peer)
+                    && self.world.net.reachable(self.me, peer)
+                    && self.world.net.reachable(peer, self.me)
+            };
+            let picked = lock(&self.world.holders).get(&revision).map_or_else(
+                || holders::Holders::default().pick(&corrupt, draw, usable),
+                |holders| holders.pick(&corrupt, draw, usable),
+            );
+            let Some(peer) = picked else {
                 tokio::time::sleep(timing.fetch_retry).await;
                 continue;
-            }
-            let pick = draw(self.world.seed, &[&self.me.0.to_le_bytes(), &chunk.0, &attempt.to_le_bytes()]);
-            let peer = candidates[(pick % candidates.len() as u64) as usize];
+            };
             let sending = Duration::from_nanos(u64::from(len) * 1_000_000_000 / timing.downlink_bytes_per_sec.max(1));
             tokio::time::sleep(sending + Duration::from_millis(1)).await;
             let Some(mut content) = lock(&self.world.catalog).content(&chunk) else {

@@ -1,7 +1,7 @@
 //! The transitions of [`super`]: the monitor's view of each deployment, what counts
 //! as a transition from one view to the next, and how it is matched with an event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fleetmesh_state::model::blue_green::BlueGreenPhase;
 use fleetmesh_state::model::deployment::{
@@ -273,6 +273,31 @@ impl DeploymentView {
             }
             self.targets.retain(|node, _| deployment.targets.contains_key(node));
         }
+        self.update_shift(deployment, out);
+    }
+
+    /// Brings the view to `deployment` comparing only the targets in `ids` (the others
+    /// are taken as unchanged), or every target, names included, when its own fields
+    /// changed. See [`super::LARGE_FLEET_TARGETS`] for when this is used.
+    pub(super) fn update_named(&mut self, deployment: &Deployment, ids: &BTreeSet<NodeId>, out: &mut Vec<Change>) {
+        if Own::of(deployment) != self.own {
+            self.update(deployment, Depth::Targets, out);
+            return;
+        }
+        let id = &deployment.deployment_id;
+        for node in ids {
+            let Some(target) = deployment.targets.get(node) else { continue };
+            let view = self.targets.get(node);
+            if let Some(new) = target_update(id, || node.to_string(), view, Seen::of(target), false, out) {
+                self.targets.insert(*node, new);
+            }
+        }
+        self.update_shift(deployment, out);
+    }
+
+    /// The Lambda or ECS run's one target.
+    fn update_shift(&mut self, deployment: &Deployment, out: &mut Vec<Change>) {
+        let id = &deployment.deployment_id;
         let Some(run) = &deployment.shift else {
             self.shift = None;
             return;
