@@ -21,6 +21,7 @@ mod e2e {
     mod deploy;
     mod ecs;
     mod events;
+    mod git_http;
     mod honest;
     mod lambda;
     mod members;

@@ -1,12 +1,43 @@
 //! A Git commit as a bundle directory (`revisionType: GitHub`, or any Git URL): the node
-//! that takes the request clones the repository bare with gix, checks that the commit
-//! is there, and writes the commit's tree into a directory that then becomes a revision
-//! like any pushed directory. Transports: `git://`, `ssh://` (through the `ssh`
-//! program) and local paths; HTTPS is not built in (gix's HTTPS client would bring a
-//! second TLS stack, aws-lc).
+//! that takes the request fetches the repository's branches and tags into a bare
+//! repository with gix, checks that the commit is there, and writes the commit's tree
+//! into a directory that then becomes a revision like any pushed directory.
+//!
+//! Transports, one fetch path for all (`fetch`):
+//! - `https://` and `http://` (smart protocol only): gix-transport's HTTP transport on our
+//!   own client ([`http`]: ureq, rustls on ring, the system's roots as
+//!   `fleetmesh_aws::outbound_agent` loads them, so `SSL_CERT_FILE` works). gix's own
+//!   HTTP clients (curl, reqwest) are not built: they bring a second TLS stack.
+//!   `owner/name` is `https://github.com/owner/name.git`. No credentials are sent: a
+//!   private repository answers 401/403/404 and fails naming the URL.
+//! - `git://`: gix's daemon protocol on a TCP stream this module opens, with read and
+//!   write timeouts ([`READ_TIMEOUT`]).
+//! - `ssh://` (through the `ssh` program) and local paths (through `git-upload-pack`):
+//!   gix's own connect. Neither has a read timeout: the child process is gix's, and gix
+//!   offers no hook to bound its pipes; the caller's timeout stops the fetch at its next
+//!   step through `interrupt`, but a child that never answers keeps the thread blocked.
+//!
+//! A stalled `http(s)://` or `git://` server ends the fetch by itself: each read waits
+//! at most [`READ_TIMEOUT`], and each HTTP exchange lasts at most
+//! [`http::EXCHANGE_TIMEOUT`].
 
+mod http;
+
+pub use http::HttpError;
+
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use gix::error::{message, ErrorExt, ResultExt};
+use gix::remote::Direction;
+use gix_transport::client::blocking_io::Transport;
+
+/// Longest a fetch waits for the next bytes from an `http(s)://` or `git://` server.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a TCP connect to a `git://` server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a commit could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +101,7 @@ pub fn checkout(repository: &str, commit: &str, scratch: &Path, interrupt: &Atom
         .map_err(|_| GitError::CommitId(commit.to_string()))?;
     let cloned = |reason: String| GitError::Clone { repository: repository.to_string(), reason };
     let url = clone_url(repository);
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Err(cloned(format!(
-            "{url}: this release has no HTTPS transport for Git; give a git:// or ssh:// URL or a path \
-             (docs/aws-protocol.md)"
-        )));
-    }
-    let mut prepare =
-        gix::prepare_clone_bare(url.as_str(), scratch.join("repo")).map_err(|error| cloned(error.to_string()))?;
-    let (repo, _) = prepare.fetch_only(gix::progress::Discard, interrupt).map_err(|error| cloned(error.to_string()))?;
+    let repo = fetch(&url, &scratch.join("repo"), interrupt).map_err(|error| cloned(reason(&url, &error)))?;
     let missing =
         |reason: String| GitError::NoCommit { repository: repository.to_string(), commit: commit.to_string(), reason };
     let found = repo.find_object(id).map_err(|error| missing(error.to_string()))?;
@@ -90,6 +113,99 @@ pub fn checkout(repository: &str, commit: &str, scratch: &Path, interrupt: &Atom
     std::fs::create_dir_all(&dest).map_err(|error| write_error(commit, &error))?;
     write_tree(&repo, &tree, &dest, commit)?;
     Ok(dest)
+}
+
+/// Fetches the branches and tags of `url` into a new bare repository at `dir`.
+fn fetch(url: &str, dir: &Path, interrupt: &AtomicBool) -> gix::error::Result<gix::Repository> {
+    let mut repo = gix::init_bare(dir)?;
+    repo.committer_or_set_generic_fallback()?;
+    {
+        let remote = repo
+            .remote_at(url)?
+            .with_fetch_tags(gix::remote::fetch::Tags::None)
+            .with_refspecs(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Direction::Fetch)?;
+        let transport = connect(&remote)?;
+        remote
+            .to_connection_with_transport(transport)
+            // No credential helpers and no prompts: this release sends no credentials.
+            .with_credentials(|_| Ok(None))
+            .prepare_fetch(gix::progress::Discard, gix::remote::ref_map::Options::default())?
+            .receive(gix::progress::Discard, interrupt)?;
+    }
+    Ok(repo)
+}
+
+/// The transport for `remote`'s fetch URL (see the module comment).
+fn connect(remote: &gix::Remote<'_>) -> gix::error::Result<Box<dyn Transport + Send>> {
+    let url = remote.url(Direction::Fetch).ok_or_else(|| message("the remote has no fetch URL").raise())?.clone();
+    let version = gix_transport::Protocol::V2;
+    Ok(match url.scheme {
+        gix::url::Scheme::Http | gix::url::Scheme::Https if url.user().is_some() => {
+            // The URL is replicated state and shown in answers: no secrets in it.
+            return Err(message("credentials in the URL are not supported (this release sends none)").raise());
+        }
+        gix::url::Scheme::Http | gix::url::Scheme::Https => {
+            Box::new(gix_transport::client::blocking_io::http::connect_http(
+                http::UreqHttp::new(READ_TIMEOUT),
+                url,
+                version,
+                false,
+            ))
+        }
+        gix::url::Scheme::Git => Box::new(connect_daemon(&url, version)?),
+        _ => {
+            let ssh = remote.repo().ssh_connect_options()?;
+            let options = gix_transport::client::blocking_io::connect::Options { version, ssh, trace: false };
+            gix_transport::client::blocking_io::connect::connect(url, options)?
+        }
+    })
+}
+
+type DaemonConnection = gix_transport::client::git::blocking_io::Connection<TcpStream, TcpStream>;
+
+/// A `git://` connection like gix's own, but on a stream with read and write timeouts.
+fn connect_daemon(url: &gix::Url, version: gix_transport::Protocol) -> gix::error::Result<DaemonConnection> {
+    let (Some(host), Some(virtual_host)) = (url.host_unbracketed(), url.host()) else {
+        return Err(message("a git:// URL needs a host").raise());
+    };
+    let port = url.port.unwrap_or(9418);
+    let address = (host, port)
+        .to_socket_addrs()
+        .or_raise(|| message!("cannot resolve {host}"))?
+        .next()
+        .ok_or_else(|| message!("{host} has no address").raise())?;
+    let read =
+        TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).or_raise(|| message!("cannot connect to {address}"))?;
+    read.set_read_timeout(Some(READ_TIMEOUT)).or_raise(|| message("cannot set a read timeout"))?;
+    read.set_write_timeout(Some(READ_TIMEOUT)).or_raise(|| message("cannot set a write timeout"))?;
+    let write = read.try_clone().or_raise(|| message("cannot clone the connection"))?;
+    Ok(DaemonConnection::new(
+        read,
+        write,
+        version,
+        url.path.clone(),
+        Some((virtual_host.to_string(), url.port)),
+        gix_transport::client::git::ConnectMode::Daemon,
+        false,
+    ))
+}
+
+/// The reason to show for a failed fetch of `url`: the HTTP failure when there is one, a
+/// stall in plain words, else gix's chain of reasons on one line.
+fn reason(url: &str, error: &gix::error::Error) -> String {
+    for cause in error.iter_errors() {
+        let io = cause.downcast_ref::<std::io::Error>();
+        let wrapped = io.and_then(std::io::Error::get_ref).and_then(|inner| inner.downcast_ref::<HttpError>());
+        if let Some(http) = cause.downcast_ref::<HttpError>().or(wrapped) {
+            return http.to_string();
+        }
+        if let Some(io) =
+            io.filter(|io| matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+        {
+            return format!("{url} sent nothing for {} s ({io})", READ_TIMEOUT.as_secs());
+        }
+    }
+    format!("{error:#}")
 }
 
 fn write_error(commit: &str, error: &dyn std::fmt::Display) -> GitError {
@@ -144,10 +260,31 @@ mod tests {
     }
 
     #[test]
-    fn https_is_refused_naming_the_repository_before_any_network() {
-        let error = checkout("acme/shop", &"a".repeat(40), &std::env::temp_dir(), &AtomicBool::new(false)).unwrap_err();
-        assert!(matches!(&error, GitError::Clone { repository, .. } if repository == "acme/shop"), "{error}");
-        assert!(error.to_string().contains("no HTTPS transport"), "{error}");
+    fn http_failures_name_the_repository_and_the_reason() {
+        let scratch = tempfile::tempdir().expect("a temporary directory");
+        let cases = [(404, "repository not found"), (401, "authentication required"), (403, "access denied")];
+        for (index, (code, reason)) in cases.into_iter().enumerate() {
+            let port = super::http::tests::serve(vec![super::http::tests::status(code, "")]);
+            let repository = format!("http://127.0.0.1:{port}/shop.git");
+            let dir = scratch.path().join(index.to_string());
+            let error = checkout(&repository, &"a".repeat(40), &dir, &AtomicBool::new(false)).unwrap_err();
+            assert!(matches!(&error, GitError::Clone { repository: named, .. } if *named == repository), "{error}");
+            assert!(error.to_string().contains(reason), "{code}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_git_daemon_connection_has_read_and_write_timeouts() {
+        // A stalled daemon then fails after READ_TIMEOUT instead of blocking the thread.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let url = gix::Url::try_from(
+            format!("git://127.0.0.1:{}/shop.git", listener.local_addr().expect("address").port()).as_str(),
+        )
+        .expect("a git URL");
+        let connection = super::connect_daemon(&url, gix_transport::Protocol::V2).expect("connects");
+        let (read, _) = connection.into_inner();
+        assert_eq!(read.read_timeout().ok().flatten(), Some(super::READ_TIMEOUT));
+        assert_eq!(read.write_timeout().ok().flatten(), Some(super::READ_TIMEOUT));
     }
 
     #[test]

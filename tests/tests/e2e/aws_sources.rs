@@ -145,7 +145,7 @@ fn an_s3_revision_is_fetched_once_and_deployed_with_its_bundle_variables() {
 }
 
 /// `git ARGS` in `dir`, as a user named `ci`; its stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(["-c", "user.name=ci", "-c", "user.email=ci@example.com", "-c", "init.defaultBranch=main"])
         .args(args)
@@ -186,13 +186,10 @@ impl Drop for GitDaemon {
     }
 }
 
-/// A commit of a repository served by `git daemon` deploys through the AWS CLI's
-/// `--github-location` with the commit in `BUNDLE_COMMIT`; registering it again reads
-/// nothing new; a commit the repository lacks and a short id are refused, naming them.
-#[test]
-fn a_git_commit_served_by_git_daemon_is_fetched_once_and_deployed() {
-    let cluster = cluster(None);
-    let work = cluster.dir.path();
+/// A bare repository `WORK/repos/shop.git` with two commits on `main`: the first has an
+/// appspec, `site/index.html` ("<h1>shop from git</h1>") and a hook printing
+/// `BUNDLE_COMMIT`; the second changes the page. Returns the first commit's id.
+pub(super) fn shop_repository(work: &Path) -> String {
     let (repos, checkout) = (work.join("repos"), work.join("checkout"));
     std::fs::create_dir_all(&repos).expect("mkdir repos");
     git(&repos, &["init", "--bare", "-q", "shop.git"]);
@@ -216,6 +213,17 @@ fn a_git_commit_served_by_git_daemon_is_fetched_once_and_deployed() {
     std::fs::write(checkout.join("site/index.html"), "<h1>shop v2</h1>\n").expect("edit");
     git(&checkout, &["commit", "-q", "-am", "v2"]);
     git(&checkout, &["push", "-q", repos.join("shop.git").to_str().expect("utf-8 path"), "HEAD:refs/heads/main"]);
+    first
+}
+
+/// A commit of a repository served by `git daemon` deploys through the AWS CLI's
+/// `--github-location` with the commit in `BUNDLE_COMMIT`; registering it again reads
+/// nothing new; a commit the repository lacks and a short id are refused, naming them.
+#[test]
+fn a_git_commit_served_by_git_daemon_is_fetched_once_and_deployed() {
+    let cluster = cluster(None);
+    let work = cluster.dir.path();
+    let (repos, first) = (work.join("repos"), shop_repository(work));
     let daemon = GitDaemon::start(&repos);
     let repository = format!("git://127.0.0.1:{}/shop.git", daemon.1);
     let location = |commit: &str| serde_json::json!({"repository": repository, "commitId": commit}).to_string();
