@@ -18,6 +18,7 @@ use super::Agent;
 use fleetmesh_state::Release;
 
 use crate::runtime::protocol::{self, LeaderHint, MemberAddress, PollRequest, PollResponse, Request, Response};
+use crate::runtime::settings::POLL_ANSWER_SLACK;
 use crate::runtime::{Directory, Node};
 
 /// Redirects ("not the leader, ask X") followed back to back before a pause: stale
@@ -121,7 +122,7 @@ impl PollLoop {
     async fn ask_own(&mut self, request: PollRequest) -> Result<Answer, Duration> {
         let node = &self.node;
         let me = Peer { id: node.id(), addr: node.settings().listen };
-        match node.call(me, Request::Poll(request), self.hold + Duration::from_secs(3)).await {
+        match node.call(me, Request::Poll(request), self.hold + POLL_ANSWER_SLACK).await {
             Ok((response, payload)) => Ok((response, payload, None)),
             Err(error) => {
                 debug!(%error, "this node's own poll failed");
@@ -140,13 +141,16 @@ impl PollLoop {
             return Err(self.search.failed(&node.directory(), node.id(), None, true));
         };
         let searching = known.is_none();
+        if searching || self.redirected.is_some() {
+            debug!(peer = %target.id, redirected = ?self.redirected.map(|hint| hint.id), searching, "polling");
+        }
         // A candidate that is not the leader answers at once, and one that is need not
         // hold a searcher's poll: a dead candidate then costs a short timeout, not a
         // long poll's.
         let (request, timeout) = if searching {
             (PollRequest { hold_ms: 0, ..request }, SEARCH_TIMEOUT)
         } else {
-            (request, self.hold + Duration::from_secs(3))
+            (request, self.hold + POLL_ANSWER_SLACK)
         };
         match node.call(target, Request::Poll(request), timeout).await {
             Ok((response, payload)) => Ok((response, payload, Some(Asked { peer: target.id, searching }))),
@@ -174,6 +178,7 @@ impl PollLoop {
         match response {
             Response::Poll(poll) => self.on_poll(poll, &payload).await,
             Response::NotLeader { leader } => {
+                debug!(?peer, hint = ?leader.map(|hint| hint.id), "not the leader");
                 self.stale_voter.clear();
                 let redirect = redirect(leader, self.node.id(), peer);
                 self.redirected = redirect;
@@ -347,6 +352,21 @@ async fn pause(shutdown: &mut watch::Receiver<bool>, delay: Duration) {
 mod tests {
     use super::*;
     use fleetmesh_state::FeatureLevel;
+
+    #[test]
+    fn a_new_leader_gives_a_searching_agent_time_to_find_it() {
+        // The leader's first-contact grace assumes the search reaches the new leader
+        // within LEADER_SEARCH_ALLOWANCE after a timed-out poll: the first pause (a
+        // quarter of jitter at most), then two candidates that time out, a pause after
+        // each, and 2 s to spare.
+        use super::super::search::RETRY_DELAY;
+        use crate::runtime::settings::{Timing, LEADER_SEARCH_ALLOWANCE};
+        let worst = RETRY_DELAY + RETRY_DELAY / 4 + (SEARCH_TIMEOUT + RETRY_DELAY) * 2;
+        assert!(worst + Duration::from_secs(2) <= LEADER_SEARCH_ALLOWANCE, "{worst:?}");
+        let timing = Timing::default();
+        let poll_timeout = timing.poll_hold + POLL_ANSWER_SLACK;
+        assert_eq!(timing.first_contact_after(), timing.dead_after + poll_timeout + LEADER_SEARCH_ALLOWANCE);
+    }
 
     /// Members 1..=8 at 127.0.0.<id>.
     fn directory() -> Vec<MemberAddress> {

@@ -20,7 +20,7 @@ use fleetmesh_state::{Release, TargetReport};
 use fleetmesh_transport::NodeId;
 use tokio::time::Instant;
 
-use super::liveness::Health;
+use super::liveness::{Health, Thresholds};
 use super::view::{LeaderView, PollFacts};
 use crate::runtime::protocol::RevisionProgress;
 
@@ -95,8 +95,7 @@ pub(super) enum Work {
 /// The leader's core (see the module documentation). `R` is where the answer to one
 /// sender of reports goes (a channel in the shell, a number in tests).
 pub(super) struct LeaderCore<R> {
-    suspect_after: Duration,
-    dead_after: Duration,
+    thresholds: Thresholds,
     /// The view of the term this node leads (or was last asked about).
     view: Option<LeaderView>,
     /// Each sender's reports waiting for the next proposal, with its answer.
@@ -125,10 +124,9 @@ struct Due {
 
 impl<R> LeaderCore<R> {
     /// A core with no view yet; liveness uses these thresholds.
-    pub(super) fn new(suspect_after: Duration, dead_after: Duration) -> Self {
+    pub(super) fn new(thresholds: Thresholds) -> Self {
         Self {
-            suspect_after,
-            dead_after,
+            thresholds,
             view: None,
             reports: VecDeque::new(),
             reports_in_flight: None,
@@ -141,11 +139,11 @@ impl<R> LeaderCore<R> {
         }
     }
 
-    /// The view of `term`, made afresh (everyone heard `now`) when it is of another term.
+    /// The view of `term`, made afresh (started `now`, nobody heard) when it is of another term.
     pub(super) fn view(&mut self, term: u64, now: Instant) -> &mut LeaderView {
         match self.view.take() {
             Some(view) if view.term == term => self.view.insert(view),
-            _ => self.view.insert(LeaderView::new(term, now, self.suspect_after, self.dead_after)),
+            _ => self.view.insert(LeaderView::new(term, now, self.thresholds)),
         }
     }
 

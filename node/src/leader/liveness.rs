@@ -2,8 +2,10 @@
 //!
 //! Every node polls the leader at least once per poll-hold period, so a node that has
 //! not polled for `suspect_after` is suspect and for `dead_after` is dead. A new leader
-//! starts everyone at "heard now": it rebuilds its view within a few poll periods
-//! rather than declaring the whole cluster dead on its first tick.
+//! has heard from nobody: a node it has never heard from is suspect until it polls, and
+//! dead only after `first_contact_after`, counted from when the view started. That is
+//! longer than `dead_after` because an agent that was polling the old leader first waits
+//! out that poll and then searches for the new one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,6 +26,17 @@ pub enum Health {
     Dead,
 }
 
+/// The silences after which a node is suspect or dead.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    /// A node heard in this view and silent this long is suspect.
+    pub suspect_after: Duration,
+    /// A node heard in this view and silent this long is dead.
+    pub dead_after: Duration,
+    /// A node never heard in this view is dead once the view is this old.
+    pub first_contact_after: Duration,
+}
+
 /// Last time each node was heard from.
 #[derive(Debug, Clone)]
 pub struct Liveness {
@@ -32,6 +45,7 @@ pub struct Liveness {
     by_time: BTreeSet<(Instant, NodeId)>,
     suspect_after: Duration,
     dead_after: Duration,
+    first_contact_after: Duration,
     started: Instant,
     /// Counts the changes of health that polls cause (a suspect or dead node heard
     /// again); changes by the passage of time are found with [`Self::next_change`].
@@ -39,14 +53,18 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// An empty view; nodes never heard from count as heard at `now` (the grace above).
-    pub fn new(now: Instant, suspect_after: Duration, dead_after: Duration) -> Self {
+    /// An empty view started at `now`; nodes never heard from are suspect until
+    /// `first_contact_after` has passed (the grace above).
+    pub fn new(now: Instant, thresholds: Thresholds) -> Self {
+        let Thresholds { suspect_after, dead_after, first_contact_after } = thresholds;
         assert!(suspect_after < dead_after, "suspect threshold must be below the dead threshold");
+        assert!(dead_after <= first_contact_after, "a first contact must be given at least the dead threshold");
         Self {
             last_heard: BTreeMap::new(),
             by_time: BTreeSet::new(),
             suspect_after,
             dead_after,
+            first_contact_after,
             started: now,
             revivals: 0,
         }
@@ -74,8 +92,8 @@ impl Liveness {
     /// The earliest instant after `now` at which some node's health changes if nobody
     /// polls (alive to suspect, or suspect to dead). O(log n).
     pub fn next_change(&self, now: Instant) -> Instant {
-        // Nodes never heard from turn dead `dead_after` into the view.
-        let never_heard = Some(self.started + self.dead_after).filter(|at| *at > now);
+        // Nodes never heard from turn dead `first_contact_after` into the view.
+        let never_heard = Some(self.started + self.first_contact_after).filter(|at| *at > now);
         let first_after = |threshold: Duration| {
             // Nodes heard at or before `now - threshold` have crossed it already.
             let crossed_until = now.checked_sub(threshold);
@@ -106,13 +124,23 @@ impl Liveness {
     /// suspect (not alive) until it polls: a new leader must not start work on a host it
     /// has not heard from, nor declare it dead before the dead threshold.
     pub fn health(&self, node: NodeId, now: Instant) -> Health {
-        let silent = self.silent_for(node, now);
+        self.health_after(self.last_heard.get(&node).copied(), now).0
+    }
+
+    /// The health of a node last heard at `last` (`None`: never in this view), and for
+    /// a dead one the instant it turned dead.
+    fn health_after(&self, last: Option<Instant>, now: Instant) -> (Health, Option<Instant>) {
+        let Some(last) = last else {
+            let dead_at = self.started + self.first_contact_after;
+            return if now >= dead_at { (Health::Dead, Some(dead_at)) } else { (Health::Suspect, None) };
+        };
+        let silent = now.saturating_duration_since(last);
         if silent >= self.dead_after {
-            Health::Dead
-        } else if silent >= self.suspect_after || !self.last_heard.contains_key(&node) {
-            Health::Suspect
+            (Health::Dead, Some(last + self.dead_after))
+        } else if silent >= self.suspect_after {
+            (Health::Suspect, None)
         } else {
-            Health::Alive
+            (Health::Alive, None)
         }
     }
 
@@ -127,14 +155,8 @@ impl Liveness {
             .map(|id| {
                 while heard.next_if(|(node, _)| *node < id).is_some() {}
                 let last = heard.next_if(|(node, _)| *node == id).map(|(_, at)| *at);
-                let silent = now.saturating_duration_since(last.unwrap_or(self.started));
-                if silent >= self.dead_after {
-                    (*id, Health::Dead, Some(last.unwrap_or(self.started) + self.dead_after))
-                } else if silent >= self.suspect_after || last.is_none() {
-                    (*id, Health::Suspect, None)
-                } else {
-                    (*id, Health::Alive, None)
-                }
+                let (health, dead_at) = self.health_after(last, now);
+                (*id, health, dead_at)
             })
             .collect()
     }
@@ -142,13 +164,12 @@ impl Liveness {
     /// For a dead node, the instant it turned dead (its silence crossed the dead
     /// threshold); `None` for a node not dead at `now`.
     pub fn dead_at(&self, node: NodeId, now: Instant) -> Option<Instant> {
-        let last = self.last_heard.get(&node).copied().unwrap_or(self.started);
-        Some(last + self.dead_after).filter(|at| *at <= now)
+        self.health_after(self.last_heard.get(&node).copied(), now).1
     }
 
-    /// For a dead node, how long it has been dead (silent beyond the dead threshold).
+    /// For a dead node, how long it has been dead.
     pub fn dead_for(&self, node: NodeId, now: Instant) -> Option<Duration> {
-        self.silent_for(node, now).checked_sub(self.dead_after)
+        self.dead_at(node, now).map(|at| now.saturating_duration_since(at))
     }
 }
 
@@ -156,12 +177,19 @@ impl Liveness {
 mod tests {
     use super::*;
 
+    /// Suspect after 2 s, dead after 5 s, never heard: dead 7 s into the view.
+    const THRESHOLDS: Thresholds = Thresholds {
+        suspect_after: Duration::from_secs(2),
+        dead_after: Duration::from_secs(5),
+        first_contact_after: Duration::from_secs(7),
+    };
+
     #[tokio::test(start_paused = true)]
     async fn nodes_go_suspect_then_dead_and_recover() {
         // A node heard once, then silent: alive, suspect after 2 s, dead after 5 s;
         // one poll brings it back.
         let start = Instant::now();
-        let mut view = Liveness::new(start, Duration::from_secs(2), Duration::from_secs(5));
+        let mut view = Liveness::new(start, THRESHOLDS);
         view.heard(NodeId(2), start);
         assert_eq!(view.health(NodeId(2), start + Duration::from_secs(1)), Health::Alive);
         assert_eq!(view.health(NodeId(2), start + Duration::from_secs(3)), Health::Suspect);
@@ -170,9 +198,13 @@ mod tests {
         assert_eq!(view.dead_for(NodeId(2), late), Some(Duration::from_secs(3)));
         view.heard(NodeId(2), late);
         assert_eq!(view.health(NodeId(2), late), Health::Alive);
-        // Never heard: suspect, then dead counted from the start of the view.
+        // Never heard: suspect past the dead threshold, dead once the view is as old as
+        // the first-contact threshold.
         assert_eq!(view.health(NodeId(9), start + Duration::from_secs(1)), Health::Suspect);
-        assert_eq!(view.health(NodeId(9), start + Duration::from_secs(6)), Health::Dead);
+        assert_eq!(view.health(NodeId(9), start + Duration::from_millis(6999)), Health::Suspect);
+        assert_eq!(view.health(NodeId(9), start + Duration::from_secs(7)), Health::Dead);
+        assert_eq!(view.dead_at(NodeId(9), start + Duration::from_secs(8)), Some(start + Duration::from_secs(7)));
+        assert_eq!(view.dead_for(NodeId(9), start + Duration::from_secs(8)), Some(Duration::from_secs(1)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -182,7 +214,7 @@ mod tests {
         // per-node lookups give.
         let start = Instant::now();
         let at = |millis: u64| start + Duration::from_millis(millis);
-        let mut view = Liveness::new(start, Duration::from_secs(2), Duration::from_secs(5));
+        let mut view = Liveness::new(start, THRESHOLDS);
         for (id, heard) in [(2, 0), (4, 1000), (6, 3000), (9, 4000)] {
             view.heard(NodeId(id), at(heard));
         }
@@ -199,12 +231,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn health_stays_put_until_the_next_change_and_revivals_count_polls_that_change_it() {
-        // Nodes heard at 0 s, 1 s and 3 s, thresholds 2 s / 5 s. Step through time 100 ms
+        // Nodes heard at 0 s, 1 s and 3 s, thresholds 2 s / 5 s / 7 s. Step through time 100 ms
         // at a time: whenever `next_change` says nothing changes yet, every health must be
         // as it was, and at `next_change` at least one must differ.
         let start = Instant::now();
         let at = |millis: u64| start + Duration::from_millis(millis);
-        let mut view = Liveness::new(start, Duration::from_secs(2), Duration::from_secs(5));
+        let mut view = Liveness::new(start, THRESHOLDS);
         view.heard(NodeId(1), at(0));
         view.heard(NodeId(2), at(1000));
         view.heard(NodeId(3), at(3000));
@@ -228,8 +260,8 @@ mod tests {
             now = next;
         }
         // After 3 s: node 1 dead at 5 s, node 2 dead at 6 s, node 3 suspect at 5 s and
-        // dead at 8 s, node 4 (never heard) dead at 5 s: three distinct instants.
-        assert_eq!(changes, 3, "distinct instants at which something changed");
+        // dead at 8 s, node 4 (never heard) dead at 7 s: four distinct instants.
+        assert_eq!(changes, 4, "distinct instants at which something changed");
 
         // A poll from a dead node changes its health; one from an alive node does not.
         let revivals = view.revivals();

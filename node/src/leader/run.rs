@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::core::{Action, LeaderCore, TickFacts, Work};
-use super::liveness::Health;
+use super::liveness::{Health, Thresholds};
 use super::shift::AwsEdges;
 use super::view::PollFacts;
 use crate::runtime::protocol::RevisionProgress;
@@ -86,7 +86,11 @@ pub(super) async fn run(
     mut events: mpsc::UnboundedReceiver<Event>,
 ) {
     let timing = node.settings().timing;
-    let mut core = LeaderCore::new(timing.suspect_after, timing.dead_after);
+    let mut core = LeaderCore::new(Thresholds {
+        suspect_after: timing.suspect_after,
+        dead_after: timing.dead_after,
+        first_contact_after: timing.first_contact_after(),
+    });
     let mut shell = Shell { node: node.clone(), planner, aws, work: JoinSet::new(), kinds: BTreeMap::new() };
     let mut shutdown = node.shutdown_signal();
     let mut changes = node.state().subscribe();

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use fleetmesh_core::rollout::{FleetView, HostView};
 use fleetmesh_model::{ClusterNode, GetClusterOutput};
@@ -17,7 +16,7 @@ use fleetmesh_state::Release;
 use fleetmesh_transport::NodeId;
 use tokio::time::Instant;
 
-use super::liveness::{Health, Liveness};
+use super::liveness::{Health, Liveness, Thresholds};
 use crate::runtime::protocol::RevisionProgress;
 
 /// The cluster as the leader sees it (`GetCluster`, `cluster status`): the API model's
@@ -71,11 +70,11 @@ pub(super) struct PollFacts {
 }
 
 impl LeaderView {
-    /// A fresh view of `term`, every member counted as heard at `now`.
-    pub(super) fn new(term: u64, now: Instant, suspect_after: Duration, dead_after: Duration) -> Self {
+    /// A fresh view of `term` started at `now`, having heard from nobody.
+    pub(super) fn new(term: u64, now: Instant, thresholds: Thresholds) -> Self {
         Self {
             term,
-            liveness: Liveness::new(now, suspect_after, dead_after),
+            liveness: Liveness::new(now, thresholds),
             health: None,
             progress: BTreeMap::new(),
             completions: 0,

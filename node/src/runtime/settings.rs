@@ -8,6 +8,17 @@ use std::time::Duration;
 use fleetmesh_consensus::raft::RaftTiming;
 use fleetmesh_transport::NodeId;
 
+/// How much longer than the hold an agent waits for the answer to a held poll before it
+/// gives up on that leader and searches for another.
+pub const POLL_ANSWER_SLACK: Duration = Duration::from_secs(3);
+
+/// How long an agent's search may take to reach a new leader once its poll to the old
+/// one has timed out: the first pause with its jitter, then two candidates that do not
+/// answer (a dead or paused voter costs the search's per-candidate timeout and a
+/// pause), with 2 s to spare for a loaded machine. A test in `agent::poll` checks the
+/// search's constants against it.
+pub const LEADER_SEARCH_ALLOWANCE: Duration = Duration::from_secs(5);
+
 /// Timing knobs; the defaults suit a LAN.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
@@ -26,6 +37,22 @@ pub struct Timing {
     /// How long a piece of a revision being downloaded may have no live holder before
     /// the download (and the DownloadBundle waiting for it) fails.
     pub no_holder_timeout: Duration,
+}
+
+impl Timing {
+    /// How long an agent may wait for a held poll's answer.
+    pub fn poll_timeout(&self) -> Duration {
+        self.poll_hold + POLL_ANSWER_SLACK
+    }
+
+    /// Silence after which a node that a new leader has never heard from is dead: the
+    /// dead threshold plus the time an agent that was polling the old leader may take
+    /// to find the new one (its poll timing out, then its search). Counting such a node
+    /// dead at `dead_after` failed pending targets of live hosts at every failover where
+    /// an agent's search met a paused voter.
+    pub fn first_contact_after(&self) -> Duration {
+        self.dead_after + self.poll_timeout() + LEADER_SEARCH_ALLOWANCE
+    }
 }
 
 impl Default for Timing {

@@ -6,12 +6,15 @@ use fleetmesh_state::model::ids::DeploymentId;
 
 use super::*;
 
-const SUSPECT: Duration = Duration::from_millis(2500);
-const DEAD: Duration = Duration::from_millis(6000);
+const THRESHOLDS: Thresholds = Thresholds {
+    suspect_after: Duration::from_millis(2500),
+    dead_after: Duration::from_millis(6000),
+    first_contact_after: Duration::from_millis(9000),
+};
 const ME: NodeId = NodeId(1);
 
 fn core() -> LeaderCore<u32> {
-    LeaderCore::new(SUSPECT, DEAD)
+    LeaderCore::new(THRESHOLDS)
 }
 
 fn reports(target: u64, count: usize) -> Vec<TargetReport> {
@@ -151,14 +154,15 @@ async fn a_new_term_starts_a_fresh_view_and_losing_leadership_forgets_the_plan()
     assert_eq!(core.health(3, ME, NodeId(5), at(200)), Health::Suspect);
     assert!(core.revision_progress(3, RevisionId::of(&[1]), at(200)).is_empty());
     assert_eq!(core.health(3, ME, ME, at(200)), Health::Alive, "the leader is alive to itself");
-    // Dead only after the dead threshold counted from the view's start.
-    assert_eq!(core.health(3, ME, NodeId(5), at(200 + 6000)), Health::Dead);
-    core.handle_tick(facts(3, 10), at(7000));
-    drain(&mut core, at(7000));
+    // Dead only after the first-contact threshold counted from the view's start.
+    assert_eq!(core.health(3, ME, NodeId(5), at(200 + 6000)), Health::Suspect);
+    assert_eq!(core.health(3, ME, NodeId(5), at(200 + 9000)), Health::Dead);
+    core.handle_tick(facts(3, 10), at(10_000));
+    drain(&mut core, at(10_000));
     core.plan_done(None);
     core.handle_not_leading();
-    core.handle_tick(facts(3, 10), at(7010));
-    assert_eq!(drain(&mut core, at(7010)), ["plan"], "a leader again plans at once");
+    core.handle_tick(facts(3, 10), at(10_010));
+    assert_eq!(drain(&mut core, at(10_010)), ["plan"], "a leader again plans at once");
 }
 
 #[tokio::test(start_paused = true)]
