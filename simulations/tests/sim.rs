@@ -24,6 +24,7 @@ fn args(scenario: &str, nodes: usize) -> SimArgs {
         seeds: None,
         json: false,
         size_mib: 64,
+        piece_mib: None,
         uplink_mbps: 1000,
         downlink_mbps: 1000,
         latency_ms: 0.5,

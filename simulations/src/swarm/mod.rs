@@ -77,6 +77,11 @@ pub struct SwarmParams {
     pub seed: u64,
     /// Bytes of the revision (all distinct chunks).
     pub revision_bytes: u64,
+    /// `None`: the revision is made of chunks around 64 KiB grouped into 1 MiB pieces,
+    /// as the node makes them. `Some(bytes)`: of chunks this large, each a piece of its
+    /// own, so that a revision of 100 GiB is 1,600 pieces of 64 MiB rather than 100,000
+    /// (the per-piece protocol runs unchanged, with fewer, longer transfers).
+    pub coarse_piece_bytes: Option<u32>,
     /// Every node's uplink, bits per second.
     pub uplink_bps: u64,
     /// Every node's downlink, bits per second.
@@ -99,6 +104,7 @@ impl Default for SwarmParams {
             nodes: 100,
             seed: 1,
             revision_bytes: 1 << 30,
+            coarse_piece_bytes: None,
             uplink_bps: 1_000_000_000,
             downlink_bps: 1_000_000_000,
             latency_ms: 0.5,

@@ -22,17 +22,22 @@ const CHUNK_BYTES_MIN: u32 = 16 * 1024;
 /// average is 64 KiB like the real chunker's target.
 const CHUNK_BYTES_MAX: u32 = 112 * 1024;
 
-/// A synthetic manifest of `total_bytes` in one file, chunked into random sizes around
-/// 64 KiB with random hashes, all drawn from `rng`.
-pub(crate) fn synthetic_manifest(total_bytes: u64, rng: &mut ChaCha8Rng) -> Manifest {
+/// A synthetic manifest of `total_bytes` in one file with random hashes, all drawn from
+/// `rng`: chunked into random sizes around 64 KiB, or with `coarse_chunk_bytes` into
+/// chunks of that size (the last one shorter), each of which is then a piece of its own.
+pub(crate) fn synthetic_manifest(total_bytes: u64, coarse_chunk_bytes: Option<u32>, rng: &mut ChaCha8Rng) -> Manifest {
     let mut chunks = Vec::new();
     let mut left = total_bytes;
     while left > 0 {
         // Even sizes, as fastcdc 5 produces.
-        let size = u64::from(rng.gen_range(CHUNK_BYTES_MIN / 2..=CHUNK_BYTES_MAX / 2) * 2).min(left);
+        let size = match coarse_chunk_bytes {
+            Some(coarse) => u64::from(coarse.max(1)),
+            None => u64::from(rng.gen_range(CHUNK_BYTES_MIN / 2..=CHUNK_BYTES_MAX / 2) * 2),
+        }
+        .min(left);
         let mut hash = [0u8; 32];
         rng.fill(&mut hash);
-        chunks.push(ChunkRef(Hash32(hash), u32::try_from(size).expect("a chunk is at most 112 KiB")));
+        chunks.push(ChunkRef(Hash32(hash), u32::try_from(size).expect("a chunk is at most one u32 chunk size")));
         left -= size;
     }
     Manifest {
@@ -170,19 +175,19 @@ mod tests {
     fn synthetic_manifest_has_the_requested_size_and_64_kib_chunks() {
         // 64 MiB from a fixed seed: the chunks sum exactly to the size, average about
         // 64 KiB, and the same seed gives the same manifest.
-        let manifest = synthetic_manifest(64 << 20, &mut ChaCha8Rng::seed_from_u64(5));
+        let manifest = synthetic_manifest(64 << 20, None, &mut ChaCha8Rng::seed_from_u64(5));
         let chunks = manifest.unique_chunks();
         assert_eq!(manifest.total_bytes(), 64 << 20);
         let average = (64u64 << 20) / chunks.len() as u64;
         assert!((56 * 1024..72 * 1024).contains(&average), "average chunk {average} bytes");
-        assert_eq!(manifest, synthetic_manifest(64 << 20, &mut ChaCha8Rng::seed_from_u64(5)));
+        assert_eq!(manifest, synthetic_manifest(64 << 20, None, &mut ChaCha8Rng::seed_from_u64(5)));
     }
 
     #[test]
     fn the_store_refuses_forged_bytes_and_fingerprints_what_it_holds() {
         // A forged delivery is reported corrupt and leaves the store empty; the honest
         // delivery of every piece fills it, and its fingerprint equals the manifest's.
-        let manifest = synthetic_manifest(3 << 20, &mut ChaCha8Rng::seed_from_u64(9));
+        let manifest = synthetic_manifest(3 << 20, None, &mut ChaCha8Rng::seed_from_u64(9));
         let map = piece_map(&manifest);
         let mut store = PhantomStore::empty(&map);
         assert_eq!(store.verify_and_store(&map, 0, map.piece(0), true), Verified::Corrupt(map.piece(0)[0].hash()));

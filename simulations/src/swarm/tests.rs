@@ -37,6 +37,22 @@ fn a_small_swarm_completes_close_to_the_bound() {
 }
 
 #[test]
+fn coarse_pieces_model_the_same_swarm_with_fewer_pieces() {
+    // 20 nodes, 256 MiB. Pieces of one 1 MiB chunk each finish within 2 % of the fine
+    // model (chunks around 64 KiB in pieces of at most 1 MiB): the picker sees pieces,
+    // not chunks. Pieces of 4 MiB are 64, every invariant holds, and the tail grows (a
+    // node waits for whole 4 MiB pieces) but stays under 1.5 times the bound.
+    let fine = SwarmParams { revision_bytes: 256 << 20, ..small(20, 3) };
+    let one = SwarmParams { coarse_piece_bytes: Some(1 << 20), ..fine.clone() };
+    let four = SwarmParams { coarse_piece_bytes: Some(4 << 20), ..fine.clone() };
+    let (fine, one, four) = (run(&fine), run(&one), run(&four));
+    assert_eq!((one.pieces, four.pieces), (256, 64));
+    assert!(one.is_ok() && four.is_ok(), "{:?} {:?}", one.invariants, four.invariants);
+    assert!((one.ratio - fine.ratio).abs() < fine.ratio * 0.02, "fine {} coarse {}", fine.ratio, one.ratio);
+    assert!(four.ratio >= 1.0 && four.ratio < 1.5, "4 MiB pieces: ratio {}", four.ratio);
+}
+
+#[test]
 fn corrupt_peers_are_banned_and_everyone_still_gets_verified_chunks() {
     // 30 nodes of which 3 are byzantine (they advertise every piece and serve garbage):
     // every honest receiver completes with exactly the manifest's chunks, every node

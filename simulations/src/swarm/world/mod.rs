@@ -148,7 +148,7 @@ impl World {
     pub(crate) fn new(params: &SwarmParams) -> Self {
         let tuning = params.tuning.clone();
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-        let manifest = payload::synthetic_manifest(params.revision_bytes, &mut rng);
+        let manifest = payload::synthetic_manifest(params.revision_bytes, params.coarse_piece_bytes, &mut rng);
         let map = payload::piece_map(&manifest);
         let count = params.nodes.max(1);
         let mut byzantine: BTreeSet<usize> = BTreeSet::new();
