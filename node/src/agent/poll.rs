@@ -18,7 +18,6 @@ use super::Agent;
 use fleetmesh_state::Release;
 
 use crate::runtime::protocol::{self, LeaderHint, MemberAddress, PollRequest, PollResponse, Request, Response};
-use crate::runtime::settings::POLL_ANSWER_SLACK;
 use crate::runtime::{Directory, Node};
 
 /// Redirects ("not the leader, ask X") followed back to back before a pause: stale
@@ -122,7 +121,7 @@ impl PollLoop {
     async fn ask_own(&mut self, request: PollRequest) -> Result<Answer, Duration> {
         let node = &self.node;
         let me = Peer { id: node.id(), addr: node.settings().listen };
-        match node.call(me, Request::Poll(request), self.hold + POLL_ANSWER_SLACK).await {
+        match node.call(me, Request::Poll(request), node.settings().timing.poll_timeout()).await {
             Ok((response, payload)) => Ok((response, payload, None)),
             Err(error) => {
                 debug!(%error, "this node's own poll failed");
@@ -150,7 +149,7 @@ impl PollLoop {
         let (request, timeout) = if searching {
             (PollRequest { hold_ms: 0, ..request }, SEARCH_TIMEOUT)
         } else {
-            (request, self.hold + POLL_ANSWER_SLACK)
+            (request, node.settings().timing.poll_timeout())
         };
         match node.call(target, Request::Poll(request), timeout).await {
             Ok((response, payload)) => Ok((response, payload, Some(Asked { peer: target.id, searching }))),
@@ -360,7 +359,7 @@ mod tests {
         // quarter of jitter at most), then two candidates that time out, a pause after
         // each, and 2 s to spare.
         use super::super::search::RETRY_DELAY;
-        use crate::runtime::settings::{Timing, LEADER_SEARCH_ALLOWANCE};
+        use crate::runtime::settings::{Timing, LEADER_SEARCH_ALLOWANCE, POLL_ANSWER_SLACK};
         let worst = RETRY_DELAY + RETRY_DELAY / 4 + (SEARCH_TIMEOUT + RETRY_DELAY) * 2;
         assert!(worst + Duration::from_secs(2) <= LEADER_SEARCH_ALLOWANCE, "{worst:?}");
         let timing = Timing::default();

@@ -114,15 +114,9 @@ impl Liveness {
             .unwrap_or(now + self.dead_after)
     }
 
-    /// How long since `node` was heard from (since the view started if never).
-    pub fn silent_for(&self, node: NodeId, now: Instant) -> Duration {
-        let last = self.last_heard.get(&node).copied().unwrap_or(self.started);
-        now.saturating_duration_since(last)
-    }
-
     /// The node's health now. A node not heard from since this view started is
     /// suspect (not alive) until it polls: a new leader must not start work on a host it
-    /// has not heard from, nor declare it dead before the dead threshold.
+    /// has not heard from, nor declare it dead before the first-contact threshold.
     pub fn health(&self, node: NodeId, now: Instant) -> Health {
         self.health_after(self.last_heard.get(&node).copied(), now).0
     }
