@@ -92,10 +92,24 @@ pub(super) async fn answer(raft: &Raft, request: &VoteRequest<NodeId>) -> bool {
         return false;
     };
     let last_log: Option<LogId<NodeId>> = raft.data_metrics().borrow().last_log;
-    !view.leader
-        && !view.has_live_leader(<Instant as openraft::Instant>::now(), lease)
+    let now = <Instant as openraft::Instant>::now();
+    let live_leader = view.has_live_leader(now, lease);
+    let granted = !view.leader
+        && !live_leader
         && request.vote.leader_id().get_term() >= view.vote.leader_id().get_term()
-        && request.last_log_id >= last_log
+        && request.last_log_id >= last_log;
+    tracing::debug!(
+        candidate = ?request.vote.leader_id().voted_for(),
+        term = request.vote.leader_id().get_term(),
+        granted,
+        leader = view.leader,
+        live_leader,
+        heard_ms_ago = ?view.heard.map(|heard| (now - heard).as_millis()),
+        our_term = view.vote.leader_id().get_term(),
+        log_ok = request.last_log_id >= last_log,
+        "pre-vote answered"
+    );
+    granted
 }
 
 /// The election timer of one voter instance: campaigns after a silence, and only with a
@@ -128,6 +142,12 @@ pub async fn campaign(
         last_try = Some(now);
         timeout = draw(timing);
         let granted = view.peers.is_empty() || pre_vote(&raft, id, &view, &*transport, timing).await;
+        tracing::debug!(
+            term = view.vote.leader_id().get_term() + 1,
+            granted,
+            heard_ms_ago = ?view.heard.map(|heard| (now - heard).as_millis()),
+            "pre-vote campaign"
+        );
         if granted && raft.trigger().elect().await.is_err() {
             return;
         }
