@@ -5,6 +5,7 @@
 //! object that is not a bundle are refused by AWS's names.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -156,7 +157,9 @@ pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// `git daemon` serving `base` on a free loopback port; killed when dropped.
+/// `git daemon` serving `base` on a free loopback port; killed when dropped, with its
+/// process group: `git` runs `git-daemon` as a child, which forks one more per
+/// connection, so killing `git` alone left the daemon running.
 struct GitDaemon(Child, u16);
 
 impl GitDaemon {
@@ -169,6 +172,7 @@ impl GitDaemon {
             .arg(base)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|error| panic!("git daemon is not available: {error}"));
         wait_until("git daemon to listen", Duration::from_secs(20), || {
@@ -181,6 +185,9 @@ impl GitDaemon {
 impl Drop for GitDaemon {
     fn drop(&mut self) {
         // Best effort: it may have exited already.
+        if let Ok(group) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
