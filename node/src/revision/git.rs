@@ -119,9 +119,8 @@ fn checkout_within(repository: &str, commit: &str, scratch: &Path, limits: &Limi
     }
     let id = gix::ObjectId::from_hex(commit.to_ascii_lowercase().as_bytes())
         .map_err(|_| GitError::CommitId(commit.to_string()))?;
-    let cloned = |reason: String| GitError::Clone { repository: repository.to_string(), reason };
     let url = clone_url(repository);
-    let repo = fetch(&url, &scratch.join("repo"), limits).map_err(cloned)?;
+    let repo = fetch(repository, &url, &scratch.join("repo"), limits)?;
     let missing =
         |reason: String| GitError::NoCommit { repository: repository.to_string(), commit: commit.to_string(), reason };
     let found = repo.find_object(id).map_err(|error| missing(error.to_string()))?;
@@ -135,9 +134,9 @@ fn checkout_within(repository: &str, commit: &str, scratch: &Path, limits: &Limi
     Ok(dest)
 }
 
-/// Fetches the branches and tags of `url` into a new bare repository at `dir`; a failure
-/// is the reason to show.
-fn fetch(url: &str, dir: &Path, limits: &Limits) -> Result<gix::Repository, String> {
+/// Fetches the branches and tags of `url` (`repository` as given) into a new bare
+/// repository at `dir`.
+fn fetch(repository: &str, url: &str, dir: &Path, limits: &Limits) -> Result<gix::Repository, GitError> {
     let mut stderr = None;
     let fetched = (|| -> gix::error::Result<gix::Repository> {
         let mut repo = gix::init_bare(dir)?;
@@ -159,10 +158,11 @@ fn fetch(url: &str, dir: &Path, limits: &Limits) -> Result<gix::Repository, Stri
     })();
     fetched.map_err(|error| {
         let why = reason(url, &error, limits.stall);
-        match stderr.as_ref().and_then(process::StderrTail::said) {
+        let reason = match stderr.as_ref().and_then(process::StderrTail::said) {
             Some(said) => format!("{why} ({said})"),
             None => why,
-        }
+        };
+        GitError::Clone { repository: repository.to_string(), reason }
     })
 }
 

@@ -81,6 +81,7 @@ impl StderrTail {
     /// "PROGRAM said: LINE; LINE", or `None` when the child said nothing. Waits a moment
     /// for the reading thread to see the child's last lines.
     pub(super) fn said(&self) -> Option<String> {
+        // Timing out is fine: a grandchild may hold stderr open; the lines so far do.
         let _ = self.done.recv_timeout(STDERR_SETTLE);
         let lines = self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         (!lines.is_empty())
@@ -136,7 +137,8 @@ pub(super) fn connect_local(
         }
         started => started.or_raise(|| message!("cannot start {program}"))?,
     };
-    Ok(attach(child, program.into(), url.path.clone(), version, limits))
+    attach(child, program.into(), url.path.clone(), version, limits)
+        .or_raise(|| message("cannot start a thread for git-upload-pack"))
 }
 
 /// Starts the ssh program for `url` (see the module comment for its arguments), running
@@ -202,7 +204,8 @@ pub(super) fn connect_ssh(
     let mut command = Command::try_from(prepare).or_raise(|| message!("cannot prepare {shown}"))?;
     command.env("GIT_PROTOCOL", format!("version={}", version as usize)).env("LANG", "C").env("LC_ALL", "C");
     let child = spawn(&mut command).or_raise(|| message!("cannot start {shown}"))?;
-    Ok(attach(child, shown, url.path.clone(), version, limits))
+    attach(child, shown.clone(), url.path.clone(), version, limits)
+        .or_raise(|| message!("cannot start a thread for {shown}"))
 }
 
 /// Whether `program -G destination` succeeds, which only OpenSSH's ssh does (Git's test for
@@ -229,8 +232,7 @@ fn probe_is_openssh(options: &SshOptions, program: &std::ffi::OsStr, destination
             Ok(Some(status)) => return status.success(),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_and_reap(&mut child);
                 return false;
             }
         }
@@ -251,36 +253,25 @@ fn spawn(command: &mut Command) -> io::Result<Child> {
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
 }
 
-/// Wires `child`'s pipes to pump threads and wraps them in a connection.
+/// Wires `child`'s pipes to pump threads and wraps them in a connection. A thread that
+/// cannot start kills the child and fails the fetch.
 fn attach(
     mut child: Child,
     program: String,
     path: gix::bstr::BString,
     version: gix_transport::Protocol,
     limits: Limits,
-) -> (ProcessConnection, StderrTail) {
+) -> io::Result<(ProcessConnection, StderrTail)> {
     let lines = Arc::new(Mutex::new(VecDeque::new()));
     let (finished, done) = mpsc::channel();
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let (read_tx, read_rx) = mpsc::sync_channel(READ_AHEAD);
-    if let Some(stdout) = stdout {
-        pump_out(stdout, read_tx);
-    }
     let (write_tx, write_rx) = mpsc::channel();
-    if let Some(stdin) = stdin {
-        pump_in(stdin, write_rx);
-    }
-    if let Some(stderr) = stderr {
-        let kept = lines.clone();
-        let _ = std::thread::Builder::new().name("git child stderr".into()).spawn(move || {
-            let _finished = finished;
-            for line in io::BufReader::new(stderr).lines() {
-                match line {
-                    Ok(line) => keep(&kept, &line),
-                    Err(_) => break,
-                }
-            }
-        });
+    let started = pump_out(child.stdout.take(), read_tx)
+        .and_then(|()| pump_in(child.stdin.take(), write_rx))
+        .and_then(|()| keep_stderr(child.stderr.take(), lines.clone(), finished));
+    if let Err(error) = started {
+        kill_and_reap(&mut child);
+        return Err(error);
     }
     let tail = StderrTail { program: program.clone(), lines, done };
     let read = PipeRead { rx: read_rx, pending: Vec::new(), at: 0, limits, program, child };
@@ -293,11 +284,16 @@ fn attach(
         ConnectMode::Process,
         false,
     );
-    (connection, tail)
+    Ok((connection, tail))
 }
 
-fn pump_out(mut stdout: std::process::ChildStdout, to: SyncSender<io::Result<Vec<u8>>>) {
-    let _ = std::thread::Builder::new().name("git child stdout".into()).spawn(move || {
+fn missing_pipe(name: &str) -> io::Error {
+    io::Error::other(format!("the Git child process has no {name} pipe"))
+}
+
+fn pump_out(stdout: Option<std::process::ChildStdout>, to: SyncSender<io::Result<Vec<u8>>>) -> io::Result<()> {
+    let mut stdout = stdout.ok_or_else(|| missing_pipe("stdout"))?;
+    std::thread::Builder::new().name("git child stdout".into()).spawn(move || {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             match stdout.read(&mut buffer) {
@@ -309,22 +305,53 @@ fn pump_out(mut stdout: std::process::ChildStdout, to: SyncSender<io::Result<Vec
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
+                    // The fetch may have ended already; then nobody needs the error.
                     let _ = to.send(Err(error));
                     break;
                 }
             }
         }
-    });
+    })?;
+    Ok(())
 }
 
-fn pump_in(mut stdin: std::process::ChildStdin, from: Receiver<Vec<u8>>) {
-    let _ = std::thread::Builder::new().name("git child stdin".into()).spawn(move || {
+fn pump_in(stdin: Option<std::process::ChildStdin>, from: Receiver<Vec<u8>>) -> io::Result<()> {
+    let mut stdin = stdin.ok_or_else(|| missing_pipe("stdin"))?;
+    std::thread::Builder::new().name("git child stdin".into()).spawn(move || {
         for bytes in from {
             if stdin.write_all(&bytes).and_then(|()| stdin.flush()).is_err() {
                 break;
             }
         }
-    });
+    })?;
+    Ok(())
+}
+
+/// Keeps the last lines of `stderr` in `lines`; `finished` drops when stderr closes.
+fn keep_stderr(
+    stderr: Option<std::process::ChildStderr>,
+    lines: Arc<Mutex<VecDeque<String>>>,
+    finished: Sender<()>,
+) -> io::Result<()> {
+    let stderr = stderr.ok_or_else(|| missing_pipe("stderr"))?;
+    std::thread::Builder::new().name("git child stderr".into()).spawn(move || {
+        let _finished = finished;
+        for line in io::BufReader::new(stderr).lines() {
+            match line {
+                Ok(line) => keep(&lines, &line),
+                Err(_) => break,
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Kills `child` and waits for it, so no zombie is left.
+fn kill_and_reap(child: &mut Child) {
+    // It may have exited already: then kill fails and wait returns at once.
+    let _ = child.kill();
+    // Its exit status says nothing the fetch's own error does not.
+    let _ = child.wait();
 }
 
 /// The child's stdout as the fetch reads it; owns the child, which it kills on drop.
@@ -377,8 +404,7 @@ impl Read for PipeRead {
 
 impl Drop for PipeRead {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 
