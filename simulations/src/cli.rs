@@ -16,8 +16,11 @@ use crate::{SeedRangeError, SimError};
 /// `fleetmesh sim`.
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
-    /// Scenario: leader-partition, swarm, rolling-chaos, traffic-chaos, blue-green-chaos,
-    /// leader-kill-mid-wave, byzantine-peer.
+    /// Scenario: leader-partition, rolling-chaos, traffic-chaos, blue-green-chaos,
+    /// leader-kill-mid-wave, traffic-shift-chaos; swarm (the discrete-event model of the
+    /// swarm), swarm-nodes (every host of a cluster fetching one revision at once with the
+    /// node's own swarm code), byzantine-peer (swarm-nodes with a tenth of the hosts
+    /// lying: corrupt, withholding or slow).
     #[arg(long, value_name = "NAME")]
     pub scenario: String,
     /// Nodes to simulate.
@@ -32,7 +35,7 @@ pub struct SimArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Swarm: revision size in MiB.
+    /// Swarm scenarios: revision size in MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub size_mib: u64,
     /// Swarm: model the revision in pieces of this many MiB, one chunk each (coarse,
@@ -42,7 +45,8 @@ pub struct SimArgs {
     /// Swarm: uplink per node in Mbit/s.
     #[arg(long, default_value_t = 1000, value_name = "MBPS")]
     pub uplink_mbps: u64,
-    /// Swarm: downlink per node in Mbit/s.
+    /// Swarm scenarios: downlink per node in Mbit/s (swarm-nodes and byzantine-peer:
+    /// uplink and downlink).
     #[arg(long, default_value_t = 1000, value_name = "MBPS")]
     pub downlink_mbps: u64,
     /// Network latency per message in milliseconds.
@@ -109,7 +113,18 @@ pub fn run_seed(args: &SimArgs, seed: u64) -> Result<Report, SimError> {
             let config = scenarios::traffic_shift_chaos::config(cluster_config(args, seed));
             runtime.block_on(scenarios::traffic_shift_chaos::run(config))?
         }
-        "swarm" | "byzantine-peer" => run_swarm(args, seed)?,
+        "swarm" => run_swarm(args, seed)?,
+        "swarm-nodes" | "byzantine-peer" => {
+            let runtime = runtime(seed)?;
+            let run = scenarios::swarm_rollout::SwarmRollout {
+                size_bytes: args.size_mib << 20,
+                liars: args.scenario == "byzantine-peer",
+            };
+            let mut config = scenarios::rolling_chaos::deployment_config(cluster_config(args, seed), None);
+            config.host.downlink_bytes_per_sec = args.downlink_mbps * 125_000;
+            let config = scenarios::swarm_rollout::config(config, run);
+            runtime.block_on(scenarios::swarm_rollout::run(config, run))?
+        }
         other => return Err(SimError::UnknownScenario { name: other.to_string() }),
     };
     let passed = outcome.verdicts.all_ok();
@@ -144,7 +159,7 @@ fn run_swarm(args: &SimArgs, seed: u64) -> Result<ScenarioOutcome, SimError> {
         downlink_bps: args.downlink_mbps * 1_000_000,
         latency_ms: args.latency_ms,
         loss: args.loss,
-        corrupt_peers: if args.scenario == "byzantine-peer" { (args.nodes / 10).max(1) } else { 0 },
+        corrupt_peers: 0,
         tuning: crate::swarm::SwarmTuning {
             // Coarse pieces scale the model's time: the have-set pull, tuned at 100 ms
             // for 1 MiB pieces (about twelve piece transfers at 1 Gbit/s), stays as

@@ -34,7 +34,7 @@ fn args(scenario: &str, nodes: usize) -> SimArgs {
 }
 
 fn nodes_of(scenario: &str) -> usize {
-    if matches!(scenario, "swarm" | "byzantine-peer") {
+    if matches!(scenario, "swarm" | "swarm-nodes" | "byzantine-peer") {
         20
     } else {
         CI_NODES
@@ -130,10 +130,27 @@ fn ci_sweep_traffic_shift_chaos() {
 
 #[test]
 fn ci_sweep_swarm_and_byzantine_peer() {
-    // The discrete-event swarm, honest and with corrupt peers, 20 nodes and 64 MiB over
-    // the CI seeds: asserts every invariant holds.
+    // The discrete-event swarm model, then the nodes' own swarm code honest and with a
+    // lying peer (corrupt, withholding or slow by seed), 20 nodes and 64 MiB over the CI
+    // seeds: asserts every invariant holds (every host fetched the revision, the
+    // deployment succeeded, every install holds exactly the pushed bytes).
     sweep("swarm");
+    sweep("swarm-nodes");
     sweep("byzantine-peer");
+}
+
+#[test]
+fn byzantine_peer_runs_the_node_swarm_with_every_kind_of_liar() {
+    // 40 nodes, so that three hosts lie (one corrupt, one withholding, one slow): asserts
+    // the run passes, that it planted three liars, that all 39 other hosts fetched, and
+    // that the nodes' swarm stayed within 1.25 copies sent per download.
+    let args = args("byzantine-peer", 40);
+    let report = run(&args, 3);
+    assert!(report.passed, "{}", failure_text(&args, &report, 3));
+    assert_eq!(report.json["lying_peers"], 3);
+    assert_eq!(report.json["downloads"], 39);
+    let sent = report.json["bytes_sent_per_download"].as_f64().expect("a figure");
+    assert!(sent < 1.25, "{sent} copies sent per download");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use fleetmesh_node::leader::shift::AwsEdges;
 use fleetmesh_node::leader::Leader;
 use fleetmesh_node::runtime::clock::VirtualClock;
 use fleetmesh_node::runtime::protocol::MemberAddress;
-use fleetmesh_node::runtime::{Node, NodeHandler, NodeSettings};
+use fleetmesh_node::runtime::{Family, Node, NodeHandler, NodeSettings};
 use fleetmesh_state::model::members::{ClusterInfo, JoinTokenRecord, MemberSpec};
 use fleetmesh_state::{Command, Outcome};
 use fleetmesh_transport::pki::ClusterCa;
@@ -26,6 +26,7 @@ use super::{lock, ClusterError, Durable, SimCluster, SimConfig, SimNode, SIM_EPO
 use crate::clock::SkewedClock;
 use crate::host::disk::SimDisk;
 use crate::host::journal::SimJournal;
+use crate::host::swarm::HostRevisions;
 use crate::host::{HostWorld, SimHost};
 use crate::invariants::Monitor;
 use crate::net::SimNet;
@@ -82,7 +83,7 @@ impl SimCluster {
     fn new(config: SimConfig) -> Self {
         let trace = Arc::new(Trace::new());
         let net = SimNet::new(config.seed, config.link, trace.clone());
-        let world = HostWorld::new(config.seed, net.clone(), trace.clone(), config.host);
+        let world = HostWorld::new(config.seed, trace.clone(), config.host);
         let monitor = Monitor::new(Duration::from_millis(config.planner.deployment_timeout_ms));
         Self {
             net,
@@ -241,6 +242,8 @@ impl SimCluster {
         };
         let aws = AwsEdges { lambda: Arc::new(self.lambda.clone()), ecs: Arc::new(crate::aws::Unsimulated) };
         let leader = Leader::start_with_trigger_sink(&node, &mut tasks, planner, aws, self.triggers.for_node(&node));
+        let revisions = HostRevisions::new(self.world.clone(), id, host_disk.clone());
+        node.register(Family::Revision, Arc::new(revisions));
         let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());

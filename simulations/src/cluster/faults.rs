@@ -70,7 +70,24 @@ impl SimCluster {
         });
     }
 
-    /// Removes every hook fault and corrupt peer.
+    /// Makes node `id` advertise every piece and answer every piece request with an
+    /// error.
+    pub fn withholding_peer(&self, id: NodeId) {
+        self.trace.note(&format!("node {id} withholds pieces"));
+        self.world.update_faults(|faults| {
+            faults.withholding_peers.insert(id);
+        });
+    }
+
+    /// Makes node `id` send pieces at a hundredth of the bandwidth.
+    pub fn slow_peer(&self, id: NodeId) {
+        self.trace.note(&format!("node {id} sends slowly"));
+        self.world.update_faults(|faults| {
+            faults.slow_peers.insert(id);
+        });
+    }
+
+    /// Removes every hook fault and lying peer.
     pub fn clear_host_faults(&self) {
         self.trace.note("clear the host faults");
         self.world.update_faults(|faults| *faults = Default::default());

@@ -179,7 +179,7 @@ impl SimCluster {
         bin_chunks: u64,
         seed: NodeId,
     ) -> fleetmesh_state::model::revision::Manifest {
-        let manifest = self.world.synthesize(version, bin_chunks, &[seed]);
+        let manifest = self.world.synthesize(version, bin_chunks);
         if let Some(disk) = self.host_disks.get(&seed) {
             let mut disk = lock(disk);
             for chunk in manifest.unique_chunks() {

@@ -22,8 +22,13 @@ pub struct HostFaults {
     /// Host → (lifecycle event, fault): every run of that event on that host, in any
     /// deployment, fails or hangs while the entry is set.
     pub hooks: BTreeMap<NodeId, (String, HookFault)>,
-    /// Peers that serve corrupt contents for every chunk they are asked for.
+    /// Peers that advertise every piece and serve corrupt contents for every chunk
+    /// they are asked for.
     pub corrupt_peers: BTreeSet<NodeId>,
+    /// Peers that advertise every piece and answer every piece request with an error.
+    pub withholding_peers: BTreeSet<NodeId>,
+    /// Peers that send at a hundredth of the bandwidth.
+    pub slow_peers: BTreeSet<NodeId>,
 }
 
 impl HostFaults {

@@ -6,28 +6,27 @@
 //! The real agent runtime (`fleetmesh_node::agent`: poll answers, the lifecycle
 //! sequencer, the journal, reports) runs unchanged on top of it.
 //!
-//! DownloadBundle is modelled, not the real swarm: the host fetches each chunk it lacks
-//! from a peer that holds the revision complete (a seed or a host that finished it) or
-//! claims to (a corrupt peer), waiting for the chunk's declared bytes to cross its
-//! downlink; a peer it cannot reach is skipped, a chunk that fails verification is
-//! fetched again from another peer and the bad peer is dropped. The real swarm's piece
-//! picker is exercised by the discrete-event [`crate::swarm`] simulation instead; running
-//! it here would multiply the events per host without testing anything the rollout
-//! invariants depend on.
+//! DownloadBundle runs the node's own swarm download over the simulated network: the
+//! fetch loop, its session and the swarm core's piece picker, asking the peers the
+//! leader listed in poll answers for have-sets and pieces through the node protocol;
+//! only the chunk store and the links' bandwidth are simulated ([`swarm`]). Every host
+//! answers its peers' requests from its disk ([`swarm::HostRevisions`]).
 
 pub mod catalog;
 pub mod disk;
 pub mod faults;
-pub mod holders;
 pub mod journal;
+pub mod swarm;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use fleetmesh_core::swarm::PieceMap;
 use fleetmesh_node::agent::hooks::EventOutcome;
 use fleetmesh_node::agent::{Journal, LifecycleBackend, TargetContext};
+use fleetmesh_node::revision::service::{download, new_download};
 use fleetmesh_node::runtime::protocol::{Assignments, MemberAddress, RevisionProgress};
 use fleetmesh_node::runtime::Node;
 use fleetmesh_state::model::deployment::{Diagnostics, LifecycleErrorCode};
@@ -38,7 +37,7 @@ use self::catalog::{file_digest, Catalog};
 use self::disk::{InstallRecord, InstalledFile, InstalledRevision, SimDisk};
 use self::faults::{HookFault, HostFaults};
 use self::journal::JournalHandle;
-use crate::net::SimNet;
+use self::swarm::{HostStore, Links, SwarmState};
 use crate::trace::Trace;
 
 /// How long simulated host work takes.
@@ -50,10 +49,8 @@ pub struct HostTiming {
     pub hook_max: Duration,
     /// A hanging hook is killed after this long (the appspec's `timeout`).
     pub hook_timeout: Duration,
-    /// Bytes per second a host downloads.
+    /// Bytes per second a host sends, and receives (each way, see [`swarm`]).
     pub downlink_bytes_per_sec: u64,
-    /// Pause before asking again when no peer with the revision is reachable.
-    pub fetch_retry: Duration,
     /// DownloadBundle fails when the revision is not complete after this long.
     pub download_timeout: Duration,
 }
@@ -65,7 +62,6 @@ impl Default for HostTiming {
             hook_max: Duration::from_millis(1500),
             hook_timeout: Duration::from_secs(60),
             downlink_bytes_per_sec: 125_000_000,
-            fetch_retry: Duration::from_millis(500),
             download_timeout: Duration::from_secs(120),
         }
     }
@@ -76,13 +72,18 @@ impl Default for HostTiming {
 #[derive(Debug)]
 pub struct HostWorld {
     seed: u64,
-    net: Arc<SimNet>,
     trace: Arc<Trace>,
     /// Host timing.
     pub timing: HostTiming,
     catalog: Mutex<Catalog>,
+    /// Piece maps of the synthetic revisions, made once each.
+    piece_maps: Mutex<BTreeMap<RevisionId, Arc<PieceMap>>>,
     faults: Mutex<HostFaults>,
-    holders: Mutex<BTreeMap<RevisionId, holders::Holders>>,
+    links: Mutex<Links>,
+    /// Declared bytes of every piece answer sent.
+    bytes_sent: std::sync::atomic::AtomicU64,
+    /// Every download that completed: host, revision, virtual start and end.
+    downloads: Mutex<Vec<DownloadRecord>>,
     installs: Mutex<Vec<InstallRecord>>,
 }
 
@@ -104,31 +105,50 @@ fn draw(seed: u64, parts: &[&[u8]]) -> u64 {
 
 impl HostWorld {
     /// A world for one run.
-    pub fn new(seed: u64, net: Arc<SimNet>, trace: Arc<Trace>, timing: HostTiming) -> Arc<Self> {
+    pub fn new(seed: u64, trace: Arc<Trace>, timing: HostTiming) -> Arc<Self> {
         Arc::new(Self {
             seed,
-            net,
             trace,
             timing,
             catalog: Mutex::new(Catalog::default()),
+            piece_maps: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(HostFaults::default()),
-            holders: Mutex::new(BTreeMap::new()),
+            links: Mutex::new(Links::default()),
+            bytes_sent: std::sync::atomic::AtomicU64::new(0),
+            downloads: Mutex::new(Vec::new()),
             installs: Mutex::new(Vec::new()),
         })
     }
 
-    /// Creates synthetic revision `version` (see [`Catalog::synthesize`]) held by `seeds`.
-    pub fn synthesize(
-        &self,
-        version: u64,
-        bin_chunks: u64,
-        seeds: &[NodeId],
-    ) -> fleetmesh_state::model::revision::Manifest {
-        let manifest = lock(&self.catalog).synthesize(self.seed, version, bin_chunks);
-        let mut holders = lock(&self.holders);
-        let holders = holders.entry(manifest.revision_id()).or_default();
-        seeds.iter().for_each(|seed| holders.insert(*seed));
-        manifest
+    /// Creates synthetic revision `version` (see [`Catalog::synthesize`]); the caller
+    /// puts its chunks on the disk of the host that pushed it.
+    pub fn synthesize(&self, version: u64, bin_chunks: u64) -> fleetmesh_state::model::revision::Manifest {
+        lock(&self.catalog).synthesize(self.seed, version, bin_chunks)
+    }
+
+    /// The piece map of a synthetic revision (as a node makes it from the manifest).
+    pub fn piece_map(&self, revision: &RevisionId) -> Option<Arc<PieceMap>> {
+        if let Some(map) = lock(&self.piece_maps).get(revision) {
+            return Some(map.clone());
+        }
+        let manifest = self.manifest(revision)?;
+        let map = Arc::new(PieceMap::new(&manifest.unique_chunks()));
+        lock(&self.piece_maps).insert(*revision, map.clone());
+        Some(map)
+    }
+
+    /// Declared bytes of every piece sent between hosts so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every download that fetched something and completed, in completion order.
+    pub fn downloads(&self) -> Vec<DownloadRecord> {
+        lock(&self.downloads).clone()
+    }
+
+    fn note_sent(&self, bytes: u64) {
+        self.bytes_sent.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The manifest of a synthetic revision.
@@ -152,6 +172,19 @@ impl HostWorld {
     }
 }
 
+/// One completed download of a revision by a host (virtual times).
+#[derive(Clone, Copy, Debug)]
+pub struct DownloadRecord {
+    /// The host.
+    pub node: NodeId,
+    /// The revision.
+    pub revision: RevisionId,
+    /// When its DownloadBundle started fetching.
+    pub started: tokio::time::Instant,
+    /// When the last piece was stored.
+    pub ended: tokio::time::Instant,
+}
+
 /// The backend of one incarnation of one simulated host.
 #[derive(Debug)]
 pub struct SimHost {
@@ -159,6 +192,8 @@ pub struct SimHost {
     me: NodeId,
     disk: Arc<Mutex<SimDisk>>,
     journal: JournalHandle,
+    /// Peers listed by the leader and downloads running (this incarnation's memory).
+    swarm: Arc<Mutex<SwarmState>>,
 }
 
 fn outcome(succeeded: bool, code: LifecycleErrorCode, message: String) -> EventOutcome {
@@ -174,29 +209,6 @@ fn success(message: String) -> EventOutcome {
 
 fn failure(code: LifecycleErrorCode, message: String) -> EventOutcome {
     outcome(false, code, message)
-}
-
-/// Why a simulated host could not fetch a chunk.
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    /// No reachable peer delivered it before DownloadBundle's deadline.
-    #[error("chunk {chunk} of revision {revision} could not be fetched within {timeout:?}")]
-    TimedOut {
-        /// The chunk.
-        chunk: ChunkHash,
-        /// Its revision.
-        revision: RevisionId,
-        /// DownloadBundle's timeout.
-        timeout: Duration,
-    },
-    /// The world has no content for it (a revision that was never synthesized).
-    #[error("no peer has chunk {chunk} of revision {revision}")]
-    Unknown {
-        /// The chunk.
-        chunk: ChunkHash,
-        /// Its revision.
-        revision: RevisionId,
-    },
 }
 
 /// Runs `work` unless the node crashes first: a crashed node's lifecycle tasks outlive
@@ -217,7 +229,7 @@ async fn until_crash(node: &Node, work: impl Future<Output = EventOutcome>) -> E
 impl SimHost {
     /// The backend of host `me`'s next incarnation, on its surviving disk and journal.
     pub fn new(world: Arc<HostWorld>, me: NodeId, disk: Arc<Mutex<SimDisk>>, journal: JournalHandle) -> Self {
-        Self { world, me, disk, journal }
+        Self { world, me, disk, journal, swarm: Arc::default() }
     }
 
     fn note(&self, context: &TargetContext, text: &str) {
@@ -259,91 +271,43 @@ impl SimHost {
         result
     }
 
-    /// Fetches one chunk, trying peers until one delivers bytes that verify.
-    async fn fetch_chunk(
-        &self,
-        revision: RevisionId,
-        chunk: ChunkHash,
-        len: u32,
-        deadline: tokio::time::Instant,
-    ) -> Result<ChunkHash, FetchError> {
-        let timing = self.world.timing;
-        let mut dropped: BTreeSet<NodeId> = BTreeSet::new();
-        let mut attempt = 0u64;
-        // Bounded by the deadline: every pass sleeps.
-        loop {
-            attempt += 1;
-            if tokio::time::Instant::now() >= deadline {
-                return Err(FetchError::TimedOut { chunk, revision, timeout: timing.download_timeout });
-            }
-            let corrupt = lock(&self.world.faults).corrupt_peers.clone();
-            let draw = |probe: u64| {
-                draw(
-                    self.world.seed,
-                    &[&self.me.0.to_le_bytes(), &chunk.0, &attempt.to_le_bytes(), &probe.to_le_bytes()],
-                )
-            };
-            let usable = |peer: NodeId| {
-                peer != self.me
-                    && !dropped.contains(&peer)
-                    && self.world.net.reachable(self.me, peer)
-                    && self.world.net.reachable(peer, self.me)
-            };
-            let picked = lock(&self.world.holders).get(&revision).map_or_else(
-                || holders::Holders::default().pick(&corrupt, draw, usable),
-                |holders| holders.pick(&corrupt, draw, usable),
-            );
-            let Some(peer) = picked else {
-                tokio::time::sleep(timing.fetch_retry).await;
-                continue;
-            };
-            let sending = Duration::from_nanos(u64::from(len) * 1_000_000_000 / timing.downlink_bytes_per_sec.max(1));
-            tokio::time::sleep(sending + Duration::from_millis(1)).await;
-            let Some(mut content) = lock(&self.world.catalog).content(&chunk) else {
-                return Err(FetchError::Unknown { chunk, revision });
-            };
-            if corrupt.contains(&peer) {
-                content[0] ^= 0x5a;
-            }
-            let received = ChunkHash::of(&content);
-            if received == chunk {
-                return Ok(received);
-            }
-            self.world.trace.note(&format!("host {} dropped peer {peer}: chunk {chunk} failed verification", self.me));
-            dropped.insert(peer);
-        }
-    }
-
-    async fn download(&self, context: &TargetContext) -> EventOutcome {
+    /// DownloadBundle: the node's swarm download of the revision, until it is complete,
+    /// fails, or the download timeout passes.
+    async fn download(&self, node: &Arc<Node>, context: &TargetContext) -> EventOutcome {
         let revision = context.assignment.revision_id;
-        let Some(manifest) = self.world.manifest(&revision) else {
+        let (Some(manifest), Some(map)) = (self.world.manifest(&revision), self.world.piece_map(&revision)) else {
             return failure(LifecycleErrorCode::UnknownError, format!("no peer knows revision {revision}"));
         };
-        let deadline = tokio::time::Instant::now() + self.world.timing.download_timeout;
-        let mut fetched = 0u64;
-        for chunk in manifest.unique_chunks() {
-            if lock(&self.disk).chunks.contains_key(&chunk.hash()) {
-                continue;
-            }
-            match self.fetch_chunk(revision, chunk.hash(), chunk.len(), deadline).await {
-                Ok(received) => {
-                    lock(&self.disk).chunks.insert(chunk.hash(), received);
-                    fetched += u64::from(chunk.len());
+        let held = self.disk.clone();
+        let fetch = new_download(self.me, revision, map, move |hash| lock(&held).chunks.contains_key(&hash));
+        let missing = fetch.map().total_bytes() - fetch.bytes_held();
+        if !fetch.is_complete() {
+            let store = Arc::new(HostStore::new(self.disk.clone(), self.swarm.clone()));
+            let timeout = self.world.timing.download_timeout;
+            let started = tokio::time::Instant::now();
+            let result = tokio::time::timeout(timeout, download(node, store, revision, fetch)).await;
+            lock(&self.swarm).ended(revision);
+            let reason = match result {
+                Ok(Ok(_)) => {
+                    let ended = tokio::time::Instant::now();
+                    lock(&self.world.downloads).push(DownloadRecord { node: self.me, revision, started, ended });
+                    None
                 }
-                Err(error) => {
-                    self.note(context, "DownloadBundle failed");
-                    return failure(LifecycleErrorCode::UnknownError, error.to_string());
-                }
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some(format!("revision {revision} was not complete within {timeout:?}")),
+            };
+            if let Some(reason) = reason {
+                self.note(context, "DownloadBundle failed");
+                return failure(LifecycleErrorCode::UnknownError, reason);
             }
         }
         {
             let mut disk = lock(&self.disk);
-            disk.complete.insert(revision);
+            disk.complete.insert(manifest.revision_id());
             disk.archives.insert(context.assignment.deployment_id.clone(), revision);
         }
-        lock(&self.world.holders).entry(revision).or_default().insert(self.me);
-        self.note(context, &format!("DownloadBundle ok ({fetched} bytes fetched)"));
-        success(format!("revision {revision} unpacked ({fetched} bytes fetched)"))
+        self.note(context, &format!("DownloadBundle ok ({missing} bytes fetched)"));
+        success(format!("revision {revision} unpacked ({missing} bytes fetched)"))
     }
 
     async fn install_now(&self, context: &TargetContext) -> EventOutcome {
@@ -404,7 +368,7 @@ impl LifecycleBackend for SimHost {
     }
 
     fn download_bundle<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
-        Box::pin(until_crash(node, self.download(context)))
+        Box::pin(until_crash(node, self.download(node, context)))
     }
 
     fn install<'a>(&'a self, node: &'a Arc<Node>, context: &'a TargetContext) -> BoxFuture<'a, EventOutcome> {
@@ -415,19 +379,23 @@ impl LifecycleBackend for SimHost {
         &self,
         _node: &Arc<Node>,
         _assignments: &Assignments,
-        _peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
+        peers: &BTreeMap<RevisionId, Vec<MemberAddress>>,
     ) {
-        // Prefetch is not simulated: a host fetches in DownloadBundle.
+        // Prefetch is not simulated: a host fetches in DownloadBundle, from these peers.
+        lock(&self.swarm).take_peers(peers);
     }
 
     fn revision_progress(&self) -> Vec<RevisionProgress> {
         let disk = lock(&self.disk);
-        disk.complete
-            .iter()
-            .map(|revision| {
-                let bytes_held = self.world.unique_bytes(revision).unwrap_or(0);
-                RevisionProgress { revision_id: *revision, bytes_held, complete: true }
-            })
-            .collect()
+        let complete = disk.complete.iter().map(|revision| {
+            let bytes_held = self.world.unique_bytes(revision).unwrap_or(0);
+            RevisionProgress { revision_id: *revision, bytes_held, complete: true }
+        });
+        let swarm = lock(&self.swarm);
+        let fetching = swarm
+            .fetching()
+            .filter(|(revision, _)| !disk.complete.contains(revision))
+            .map(|(revision_id, bytes_held)| RevisionProgress { revision_id, bytes_held, complete: false });
+        complete.chain(fetching).collect()
     }
 }

@@ -202,7 +202,22 @@ impl App {
         config: ConfigChoice,
         versions: u64,
     ) -> Result<Self, ScenarioError> {
-        Self::create_in(cluster, rng, config, versions, Style::InPlace).await
+        Self::create_in(cluster, rng, config, versions, Style::InPlace, BIN_CHUNKS).await
+    }
+
+    /// As [`Self::create`], with revisions whose `app/bin` has `bin_chunks` chunks of
+    /// 256 KiB (the others have [`BIN_CHUNKS`]).
+    ///
+    /// # Errors
+    /// A setup command could not commit.
+    pub async fn create_sized(
+        cluster: &SimCluster,
+        rng: &mut ChaCha8Rng,
+        config: ConfigChoice,
+        versions: u64,
+        bin_chunks: u64,
+    ) -> Result<Self, ScenarioError> {
+        Self::create_in(cluster, rng, config, versions, Style::InPlace, bin_chunks).await
     }
 
     /// As [`Self::create`], with a group that deploys with traffic control on a route
@@ -219,7 +234,7 @@ impl App {
         versions: u64,
         drain_seconds: u32,
     ) -> Result<Self, ScenarioError> {
-        Self::create_in(cluster, rng, config, versions, Style::Routed { drain_seconds }).await
+        Self::create_in(cluster, rng, config, versions, Style::Routed { drain_seconds }, BIN_CHUNKS).await
     }
 
     /// As [`Self::create_routed`], with a `BLUE_GREEN` group deploying with
@@ -237,7 +252,7 @@ impl App {
         config: ConfigChoice,
     ) -> Result<Self, ScenarioError> {
         let style = Style::BlueGreen { drain_seconds, configuration };
-        Self::create_in(cluster, rng, config, versions, style).await
+        Self::create_in(cluster, rng, config, versions, style, BIN_CHUNKS).await
     }
 
     async fn create_in(
@@ -246,6 +261,7 @@ impl App {
         config: ConfigChoice,
         versions: u64,
         style: Style,
+        bin_chunks: u64,
     ) -> Result<Self, ScenarioError> {
         let app = Self { application: "app".into(), group: "web".into(), config, revisions: Vec::new() };
         setup_command(
@@ -297,30 +313,45 @@ impl App {
         setup_command(cluster, Command::CreateDeploymentGroup { spec, deployment_group_id: random_id(rng) }).await?;
         let mut app = app;
         for version in 1..=versions {
-            let seed = cluster.leader().ok_or(ScenarioError::NoLeaderToPush { version })?;
-            let manifest = cluster.push_revision(version, BIN_CHUNKS, seed);
-            let unique = manifest.unique_chunks();
-            let record = RevisionRecord {
-                revision_id: manifest.revision_id(),
-                application_name: app.application.clone(),
-                description: format!("synthetic version {version}"),
-                size_bytes: manifest.total_bytes(),
-                unique_bytes: unique.iter().map(|chunk| u64::from(chunk.len())).sum(),
-                chunk_count: unique.len() as u64,
-                register_time: cluster.node(seed).clock().now(),
-                registered_by: "sim".into(),
-                seeds: vec![seed],
-                created_by: None,
-                manifest,
-                app_spec: None,
-                source: None,
-            };
-            app.revisions.push(record.revision_id);
-            setup_command(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;
+            let revision = push_and_register(cluster, &app.application, version, bin_chunks).await?;
+            app.revisions.push(revision);
         }
         Ok(app)
     }
+}
 
+/// Pushes synthetic revision `version` (an `app/bin` of `bin_chunks` chunks) to the
+/// current leader and registers it for `application`. Returns its id.
+async fn push_and_register(
+    cluster: &SimCluster,
+    application: &str,
+    version: u64,
+    bin_chunks: u64,
+) -> Result<RevisionId, ScenarioError> {
+    let seed = cluster.leader().ok_or(ScenarioError::NoLeaderToPush { version })?;
+    let manifest = cluster.push_revision(version, bin_chunks, seed);
+    let unique = manifest.unique_chunks();
+    let record = RevisionRecord {
+        revision_id: manifest.revision_id(),
+        application_name: application.to_string(),
+        description: format!("synthetic version {version}"),
+        size_bytes: manifest.total_bytes(),
+        unique_bytes: unique.iter().map(|chunk| u64::from(chunk.len())).sum(),
+        chunk_count: unique.len() as u64,
+        register_time: cluster.node(seed).clock().now(),
+        registered_by: "sim".into(),
+        seeds: vec![seed],
+        created_by: None,
+        manifest,
+        app_spec: None,
+        source: None,
+    };
+    let revision = record.revision_id;
+    setup_command(cluster, Command::RegisterRevision { record: Box::new(record) }).await?;
+    Ok(revision)
+}
+
+impl App {
     /// Deploys the first revision without faults, waits up to `limit` for it to end,
     /// and records whether it succeeded as the `baseline_succeeds` verdict.
     ///

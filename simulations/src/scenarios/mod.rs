@@ -9,6 +9,7 @@ pub mod leader_kill_mid_wave;
 pub mod leader_partition;
 pub mod liveness;
 pub mod rolling_chaos;
+pub mod swarm_rollout;
 pub mod traffic_shift_chaos;
 
 use std::collections::BTreeMap;
@@ -71,5 +72,6 @@ pub const SCENARIOS: &[&str] = &[
     "leader-kill-mid-wave",
     "traffic-shift-chaos",
     "swarm",
+    "swarm-nodes",
     "byzantine-peer",
 ];

@@ -45,9 +45,11 @@ use crate::runtime::repeats::RepeatLimit;
 use crate::runtime::Node;
 use book::{Book, FetchStart, Tracked, Wake};
 pub use error::{FetchError, ManifestFetchError, NoHolder, UploadError};
+pub use fetch::{download, new_download, DownloadStore};
 use fleetmesh_core::swarm::{Bitfield, PieceMap};
 pub use import::ImportError;
 pub use requests::RevisionRequests;
+pub use serve::upload_slots;
 pub use uploads::{ChunkUploads, HonestUploads};
 
 /// "fetch stopped" warnings: one per revision per 10 s (a waiter restarts a failing

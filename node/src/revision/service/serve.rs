@@ -29,7 +29,7 @@ pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = fleetmesh_core::swarm::SEED_UPLO
 
 /// The upload slots of a node (see [`UPLOADS_IN_FLIGHT_MAX`]); one requester may hold as
 /// many as the download side ever asks of one peer ([`super::fetch::REQUESTS_PER_PEER`]).
-pub(crate) fn upload_slots() -> UploadSlots {
+pub fn upload_slots() -> UploadSlots {
     UploadSlots::new(UPLOADS_IN_FLIGHT_MAX, super::fetch::REQUESTS_PER_PEER)
 }
 

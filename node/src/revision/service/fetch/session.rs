@@ -93,6 +93,11 @@ impl Session {
         &self.download
     }
 
+    /// The download core, once the session is over.
+    pub(super) fn into_download(self) -> Download {
+        self.download
+    }
+
     /// The peers the leader lists for the revision now; new ones are added (this node
     /// is skipped), none is removed.
     pub(super) fn handle_members(&mut self, members: impl IntoIterator<Item = Peer>) {
