@@ -263,6 +263,7 @@ impl SimCluster {
             lost.map(|deployment| format!(", losing its unsynced journal save of {deployment}")).unwrap_or_default();
         self.trace.note(&format!("crash node {id}{suffix}"));
         self.net.crash(id);
+        self.world.crashed(id);
         if let Some(mut sim) = self.nodes.remove(&id) {
             self.down.insert(id);
             sim.tasks.abort_all();

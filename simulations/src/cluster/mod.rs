@@ -187,6 +187,7 @@ impl SimCluster {
             }
             disk.complete.insert(manifest.revision_id());
         }
+        self.world.pushed(seed, manifest.revision_id());
         self.trace.note(&format!("node {seed} pushed revision {}", manifest.revision_id()));
         manifest
     }

@@ -137,6 +137,18 @@ impl HostWorld {
         Some(map)
     }
 
+    /// `node` received `revision` by a push: it super-seeds it, as a node does.
+    pub fn pushed(&self, node: NodeId, revision: RevisionId) {
+        if let Some(map) = self.piece_map(&revision) {
+            lock(&self.links).pushed(node, revision, map.len());
+        }
+    }
+
+    /// `node` crashed: what it kept in memory about its uploads is gone.
+    pub fn crashed(&self, node: NodeId) {
+        lock(&self.links).crashed(node);
+    }
+
     /// Declared bytes of every piece sent between hosts so far.
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent.load(std::sync::atomic::Ordering::Relaxed)

@@ -14,11 +14,12 @@
 //!   fetching from many peers slows every transfer it carries; latency and partitions
 //!   come from the simulated network as for every message;
 //! - **the serving side**: the node's upload slots
-//!   ([`fleetmesh_node::revision::service::upload_slots`], the swarm core's
-//!   `UploadSlots`) decide `Busy`; the have-set is read from the disk. The production
-//!   serve path (`RevisionService`, its chunk store and the origin seed's super-seeding)
-//!   is not run: it reads pack files on blocking threads, which a deterministic
-//!   single-threaded simulation cannot run.
+//!   ([`fleetmesh_node::revision::service::upload_slots`]) and, on the host a revision
+//!   was pushed to, the node's super-seeding ([`Origins`]) decide `Busy`, as the
+//!   revision service's core does; the have-set is the origin's advertisement or what
+//!   the disk holds. The rest of the production serve path (`RevisionService` reading
+//!   pack files on blocking threads, which a deterministic single-threaded simulation
+//!   cannot run) is not.
 //!
 //! Lying peers ([`super::faults::HostFaults`]): a *corrupt* peer advertises every piece
 //! and flips a byte of every chunk it sends; a *withholding* peer advertises every piece
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use fleetmesh_core::swarm::{Bitfield, PieceMap, Received, UploadDecision};
-use fleetmesh_node::revision::service::{upload_slots, DownloadStore};
+use fleetmesh_node::revision::service::{upload_slots, DownloadStore, OriginDecision, Origins};
 use fleetmesh_node::runtime::protocol::{MemberAddress, Request, Response};
 use fleetmesh_node::runtime::{Refusal, Service};
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
@@ -85,9 +86,22 @@ pub struct Links {
     /// When each host's downlink finishes what is queued on it.
     down_free: BTreeMap<NodeId, tokio::time::Instant>,
     slots: BTreeMap<NodeId, fleetmesh_core::swarm::UploadSlots>,
+    /// The super-seeding state of each host that was pushed a revision (in memory only,
+    /// as on a node: a crash ends it, see [`Links::crashed`]).
+    origins: BTreeMap<NodeId, Origins>,
 }
 
 impl Links {
+    /// `node` received `revision`, of `pieces` pieces, by a push: it super-seeds it.
+    pub fn pushed(&mut self, node: NodeId, revision: RevisionId, pieces: usize) {
+        self.origins.entry(node).or_default().begin(revision, pieces);
+    }
+
+    /// `node` crashed: its restarted incarnation is an ordinary seed.
+    pub fn crashed(&mut self, node: NodeId) {
+        self.origins.remove(&node);
+    }
+
     /// Queues `bytes` from `from` to `to` at `rate` bytes/s on `from`'s uplink and on
     /// `to`'s downlink, and returns when they are through both: each queue sends what
     /// it holds one transfer after another, and the bytes are through when the later of
@@ -145,13 +159,19 @@ impl HostRevisions {
         Self { world, me, disk }
     }
 
-    /// The have-set this host advertises: a lying peer claims every piece.
-    fn have(&self, map: &PieceMap) -> Bitfield {
+    /// The have-set this host advertises: a lying peer claims every piece; an origin
+    /// seed advertises the pieces it has not handed out yet.
+    fn have(&self, revision: RevisionId, map: &PieceMap) -> Bitfield {
         let faults = lock(&self.world.faults);
         if faults.corrupt_peers.contains(&self.me) || faults.withholding_peers.contains(&self.me) {
             return Bitfield::full(map.len());
         }
         drop(faults);
+        let links = lock(&self.world.links);
+        if let Some(advertised) = links.origins.get(&self.me).and_then(|origins| origins.advertised(revision)) {
+            return advertised.clone();
+        }
+        drop(links);
         have_of(map, &lock(&self.disk))
     }
 
@@ -182,9 +202,20 @@ impl HostRevisions {
         if withholding {
             return refused("a chunk of the piece is not available here".to_string());
         }
-        let accepted = lock(&self.world.links).slots.entry(self.me).or_insert_with(upload_slots).try_acquire(requester);
-        if accepted == UploadDecision::Busy {
-            return (Response::Busy, Bytes::new());
+        {
+            // As the revision service's core: an upload slot, then the origin's say.
+            let mut links = lock(&self.world.links);
+            let slots = links.slots.entry(self.me).or_insert_with(upload_slots);
+            if slots.try_acquire(requester) == UploadDecision::Busy {
+                return (Response::Busy, Bytes::new());
+            }
+            let origin = links.origins.get_mut(&self.me).map(|origins| origins.decide(revision, piece as usize));
+            if origin == Some(OriginDecision::Decline) {
+                if let Some(slots) = links.slots.get_mut(&self.me) {
+                    slots.release(requester);
+                }
+                return (Response::Busy, Bytes::new());
+            }
         }
         let _slot = SlotGuard { world: self.world.clone(), server: self.me, requester };
         let held = {
@@ -213,7 +244,7 @@ impl HostRevisions {
                 payload.extend_from_slice(&content);
             }
         }
-        (Response::Piece { have: self.have(&map).to_string() }, Bytes::from(payload))
+        (Response::Piece { have: self.have(revision, &map).to_string() }, Bytes::from(payload))
     }
 }
 
@@ -230,7 +261,7 @@ impl Service for HostRevisions {
             };
             match request {
                 Request::GetHave { revision_id } => Ok(match self.world.piece_map(&revision_id) {
-                    Some(map) => (Response::Have { have: self.have(&map).to_string() }, Bytes::new()),
+                    Some(map) => (Response::Have { have: self.have(revision_id, &map).to_string() }, Bytes::new()),
                     None => (Response::Error(format!("this node does not know revision {revision_id}")), Bytes::new()),
                 }),
                 Request::GetPiece { revision_id, piece, chunks } => {

@@ -48,6 +48,7 @@ pub use error::{FetchError, ManifestFetchError, NoHolder, UploadError};
 pub use fetch::{download, new_download, DownloadStore};
 use fleetmesh_core::swarm::{Bitfield, PieceMap};
 pub use import::ImportError;
+pub use origin::{OriginDecision, Origins};
 pub use requests::RevisionRequests;
 pub use serve::upload_slots;
 pub use uploads::{ChunkUploads, HonestUploads};

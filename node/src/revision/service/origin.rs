@@ -22,7 +22,7 @@ use fleetmesh_state::model::ids::RevisionId;
 
 /// What the origin does with a piece request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum OriginDecision {
+pub enum OriginDecision {
     /// Not an origin seed of this revision (or every piece is out): serve as usual.
     Ordinary,
     /// A first copy of this piece: serve it.
@@ -34,27 +34,27 @@ pub(super) enum OriginDecision {
 /// The super-seeding state of every revision this node is the origin of; part of the
 /// service's core ([`super::book::Book`]), so plain data without a lock.
 #[derive(Debug, Default)]
-pub(super) struct Origins {
+pub struct Origins {
     seeding: BTreeMap<RevisionId, SeedAdvertisement>,
 }
 
 impl Origins {
     /// Starts super-seeding `revision` (of `pieces` pieces), which this node just
     /// received by a push; a revision of one piece (or none) is served as usual.
-    pub(super) fn begin(&mut self, revision: RevisionId, pieces: usize) {
+    pub fn begin(&mut self, revision: RevisionId, pieces: usize) {
         if pieces > 1 {
             self.seeding.insert(revision, SeedAdvertisement::new(pieces));
         }
     }
 
     /// The origin's advertisement for `revision` while it super-seeds it.
-    pub(super) fn advertised(&self, revision: RevisionId) -> Option<&Bitfield> {
+    pub fn advertised(&self, revision: RevisionId) -> Option<&Bitfield> {
         self.seeding.get(&revision).map(SeedAdvertisement::advertised)
     }
 
     /// Decides a request for `piece` of `revision` and, for a first copy, counts it as
     /// sent. Ends super-seeding once every piece is out.
-    pub(super) fn decide(&mut self, revision: RevisionId, piece: usize) -> OriginDecision {
+    pub fn decide(&mut self, revision: RevisionId, piece: usize) -> OriginDecision {
         let Some(advertisement) = self.seeding.get_mut(&revision) else {
             return OriginDecision::Ordinary;
         };
