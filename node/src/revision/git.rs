@@ -175,7 +175,7 @@ fn connect(
 ) -> gix::error::Result<Box<dyn Transport + Send>> {
     let url = remote.url(Direction::Fetch).ok_or_else(|| message("the remote has no fetch URL").raise())?.clone();
     let version = gix_transport::Protocol::V2;
-    let own = || Limits { stall: limits.stall, interrupt: limits.interrupt.clone(), ssh: None };
+    let own = || Limits { ssh: None, ..limits.clone() };
     Ok(match url.scheme {
         gix::url::Scheme::Http | gix::url::Scheme::Https if url.user().is_some() => {
             // The URL is replicated state and shown in answers: no secrets in it.
@@ -249,6 +249,11 @@ fn reason(url: &str, error: &gix::error::Error, stall: Duration) -> String {
         let wrapped = io.and_then(std::io::Error::get_ref).and_then(|inner| inner.downcast_ref::<HttpError>());
         if let Some(http) = cause.downcast_ref::<HttpError>().or(wrapped) {
             return http.to_string();
+        }
+        if let Some(stalled) =
+            io.and_then(std::io::Error::get_ref).and_then(|inner| inner.downcast_ref::<process::ChildStalled>())
+        {
+            return format!("{url}: {stalled}");
         }
         if let Some(io) =
             io.filter(|io| matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
@@ -448,11 +453,25 @@ mod tests {
         assert_eq!(seen, expected);
     }
 
+    /// True when process `pid` has ended (gone, or a zombie nobody reaped yet).
+    fn ended(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+    }
+
     #[test]
     fn an_ssh_program_that_never_answers_ends_the_fetch_and_is_killed() {
+        // The stand-in ssh starts a grandchild that holds its stdout (as a ProxyCommand
+        // would), then never answers: asserts the fetch fails on the stall naming it
+        // once, and that both the child and the grandchild are killed.
         let scratch = tempfile::tempdir().expect("a temporary directory");
-        let pid_file = scratch.path().join("pid");
-        let ssh = script(&scratch.path().join("ssh"), &format!("echo $$ > '{}'\nexec sleep 60", pid_file.display()));
+        let (pid_file, grandchild_file) = (scratch.path().join("pid"), scratch.path().join("grandchild"));
+        let body = format!(
+            "sleep 60 &\necho $! > '{}'\necho $$ > '{}'\nexec sleep 60",
+            grandchild_file.display(),
+            pid_file.display()
+        );
+        let ssh = script(&scratch.path().join("ssh"), &body);
         let started = std::time::Instant::now();
         let error = super::checkout_within(
             "ssh://example.invalid/srv/shop.git",
@@ -462,13 +481,18 @@ mod tests {
         )
         .unwrap_err();
         let took = started.elapsed();
-        assert!(error.to_string().contains("sent nothing for 1 s"), "{error}");
+        assert!(error.to_string().contains("ssh sent nothing for 1 s"), "{error}");
+        assert_eq!(error.to_string().matches("sent nothing").count(), 1, "{error}");
         assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
         let pid = std::fs::read_to_string(&pid_file).expect("the stand-in started");
-        assert!(
-            !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
-            "the ssh child {pid} still runs after the fetch failed"
-        );
+        assert!(ended(&pid), "the ssh child {pid} still runs after the fetch failed");
+        let grandchild = std::fs::read_to_string(&grandchild_file).expect("the stand-in started a grandchild");
+        // SIGKILL is delivered at once, but give the kernel a moment to tear it down.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !ended(&grandchild) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(ended(&grandchild), "the ssh child's own child {grandchild} still runs after the fetch failed");
     }
 
     #[test]

@@ -101,7 +101,17 @@ fn keep(lines: &Mutex<VecDeque<String>>, line: &str) {
     lines.push_back(line.chars().take(STDERR_LINE_CHARS).collect());
 }
 
+/// The child sent nothing for the stall limit (the cause inside the read's
+/// `io::Error`, so the fetch's error can name it once).
+#[derive(Debug, thiserror::Error)]
+#[error("{program} sent nothing for {secs} s")]
+pub(super) struct ChildStalled {
+    program: String,
+    secs: u64,
+}
+
 /// What bounds a process connection's reads.
+#[derive(Clone)]
 pub(super) struct Limits {
     /// Longest a read waits for the child's next bytes.
     pub stall: Duration,
@@ -247,9 +257,13 @@ fn refuse_option_like(path: &std::ffi::OsStr) -> gix::error::Result<()> {
 }
 
 fn spawn(command: &mut Command) -> io::Result<Child> {
+    use std::os::unix::process::CommandExt;
     for name in REPOSITORY_ENV {
         command.env_remove(name);
     }
+    // A process group of its own, so that ending the fetch also ends what the child
+    // started (an ssh ProxyCommand holding the pipes, say): see `kill_and_reap`.
+    command.process_group(0);
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
 }
 
@@ -346,8 +360,13 @@ fn keep_stderr(
     Ok(())
 }
 
-/// Kills `child` and waits for it, so no zombie is left.
+/// Kills `child` and its process group (what it started) and waits for it, so no
+/// zombie is left.
 fn kill_and_reap(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // The group may be gone already (every member exited): nothing left to end.
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
     // It may have exited already: then kill fails and wait returns at once.
     let _ = child.kill();
     // Its exit status says nothing the fetch's own error does not.
@@ -378,10 +397,8 @@ impl Read for PipeRead {
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{} sent nothing for {} s", self.program, self.limits.stall.as_secs()),
-                    ));
+                    let stalled = ChildStalled { program: self.program.clone(), secs: self.limits.stall.as_secs() };
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, stalled));
                 }
                 match self.rx.recv_timeout(left.min(INTERRUPT_POLL)) {
                     Ok(Ok(bytes)) => {
