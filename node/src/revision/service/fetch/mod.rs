@@ -46,8 +46,9 @@ pub(crate) const REQUESTS_PER_PEER: usize = 8;
 /// buffers to ~8 MiB whatever the revision size.
 pub(crate) const REQUESTS_IN_FLIGHT: usize = fleetmesh_core::swarm::REQUESTS_IN_FLIGHT_MAX;
 
-/// How long one piece request may take.
-const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one piece request may take at most (the session shortens it once it has
+/// seen how long pieces take: [`Session::piece_timeout`]).
+pub(super) const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often have-sets of peers are refreshed when no piece response brought them.
 ///
@@ -69,7 +70,7 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(300);
 pub(super) const NO_HOLDER_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Event {
-    Piece { peer: NodeId, piece: usize, received: Received, have: Option<Bitfield>, bytes: u64 },
+    Piece { peer: NodeId, piece: usize, received: Received, have: Option<Bitfield>, bytes: u64, took: Duration },
     Have { peer: NodeId, have: Option<Bitfield> },
 }
 
@@ -305,13 +306,16 @@ impl Fetch {
     fn ask_piece(&self, peer: Peer, request: PieceRequest) {
         let (node, events, store, revision) =
             (self.node.clone(), self.events.clone(), self.store.clone(), self.revision);
+        let timeout = self.session.piece_timeout();
         tokio::spawn(async move {
+            let asked = Instant::now();
             let ask = Request::GetPiece {
                 revision_id: revision,
                 piece: request.piece as u32,
                 chunks: request.chunks.iter().map(|chunk| chunk.hash()).collect(),
             };
-            let answer = protocol::call(node.transport().as_ref(), peer, &ask, PIECE_TIMEOUT).await;
+            let answer = protocol::call(node.transport().as_ref(), peer, &ask, timeout).await;
+            let took = asked.elapsed();
             let (received, have, bytes) = match answer {
                 Ok((Response::Piece { have }, payload)) => {
                     let size = payload.len() as u64;
@@ -330,16 +334,20 @@ impl Fetch {
             };
             // The receiver is gone only once the download has ended; the chunks
             // are stored either way, and the next download finds them.
-            let _ = events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes }).await;
+            let _ =
+                events.send(Event::Piece { peer: peer.id, piece: request.piece, received, have, bytes, took }).await;
         });
     }
 
     /// Feeds one answer to the session.
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Piece { peer, piece, received, have, bytes } => {
+            Event::Piece { peer, piece, received, have, bytes, took } => {
                 // Every byte that crossed the network, good or bad.
                 self.store.fetched(bytes);
+                if received == Received::Ok {
+                    self.session.note_piece_time(took);
+                }
                 self.session.handle_piece(peer, piece, received, have, self.started.elapsed());
             }
             Event::Have { peer, have } => self.session.handle_have(peer, have),

@@ -172,3 +172,26 @@ fn a_piece_no_live_peer_holds_fails_the_download_after_the_timeout_naming_the_ch
     assert!(session.check_holders(Duration::from_secs(21)).is_ok());
     assert!(session.check_holders(Duration::from_secs(22)).is_err(), "peer 3 went quiet 14 s ago");
 }
+
+#[test]
+fn the_piece_timeout_follows_recent_answers_within_its_bounds() {
+    // Asserts the full timeout until 8 answers came, then 8 × their median (a slow
+    // outlier does not move it), never below 2 s, never above the full 30 s.
+    let mut session = session();
+    let full = crate::revision::service::fetch::PIECE_TIMEOUT;
+    assert_eq!(session.piece_timeout(), full);
+    for _ in 0..7 {
+        session.note_piece_time(Duration::from_millis(500));
+    }
+    assert_eq!(session.piece_timeout(), full, "seven answers are too few to judge");
+    session.note_piece_time(Duration::from_secs(20));
+    assert_eq!(session.piece_timeout(), Duration::from_secs(4), "8 × the 500 ms median");
+    for _ in 0..32 {
+        session.note_piece_time(Duration::from_millis(10));
+    }
+    assert_eq!(session.piece_timeout(), Duration::from_secs(2), "the floor");
+    for _ in 0..32 {
+        session.note_piece_time(Duration::from_secs(10));
+    }
+    assert_eq!(session.piece_timeout(), full, "the ceiling");
+}
