@@ -102,17 +102,20 @@ impl Links {
         self.origins.remove(&node);
     }
 
-    /// Queues `bytes` from `from` to `to` at `rate` bytes/s on `from`'s uplink and on
-    /// `to`'s downlink, and returns when they are through both: each queue sends what
-    /// it holds one transfer after another, and the bytes are through when the later of
-    /// the two has sent them. (Holding both ends for one interval instead left either
-    /// end idle while the other was busy elsewhere.)
-    fn reserve(&mut self, from: NodeId, to: NodeId, bytes: u64, rate: u64) -> tokio::time::Instant {
+    /// Queues `bytes` from `from` to `to` on `from`'s uplink at `up_rate` bytes/s and on
+    /// `to`'s downlink at `down_rate`, and returns when they are through both: each queue
+    /// sends what it holds one transfer after another, and the bytes are through when the
+    /// later of the two has sent them. (Holding both ends for one interval instead left
+    /// either end idle while the other was busy elsewhere.) A slow sender's bytes take
+    /// its uplink for long but the receiver's downlink only for what they are at the
+    /// downlink's rate: a drip from one peer does not stop a host receiving from others.
+    fn reserve(&mut self, from: NodeId, to: NodeId, bytes: u64, up_rate: u64, down_rate: u64) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
-        let sending =
-            std::time::Duration::from_nanos((u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1))) as u64);
-        let up = self.up_free.get(&from).copied().unwrap_or(now).max(now) + sending;
-        let down = self.down_free.get(&to).copied().unwrap_or(now).max(now) + sending;
+        let sending = |rate: u64| {
+            std::time::Duration::from_nanos((u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1))) as u64)
+        };
+        let up = self.up_free.get(&from).copied().unwrap_or(now).max(now) + sending(up_rate);
+        let down = self.down_free.get(&to).copied().unwrap_or(now).max(now) + sending(down_rate);
         self.up_free.insert(from, up);
         self.down_free.insert(to, down);
         up.max(down)
@@ -191,6 +194,9 @@ impl HostRevisions {
         if chunks.len() > PIECE_CHUNKS_MAX {
             return refused(format!("a piece request names at most {PIECE_CHUNKS_MAX} chunks"));
         }
+        if piece as usize >= map.len() {
+            return refused(format!("revision {revision} has {} pieces, not piece {piece}", map.len()));
+        }
         let (corrupt, withholding, slow) = {
             let faults = lock(&self.world.faults);
             (
@@ -202,22 +208,20 @@ impl HostRevisions {
         if withholding {
             return refused("a chunk of the piece is not available here".to_string());
         }
-        {
+        let declined = {
             // As the revision service's core: an upload slot, then the origin's say.
             let mut links = lock(&self.world.links);
             let slots = links.slots.entry(self.me).or_insert_with(upload_slots);
             if slots.try_acquire(requester) == UploadDecision::Busy {
                 return (Response::Busy, Bytes::new());
             }
-            let origin = links.origins.get_mut(&self.me).map(|origins| origins.decide(revision, piece as usize));
-            if origin == Some(OriginDecision::Decline) {
-                if let Some(slots) = links.slots.get_mut(&self.me) {
-                    slots.release(requester);
-                }
-                return (Response::Busy, Bytes::new());
-            }
-        }
+            links.origins.get_mut(&self.me).map(|origins| origins.decide(revision, piece as usize))
+                == Some(OriginDecision::Decline)
+        };
         let _slot = SlotGuard { world: self.world.clone(), server: self.me, requester };
+        if declined {
+            return (Response::Busy, Bytes::new());
+        }
         let held = {
             let disk = lock(&self.disk);
             chunks.iter().all(|chunk| disk.chunks.contains_key(chunk))
@@ -225,12 +229,10 @@ impl HostRevisions {
         if !held && !corrupt {
             return refused("a chunk of the piece is not available here".to_string());
         }
-        let declared: u64 = (piece as usize)
-            .lt(&map.len())
-            .then(|| map.piece(piece as usize))
-            .map_or(0, |refs| refs.iter().map(|chunk| u64::from(chunk.len())).sum());
-        let rate = self.world.timing.downlink_bytes_per_sec / if slow { SLOW_PEER_DIVISOR } else { 1 };
-        let through = lock(&self.world.links).reserve(self.me, requester, declared, rate);
+        let declared = map.piece_bytes(piece as usize);
+        let full = self.world.timing.downlink_bytes_per_sec;
+        let up_rate = if slow { full / SLOW_PEER_DIVISOR } else { full };
+        let through = lock(&self.world.links).reserve(self.me, requester, declared, up_rate, full);
         self.world.note_sent(declared);
         tokio::time::sleep_until(through).await;
         let mut payload = Vec::with_capacity(chunks.len() * PHANTOM_BYTES);
