@@ -242,9 +242,9 @@ impl SimCluster {
         };
         let aws = AwsEdges { lambda: Arc::new(self.lambda.clone()), ecs: Arc::new(crate::aws::Unsimulated) };
         let leader = Leader::start_with_trigger_sink(&node, &mut tasks, planner, aws, self.triggers.for_node(&node));
-        let revisions = HostRevisions::new(self.world.clone(), id, host_disk.clone());
+        let host = SimHost::new(self.world.clone(), id, host_disk.clone(), journal);
+        let revisions = HostRevisions::new(self.world.clone(), id, host_disk, host.swarm());
         node.register(Family::Revision, Arc::new(revisions));
-        let host = SimHost::new(self.world.clone(), id, host_disk, journal);
         Agent::start(&node, Arc::new(host), &mut tasks);
         handler.bind(node.clone());
         self.net.attach(id, handler);

@@ -159,6 +159,22 @@ impl HostWorld {
         lock(&self.downloads).clone()
     }
 
+    /// The bytes `node`'s uplink has sent to peers' piece requests, and the time it
+    /// spent sending them.
+    pub fn uplink_sent(&self, node: NodeId) -> (u64, std::time::Duration) {
+        lock(&self.links).sent(node)
+    }
+
+    /// The time `node`'s downlink spent receiving piece answers.
+    pub fn downlink_busy(&self, node: NodeId) -> std::time::Duration {
+        lock(&self.links).received(node)
+    }
+
+    /// When the last first copy an origin seed handed out was through.
+    pub fn first_copies_out(&self) -> Option<tokio::time::Instant> {
+        lock(&self.links).first_copies_out()
+    }
+
     fn note_sent(&self, bytes: u64) {
         self.bytes_sent.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
@@ -242,6 +258,11 @@ impl SimHost {
     /// The backend of host `me`'s next incarnation, on its surviving disk and journal.
     pub fn new(world: Arc<HostWorld>, me: NodeId, disk: Arc<Mutex<SimDisk>>, journal: JournalHandle) -> Self {
         Self { world, me, disk, journal, swarm: Arc::default() }
+    }
+
+    /// This incarnation's downloads and the peers listed for them.
+    pub fn swarm(&self) -> Arc<Mutex<SwarmState>> {
+        self.swarm.clone()
     }
 
     fn note(&self, context: &TargetContext, text: &str) {

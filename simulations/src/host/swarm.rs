@@ -50,11 +50,14 @@ const PIECE_CHUNKS_MAX: usize = 256;
 
 /// What one incarnation of a host knows about its downloads: the peers the leader
 /// listed per revision (from poll answers) and the bytes held of each revision being
-/// fetched (reported in polls, so that the leader lists this host to other fetchers).
+/// fetched (reported in polls, so that the leader lists this host to other fetchers)
+/// and the pieces held of it (advertised to peers, as the revision service's book
+/// keeps them from the download's turns).
 #[derive(Debug, Default)]
 pub struct SwarmState {
     peers: BTreeMap<RevisionId, Vec<MemberAddress>>,
     fetching: BTreeMap<RevisionId, u64>,
+    have: BTreeMap<RevisionId, Bitfield>,
 }
 
 impl SwarmState {
@@ -73,6 +76,7 @@ impl SwarmState {
     /// The download of `revision` ended.
     pub fn ended(&mut self, revision: RevisionId) {
         self.fetching.remove(&revision);
+        self.have.remove(&revision);
     }
 }
 
@@ -85,6 +89,12 @@ pub struct Links {
     up_free: BTreeMap<NodeId, tokio::time::Instant>,
     /// When each host's downlink finishes what is queued on it.
     down_free: BTreeMap<NodeId, tokio::time::Instant>,
+    /// The time each host's downlink spent receiving.
+    received: BTreeMap<NodeId, std::time::Duration>,
+    /// When the last first copy an origin handed out was through.
+    first_copies_out: Option<tokio::time::Instant>,
+    /// What each host's uplink has sent: bytes, and the time it spent sending them.
+    sent: BTreeMap<NodeId, (u64, std::time::Duration)>,
     slots: BTreeMap<NodeId, fleetmesh_core::swarm::UploadSlots>,
     /// The super-seeding state of each host that was pushed a revision (in memory only,
     /// as on a node: a crash ends it, see [`Links::crashed`]).
@@ -95,6 +105,21 @@ impl Links {
     /// `node` received `revision`, of `pieces` pieces, by a push: it super-seeds it.
     pub fn pushed(&mut self, node: NodeId, revision: RevisionId, pieces: usize) {
         self.origins.entry(node).or_default().begin(revision, pieces);
+    }
+
+    /// The bytes `node`'s uplink has sent, and the time it spent sending them.
+    pub fn sent(&self, node: NodeId) -> (u64, std::time::Duration) {
+        self.sent.get(&node).copied().unwrap_or_default()
+    }
+
+    /// The time `node`'s downlink spent receiving piece answers.
+    pub fn received(&self, node: NodeId) -> std::time::Duration {
+        self.received.get(&node).copied().unwrap_or_default()
+    }
+
+    /// When the last first copy an origin seed handed out was through.
+    pub fn first_copies_out(&self) -> Option<tokio::time::Instant> {
+        self.first_copies_out
     }
 
     /// `node` crashed: its restarted incarnation is an ordinary seed.
@@ -115,6 +140,9 @@ impl Links {
             std::time::Duration::from_nanos((u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1))) as u64)
         };
         let up = self.up_free.get(&from).copied().unwrap_or(now).max(now) + sending(up_rate);
+        let sent = self.sent.entry(from).or_default();
+        *sent = (sent.0 + bytes, sent.1 + sending(up_rate));
+        *self.received.entry(to).or_default() += sending(down_rate);
         let down = self.down_free.get(&to).copied().unwrap_or(now).max(now) + sending(down_rate);
         self.up_free.insert(from, up);
         self.down_free.insert(to, down);
@@ -154,16 +182,20 @@ pub struct HostRevisions {
     world: Arc<HostWorld>,
     me: NodeId,
     disk: Arc<Mutex<SimDisk>>,
+    swarm: Arc<Mutex<SwarmState>>,
 }
 
 impl HostRevisions {
-    /// The revision service of host `me`, serving from `disk`.
-    pub fn new(world: Arc<HostWorld>, me: NodeId, disk: Arc<Mutex<SimDisk>>) -> Self {
-        Self { world, me, disk }
+    /// The revision service of host `me`, serving from `disk`, advertising what the
+    /// downloads of `swarm` (the same incarnation's) hold.
+    pub fn new(world: Arc<HostWorld>, me: NodeId, disk: Arc<Mutex<SimDisk>>, swarm: Arc<Mutex<SwarmState>>) -> Self {
+        Self { world, me, disk, swarm }
     }
 
     /// The have-set this host advertises: a lying peer claims every piece; an origin
-    /// seed advertises the pieces it has not handed out yet.
+    /// seed advertises the pieces it has not handed out yet; a download advertises what
+    /// it holds (as of its last turn); otherwise what the disk holds, every piece of a
+    /// complete revision. (Only the last case looks at every chunk.)
     fn have(&self, revision: RevisionId, map: &PieceMap) -> Bitfield {
         let faults = lock(&self.world.faults);
         if faults.corrupt_peers.contains(&self.me) || faults.withholding_peers.contains(&self.me) {
@@ -175,7 +207,14 @@ impl HostRevisions {
             return advertised.clone();
         }
         drop(links);
-        have_of(map, &lock(&self.disk))
+        if let Some(have) = lock(&self.swarm).have.get(&revision) {
+            return have.clone();
+        }
+        let disk = lock(&self.disk);
+        if disk.complete.contains(&revision) {
+            return Bitfield::full(map.len());
+        }
+        have_of(map, &disk)
     }
 
     /// Answers a piece request: `Busy` when no upload slot is free, else the chunks'
@@ -208,7 +247,7 @@ impl HostRevisions {
         if withholding {
             return refused("a chunk of the piece is not available here".to_string());
         }
-        let declined = {
+        let decision = {
             // As the revision service's core: an upload slot, then the origin's say.
             let mut links = lock(&self.world.links);
             let slots = links.slots.entry(self.me).or_insert_with(upload_slots);
@@ -216,10 +255,9 @@ impl HostRevisions {
                 return (Response::Busy, Bytes::new());
             }
             links.origins.get_mut(&self.me).map(|origins| origins.decide(revision, piece as usize))
-                == Some(OriginDecision::Decline)
         };
         let _slot = SlotGuard { world: self.world.clone(), server: self.me, requester };
-        if declined {
+        if decision == Some(OriginDecision::Decline) {
             return (Response::Busy, Bytes::new());
         }
         let held = {
@@ -232,7 +270,14 @@ impl HostRevisions {
         let declared = map.piece_bytes(piece as usize);
         let full = self.world.timing.downlink_bytes_per_sec;
         let up_rate = if slow { full / SLOW_PEER_DIVISOR } else { full };
-        let through = lock(&self.world.links).reserve(self.me, requester, declared, up_rate, full);
+        let through = {
+            let mut links = lock(&self.world.links);
+            let through = links.reserve(self.me, requester, declared, up_rate, full);
+            if decision == Some(OriginDecision::FirstCopy) {
+                links.first_copies_out = links.first_copies_out.max(Some(through));
+            }
+            through
+        };
         self.world.note_sent(declared);
         tokio::time::sleep_until(through).await;
         let mut payload = Vec::with_capacity(chunks.len() * PHANTOM_BYTES);
@@ -323,13 +368,15 @@ impl DownloadStore for HostStore {
         lock(&self.state).peers.get(&revision).cloned().unwrap_or_default()
     }
 
-    fn turn(&self, revision: RevisionId, _have: &Bitfield, bytes_held: u64, complete: bool) -> Vec<MemberAddress> {
+    fn turn(&self, revision: RevisionId, have: &Bitfield, bytes_held: u64, complete: bool) -> Vec<MemberAddress> {
         let mut state = lock(&self.state);
         if complete {
             state.fetching.remove(&revision);
         } else {
             state.fetching.insert(revision, bytes_held);
         }
+        // Complete: kept until the download ends and the disk lists the revision.
+        state.have.insert(revision, have.clone());
         state.peers.get(&revision).cloned().unwrap_or_default()
     }
 

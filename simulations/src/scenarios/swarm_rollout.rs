@@ -70,6 +70,8 @@ pub async fn run(config: SimConfig, run: SwarmRollout) -> Result<ScenarioOutcome
     let bin_chunks = run.size_bytes.div_ceil(u64::from(BIN_CHUNK_BYTES)).max(1);
     let app = App::create_sized(&cluster, &mut rng, ConfigChoice::HostCount(0), 1, bin_chunks).await?;
     let revision = app.revisions[0];
+    // The revision was pushed to the leader (`App` pushes to the leader of the moment).
+    let origin = cluster.leader();
     let liars = if run.liars { plant_liars(&cluster, cluster.config.seed) } else { Vec::new() };
 
     let limit = super::rolling_chaos::deployment_limit(&cluster);
@@ -91,6 +93,9 @@ pub async fn run(config: SimConfig, run: SwarmRollout) -> Result<ScenarioOutcome
     let downloads = check_downloads(&cluster, revision, &mut verdicts);
     let mut outcome = ScenarioOutcome::of_cluster(verdicts, start, &cluster);
     outcome.figures.extend(figures(&cluster, revision, rate, &downloads));
+    if let Some(origin) = origin {
+        outcome.figures.extend(origin_figures(&cluster, revision, origin, &downloads));
+    }
     outcome.figures.insert("deployment_status".into(), json!(format!("{status:?}")));
     outcome.figures.insert("lying_peers".into(), json!(liars.len()));
     cluster.shutdown().await;
@@ -174,5 +179,42 @@ fn figures(
         ("bytes_sent_per_download".to_string(), json!(round3(copies))),
         ("modelled_ratio".to_string(), json!(round3(modelled.ratio))),
         ("modelled_last_node_secs".to_string(), json!(round3(modelled.last_node_secs))),
+    ])
+}
+
+/// How the origin seed spent its uplink: the copies of the revision it sent (1.0 when it
+/// hands out every piece once) and the share of the first-start-to-last-end span it
+/// was sending. Together they say whether the origin, whose uplink is the bound, was
+/// kept busy with new pieces.
+fn origin_figures(
+    cluster: &SimCluster,
+    revision: RevisionId,
+    origin: fleetmesh_transport::NodeId,
+    downloads: &[DownloadRecord],
+) -> BTreeMap<String, serde_json::Value> {
+    let unique = cluster.world.unique_bytes(&revision).unwrap_or(0);
+    let (bytes, busy) = cluster.world.uplink_sent(origin);
+    let first = downloads.iter().map(|record| record.started).min();
+    let last = downloads.iter().map(|record| record.ended).max();
+    let span = first.zip(last).map_or(0.0, |(first, last)| (last - first).as_secs_f64());
+    let round3 = |value: f64| (value * 1000.0).round() / 1000.0;
+    let out = first.zip(cluster.world.first_copies_out()).map_or(0.0, |(first, out)| (out - first).as_secs_f64());
+    // Receivers fetch one revision each, so a host's downlink time is its download's.
+    let receiving: f64 = downloads
+        .iter()
+        .map(|record| {
+            let took = (record.ended - record.started).as_secs_f64();
+            if took > 0.0 {
+                cluster.world.downlink_busy(record.node).as_secs_f64() / took
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    BTreeMap::from([
+        ("downlink_busy_share".to_string(), json!(round3(receiving / downloads.len().max(1) as f64))),
+        ("origin_first_copies_out_secs".to_string(), json!(round3(out))),
+        ("origin_copies_sent".to_string(), json!(round3(bytes as f64 / unique.max(1) as f64))),
+        ("origin_busy_share".to_string(), json!(round3(if span > 0.0 { busy.as_secs_f64() / span } else { 0.0 }))),
     ])
 }
