@@ -20,12 +20,18 @@ pub(crate) const PIECE_CHUNKS_MAX: usize = 256;
 
 /// Piece requests this node serves at once, from all requesters together.
 ///
-/// The swarm core's default (8) is sized for a 1 Gbit/s uplink; this shell uses the
-/// origin seed's 16 for every node: a piece costs ~2 ms of CPU to read, verify and
-/// encrypt here, and with 8 slots shared by four requesters a node on loopback or a
-/// 10 Gbit/s LAN spent part of each round trip with nothing to send. Each slot pins at
-/// most one piece (~1 MiB) of buffer, so memory stays bounded at ~16 MiB.
-pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = fleetmesh_core::swarm::SEED_UPLOADS_IN_FLIGHT_MAX;
+/// The swarm core's default, 8 (a 1 MiB piece takes ~8 ms at 1 Gbit/s, so a full set is
+/// ~70 ms of uplink work). An accepted request waits behind every other one, so more
+/// slots only lengthen the wait of a download's requests while other uploaders idle;
+/// fewer answer `Busy` sooner and the download asks elsewhere. Measured with `fleetmesh
+/// sim --scenario swarm-nodes` (this node's download and slots on simulated 1 Gbit/s
+/// links, 1 GiB): first start to last end over the bandwidth bound 1.369 with 16 slots →
+/// 1.095 with 8 at 1,000 nodes (each downlink busy 94 % of its download instead of
+/// ~75 %); at 100 nodes 16 / 8 / 6 / 4 slots gave 1.305 / 1.060 / 1.077 / 1.211 (with 4
+/// the origin seed's uplink idled). On loopback, 5 nodes sharing 2 cores, 8 and 16
+/// slots were within run-to-run noise (`bench_swarm --nodes 5`). Each slot pins at most
+/// one piece (~1 MiB) of buffer, so uploads hold ~8 MiB at most.
+pub(crate) const UPLOADS_IN_FLIGHT_MAX: usize = fleetmesh_core::swarm::UPLOADS_IN_FLIGHT_MAX;
 
 /// The upload slots of a node (see [`UPLOADS_IN_FLIGHT_MAX`]); one requester may hold as
 /// many as the download side ever asks of one peer ([`super::fetch::REQUESTS_PER_PEER`]).
