@@ -52,14 +52,16 @@ pub(super) const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often have-sets of peers are refreshed when no piece response brought them.
 ///
-/// 100 ms: a peer's new pieces are found only by asking (or in a piece answer), and at
+/// 40 ms: a peer's new pieces are found only by asking (or in a piece answer), and at
 /// 1 Gbit/s a 1 MiB piece takes ~8 ms, so a slower refresh leaves fetchers asking the
 /// few holders they know. Measured with `fleetmesh sim --scenario swarm-nodes --size-mib
-/// 64` (the node's download on simulated 1 Gbit/s links): first start to last end over
-/// the bandwidth bound 2.45 → 1.99 at 20 nodes and 3.05 → 2.30 at 100 nodes against
-/// 300 ms. The cost is one small request per listed peer (at most 24) per 100 ms while
-/// a download runs.
-const HAVE_REFRESH: Duration = Duration::from_millis(100);
+/// 64` (the node's download on simulated 1 Gbit/s links), first start to last end over
+/// the bandwidth bound: 300 → 100 ms took 20 nodes from 2.45 to 1.99 and 100 nodes from
+/// 3.05 to 2.30 (with 16 upload slots per node); with 8 slots, 100 → 40 ms took 1,000
+/// nodes from 2.27 / 2.25 / 2.16 to 1.84 / 2.04 / 1.86 (seeds 1-3) and 100 nodes from
+/// 2.04 to 1.66; 20 ms was no better (2.09 at 1,000 nodes). The cost is one small
+/// request per listed peer (at most 24) per 40 ms while a download runs.
+const HAVE_REFRESH: Duration = Duration::from_millis(40);
 
 /// A download that makes no progress for this long gives up (the next assignment
 /// restarts it).
