@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use fleetmesh_core::swarm::{Bitfield, PieceMap};
+use fleetmesh_core::swarm::{Bitfield, PieceMap, UploadSlots};
 use fleetmesh_state::model::ids::{ChunkHash, RevisionId};
 use fleetmesh_state::model::revision::{ChunkRef, ChunkingParams, EntryKind, Manifest, ManifestEntry, MANIFEST_FORMAT};
 use fleetmesh_transport::NodeId;
@@ -196,25 +196,38 @@ fn a_garbage_plan_carries_the_manifests_already_known() {
 
 #[test]
 fn upload_slots_are_bounded_per_requester_and_in_total_and_released() {
-    let mut book = book();
+    // Slots of its own, the total not a multiple of the per-requester cap, so that each
+    // bound is met on its own (the node's 8 and 8 would meet both at once).
+    let (total, per_requester) = (5, 2);
+    let mut book = Book::new(UploadSlots::new(total, per_requester));
     let revision = track(&mut book, &manifest(1, 2), 2);
-    let requesters = UPLOADS_IN_FLIGHT_MAX.div_ceil(REQUESTS_PER_PEER) as u64;
-    for requester in 1..=requesters {
-        for _ in 0..REQUESTS_PER_PEER {
+    for requester in 1..=2 {
+        for _ in 0..per_requester {
             assert_eq!(book.handle_piece_request(NodeId(requester), revision, 0), PieceAnswer::Serve);
         }
         assert_eq!(book.handle_piece_request(NodeId(requester), revision, 0), PieceAnswer::Busy, "per requester");
     }
-    assert_eq!(book.uploads_in_flight(), UPLOADS_IN_FLIGHT_MAX);
-    assert_eq!(book.handle_piece_request(NodeId(99), revision, 0), PieceAnswer::Busy, "in total");
-    for requester in 1..=requesters {
-        for _ in 0..REQUESTS_PER_PEER {
+    assert_eq!(book.handle_piece_request(NodeId(3), revision, 0), PieceAnswer::Serve);
+    assert_eq!(book.uploads_in_flight(), total);
+    assert_eq!(book.handle_piece_request(NodeId(3), revision, 0), PieceAnswer::Busy, "in total");
+    for (requester, held) in [(1, per_requester), (2, per_requester), (3, 1)] {
+        for _ in 0..held {
             let have = book.handle_piece_done(NodeId(requester), revision).expect("tracked");
             assert!(have.is_full());
         }
     }
     assert_eq!(book.uploads_in_flight(), 0);
     assert_eq!(book.handle_piece_request(NodeId(99), revision, 0), PieceAnswer::Serve);
+}
+
+#[test]
+fn a_node_serves_as_many_requests_of_one_peer_as_its_downloads_ask_of_one_peer() {
+    let mut book = book();
+    let revision = track(&mut book, &manifest(1, 2), 2);
+    let accepted = (0..UPLOADS_IN_FLIGHT_MAX)
+        .take_while(|_| book.handle_piece_request(NodeId(1), revision, 0) == PieceAnswer::Serve)
+        .count();
+    assert_eq!(accepted, REQUESTS_PER_PEER.min(UPLOADS_IN_FLIGHT_MAX));
 }
 
 #[test]
