@@ -80,8 +80,6 @@ pub struct HostWorld {
     piece_maps: Mutex<BTreeMap<RevisionId, Arc<PieceMap>>>,
     faults: Mutex<HostFaults>,
     links: Mutex<Links>,
-    /// Declared bytes of every piece answer sent.
-    bytes_sent: std::sync::atomic::AtomicU64,
     /// Every download that completed: host, revision, virtual start and end.
     downloads: Mutex<Vec<DownloadRecord>>,
     installs: Mutex<Vec<InstallRecord>>,
@@ -114,7 +112,6 @@ impl HostWorld {
             piece_maps: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(HostFaults::default()),
             links: Mutex::new(Links::default()),
-            bytes_sent: std::sync::atomic::AtomicU64::new(0),
             downloads: Mutex::new(Vec::new()),
             installs: Mutex::new(Vec::new()),
         })
@@ -151,7 +148,7 @@ impl HostWorld {
 
     /// Declared bytes of every piece sent between hosts so far.
     pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent.load(std::sync::atomic::Ordering::Relaxed)
+        lock(&self.links).bytes_sent()
     }
 
     /// Every download that fetched something and completed, in completion order.
@@ -173,10 +170,6 @@ impl HostWorld {
     /// When the last first copy an origin seed handed out was through.
     pub fn first_copies_out(&self) -> Option<tokio::time::Instant> {
         lock(&self.links).first_copies_out()
-    }
-
-    fn note_sent(&self, bytes: u64) {
-        self.bytes_sent.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The manifest of a synthetic revision.

@@ -112,6 +112,11 @@ impl Links {
         self.sent.get(&node).copied().unwrap_or_default()
     }
 
+    /// The bytes every uplink has sent.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.values().map(|(bytes, _)| bytes).sum()
+    }
+
     /// The time `node`'s downlink spent receiving piece answers.
     pub fn received(&self, node: NodeId) -> std::time::Duration {
         self.received.get(&node).copied().unwrap_or_default()
@@ -278,7 +283,6 @@ impl HostRevisions {
             }
             through
         };
-        self.world.note_sent(declared);
         tokio::time::sleep_until(through).await;
         let mut payload = Vec::with_capacity(chunks.len() * PHANTOM_BYTES);
         {

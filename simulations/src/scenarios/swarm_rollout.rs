@@ -92,10 +92,7 @@ pub async fn run(config: SimConfig, run: SwarmRollout) -> Result<ScenarioOutcome
 
     let downloads = check_downloads(&cluster, revision, &mut verdicts);
     let mut outcome = ScenarioOutcome::of_cluster(verdicts, start, &cluster);
-    outcome.figures.extend(figures(&cluster, revision, rate, &downloads));
-    if let Some(origin) = origin {
-        outcome.figures.extend(origin_figures(&cluster, revision, origin, &downloads));
-    }
+    outcome.figures.extend(figures(&cluster, revision, rate, origin, &downloads));
     outcome.figures.insert("deployment_status".into(), json!(format!("{status:?}")));
     outcome.figures.insert("lying_peers".into(), json!(liars.len()));
     cluster.shutdown().await;
@@ -142,6 +139,7 @@ fn figures(
     cluster: &SimCluster,
     revision: RevisionId,
     rate: u64,
+    origin: Option<fleetmesh_transport::NodeId>,
     downloads: &[DownloadRecord],
 ) -> BTreeMap<String, serde_json::Value> {
     let unique = cluster.world.unique_bytes(&revision).unwrap_or(0);
@@ -167,7 +165,7 @@ fn figures(
     let round3 = |value: f64| (value * 1000.0).round() / 1000.0;
     let percentile = |p: f64| secs.get(((secs.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
     let copies = cluster.world.bytes_sent() as f64 / (unique.max(1) * downloads.len().max(1) as u64) as f64;
-    BTreeMap::from([
+    let mut figures = BTreeMap::from([
         ("revision_bytes".to_string(), json!(unique)),
         ("downloads".to_string(), json!(downloads.len())),
         ("lower_bound_secs".to_string(), json!(round3(bound_secs))),
@@ -179,28 +177,27 @@ fn figures(
         ("bytes_sent_per_download".to_string(), json!(round3(copies))),
         ("modelled_ratio".to_string(), json!(round3(modelled.ratio))),
         ("modelled_last_node_secs".to_string(), json!(round3(modelled.last_node_secs))),
-    ])
+        ("downlink_busy_share".to_string(), json!(round3(downlink_busy_share(cluster, downloads)))),
+    ]);
+    if let Some(origin) = origin {
+        // How the origin seed, whose uplink is the bound, spent it: the copies of the
+        // revision it sent (1.0 when it hands out every piece once), the share of the
+        // span it was sending, and when its last first copy was through.
+        let (bytes, busy) = cluster.world.uplink_sent(origin);
+        let out = first.zip(cluster.world.first_copies_out()).map_or(0.0, |(first, out)| (out - first).as_secs_f64());
+        figures.extend([
+            ("origin_first_copies_out_secs".to_string(), json!(round3(out))),
+            ("origin_copies_sent".to_string(), json!(round3(bytes as f64 / unique.max(1) as f64))),
+            ("origin_busy_share".to_string(), json!(round3(if span > 0.0 { busy.as_secs_f64() / span } else { 0.0 }))),
+        ]);
+    }
+    figures
 }
 
-/// How the origin seed spent its uplink: the copies of the revision it sent (1.0 when it
-/// hands out every piece once) and the share of the first-start-to-last-end span it
-/// was sending. Together they say whether the origin, whose uplink is the bound, was
-/// kept busy with new pieces.
-fn origin_figures(
-    cluster: &SimCluster,
-    revision: RevisionId,
-    origin: fleetmesh_transport::NodeId,
-    downloads: &[DownloadRecord],
-) -> BTreeMap<String, serde_json::Value> {
-    let unique = cluster.world.unique_bytes(&revision).unwrap_or(0);
-    let (bytes, busy) = cluster.world.uplink_sent(origin);
-    let first = downloads.iter().map(|record| record.started).min();
-    let last = downloads.iter().map(|record| record.ended).max();
-    let span = first.zip(last).map_or(0.0, |(first, last)| (last - first).as_secs_f64());
-    let round3 = |value: f64| (value * 1000.0).round() / 1000.0;
-    let out = first.zip(cluster.world.first_copies_out()).map_or(0.0, |(first, out)| (out - first).as_secs_f64());
-    // Receivers fetch one revision each, so a host's downlink time is its download's.
-    let receiving: f64 = downloads
+/// The mean share of its download a host's downlink was receiving (receivers fetch one
+/// revision each, so a host's downlink time is its download's).
+fn downlink_busy_share(cluster: &SimCluster, downloads: &[DownloadRecord]) -> f64 {
+    let shares: f64 = downloads
         .iter()
         .map(|record| {
             let took = (record.ended - record.started).as_secs_f64();
@@ -211,10 +208,5 @@ fn origin_figures(
             }
         })
         .sum();
-    BTreeMap::from([
-        ("downlink_busy_share".to_string(), json!(round3(receiving / downloads.len().max(1) as f64))),
-        ("origin_first_copies_out_secs".to_string(), json!(round3(out))),
-        ("origin_copies_sent".to_string(), json!(round3(bytes as f64 / unique.max(1) as f64))),
-        ("origin_busy_share".to_string(), json!(round3(if span > 0.0 { busy.as_secs_f64() / span } else { 0.0 }))),
-    ])
+    shares / downloads.len().max(1) as f64
 }

@@ -193,9 +193,10 @@ impl Session {
     /// A peer that sends far slower than the others (a slow link, or one that drips
     /// on purpose) would otherwise hold the pieces asked of it, and with them part of
     /// the requests in flight, for up to the full timeout: measured in the simulator
-    /// with a tenth of 1,000 hosts lying, a third of them sending at 1 % speed, the
-    /// last download took 15.5 s against a median of 1.25 s. A request cut this way
-    /// counts as failed: the peer is backed off and the piece asked of another.
+    /// (`byzantine-peer`, a tenth of 1,000 hosts lying, a third of them sending at 1 %
+    /// speed, 16 upload slots per node), the last download took 8.71 s with a fixed
+    /// 30 s timeout and 3.16 s with this one, against a median of 1.31 s. A request cut
+    /// this way counts as failed: the peer is backed off and the piece asked of another.
     pub(super) fn piece_timeout(&self) -> Duration {
         if self.piece_times.len() < PIECE_TIMES_KEPT / 4 {
             return PIECE_TIMEOUT;
