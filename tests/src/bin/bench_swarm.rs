@@ -11,8 +11,10 @@
 //! 4. The work a receiver cannot avoid besides the transport, each alone on the same
 //!    number of bytes: BLAKE3 on one thread in chunk-sized slices (as the receiver
 //!    verifies), and writing the bytes to a file in 1 MiB writes (no fsync, as the
-//!    store writes), right after writing and deleting as many (see [`warm_page_frames`]). With raw quinn's CPU time they make the "bound" the swarm's CPU
-//!    time (seed + receiver) is compared with, per GiB. (It runs before step 3.)
+//!    store writes), right after writing and deleting as many (see
+//!    [`warm_page_frames`]). With raw quinn's CPU time they make the "bound" the
+//!    swarm's CPU time (seed + receiver) is compared with, per GiB. (It runs before
+//!    step 3.)
 //! 5. The swarm: a `--nodes`-node cluster (default 2) of real `fleetmesh` processes;
 //!    the file is pushed to node 1 and every other node prefetches it. It times node
 //!    2's fetch, prints the ratio to the raw quinn rate, and node 2's peak RSS while
@@ -185,10 +187,7 @@ fn write_alone(dir: &Path, data: &[u8], bytes: u64) -> anyhow::Result<(Duration,
 /// page frames the host still backs, as on a host in steady use. Without it the same
 /// phase measured 0.2 to 9 CPU-s per GiB from run to run.
 fn warm_page_frames(dir: &Path, data: &[u8], bytes: u64) -> anyhow::Result<()> {
-    let path = dir.join("warm-up.bin");
-    write_file(&path, data, bytes)?;
-    std::fs::remove_file(&path)?;
-    Ok(())
+    write_alone(dir, data, bytes).map(drop)
 }
 
 /// Writes `bytes` bytes of `data` (repeated) to the new file `path`, 1 MiB per `write`.
@@ -332,8 +331,7 @@ fn main() -> anyhow::Result<()> {
     let (raw_elapsed, raw_cpu) = raw_runs[RAW_QUINN_RUNS / 2];
     let raw_rate = mib / raw_elapsed.as_secs_f64();
 
-    let warm_up = Warm { dir: scratch.path(), data: &data };
-    let swarm = measure_swarm(&args, &bundle, raw_rate, &warm_up)?;
+    let swarm = measure_swarm(&args, &bundle, raw_rate, scratch.path(), &data)?;
     eprintln!("load average after: {}", load_average());
     let cpu = alone.report(raw_cpu, &swarm, mib);
     let figures = json!({
@@ -369,12 +367,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where and with what [`warm_page_frames`] writes before the fetch.
-struct Warm<'a> {
-    dir: &'a Path,
-    data: &'a [u8],
-}
-
 /// What the swarm part measured; `cluster` keeps the nodes running until the report
 /// is printed.
 struct Swarm {
@@ -391,8 +383,9 @@ struct Swarm {
 }
 
 /// Step 5: pushes the bundle to node 1 of a fresh cluster, has every node prefetch it,
-/// and times node 2's fetch (with CPU and memory of the seed and the receiver).
-fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64, warm_up: &Warm) -> anyhow::Result<Swarm> {
+/// and times node 2's fetch (with CPU and memory of the seed and the receiver); right
+/// before it, [`warm_page_frames`] writes in `scratch` with `data`.
+fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64, scratch: &Path, data: &[u8]) -> anyhow::Result<Swarm> {
     let cluster = TestCluster::start(args.nodes, Options::default());
     cluster.ok(1, &["deploy", "create-application", "--application-name", "bench"]);
     let push_start = Instant::now();
@@ -408,7 +401,7 @@ fn measure_swarm(args: &Args, bundle: &Path, raw_rate: f64, warm_up: &Warm) -> a
     std::thread::sleep(Duration::from_secs(1));
     let idle_rss_kib = proc_status_kib(receiver, "VmRSS").unwrap_or(0);
     // Every receiver stores the revision.
-    warm_page_frames(warm_up.dir, warm_up.data, size.saturating_mul(u64::from(args.nodes - 1)))?;
+    warm_page_frames(scratch, data, size.saturating_mul(u64::from(args.nodes - 1)))?;
     let (seed_cpu_before, receiver_cpu_before) =
         (process_cpu(seed).unwrap_or_default(), process_cpu(receiver).unwrap_or_default());
     eprintln!("load average before the fetch: {}", load_average());
