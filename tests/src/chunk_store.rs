@@ -11,7 +11,7 @@ impl TestCluster {
     /// in `packs/*.pack`); returns (chunks, bytes).
     ///
     /// # Panics
-    /// On the first chunk whose content does not hash to its name, or a torn pack.
+    /// On the first chunk whose content does not hash to its name.
     pub fn verify_chunk_store(&self, index: u32) -> (u64, u64) {
         let root = self.nodes[&index].data_dir.join("chunks");
         let (mut files, mut bytes) = (0, 0);
@@ -45,7 +45,8 @@ impl TestCluster {
     }
 }
 
-/// Verifies every record of every complete pack under `dir` (temp files skipped);
+/// Verifies every record of every pack under `dir` (temp files skipped) up to a torn
+/// last record, which a node killed mid-append leaves and its store ignores at open;
 /// returns (records, bytes).
 fn verify_packs(index: u32, dir: &Path) -> (u64, u64) {
     let (mut records, mut bytes) = (0, 0);
@@ -57,12 +58,14 @@ fn verify_packs(index: u32, dir: &Path) -> (u64, u64) {
         let content = std::fs::read(pack.path()).expect("pack file");
         let mut offset = 0;
         // Bounded: each turn consumes a 36-byte header and its record.
-        while offset < content.len() {
-            assert!(offset + 36 <= content.len(), "node {index}: pack {name} ends in a torn header");
+        while offset + 36 <= content.len() {
             let hash = hex_of(&content[offset..offset + 32]);
             let len = u32::from_le_bytes(content[offset + 32..offset + 36].try_into().expect("4 bytes")) as usize;
             let start = offset + 36;
-            assert!(start + len <= content.len(), "node {index}: pack {name} ends in a torn record");
+            if start + len > content.len() {
+                eprintln!("node {index}: pack {name} ends in a torn record at byte {offset} (the store ignores it)");
+                break;
+            }
             assert_eq!(
                 blake3::hash(&content[start..start + len]).to_hex().as_str(),
                 hash,

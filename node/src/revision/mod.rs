@@ -53,4 +53,4 @@ pub use materialize::{materialize, MaterializeError};
 pub use store::{ChunkStore, StoreError, CHUNK_FILE_BYTES_MAX};
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;

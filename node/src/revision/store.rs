@@ -2,18 +2,18 @@
 //!
 //! A chunk stored alone ([`ChunkStore::put`]) is a file `<dir>/<first 2 hex digits>/<64
 //! hex digits>`, so no directory holds more than 1/256 of the chunks. Chunks stored in a
-//! batch ([`ChunkStore::put_many`]: a swarm piece, an upload batch) go into one pack file
-//! under `<dir>/packs/` (see `packs`), because one inode per 64 KiB chunk made file
-//! creation the bottleneck of a swarm download on ext4. A chunk is verified against its hash before it
-//! is stored and again every time it is read (the pair of checks STYLE.md asks for), so
-//! a corrupt file is never served: it is deleted and reported missing, and the swarm
-//! fetches it again. Because reads verify, writes skip the per-chunk fsync: a chunk torn
-//! by a power cut is caught at its next read, and a revision is whole only when every
-//! chunk reads back verified.
+//! batch ([`ChunkStore::put_many`]: a swarm piece, an upload batch) are appended to a pack
+//! file under `<dir>/packs/` (see `packs`), because one inode per 64 KiB chunk made file
+//! creation the bottleneck of a swarm download on ext4. A chunk is verified against its
+//! hash before it is stored and again every time it is read (the pair of checks
+//! STYLE.md asks for), so a corrupt file is never served: it is deleted and reported
+//! missing, and the swarm fetches it again. Because reads verify, writes skip the
+//! per-chunk fsync: a chunk torn by a power cut is caught at its next read, and a
+//! revision is whole only when every chunk reads back verified.
 //!
 //! One read skips the second check: [`ChunkStore::read_for_peer`] (a piece answer for a
 //! peer) trusts a pack this process wrote after verifying it, while the file keeps the
-//! inode, length and ctime it had then. Trust lives in memory only, so after a crash or
+//! inode, length and ctime it had after this process's last append to it. Trust lives in memory only, so after a crash or
 //! restart every pack is verified on read again (which is what makes skipping fsync
 //! safe), and a pack changed behind the store's back is verified as well. The peer
 //! verifies every chunk before storing it, and deployments read through
@@ -93,6 +93,9 @@ pub struct ChunkStore {
     /// Number of the next pack file; starts past every numbered pack on disk, so no
     /// two packs ever share a name.
     next_pack_number: AtomicU64,
+    /// The pack batches are appended to, if one is open. Locked before `packs` by
+    /// whoever takes both.
+    appender: Mutex<Option<packs::Appender>>,
 }
 
 impl ChunkStore {
@@ -111,6 +114,7 @@ impl ChunkStore {
             temp_sequence: AtomicU64::new(0),
             packs: Mutex::new(packs::PackIndex::default()),
             next_pack_number: AtomicU64::new(0),
+            appender: Mutex::new(None),
         };
         let mut total = store.open_packs()?;
         store.scan(|path, name, length| {
@@ -174,11 +178,12 @@ impl ChunkStore {
         Ok(stored)
     }
 
-    /// Stores a batch of chunks in one pack file after checking every chunk's bytes
+    /// Stores a batch of chunks in a pack file after checking every chunk's bytes
     /// against its hash; chunks already held are skipped. Returns how many were new.
     ///
     /// All or nothing on bad input: if any chunk does not match its hash or is too
-    /// large, nothing is written. The pack appears whole or not at all.
+    /// large, nothing is written. A write that fails (a full disk) leaves the pack as it
+    /// was before the batch.
     ///
     /// # Errors
     /// [`StoreError::HashMismatch`] or [`StoreError::TooLarge`] (nothing is written), or

@@ -181,3 +181,26 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, (u32, Node)> {
     }
     found
 }
+
+/// Runs the `#[ignore]`d test `test` (its path in this crate) in a child process of this
+/// test binary, with `env` set to `value`, under `ulimit -f 64` (32 KiB in /bin/sh's
+/// 512-byte blocks) and with SIGXFSZ ignored, so that a write past the limit fails part
+/// way with EFBIG, as on a full disk. Returns the child's stdout after asserting it
+/// passed.
+pub(crate) fn run_under_file_size_limit(test: &str, env: &str, value: &Path) -> String {
+    let script =
+        format!("trap '' XFSZ; ulimit -f 64 && exec \"$0\" --exact {test} --ignored --nocapture --test-threads 1");
+    let output = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .arg(std::env::current_exe().expect("test binary"))
+        .env(env, value)
+        .output()
+        .expect("run the child test");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

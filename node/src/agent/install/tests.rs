@@ -436,19 +436,10 @@ fn a_file_size_limit_mid_copy_leaves_no_truncated_file() {
     host.bundle_file("big.bin", &"x".repeat(1 << 20));
     std::fs::create_dir_all(host.at("/srv")).expect("srv");
     std::fs::write(host.at("/srv/big.bin"), "old").expect("old file");
-    let script = "trap '' XFSZ; ulimit -f 64 && exec \"$0\" --exact \
-                  agent::install::tests::install_in_a_prepared_host --ignored --nocapture --test-threads 1";
-    let output = std::process::Command::new("/bin/sh")
-        .args(["-c", script])
-        .arg(std::env::current_exe().expect("test binary"))
-        .env(PREPARED_HOST, host.dir.path())
-        .output()
-        .expect("run the child test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = crate::revision::testkit::run_under_file_size_limit(
+        "agent::install::tests::install_in_a_prepared_host",
+        PREPARED_HOST,
+        host.dir.path(),
     );
     assert!(
         stdout.contains("install failed: cannot copy to ") && stdout.contains("big.bin: File too large"),

@@ -16,35 +16,72 @@ use super::packs;
 use super::{io_error, ChunkStore, StoreError, TEMP_PREFIX};
 
 impl ChunkStore {
-    /// Writes `chunks` (verified, distinct) as a new pack and indexes those not indexed
-    /// yet; returns how many it indexed. Two batches racing on one chunk (the endgame
-    /// asks two peers for one piece) each write a pack; the chunk is indexed in the first.
+    /// Appends `chunks` (verified, distinct) to the store's open pack (a new one when
+    /// there is none or it holds [`packs::PACK_BYTES_TARGET`]) and indexes them; returns
+    /// how many it stored.
+    ///
+    /// Chunks some other batch stored since the caller looked are skipped: the append
+    /// lock is held from that check to the indexing, so two batches racing on one
+    /// piece (the endgame asks two peers for it) store its chunks once.
     pub(super) fn store_pack(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<usize, StoreError> {
-        let (name, offsets) = self.write_pack(chunks)?;
-        // Stamped after the pack is linked and its temp name removed (both change ctime).
-        let stamp = fs::metadata(packs::dir(&self.dir).join(&name)).map(|metadata| packs::Stamp::of(&metadata));
-        let mut index = self.lock_packs();
-        let key = index.add_pack(name);
-        if let Ok(stamp) = stamp {
-            index.verified.insert(key, stamp);
+        let mut appender = self.lock_appender();
+        let fresh: Vec<(ChunkHash, &[u8])> = {
+            let index = self.lock_packs();
+            chunks.iter().copied().filter(|(hash, _)| !index.chunks.contains_key(hash)).collect()
+        };
+        if fresh.is_empty() {
+            return Ok(0);
         }
-        let mut stored = 0;
-        for ((hash, bytes), offset) in chunks.iter().zip(offsets) {
-            if let Entry::Vacant(vacant) = index.chunks.entry(*hash) {
-                vacant.insert(packs::Slot { pack: key, offset, len: bytes.len() as u32 });
-                self.total_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                stored += 1;
+        let mut pack = match appender.take() {
+            Some(pack) if pack.len < packs::PACK_BYTES_TARGET => pack,
+            // Sealed (full, or none yet): the next batch starts a new pack.
+            _ => packs::Appender::create(&self.dir, || self.next_pack_name(), |name| self.lock_packs().add_pack(name))?,
+        };
+        let (offsets, stamp) = match pack.append(&fresh) {
+            Ok(appended) => appended,
+            Err(packs::AppendError::CutBack(error)) => {
+                *appender = Some(pack);
+                return Err(error);
             }
+            Err(packs::AppendError::Sealed(error)) => {
+                // Its records are indexed and readable, but it is no longer trusted.
+                self.lock_packs().verified.remove(&pack.key);
+                return Err(error);
+            }
+        };
+        let mut index = self.lock_packs();
+        match stamp {
+            Some(stamp) => index.verified.insert(pack.key, stamp),
+            None => index.verified.remove(&pack.key),
+        };
+        for ((hash, bytes), offset) in fresh.iter().zip(offsets) {
+            index.chunks.insert(*hash, packs::Slot { pack: pack.key, offset, len: bytes.len() as u32 });
+            self.total_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
-        Ok(stored)
+        drop(index);
+        *appender = Some(pack);
+        Ok(fresh.len())
+    }
+
+    /// Closes the open pack, if any: the next batch starts a new one. Garbage
+    /// collection calls this first, so that no pack it rewrites or deletes is being
+    /// appended to.
+    pub(super) fn seal_pack(&self) {
+        *self.lock_appender() = None;
+    }
+
+    fn lock_appender(&self) -> std::sync::MutexGuard<'_, Option<packs::Appender>> {
+        self.appender.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_pack_name(&self) -> String {
+        packs::numbered_name(self.next_pack_number.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Writes one pack of `chunks` under a fresh name (not indexed yet).
     pub(super) fn write_pack(&self, chunks: &[(ChunkHash, &[u8])]) -> Result<(String, Vec<u64>), StoreError> {
         let sequence = self.temp_sequence.fetch_add(1, Ordering::Relaxed);
-        packs::write(&self.dir, &format!("{}-{sequence}", std::process::id()), chunks, || {
-            packs::numbered_name(self.next_pack_number.fetch_add(1, Ordering::Relaxed))
-        })
+        packs::write(&self.dir, &format!("{}-{sequence}", std::process::id()), chunks, || self.next_pack_name())
     }
 
     pub(super) fn lock_packs(&self) -> std::sync::MutexGuard<'_, packs::PackIndex> {
@@ -211,11 +248,20 @@ impl ChunkStore {
 
     /// Drops every packed chunk not in `keep`: a pack with no kept chunk is deleted, a
     /// pack with some is rewritten with only those. Returns the bytes dropped.
+    ///
+    /// A pack opened for appending after this pass began is left alone: it holds only
+    /// chunks stored since, which the caller's `keep` need not cover.
     pub(super) fn retain_packs(&self, keep: &BTreeSet<ChunkHash>) -> Result<u64, StoreError> {
+        self.seal_pack();
         let packs: Vec<(u64, String)> =
             self.lock_packs().packs.iter().map(|(key, name)| (*key, name.clone())).collect();
         let mut removed = 0;
         for (key, name) in packs {
+            // Not racy: a pack sealed once is never appended to again, and one being
+            // appended to now is skipped.
+            if self.lock_appender().as_ref().is_some_and(|pack| pack.key == key) {
+                continue;
+            }
             let (live, dead): (Vec<_>, Vec<_>) = {
                 let index = self.lock_packs();
                 index
