@@ -151,7 +151,7 @@ impl RevisionService {
             offset += 36 + len;
         }
         self.book(|book| book.handle_chunks_received(id, batch_bytes))?;
-        // The whole batch in one pack file, every chunk verified first.
+        // The whole batch in one append to a pack file, every chunk verified first.
         self.store.put_many(&batch)?;
         Ok(batch.len())
     }

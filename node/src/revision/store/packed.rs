@@ -1,6 +1,6 @@
-//! The chunk store's side of its pack files: indexing them at open, writing a batch as
-//! a pack, reading a chunk back from one, and dropping what garbage collection no
-//! longer keeps (the file format itself is `packs`).
+//! The chunk store's side of its pack files: indexing them at open, appending a batch
+//! to the open pack, reading a chunk back from one, and dropping what garbage
+//! collection no longer keeps (the file format itself is `packs`).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;

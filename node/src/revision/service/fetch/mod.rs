@@ -95,7 +95,8 @@ fn store_piece(service: &RevisionService, chunks: &[ChunkRef], payload: &Bytes) 
         batch.push((chunk.hash(), &payload[offset..offset + chunk.len() as usize]));
         offset += chunk.len() as usize;
     }
-    // One pack file per piece (see the chunk store's docs for why not one file per chunk).
+    // One batch per piece, appended to the store's open pack (see the chunk store's docs
+    // for why not one file per chunk).
     match service.store.put_many(&batch) {
         Ok(_) => {}
         Err(StoreError::HashMismatch { expected, .. } | StoreError::TooLarge { hash: expected, .. }) => {
@@ -134,7 +135,7 @@ pub trait DownloadStore: Send + Sync + 'static {
 }
 
 /// The production store: verified pieces go to the chunk store, on a blocking thread
-/// (a piece is ~1 MiB of hashing and one pack file).
+/// (a piece is ~1 MiB of hashing and one append to a pack).
 struct ServiceStore(Arc<RevisionService>);
 
 impl DownloadStore for ServiceStore {
