@@ -307,6 +307,64 @@ fn garbage_collection_seals_the_open_pack() {
     assert_eq!(reopened.get(second.0.hash()).expect("second").as_ref(), second.1.as_slice());
 }
 
+#[test]
+fn garbage_collection_while_batches_are_appended_keeps_every_kept_chunk() {
+    // Stores 20 chunks that are not kept, then two threads append 200 kept batches of
+    // 2 chunks (a pack seals every ~1 MiB of them here only when collection seals it)
+    // while a third collects garbage 50 times. Asserts every kept chunk reads back, no
+    // dropped chunk is held, and the byte count is the kept bytes exactly, before and
+    // after reopening.
+    let (dir, store) = open();
+    let store = Arc::new(store);
+    let dead: Vec<_> = (0..20u8).map(|seed| chunk(seed, 3000)).collect();
+    for pair in dead.chunks(2) {
+        let batch: Vec<(ChunkHash, &[u8])> =
+            pair.iter().map(|(reference, bytes)| (reference.hash(), bytes.as_slice())).collect();
+        store.put_many(&batch).expect("dead batch");
+    }
+    let kept: Arc<Vec<(ChunkRef, Vec<u8>)>> =
+        Arc::new((0..400u32).map(|index| chunk((index % 256) as u8, 2000 + index as usize)).collect());
+    let keep: BTreeSet<ChunkHash> = kept.iter().map(|(reference, _)| reference.hash()).collect();
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let (store, kept) = (Arc::clone(&store), Arc::clone(&kept));
+            std::thread::spawn(move || {
+                for pair in kept.chunks(2).skip(writer).step_by(2) {
+                    let batch: Vec<(ChunkHash, &[u8])> =
+                        pair.iter().map(|(reference, bytes)| (reference.hash(), bytes.as_slice())).collect();
+                    store.put_many(&batch).expect("kept batch");
+                }
+            })
+        })
+        .collect();
+    let collector = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for _ in 0..50 {
+                store.retain(&keep).expect("retain");
+            }
+        })
+    };
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    collector.join().expect("collector");
+    // A last pass: the dead chunks of packs the collector skipped are gone now.
+    let keep: BTreeSet<ChunkHash> = kept.iter().map(|(reference, _)| reference.hash()).collect();
+    store.retain(&keep).expect("last retain");
+    let kept_bytes: u64 = kept.iter().map(|(reference, _)| u64::from(reference.len())).sum();
+    let check = |store: &ChunkStore| {
+        for (reference, bytes) in kept.iter() {
+            assert_eq!(store.get(reference.hash()).expect("kept chunk").as_ref(), bytes.as_slice());
+        }
+        assert!(dead.iter().all(|(reference, _)| !store.has(reference.hash())));
+        assert_eq!(store.total_bytes(), kept_bytes);
+    };
+    check(&store);
+    drop(store);
+    check(&ChunkStore::open(&dir.path().join("chunks")).expect("reopen"));
+}
+
 /// Tells `append_under_a_file_size_limit` (run as a child process) where its store is.
 const LIMITED_STORE: &str = "FLEETMESH_STORE_LIMITED_DIR";
 
