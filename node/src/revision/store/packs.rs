@@ -210,7 +210,8 @@ impl Appender {
 /// Why [`Appender::append`] failed, and whether the pack can take more records.
 #[derive(Debug)]
 pub(super) enum AppendError {
-    /// Nothing was written; the pack can be appended to again.
+    /// What the write left was cut off: the pack is as it was before the batch and can
+    /// be appended to again.
     CutBack(StoreError),
     /// The pack may end in a torn record: seal it.
     Sealed(StoreError),
