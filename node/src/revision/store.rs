@@ -96,6 +96,10 @@ pub struct ChunkStore {
     /// The pack batches are appended to, if one is open. Locked before `packs` by
     /// whoever takes both.
     appender: Mutex<Option<packs::Appender>>,
+    /// Chunk files (not packs) held: while there are none, [`ChunkStore::has`] answers
+    /// from the pack index alone instead of a `stat` per chunk (3.5 % of a receiver's
+    /// CPU in a swarm download, whose chunks all go into packs).
+    chunk_files: AtomicU64,
 }
 
 impl ChunkStore {
@@ -115,6 +119,7 @@ impl ChunkStore {
             packs: Mutex::new(packs::PackIndex::default()),
             next_pack_number: AtomicU64::new(0),
             appender: Mutex::new(None),
+            chunk_files: AtomicU64::new(0),
         };
         let mut total = store.open_packs()?;
         store.scan(|path, name, length| {
@@ -122,6 +127,7 @@ impl ChunkStore {
                 fs::remove_file(path).map_err(io_error(path))?;
             } else if parse_chunk_name(name).is_some() {
                 total += length;
+                store.chunk_files.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
         })?;
@@ -174,6 +180,7 @@ impl ChunkStore {
         let stored = linked.map_err(io_error(&path))?;
         if stored {
             self.total_bytes.fetch_add(length, Ordering::Relaxed);
+            self.chunk_files.fetch_add(1, Ordering::Relaxed);
         }
         Ok(stored)
     }
@@ -246,7 +253,8 @@ impl ChunkStore {
 
     /// True when a file for the chunk exists. This does not verify it; [`Self::get`] does.
     pub fn has(&self, hash: ChunkHash) -> bool {
-        self.lock_packs().chunks.contains_key(&hash) || self.chunk_path(hash).exists()
+        self.lock_packs().chunks.contains_key(&hash)
+            || (self.chunk_files.load(Ordering::Relaxed) > 0 && self.chunk_path(hash).exists())
     }
 
     /// Bytes of the distinct chunks of `chunks` the store has (what a node reports as
@@ -328,6 +336,9 @@ impl ChunkStore {
         match fs::remove_file(path) {
             Ok(()) => {
                 self.subtract(length);
+                // Saturating, as `subtract`: a file other than one this store counted.
+                let _ =
+                    self.chunk_files.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |files| files.checked_sub(1));
                 Ok(true)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),

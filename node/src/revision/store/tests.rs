@@ -365,6 +365,27 @@ fn garbage_collection_while_batches_are_appended_keeps_every_kept_chunk() {
     check(&ChunkStore::open(&dir.path().join("chunks")).expect("reopen"));
 }
 
+#[test]
+fn has_sees_chunk_files_from_before_a_reopen_and_after_a_put() {
+    // `has` skips the chunk-file lookup while the store holds no chunk file. Asserts a
+    // chunk file put now, one found when reopening, and one put after all of them were
+    // collected are each seen, and a collected one is not.
+    let (dir, store) = open();
+    let (first, first_bytes) = chunk(70, 500);
+    let (second, second_bytes) = chunk(71, 600);
+    assert!(!store.has(first.hash()));
+    store.put(first.hash(), &first_bytes).expect("put");
+    assert!(store.has(first.hash()));
+    drop(store);
+    let store = ChunkStore::open(&dir.path().join("chunks")).expect("reopen");
+    assert!(store.has(first.hash()), "a chunk file found at open");
+    assert_eq!(store.retain(&BTreeSet::new()).expect("retain"), 500);
+    assert!(!store.has(first.hash()));
+    store.put(second.hash(), &second_bytes).expect("put after collecting");
+    assert!(store.has(second.hash()));
+    assert_eq!(store.missing(&[first, second]), vec![first]);
+}
+
 /// Tells `append_under_a_file_size_limit` (run as a child process) where its store is.
 const LIMITED_STORE: &str = "FLEETMESH_STORE_LIMITED_DIR";
 
