@@ -13,12 +13,12 @@
 //!
 //! One read skips the second check: [`ChunkStore::read_for_peer`] (a piece answer for a
 //! peer) trusts a pack this process wrote after verifying it, while the file keeps the
-//! inode, length and ctime it had after this process's last append to it. Trust lives in memory only, so after a crash or
-//! restart every pack is verified on read again (which is what makes skipping fsync
-//! safe), and a pack changed behind the store's back is verified as well. The peer
-//! verifies every chunk before storing it, and deployments read through
-//! [`ChunkStore::get`], which always verifies, so no unverified byte reaches a
-//! deployment. With one `pread` per chunk into the answer, it cut the seed's CPU per GiB
+//! inode, length and ctime it had after this process's last append to it. Trust lives
+//! in memory only, so after a crash or restart every pack is verified on read again
+//! (which is what makes skipping fsync safe), and a pack changed behind the store's
+//! back is verified as well. The peer verifies every chunk before storing it, and
+//! deployments read through [`ChunkStore::get`], which always verifies, so no
+//! unverified byte reaches a deployment. With one `pread` per chunk into the answer, it cut the seed's CPU per GiB
 //! served by ~18 % (docs/benchmarks.md, issue 18 item 1).
 //!
 //! Methods are synchronous and take `&self`; the store is `Send + Sync`, and the caller

@@ -198,7 +198,11 @@ impl Appender {
                 match cut {
                     Ok(_) => Err(AppendError::CutBack(error)),
                     Err(cut) => {
-                        tracing::warn!(pack = %self.path.display(), error = %cut, "cannot cut a pack back after a failed append; it is sealed");
+                        tracing::warn!(
+                            pack = %self.path.display(),
+                            error = %cut,
+                            "cannot cut a pack back after a failed append; it is sealed"
+                        );
                         Err(AppendError::Sealed(error))
                     }
                 }
