@@ -26,7 +26,7 @@ pub use api::{http_agent_trusting, http_agent_within, parse_metric};
 pub use cluster::{log_tail, Options, TestCluster, TestNode};
 pub use files::{hash_file, write_bundle, write_random_file};
 pub use http_stub::{Handler, HttpStub, StubRequest};
-pub use procfs::{proc_status_kib, process_cpu};
+pub use procfs::{proc_status_kib, process_cpu, process_cpu_split};
 
 /// QUIC port of every test node (each has its own IP).
 pub const QUIC_PORT: u16 = 7400;

@@ -11,10 +11,15 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 
 /// CPU time (user + system) a process has used so far.
 pub fn process_cpu(pid: u32) -> Option<Duration> {
+    process_cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// CPU time a process has used so far in user space and in the kernel, apart.
+pub fn process_cpu_split(pid: u32) -> Option<(Duration, Duration)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let ticks = |field: usize| fields.get(field)?.parse::<u64>().ok();
     // USER_HZ is 100 on Linux for every architecture this runs on.
-    Some(Duration::from_millis(ticks * 10))
+    Some((Duration::from_millis(ticks(11)? * 10), Duration::from_millis(ticks(12)? * 10)))
 }
