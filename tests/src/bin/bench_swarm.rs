@@ -7,7 +7,11 @@
 //! 3. Raw quinn: the same number of bytes over one stream between two endpoints in this
 //!    process on loopback, bound and configured exactly as a node binds its endpoint
 //!    (TLS, transport parameters, socket buffers); the bytes come from memory and are
-//!    dropped on arrival. Three runs; the median by time is the baseline.
+//!    dropped on arrival. Three runs; the median by time is the baseline. The sender
+//!    repeats one 1 MiB block, which stays in the CPU's caches; three more runs,
+//!    alternated with those, send the 64 MiB sample of the file instead (distinct
+//!    bytes, as a node sends what it has just read), and their median is reported
+//!    beside the baseline.
 //! 4. The work a receiver cannot avoid besides the transport, each alone on the same
 //!    number of bytes: BLAKE3 on one thread in chunk-sized slices (as the receiver
 //!    verifies), and writing the bytes to a file in 1 MiB writes (no fsync, as the
@@ -74,7 +78,9 @@ fn identity(ca: &ClusterCa, id: u64) -> anyhow::Result<TlsIdentity> {
 /// Streams `bytes` over one QUIC stream between two endpoints of this process on
 /// loopback; returns the wall time from the stream's first byte sent to its last byte
 /// read, and the process CPU time it took, in all and in user space.
-fn raw_quinn(bytes: u64) -> anyhow::Result<RawRun> {
+///
+/// The sender sends `source` over and over, 1 MiB per write.
+fn raw_quinn(bytes: u64, source: Bytes) -> anyhow::Result<RawRun> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let ca = ClusterCa::generate("bench")?;
@@ -99,14 +105,19 @@ fn raw_quinn(bytes: u64) -> anyhow::Result<RawRun> {
             anyhow::Ok(received)
         });
         let connection = client.connect(address, &NodeId(1).server_name())?.await?;
-        let block = Bytes::from(vec![0x5au8; 1 << 20]);
         let (user_before, system_before) = process_cpu_split(std::process::id()).unwrap_or_default();
         let start = Instant::now();
         let (mut send, mut recv) = connection.open_bi().await?;
         let mut left = bytes;
+        let mut at = 0;
+        // Bounded: each turn sends at least one byte of `left` (`source` is not empty).
         while left > 0 {
-            let take = left.min(block.len() as u64) as usize;
-            send.write_chunk(block.slice(..take)).await?;
+            if at == source.len() {
+                at = 0;
+            }
+            let take = (left.min(1 << 20) as usize).min(source.len() - at);
+            send.write_chunk(source.slice(at..at + take)).await?;
+            at += take;
             left -= take as u64;
         }
         send.finish()?;
@@ -282,7 +293,7 @@ impl Alone {
 
     /// Prints and returns CPU-s per GiB: the swarm's two ends against the "bound", raw
     /// quinn's two ends plus the hashing and writing a receiver must do anyway.
-    fn report(&self, raw: RawRun, swarm: &Swarm, mib: f64) -> serde_json::Value {
+    fn report(&self, raw: RawRun, cold_raw: RawRun, swarm: &Swarm, mib: f64) -> serde_json::Value {
         let raw_cpu = raw.cpu;
         let per_gib = |cpu: Duration| cpu.as_secs_f64() * 1024.0 / mib;
         let bound = raw_cpu + self.hash_cpu + self.write_cpu;
@@ -316,7 +327,19 @@ impl Alone {
             per_gib(self.hash_cpu),
             cluster_user_per_gib / user_bound,
         );
+        let cold_bound = per_gib(cold_raw.cpu + self.hash_cpu + self.write_cpu);
+        eprintln!(
+            "with raw quinn sending 64 MiB of distinct bytes ({:.2} CPU-s/GiB, {:.0} MiB/s): bound {cold_bound:.2}; cluster / bound {:.2}x; swarm / that raw quinn's rate {:.2}x",
+            per_gib(cold_raw.cpu),
+            mib / cold_raw.elapsed.as_secs_f64(),
+            cluster_per_gib / cold_bound,
+            swarm.swarm_rate / (mib / cold_raw.elapsed.as_secs_f64()),
+        );
         json!({
+            "coldSourceRawQuinnCpuSecsPerGib": per_gib(cold_raw.cpu),
+            "coldSourceRawQuinnMibPerSec": mib / cold_raw.elapsed.as_secs_f64(),
+            "coldSourceBoundCpuSecsPerGib": cold_bound,
+            "clusterOverColdSourceBound": cluster_per_gib / cold_bound,
             "clusterCpuSecsPerGibDelivered": cluster_per_gib,
             "clusterOverBound": cluster_ratio,
             "clusterUserCpuSecsPerGibDelivered": cluster_user_per_gib,
@@ -394,24 +417,36 @@ fn main() -> anyhow::Result<()> {
 
     let data = sample(&blob)?;
     let alone = Alone::measure(&data, scratch.path(), bytes)?;
+    // The baseline sends one 1 MiB block again and again, which stays in the CPU's
+    // caches; a node sends bytes it has just read, as the cold-source runs do (the 64 MiB
+    // sample, larger than any cache here). Alternated run by run.
+    let hot = Bytes::from(vec![0x5au8; 1 << 20]);
+    let cold = Bytes::from(data.clone());
     let mut raw_runs = Vec::with_capacity(RAW_QUINN_RUNS);
+    let mut cold_runs = Vec::with_capacity(RAW_QUINN_RUNS);
     for _ in 0..RAW_QUINN_RUNS {
-        let run = raw_quinn(bytes)?;
-        eprintln!(
-            "raw quinn: {:.0} MiB/s over one stream ({:.2} CPU-s, {:.2} in user space)",
-            mib / run.elapsed.as_secs_f64(),
-            run.cpu.as_secs_f64(),
-            run.user.as_secs_f64()
-        );
-        raw_runs.push(run);
+        for (source, runs, label) in
+            [(&hot, &mut raw_runs, "one 1 MiB block"), (&cold, &mut cold_runs, "64 MiB of distinct bytes")]
+        {
+            let run = raw_quinn(bytes, source.clone())?;
+            eprintln!(
+                "raw quinn, {label}: {:.0} MiB/s over one stream ({:.2} CPU-s, {:.2} in user space)",
+                mib / run.elapsed.as_secs_f64(),
+                run.cpu.as_secs_f64(),
+                run.user.as_secs_f64()
+            );
+            runs.push(run);
+        }
     }
     raw_runs.sort();
+    cold_runs.sort();
     let raw = raw_runs[RAW_QUINN_RUNS / 2];
+    let cold_raw = cold_runs[RAW_QUINN_RUNS / 2];
     let raw_rate = mib / raw.elapsed.as_secs_f64();
 
     let swarm = measure_swarm(&args, &bundle, raw_rate, scratch.path(), &data)?;
     eprintln!("load average after: {}", load_average());
-    let cpu = alone.report(raw, &swarm, mib);
+    let cpu = alone.report(raw, cold_raw, &swarm, mib);
     let figures = json!({
         "fileBytes": bytes,
         "pipeline": pipeline,
