@@ -293,7 +293,13 @@ impl Alone {
 
     /// Prints and returns CPU-s per GiB: the swarm's two ends against the "bound", raw
     /// quinn's two ends plus the hashing and writing a receiver must do anyway.
-    fn report(&self, raw: RawRun, cold_raw: RawRun, swarm: &Swarm, mib: f64) -> serde_json::Value {
+    fn report(
+        &self,
+        raw: RawRun,
+        (cold_raw, cold_label): (RawRun, &str),
+        swarm: &Swarm,
+        mib: f64,
+    ) -> serde_json::Value {
         let raw_cpu = raw.cpu;
         let per_gib = |cpu: Duration| cpu.as_secs_f64() * 1024.0 / mib;
         let bound = raw_cpu + self.hash_cpu + self.write_cpu;
@@ -329,7 +335,7 @@ impl Alone {
         );
         let cold_bound = per_gib(cold_raw.cpu + self.hash_cpu + self.write_cpu);
         eprintln!(
-            "with raw quinn sending 64 MiB of distinct bytes ({:.2} CPU-s/GiB, {:.0} MiB/s): bound {cold_bound:.2}; cluster / bound {:.2}x; swarm / that raw quinn's rate {:.2}x",
+            "with raw quinn sending {cold_label} ({:.2} CPU-s/GiB, {:.0} MiB/s): bound {cold_bound:.2}; cluster / bound {:.2}x; swarm / that raw quinn's rate {:.2}x",
             per_gib(cold_raw.cpu),
             mib / cold_raw.elapsed.as_secs_f64(),
             cluster_per_gib / cold_bound,
@@ -422,11 +428,12 @@ fn main() -> anyhow::Result<()> {
     // sample, larger than any cache here). Alternated run by run.
     let hot = Bytes::from(vec![0x5au8; 1 << 20]);
     let cold = Bytes::from(data.clone());
+    let cold_label = format!("{:.0} MiB of distinct bytes", cold.len() as f64 / MIB);
     let mut raw_runs = Vec::with_capacity(RAW_QUINN_RUNS);
     let mut cold_runs = Vec::with_capacity(RAW_QUINN_RUNS);
     for _ in 0..RAW_QUINN_RUNS {
         for (source, runs, label) in
-            [(&hot, &mut raw_runs, "one 1 MiB block"), (&cold, &mut cold_runs, "64 MiB of distinct bytes")]
+            [(&hot, &mut raw_runs, "one 1 MiB block"), (&cold, &mut cold_runs, cold_label.as_str())]
         {
             let run = raw_quinn(bytes, source.clone())?;
             eprintln!(
@@ -446,7 +453,7 @@ fn main() -> anyhow::Result<()> {
 
     let swarm = measure_swarm(&args, &bundle, raw_rate, scratch.path(), &data)?;
     eprintln!("load average after: {}", load_average());
-    let cpu = alone.report(raw, cold_raw, &swarm, mib);
+    let cpu = alone.report(raw, (cold_raw, &cold_label), &swarm, mib);
     let figures = json!({
         "fileBytes": bytes,
         "pipeline": pipeline,
