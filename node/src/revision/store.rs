@@ -18,8 +18,8 @@
 //! (which is what makes skipping fsync safe), and a pack changed behind the store's
 //! back is verified as well. The peer verifies every chunk before storing it, and
 //! deployments read through [`ChunkStore::get`], which always verifies, so no
-//! unverified byte reaches a deployment. With one `pread` per chunk into the answer, it cut the seed's CPU per GiB
-//! served by ~18 % (docs/benchmarks.md, issue 18 item 1).
+//! unverified byte reaches a deployment. With one `pread` per chunk into the answer,
+//! it cut the seed's CPU per GiB served by ~18 % (docs/benchmarks.md, issue 18 item 1).
 //!
 //! Methods are synchronous and take `&self`; the store is `Send + Sync`, and the caller
 //! runs it where it likes (a blocking thread in the node, inline in the simulator).
