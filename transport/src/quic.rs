@@ -285,8 +285,9 @@ enum WriteError {
     Closed(#[from] quinn::ClosedStream),
 }
 
-/// Frames with at least this many payload bytes are bulk: piece answers, chunk pushes,
-/// large log batches.
+/// Frames with at least this many payload bytes are bulk: in practice piece answers and
+/// the manifests of large revisions (a node's messages carry bulk bytes in the payload,
+/// everything else in the header).
 pub const BULK_PAYLOAD_BYTES: usize = 64 << 10;
 
 /// The send priority of a bulk frame's stream, below the default (0) of every other:

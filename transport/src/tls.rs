@@ -62,7 +62,7 @@ fn roots(ca_cert: &CertificateDer<'static>) -> Result<Arc<RootCertStore>, TlsErr
 /// ~1 MiB piece answers in flight to one peer, and round-robin interleaved them packet
 /// by packet, so all eight finished together and the receiver verified and stored them
 /// in bursts. One after another, each piece is stored while the next arrives. Measured
-/// with `bench_swarm --size-mib 1024` (docs/benchmarks.md, 2026-12-06 21:20–21:55), the
+/// with `bench_swarm --size-mib 1024` (docs/benchmarks.md, 2026-12-06 21:29–21:54), the
 /// median of ten alternated runs each at 2 nodes: swarm 439 → 489 MiB/s, the whole
 /// cluster's CPU 4.07 → 3.59 s/GiB; four each at 5 nodes: last node 14.0 → 13.0 s.
 /// Control messages do not queue behind bulk answers: those go at
