@@ -122,9 +122,9 @@ fn write_file(path: &Path, data: &[u8], bytes: u64) -> anyhow::Result<()> {
 
 /// Step 4's figures: the receiver's unavoidable work, each alone.
 pub(crate) struct Alone {
-    hash_cpu: Duration,
+    pub(crate) hash_cpu: Duration,
     hash_wall: Duration,
-    write_cpu: Duration,
+    pub(crate) write_cpu: Duration,
     write_wall: Duration,
 }
 
@@ -225,4 +225,43 @@ impl Alone {
             "swarmOverBound": ratio,
         })
     }
+}
+
+/// Largest page order the kernel's buddy allocator has (`MAX_PAGE_ORDER` on x86-64 and
+/// arm64 with 4 KiB pages): free page reporting set above it reports nothing.
+const MAX_PAGE_ORDER: u32 = 10;
+
+/// Whether this host hands free memory back to its hypervisor while the bench runs, as
+/// the run found it: free page reporting (`/sys/module/page_reporting`, on unless its
+/// order is above [`MAX_PAGE_ORDER`]) and DAMON contexts that are on (on this VM, one
+/// with a `pageout` scheme). Either makes a write into the page cache cost 0.2 to
+/// 7 CPU-s per GiB from one run to the next (`docs/benchmarks.md`, "first touch of page
+/// frames"), so the write-heavy figures are only comparable between runs made alike.
+pub(crate) fn host_memory() -> serde_json::Value {
+    let read = |path: &str| std::fs::read_to_string(path).ok().map(|text| text.trim().to_string());
+    let reporting_order =
+        read("/sys/module/page_reporting/parameters/page_reporting_order").and_then(|text| text.parse::<u32>().ok());
+    let damon_on = std::fs::read_dir("/sys/kernel/mm/damon/admin/kdamonds")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| std::fs::read_to_string(entry.path().join("state")).ok())
+                .filter(|state| state.trim() == "on")
+                .count()
+        })
+        .unwrap_or(0);
+    let reporting = reporting_order.is_some_and(|order| order <= MAX_PAGE_ORDER);
+    let returns_free_memory = reporting || damon_on > 0;
+    if returns_free_memory {
+        eprintln!(
+            "note: this host returns free memory to its hypervisor (free page reporting {}, DAMON contexts on: {damon_on}); \
+             page-cache writes cost more and vary more than on a host that keeps it",
+            if reporting { "on" } else { "off" },
+        );
+    }
+    json!({
+        "pageReportingOrder": reporting_order,
+        "damonContextsOn": damon_on,
+        "returnsFreeMemory": returns_free_memory,
+    })
 }

@@ -11,7 +11,9 @@
 //!    repeats one 1 MiB block, which stays in the CPU's caches; three more runs,
 //!    alternated with those, send the 64 MiB sample of the file instead (distinct
 //!    bytes, as a node sends what it has just read), and their median is reported
-//!    beside the baseline.
+//!    beside the baseline. Then raw quinn along a chain of `--nodes` processes, each
+//!    bound as a node, process `i` sending the file's size to `i + 1` (see
+//!    [`chain`]): what the cluster's process count costs the transport alone.
 //! 4. The work a receiver cannot avoid besides the transport, each alone on the same
 //!    number of bytes: BLAKE3 on one thread in chunk-sized slices (as the receiver
 //!    verifies), and writing the bytes to a file in 1 MiB writes (no fsync, as the
@@ -28,11 +30,17 @@
 //!    every node per GiB delivered (the revision times the receivers), against the same
 //!    bound, and the bytes the nodes served over the bytes delivered (1 when no piece
 //!    crosses the wire twice). With `--nodes 2` the cluster is the seed and the receiver.
+//!    The same against the chain's bound (the chain's CPU per GiB delivered plus
+//!    BLAKE3 and the write).
+//!
+//! It also records whether the host hands free memory back to a hypervisor while it
+//! runs ([`alone::host_memory`]), which changes every figure that writes.
 //!
 //! Run: `cargo build --release -p fleetmesh -p fleetmesh-tests --bin bench_swarm &&
 //! target/release/bench_swarm [--size-mib N] [--nodes N] [--dir DIR]`.
 
 mod alone;
+mod chain;
 mod raw;
 
 use std::path::{Path, PathBuf};
@@ -44,7 +52,7 @@ use fleetmesh_model::GetRevisionDistributionOutput;
 use fleetmesh_tests::{proc_status_kib, process_cpu, process_cpu_split, write_random_file, Options, TestCluster};
 use serde_json::json;
 
-use crate::alone::{sample, warm_page_frames, Alone};
+use crate::alone::{host_memory, sample, warm_page_frames, Alone};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -116,7 +124,12 @@ fn load_average() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    if words.first().map(String::as_str) == Some(chain::PEER_FLAG) {
+        return chain::peer_main(&words[1..]);
+    }
     let args = parse_args()?;
+    let host = host_memory();
     let scratch = match &args.dir {
         Some(dir) => tempfile::Builder::new().prefix("bench-swarm-").tempdir_in(dir)?,
         None => tempfile::Builder::new().prefix("bench-swarm-").tempdir()?,
@@ -145,10 +158,12 @@ fn main() -> anyhow::Result<()> {
     let alone = Alone::measure(&data, scratch.path(), bytes)?;
     let baselines = raw::measure(bytes, &data)?;
     let raw_rate = mib / baselines.raw.elapsed.as_secs_f64();
+    let chain = chain::measure(args.nodes, bytes)?;
 
     let swarm = measure_swarm(&args, &bundle, raw_rate, scratch.path(), &data)?;
     eprintln!("load average after: {}", load_average());
     let cpu = alone.report(baselines.raw, (baselines.cold, &baselines.cold_label), &swarm, mib);
+    let against_chain = chain::report(chain, &alone, &swarm);
     let figures = json!({
         "fileBytes": bytes,
         "pipeline": pipeline,
@@ -156,17 +171,7 @@ fn main() -> anyhow::Result<()> {
         "b3sumOneThreadMibPerSec": b3sum_mib_per_sec,
         "rawQuinnMibPerSec": raw_rate,
         "rawQuinnCpuSecs": baselines.raw.cpu.as_secs_f64(),
-        "rawQuinnRuns": baselines
-            .runs
-            .iter()
-            .map(|run| {
-                json!({
-                    "mibPerSec": mib / run.elapsed.as_secs_f64(),
-                    "cpuSecs": run.cpu.as_secs_f64(),
-                    "userCpuSecs": run.user.as_secs_f64(),
-                })
-            })
-            .collect::<Vec<_>>(),
+        "rawQuinnRuns": baselines.runs.iter().map(|run| run.json(mib)).collect::<Vec<_>>(),
         "alone": alone.json(mib),
         "cpu": cpu,
         "pushSecs": swarm.push_elapsed.as_secs_f64(),
@@ -185,6 +190,8 @@ fn main() -> anyhow::Result<()> {
         "receiverPeakRssKib": swarm.peak_rss_kib,
         "receiverPeakAboveIdleMib": swarm.peak_rss_kib.saturating_sub(swarm.idle_rss_kib) as f64 / 1024.0,
         "loadAverage": load_average(),
+        "hostMemory": host,
+        "againstChain": against_chain,
     });
     println!("{}", serde_json::to_string_pretty(&figures)?);
     // The nodes run until the figures are out (as the load average above saw them).

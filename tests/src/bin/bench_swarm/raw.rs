@@ -31,49 +31,61 @@ pub(crate) fn raw_quinn(bytes: u64, source: Bytes) -> anyhow::Result<RawRun> {
         let address = server.local_addr()?;
         let mut client = quic::server_endpoint(tls::server_config(&second)?, "127.0.0.1:0".parse()?)?;
         client.set_default_client_config(tls::client_config(&second)?);
-        let receiver = tokio::spawn(async move {
-            let connection = server.accept().await.context("no connection")?.await?;
-            let (mut send, mut recv) = connection.accept_bi().await?;
-            let mut received = 0u64;
-            // Bounded by the stream, which the sender finishes.
-            while let Some(chunk) = recv.read_chunk(usize::MAX, true).await? {
-                received += chunk.bytes.len() as u64;
-            }
-            send.write_all(&received.to_le_bytes()).await?;
-            send.finish()?;
-            // The count is written; the sender closing the connection first is fine.
-            let _ = send.stopped().await;
-            anyhow::Ok(received)
-        });
+        let receiver = tokio::spawn(stream_in(server));
         let connection = client.connect(address, &NodeId(1).server_name())?.await?;
         let (user_before, system_before) = process_cpu_split(std::process::id()).unwrap_or_default();
         let start = Instant::now();
-        let (mut send, mut recv) = connection.open_bi().await?;
-        let mut left = bytes;
-        let mut at = 0;
-        // Bounded: each turn sends at least one byte of `left` (`source` is not empty).
-        while left > 0 {
-            if at == source.len() {
-                at = 0;
-            }
-            let take = (left.min(1 << 20) as usize).min(source.len() - at);
-            send.write_chunk(source.slice(at..at + take)).await?;
-            at += take;
-            left -= take as u64;
-        }
-        send.finish()?;
-        let mut ack = [0u8; 8];
-        recv.read_exact(&mut ack).await?;
+        let acked = stream_out(&connection, bytes, &source).await?;
         let elapsed = start.elapsed();
         let (user_after, system_after) = process_cpu_split(std::process::id()).unwrap_or_default();
         let user = user_after.saturating_sub(user_before);
         let cpu = user + system_after.saturating_sub(system_before);
         let received = receiver.await??;
-        anyhow::ensure!(received == bytes && u64::from_le_bytes(ack) == bytes, "raw quinn lost bytes");
+        anyhow::ensure!(received == bytes && acked == bytes, "raw quinn lost bytes");
         connection.close(0u32.into(), b"done");
         client.wait_idle().await;
         Ok(RawRun { elapsed, cpu, user })
     })
+}
+
+/// Accepts one connection on `server` and one stream on it, reads the stream to its end
+/// (dropping the bytes) and answers with the count: the receiving end of a raw transfer.
+pub(crate) async fn stream_in(server: quinn::Endpoint) -> anyhow::Result<u64> {
+    let connection = server.accept().await.context("no connection")?.await?;
+    let (mut send, mut recv) = connection.accept_bi().await?;
+    let mut received = 0u64;
+    // Bounded by the stream, which the sender finishes.
+    while let Some(chunk) = recv.read_chunk(usize::MAX, true).await? {
+        received += chunk.bytes.len() as u64;
+    }
+    send.write_all(&received.to_le_bytes()).await?;
+    send.finish()?;
+    // The count is written; the sender closing the connection first is fine.
+    let _ = send.stopped().await;
+    Ok(received)
+}
+
+/// Sends `bytes` bytes of `source` (over and over, 1 MiB per write) on a new stream of
+/// `connection` and returns the count the receiver answers with: the sending end.
+pub(crate) async fn stream_out(connection: &quinn::Connection, bytes: u64, source: &Bytes) -> anyhow::Result<u64> {
+    anyhow::ensure!(!source.is_empty(), "nothing to send");
+    let (mut send, mut recv) = connection.open_bi().await?;
+    let mut left = bytes;
+    let mut at = 0;
+    // Bounded: each turn sends at least one byte of `left` (`source` is not empty).
+    while left > 0 {
+        if at == source.len() {
+            at = 0;
+        }
+        let take = (left.min(1 << 20) as usize).min(source.len() - at);
+        send.write_chunk(source.slice(at..at + take)).await?;
+        at += take;
+        left -= take as u64;
+    }
+    send.finish()?;
+    let mut ack = [0u8; 8];
+    recv.read_exact(&mut ack).await?;
+    Ok(u64::from_le_bytes(ack))
 }
 
 /// One raw quinn transfer: wall time, CPU time, and the user-space part of it.
@@ -82,6 +94,17 @@ pub(crate) struct RawRun {
     pub(crate) elapsed: Duration,
     pub(crate) cpu: Duration,
     pub(crate) user: Duration,
+}
+
+impl RawRun {
+    /// The run's rate over `mib` MiB and its CPU times, for the bench's JSON.
+    pub(crate) fn json(&self, mib: f64) -> serde_json::Value {
+        serde_json::json!({
+            "mibPerSec": mib / self.elapsed.as_secs_f64(),
+            "cpuSecs": self.cpu.as_secs_f64(),
+            "userCpuSecs": self.user.as_secs_f64(),
+        })
+    }
 }
 
 /// Raw quinn runs per bench; the figures are those of the median run by time. One run
