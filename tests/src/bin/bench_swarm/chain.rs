@@ -11,6 +11,7 @@
 //! bytes delivered as the swarm delivers. The CPU time is every process's, from the
 //! moment all are connected-ready until each is done.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ const CHAIN_RUNS: usize = 3;
 
 /// How long a process of the chain waits for the others to be ready, or for its go.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest a process of the chain spends on its transfers (1 GiB takes seconds).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs the chain [`CHAIN_RUNS`] times and returns the median run by time, with the
 /// CPU time of all its processes; the bytes delivered are `(nodes − 1) × bytes`.
@@ -97,11 +101,13 @@ fn run_once(nodes: u32, bytes: u64) -> anyhow::Result<RawRun> {
     wait_until(|| (1..=nodes).all(ready)).context("the chain's processes did not get ready")?;
     std::fs::write(dir.path().join("go"), b"")?;
     let (mut cpu, mut user, mut elapsed) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    // Bounded by the chain's processes.
-    for child in std::mem::take(&mut peers.0) {
-        let output = child.wait_with_output()?;
-        anyhow::ensure!(output.status.success(), "a chain process failed: {}", output.status);
-        let text = String::from_utf8_lossy(&output.stdout);
+    // Bounded by the chain's processes, each bounded by TRANSFER_TIMEOUT; on an error
+    // `peers` kills those still running.
+    for child in &mut peers.0 {
+        let mut text = String::new();
+        child.stdout.take().context("a chain process's output")?.read_to_string(&mut text)?;
+        let status = child.wait()?;
+        anyhow::ensure!(status.success(), "a chain process failed: {status}");
         let figures: Vec<f64> = text.split_whitespace().filter_map(|word| word.parse().ok()).collect();
         let [peer_cpu, peer_user, peer_elapsed] = figures[..] else {
             anyhow::bail!("a chain process printed {text:?}, not its CPU, user CPU and wall seconds");
@@ -167,7 +173,9 @@ pub(crate) fn peer_main(args: &[String]) -> anyhow::Result<()> {
             connection.close(0u32.into(), b"done");
             Ok(acked)
         };
-        let (received, acked) = tokio::try_join!(receive, send)?;
+        let (received, acked) = tokio::time::timeout(TRANSFER_TIMEOUT, async { tokio::try_join!(receive, send) })
+            .await
+            .context("the chain's transfer timed out")??;
         let elapsed = start.elapsed();
         let (user_after, system_after) = process_cpu_split(std::process::id()).unwrap_or_default();
         anyhow::ensure!(received == bytes && acked == bytes, "raw quinn lost bytes in the chain");
