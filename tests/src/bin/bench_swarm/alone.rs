@@ -233,8 +233,8 @@ const MAX_PAGE_ORDER: u32 = 10;
 
 /// Whether this host hands free memory back to its hypervisor while the bench runs, as
 /// the run found it: free page reporting (`/sys/module/page_reporting`, on unless its
-/// order is above [`MAX_PAGE_ORDER`]) and DAMON contexts that are on (on this VM, one
-/// with a `pageout` scheme). Either makes a write into the page cache cost 0.2 to
+/// order is above [`MAX_PAGE_ORDER`]) and DAMON workers (kdamonds) that are on (on this
+/// VM, one with a `pageout` scheme). Either makes a write into the page cache cost 0.2 to
 /// 7 CPU-s per GiB from one run to the next (`docs/benchmarks.md`, "first touch of page
 /// frames"), so the write-heavy figures are only comparable between runs made alike.
 pub(crate) fn host_memory() -> serde_json::Value {
@@ -254,14 +254,14 @@ pub(crate) fn host_memory() -> serde_json::Value {
     let returns_free_memory = reporting || damon_on > 0;
     if returns_free_memory {
         eprintln!(
-            "note: this host returns free memory to its hypervisor (free page reporting {}, DAMON contexts on: {damon_on}); \
+            "note: this host returns free memory to its hypervisor (free page reporting {}, DAMON workers on: {damon_on}); \
              page-cache writes cost more and vary more than on a host that keeps it",
             if reporting { "on" } else { "off" },
         );
     }
     json!({
         "pageReportingOrder": reporting_order,
-        "damonContextsOn": damon_on,
+        "damonKdamondsOn": damon_on,
         "returnsFreeMemory": returns_free_memory,
     })
 }

@@ -9,7 +9,7 @@
 //! sends the revision's size to process `i + 1` over one stream: `--nodes − 1` streams
 //! at once, the middle processes sending and receiving as swarm nodes do, and as many
 //! bytes delivered as the swarm delivers. The CPU time is every process's, from the
-//! moment all are connected-ready until each is done.
+//! go (given once every process has bound its endpoint) until each is done.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
