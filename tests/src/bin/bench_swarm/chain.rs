@@ -1,5 +1,5 @@
-//! Raw quinn along a chain of `--nodes` processes: the baseline of the cluster figures
-//! when the cluster has more than two nodes.
+//! Raw quinn along a chain of `--nodes` processes: the second baseline of the cluster
+//! figures, with as many processes as the cluster has nodes.
 //!
 //! At 5 nodes the swarm runs five processes on this machine's cores, each sending and
 //! receiving at once, and pays for their sharing: context switches, and caches that
@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use fleetmesh_tests::process_cpu_split;
 use fleetmesh_transport::pki::{CaAuthority, ClusterCa, NodeKey, TlsIdentity};
 use fleetmesh_transport::{quic, tls, NodeId};
 
 use serde_json::json;
 
 use crate::alone::Alone;
-use crate::raw::{stream_in, stream_out, RawRun};
+use crate::raw::{stream_in, stream_out, CpuMark, RawRun};
 use crate::{Swarm, MIB};
 
 /// The first argument that makes `bench_swarm` one process of the chain:
@@ -154,8 +153,7 @@ pub(crate) fn peer_main(args: &[String]) -> anyhow::Result<()> {
         write_port(&dir, index, endpoint.local_addr()?.port())?;
         wait_until(|| dir.join("go").exists())?;
         let source = Bytes::from(vec![0x5au8; 1 << 20]);
-        let (user_before, system_before) = process_cpu_split(std::process::id()).unwrap_or_default();
-        let start = Instant::now();
+        let mark = CpuMark::now();
         let receive = async {
             if index == 1 {
                 return anyhow::Ok(bytes);
@@ -176,12 +174,9 @@ pub(crate) fn peer_main(args: &[String]) -> anyhow::Result<()> {
         let (received, acked) = tokio::time::timeout(TRANSFER_TIMEOUT, async { tokio::try_join!(receive, send) })
             .await
             .context("the chain's transfer timed out")??;
-        let elapsed = start.elapsed();
-        let (user_after, system_after) = process_cpu_split(std::process::id()).unwrap_or_default();
+        let run = mark.run();
         anyhow::ensure!(received == bytes && acked == bytes, "raw quinn lost bytes in the chain");
-        let user = user_after.saturating_sub(user_before);
-        let cpu = user + system_after.saturating_sub(system_before);
-        println!("{} {} {}", cpu.as_secs_f64(), user.as_secs_f64(), elapsed.as_secs_f64());
+        println!("{} {} {}", run.cpu.as_secs_f64(), run.user.as_secs_f64(), run.elapsed.as_secs_f64());
         endpoint.wait_idle().await;
         Ok(())
     })

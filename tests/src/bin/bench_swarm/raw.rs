@@ -33,19 +33,37 @@ pub(crate) fn raw_quinn(bytes: u64, source: Bytes) -> anyhow::Result<RawRun> {
         client.set_default_client_config(tls::client_config(&second)?);
         let receiver = tokio::spawn(stream_in(server));
         let connection = client.connect(address, &NodeId(1).server_name())?.await?;
-        let (user_before, system_before) = process_cpu_split(std::process::id()).unwrap_or_default();
-        let start = Instant::now();
+        let mark = CpuMark::now();
         let acked = stream_out(&connection, bytes, &source).await?;
-        let elapsed = start.elapsed();
-        let (user_after, system_after) = process_cpu_split(std::process::id()).unwrap_or_default();
-        let user = user_after.saturating_sub(user_before);
-        let cpu = user + system_after.saturating_sub(system_before);
+        let run = mark.run();
         let received = receiver.await??;
         anyhow::ensure!(received == bytes && acked == bytes, "raw quinn lost bytes");
         connection.close(0u32.into(), b"done");
         client.wait_idle().await;
-        Ok(RawRun { elapsed, cpu, user })
+        Ok(run)
     })
+}
+
+/// This process's CPU time (user, system) and the time, at the start of a measured span.
+pub(crate) struct CpuMark {
+    user: Duration,
+    system: Duration,
+    start: Instant,
+}
+
+impl CpuMark {
+    pub(crate) fn now() -> Self {
+        let (user, system) = process_cpu_split(std::process::id()).unwrap_or_default();
+        Self { user, system, start: Instant::now() }
+    }
+
+    /// The span from the mark until now: wall time, CPU time, and its user-space part.
+    pub(crate) fn run(&self) -> RawRun {
+        let elapsed = self.start.elapsed();
+        let (user, system) = process_cpu_split(std::process::id()).unwrap_or_default();
+        let user = user.saturating_sub(self.user);
+        RawRun { elapsed, cpu: user + system.saturating_sub(self.system), user }
+    }
 }
 
 /// Accepts one connection on `server` and one stream on it, reads the stream to its end
